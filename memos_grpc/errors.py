@@ -1,0 +1,92 @@
+"""The one error hierarchy of memos-grpc.
+
+Every error a caller can act on is a ``MemosError`` with a stable
+UPPER_SNAKE ``reason`` (sent as ``google.rpc.ErrorInfo``) and a message a
+person can act on. Each subclass fixes its gRPC status code; the mapping to
+the wire lives in one place, ``memos_grpc.server.status``. Handlers raise,
+never call ``context.abort`` themselves.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+
+import grpc
+
+#: The ErrorInfo domain of every error the server raises.
+ERROR_DOMAIN = "memos-grpc.dev"
+
+
+class MemosError(Exception):
+    """Base of every error the server reports to a caller."""
+
+    code: grpc.StatusCode = grpc.StatusCode.INTERNAL
+    default_reason = "INTERNAL"
+
+    def __init__(
+        self,
+        message: str,
+        *,
+        reason: str | None = None,
+        metadata: Mapping[str, str] | None = None,
+    ) -> None:
+        super().__init__(message)
+        self.message = message
+        self.reason = reason or self.default_reason
+        self.metadata = dict(metadata or {})
+
+
+class InvalidArgumentError(MemosError):
+    """The request is malformed: a bad name, field, filter, token or size."""
+
+    code = grpc.StatusCode.INVALID_ARGUMENT
+    default_reason = "INVALID_ARGUMENT"
+
+
+class NotFoundError(MemosError):
+    """The named resource does not exist (or the caller may not know it does)."""
+
+    code = grpc.StatusCode.NOT_FOUND
+    default_reason = "NOT_FOUND"
+
+
+class AlreadyExistsError(MemosError):
+    """A resource with that name already exists."""
+
+    code = grpc.StatusCode.ALREADY_EXISTS
+    default_reason = "ALREADY_EXISTS"
+
+
+class EtagMismatchError(MemosError):
+    """The etag sent is not the resource's current one (AIP-154)."""
+
+    code = grpc.StatusCode.ABORTED
+    default_reason = "ETAG_MISMATCH"
+
+
+class FailedPreconditionError(MemosError):
+    """The system is not in a state that allows the call."""
+
+    code = grpc.StatusCode.FAILED_PRECONDITION
+    default_reason = "FAILED_PRECONDITION"
+
+
+class ResourceExhaustedError(MemosError):
+    """A limit was reached (message size, batch size, concurrency)."""
+
+    code = grpc.StatusCode.RESOURCE_EXHAUSTED
+    default_reason = "RESOURCE_EXHAUSTED"
+
+
+class UnavailableError(MemosError):
+    """The server cannot serve the call now (starting or shutting down)."""
+
+    code = grpc.StatusCode.UNAVAILABLE
+    default_reason = "UNAVAILABLE"
+
+
+class StorageError(MemosError):
+    """The vault's storage failed in a way the caller cannot fix."""
+
+    code = grpc.StatusCode.INTERNAL
+    default_reason = "STORAGE_FAILURE"

@@ -1,0 +1,77 @@
+"""The DuckDB schema of the vault: the source of truth for spaces and cubes.
+
+Each cube row keeps the whole ``MemCube`` message as the server serialized it
+(``cube_pb``) beside the columns that filters, paging and index repair need.
+The columns are copies taken at write time; ``cube_pb`` is what reads return.
+Enum columns hold the protobuf enum numbers.
+"""
+
+from __future__ import annotations
+
+import duckdb
+
+SCHEMA_VERSION = 1
+
+DDL = [
+    """
+    CREATE TABLE IF NOT EXISTS meta (
+        key VARCHAR PRIMARY KEY,
+        value VARCHAR NOT NULL
+    )
+    """,
+    """
+    CREATE TABLE IF NOT EXISTS spaces (
+        space_id VARCHAR PRIMARY KEY,
+        space_pb BLOB NOT NULL,
+        create_time TIMESTAMPTZ NOT NULL,
+        etag VARCHAR NOT NULL
+    )
+    """,
+    "CREATE SEQUENCE IF NOT EXISTS vec_ids START 1",
+    """
+    CREATE TABLE IF NOT EXISTS cubes (
+        space_id VARCHAR NOT NULL,
+        cube_id VARCHAR NOT NULL,
+        cube_pb BLOB NOT NULL,
+        -- hnswlib label of the cube's vector; NULL when it has none.
+        vec_id BIGINT,
+        embedding FLOAT[],
+        type SMALLINT NOT NULL,
+        state SMALLINT NOT NULL,
+        source SMALLINT NOT NULL,
+        semantic_type SMALLINT NOT NULL,
+        priority INTEGER NOT NULL,
+        model VARCHAR NOT NULL,
+        origin VARCHAR NOT NULL,
+        tags VARCHAR[] NOT NULL,
+        sensitivity_labels VARCHAR[] NOT NULL,
+        labels MAP(VARCHAR, VARCHAR) NOT NULL,
+        create_time TIMESTAMPTZ NOT NULL,
+        update_time TIMESTAMPTZ NOT NULL,
+        expire_time TIMESTAMPTZ,
+        version BIGINT NOT NULL,
+        etag VARCHAR NOT NULL,
+        provenance_id VARCHAR NOT NULL,
+        blob_digest VARCHAR,
+        PRIMARY KEY (space_id, cube_id)
+    )
+    """,
+    """
+    CREATE TABLE IF NOT EXISTS blobs (
+        digest VARCHAR PRIMARY KEY,
+        size_bytes BIGINT NOT NULL,
+        media_type VARCHAR NOT NULL,
+        create_time TIMESTAMPTZ NOT NULL
+    )
+    """,
+]
+
+
+def migrate(connection: duckdb.DuckDBPyConnection) -> None:
+    """Creates the schema when absent and records its version."""
+    for statement in DDL:
+        connection.execute(statement)
+    connection.execute(
+        "INSERT INTO meta VALUES ('schema_version', ?) ON CONFLICT (key) DO NOTHING",
+        [str(SCHEMA_VERSION)],
+    )

@@ -27,7 +27,6 @@ DDL = [
         etag VARCHAR NOT NULL
     )
     """,
-    "CREATE SEQUENCE IF NOT EXISTS vec_ids START 1",
     """
     CREATE TABLE IF NOT EXISTS cubes (
         space_id VARCHAR NOT NULL,

@@ -1,0 +1,61 @@
+"""memos_client: the typed Python client of a memos-grpc server.
+
+``MemosClient`` manages spaces and MemCubes and streams payloads; results are
+frozen dataclasses (``Space``, ``Cube``, ...) and failures ``MemosError`` subclasses.
+"""
+
+from memos_client.client import DEFAULT_TARGET, MemosClient
+from memos_client.drafts import CubeDraft
+from memos_client.errors import (
+    AbortedError,
+    AlreadyExistsError,
+    DeadlineExceededError,
+    FailedPreconditionError,
+    InvalidArgumentError,
+    MemosError,
+    NotFoundError,
+    PermissionDeniedError,
+    ResourceExhaustedError,
+    UnauthenticatedError,
+    UnavailableError,
+    from_rpc_error,
+)
+from memos_client.names import cube_name, space_name
+from memos_client.types import (
+    BlobRef,
+    Cube,
+    LifecycleState,
+    MemoryType,
+    ScoredCube,
+    SemanticType,
+    Source,
+    Space,
+)
+
+__all__ = [
+    "DEFAULT_TARGET",
+    "AbortedError",
+    "AlreadyExistsError",
+    "BlobRef",
+    "Cube",
+    "CubeDraft",
+    "DeadlineExceededError",
+    "FailedPreconditionError",
+    "InvalidArgumentError",
+    "LifecycleState",
+    "MemoryType",
+    "MemosClient",
+    "MemosError",
+    "NotFoundError",
+    "PermissionDeniedError",
+    "ResourceExhaustedError",
+    "ScoredCube",
+    "SemanticType",
+    "Source",
+    "Space",
+    "UnauthenticatedError",
+    "UnavailableError",
+    "cube_name",
+    "from_rpc_error",
+    "space_name",
+]

@@ -1,0 +1,69 @@
+"""Typed views of the generated gRPC stubs of memos.v1.
+
+The generated ``*_pb2_grpc`` modules carry no annotations; these wrappers give
+each method its request and response types so that the client type-checks.
+"""
+
+from __future__ import annotations
+
+import grpc
+from google.protobuf import empty_pb2
+
+from memos_grpc._proto.memos.v1 import (
+    cube_pb2,
+    governance_service_pb2,
+    governance_service_pb2_grpc,
+    space_pb2,
+    vault_service_pb2,
+    vault_service_pb2_grpc,
+)
+
+_v = vault_service_pb2
+_g = governance_service_pb2
+
+
+class VaultStub:
+    """``memos.v1.VaultService``."""
+
+    def __init__(self, channel: grpc.Channel) -> None:
+        stub = vault_service_pb2_grpc.VaultServiceStub(channel)  # type: ignore[no-untyped-call]
+        self.CreateCube: grpc.UnaryUnaryMultiCallable[_v.CreateCubeRequest, cube_pb2.MemCube] = (
+            stub.CreateCube
+        )
+        self.BatchCreateCubes: grpc.UnaryUnaryMultiCallable[
+            _v.BatchCreateCubesRequest, _v.BatchCreateCubesResponse
+        ] = stub.BatchCreateCubes
+        self.GetCube: grpc.UnaryUnaryMultiCallable[_v.GetCubeRequest, cube_pb2.MemCube] = stub.GetCube
+        self.ListCubes: grpc.UnaryUnaryMultiCallable[_v.ListCubesRequest, _v.ListCubesResponse] = (
+            stub.ListCubes
+        )
+        self.UpdateCube: grpc.UnaryUnaryMultiCallable[_v.UpdateCubeRequest, cube_pb2.MemCube] = (
+            stub.UpdateCube
+        )
+        self.DeleteCube: grpc.UnaryUnaryMultiCallable[_v.DeleteCubeRequest, empty_pb2.Empty] = stub.DeleteCube
+        self.SearchCubes: grpc.UnaryUnaryMultiCallable[_v.SearchCubesRequest, _v.SearchCubesResponse] = (
+            stub.SearchCubes
+        )
+        self.WritePayload: grpc.StreamUnaryMultiCallable[_v.WritePayloadRequest, _v.WritePayloadResponse] = (
+            stub.WritePayload
+        )
+        self.ReadPayload: grpc.UnaryStreamMultiCallable[_v.ReadPayloadRequest, _v.ReadPayloadResponse] = (
+            stub.ReadPayload
+        )
+
+
+class GovernanceStub:
+    """``memos.v1.GovernanceService``."""
+
+    def __init__(self, channel: grpc.Channel) -> None:
+        stub = governance_service_pb2_grpc.GovernanceServiceStub(channel)  # type: ignore[no-untyped-call]
+        self.CreateSpace: grpc.UnaryUnaryMultiCallable[_g.CreateSpaceRequest, space_pb2.Space] = (
+            stub.CreateSpace
+        )
+        self.GetSpace: grpc.UnaryUnaryMultiCallable[_g.GetSpaceRequest, space_pb2.Space] = stub.GetSpace
+        self.ListSpaces: grpc.UnaryUnaryMultiCallable[_g.ListSpacesRequest, _g.ListSpacesResponse] = (
+            stub.ListSpaces
+        )
+        self.DeleteSpace: grpc.UnaryUnaryMultiCallable[_g.DeleteSpaceRequest, empty_pb2.Empty] = (
+            stub.DeleteSpace
+        )

@@ -1,0 +1,120 @@
+"""Builds and runs the gRPC server: services, health, reflection, limits and graceful shutdown.
+
+The port opens first with health NOT_SERVING while the vault opens (loading
+the embedder, repairing indexes); health turns SERVING only once the vault
+is open. SIGTERM or SIGINT turn health back to NOT_SERVING, drain in-flight
+calls for the grace period, then close the vault, which finishes queued
+writes and saves the vector indexes.
+"""
+
+from __future__ import annotations
+
+import logging
+import signal
+import threading
+from concurrent import futures
+from types import FrameType
+
+import grpc
+from grpc_health.v1 import health, health_pb2, health_pb2_grpc
+from grpc_reflection.v1alpha import reflection
+
+from memos_grpc._proto.memos.v1 import (
+    governance_service_pb2,
+    governance_service_pb2_grpc,
+    vault_service_pb2,
+    vault_service_pb2_grpc,
+)
+from memos_grpc.embedding.embedder import Embedder
+from memos_grpc.errors import InvalidArgumentError
+from memos_grpc.server.services import GovernanceServicer, VaultServicer, VaultSlot
+from memos_grpc.server.status import ErrorMappingInterceptor
+from memos_grpc.settings import Settings
+from memos_grpc.vault.vault import Vault
+
+log = logging.getLogger(__name__)
+
+SERVICE_NAMES = (
+    vault_service_pb2.DESCRIPTOR.services_by_name["VaultService"].full_name,
+    governance_service_pb2.DESCRIPTOR.services_by_name["GovernanceService"].full_name,
+)
+
+
+class MemosServer:
+    """One running server: the gRPC server, its health state and its vault."""
+
+    def __init__(self, settings: Settings, embedder: Embedder | None = None) -> None:
+        self.settings = settings
+        self._embedder = embedder
+        self.slot = VaultSlot()
+        self.health = health.HealthServicer()
+        self._stopped = threading.Event()
+        self.vault: Vault | None = None
+        self.grpc_server = grpc.server(
+            futures.ThreadPoolExecutor(max_workers=settings.workers, thread_name_prefix="rpc"),
+            interceptors=[ErrorMappingInterceptor()],
+            options=[
+                ("grpc.max_receive_message_length", settings.max_receive_message_bytes),
+                ("grpc.max_send_message_length", settings.max_send_message_bytes),
+                ("grpc.so_reuseport", 0),
+            ],
+        )
+        vault_service_pb2_grpc.add_VaultServiceServicer_to_server(VaultServicer(self.slot), self.grpc_server)
+        governance_service_pb2_grpc.add_GovernanceServiceServicer_to_server(
+            GovernanceServicer(self.slot), self.grpc_server
+        )
+        health_pb2_grpc.add_HealthServicer_to_server(self.health, self.grpc_server)
+        reflection.enable_server_reflection(
+            (*SERVICE_NAMES, health_pb2.DESCRIPTOR.services_by_name["Health"].full_name, reflection.SERVICE_NAME),
+            self.grpc_server,
+        )
+        self._set_health(health_pb2.HealthCheckResponse.NOT_SERVING)
+        self.port = self.grpc_server.add_insecure_port(settings.listen)
+        if self.port == 0:
+            raise InvalidArgumentError(f"cannot listen on {settings.listen}", reason="LISTEN_FAILED")
+
+    @property
+    def address(self) -> str:
+        host = self.settings.listen.rsplit(":", 1)[0]
+        return f"{host}:{self.port}"
+
+    def _set_health(self, status: health_pb2.HealthCheckResponse.ServingStatus.ValueType) -> None:
+        for service in ("", *SERVICE_NAMES):
+            self.health.set(service, status)
+
+    def start(self) -> None:
+        """Opens the port, then the vault; SERVING once both are up."""
+        self.grpc_server.start()
+        log.info("listening on %s (NOT_SERVING until the vault is open)", self.address)
+        self.vault = Vault(self.settings, self._embedder)
+        self.slot.set(self.vault)
+        self._set_health(health_pb2.HealthCheckResponse.SERVING)
+        log.info("serving on %s", self.address)
+
+    def stop(self, grace: float | None = None) -> None:
+        """Drains in-flight calls, then closes the vault (flushing its indexes)."""
+        if self._stopped.is_set():
+            return
+        self._stopped.set()
+        grace = self.settings.shutdown_grace_seconds if grace is None else grace
+        log.info("shutting down: draining in-flight calls for up to %.1fs", grace)
+        self._set_health(health_pb2.HealthCheckResponse.NOT_SERVING)
+        self.grpc_server.stop(grace).wait()
+        self.slot.set(None)
+        if self.vault is not None:
+            self.vault.close()
+        log.info("shutdown complete")
+
+    def wait_for_termination(self) -> None:
+        """Blocks until SIGTERM or SIGINT, then stops gracefully."""
+        requested = threading.Event()
+
+        def on_signal(signum: int, _frame: FrameType | None) -> None:
+            log.info("received %s", signal.Signals(signum).name)
+            requested.set()
+
+        signal.signal(signal.SIGTERM, on_signal)
+        signal.signal(signal.SIGINT, on_signal)
+        while not requested.wait(1.0):
+            pass
+        self.stop()

@@ -1,0 +1,117 @@
+"""The one place where errors become gRPC statuses.
+
+``ErrorMappingInterceptor`` wraps every handler: a ``MemosError`` becomes its
+status code, its message, and a ``google.rpc.ErrorInfo`` detail with its
+reason (AIP-193); anything else is logged with its traceback and answered
+INTERNAL without leaking internals.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable, Iterator
+from typing import Any
+
+import grpc
+from google.protobuf import any_pb2
+from google.rpc import code_pb2, error_details_pb2, status_pb2
+from grpc_status import rpc_status
+
+from memos_grpc.errors import ERROR_DOMAIN, MemosError
+
+log = logging.getLogger(__name__)
+
+
+def to_status(error: MemosError) -> grpc.Status:
+    info = error_details_pb2.ErrorInfo(reason=error.reason, domain=ERROR_DOMAIN, metadata=error.metadata)
+    detail = any_pb2.Any()
+    detail.Pack(info)
+    status = status_pb2.Status(code=error.code.value[0], message=error.message, details=[detail])
+    return rpc_status.to_status(status)
+
+
+def _internal() -> grpc.Status:
+    info = error_details_pb2.ErrorInfo(reason="INTERNAL", domain=ERROR_DOMAIN)
+    detail = any_pb2.Any()
+    detail.Pack(info)
+    status = status_pb2.Status(
+        code=code_pb2.INTERNAL, message="internal error; the server log has the details", details=[detail]
+    )
+    return rpc_status.to_status(status)
+
+
+def abort(context: grpc.ServicerContext, exc: BaseException, method: str) -> None:
+    """Ends the call with the status that ``exc`` maps to (never returns)."""
+    if isinstance(exc, MemosError):
+        log.info("%s -> %s %s: %s", method, exc.code.name, exc.reason, exc.message)
+        context.abort_with_status(to_status(exc))
+    log.error("%s failed", method, exc_info=exc)
+    context.abort_with_status(_internal())
+
+
+def _wrap_unary(behavior: Callable[..., Any], method: str) -> Callable[..., Any]:
+    def handler(request_or_iterator: Any, context: grpc.ServicerContext) -> Any:
+        try:
+            return behavior(request_or_iterator, context)
+        except Exception as exc:
+            if _is_abort(exc, context):
+                raise
+            abort(context, exc, method)
+
+    return handler
+
+
+def _wrap_stream(behavior: Callable[..., Iterator[Any]], method: str) -> Callable[..., Iterator[Any]]:
+    def handler(request_or_iterator: Any, context: grpc.ServicerContext) -> Iterator[Any]:
+        try:
+            yield from behavior(request_or_iterator, context)
+        except Exception as exc:
+            if _is_abort(exc, context):
+                raise
+            abort(context, exc, method)
+
+    return handler
+
+
+def _is_abort(exc: Exception, context: grpc.ServicerContext) -> bool:
+    # context.abort() raises a bare Exception after setting the status: let it through.
+    return type(exc) is Exception and context.code() is not None
+
+
+class ErrorMappingInterceptor(grpc.ServerInterceptor):  # type: ignore[misc]
+    """Applies the error mapping to every method of every service."""
+
+    def intercept_service(
+        self,
+        continuation: Callable[[grpc.HandlerCallDetails], grpc.RpcMethodHandler | None],
+        handler_call_details: grpc.HandlerCallDetails,
+    ) -> grpc.RpcMethodHandler | None:
+        handler = continuation(handler_call_details)
+        if handler is None:
+            return None
+        method = handler_call_details.method
+        if handler.unary_unary:
+            return grpc.unary_unary_rpc_method_handler(
+                _wrap_unary(handler.unary_unary, method),
+                handler.request_deserializer,
+                handler.response_serializer,
+            )
+        if handler.unary_stream:
+            return grpc.unary_stream_rpc_method_handler(
+                _wrap_stream(handler.unary_stream, method),
+                handler.request_deserializer,
+                handler.response_serializer,
+            )
+        if handler.stream_unary:
+            return grpc.stream_unary_rpc_method_handler(
+                _wrap_unary(handler.stream_unary, method),
+                handler.request_deserializer,
+                handler.response_serializer,
+            )
+        if handler.stream_stream:
+            return grpc.stream_stream_rpc_method_handler(
+                _wrap_stream(handler.stream_stream, method),
+                handler.request_deserializer,
+                handler.response_serializer,
+            )
+        return handler

@@ -1,0 +1,172 @@
+"""The one settings object of the server, loaded once and passed in.
+
+Values come, lowest precedence first, from the defaults below, a TOML config
+file, ``MEMOS_<FIELD>`` environment variables, and command-line overrides.
+Every field is documented in docs/configuration.md (a test keeps the two in
+step).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import os
+import tomllib
+from collections.abc import Mapping
+from pathlib import Path
+from typing import Any
+
+from memos_grpc.errors import InvalidArgumentError
+
+ENV_PREFIX = "MEMOS_"
+MiB = 1024 * 1024
+
+
+@dataclasses.dataclass(frozen=True)
+class Settings:
+    """Every knob of the server. Limits are named here, never literals in code."""
+
+    data_dir: Path = Path("data")
+    listen: str = "127.0.0.1:50051"
+    log_level: str = "INFO"
+    #: Threads serving RPCs.
+    workers: int = 16
+    #: Seconds SIGTERM waits for in-flight calls before cancelling them.
+    shutdown_grace_seconds: float = 10.0
+
+    max_receive_message_bytes: int = 16 * MiB
+    max_send_message_bytes: int = 16 * MiB
+    #: Longest plaintext payload, in UTF-8 bytes.
+    max_text_bytes: int = 64 * 1024
+    max_batch_size: int = 1000
+    default_page_size: int = 50
+    max_page_size: int = 1000
+    default_top_k: int = 10
+    max_top_k: int = 1000
+    max_filter_length: int = 4096
+    #: Largest payload blob accepted by WritePayload.
+    max_payload_bytes: int = 4096 * MiB
+    #: Size of the chunks ReadPayload streams.
+    payload_chunk_bytes: int = 1 * MiB
+
+    #: "all-MiniLM-L6-v2" (the packaged default) or "none" (clients send vectors).
+    embedder: str = "all-MiniLM-L6-v2"
+    #: Vector dimension when embedder is "none".
+    vector_dimension: int = 384
+    embed_batch_size: int = 64
+    #: Longest a call waits for the embedder before failing UNAVAILABLE.
+    embed_timeout_seconds: float = 60.0
+
+    hnsw_m: int = 16
+    hnsw_ef_construction: int = 200
+    hnsw_ef_search: int = 64
+    #: A filtered search whose filter matches at most this many cubes is exact.
+    exact_search_max_candidates: int = 4096
+    #: Seconds between saves of changed vector indexes (they are rebuilt from DuckDB after a crash).
+    index_flush_seconds: float = 30.0
+
+    #: Most write operations committed together in one DuckDB transaction.
+    write_group_max: int = 256
+
+    @classmethod
+    def field_names(cls) -> list[str]:
+        return [f.name for f in dataclasses.fields(cls)]
+
+    @classmethod
+    def load(
+        cls,
+        config_file: Path | None = None,
+        environ: Mapping[str, str] | None = None,
+        overrides: Mapping[str, Any] | None = None,
+    ) -> Settings:
+        """Builds settings from file, environment and overrides (in that order)."""
+        values: dict[str, Any] = {}
+        if config_file is not None:
+            try:
+                values.update(tomllib.loads(Path(config_file).read_text()))
+            except (OSError, tomllib.TOMLDecodeError) as exc:
+                raise InvalidArgumentError(
+                    f"cannot read config file {config_file}: {exc}", reason="INVALID_CONFIG"
+                ) from exc
+        environ = os.environ if environ is None else environ
+        for name in cls.field_names():
+            key = ENV_PREFIX + name.upper()
+            if key in environ:
+                values[name] = environ[key]
+        values.update({k: v for k, v in (overrides or {}).items() if v is not None})
+        return cls.from_mapping(values)
+
+    @classmethod
+    def from_mapping(cls, values: Mapping[str, Any]) -> Settings:
+        known = {f.name: f for f in dataclasses.fields(cls)}
+        unknown = sorted(set(values) - set(known))
+        if unknown:
+            raise InvalidArgumentError(
+                f"unknown setting(s): {', '.join(unknown)}; see docs/configuration.md",
+                reason="INVALID_CONFIG",
+            )
+        converted = {name: _convert(name, known[name].type, value) for name, value in values.items()}
+        settings = cls(**converted)
+        settings.validate()
+        return settings
+
+    def validate(self) -> None:
+        positive = [
+            "workers",
+            "max_receive_message_bytes",
+            "max_send_message_bytes",
+            "max_text_bytes",
+            "max_batch_size",
+            "default_page_size",
+            "max_page_size",
+            "default_top_k",
+            "max_top_k",
+            "max_payload_bytes",
+            "payload_chunk_bytes",
+            "vector_dimension",
+            "embed_batch_size",
+            "hnsw_m",
+            "hnsw_ef_construction",
+            "hnsw_ef_search",
+            "write_group_max",
+        ]
+        for name in positive:
+            if getattr(self, name) <= 0:
+                raise InvalidArgumentError(f"setting {name} must be positive", reason="INVALID_CONFIG")
+        if self.embedder not in ("all-MiniLM-L6-v2", "none"):
+            raise InvalidArgumentError(
+                f"setting embedder must be 'all-MiniLM-L6-v2' or 'none', not {self.embedder!r}",
+                reason="INVALID_CONFIG",
+            )
+        if self.payload_chunk_bytes > self.max_send_message_bytes // 2:
+            raise InvalidArgumentError(
+                "setting payload_chunk_bytes must be at most half of max_send_message_bytes",
+                reason="INVALID_CONFIG",
+            )
+
+    @property
+    def duckdb_path(self) -> Path:
+        return self.data_dir / "vault.duckdb"
+
+    @property
+    def index_dir(self) -> Path:
+        return self.data_dir / "index"
+
+    @property
+    def blob_dir(self) -> Path:
+        return self.data_dir / "blobs"
+
+
+def _convert(name: str, kind: Any, value: Any) -> Any:
+    kind = {"Path": Path, "str": str, "int": int, "float": float}.get(str(kind), kind)
+    try:
+        if kind is Path:
+            return Path(value)
+        if kind is int and not isinstance(value, bool):
+            return int(value)
+        if kind is float:
+            return float(value)
+        if kind is str:
+            return str(value)
+    except (TypeError, ValueError) as exc:
+        raise InvalidArgumentError(f"setting {name}: {exc}", reason="INVALID_CONFIG") from exc
+    raise InvalidArgumentError(f"setting {name}: unsupported value {value!r}", reason="INVALID_CONFIG")

@@ -1,0 +1,38 @@
+"""What every vault component shares: settings, database, indexes, blobs, embedder, clock."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+
+from memos_grpc.embedding.worker import EmbeddingWorker
+from memos_grpc.errors import NotFoundError
+from memos_grpc.settings import Settings
+from memos_grpc.vault.blobs import BlobStore
+from memos_grpc.vault.database import Connection, Database
+from memos_grpc.vault.names import space_name
+from memos_grpc.vault.vectors import VectorIndexes
+
+
+def utc_now() -> datetime:
+    return datetime.now(UTC)
+
+
+@dataclass
+class VaultContext:
+    settings: Settings
+    database: Database
+    indexes: VectorIndexes
+    blobs: BlobStore
+    embedder: EmbeddingWorker
+    clock: Callable[[], datetime] = field(default=utc_now)
+
+    def require_space(self, cursor: Connection, space_id: str) -> None:
+        """Raises NOT_FOUND unless the space exists."""
+        if cursor.execute("SELECT 1 FROM spaces WHERE space_id = ?", [space_id]).fetchone() is None:
+            raise NotFoundError(f"space {space_name(space_id)} does not exist", reason="SPACE_NOT_FOUND")
+
+    @property
+    def dimension(self) -> int:
+        return self.embedder.dimension

@@ -1,0 +1,318 @@
+"""Cube CRUD: create (one or a batch), get, list, update and delete.
+
+Checks and embedding happen on the calling thread before anything is queued;
+the writer thread then checks what only the database can (space exists, id
+free, etag current) and commits. Vectors reach hnswlib after the commit and
+before the caller is answered.
+"""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import Sequence
+from datetime import datetime
+
+import numpy as np
+from google.protobuf import field_mask_pb2
+
+from memos_grpc._proto.memos.v1 import cube_pb2, vault_service_pb2
+from memos_grpc.errors import (
+    AlreadyExistsError,
+    EtagMismatchError,
+    FailedPreconditionError,
+    NotFoundError,
+)
+from memos_grpc.vault.context import VaultContext
+from memos_grpc.vault.database import Connection
+from memos_grpc.vault.filter import compile_filter
+from memos_grpc.vault.names import check_id, cube_name, new_cube_id, parse_cube_name, parse_space_name
+from memos_grpc.vault.paging import decode_token, encode_token, page_size
+from memos_grpc.vault.rows import INSERT_SQL, CubeRow, blob_digest, make_etag, rows_table, set_timestamp
+from memos_grpc.vault.validation import (
+    check_cube_fields,
+    check_metadata,
+    check_text,
+    check_update_mask,
+    check_vector,
+    invalid,
+)
+from memos_grpc.vault.vectors import FloatArray
+
+#: SQL that leaves out cubes past their expire time (they vanish at once).
+LIVE = "(expire_time IS NULL OR expire_time > ?)"
+
+
+class Cubes:
+    def __init__(self, context: VaultContext) -> None:
+        self._context = context
+        with context.database.read() as cursor:
+            row = cursor.execute("SELECT coalesce(max(vec_id), 0) FROM cubes").fetchone()
+        self._last_vec_id = int(row[0]) if row else 0
+
+    # -- create ----------------------------------------------------------------
+
+    def create(self, parent: str, request: vault_service_pb2.CreateCubeRequest) -> cube_pb2.MemCube:
+        space_id = parse_space_name(parent, "parent")
+        rows = self._prepare(space_id, [request])
+        if request.validate_only:
+            with self._context.database.read() as cursor:
+                self._context.require_space(cursor, space_id)
+            return rows[0].cube
+        return self._insert(space_id, rows)[0]
+
+    def batch_create(self, request: vault_service_pb2.BatchCreateCubesRequest) -> list[cube_pb2.MemCube]:
+        space_id = parse_space_name(request.parent, "parent")
+        limit = self._context.settings.max_batch_size
+        if not request.requests:
+            raise invalid("requests is empty: send at least one cube", "EMPTY_BATCH")
+        if len(request.requests) > limit:
+            raise invalid(
+                f"batch has {len(request.requests)} cubes; the limit is {limit} (max_batch_size)", "BATCH_TOO_LARGE"
+            )
+        for index, item in enumerate(request.requests):
+            if item.parent and item.parent != request.parent:
+                raise invalid(f"requests[{index}].parent {item.parent!r} differs from parent", "PARENT_MISMATCH")
+        rows = self._prepare(space_id, list(request.requests))
+        ids = [r.cube_id for r in rows]
+        if len(set(ids)) != len(ids):
+            raise invalid("the batch names the same cube_id twice", "DUPLICATE_CUBE_ID")
+        return self._insert(space_id, rows)
+
+    def _prepare(
+        self, space_id: str, requests: Sequence[vault_service_pb2.CreateCubeRequest]
+    ) -> list[CubeRow]:
+        now = self._context.clock()
+        rows: list[CubeRow] = []
+        to_embed: list[int] = []
+        for index, request in enumerate(requests):
+            cube_id = check_id(request.cube_id, "cube_id") if request.cube_id else new_cube_id()
+            memory_type = check_cube_fields(request.cube, self._context.settings)
+            cube = self._new_cube(space_id, cube_id, request.cube, memory_type, now)
+            vector: FloatArray | None = None
+            if request.HasField("vector"):
+                vector = check_vector(request.vector.values, self._context.dimension)
+                cube.embedding_fingerprint = request.cube.embedding_fingerprint or "client"
+            elif memory_type == cube_pb2.MEMORY_TYPE_PLAINTEXT:
+                to_embed.append(index)
+                cube.embedding_fingerprint = self._context.embedder.fingerprint
+            rows.append(CubeRow(space_id, cube_id, cube, None, vector))
+        if to_embed:
+            vectors = self._context.embedder.embed([rows[i].cube.plaintext.text for i in to_embed])
+            for i, vector in zip(to_embed, vectors, strict=True):
+                rows[i].embedding = vector
+        return rows
+
+    @staticmethod
+    def _new_cube(
+        space_id: str, cube_id: str, given: cube_pb2.MemCube, memory_type: int, now: datetime
+    ) -> cube_pb2.MemCube:
+        cube = cube_pb2.MemCube()
+        cube.CopyFrom(given)
+        for output_only in ("create_time", "update_time", "last_use_time", "usage_count", "provenance_id"):
+            cube.ClearField(output_only)
+        cube.name = cube_name(space_id, cube_id)
+        cube.type = memory_type  # type: ignore[assignment]
+        cube.state = cube_pb2.LIFECYCLE_STATE_GENERATED
+        cube.storage_mode = (
+            cube_pb2.STORAGE_MODE_INLINE if memory_type == cube_pb2.MEMORY_TYPE_PLAINTEXT else cube_pb2.STORAGE_MODE_BLOB
+        )
+        cube.provenance_id = str(uuid.uuid4())
+        if cube.HasField("access"):
+            cube.access.ClearField("owner")
+        cube.version = 1
+        set_timestamp(cube.create_time, now)
+        set_timestamp(cube.update_time, now)
+        cube.etag = make_etag(cube.name, cube.version, now)
+        return cube
+
+    def _insert(self, space_id: str, rows: list[CubeRow]) -> list[cube_pb2.MemCube]:
+        context = self._context
+
+        def apply(cursor: Connection) -> list[CubeRow]:
+            context.require_space(cursor, space_id)
+            self._check_free(cursor, space_id, [r.cube_id for r in rows])
+            self._bind_blobs(cursor, rows)
+            for row in rows:
+                if row.embedding is not None:
+                    self._last_vec_id += 1
+                    row.vec_id = self._last_vec_id
+            cursor.register("rows", rows_table(rows))
+            try:
+                cursor.execute(INSERT_SQL)
+            finally:
+                cursor.unregister("rows")
+            return rows
+
+        def after_commit(written: list[CubeRow]) -> None:
+            with_vectors = [r for r in written if r.vec_id is not None and r.embedding is not None]
+            if with_vectors:
+                context.indexes.get(space_id).add(
+                    [r.vec_id for r in with_vectors if r.vec_id is not None],
+                    np.stack([r.embedding for r in with_vectors if r.embedding is not None]),
+                )
+
+        return [r.cube for r in context.database.write(apply, after_commit)]
+
+    @staticmethod
+    def _check_free(cursor: Connection, space_id: str, cube_ids: list[str]) -> None:
+        taken = cursor.execute(
+            "SELECT cube_id FROM cubes WHERE space_id = ? AND cube_id IN (SELECT unnest(?::VARCHAR[])) LIMIT 1",
+            [space_id, cube_ids],
+        ).fetchone()
+        if taken is not None:
+            raise AlreadyExistsError(
+                f"cube {cube_name(space_id, taken[0])} already exists", reason="CUBE_ALREADY_EXISTS"
+            )
+
+    @staticmethod
+    def _bind_blobs(cursor: Connection, rows: list[CubeRow]) -> None:
+        """Checks every referenced blob was uploaded, and records its true size and media type."""
+        for row in rows:
+            digest = blob_digest(row.cube)
+            if digest is None:
+                continue
+            found = cursor.execute(
+                "SELECT size_bytes, media_type FROM blobs WHERE digest = ?", [digest]
+            ).fetchone()
+            if found is None:
+                raise FailedPreconditionError(
+                    f"blob {digest} has not been uploaded; send it with WritePayload first",
+                    reason="BLOB_NOT_FOUND",
+                )
+            payload = row.cube.activation if row.cube.HasField("activation") else row.cube.parametric
+            payload.blob.size_bytes, payload.blob.media_type = int(found[0]), str(found[1])
+
+    # -- read ------------------------------------------------------------------
+
+    def get(self, name: str) -> cube_pb2.MemCube:
+        space_id, cube_id = parse_cube_name(name)
+        with self._context.database.read() as cursor:
+            row = cursor.execute(
+                f"SELECT cube_pb FROM cubes WHERE space_id = ? AND cube_id = ? AND {LIVE}",
+                [space_id, cube_id, self._context.clock()],
+            ).fetchone()
+            if row is None:
+                self._context.require_space(cursor, space_id)
+                raise NotFoundError(f"cube {name} does not exist", reason="CUBE_NOT_FOUND")
+        return cube_pb2.MemCube.FromString(row[0])
+
+    def list(self, request: vault_service_pb2.ListCubesRequest) -> tuple[list[cube_pb2.MemCube], str]:
+        space_id = parse_space_name(request.parent, "parent")
+        settings = self._context.settings
+        size = page_size(request.page_size, settings.default_page_size, settings.max_page_size)
+        compiled = compile_filter(request.filter, max_length=settings.max_filter_length)
+        after = decode_token(request.page_token, request.parent, request.filter) or ""
+        with self._context.database.read() as cursor:
+            self._context.require_space(cursor, space_id)
+            rows = cursor.execute(
+                f"SELECT cube_id, cube_pb FROM cubes WHERE space_id = ? AND cube_id > ? AND {LIVE} "
+                f"AND ({compiled.sql}) ORDER BY cube_id LIMIT ?",
+                [space_id, after, self._context.clock(), *compiled.params, size + 1],
+            ).fetchall()
+        cubes = [cube_pb2.MemCube.FromString(blob) for _, blob in rows[:size]]
+        next_token = ""
+        if len(rows) > size:
+            next_token = encode_token(rows[size - 1][0], request.parent, request.filter)
+        return cubes, next_token
+
+    # -- update and delete -----------------------------------------------------
+
+    def update(self, request: vault_service_pb2.UpdateCubeRequest) -> cube_pb2.MemCube:
+        space_id, cube_id = parse_cube_name(request.cube.name, "cube.name")
+        paths = check_update_mask(list(request.update_mask.paths))
+        given = request.cube
+        check_metadata(given)
+        new_vector: FloatArray | None = None
+        text_changes = "plaintext.text" in paths or "plaintext" in paths
+        if text_changes:
+            check_text(given.plaintext.text, self._context.settings)
+            if request.HasField("vector"):
+                new_vector = check_vector(request.vector.values, self._context.dimension)
+            else:
+                new_vector = self._context.embedder.embed([given.plaintext.text])[0]
+        elif request.HasField("vector"):
+            raise invalid("vector is set but update_mask does not change plaintext.text", "INVALID_UPDATE_MASK")
+        context = self._context
+        now = context.clock()
+
+        def apply(cursor: Connection) -> tuple[CubeRow, int | None]:
+            row = cursor.execute(
+                f"SELECT cube_pb, vec_id, embedding FROM cubes WHERE space_id = ? AND cube_id = ? AND {LIVE}",
+                [space_id, cube_id, now],
+            ).fetchone()
+            if row is None:
+                context.require_space(cursor, space_id)
+                raise NotFoundError(f"cube {given.name} does not exist", reason="CUBE_NOT_FOUND")
+            stored = cube_pb2.MemCube.FromString(row[0])
+            if given.etag and given.etag != stored.etag:
+                raise EtagMismatchError(
+                    f"etag {given.etag!r} is stale for {given.name}: it was changed since; get it again",
+                    reason="ETAG_MISMATCH",
+                )
+            if stored.state == cube_pb2.LIFECYCLE_STATE_FROZEN:
+                raise FailedPreconditionError(f"cube {given.name} is frozen", reason="CUBE_FROZEN")
+            if text_changes and stored.type != cube_pb2.MEMORY_TYPE_PLAINTEXT:
+                raise invalid(f"cube {given.name} is not plaintext: it has no text to update", "INVALID_UPDATE_MASK")
+            field_mask_pb2.FieldMask(paths=paths).MergeMessage(
+                given, stored, replace_message_field=True, replace_repeated_field=True
+            )
+            stored.version += 1
+            set_timestamp(stored.update_time, now)
+            stored.etag = make_etag(stored.name, stored.version, now)
+            if text_changes:
+                stored.embedding_fingerprint = (
+                    given.embedding_fingerprint or "client" if request.HasField("vector") else context.embedder.fingerprint
+                )
+            # A vector's label never gets another vector: a new text takes a new label, which
+            # keeps start-up repair a plain set difference between DuckDB and the index.
+            old_vec_id = None if row[1] is None else int(row[1])
+            vec_id, embedding = old_vec_id, None if row[2] is None else np.asarray(row[2], dtype=np.float32)
+            if new_vector is not None:
+                self._last_vec_id += 1
+                vec_id, embedding = self._last_vec_id, new_vector
+            updated = CubeRow(space_id, cube_id, stored, vec_id, embedding)
+            cursor.execute("DELETE FROM cubes WHERE space_id = ? AND cube_id = ?", [space_id, cube_id])
+            cursor.register("rows", rows_table([updated]))
+            try:
+                cursor.execute(INSERT_SQL)
+            finally:
+                cursor.unregister("rows")
+            return updated, (old_vec_id if vec_id != old_vec_id else None)
+
+        def after_commit(result: tuple[CubeRow, int | None]) -> None:
+            updated, replaced = result
+            index = context.indexes.get(space_id)
+            if new_vector is not None and updated.vec_id is not None:
+                index.add([updated.vec_id], new_vector[None, :])
+            if replaced is not None:
+                index.delete([replaced])
+
+        return context.database.write(apply, after_commit)[0].cube
+
+    def delete(self, name: str, etag: str) -> None:
+        space_id, cube_id = parse_cube_name(name)
+        context = self._context
+
+        def apply(cursor: Connection) -> int | None:
+            row = cursor.execute(
+                f"SELECT etag, vec_id, state FROM cubes WHERE space_id = ? AND cube_id = ? AND {LIVE}",
+                [space_id, cube_id, context.clock()],
+            ).fetchone()
+            if row is None:
+                context.require_space(cursor, space_id)
+                raise NotFoundError(f"cube {name} does not exist", reason="CUBE_NOT_FOUND")
+            if etag and etag != row[0]:
+                raise EtagMismatchError(
+                    f"etag {etag!r} is stale for {name}: it was changed since; get it again", reason="ETAG_MISMATCH"
+                )
+            if row[2] == cube_pb2.LIFECYCLE_STATE_FROZEN:
+                raise FailedPreconditionError(f"cube {name} is frozen; unfreeze it first", reason="CUBE_FROZEN")
+            cursor.execute("DELETE FROM cubes WHERE space_id = ? AND cube_id = ?", [space_id, cube_id])
+            return None if row[1] is None else int(row[1])
+
+        def after_commit(vec_id: int | None) -> None:
+            if vec_id is not None:
+                context.indexes.get(space_id).delete([vec_id])
+
+        context.database.write(apply, after_commit)
+

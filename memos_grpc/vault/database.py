@@ -1,0 +1,167 @@
+"""The DuckDB database of a vault: one writer thread, readers on their own cursors.
+
+DuckDB allows one writer. Every change goes through ``Database.write``: the
+writer thread takes whatever operations are queued (up to a group size),
+runs them in one transaction and commits once (group commit), then runs each
+operation's ``after_commit`` hook (index updates) before answering the
+callers, so an acknowledged write is durable and already searchable. If an
+operation in a group fails, the group is rolled back and its operations are
+retried one transaction each, so one bad request never sinks its neighbours.
+"""
+
+from __future__ import annotations
+
+import logging
+import queue
+import threading
+from collections.abc import Callable, Iterator
+from concurrent.futures import Future
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Generic, TypeVar
+
+import duckdb
+
+from memos_grpc.errors import MemosError, StorageError, UnavailableError
+from memos_grpc.vault import schema
+
+log = logging.getLogger(__name__)
+
+T = TypeVar("T")
+Connection = duckdb.DuckDBPyConnection
+
+
+@dataclass
+class WriteOp(Generic[T]):
+    """One unit of work for the writer: ``apply`` runs inside a transaction."""
+
+    apply: Callable[[Connection], T]
+    after_commit: Callable[[T], None] | None = None
+    future: Future[T] = field(default_factory=Future)
+
+
+class Database:
+    """Owns the DuckDB connection, the writer thread and per-thread read cursors."""
+
+    def __init__(self, path: Path, group_max: int) -> None:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        self._connection = duckdb.connect(str(path))
+        schema.migrate(self._connection)
+        self._group_max = group_max
+        self._queue: queue.Queue[WriteOp[Any] | None] = queue.Queue()
+        self._local = threading.local()
+        self._cursors: list[Connection] = []
+        self._cursors_lock = threading.Lock()
+        self._closed = False
+        self._writer_cursor = self._connection.cursor()
+        self._thread = threading.Thread(target=self._run, name="duckdb-writer", daemon=True)
+        self._thread.start()
+
+    # -- reads ---------------------------------------------------------------
+
+    @contextmanager
+    def read(self) -> Iterator[Connection]:
+        """A cursor of this thread's own: DuckDB connections must not be shared by threads."""
+        if self._closed:
+            raise UnavailableError("the vault is closed", reason="VAULT_CLOSED")
+        cursor: Connection | None = getattr(self._local, "cursor", None)
+        if cursor is None:
+            cursor = self._connection.cursor()
+            self._local.cursor = cursor
+            with self._cursors_lock:
+                self._cursors.append(cursor)
+        yield cursor
+
+    # -- writes --------------------------------------------------------------
+
+    def write(
+        self, apply: Callable[[Connection], T], after_commit: Callable[[T], None] | None = None
+    ) -> T:
+        """Runs ``apply`` in a committed transaction on the writer thread; returns its result."""
+        if self._closed:
+            raise UnavailableError("the vault is closing and takes no more writes", reason="VAULT_CLOSED")
+        op: WriteOp[T] = WriteOp(apply, after_commit)
+        self._queue.put(op)
+        return op.future.result()
+
+    def _run(self) -> None:
+        while True:
+            first = self._queue.get()
+            if first is None:
+                return
+            group: list[WriteOp[Any]] = [first]
+            stop = False
+            while len(group) < self._group_max:
+                try:
+                    op = self._queue.get_nowait()
+                except queue.Empty:
+                    break
+                if op is None:
+                    stop = True
+                    break
+                group.append(op)
+            self._commit_group(group)
+            if stop:
+                return
+
+    def _commit_group(self, group: list[WriteOp[Any]]) -> None:
+        if len(group) > 1:
+            results = self._transaction(group)
+            if results is not None:
+                self._finish(group, results)
+                return
+        for op in group:  # alone, or retried alone after a failed group
+            result = self._transaction([op])
+            if result is not None:
+                self._finish([op], result)
+
+    def _transaction(self, group: list[WriteOp[Any]]) -> list[Any] | None:
+        cursor = self._writer_cursor
+        try:
+            cursor.begin()
+            results = [op.apply(cursor) for op in group]
+            cursor.commit()
+            return results
+        except BaseException as exc:
+            try:
+                cursor.rollback()
+            except duckdb.Error:
+                log.exception("rollback failed")
+            if len(group) == 1:
+                group[0].future.set_exception(_as_memos_error(exc))
+            return None
+
+    @staticmethod
+    def _finish(group: list[WriteOp[Any]], results: list[Any]) -> None:
+        for op, result in zip(group, results, strict=True):
+            try:
+                if op.after_commit is not None:
+                    op.after_commit(result)
+            except Exception:
+                # Committed already; derived indexes are repaired from DuckDB at start-up.
+                log.exception("post-commit index update failed")
+            op.future.set_result(result)
+
+    def close(self) -> None:
+        """Drains queued writes, checkpoints and closes the database."""
+        if self._closed:
+            return
+        self._closed = True
+        self._queue.put(None)
+        self._thread.join()
+        with self._cursors_lock:
+            for cursor in self._cursors:
+                cursor.close()
+        self._writer_cursor.close()
+        self._connection.execute("CHECKPOINT")
+        self._connection.close()
+
+
+def _as_memos_error(exc: BaseException) -> BaseException:
+    if isinstance(exc, MemosError):
+        return exc
+    if isinstance(exc, duckdb.Error):
+        log.error("DuckDB write failed: %s", exc)
+        return StorageError(f"the vault's database refused the write: {exc}")
+    return exc

@@ -1,0 +1,100 @@
+"""Payload streams: WritePayload stores chunks as a content-addressed blob; ReadPayload streams one back.
+
+An upload is hashed as it arrives and lands under its digest only when every
+byte is in and matches what the client announced; a mismatch or a broken
+stream leaves nothing behind.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Iterator
+
+from memos_grpc._proto.memos.v1 import cube_pb2, vault_service_pb2
+from memos_grpc.errors import FailedPreconditionError, InvalidArgumentError, ResourceExhaustedError
+from memos_grpc.vault.blobs import parse_digest
+from memos_grpc.vault.context import VaultContext
+from memos_grpc.vault.cubes import Cubes
+from memos_grpc.vault.database import Connection
+from memos_grpc.vault.names import parse_space_name
+from memos_grpc.vault.rows import blob_digest
+from memos_grpc.vault.validation import invalid
+
+DEFAULT_MEDIA_TYPE = "application/octet-stream"
+
+
+class Payloads:
+    def __init__(self, context: VaultContext, cubes: Cubes) -> None:
+        self._context = context
+        self._cubes = cubes
+
+    def write(self, chunks: Iterable[vault_service_pb2.WritePayloadRequest]) -> cube_pb2.BlobRef:
+        stream = iter(chunks)
+        first = next(stream, None)
+        if first is None:
+            raise invalid("the stream is empty: the first message must name the parent space", "EMPTY_STREAM")
+        space_id = parse_space_name(first.parent, "parent")
+        if first.expected_digest:
+            parse_digest(first.expected_digest)
+        limit = self._context.settings.max_payload_bytes
+        if first.expected_size < 0:
+            raise invalid("expected_size must not be negative", "INVALID_SIZE")
+        if first.expected_size > limit:
+            raise ResourceExhaustedError(
+                f"expected_size {first.expected_size} exceeds the limit of {limit} bytes (max_payload_bytes)",
+                reason="PAYLOAD_TOO_LARGE",
+            )
+        with self._context.database.read() as cursor:
+            self._context.require_space(cursor, space_id)
+        media_type = first.media_type or DEFAULT_MEDIA_TYPE
+        writer = self._context.blobs.writer(limit)
+        try:
+            writer.write(first.data)
+            for index, message in enumerate(stream, start=1):
+                if message.parent or message.expected_digest or message.expected_size or message.media_type:
+                    raise invalid(
+                        f"message {index} sets a header field; only the first message may", "INVALID_STREAM"
+                    )
+                writer.write(message.data)
+            if first.expected_size and writer.size != first.expected_size:
+                raise InvalidArgumentError(
+                    f"received {writer.size} bytes but expected_size was {first.expected_size}",
+                    reason="PAYLOAD_SIZE_MISMATCH",
+                )
+            if first.expected_digest and writer.digest != first.expected_digest:
+                raise InvalidArgumentError(
+                    f"received bytes hash to {writer.digest}, not the expected {first.expected_digest}; "
+                    "nothing was stored",
+                    reason="PAYLOAD_DIGEST_MISMATCH",
+                )
+            digest = writer.commit()
+        except BaseException:
+            writer.abort()
+            raise
+        size = writer.size
+        now = self._context.clock()
+
+        def apply(cursor: Connection) -> None:
+            cursor.execute(
+                "INSERT INTO blobs VALUES (?, ?, ?, ?) ON CONFLICT (digest) DO NOTHING",
+                [digest, size, media_type, now],
+            )
+
+        self._context.database.write(apply)
+        return cube_pb2.BlobRef(digest=digest, size_bytes=size, media_type=media_type)
+
+    def read(self, request: vault_service_pb2.ReadPayloadRequest) -> Iterator[bytes]:
+        if request.read_offset < 0 or request.read_limit < 0:
+            raise invalid("read_offset and read_limit must not be negative", "INVALID_RANGE")
+        cube = self._cubes.get(request.name)
+        digest = blob_digest(cube)
+        if digest is None:
+            raise FailedPreconditionError(
+                f"cube {request.name} is plaintext: its text is in the cube itself, not a payload blob",
+                reason="NO_PAYLOAD_BLOB",
+            )
+        return self._context.blobs.read(
+            digest,
+            offset=request.read_offset,
+            limit=request.read_limit,
+            chunk_bytes=self._context.settings.payload_chunk_bytes,
+        )

@@ -1,0 +1,61 @@
+"""Start-up repair: brings every hnswlib index back in line with DuckDB.
+
+Labels are immutable (a label never gets a second vector), so an index is
+right exactly when its live labels equal the cubes' ``vec_id`` values: the
+repair adds what DuckDB has and the index lacks, and deletes the rest.
+"""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass
+
+import numpy as np
+
+from memos_grpc.vault.context import VaultContext
+
+log = logging.getLogger(__name__)
+
+_CHUNK = 10_000
+
+
+@dataclass
+class RepairReport:
+    spaces: int = 0
+    vectors: int = 0
+    added: int = 0
+    removed: int = 0
+    dropped_indexes: int = 0
+
+
+def repair_indexes(context: VaultContext) -> RepairReport:
+    report = RepairReport()
+    with context.database.read() as cursor:
+        spaces = [str(r[0]) for r in cursor.execute("SELECT space_id FROM spaces ORDER BY space_id").fetchall()]
+    for orphan in set(context.indexes.existing_files()) - set(spaces):
+        context.indexes.drop(orphan)
+        report.dropped_indexes += 1
+    for space_id in spaces:
+        report.spaces += 1
+        index = context.indexes.get(space_id)
+        with context.database.read() as cursor:
+            stored = {
+                int(r[0])
+                for r in cursor.execute(
+                    "SELECT vec_id FROM cubes WHERE space_id = ? AND vec_id IS NOT NULL", [space_id]
+                ).fetchall()
+            }
+        indexed = index.labels()
+        report.vectors += len(stored)
+        missing = sorted(stored - indexed)
+        for start in range(0, len(missing), _CHUNK):
+            chunk = missing[start : start + _CHUNK]
+            with context.database.read() as cursor:
+                rows = cursor.execute(
+                    "SELECT vec_id, embedding FROM cubes WHERE space_id = ? AND vec_id IN (SELECT unnest(?::BIGINT[]))",
+                    [space_id, chunk],
+                ).fetchall()
+            index.add([int(r[0]) for r in rows], np.asarray([r[1] for r in rows], dtype=np.float32))
+            report.added += len(rows)
+        report.removed += index.delete(indexed - stored)
+    return report

@@ -1,0 +1,117 @@
+"""Cube rows: from ``MemCube`` messages to the Arrow tables DuckDB bulk-inserts, and back."""
+
+from __future__ import annotations
+
+import hashlib
+from dataclasses import dataclass
+from datetime import UTC, datetime
+
+import numpy as np
+import pyarrow as pa
+from google.protobuf import timestamp_pb2
+
+from memos_grpc._proto.memos.v1 import cube_pb2
+from memos_grpc.vault.vectors import FloatArray
+
+#: Columns of the cubes table written on insert, in this order.
+CUBE_COLUMNS = (
+    "space_id",
+    "cube_id",
+    "cube_pb",
+    "vec_id",
+    "embedding",
+    "type",
+    "state",
+    "source",
+    "semantic_type",
+    "priority",
+    "model",
+    "origin",
+    "tags",
+    "sensitivity_labels",
+    "labels",
+    "create_time",
+    "update_time",
+    "expire_time",
+    "version",
+    "etag",
+    "provenance_id",
+    "blob_digest",
+)
+INSERT_SQL = f"INSERT INTO cubes ({', '.join(CUBE_COLUMNS)}) SELECT {', '.join(CUBE_COLUMNS)} FROM rows"
+
+
+@dataclass
+class CubeRow:
+    """A cube as stored: the message plus what the indexes need."""
+
+    space_id: str
+    cube_id: str
+    cube: cube_pb2.MemCube
+    vec_id: int | None
+    embedding: FloatArray | None
+
+
+def to_datetime(stamp: timestamp_pb2.Timestamp) -> datetime | None:
+    if stamp.seconds == 0 and stamp.nanos == 0:
+        return None
+    return stamp.ToDatetime(tzinfo=UTC)
+
+
+def set_timestamp(stamp: timestamp_pb2.Timestamp, when: datetime) -> None:
+    stamp.FromDatetime(when)
+
+
+def make_etag(name: str, version: int, update_time: datetime) -> str:
+    raw = f"{name}\0{version}\0{update_time.isoformat()}".encode()
+    return hashlib.sha256(raw).hexdigest()[:20]
+
+
+def blob_digest(cube: cube_pb2.MemCube) -> str | None:
+    payload = cube.WhichOneof("payload")
+    if payload == "activation":
+        return cube.activation.blob.digest
+    if payload == "parametric":
+        return cube.parametric.blob.digest
+    return None
+
+
+def _embedding_column(rows: list[CubeRow]) -> pa.Array:
+    lengths = [0 if r.embedding is None else len(r.embedding) for r in rows]
+    offsets = np.zeros(len(rows) + 1, dtype=np.int32)
+    np.cumsum(lengths, out=offsets[1:])
+    present = [r.embedding for r in rows if r.embedding is not None]
+    values = np.concatenate(present).astype(np.float32) if present else np.zeros(0, dtype=np.float32)
+    mask = pa.array([r.embedding is None for r in rows], type=pa.bool_())
+    return pa.ListArray.from_arrays(pa.array(offsets), pa.array(values), mask=mask)
+
+
+def rows_table(rows: list[CubeRow]) -> pa.Table:
+    """The Arrow table of ``rows``, in CUBE_COLUMNS order."""
+    cubes = [r.cube for r in rows]
+    timestamp = pa.timestamp("us", tz="UTC")
+    columns: dict[str, pa.Array] = {
+        "space_id": pa.array([r.space_id for r in rows], pa.string()),
+        "cube_id": pa.array([r.cube_id for r in rows], pa.string()),
+        "cube_pb": pa.array([c.SerializeToString() for c in cubes], pa.binary()),
+        "vec_id": pa.array([r.vec_id for r in rows], pa.int64()),
+        "embedding": _embedding_column(rows),
+        "type": pa.array([c.type for c in cubes], pa.int16()),
+        "state": pa.array([c.state for c in cubes], pa.int16()),
+        "source": pa.array([c.source for c in cubes], pa.int16()),
+        "semantic_type": pa.array([c.semantic_type for c in cubes], pa.int16()),
+        "priority": pa.array([c.priority for c in cubes], pa.int32()),
+        "model": pa.array([c.model for c in cubes], pa.string()),
+        "origin": pa.array([c.origin for c in cubes], pa.string()),
+        "tags": pa.array([list(c.tags) for c in cubes], pa.list_(pa.string())),
+        "sensitivity_labels": pa.array([list(c.sensitivity_labels) for c in cubes], pa.list_(pa.string())),
+        "labels": pa.array([sorted(c.labels.items()) for c in cubes], pa.map_(pa.string(), pa.string())),
+        "create_time": pa.array([to_datetime(c.create_time) for c in cubes], timestamp),
+        "update_time": pa.array([to_datetime(c.update_time) for c in cubes], timestamp),
+        "expire_time": pa.array([to_datetime(c.expire_time) for c in cubes], timestamp),
+        "version": pa.array([c.version for c in cubes], pa.int64()),
+        "etag": pa.array([c.etag for c in cubes], pa.string()),
+        "provenance_id": pa.array([c.provenance_id for c in cubes], pa.string()),
+        "blob_digest": pa.array([blob_digest(c) for c in cubes], pa.string()),
+    }
+    return pa.table([columns[name] for name in CUBE_COLUMNS], names=list(CUBE_COLUMNS))

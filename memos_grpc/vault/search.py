@@ -1,0 +1,104 @@
+"""Dense search over a space: hnswlib for the nearest neighbours, DuckDB for filters and truth.
+
+A filter is evaluated in DuckDB first. When it matches few cubes (at most
+``exact_search_max_candidates``) their vectors are scored exactly, so a
+selective filter never starves the result; otherwise hnswlib searches with
+the matching ids as its filter. Hits are read back from DuckDB, so a cube
+that is deleted or expired is never returned even if an index still holds it.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+
+from memos_grpc._proto.memos.v1 import cube_pb2, vault_service_pb2
+from memos_grpc.vault.context import VaultContext
+from memos_grpc.vault.cubes import LIVE
+from memos_grpc.vault.filter import compile_filter
+from memos_grpc.vault.names import parse_space_name
+from memos_grpc.vault.validation import check_text, check_vector, invalid
+from memos_grpc.vault.vectors import FloatArray, SpaceIndex
+
+
+@dataclass(frozen=True)
+class Hit:
+    cube: cube_pb2.MemCube
+    score: float
+
+
+class Search:
+    def __init__(self, context: VaultContext) -> None:
+        self._context = context
+
+    def query_vector(self, request: vault_service_pb2.SearchCubesRequest) -> FloatArray:
+        which = request.WhichOneof("query")
+        if which == "vector":
+            return check_vector(request.vector.values, self._context.dimension, "vector")
+        if which == "text":
+            check_text(request.text, self._context.settings, "text")
+            return self._context.embedder.embed([request.text])[0]
+        raise invalid("set a query: text or vector", "MISSING_QUERY")
+
+    def search(self, request: vault_service_pb2.SearchCubesRequest) -> list[Hit]:
+        settings = self._context.settings
+        space_id = parse_space_name(request.parent, "parent")
+        if request.top_k < 0:
+            raise invalid(f"top_k must not be negative (got {request.top_k})", "INVALID_TOP_K")
+        top_k = min(request.top_k or settings.default_top_k, settings.max_top_k)
+        compiled = compile_filter(request.filter, max_length=settings.max_filter_length)
+        query = self.query_vector(request)
+        now = self._context.clock()
+        database = self._context.database
+        with database.read() as cursor:
+            self._context.require_space(cursor, space_id)
+        index = self._context.indexes.get(space_id)
+        if request.filter.strip():
+            with database.read() as cursor:
+                candidates = [
+                    int(r[0])
+                    for r in cursor.execute(
+                        f"SELECT vec_id FROM cubes WHERE space_id = ? AND vec_id IS NOT NULL AND {LIVE} "
+                        f"AND ({compiled.sql})",
+                        [space_id, now, *compiled.params],
+                    ).fetchall()
+                ]
+            if len(candidates) <= settings.exact_search_max_candidates:
+                scored = self._exact(index, query, candidates, top_k)
+            else:
+                allowed = frozenset(candidates)
+                scored = index.search(query, top_k, allowed.__contains__)
+        else:
+            scored = index.search(query, top_k)
+        hits = self._load(space_id, scored, compiled.sql, compiled.params)
+        if len(hits) < min(top_k, len(scored)) and not request.filter.strip():
+            # Some neighbours had expired: ask the index for more, once, wide enough to cover them.
+            scored = index.search(query, top_k * 4)
+            hits = self._load(space_id, scored, "TRUE", ())[:top_k]
+        return hits
+
+    @staticmethod
+    def _exact(index: SpaceIndex, query: FloatArray, labels: list[int], top_k: int) -> list[tuple[int, float]]:
+        if not labels:
+            return []
+        vectors = index.vectors(labels)
+        scores = vectors @ query
+        order = np.argsort(-scores)[:top_k]
+        return [(labels[i], float(scores[i])) for i in order]
+
+    def _load(
+        self, space_id: str, scored: list[tuple[int, float]], filter_sql: str, params: tuple[object, ...]
+    ) -> list[Hit]:
+        if not scored:
+            return []
+        with self._context.database.read() as cursor:
+            rows = cursor.execute(
+                f"SELECT vec_id, cube_pb FROM cubes WHERE space_id = ? AND vec_id IN (SELECT unnest(?::BIGINT[])) AND {LIVE} "
+                f"AND ({filter_sql})",
+                [space_id, [label for label, _ in scored], self._context.clock(), *params],
+            ).fetchall()
+        by_label = {int(label): blob for label, blob in rows}
+        return [
+            Hit(cube_pb2.MemCube.FromString(by_label[label]), score) for label, score in scored if label in by_label
+        ]

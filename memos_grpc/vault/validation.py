@@ -1,0 +1,179 @@
+"""Checks on what clients send: cube fields, vectors and update masks.
+
+Each check raises ``InvalidArgumentError`` with a stable reason and a message
+that names the field and the limit, before anything is written.
+"""
+
+from __future__ import annotations
+
+import math
+import re
+from collections.abc import Sequence
+
+import numpy as np
+
+from memos_grpc._proto.memos.v1 import cube_pb2
+from memos_grpc.errors import InvalidArgumentError
+from memos_grpc.settings import Settings
+from memos_grpc.vault.blobs import parse_digest
+from memos_grpc.vault.vectors import FloatArray
+
+MAX_TAGS = 64
+MAX_TAG_CHARS = 64
+MAX_LABELS = 64
+MAX_LABEL_VALUE_CHARS = 256
+MAX_SHORT_TEXT_CHARS = 512
+LABEL_KEY = re.compile(r"^[a-z][a-z0-9_.\-/]{0,62}$")
+PRINCIPAL_NAME = re.compile(r"^principals/[a-z][a-z0-9-]{0,62}$")
+
+_PAYLOAD_OF_TYPE = {
+    cube_pb2.MEMORY_TYPE_PLAINTEXT: "plaintext",
+    cube_pb2.MEMORY_TYPE_ACTIVATION: "activation",
+    cube_pb2.MEMORY_TYPE_PARAMETRIC: "parametric",
+}
+_TYPE_OF_PAYLOAD = {v: k for k, v in _PAYLOAD_OF_TYPE.items()}
+
+#: Fields an UpdateCube mask may name (AIP-134), mapped to what they change.
+UPDATABLE_PATHS = frozenset(
+    {
+        "plaintext.text",
+        "plaintext",
+        "tags",
+        "labels",
+        "priority",
+        "semantic_type",
+        "source",
+        "origin",
+        "model",
+        "expire_time",
+        "sensitivity_labels",
+        "access",
+    }
+)
+
+
+def invalid(message: str, reason: str) -> InvalidArgumentError:
+    return InvalidArgumentError(message, reason=reason)
+
+
+def check_text(text: str, settings: Settings, field: str = "cube.plaintext.text") -> None:
+    if not text.strip():
+        raise invalid(f"{field} is empty: a plaintext cube needs text", "EMPTY_TEXT")
+    size = len(text.encode("utf-8"))
+    if size > settings.max_text_bytes:
+        raise invalid(
+            f"{field} is {size} bytes; the limit is {settings.max_text_bytes} (max_text_bytes)", "TEXT_TOO_LONG"
+        )
+
+
+def _check_strings(values: Sequence[str], field: str) -> None:
+    if len(values) > MAX_TAGS:
+        raise invalid(f"{field} has {len(values)} entries; the limit is {MAX_TAGS}", "TOO_MANY_TAGS")
+    for value in values:
+        if not 1 <= len(value) <= MAX_TAG_CHARS or value != value.strip():
+            raise invalid(
+                f"{field} entry {value[:80]!r} must be 1..{MAX_TAG_CHARS} characters without surrounding spaces",
+                "INVALID_TAG",
+            )
+    if len(set(values)) != len(values):
+        raise invalid(f"{field} has duplicate entries", "INVALID_TAG")
+
+
+def check_labels(labels: dict[str, str]) -> None:
+    if len(labels) > MAX_LABELS:
+        raise invalid(f"cube.labels has {len(labels)} entries; the limit is {MAX_LABELS}", "INVALID_LABEL")
+    for key, value in labels.items():
+        if not LABEL_KEY.match(key):
+            raise invalid(
+                f"label key {key[:80]!r} must be 1..63 characters of [a-z0-9_.-/] starting with a letter",
+                "INVALID_LABEL",
+            )
+        if len(value) > MAX_LABEL_VALUE_CHARS:
+            raise invalid(
+                f"label {key!r} value is {len(value)} characters; the limit is {MAX_LABEL_VALUE_CHARS}",
+                "INVALID_LABEL",
+            )
+
+
+def _check_blob_payload(payload: cube_pb2.ActivationPayload | cube_pb2.ParametricPayload, field: str) -> None:
+    if not payload.blob.digest:
+        raise invalid(f"{field}.blob.digest is required: upload the payload with WritePayload first", "MISSING_BLOB")
+    try:
+        parse_digest(payload.blob.digest)
+    except InvalidArgumentError as exc:
+        raise invalid(f"{field}.blob.digest: {exc.message}", "INVALID_DIGEST") from exc
+    if not payload.model_fingerprint:
+        raise invalid(f"{field}.model_fingerprint is required", "MISSING_MODEL_FINGERPRINT")
+    if any(d < 0 for d in payload.shape):
+        raise invalid(f"{field}.shape has a negative dimension", "INVALID_SHAPE")
+
+
+def check_cube_fields(cube: cube_pb2.MemCube, settings: Settings) -> int:
+    """Checks a cube as sent for creation; returns its memory type."""
+    payload = cube.WhichOneof("payload")
+    memory_type = cube.type
+    if payload is None:
+        raise invalid("cube has no payload: set plaintext, activation or parametric", "MISSING_PAYLOAD")
+    if memory_type == cube_pb2.MEMORY_TYPE_UNSPECIFIED:
+        memory_type = _TYPE_OF_PAYLOAD[payload]
+    elif _PAYLOAD_OF_TYPE.get(memory_type) != payload:
+        raise invalid(
+            f"cube.type {cube_pb2.MemoryType.Name(memory_type)} does not match its {payload} payload",
+            "PAYLOAD_TYPE_MISMATCH",
+        )
+    if payload == "plaintext":
+        check_text(cube.plaintext.text, settings)
+    elif payload == "activation":
+        _check_blob_payload(cube.activation, "cube.activation")
+    else:
+        _check_blob_payload(cube.parametric, "cube.parametric")
+    check_metadata(cube)
+    return memory_type
+
+
+def check_metadata(cube: cube_pb2.MemCube) -> None:
+    """Checks the header fields a client may set (on create and update)."""
+    _check_strings(list(cube.tags), "cube.tags")
+    _check_strings(list(cube.sensitivity_labels), "cube.sensitivity_labels")
+    check_labels(dict(cube.labels))
+    if not 0 <= cube.priority <= 100:
+        raise invalid(f"cube.priority must be in 0..100 (got {cube.priority})", "INVALID_PRIORITY")
+    for field in ("origin", "model"):
+        if len(getattr(cube, field)) > MAX_SHORT_TEXT_CHARS:
+            raise invalid(f"cube.{field} is longer than {MAX_SHORT_TEXT_CHARS} characters", "FIELD_TOO_LONG")
+    for enum_field, enum in (
+        ("source", cube_pb2.Source),
+        ("semantic_type", cube_pb2.SemanticType),
+    ):
+        if getattr(cube, enum_field) not in enum.values():
+            raise invalid(f"cube.{enum_field} {getattr(cube, enum_field)} is not a known value", "INVALID_ENUM")
+    for principal in cube.access.principals:
+        if not PRINCIPAL_NAME.match(principal):
+            raise invalid(f"cube.access.principals entry {principal[:80]!r} is not principals/{{id}}", "INVALID_NAME")
+
+
+def check_vector(values: Sequence[float], dimension: int, field: str = "vector") -> FloatArray:
+    if len(values) != dimension:
+        raise invalid(
+            f"{field} has {len(values)} dimensions; this space's vectors have {dimension}", "VECTOR_DIMENSION_MISMATCH"
+        )
+    vector = np.asarray(values, dtype=np.float32)
+    if not np.all(np.isfinite(vector)):
+        raise invalid(f"{field} contains NaN or infinite values", "INVALID_VECTOR")
+    norm = float(np.linalg.norm(vector))
+    if norm == 0.0 or math.isnan(norm):
+        raise invalid(f"{field} is all zeros: cosine similarity needs a direction", "INVALID_VECTOR")
+    return vector / norm
+
+
+def check_update_mask(paths: Sequence[str]) -> list[str]:
+    if not paths:
+        raise invalid("update_mask is required: name the fields to change (AIP-134)", "MISSING_UPDATE_MASK")
+    unknown = sorted(set(paths) - UPDATABLE_PATHS)
+    if unknown:
+        raise invalid(
+            f"update_mask names field(s) that cannot be updated: {', '.join(unknown)}; "
+            f"updatable: {', '.join(sorted(UPDATABLE_PATHS))}",
+            "INVALID_UPDATE_MASK",
+        )
+    return list(paths)

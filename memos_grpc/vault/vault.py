@@ -1,0 +1,91 @@
+"""The Vault: opens the data directory's stores, repairs derived indexes, and closes cleanly.
+
+It wires the components (spaces, cubes, search, payloads) to one shared
+context and runs the background thread that saves changed vector indexes.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+import time
+
+from memos_grpc.embedding.embedder import Embedder, load_embedder
+from memos_grpc.embedding.worker import EmbeddingWorker
+from memos_grpc.settings import Settings
+from memos_grpc.vault.blobs import BlobStore
+from memos_grpc.vault.context import VaultContext
+from memos_grpc.vault.cubes import Cubes
+from memos_grpc.vault.database import Database
+from memos_grpc.vault.payloads import Payloads
+from memos_grpc.vault.repair import repair_indexes
+from memos_grpc.vault.search import Search
+from memos_grpc.vault.spaces import Spaces
+from memos_grpc.vault.vectors import IndexParams, VectorIndexes
+
+log = logging.getLogger(__name__)
+
+
+class Vault:
+    """Everything stored under one data directory."""
+
+    def __init__(self, settings: Settings, embedder: Embedder | None = None) -> None:
+        started = time.monotonic()
+        settings.data_dir.mkdir(parents=True, exist_ok=True)
+        if embedder is None:
+            log.info("loading embedder %s", settings.embedder)
+            embedder = load_embedder(settings.embedder, settings.vector_dimension)
+        worker = EmbeddingWorker(embedder, settings.embed_batch_size, settings.embed_timeout_seconds)
+        params = IndexParams(
+            dimension=embedder.dimension,
+            m=settings.hnsw_m,
+            ef_construction=settings.hnsw_ef_construction,
+            ef_search=settings.hnsw_ef_search,
+        )
+        self.context = VaultContext(
+            settings=settings,
+            database=Database(settings.duckdb_path, settings.write_group_max),
+            indexes=VectorIndexes(settings.index_dir, params),
+            blobs=BlobStore(settings.blob_dir),
+            embedder=worker,
+        )
+        report = repair_indexes(self.context)
+        log.info(
+            "vector indexes checked against DuckDB: %d spaces, %d vectors, %d added, %d removed, "
+            "%d orphan index files dropped",
+            report.spaces,
+            report.vectors,
+            report.added,
+            report.removed,
+            report.dropped_indexes,
+        )
+        self.spaces = Spaces(self.context)
+        self.cubes = Cubes(self.context)
+        self.search = Search(self.context)
+        self.payloads = Payloads(self.context, self.cubes)
+        self._stop = threading.Event()
+        self._flusher = threading.Thread(target=self._flush_periodically, name="index-flusher", daemon=True)
+        self._flusher.start()
+        log.info(
+            "vault open at %s in %.1fs (embedder %s, dimension %d)",
+            settings.data_dir,
+            time.monotonic() - started,
+            worker.fingerprint or "none",
+            worker.dimension,
+        )
+
+    def _flush_periodically(self) -> None:
+        while not self._stop.wait(self.context.settings.index_flush_seconds):
+            try:
+                self.context.indexes.flush()
+            except OSError:
+                log.exception("saving vector indexes failed; they will be rebuilt from DuckDB if needed")
+
+    def close(self) -> None:
+        """Finishes queued writes, saves indexes, and closes the database."""
+        self._stop.set()
+        self._flusher.join(timeout=30)
+        self.context.database.close()
+        self.context.indexes.flush()
+        self.context.embedder.close()
+        log.info("vault closed; indexes saved")

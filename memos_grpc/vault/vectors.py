@@ -1,0 +1,214 @@
+"""Per-space hnswlib indexes: a derived, rebuildable copy of the vectors kept in DuckDB.
+
+hnswlib is not safe for adding while searching, so each index sits behind a
+readers-writer lock. Indexes are saved atomically (temp file, rename) from
+time to time and on shutdown; at start-up ``repair`` brings each one back in
+line with DuckDB, so a crash between saves loses nothing.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import threading
+from collections.abc import Callable, Iterable, Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass
+from pathlib import Path
+
+import hnswlib
+import numpy as np
+import numpy.typing as npt
+
+log = logging.getLogger(__name__)
+
+FloatArray = npt.NDArray[np.float32]
+
+
+class ReadWriteLock:
+    """Many readers or one writer; writers wait for readers to leave."""
+
+    def __init__(self) -> None:
+        self._cond = threading.Condition()
+        self._readers = 0
+        self._writer = False
+
+    @contextmanager
+    def read(self) -> Iterator[None]:
+        with self._cond:
+            while self._writer:
+                self._cond.wait()
+            self._readers += 1
+        try:
+            yield
+        finally:
+            with self._cond:
+                self._readers -= 1
+                if self._readers == 0:
+                    self._cond.notify_all()
+
+    @contextmanager
+    def write(self) -> Iterator[None]:
+        with self._cond:
+            while self._writer or self._readers:
+                self._cond.wait()
+            self._writer = True
+        try:
+            yield
+        finally:
+            with self._cond:
+                self._writer = False
+                self._cond.notify_all()
+
+
+@dataclass(frozen=True)
+class IndexParams:
+    dimension: int
+    m: int
+    ef_construction: int
+    ef_search: int
+
+
+class SpaceIndex:
+    """The hnswlib index of one space, labels being the cubes' ``vec_id``."""
+
+    def __init__(self, params: IndexParams, path: Path) -> None:
+        self.params = params
+        self.path = path
+        self.lock = ReadWriteLock()
+        self.dirty = False
+        self._index = self._open()
+
+    def _new(self, capacity: int) -> hnswlib.Index:
+        index = hnswlib.Index(space="cosine", dim=self.params.dimension)
+        index.init_index(max_elements=capacity, M=self.params.m, ef_construction=self.params.ef_construction)
+        index.set_ef(self.params.ef_search)
+        return index
+
+    def _open(self) -> hnswlib.Index:
+        if self.path.exists():
+            index = hnswlib.Index(space="cosine", dim=self.params.dimension)
+            try:
+                index.load_index(str(self.path))
+                index.set_ef(self.params.ef_search)
+                return index
+            except (RuntimeError, ValueError) as exc:
+                # A derived file: an unreadable one is rebuilt from DuckDB by repair().
+                log.warning("vector index %s unreadable (%s); rebuilding it from DuckDB", self.path, exc)
+                self.dirty = True
+        return self._new(1024)
+
+    @property
+    def count(self) -> int:
+        return int(self._index.get_current_count())
+
+    def labels(self) -> set[int]:
+        with self.lock.read():
+            return {int(x) for x in self._index.get_ids_list()}
+
+    def add(self, labels: Iterable[int], vectors: FloatArray) -> None:
+        """Adds vectors under new labels (a label is never given a second vector)."""
+        ids = np.fromiter(labels, dtype=np.int64)
+        if len(ids) == 0:
+            return
+        with self.lock.write():
+            needed = self._index.get_current_count() + len(ids)
+            capacity = self._index.get_max_elements()
+            if needed > capacity:
+                self._index.resize_index(max(needed, capacity * 2))
+            self._index.add_items(vectors, ids, num_threads=1)
+            self.dirty = True
+
+    def delete(self, labels: Iterable[int]) -> int:
+        """Marks labels deleted; returns how many were live (absent or deleted ones are skipped)."""
+        deleted = 0
+        with self.lock.write():
+            for label in labels:
+                try:
+                    self._index.mark_deleted(int(label))
+                    deleted += 1
+                except RuntimeError:
+                    pass  # not present or already deleted: the goal is reached
+            self.dirty = self.dirty or deleted > 0
+        return deleted
+
+    def search(
+        self, query: FloatArray, k: int, allowed: Callable[[int], bool] | None = None
+    ) -> list[tuple[int, float]]:
+        """Returns up to ``k`` (label, cosine similarity) pairs, best first."""
+        with self.lock.read():
+            available = self._index.get_current_count()
+            if available == 0:
+                return []
+            k = min(k, available)
+            self._index.set_ef(max(self.params.ef_search, k))
+            try:
+                labels, distances = self._index.knn_query(query, k=k, filter=allowed, num_threads=1)
+            except RuntimeError:
+                # Fewer live elements than k (deleted or filtered out): ask for what exists.
+                return self._search_fewer(query, k, allowed)
+        return [(int(label), 1.0 - float(d)) for label, d in zip(labels[0], distances[0], strict=True)]
+
+    def _search_fewer(
+        self, query: FloatArray, k: int, allowed: Callable[[int], bool] | None
+    ) -> list[tuple[int, float]]:
+        while k > 1:
+            k //= 2
+            try:
+                labels, distances = self._index.knn_query(query, k=k, filter=allowed, num_threads=1)
+            except RuntimeError:
+                continue
+            return [(int(label), 1.0 - float(d)) for label, d in zip(labels[0], distances[0], strict=True)]
+        return []
+
+    def vectors(self, labels: list[int]) -> FloatArray:
+        with self.lock.read():
+            return np.asarray(self._index.get_items(labels), dtype=np.float32)
+
+    def save(self) -> None:
+        with self.lock.read():
+            if not self.dirty:
+                return
+            self.path.parent.mkdir(parents=True, exist_ok=True)
+            temp = self.path.with_suffix(".tmp")
+            self._index.save_index(str(temp))
+            with open(temp, "rb") as handle:
+                os.fsync(handle.fileno())
+            os.replace(temp, self.path)
+            self.dirty = False
+
+
+class VectorIndexes:
+    """The hnswlib indexes of every space, created on first use."""
+
+    def __init__(self, directory: Path, params: IndexParams) -> None:
+        self.directory = directory
+        self.params = params
+        directory.mkdir(parents=True, exist_ok=True)
+        self._indexes: dict[str, SpaceIndex] = {}
+        self._lock = threading.Lock()
+
+    def _path(self, space_id: str) -> Path:
+        return self.directory / f"{space_id}.hnsw"
+
+    def get(self, space_id: str) -> SpaceIndex:
+        with self._lock:
+            index = self._indexes.get(space_id)
+            if index is None:
+                index = SpaceIndex(self.params, self._path(space_id))
+                self._indexes[space_id] = index
+            return index
+
+    def drop(self, space_id: str) -> None:
+        with self._lock:
+            self._indexes.pop(space_id, None)
+            self._path(space_id).unlink(missing_ok=True)
+
+    def existing_files(self) -> list[str]:
+        return sorted(p.stem for p in self.directory.glob("*.hnsw"))
+
+    def flush(self) -> None:
+        with self._lock:
+            indexes = list(self._indexes.values())
+        for index in indexes:
+            index.save()

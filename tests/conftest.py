@@ -1,0 +1,79 @@
+"""Shared fixtures: real servers on free localhost ports, with real DuckDB, hnswlib and embedder.
+
+``server`` is one in-process server for the whole session (the embedder
+loads once); ``fresh_server`` makes a new one on its own data directory; tests
+that kill the server start it as a child process with ``ServerProcess``.
+"""
+
+from __future__ import annotations
+
+import os
+import uuid
+from collections.abc import Iterator
+from pathlib import Path
+
+import grpc
+import pytest
+
+from memos_grpc._proto.memos.v1 import (
+    governance_service_pb2,
+    governance_service_pb2_grpc,
+    vault_service_pb2_grpc,
+)
+from memos_grpc.embedding.embedder import Embedder, MiniLMEmbedder
+from memos_grpc.server.app import MemosServer
+from memos_grpc.settings import Settings
+
+os.environ.setdefault("HF_HUB_OFFLINE", "1")
+
+
+@pytest.fixture(scope="session")
+def embedder() -> Embedder:
+    """The real all-MiniLM-L6-v2, loaded once and shared by every server in the session."""
+    return MiniLMEmbedder()
+
+
+def start_server(data_dir: Path, embedder: Embedder, **overrides: object) -> MemosServer:
+    settings = Settings.from_mapping({"data_dir": data_dir, "listen": "127.0.0.1:0", "workers": 8, **overrides})
+    server = MemosServer(settings, embedder)
+    server.start()
+    return server
+
+
+@pytest.fixture(scope="session")
+def server(tmp_path_factory: pytest.TempPathFactory, embedder: Embedder) -> Iterator[MemosServer]:
+    """One real server for the session; `.address` is its 127.0.0.1:PORT."""
+    running = start_server(tmp_path_factory.mktemp("vault"), embedder)
+    yield running
+    running.stop(grace=1)
+
+
+@pytest.fixture
+def fresh_server(tmp_path: Path, embedder: Embedder) -> Iterator[MemosServer]:
+    """A server of the test's own, on an empty data directory."""
+    running = start_server(tmp_path / "data", embedder)
+    yield running
+    running.stop(grace=1)
+
+
+@pytest.fixture
+def channel(server: MemosServer) -> Iterator[grpc.Channel]:
+    with grpc.insecure_channel(server.address) as opened:
+        yield opened
+
+
+@pytest.fixture
+def vault_stub(channel: grpc.Channel) -> vault_service_pb2_grpc.VaultServiceStub:
+    return vault_service_pb2_grpc.VaultServiceStub(channel)
+
+
+@pytest.fixture
+def governance_stub(channel: grpc.Channel) -> governance_service_pb2_grpc.GovernanceServiceStub:
+    return governance_service_pb2_grpc.GovernanceServiceStub(channel)
+
+
+@pytest.fixture
+def space(governance_stub: governance_service_pb2_grpc.GovernanceServiceStub) -> str:
+    """A new, empty space on the session server; returns its name."""
+    space_id = "s" + uuid.uuid4().hex[:12]
+    return governance_stub.CreateSpace(governance_service_pb2.CreateSpaceRequest(space_id=space_id)).name

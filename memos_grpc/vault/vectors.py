@@ -116,7 +116,8 @@ class SpaceIndex:
             capacity = self._index.get_max_elements()
             if needed > capacity:
                 self._index.resize_index(max(needed, capacity * 2))
-            self._index.add_items(vectors, ids, num_threads=1)
+            # Small adds stay on this thread; a bulk load uses every core.
+            self._index.add_items(vectors, ids, num_threads=1 if len(ids) < 64 else -1)
             self.dirty = True
 
     def delete(self, labels: Iterable[int]) -> int:

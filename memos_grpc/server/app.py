@@ -59,13 +59,19 @@ class MemosServer:
                 ("grpc.so_reuseport", 0),
             ],
         )
-        vault_service_pb2_grpc.add_VaultServiceServicer_to_server(VaultServicer(self.slot), self.grpc_server)
-        governance_service_pb2_grpc.add_GovernanceServiceServicer_to_server(
+        vault_service_pb2_grpc.add_VaultServiceServicer_to_server(  # type: ignore[no-untyped-call]
+            VaultServicer(self.slot), self.grpc_server
+        )
+        governance_service_pb2_grpc.add_GovernanceServiceServicer_to_server(  # type: ignore[no-untyped-call]
             GovernanceServicer(self.slot), self.grpc_server
         )
         health_pb2_grpc.add_HealthServicer_to_server(self.health, self.grpc_server)
         reflection.enable_server_reflection(
-            (*SERVICE_NAMES, health_pb2.DESCRIPTOR.services_by_name["Health"].full_name, reflection.SERVICE_NAME),
+            (
+                *SERVICE_NAMES,
+                health_pb2.DESCRIPTOR.services_by_name["Health"].full_name,
+                reflection.SERVICE_NAME,
+            ),
             self.grpc_server,
         )
         self._set_health(health_pb2.HealthCheckResponse.NOT_SERVING)

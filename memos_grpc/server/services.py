@@ -105,7 +105,9 @@ class GovernanceServicer(governance_service_pb2_grpc.GovernanceServiceServicer):
     ) -> space_pb2.Space:
         return self._slot.get().spaces.create(request.space_id, request.space)
 
-    def GetSpace(self, request: governance_service_pb2.GetSpaceRequest, context: grpc.ServicerContext) -> space_pb2.Space:
+    def GetSpace(
+        self, request: governance_service_pb2.GetSpaceRequest, context: grpc.ServicerContext
+    ) -> space_pb2.Space:
         return self._slot.get().spaces.get(request.name)
 
     def ListSpaces(

@@ -111,7 +111,8 @@ class BlobStore:
             size = os.fstat(handle.fileno()).st_size
             if offset > size:
                 raise InvalidArgumentError(
-                    f"read_offset {offset} is past the end of the {size}-byte payload", reason="OFFSET_OUT_OF_RANGE"
+                    f"read_offset {offset} is past the end of the {size}-byte payload",
+                    reason="OFFSET_OUT_OF_RANGE",
                 )
             handle.seek(offset)
             remaining = size - offset if limit <= 0 else min(limit, size - offset)

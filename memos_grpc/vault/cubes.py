@@ -67,7 +67,8 @@ class Cubes:
             raise invalid("requests is empty: send at least one cube", "EMPTY_BATCH")
         if len(request.requests) > limit:
             raise invalid(
-                f"batch has {len(request.requests)} cubes; the limit is {limit} (max_batch_size)", "BATCH_TOO_LARGE"
+                f"batch has {len(request.requests)} cubes; the limit is {limit} (max_batch_size)",
+                "BATCH_TOO_LARGE",
             )
         for index, item in enumerate(request.requests):
             if item.parent and item.parent != request.parent:
@@ -78,9 +79,7 @@ class Cubes:
             raise invalid("the batch names the same cube_id twice", "DUPLICATE_CUBE_ID")
         return self._insert(space_id, rows)
 
-    def _prepare(
-        self, space_id: str, requests: Sequence[vault_service_pb2.CreateCubeRequest]
-    ) -> list[CubeRow]:
+    def _prepare(self, space_id: str, requests: Sequence[vault_service_pb2.CreateCubeRequest]) -> list[CubeRow]:
         now = self._context.clock()
         rows: list[CubeRow] = []
         to_embed: list[int] = []
@@ -114,7 +113,9 @@ class Cubes:
         cube.type = memory_type  # type: ignore[assignment]
         cube.state = cube_pb2.LIFECYCLE_STATE_GENERATED
         cube.storage_mode = (
-            cube_pb2.STORAGE_MODE_INLINE if memory_type == cube_pb2.MEMORY_TYPE_PLAINTEXT else cube_pb2.STORAGE_MODE_BLOB
+            cube_pb2.STORAGE_MODE_INLINE
+            if memory_type == cube_pb2.MEMORY_TYPE_PLAINTEXT
+            else cube_pb2.STORAGE_MODE_BLOB
         )
         cube.provenance_id = str(uuid.uuid4())
         if cube.HasField("access"):
@@ -171,9 +172,7 @@ class Cubes:
             digest = blob_digest(row.cube)
             if digest is None:
                 continue
-            found = cursor.execute(
-                "SELECT size_bytes, media_type FROM blobs WHERE digest = ?", [digest]
-            ).fetchone()
+            found = cursor.execute("SELECT size_bytes, media_type FROM blobs WHERE digest = ?", [digest]).fetchone()
             if found is None:
                 raise FailedPreconditionError(
                     f"blob {digest} has not been uploaded; send it with WritePayload first",
@@ -261,7 +260,9 @@ class Cubes:
             stored.etag = make_etag(stored.name, stored.version, now)
             if text_changes:
                 stored.embedding_fingerprint = (
-                    given.embedding_fingerprint or "client" if request.HasField("vector") else context.embedder.fingerprint
+                    given.embedding_fingerprint or "client"
+                    if request.HasField("vector")
+                    else context.embedder.fingerprint
                 )
             # A vector's label never gets another vector: a new text takes a new label, which
             # keeps start-up repair a plain set difference between DuckDB and the index.
@@ -303,7 +304,8 @@ class Cubes:
                 raise NotFoundError(f"cube {name} does not exist", reason="CUBE_NOT_FOUND")
             if etag and etag != row[0]:
                 raise EtagMismatchError(
-                    f"etag {etag!r} is stale for {name}: it was changed since; get it again", reason="ETAG_MISMATCH"
+                    f"etag {etag!r} is stale for {name}: it was changed since; get it again",
+                    reason="ETAG_MISMATCH",
                 )
             if row[2] == cube_pb2.LIFECYCLE_STATE_FROZEN:
                 raise FailedPreconditionError(f"cube {name} is frozen; unfreeze it first", reason="CUBE_FROZEN")
@@ -315,4 +317,3 @@ class Cubes:
                 context.indexes.get(space_id).delete([vec_id])
 
         context.database.write(apply, after_commit)
-

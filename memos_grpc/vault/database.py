@@ -75,9 +75,7 @@ class Database:
 
     # -- writes --------------------------------------------------------------
 
-    def write(
-        self, apply: Callable[[Connection], T], after_commit: Callable[[T], None] | None = None
-    ) -> T:
+    def write(self, apply: Callable[[Connection], T], after_commit: Callable[[T], None] | None = None) -> T:
         """Runs ``apply`` in a committed transaction on the writer thread; returns its result."""
         if self._closed:
             raise UnavailableError("the vault is closing and takes no more writes", reason="VAULT_CLOSED")

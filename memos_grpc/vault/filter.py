@@ -114,9 +114,7 @@ def _read_string(text: str, start: int) -> tuple[str, int]:
         if char == "\\" and i + 1 < len(text):
             escaped = text[i + 1]
             if escaped not in _ESCAPES:
-                raise _error(
-                    f"unknown escape '\\{escaped}' at position {i}; use \\\\, \\\", \\', \\n, \\t or \\r"
-                )
+                raise _error(f"unknown escape '\\{escaped}' at position {i}; use \\\\, \\\", \\', \\n, \\t or \\r")
             out.append(_ESCAPES[escaped])
             i += 2
             continue
@@ -196,9 +194,7 @@ class _Parser:
         if token.kind == "rparen":
             raise _error(f"unmatched ')' at position {token.pos}")
         if token.kind != "end":
-            raise _error(
-                f"expected AND, OR or the end of the filter at position {token.pos}, got {token.describe()}"
-            )
+            raise _error(f"expected AND, OR or the end of the filter at position {token.pos}, got {token.describe()}")
         return sql
 
     def expression(self) -> str:
@@ -240,15 +236,12 @@ class _Parser:
         self.advance()
         self.depth += 1
         if self.depth > self.max_depth:
-            raise _error(
-                f"parentheses nest deeper than the limit of {self.max_depth} at position {token.pos}"
-            )
+            raise _error(f"parentheses nest deeper than the limit of {self.max_depth} at position {token.pos}")
         inner = self.expression()
         close = self.peek()
         if close.kind != "rparen":
             raise _error(
-                f"expected ')' to close the '(' at position {token.pos}, "
-                f"got {close.describe()} at position {close.pos}"
+                f"expected ')' to close the '(' at position {token.pos}, got {close.describe()} at position {close.pos}"
             )
         self.advance()
         self.depth -= 1
@@ -262,9 +255,7 @@ class _Parser:
                 f"got {token.describe()}; searching bare values is not supported"
             )
         if token.kind != "word" or token.text in _KEYWORDS:
-            raise _error(
-                f"expected a restriction{self.after()} at position {token.pos}, got {token.describe()}"
-            )
+            raise _error(f"expected a restriction{self.after()} at position {token.pos}, got {token.describe()}")
         self.advance()
         key: str | None = None
         if token.text.startswith(_LABELS_DOT):
@@ -289,9 +280,7 @@ class _Parser:
         self.advance()
         value = self.peek()
         if value.kind not in ("word", "string") or (value.kind == "word" and value.text in _KEYWORDS):
-            raise _error(
-                f"expected a value after {op.text!r} at position {value.pos}, got {value.describe()}"
-            )
+            raise _error(f"expected a value after {op.text!r} at position {value.pos}, got {value.describe()}")
         self.advance()
         if key is not None:
             return self.label_leaf(key, op, value)
@@ -387,8 +376,7 @@ def _timestamp(name: str, value: _Token) -> datetime:
         ) from None
     if moment.tzinfo is None:
         raise _error(
-            f"timestamp {value.text!r} at position {value.pos} has no timezone; "
-            "add Z or an offset such as +02:00"
+            f"timestamp {value.text!r} at position {value.pos} has no timezone; add Z or an offset such as +02:00"
         )
     return moment
 

@@ -36,7 +36,8 @@ def decode_token(token: str, *query: str) -> str | None:
             raise TypeError("token fields have the wrong types")
     except (binascii.Error, ValueError, KeyError, TypeError, UnicodeError) as exc:
         raise InvalidArgumentError(
-            "page_token is not a token this server issued; start again without one", reason="INVALID_PAGE_TOKEN"
+            "page_token is not a token this server issued; start again without one",
+            reason="INVALID_PAGE_TOKEN",
         ) from exc
     if digest != _query_digest(*query):
         raise InvalidArgumentError(
@@ -48,9 +49,7 @@ def decode_token(token: str, *query: str) -> str | None:
 
 def page_size(requested: int, default: int, maximum: int) -> int:
     if requested < 0:
-        raise InvalidArgumentError(
-            f"page_size must not be negative (got {requested})", reason="INVALID_PAGE_SIZE"
-        )
+        raise InvalidArgumentError(f"page_size must not be negative (got {requested})", reason="INVALID_PAGE_SIZE")
     if requested == 0:
         return default
     return min(requested, maximum)

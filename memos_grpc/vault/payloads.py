@@ -51,9 +51,7 @@ class Payloads:
             writer.write(first.data)
             for index, message in enumerate(stream, start=1):
                 if message.parent or message.expected_digest or message.expected_size or message.media_type:
-                    raise invalid(
-                        f"message {index} sets a header field; only the first message may", "INVALID_STREAM"
-                    )
+                    raise invalid(f"message {index} sets a header field; only the first message may", "INVALID_STREAM")
                 writer.write(message.data)
             if first.expected_size and writer.size != first.expected_size:
                 raise InvalidArgumentError(

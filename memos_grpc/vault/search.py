@@ -38,7 +38,8 @@ class Search:
             return check_vector(request.vector.values, self._context.dimension, "vector")
         if which == "text":
             check_text(request.text, self._context.settings, "text")
-            return self._context.embedder.embed([request.text])[0]
+            vector: FloatArray = self._context.embedder.embed([request.text])[0]
+            return vector
         raise invalid("set a query: text or vector", "MISSING_QUERY")
 
     def search(self, request: vault_service_pb2.SearchCubesRequest) -> list[Hit]:
@@ -94,8 +95,8 @@ class Search:
             return []
         with self._context.database.read() as cursor:
             rows = cursor.execute(
-                f"SELECT vec_id, cube_pb FROM cubes WHERE space_id = ? AND vec_id IN (SELECT unnest(?::BIGINT[])) AND {LIVE} "
-                f"AND ({filter_sql})",
+                "SELECT vec_id, cube_pb FROM cubes WHERE space_id = ? "
+                f"AND vec_id IN (SELECT unnest(?::BIGINT[])) AND {LIVE} AND ({filter_sql})",
                 [space_id, [label for label, _ in scored], self._context.clock(), *params],
             ).fetchall()
         by_label = {int(label): blob for label, blob in rows}

@@ -47,9 +47,7 @@ class Spaces:
                     [space_id, stored.SerializeToString(), now, stored.etag],
                 )
             except duckdb.ConstraintException as exc:
-                raise AlreadyExistsError(
-                    f"space {stored.name} already exists", reason="SPACE_ALREADY_EXISTS"
-                ) from exc
+                raise AlreadyExistsError(f"space {stored.name} already exists", reason="SPACE_ALREADY_EXISTS") from exc
             return stored
 
         return self._context.database.write(apply)

@@ -62,7 +62,8 @@ def check_text(text: str, settings: Settings, field: str = "cube.plaintext.text"
     size = len(text.encode("utf-8"))
     if size > settings.max_text_bytes:
         raise invalid(
-            f"{field} is {size} bytes; the limit is {settings.max_text_bytes} (max_text_bytes)", "TEXT_TOO_LONG"
+            f"{field} is {size} bytes; the limit is {settings.max_text_bytes} (max_text_bytes)",
+            "TEXT_TOO_LONG",
         )
 
 
@@ -155,7 +156,8 @@ def check_metadata(cube: cube_pb2.MemCube) -> None:
 def check_vector(values: Sequence[float], dimension: int, field: str = "vector") -> FloatArray:
     if len(values) != dimension:
         raise invalid(
-            f"{field} has {len(values)} dimensions; this space's vectors have {dimension}", "VECTOR_DIMENSION_MISMATCH"
+            f"{field} has {len(values)} dimensions; this space's vectors have {dimension}",
+            "VECTOR_DIMENSION_MISMATCH",
         )
     vector = np.asarray(values, dtype=np.float32)
     if not np.all(np.isfinite(vector)):

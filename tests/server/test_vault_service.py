@@ -149,7 +149,8 @@ def test_search_by_text_ranks_the_relevant_memory_first(vault_stub: VaultService
     texts = ["My cat is called Tom", "The meeting moved to Friday", "I am allergic to peanuts"]
     vault_stub.BatchCreateCubes(
         v.BatchCreateCubesRequest(
-            parent=space, requests=[v.CreateCubeRequest(cube_id=f"t{i}", cube=text_cube(t)) for i, t in enumerate(texts)]
+            parent=space,
+            requests=[v.CreateCubeRequest(cube_id=f"t{i}", cube=text_cube(t)) for i, t in enumerate(texts)],
         )
     )
     results = vault_stub.SearchCubes(v.SearchCubesRequest(parent=space, text="what pet do I have?", top_k=3)).results
@@ -191,7 +192,12 @@ def test_selective_filter_finds_every_match(vault_stub: VaultServiceStub, space:
 
 def test_deleted_cube_is_never_found_again(vault_stub: VaultServiceStub, space: str) -> None:
     created = vault_stub.CreateCube(
-        v.CreateCubeRequest(parent=space, cube_id="gone", cube=text_cube("secret launch code"), vector=v.Vector(values=unit(1)))
+        v.CreateCubeRequest(
+            parent=space,
+            cube_id="gone",
+            cube=text_cube("secret launch code"),
+            vector=v.Vector(values=unit(1)),
+        )
     )
     vault_stub.CreateCube(
         v.CreateCubeRequest(parent=space, cube_id="stays", cube=text_cube("x"), vector=v.Vector(values=unit(2)))
@@ -213,7 +219,9 @@ def test_deleted_cube_is_never_found_again(vault_stub: VaultServiceStub, space: 
 def test_expired_cube_vanishes_from_get_list_and_search(vault_stub: VaultServiceStub, space: str) -> None:
     expired = text_cube("past memory")
     expired.expire_time.FromSeconds(1)  # 1970: already past
-    vault_stub.CreateCube(v.CreateCubeRequest(parent=space, cube_id="old", cube=expired, vector=v.Vector(values=unit(3))))
+    vault_stub.CreateCube(
+        v.CreateCubeRequest(parent=space, cube_id="old", cube=expired, vector=v.Vector(values=unit(3)))
+    )
     with pytest.raises(grpc.RpcError) as caught:
         vault_stub.GetCube(v.GetCubeRequest(name=f"{space}/cubes/old"))
     assert caught.value.code() == grpc.StatusCode.NOT_FOUND
@@ -223,7 +231,12 @@ def test_expired_cube_vanishes_from_get_list_and_search(vault_stub: VaultService
 
 def _upload(stub: VaultServiceStub, space: str, data: bytes, expected: str = "") -> cube_pb2.BlobRef:
     def chunks() -> object:
-        yield v.WritePayloadRequest(parent=space, expected_digest=expected, expected_size=len(data), media_type="application/vnd.safetensors")
+        yield v.WritePayloadRequest(
+            parent=space,
+            expected_digest=expected,
+            expected_size=len(data),
+            media_type="application/vnd.safetensors",
+        )
         for start in range(0, len(data), 1 << 20):
             yield v.WritePayloadRequest(data=data[start : start + (1 << 20)])
 
@@ -237,8 +250,13 @@ def test_payload_write_then_read_back_through_a_cube(vault_stub: VaultServiceStu
     assert blob.digest == digest and blob.size_bytes == len(data)
     cube = cube_pb2.MemCube(
         activation=cube_pb2.ActivationPayload(
-            blob=cube_pb2.BlobRef(digest=digest), model_fingerprint="tiny-gpt2@sha256:00", dtype="float32",
-            shape=[1, 2, 8, 4], num_layers=2, num_heads=2, token_count=8,
+            blob=cube_pb2.BlobRef(digest=digest),
+            model_fingerprint="tiny-gpt2@sha256:00",
+            dtype="float32",
+            shape=[1, 2, 8, 4],
+            num_layers=2,
+            num_heads=2,
+            token_count=8,
         )
     )
     created = vault_stub.CreateCube(v.CreateCubeRequest(parent=space, cube_id="kv", cube=cube))

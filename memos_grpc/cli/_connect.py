@@ -39,12 +39,8 @@ def common_options() -> argparse.ArgumentParser:
         default=os.environ.get(ENV_TOKEN) or None,
         help=f"bearer token sent with every call (default: ${ENV_TOKEN})",
     )
-    group.add_argument(
-        "--token-file", type=pathlib.Path, metavar="PATH", help="read the bearer token from this file"
-    )
-    group.add_argument(
-        "--timeout", type=float, default=30.0, metavar="SECONDS", help="per-call timeout (default: 30)"
-    )
+    group.add_argument("--token-file", type=pathlib.Path, metavar="PATH", help="read the bearer token from this file")
+    group.add_argument("--timeout", type=float, default=30.0, metavar="SECONDS", help="per-call timeout (default: 30)")
     parser.add_argument("--json", action="store_true", help="print JSON instead of text")
     return parser
 

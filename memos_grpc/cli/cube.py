@@ -47,9 +47,7 @@ def register(commands: argparse._SubParsersAction[argparse.ArgumentParser]) -> N
     add.add_argument("--file", type=pathlib.Path, metavar="PATH", help="load cubes from this file")
     add.add_argument("--id", dest="cube_id", default="", help="the cube id (default: chosen by the server)")
     add.add_argument("--tag", action="append", metavar="TAG", help="a tag (repeatable)")
-    add.add_argument(
-        "--label", action="append", type=parse_label, metavar="KEY=VALUE", help="a label (repeatable)"
-    )
+    add.add_argument("--label", action="append", type=parse_label, metavar="KEY=VALUE", help="a label (repeatable)")
     add.add_argument(
         "--semantic-type",
         type=lambda s: s.lower().replace("-", "_"),

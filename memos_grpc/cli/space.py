@@ -22,9 +22,7 @@ def register(commands: argparse._SubParsersAction[argparse.ArgumentParser]) -> N
     create.add_argument("space_id", metavar="ID", help="the space id: [a-z][a-z0-9-]{0,62}")
     create.add_argument("--display-name", default="", help="a human-readable name")
     create.add_argument("--description", default="", help="what the space is for")
-    create.add_argument(
-        "--label", action="append", type=parse_label, metavar="KEY=VALUE", help="a label (repeatable)"
-    )
+    create.add_argument("--label", action="append", type=parse_label, metavar="KEY=VALUE", help="a label (repeatable)")
     create.set_defaults(handler=_create)
 
     get = sub.add_parser("get", parents=[common], help="show a space")

@@ -81,14 +81,14 @@ def test_cube_add_jsonl_file(
     server: Any, space: str, tmp_path: pathlib.Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
     path = tmp_path / "memories.jsonl"
-    rows = [{"text": f"jsonl memory {i}", "id": f"j{i:02d}", "tags": ["import"]} for i in range(30)]
+    rows: list[dict[str, Any]] = [
+        {"text": f"jsonl memory {i}", "id": f"j{i:02d}", "tags": ["import"]} for i in range(30)
+    ]
     rows[0] |= {"semantic_type": "fact", "priority": 70, "labels": {"src": "file"}}
     rows[1] = {"text": "no id, server picks one", "cube_id": ""}
     path.write_text("\n".join(json.dumps(r) for r in rows) + "\n\n", encoding="utf-8")
 
-    code, out, err = _run(
-        capsys, server, "cube", "add", space, "--file", str(path), "--batch-size", "8", "--json"
-    )
+    code, out, err = _run(capsys, server, "cube", "add", space, "--file", str(path), "--batch-size", "8", "--json")
     assert code == 0, err
     cubes = json.loads(out)
     assert len(cubes) == 30 and "30/30" in err
@@ -108,9 +108,7 @@ def test_cube_add_text_file_with_defaults(
 ) -> None:
     path = tmp_path / "notes.txt"
     path.write_text("first note\n\nsecond note\nthird note\n", encoding="utf-8")
-    code, out, err = _run(
-        capsys, server, "cube", "add", space, "--file", str(path), "--tag", "notes", "--label", "k=v"
-    )
+    code, out, err = _run(capsys, server, "cube", "add", space, "--file", str(path), "--tag", "notes", "--label", "k=v")
     assert code == 0, err
     lines = out.strip().splitlines()
     assert len(lines) == 3 and lines[0].endswith("plaintext  first note")
@@ -119,11 +117,9 @@ def test_cube_add_text_file_with_defaults(
     assert all(c["tags"] == ["notes"] and c["labels"] == {"k": "v"} for c in json.loads(out))
 
 
-def test_cube_errors(
-    server: Any, space: str, tmp_path: pathlib.Path, capsys: pytest.CaptureFixture[str]
-) -> None:
+def test_cube_errors(server: Any, space: str, tmp_path: pathlib.Path, capsys: pytest.CaptureFixture[str]) -> None:
     code, out, err = _run(capsys, server, "cube", "get", f"spaces/{space}/cubes/missing", "--json")
-    assert code == 1 and out == "" and err.startswith("error: ") and "Traceback" not in err
+    assert code == 1 and out == "" and err.startswith("error: CUBE_NOT_FOUND: ") and "Traceback" not in err
     code, _, err = _run(capsys, server, "cube", "add", space)
     assert code == 2 and "TEXT or --file" in err
     bad = tmp_path / "bad.jsonl"

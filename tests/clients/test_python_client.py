@@ -22,6 +22,7 @@ from memos_client import (
     Cube,
     CubeDraft,
     FailedPreconditionError,
+    InvalidArgumentError,
     LifecycleState,
     MemoryType,
     MemosClient,
@@ -79,7 +80,7 @@ def test_enums_parse_strings_and_map_to_proto() -> None:
     assert SemanticType.FACT.to_proto() == cube_pb2.SEMANTIC_TYPE_FACT
     assert Source.from_proto(cube_pb2.SOURCE_IMPORT) is Source.IMPORT
     assert LifecycleState.from_proto(999) is LifecycleState.UNSPECIFIED
-    assert MemoryType.PLAINTEXT == "plaintext"
+    assert MemoryType.PLAINTEXT.value == "plaintext" and isinstance(MemoryType.PLAINTEXT, str)
     with pytest.raises(ValueError, match="unknown SemanticType"):
         SemanticType.parse("gossip")
 
@@ -157,8 +158,9 @@ def test_spaces_create_get_list_delete(client: MemosClient) -> None:
     with pytest.raises(AlreadyExistsError):
         client.create_space(ids[0])
     client.create_cube(ids[2], "keeps the space busy")
-    with pytest.raises(FailedPreconditionError):
+    with pytest.raises(FailedPreconditionError) as busy:
         client.delete_space(ids[2])
+    assert busy.value.reason == "SPACE_NOT_EMPTY"
     client.delete_space(ids[2], force=True)
     with pytest.raises(NotFoundError):
         client.get_space(ids[2])
@@ -225,7 +227,7 @@ def test_delete_cube_and_not_found_reason(client: MemosClient, space: str) -> No
     with pytest.raises(NotFoundError) as info:
         client.get_cube(cube.name)
     error = info.value
-    assert error.code == grpc.StatusCode.NOT_FOUND and error.reason and error.message
+    assert error.code == grpc.StatusCode.NOT_FOUND and error.reason == "CUBE_NOT_FOUND" and error.message
     assert str(error).startswith(f"{error.reason}: ")
 
 
@@ -264,9 +266,7 @@ def test_search_by_vector(client: MemosClient) -> None:
     assert results[0].score == pytest.approx(1.0, abs=1e-4)
 
 
-def test_batch_create_with_progress(
-    client: MemosClient, space: str, capsys: pytest.CaptureFixture[str]
-) -> None:
+def test_batch_create_with_progress(client: MemosClient, space: str, capsys: pytest.CaptureFixture[str]) -> None:
     items: list[CubeDraft | dict[str, Any]] = [
         CubeDraft(text=f"draft {i}", cube_id=f"d{i:02d}", tags=("batch",)) for i in range(12)
     ]
@@ -305,12 +305,13 @@ def test_write_and_read_payload_round_trip(client: MemosClient, space: str) -> N
 
 
 def test_stream_errors_are_converted(client: MemosClient, space: str) -> None:
-    with pytest.raises(NotFoundError):
+    with pytest.raises(NotFoundError) as missing:
         client.read_payload_bytes(cube_name(space, "missing"))
+    assert missing.value.reason == "CUBE_NOT_FOUND"
     bad = "sha256:" + "0" * 64
-    with pytest.raises(Exception) as info:
-        client.write_payload(space, b"some bytes", expected_digest=bad)
-    assert type(info.value).__module__ == "memos_client.errors"
+    with pytest.raises(InvalidArgumentError) as mismatch:
+        client.write_payload(space, iter([b"some ", b"bytes"]), expected_digest=bad)
+    assert mismatch.value.reason == "PAYLOAD_DIGEST_MISMATCH"
 
 
 def test_token_is_accepted(server: Any) -> None:

@@ -27,23 +27,15 @@ class VaultStub:
 
     def __init__(self, channel: grpc.Channel) -> None:
         stub = vault_service_pb2_grpc.VaultServiceStub(channel)  # type: ignore[no-untyped-call]
-        self.CreateCube: grpc.UnaryUnaryMultiCallable[_v.CreateCubeRequest, cube_pb2.MemCube] = (
-            stub.CreateCube
+        self.CreateCube: grpc.UnaryUnaryMultiCallable[_v.CreateCubeRequest, cube_pb2.MemCube] = stub.CreateCube
+        self.BatchCreateCubes: grpc.UnaryUnaryMultiCallable[_v.BatchCreateCubesRequest, _v.BatchCreateCubesResponse] = (
+            stub.BatchCreateCubes
         )
-        self.BatchCreateCubes: grpc.UnaryUnaryMultiCallable[
-            _v.BatchCreateCubesRequest, _v.BatchCreateCubesResponse
-        ] = stub.BatchCreateCubes
         self.GetCube: grpc.UnaryUnaryMultiCallable[_v.GetCubeRequest, cube_pb2.MemCube] = stub.GetCube
-        self.ListCubes: grpc.UnaryUnaryMultiCallable[_v.ListCubesRequest, _v.ListCubesResponse] = (
-            stub.ListCubes
-        )
-        self.UpdateCube: grpc.UnaryUnaryMultiCallable[_v.UpdateCubeRequest, cube_pb2.MemCube] = (
-            stub.UpdateCube
-        )
+        self.ListCubes: grpc.UnaryUnaryMultiCallable[_v.ListCubesRequest, _v.ListCubesResponse] = stub.ListCubes
+        self.UpdateCube: grpc.UnaryUnaryMultiCallable[_v.UpdateCubeRequest, cube_pb2.MemCube] = stub.UpdateCube
         self.DeleteCube: grpc.UnaryUnaryMultiCallable[_v.DeleteCubeRequest, empty_pb2.Empty] = stub.DeleteCube
-        self.SearchCubes: grpc.UnaryUnaryMultiCallable[_v.SearchCubesRequest, _v.SearchCubesResponse] = (
-            stub.SearchCubes
-        )
+        self.SearchCubes: grpc.UnaryUnaryMultiCallable[_v.SearchCubesRequest, _v.SearchCubesResponse] = stub.SearchCubes
         self.WritePayload: grpc.StreamUnaryMultiCallable[_v.WritePayloadRequest, _v.WritePayloadResponse] = (
             stub.WritePayload
         )
@@ -57,13 +49,7 @@ class GovernanceStub:
 
     def __init__(self, channel: grpc.Channel) -> None:
         stub = governance_service_pb2_grpc.GovernanceServiceStub(channel)  # type: ignore[no-untyped-call]
-        self.CreateSpace: grpc.UnaryUnaryMultiCallable[_g.CreateSpaceRequest, space_pb2.Space] = (
-            stub.CreateSpace
-        )
+        self.CreateSpace: grpc.UnaryUnaryMultiCallable[_g.CreateSpaceRequest, space_pb2.Space] = stub.CreateSpace
         self.GetSpace: grpc.UnaryUnaryMultiCallable[_g.GetSpaceRequest, space_pb2.Space] = stub.GetSpace
-        self.ListSpaces: grpc.UnaryUnaryMultiCallable[_g.ListSpacesRequest, _g.ListSpacesResponse] = (
-            stub.ListSpaces
-        )
-        self.DeleteSpace: grpc.UnaryUnaryMultiCallable[_g.DeleteSpaceRequest, empty_pb2.Empty] = (
-            stub.DeleteSpace
-        )
+        self.ListSpaces: grpc.UnaryUnaryMultiCallable[_g.ListSpacesRequest, _g.ListSpacesResponse] = stub.ListSpaces
+        self.DeleteSpace: grpc.UnaryUnaryMultiCallable[_g.DeleteSpaceRequest, empty_pb2.Empty] = stub.DeleteSpace

@@ -61,9 +61,7 @@ class MemosClient:
     ) -> None:
         self.target = target
         self.timeout = timeout
-        self._metadata: tuple[tuple[str, str | bytes], ...] = (
-            (("authorization", f"Bearer {token}"),) if token else ()
-        )
+        self._metadata: tuple[tuple[str, str | bytes], ...] = (("authorization", f"Bearer {token}"),) if token else ()
         if credentials is not None:
             self._channel = grpc.secure_channel(target, credentials, options=list(options))
         else:

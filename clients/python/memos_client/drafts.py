@@ -80,9 +80,7 @@ class CubeDraft:
             raise ValueError("tags and sensitivity_labels must be lists of strings")
         return cls(**values)
 
-    def to_request(
-        self, parent: str = "", *, validate_only: bool = False
-    ) -> vault_service_pb2.CreateCubeRequest:
+    def to_request(self, parent: str = "", *, validate_only: bool = False) -> vault_service_pb2.CreateCubeRequest:
         """The ``CreateCubeRequest`` for this draft (``parent`` may be empty inside a batch)."""
         if (self.text is None) == (self.payload is None):
             raise ValueError("give exactly one of text and payload")

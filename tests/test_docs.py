@@ -40,6 +40,13 @@ def test_every_error_reason_is_documented() -> None:
     documented = set(re.findall(r"^\| `([A-Z_]+)` \|", (ROOT / "docs" / "api.md").read_text(), flags=re.MULTILINE))
     reasons = raised_reasons()
     assert len(reasons) > 30, "the scan found too few reasons: is it still reading the right files?"
-    generic = {"INVALID_ARGUMENT", "NOT_FOUND", "ALREADY_EXISTS", "FAILED_PRECONDITION", "RESOURCE_EXHAUSTED", "UNAVAILABLE"}
+    generic = {
+        "INVALID_ARGUMENT",
+        "NOT_FOUND",
+        "ALREADY_EXISTS",
+        "FAILED_PRECONDITION",
+        "RESOURCE_EXHAUSTED",
+        "UNAVAILABLE",
+    }
     missing = sorted(reasons - documented - generic)
     assert not missing, f"reasons raised but not in docs/api.md: {missing}"

@@ -47,7 +47,7 @@ def test_bad_settings_are_refused_by_name(values: dict[str, object], fragment: s
 def test_unreadable_config_file_is_refused(tmp_path: Path) -> None:
     broken = tmp_path / "broken.toml"
     broken.write_text("listen = ")
-    with pytest.raises(InvalidArgumentError, match="broken.toml"):
+    with pytest.raises(InvalidArgumentError, match=r"broken\.toml"):
         Settings.load(config_file=broken, environ={})
 
 

@@ -75,7 +75,13 @@ class MemosServer:
             self.grpc_server,
         )
         self._set_health(health_pb2.HealthCheckResponse.NOT_SERVING)
-        self.port = self.grpc_server.add_insecure_port(settings.listen)
+        try:
+            self.port = self.grpc_server.add_insecure_port(settings.listen)
+        except RuntimeError as exc:  # grpcio raises when the address is taken or malformed
+            raise InvalidArgumentError(
+                f"cannot listen on {settings.listen}: {exc}; is another server using that port?",
+                reason="LISTEN_FAILED",
+            ) from exc
         if self.port == 0:
             raise InvalidArgumentError(f"cannot listen on {settings.listen}", reason="LISTEN_FAILED")
 

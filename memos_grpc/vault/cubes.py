@@ -46,8 +46,25 @@ class Cubes:
     def __init__(self, context: VaultContext) -> None:
         self._context = context
         with context.database.read() as cursor:
-            row = cursor.execute("SELECT coalesce(max(vec_id), 0) FROM cubes").fetchone()
+            row = cursor.execute(
+                "SELECT greatest(coalesce(max(vec_id), 0), "
+                "coalesce((SELECT CAST(value AS BIGINT) FROM meta WHERE key = 'last_vec_id'), 0)) FROM cubes"
+            ).fetchone()
         self._last_vec_id = int(row[0]) if row else 0
+
+    def _new_vec_ids(self, cursor: Connection, count: int) -> list[int]:
+        """Labels never issued before, recorded in the same transaction (writer thread only).
+
+        Labels must never be reused, even after the highest ones are deleted: start-up repair tells
+        index and database apart by label alone.
+        """
+        first = self._last_vec_id + 1
+        self._last_vec_id += count
+        cursor.execute(
+            "INSERT INTO meta VALUES ('last_vec_id', ?) ON CONFLICT (key) DO UPDATE SET value = excluded.value",
+            [str(self._last_vec_id)],
+        )
+        return list(range(first, self._last_vec_id + 1))
 
     # -- create ----------------------------------------------------------------
 
@@ -133,10 +150,9 @@ class Cubes:
             context.require_space(cursor, space_id)
             self._check_free(cursor, space_id, [r.cube_id for r in rows])
             self._bind_blobs(cursor, rows)
-            for row in rows:
-                if row.embedding is not None:
-                    self._last_vec_id += 1
-                    row.vec_id = self._last_vec_id
+            with_vectors = [row for row in rows if row.embedding is not None]
+            for row, vec_id in zip(with_vectors, self._new_vec_ids(cursor, len(with_vectors)), strict=True):
+                row.vec_id = vec_id
             cursor.register("rows", rows_table(rows))
             try:
                 cursor.execute(INSERT_SQL)
@@ -269,8 +285,7 @@ class Cubes:
             old_vec_id = None if row[1] is None else int(row[1])
             vec_id, embedding = old_vec_id, None if row[2] is None else np.asarray(row[2], dtype=np.float32)
             if new_vector is not None:
-                self._last_vec_id += 1
-                vec_id, embedding = self._last_vec_id, new_vector
+                vec_id, embedding = self._new_vec_ids(cursor, 1)[0], new_vector
             updated = CubeRow(space_id, cube_id, stored, vec_id, embedding)
             cursor.execute("DELETE FROM cubes WHERE space_id = ? AND cube_id = ?", [space_id, cube_id])
             cursor.register("rows", rows_table([updated]))

@@ -10,6 +10,7 @@ from memos_grpc.embedding.worker import EmbeddingWorker
 from memos_grpc.errors import NotFoundError
 from memos_grpc.settings import Settings
 from memos_grpc.vault.blobs import BlobStore
+from memos_grpc.vault.catalog import SearchCatalog
 from memos_grpc.vault.database import Connection, Database
 from memos_grpc.vault.names import space_name
 from memos_grpc.vault.vectors import VectorIndexes
@@ -26,6 +27,7 @@ class VaultContext:
     indexes: VectorIndexes
     blobs: BlobStore
     embedder: EmbeddingWorker
+    catalog: SearchCatalog = field(default_factory=SearchCatalog)
     clock: Callable[[], datetime] = field(default=utc_now)
 
     def require_space(self, cursor: Connection, space_id: str) -> None:

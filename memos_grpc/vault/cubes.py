@@ -27,7 +27,15 @@ from memos_grpc.vault.database import Connection
 from memos_grpc.vault.filter import compile_filter
 from memos_grpc.vault.names import check_id, cube_name, new_cube_id, parse_cube_name, parse_space_name
 from memos_grpc.vault.paging import decode_token, encode_token, page_size
-from memos_grpc.vault.rows import INSERT_SQL, CubeRow, blob_digest, make_etag, rows_table, set_timestamp
+from memos_grpc.vault.rows import (
+    INSERT_SQL,
+    CubeRow,
+    blob_digest,
+    make_etag,
+    rows_table,
+    set_timestamp,
+    to_datetime,
+)
 from memos_grpc.vault.validation import (
     check_cube_fields,
     check_metadata,
@@ -167,6 +175,7 @@ class Cubes:
                     [r.vec_id for r in with_vectors if r.vec_id is not None],
                     np.stack([r.embedding for r in with_vectors if r.embedding is not None]),
                 )
+                context.catalog.put(space_id, catalog_entries(with_vectors))
 
         return [r.cube for r in context.database.write(apply, after_commit)]
 
@@ -297,11 +306,12 @@ class Cubes:
 
         def after_commit(result: tuple[CubeRow, int | None]) -> None:
             updated, replaced = result
-            index = context.indexes.get(space_id)
             if new_vector is not None and updated.vec_id is not None:
-                index.add([updated.vec_id], new_vector[None, :])
+                context.indexes.get(space_id).add([updated.vec_id], new_vector[None, :])
             if replaced is not None:
-                index.delete([replaced])
+                context.indexes.get(space_id).delete([replaced])
+                context.catalog.remove(space_id, [replaced])
+            context.catalog.put(space_id, catalog_entries([updated]))
 
         return context.database.write(apply, after_commit)[0].cube
 
@@ -330,5 +340,11 @@ class Cubes:
         def after_commit(vec_id: int | None) -> None:
             if vec_id is not None:
                 context.indexes.get(space_id).delete([vec_id])
+                context.catalog.remove(space_id, [vec_id])
 
         context.database.write(apply, after_commit)
+
+
+def catalog_entries(rows: list[CubeRow]) -> list[tuple[int, bytes, datetime | None]]:
+    """What the search catalog keeps of each row that has a vector."""
+    return [(r.vec_id, r.serialized(), to_datetime(r.cube.expire_time)) for r in rows if r.vec_id is not None]

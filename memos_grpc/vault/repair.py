@@ -1,4 +1,4 @@
-"""Start-up repair: brings every hnswlib index back in line with DuckDB.
+"""Start-up repair: brings every hnswlib index and the search catalog back in line with DuckDB.
 
 Labels are immutable (a label never gets a second vector), so an index is
 right exactly when its live labels equal the cubes' ``vec_id`` values: the
@@ -45,6 +45,7 @@ def repair_indexes(context: VaultContext) -> RepairReport:
                     "SELECT vec_id FROM cubes WHERE space_id = ? AND vec_id IS NOT NULL", [space_id]
                 ).fetchall()
             }
+        load_catalog(context, space_id)
         indexed = index.labels()
         report.vectors += len(stored)
         missing = sorted(stored - indexed)
@@ -59,3 +60,14 @@ def repair_indexes(context: VaultContext) -> RepairReport:
             report.added += len(rows)
         report.removed += index.delete(indexed - stored)
     return report
+
+
+def load_catalog(context: VaultContext, space_id: str) -> None:
+    """Fills the search catalog of one space from DuckDB."""
+    context.catalog.add_space(space_id)
+    with context.database.read() as cursor:
+        cursor.execute(
+            "SELECT vec_id, cube_pb, expire_time FROM cubes WHERE space_id = ? AND vec_id IS NOT NULL", [space_id]
+        )
+        while batch := cursor.fetchmany(_CHUNK):
+            context.catalog.put(space_id, ((int(v), bytes(b), e) for v, b, e in batch))

@@ -50,6 +50,13 @@ class CubeRow:
     cube: cube_pb2.MemCube
     vec_id: int | None
     embedding: FloatArray | None
+    _serialized: bytes | None = None
+
+    def serialized(self) -> bytes:
+        """The cube's bytes, serialized once for DuckDB and the search catalog alike."""
+        if self._serialized is None:
+            self._serialized = self.cube.SerializeToString()
+        return self._serialized
 
 
 def to_datetime(stamp: timestamp_pb2.Timestamp) -> datetime | None:
@@ -93,7 +100,7 @@ def rows_table(rows: list[CubeRow]) -> pa.Table:
     columns: dict[str, pa.Array] = {
         "space_id": pa.array([r.space_id for r in rows], pa.string()),
         "cube_id": pa.array([r.cube_id for r in rows], pa.string()),
-        "cube_pb": pa.array([c.SerializeToString() for c in cubes], pa.binary()),
+        "cube_pb": pa.array([r.serialized() for r in rows], pa.binary()),
         "vec_id": pa.array([r.vec_id for r in rows], pa.int64()),
         "embedding": _embedding_column(rows),
         "type": pa.array([c.type for c in cubes], pa.int16()),

@@ -1,10 +1,11 @@
-"""Dense search over a space: hnswlib for the nearest neighbours, DuckDB for filters and truth.
+"""Dense search over a space: hnswlib for the nearest neighbours, DuckDB for filters.
 
 A filter is evaluated in DuckDB first. When it matches few cubes (at most
 ``exact_search_max_candidates``) their vectors are scored exactly, so a
 selective filter never starves the result; otherwise hnswlib searches with
-the matching ids as its filter. Hits are read back from DuckDB, so a cube
-that is deleted or expired is never returned even if an index still holds it.
+the matching ids as its filter. Labels become cubes through the search
+catalog, which the writer keeps in step with DuckDB, so a cube that is
+deleted or expired is never returned even if an index still holds it.
 """
 
 from __future__ import annotations
@@ -14,6 +15,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from memos_grpc._proto.memos.v1 import cube_pb2, vault_service_pb2
+from memos_grpc.errors import NotFoundError
 from memos_grpc.vault.context import VaultContext
 from memos_grpc.vault.cubes import LIVE
 from memos_grpc.vault.filter import compile_filter
@@ -52,8 +54,8 @@ class Search:
         query = self.query_vector(request)
         now = self._context.clock()
         database = self._context.database
-        with database.read() as cursor:
-            self._context.require_space(cursor, space_id)
+        if not self._context.catalog.has_space(space_id):
+            raise NotFoundError(f"space {request.parent} does not exist", reason="SPACE_NOT_FOUND")
         index = self._context.indexes.get(space_id)
         if request.filter.strip():
             with database.read() as cursor:
@@ -72,11 +74,10 @@ class Search:
                 scored = index.search(query, top_k, allowed.__contains__)
         else:
             scored = index.search(query, top_k)
-        hits = self._load(space_id, scored, compiled.sql, compiled.params)
+        hits = self._hits(space_id, scored, now.timestamp())
         if len(hits) < min(top_k, len(scored)) and not request.filter.strip():
             # Some neighbours had expired: ask the index for more, once, wide enough to cover them.
-            scored = index.search(query, top_k * 4)
-            hits = self._load(space_id, scored, "TRUE", ())[:top_k]
+            hits = self._hits(space_id, index.search(query, top_k * 4), now.timestamp())[:top_k]
         return hits
 
     @staticmethod
@@ -88,18 +89,7 @@ class Search:
         order = np.argsort(-scores)[:top_k]
         return [(labels[i], float(scores[i])) for i in order]
 
-    def _load(
-        self, space_id: str, scored: list[tuple[int, float]], filter_sql: str, params: tuple[object, ...]
-    ) -> list[Hit]:
-        if not scored:
-            return []
-        with self._context.database.read() as cursor:
-            rows = cursor.execute(
-                "SELECT vec_id, cube_pb FROM cubes WHERE space_id = ? "
-                f"AND vec_id IN (SELECT unnest(?::BIGINT[])) AND {LIVE} AND ({filter_sql})",
-                [space_id, [label for label, _ in scored], self._context.clock(), *params],
-            ).fetchall()
-        by_label = {int(label): blob for label, blob in rows}
-        return [
-            Hit(cube_pb2.MemCube.FromString(by_label[label]), score) for label, score in scored if label in by_label
-        ]
+    def _hits(self, space_id: str, scored: list[tuple[int, float]], now: float) -> list[Hit]:
+        """Scored labels to cubes, dropping any deleted or expired since the index saw them."""
+        live = self._context.catalog.live(space_id, (label for label, _ in scored), now)
+        return [Hit(cube_pb2.MemCube.FromString(live[label]), score) for label, score in scored if label in live]

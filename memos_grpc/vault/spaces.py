@@ -50,7 +50,7 @@ class Spaces:
                 raise AlreadyExistsError(f"space {stored.name} already exists", reason="SPACE_ALREADY_EXISTS") from exc
             return stored
 
-        return self._context.database.write(apply)
+        return self._context.database.write(apply, lambda _: self._context.catalog.add_space(space_id))
 
     def get(self, name: str) -> space_pb2.Space:
         space_id = parse_space_name(name)
@@ -113,5 +113,6 @@ class Spaces:
 
         def after_commit(_: list[int]) -> None:
             context.indexes.drop(space_id)
+            context.catalog.drop_space(space_id)
 
         context.database.write(apply, after_commit)

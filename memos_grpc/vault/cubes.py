@@ -12,6 +12,7 @@ import uuid
 from collections.abc import Sequence
 from datetime import datetime
 
+import duckdb
 import numpy as np
 from google.protobuf import field_mask_pb2
 
@@ -156,7 +157,6 @@ class Cubes:
 
         def apply(cursor: Connection) -> list[CubeRow]:
             context.require_space(cursor, space_id)
-            self._check_free(cursor, space_id, [r.cube_id for r in rows])
             self._bind_blobs(cursor, rows)
             with_vectors = [row for row in rows if row.embedding is not None]
             for row, vec_id in zip(with_vectors, self._new_vec_ids(cursor, len(with_vectors)), strict=True):
@@ -164,6 +164,9 @@ class Cubes:
             cursor.register("rows", rows_table(rows))
             try:
                 cursor.execute(INSERT_SQL)
+            except duckdb.ConstraintException as exc:
+                # The primary key caught a taken id; the caller names it once this is rolled back.
+                raise AlreadyExistsError("a cube id is taken", reason="CUBE_ALREADY_EXISTS") from exc
             finally:
                 cursor.unregister("rows")
             return rows
@@ -177,14 +180,18 @@ class Cubes:
                 )
                 context.catalog.put(space_id, catalog_entries(with_vectors))
 
-        return [r.cube for r in context.database.write(apply, after_commit)]
+        try:
+            return [r.cube for r in context.database.write(apply, after_commit)]
+        except AlreadyExistsError:
+            self._raise_taken(space_id, [r.cube_id for r in rows])
+            raise
 
-    @staticmethod
-    def _check_free(cursor: Connection, space_id: str, cube_ids: list[str]) -> None:
-        taken = cursor.execute(
-            "SELECT cube_id FROM cubes WHERE space_id = ? AND cube_id IN (SELECT unnest(?::VARCHAR[])) LIMIT 1",
-            [space_id, cube_ids],
-        ).fetchone()
+    def _raise_taken(self, space_id: str, cube_ids: list[str]) -> None:
+        with self._context.database.read() as cursor:
+            taken = cursor.execute(
+                "SELECT cube_id FROM cubes WHERE space_id = ? AND cube_id IN (SELECT unnest(?::VARCHAR[])) LIMIT 1",
+                [space_id, cube_ids],
+            ).fetchone()
         if taken is not None:
             raise AlreadyExistsError(
                 f"cube {cube_name(space_id, taken[0])} already exists", reason="CUBE_ALREADY_EXISTS"

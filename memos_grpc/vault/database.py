@@ -2,11 +2,14 @@
 
 DuckDB allows one writer. Every change goes through ``Database.write``: the
 writer thread takes whatever operations are queued (up to a group size),
-runs them in one transaction and commits once (group commit), then runs each
-operation's ``after_commit`` hook (index updates) before answering the
-callers, so an acknowledged write is durable and already searchable. If an
-operation in a group fails, the group is rolled back and its operations are
-retried one transaction each, so one bad request never sinks its neighbours.
+runs them in one transaction and commits once (group commit). A second
+thread, the applier, then runs each committed operation's ``after_commit``
+hook (vector index and catalog updates) strictly in commit order and only
+then answers the caller, so an acknowledged write is durable and already
+searchable, while the writer commits the next group as the applier indexes
+the last. If an operation in a group fails, the group is rolled back and its
+operations are retried one transaction each, so one bad request never sinks
+its neighbours.
 """
 
 from __future__ import annotations
@@ -55,8 +58,11 @@ class Database:
         self._cursors_lock = threading.Lock()
         self._closed = False
         self._writer_cursor = self._connection.cursor()
+        self._applied: queue.Queue[tuple[list[WriteOp[Any]], list[Any]] | None] = queue.Queue()
         self._thread = threading.Thread(target=self._run, name="duckdb-writer", daemon=True)
+        self._applier = threading.Thread(target=self._apply_committed, name="index-applier", daemon=True)
         self._thread.start()
+        self._applier.start()
 
     # -- reads ---------------------------------------------------------------
 
@@ -130,16 +136,20 @@ class Database:
                 group[0].future.set_exception(_as_memos_error(exc))
             return None
 
-    @staticmethod
-    def _finish(group: list[WriteOp[Any]], results: list[Any]) -> None:
-        for op, result in zip(group, results, strict=True):
-            try:
-                if op.after_commit is not None:
-                    op.after_commit(result)
-            except Exception:
-                # Committed already; derived indexes are repaired from DuckDB at start-up.
-                log.exception("post-commit index update failed")
-            op.future.set_result(result)
+    def _finish(self, group: list[WriteOp[Any]], results: list[Any]) -> None:
+        self._applied.put((group, results))
+
+    def _apply_committed(self) -> None:
+        while (item := self._applied.get()) is not None:
+            group, results = item
+            for op, result in zip(group, results, strict=True):
+                try:
+                    if op.after_commit is not None:
+                        op.after_commit(result)
+                except Exception:
+                    # Committed already; derived indexes are repaired from DuckDB at start-up.
+                    log.exception("post-commit index update failed")
+                op.future.set_result(result)
 
     def close(self) -> None:
         """Drains queued writes, checkpoints and closes the database."""
@@ -148,6 +158,8 @@ class Database:
         self._closed = True
         self._queue.put(None)
         self._thread.join()
+        self._applied.put(None)
+        self._applier.join()
         with self._cursors_lock:
             for cursor in self._cursors:
                 cursor.close()

@@ -34,6 +34,8 @@ class MemosError(Exception):
         self.message = message
         self.reason = reason or self.default_reason
         self.metadata = dict(metadata or {})
+        #: Set by the policy when the error refuses access (recorded as DENIED in the audit log).
+        self.denied = False
 
 
 class InvalidArgumentError(MemosError):
@@ -90,3 +92,17 @@ class StorageError(MemosError):
 
     code = grpc.StatusCode.INTERNAL
     default_reason = "STORAGE_FAILURE"
+
+
+class UnauthenticatedError(MemosError):
+    """The call carries no valid credential."""
+
+    code = grpc.StatusCode.UNAUTHENTICATED
+    default_reason = "UNAUTHENTICATED"
+
+
+class PermissionDeniedError(MemosError):
+    """The caller is known but may not do this."""
+
+    code = grpc.StatusCode.PERMISSION_DENIED
+    default_reason = "PERMISSION_DENIED"

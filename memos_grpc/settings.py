@@ -33,6 +33,14 @@ class Settings:
     #: Seconds SIGTERM waits for in-flight calls before cancelling them.
     shutdown_grace_seconds: float = 10.0
 
+    #: Let calls without a credential through, as the non-admin principal "anonymous".
+    allow_anonymous: bool = False
+    #: PEM certificate chain and private key: when both are set the server speaks TLS only.
+    tls_cert_file: str = ""
+    tls_key_file: str = ""
+    #: PEM CA bundle for client certificates: when set, clients must present one (mTLS).
+    tls_client_ca_file: str = ""
+
     max_receive_message_bytes: int = 16 * MiB
     max_send_message_bytes: int = 16 * MiB
     #: Longest plaintext payload, in UTF-8 bytes.
@@ -137,6 +145,14 @@ class Settings:
                 f"setting embedder must be 'all-MiniLM-L6-v2' or 'none', not {self.embedder!r}",
                 reason="INVALID_CONFIG",
             )
+        if bool(self.tls_cert_file) != bool(self.tls_key_file):
+            raise InvalidArgumentError(
+                "settings tls_cert_file and tls_key_file go together: set both or neither", reason="INVALID_CONFIG"
+            )
+        if self.tls_client_ca_file and not self.tls_cert_file:
+            raise InvalidArgumentError(
+                "setting tls_client_ca_file (mTLS) needs tls_cert_file and tls_key_file", reason="INVALID_CONFIG"
+            )
         if self.payload_chunk_bytes > self.max_send_message_bytes // 2:
             raise InvalidArgumentError(
                 "setting payload_chunk_bytes must be at most half of max_send_message_bytes",
@@ -157,8 +173,16 @@ class Settings:
 
 
 def _convert(name: str, kind: Any, value: Any) -> Any:
-    kind = {"Path": Path, "str": str, "int": int, "float": float}.get(str(kind), kind)
+    kind = {"Path": Path, "str": str, "int": int, "float": float, "bool": bool}.get(str(kind), kind)
     try:
+        if kind is bool:
+            if isinstance(value, bool):
+                return value
+            if str(value).lower() in ("1", "true", "yes", "on"):
+                return True
+            if str(value).lower() in ("0", "false", "no", "off"):
+                return False
+            raise ValueError(f"{value!r} is not a boolean (true or false)")
         if kind is Path:
             return Path(value)
         if kind is int and not isinstance(value, bool):

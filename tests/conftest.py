@@ -14,6 +14,7 @@ from pathlib import Path
 
 import grpc
 import pytest
+from memos_test_support import admin_token, authorized_channel
 
 from memos_grpc._proto.memos.v1 import (
     governance_service_pb2,
@@ -58,7 +59,8 @@ def fresh_server(tmp_path: Path, embedder: Embedder) -> Iterator[MemosServer]:
 
 @pytest.fixture
 def channel(server: MemosServer) -> Iterator[grpc.Channel]:
-    with grpc.insecure_channel(server.address) as opened:
+    """A channel to the session server that authenticates as its bootstrap admin."""
+    with authorized_channel(server.address, admin_token(server)) as opened:
         yield opened
 
 

@@ -27,8 +27,10 @@ from memos_grpc._proto.memos.v1 import (
 )
 from memos_grpc.embedding.embedder import Embedder
 from memos_grpc.errors import InvalidArgumentError
+from memos_grpc.server.enforcement import PolicyInterceptor
 from memos_grpc.server.services import GovernanceServicer, VaultServicer, VaultSlot
 from memos_grpc.server.status import ErrorMappingInterceptor
+from memos_grpc.server.tls import server_credentials
 from memos_grpc.settings import Settings
 from memos_grpc.vault.vault import Vault
 
@@ -52,7 +54,11 @@ class MemosServer:
         self.vault: Vault | None = None
         self.grpc_server = grpc.server(
             futures.ThreadPoolExecutor(max_workers=settings.workers, thread_name_prefix="rpc"),
-            interceptors=[ErrorMappingInterceptor()],
+            # The error mapping is outermost so that policy refusals are mapped like any error.
+            interceptors=[
+                ErrorMappingInterceptor(),
+                PolicyInterceptor(self.slot, allow_anonymous=settings.allow_anonymous),
+            ],
             options=[
                 ("grpc.max_receive_message_length", settings.max_receive_message_bytes),
                 ("grpc.max_send_message_length", settings.max_send_message_bytes),
@@ -75,8 +81,12 @@ class MemosServer:
             self.grpc_server,
         )
         self._set_health(health_pb2.HealthCheckResponse.NOT_SERVING)
+        credentials = server_credentials(settings)
         try:
-            self.port = self.grpc_server.add_insecure_port(settings.listen)
+            if credentials is None:
+                self.port = self.grpc_server.add_insecure_port(settings.listen)
+            else:
+                self.port = self.grpc_server.add_secure_port(settings.listen, credentials)
         except RuntimeError as exc:  # grpcio raises when the address is taken or malformed
             raise InvalidArgumentError(
                 f"cannot listen on {settings.listen}: {exc}; is another server using that port?",

@@ -16,11 +16,13 @@ from memos_grpc._proto.memos.v1 import (
     cube_pb2,
     governance_service_pb2,
     governance_service_pb2_grpc,
+    principal_pb2,
     space_pb2,
     vault_service_pb2,
     vault_service_pb2_grpc,
 )
 from memos_grpc.errors import UnavailableError
+from memos_grpc.governance import caller
 from memos_grpc.vault.vault import Vault
 
 
@@ -49,12 +51,13 @@ class VaultServicer(vault_service_pb2_grpc.VaultServiceServicer):
     def CreateCube(
         self, request: vault_service_pb2.CreateCubeRequest, context: grpc.ServicerContext
     ) -> cube_pb2.MemCube:
-        return self._slot.get().cubes.create(request.parent, request)
+        return self._slot.get().cubes.create(request.parent, request, caller.current().principal)
 
     def BatchCreateCubes(
         self, request: vault_service_pb2.BatchCreateCubesRequest, context: grpc.ServicerContext
     ) -> vault_service_pb2.BatchCreateCubesResponse:
-        return vault_service_pb2.BatchCreateCubesResponse(cubes=self._slot.get().cubes.batch_create(request))
+        cubes = self._slot.get().cubes.batch_create(request, caller.current().principal)
+        return vault_service_pb2.BatchCreateCubesResponse(cubes=cubes)
 
     def GetCube(self, request: vault_service_pb2.GetCubeRequest, context: grpc.ServicerContext) -> cube_pb2.MemCube:
         return self._slot.get().cubes.get(request.name)
@@ -103,7 +106,7 @@ class GovernanceServicer(governance_service_pb2_grpc.GovernanceServiceServicer):
     def CreateSpace(
         self, request: governance_service_pb2.CreateSpaceRequest, context: grpc.ServicerContext
     ) -> space_pb2.Space:
-        return self._slot.get().spaces.create(request.space_id, request.space)
+        return self._slot.get().spaces.create(request.space_id, request.space, caller.current().principal)
 
     def GetSpace(
         self, request: governance_service_pb2.GetSpaceRequest, context: grpc.ServicerContext
@@ -113,7 +116,9 @@ class GovernanceServicer(governance_service_pb2_grpc.GovernanceServiceServicer):
     def ListSpaces(
         self, request: governance_service_pb2.ListSpacesRequest, context: grpc.ServicerContext
     ) -> governance_service_pb2.ListSpacesResponse:
-        spaces, token = self._slot.get().spaces.list(request.page_size, request.page_token)
+        who = caller.current()
+        owner = None if who.admin else who.principal
+        spaces, token = self._slot.get().spaces.list(request.page_size, request.page_token, owner)
         return governance_service_pb2.ListSpacesResponse(spaces=spaces, next_page_token=token)
 
     def DeleteSpace(
@@ -121,3 +126,52 @@ class GovernanceServicer(governance_service_pb2_grpc.GovernanceServiceServicer):
     ) -> empty_pb2.Empty:
         self._slot.get().spaces.delete(request.name, force=request.force, etag=request.etag)
         return empty_pb2.Empty()
+
+    def CreatePrincipal(
+        self, request: governance_service_pb2.CreatePrincipalRequest, context: grpc.ServicerContext
+    ) -> principal_pb2.Principal:
+        return self._slot.get().principals.create(request.principal_id, request.principal)
+
+    def GetPrincipal(
+        self, request: governance_service_pb2.GetPrincipalRequest, context: grpc.ServicerContext
+    ) -> principal_pb2.Principal:
+        return self._slot.get().principals.get(request.name)
+
+    def ListPrincipals(
+        self, request: governance_service_pb2.ListPrincipalsRequest, context: grpc.ServicerContext
+    ) -> governance_service_pb2.ListPrincipalsResponse:
+        principals, token = self._slot.get().principals.list(request.page_size, request.page_token)
+        return governance_service_pb2.ListPrincipalsResponse(principals=principals, next_page_token=token)
+
+    def DeletePrincipal(
+        self, request: governance_service_pb2.DeletePrincipalRequest, context: grpc.ServicerContext
+    ) -> empty_pb2.Empty:
+        self._slot.get().principals.delete(request.name)
+        return empty_pb2.Empty()
+
+    def CreateCredential(
+        self, request: governance_service_pb2.CreateCredentialRequest, context: grpc.ServicerContext
+    ) -> principal_pb2.Credential:
+        return self._slot.get().principals.create_credential(request.parent, request.credential)
+
+    def RevokeCredential(
+        self, request: governance_service_pb2.RevokeCredentialRequest, context: grpc.ServicerContext
+    ) -> principal_pb2.Credential:
+        return self._slot.get().principals.revoke_credential(request.name)
+
+    def ListAuditEvents(
+        self, request: governance_service_pb2.ListAuditEventsRequest, context: grpc.ServicerContext
+    ) -> governance_service_pb2.ListAuditEventsResponse:
+        events, token = self._slot.get().audit.list(request.page_size, request.page_token, request.filter)
+        return governance_service_pb2.ListAuditEventsResponse(events=events, next_page_token=token)
+
+    def VerifyAuditLog(
+        self, request: governance_service_pb2.VerifyAuditLogRequest, context: grpc.ServicerContext
+    ) -> governance_service_pb2.VerifyAuditLogResponse:
+        result = self._slot.get().audit.verify()
+        return governance_service_pb2.VerifyAuditLogResponse(
+            verified=result.verified,
+            events_checked=result.events_checked,
+            first_broken_sequence=result.first_broken_sequence,
+            problem=result.problem,
+        )

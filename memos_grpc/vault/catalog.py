@@ -1,11 +1,12 @@
-"""The search catalog: an in-memory copy of what a search hit needs, keyed by vector label.
+"""The search catalog: an in-memory copy of what hot paths need, keyed by vector label.
 
 A search must not pay a DuckDB query (about a millisecond each from Python)
-to turn hnswlib labels back into cubes, so the vault keeps, per space, each
-vector-bearing cube's serialized message and expire time, and the set of
-spaces. Like the vector indexes it is derived: the writer thread updates it
-after each commit and before answering, and it is loaded from DuckDB at
-start-up, so it never disagrees with an acknowledged write.
+to turn hnswlib labels back into cubes, nor every call one to find a space's
+owner, so the vault keeps, per space, its owner and each vector-bearing
+cube's serialized message and expire time. Like the vector indexes it is
+derived: it is updated after each commit and before the caller is answered,
+and loaded from DuckDB at start-up, so it never disagrees with an
+acknowledged write.
 """
 
 from __future__ import annotations
@@ -26,18 +27,25 @@ class CatalogEntry:
 class SearchCatalog:
     def __init__(self) -> None:
         self._spaces: dict[str, dict[int, CatalogEntry]] = {}
+        self._owners: dict[str, str] = {}
         self._lock = threading.Lock()
 
     def has_space(self, space_id: str) -> bool:
         return space_id in self._spaces
 
-    def add_space(self, space_id: str) -> None:
+    def owner_of(self, space_id: str) -> str | None:
+        """The owning principal's name, "" for none, or None when the space does not exist."""
+        return self._owners.get(space_id)
+
+    def add_space(self, space_id: str, owner: str) -> None:
         with self._lock:
             self._spaces.setdefault(space_id, {})
+            self._owners[space_id] = owner
 
     def drop_space(self, space_id: str) -> None:
         with self._lock:
             self._spaces.pop(space_id, None)
+            self._owners.pop(space_id, None)
 
     def put(self, space_id: str, entries: Iterable[tuple[int, bytes, datetime | None]]) -> None:
         with self._lock:

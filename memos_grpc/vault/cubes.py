@@ -77,16 +77,17 @@ class Cubes:
 
     # -- create ----------------------------------------------------------------
 
-    def create(self, parent: str, request: vault_service_pb2.CreateCubeRequest) -> cube_pb2.MemCube:
+    def create(self, parent: str, request: vault_service_pb2.CreateCubeRequest, owner: str) -> cube_pb2.MemCube:
+        """Creates one cube; ``owner`` (the caller) is recorded as ``access.owner``."""
         space_id = parse_space_name(parent, "parent")
-        rows = self._prepare(space_id, [request])
+        rows = self._prepare(space_id, [request], owner)
         if request.validate_only:
             with self._context.database.read() as cursor:
                 self._context.require_space(cursor, space_id)
             return rows[0].cube
         return self._insert(space_id, rows)[0]
 
-    def batch_create(self, request: vault_service_pb2.BatchCreateCubesRequest) -> list[cube_pb2.MemCube]:
+    def batch_create(self, request: vault_service_pb2.BatchCreateCubesRequest, owner: str) -> list[cube_pb2.MemCube]:
         space_id = parse_space_name(request.parent, "parent")
         limit = self._context.settings.max_batch_size
         if not request.requests:
@@ -99,13 +100,15 @@ class Cubes:
         for index, item in enumerate(request.requests):
             if item.parent and item.parent != request.parent:
                 raise invalid(f"requests[{index}].parent {item.parent!r} differs from parent", "PARENT_MISMATCH")
-        rows = self._prepare(space_id, list(request.requests))
+        rows = self._prepare(space_id, list(request.requests), owner)
         ids = [r.cube_id for r in rows]
         if len(set(ids)) != len(ids):
             raise invalid("the batch names the same cube_id twice", "DUPLICATE_CUBE_ID")
         return self._insert(space_id, rows)
 
-    def _prepare(self, space_id: str, requests: Sequence[vault_service_pb2.CreateCubeRequest]) -> list[CubeRow]:
+    def _prepare(
+        self, space_id: str, requests: Sequence[vault_service_pb2.CreateCubeRequest], owner: str
+    ) -> list[CubeRow]:
         now = self._context.clock()
         rows: list[CubeRow] = []
         to_embed: list[int] = []
@@ -113,6 +116,7 @@ class Cubes:
             cube_id = check_id(request.cube_id, "cube_id") if request.cube_id else new_cube_id()
             memory_type = check_cube_fields(request.cube, self._context.settings)
             cube = self._new_cube(space_id, cube_id, request.cube, memory_type, now)
+            cube.access.owner = owner
             vector: FloatArray | None = None
             if request.HasField("vector"):
                 vector = check_vector(request.vector.values, self._context.dimension)
@@ -144,8 +148,6 @@ class Cubes:
             else cube_pb2.STORAGE_MODE_BLOB
         )
         cube.provenance_id = str(uuid.uuid4())
-        if cube.HasField("access"):
-            cube.access.ClearField("owner")
         cube.version = 1
         set_timestamp(cube.create_time, now)
         set_timestamp(cube.update_time, now)
@@ -284,9 +286,11 @@ class Cubes:
                 raise FailedPreconditionError(f"cube {given.name} is frozen", reason="CUBE_FROZEN")
             if text_changes and stored.type != cube_pb2.MEMORY_TYPE_PLAINTEXT:
                 raise invalid(f"cube {given.name} is not plaintext: it has no text to update", "INVALID_UPDATE_MASK")
+            owner = stored.access.owner
             field_mask_pb2.FieldMask(paths=paths).MergeMessage(
                 given, stored, replace_message_field=True, replace_repeated_field=True
             )
+            stored.access.owner = owner  # output only: an update never changes who created the cube
             stored.version += 1
             set_timestamp(stored.update_time, now)
             stored.etag = make_etag(stored.name, stored.version, now)

@@ -8,7 +8,7 @@ AND by juxtaposition, the comparators ``= != < <= > >=`` and the has operator
 recursive-descent parser that emits SQL directly.
 
 Safety: every literal becomes a ``?`` parameter and column names come only from
-``_FIELDS``, so no user text ever reaches the SQL string. Every leaf predicate
+the field table (``CUBE_FIELDS`` for cubes), so no user text ever reaches the SQL string. Every leaf predicate
 is two-valued (never NULL), so ``NOT`` is an exact complement and ``a != v``
 always equals ``NOT a = v``.
 """
@@ -49,7 +49,7 @@ FieldKind = Literal["enum", "list", "string", "int", "time", "map"]
 
 
 @dataclass(frozen=True)
-class _Field:
+class FilterField:
     column: str
     kind: FieldKind
     enum_prefix: str = ""
@@ -57,25 +57,25 @@ class _Field:
     nullable: bool = False
 
 
-def _enum(column: str, prefix: str, items: list[tuple[str, int]]) -> _Field:
-    return _Field(column, "enum", prefix, tuple(items))
+def enum_field(column: str, prefix: str, items: list[tuple[str, int]]) -> FilterField:
+    return FilterField(column, "enum", prefix, tuple(items))
 
 
-_FIELDS: Final[dict[str, _Field]] = {
-    "type": _enum("type", "MEMORY_TYPE_", cube_pb2.MemoryType.items()),
-    "state": _enum("state", "LIFECYCLE_STATE_", cube_pb2.LifecycleState.items()),
-    "source": _enum("source", "SOURCE_", cube_pb2.Source.items()),
-    "semantic_type": _enum("semantic_type", "SEMANTIC_TYPE_", cube_pb2.SemanticType.items()),
-    "tags": _Field("tags", "list"),
-    "sensitivity_labels": _Field("sensitivity_labels", "list"),
-    "labels": _Field("labels", "map"),
-    "model": _Field("model", "string"),
-    "origin": _Field("origin", "string"),
-    "priority": _Field("priority", "int"),
-    "version": _Field("version", "int"),
-    "create_time": _Field("create_time", "time"),
-    "update_time": _Field("update_time", "time"),
-    "expire_time": _Field("expire_time", "time", nullable=True),
+CUBE_FIELDS: Final[dict[str, FilterField]] = {
+    "type": enum_field("type", "MEMORY_TYPE_", cube_pb2.MemoryType.items()),
+    "state": enum_field("state", "LIFECYCLE_STATE_", cube_pb2.LifecycleState.items()),
+    "source": enum_field("source", "SOURCE_", cube_pb2.Source.items()),
+    "semantic_type": enum_field("semantic_type", "SEMANTIC_TYPE_", cube_pb2.SemanticType.items()),
+    "tags": FilterField("tags", "list"),
+    "sensitivity_labels": FilterField("sensitivity_labels", "list"),
+    "labels": FilterField("labels", "map"),
+    "model": FilterField("model", "string"),
+    "origin": FilterField("origin", "string"),
+    "priority": FilterField("priority", "int"),
+    "version": FilterField("version", "int"),
+    "create_time": FilterField("create_time", "time"),
+    "update_time": FilterField("update_time", "time"),
+    "expire_time": FilterField("expire_time", "time", nullable=True),
 }
 
 TokenKind = Literal["word", "string", "op", "lparen", "rparen", "minus", "end"]
@@ -162,7 +162,8 @@ def _join(parts: list[str], op: str) -> str:
 class _Parser:
     """Recursive descent over the token list; see the EBNF in docs/filtering.md."""
 
-    def __init__(self, tokens: list[_Token], max_depth: int) -> None:
+    def __init__(self, tokens: list[_Token], max_depth: int, fields: dict[str, FilterField]) -> None:
+        self.fields = fields
         self.tokens = tokens
         self.index = 0
         self.depth = 0
@@ -258,7 +259,7 @@ class _Parser:
             raise _error(f"expected a restriction{self.after()} at position {token.pos}, got {token.describe()}")
         self.advance()
         key: str | None = None
-        if token.text.startswith(_LABELS_DOT):
+        if token.text.startswith(_LABELS_DOT) and "labels" in self.fields:
             key = token.text[len(_LABELS_DOT) :]
             quoted = self.peek()
             if not key and quoted.kind == "string" and quoted.pos == token.end:
@@ -272,10 +273,10 @@ class _Parser:
                 f"{' '.join(_COMPARATORS)} after {token.text!r} at position {op.pos}, "
                 f"got {op.describe()}; bare values are not supported"
             )
-        if key is None and token.text not in _FIELDS:
+        if key is None and token.text not in self.fields:
             raise _error(
                 f"unknown field {token.text!r} at position {token.pos}; "
-                f"known fields: {', '.join(sorted(_FIELDS))}, labels.KEY"
+                f"known fields: {', '.join(sorted(self.fields))}" + (", labels.KEY" if "labels" in self.fields else "")
             )
         self.advance()
         value = self.peek()
@@ -284,7 +285,7 @@ class _Parser:
         self.advance()
         if key is not None:
             return self.label_leaf(key, op, value)
-        return self.leaf(token.text, _FIELDS[token.text], op, value)
+        return self.leaf(token.text, self.fields[token.text], op, value)
 
     def bind(self, *values: object) -> None:
         self.params.extend(values)
@@ -301,7 +302,7 @@ class _Parser:
             return "(labels[?] IS DISTINCT FROM ?)"
         raise _unsupported(f"labels.{key}", op, "=, != or :")
 
-    def leaf(self, name: str, field: _Field, op: _Token, value: _Token) -> str:
+    def leaf(self, name: str, field: FilterField, op: _Token, value: _Token) -> str:
         column, text = field.column, value.text
         presence = op.text == ":" and text == "*"
         if field.kind == "map":
@@ -351,7 +352,7 @@ def _unsupported(name: str, op: _Token, allowed: str) -> InvalidArgumentError:
     return _error(f"field {name!r} does not support {op.text!r} at position {op.pos}; use {allowed}")
 
 
-def _enum_number(name: str, field: _Field, value: _Token) -> int:
+def _enum_number(name: str, field: FilterField, value: _Token) -> int:
     wanted = value.text.upper()
     for full, number in field.enum_values:
         if full in (wanted, field.enum_prefix + wanted):
@@ -381,8 +382,16 @@ def _timestamp(name: str, value: _Token) -> datetime:
     return moment
 
 
-def compile_filter(text: str, *, max_length: int = 4096, max_depth: int = 32) -> CompiledFilter:
-    """Compiles an AIP-160 filter over cubes to a SQL boolean expression and its parameters.
+def compile_filter(
+    text: str,
+    *,
+    max_length: int = 4096,
+    max_depth: int = 32,
+    fields: dict[str, FilterField] = CUBE_FIELDS,
+) -> CompiledFilter:
+    """Compiles an AIP-160 filter to a SQL boolean expression and its parameters.
+
+    ``fields`` maps filter field names to columns (the cubes table by default).
 
     Raises ``InvalidArgumentError`` with reason ``INVALID_FILTER`` and a message naming
     the character offset (from 0) on any bad input, a filter longer than ``max_length``
@@ -390,7 +399,7 @@ def compile_filter(text: str, *, max_length: int = 4096, max_depth: int = 32) ->
     """
     if len(text) > max_length:
         raise _error(f"the filter is {len(text)} characters long; the limit is {max_length}")
-    parser = _Parser(_tokenize(text), max_depth)
+    parser = _Parser(_tokenize(text), max_depth, fields)
     try:
         sql = parser.parse()
     except RecursionError:

@@ -31,7 +31,8 @@ class RepairReport:
 def repair_indexes(context: VaultContext) -> RepairReport:
     report = RepairReport()
     with context.database.read() as cursor:
-        spaces = [str(r[0]) for r in cursor.execute("SELECT space_id FROM spaces ORDER BY space_id").fetchall()]
+        owners = {str(r[0]): str(r[1]) for r in cursor.execute("SELECT space_id, owner FROM spaces").fetchall()}
+    spaces = sorted(owners)
     for orphan in set(context.indexes.existing_files()) - set(spaces):
         context.indexes.drop(orphan)
         report.dropped_indexes += 1
@@ -45,7 +46,7 @@ def repair_indexes(context: VaultContext) -> RepairReport:
                     "SELECT vec_id FROM cubes WHERE space_id = ? AND vec_id IS NOT NULL", [space_id]
                 ).fetchall()
             }
-        load_catalog(context, space_id)
+        load_catalog(context, space_id, owners[space_id])
         indexed = index.labels()
         report.vectors += len(stored)
         missing = sorted(stored - indexed)
@@ -62,9 +63,9 @@ def repair_indexes(context: VaultContext) -> RepairReport:
     return report
 
 
-def load_catalog(context: VaultContext, space_id: str) -> None:
+def load_catalog(context: VaultContext, space_id: str, owner: str) -> None:
     """Fills the search catalog of one space from DuckDB."""
-    context.catalog.add_space(space_id)
+    context.catalog.add_space(space_id, owner)
     with context.database.read() as cursor:
         cursor.execute(
             "SELECT vec_id, cube_pb, expire_time FROM cubes WHERE space_id = ? AND vec_id IS NOT NULL", [space_id]

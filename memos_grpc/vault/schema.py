@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import duckdb
 
-SCHEMA_VERSION = 1
+SCHEMA_VERSION = 2
 
 DDL = [
     """
@@ -55,6 +55,42 @@ DDL = [
         PRIMARY KEY (space_id, cube_id)
     )
     """,
+    # v2: governance.
+    "ALTER TABLE spaces ADD COLUMN IF NOT EXISTS owner VARCHAR DEFAULT ''",
+    """
+    CREATE TABLE IF NOT EXISTS principals (
+        principal_id VARCHAR PRIMARY KEY,
+        principal_pb BLOB NOT NULL,
+        admin BOOLEAN NOT NULL,
+        create_time TIMESTAMPTZ NOT NULL
+    )
+    """,
+    """
+    CREATE TABLE IF NOT EXISTS credentials (
+        credential_id VARCHAR PRIMARY KEY,
+        principal_id VARCHAR NOT NULL,
+        -- sha256 of the whole token, hex; the token itself is never stored.
+        token_hash VARCHAR NOT NULL,
+        description VARCHAR NOT NULL,
+        create_time TIMESTAMPTZ NOT NULL,
+        expire_time TIMESTAMPTZ,
+        revoke_time TIMESTAMPTZ
+    )
+    """,
+    """
+    CREATE TABLE IF NOT EXISTS audit_events (
+        sequence BIGINT PRIMARY KEY,
+        time TIMESTAMPTZ NOT NULL,
+        principal VARCHAR NOT NULL,
+        method VARCHAR NOT NULL,
+        resource VARCHAR NOT NULL,
+        outcome SMALLINT NOT NULL,
+        status_code VARCHAR NOT NULL,
+        reason VARCHAR NOT NULL,
+        previous_hash VARCHAR NOT NULL,
+        hash VARCHAR NOT NULL
+    )
+    """,
     """
     CREATE TABLE IF NOT EXISTS blobs (
         digest VARCHAR PRIMARY KEY,
@@ -71,6 +107,6 @@ def migrate(connection: duckdb.DuckDBPyConnection) -> None:
     for statement in DDL:
         connection.execute(statement)
     connection.execute(
-        "INSERT INTO meta VALUES ('schema_version', ?) ON CONFLICT (key) DO NOTHING",
+        "INSERT INTO meta VALUES ('schema_version', ?) ON CONFLICT (key) DO UPDATE SET value = excluded.value",
         [str(SCHEMA_VERSION)],
     )

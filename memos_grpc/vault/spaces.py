@@ -21,7 +21,8 @@ class Spaces:
     def __init__(self, context: VaultContext) -> None:
         self._context = context
 
-    def create(self, space_id: str, space: space_pb2.Space) -> space_pb2.Space:
+    def create(self, space_id: str, space: space_pb2.Space, owner: str) -> space_pb2.Space:
+        """Creates a space owned by ``owner`` (a principal name)."""
         check_id(space_id, "space_id")
         if len(space.display_name) > MAX_DISPLAY_NAME:
             raise invalid(f"space.display_name is longer than {MAX_DISPLAY_NAME} characters", "FIELD_TOO_LONG")
@@ -35,6 +36,7 @@ class Spaces:
             description=space.description,
             labels=dict(space.labels),
             vector_dimension=self._context.dimension,
+            owner=owner,
         )
         set_timestamp(stored.create_time, now)
         set_timestamp(stored.update_time, now)
@@ -43,14 +45,14 @@ class Spaces:
         def apply(cursor: Connection) -> space_pb2.Space:
             try:
                 cursor.execute(
-                    "INSERT INTO spaces VALUES (?, ?, ?, ?)",
-                    [space_id, stored.SerializeToString(), now, stored.etag],
+                    "INSERT INTO spaces (space_id, space_pb, create_time, etag, owner) VALUES (?, ?, ?, ?, ?)",
+                    [space_id, stored.SerializeToString(), now, stored.etag, owner],
                 )
             except duckdb.ConstraintException as exc:
                 raise AlreadyExistsError(f"space {stored.name} already exists", reason="SPACE_ALREADY_EXISTS") from exc
             return stored
 
-        return self._context.database.write(apply, lambda _: self._context.catalog.add_space(space_id))
+        return self._context.database.write(apply, lambda _: self._context.catalog.add_space(space_id, owner))
 
     def get(self, name: str) -> space_pb2.Space:
         space_id = parse_space_name(name)
@@ -65,22 +67,23 @@ class Spaces:
         space.cube_count = int(row[1])
         return space
 
-    def list(self, requested_size: int, token: str) -> tuple[list[space_pb2.Space], str]:
+    def list(self, requested_size: int, token: str, owner: str | None) -> tuple[list[space_pb2.Space], str]:
+        """A page of spaces in id order: all of them, or only those ``owner`` owns."""
         settings = self._context.settings
         size = page_size(requested_size, settings.default_page_size, settings.max_page_size)
-        after = decode_token(token, "spaces") or ""
+        after = decode_token(token, "spaces", owner or "") or ""
         with self._context.database.read() as cursor:
             rows = cursor.execute(
                 "SELECT s.space_id, s.space_pb, (SELECT count(*) FROM cubes c WHERE c.space_id = s.space_id) "
-                "FROM spaces s WHERE s.space_id > ? ORDER BY s.space_id LIMIT ?",
-                [after, size + 1],
+                "FROM spaces s WHERE s.space_id > ? AND (? IS NULL OR s.owner = ?) ORDER BY s.space_id LIMIT ?",
+                [after, owner, owner, size + 1],
             ).fetchall()
         spaces = []
         for _, blob, count in rows[:size]:
             space = space_pb2.Space.FromString(blob)
             space.cube_count = int(count)
             spaces.append(space)
-        next_token = encode_token(rows[size - 1][0], "spaces") if len(rows) > size else ""
+        next_token = encode_token(rows[size - 1][0], "spaces", owner or "") if len(rows) > size else ""
         return spaces, next_token
 
     def delete(self, name: str, *, force: bool, etag: str) -> None:

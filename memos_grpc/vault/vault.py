@@ -12,6 +12,8 @@ import time
 
 from memos_grpc.embedding.embedder import Embedder, load_embedder
 from memos_grpc.embedding.worker import EmbeddingWorker
+from memos_grpc.governance.audit import AuditLog
+from memos_grpc.governance.identity import Principals
 from memos_grpc.settings import Settings
 from memos_grpc.vault.blobs import BlobStore
 from memos_grpc.vault.context import VaultContext
@@ -59,6 +61,10 @@ class Vault:
             report.removed,
             report.dropped_indexes,
         )
+        # Governance lives beside the vault: it shares the database and the writer.
+        self.principals = Principals(self.context)
+        self.audit = AuditLog(self.context)
+        self.principals.bootstrap(settings.data_dir)
         self.spaces = Spaces(self.context)
         self.cubes = Cubes(self.context)
         self.search = Search(self.context)

@@ -14,7 +14,7 @@ from memos_grpc.cli.main import main
 
 
 def _run(capsys: pytest.CaptureFixture[str], server: Any, *argv: str) -> tuple[int, str, str]:
-    code = main([*argv, "--server", server.address])
+    code = main([*argv, "--server", server.address, "--token-file", str(server.settings.data_dir / "admin.token")])
     out, err = capsys.readouterr()
     return code, out, err
 

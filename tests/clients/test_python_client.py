@@ -29,10 +29,12 @@ from memos_client import (
     NotFoundError,
     SemanticType,
     Source,
+    UnauthenticatedError,
     UnavailableError,
     cube_name,
     space_name,
 )
+from memos_test_support import admin_token
 
 from memos_grpc._proto.memos.v1 import cube_pb2
 
@@ -43,7 +45,7 @@ def _new_id(prefix: str = "t") -> str:
 
 @pytest.fixture
 def client(server: Any) -> Iterator[MemosClient]:
-    with MemosClient(server.address, timeout=120.0) as memos:
+    with MemosClient(server.address, token=admin_token(server), timeout=120.0) as memos:
         yield memos
 
 
@@ -314,6 +316,10 @@ def test_stream_errors_are_converted(client: MemosClient, space: str) -> None:
     assert mismatch.value.reason == "PAYLOAD_DIGEST_MISMATCH"
 
 
-def test_token_is_accepted(server: Any) -> None:
-    with MemosClient(server.address, token="secret-token") as memos:
+def test_token_is_required_and_checked(server: Any) -> None:
+    with MemosClient(server.address, token=admin_token(server)) as memos:
         assert memos.create_space(_new_id("tok-")).name.startswith("spaces/tok-")
+    with MemosClient(server.address, token="mgt_k0000000000000000_" + "A" * 43) as memos:
+        with pytest.raises(UnauthenticatedError) as refused:
+            memos.create_space(_new_id("tok-"))
+        assert refused.value.reason == "INVALID_TOKEN"

@@ -29,6 +29,7 @@ from typing import TypeVar
 
 import grpc
 from grpc_health.v1 import health_pb2, health_pb2_grpc
+from memos_test_support import BearerToken
 
 from memos_grpc._proto.memos.v1 import governance_service_pb2_grpc, vault_service_pb2_grpc
 
@@ -165,9 +166,12 @@ class ServerProcess:
     # -- clients ---------------------------------------------------------------
 
     def channel(self) -> grpc.Channel:
-        """A new channel to the server, closed by ``close()`` at the latest."""
+        """A new channel to the server as its bootstrap admin, closed by ``close()`` at the latest."""
         opened = grpc.insecure_channel(self.address, options=CHANNEL_OPTIONS)
         self._channels.append(opened)
+        token_file = self.data_dir / "admin.token"
+        if token_file.exists():
+            return grpc.intercept_channel(opened, BearerToken(token_file.read_text().strip()))
         return opened
 
     def vault(self, channel: grpc.Channel | None = None) -> vault_service_pb2_grpc.VaultServiceStub:

@@ -17,6 +17,7 @@ import pytest
 from google.protobuf import field_mask_pb2
 from google.rpc import error_details_pb2
 from grpc_status import rpc_status
+from memos_test_support import admin_token, authorized_channel
 
 from memos_grpc._proto.memos.v1 import cube_pb2
 from memos_grpc._proto.memos.v1 import governance_service_pb2 as g
@@ -282,7 +283,7 @@ CASES = [
 
 @pytest.fixture(scope="module")
 def world(server: MemosServer) -> Iterator[World]:
-    with grpc.insecure_channel(server.address) as channel:
+    with authorized_channel(server.address, admin_token(server)) as channel:
         vault, governance = VaultServiceStub(channel), GovernanceServiceStub(channel)
         space = governance.CreateSpace(g.CreateSpaceRequest(space_id="bad-input")).name
         cube = vault.CreateCube(v.CreateCubeRequest(parent=space, cube_id="known", cube=text("a known memory")))

@@ -133,7 +133,8 @@ def test_health_is_not_serving_until_the_vault_is_open(servers: ServerFactory) -
     assert watched == [NOT_SERVING, SERVING], f"Health.Watch saw {watched}"
     log = server.log_text()
     assert log.index("NOT_SERVING until the vault is open") < log.index("vault open at") < log.index("serving on")
-    assert server.governance(channel).ListSpaces(g.ListSpacesRequest(), timeout=10) is not None
+    # The admin token exists only once the vault is open: a new channel carries it.
+    assert server.governance(server.channel()).ListSpaces(g.ListSpacesRequest(), timeout=10) is not None
     assert server.terminate() == 0
 
 

@@ -5,6 +5,7 @@ import warnings
 
 from google.protobuf import empty_pb2 as google_dot_protobuf_dot_empty__pb2
 from memos_grpc._proto.memos.v1 import governance_service_pb2 as memos_dot_v1_dot_governance__service__pb2
+from memos_grpc._proto.memos.v1 import principal_pb2 as memos_dot_v1_dot_principal__pb2
 from memos_grpc._proto.memos.v1 import space_pb2 as memos_dot_v1_dot_space__pb2
 
 GRPC_GENERATED_VERSION = '1.85.1'
@@ -28,8 +29,8 @@ if _version_not_supported:
 
 
 class GovernanceServiceStub:
-    """GovernanceService manages spaces (and, in later versions, principals,
-    access policies, retention and the audit log).
+    """GovernanceService manages spaces, principals and their credentials, and
+    the audit log (MemGovernance).
     """
 
     def __init__(self, channel):
@@ -58,15 +59,55 @@ class GovernanceServiceStub:
                 request_serializer=memos_dot_v1_dot_governance__service__pb2.DeleteSpaceRequest.SerializeToString,
                 response_deserializer=google_dot_protobuf_dot_empty__pb2.Empty.FromString,
                 _registered_method=True)
+        self.CreatePrincipal = channel.unary_unary(
+                '/memos.v1.GovernanceService/CreatePrincipal',
+                request_serializer=memos_dot_v1_dot_governance__service__pb2.CreatePrincipalRequest.SerializeToString,
+                response_deserializer=memos_dot_v1_dot_principal__pb2.Principal.FromString,
+                _registered_method=True)
+        self.GetPrincipal = channel.unary_unary(
+                '/memos.v1.GovernanceService/GetPrincipal',
+                request_serializer=memos_dot_v1_dot_governance__service__pb2.GetPrincipalRequest.SerializeToString,
+                response_deserializer=memos_dot_v1_dot_principal__pb2.Principal.FromString,
+                _registered_method=True)
+        self.ListPrincipals = channel.unary_unary(
+                '/memos.v1.GovernanceService/ListPrincipals',
+                request_serializer=memos_dot_v1_dot_governance__service__pb2.ListPrincipalsRequest.SerializeToString,
+                response_deserializer=memos_dot_v1_dot_governance__service__pb2.ListPrincipalsResponse.FromString,
+                _registered_method=True)
+        self.DeletePrincipal = channel.unary_unary(
+                '/memos.v1.GovernanceService/DeletePrincipal',
+                request_serializer=memos_dot_v1_dot_governance__service__pb2.DeletePrincipalRequest.SerializeToString,
+                response_deserializer=google_dot_protobuf_dot_empty__pb2.Empty.FromString,
+                _registered_method=True)
+        self.CreateCredential = channel.unary_unary(
+                '/memos.v1.GovernanceService/CreateCredential',
+                request_serializer=memos_dot_v1_dot_governance__service__pb2.CreateCredentialRequest.SerializeToString,
+                response_deserializer=memos_dot_v1_dot_principal__pb2.Credential.FromString,
+                _registered_method=True)
+        self.RevokeCredential = channel.unary_unary(
+                '/memos.v1.GovernanceService/RevokeCredential',
+                request_serializer=memos_dot_v1_dot_governance__service__pb2.RevokeCredentialRequest.SerializeToString,
+                response_deserializer=memos_dot_v1_dot_principal__pb2.Credential.FromString,
+                _registered_method=True)
+        self.ListAuditEvents = channel.unary_unary(
+                '/memos.v1.GovernanceService/ListAuditEvents',
+                request_serializer=memos_dot_v1_dot_governance__service__pb2.ListAuditEventsRequest.SerializeToString,
+                response_deserializer=memos_dot_v1_dot_governance__service__pb2.ListAuditEventsResponse.FromString,
+                _registered_method=True)
+        self.VerifyAuditLog = channel.unary_unary(
+                '/memos.v1.GovernanceService/VerifyAuditLog',
+                request_serializer=memos_dot_v1_dot_governance__service__pb2.VerifyAuditLogRequest.SerializeToString,
+                response_deserializer=memos_dot_v1_dot_governance__service__pb2.VerifyAuditLogResponse.FromString,
+                _registered_method=True)
 
 
 class GovernanceServiceServicer:
-    """GovernanceService manages spaces (and, in later versions, principals,
-    access policies, retention and the audit log).
+    """GovernanceService manages spaces, principals and their credentials, and
+    the audit log (MemGovernance).
     """
 
     def CreateSpace(self, request, context):
-        """Creates a space.
+        """Creates a space; the caller becomes its owner.
         """
         context.set_code(grpc.StatusCode.UNIMPLEMENTED)
         context.set_details('Method not implemented!')
@@ -80,7 +121,7 @@ class GovernanceServiceServicer:
         raise NotImplementedError('Method not implemented!')
 
     def ListSpaces(self, request, context):
-        """Lists spaces in name order.
+        """Lists the spaces the caller may see, in name order.
         """
         context.set_code(grpc.StatusCode.UNIMPLEMENTED)
         context.set_details('Method not implemented!')
@@ -88,6 +129,62 @@ class GovernanceServiceServicer:
 
     def DeleteSpace(self, request, context):
         """Deletes a space; one that holds cubes needs `force`.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def CreatePrincipal(self, request, context):
+        """Creates a principal (admins only).
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def GetPrincipal(self, request, context):
+        """Gets a principal (admins, or the principal itself).
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def ListPrincipals(self, request, context):
+        """Lists principals (admins only).
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def DeletePrincipal(self, request, context):
+        """Deletes a principal and revokes its credentials (admins only).
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def CreateCredential(self, request, context):
+        """Creates a bearer credential; its token is in the response, and only there.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def RevokeCredential(self, request, context):
+        """Revokes a credential; it stops working on the next call.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def ListAuditEvents(self, request, context):
+        """Lists audit events in sequence order (admins only).
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def VerifyAuditLog(self, request, context):
+        """Walks the audit log's hash chain and reports the first broken event (admins only).
         """
         context.set_code(grpc.StatusCode.UNIMPLEMENTED)
         context.set_details('Method not implemented!')
@@ -116,6 +213,46 @@ def add_GovernanceServiceServicer_to_server(servicer, server):
                     request_deserializer=memos_dot_v1_dot_governance__service__pb2.DeleteSpaceRequest.FromString,
                     response_serializer=google_dot_protobuf_dot_empty__pb2.Empty.SerializeToString,
             ),
+            'CreatePrincipal': grpc.unary_unary_rpc_method_handler(
+                    servicer.CreatePrincipal,
+                    request_deserializer=memos_dot_v1_dot_governance__service__pb2.CreatePrincipalRequest.FromString,
+                    response_serializer=memos_dot_v1_dot_principal__pb2.Principal.SerializeToString,
+            ),
+            'GetPrincipal': grpc.unary_unary_rpc_method_handler(
+                    servicer.GetPrincipal,
+                    request_deserializer=memos_dot_v1_dot_governance__service__pb2.GetPrincipalRequest.FromString,
+                    response_serializer=memos_dot_v1_dot_principal__pb2.Principal.SerializeToString,
+            ),
+            'ListPrincipals': grpc.unary_unary_rpc_method_handler(
+                    servicer.ListPrincipals,
+                    request_deserializer=memos_dot_v1_dot_governance__service__pb2.ListPrincipalsRequest.FromString,
+                    response_serializer=memos_dot_v1_dot_governance__service__pb2.ListPrincipalsResponse.SerializeToString,
+            ),
+            'DeletePrincipal': grpc.unary_unary_rpc_method_handler(
+                    servicer.DeletePrincipal,
+                    request_deserializer=memos_dot_v1_dot_governance__service__pb2.DeletePrincipalRequest.FromString,
+                    response_serializer=google_dot_protobuf_dot_empty__pb2.Empty.SerializeToString,
+            ),
+            'CreateCredential': grpc.unary_unary_rpc_method_handler(
+                    servicer.CreateCredential,
+                    request_deserializer=memos_dot_v1_dot_governance__service__pb2.CreateCredentialRequest.FromString,
+                    response_serializer=memos_dot_v1_dot_principal__pb2.Credential.SerializeToString,
+            ),
+            'RevokeCredential': grpc.unary_unary_rpc_method_handler(
+                    servicer.RevokeCredential,
+                    request_deserializer=memos_dot_v1_dot_governance__service__pb2.RevokeCredentialRequest.FromString,
+                    response_serializer=memos_dot_v1_dot_principal__pb2.Credential.SerializeToString,
+            ),
+            'ListAuditEvents': grpc.unary_unary_rpc_method_handler(
+                    servicer.ListAuditEvents,
+                    request_deserializer=memos_dot_v1_dot_governance__service__pb2.ListAuditEventsRequest.FromString,
+                    response_serializer=memos_dot_v1_dot_governance__service__pb2.ListAuditEventsResponse.SerializeToString,
+            ),
+            'VerifyAuditLog': grpc.unary_unary_rpc_method_handler(
+                    servicer.VerifyAuditLog,
+                    request_deserializer=memos_dot_v1_dot_governance__service__pb2.VerifyAuditLogRequest.FromString,
+                    response_serializer=memos_dot_v1_dot_governance__service__pb2.VerifyAuditLogResponse.SerializeToString,
+            ),
     }
     generic_handler = grpc.method_handlers_generic_handler(
             'memos.v1.GovernanceService', rpc_method_handlers)
@@ -125,8 +262,8 @@ def add_GovernanceServiceServicer_to_server(servicer, server):
 
  # This class is part of an EXPERIMENTAL API.
 class GovernanceService:
-    """GovernanceService manages spaces (and, in later versions, principals,
-    access policies, retention and the audit log).
+    """GovernanceService manages spaces, principals and their credentials, and
+    the audit log (MemGovernance).
     """
 
     @staticmethod
@@ -227,6 +364,222 @@ class GovernanceService:
             '/memos.v1.GovernanceService/DeleteSpace',
             memos_dot_v1_dot_governance__service__pb2.DeleteSpaceRequest.SerializeToString,
             google_dot_protobuf_dot_empty__pb2.Empty.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def CreatePrincipal(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/memos.v1.GovernanceService/CreatePrincipal',
+            memos_dot_v1_dot_governance__service__pb2.CreatePrincipalRequest.SerializeToString,
+            memos_dot_v1_dot_principal__pb2.Principal.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def GetPrincipal(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/memos.v1.GovernanceService/GetPrincipal',
+            memos_dot_v1_dot_governance__service__pb2.GetPrincipalRequest.SerializeToString,
+            memos_dot_v1_dot_principal__pb2.Principal.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def ListPrincipals(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/memos.v1.GovernanceService/ListPrincipals',
+            memos_dot_v1_dot_governance__service__pb2.ListPrincipalsRequest.SerializeToString,
+            memos_dot_v1_dot_governance__service__pb2.ListPrincipalsResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def DeletePrincipal(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/memos.v1.GovernanceService/DeletePrincipal',
+            memos_dot_v1_dot_governance__service__pb2.DeletePrincipalRequest.SerializeToString,
+            google_dot_protobuf_dot_empty__pb2.Empty.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def CreateCredential(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/memos.v1.GovernanceService/CreateCredential',
+            memos_dot_v1_dot_governance__service__pb2.CreateCredentialRequest.SerializeToString,
+            memos_dot_v1_dot_principal__pb2.Credential.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def RevokeCredential(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/memos.v1.GovernanceService/RevokeCredential',
+            memos_dot_v1_dot_governance__service__pb2.RevokeCredentialRequest.SerializeToString,
+            memos_dot_v1_dot_principal__pb2.Credential.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def ListAuditEvents(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/memos.v1.GovernanceService/ListAuditEvents',
+            memos_dot_v1_dot_governance__service__pb2.ListAuditEventsRequest.SerializeToString,
+            memos_dot_v1_dot_governance__service__pb2.ListAuditEventsResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def VerifyAuditLog(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/memos.v1.GovernanceService/VerifyAuditLog',
+            memos_dot_v1_dot_governance__service__pb2.VerifyAuditLogRequest.SerializeToString,
+            memos_dot_v1_dot_governance__service__pb2.VerifyAuditLogResponse.FromString,
             options,
             channel_credentials,
             insecure,

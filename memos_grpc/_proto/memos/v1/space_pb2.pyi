@@ -10,7 +10,7 @@ from typing import ClassVar as _ClassVar, Optional as _Optional, Union as _Union
 DESCRIPTOR: _descriptor.FileDescriptor
 
 class Space(_message.Message):
-    __slots__ = ("name", "display_name", "description", "create_time", "update_time", "labels", "etag", "vector_dimension", "cube_count")
+    __slots__ = ("name", "display_name", "description", "create_time", "update_time", "labels", "etag", "vector_dimension", "cube_count", "owner")
     class LabelsEntry(_message.Message):
         __slots__ = ("key", "value")
         KEY_FIELD_NUMBER: _ClassVar[int]
@@ -27,6 +27,7 @@ class Space(_message.Message):
     ETAG_FIELD_NUMBER: _ClassVar[int]
     VECTOR_DIMENSION_FIELD_NUMBER: _ClassVar[int]
     CUBE_COUNT_FIELD_NUMBER: _ClassVar[int]
+    OWNER_FIELD_NUMBER: _ClassVar[int]
     name: str
     display_name: str
     description: str
@@ -36,4 +37,5 @@ class Space(_message.Message):
     etag: str
     vector_dimension: int
     cube_count: int
-    def __init__(self, name: _Optional[str] = ..., display_name: _Optional[str] = ..., description: _Optional[str] = ..., create_time: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., update_time: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., labels: _Optional[_Mapping[str, str]] = ..., etag: _Optional[str] = ..., vector_dimension: _Optional[int] = ..., cube_count: _Optional[int] = ...) -> None: ...
+    owner: str
+    def __init__(self, name: _Optional[str] = ..., display_name: _Optional[str] = ..., description: _Optional[str] = ..., create_time: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., update_time: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., labels: _Optional[_Mapping[str, str]] = ..., etag: _Optional[str] = ..., vector_dimension: _Optional[int] = ..., cube_count: _Optional[int] = ..., owner: _Optional[str] = ...) -> None: ...

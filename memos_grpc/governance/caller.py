@@ -1,0 +1,40 @@
+"""The authenticated caller of the RPC being served, set by the governance interceptor.
+
+Handlers and the vault read it with ``current()``; it lives in a context
+variable, so each RPC thread sees its own caller.
+"""
+
+from __future__ import annotations
+
+import contextvars
+from dataclasses import dataclass
+
+from memos_grpc.errors import UnauthenticatedError
+
+
+@dataclass(frozen=True)
+class Caller:
+    """Who is calling: a principal's name and whether it administers the server."""
+
+    principal: str
+    admin: bool
+    #: How the caller proved who it is: "token", "certificate" or "anonymous".
+    method: str
+
+
+_current: contextvars.ContextVar[Caller | None] = contextvars.ContextVar("memos_caller", default=None)
+
+
+def current() -> Caller:
+    caller = _current.get()
+    if caller is None:
+        raise UnauthenticatedError("this call is not authenticated", reason="UNAUTHENTICATED")
+    return caller
+
+
+def bind(caller: Caller | None) -> contextvars.Token[Caller | None]:
+    return _current.set(caller)
+
+
+def unbind(token: contextvars.Token[Caller | None]) -> None:
+    _current.reset(token)

@@ -1,0 +1,367 @@
+"""Principals and their credentials: create, list, delete, revoke, bootstrap, and authenticate.
+
+A bearer token is ``mgt_<credential id>_<secret>``; the server stores only
+the sha256 of the whole token, and keeps an in-memory copy of every
+credential (updated after each commit, before the caller is answered) so
+authenticating a call costs no database query, and a revocation holds from
+the very next call.
+"""
+
+from __future__ import annotations
+
+import base64
+import hashlib
+import hmac
+import logging
+import os
+import re
+import secrets
+import threading
+from dataclasses import dataclass
+from datetime import datetime
+from pathlib import Path
+
+from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
+from cryptography.hazmat.primitives.serialization import Encoding, PublicFormat
+
+from memos_grpc._proto.memos.v1 import principal_pb2
+from memos_grpc.errors import (
+    AlreadyExistsError,
+    FailedPreconditionError,
+    NotFoundError,
+    UnauthenticatedError,
+)
+from memos_grpc.vault.context import VaultContext
+from memos_grpc.vault.database import Connection
+from memos_grpc.vault.names import check_id
+from memos_grpc.vault.paging import decode_token, encode_token, page_size
+from memos_grpc.vault.rows import make_etag, set_timestamp, to_datetime
+from memos_grpc.vault.validation import invalid
+
+log = logging.getLogger(__name__)
+
+ADMIN_ID = "admin"
+ADMIN_TOKEN_FILE = "admin.token"
+_TOKEN = re.compile(r"^mgt_(k[0-9a-f]{16})_[A-Za-z0-9_-]{43}$")
+_FINGERPRINT = re.compile(r"^[0-9a-f]{64}$")
+
+
+def principal_name(principal_id: str) -> str:
+    return f"principals/{principal_id}"
+
+
+def parse_principal_name(name: str, field: str = "name") -> str:
+    parts = name.split("/")
+    if len(parts) != 2 or parts[0] != "principals":
+        raise invalid(f"{field} {name[:120]!r} is not of the form principals/{{principal}}", "INVALID_NAME")
+    return check_id(parts[1], "principal id")
+
+
+def parse_credential_name(name: str) -> tuple[str, str]:
+    parts = name.split("/")
+    if len(parts) != 4 or parts[0] != "principals" or parts[2] != "credentials":
+        raise invalid(
+            f"name {name[:120]!r} is not of the form principals/{{principal}}/credentials/{{credential}}",
+            "INVALID_NAME",
+        )
+    return check_id(parts[1], "principal id"), check_id(parts[3], "credential id")
+
+
+def token_hash(token: str) -> str:
+    return hashlib.sha256(token.encode()).hexdigest()
+
+
+def key_id(raw_public_key: bytes) -> str:
+    """Lowercase hex sha256 of the key's DER SubjectPublicKeyInfo (PROTOCOL.md)."""
+    der = Ed25519PublicKey.from_public_bytes(raw_public_key).public_bytes(
+        Encoding.DER, PublicFormat.SubjectPublicKeyInfo
+    )
+    return hashlib.sha256(der).hexdigest()
+
+
+@dataclass(frozen=True)
+class _KnownCredential:
+    principal_id: str
+    token_hash: str
+    expires_at: float | None
+    revoked: bool
+
+
+@dataclass(frozen=True)
+class Identity:
+    """An authenticated principal."""
+
+    principal: str
+    admin: bool
+
+
+class Principals:
+    """The principals and credentials of a vault, with an in-memory copy for authentication."""
+
+    def __init__(self, context: VaultContext) -> None:
+        self._context = context
+        self._lock = threading.Lock()
+        self._principals: dict[str, principal_pb2.Principal] = {}
+        self._credentials: dict[str, _KnownCredential] = {}
+        self._by_fingerprint: dict[str, str] = {}
+        with context.database.read() as cursor:
+            for (blob,) in cursor.execute("SELECT principal_pb FROM principals").fetchall():
+                self._remember(principal_pb2.Principal.FromString(blob))
+            for cid, pid, digest, expire, revoke in cursor.execute(
+                "SELECT credential_id, principal_id, token_hash, expire_time, revoke_time FROM credentials"
+            ).fetchall():
+                self._credentials[cid] = _KnownCredential(
+                    pid, digest, None if expire is None else expire.timestamp(), revoke is not None
+                )
+
+    # -- the in-memory copy ------------------------------------------------------
+
+    def _remember(self, principal: principal_pb2.Principal) -> None:
+        with self._lock:
+            principal_id = principal.name.split("/", 1)[1]
+            old = self._principals.get(principal_id)
+            if old is not None:
+                for fingerprint in old.certificate_fingerprints:
+                    self._by_fingerprint.pop(fingerprint, None)
+            self._principals[principal_id] = principal
+            for fingerprint in principal.certificate_fingerprints:
+                self._by_fingerprint[fingerprint] = principal_id
+
+    def _forget(self, principal_id: str) -> None:
+        with self._lock:
+            old = self._principals.pop(principal_id, None)
+            if old is not None:
+                for fingerprint in old.certificate_fingerprints:
+                    self._by_fingerprint.pop(fingerprint, None)
+            for cid, known in list(self._credentials.items()):
+                if known.principal_id == principal_id:
+                    del self._credentials[cid]
+
+    # -- authentication ----------------------------------------------------------
+
+    def authenticate_token(self, token: str) -> Identity:
+        match = _TOKEN.match(token)
+        known = self._credentials.get(match.group(1)) if match else None
+        if known is None or not hmac.compare_digest(known.token_hash, token_hash(token)):
+            raise UnauthenticatedError("the bearer token is not valid", reason="INVALID_TOKEN")
+        if known.revoked:
+            raise UnauthenticatedError("the bearer token has been revoked", reason="TOKEN_REVOKED")
+        if known.expires_at is not None and known.expires_at <= self._context.clock().timestamp():
+            raise UnauthenticatedError("the bearer token has expired", reason="TOKEN_EXPIRED")
+        return self._identity(known.principal_id)
+
+    def authenticate_certificate(self, fingerprint: str) -> Identity | None:
+        principal_id = self._by_fingerprint.get(fingerprint)
+        return None if principal_id is None else self._identity(principal_id)
+
+    def _identity(self, principal_id: str) -> Identity:
+        principal = self._principals.get(principal_id)
+        if principal is None:
+            raise UnauthenticatedError("the credential's principal no longer exists", reason="INVALID_TOKEN")
+        return Identity(principal.name, principal.admin)
+
+    def count(self) -> int:
+        return len(self._principals)
+
+    # -- principals --------------------------------------------------------------
+
+    def create(self, principal_id: str, given: principal_pb2.Principal) -> principal_pb2.Principal:
+        check_id(principal_id, "principal_id")
+        if len(given.display_name) > 200:
+            raise invalid("principal.display_name is longer than 200 characters", "FIELD_TOO_LONG")
+        if given.kind not in principal_pb2.Principal.Kind.values():
+            raise invalid(f"principal.kind {given.kind} is not a known value", "INVALID_ENUM")
+        now = self._context.clock()
+        principal = principal_pb2.Principal(
+            name=principal_name(principal_id),
+            kind=given.kind,
+            display_name=given.display_name,
+            admin=given.admin,
+        )
+        for index, key in enumerate(given.public_keys):
+            principal.public_keys.append(self._checked_key(key, index))
+        for fingerprint in given.certificate_fingerprints:
+            if not _FINGERPRINT.match(fingerprint):
+                raise invalid(
+                    f"certificate fingerprint {fingerprint[:80]!r} is not 64 lowercase hex characters",
+                    "INVALID_FINGERPRINT",
+                )
+            if fingerprint in self._by_fingerprint:
+                raise AlreadyExistsError(
+                    "that certificate already authenticates another principal", reason="FINGERPRINT_IN_USE"
+                )
+            principal.certificate_fingerprints.append(fingerprint)
+        set_timestamp(principal.create_time, now)
+        principal.etag = make_etag(principal.name, 1, now)
+
+        def apply(cursor: Connection) -> principal_pb2.Principal:
+            if cursor.execute("SELECT 1 FROM principals WHERE principal_id = ?", [principal_id]).fetchone():
+                raise AlreadyExistsError(
+                    f"principal {principal.name} already exists", reason="PRINCIPAL_ALREADY_EXISTS"
+                )
+            cursor.execute(
+                "INSERT INTO principals VALUES (?, ?, ?, ?)",
+                [principal_id, principal.SerializeToString(), principal.admin, now],
+            )
+            return principal
+
+        return self._context.database.write(apply, self._remember)
+
+    @staticmethod
+    def _checked_key(key: principal_pb2.PublicKey, index: int) -> principal_pb2.PublicKey:
+        if key.algorithm not in ("", "ed25519"):
+            raise invalid(f"public_keys[{index}].algorithm must be ed25519", "INVALID_PUBLIC_KEY")
+        if len(key.public_key) != 32:
+            raise invalid(f"public_keys[{index}].public_key must be 32 raw Ed25519 bytes", "INVALID_PUBLIC_KEY")
+        checked = principal_pb2.PublicKey()
+        checked.CopyFrom(key)
+        checked.algorithm = "ed25519"
+        checked.key_id = key_id(key.public_key)
+        return checked
+
+    def get(self, name: str) -> principal_pb2.Principal:
+        principal_id = parse_principal_name(name)
+        principal = self._principals.get(principal_id)
+        if principal is None:
+            raise NotFoundError(f"principal {name} does not exist", reason="PRINCIPAL_NOT_FOUND")
+        return principal
+
+    def list(self, requested_size: int, token: str) -> tuple[list[principal_pb2.Principal], str]:
+        settings = self._context.settings
+        size = page_size(requested_size, settings.default_page_size, settings.max_page_size)
+        after = decode_token(token, "principals") or ""
+        ids = sorted(pid for pid in list(self._principals) if pid > after)
+        page = [self._principals[pid] for pid in ids[:size] if pid in self._principals]
+        next_token = encode_token(ids[size - 1], "principals") if len(ids) > size else ""
+        return page, next_token
+
+    def delete(self, name: str) -> None:
+        principal_id = parse_principal_name(name)
+        if principal_id not in self._principals:
+            raise NotFoundError(f"principal {name} does not exist", reason="PRINCIPAL_NOT_FOUND")
+        admins = [p for p in self._principals.values() if p.admin]
+        if self._principals[principal_id].admin and len(admins) == 1:
+            raise FailedPreconditionError(f"{name} is the last admin; create another admin first", reason="LAST_ADMIN")
+
+        def apply(cursor: Connection) -> str:
+            cursor.execute("DELETE FROM credentials WHERE principal_id = ?", [principal_id])
+            cursor.execute("DELETE FROM principals WHERE principal_id = ?", [principal_id])
+            return principal_id
+
+        self._context.database.write(apply, self._forget)
+
+    # -- credentials -------------------------------------------------------------
+
+    def create_credential(self, parent: str, given: principal_pb2.Credential) -> principal_pb2.Credential:
+        principal_id = parse_principal_name(parent, "parent")
+        if principal_id not in self._principals:
+            raise NotFoundError(f"principal {parent} does not exist", reason="PRINCIPAL_NOT_FOUND")
+        if len(given.description) > 200:
+            raise invalid("credential.description is longer than 200 characters", "FIELD_TOO_LONG")
+        now = self._context.clock()
+        expire = to_datetime(given.expire_time)
+        if expire is not None and expire <= now:
+            raise invalid("credential.expire_time is in the past", "INVALID_EXPIRE_TIME")
+        credential_id = "k" + secrets.token_hex(8)
+        token = f"mgt_{credential_id}_{base64.urlsafe_b64encode(secrets.token_bytes(32)).decode().rstrip('=')}"
+        digest = token_hash(token)
+        credential = principal_pb2.Credential(
+            name=f"{parent}/credentials/{credential_id}", description=given.description
+        )
+        set_timestamp(credential.create_time, now)
+        if expire is not None:
+            credential.expire_time.CopyFrom(given.expire_time)
+
+        def apply(cursor: Connection) -> None:
+            if not cursor.execute("SELECT 1 FROM principals WHERE principal_id = ?", [principal_id]).fetchone():
+                raise NotFoundError(f"principal {parent} does not exist", reason="PRINCIPAL_NOT_FOUND")
+            cursor.execute(
+                "INSERT INTO credentials VALUES (?, ?, ?, ?, ?, ?, NULL)",
+                [credential_id, principal_id, digest, given.description, now, expire],
+            )
+
+        def after_commit(_: None) -> None:
+            with self._lock:
+                self._credentials[credential_id] = _KnownCredential(
+                    principal_id, digest, None if expire is None else expire.timestamp(), False
+                )
+
+        self._context.database.write(apply, after_commit)
+        credential.token = token
+        return credential
+
+    def credential_owner(self, name: str) -> str:
+        """The principal name a credential name belongs to (checked against the real owner)."""
+        principal_id, credential_id = parse_credential_name(name)
+        known = self._credentials.get(credential_id)
+        if known is None or known.principal_id != principal_id:
+            raise NotFoundError(f"credential {name} does not exist", reason="CREDENTIAL_NOT_FOUND")
+        return principal_name(principal_id)
+
+    def revoke_credential(self, name: str) -> principal_pb2.Credential:
+        principal_id, credential_id = parse_credential_name(name)
+        self.credential_owner(name)
+        now = self._context.clock()
+
+        def apply(cursor: Connection) -> principal_pb2.Credential:
+            row = cursor.execute(
+                "SELECT description, create_time, expire_time, revoke_time FROM credentials "
+                "WHERE credential_id = ? AND principal_id = ?",
+                [credential_id, principal_id],
+            ).fetchone()
+            if row is None:
+                raise NotFoundError(f"credential {name} does not exist", reason="CREDENTIAL_NOT_FOUND")
+            revoked_at: datetime = row[3] or now
+            if row[3] is None:
+                cursor.execute("UPDATE credentials SET revoke_time = ? WHERE credential_id = ?", [now, credential_id])
+            credential = principal_pb2.Credential(name=name, description=row[0])
+            set_timestamp(credential.create_time, row[1])
+            if row[2] is not None:
+                set_timestamp(credential.expire_time, row[2])
+            set_timestamp(credential.revoke_time, revoked_at)
+            return credential
+
+        def after_commit(_: principal_pb2.Credential) -> None:
+            with self._lock:
+                known = self._credentials[credential_id]
+                self._credentials[credential_id] = _KnownCredential(
+                    known.principal_id, known.token_hash, known.expires_at, True
+                )
+
+        return self._context.database.write(apply, after_commit)
+
+    # -- bootstrap ---------------------------------------------------------------
+
+    def bootstrap(self, data_dir: Path) -> Path | None:
+        """On a vault without principals, creates the admin and writes its token (mode 0600)."""
+        if self._principals:
+            return None
+        self.create(
+            ADMIN_ID,
+            principal_pb2.Principal(kind=principal_pb2.Principal.KIND_USER, display_name="Administrator", admin=True),
+        )
+        credential = self.create_credential(
+            principal_name(ADMIN_ID), principal_pb2.Credential(description="bootstrap admin token")
+        )
+        path = data_dir / ADMIN_TOKEN_FILE
+        write_secret(path, credential.token + "\n")
+        log.warning(
+            "created the admin principal %s; its bearer token is in %s (mode 0600): keep it secret, "
+            "rotate it per docs/security.md",
+            principal_name(ADMIN_ID),
+            path,
+        )
+        return path
+
+
+def write_secret(path: Path, text: str) -> None:
+    """Writes a file only its owner can read, atomically and durably."""
+    temp = path.with_name(path.name + ".tmp")
+    temp.unlink(missing_ok=True)
+    fd = os.open(temp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+    try:
+        os.write(fd, text.encode())
+        os.fsync(fd)
+    finally:
+        os.close(fd)
+    os.replace(temp, path)

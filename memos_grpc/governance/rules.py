@@ -1,0 +1,85 @@
+"""The access rule of every RPC, in one table: what it acts on, who may call it, whether it mutates.
+
+``RULES`` names every method of every service the server hosts; a test
+checks that none is missing, so no RPC can escape the policy.
+"""
+
+from __future__ import annotations
+
+import enum
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any
+
+
+class Check(enum.Enum):
+    #: Health and reflection: no credential needed.
+    PUBLIC = "public"
+    #: Any authenticated principal (what it sees is narrowed by the handler).
+    AUTHENTICATED = "authenticated"
+    #: The resource is a space or something in it: admins and the space's owner.
+    SPACE = "space"
+    #: The resource is a principal: admins and that principal itself.
+    SELF = "self"
+    #: The resource is a credential: admins and the principal it belongs to.
+    CREDENTIAL = "credential"
+    #: Admins only.
+    ADMIN = "admin"
+
+
+@dataclass(frozen=True)
+class Rule:
+    check: Check
+    #: The request field naming the resource acted on ("" when none).
+    resource_field: str = ""
+    mutating: bool = False
+
+    def resource(self, request: Any) -> str:
+        if not self.resource_field:
+            return ""
+        value: Any = request
+        for part in self.resource_field.split("."):
+            value = getattr(value, part)
+        return str(value)
+
+
+_V = "/memos.v1.VaultService/"
+_G = "/memos.v1.GovernanceService/"
+
+RULES: dict[str, Rule] = {
+    _V + "CreateCube": Rule(Check.SPACE, "parent", mutating=True),
+    _V + "BatchCreateCubes": Rule(Check.SPACE, "parent", mutating=True),
+    _V + "GetCube": Rule(Check.SPACE, "name"),
+    _V + "ListCubes": Rule(Check.SPACE, "parent"),
+    _V + "UpdateCube": Rule(Check.SPACE, "cube.name", mutating=True),
+    _V + "DeleteCube": Rule(Check.SPACE, "name", mutating=True),
+    _V + "SearchCubes": Rule(Check.SPACE, "parent"),
+    _V + "WritePayload": Rule(Check.SPACE, "parent", mutating=True),
+    _V + "ReadPayload": Rule(Check.SPACE, "name"),
+    _G + "CreateSpace": Rule(Check.AUTHENTICATED, "space_id", mutating=True),
+    _G + "GetSpace": Rule(Check.SPACE, "name"),
+    _G + "ListSpaces": Rule(Check.AUTHENTICATED),
+    _G + "DeleteSpace": Rule(Check.SPACE, "name", mutating=True),
+    _G + "CreatePrincipal": Rule(Check.ADMIN, "principal_id", mutating=True),
+    _G + "GetPrincipal": Rule(Check.SELF, "name"),
+    _G + "ListPrincipals": Rule(Check.ADMIN),
+    _G + "DeletePrincipal": Rule(Check.ADMIN, "name", mutating=True),
+    _G + "CreateCredential": Rule(Check.SELF, "parent", mutating=True),
+    _G + "RevokeCredential": Rule(Check.CREDENTIAL, "name", mutating=True),
+    _G + "ListAuditEvents": Rule(Check.ADMIN),
+    _G + "VerifyAuditLog": Rule(Check.ADMIN),
+    "/grpc.health.v1.Health/Check": Rule(Check.PUBLIC),
+    "/grpc.health.v1.Health/Watch": Rule(Check.PUBLIC),
+    "/grpc.reflection.v1alpha.ServerReflection/ServerReflectionInfo": Rule(Check.PUBLIC),
+    "/grpc.reflection.v1.ServerReflection/ServerReflectionInfo": Rule(Check.PUBLIC),
+}
+
+#: A method with no rule is refused: new RPCs are closed until someone writes their rule.
+DEFAULT_RULE = Rule(Check.ADMIN)
+
+
+def rule_for(method: str) -> Rule:
+    return RULES.get(method, DEFAULT_RULE)
+
+
+ResourceOf = Callable[[Any], str]

@@ -1,0 +1,177 @@
+"""The policy enforcement point: every RPC is authenticated, authorized and audited here.
+
+``PolicyInterceptor`` wraps every handler. It finds the caller (a bearer
+token, or a client certificate over mTLS, or — only when the operator allows
+it — anonymous), looks up the method's rule, authorizes the caller on the
+resource the request names (peeking at the first message of a client
+stream), runs the handler with the caller bound, and appends an audit event
+for every mutating call and every denied one.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import itertools
+import logging
+import ssl
+from collections.abc import Callable, Iterator
+from typing import TYPE_CHECKING, Any
+
+import grpc
+
+from memos_grpc._proto.memos.v1 import audit_pb2
+from memos_grpc.errors import MemosError, UnauthenticatedError
+from memos_grpc.governance import caller as caller_context
+from memos_grpc.governance.audit import AuditLog, AuditRecord
+from memos_grpc.governance.caller import Caller
+from memos_grpc.governance.identity import Principals
+from memos_grpc.governance.policy import authorize
+from memos_grpc.governance.rules import Check, Rule, rule_for
+from memos_grpc.server.services import VaultSlot
+
+log = logging.getLogger(__name__)
+
+ANONYMOUS = "principals/anonymous"
+
+if TYPE_CHECKING:
+    _Interceptor = grpc.ServerInterceptor[Any, Any]
+else:
+    _Interceptor = grpc.ServerInterceptor
+
+
+class PolicyInterceptor(_Interceptor):
+    def __init__(self, slot: VaultSlot, *, allow_anonymous: bool) -> None:
+        self._slot = slot
+        self._allow_anonymous = allow_anonymous
+
+    # -- who is calling ----------------------------------------------------------
+
+    def _authenticate(self, context: grpc.ServicerContext, principals: Principals) -> Caller:
+        tokens = [v for k, v in context.invocation_metadata() if k == "authorization"]
+        if len(tokens) > 1:
+            raise UnauthenticatedError("send one authorization header, not several", reason="INVALID_TOKEN")
+        if tokens:
+            raw: object = tokens[0]
+            value = raw.decode("latin-1") if isinstance(raw, bytes) else str(raw)
+            scheme, _, token = value.partition(" ")
+            if scheme.lower() != "bearer" or not token:
+                raise UnauthenticatedError(
+                    "the authorization header must read 'Bearer <token>'", reason="INVALID_TOKEN"
+                )
+            identity = principals.authenticate_token(token.strip())
+            return Caller(identity.principal, identity.admin, "token")
+        certificates = context.auth_context().get("x509_pem_cert")
+        if certificates:
+            pem = certificates if isinstance(certificates, bytes) else next(iter(certificates))
+            der = ssl.PEM_cert_to_DER_cert(pem.decode())
+            identity_or_none = principals.authenticate_certificate(hashlib.sha256(der).hexdigest())
+            if identity_or_none is None:
+                raise UnauthenticatedError(
+                    "the client certificate is not registered to any principal", reason="UNKNOWN_CERTIFICATE"
+                )
+            return Caller(identity_or_none.principal, identity_or_none.admin, "certificate")
+        if self._allow_anonymous:
+            return Caller(ANONYMOUS, False, "anonymous")
+        raise UnauthenticatedError(
+            "this server needs a credential: send 'authorization: Bearer <token>'", reason="MISSING_CREDENTIAL"
+        )
+
+    # -- the wrappers ------------------------------------------------------------
+
+    def _admit(
+        self, rule: Rule, method: str, request: Any, context: grpc.ServicerContext, streaming_request: bool
+    ) -> tuple[Caller, str, Any]:
+        """Authenticates and authorizes; returns the caller, the resource and the (re-assembled) request."""
+        vault = self._slot.get()
+        caller: Caller | None = None
+        resource = ""
+        try:
+            caller = self._authenticate(context, vault.principals)
+            if streaming_request:
+                first = next(request, None)
+                resource = rule.resource(first) if first is not None else ""
+                request = itertools.chain([] if first is None else [first], request)
+            else:
+                resource = rule.resource(request)
+            authorize(caller, rule, resource, vault.context.catalog)
+        except MemosError as error:
+            denied = error.denied or isinstance(error, UnauthenticatedError)
+            if denied or rule.mutating:
+                self._audit(vault.audit, caller, method, resource, error, denied)
+            raise
+        return caller, resource, request
+
+    def _guard(
+        self, rule: Rule, method: str, behavior: Callable[..., Any], streaming_request: bool
+    ) -> Callable[..., Any]:
+        def handler(request: Any, context: grpc.ServicerContext) -> Any:
+            caller, resource, request = self._admit(rule, method, request, context, streaming_request)
+            bound = caller_context.bind(caller)
+            try:
+                result = behavior(request, context)
+            except MemosError as error:
+                if rule.mutating:
+                    self._audit(self._slot.get().audit, caller, method, resource, error, False)
+                raise
+            finally:
+                caller_context.unbind(bound)
+            if rule.mutating:
+                self._audit(self._slot.get().audit, caller, method, resource, None, False)
+            return result
+
+        return handler
+
+    def _guard_stream(self, rule: Rule, method: str, behavior: Callable[..., Iterator[Any]]) -> Callable[..., Any]:
+        def handler(request: Any, context: grpc.ServicerContext) -> Iterator[Any]:
+            caller, _, request = self._admit(rule, method, request, context, False)
+            bound = caller_context.bind(caller)
+            try:
+                yield from behavior(request, context)
+            finally:
+                caller_context.unbind(bound)
+
+        return handler
+
+    @staticmethod
+    def _audit(
+        audit: AuditLog, caller: Caller | None, method: str, resource: str, error: MemosError | None, denied: bool
+    ) -> None:
+        if error is None:
+            outcome, code, reason = audit_pb2.AuditEvent.OUTCOME_OK, "OK", ""
+        else:
+            outcome = audit_pb2.AuditEvent.OUTCOME_DENIED if denied else audit_pb2.AuditEvent.OUTCOME_FAILED
+            code, reason = error.code.name, error.reason
+        try:
+            audit.append(AuditRecord(caller.principal if caller else "", method, resource[:512], outcome, code, reason))
+        except MemosError:
+            log.exception("could not append to the audit log")
+
+    def intercept_service(
+        self,
+        continuation: Callable[[grpc.HandlerCallDetails], grpc.RpcMethodHandler[Any, Any] | None],
+        handler_call_details: grpc.HandlerCallDetails,
+    ) -> grpc.RpcMethodHandler[Any, Any] | None:
+        handler = continuation(handler_call_details)
+        method = handler_call_details.method
+        rule = rule_for(method)
+        if handler is None or rule.check is Check.PUBLIC:
+            return handler
+        if handler.unary_unary:
+            return grpc.unary_unary_rpc_method_handler(
+                self._guard(rule, method, handler.unary_unary, False),
+                handler.request_deserializer,
+                handler.response_serializer,
+            )
+        if handler.stream_unary:
+            return grpc.stream_unary_rpc_method_handler(
+                self._guard(rule, method, handler.stream_unary, True),
+                handler.request_deserializer,
+                handler.response_serializer,
+            )
+        if handler.unary_stream:
+            return grpc.unary_stream_rpc_method_handler(
+                self._guard_stream(rule, method, handler.unary_stream),
+                handler.request_deserializer,
+                handler.response_serializer,
+            )
+        raise RuntimeError(f"{method}: bidirectional streams have no policy wrapper yet")

@@ -1,0 +1,43 @@
+"""Helpers shared by the tests: authenticating as a test server's bootstrap admin."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Any
+
+import grpc
+
+from memos_grpc.server.app import MemosServer
+
+
+def admin_token(server: MemosServer) -> str:
+    """The bootstrap admin's token, as the server wrote it to DATA_DIR/admin.token."""
+    return (server.settings.data_dir / "admin.token").read_text().strip()
+
+
+class BearerToken(
+    grpc.UnaryUnaryClientInterceptor,  # type: ignore[type-arg]
+    grpc.UnaryStreamClientInterceptor,  # type: ignore[type-arg]
+    grpc.StreamUnaryClientInterceptor,  # type: ignore[type-arg]
+):
+    """Adds ``authorization: Bearer <token>`` to every call of a channel."""
+
+    def __init__(self, token: str) -> None:
+        self._metadata = ("authorization", f"Bearer {token}")
+
+    def _with_token(self, details: Any) -> Any:
+        metadata = [*(details.metadata or []), self._metadata]
+        return details._replace(metadata=metadata)
+
+    def intercept_unary_unary(self, continuation: Callable[..., Any], details: Any, request: Any) -> Any:
+        return continuation(self._with_token(details), request)
+
+    def intercept_unary_stream(self, continuation: Callable[..., Any], details: Any, request: Any) -> Any:
+        return continuation(self._with_token(details), request)
+
+    def intercept_stream_unary(self, continuation: Callable[..., Any], details: Any, requests: Any) -> Any:
+        return continuation(self._with_token(details), requests)
+
+
+def authorized_channel(address: str, token: str) -> grpc.Channel:
+    return grpc.intercept_channel(grpc.insecure_channel(address), BearerToken(token))

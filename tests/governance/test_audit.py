@@ -1,0 +1,104 @@
+"""The audit log: what is recorded, the hash chain, and tampering named by VerifyAuditLog."""
+
+from __future__ import annotations
+
+import itertools
+from collections.abc import Iterator
+
+import grpc
+import pytest
+from memos_test_support import admin_token, authorized_channel
+
+from memos_grpc._proto.memos.v1 import audit_pb2, cube_pb2
+from memos_grpc._proto.memos.v1 import governance_service_pb2 as g
+from memos_grpc._proto.memos.v1 import vault_service_pb2 as v
+from memos_grpc._proto.memos.v1.governance_service_pb2_grpc import GovernanceServiceStub
+from memos_grpc._proto.memos.v1.vault_service_pb2_grpc import VaultServiceStub
+from memos_grpc.server.app import MemosServer
+
+Outcome = audit_pb2.AuditEvent
+
+
+@pytest.fixture
+def stubs(fresh_server: MemosServer) -> Iterator[tuple[GovernanceServiceStub, VaultServiceStub]]:
+    with authorized_channel(fresh_server.address, admin_token(fresh_server)) as channel:
+        yield GovernanceServiceStub(channel), VaultServiceStub(channel)
+
+
+def events(governance: GovernanceServiceStub, filter_text: str = "") -> list[audit_pb2.AuditEvent]:
+    found, token = [], ""
+    while True:
+        page = governance.ListAuditEvents(g.ListAuditEventsRequest(filter=filter_text, page_size=2, page_token=token))
+        found += list(page.events)
+        token = page.next_page_token
+        if not token:
+            return found
+
+
+def make_history(fresh_server: MemosServer, governance: GovernanceServiceStub, vault: VaultServiceStub) -> None:
+    governance.CreateSpace(g.CreateSpaceRequest(space_id="audited"))
+    text = cube_pb2.MemCube(plaintext=cube_pb2.PlaintextPayload(text="remember this"))
+    vault.CreateCube(v.CreateCubeRequest(parent="spaces/audited", cube_id="one", cube=text))
+    vault.GetCube(v.GetCubeRequest(name="spaces/audited/cubes/one"))  # a read: not audited
+    with pytest.raises(grpc.RpcError):
+        vault.CreateCube(v.CreateCubeRequest(parent="spaces/audited", cube_id="one", cube=text))
+    with grpc.insecure_channel(fresh_server.address) as anonymous, pytest.raises(grpc.RpcError):
+        VaultServiceStub(anonymous).GetCube(v.GetCubeRequest(name="spaces/audited/cubes/one"))
+
+
+def test_mutating_failed_and_denied_calls_are_recorded(
+    fresh_server: MemosServer, stubs: tuple[GovernanceServiceStub, VaultServiceStub]
+) -> None:
+    governance, vault = stubs
+    make_history(fresh_server, governance, vault)
+    recorded = events(governance)
+    summary = [(e.method.rsplit("/", 1)[1], e.resource, Outcome.Outcome.Name(e.outcome), e.reason) for e in recorded]
+    assert summary[-4:] == [
+        ("CreateSpace", "audited", "OUTCOME_OK", ""),
+        ("CreateCube", "spaces/audited", "OUTCOME_OK", ""),
+        ("CreateCube", "spaces/audited", "OUTCOME_FAILED", "CUBE_ALREADY_EXISTS"),
+        ("GetCube", "", "OUTCOME_DENIED", "MISSING_CREDENTIAL"),
+    ]
+    assert recorded[-2].principal == "principals/admin" and recorded[-1].principal == ""
+    assert [e.sequence for e in recorded] == list(range(1, len(recorded) + 1))
+    assert all(later.previous_hash == earlier.hash for earlier, later in itertools.pairwise(recorded))
+    denied = events(governance, "outcome = DENIED")
+    assert [e.method for e in denied] == ["/memos.v1.VaultService/GetCube"]
+    verdict = governance.VerifyAuditLog(g.VerifyAuditLogRequest())
+    assert verdict.verified and verdict.events_checked == len(recorded) and verdict.first_broken_sequence == 0
+
+
+@pytest.mark.parametrize(
+    ("tamper", "broken", "problem"),
+    [
+        ("UPDATE audit_events SET principal = 'principals/mallory' WHERE sequence = 3", 3, "altered"),
+        ("UPDATE audit_events SET outcome = 1 WHERE sequence = 4", 4, "altered"),
+        ("DELETE FROM audit_events WHERE sequence = 2", 3, "missing"),
+        ("UPDATE audit_events SET time = time + INTERVAL 1 SECOND WHERE sequence = 1", 1, "altered"),
+    ],
+    ids=["principal edited", "outcome edited", "row removed", "time moved"],
+)
+def test_verify_names_the_first_tampered_event(
+    fresh_server: MemosServer,
+    stubs: tuple[GovernanceServiceStub, VaultServiceStub],
+    tamper: str,
+    broken: int,
+    problem: str,
+) -> None:
+    governance, vault = stubs
+    make_history(fresh_server, governance, vault)
+    assert fresh_server.vault is not None
+    fresh_server.vault.context.database.write(lambda cursor: cursor.execute(tamper))
+    verdict = governance.VerifyAuditLog(g.VerifyAuditLogRequest())
+    assert not verdict.verified
+    assert verdict.first_broken_sequence == broken
+    assert problem in verdict.problem
+
+
+def test_audit_calls_are_admin_only_and_filters_are_checked(
+    stubs: tuple[GovernanceServiceStub, VaultServiceStub],
+) -> None:
+    governance, _ = stubs
+    with pytest.raises(grpc.RpcError) as bad:
+        governance.ListAuditEvents(g.ListAuditEventsRequest(filter="colour = red"))
+    assert bad.value.code() == grpc.StatusCode.INVALID_ARGUMENT

@@ -52,6 +52,7 @@ class MemosServer:
         self.health = health.HealthServicer()
         self._stopped = threading.Event()
         self.vault: Vault | None = None
+        credentials = server_credentials(settings)  # bad TLS files stop us before any thread starts
         self.grpc_server = grpc.server(
             futures.ThreadPoolExecutor(max_workers=settings.workers, thread_name_prefix="rpc"),
             # The error mapping is outermost so that policy refusals are mapped like any error.
@@ -81,7 +82,6 @@ class MemosServer:
             self.grpc_server,
         )
         self._set_health(health_pb2.HealthCheckResponse.NOT_SERVING)
-        credentials = server_credentials(settings)
         try:
             if credentials is None:
                 self.port = self.grpc_server.add_insecure_port(settings.listen)

@@ -20,6 +20,7 @@ from memos_client.errors import (
     UnavailableError,
     from_rpc_error,
 )
+from memos_client.governance import AuditEvent, AuditVerification, Credential, Principal
 from memos_client.names import cube_name, space_name
 from memos_client.types import (
     BlobRef,
@@ -36,7 +37,10 @@ __all__ = [
     "DEFAULT_TARGET",
     "AbortedError",
     "AlreadyExistsError",
+    "AuditEvent",
+    "AuditVerification",
     "BlobRef",
+    "Credential",
     "Cube",
     "CubeDraft",
     "DeadlineExceededError",
@@ -48,6 +52,7 @@ __all__ = [
     "MemosError",
     "NotFoundError",
     "PermissionDeniedError",
+    "Principal",
     "ResourceExhaustedError",
     "ScoredCube",
     "SemanticType",

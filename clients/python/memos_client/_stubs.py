@@ -13,6 +13,7 @@ from memos_grpc._proto.memos.v1 import (
     cube_pb2,
     governance_service_pb2,
     governance_service_pb2_grpc,
+    principal_pb2,
     space_pb2,
     vault_service_pb2,
     vault_service_pb2_grpc,
@@ -53,3 +54,27 @@ class GovernanceStub:
         self.GetSpace: grpc.UnaryUnaryMultiCallable[_g.GetSpaceRequest, space_pb2.Space] = stub.GetSpace
         self.ListSpaces: grpc.UnaryUnaryMultiCallable[_g.ListSpacesRequest, _g.ListSpacesResponse] = stub.ListSpaces
         self.DeleteSpace: grpc.UnaryUnaryMultiCallable[_g.DeleteSpaceRequest, empty_pb2.Empty] = stub.DeleteSpace
+        self.CreatePrincipal: grpc.UnaryUnaryMultiCallable[_g.CreatePrincipalRequest, principal_pb2.Principal] = (
+            stub.CreatePrincipal
+        )
+        self.GetPrincipal: grpc.UnaryUnaryMultiCallable[_g.GetPrincipalRequest, principal_pb2.Principal] = (
+            stub.GetPrincipal
+        )
+        self.ListPrincipals: grpc.UnaryUnaryMultiCallable[_g.ListPrincipalsRequest, _g.ListPrincipalsResponse] = (
+            stub.ListPrincipals
+        )
+        self.DeletePrincipal: grpc.UnaryUnaryMultiCallable[_g.DeletePrincipalRequest, empty_pb2.Empty] = (
+            stub.DeletePrincipal
+        )
+        self.CreateCredential: grpc.UnaryUnaryMultiCallable[_g.CreateCredentialRequest, principal_pb2.Credential] = (
+            stub.CreateCredential
+        )
+        self.RevokeCredential: grpc.UnaryUnaryMultiCallable[_g.RevokeCredentialRequest, principal_pb2.Credential] = (
+            stub.RevokeCredential
+        )
+        self.ListAuditEvents: grpc.UnaryUnaryMultiCallable[_g.ListAuditEventsRequest, _g.ListAuditEventsResponse] = (
+            stub.ListAuditEvents
+        )
+        self.VerifyAuditLog: grpc.UnaryUnaryMultiCallable[_g.VerifyAuditLogRequest, _g.VerifyAuditLogResponse] = (
+            stub.VerifyAuditLog
+        )

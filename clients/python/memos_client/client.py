@@ -20,6 +20,7 @@ from tqdm import tqdm
 from memos_client._stubs import GovernanceStub, VaultStub
 from memos_client.drafts import CubeDraft, Payload, draft_of, to_timestamp, to_vector
 from memos_client.errors import from_rpc_error
+from memos_client.governance import GovernanceCalls
 from memos_client.names import space_name
 from memos_client.payloads import payload_requests
 from memos_client.types import BlobRef, Cube, ScoredCube, SemanticType, Source, Space
@@ -39,7 +40,7 @@ _v = vault_service_pb2
 _g = governance_service_pb2
 
 
-class MemosClient:
+class MemosClient(GovernanceCalls):
     """A connection to one memos-grpc server.
 
     ``target`` is ``host:port``. With ``credentials`` the channel uses TLS,

@@ -1,0 +1,600 @@
+"""The isolation matrix: every RPC, called by every kind of caller, answers exactly as the policy says.
+
+The expected outcome of each (method, caller) cell is not written out by
+hand: it comes from a small rules table (``expected``) keyed by the method's
+access check and the caller. Each matrix row says what its method acts on and
+builds the request; rows for mutating calls build a fresh target for every
+cell (a cube of its own to delete, a space id of its own to create) so cells
+never interfere, and check afterwards that an allowed call took effect and a
+refused one changed nothing. Every refusal must carry its ErrorInfo reason and
+be recorded in the audit log as DENIED; every allowed mutating call as OK.
+
+The world, on a server of this module's own: the bootstrap ``admin``; the
+non-admin ``owner``, who owns space S holding a plaintext cube C (with a
+client-supplied vector), an uploaded payload blob and an activation cube that
+references it; the non-admin ``stranger``; and four callers that must be
+refused before any rule applies: no token, a malformed token, an expired
+token and a revoked token (both of the last two belong to the admin, so that
+nothing but the token's state can explain the refusal).
+"""
+
+from __future__ import annotations
+
+import enum
+import hashlib
+import time
+from collections.abc import Callable, Iterator, Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+import grpc
+import pytest
+from conftest import start_server
+from google.protobuf import field_mask_pb2, timestamp_pb2
+from google.protobuf.message import Message
+from google.rpc import error_details_pb2
+from grpc_status import rpc_status
+from memos_test_support import admin_token
+
+from memos_grpc._proto.memos.v1 import audit_pb2, cube_pb2, principal_pb2
+from memos_grpc._proto.memos.v1 import governance_service_pb2 as g
+from memos_grpc._proto.memos.v1 import vault_service_pb2 as v
+from memos_grpc._proto.memos.v1.governance_service_pb2_grpc import GovernanceServiceStub
+from memos_grpc._proto.memos.v1.vault_service_pb2_grpc import VaultServiceStub
+from memos_grpc.embedding.embedder import Embedder
+from memos_grpc.governance.rules import RULES, Check
+from memos_grpc.server.app import MemosServer
+
+Code = grpc.StatusCode
+Metadata = tuple[tuple[str, str], ...]
+
+_V = "/memos.v1.VaultService/"
+_G = "/memos.v1.GovernanceService/"
+SPACE_ID = "iso"
+SPACE = f"spaces/{SPACE_ID}"
+CUBE = f"{SPACE}/cubes/c"
+ACTIVATION_CUBE = f"{SPACE}/cubes/act"
+PAYLOAD = b"\x00activation payload bytes\xff" * 8
+OWNER = "principals/owner"
+STRANGER = "principals/stranger"
+ADMIN = "principals/admin"
+CALL_TIMEOUT = 30.0
+
+
+# -- callers and the rules table ------------------------------------------------------
+
+
+class Who(enum.Enum):
+    OWNER = "owner"
+    ADMIN = "admin"
+    STRANGER = "stranger"
+    NO_TOKEN = "no-token"
+    MALFORMED = "malformed"
+    EXPIRED = "expired"
+    REVOKED = "revoked"
+
+
+@dataclass(frozen=True)
+class Expected:
+    code: grpc.StatusCode
+    reason: str = ""
+
+    @property
+    def allowed(self) -> bool:
+        return self.code is Code.OK
+
+
+#: Callers refused before any rule applies, with the reason each must get.
+UNAUTHENTICATED: dict[Who, str] = {
+    Who.NO_TOKEN: "MISSING_CREDENTIAL",
+    Who.MALFORMED: "INVALID_TOKEN",
+    Who.EXPIRED: "TOKEN_EXPIRED",
+    Who.REVOKED: "TOKEN_REVOKED",
+}
+
+#: The checks each authenticated caller passes on the matrix's resources. Every row acts on
+#: space S (owned by the owner), on the owner's principal or on one of the owner's credentials.
+PASSES: dict[Who, frozenset[Check]] = {
+    Who.ADMIN: frozenset(Check),
+    Who.OWNER: frozenset({Check.AUTHENTICATED, Check.SPACE, Check.SELF, Check.CREDENTIAL}),
+    Who.STRANGER: frozenset({Check.AUTHENTICATED}),
+}
+
+#: How a check refuses: NOT_FOUND where existence must not leak, PERMISSION_DENIED for admin-only calls.
+REFUSAL: dict[Check, Expected] = {
+    Check.SPACE: Expected(Code.NOT_FOUND, "SPACE_NOT_FOUND"),
+    Check.SELF: Expected(Code.NOT_FOUND, "PRINCIPAL_NOT_FOUND"),
+    Check.CREDENTIAL: Expected(Code.NOT_FOUND, "CREDENTIAL_NOT_FOUND"),
+    Check.ADMIN: Expected(Code.PERMISSION_DENIED, "ADMIN_REQUIRED"),
+}
+
+
+def expected(check: Check, who: Who) -> Expected:
+    """The outcome the policy prescribes for ``who`` calling a method guarded by ``check``."""
+    if who in UNAUTHENTICATED:
+        return Expected(Code.UNAUTHENTICATED, UNAUTHENTICATED[who])
+    if check in PASSES[who]:
+        return Expected(Code.OK)
+    return REFUSAL[check]
+
+
+# -- the world ------------------------------------------------------------------------
+
+
+@dataclass
+class World:
+    server: MemosServer
+    vault: VaultServiceStub
+    governance: GovernanceServiceStub
+    tokens: dict[Who, str]
+    cube: cube_pb2.MemCube
+    blob_digest: str
+    metadata: dict[Who, Metadata] = field(default_factory=dict)
+
+    def md(self, who: Who) -> Metadata:
+        return self.metadata[who]
+
+    @property
+    def admin(self) -> Metadata:
+        return self.metadata[Who.ADMIN]
+
+    @property
+    def owner(self) -> Metadata:
+        return self.metadata[Who.OWNER]
+
+    def principal(self, who: Who) -> str:
+        """The principal the audit log must name for ``who`` ("" when authentication failed)."""
+        return {Who.OWNER: OWNER, Who.ADMIN: ADMIN, Who.STRANGER: STRANGER}.get(who, "")
+
+    def token_works(self, token: str) -> bool:
+        try:
+            self.governance.ListSpaces(g.ListSpacesRequest(), metadata=bearer(token), timeout=CALL_TIMEOUT)
+        except grpc.RpcError as error:
+            assert error.code() is Code.UNAUTHENTICATED, error
+            return False
+        return True
+
+
+def bearer(token: str) -> Metadata:
+    return (("authorization", f"Bearer {token}"),)
+
+
+def unit_vector(seed: int) -> v.Vector:
+    values = [0.0] * 384
+    values[seed % 384] = 1.0
+    values[(seed * 7 + 3) % 384] = 0.5
+    return v.Vector(values=values)
+
+
+def text_cube(text: str) -> cube_pb2.MemCube:
+    return cube_pb2.MemCube(plaintext=cube_pb2.PlaintextPayload(text=text))
+
+
+def upload(vault: VaultServiceStub, md: Metadata, data: bytes) -> cube_pb2.BlobRef:
+    digest = "sha256:" + hashlib.sha256(data).hexdigest()
+    requests = [v.WritePayloadRequest(parent=SPACE, expected_digest=digest), v.WritePayloadRequest(data=data)]
+    return vault.WritePayload(iter(requests), metadata=md, timeout=CALL_TIMEOUT).blob
+
+
+@pytest.fixture(scope="module")
+def world(tmp_path_factory: pytest.TempPathFactory, embedder: Embedder) -> Iterator[World]:
+    server = start_server(tmp_path_factory.mktemp("isolation"), embedder)
+    channel = grpc.insecure_channel(server.address)
+    try:
+        vault, governance = VaultServiceStub(channel), GovernanceServiceStub(channel)
+        admin = bearer(admin_token(server))
+        tokens = {Who.ADMIN: admin_token(server), Who.MALFORMED: "garbage"}
+
+        # The expired token: valid for two seconds from now (the server refuses past expire times).
+        deadline = time.time() + 2.0
+        expire = timestamp_pb2.Timestamp()
+        expire.FromNanoseconds(int(deadline * 1e9))
+        expiring = governance.CreateCredential(
+            g.CreateCredentialRequest(parent=ADMIN, credential=principal_pb2.Credential(expire_time=expire)),
+            metadata=admin,
+        )
+        tokens[Who.EXPIRED] = expiring.token
+
+        for who in (Who.OWNER, Who.STRANGER):
+            principal = governance.CreatePrincipal(
+                g.CreatePrincipalRequest(
+                    principal_id=who.value, principal=principal_pb2.Principal(kind=principal_pb2.Principal.KIND_AGENT)
+                ),
+                metadata=admin,
+            )
+            assert not principal.admin
+            tokens[who] = governance.CreateCredential(
+                g.CreateCredentialRequest(parent=principal.name), metadata=admin
+            ).token
+
+        revoked = governance.CreateCredential(g.CreateCredentialRequest(parent=ADMIN), metadata=admin)
+        tokens[Who.REVOKED] = revoked.token
+        world = World(server, vault, governance, tokens, cube_pb2.MemCube(), "")
+        world.metadata = {who: bearer(token) for who, token in tokens.items()}
+        world.metadata[Who.NO_TOKEN] = ()
+        # Both tokens worked before they were revoked or expired: only their state refuses them later.
+        assert world.token_works(revoked.token) and world.token_works(expiring.token)
+        governance.RevokeCredential(g.RevokeCredentialRequest(name=revoked.name), metadata=admin)
+
+        owner = world.owner
+        space = governance.CreateSpace(g.CreateSpaceRequest(space_id=SPACE_ID), metadata=owner)
+        assert space.owner == OWNER
+        world.cube = vault.CreateCube(
+            v.CreateCubeRequest(
+                parent=SPACE, cube_id="c", cube=text_cube("the owner's private memory"), vector=unit_vector(1)
+            ),
+            metadata=owner,
+        )
+        blob = upload(vault, owner, PAYLOAD)
+        world.blob_digest = blob.digest
+        vault.CreateCube(
+            v.CreateCubeRequest(
+                parent=SPACE,
+                cube_id="act",
+                cube=cube_pb2.MemCube(
+                    activation=cube_pb2.ActivationPayload(
+                        blob=blob, model_fingerprint="test-model", dtype="float32", shape=[1, 2, 3, 4]
+                    )
+                ),
+            ),
+            metadata=owner,
+        )
+        time.sleep(max(0.0, deadline - time.time() + 0.5))
+        assert not world.token_works(expiring.token)
+        yield world
+    finally:
+        channel.close()
+        server.stop(grace=1)
+
+
+# -- calling a method generically ------------------------------------------------------
+
+_SERVICES = {
+    "memos.v1.VaultService": v.DESCRIPTOR.services_by_name["VaultService"],
+    "memos.v1.GovernanceService": g.DESCRIPTOR.services_by_name["GovernanceService"],
+}
+
+
+@dataclass(frozen=True)
+class Outcome:
+    code: grpc.StatusCode
+    reason: str
+    response: Any
+
+
+def reason_of(error: grpc.RpcError) -> str:
+    status = rpc_status.from_call(error)  # type: ignore[arg-type]
+    assert status is not None, f"no rich status in {error}"
+    for detail in status.details:
+        info = error_details_pb2.ErrorInfo()
+        if detail.Unpack(info):
+            return info.reason
+    raise AssertionError(f"no ErrorInfo in {error}")
+
+
+def invoke(w: World, method: str, request: Message | Sequence[Message], md: Metadata) -> Outcome:
+    """Calls ``method`` with the stubs, streaming ``request`` when the method takes a stream."""
+    _, service, name = method.split("/")
+    descriptor = _SERVICES[service].methods_by_name[name]
+    stub: Any = w.vault if service.endswith("VaultService") else w.governance
+    call = getattr(stub, name)
+    try:
+        if descriptor.client_streaming:
+            assert isinstance(request, Sequence)
+            response = call(iter(request), metadata=md, timeout=CALL_TIMEOUT)
+        elif descriptor.server_streaming:
+            response = list(call(request, metadata=md, timeout=CALL_TIMEOUT))
+        else:
+            response = call(request, metadata=md, timeout=CALL_TIMEOUT)
+    except grpc.RpcError as error:
+        return Outcome(error.code(), reason_of(error), None)
+    return Outcome(Code.OK, "", response)
+
+
+# -- the rows ---------------------------------------------------------------------------
+
+
+@dataclass
+class Target:
+    """What one cell sends, and how to tell afterwards whether it took effect."""
+
+    request: Message | Sequence[Message]
+    #: Called with whether the call was allowed: asserts the change happened, or that nothing changed.
+    effect: Callable[[bool], None] | None = None
+
+
+@dataclass(frozen=True)
+class Row:
+    method: str
+    #: Who may call the method, as this test reads the policy (checked against RULES below).
+    check: Check
+    mutating: bool
+    #: Builds the cell's request (and fresh target, for mutating calls) from the world and a cell id.
+    target: Callable[[World, str], Target]
+    #: Checks an allowed call's response for the caller.
+    response: Callable[[World, Who, Any], None] | None = None
+
+
+def _exists(call: Callable[[], object]) -> bool:
+    try:
+        call()
+    except grpc.RpcError as error:
+        assert error.code() is Code.NOT_FOUND, error
+        return False
+    return True
+
+
+def cube_exists(w: World, name: str) -> bool:
+    return _exists(lambda: w.vault.GetCube(v.GetCubeRequest(name=name), metadata=w.admin))
+
+
+def space_exists(w: World, name: str) -> bool:
+    return _exists(lambda: w.governance.GetSpace(g.GetSpaceRequest(name=name), metadata=w.admin))
+
+
+def principal_exists(w: World, name: str) -> bool:
+    return _exists(lambda: w.governance.GetPrincipal(g.GetPrincipalRequest(name=name), metadata=w.admin))
+
+
+def owned_cube(w: World, cell: str) -> cube_pb2.MemCube:
+    """A cube of the cell's own in S, created by the owner."""
+    return w.vault.CreateCube(
+        v.CreateCubeRequest(parent=SPACE, cube_id=cell, cube=text_cube(f"memory of {cell}"), vector=unit_vector(7)),
+        metadata=w.owner,
+    )
+
+
+def _create_cube(w: World, cell: str) -> Target:
+    name = f"{SPACE}/cubes/{cell}"
+    request = v.CreateCubeRequest(parent=SPACE, cube_id=cell, cube=text_cube("new memory"), vector=unit_vector(2))
+    return Target(request, lambda allowed: _assert_equal(cube_exists(w, name), allowed))
+
+
+def _batch_create(w: World, cell: str) -> Target:
+    ids = [f"{cell}-a", f"{cell}-b"]
+    request = v.BatchCreateCubesRequest(
+        parent=SPACE,
+        requests=[
+            v.CreateCubeRequest(cube_id=i, cube=text_cube(f"batch {i}"), vector=unit_vector(n))
+            for n, i in enumerate(ids)
+        ],
+    )
+    return Target(
+        request, lambda allowed: _assert_equal([cube_exists(w, f"{SPACE}/cubes/{i}") for i in ids], [allowed] * 2)
+    )
+
+
+def _update_cube(w: World, cell: str) -> Target:
+    cube = owned_cube(w, cell)
+    request = v.UpdateCubeRequest(
+        cube=cube_pb2.MemCube(name=cube.name, tags=["changed"]), update_mask=field_mask_pb2.FieldMask(paths=["tags"])
+    )
+
+    def effect(allowed: bool) -> None:
+        now = w.vault.GetCube(v.GetCubeRequest(name=cube.name), metadata=w.admin)
+        assert (now.etag != cube.etag, list(now.tags)) == (allowed, ["changed"] if allowed else [])
+
+    return Target(request, effect)
+
+
+def _delete_cube(w: World, cell: str) -> Target:
+    cube = owned_cube(w, cell)
+    return Target(
+        v.DeleteCubeRequest(name=cube.name), lambda allowed: _assert_equal(cube_exists(w, cube.name), not allowed)
+    )
+
+
+def _write_payload(w: World, cell: str) -> Target:
+    data = f"payload of {cell}".encode()
+    digest = hashlib.sha256(data).hexdigest()
+    path = w.server.settings.blob_dir / "sha256" / digest[:2] / digest
+    request = [
+        v.WritePayloadRequest(parent=SPACE, expected_digest=f"sha256:{digest}"),
+        v.WritePayloadRequest(data=data),
+    ]
+    return Target(request, lambda allowed: _assert_equal(path.is_file(), allowed))
+
+
+def _create_space(w: World, cell: str) -> Target:
+    return Target(
+        g.CreateSpaceRequest(space_id=cell), lambda allowed: _assert_equal(space_exists(w, f"spaces/{cell}"), allowed)
+    )
+
+
+def _delete_space(w: World, cell: str) -> Target:
+    space = w.governance.CreateSpace(g.CreateSpaceRequest(space_id=cell), metadata=w.owner)
+    return Target(
+        g.DeleteSpaceRequest(name=space.name), lambda allowed: _assert_equal(space_exists(w, space.name), not allowed)
+    )
+
+
+def _create_principal(w: World, cell: str) -> Target:
+    return Target(
+        g.CreatePrincipalRequest(principal_id=cell),
+        lambda allowed: _assert_equal(principal_exists(w, f"principals/{cell}"), allowed),
+    )
+
+
+def _delete_principal(w: World, cell: str) -> Target:
+    principal = w.governance.CreatePrincipal(g.CreatePrincipalRequest(principal_id=cell), metadata=w.admin)
+    return Target(
+        g.DeletePrincipalRequest(name=principal.name),
+        lambda allowed: _assert_equal(principal_exists(w, principal.name), not allowed),
+    )
+
+
+def _revoke_credential(w: World, cell: str) -> Target:
+    credential = w.governance.CreateCredential(
+        g.CreateCredentialRequest(parent=OWNER, credential=principal_pb2.Credential(description=cell)),
+        metadata=w.owner,
+    )
+    return Target(
+        g.RevokeCredentialRequest(name=credential.name),
+        lambda allowed: _assert_equal(w.token_works(credential.token), not allowed),
+    )
+
+
+def _assert_equal(actual: object, wanted: object) -> None:
+    assert actual == wanted, f"the call's effect: got {actual}, wanted {wanted}"
+
+
+def _fixed(request: Message | Sequence[Message]) -> Callable[[World, str], Target]:
+    return lambda _w, _cell: Target(request)
+
+
+def _sees_cube(w: World, _who: Who, response: Any) -> None:
+    assert CUBE in [c.name for c in response.cubes]
+
+
+def _listed_spaces(w: World, who: Who, response: g.ListSpacesResponse) -> None:
+    owners = {s.name: s.owner for s in response.spaces}
+    assert (SPACE in owners) == (who is not Who.STRANGER), "only the owner and admins may see S"
+    if who is not Who.ADMIN:
+        assert set(owners.values()) <= {w.principal(who)}, "a non-admin lists only the spaces it owns"
+
+
+def _new_token_works(w: World, _who: Who, response: principal_pb2.Credential) -> None:
+    assert response.name.startswith(f"{OWNER}/credentials/") and w.token_works(response.token)
+
+
+ROWS: list[Row] = [
+    Row(
+        _V + "CreateCube",
+        Check.SPACE,
+        True,
+        _create_cube,
+        lambda w, who, r: _assert_equal(r.access.owner, w.principal(who)),
+    ),
+    Row(_V + "BatchCreateCubes", Check.SPACE, True, _batch_create),
+    Row(
+        _V + "GetCube",
+        Check.SPACE,
+        False,
+        _fixed(v.GetCubeRequest(name=CUBE)),
+        lambda w, _, r: _assert_equal(r, w.cube),
+    ),
+    Row(_V + "ListCubes", Check.SPACE, False, _fixed(v.ListCubesRequest(parent=SPACE, page_size=1000)), _sees_cube),
+    Row(_V + "UpdateCube", Check.SPACE, True, _update_cube),
+    Row(_V + "DeleteCube", Check.SPACE, True, _delete_cube),
+    Row(
+        _V + "SearchCubes",
+        Check.SPACE,
+        False,
+        _fixed(v.SearchCubesRequest(parent=SPACE, vector=unit_vector(1), top_k=1000)),
+        lambda w, _, r: _assert_equal(CUBE in [h.cube.name for h in r.results], True),
+    ),
+    Row(_V + "WritePayload", Check.SPACE, True, _write_payload),
+    Row(
+        _V + "ReadPayload",
+        Check.SPACE,
+        False,
+        _fixed(v.ReadPayloadRequest(name=ACTIVATION_CUBE)),
+        lambda w, _, r: _assert_equal(b"".join(chunk.data for chunk in r), PAYLOAD),
+    ),
+    Row(_G + "CreateSpace", Check.AUTHENTICATED, True, _create_space),
+    Row(
+        _G + "GetSpace",
+        Check.SPACE,
+        False,
+        _fixed(g.GetSpaceRequest(name=SPACE)),
+        lambda w, _, r: _assert_equal(r.owner, OWNER),
+    ),
+    Row(_G + "ListSpaces", Check.AUTHENTICATED, False, _fixed(g.ListSpacesRequest(page_size=1000)), _listed_spaces),
+    Row(_G + "DeleteSpace", Check.SPACE, True, _delete_space),
+    Row(_G + "CreatePrincipal", Check.ADMIN, True, _create_principal),
+    Row(
+        _G + "GetPrincipal",
+        Check.SELF,
+        False,
+        _fixed(g.GetPrincipalRequest(name=OWNER)),
+        lambda w, _, r: _assert_equal(r.name, OWNER),
+    ),
+    Row(_G + "ListPrincipals", Check.ADMIN, False, _fixed(g.ListPrincipalsRequest(page_size=1000))),
+    Row(_G + "DeletePrincipal", Check.ADMIN, True, _delete_principal),
+    Row(_G + "CreateCredential", Check.SELF, True, _fixed(g.CreateCredentialRequest(parent=OWNER)), _new_token_works),
+    Row(_G + "RevokeCredential", Check.CREDENTIAL, True, _revoke_credential),
+    Row(_G + "ListAuditEvents", Check.ADMIN, False, _fixed(g.ListAuditEventsRequest(page_size=10))),
+    Row(
+        _G + "VerifyAuditLog",
+        Check.ADMIN,
+        False,
+        _fixed(g.VerifyAuditLogRequest()),
+        lambda w, _, r: _assert_equal(r.verified, True),
+    ),
+]
+
+
+CELLS = [(row, who) for row in ROWS for who in Who]
+
+
+def audit_tail(w: World) -> int:
+    """The sequence number of the last audit event (reading the log is not audited)."""
+    result = w.governance.VerifyAuditLog(g.VerifyAuditLogRequest(), metadata=w.admin)
+    assert result.verified, result.problem
+    return result.events_checked
+
+
+def events_after(w: World, sequence: int) -> list[audit_pb2.AuditEvent]:
+    request = g.ListAuditEventsRequest(filter=f"sequence > {sequence}", page_size=1000)
+    return list(w.governance.ListAuditEvents(request, metadata=w.admin).events)
+
+
+# -- the tests --------------------------------------------------------------------------
+
+
+def test_the_matrix_covers_every_governed_method() -> None:
+    """A new RPC without a matrix row fails here."""
+    governed = {method for method, rule in RULES.items() if rule.check is not Check.PUBLIC}
+    covered = [row.method for row in ROWS]
+    assert len(covered) == len(set(covered)), "a method has two rows"
+    assert set(covered) == governed
+
+
+@pytest.mark.parametrize("row", ROWS, ids=[row.method.rsplit("/", 1)[1] for row in ROWS])
+def test_the_matrix_reads_the_policy_as_the_rules_table_writes_it(row: Row) -> None:
+    rule = RULES[row.method]
+    assert (row.check, row.mutating) == (rule.check, rule.mutating)
+
+
+@pytest.mark.parametrize(
+    ("row", "who"), CELLS, ids=[f"{row.method.rsplit('/', 1)[1]}-{who.value}" for row, who in CELLS]
+)
+def test_cell(row: Row, who: Who, world: World) -> None:
+    want = expected(row.check, who)
+    cell = f"{row.method.rsplit('/', 1)[1].lower()}-{who.value}"
+    target = row.target(world, cell)
+    before = audit_tail(world)
+
+    got = invoke(world, row.method, target.request, world.md(who))
+
+    events = events_after(world, before)  # before the checks below, which may be audited themselves
+    assert (got.code, got.reason) == (want.code, want.reason), f"{row.method} as {who.value}"
+    if want.allowed and row.response is not None:
+        row.response(world, who, got.response)
+    if target.effect is not None:
+        target.effect(want.allowed)
+    if want.allowed and not row.mutating:
+        assert events == [], "an allowed read is not audited"
+        return
+    assert len(events) == 1, events
+    outcome = audit_pb2.AuditEvent.OUTCOME_OK if want.allowed else audit_pb2.AuditEvent.OUTCOME_DENIED
+    event = events[0]
+    assert (event.method, event.principal, event.outcome, event.status_code, event.reason) == (
+        row.method,
+        world.principal(who),
+        outcome,
+        want.code.name,
+        want.reason,
+    )
+
+
+def test_the_shared_space_and_cube_are_unchanged_after_the_matrix(world: World) -> None:
+    """Whatever order the cells ran in, none of them changed S's cube C or the owner's payload."""
+    assert world.vault.GetCube(v.GetCubeRequest(name=CUBE), metadata=world.owner) == world.cube
+    space = world.governance.GetSpace(g.GetSpaceRequest(name=SPACE), metadata=world.owner)
+    assert space.owner == OWNER
+    chunks = world.vault.ReadPayload(v.ReadPayloadRequest(name=ACTIVATION_CUBE), metadata=world.owner)
+    assert b"".join(c.data for c in chunks) == PAYLOAD
+    assert world.token_works(world.tokens[Who.OWNER]) and world.token_works(world.tokens[Who.STRANGER])
+    assert not world.token_works(world.tokens[Who.EXPIRED]) and not world.token_works(world.tokens[Who.REVOKED])
+    assert audit_tail(world) > 0

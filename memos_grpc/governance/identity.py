@@ -163,6 +163,9 @@ class Principals:
     def count(self) -> int:
         return len(self._principals)
 
+    def names(self) -> set[str]:
+        return {p.name for p in list(self._principals.values())}
+
     # -- principals --------------------------------------------------------------
 
     def create(self, principal_id: str, given: principal_pb2.Principal) -> principal_pb2.Principal:
@@ -246,9 +249,15 @@ class Principals:
         def apply(cursor: Connection) -> str:
             cursor.execute("DELETE FROM credentials WHERE principal_id = ?", [principal_id])
             cursor.execute("DELETE FROM principals WHERE principal_id = ?", [principal_id])
+            # A later principal of the same id must not inherit these roles.
+            cursor.execute("DELETE FROM space_roles WHERE principal = ?", [principal_name(principal_id)])
             return principal_id
 
-        self._context.database.write(apply, self._forget)
+        def after_commit(_: str) -> None:
+            self._forget(principal_id)
+            self._context.catalog.forget_principal(principal_name(principal_id))
+
+        self._context.database.write(apply, after_commit)
 
     # -- credentials -------------------------------------------------------------
 

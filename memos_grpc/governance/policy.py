@@ -1,18 +1,26 @@
-"""The policy: whether a caller may make a call on a resource, decided in one place.
+"""The policy: whether a caller may make a call on a resource, and which cubes it may see.
 
-A caller who may not see a space is told it does not exist (NOT_FOUND), never
-that it is forbidden, so the existence of other principals' spaces does not
-leak. Admin-only calls answer PERMISSION_DENIED: their existence is public.
+Decided here and nowhere else. A caller with no role in a space is told the
+space does not exist (NOT_FOUND), never that it is forbidden, so other
+principals' spaces do not leak; a caller with a role too low for the call is
+told PERMISSION_DENIED, naming the role it needs. Admin-only calls answer
+PERMISSION_DENIED: their existence is public. Within a space, a cube's own
+``access`` field can narrow who sees it; space owners and admins see all.
 """
 
 from __future__ import annotations
 
+from memos_grpc._proto.memos.v1 import access_pb2, cube_pb2
 from memos_grpc.errors import MemosError, NotFoundError, PermissionDeniedError
 from memos_grpc.governance.caller import Caller
 from memos_grpc.governance.identity import parse_credential_name, parse_principal_name, principal_name
 from memos_grpc.governance.rules import Check, Rule
-from memos_grpc.vault.catalog import SearchCatalog
+from memos_grpc.vault.catalog import CubeAccess, SearchCatalog
 from memos_grpc.vault.names import check_id
+from memos_grpc.vault.validation import invalid
+
+VIEWER, EDITOR, OWNER = access_pb2.ROLE_VIEWER, access_pb2.ROLE_EDITOR, access_pb2.ROLE_OWNER
+_NEEDED = {Check.SPACE_READ: VIEWER, Check.SPACE_WRITE: EDITOR, Check.SPACE_OWNER: OWNER}
 
 
 def _denied(error: MemosError) -> MemosError:
@@ -24,8 +32,6 @@ def space_of(resource: str) -> str:
     """The space id of ``spaces/{space}`` or anything below it."""
     parts = resource.split("/")
     if len(parts) < 2 or parts[0] != "spaces":
-        from memos_grpc.vault.validation import invalid
-
         raise invalid(f"{resource[:120]!r} is not a space or a resource in one", "INVALID_NAME")
     return check_id(parts[1], "space id")
 
@@ -36,10 +42,20 @@ def authorize(caller: Caller, rule: Rule, resource: str, catalog: SearchCatalog)
         return
     if rule.check is Check.ADMIN:
         raise _denied(PermissionDeniedError("this call is for admins only", reason="ADMIN_REQUIRED"))
-    if rule.check is Check.SPACE:
+    if rule.check in _NEEDED:
         space_id = space_of(resource)
-        if catalog.owner_of(space_id) != caller.principal:
+        role = catalog.role_of(space_id, caller.principal)
+        if not role:
             raise _denied(NotFoundError(f"space spaces/{space_id} does not exist", reason="SPACE_NOT_FOUND"))
+        needed = _NEEDED[rule.check]
+        if role < needed:
+            raise _denied(
+                PermissionDeniedError(
+                    f"this call needs the {access_pb2.Role.Name(needed)} role on spaces/{space_id}; "
+                    f"{caller.principal} has {access_pb2.Role.Name(role)}",
+                    reason="ROLE_REQUIRED",
+                )
+            )
         return
     if rule.check is Check.SELF:
         if principal_name(parse_principal_name(resource)) != caller.principal:
@@ -51,3 +67,35 @@ def authorize(caller: Caller, rule: Rule, resource: str, catalog: SearchCatalog)
             raise _denied(NotFoundError(f"credential {resource} does not exist", reason="CREDENTIAL_NOT_FOUND"))
         return
     raise _denied(PermissionDeniedError("no rule allows this call", reason="PERMISSION_DENIED"))
+
+
+class CubeVisibility:
+    """Which cubes of one space a caller sees: all of them, or those their ``access`` lets it."""
+
+    def __init__(self, caller: Caller, catalog: SearchCatalog, space_id: str) -> None:
+        self.principal = caller.principal
+        self.sees_all = caller.admin or (catalog.role_of(space_id, caller.principal) or 0) >= OWNER
+
+    def allows(self, access: CubeAccess) -> bool:
+        if self.sees_all or access.scope in (cube_pb2.CubeAccess.SCOPE_UNSPECIFIED, cube_pb2.CubeAccess.SCOPE_SPACE):
+            return True
+        if access.owner == self.principal:
+            return True
+        return access.scope == cube_pb2.CubeAccess.SCOPE_PRINCIPALS and self.principal in access.principals
+
+    def allows_cube(self, cube: cube_pb2.MemCube) -> bool:
+        return self.allows(cube_access(cube))
+
+    def sql(self) -> tuple[str, list[object]]:
+        """The same rule as a SQL condition over the cubes table."""
+        if self.sees_all:
+            return "TRUE", []
+        return (
+            "(access_scope IN (0, 1) OR access_owner = ? "
+            "OR (access_scope = 3 AND list_contains(access_principals, ?)))",
+            [self.principal, self.principal],
+        )
+
+
+def cube_access(cube: cube_pb2.MemCube) -> CubeAccess:
+    return CubeAccess(cube.access.scope, cube.access.owner, frozenset(cube.access.principals))

@@ -17,8 +17,10 @@ class Check(enum.Enum):
     PUBLIC = "public"
     #: Any authenticated principal (what it sees is narrowed by the handler).
     AUTHENTICATED = "authenticated"
-    #: The resource is a space or something in it: admins and the space's owner.
-    SPACE = "space"
+    #: The resource is a space or something in it; admins, and principals with at least this role.
+    SPACE_READ = "space_read"
+    SPACE_WRITE = "space_write"
+    SPACE_OWNER = "space_owner"
     #: The resource is a principal: admins and that principal itself.
     SELF = "self"
     #: The resource is a credential: admins and the principal it belongs to.
@@ -47,19 +49,21 @@ _V = "/memos.v1.VaultService/"
 _G = "/memos.v1.GovernanceService/"
 
 RULES: dict[str, Rule] = {
-    _V + "CreateCube": Rule(Check.SPACE, "parent", mutating=True),
-    _V + "BatchCreateCubes": Rule(Check.SPACE, "parent", mutating=True),
-    _V + "GetCube": Rule(Check.SPACE, "name"),
-    _V + "ListCubes": Rule(Check.SPACE, "parent"),
-    _V + "UpdateCube": Rule(Check.SPACE, "cube.name", mutating=True),
-    _V + "DeleteCube": Rule(Check.SPACE, "name", mutating=True),
-    _V + "SearchCubes": Rule(Check.SPACE, "parent"),
-    _V + "WritePayload": Rule(Check.SPACE, "parent", mutating=True),
-    _V + "ReadPayload": Rule(Check.SPACE, "name"),
+    _V + "CreateCube": Rule(Check.SPACE_WRITE, "parent", mutating=True),
+    _V + "BatchCreateCubes": Rule(Check.SPACE_WRITE, "parent", mutating=True),
+    _V + "GetCube": Rule(Check.SPACE_READ, "name"),
+    _V + "ListCubes": Rule(Check.SPACE_READ, "parent"),
+    _V + "UpdateCube": Rule(Check.SPACE_WRITE, "cube.name", mutating=True),
+    _V + "DeleteCube": Rule(Check.SPACE_WRITE, "name", mutating=True),
+    _V + "SearchCubes": Rule(Check.SPACE_READ, "parent"),
+    _V + "WritePayload": Rule(Check.SPACE_WRITE, "parent", mutating=True),
+    _V + "ReadPayload": Rule(Check.SPACE_READ, "name"),
     _G + "CreateSpace": Rule(Check.AUTHENTICATED, "space_id", mutating=True),
-    _G + "GetSpace": Rule(Check.SPACE, "name"),
+    _G + "GetSpace": Rule(Check.SPACE_READ, "name"),
     _G + "ListSpaces": Rule(Check.AUTHENTICATED),
-    _G + "DeleteSpace": Rule(Check.SPACE, "name", mutating=True),
+    _G + "DeleteSpace": Rule(Check.SPACE_OWNER, "name", mutating=True),
+    _G + "GetAccessPolicy": Rule(Check.SPACE_OWNER, "resource"),
+    _G + "SetAccessPolicy": Rule(Check.SPACE_OWNER, "resource", mutating=True),
     _G + "CreatePrincipal": Rule(Check.ADMIN, "principal_id", mutating=True),
     _G + "GetPrincipal": Rule(Check.SELF, "name"),
     _G + "ListPrincipals": Rule(Check.ADMIN),

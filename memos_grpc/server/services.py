@@ -13,6 +13,7 @@ import grpc
 from google.protobuf import empty_pb2
 
 from memos_grpc._proto.memos.v1 import (
+    access_pb2,
     cube_pb2,
     governance_service_pb2,
     governance_service_pb2_grpc,
@@ -60,29 +61,29 @@ class VaultServicer(vault_service_pb2_grpc.VaultServiceServicer):
         return vault_service_pb2.BatchCreateCubesResponse(cubes=cubes)
 
     def GetCube(self, request: vault_service_pb2.GetCubeRequest, context: grpc.ServicerContext) -> cube_pb2.MemCube:
-        return self._slot.get().cubes.get(request.name)
+        return self._slot.get().cubes.get(request.name, caller.current())
 
     def ListCubes(
         self, request: vault_service_pb2.ListCubesRequest, context: grpc.ServicerContext
     ) -> vault_service_pb2.ListCubesResponse:
-        cubes, token = self._slot.get().cubes.list(request)
+        cubes, token = self._slot.get().cubes.list(request, caller.current())
         return vault_service_pb2.ListCubesResponse(cubes=cubes, next_page_token=token)
 
     def UpdateCube(
         self, request: vault_service_pb2.UpdateCubeRequest, context: grpc.ServicerContext
     ) -> cube_pb2.MemCube:
-        return self._slot.get().cubes.update(request)
+        return self._slot.get().cubes.update(request, caller.current())
 
     def DeleteCube(
         self, request: vault_service_pb2.DeleteCubeRequest, context: grpc.ServicerContext
     ) -> empty_pb2.Empty:
-        self._slot.get().cubes.delete(request.name, request.etag)
+        self._slot.get().cubes.delete(request.name, request.etag, caller.current())
         return empty_pb2.Empty()
 
     def SearchCubes(
         self, request: vault_service_pb2.SearchCubesRequest, context: grpc.ServicerContext
     ) -> vault_service_pb2.SearchCubesResponse:
-        hits = self._slot.get().search.search(request)
+        hits = self._slot.get().search.search(request, caller.current())
         return vault_service_pb2.SearchCubesResponse(
             results=[vault_service_pb2.ScoredCube(cube=h.cube, score=h.score) for h in hits]
         )
@@ -95,7 +96,7 @@ class VaultServicer(vault_service_pb2_grpc.VaultServiceServicer):
     def ReadPayload(
         self, request: vault_service_pb2.ReadPayloadRequest, context: grpc.ServicerContext
     ) -> Iterator[vault_service_pb2.ReadPayloadResponse]:
-        for chunk in self._slot.get().payloads.read(request):
+        for chunk in self._slot.get().payloads.read(request, caller.current()):
             yield vault_service_pb2.ReadPayloadResponse(data=chunk)
 
 
@@ -117,8 +118,8 @@ class GovernanceServicer(governance_service_pb2_grpc.GovernanceServiceServicer):
         self, request: governance_service_pb2.ListSpacesRequest, context: grpc.ServicerContext
     ) -> governance_service_pb2.ListSpacesResponse:
         who = caller.current()
-        owner = None if who.admin else who.principal
-        spaces, token = self._slot.get().spaces.list(request.page_size, request.page_token, owner)
+        member = None if who.admin else who.principal
+        spaces, token = self._slot.get().spaces.list(request.page_size, request.page_token, member)
         return governance_service_pb2.ListSpacesResponse(spaces=spaces, next_page_token=token)
 
     def DeleteSpace(
@@ -126,6 +127,17 @@ class GovernanceServicer(governance_service_pb2_grpc.GovernanceServiceServicer):
     ) -> empty_pb2.Empty:
         self._slot.get().spaces.delete(request.name, force=request.force, etag=request.etag)
         return empty_pb2.Empty()
+
+    def GetAccessPolicy(
+        self, request: governance_service_pb2.GetAccessPolicyRequest, context: grpc.ServicerContext
+    ) -> access_pb2.AccessPolicy:
+        return self._slot.get().spaces.get_policy(request.resource)
+
+    def SetAccessPolicy(
+        self, request: governance_service_pb2.SetAccessPolicyRequest, context: grpc.ServicerContext
+    ) -> access_pb2.AccessPolicy:
+        vault = self._slot.get()
+        return vault.spaces.set_policy(request.resource, request.policy, vault.principals.names())
 
     def CreatePrincipal(
         self, request: governance_service_pb2.CreatePrincipalRequest, context: grpc.ServicerContext

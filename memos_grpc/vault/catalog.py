@@ -1,9 +1,9 @@
 """The search catalog: an in-memory copy of what hot paths need, keyed by vector label.
 
 A search must not pay a DuckDB query (about a millisecond each from Python)
-to turn hnswlib labels back into cubes, nor every call one to find a space's
-owner, so the vault keeps, per space, its owner and each vector-bearing
-cube's serialized message and expire time. Like the vector indexes it is
+to turn hnswlib labels back into cubes, nor every call one to find the
+caller's role in a space, so the vault keeps, per space, its roles and each
+vector-bearing cube's serialized message, expire time and access narrowing. Like the vector indexes it is
 derived: it is updated after each commit and before the caller is answered,
 and loaded from DuckDB at start-up, so it never disagrees with an
 acknowledged write.
@@ -12,9 +12,18 @@ acknowledged write.
 from __future__ import annotations
 
 import threading
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
 from datetime import datetime
+
+
+@dataclass(frozen=True)
+class CubeAccess:
+    """A cube's own narrowing of its space's policy (``MemCube.access``)."""
+
+    scope: int
+    owner: str
+    principals: frozenset[str]
 
 
 @dataclass(frozen=True)
@@ -22,36 +31,53 @@ class CatalogEntry:
     cube_pb: bytes
     #: Seconds since the epoch, or None when the cube never expires.
     expires_at: float | None
+    access: CubeAccess
+
+
+#: A catalog row before it is stored: label, serialized cube, expire time, access.
+CatalogRow = tuple[int, bytes, datetime | None, CubeAccess]
 
 
 class SearchCatalog:
     def __init__(self) -> None:
         self._spaces: dict[str, dict[int, CatalogEntry]] = {}
-        self._owners: dict[str, str] = {}
+        self._roles: dict[str, dict[str, int]] = {}
         self._lock = threading.Lock()
 
     def has_space(self, space_id: str) -> bool:
         return space_id in self._spaces
 
-    def owner_of(self, space_id: str) -> str | None:
-        """The owning principal's name, "" for none, or None when the space does not exist."""
-        return self._owners.get(space_id)
+    def role_of(self, space_id: str, principal: str) -> int | None:
+        """The principal's role in the space (0 for none), or None when the space does not exist."""
+        roles = self._roles.get(space_id)
+        return None if roles is None else roles.get(principal, 0)
 
-    def add_space(self, space_id: str, owner: str) -> None:
+    def add_space(self, space_id: str, roles: Mapping[str, int]) -> None:
         with self._lock:
             self._spaces.setdefault(space_id, {})
-            self._owners[space_id] = owner
+            self._roles[space_id] = dict(roles)
+
+    def set_roles(self, space_id: str, roles: Mapping[str, int]) -> None:
+        with self._lock:
+            if space_id in self._roles:
+                self._roles[space_id] = dict(roles)
+
+    def forget_principal(self, principal: str) -> None:
+        with self._lock:
+            for roles in self._roles.values():
+                roles.pop(principal, None)
 
     def drop_space(self, space_id: str) -> None:
         with self._lock:
             self._spaces.pop(space_id, None)
-            self._owners.pop(space_id, None)
+            self._roles.pop(space_id, None)
 
-    def put(self, space_id: str, entries: Iterable[tuple[int, bytes, datetime | None]]) -> None:
+    def put(self, space_id: str, entries: Iterable[CatalogRow]) -> None:
         with self._lock:
             space = self._spaces.setdefault(space_id, {})
-            for vec_id, cube_pb, expire_time in entries:
-                space[vec_id] = CatalogEntry(cube_pb, None if expire_time is None else expire_time.timestamp())
+            for vec_id, cube_pb, expire_time, access in entries:
+                expires_at = None if expire_time is None else expire_time.timestamp()
+                space[vec_id] = CatalogEntry(cube_pb, expires_at, access)
 
     def remove(self, space_id: str, vec_ids: Iterable[int]) -> None:
         with self._lock:
@@ -60,15 +86,26 @@ class SearchCatalog:
                 for vec_id in vec_ids:
                     space.pop(vec_id, None)
 
-    def live(self, space_id: str, vec_ids: Iterable[int], now: float) -> dict[int, bytes]:
-        """The serialized cubes of those labels that exist and have not expired at ``now``."""
+    def live(
+        self, space_id: str, vec_ids: Iterable[int], now: float, visible: Callable[[CubeAccess], bool]
+    ) -> dict[int, bytes]:
+        """The serialized cubes of those labels that exist, have not expired at ``now``, and are visible."""
         space = self._spaces.get(space_id, {})
         found: dict[int, bytes] = {}
         for vec_id in vec_ids:
             entry = space.get(vec_id)
-            if entry is not None and (entry.expires_at is None or entry.expires_at > now):
+            if entry is not None and (entry.expires_at is None or entry.expires_at > now) and visible(entry.access):
                 found[vec_id] = entry.cube_pb
         return found
+
+    def labels(self, space_id: str, now: float, allows: Callable[[CubeAccess], bool]) -> list[int]:
+        """The labels of the space's cubes that have not expired at ``now`` and whose access ``allows``."""
+        space = self._spaces.get(space_id, {})
+        return [
+            vec_id
+            for vec_id, entry in list(space.items())
+            if (entry.expires_at is None or entry.expires_at > now) and allows(entry.access)
+        ]
 
     def size(self, space_id: str) -> int:
         return len(self._spaces.get(space_id, {}))

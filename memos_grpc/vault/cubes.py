@@ -23,6 +23,9 @@ from memos_grpc.errors import (
     FailedPreconditionError,
     NotFoundError,
 )
+from memos_grpc.governance.caller import Caller
+from memos_grpc.governance.policy import CubeVisibility, cube_access
+from memos_grpc.vault.catalog import CatalogRow
 from memos_grpc.vault.context import VaultContext
 from memos_grpc.vault.database import Connection
 from memos_grpc.vault.filter import compile_filter
@@ -217,30 +220,36 @@ class Cubes:
 
     # -- read ------------------------------------------------------------------
 
-    def get(self, name: str) -> cube_pb2.MemCube:
+    def _visibility(self, viewer: Caller, space_id: str) -> CubeVisibility:
+        return CubeVisibility(viewer, self._context.catalog, space_id)
+
+    def get(self, name: str, viewer: Caller) -> cube_pb2.MemCube:
+        """The cube, if it exists, has not expired, and ``viewer`` may see it (else NOT_FOUND)."""
         space_id, cube_id = parse_cube_name(name)
+        visibility, visibility_params = self._visibility(viewer, space_id).sql()
         with self._context.database.read() as cursor:
             row = cursor.execute(
-                f"SELECT cube_pb FROM cubes WHERE space_id = ? AND cube_id = ? AND {LIVE}",
-                [space_id, cube_id, self._context.clock()],
+                f"SELECT cube_pb FROM cubes WHERE space_id = ? AND cube_id = ? AND {LIVE} AND {visibility}",
+                [space_id, cube_id, self._context.clock(), *visibility_params],
             ).fetchone()
             if row is None:
                 self._context.require_space(cursor, space_id)
                 raise NotFoundError(f"cube {name} does not exist", reason="CUBE_NOT_FOUND")
         return cube_pb2.MemCube.FromString(row[0])
 
-    def list(self, request: vault_service_pb2.ListCubesRequest) -> tuple[list[cube_pb2.MemCube], str]:
+    def list(self, request: vault_service_pb2.ListCubesRequest, viewer: Caller) -> tuple[list[cube_pb2.MemCube], str]:
         space_id = parse_space_name(request.parent, "parent")
         settings = self._context.settings
         size = page_size(request.page_size, settings.default_page_size, settings.max_page_size)
         compiled = compile_filter(request.filter, max_length=settings.max_filter_length)
         after = decode_token(request.page_token, request.parent, request.filter) or ""
+        visibility, visibility_params = self._visibility(viewer, space_id).sql()
         with self._context.database.read() as cursor:
             self._context.require_space(cursor, space_id)
             rows = cursor.execute(
                 f"SELECT cube_id, cube_pb FROM cubes WHERE space_id = ? AND cube_id > ? AND {LIVE} "
-                f"AND ({compiled.sql}) ORDER BY cube_id LIMIT ?",
-                [space_id, after, self._context.clock(), *compiled.params, size + 1],
+                f"AND {visibility} AND ({compiled.sql}) ORDER BY cube_id LIMIT ?",
+                [space_id, after, self._context.clock(), *visibility_params, *compiled.params, size + 1],
             ).fetchall()
         cubes = [cube_pb2.MemCube.FromString(blob) for _, blob in rows[:size]]
         next_token = ""
@@ -250,7 +259,7 @@ class Cubes:
 
     # -- update and delete -----------------------------------------------------
 
-    def update(self, request: vault_service_pb2.UpdateCubeRequest) -> cube_pb2.MemCube:
+    def update(self, request: vault_service_pb2.UpdateCubeRequest, viewer: Caller) -> cube_pb2.MemCube:
         space_id, cube_id = parse_cube_name(request.cube.name, "cube.name")
         paths = check_update_mask(list(request.update_mask.paths))
         given = request.cube
@@ -267,6 +276,7 @@ class Cubes:
             raise invalid("vector is set but update_mask does not change plaintext.text", "INVALID_UPDATE_MASK")
         context = self._context
         now = context.clock()
+        visibility = self._visibility(viewer, space_id)
 
         def apply(cursor: Connection) -> tuple[CubeRow, int | None]:
             row = cursor.execute(
@@ -277,6 +287,8 @@ class Cubes:
                 context.require_space(cursor, space_id)
                 raise NotFoundError(f"cube {given.name} does not exist", reason="CUBE_NOT_FOUND")
             stored = cube_pb2.MemCube.FromString(row[0])
+            if not visibility.allows_cube(stored):
+                raise NotFoundError(f"cube {given.name} does not exist", reason="CUBE_NOT_FOUND")
             if given.etag and given.etag != stored.etag:
                 raise EtagMismatchError(
                     f"etag {given.etag!r} is stale for {given.name}: it was changed since; get it again",
@@ -326,14 +338,15 @@ class Cubes:
 
         return context.database.write(apply, after_commit)[0].cube
 
-    def delete(self, name: str, etag: str) -> None:
+    def delete(self, name: str, etag: str, viewer: Caller) -> None:
         space_id, cube_id = parse_cube_name(name)
         context = self._context
+        visibility, visibility_params = self._visibility(viewer, space_id).sql()
 
         def apply(cursor: Connection) -> int | None:
             row = cursor.execute(
-                f"SELECT etag, vec_id, state FROM cubes WHERE space_id = ? AND cube_id = ? AND {LIVE}",
-                [space_id, cube_id, context.clock()],
+                f"SELECT etag, vec_id, state FROM cubes WHERE space_id = ? AND cube_id = ? AND {LIVE} AND {visibility}",
+                [space_id, cube_id, context.clock(), *visibility_params],
             ).fetchone()
             if row is None:
                 context.require_space(cursor, space_id)
@@ -356,6 +369,10 @@ class Cubes:
         context.database.write(apply, after_commit)
 
 
-def catalog_entries(rows: list[CubeRow]) -> list[tuple[int, bytes, datetime | None]]:
+def catalog_entries(rows: list[CubeRow]) -> list[CatalogRow]:
     """What the search catalog keeps of each row that has a vector."""
-    return [(r.vec_id, r.serialized(), to_datetime(r.cube.expire_time)) for r in rows if r.vec_id is not None]
+    return [
+        (r.vec_id, r.serialized(), to_datetime(r.cube.expire_time), cube_access(r.cube))
+        for r in rows
+        if r.vec_id is not None
+    ]

@@ -11,6 +11,7 @@ from collections.abc import Iterable, Iterator
 
 from memos_grpc._proto.memos.v1 import cube_pb2, vault_service_pb2
 from memos_grpc.errors import FailedPreconditionError, InvalidArgumentError, ResourceExhaustedError
+from memos_grpc.governance.caller import Caller
 from memos_grpc.vault.blobs import parse_digest
 from memos_grpc.vault.context import VaultContext
 from memos_grpc.vault.cubes import Cubes
@@ -80,10 +81,10 @@ class Payloads:
         self._context.database.write(apply)
         return cube_pb2.BlobRef(digest=digest, size_bytes=size, media_type=media_type)
 
-    def read(self, request: vault_service_pb2.ReadPayloadRequest) -> Iterator[bytes]:
+    def read(self, request: vault_service_pb2.ReadPayloadRequest, viewer: Caller) -> Iterator[bytes]:
         if request.read_offset < 0 or request.read_limit < 0:
             raise invalid("read_offset and read_limit must not be negative", "INVALID_RANGE")
-        cube = self._cubes.get(request.name)
+        cube = self._cubes.get(request.name, viewer)
         digest = blob_digest(cube)
         if digest is None:
             raise FailedPreconditionError(

@@ -12,6 +12,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from memos_grpc.vault.catalog import CubeAccess
 from memos_grpc.vault.context import VaultContext
 
 log = logging.getLogger(__name__)
@@ -31,8 +32,10 @@ class RepairReport:
 def repair_indexes(context: VaultContext) -> RepairReport:
     report = RepairReport()
     with context.database.read() as cursor:
-        owners = {str(r[0]): str(r[1]) for r in cursor.execute("SELECT space_id, owner FROM spaces").fetchall()}
-    spaces = sorted(owners)
+        spaces = sorted(str(r[0]) for r in cursor.execute("SELECT space_id FROM spaces").fetchall())
+        roles: dict[str, dict[str, int]] = {space_id: {} for space_id in spaces}
+        for space_id, principal, role in cursor.execute("SELECT space_id, principal, role FROM space_roles").fetchall():
+            roles.setdefault(str(space_id), {})[str(principal)] = int(role)
     for orphan in set(context.indexes.existing_files()) - set(spaces):
         context.indexes.drop(orphan)
         report.dropped_indexes += 1
@@ -46,7 +49,7 @@ def repair_indexes(context: VaultContext) -> RepairReport:
                     "SELECT vec_id FROM cubes WHERE space_id = ? AND vec_id IS NOT NULL", [space_id]
                 ).fetchall()
             }
-        load_catalog(context, space_id, owners[space_id])
+        load_catalog(context, space_id, roles[space_id])
         indexed = index.labels()
         report.vectors += len(stored)
         missing = sorted(stored - indexed)
@@ -63,12 +66,20 @@ def repair_indexes(context: VaultContext) -> RepairReport:
     return report
 
 
-def load_catalog(context: VaultContext, space_id: str, owner: str) -> None:
+def load_catalog(context: VaultContext, space_id: str, roles: dict[str, int]) -> None:
     """Fills the search catalog of one space from DuckDB."""
-    context.catalog.add_space(space_id, owner)
+    context.catalog.add_space(space_id, roles)
     with context.database.read() as cursor:
         cursor.execute(
-            "SELECT vec_id, cube_pb, expire_time FROM cubes WHERE space_id = ? AND vec_id IS NOT NULL", [space_id]
+            "SELECT vec_id, cube_pb, expire_time, access_scope, access_owner, access_principals "
+            "FROM cubes WHERE space_id = ? AND vec_id IS NOT NULL",
+            [space_id],
         )
         while batch := cursor.fetchmany(_CHUNK):
-            context.catalog.put(space_id, ((int(v), bytes(b), e) for v, b, e in batch))
+            context.catalog.put(
+                space_id,
+                (
+                    (int(v), bytes(b), e, CubeAccess(int(scope or 0), str(owner or ""), frozenset(principals or ())))
+                    for v, b, e, scope, owner, principals in batch
+                ),
+            )

@@ -37,6 +37,9 @@ CUBE_COLUMNS = (
     "etag",
     "provenance_id",
     "blob_digest",
+    "access_scope",
+    "access_owner",
+    "access_principals",
 )
 INSERT_SQL = f"INSERT INTO cubes ({', '.join(CUBE_COLUMNS)}) SELECT {', '.join(CUBE_COLUMNS)} FROM rows"
 
@@ -120,5 +123,8 @@ def rows_table(rows: list[CubeRow]) -> pa.Table:
         "etag": pa.array([c.etag for c in cubes], pa.string()),
         "provenance_id": pa.array([c.provenance_id for c in cubes], pa.string()),
         "blob_digest": pa.array([blob_digest(c) for c in cubes], pa.string()),
+        "access_scope": pa.array([c.access.scope for c in cubes], pa.int16()),
+        "access_owner": pa.array([c.access.owner for c in cubes], pa.string()),
+        "access_principals": pa.array([list(c.access.principals) for c in cubes], pa.list_(pa.string())),
     }
     return pa.table([columns[name] for name in CUBE_COLUMNS], names=list(CUBE_COLUMNS))

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import duckdb
 
-SCHEMA_VERSION = 2
+SCHEMA_VERSION = 3
 
 DDL = [
     """
@@ -24,7 +24,9 @@ DDL = [
         space_id VARCHAR PRIMARY KEY,
         space_pb BLOB NOT NULL,
         create_time TIMESTAMPTZ NOT NULL,
-        etag VARCHAR NOT NULL
+        etag VARCHAR NOT NULL,
+        owner VARCHAR DEFAULT '',
+        policy_etag VARCHAR DEFAULT ''
     )
     """,
     """
@@ -52,10 +54,13 @@ DDL = [
         etag VARCHAR NOT NULL,
         provenance_id VARCHAR NOT NULL,
         blob_digest VARCHAR,
+        access_scope SMALLINT DEFAULT 0,
+        access_owner VARCHAR DEFAULT '',
+        access_principals VARCHAR[] DEFAULT [],
         PRIMARY KEY (space_id, cube_id)
     )
     """,
-    # v2: governance.
+    # v2: governance. (The ALTERs upgrade older files; new ones get the columns at CREATE.)
     "ALTER TABLE spaces ADD COLUMN IF NOT EXISTS owner VARCHAR DEFAULT ''",
     """
     CREATE TABLE IF NOT EXISTS principals (
@@ -91,6 +96,20 @@ DDL = [
         hash VARCHAR NOT NULL
     )
     """,
+    # v3: access policies (roles on spaces) and each cube's own access narrowing.
+    """
+    CREATE TABLE IF NOT EXISTS space_roles (
+        space_id VARCHAR NOT NULL,
+        principal VARCHAR NOT NULL,
+        role SMALLINT NOT NULL,
+        PRIMARY KEY (space_id, principal)
+    )
+    """,
+    "ALTER TABLE spaces ADD COLUMN IF NOT EXISTS policy_etag VARCHAR DEFAULT ''",
+    "INSERT INTO space_roles SELECT space_id, owner, 3 FROM spaces WHERE owner <> '' ON CONFLICT DO NOTHING",
+    "ALTER TABLE cubes ADD COLUMN IF NOT EXISTS access_scope SMALLINT DEFAULT 0",
+    "ALTER TABLE cubes ADD COLUMN IF NOT EXISTS access_owner VARCHAR DEFAULT ''",
+    "ALTER TABLE cubes ADD COLUMN IF NOT EXISTS access_principals VARCHAR[] DEFAULT []",
     """
     CREATE TABLE IF NOT EXISTS blobs (
         digest VARCHAR PRIMARY KEY,
@@ -103,10 +122,16 @@ DDL = [
 
 
 def migrate(connection: duckdb.DuckDBPyConnection) -> None:
-    """Creates the schema when absent and records its version."""
+    """Creates or upgrades the schema, records its version, and checkpoints.
+
+    The checkpoint moves the DDL out of the write-ahead log into the database
+    file: DuckDB 1.5 cannot replay some ALTER TABLE records after a crash, and
+    a schema change must never be what a crash leaves to replay.
+    """
     for statement in DDL:
         connection.execute(statement)
     connection.execute(
         "INSERT INTO meta VALUES ('schema_version', ?) ON CONFLICT (key) DO UPDATE SET value = excluded.value",
         [str(SCHEMA_VERSION)],
     )
+    connection.execute("CHECKPOINT")

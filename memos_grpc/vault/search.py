@@ -16,6 +16,8 @@ import numpy as np
 
 from memos_grpc._proto.memos.v1 import cube_pb2, vault_service_pb2
 from memos_grpc.errors import NotFoundError
+from memos_grpc.governance.caller import Caller
+from memos_grpc.governance.policy import CubeVisibility
 from memos_grpc.vault.context import VaultContext
 from memos_grpc.vault.cubes import LIVE
 from memos_grpc.vault.filter import compile_filter
@@ -44,7 +46,8 @@ class Search:
             return vector
         raise invalid("set a query: text or vector", "MISSING_QUERY")
 
-    def search(self, request: vault_service_pb2.SearchCubesRequest) -> list[Hit]:
+    def search(self, request: vault_service_pb2.SearchCubesRequest, viewer: Caller) -> list[Hit]:
+        """The nearest cubes ``viewer`` may see, best first."""
         settings = self._context.settings
         space_id = parse_space_name(request.parent, "parent")
         if request.top_k < 0:
@@ -57,27 +60,34 @@ class Search:
         if not self._context.catalog.has_space(space_id):
             raise NotFoundError(f"space {request.parent} does not exist", reason="SPACE_NOT_FOUND")
         index = self._context.indexes.get(space_id)
+        visibility = CubeVisibility(viewer, self._context.catalog, space_id)
+        candidates: list[int] | None = None
         if request.filter.strip():
+            visible_sql, visible_params = visibility.sql()
             with database.read() as cursor:
                 candidates = [
                     int(r[0])
                     for r in cursor.execute(
                         f"SELECT vec_id FROM cubes WHERE space_id = ? AND vec_id IS NOT NULL AND {LIVE} "
-                        f"AND ({compiled.sql})",
-                        [space_id, now, *compiled.params],
+                        f"AND {visible_sql} AND ({compiled.sql})",
+                        [space_id, now, *visible_params, *compiled.params],
                     ).fetchall()
                 ]
-            if len(candidates) <= settings.exact_search_max_candidates:
-                scored = self._exact(index, query, candidates, top_k)
-            else:
-                allowed = frozenset(candidates)
-                scored = index.search(query, top_k, allowed.__contains__)
+        elif not visibility.sees_all:
+            # Cubes this viewer may not see must not take places in its top k.
+            candidates = self._context.catalog.labels(space_id, now.timestamp(), visibility.allows)
+        if candidates is None:
+            # The catalog counts live vectors; the index also counts deleted ones.
+            scored = index.search(query, min(top_k, self._context.catalog.size(space_id)))
+        elif len(candidates) <= settings.exact_search_max_candidates:
+            scored = self._exact(index, query, candidates, top_k)
         else:
-            scored = index.search(query, top_k)
-        hits = self._hits(space_id, scored, now.timestamp())
-        if len(hits) < min(top_k, len(scored)) and not request.filter.strip():
+            scored = index.search(query, min(top_k, len(candidates)), frozenset(candidates).__contains__)
+        hits = self._hits(space_id, scored, now.timestamp(), visibility)
+        if len(hits) < len(scored) and candidates is None:
             # Some neighbours had expired: ask the index for more, once, wide enough to cover them.
-            hits = self._hits(space_id, index.search(query, top_k * 4), now.timestamp())[:top_k]
+            wider = index.search(query, min(top_k * 4, self._context.catalog.size(space_id)))
+            hits = self._hits(space_id, wider, now.timestamp(), visibility)[:top_k]
         return hits
 
     @staticmethod
@@ -89,7 +99,9 @@ class Search:
         order = np.argsort(-scores)[:top_k]
         return [(labels[i], float(scores[i])) for i in order]
 
-    def _hits(self, space_id: str, scored: list[tuple[int, float]], now: float) -> list[Hit]:
-        """Scored labels to cubes, dropping any deleted or expired since the index saw them."""
-        live = self._context.catalog.live(space_id, (label for label, _ in scored), now)
+    def _hits(
+        self, space_id: str, scored: list[tuple[int, float]], now: float, visibility: CubeVisibility
+    ) -> list[Hit]:
+        """Scored labels to cubes, dropping any deleted or expired since the index saw them, or not visible."""
+        live = self._context.catalog.live(space_id, (label for label, _ in scored), now, visibility.allows)
         return [Hit(cube_pb2.MemCube.FromString(live[label]), score) for label, score in scored if label in live]

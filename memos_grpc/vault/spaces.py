@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import duckdb
 
-from memos_grpc._proto.memos.v1 import space_pb2
+from memos_grpc._proto.memos.v1 import access_pb2, space_pb2
 from memos_grpc.errors import AlreadyExistsError, EtagMismatchError, FailedPreconditionError, NotFoundError
 from memos_grpc.vault.context import VaultContext
 from memos_grpc.vault.database import Connection
@@ -48,11 +48,14 @@ class Spaces:
                     "INSERT INTO spaces (space_id, space_pb, create_time, etag, owner) VALUES (?, ?, ?, ?, ?)",
                     [space_id, stored.SerializeToString(), now, stored.etag, owner],
                 )
+                cursor.execute("INSERT INTO space_roles VALUES (?, ?, ?)", [space_id, owner, access_pb2.ROLE_OWNER])
             except duckdb.ConstraintException as exc:
                 raise AlreadyExistsError(f"space {stored.name} already exists", reason="SPACE_ALREADY_EXISTS") from exc
             return stored
 
-        return self._context.database.write(apply, lambda _: self._context.catalog.add_space(space_id, owner))
+        return self._context.database.write(
+            apply, lambda _: self._context.catalog.add_space(space_id, {owner: access_pb2.ROLE_OWNER})
+        )
 
     def get(self, name: str) -> space_pb2.Space:
         space_id = parse_space_name(name)
@@ -67,23 +70,25 @@ class Spaces:
         space.cube_count = int(row[1])
         return space
 
-    def list(self, requested_size: int, token: str, owner: str | None) -> tuple[list[space_pb2.Space], str]:
-        """A page of spaces in id order: all of them, or only those ``owner`` owns."""
+    def list(self, requested_size: int, token: str, member: str | None) -> tuple[list[space_pb2.Space], str]:
+        """A page of spaces in id order: all of them, or only those ``member`` holds a role in."""
         settings = self._context.settings
         size = page_size(requested_size, settings.default_page_size, settings.max_page_size)
-        after = decode_token(token, "spaces", owner or "") or ""
+        after = decode_token(token, "spaces", member or "") or ""
         with self._context.database.read() as cursor:
             rows = cursor.execute(
                 "SELECT s.space_id, s.space_pb, (SELECT count(*) FROM cubes c WHERE c.space_id = s.space_id) "
-                "FROM spaces s WHERE s.space_id > ? AND (? IS NULL OR s.owner = ?) ORDER BY s.space_id LIMIT ?",
-                [after, owner, owner, size + 1],
+                "FROM spaces s WHERE s.space_id > ? AND (CAST(? AS VARCHAR) IS NULL OR EXISTS ("
+                "SELECT 1 FROM space_roles r WHERE r.space_id = s.space_id AND r.principal = ?)) "
+                "ORDER BY s.space_id LIMIT ?",
+                [after, member, member, size + 1],
             ).fetchall()
         spaces = []
         for _, blob, count in rows[:size]:
             space = space_pb2.Space.FromString(blob)
             space.cube_count = int(count)
             spaces.append(space)
-        next_token = encode_token(rows[size - 1][0], "spaces", owner or "") if len(rows) > size else ""
+        next_token = encode_token(rows[size - 1][0], "spaces", member or "") if len(rows) > size else ""
         return spaces, next_token
 
     def delete(self, name: str, *, force: bool, etag: str) -> None:
@@ -112,6 +117,7 @@ class Spaces:
                 )
             cursor.execute("DELETE FROM cubes WHERE space_id = ?", [space_id])
             cursor.execute("DELETE FROM spaces WHERE space_id = ?", [space_id])
+            cursor.execute("DELETE FROM space_roles WHERE space_id = ?", [space_id])
             return vec_ids
 
         def after_commit(_: list[int]) -> None:
@@ -119,3 +125,65 @@ class Spaces:
             context.catalog.drop_space(space_id)
 
         context.database.write(apply, after_commit)
+
+    # -- access policy -----------------------------------------------------------
+
+    def get_policy(self, resource: str) -> access_pb2.AccessPolicy:
+        space_id = parse_space_name(resource, "resource")
+        with self._context.database.read() as cursor:
+            row = cursor.execute("SELECT policy_etag FROM spaces WHERE space_id = ?", [space_id]).fetchone()
+            if row is None:
+                raise NotFoundError(f"space {resource} does not exist", reason="SPACE_NOT_FOUND")
+            roles = cursor.execute(
+                "SELECT principal, role FROM space_roles WHERE space_id = ? ORDER BY role DESC, principal", [space_id]
+            ).fetchall()
+        return policy_message(resource, {str(p): int(r) for p, r in roles}, str(row[0] or ""))
+
+    def set_policy(self, resource: str, policy: access_pb2.AccessPolicy, known: set[str]) -> access_pb2.AccessPolicy:
+        """Replaces the roles of a space; ``known`` are the principal names that exist."""
+        space_id = parse_space_name(resource, "resource")
+        roles = roles_of(policy, known)
+        now = self._context.clock()
+
+        def apply(cursor: Connection) -> access_pb2.AccessPolicy:
+            row = cursor.execute("SELECT policy_etag FROM spaces WHERE space_id = ?", [space_id]).fetchone()
+            if row is None:
+                raise NotFoundError(f"space {resource} does not exist", reason="SPACE_NOT_FOUND")
+            if policy.etag and policy.etag != (row[0] or ""):
+                raise EtagMismatchError(
+                    f"the access policy of {resource} changed since it was read; get it again", reason="ETAG_MISMATCH"
+                )
+            etag = make_etag(resource + "/policy", len(roles), now)
+            cursor.execute("DELETE FROM space_roles WHERE space_id = ?", [space_id])
+            for principal, role in roles.items():
+                cursor.execute("INSERT INTO space_roles VALUES (?, ?, ?)", [space_id, principal, role])
+            cursor.execute("UPDATE spaces SET policy_etag = ? WHERE space_id = ?", [etag, space_id])
+            return policy_message(resource, roles, etag)
+
+        return self._context.database.write(apply, lambda _: self._context.catalog.set_roles(space_id, roles))
+
+
+def roles_of(policy: access_pb2.AccessPolicy, known: set[str]) -> dict[str, int]:
+    """Each member's highest role; refuses unknown roles, unknown principals and a policy without an owner."""
+    roles: dict[str, int] = {}
+    for index, binding in enumerate(policy.bindings):
+        if binding.role not in (access_pb2.ROLE_VIEWER, access_pb2.ROLE_EDITOR, access_pb2.ROLE_OWNER):
+            raise invalid(f"policy.bindings[{index}].role must be VIEWER, EDITOR or OWNER", "INVALID_ROLE")
+        for member in binding.members:
+            if member not in known:
+                raise invalid(
+                    f"policy.bindings[{index}] names {member[:120]!r}, which is no principal", "UNKNOWN_MEMBER"
+                )
+            roles[member] = max(roles.get(member, 0), binding.role)
+    if access_pb2.ROLE_OWNER not in roles.values():
+        raise invalid("the policy must keep at least one OWNER", "NO_OWNER")
+    return roles
+
+
+def policy_message(resource: str, roles: dict[str, int], etag: str) -> access_pb2.AccessPolicy:
+    policy = access_pb2.AccessPolicy(resource=resource, etag=etag)
+    for role in (access_pb2.ROLE_OWNER, access_pb2.ROLE_EDITOR, access_pb2.ROLE_VIEWER):
+        members = sorted(p for p, r in roles.items() if r == role)
+        if members:
+            policy.bindings.add(role=role, members=members)
+    return policy

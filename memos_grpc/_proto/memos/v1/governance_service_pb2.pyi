@@ -1,4 +1,5 @@
 from google.protobuf import empty_pb2 as _empty_pb2
+from memos_grpc._proto.memos.v1 import access_pb2 as _access_pb2
 from memos_grpc._proto.memos.v1 import audit_pb2 as _audit_pb2
 from memos_grpc._proto.memos.v1 import principal_pb2 as _principal_pb2
 from memos_grpc._proto.memos.v1 import space_pb2 as _space_pb2
@@ -49,6 +50,20 @@ class DeleteSpaceRequest(_message.Message):
     force: bool
     etag: str
     def __init__(self, name: _Optional[str] = ..., force: _Optional[bool] = ..., etag: _Optional[str] = ...) -> None: ...
+
+class GetAccessPolicyRequest(_message.Message):
+    __slots__ = ("resource",)
+    RESOURCE_FIELD_NUMBER: _ClassVar[int]
+    resource: str
+    def __init__(self, resource: _Optional[str] = ...) -> None: ...
+
+class SetAccessPolicyRequest(_message.Message):
+    __slots__ = ("resource", "policy")
+    RESOURCE_FIELD_NUMBER: _ClassVar[int]
+    POLICY_FIELD_NUMBER: _ClassVar[int]
+    resource: str
+    policy: _access_pb2.AccessPolicy
+    def __init__(self, resource: _Optional[str] = ..., policy: _Optional[_Union[_access_pb2.AccessPolicy, _Mapping]] = ...) -> None: ...
 
 class CreatePrincipalRequest(_message.Message):
     __slots__ = ("principal_id", "principal")

@@ -4,6 +4,7 @@ import grpc
 import warnings
 
 from google.protobuf import empty_pb2 as google_dot_protobuf_dot_empty__pb2
+from memos_grpc._proto.memos.v1 import access_pb2 as memos_dot_v1_dot_access__pb2
 from memos_grpc._proto.memos.v1 import governance_service_pb2 as memos_dot_v1_dot_governance__service__pb2
 from memos_grpc._proto.memos.v1 import principal_pb2 as memos_dot_v1_dot_principal__pb2
 from memos_grpc._proto.memos.v1 import space_pb2 as memos_dot_v1_dot_space__pb2
@@ -58,6 +59,16 @@ class GovernanceServiceStub:
                 '/memos.v1.GovernanceService/DeleteSpace',
                 request_serializer=memos_dot_v1_dot_governance__service__pb2.DeleteSpaceRequest.SerializeToString,
                 response_deserializer=google_dot_protobuf_dot_empty__pb2.Empty.FromString,
+                _registered_method=True)
+        self.GetAccessPolicy = channel.unary_unary(
+                '/memos.v1.GovernanceService/GetAccessPolicy',
+                request_serializer=memos_dot_v1_dot_governance__service__pb2.GetAccessPolicyRequest.SerializeToString,
+                response_deserializer=memos_dot_v1_dot_access__pb2.AccessPolicy.FromString,
+                _registered_method=True)
+        self.SetAccessPolicy = channel.unary_unary(
+                '/memos.v1.GovernanceService/SetAccessPolicy',
+                request_serializer=memos_dot_v1_dot_governance__service__pb2.SetAccessPolicyRequest.SerializeToString,
+                response_deserializer=memos_dot_v1_dot_access__pb2.AccessPolicy.FromString,
                 _registered_method=True)
         self.CreatePrincipal = channel.unary_unary(
                 '/memos.v1.GovernanceService/CreatePrincipal',
@@ -129,6 +140,20 @@ class GovernanceServiceServicer:
 
     def DeleteSpace(self, request, context):
         """Deletes a space; one that holds cubes needs `force`.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def GetAccessPolicy(self, request, context):
+        """Gets who may do what in a space (its owners).
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def SetAccessPolicy(self, request, context):
+        """Replaces a space's access policy: shares it, or takes access back (its owners).
         """
         context.set_code(grpc.StatusCode.UNIMPLEMENTED)
         context.set_details('Method not implemented!')
@@ -212,6 +237,16 @@ def add_GovernanceServiceServicer_to_server(servicer, server):
                     servicer.DeleteSpace,
                     request_deserializer=memos_dot_v1_dot_governance__service__pb2.DeleteSpaceRequest.FromString,
                     response_serializer=google_dot_protobuf_dot_empty__pb2.Empty.SerializeToString,
+            ),
+            'GetAccessPolicy': grpc.unary_unary_rpc_method_handler(
+                    servicer.GetAccessPolicy,
+                    request_deserializer=memos_dot_v1_dot_governance__service__pb2.GetAccessPolicyRequest.FromString,
+                    response_serializer=memos_dot_v1_dot_access__pb2.AccessPolicy.SerializeToString,
+            ),
+            'SetAccessPolicy': grpc.unary_unary_rpc_method_handler(
+                    servicer.SetAccessPolicy,
+                    request_deserializer=memos_dot_v1_dot_governance__service__pb2.SetAccessPolicyRequest.FromString,
+                    response_serializer=memos_dot_v1_dot_access__pb2.AccessPolicy.SerializeToString,
             ),
             'CreatePrincipal': grpc.unary_unary_rpc_method_handler(
                     servicer.CreatePrincipal,
@@ -364,6 +399,60 @@ class GovernanceService:
             '/memos.v1.GovernanceService/DeleteSpace',
             memos_dot_v1_dot_governance__service__pb2.DeleteSpaceRequest.SerializeToString,
             google_dot_protobuf_dot_empty__pb2.Empty.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def GetAccessPolicy(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/memos.v1.GovernanceService/GetAccessPolicy',
+            memos_dot_v1_dot_governance__service__pb2.GetAccessPolicyRequest.SerializeToString,
+            memos_dot_v1_dot_access__pb2.AccessPolicy.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def SetAccessPolicy(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/memos.v1.GovernanceService/SetAccessPolicy',
+            memos_dot_v1_dot_governance__service__pb2.SetAccessPolicyRequest.SerializeToString,
+            memos_dot_v1_dot_access__pb2.AccessPolicy.FromString,
             options,
             channel_credentials,
             insecure,

@@ -46,6 +46,8 @@ class Settings:
     #: Longest plaintext payload, in UTF-8 bytes.
     max_text_bytes: int = 64 * 1024
     max_batch_size: int = 1000
+    #: Payload streams (WritePayload, ReadPayload) one principal may have open at once.
+    max_streams_per_principal: int = 8
     default_page_size: int = 50
     max_page_size: int = 1000
     default_top_k: int = 10
@@ -124,6 +126,7 @@ class Settings:
             "max_send_message_bytes",
             "max_text_bytes",
             "max_batch_size",
+            "max_streams_per_principal",
             "default_page_size",
             "max_page_size",
             "default_top_k",

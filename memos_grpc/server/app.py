@@ -58,7 +58,11 @@ class MemosServer:
             # The error mapping is outermost so that policy refusals are mapped like any error.
             interceptors=[
                 ErrorMappingInterceptor(),
-                PolicyInterceptor(self.slot, allow_anonymous=settings.allow_anonymous),
+                PolicyInterceptor(
+                    self.slot,
+                    allow_anonymous=settings.allow_anonymous,
+                    max_streams_per_principal=settings.max_streams_per_principal,
+                ),
             ],
             options=[
                 ("grpc.max_receive_message_length", settings.max_receive_message_bytes),

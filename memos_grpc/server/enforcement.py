@@ -14,13 +14,15 @@ import hashlib
 import itertools
 import logging
 import ssl
+import threading
 from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from typing import TYPE_CHECKING, Any
 
 import grpc
 
 from memos_grpc._proto.memos.v1 import audit_pb2
-from memos_grpc.errors import MemosError, UnauthenticatedError
+from memos_grpc.errors import MemosError, ResourceExhaustedError, UnauthenticatedError
 from memos_grpc.governance import caller as caller_context
 from memos_grpc.governance.audit import AuditLog, AuditRecord
 from memos_grpc.governance.caller import Caller
@@ -33,6 +35,35 @@ log = logging.getLogger(__name__)
 
 ANONYMOUS = "principals/anonymous"
 
+
+class StreamSlots:
+    """Counts each principal's open payload streams, refusing one past the limit."""
+
+    def __init__(self, limit: int) -> None:
+        self._limit = limit
+        self._open: dict[str, int] = {}
+        self._lock = threading.Lock()
+
+    @contextmanager
+    def held_by(self, principal: str) -> Iterator[None]:
+        with self._lock:
+            if self._open.get(principal, 0) >= self._limit:
+                raise ResourceExhaustedError(
+                    f"{principal} already has {self._limit} payload streams open "
+                    f"(max_streams_per_principal); finish one first",
+                    reason="TOO_MANY_STREAMS",
+                    metadata={"limit": str(self._limit)},
+                )
+            self._open[principal] = self._open.get(principal, 0) + 1
+        try:
+            yield
+        finally:
+            with self._lock:
+                self._open[principal] -= 1
+                if not self._open[principal]:
+                    del self._open[principal]
+
+
 if TYPE_CHECKING:
     _Interceptor = grpc.ServerInterceptor[Any, Any]
 else:
@@ -40,9 +71,10 @@ else:
 
 
 class PolicyInterceptor(_Interceptor):
-    def __init__(self, slot: VaultSlot, *, allow_anonymous: bool) -> None:
+    def __init__(self, slot: VaultSlot, *, allow_anonymous: bool, max_streams_per_principal: int) -> None:
         self._slot = slot
         self._allow_anonymous = allow_anonymous
+        self._streams = StreamSlots(max_streams_per_principal)
 
     # -- who is calling ----------------------------------------------------------
 
@@ -108,7 +140,11 @@ class PolicyInterceptor(_Interceptor):
             caller, resource, request = self._admit(rule, method, request, context, streaming_request)
             bound = caller_context.bind(caller)
             try:
-                result = behavior(request, context)
+                if streaming_request:
+                    with self._streams.held_by(caller.principal):
+                        result = behavior(request, context)
+                else:
+                    result = behavior(request, context)
             except MemosError as error:
                 if rule.mutating:
                     self._audit(self._slot.get().audit, caller, method, resource, error, False)
@@ -126,7 +162,8 @@ class PolicyInterceptor(_Interceptor):
             caller, _, request = self._admit(rule, method, request, context, False)
             bound = caller_context.bind(caller)
             try:
-                yield from behavior(request, context)
+                with self._streams.held_by(caller.principal):
+                    yield from behavior(request, context)
             finally:
                 caller_context.unbind(bound)
 

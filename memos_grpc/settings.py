@@ -74,6 +74,11 @@ class Settings:
     #: Seconds between saves of changed vector indexes (they are rebuilt from DuckDB after a crash).
     index_flush_seconds: float = 30.0
 
+    #: Seconds between retention sweeps, which purge expired cubes and unreferenced blobs.
+    sweep_interval_seconds: float = 60.0
+    #: An unreferenced blob is purged only once it is older than this (uploads wait for their cube).
+    blob_grace_seconds: float = 3600.0
+
     #: Most write operations committed together in one DuckDB transaction.
     write_group_max: int = 256
 
@@ -139,6 +144,7 @@ class Settings:
             "hnsw_ef_construction",
             "hnsw_ef_search",
             "write_group_max",
+            "sweep_interval_seconds",
         ]
         for name in positive:
             if getattr(self, name) <= 0:

@@ -16,7 +16,7 @@ import duckdb
 import numpy as np
 from google.protobuf import field_mask_pb2
 
-from memos_grpc._proto.memos.v1 import cube_pb2, vault_service_pb2
+from memos_grpc._proto.memos.v1 import cube_pb2, space_pb2, vault_service_pb2
 from memos_grpc.errors import (
     AlreadyExistsError,
     EtagMismatchError,
@@ -29,7 +29,7 @@ from memos_grpc.vault.catalog import CatalogRow
 from memos_grpc.vault.context import VaultContext
 from memos_grpc.vault.database import Connection
 from memos_grpc.vault.filter import compile_filter
-from memos_grpc.vault.names import check_id, cube_name, new_cube_id, parse_cube_name, parse_space_name
+from memos_grpc.vault.names import check_id, cube_name, new_cube_id, parse_cube_name, parse_space_name, space_name
 from memos_grpc.vault.paging import decode_token, encode_token, page_size
 from memos_grpc.vault.rows import (
     INSERT_SQL,
@@ -161,7 +161,10 @@ class Cubes:
         context = self._context
 
         def apply(cursor: Connection) -> list[CubeRow]:
-            context.require_space(cursor, space_id)
+            found = cursor.execute("SELECT space_pb FROM spaces WHERE space_id = ?", [space_id]).fetchone()
+            if found is None:
+                raise NotFoundError(f"space {space_name(space_id)} does not exist", reason="SPACE_NOT_FOUND")
+            apply_default_ttl(space_pb2.Space.FromString(found[0]), rows)
             self._bind_blobs(cursor, rows)
             with_vectors = [row for row in rows if row.embedding is not None]
             for row, vec_id in zip(with_vectors, self._new_vec_ids(cursor, len(with_vectors)), strict=True):
@@ -367,6 +370,16 @@ class Cubes:
                 context.catalog.remove(space_id, [vec_id])
 
         context.database.write(apply, after_commit)
+
+
+def apply_default_ttl(space: space_pb2.Space, rows: list[CubeRow]) -> None:
+    """Gives each cube without an expire time the space's default TTL, counted from its creation."""
+    if not space.HasField("default_ttl"):
+        return
+    ttl = space.default_ttl.ToTimedelta()
+    for row in rows:
+        if not row.cube.HasField("expire_time"):
+            row.cube.expire_time.FromDatetime(row.cube.create_time.ToDatetime() + ttl)
 
 
 def catalog_entries(rows: list[CubeRow]) -> list[CatalogRow]:

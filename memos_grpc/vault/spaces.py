@@ -29,6 +29,8 @@ class Spaces:
         if len(space.description) > MAX_DESCRIPTION:
             raise invalid(f"space.description is longer than {MAX_DESCRIPTION} characters", "FIELD_TOO_LONG")
         check_labels(dict(space.labels))
+        if space.HasField("default_ttl") and space.default_ttl.ToTimedelta().total_seconds() < 1:
+            raise invalid("space.default_ttl must be at least 1 second", "INVALID_TTL")
         now = self._context.clock()
         stored = space_pb2.Space(
             name=space_name(space_id),
@@ -38,6 +40,8 @@ class Spaces:
             vector_dimension=self._context.dimension,
             owner=owner,
         )
+        if space.HasField("default_ttl"):
+            stored.default_ttl.CopyFrom(space.default_ttl)
         set_timestamp(stored.create_time, now)
         set_timestamp(stored.update_time, now)
         stored.etag = make_etag(stored.name, 1, now)

@@ -21,6 +21,7 @@ from memos_grpc.vault.cubes import Cubes
 from memos_grpc.vault.database import Database
 from memos_grpc.vault.payloads import Payloads
 from memos_grpc.vault.repair import repair_indexes
+from memos_grpc.vault.retention import Sweeper
 from memos_grpc.vault.search import Search
 from memos_grpc.vault.spaces import Spaces
 from memos_grpc.vault.vectors import IndexParams, VectorIndexes
@@ -69,6 +70,7 @@ class Vault:
         self.cubes = Cubes(self.context)
         self.search = Search(self.context)
         self.payloads = Payloads(self.context, self.cubes)
+        self.sweeper = Sweeper(self.context)
         self._stop = threading.Event()
         self._flusher = threading.Thread(target=self._flush_periodically, name="index-flusher", daemon=True)
         self._flusher.start()
@@ -91,6 +93,7 @@ class Vault:
         """Finishes queued writes, saves indexes, and closes the database."""
         self._stop.set()
         self._flusher.join(timeout=30)
+        self.sweeper.stop()
         self.context.database.close()
         self.context.indexes.flush()
         self.context.embedder.close()

@@ -22,10 +22,11 @@ _runtime_version.ValidateProtobufRuntimeVersion(
 _sym_db = _symbol_database.Default()
 
 
+from google.protobuf import duration_pb2 as google_dot_protobuf_dot_duration__pb2
 from google.protobuf import timestamp_pb2 as google_dot_protobuf_dot_timestamp__pb2
 
 
-DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x14memos/v1/space.proto\x12\x08memos.v1\x1a\x1fgoogle/protobuf/timestamp.proto\"\xbe\x03\n\x05Space\x12\x12\n\x04name\x18\x01 \x01(\tR\x04name\x12!\n\x0c\x64isplay_name\x18\x02 \x01(\tR\x0b\x64isplayName\x12 \n\x0b\x64\x65scription\x18\x03 \x01(\tR\x0b\x64\x65scription\x12;\n\x0b\x63reate_time\x18\x04 \x01(\x0b\x32\x1a.google.protobuf.TimestampR\ncreateTime\x12;\n\x0bupdate_time\x18\x05 \x01(\x0b\x32\x1a.google.protobuf.TimestampR\nupdateTime\x12\x33\n\x06labels\x18\x06 \x03(\x0b\x32\x1b.memos.v1.Space.LabelsEntryR\x06labels\x12\x12\n\x04\x65tag\x18\x07 \x01(\tR\x04\x65tag\x12)\n\x10vector_dimension\x18\x08 \x01(\x05R\x0fvectorDimension\x12\x1d\n\ncube_count\x18\t \x01(\x03R\tcubeCount\x12\x14\n\x05owner\x18\n \x01(\tR\x05owner\x1a\x39\n\x0bLabelsEntry\x12\x10\n\x03key\x18\x01 \x01(\tR\x03key\x12\x14\n\x05value\x18\x02 \x01(\tR\x05value:\x02\x38\x01\x62\x06proto3')
+DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x14memos/v1/space.proto\x12\x08memos.v1\x1a\x1egoogle/protobuf/duration.proto\x1a\x1fgoogle/protobuf/timestamp.proto\"\xfa\x03\n\x05Space\x12\x12\n\x04name\x18\x01 \x01(\tR\x04name\x12!\n\x0c\x64isplay_name\x18\x02 \x01(\tR\x0b\x64isplayName\x12 \n\x0b\x64\x65scription\x18\x03 \x01(\tR\x0b\x64\x65scription\x12;\n\x0b\x63reate_time\x18\x04 \x01(\x0b\x32\x1a.google.protobuf.TimestampR\ncreateTime\x12;\n\x0bupdate_time\x18\x05 \x01(\x0b\x32\x1a.google.protobuf.TimestampR\nupdateTime\x12\x33\n\x06labels\x18\x06 \x03(\x0b\x32\x1b.memos.v1.Space.LabelsEntryR\x06labels\x12\x12\n\x04\x65tag\x18\x07 \x01(\tR\x04\x65tag\x12)\n\x10vector_dimension\x18\x08 \x01(\x05R\x0fvectorDimension\x12\x1d\n\ncube_count\x18\t \x01(\x03R\tcubeCount\x12\x14\n\x05owner\x18\n \x01(\tR\x05owner\x12:\n\x0b\x64\x65\x66\x61ult_ttl\x18\x0b \x01(\x0b\x32\x19.google.protobuf.DurationR\ndefaultTtl\x1a\x39\n\x0bLabelsEntry\x12\x10\n\x03key\x18\x01 \x01(\tR\x03key\x12\x14\n\x05value\x18\x02 \x01(\tR\x05value:\x02\x38\x01\x62\x06proto3')
 
 _globals = globals()
 _builder.BuildMessageAndEnumDescriptors(DESCRIPTOR, _globals)
@@ -34,8 +35,8 @@ if not _descriptor._USE_C_DESCRIPTORS:
   DESCRIPTOR._loaded_options = None
   _globals['_SPACE_LABELSENTRY']._loaded_options = None
   _globals['_SPACE_LABELSENTRY']._serialized_options = b'8\001'
-  _globals['_SPACE']._serialized_start=68
-  _globals['_SPACE']._serialized_end=514
-  _globals['_SPACE_LABELSENTRY']._serialized_start=457
-  _globals['_SPACE_LABELSENTRY']._serialized_end=514
+  _globals['_SPACE']._serialized_start=100
+  _globals['_SPACE']._serialized_end=606
+  _globals['_SPACE_LABELSENTRY']._serialized_start=549
+  _globals['_SPACE_LABELSENTRY']._serialized_end=606
 # @@protoc_insertion_point(module_scope)

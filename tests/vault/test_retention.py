@@ -1,0 +1,91 @@
+"""Retention: a space's default TTL, and the sweeper purging expired cubes and orphan blobs from every store."""
+
+from __future__ import annotations
+
+import hashlib
+import time
+from pathlib import Path
+
+import grpc
+import pytest
+from conftest import start_server
+from google.protobuf import duration_pb2
+from memos_test_support import admin_token, authorized_channel
+
+from memos_grpc._proto.memos.v1 import cube_pb2, space_pb2
+from memos_grpc._proto.memos.v1 import governance_service_pb2 as g
+from memos_grpc._proto.memos.v1 import vault_service_pb2 as v
+from memos_grpc._proto.memos.v1.governance_service_pb2_grpc import GovernanceServiceStub
+from memos_grpc._proto.memos.v1.vault_service_pb2_grpc import VaultServiceStub
+from memos_grpc.embedding.embedder import Embedder
+
+
+def wait_for(predicate: object, timeout: float = 15.0) -> None:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if predicate():  # type: ignore[operator]
+            return
+        time.sleep(0.1)
+    raise AssertionError("condition not reached in time")
+
+
+def test_default_ttl_and_sweeper_purge_every_store(tmp_path: Path, embedder: Embedder) -> None:
+    server = start_server(tmp_path / "data", embedder, sweep_interval_seconds=0.3, blob_grace_seconds=0)
+    assert server.vault is not None
+    context = server.vault.context
+    try:
+        channel = authorized_channel(server.address, admin_token(server))
+        governance, vault = GovernanceServiceStub(channel), VaultServiceStub(channel)
+        space = space_pb2.Space(default_ttl=duration_pb2.Duration(seconds=2))
+        assert governance.CreateSpace(g.CreateSpaceRequest(space_id="brief", space=space)).default_ttl.seconds == 2
+        governance.CreateSpace(g.CreateSpaceRequest(space_id="kept"))
+
+        text = cube_pb2.MemCube(plaintext=cube_pb2.PlaintextPayload(text="a passing thought"))
+        brief = vault.CreateCube(v.CreateCubeRequest(parent="spaces/brief", cube_id="thought", cube=text))
+        assert brief.expire_time.seconds - brief.create_time.seconds in (1, 2)
+        kept = vault.CreateCube(v.CreateCubeRequest(parent="spaces/kept", cube_id="thought", cube=text))
+        assert not kept.HasField("expire_time")
+
+        data = b"kv cache bytes"
+        digest = "sha256:" + hashlib.sha256(data).hexdigest()
+        uploaded = vault.WritePayload(iter([v.WritePayloadRequest(parent="spaces/brief", data=data)]))
+        assert uploaded.blob.digest == digest
+        kv = cube_pb2.MemCube(
+            activation=cube_pb2.ActivationPayload(blob=cube_pb2.BlobRef(digest=digest), model_fingerprint="m@sha256:0")
+        )
+        vault.CreateCube(v.CreateCubeRequest(parent="spaces/brief", cube_id="cache", cube=kv))
+        blob_file = context.blobs.path_for(digest)
+        assert blob_file.exists()
+
+        wait_for(lambda: context.catalog.size("brief") == 0 and not blob_file.exists())
+        with pytest.raises(grpc.RpcError) as gone:
+            vault.GetCube(v.GetCubeRequest(name=brief.name))
+        assert gone.value.code() == grpc.StatusCode.NOT_FOUND
+        with context.database.read() as cursor:
+            assert cursor.execute("SELECT count(*) FROM cubes WHERE space_id = 'brief'").fetchone() == (0,)
+            assert cursor.execute("SELECT count(*) FROM blobs").fetchone() == (0,)
+        index = context.indexes.get("brief")
+        assert index.labels(), "the index held the cube's vector"
+        assert index.delete(index.labels()) == 0, "the sweeper left a live vector in the index"
+            brief_label for brief_label in context.indexes.get("brief").labels()
+        }
+        hits = vault.SearchCubes(v.SearchCubesRequest(parent="spaces/brief", text="a passing thought")).results
+        assert not hits
+        assert vault.GetCube(v.GetCubeRequest(name=kept.name)).name == kept.name
+        channel.close()
+    finally:
+        server.stop(grace=1)
+
+
+def test_a_fresh_upload_waits_out_the_grace_period(tmp_path: Path, embedder: Embedder) -> None:
+    server = start_server(tmp_path / "data", embedder, sweep_interval_seconds=0.2, blob_grace_seconds=3600)
+    assert server.vault is not None
+    try:
+        channel = authorized_channel(server.address, admin_token(server))
+        GovernanceServiceStub(channel).CreateSpace(g.CreateSpaceRequest(space_id="uploads"))
+        blob = VaultServiceStub(channel).WritePayload(iter([v.WritePayloadRequest(parent="spaces/uploads", data=b"x")]))
+        time.sleep(1.0)  # several sweeps
+        assert server.vault.context.blobs.path_for(blob.blob.digest).exists()
+        channel.close()
+    finally:
+        server.stop(grace=1)

@@ -67,8 +67,6 @@ def test_default_ttl_and_sweeper_purge_every_store(tmp_path: Path, embedder: Emb
         index = context.indexes.get("brief")
         assert index.labels(), "the index held the cube's vector"
         assert index.delete(index.labels()) == 0, "the sweeper left a live vector in the index"
-            brief_label for brief_label in context.indexes.get("brief").labels()
-        }
         hits = vault.SearchCubes(v.SearchCubesRequest(parent="spaces/brief", text="a passing thought")).results
         assert not hits
         assert vault.GetCube(v.GetCubeRequest(name=kept.name)).name == kept.name

@@ -72,7 +72,7 @@ class Settings:
     #: A filtered search whose filter matches at most this many cubes is exact.
     exact_search_max_candidates: int = 4096
     #: Seconds between saves of changed vector indexes (they are rebuilt from DuckDB after a crash).
-    index_flush_seconds: float = 30.0
+    index_flush_seconds: float = 300.0
 
     #: Seconds between retention sweeps, which purge expired cubes and unreferenced blobs.
     sweep_interval_seconds: float = 60.0

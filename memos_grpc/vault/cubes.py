@@ -8,6 +8,7 @@ before the caller is answered.
 
 from __future__ import annotations
 
+import threading
 import uuid
 from collections.abc import Sequence
 from datetime import datetime
@@ -39,6 +40,7 @@ from memos_grpc.vault.rows import (
     rows_table,
     set_timestamp,
     to_datetime,
+    vector_from_bytes,
 )
 from memos_grpc.vault.validation import (
     check_cube_fields,
@@ -63,20 +65,28 @@ class Cubes:
                 "coalesce((SELECT CAST(value AS BIGINT) FROM meta WHERE key = 'last_vec_id'), 0)) FROM cubes"
             ).fetchone()
         self._last_vec_id = int(row[0]) if row else 0
+        self._vec_id_lock = threading.Lock()
 
-    def _new_vec_ids(self, cursor: Connection, count: int) -> list[int]:
-        """Labels never issued before, recorded in the same transaction (writer thread only).
+    def _new_vec_ids(self, count: int) -> list[int]:
+        """Labels never issued before (any thread); ``_record_vec_ids`` makes them durable.
 
         Labels must never be reused, even after the highest ones are deleted: start-up repair tells
         index and database apart by label alone.
         """
-        first = self._last_vec_id + 1
-        self._last_vec_id += count
-        cursor.execute(
-            "INSERT INTO meta VALUES ('last_vec_id', ?) ON CONFLICT (key) DO UPDATE SET value = excluded.value",
-            [str(self._last_vec_id)],
-        )
-        return list(range(first, self._last_vec_id + 1))
+        with self._vec_id_lock:
+            first = self._last_vec_id + 1
+            self._last_vec_id += count
+        return list(range(first, first + count))
+
+    @staticmethod
+    def _record_vec_ids(cursor: Connection, vec_ids: list[int]) -> None:
+        """Raises the durable high-water mark of labels, in the caller's transaction."""
+        if vec_ids:
+            cursor.execute(
+                "INSERT INTO meta VALUES ('last_vec_id', ?) ON CONFLICT (key) DO UPDATE "
+                "SET value = CAST(greatest(CAST(meta.value AS BIGINT), CAST(excluded.value AS BIGINT)) AS VARCHAR)",
+                [str(max(vec_ids))],
+            )
 
     # -- create ----------------------------------------------------------------
 
@@ -159,6 +169,12 @@ class Cubes:
 
     def _insert(self, space_id: str, rows: list[CubeRow]) -> list[cube_pb2.MemCube]:
         context = self._context
+        if not context.catalog.has_space(space_id):
+            raise NotFoundError(f"space {space_name(space_id)} does not exist", reason="SPACE_NOT_FOUND")
+        with_vectors = [row for row in rows if row.embedding is not None]
+        vec_ids = self._new_vec_ids(len(with_vectors))
+        for row, vec_id in zip(with_vectors, vec_ids, strict=True):
+            row.vec_id = vec_id
 
         def apply(cursor: Connection) -> list[CubeRow]:
             found = cursor.execute("SELECT space_pb FROM spaces WHERE space_id = ?", [space_id]).fetchone()
@@ -166,9 +182,7 @@ class Cubes:
                 raise NotFoundError(f"space {space_name(space_id)} does not exist", reason="SPACE_NOT_FOUND")
             apply_default_ttl(space_pb2.Space.FromString(found[0]), rows)
             self._bind_blobs(cursor, rows)
-            with_vectors = [row for row in rows if row.embedding is not None]
-            for row, vec_id in zip(with_vectors, self._new_vec_ids(cursor, len(with_vectors)), strict=True):
-                row.vec_id = vec_id
+            self._record_vec_ids(cursor, vec_ids)
             cursor.register("rows", rows_table(rows))
             try:
                 cursor.execute(INSERT_SQL)
@@ -180,18 +194,22 @@ class Cubes:
             return rows
 
         def after_commit(written: list[CubeRow]) -> None:
-            with_vectors = [r for r in written if r.vec_id is not None and r.embedding is not None]
-            if with_vectors:
-                context.indexes.get(space_id).add(
-                    [r.vec_id for r in with_vectors if r.vec_id is not None],
-                    np.stack([r.embedding for r in with_vectors if r.embedding is not None]),
-                )
-                context.catalog.put(space_id, catalog_entries(with_vectors))
+            context.catalog.put(space_id, catalog_entries(written))
 
+        committed = context.database.submit(apply, after_commit)
+        index = context.indexes.get(space_id)
+        if with_vectors:
+            # Index while the writer commits: the catalog, filled only after the commit, decides
+            # what a search may return, so a vector indexed early is never seen before its cube.
+            index.add(vec_ids, np.stack([r.embedding for r in with_vectors if r.embedding is not None]))
         try:
-            return [r.cube for r in context.database.write(apply, after_commit)]
+            return [r.cube for r in committed.result()]
         except AlreadyExistsError:
+            index.delete(vec_ids)
             self._raise_taken(space_id, [r.cube_id for r in rows])
+            raise
+        except BaseException:
+            index.delete(vec_ids)
             raise
 
     def _raise_taken(self, space_id: str, cube_ids: list[str]) -> None:
@@ -318,9 +336,10 @@ class Cubes:
             # A vector's label never gets another vector: a new text takes a new label, which
             # keeps start-up repair a plain set difference between DuckDB and the index.
             old_vec_id = None if row[1] is None else int(row[1])
-            vec_id, embedding = old_vec_id, None if row[2] is None else np.asarray(row[2], dtype=np.float32)
+            vec_id, embedding = old_vec_id, None if row[2] is None else vector_from_bytes(row[2])
             if new_vector is not None:
-                vec_id, embedding = self._new_vec_ids(cursor, 1)[0], new_vector
+                vec_id, embedding = self._new_vec_ids(1)[0], new_vector
+                self._record_vec_ids(cursor, [vec_id])
             updated = CubeRow(space_id, cube_id, stored, vec_id, embedding)
             cursor.execute("DELETE FROM cubes WHERE space_id = ? AND cube_id = ?", [space_id, cube_id])
             cursor.register("rows", rows_table([updated]))

@@ -83,11 +83,15 @@ class Database:
 
     def write(self, apply: Callable[[Connection], T], after_commit: Callable[[T], None] | None = None) -> T:
         """Runs ``apply`` in a committed transaction on the writer thread; returns its result."""
+        return self.submit(apply, after_commit).result()
+
+    def submit(self, apply: Callable[[Connection], T], after_commit: Callable[[T], None] | None = None) -> Future[T]:
+        """Queues ``apply`` and returns at once; the future resolves once it is committed and applied."""
         if self._closed:
             raise UnavailableError("the vault is closing and takes no more writes", reason="VAULT_CLOSED")
         op: WriteOp[T] = WriteOp(apply, after_commit)
         self._queue.put(op)
-        return op.future.result()
+        return op.future
 
     def _run(self) -> None:
         while True:

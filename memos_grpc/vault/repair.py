@@ -14,6 +14,7 @@ import numpy as np
 
 from memos_grpc.vault.catalog import CubeAccess
 from memos_grpc.vault.context import VaultContext
+from memos_grpc.vault.rows import vector_from_bytes
 
 log = logging.getLogger(__name__)
 
@@ -60,7 +61,8 @@ def repair_indexes(context: VaultContext) -> RepairReport:
                     "SELECT vec_id, embedding FROM cubes WHERE space_id = ? AND vec_id IN (SELECT unnest(?::BIGINT[]))",
                     [space_id, chunk],
                 ).fetchall()
-            index.add([int(r[0]) for r in rows], np.asarray([r[1] for r in rows], dtype=np.float32))
+            if rows:
+                index.add([int(r[0]) for r in rows], np.stack([vector_from_bytes(r[1]) for r in rows]))
             report.added += len(rows)
         report.removed += index.delete(indexed - stored)
     return report

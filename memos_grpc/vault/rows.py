@@ -86,14 +86,13 @@ def blob_digest(cube: cube_pb2.MemCube) -> str | None:
     return None
 
 
-def _embedding_column(rows: list[CubeRow]) -> pa.Array:
-    lengths = [0 if r.embedding is None else len(r.embedding) for r in rows]
-    offsets = np.zeros(len(rows) + 1, dtype=np.int32)
-    np.cumsum(lengths, out=offsets[1:])
-    present = [r.embedding for r in rows if r.embedding is not None]
-    values = np.concatenate(present).astype(np.float32) if present else np.zeros(0, dtype=np.float32)
-    mask = pa.array([r.embedding is None for r in rows], type=pa.bool_())
-    return pa.ListArray.from_arrays(pa.array(offsets), pa.array(values), mask=mask)
+def vector_bytes(vector: FloatArray) -> bytes:
+    """A vector as stored in DuckDB: little-endian float32."""
+    return np.asarray(vector, dtype="<f4").tobytes()
+
+
+def vector_from_bytes(data: bytes) -> FloatArray:
+    return np.frombuffer(data, dtype="<f4").astype(np.float32)
 
 
 def rows_table(rows: list[CubeRow]) -> pa.Table:
@@ -105,7 +104,7 @@ def rows_table(rows: list[CubeRow]) -> pa.Table:
         "cube_id": pa.array([r.cube_id for r in rows], pa.string()),
         "cube_pb": pa.array([r.serialized() for r in rows], pa.binary()),
         "vec_id": pa.array([r.vec_id for r in rows], pa.int64()),
-        "embedding": _embedding_column(rows),
+        "embedding": pa.array([None if r.embedding is None else vector_bytes(r.embedding) for r in rows], pa.binary()),
         "type": pa.array([c.type for c in cubes], pa.int16()),
         "state": pa.array([c.state for c in cubes], pa.int16()),
         "source": pa.array([c.source for c in cubes], pa.int16()),

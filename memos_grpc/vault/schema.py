@@ -36,7 +36,8 @@ DDL = [
         cube_pb BLOB NOT NULL,
         -- hnswlib label of the cube's vector; NULL when it has none.
         vec_id BIGINT,
-        embedding FLOAT[],
+        -- The vector as little-endian float32 bytes: a list column costs several times more to write.
+        embedding BLOB,
         type SMALLINT NOT NULL,
         state SMALLINT NOT NULL,
         source SMALLINT NOT NULL,

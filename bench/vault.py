@@ -9,10 +9,11 @@ Data: clustered unit vectors (points around random centroids on the sphere, plus
 Gaussian noise, renormalised); queries are drawn the same way. The server runs as a child
 process (``MEMOS_EMBEDDER=none``: clients send vectors), is fed with BatchCreateCubes and
 queried with SearchCubes(vector, top_k=10). The baseline is hnswlib in this process with the
-server's own index parameters (read from ``Settings`` defaults). Beside latencies it reports the
-CPU seconds each phase cost the server and this client, and the latency of a trivial RPC
-(Health.Check), the floor under any call. Ratios are only meaningful within one run: the
-machine may be shared.
+server's own index parameters (``Settings`` defaults plus any MEMOS_* variables, which the server
+inherits too). Calls authenticate as the bootstrap admin when the server writes DATA_DIR/admin.token.
+Beside latencies it reports the CPU seconds each phase cost the server and this client, and the
+latency of a trivial RPC (Health.Check), the floor under any call. Ratios are only meaningful
+within one run: the machine may be shared.
 """
 
 from __future__ import annotations
@@ -32,7 +33,7 @@ import threading
 import time
 from collections.abc import Callable, Sequence
 from pathlib import Path
-from typing import Any
+from typing import Any, NamedTuple
 
 import grpc
 import hnswlib
@@ -58,6 +59,13 @@ Floats = npt.NDArray[np.float32]
 Ints = npt.NDArray[np.int64]
 
 
+class Target(NamedTuple):
+    """Where the server listens, and the call metadata it needs (the admin's bearer token, if any)."""
+
+    address: str
+    metadata: tuple[tuple[str, str], ...]
+
+
 def make_data(args: argparse.Namespace) -> tuple[Floats, Floats]:
     """N base vectors and Q queries around the same random centroids, all of unit length."""
     rng = np.random.default_rng(args.seed)
@@ -67,7 +75,8 @@ def make_data(args: argparse.Namespace) -> tuple[Floats, Floats]:
     def draw(n: int) -> Floats:
         noise = rng.standard_normal((n, args.dim), dtype=np.float32) * np.float32(args.noise / np.sqrt(args.dim))
         points = centroids[rng.integers(args.clusters, size=n)] + noise
-        return points / np.linalg.norm(points, axis=1, keepdims=True)
+        unit: Floats = points / np.linalg.norm(points, axis=1, keepdims=True)
+        return unit
 
     return draw(args.cubes), draw(args.queries)
 
@@ -122,7 +131,8 @@ def raw_hnswlib(base: Floats, queries: Floats, truth: Ints, batch: int, s: Setti
     }
 
 
-def start_server(data_dir: Path, dim: int, log_path: Path) -> tuple[subprocess.Popen[bytes], str]:
+def start_server(data_dir: Path, dim: int, log_path: Path) -> tuple[subprocess.Popen[bytes], Target]:
+    """Starts the server and waits for SERVING; calls authenticate as the bootstrap admin if it wrote a token."""
     with socket.socket() as sock:  # a free port
         sock.bind(("127.0.0.1", 0))
         address = f"127.0.0.1:{sock.getsockname()[1]}"
@@ -139,7 +149,9 @@ def start_server(data_dir: Path, dim: int, log_path: Path) -> tuple[subprocess.P
             try:
                 reply = stub.Check(health_pb2.HealthCheckRequest(service=""), timeout=1)
                 if reply.status == health_pb2.HealthCheckResponse.SERVING:
-                    return proc, address
+                    token = data_dir / "admin.token"
+                    auth = (("authorization", f"Bearer {token.read_text().strip()}"),) if token.exists() else ()
+                    return proc, Target(address, auth)
             except grpc.RpcError:
                 pass
             time.sleep(0.1)
@@ -177,10 +189,10 @@ def batch_requests(parent: str, base: Floats, size: int) -> list[vault_service_p
     return batches
 
 
-def run_clients(address: str, clients: int, shared: bool, work: Callable[[Any, int], None]) -> float:
+def run_clients(target: Target, clients: int, shared: bool, work: Callable[[Any, int], object]) -> float:
     """Runs ``work(stub, client_number)`` on ``clients`` threads started together; returns wall seconds."""
-    channels = [grpc.insecure_channel(address) for _ in range(1 if shared else clients)]
-    stubs = [vault_service_pb2_grpc.VaultServiceStub(c) for c in channels]
+    channels = [grpc.insecure_channel(target.address) for _ in range(1 if shared else clients)]
+    stubs = [vault_service_pb2_grpc.VaultServiceStub(c) for c in channels]  # type: ignore[no-untyped-call]
     for channel in channels:
         grpc.channel_ready_future(channel).result(timeout=10)
     gate = threading.Barrier(clients + 1)
@@ -208,7 +220,7 @@ def run_clients(address: str, clients: int, shared: bool, work: Callable[[Any, i
     return elapsed
 
 
-def ingest(address: str, base: Floats, args: argparse.Namespace) -> dict[str, Any]:
+def ingest(target: Target, base: Floats, args: argparse.Namespace) -> dict[str, Any]:
     parent = f"spaces/{SPACE_ID}"
     started = time.perf_counter()
     batches = batch_requests(parent, base, args.batch_size)
@@ -223,20 +235,18 @@ def ingest(address: str, base: Floats, args: argparse.Namespace) -> dict[str, An
             if i is None:
                 return
             t0 = time.perf_counter()
-            stub.BatchCreateCubes(batches[i], timeout=600)
+            stub.BatchCreateCubes(batches[i], timeout=600, metadata=target.metadata)
             with lock:
                 latencies.append(time.perf_counter() - t0)
                 bar.update(len(batches[i].requests))
 
-    elapsed = run_clients(address, args.ingest_clients, False, work)
+    elapsed = run_clients(target, args.ingest_clients, False, work)
     bar.close()
-    rate = len(base) / elapsed
-    return {"clients": args.ingest_clients, "request_build_s": build_s, "seconds": elapsed, "cubes_per_s": rate} | {
-        "batch_latency": stats_ms(latencies)
-    }
+    result = {"clients": args.ingest_clients, "request_build_s": build_s, "seconds": elapsed}
+    return result | {"cubes_per_s": len(base) / elapsed, "batch_latency": stats_ms(latencies)}
 
 
-def search(address: str, queries: Floats, truth: Ints, clients: int, shared: bool) -> dict[str, Any]:
+def search(target: Target, queries: Floats, truth: Ints, clients: int, shared: bool) -> dict[str, Any]:
     parent = f"spaces/{SPACE_ID}"
     requests = [
         vault_service_pb2.SearchCubesRequest(parent=parent, vector=vault_service_pb2.Vector(values=q.tolist()), top_k=K)
@@ -248,12 +258,13 @@ def search(address: str, queries: Floats, truth: Ints, clients: int, shared: boo
     def work(stub: Any, n: int) -> None:
         for i in range(n, len(requests), clients):
             t0 = time.perf_counter()
-            reply = stub.SearchCubes(requests[i], timeout=60)
+            reply = stub.SearchCubes(requests[i], timeout=60, metadata=target.metadata)
             latencies.append(time.perf_counter() - t0)  # list.append is atomic
             found[i] = [int(r.cube.name.rsplit("/", 1)[1][1:]) for r in reply.results]
 
-    run_clients(address, 1, False, lambda stub, _n: [stub.SearchCubes(r) for r in requests[:WARMUP]])  # warm-up
-    elapsed = run_clients(address, clients, shared, work)
+    warm_up = requests[:WARMUP]
+    run_clients(target, 1, False, lambda stub, _n: [stub.SearchCubes(r, metadata=target.metadata) for r in warm_up])
+    elapsed = run_clients(target, clients, shared, work)
     channel = "one channel" if clients == 1 else "one shared channel" if shared else "one channel per client"
     qps, found_recall = len(queries) / elapsed, recall(found, truth)
     return stats_ms(latencies) | {"clients": clients, "channels": channel, "qps": qps, "recall_at_10": found_recall}
@@ -271,22 +282,14 @@ def grpc_floor(address: str, calls: int = FLOOR_CALLS) -> dict[str, float]:
     return stats_ms(latencies[WARMUP:])
 
 
-def stop_server(proc: subprocess.Popen[bytes]) -> float:
-    started = time.perf_counter()
-    proc.send_signal(signal.SIGTERM)
-    proc.wait(timeout=120)  # on timeout main() kills it
-    return time.perf_counter() - started
-
-
 def machine() -> dict[str, Any]:
     meminfo = dict(line.split(":", 1) for line in Path("/proc/meminfo").read_text().splitlines())
     cpuinfo = Path("/proc/cpuinfo").read_text().splitlines()
     cpu = next((ln.split(":", 1)[1].strip() for ln in cpuinfo if ln.startswith("model name")), "?")
     versions = {p: importlib.metadata.version(p) for p in ("hnswlib", "duckdb", "grpcio", "numpy", "protobuf")}
-    git = ["git", "-C", str(ROOT)]  # read-only: which code was measured
-    commit = subprocess.run([*git, "rev-parse", "--short", "HEAD"], capture_output=True, text=True).stdout.strip()
-    dirty = subprocess.run([*git, "status", "--porcelain", "memos_grpc"], capture_output=True, text=True).stdout
-    info = {"code": commit + (" + uncommitted changes: " + " ".join(dirty.split()[1::2]) if dirty else "")}
+    git = [["git", "-C", str(ROOT), *c] for c in (["rev-parse", "--short", "HEAD"], ["status", "-s", "memos_grpc"])]
+    commit, dirty = (subprocess.run(c, capture_output=True, text=True).stdout.strip() for c in git)  # read-only
+    info: dict[str, Any] = {"code": commit + (" + uncommitted changes to memos_grpc" if dirty else "")}
     info |= {"nproc": os.cpu_count(), "cpu": cpu, "mem_total": meminfo["MemTotal"].strip()}
     return info | {"loadavg_at_start": os.getloadavg(), "python": platform.python_version()} | versions
 
@@ -327,6 +330,7 @@ def report(r: dict[str, Any]) -> None:
         f"{x['ingest_vs_raw_one_call']:.2f}; CPU seconds raw / server {x['ingest_cpu_raw_over_server']:.2f}"
     )
     print(f"search p50 server - raw {x['search_p50_overhead_ms']:.3f} ms (aim <= 1 ms); {par['channels']}")
+    print("calls authenticated with the admin's bearer token" if srv["authenticated"] else "calls unauthenticated")
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -345,7 +349,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--keep-data", action="store_true", help="keep the server's temp data directory")
     args = parser.parse_args(argv)
 
-    settings = Settings()  # the defaults: the child server runs with them too
+    settings = Settings.load()  # defaults plus any MEMOS_* variables, which the child server inherits too
     results: dict[str, Any] = {"machine": machine(), "command": " ".join([Path(sys.argv[0]).name, *sys.argv[1:]])}
     results["config"] = {k: str(v) if isinstance(v, Path) else v for k, v in vars(args).items()}
     t0 = time.perf_counter()
@@ -364,21 +368,24 @@ def main(argv: Sequence[str] | None = None) -> int:
     proc = None
     try:
         started = time.perf_counter()
-        proc, address = start_server(tmp / "data", args.dim, tmp / "server.log")
-        server: dict[str, Any] = {"startup_s": time.perf_counter() - started, "address": address}
-        with grpc.insecure_channel(address) as channel:
-            governance_service_pb2_grpc.GovernanceServiceStub(channel).CreateSpace(
-                governance_service_pb2.CreateSpaceRequest(space_id=SPACE_ID)
-            )
-        server["ingest"] = measured(proc.pid, lambda: ingest(address, base, args))
+        proc, target = start_server(tmp / "data", args.dim, tmp / "server.log")
+        server: dict[str, Any] = {"startup_s": time.perf_counter() - started, "authenticated": bool(target.metadata)}
+        with grpc.insecure_channel(target.address) as channel:
+            governance = governance_service_pb2_grpc.GovernanceServiceStub(channel)  # type: ignore[no-untyped-call]
+            space = governance_service_pb2.CreateSpaceRequest(space_id=SPACE_ID)
+            governance.CreateSpace(space, metadata=target.metadata)
+        server["ingest"] = measured(proc.pid, lambda: ingest(target, base, args))
         server["rss_after_ingest_mib"] = proc_status_mib(proc.pid, "VmRSS")
         print("searching ...", file=sys.stderr)
-        server["grpc_floor"] = measured(proc.pid, lambda: grpc_floor(address))
-        server["search_1"] = measured(proc.pid, lambda: search(address, queries, truth, 1, False))
+        server["grpc_floor"] = measured(proc.pid, lambda: grpc_floor(target.address))
+        server["search_1"] = measured(proc.pid, lambda: search(target, queries, truth, 1, False))
         n, shared = args.search_clients, args.shared_channel
-        server["search_n"] = measured(proc.pid, lambda: search(address, queries, truth, n, shared))
+        server["search_n"] = measured(proc.pid, lambda: search(target, queries, truth, n, shared))
         server["peak_rss_mib"] = proc_status_mib(proc.pid, "VmHWM")
-        server["shutdown_s"] = stop_server(proc)
+        stopping = time.perf_counter()
+        proc.send_signal(signal.SIGTERM)
+        proc.wait(timeout=120)  # on timeout the handler below kills it
+        server["shutdown_s"] = time.perf_counter() - stopping
         server["exit_code"] = proc.returncode
         results["server"] = server
     except BaseException:

@@ -21,6 +21,7 @@ from memos_grpc.vault.database import Connection
 from memos_grpc.vault.filter import FilterField, compile_filter, enum_field
 from memos_grpc.vault.paging import decode_token, encode_token, page_size
 from memos_grpc.vault.rows import set_timestamp
+from memos_grpc.vault.validation import invalid
 
 GENESIS_HASH = "0" * 64
 _COLUMNS = "sequence, time, principal, method, resource, outcome, status_code, reason, previous_hash, hash"
@@ -110,7 +111,10 @@ class AuditLog:
         settings = self._context.settings
         size = page_size(requested_size, settings.default_page_size, settings.max_page_size)
         compiled = compile_filter(filter_text, max_length=settings.max_filter_length, fields=AUDIT_FIELDS)
-        after = int(decode_token(token, "audit", filter_text) or 0)
+        last = decode_token(token, "audit", filter_text) or "0"
+        if not last.isdigit():
+            raise invalid("page_token is not a token this server issued; start again without one", "INVALID_PAGE_TOKEN")
+        after = int(last)
         with self._context.database.read() as cursor:
             rows = cursor.execute(
                 f"SELECT {_COLUMNS} FROM audit_events WHERE sequence > ? AND ({compiled.sql}) "

@@ -36,7 +36,7 @@ from memos_grpc.vault.database import Connection
 from memos_grpc.vault.names import check_id
 from memos_grpc.vault.paging import decode_token, encode_token, page_size
 from memos_grpc.vault.rows import make_etag, set_timestamp, to_datetime
-from memos_grpc.vault.validation import invalid
+from memos_grpc.vault.validation import check_timestamp, invalid
 
 log = logging.getLogger(__name__)
 
@@ -268,6 +268,7 @@ class Principals:
         if len(given.description) > 200:
             raise invalid("credential.description is longer than 200 characters", "FIELD_TOO_LONG")
         now = self._context.clock()
+        check_timestamp(given.expire_time, "credential.expire_time")
         expire = to_datetime(given.expire_time)
         if expire is not None and expire <= now:
             raise invalid("credential.expire_time is in the past", "INVALID_EXPIRE_TIME")

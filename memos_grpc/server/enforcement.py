@@ -149,6 +149,11 @@ class PolicyInterceptor(_Interceptor):
                 if rule.mutating:
                     self._audit(self._slot.get().audit, caller, method, resource, error, False)
                 raise
+            except Exception:
+                if rule.mutating:  # a bug, but the attempt is on record all the same
+                    crash = MemosError("internal error", reason="INTERNAL")
+                    self._audit(self._slot.get().audit, caller, method, resource, crash, False)
+                raise
             finally:
                 caller_context.unbind(bound)
             if rule.mutating:

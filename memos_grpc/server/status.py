@@ -17,7 +17,7 @@ from google.protobuf import any_pb2
 from google.rpc import code_pb2, error_details_pb2, status_pb2
 from grpc_status import rpc_status
 
-from memos_grpc.errors import ERROR_DOMAIN, MemosError
+from memos_grpc.errors import ERROR_DOMAIN, InvalidArgumentError, MemosError
 
 log = logging.getLogger(__name__)
 
@@ -49,10 +49,49 @@ def abort(context: grpc.ServicerContext, exc: BaseException, method: str) -> Non
     context.abort_with_status(_internal())
 
 
-def _wrap_unary(behavior: Callable[..., Any], method: str) -> Callable[..., Any]:
+class Undecodable:
+    """Stands in for request bytes that do not parse, so the refusal goes through the error mapping.
+
+    grpcio answers INTERNAL when a deserializer raises; a request that is not a message is the
+    caller's mistake, so it must be INVALID_ARGUMENT like any other.
+    """
+
+    def __init__(self, error: Exception) -> None:
+        self.error = error
+
+
+def tolerant(deserializer: Callable[[bytes], Any] | None) -> Callable[[bytes], Any] | None:
+    if deserializer is None:
+        return None
+
+    def parse(data: bytes) -> Any:
+        try:
+            return deserializer(data)
+        except Exception as exc:  # DecodeError and whatever else the bytes provoke
+            return Undecodable(exc)
+
+    return parse
+
+
+def _decoded(message: Any) -> Any:
+    if isinstance(message, Undecodable):
+        raise InvalidArgumentError(
+            f"the request is not a valid protobuf message of this method's type: {message.error}",
+            reason="MALFORMED_REQUEST",
+        )
+    return message
+
+
+def _decoded_stream(messages: Iterator[Any]) -> Iterator[Any]:
+    for message in messages:
+        yield _decoded(message)
+
+
+def _wrap_unary(behavior: Callable[..., Any], method: str, streaming_request: bool = False) -> Callable[..., Any]:
     def handler(request_or_iterator: Any, context: grpc.ServicerContext) -> Any:
         try:
-            return behavior(request_or_iterator, context)
+            request = _decoded_stream(request_or_iterator) if streaming_request else _decoded(request_or_iterator)
+            return behavior(request, context)
         except Exception as exc:
             if _is_abort(exc, context):
                 raise
@@ -64,7 +103,7 @@ def _wrap_unary(behavior: Callable[..., Any], method: str) -> Callable[..., Any]
 def _wrap_stream(behavior: Callable[..., Iterator[Any]], method: str) -> Callable[..., Iterator[Any]]:
     def handler(request_or_iterator: Any, context: grpc.ServicerContext) -> Iterator[Any]:
         try:
-            yield from behavior(request_or_iterator, context)
+            yield from behavior(_decoded(request_or_iterator), context)
         except Exception as exc:
             if _is_abort(exc, context):
                 raise
@@ -100,19 +139,19 @@ class ErrorMappingInterceptor(_Interceptor):
         if handler.unary_unary:
             return grpc.unary_unary_rpc_method_handler(
                 _wrap_unary(handler.unary_unary, method),
-                handler.request_deserializer,
+                tolerant(handler.request_deserializer),
                 handler.response_serializer,
             )
         if handler.unary_stream:
             return grpc.unary_stream_rpc_method_handler(
                 _wrap_stream(handler.unary_stream, method),
-                handler.request_deserializer,
+                tolerant(handler.request_deserializer),
                 handler.response_serializer,
             )
         if handler.stream_unary:
             return grpc.stream_unary_rpc_method_handler(
-                _wrap_unary(handler.stream_unary, method),
-                handler.request_deserializer,
+                _wrap_unary(handler.stream_unary, method, streaming_request=True),
+                tolerant(handler.request_deserializer),
                 handler.response_serializer,
             )
         if handler.stream_stream:

@@ -34,7 +34,7 @@ def decode_token(token: str, *query: str) -> str | None:
         key, digest = payload["k"], payload["q"]
         if not isinstance(key, str) or not isinstance(digest, str):
             raise TypeError("token fields have the wrong types")
-    except (binascii.Error, ValueError, KeyError, TypeError, UnicodeError) as exc:
+    except (binascii.Error, ValueError, KeyError, TypeError, UnicodeError, RecursionError) as exc:
         raise InvalidArgumentError(
             "page_token is not a token this server issued; start again without one",
             reason="INVALID_PAGE_TOKEN",

@@ -11,6 +11,7 @@ import re
 from collections.abc import Sequence
 
 import numpy as np
+from google.protobuf import timestamp_pb2
 
 from memos_grpc._proto.memos.v1 import cube_pb2
 from memos_grpc.errors import InvalidArgumentError
@@ -115,6 +116,8 @@ def check_cube_fields(cube: cube_pb2.MemCube, settings: Settings) -> int:
     memory_type = cube.type
     if payload is None:
         raise invalid("cube has no payload: set plaintext, activation or parametric", "MISSING_PAYLOAD")
+    if memory_type not in cube_pb2.MemoryType.values():
+        raise invalid(f"cube.type {memory_type} is not a known memory type", "INVALID_ENUM")
     if memory_type == cube_pb2.MEMORY_TYPE_UNSPECIFIED:
         memory_type = _TYPE_OF_PAYLOAD[payload]
     elif _PAYLOAD_OF_TYPE.get(memory_type) != payload:
@@ -132,8 +135,18 @@ def check_cube_fields(cube: cube_pb2.MemCube, settings: Settings) -> int:
     return memory_type
 
 
+def check_timestamp(stamp: timestamp_pb2.Timestamp, field: str) -> None:
+    """Refuses a timestamp outside 0001-01-01..9999-12-31 or with nanos out of range."""
+    try:
+        stamp.ToDatetime()
+    except (ValueError, OverflowError) as exc:
+        raise invalid(f"{field} is not a valid timestamp (years 1 to 9999): {exc}", "INVALID_TIMESTAMP") from exc
+
+
 def check_metadata(cube: cube_pb2.MemCube) -> None:
     """Checks the header fields a client may set (on create and update)."""
+    if cube.HasField("expire_time"):
+        check_timestamp(cube.expire_time, "cube.expire_time")
     _check_strings(list(cube.tags), "cube.tags")
     _check_strings(list(cube.sensitivity_labels), "cube.sensitivity_labels")
     check_labels(dict(cube.labels))
@@ -159,13 +172,15 @@ def check_vector(values: Sequence[float], dimension: int, field: str = "vector")
             f"{field} has {len(values)} dimensions; this space's vectors have {dimension}",
             "VECTOR_DIMENSION_MISMATCH",
         )
-    vector = np.asarray(values, dtype=np.float32)
+    # float64, so that huge float32 components do not overflow the norm to infinity.
+    vector = np.asarray(values, dtype=np.float64)
     if not np.all(np.isfinite(vector)):
         raise invalid(f"{field} contains NaN or infinite values", "INVALID_VECTOR")
     norm = float(np.linalg.norm(vector))
-    if norm == 0.0 or math.isnan(norm):
+    if norm == 0.0 or not math.isfinite(norm):
         raise invalid(f"{field} is all zeros: cosine similarity needs a direction", "INVALID_VECTOR")
-    return vector / norm
+    unit: FloatArray = (vector / norm).astype(np.float32)
+    return unit
 
 
 def check_update_mask(paths: Sequence[str]) -> list[str]:

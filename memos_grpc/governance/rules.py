@@ -70,6 +70,7 @@ RULES: dict[str, Rule] = {
     _G + "DeletePrincipal": Rule(Check.ADMIN, "name", mutating=True),
     _G + "CreateCredential": Rule(Check.SELF, "parent", mutating=True),
     _G + "RevokeCredential": Rule(Check.CREDENTIAL, "name", mutating=True),
+    _G + "ErasePrincipalData": Rule(Check.ADMIN, "name", mutating=True),
     _G + "ListAuditEvents": Rule(Check.ADMIN),
     _G + "VerifyAuditLog": Rule(Check.ADMIN),
     "/grpc.health.v1.Health/Check": Rule(Check.PUBLIC),

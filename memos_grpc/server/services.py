@@ -24,6 +24,7 @@ from memos_grpc._proto.memos.v1 import (
 )
 from memos_grpc.errors import UnavailableError
 from memos_grpc.governance import caller
+from memos_grpc.governance.erasure import erase_principal_data
 from memos_grpc.vault.vault import Vault
 
 
@@ -170,6 +171,12 @@ class GovernanceServicer(governance_service_pb2_grpc.GovernanceServiceServicer):
         self, request: governance_service_pb2.RevokeCredentialRequest, context: grpc.ServicerContext
     ) -> principal_pb2.Credential:
         return self._slot.get().principals.revoke_credential(request.name)
+
+    def ErasePrincipalData(
+        self, request: governance_service_pb2.ErasePrincipalDataRequest, context: grpc.ServicerContext
+    ) -> governance_service_pb2.ErasePrincipalDataResponse:
+        vault = self._slot.get()
+        return erase_principal_data(vault.context, vault.principals, request.name)
 
     def ListAuditEvents(
         self, request: governance_service_pb2.ListAuditEventsRequest, context: grpc.ServicerContext

@@ -40,7 +40,7 @@ from google.rpc import error_details_pb2
 from grpc_status import rpc_status
 from memos_test_support import admin_token
 
-from memos_grpc._proto.memos.v1 import audit_pb2, cube_pb2, principal_pb2
+from memos_grpc._proto.memos.v1 import access_pb2, audit_pb2, cube_pb2, principal_pb2
 from memos_grpc._proto.memos.v1 import governance_service_pb2 as g
 from memos_grpc._proto.memos.v1 import vault_service_pb2 as v
 from memos_grpc._proto.memos.v1.governance_service_pb2_grpc import GovernanceServiceStub
@@ -543,35 +543,48 @@ ROWS: list[Row] = [
 ]
 
 
-_GOVERNANCE_METHODS = g.DESCRIPTOR.services_by_name["GovernanceService"].methods_by_name
-if "GetAccessPolicy" in _GOVERNANCE_METHODS:  # sharing spaces: the access-policy RPCs
-    from memos_grpc._proto.memos.v1 import access_pb2
+def _erase_principal_data(w: World, cell: str) -> Target:
+    """A principal of the cell's own that alone owns a space; erasing its data removes the space."""
+    principal = w.governance.CreatePrincipal(g.CreatePrincipalRequest(principal_id=cell), metadata=w.admin)
+    space = w.governance.CreateSpace(g.CreateSpaceRequest(space_id=cell), metadata=w.admin)
+    only_owner = access_pb2.AccessPolicy(
+        bindings=[access_pb2.AccessBinding(role=access_pb2.ROLE_OWNER, members=[principal.name])]
+    )
+    w.governance.SetAccessPolicy(g.SetAccessPolicyRequest(resource=space.name, policy=only_owner), metadata=w.admin)
+    return Target(
+        g.ErasePrincipalDataRequest(name=principal.name),
+        lambda allowed: _assert_equal(space_exists(w, space.name), not allowed),
+    )
 
-    def _get_policy(w: World, _who: Who, response: Any) -> None:
-        assert response.resource == SPACE
-        assert [(b.role, list(b.members)) for b in response.bindings] == [(access_pb2.ROLE_OWNER, [OWNER])]
 
-    def _set_policy(w: World, cell: str) -> Target:
-        """Shares a space of the cell's own with the stranger, as a viewer."""
-        space = w.governance.CreateSpace(g.CreateSpaceRequest(space_id=cell), metadata=w.owner)
-        policy = access_pb2.AccessPolicy(
-            bindings=[
-                access_pb2.AccessBinding(role=access_pb2.ROLE_OWNER, members=[OWNER]),
-                access_pb2.AccessBinding(role=access_pb2.ROLE_VIEWER, members=[STRANGER]),
-            ]
-        )
+def _get_policy(w: World, _who: Who, response: Any) -> None:
+    assert response.resource == SPACE
+    assert [(b.role, list(b.members)) for b in response.bindings] == [(access_pb2.ROLE_OWNER, [OWNER])]
 
-        def effect(allowed: bool) -> None:
-            now = w.governance.GetAccessPolicy(g.GetAccessPolicyRequest(resource=space.name), metadata=w.admin)
-            members = {member for binding in now.bindings for member in binding.members}
-            _assert_equal(STRANGER in members, allowed)
 
-        return Target(g.SetAccessPolicyRequest(resource=space.name, policy=policy), effect)
+def _set_policy(w: World, cell: str) -> Target:
+    """Shares a space of the cell's own with the stranger, as a viewer."""
+    space = w.governance.CreateSpace(g.CreateSpaceRequest(space_id=cell), metadata=w.owner)
+    policy = access_pb2.AccessPolicy(
+        bindings=[
+            access_pb2.AccessBinding(role=access_pb2.ROLE_OWNER, members=[OWNER]),
+            access_pb2.AccessBinding(role=access_pb2.ROLE_VIEWER, members=[STRANGER]),
+        ]
+    )
 
-    ROWS += [
-        Row(_G + "GetAccessPolicy", Access.SPACE, False, _fixed(g.GetAccessPolicyRequest(resource=SPACE)), _get_policy),
-        Row(_G + "SetAccessPolicy", Access.SPACE, True, _set_policy),
-    ]
+    def effect(allowed: bool) -> None:
+        now = w.governance.GetAccessPolicy(g.GetAccessPolicyRequest(resource=space.name), metadata=w.admin)
+        members = {member for binding in now.bindings for member in binding.members}
+        _assert_equal(STRANGER in members, allowed)
+
+    return Target(g.SetAccessPolicyRequest(resource=space.name, policy=policy), effect)
+
+
+ROWS += [
+    Row(_G + "GetAccessPolicy", Access.SPACE, False, _fixed(g.GetAccessPolicyRequest(resource=SPACE)), _get_policy),
+    Row(_G + "SetAccessPolicy", Access.SPACE, True, _set_policy),
+    Row(_G + "ErasePrincipalData", Access.ADMIN, True, _erase_principal_data),
+]
 
 CELLS = [(row, who) for row in ROWS for who in Who]
 

@@ -115,6 +115,26 @@ class RevokeCredentialRequest(_message.Message):
     name: str
     def __init__(self, name: _Optional[str] = ...) -> None: ...
 
+class ErasePrincipalDataRequest(_message.Message):
+    __slots__ = ("name",)
+    NAME_FIELD_NUMBER: _ClassVar[int]
+    name: str
+    def __init__(self, name: _Optional[str] = ...) -> None: ...
+
+class ErasePrincipalDataResponse(_message.Message):
+    __slots__ = ("spaces_removed", "cubes_removed", "vectors_removed", "blobs_removed", "roles_removed")
+    SPACES_REMOVED_FIELD_NUMBER: _ClassVar[int]
+    CUBES_REMOVED_FIELD_NUMBER: _ClassVar[int]
+    VECTORS_REMOVED_FIELD_NUMBER: _ClassVar[int]
+    BLOBS_REMOVED_FIELD_NUMBER: _ClassVar[int]
+    ROLES_REMOVED_FIELD_NUMBER: _ClassVar[int]
+    spaces_removed: int
+    cubes_removed: int
+    vectors_removed: int
+    blobs_removed: int
+    roles_removed: int
+    def __init__(self, spaces_removed: _Optional[int] = ..., cubes_removed: _Optional[int] = ..., vectors_removed: _Optional[int] = ..., blobs_removed: _Optional[int] = ..., roles_removed: _Optional[int] = ...) -> None: ...
+
 class ListAuditEventsRequest(_message.Message):
     __slots__ = ("page_size", "page_token", "filter")
     PAGE_SIZE_FIELD_NUMBER: _ClassVar[int]

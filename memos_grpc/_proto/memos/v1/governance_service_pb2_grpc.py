@@ -100,6 +100,11 @@ class GovernanceServiceStub:
                 request_serializer=memos_dot_v1_dot_governance__service__pb2.RevokeCredentialRequest.SerializeToString,
                 response_deserializer=memos_dot_v1_dot_principal__pb2.Credential.FromString,
                 _registered_method=True)
+        self.ErasePrincipalData = channel.unary_unary(
+                '/memos.v1.GovernanceService/ErasePrincipalData',
+                request_serializer=memos_dot_v1_dot_governance__service__pb2.ErasePrincipalDataRequest.SerializeToString,
+                response_deserializer=memos_dot_v1_dot_governance__service__pb2.ErasePrincipalDataResponse.FromString,
+                _registered_method=True)
         self.ListAuditEvents = channel.unary_unary(
                 '/memos.v1.GovernanceService/ListAuditEvents',
                 request_serializer=memos_dot_v1_dot_governance__service__pb2.ListAuditEventsRequest.SerializeToString,
@@ -201,6 +206,13 @@ class GovernanceServiceServicer:
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
 
+    def ErasePrincipalData(self, request, context):
+        """Removes everything a principal owns from every store and reports it (admins only).
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
     def ListAuditEvents(self, request, context):
         """Lists audit events in sequence order (admins only).
         """
@@ -277,6 +289,11 @@ def add_GovernanceServiceServicer_to_server(servicer, server):
                     servicer.RevokeCredential,
                     request_deserializer=memos_dot_v1_dot_governance__service__pb2.RevokeCredentialRequest.FromString,
                     response_serializer=memos_dot_v1_dot_principal__pb2.Credential.SerializeToString,
+            ),
+            'ErasePrincipalData': grpc.unary_unary_rpc_method_handler(
+                    servicer.ErasePrincipalData,
+                    request_deserializer=memos_dot_v1_dot_governance__service__pb2.ErasePrincipalDataRequest.FromString,
+                    response_serializer=memos_dot_v1_dot_governance__service__pb2.ErasePrincipalDataResponse.SerializeToString,
             ),
             'ListAuditEvents': grpc.unary_unary_rpc_method_handler(
                     servicer.ListAuditEvents,
@@ -615,6 +632,33 @@ class GovernanceService:
             '/memos.v1.GovernanceService/RevokeCredential',
             memos_dot_v1_dot_governance__service__pb2.RevokeCredentialRequest.SerializeToString,
             memos_dot_v1_dot_principal__pb2.Credential.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def ErasePrincipalData(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/memos.v1.GovernanceService/ErasePrincipalData',
+            memos_dot_v1_dot_governance__service__pb2.ErasePrincipalDataRequest.SerializeToString,
+            memos_dot_v1_dot_governance__service__pb2.ErasePrincipalDataResponse.FromString,
             options,
             channel_credentials,
             insecure,

@@ -1,0 +1,214 @@
+"""The isolation matrix's world: callers, the expected-outcome table, and calling any method generically."""
+
+from __future__ import annotations
+
+import enum
+import hashlib
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+import grpc
+from google.protobuf.message import Message
+from google.rpc import error_details_pb2
+from grpc_status import rpc_status
+
+from memos_grpc._proto.memos.v1 import cube_pb2
+from memos_grpc._proto.memos.v1 import governance_service_pb2 as g
+from memos_grpc._proto.memos.v1 import vault_service_pb2 as v
+from memos_grpc._proto.memos.v1.governance_service_pb2_grpc import GovernanceServiceStub
+from memos_grpc._proto.memos.v1.vault_service_pb2_grpc import VaultServiceStub
+from memos_grpc.governance.rules import Check
+from memos_grpc.server.app import MemosServer
+
+Code = grpc.StatusCode
+Metadata = tuple[tuple[str, str], ...]
+
+_V = "/memos.v1.VaultService/"
+_G = "/memos.v1.GovernanceService/"
+SPACE_ID = "iso"
+SPACE = f"spaces/{SPACE_ID}"
+CUBE = f"{SPACE}/cubes/c"
+ACTIVATION_CUBE = f"{SPACE}/cubes/act"
+PAYLOAD = b"\x00activation payload bytes\xff" * 8
+OWNER = "principals/owner"
+STRANGER = "principals/stranger"
+ADMIN = "principals/admin"
+CALL_TIMEOUT = 30.0
+
+
+# -- callers and the rules table ------------------------------------------------------
+
+
+class Who(enum.Enum):
+    OWNER = "owner"
+    ADMIN = "admin"
+    STRANGER = "stranger"
+    NO_TOKEN = "no-token"
+    MALFORMED = "malformed"
+    EXPIRED = "expired"
+    REVOKED = "revoked"
+
+
+@dataclass(frozen=True)
+class Expected:
+    code: grpc.StatusCode
+    reason: str = ""
+
+    @property
+    def allowed(self) -> bool:
+        return self.code is Code.OK
+
+
+#: Callers refused before any rule applies, with the reason each must get.
+UNAUTHENTICATED: dict[Who, str] = {
+    Who.NO_TOKEN: "MISSING_CREDENTIAL",
+    Who.MALFORMED: "INVALID_TOKEN",
+    Who.EXPIRED: "TOKEN_EXPIRED",
+    Who.REVOKED: "TOKEN_REVOKED",
+}
+
+
+class Access(enum.Enum):
+    """Who may call a method, as far as the matrix's callers tell apart (see ``access_of``)."""
+
+    AUTHENTICATED = "any authenticated principal"
+    SPACE = "admins and those with a role on the space"
+    SELF = "admins and the principal itself"
+    CREDENTIAL = "admins and the principal the credential belongs to"
+    ADMIN = "admins only"
+
+
+def access_of(check: Check) -> Access:
+    """The access class of a rule's check: every space check (whatever role it needs) is SPACE.
+
+    The matrix's callers hold no shared roles: the owner holds every role on S, the stranger none.
+    """
+    return Access.SPACE if check.name.startswith("SPACE") else Access[check.name]
+
+
+#: The access classes each authenticated caller passes on the matrix's resources. Every row acts
+#: on space S (owned by the owner), on the owner's principal or on one of the owner's credentials.
+PASSES: dict[Who, frozenset[Access]] = {
+    Who.ADMIN: frozenset(Access),
+    Who.OWNER: frozenset({Access.AUTHENTICATED, Access.SPACE, Access.SELF, Access.CREDENTIAL}),
+    Who.STRANGER: frozenset({Access.AUTHENTICATED}),
+}
+
+#: How a check refuses: NOT_FOUND where existence must not leak, PERMISSION_DENIED for admin-only calls.
+REFUSAL: dict[Access, Expected] = {
+    Access.SPACE: Expected(Code.NOT_FOUND, "SPACE_NOT_FOUND"),
+    Access.SELF: Expected(Code.NOT_FOUND, "PRINCIPAL_NOT_FOUND"),
+    Access.CREDENTIAL: Expected(Code.NOT_FOUND, "CREDENTIAL_NOT_FOUND"),
+    Access.ADMIN: Expected(Code.PERMISSION_DENIED, "ADMIN_REQUIRED"),
+}
+
+
+def expected(access: Access, who: Who) -> Expected:
+    """The outcome the policy prescribes for ``who`` calling a method of the given access class."""
+    if who in UNAUTHENTICATED:
+        return Expected(Code.UNAUTHENTICATED, UNAUTHENTICATED[who])
+    if access in PASSES[who]:
+        return Expected(Code.OK)
+    return REFUSAL[access]
+
+
+# -- the world ------------------------------------------------------------------------
+
+
+@dataclass
+class World:
+    server: MemosServer
+    vault: VaultServiceStub
+    governance: GovernanceServiceStub
+    tokens: dict[Who, str]
+    cube: cube_pb2.MemCube
+    metadata: dict[Who, Metadata] = field(default_factory=dict)
+
+    def md(self, who: Who) -> Metadata:
+        return self.metadata[who]
+
+    @property
+    def admin(self) -> Metadata:
+        return self.metadata[Who.ADMIN]
+
+    @property
+    def owner(self) -> Metadata:
+        return self.metadata[Who.OWNER]
+
+    def principal(self, who: Who) -> str:
+        """The principal the audit log must name for ``who`` ("" when authentication failed)."""
+        return {Who.OWNER: OWNER, Who.ADMIN: ADMIN, Who.STRANGER: STRANGER}.get(who, "")
+
+    def token_works(self, token: str) -> bool:
+        try:
+            self.governance.ListSpaces(g.ListSpacesRequest(), metadata=bearer(token), timeout=CALL_TIMEOUT)
+        except grpc.RpcError as error:
+            assert error.code() is Code.UNAUTHENTICATED, error
+            return False
+        return True
+
+
+def bearer(token: str) -> Metadata:
+    return (("authorization", f"Bearer {token}"),)
+
+
+def unit_vector(seed: int) -> v.Vector:
+    values = [0.0] * 384
+    values[seed % 384] = 1.0
+    values[(seed * 7 + 3) % 384] = 0.5
+    return v.Vector(values=values)
+
+
+def text_cube(text: str) -> cube_pb2.MemCube:
+    return cube_pb2.MemCube(plaintext=cube_pb2.PlaintextPayload(text=text))
+
+
+def upload(vault: VaultServiceStub, md: Metadata, data: bytes) -> cube_pb2.BlobRef:
+    digest = "sha256:" + hashlib.sha256(data).hexdigest()
+    requests = [v.WritePayloadRequest(parent=SPACE, expected_digest=digest), v.WritePayloadRequest(data=data)]
+    return vault.WritePayload(iter(requests), metadata=md, timeout=CALL_TIMEOUT).blob
+
+
+# -- calling a method generically ------------------------------------------------------
+
+_SERVICES = {
+    "memos.v1.VaultService": v.DESCRIPTOR.services_by_name["VaultService"],
+    "memos.v1.GovernanceService": g.DESCRIPTOR.services_by_name["GovernanceService"],
+}
+
+
+@dataclass(frozen=True)
+class Outcome:
+    code: grpc.StatusCode
+    reason: str
+    response: Any
+
+
+def reason_of(error: grpc.RpcError) -> str:
+    status = rpc_status.from_call(error)  # type: ignore[arg-type]
+    assert status is not None, f"no rich status in {error}"
+    for detail in status.details:
+        info = error_details_pb2.ErrorInfo()
+        if detail.Unpack(info):
+            return info.reason
+    raise AssertionError(f"no ErrorInfo in {error}")
+
+
+def invoke(w: World, method: str, request: Message | Sequence[Message], md: Metadata) -> Outcome:
+    """Calls ``method`` with the stubs, streaming ``request`` when the method takes a stream."""
+    _, service, name = method.split("/")
+    descriptor = _SERVICES[service].methods_by_name[name]
+    stub: Any = w.vault if service.endswith("VaultService") else w.governance
+    call = getattr(stub, name)
+    try:
+        if descriptor.client_streaming:
+            assert isinstance(request, Sequence)
+            response = call(iter(request), metadata=md, timeout=CALL_TIMEOUT)
+        elif descriptor.server_streaming:
+            response = list(call(request, metadata=md, timeout=CALL_TIMEOUT))
+        else:
+            response = call(request, metadata=md, timeout=CALL_TIMEOUT)
+    except grpc.RpcError as error:
+        return Outcome(error.code(), reason_of(error), None)
+    return Outcome(Code.OK, "", response)

@@ -13,7 +13,7 @@ from google.protobuf.message import Message
 from google.rpc import error_details_pb2
 from grpc_status import rpc_status
 
-from memos_grpc._proto.memos.v1 import cube_pb2
+from memos_grpc._proto.memos.v1 import access_pb2, cube_pb2
 from memos_grpc._proto.memos.v1 import governance_service_pb2 as g
 from memos_grpc._proto.memos.v1 import vault_service_pb2 as v
 from memos_grpc._proto.memos.v1.governance_service_pb2_grpc import GovernanceServiceStub
@@ -32,6 +32,8 @@ CUBE = f"{SPACE}/cubes/c"
 ACTIVATION_CUBE = f"{SPACE}/cubes/act"
 PAYLOAD = b"\x00activation payload bytes\xff" * 8
 OWNER = "principals/owner"
+EDITOR = "principals/editor"
+VIEWER = "principals/viewer"
 STRANGER = "principals/stranger"
 ADMIN = "principals/admin"
 CALL_TIMEOUT = 30.0
@@ -42,6 +44,8 @@ CALL_TIMEOUT = 30.0
 
 class Who(enum.Enum):
     OWNER = "owner"
+    EDITOR = "editor"
+    VIEWER = "viewer"
     ADMIN = "admin"
     STRANGER = "stranger"
     NO_TOKEN = "no-token"
@@ -73,31 +77,36 @@ class Access(enum.Enum):
     """Who may call a method, as far as the matrix's callers tell apart (see ``access_of``)."""
 
     AUTHENTICATED = "any authenticated principal"
-    SPACE = "admins and those with a role on the space"
+    SPACE_READ = "admins and viewers, editors and owners of the space"
+    SPACE_WRITE = "admins and editors and owners of the space"
+    SPACE_OWNER = "admins and owners of the space"
     SELF = "admins and the principal itself"
     CREDENTIAL = "admins and the principal the credential belongs to"
     ADMIN = "admins only"
 
 
 def access_of(check: Check) -> Access:
-    """The access class of a rule's check: every space check (whatever role it needs) is SPACE.
+    """The access class of a rule's check (they are named alike)."""
+    return Access[check.name]
 
-    The matrix's callers hold no shared roles: the owner holds every role on S, the stranger none.
-    """
-    return Access.SPACE if check.name.startswith("SPACE") else Access[check.name]
+
+SPACE_CLASSES = frozenset({Access.SPACE_READ, Access.SPACE_WRITE, Access.SPACE_OWNER})
 
 
 #: The access classes each authenticated caller passes on the matrix's resources. Every row acts
-#: on space S (owned by the owner), on the owner's principal or on one of the owner's credentials.
+#: on a space in which the owner, the editor and the viewer hold those roles (S, or one made for
+#: the cell alike), on the owner's principal, or on one of the owner's credentials.
 PASSES: dict[Who, frozenset[Access]] = {
     Who.ADMIN: frozenset(Access),
-    Who.OWNER: frozenset({Access.AUTHENTICATED, Access.SPACE, Access.SELF, Access.CREDENTIAL}),
+    Who.OWNER: frozenset({Access.AUTHENTICATED, *SPACE_CLASSES, Access.SELF, Access.CREDENTIAL}),
+    Who.EDITOR: frozenset({Access.AUTHENTICATED, Access.SPACE_READ, Access.SPACE_WRITE}),
+    Who.VIEWER: frozenset({Access.AUTHENTICATED, Access.SPACE_READ}),
     Who.STRANGER: frozenset({Access.AUTHENTICATED}),
 }
 
 #: How a check refuses: NOT_FOUND where existence must not leak, PERMISSION_DENIED for admin-only calls.
 REFUSAL: dict[Access, Expected] = {
-    Access.SPACE: Expected(Code.NOT_FOUND, "SPACE_NOT_FOUND"),
+    **dict.fromkeys(SPACE_CLASSES, Expected(Code.NOT_FOUND, "SPACE_NOT_FOUND")),
     Access.SELF: Expected(Code.NOT_FOUND, "PRINCIPAL_NOT_FOUND"),
     Access.CREDENTIAL: Expected(Code.NOT_FOUND, "CREDENTIAL_NOT_FOUND"),
     Access.ADMIN: Expected(Code.PERMISSION_DENIED, "ADMIN_REQUIRED"),
@@ -110,6 +119,9 @@ def expected(access: Access, who: Who) -> Expected:
         return Expected(Code.UNAUTHENTICATED, UNAUTHENTICATED[who])
     if access in PASSES[who]:
         return Expected(Code.OK)
+    if access in SPACE_CLASSES and who in (Who.EDITOR, Who.VIEWER):
+        # They may see the space, so a too-low role is named rather than hidden.
+        return Expected(Code.PERMISSION_DENIED, "ROLE_REQUIRED")
     return REFUSAL[access]
 
 
@@ -138,7 +150,8 @@ class World:
 
     def principal(self, who: Who) -> str:
         """The principal the audit log must name for ``who`` ("" when authentication failed)."""
-        return {Who.OWNER: OWNER, Who.ADMIN: ADMIN, Who.STRANGER: STRANGER}.get(who, "")
+        names = {Who.OWNER: OWNER, Who.EDITOR: EDITOR, Who.VIEWER: VIEWER, Who.ADMIN: ADMIN, Who.STRANGER: STRANGER}
+        return names.get(who, "")
 
     def token_works(self, token: str) -> bool:
         try:
@@ -147,6 +160,18 @@ class World:
             assert error.code() is Code.UNAUTHENTICATED, error
             return False
         return True
+
+
+def share_with_team(governance: GovernanceServiceStub, space: str, admin: Metadata) -> None:
+    """Gives the editor and the viewer their roles on ``space`` (the owner keeps owning it)."""
+    policy = access_pb2.AccessPolicy(
+        bindings=[
+            access_pb2.AccessBinding(role=access_pb2.ROLE_OWNER, members=[OWNER]),
+            access_pb2.AccessBinding(role=access_pb2.ROLE_EDITOR, members=[EDITOR]),
+            access_pb2.AccessBinding(role=access_pb2.ROLE_VIEWER, members=[VIEWER]),
+        ]
+    )
+    governance.SetAccessPolicy(g.SetAccessPolicyRequest(resource=space, policy=policy), metadata=admin)
 
 
 def bearer(token: str) -> Metadata:

@@ -38,11 +38,13 @@ from _isolation_world import (
     ACTIVATION_CUBE,
     ADMIN,
     CUBE,
+    EDITOR,
     OWNER,
     PAYLOAD,
     SPACE,
     SPACE_ID,
     STRANGER,
+    VIEWER,
     Access,
     Code,
     Who,
@@ -51,6 +53,7 @@ from _isolation_world import (
     bearer,
     expected,
     invoke,
+    share_with_team,
     text_cube,
     unit_vector,
     upload,
@@ -88,7 +91,7 @@ def world(tmp_path_factory: pytest.TempPathFactory, embedder: Embedder) -> Itera
         )
         tokens[Who.EXPIRED] = expiring.token
 
-        for who in (Who.OWNER, Who.STRANGER):
+        for who in (Who.OWNER, Who.EDITOR, Who.VIEWER, Who.STRANGER):
             principal = governance.CreatePrincipal(
                 g.CreatePrincipalRequest(
                     principal_id=who.value, principal=principal_pb2.Principal(kind=principal_pb2.Principal.KIND_AGENT)
@@ -112,6 +115,7 @@ def world(tmp_path_factory: pytest.TempPathFactory, embedder: Embedder) -> Itera
         owner = world.owner
         space = governance.CreateSpace(g.CreateSpaceRequest(space_id=SPACE_ID), metadata=owner)
         assert space.owner == OWNER
+        share_with_team(governance, SPACE, admin)
         world.cube = vault.CreateCube(
             v.CreateCubeRequest(
                 parent=SPACE, cube_id="c", cube=text_cube("the owner's private memory"), vector=unit_vector(1)
@@ -251,6 +255,7 @@ def _create_space(w: World, cell: str) -> Target:
 
 def _delete_space(w: World, cell: str) -> Target:
     space = w.governance.CreateSpace(g.CreateSpaceRequest(space_id=cell), metadata=w.owner)
+    share_with_team(w.governance, space.name, w.admin)
     return Target(
         g.DeleteSpaceRequest(name=space.name), lambda allowed: _assert_equal(space_exists(w, space.name), not allowed)
     )
@@ -296,7 +301,7 @@ def _sees_cube(w: World, _who: Who, response: Any) -> None:
 
 def _listed_spaces(w: World, who: Who, response: g.ListSpacesResponse) -> None:
     listed = [space.name for space in response.spaces]
-    assert (SPACE in listed) == (who is not Who.STRANGER), "only the owner and admins may see S"
+    assert (SPACE in listed) == (who is not Who.STRANGER), "only its members and admins may see S"
 
 
 def _new_token_works(w: World, _who: Who, response: principal_pb2.Credential) -> None:
@@ -306,33 +311,35 @@ def _new_token_works(w: World, _who: Who, response: principal_pb2.Credential) ->
 ROWS: list[Row] = [
     Row(
         _V + "CreateCube",
-        Access.SPACE,
+        Access.SPACE_WRITE,
         True,
         _create_cube,
         lambda w, who, r: _assert_equal(r.access.owner, w.principal(who)),
     ),
-    Row(_V + "BatchCreateCubes", Access.SPACE, True, _batch_create),
+    Row(_V + "BatchCreateCubes", Access.SPACE_WRITE, True, _batch_create),
     Row(
         _V + "GetCube",
-        Access.SPACE,
+        Access.SPACE_READ,
         False,
         _fixed(v.GetCubeRequest(name=CUBE)),
         lambda w, _, r: _assert_equal(r, w.cube),
     ),
-    Row(_V + "ListCubes", Access.SPACE, False, _fixed(v.ListCubesRequest(parent=SPACE, page_size=1000)), _sees_cube),
-    Row(_V + "UpdateCube", Access.SPACE, True, _update_cube),
-    Row(_V + "DeleteCube", Access.SPACE, True, _delete_cube),
+    Row(
+        _V + "ListCubes", Access.SPACE_READ, False, _fixed(v.ListCubesRequest(parent=SPACE, page_size=1000)), _sees_cube
+    ),
+    Row(_V + "UpdateCube", Access.SPACE_WRITE, True, _update_cube),
+    Row(_V + "DeleteCube", Access.SPACE_WRITE, True, _delete_cube),
     Row(
         _V + "SearchCubes",
-        Access.SPACE,
+        Access.SPACE_READ,
         False,
         _fixed(v.SearchCubesRequest(parent=SPACE, vector=unit_vector(1), top_k=1000)),
         lambda w, _, r: _assert_equal(CUBE in [h.cube.name for h in r.results], True),
     ),
-    Row(_V + "WritePayload", Access.SPACE, True, _write_payload),
+    Row(_V + "WritePayload", Access.SPACE_WRITE, True, _write_payload),
     Row(
         _V + "ReadPayload",
-        Access.SPACE,
+        Access.SPACE_READ,
         False,
         _fixed(v.ReadPayloadRequest(name=ACTIVATION_CUBE)),
         lambda w, _, r: _assert_equal(b"".join(chunk.data for chunk in r), PAYLOAD),
@@ -340,13 +347,13 @@ ROWS: list[Row] = [
     Row(_G + "CreateSpace", Access.AUTHENTICATED, True, _create_space),
     Row(
         _G + "GetSpace",
-        Access.SPACE,
+        Access.SPACE_READ,
         False,
         _fixed(g.GetSpaceRequest(name=SPACE)),
         lambda w, _, r: _assert_equal(r.owner, OWNER),
     ),
     Row(_G + "ListSpaces", Access.AUTHENTICATED, False, _fixed(g.ListSpacesRequest(page_size=1000)), _listed_spaces),
-    Row(_G + "DeleteSpace", Access.SPACE, True, _delete_space),
+    Row(_G + "DeleteSpace", Access.SPACE_OWNER, True, _delete_space),
     Row(_G + "CreatePrincipal", Access.ADMIN, True, _create_principal),
     Row(
         _G + "GetPrincipal",
@@ -386,12 +393,17 @@ def _erase_principal_data(w: World, cell: str) -> Target:
 
 def _get_policy(w: World, _who: Who, response: Any) -> None:
     assert response.resource == SPACE
-    assert [(b.role, list(b.members)) for b in response.bindings] == [(access_pb2.ROLE_OWNER, [OWNER])]
+    assert [(b.role, list(b.members)) for b in response.bindings] == [
+        (access_pb2.ROLE_OWNER, [OWNER]),
+        (access_pb2.ROLE_EDITOR, [EDITOR]),
+        (access_pb2.ROLE_VIEWER, [VIEWER]),
+    ]
 
 
 def _set_policy(w: World, cell: str) -> Target:
     """Shares a space of the cell's own with the stranger, as a viewer."""
     space = w.governance.CreateSpace(g.CreateSpaceRequest(space_id=cell), metadata=w.owner)
+    share_with_team(w.governance, space.name, w.admin)
     policy = access_pb2.AccessPolicy(
         bindings=[
             access_pb2.AccessBinding(role=access_pb2.ROLE_OWNER, members=[OWNER]),
@@ -408,8 +420,10 @@ def _set_policy(w: World, cell: str) -> Target:
 
 
 ROWS += [
-    Row(_G + "GetAccessPolicy", Access.SPACE, False, _fixed(g.GetAccessPolicyRequest(resource=SPACE)), _get_policy),
-    Row(_G + "SetAccessPolicy", Access.SPACE, True, _set_policy),
+    Row(
+        _G + "GetAccessPolicy", Access.SPACE_OWNER, False, _fixed(g.GetAccessPolicyRequest(resource=SPACE)), _get_policy
+    ),
+    Row(_G + "SetAccessPolicy", Access.SPACE_OWNER, True, _set_policy),
     Row(_G + "ErasePrincipalData", Access.ADMIN, True, _erase_principal_data),
 ]
 

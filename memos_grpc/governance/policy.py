@@ -10,7 +10,7 @@ PERMISSION_DENIED: their existence is public. Within a space, a cube's own
 
 from __future__ import annotations
 
-from memos_grpc._proto.memos.v1 import access_pb2, cube_pb2
+from memos_grpc._proto.memos.v1 import access_pb2, cube_pb2, space_pb2
 from memos_grpc.errors import MemosError, NotFoundError, PermissionDeniedError
 from memos_grpc.governance.caller import Caller
 from memos_grpc.governance.identity import parse_credential_name, parse_principal_name, principal_name
@@ -20,6 +20,8 @@ from memos_grpc.vault.names import check_id
 from memos_grpc.vault.validation import invalid
 
 VIEWER, EDITOR, OWNER = access_pb2.ROLE_VIEWER, access_pb2.ROLE_EDITOR, access_pb2.ROLE_OWNER
+WITHHOLD, REDACT_TEXT = space_pb2.RedactionRule.ACTION_WITHHOLD, space_pb2.RedactionRule.ACTION_REDACT_TEXT
+REDACTED = "[REDACTED]"
 _NEEDED = {Check.SPACE_READ: VIEWER, Check.SPACE_WRITE: EDITOR, Check.SPACE_OWNER: OWNER}
 
 
@@ -70,13 +72,24 @@ def authorize(caller: Caller, rule: Rule, resource: str, catalog: SearchCatalog)
 
 
 class CubeVisibility:
-    """Which cubes of one space a caller sees: all of them, or those their ``access`` lets it."""
+    """Which cubes of one space a caller sees, and how.
+
+    All of them for admins and owners; otherwise those their ``access`` lets it see. A viewer
+    (and only a viewer) is also subject to the space's redaction rules for viewers: cubes with a
+    withheld sensitivity label are left out, and a redacted one comes with its text replaced.
+    """
 
     def __init__(self, caller: Caller, catalog: SearchCatalog, space_id: str) -> None:
         self.principal = caller.principal
-        self.sees_all = caller.admin or (catalog.role_of(space_id, caller.principal) or 0) >= OWNER
+        role = 0 if caller.admin else (catalog.role_of(space_id, caller.principal) or 0)
+        self.sees_all = caller.admin or role >= OWNER
+        rules = catalog.viewer_rules(space_id) if not caller.admin and role == VIEWER else {}
+        self.withheld = frozenset(label for label, action in rules.items() if action == WITHHOLD)
+        self.redacted = frozenset(label for label, action in rules.items() if action == REDACT_TEXT)
 
     def allows(self, access: CubeAccess) -> bool:
+        if self.withheld and not self.withheld.isdisjoint(access.sensitivity):
+            return False
         if self.sees_all or access.scope in (cube_pb2.CubeAccess.SCOPE_UNSPECIFIED, cube_pb2.CubeAccess.SCOPE_SPACE):
             return True
         if access.owner == self.principal:
@@ -86,16 +99,35 @@ class CubeVisibility:
     def allows_cube(self, cube: cube_pb2.MemCube) -> bool:
         return self.allows(cube_access(cube))
 
+    def redacts(self, cube: cube_pb2.MemCube) -> bool:
+        return bool(self.redacted) and not self.redacted.isdisjoint(cube.sensitivity_labels)
+
+    def shown(self, cube: cube_pb2.MemCube) -> cube_pb2.MemCube:
+        """The cube as this caller may see it: its text replaced when a redaction rule says so."""
+        if not self.redacts(cube) or not cube.HasField("plaintext"):
+            return cube
+        copy = cube_pb2.MemCube()
+        copy.CopyFrom(cube)
+        copy.plaintext.text = REDACTED
+        return copy
+
     def sql(self) -> tuple[str, list[object]]:
         """The same rule as a SQL condition over the cubes table."""
-        if self.sees_all:
-            return "TRUE", []
-        return (
-            "(access_scope IN (0, 1) OR access_owner = ? "
-            "OR (access_scope = 3 AND list_contains(access_principals, ?)))",
-            [self.principal, self.principal],
-        )
+        conditions: list[str] = []
+        params: list[object] = []
+        if self.withheld:
+            conditions.append("NOT list_has_any(sensitivity_labels, ?::VARCHAR[])")
+            params.append(sorted(self.withheld))
+        if not self.sees_all:
+            conditions.append(
+                "(access_scope IN (0, 1) OR access_owner = ? "
+                "OR (access_scope = 3 AND list_contains(access_principals, ?)))"
+            )
+            params += [self.principal, self.principal]
+        return (" AND ".join(conditions) or "TRUE"), params
 
 
 def cube_access(cube: cube_pb2.MemCube) -> CubeAccess:
-    return CubeAccess(cube.access.scope, cube.access.owner, frozenset(cube.access.principals))
+    return CubeAccess(
+        cube.access.scope, cube.access.owner, frozenset(cube.access.principals), frozenset(cube.sensitivity_labels)
+    )

@@ -16,6 +16,8 @@ from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
 from datetime import datetime
 
+from memos_grpc._proto.memos.v1 import space_pb2
+
 
 @dataclass(frozen=True)
 class CubeAccess:
@@ -24,6 +26,8 @@ class CubeAccess:
     scope: int
     owner: str
     principals: frozenset[str]
+    #: The cube's sensitivity labels, which the space's redaction rules match.
+    sensitivity: frozenset[str] = frozenset()
 
 
 @dataclass(frozen=True)
@@ -42,6 +46,7 @@ class SearchCatalog:
     def __init__(self) -> None:
         self._spaces: dict[str, dict[int, CatalogEntry]] = {}
         self._roles: dict[str, dict[str, int]] = {}
+        self._viewer_rules: dict[str, dict[str, int]] = {}
         self._lock = threading.Lock()
 
     def has_space(self, space_id: str) -> bool:
@@ -52,10 +57,15 @@ class SearchCatalog:
         roles = self._roles.get(space_id)
         return None if roles is None else roles.get(principal, 0)
 
-    def add_space(self, space_id: str, roles: Mapping[str, int]) -> None:
+    def add_space(self, space_id: str, roles: Mapping[str, int], viewer_rules: Mapping[str, int]) -> None:
+        """Registers a space with its roles and its redaction rules for viewers (label to action)."""
         with self._lock:
             self._spaces.setdefault(space_id, {})
             self._roles[space_id] = dict(roles)
+            self._viewer_rules[space_id] = dict(viewer_rules)
+
+    def viewer_rules(self, space_id: str) -> dict[str, int]:
+        return self._viewer_rules.get(space_id, {})
 
     def set_roles(self, space_id: str, roles: Mapping[str, int]) -> None:
         with self._lock:
@@ -71,6 +81,7 @@ class SearchCatalog:
         with self._lock:
             self._spaces.pop(space_id, None)
             self._roles.pop(space_id, None)
+            self._viewer_rules.pop(space_id, None)
 
     def put(self, space_id: str, entries: Iterable[CatalogRow]) -> None:
         with self._lock:
@@ -109,3 +120,19 @@ class SearchCatalog:
 
     def size(self, space_id: str) -> int:
         return len(self._spaces.get(space_id, {}))
+
+
+def viewer_rules(space: space_pb2.Space) -> dict[str, int]:
+    """A space's redaction rules for viewers: sensitivity label to action (withhold beats redact)."""
+    rules: dict[str, int] = {}
+    for rule in space.redaction_rules:
+        if rule.audience == space_pb2.RedactionRule.AUDIENCE_VIEWERS:
+            current = rules.get(rule.sensitivity_label, 0)
+            rules[rule.sensitivity_label] = max(current, int(rule.action), key=_severity)
+    return rules
+
+
+def _severity(action: int) -> int:
+    if action == space_pb2.RedactionRule.ACTION_WITHHOLD:
+        return 2
+    return 1 if action == space_pb2.RedactionRule.ACTION_REDACT_TEXT else 0

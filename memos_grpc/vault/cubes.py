@@ -247,16 +247,20 @@ class Cubes:
     def get(self, name: str, viewer: Caller) -> cube_pb2.MemCube:
         """The cube, if it exists, has not expired, and ``viewer`` may see it (else NOT_FOUND)."""
         space_id, cube_id = parse_cube_name(name)
-        visibility, visibility_params = self._visibility(viewer, space_id).sql()
+        visibility = self._visibility(viewer, space_id)
+        visibility_sql, visibility_params = visibility.sql()
         with self._context.database.read() as cursor:
             row = cursor.execute(
-                f"SELECT cube_pb FROM cubes WHERE space_id = ? AND cube_id = ? AND {LIVE} AND {visibility}",
+                f"SELECT cube_pb FROM cubes WHERE space_id = ? AND cube_id = ? AND {LIVE} AND {visibility_sql}",
                 [space_id, cube_id, self._context.clock(), *visibility_params],
             ).fetchone()
             if row is None:
                 self._context.require_space(cursor, space_id)
                 raise NotFoundError(f"cube {name} does not exist", reason="CUBE_NOT_FOUND")
-        return cube_pb2.MemCube.FromString(row[0])
+        return visibility.shown(cube_pb2.MemCube.FromString(row[0]))
+
+    def visibility(self, viewer: Caller, space_id: str) -> CubeVisibility:
+        return self._visibility(viewer, space_id)
 
     def list(self, request: vault_service_pb2.ListCubesRequest, viewer: Caller) -> tuple[list[cube_pb2.MemCube], str]:
         space_id = parse_space_name(request.parent, "parent")
@@ -264,15 +268,16 @@ class Cubes:
         size = page_size(request.page_size, settings.default_page_size, settings.max_page_size)
         compiled = compile_filter(request.filter, max_length=settings.max_filter_length)
         after = decode_token(request.page_token, request.parent, request.filter) or ""
-        visibility, visibility_params = self._visibility(viewer, space_id).sql()
+        visibility = self._visibility(viewer, space_id)
+        visibility_sql, visibility_params = visibility.sql()
         with self._context.database.read() as cursor:
             self._context.require_space(cursor, space_id)
             rows = cursor.execute(
                 f"SELECT cube_id, cube_pb FROM cubes WHERE space_id = ? AND cube_id > ? AND {LIVE} "
-                f"AND {visibility} AND ({compiled.sql}) ORDER BY cube_id LIMIT ?",
+                f"AND {visibility_sql} AND ({compiled.sql}) ORDER BY cube_id LIMIT ?",
                 [space_id, after, self._context.clock(), *visibility_params, *compiled.params, size + 1],
             ).fetchall()
-        cubes = [cube_pb2.MemCube.FromString(blob) for _, blob in rows[:size]]
+        cubes = [visibility.shown(cube_pb2.MemCube.FromString(blob)) for _, blob in rows[:size]]
         next_token = ""
         if len(rows) > size:
             next_token = encode_token(rows[size - 1][0], request.parent, request.filter)

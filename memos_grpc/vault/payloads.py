@@ -16,7 +16,7 @@ from memos_grpc.vault.blobs import parse_digest
 from memos_grpc.vault.context import VaultContext
 from memos_grpc.vault.cubes import Cubes
 from memos_grpc.vault.database import Connection
-from memos_grpc.vault.names import parse_space_name
+from memos_grpc.vault.names import parse_cube_name, parse_space_name
 from memos_grpc.vault.rows import blob_digest
 from memos_grpc.vault.validation import invalid
 
@@ -85,6 +85,12 @@ class Payloads:
         if request.read_offset < 0 or request.read_limit < 0:
             raise invalid("read_offset and read_limit must not be negative", "INVALID_RANGE")
         cube = self._cubes.get(request.name, viewer)
+        if self._cubes.visibility(viewer, parse_cube_name(request.name)[0]).redacts(cube):
+            raise FailedPreconditionError(
+                f"cube {request.name} carries a sensitivity label its space redacts for viewers; "
+                "its payload cannot be read with the viewer role",
+                reason="PAYLOAD_REDACTED",
+            )
         digest = blob_digest(cube)
         if digest is None:
             raise FailedPreconditionError(

@@ -12,7 +12,8 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from memos_grpc.vault.catalog import CubeAccess
+from memos_grpc._proto.memos.v1 import space_pb2
+from memos_grpc.vault.catalog import CubeAccess, viewer_rules
 from memos_grpc.vault.context import VaultContext
 from memos_grpc.vault.rows import vector_from_bytes
 
@@ -70,10 +71,13 @@ def repair_indexes(context: VaultContext) -> RepairReport:
 
 def load_catalog(context: VaultContext, space_id: str, roles: dict[str, int]) -> None:
     """Fills the search catalog of one space from DuckDB."""
-    context.catalog.add_space(space_id, roles)
+    with context.database.read() as cursor:
+        found = cursor.execute("SELECT space_pb FROM spaces WHERE space_id = ?", [space_id]).fetchone()
+    rules = viewer_rules(space_pb2.Space.FromString(found[0])) if found else {}
+    context.catalog.add_space(space_id, roles, rules)
     with context.database.read() as cursor:
         cursor.execute(
-            "SELECT vec_id, cube_pb, expire_time, access_scope, access_owner, access_principals "
+            "SELECT vec_id, cube_pb, expire_time, access_scope, access_owner, access_principals, sensitivity_labels "
             "FROM cubes WHERE space_id = ? AND vec_id IS NOT NULL",
             [space_id],
         )
@@ -81,7 +85,12 @@ def load_catalog(context: VaultContext, space_id: str, roles: dict[str, int]) ->
             context.catalog.put(
                 space_id,
                 (
-                    (int(v), bytes(b), e, CubeAccess(int(scope or 0), str(owner or ""), frozenset(principals or ())))
-                    for v, b, e, scope, owner, principals in batch
+                    (
+                        int(v),
+                        bytes(b),
+                        e,
+                        CubeAccess(int(scope or 0), str(owner or ""), frozenset(principals or ()), frozenset(labels)),
+                    )
+                    for v, b, e, scope, owner, principals, labels in batch
                 ),
             )

@@ -104,4 +104,8 @@ class Search:
     ) -> list[Hit]:
         """Scored labels to cubes, dropping any deleted or expired since the index saw them, or not visible."""
         live = self._context.catalog.live(space_id, (label for label, _ in scored), now, visibility.allows)
-        return [Hit(cube_pb2.MemCube.FromString(live[label]), score) for label, score in scored if label in live]
+        return [
+            Hit(visibility.shown(cube_pb2.MemCube.FromString(live[label])), score)
+            for label, score in scored
+            if label in live
+        ]

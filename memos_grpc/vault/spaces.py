@@ -6,6 +6,7 @@ import duckdb
 
 from memos_grpc._proto.memos.v1 import access_pb2, space_pb2
 from memos_grpc.errors import AlreadyExistsError, EtagMismatchError, FailedPreconditionError, NotFoundError
+from memos_grpc.vault.catalog import viewer_rules
 from memos_grpc.vault.context import VaultContext
 from memos_grpc.vault.database import Connection
 from memos_grpc.vault.names import check_id, parse_space_name, space_name
@@ -42,6 +43,7 @@ class Spaces:
         )
         if space.HasField("default_ttl"):
             stored.default_ttl.CopyFrom(space.default_ttl)
+        stored.redaction_rules.extend(checked_rules(space))
         set_timestamp(stored.create_time, now)
         set_timestamp(stored.update_time, now)
         stored.etag = make_etag(stored.name, 1, now)
@@ -58,7 +60,8 @@ class Spaces:
             return stored
 
         return self._context.database.write(
-            apply, lambda _: self._context.catalog.add_space(space_id, {owner: access_pb2.ROLE_OWNER})
+            apply,
+            lambda _: self._context.catalog.add_space(space_id, {owner: access_pb2.ROLE_OWNER}, viewer_rules(stored)),
         )
 
     def get(self, name: str) -> space_pb2.Space:
@@ -165,6 +168,26 @@ class Spaces:
             return policy_message(resource, roles, etag)
 
         return self._context.database.write(apply, lambda _: self._context.catalog.set_roles(space_id, roles))
+
+
+def checked_rules(space: space_pb2.Space) -> list[space_pb2.RedactionRule]:
+    rules = list(space.redaction_rules)
+    if len(rules) > 64:
+        raise invalid("space.redaction_rules has more than 64 rules", "INVALID_REDACTION_RULE")
+    for index, rule in enumerate(rules):
+        if not 1 <= len(rule.sensitivity_label) <= 64:
+            raise invalid(
+                f"space.redaction_rules[{index}].sensitivity_label must be 1..64 characters", "INVALID_REDACTION_RULE"
+            )
+        if rule.action not in (space_pb2.RedactionRule.ACTION_WITHHOLD, space_pb2.RedactionRule.ACTION_REDACT_TEXT):
+            raise invalid(
+                f"space.redaction_rules[{index}].action must be WITHHOLD or REDACT_TEXT", "INVALID_REDACTION_RULE"
+            )
+        if rule.audience not in (space_pb2.RedactionRule.AUDIENCE_VIEWERS, space_pb2.RedactionRule.AUDIENCE_EXPORT):
+            raise invalid(
+                f"space.redaction_rules[{index}].audience must be VIEWERS or EXPORT", "INVALID_REDACTION_RULE"
+            )
+    return rules
 
 
 def roles_of(policy: access_pb2.AccessPolicy, known: set[str]) -> dict[str, int]:

@@ -26,7 +26,7 @@ from google.protobuf import duration_pb2 as google_dot_protobuf_dot_duration__pb
 from google.protobuf import timestamp_pb2 as google_dot_protobuf_dot_timestamp__pb2
 
 
-DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x14memos/v1/space.proto\x12\x08memos.v1\x1a\x1egoogle/protobuf/duration.proto\x1a\x1fgoogle/protobuf/timestamp.proto\"\xfa\x03\n\x05Space\x12\x12\n\x04name\x18\x01 \x01(\tR\x04name\x12!\n\x0c\x64isplay_name\x18\x02 \x01(\tR\x0b\x64isplayName\x12 \n\x0b\x64\x65scription\x18\x03 \x01(\tR\x0b\x64\x65scription\x12;\n\x0b\x63reate_time\x18\x04 \x01(\x0b\x32\x1a.google.protobuf.TimestampR\ncreateTime\x12;\n\x0bupdate_time\x18\x05 \x01(\x0b\x32\x1a.google.protobuf.TimestampR\nupdateTime\x12\x33\n\x06labels\x18\x06 \x03(\x0b\x32\x1b.memos.v1.Space.LabelsEntryR\x06labels\x12\x12\n\x04\x65tag\x18\x07 \x01(\tR\x04\x65tag\x12)\n\x10vector_dimension\x18\x08 \x01(\x05R\x0fvectorDimension\x12\x1d\n\ncube_count\x18\t \x01(\x03R\tcubeCount\x12\x14\n\x05owner\x18\n \x01(\tR\x05owner\x12:\n\x0b\x64\x65\x66\x61ult_ttl\x18\x0b \x01(\x0b\x32\x19.google.protobuf.DurationR\ndefaultTtl\x1a\x39\n\x0bLabelsEntry\x12\x10\n\x03key\x18\x01 \x01(\tR\x03key\x12\x14\n\x05value\x18\x02 \x01(\tR\x05value:\x02\x38\x01\x62\x06proto3')
+DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x14memos/v1/space.proto\x12\x08memos.v1\x1a\x1egoogle/protobuf/duration.proto\x1a\x1fgoogle/protobuf/timestamp.proto\"\xbc\x04\n\x05Space\x12\x12\n\x04name\x18\x01 \x01(\tR\x04name\x12!\n\x0c\x64isplay_name\x18\x02 \x01(\tR\x0b\x64isplayName\x12 \n\x0b\x64\x65scription\x18\x03 \x01(\tR\x0b\x64\x65scription\x12;\n\x0b\x63reate_time\x18\x04 \x01(\x0b\x32\x1a.google.protobuf.TimestampR\ncreateTime\x12;\n\x0bupdate_time\x18\x05 \x01(\x0b\x32\x1a.google.protobuf.TimestampR\nupdateTime\x12\x33\n\x06labels\x18\x06 \x03(\x0b\x32\x1b.memos.v1.Space.LabelsEntryR\x06labels\x12\x12\n\x04\x65tag\x18\x07 \x01(\tR\x04\x65tag\x12)\n\x10vector_dimension\x18\x08 \x01(\x05R\x0fvectorDimension\x12\x1d\n\ncube_count\x18\t \x01(\x03R\tcubeCount\x12\x14\n\x05owner\x18\n \x01(\tR\x05owner\x12:\n\x0b\x64\x65\x66\x61ult_ttl\x18\x0b \x01(\x0b\x32\x19.google.protobuf.DurationR\ndefaultTtl\x12@\n\x0fredaction_rules\x18\x0c \x03(\x0b\x32\x17.memos.v1.RedactionRuleR\x0eredactionRules\x1a\x39\n\x0bLabelsEntry\x12\x10\n\x03key\x18\x01 \x01(\tR\x03key\x12\x14\n\x05value\x18\x02 \x01(\tR\x05value:\x02\x38\x01\"\xd2\x02\n\rRedactionRule\x12+\n\x11sensitivity_label\x18\x01 \x01(\tR\x10sensitivityLabel\x12\x36\n\x06\x61\x63tion\x18\x02 \x01(\x0e\x32\x1e.memos.v1.RedactionRule.ActionR\x06\x61\x63tion\x12<\n\x08\x61udience\x18\x03 \x01(\x0e\x32 .memos.v1.RedactionRule.AudienceR\x08\x61udience\"M\n\x06\x41\x63tion\x12\x16\n\x12\x41\x43TION_UNSPECIFIED\x10\x00\x12\x13\n\x0f\x41\x43TION_WITHHOLD\x10\x01\x12\x16\n\x12\x41\x43TION_REDACT_TEXT\x10\x02\"O\n\x08\x41udience\x12\x18\n\x14\x41UDIENCE_UNSPECIFIED\x10\x00\x12\x14\n\x10\x41UDIENCE_VIEWERS\x10\x01\x12\x13\n\x0f\x41UDIENCE_EXPORT\x10\x02\x62\x06proto3')
 
 _globals = globals()
 _builder.BuildMessageAndEnumDescriptors(DESCRIPTOR, _globals)
@@ -36,7 +36,13 @@ if not _descriptor._USE_C_DESCRIPTORS:
   _globals['_SPACE_LABELSENTRY']._loaded_options = None
   _globals['_SPACE_LABELSENTRY']._serialized_options = b'8\001'
   _globals['_SPACE']._serialized_start=100
-  _globals['_SPACE']._serialized_end=606
-  _globals['_SPACE_LABELSENTRY']._serialized_start=549
-  _globals['_SPACE_LABELSENTRY']._serialized_end=606
+  _globals['_SPACE']._serialized_end=672
+  _globals['_SPACE_LABELSENTRY']._serialized_start=615
+  _globals['_SPACE_LABELSENTRY']._serialized_end=672
+  _globals['_REDACTIONRULE']._serialized_start=675
+  _globals['_REDACTIONRULE']._serialized_end=1013
+  _globals['_REDACTIONRULE_ACTION']._serialized_start=855
+  _globals['_REDACTIONRULE_ACTION']._serialized_end=932
+  _globals['_REDACTIONRULE_AUDIENCE']._serialized_start=934
+  _globals['_REDACTIONRULE_AUDIENCE']._serialized_end=1013
 # @@protoc_insertion_point(module_scope)

@@ -1,0 +1,115 @@
+"""Redaction for viewers: withheld cubes are absent, redacted ones lose their text, everywhere a viewer reads."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import grpc
+import numpy as np
+import pytest
+from conftest import start_server
+from memos_test_support import admin_token, authorized_channel
+
+from memos_grpc._proto.memos.v1 import access_pb2, cube_pb2, principal_pb2, space_pb2
+from memos_grpc._proto.memos.v1 import governance_service_pb2 as g
+from memos_grpc._proto.memos.v1 import vault_service_pb2 as v
+from memos_grpc._proto.memos.v1.governance_service_pb2_grpc import GovernanceServiceStub
+from memos_grpc._proto.memos.v1.vault_service_pb2_grpc import VaultServiceStub
+from memos_grpc.embedding.embedder import Embedder
+
+Rule = space_pb2.RedactionRule
+SPACE = "spaces/clinic"
+
+
+def unit(seed: int) -> v.Vector:
+    vector = np.random.default_rng(seed).normal(size=384)
+    return v.Vector(values=list(vector / np.linalg.norm(vector)))
+
+
+def text_cube(text: str, *labels: str) -> cube_pb2.MemCube:
+    return cube_pb2.MemCube(plaintext=cube_pb2.PlaintextPayload(text=text), sensitivity_labels=list(labels))
+
+
+def seen(vault: VaultServiceStub) -> dict[str, str]:
+    cubes = vault.ListCubes(v.ListCubesRequest(parent=SPACE)).cubes
+    # Only plaintext cubes have vectors, so only they can be found by search.
+    listed = {c.name.rsplit("/", 1)[1]: c.plaintext.text for c in cubes if c.HasField("plaintext")}
+    for filter_text in ("", "priority >= 0"):
+        hits = vault.SearchCubes(v.SearchCubesRequest(parent=SPACE, vector=unit(1), top_k=10, filter=filter_text))
+        assert {h.cube.name.rsplit("/", 1)[1]: h.cube.plaintext.text for h in hits.results} == listed
+    return listed
+
+
+def test_viewers_get_withheld_and_redacted_cubes_editors_do_not(tmp_path: Path, embedder: Embedder) -> None:
+    data_dir = tmp_path / "data"
+    server = start_server(data_dir, embedder)
+    admin = authorized_channel(server.address, admin_token(server))
+    governance = GovernanceServiceStub(admin)
+    rules = [
+        Rule(sensitivity_label="pii", action=Rule.ACTION_WITHHOLD, audience=Rule.AUDIENCE_VIEWERS),
+        Rule(sensitivity_label="secret", action=Rule.ACTION_REDACT_TEXT, audience=Rule.AUDIENCE_VIEWERS),
+        Rule(sensitivity_label="internal", action=Rule.ACTION_WITHHOLD, audience=Rule.AUDIENCE_EXPORT),
+    ]
+    governance.CreateSpace(g.CreateSpaceRequest(space_id="clinic", space=space_pb2.Space(redaction_rules=rules)))
+    tokens = {}
+    for name in ("viewer", "editor"):
+        governance.CreatePrincipal(g.CreatePrincipalRequest(principal_id=name, principal=principal_pb2.Principal()))
+        tokens[name] = governance.CreateCredential(g.CreateCredentialRequest(parent=f"principals/{name}")).token
+    policy = access_pb2.AccessPolicy(
+        bindings=[
+            access_pb2.AccessBinding(role=access_pb2.ROLE_OWNER, members=["principals/admin"]),
+            access_pb2.AccessBinding(role=access_pb2.ROLE_EDITOR, members=["principals/editor"]),
+            access_pb2.AccessBinding(role=access_pb2.ROLE_VIEWER, members=["principals/viewer"]),
+        ]
+    )
+    governance.SetAccessPolicy(g.SetAccessPolicyRequest(resource=SPACE, policy=policy))
+    owner_vault = VaultServiceStub(admin)
+    for seed, (cube_id, cube) in enumerate(
+        [
+            ("plain", text_cube("the clinic opens at nine")),
+            ("diagnosis", text_cube("Ann has asthma", "pii")),
+            ("code", text_cube("the door code is 4711", "secret")),
+            ("memo", text_cube("staff memo", "internal")),
+        ]
+    ):
+        owner_vault.CreateCube(v.CreateCubeRequest(parent=SPACE, cube_id=cube_id, cube=cube, vector=unit(seed)))
+    blob = owner_vault.WritePayload(iter([v.WritePayloadRequest(parent=SPACE, data=b"weights")])).blob
+    secret_adapter = cube_pb2.MemCube(
+        parametric=cube_pb2.ParametricPayload(blob=blob, model_fingerprint="m@sha256:0"), sensitivity_labels=["secret"]
+    )
+    owner_vault.CreateCube(v.CreateCubeRequest(parent=SPACE, cube_id="adapter", cube=secret_adapter))
+
+    everything = {
+        "plain": "the clinic opens at nine",
+        "diagnosis": "Ann has asthma",
+        "code": "the door code is 4711",
+        "memo": "staff memo",
+    }
+    for restart in (False, True):
+        if restart:  # the rules come back from DuckDB with the space
+            server.stop(grace=1)
+            server = start_server(data_dir, embedder)
+        viewer = VaultServiceStub(authorized_channel(server.address, tokens["viewer"]))
+        editor = VaultServiceStub(authorized_channel(server.address, tokens["editor"]))
+        assert seen(editor) == everything
+        assert seen(viewer) == {"plain": "the clinic opens at nine", "code": "[REDACTED]", "memo": "staff memo"}
+        with pytest.raises(grpc.RpcError) as withheld:
+            viewer.GetCube(v.GetCubeRequest(name=f"{SPACE}/cubes/diagnosis"))
+        assert withheld.value.code() == grpc.StatusCode.NOT_FOUND
+        assert viewer.GetCube(v.GetCubeRequest(name=f"{SPACE}/cubes/code")).plaintext.text == "[REDACTED]"
+        with pytest.raises(grpc.RpcError) as refused:
+            b"".join(c.data for c in viewer.ReadPayload(v.ReadPayloadRequest(name=f"{SPACE}/cubes/adapter")))
+        assert refused.value.code() == grpc.StatusCode.FAILED_PRECONDITION
+        editor_bytes = editor.ReadPayload(v.ReadPayloadRequest(name=f"{SPACE}/cubes/adapter"))
+        assert b"".join(c.data for c in editor_bytes) == b"weights"
+    admin.close()
+    server.stop(grace=1)
+
+
+def test_bad_redaction_rules_are_refused(fresh_server: object) -> None:
+    channel = authorized_channel(fresh_server.address, admin_token(fresh_server))  # type: ignore[attr-defined]
+    bad = space_pb2.Space(redaction_rules=[Rule(sensitivity_label="", action=Rule.ACTION_WITHHOLD)])
+    with pytest.raises(grpc.RpcError) as refused:
+        GovernanceServiceStub(channel).CreateSpace(g.CreateSpaceRequest(space_id="bad", space=bad))
+    assert refused.value.code() == grpc.StatusCode.INVALID_ARGUMENT
+    channel.close()

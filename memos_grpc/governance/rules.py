@@ -61,6 +61,7 @@ RULES: dict[str, Rule] = {
     _G + "CreateSpace": Rule(Check.AUTHENTICATED, "space_id", mutating=True),
     _G + "GetSpace": Rule(Check.SPACE_READ, "name"),
     _G + "ListSpaces": Rule(Check.AUTHENTICATED),
+    _G + "UpdateSpace": Rule(Check.SPACE_OWNER, "space.name", mutating=True),
     _G + "DeleteSpace": Rule(Check.SPACE_OWNER, "name", mutating=True),
     _G + "GetAccessPolicy": Rule(Check.SPACE_OWNER, "resource"),
     _G + "SetAccessPolicy": Rule(Check.SPACE_OWNER, "resource", mutating=True),

@@ -123,6 +123,11 @@ class GovernanceServicer(governance_service_pb2_grpc.GovernanceServiceServicer):
         spaces, token = self._slot.get().spaces.list(request.page_size, request.page_token, member)
         return governance_service_pb2.ListSpacesResponse(spaces=spaces, next_page_token=token)
 
+    def UpdateSpace(
+        self, request: governance_service_pb2.UpdateSpaceRequest, context: grpc.ServicerContext
+    ) -> space_pb2.Space:
+        return self._slot.get().spaces.update(request.space, list(request.update_mask.paths))
+
     def DeleteSpace(
         self, request: governance_service_pb2.DeleteSpaceRequest, context: grpc.ServicerContext
     ) -> empty_pb2.Empty:

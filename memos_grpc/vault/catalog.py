@@ -64,6 +64,11 @@ class SearchCatalog:
             self._roles[space_id] = dict(roles)
             self._viewer_rules[space_id] = dict(viewer_rules)
 
+    def set_viewer_rules(self, space_id: str, viewer_rules: Mapping[str, int]) -> None:
+        with self._lock:
+            if space_id in self._viewer_rules:
+                self._viewer_rules[space_id] = dict(viewer_rules)
+
     def viewer_rules(self, space_id: str) -> dict[str, int]:
         return self._viewer_rules.get(space_id, {})
 

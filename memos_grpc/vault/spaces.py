@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import duckdb
+from google.protobuf import field_mask_pb2
 
 from memos_grpc._proto.memos.v1 import access_pb2, space_pb2
 from memos_grpc.errors import AlreadyExistsError, EtagMismatchError, FailedPreconditionError, NotFoundError
@@ -25,13 +26,7 @@ class Spaces:
     def create(self, space_id: str, space: space_pb2.Space, owner: str) -> space_pb2.Space:
         """Creates a space owned by ``owner`` (a principal name)."""
         check_id(space_id, "space_id")
-        if len(space.display_name) > MAX_DISPLAY_NAME:
-            raise invalid(f"space.display_name is longer than {MAX_DISPLAY_NAME} characters", "FIELD_TOO_LONG")
-        if len(space.description) > MAX_DESCRIPTION:
-            raise invalid(f"space.description is longer than {MAX_DESCRIPTION} characters", "FIELD_TOO_LONG")
-        check_labels(dict(space.labels))
-        if space.HasField("default_ttl") and space.default_ttl.ToTimedelta().total_seconds() < 1:
-            raise invalid("space.default_ttl must be at least 1 second", "INVALID_TTL")
+        check_space_fields(space)
         now = self._context.clock()
         stored = space_pb2.Space(
             name=space_name(space_id),
@@ -63,6 +58,51 @@ class Spaces:
             apply,
             lambda _: self._context.catalog.add_space(space_id, {owner: access_pb2.ROLE_OWNER}, viewer_rules(stored)),
         )
+
+    def update(self, given: space_pb2.Space, paths: list[str]) -> space_pb2.Space:
+        """Applies the masked fields of ``given`` to the space named by ``given.name`` (AIP-134)."""
+        space_id = parse_space_name(given.name, "space.name")
+        if not paths:
+            raise invalid("update_mask is required: name the fields to change (AIP-134)", "MISSING_UPDATE_MASK")
+        unknown = sorted(set(paths) - SPACE_UPDATABLE)
+        if unknown:
+            raise invalid(
+                f"update_mask names field(s) that cannot be updated: {', '.join(unknown)}; "
+                f"updatable: {', '.join(sorted(SPACE_UPDATABLE))}",
+                "INVALID_UPDATE_MASK",
+            )
+        check_space_fields(given)
+        rules = checked_rules(given)
+        now = self._context.clock()
+
+        def apply(cursor: Connection) -> space_pb2.Space:
+            row = cursor.execute("SELECT space_pb FROM spaces WHERE space_id = ?", [space_id]).fetchone()
+            if row is None:
+                raise NotFoundError(f"space {given.name} does not exist", reason="SPACE_NOT_FOUND")
+            stored = space_pb2.Space.FromString(row[0])
+            if given.etag and given.etag != stored.etag:
+                raise EtagMismatchError(
+                    f"etag {given.etag!r} is stale for {given.name}; get the space again", reason="ETAG_MISMATCH"
+                )
+            changes = space_pb2.Space()
+            changes.CopyFrom(given)
+            del changes.redaction_rules[:]
+            changes.redaction_rules.extend(rules)
+            field_mask_pb2.FieldMask(paths=paths).MergeMessage(
+                changes, stored, replace_message_field=True, replace_repeated_field=True
+            )
+            set_timestamp(stored.update_time, now)
+            stored.etag = make_etag(stored.name, int(now.timestamp() * 1e6), now)
+            cursor.execute(
+                "UPDATE spaces SET space_pb = ?, etag = ? WHERE space_id = ?",
+                [stored.SerializeToString(), stored.etag, space_id],
+            )
+            return stored
+
+        def after_commit(stored: space_pb2.Space) -> None:
+            self._context.catalog.set_viewer_rules(space_id, viewer_rules(stored))
+
+        return self._context.database.write(apply, after_commit)
 
     def get(self, name: str) -> space_pb2.Space:
         space_id = parse_space_name(name)
@@ -168,6 +208,19 @@ class Spaces:
             return policy_message(resource, roles, etag)
 
         return self._context.database.write(apply, lambda _: self._context.catalog.set_roles(space_id, roles))
+
+
+SPACE_UPDATABLE = frozenset({"display_name", "description", "labels", "default_ttl", "redaction_rules"})
+
+
+def check_space_fields(space: space_pb2.Space) -> None:
+    if len(space.display_name) > MAX_DISPLAY_NAME:
+        raise invalid(f"space.display_name is longer than {MAX_DISPLAY_NAME} characters", "FIELD_TOO_LONG")
+    if len(space.description) > MAX_DESCRIPTION:
+        raise invalid(f"space.description is longer than {MAX_DESCRIPTION} characters", "FIELD_TOO_LONG")
+    check_labels(dict(space.labels))
+    if space.HasField("default_ttl") and space.default_ttl.ToTimedelta().total_seconds() < 1:
+        raise invalid("space.default_ttl must be at least 1 second", "INVALID_TTL")
 
 
 def checked_rules(space: space_pb2.Space) -> list[space_pb2.RedactionRule]:

@@ -63,7 +63,7 @@ from google.protobuf import field_mask_pb2, timestamp_pb2
 from google.protobuf.message import Message
 from memos_test_support import admin_token
 
-from memos_grpc._proto.memos.v1 import access_pb2, audit_pb2, cube_pb2, principal_pb2
+from memos_grpc._proto.memos.v1 import access_pb2, audit_pb2, cube_pb2, principal_pb2, space_pb2
 from memos_grpc._proto.memos.v1 import governance_service_pb2 as g
 from memos_grpc._proto.memos.v1 import vault_service_pb2 as v
 from memos_grpc._proto.memos.v1.governance_service_pb2_grpc import GovernanceServiceStub
@@ -261,6 +261,23 @@ def _delete_space(w: World, cell: str) -> Target:
     )
 
 
+def _update_space(w: World, cell: str) -> Target:
+    space = w.governance.CreateSpace(g.CreateSpaceRequest(space_id=cell), metadata=w.owner)
+    share_with_team(w.governance, space.name, w.admin)
+
+    def effect(allowed: bool) -> None:
+        now = w.governance.GetSpace(g.GetSpaceRequest(name=space.name), metadata=w.admin)
+        _assert_equal(now.display_name == "renamed", allowed)
+
+    return Target(
+        g.UpdateSpaceRequest(
+            space=space_pb2.Space(name=space.name, display_name="renamed"),
+            update_mask=field_mask_pb2.FieldMask(paths=["display_name"]),
+        ),
+        effect,
+    )
+
+
 def _create_principal(w: World, cell: str) -> Target:
     return Target(
         g.CreatePrincipalRequest(principal_id=cell),
@@ -353,6 +370,7 @@ ROWS: list[Row] = [
         lambda w, _, r: _assert_equal(r.owner, OWNER),
     ),
     Row(_G + "ListSpaces", Access.AUTHENTICATED, False, _fixed(g.ListSpacesRequest(page_size=1000)), _listed_spaces),
+    Row(_G + "UpdateSpace", Access.SPACE_OWNER, True, _update_space),
     Row(_G + "DeleteSpace", Access.SPACE_OWNER, True, _delete_space),
     Row(_G + "CreatePrincipal", Access.ADMIN, True, _create_principal),
     Row(

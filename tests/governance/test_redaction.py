@@ -8,6 +8,7 @@ import grpc
 import numpy as np
 import pytest
 from conftest import start_server
+from google.protobuf import field_mask_pb2
 from memos_test_support import admin_token, authorized_channel
 
 from memos_grpc._proto.memos.v1 import access_pb2, cube_pb2, principal_pb2, space_pb2
@@ -112,4 +113,35 @@ def test_bad_redaction_rules_are_refused(fresh_server: object) -> None:
     with pytest.raises(grpc.RpcError) as refused:
         GovernanceServiceStub(channel).CreateSpace(g.CreateSpaceRequest(space_id="bad", space=bad))
     assert refused.value.code() == grpc.StatusCode.INVALID_ARGUMENT
+    channel.close()
+
+
+def test_rules_and_ttl_change_with_update_space(fresh_server: object) -> None:
+    channel = authorized_channel(fresh_server.address, admin_token(fresh_server))  # type: ignore[attr-defined]
+    governance, vault = GovernanceServiceStub(channel), VaultServiceStub(channel)
+    created = governance.CreateSpace(g.CreateSpaceRequest(space_id="evolving"))
+    rule = Rule(sensitivity_label="pii", action=Rule.ACTION_WITHHOLD, audience=Rule.AUDIENCE_VIEWERS)
+    change = space_pb2.Space(name=created.name, etag=created.etag, redaction_rules=[rule], display_name="ignored")
+    change.default_ttl.FromSeconds(3600)
+    updated = governance.UpdateSpace(
+        g.UpdateSpaceRequest(
+            space=change, update_mask=field_mask_pb2.FieldMask(paths=["redaction_rules", "default_ttl"])
+        )
+    )
+    assert [r.sensitivity_label for r in updated.redaction_rules] == ["pii"] and updated.default_ttl.seconds == 3600
+    assert updated.display_name == "" and updated.etag != created.etag
+    cube = vault.CreateCube(v.CreateCubeRequest(parent=created.name, cube=text_cube("x"), vector=unit(9)))
+    assert cube.expire_time.seconds - cube.create_time.seconds in (3599, 3600)
+    with pytest.raises(grpc.RpcError) as stale:
+        governance.UpdateSpace(
+            g.UpdateSpaceRequest(space=change, update_mask=field_mask_pb2.FieldMask(paths=["default_ttl"]))
+        )
+    assert stale.value.code() == grpc.StatusCode.ABORTED
+    with pytest.raises(grpc.RpcError) as bad:
+        governance.UpdateSpace(
+            g.UpdateSpaceRequest(
+                space=space_pb2.Space(name=created.name), update_mask=field_mask_pb2.FieldMask(paths=["owner"])
+            )
+        )
+    assert bad.value.code() == grpc.StatusCode.INVALID_ARGUMENT
     channel.close()

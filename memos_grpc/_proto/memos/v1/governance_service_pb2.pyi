@@ -1,4 +1,5 @@
 from google.protobuf import empty_pb2 as _empty_pb2
+from google.protobuf import field_mask_pb2 as _field_mask_pb2
 from memos_grpc._proto.memos.v1 import access_pb2 as _access_pb2
 from memos_grpc._proto.memos.v1 import audit_pb2 as _audit_pb2
 from memos_grpc._proto.memos.v1 import principal_pb2 as _principal_pb2
@@ -40,6 +41,14 @@ class ListSpacesResponse(_message.Message):
     spaces: _containers.RepeatedCompositeFieldContainer[_space_pb2.Space]
     next_page_token: str
     def __init__(self, spaces: _Optional[_Iterable[_Union[_space_pb2.Space, _Mapping]]] = ..., next_page_token: _Optional[str] = ...) -> None: ...
+
+class UpdateSpaceRequest(_message.Message):
+    __slots__ = ("space", "update_mask")
+    SPACE_FIELD_NUMBER: _ClassVar[int]
+    UPDATE_MASK_FIELD_NUMBER: _ClassVar[int]
+    space: _space_pb2.Space
+    update_mask: _field_mask_pb2.FieldMask
+    def __init__(self, space: _Optional[_Union[_space_pb2.Space, _Mapping]] = ..., update_mask: _Optional[_Union[_field_mask_pb2.FieldMask, _Mapping]] = ...) -> None: ...
 
 class DeleteSpaceRequest(_message.Message):
     __slots__ = ("name", "force", "etag")

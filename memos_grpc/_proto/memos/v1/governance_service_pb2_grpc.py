@@ -55,6 +55,11 @@ class GovernanceServiceStub:
                 request_serializer=memos_dot_v1_dot_governance__service__pb2.ListSpacesRequest.SerializeToString,
                 response_deserializer=memos_dot_v1_dot_governance__service__pb2.ListSpacesResponse.FromString,
                 _registered_method=True)
+        self.UpdateSpace = channel.unary_unary(
+                '/memos.v1.GovernanceService/UpdateSpace',
+                request_serializer=memos_dot_v1_dot_governance__service__pb2.UpdateSpaceRequest.SerializeToString,
+                response_deserializer=memos_dot_v1_dot_space__pb2.Space.FromString,
+                _registered_method=True)
         self.DeleteSpace = channel.unary_unary(
                 '/memos.v1.GovernanceService/DeleteSpace',
                 request_serializer=memos_dot_v1_dot_governance__service__pb2.DeleteSpaceRequest.SerializeToString,
@@ -138,6 +143,13 @@ class GovernanceServiceServicer:
 
     def ListSpaces(self, request, context):
         """Lists the spaces the caller may see, in name order.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def UpdateSpace(self, request, context):
+        """Updates the fields of a space named by the update mask (its owners).
         """
         context.set_code(grpc.StatusCode.UNIMPLEMENTED)
         context.set_details('Method not implemented!')
@@ -244,6 +256,11 @@ def add_GovernanceServiceServicer_to_server(servicer, server):
                     servicer.ListSpaces,
                     request_deserializer=memos_dot_v1_dot_governance__service__pb2.ListSpacesRequest.FromString,
                     response_serializer=memos_dot_v1_dot_governance__service__pb2.ListSpacesResponse.SerializeToString,
+            ),
+            'UpdateSpace': grpc.unary_unary_rpc_method_handler(
+                    servicer.UpdateSpace,
+                    request_deserializer=memos_dot_v1_dot_governance__service__pb2.UpdateSpaceRequest.FromString,
+                    response_serializer=memos_dot_v1_dot_space__pb2.Space.SerializeToString,
             ),
             'DeleteSpace': grpc.unary_unary_rpc_method_handler(
                     servicer.DeleteSpace,
@@ -389,6 +406,33 @@ class GovernanceService:
             '/memos.v1.GovernanceService/ListSpaces',
             memos_dot_v1_dot_governance__service__pb2.ListSpacesRequest.SerializeToString,
             memos_dot_v1_dot_governance__service__pb2.ListSpacesResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def UpdateSpace(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/memos.v1.GovernanceService/UpdateSpace',
+            memos_dot_v1_dot_governance__service__pb2.UpdateSpaceRequest.SerializeToString,
+            memos_dot_v1_dot_space__pb2.Space.FromString,
             options,
             channel_credentials,
             insecure,

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import enum
 import hashlib
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -237,3 +237,31 @@ def invoke(w: World, method: str, request: Message | Sequence[Message], md: Meta
     except grpc.RpcError as error:
         return Outcome(error.code(), reason_of(error), None)
     return Outcome(Code.OK, "", response)
+
+
+# -- what exists, as the admin sees it ----------------------------------------------------
+
+
+def _exists(call: Callable[[], object]) -> bool:
+    try:
+        call()
+    except grpc.RpcError as error:
+        assert error.code() is Code.NOT_FOUND, error
+        return False
+    return True
+
+
+def cube_exists(w: World, name: str) -> bool:
+    return _exists(lambda: w.vault.GetCube(v.GetCubeRequest(name=name), metadata=w.admin))
+
+
+def space_exists(w: World, name: str) -> bool:
+    return _exists(lambda: w.governance.GetSpace(g.GetSpaceRequest(name=name), metadata=w.admin))
+
+
+def principal_exists(w: World, name: str) -> bool:
+    return _exists(lambda: w.governance.GetPrincipal(g.GetPrincipalRequest(name=name), metadata=w.admin))
+
+
+def assert_effect(actual: object, wanted: object) -> None:
+    assert actual == wanted, f"the call's effect: got {actual}, wanted {wanted}"

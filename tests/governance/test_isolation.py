@@ -46,14 +46,17 @@ from _isolation_world import (
     STRANGER,
     VIEWER,
     Access,
-    Code,
     Who,
     World,
     access_of,
+    assert_effect,
     bearer,
+    cube_exists,
     expected,
     invoke,
+    principal_exists,
     share_with_team,
+    space_exists,
     text_cube,
     unit_vector,
     upload,
@@ -167,27 +170,6 @@ class Row:
     response: Callable[[World, Who, Any], None] | None = None
 
 
-def _exists(call: Callable[[], object]) -> bool:
-    try:
-        call()
-    except grpc.RpcError as error:
-        assert error.code() is Code.NOT_FOUND, error
-        return False
-    return True
-
-
-def cube_exists(w: World, name: str) -> bool:
-    return _exists(lambda: w.vault.GetCube(v.GetCubeRequest(name=name), metadata=w.admin))
-
-
-def space_exists(w: World, name: str) -> bool:
-    return _exists(lambda: w.governance.GetSpace(g.GetSpaceRequest(name=name), metadata=w.admin))
-
-
-def principal_exists(w: World, name: str) -> bool:
-    return _exists(lambda: w.governance.GetPrincipal(g.GetPrincipalRequest(name=name), metadata=w.admin))
-
-
 def owned_cube(w: World, cell: str) -> cube_pb2.MemCube:
     """A cube of the cell's own in S, created by the owner."""
     return w.vault.CreateCube(
@@ -199,7 +181,7 @@ def owned_cube(w: World, cell: str) -> cube_pb2.MemCube:
 def _create_cube(w: World, cell: str) -> Target:
     name = f"{SPACE}/cubes/{cell}"
     request = v.CreateCubeRequest(parent=SPACE, cube_id=cell, cube=text_cube("new memory"), vector=unit_vector(2))
-    return Target(request, lambda allowed: _assert_equal(cube_exists(w, name), allowed))
+    return Target(request, lambda allowed: assert_effect(cube_exists(w, name), allowed))
 
 
 def _batch_create(w: World, cell: str) -> Target:
@@ -212,7 +194,7 @@ def _batch_create(w: World, cell: str) -> Target:
         ],
     )
     return Target(
-        request, lambda allowed: _assert_equal([cube_exists(w, f"{SPACE}/cubes/{i}") for i in ids], [allowed] * 2)
+        request, lambda allowed: assert_effect([cube_exists(w, f"{SPACE}/cubes/{i}") for i in ids], [allowed] * 2)
     )
 
 
@@ -232,7 +214,7 @@ def _update_cube(w: World, cell: str) -> Target:
 def _delete_cube(w: World, cell: str) -> Target:
     cube = owned_cube(w, cell)
     return Target(
-        v.DeleteCubeRequest(name=cube.name), lambda allowed: _assert_equal(cube_exists(w, cube.name), not allowed)
+        v.DeleteCubeRequest(name=cube.name), lambda allowed: assert_effect(cube_exists(w, cube.name), not allowed)
     )
 
 
@@ -244,12 +226,12 @@ def _write_payload(w: World, cell: str) -> Target:
         v.WritePayloadRequest(parent=SPACE, expected_digest=f"sha256:{digest}"),
         v.WritePayloadRequest(data=data),
     ]
-    return Target(request, lambda allowed: _assert_equal(path.is_file(), allowed))
+    return Target(request, lambda allowed: assert_effect(path.is_file(), allowed))
 
 
 def _create_space(w: World, cell: str) -> Target:
     return Target(
-        g.CreateSpaceRequest(space_id=cell), lambda allowed: _assert_equal(space_exists(w, f"spaces/{cell}"), allowed)
+        g.CreateSpaceRequest(space_id=cell), lambda allowed: assert_effect(space_exists(w, f"spaces/{cell}"), allowed)
     )
 
 
@@ -257,7 +239,7 @@ def _delete_space(w: World, cell: str) -> Target:
     space = w.governance.CreateSpace(g.CreateSpaceRequest(space_id=cell), metadata=w.owner)
     share_with_team(w.governance, space.name, w.admin)
     return Target(
-        g.DeleteSpaceRequest(name=space.name), lambda allowed: _assert_equal(space_exists(w, space.name), not allowed)
+        g.DeleteSpaceRequest(name=space.name), lambda allowed: assert_effect(space_exists(w, space.name), not allowed)
     )
 
 
@@ -267,7 +249,7 @@ def _update_space(w: World, cell: str) -> Target:
 
     def effect(allowed: bool) -> None:
         now = w.governance.GetSpace(g.GetSpaceRequest(name=space.name), metadata=w.admin)
-        _assert_equal(now.display_name == "renamed", allowed)
+        assert_effect(now.display_name == "renamed", allowed)
 
     return Target(
         g.UpdateSpaceRequest(
@@ -281,7 +263,7 @@ def _update_space(w: World, cell: str) -> Target:
 def _create_principal(w: World, cell: str) -> Target:
     return Target(
         g.CreatePrincipalRequest(principal_id=cell),
-        lambda allowed: _assert_equal(principal_exists(w, f"principals/{cell}"), allowed),
+        lambda allowed: assert_effect(principal_exists(w, f"principals/{cell}"), allowed),
     )
 
 
@@ -289,7 +271,7 @@ def _delete_principal(w: World, cell: str) -> Target:
     principal = w.governance.CreatePrincipal(g.CreatePrincipalRequest(principal_id=cell), metadata=w.admin)
     return Target(
         g.DeletePrincipalRequest(name=principal.name),
-        lambda allowed: _assert_equal(principal_exists(w, principal.name), not allowed),
+        lambda allowed: assert_effect(principal_exists(w, principal.name), not allowed),
     )
 
 
@@ -300,12 +282,8 @@ def _revoke_credential(w: World, cell: str) -> Target:
     )
     return Target(
         g.RevokeCredentialRequest(name=credential.name),
-        lambda allowed: _assert_equal(w.token_works(credential.token), not allowed),
+        lambda allowed: assert_effect(w.token_works(credential.token), not allowed),
     )
-
-
-def _assert_equal(actual: object, wanted: object) -> None:
-    assert actual == wanted, f"the call's effect: got {actual}, wanted {wanted}"
 
 
 def _fixed(request: Message | Sequence[Message]) -> Callable[[World, str], Target]:
@@ -331,7 +309,7 @@ ROWS: list[Row] = [
         Access.SPACE_WRITE,
         True,
         _create_cube,
-        lambda w, who, r: _assert_equal(r.access.owner, w.principal(who)),
+        lambda w, who, r: assert_effect(r.access.owner, w.principal(who)),
     ),
     Row(_V + "BatchCreateCubes", Access.SPACE_WRITE, True, _batch_create),
     Row(
@@ -339,7 +317,7 @@ ROWS: list[Row] = [
         Access.SPACE_READ,
         False,
         _fixed(v.GetCubeRequest(name=CUBE)),
-        lambda w, _, r: _assert_equal(r, w.cube),
+        lambda w, _, r: assert_effect(r, w.cube),
     ),
     Row(
         _V + "ListCubes", Access.SPACE_READ, False, _fixed(v.ListCubesRequest(parent=SPACE, page_size=1000)), _sees_cube
@@ -351,7 +329,7 @@ ROWS: list[Row] = [
         Access.SPACE_READ,
         False,
         _fixed(v.SearchCubesRequest(parent=SPACE, vector=unit_vector(1), top_k=1000)),
-        lambda w, _, r: _assert_equal(CUBE in [h.cube.name for h in r.results], True),
+        lambda w, _, r: assert_effect(CUBE in [h.cube.name for h in r.results], True),
     ),
     Row(_V + "WritePayload", Access.SPACE_WRITE, True, _write_payload),
     Row(
@@ -359,7 +337,7 @@ ROWS: list[Row] = [
         Access.SPACE_READ,
         False,
         _fixed(v.ReadPayloadRequest(name=ACTIVATION_CUBE)),
-        lambda w, _, r: _assert_equal(b"".join(chunk.data for chunk in r), PAYLOAD),
+        lambda w, _, r: assert_effect(b"".join(chunk.data for chunk in r), PAYLOAD),
     ),
     Row(_G + "CreateSpace", Access.AUTHENTICATED, True, _create_space),
     Row(
@@ -367,7 +345,7 @@ ROWS: list[Row] = [
         Access.SPACE_READ,
         False,
         _fixed(g.GetSpaceRequest(name=SPACE)),
-        lambda w, _, r: _assert_equal(r.owner, OWNER),
+        lambda w, _, r: assert_effect(r.owner, OWNER),
     ),
     Row(_G + "ListSpaces", Access.AUTHENTICATED, False, _fixed(g.ListSpacesRequest(page_size=1000)), _listed_spaces),
     Row(_G + "UpdateSpace", Access.SPACE_OWNER, True, _update_space),
@@ -378,7 +356,7 @@ ROWS: list[Row] = [
         Access.SELF,
         False,
         _fixed(g.GetPrincipalRequest(name=OWNER)),
-        lambda w, _, r: _assert_equal(r.name, OWNER),
+        lambda w, _, r: assert_effect(r.name, OWNER),
     ),
     Row(_G + "ListPrincipals", Access.ADMIN, False, _fixed(g.ListPrincipalsRequest(page_size=1000))),
     Row(_G + "DeletePrincipal", Access.ADMIN, True, _delete_principal),
@@ -390,7 +368,7 @@ ROWS: list[Row] = [
         Access.ADMIN,
         False,
         _fixed(g.VerifyAuditLogRequest()),
-        lambda w, _, r: _assert_equal(r.verified, True),
+        lambda w, _, r: assert_effect(r.verified, True),
     ),
 ]
 
@@ -405,7 +383,7 @@ def _erase_principal_data(w: World, cell: str) -> Target:
     w.governance.SetAccessPolicy(g.SetAccessPolicyRequest(resource=space.name, policy=only_owner), metadata=w.admin)
     return Target(
         g.ErasePrincipalDataRequest(name=principal.name),
-        lambda allowed: _assert_equal(space_exists(w, space.name), not allowed),
+        lambda allowed: assert_effect(space_exists(w, space.name), not allowed),
     )
 
 
@@ -432,7 +410,7 @@ def _set_policy(w: World, cell: str) -> Target:
     def effect(allowed: bool) -> None:
         now = w.governance.GetAccessPolicy(g.GetAccessPolicyRequest(resource=space.name), metadata=w.admin)
         members = {member for binding in now.bindings for member in binding.members}
-        _assert_equal(STRANGER in members, allowed)
+        assert_effect(STRANGER in members, allowed)
 
     return Target(g.SetAccessPolicyRequest(resource=space.name, policy=policy), effect)
 

@@ -41,3 +41,17 @@ class BearerToken(
 
 def authorized_channel(address: str, token: str) -> grpc.Channel:
     return grpc.intercept_channel(grpc.insecure_channel(address), BearerToken(token))
+
+
+def reason_of(error: grpc.RpcError) -> str:
+    """The ErrorInfo reason the server sent with a failed call (asserts there is one)."""
+    from google.rpc import error_details_pb2
+    from grpc_status import rpc_status
+
+    status = rpc_status.from_call(error)  # type: ignore[arg-type]
+    assert status is not None, f"no rich status in {error}"
+    for detail in status.details:
+        info = error_details_pb2.ErrorInfo()
+        if detail.Unpack(info):
+            return str(info.reason)
+    raise AssertionError(f"no ErrorInfo in {error}")

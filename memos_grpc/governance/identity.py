@@ -160,9 +160,6 @@ class Principals:
             raise UnauthenticatedError("the credential's principal no longer exists", reason="INVALID_TOKEN")
         return Identity(principal.name, principal.admin)
 
-    def count(self) -> int:
-        return len(self._principals)
-
     def names(self) -> set[str]:
         return {p.name for p in list(self._principals.values())}
 

@@ -7,7 +7,6 @@ checks that none is missing, so no RPC can escape the policy.
 from __future__ import annotations
 
 import enum
-from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
@@ -86,6 +85,3 @@ DEFAULT_RULE = Rule(Check.ADMIN)
 
 def rule_for(method: str) -> Rule:
     return RULES.get(method, DEFAULT_RULE)
-
-
-ResourceOf = Callable[[Any], str]

@@ -13,7 +13,7 @@ from memos_grpc.vault.database import Connection
 from memos_grpc.vault.names import check_id, parse_space_name, space_name
 from memos_grpc.vault.paging import decode_token, encode_token, page_size
 from memos_grpc.vault.rows import make_etag, set_timestamp
-from memos_grpc.vault.validation import check_labels, invalid
+from memos_grpc.vault.validation import check_labels, check_update_mask, invalid
 
 MAX_DISPLAY_NAME = 200
 MAX_DESCRIPTION = 2000
@@ -62,15 +62,7 @@ class Spaces:
     def update(self, given: space_pb2.Space, paths: list[str]) -> space_pb2.Space:
         """Applies the masked fields of ``given`` to the space named by ``given.name`` (AIP-134)."""
         space_id = parse_space_name(given.name, "space.name")
-        if not paths:
-            raise invalid("update_mask is required: name the fields to change (AIP-134)", "MISSING_UPDATE_MASK")
-        unknown = sorted(set(paths) - SPACE_UPDATABLE)
-        if unknown:
-            raise invalid(
-                f"update_mask names field(s) that cannot be updated: {', '.join(unknown)}; "
-                f"updatable: {', '.join(sorted(SPACE_UPDATABLE))}",
-                "INVALID_UPDATE_MASK",
-            )
+        paths = check_update_mask(paths, SPACE_UPDATABLE)
         check_space_fields(given)
         rules = checked_rules(given)
         now = self._context.clock()

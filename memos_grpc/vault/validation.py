@@ -183,14 +183,15 @@ def check_vector(values: Sequence[float], dimension: int, field: str = "vector")
     return unit
 
 
-def check_update_mask(paths: Sequence[str]) -> list[str]:
+def check_update_mask(paths: Sequence[str], updatable: frozenset[str] = UPDATABLE_PATHS) -> list[str]:
+    """Checks an AIP-134 mask: required, and naming only fields in ``updatable``."""
     if not paths:
         raise invalid("update_mask is required: name the fields to change (AIP-134)", "MISSING_UPDATE_MASK")
-    unknown = sorted(set(paths) - UPDATABLE_PATHS)
+    unknown = sorted(set(paths) - updatable)
     if unknown:
         raise invalid(
             f"update_mask names field(s) that cannot be updated: {', '.join(unknown)}; "
-            f"updatable: {', '.join(sorted(UPDATABLE_PATHS))}",
+            f"updatable: {', '.join(sorted(updatable))}",
             "INVALID_UPDATE_MASK",
         )
     return list(paths)

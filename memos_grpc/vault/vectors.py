@@ -98,10 +98,6 @@ class SpaceIndex:
                 self.dirty = True
         return self._new(1024)
 
-    @property
-    def count(self) -> int:
-        return int(self._index.get_current_count())
-
     def labels(self) -> set[int]:
         with self.lock.read():
             return {int(x) for x in self._index.get_ids_list()}

@@ -10,8 +10,7 @@ from typing import Any
 
 import grpc
 from google.protobuf.message import Message
-from google.rpc import error_details_pb2
-from grpc_status import rpc_status
+from memos_test_support import reason_of
 
 from memos_grpc._proto.memos.v1 import access_pb2, cube_pb2
 from memos_grpc._proto.memos.v1 import governance_service_pb2 as g
@@ -208,16 +207,6 @@ class Outcome:
     code: grpc.StatusCode
     reason: str
     response: Any
-
-
-def reason_of(error: grpc.RpcError) -> str:
-    status = rpc_status.from_call(error)  # type: ignore[arg-type]
-    assert status is not None, f"no rich status in {error}"
-    for detail in status.details:
-        info = error_details_pb2.ErrorInfo()
-        if detail.Unpack(info):
-            return info.reason
-    raise AssertionError(f"no ErrorInfo in {error}")
 
 
 def invoke(w: World, method: str, request: Message | Sequence[Message], md: Metadata) -> Outcome:

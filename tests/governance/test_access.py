@@ -8,9 +8,7 @@ from dataclasses import dataclass
 import grpc
 import numpy as np
 import pytest
-from google.rpc import error_details_pb2
-from grpc_status import rpc_status
-from memos_test_support import admin_token, authorized_channel
+from memos_test_support import admin_token, authorized_channel, reason_of
 
 from memos_grpc._proto.memos.v1 import access_pb2, cube_pb2, principal_pb2
 from memos_grpc._proto.memos.v1 import governance_service_pb2 as g
@@ -27,14 +25,6 @@ class Actor:
     name: str
     governance: GovernanceServiceStub
     vault: VaultServiceStub
-
-
-def reason(error: grpc.RpcError) -> str:
-    status = rpc_status.from_call(error)  # type: ignore[arg-type]
-    assert status is not None
-    info = error_details_pb2.ErrorInfo()
-    assert status.details[0].Unpack(info)
-    return info.reason
 
 
 def unit(seed: int) -> v.Vector:
@@ -82,7 +72,7 @@ def code_of(call: object) -> tuple[grpc.StatusCode, str]:
     try:
         call()  # type: ignore[operator]
     except grpc.RpcError as error:
-        return error.code(), reason(error)
+        return error.code(), reason_of(error)
     return grpc.StatusCode.OK, ""
 
 

@@ -9,22 +9,12 @@ import grpc
 import pytest
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 from cryptography.hazmat.primitives.serialization import Encoding, PublicFormat
-from google.rpc import error_details_pb2
-from grpc_status import rpc_status
-from memos_test_support import admin_token, authorized_channel
+from memos_test_support import admin_token, authorized_channel, reason_of
 
 from memos_grpc._proto.memos.v1 import governance_service_pb2 as g
 from memos_grpc._proto.memos.v1 import principal_pb2
 from memos_grpc._proto.memos.v1.governance_service_pb2_grpc import GovernanceServiceStub
 from memos_grpc.server.app import MemosServer
-
-
-def reason(error: grpc.RpcError) -> str:
-    status = rpc_status.from_call(error)  # type: ignore[arg-type]
-    assert status is not None
-    info = error_details_pb2.ErrorInfo()
-    assert status.details[0].Unpack(info)
-    return info.reason
 
 
 @pytest.fixture
@@ -74,7 +64,7 @@ def test_revocation_takes_effect_on_the_next_call(fresh_server: MemosServer, adm
     with pytest.raises(grpc.RpcError) as refused:
         bob.ListSpaces(g.ListSpacesRequest())
     assert refused.value.code() == grpc.StatusCode.UNAUTHENTICATED
-    assert reason(refused.value) == "TOKEN_REVOKED"
+    assert reason_of(refused.value) == "TOKEN_REVOKED"
 
 
 def test_deleting_a_principal_ends_its_tokens_but_not_the_last_admin(
@@ -84,11 +74,11 @@ def test_deleting_a_principal_ends_its_tokens_but_not_the_last_admin(
     admin.DeletePrincipal(g.DeletePrincipalRequest(name="principals/carol"))
     with pytest.raises(grpc.RpcError) as refused:
         as_principal(fresh_server, token).ListSpaces(g.ListSpacesRequest())
-    assert reason(refused.value) == "INVALID_TOKEN"
+    assert reason_of(refused.value) == "INVALID_TOKEN"
     with pytest.raises(grpc.RpcError) as last:
         admin.DeletePrincipal(g.DeletePrincipalRequest(name="principals/admin"))
     assert last.value.code() == grpc.StatusCode.FAILED_PRECONDITION
-    assert reason(last.value) == "LAST_ADMIN"
+    assert reason_of(last.value) == "LAST_ADMIN"
 
 
 def test_public_keys_get_their_protocol_key_id(admin: GovernanceServiceStub) -> None:
@@ -112,7 +102,7 @@ def test_public_keys_get_their_protocol_key_id(admin: GovernanceServiceStub) -> 
                 principal=principal_pb2.Principal(public_keys=[principal_pb2.PublicKey(public_key=b"short")]),
             )
         )
-    assert reason(bad.value) == "INVALID_PUBLIC_KEY"
+    assert reason_of(bad.value) == "INVALID_PUBLIC_KEY"
 
 
 def test_a_principal_sees_only_its_own_spaces(fresh_server: MemosServer, admin: GovernanceServiceStub) -> None:

@@ -30,7 +30,7 @@ from _process import ServerFactory, ServerProcess, child_env, wait_until
 from google.protobuf import descriptor_pb2
 from grpc_health.v1 import health_pb2, health_pb2_grpc
 from grpc_reflection.v1alpha import reflection_pb2, reflection_pb2_grpc
-from grpc_status import rpc_status
+from memos_test_support import reason_of
 
 from memos_grpc._proto.memos.v1 import cube_pb2
 from memos_grpc._proto.memos.v1 import governance_service_pb2 as g
@@ -64,17 +64,6 @@ def cube_request(cube_id: str, text: str | None = None) -> v.CreateCubeRequest:
         cube=cube_pb2.MemCube(plaintext=cube_pb2.PlaintextPayload(text=text or f"memory {cube_id}")),
         vector=v.Vector(values=vector(zlib.crc32(cube_id.encode()))),
     )
-
-
-def reason_of(error: grpc.RpcError) -> str:
-    from google.rpc import error_details_pb2
-
-    status = rpc_status.from_call(error)  # type: ignore[arg-type]
-    for detail in status.details if status else []:
-        info = error_details_pb2.ErrorInfo()
-        if detail.Unpack(info):
-            return str(info.reason)
-    return ""
 
 
 # -- health ----------------------------------------------------------------------------

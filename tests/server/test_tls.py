@@ -16,9 +16,7 @@ import grpc
 import pytest
 from _certs import Issued, Pki, make_pki
 from conftest import start_server
-from google.rpc import error_details_pb2
-from grpc_status import rpc_status
-from memos_test_support import admin_token, authorized_channel
+from memos_test_support import admin_token, authorized_channel, reason_of
 
 from memos_grpc._proto.memos.v1 import governance_service_pb2 as g
 from memos_grpc._proto.memos.v1 import principal_pb2, space_pb2
@@ -90,16 +88,6 @@ def connect() -> Iterator[Connect]:
 def new_space(governance: GovernanceServiceStub) -> space_pb2.Space:
     space_id = "s" + uuid.uuid4().hex[:12]
     return governance.CreateSpace(g.CreateSpaceRequest(space_id=space_id), timeout=TIMEOUT)
-
-
-def reason_of(error: grpc.RpcError) -> str:
-    status = rpc_status.from_call(error)  # type: ignore[arg-type]
-    assert status is not None, f"no rich status in {error}"
-    for detail in status.details:
-        info = error_details_pb2.ErrorInfo()
-        if detail.Unpack(info):
-            return str(info.reason)
-    raise AssertionError(f"no ErrorInfo in {error}")
 
 
 def failed_code(call: Callable[[], object]) -> grpc.StatusCode:

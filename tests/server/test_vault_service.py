@@ -9,7 +9,7 @@ import grpc
 import numpy as np
 import pytest
 from google.protobuf import field_mask_pb2
-from grpc_status import rpc_status
+from memos_test_support import reason_of
 
 from memos_grpc._proto.memos.v1 import cube_pb2
 from memos_grpc._proto.memos.v1 import vault_service_pb2 as v
@@ -23,18 +23,6 @@ def text_cube(text: str, **fields: object) -> cube_pb2.MemCube:
 def unit(seed: int, dimension: int = 384) -> list[float]:
     vector = np.random.default_rng(seed).normal(size=dimension).astype(np.float32)
     return list(vector / np.linalg.norm(vector))
-
-
-def reason_of(error: grpc.RpcError) -> str:
-    status = rpc_status.from_call(error)  # type: ignore[arg-type]
-    assert status is not None, "the server sent no rich status"
-    from google.rpc import error_details_pb2
-
-    for detail in status.details:
-        info = error_details_pb2.ErrorInfo()
-        if detail.Unpack(info):
-            return info.reason
-    raise AssertionError("no ErrorInfo in the status details")
 
 
 def test_create_get_roundtrip_sets_header_fields(vault_stub: VaultServiceStub, space: str) -> None:

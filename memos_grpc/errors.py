@@ -106,3 +106,15 @@ class PermissionDeniedError(MemosError):
 
     code = grpc.StatusCode.PERMISSION_DENIED
     default_reason = "PERMISSION_DENIED"
+
+
+class BundleError(InvalidArgumentError):
+    """A bundle failed one of the verification steps of docs/protocol.md; ``reason`` says which."""
+
+    default_reason = "BUNDLE_MALFORMED"
+
+
+class TrustRootError(InvalidArgumentError):
+    """A trust root update was refused (rollback, freeze, too few signatures, bad form)."""
+
+    default_reason = "TRUST_ROOT_MALFORMED"

@@ -82,6 +82,29 @@ class Settings:
     #: Most write operations committed together in one DuckDB transaction.
     write_group_max: int = 256
 
+    #: Name this server gives itself in the bundles it signs (default: the host name).
+    node_name: str = ""
+    #: Days the first trust root (created at first start) stays valid; renew it with UpdateTrustRoot.
+    trust_root_days: int = 365
+    #: Size of the chunks ExportBundle streams.
+    bundle_chunk_bytes: int = 1 * MiB
+    #: Largest bundle Import and Verify read, all entries together.
+    bundle_max_bytes: int = 64 * 1024 * MiB
+    #: Most entries in one bundle (the marker and the envelope included).
+    bundle_max_entries: int = 250_000
+    #: Largest signed envelope (it lists every entry, so it grows with the bundle).
+    bundle_max_envelope_bytes: int = 64 * MiB
+    #: Largest cube entry (one serialized MemCube, read whole).
+    bundle_max_cube_bytes: int = 1 * MiB
+    #: Most cubes one export may select.
+    bundle_max_cubes: int = 200_000
+    #: PEM CA bundle that ImportFromPeer uses to check a peer's TLS certificate when the call gives none.
+    peer_ca_file: str = ""
+    #: Let ImportFromPeer speak plaintext to a peer when the call asks (never do this across a network).
+    allow_plaintext_peers: bool = False
+    #: Longest an ImportFromPeer call waits for the peer's whole bundle.
+    peer_timeout_seconds: float = 600.0
+
     @classmethod
     def field_names(cls) -> list[str]:
         return [f.name for f in dataclasses.fields(cls)]
@@ -145,6 +168,14 @@ class Settings:
             "hnsw_ef_search",
             "write_group_max",
             "sweep_interval_seconds",
+            "trust_root_days",
+            "bundle_chunk_bytes",
+            "bundle_max_bytes",
+            "bundle_max_entries",
+            "bundle_max_envelope_bytes",
+            "bundle_max_cube_bytes",
+            "bundle_max_cubes",
+            "peer_timeout_seconds",
         ]
         for name in positive:
             if getattr(self, name) <= 0:
@@ -161,6 +192,11 @@ class Settings:
         if self.tls_client_ca_file and not self.tls_cert_file:
             raise InvalidArgumentError(
                 "setting tls_client_ca_file (mTLS) needs tls_cert_file and tls_key_file", reason="INVALID_CONFIG"
+            )
+        if self.bundle_chunk_bytes > self.max_send_message_bytes // 2:
+            raise InvalidArgumentError(
+                "setting bundle_chunk_bytes must be at most half of max_send_message_bytes",
+                reason="INVALID_CONFIG",
             )
         if self.payload_chunk_bytes > self.max_send_message_bytes // 2:
             raise InvalidArgumentError(
@@ -179,6 +215,10 @@ class Settings:
     @property
     def blob_dir(self) -> Path:
         return self.data_dir / "blobs"
+
+    @property
+    def key_dir(self) -> Path:
+        return self.data_dir / "keys"
 
 
 def _convert(name: str, kind: Any, value: Any) -> Any:

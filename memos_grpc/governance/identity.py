@@ -21,9 +21,6 @@ from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
 
-from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
-from cryptography.hazmat.primitives.serialization import Encoding, PublicFormat
-
 from memos_grpc._proto.memos.v1 import principal_pb2
 from memos_grpc.errors import (
     AlreadyExistsError,
@@ -31,6 +28,7 @@ from memos_grpc.errors import (
     NotFoundError,
     UnauthenticatedError,
 )
+from memos_grpc.interchange.keys import key_id
 from memos_grpc.vault.context import VaultContext
 from memos_grpc.vault.database import Connection
 from memos_grpc.vault.names import check_id
@@ -69,14 +67,6 @@ def parse_credential_name(name: str) -> tuple[str, str]:
 
 def token_hash(token: str) -> str:
     return hashlib.sha256(token.encode()).hexdigest()
-
-
-def key_id(raw_public_key: bytes) -> str:
-    """Lowercase hex sha256 of the key's DER SubjectPublicKeyInfo (PROTOCOL.md)."""
-    der = Ed25519PublicKey.from_public_bytes(raw_public_key).public_bytes(
-        Encoding.DER, PublicFormat.SubjectPublicKeyInfo
-    )
-    return hashlib.sha256(der).hexdigest()
 
 
 @dataclass(frozen=True)
@@ -218,6 +208,37 @@ class Principals:
         checked.algorithm = "ed25519"
         checked.key_id = key_id(key.public_key)
         return checked
+
+    def add_public_key(self, name: str, key: principal_pb2.PublicKey) -> principal_pb2.PublicKey:
+        """Registers one more public key for a principal (a no-op if it already has that key)."""
+        principal_id = parse_principal_name(name)
+        checked = self._checked_key(key, 0)
+
+        def apply(cursor: Connection) -> principal_pb2.Principal:
+            found = cursor.execute(
+                "SELECT principal_pb FROM principals WHERE principal_id = ?", [principal_id]
+            ).fetchone()
+            if found is None:
+                raise NotFoundError(f"principal {name} does not exist", reason="PRINCIPAL_NOT_FOUND")
+            principal = principal_pb2.Principal.FromString(found[0])
+            if all(k.key_id != checked.key_id for k in principal.public_keys):
+                principal.public_keys.append(checked)
+                principal.etag = make_etag(principal.name, len(principal.public_keys) + 1, self._context.clock())
+                cursor.execute(
+                    "UPDATE principals SET principal_pb = ? WHERE principal_id = ?",
+                    [principal.SerializeToString(), principal_id],
+                )
+            return principal
+
+        self._context.database.write(apply, self._remember)
+        return checked
+
+    def key_owner(self, key: str) -> str:
+        """The name of the principal that registered the public key with this id ("" if none)."""
+        for principal in list(self._principals.values()):
+            if any(k.key_id == key for k in principal.public_keys):
+                return principal.name
+        return ""
 
     def get(self, name: str) -> principal_pb2.Principal:
         principal_id = parse_principal_name(name)

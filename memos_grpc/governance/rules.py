@@ -34,6 +34,12 @@ class Rule:
     #: The request field naming the resource acted on ("" when none).
     resource_field: str = ""
     mutating: bool = False
+    #: Memory leaves the server (an export): audited like a mutation.
+    egress: bool = False
+
+    @property
+    def audited(self) -> bool:
+        return self.mutating or self.egress
 
     def resource(self, request: Any) -> str:
         if not self.resource_field:
@@ -46,6 +52,7 @@ class Rule:
 
 _V = "/memos.v1.VaultService/"
 _G = "/memos.v1.GovernanceService/"
+_I = "/memos.v1.InterchangeService/"
 
 RULES: dict[str, Rule] = {
     _V + "CreateCube": Rule(Check.SPACE_WRITE, "parent", mutating=True),
@@ -73,6 +80,14 @@ RULES: dict[str, Rule] = {
     _G + "ErasePrincipalData": Rule(Check.ADMIN, "name", mutating=True),
     _G + "ListAuditEvents": Rule(Check.ADMIN),
     _G + "VerifyAuditLog": Rule(Check.ADMIN),
+    _G + "GetTrustRoot": Rule(Check.AUTHENTICATED),
+    _G + "UpdateTrustRoot": Rule(Check.ADMIN, mutating=True),
+    _G + "CreateSigningKey": Rule(Check.SELF, "parent", mutating=True),
+    _I + "ExportBundle": Rule(Check.SPACE_READ, "parent", egress=True),
+    _I + "ImportBundle": Rule(Check.SPACE_WRITE, "parent", mutating=True),
+    _I + "VerifyBundle": Rule(Check.AUTHENTICATED),
+    # Admins only: it makes this server open a connection to a host the caller names.
+    _I + "ImportFromPeer": Rule(Check.ADMIN, "parent", mutating=True),
     "/grpc.health.v1.Health/Check": Rule(Check.PUBLIC),
     "/grpc.health.v1.Health/Watch": Rule(Check.PUBLIC),
     "/grpc.reflection.v1alpha.ServerReflection/ServerReflectionInfo": Rule(Check.PUBLIC),

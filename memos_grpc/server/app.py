@@ -22,12 +22,15 @@ from grpc_reflection.v1alpha import reflection
 from memos_grpc._proto.memos.v1 import (
     governance_service_pb2,
     governance_service_pb2_grpc,
+    interchange_service_pb2,
+    interchange_service_pb2_grpc,
     vault_service_pb2,
     vault_service_pb2_grpc,
 )
 from memos_grpc.embedding.embedder import Embedder
 from memos_grpc.errors import InvalidArgumentError
 from memos_grpc.server.enforcement import PolicyInterceptor
+from memos_grpc.server.interchange import InterchangeServicer
 from memos_grpc.server.services import GovernanceServicer, VaultServicer, VaultSlot
 from memos_grpc.server.status import ErrorMappingInterceptor
 from memos_grpc.server.tls import server_credentials
@@ -39,6 +42,7 @@ log = logging.getLogger(__name__)
 SERVICE_NAMES = (
     vault_service_pb2.DESCRIPTOR.services_by_name["VaultService"].full_name,
     governance_service_pb2.DESCRIPTOR.services_by_name["GovernanceService"].full_name,
+    interchange_service_pb2.DESCRIPTOR.services_by_name["InterchangeService"].full_name,
 )
 
 
@@ -75,6 +79,9 @@ class MemosServer:
         )
         governance_service_pb2_grpc.add_GovernanceServiceServicer_to_server(  # type: ignore[no-untyped-call]
             GovernanceServicer(self.slot), self.grpc_server
+        )
+        interchange_service_pb2_grpc.add_InterchangeServiceServicer_to_server(  # type: ignore[no-untyped-call]
+            InterchangeServicer(self.slot), self.grpc_server
         )
         health_pb2_grpc.add_HealthServicer_to_server(self.health, self.grpc_server)
         reflection.enable_server_reflection(

@@ -5,7 +5,7 @@ token, or a client certificate over mTLS, or — only when the operator allows
 it — anonymous), looks up the method's rule, authorizes the caller on the
 resource the request names (peeking at the first message of a client
 stream), runs the handler with the caller bound, and appends an audit event
-for every mutating call and every denied one.
+for every mutating call, every export and every denied call.
 """
 
 from __future__ import annotations
@@ -34,6 +34,10 @@ from memos_grpc.server.services import VaultSlot
 log = logging.getLogger(__name__)
 
 ANONYMOUS = "principals/anonymous"
+
+#: The outcome recorded for a server stream the client abandoned before its end.
+_CANCELLED = MemosError("the client cancelled the stream", reason="CANCELLED")
+_CANCELLED.code = grpc.StatusCode.CANCELLED
 
 
 class StreamSlots:
@@ -128,7 +132,7 @@ class PolicyInterceptor(_Interceptor):
             authorize(caller, rule, resource, vault.context.catalog)
         except MemosError as error:
             denied = error.denied or isinstance(error, UnauthenticatedError)
-            if denied or rule.mutating:
+            if denied or rule.audited:
                 self._audit(vault.audit, caller, method, resource, error, denied)
             raise
         return caller, resource, request
@@ -146,17 +150,17 @@ class PolicyInterceptor(_Interceptor):
                 else:
                     result = behavior(request, context)
             except MemosError as error:
-                if rule.mutating:
+                if rule.audited:
                     self._audit(self._slot.get().audit, caller, method, resource, error, False)
                 raise
             except Exception:
-                if rule.mutating:  # a bug, but the attempt is on record all the same
+                if rule.audited:  # a bug, but the attempt is on record all the same
                     crash = MemosError("internal error", reason="INTERNAL")
                     self._audit(self._slot.get().audit, caller, method, resource, crash, False)
                 raise
             finally:
                 caller_context.unbind(bound)
-            if rule.mutating:
+            if rule.audited:
                 self._audit(self._slot.get().audit, caller, method, resource, None, False)
             return result
 
@@ -164,13 +168,23 @@ class PolicyInterceptor(_Interceptor):
 
     def _guard_stream(self, rule: Rule, method: str, behavior: Callable[..., Iterator[Any]]) -> Callable[..., Any]:
         def handler(request: Any, context: grpc.ServicerContext) -> Iterator[Any]:
-            caller, _, request = self._admit(rule, method, request, context, False)
+            caller, resource, request = self._admit(rule, method, request, context, False)
             bound = caller_context.bind(caller)
+            outcome: MemosError | None = _CANCELLED
             try:
                 with self._streams.held_by(caller.principal):
                     yield from behavior(request, context)
+                outcome = None
+            except MemosError as error:
+                outcome = error
+                raise
+            except Exception:
+                outcome = MemosError("internal error", reason="INTERNAL")
+                raise
             finally:
                 caller_context.unbind(bound)
+                if rule.audited:
+                    self._audit(self._slot.get().audit, caller, method, resource, outcome, False)
 
         return handler
 

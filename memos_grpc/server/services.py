@@ -19,6 +19,7 @@ from memos_grpc._proto.memos.v1 import (
     governance_service_pb2_grpc,
     principal_pb2,
     space_pb2,
+    trust_pb2,
     vault_service_pb2,
     vault_service_pb2_grpc,
 )
@@ -199,3 +200,18 @@ class GovernanceServicer(governance_service_pb2_grpc.GovernanceServiceServicer):
             first_broken_sequence=result.first_broken_sequence,
             problem=result.problem,
         )
+
+    def GetTrustRoot(
+        self, request: governance_service_pb2.GetTrustRootRequest, context: grpc.ServicerContext
+    ) -> trust_pb2.TrustRoot:
+        return self._slot.get().trust.message()
+
+    def UpdateTrustRoot(
+        self, request: governance_service_pb2.UpdateTrustRootRequest, context: grpc.ServicerContext
+    ) -> trust_pb2.TrustRoot:
+        return self._slot.get().trust.update(request.signed_envelope, request.add_node_signature)
+
+    def CreateSigningKey(
+        self, request: governance_service_pb2.CreateSigningKeyRequest, context: grpc.ServicerContext
+    ) -> principal_pb2.PublicKey:
+        return self._slot.get().signers.create_for(request.parent)

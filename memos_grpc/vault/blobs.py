@@ -123,5 +123,18 @@ class BlobStore:
                 remaining -= len(chunk)
                 yield chunk
 
+    def staging_path(self) -> Path:
+        """A fresh temporary path for a blob whose digest is checked elsewhere (see ``adopt``)."""
+        return self.temp_dir / f"{uuid.uuid4().hex}.part"
+
+    def adopt(self, temp: Path, digest: str) -> None:
+        """Moves a fully written, already verified temporary file into place under ``digest``, durably."""
+        with open(temp, "rb") as handle:
+            os.fsync(handle.fileno())
+        final = self.path_for(digest)
+        final.parent.mkdir(parents=True, exist_ok=True)
+        os.replace(temp, final)
+        _fsync_dir(final.parent)
+
     def delete(self, digest: str) -> None:
         self.path_for(digest).unlink(missing_ok=True)

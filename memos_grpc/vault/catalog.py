@@ -129,9 +129,14 @@ class SearchCatalog:
 
 def viewer_rules(space: space_pb2.Space) -> dict[str, int]:
     """A space's redaction rules for viewers: sensitivity label to action (withhold beats redact)."""
+    return redaction_rules(space, space_pb2.RedactionRule.AUDIENCE_VIEWERS)
+
+
+def redaction_rules(space: space_pb2.Space, audience: int) -> dict[str, int]:
+    """A space's redaction rules for one audience: sensitivity label to action (withhold beats redact)."""
     rules: dict[str, int] = {}
     for rule in space.redaction_rules:
-        if rule.audience == space_pb2.RedactionRule.AUDIENCE_VIEWERS:
+        if rule.audience == audience:
             current = rules.get(rule.sensitivity_label, 0)
             rules[rule.sensitivity_label] = max(current, int(rule.action), key=_severity)
     return rules

@@ -67,8 +67,8 @@ class Cubes:
         self._last_vec_id = int(row[0]) if row else 0
         self._vec_id_lock = threading.Lock()
 
-    def _new_vec_ids(self, count: int) -> list[int]:
-        """Labels never issued before (any thread); ``_record_vec_ids`` makes them durable.
+    def new_vec_ids(self, count: int) -> list[int]:
+        """Labels never issued before (any thread); ``record_vec_ids`` makes them durable.
 
         Labels must never be reused, even after the highest ones are deleted: start-up repair tells
         index and database apart by label alone.
@@ -79,7 +79,7 @@ class Cubes:
         return list(range(first, first + count))
 
     @staticmethod
-    def _record_vec_ids(cursor: Connection, vec_ids: list[int]) -> None:
+    def record_vec_ids(cursor: Connection, vec_ids: list[int]) -> None:
         """Raises the durable high-water mark of labels, in the caller's transaction."""
         if vec_ids:
             cursor.execute(
@@ -172,7 +172,7 @@ class Cubes:
         if not context.catalog.has_space(space_id):
             raise NotFoundError(f"space {space_name(space_id)} does not exist", reason="SPACE_NOT_FOUND")
         with_vectors = [row for row in rows if row.embedding is not None]
-        vec_ids = self._new_vec_ids(len(with_vectors))
+        vec_ids = self.new_vec_ids(len(with_vectors))
         for row, vec_id in zip(with_vectors, vec_ids, strict=True):
             row.vec_id = vec_id
 
@@ -182,7 +182,7 @@ class Cubes:
                 raise NotFoundError(f"space {space_name(space_id)} does not exist", reason="SPACE_NOT_FOUND")
             apply_default_ttl(space_pb2.Space.FromString(found[0]), rows)
             self._bind_blobs(cursor, rows)
-            self._record_vec_ids(cursor, vec_ids)
+            self.record_vec_ids(cursor, vec_ids)
             cursor.register("rows", rows_table(rows))
             try:
                 cursor.execute(INSERT_SQL)
@@ -343,8 +343,8 @@ class Cubes:
             old_vec_id = None if row[1] is None else int(row[1])
             vec_id, embedding = old_vec_id, None if row[2] is None else vector_from_bytes(row[2])
             if new_vector is not None:
-                vec_id, embedding = self._new_vec_ids(1)[0], new_vector
-                self._record_vec_ids(cursor, [vec_id])
+                vec_id, embedding = self.new_vec_ids(1)[0], new_vector
+                self.record_vec_ids(cursor, [vec_id])
             updated = CubeRow(space_id, cube_id, stored, vec_id, embedding)
             cursor.execute("DELETE FROM cubes WHERE space_id = ? AND cube_id = ?", [space_id, cube_id])
             cursor.register("rows", rows_table([updated]))

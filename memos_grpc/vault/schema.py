@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import duckdb
 
-SCHEMA_VERSION = 3
+SCHEMA_VERSION = 4
 
 DDL = [
     """
@@ -116,6 +116,15 @@ DDL = [
         digest VARCHAR PRIMARY KEY,
         size_bytes BIGINT NOT NULL,
         media_type VARCHAR NOT NULL,
+        create_time TIMESTAMPTZ NOT NULL
+    )
+    """,
+    # v4: the trust root, every version as signed (the newest is in force).
+    """
+    CREATE TABLE IF NOT EXISTS trust_roots (
+        version BIGINT PRIMARY KEY,
+        envelope BLOB NOT NULL,
+        expire_time TIMESTAMPTZ NOT NULL,
         create_time TIMESTAMPTZ NOT NULL
     )
     """,

@@ -14,6 +14,10 @@ from memos_grpc.embedding.embedder import Embedder, load_embedder
 from memos_grpc.embedding.worker import EmbeddingWorker
 from memos_grpc.governance.audit import AuditLog
 from memos_grpc.governance.identity import Principals
+from memos_grpc.interchange.exporter import Exporter
+from memos_grpc.interchange.importer import Importer
+from memos_grpc.interchange.signers import NODE_PRINCIPAL, Signers
+from memos_grpc.interchange.trust_store import TrustStore
 from memos_grpc.settings import Settings
 from memos_grpc.vault.blobs import BlobStore
 from memos_grpc.vault.context import VaultContext
@@ -70,6 +74,11 @@ class Vault:
         self.cubes = Cubes(self.context)
         self.search = Search(self.context)
         self.payloads = Payloads(self.context, self.cubes)
+        # The Memory Interchange Protocol: the node's keys, its trust root, bundles in and out.
+        self.signers = Signers(settings.key_dir, self.principals)
+        self.trust = TrustStore(self.context, self.signers.node, NODE_PRINCIPAL)
+        self.exporter = Exporter(self.context, self.signers)
+        self.importer = Importer(self.context, self.cubes)
         self.sweeper = Sweeper(self.context)
         self._stop = threading.Event()
         self._flusher = threading.Thread(target=self._flush_periodically, name="index-flusher", daemon=True)

@@ -28,57 +28,64 @@ from memos_grpc._proto.memos.v1 import access_pb2 as memos_dot_v1_dot_access__pb
 from memos_grpc._proto.memos.v1 import audit_pb2 as memos_dot_v1_dot_audit__pb2
 from memos_grpc._proto.memos.v1 import principal_pb2 as memos_dot_v1_dot_principal__pb2
 from memos_grpc._proto.memos.v1 import space_pb2 as memos_dot_v1_dot_space__pb2
+from memos_grpc._proto.memos.v1 import trust_pb2 as memos_dot_v1_dot_trust__pb2
 
 
-DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n!memos/v1/governance_service.proto\x12\x08memos.v1\x1a\x1bgoogle/protobuf/empty.proto\x1a google/protobuf/field_mask.proto\x1a\x15memos/v1/access.proto\x1a\x14memos/v1/audit.proto\x1a\x18memos/v1/principal.proto\x1a\x14memos/v1/space.proto\"V\n\x12\x43reateSpaceRequest\x12\x19\n\x08space_id\x18\x01 \x01(\tR\x07spaceId\x12%\n\x05space\x18\x02 \x01(\x0b\x32\x0f.memos.v1.SpaceR\x05space\"%\n\x0fGetSpaceRequest\x12\x12\n\x04name\x18\x01 \x01(\tR\x04name\"O\n\x11ListSpacesRequest\x12\x1b\n\tpage_size\x18\x01 \x01(\x05R\x08pageSize\x12\x1d\n\npage_token\x18\x02 \x01(\tR\tpageToken\"e\n\x12ListSpacesResponse\x12\'\n\x06spaces\x18\x01 \x03(\x0b\x32\x0f.memos.v1.SpaceR\x06spaces\x12&\n\x0fnext_page_token\x18\x02 \x01(\tR\rnextPageToken\"x\n\x12UpdateSpaceRequest\x12%\n\x05space\x18\x01 \x01(\x0b\x32\x0f.memos.v1.SpaceR\x05space\x12;\n\x0bupdate_mask\x18\x02 \x01(\x0b\x32\x1a.google.protobuf.FieldMaskR\nupdateMask\"R\n\x12\x44\x65leteSpaceRequest\x12\x12\n\x04name\x18\x01 \x01(\tR\x04name\x12\x14\n\x05\x66orce\x18\x02 \x01(\x08R\x05\x66orce\x12\x12\n\x04\x65tag\x18\x03 \x01(\tR\x04\x65tag\"4\n\x16GetAccessPolicyRequest\x12\x1a\n\x08resource\x18\x01 \x01(\tR\x08resource\"d\n\x16SetAccessPolicyRequest\x12\x1a\n\x08resource\x18\x01 \x01(\tR\x08resource\x12.\n\x06policy\x18\x02 \x01(\x0b\x32\x16.memos.v1.AccessPolicyR\x06policy\"n\n\x16\x43reatePrincipalRequest\x12!\n\x0cprincipal_id\x18\x01 \x01(\tR\x0bprincipalId\x12\x31\n\tprincipal\x18\x02 \x01(\x0b\x32\x13.memos.v1.PrincipalR\tprincipal\")\n\x13GetPrincipalRequest\x12\x12\n\x04name\x18\x01 \x01(\tR\x04name\"S\n\x15ListPrincipalsRequest\x12\x1b\n\tpage_size\x18\x01 \x01(\x05R\x08pageSize\x12\x1d\n\npage_token\x18\x02 \x01(\tR\tpageToken\"u\n\x16ListPrincipalsResponse\x12\x33\n\nprincipals\x18\x01 \x03(\x0b\x32\x13.memos.v1.PrincipalR\nprincipals\x12&\n\x0fnext_page_token\x18\x02 \x01(\tR\rnextPageToken\",\n\x16\x44\x65letePrincipalRequest\x12\x12\n\x04name\x18\x01 \x01(\tR\x04name\"g\n\x17\x43reateCredentialRequest\x12\x16\n\x06parent\x18\x01 \x01(\tR\x06parent\x12\x34\n\ncredential\x18\x02 \x01(\x0b\x32\x14.memos.v1.CredentialR\ncredential\"-\n\x17RevokeCredentialRequest\x12\x12\n\x04name\x18\x01 \x01(\tR\x04name\"/\n\x19\x45rasePrincipalDataRequest\x12\x12\n\x04name\x18\x01 \x01(\tR\x04name\"\xdb\x01\n\x1a\x45rasePrincipalDataResponse\x12%\n\x0espaces_removed\x18\x01 \x01(\x03R\rspacesRemoved\x12#\n\rcubes_removed\x18\x02 \x01(\x03R\x0c\x63ubesRemoved\x12\'\n\x0fvectors_removed\x18\x03 \x01(\x03R\x0evectorsRemoved\x12#\n\rblobs_removed\x18\x04 \x01(\x03R\x0c\x62lobsRemoved\x12#\n\rroles_removed\x18\x05 \x01(\x03R\x0crolesRemoved\"l\n\x16ListAuditEventsRequest\x12\x1b\n\tpage_size\x18\x01 \x01(\x05R\x08pageSize\x12\x1d\n\npage_token\x18\x02 \x01(\tR\tpageToken\x12\x16\n\x06\x66ilter\x18\x03 \x01(\tR\x06\x66ilter\"o\n\x17ListAuditEventsResponse\x12,\n\x06\x65vents\x18\x01 \x03(\x0b\x32\x14.memos.v1.AuditEventR\x06\x65vents\x12&\n\x0fnext_page_token\x18\x02 \x01(\tR\rnextPageToken\"\x17\n\x15VerifyAuditLogRequest\"\xa9\x01\n\x16VerifyAuditLogResponse\x12\x1a\n\x08verified\x18\x01 \x01(\x08R\x08verified\x12%\n\x0e\x65vents_checked\x18\x02 \x01(\x03R\reventsChecked\x12\x32\n\x15\x66irst_broken_sequence\x18\x03 \x01(\x03R\x13\x66irstBrokenSequence\x12\x18\n\x07problem\x18\x04 \x01(\tR\x07problem2\xc7\t\n\x11GovernanceService\x12<\n\x0b\x43reateSpace\x12\x1c.memos.v1.CreateSpaceRequest\x1a\x0f.memos.v1.Space\x12\x36\n\x08GetSpace\x12\x19.memos.v1.GetSpaceRequest\x1a\x0f.memos.v1.Space\x12G\n\nListSpaces\x12\x1b.memos.v1.ListSpacesRequest\x1a\x1c.memos.v1.ListSpacesResponse\x12<\n\x0bUpdateSpace\x12\x1c.memos.v1.UpdateSpaceRequest\x1a\x0f.memos.v1.Space\x12\x43\n\x0b\x44\x65leteSpace\x12\x1c.memos.v1.DeleteSpaceRequest\x1a\x16.google.protobuf.Empty\x12K\n\x0fGetAccessPolicy\x12 .memos.v1.GetAccessPolicyRequest\x1a\x16.memos.v1.AccessPolicy\x12K\n\x0fSetAccessPolicy\x12 .memos.v1.SetAccessPolicyRequest\x1a\x16.memos.v1.AccessPolicy\x12H\n\x0f\x43reatePrincipal\x12 .memos.v1.CreatePrincipalRequest\x1a\x13.memos.v1.Principal\x12\x42\n\x0cGetPrincipal\x12\x1d.memos.v1.GetPrincipalRequest\x1a\x13.memos.v1.Principal\x12S\n\x0eListPrincipals\x12\x1f.memos.v1.ListPrincipalsRequest\x1a .memos.v1.ListPrincipalsResponse\x12K\n\x0f\x44\x65letePrincipal\x12 .memos.v1.DeletePrincipalRequest\x1a\x16.google.protobuf.Empty\x12K\n\x10\x43reateCredential\x12!.memos.v1.CreateCredentialRequest\x1a\x14.memos.v1.Credential\x12K\n\x10RevokeCredential\x12!.memos.v1.RevokeCredentialRequest\x1a\x14.memos.v1.Credential\x12_\n\x12\x45rasePrincipalData\x12#.memos.v1.ErasePrincipalDataRequest\x1a$.memos.v1.ErasePrincipalDataResponse\x12V\n\x0fListAuditEvents\x12 .memos.v1.ListAuditEventsRequest\x1a!.memos.v1.ListAuditEventsResponse\x12S\n\x0eVerifyAuditLog\x12\x1f.memos.v1.VerifyAuditLogRequest\x1a .memos.v1.VerifyAuditLogResponseb\x06proto3')
+DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n!memos/v1/governance_service.proto\x12\x08memos.v1\x1a\x1bgoogle/protobuf/empty.proto\x1a google/protobuf/field_mask.proto\x1a\x15memos/v1/access.proto\x1a\x14memos/v1/audit.proto\x1a\x18memos/v1/principal.proto\x1a\x14memos/v1/space.proto\x1a\x14memos/v1/trust.proto\"V\n\x12\x43reateSpaceRequest\x12\x19\n\x08space_id\x18\x01 \x01(\tR\x07spaceId\x12%\n\x05space\x18\x02 \x01(\x0b\x32\x0f.memos.v1.SpaceR\x05space\"%\n\x0fGetSpaceRequest\x12\x12\n\x04name\x18\x01 \x01(\tR\x04name\"O\n\x11ListSpacesRequest\x12\x1b\n\tpage_size\x18\x01 \x01(\x05R\x08pageSize\x12\x1d\n\npage_token\x18\x02 \x01(\tR\tpageToken\"e\n\x12ListSpacesResponse\x12\'\n\x06spaces\x18\x01 \x03(\x0b\x32\x0f.memos.v1.SpaceR\x06spaces\x12&\n\x0fnext_page_token\x18\x02 \x01(\tR\rnextPageToken\"x\n\x12UpdateSpaceRequest\x12%\n\x05space\x18\x01 \x01(\x0b\x32\x0f.memos.v1.SpaceR\x05space\x12;\n\x0bupdate_mask\x18\x02 \x01(\x0b\x32\x1a.google.protobuf.FieldMaskR\nupdateMask\"R\n\x12\x44\x65leteSpaceRequest\x12\x12\n\x04name\x18\x01 \x01(\tR\x04name\x12\x14\n\x05\x66orce\x18\x02 \x01(\x08R\x05\x66orce\x12\x12\n\x04\x65tag\x18\x03 \x01(\tR\x04\x65tag\"4\n\x16GetAccessPolicyRequest\x12\x1a\n\x08resource\x18\x01 \x01(\tR\x08resource\"d\n\x16SetAccessPolicyRequest\x12\x1a\n\x08resource\x18\x01 \x01(\tR\x08resource\x12.\n\x06policy\x18\x02 \x01(\x0b\x32\x16.memos.v1.AccessPolicyR\x06policy\"n\n\x16\x43reatePrincipalRequest\x12!\n\x0cprincipal_id\x18\x01 \x01(\tR\x0bprincipalId\x12\x31\n\tprincipal\x18\x02 \x01(\x0b\x32\x13.memos.v1.PrincipalR\tprincipal\")\n\x13GetPrincipalRequest\x12\x12\n\x04name\x18\x01 \x01(\tR\x04name\"S\n\x15ListPrincipalsRequest\x12\x1b\n\tpage_size\x18\x01 \x01(\x05R\x08pageSize\x12\x1d\n\npage_token\x18\x02 \x01(\tR\tpageToken\"u\n\x16ListPrincipalsResponse\x12\x33\n\nprincipals\x18\x01 \x03(\x0b\x32\x13.memos.v1.PrincipalR\nprincipals\x12&\n\x0fnext_page_token\x18\x02 \x01(\tR\rnextPageToken\",\n\x16\x44\x65letePrincipalRequest\x12\x12\n\x04name\x18\x01 \x01(\tR\x04name\"g\n\x17\x43reateCredentialRequest\x12\x16\n\x06parent\x18\x01 \x01(\tR\x06parent\x12\x34\n\ncredential\x18\x02 \x01(\x0b\x32\x14.memos.v1.CredentialR\ncredential\"-\n\x17RevokeCredentialRequest\x12\x12\n\x04name\x18\x01 \x01(\tR\x04name\"/\n\x19\x45rasePrincipalDataRequest\x12\x12\n\x04name\x18\x01 \x01(\tR\x04name\"\xdb\x01\n\x1a\x45rasePrincipalDataResponse\x12%\n\x0espaces_removed\x18\x01 \x01(\x03R\rspacesRemoved\x12#\n\rcubes_removed\x18\x02 \x01(\x03R\x0c\x63ubesRemoved\x12\'\n\x0fvectors_removed\x18\x03 \x01(\x03R\x0evectorsRemoved\x12#\n\rblobs_removed\x18\x04 \x01(\x03R\x0c\x62lobsRemoved\x12#\n\rroles_removed\x18\x05 \x01(\x03R\x0crolesRemoved\"l\n\x16ListAuditEventsRequest\x12\x1b\n\tpage_size\x18\x01 \x01(\x05R\x08pageSize\x12\x1d\n\npage_token\x18\x02 \x01(\tR\tpageToken\x12\x16\n\x06\x66ilter\x18\x03 \x01(\tR\x06\x66ilter\"o\n\x17ListAuditEventsResponse\x12,\n\x06\x65vents\x18\x01 \x03(\x0b\x32\x14.memos.v1.AuditEventR\x06\x65vents\x12&\n\x0fnext_page_token\x18\x02 \x01(\tR\rnextPageToken\"\x17\n\x15VerifyAuditLogRequest\"\xa9\x01\n\x16VerifyAuditLogResponse\x12\x1a\n\x08verified\x18\x01 \x01(\x08R\x08verified\x12%\n\x0e\x65vents_checked\x18\x02 \x01(\x03R\reventsChecked\x12\x32\n\x15\x66irst_broken_sequence\x18\x03 \x01(\x03R\x13\x66irstBrokenSequence\x12\x18\n\x07problem\x18\x04 \x01(\tR\x07problem\"\x15\n\x13GetTrustRootRequest\"o\n\x16UpdateTrustRootRequest\x12\'\n\x0fsigned_envelope\x18\x01 \x01(\x0cR\x0esignedEnvelope\x12,\n\x12\x61\x64\x64_node_signature\x18\x02 \x01(\x08R\x10\x61\x64\x64NodeSignature\"1\n\x17\x43reateSigningKeyRequest\x12\x16\n\x06parent\x18\x01 \x01(\tR\x06parent2\xa1\x0b\n\x11GovernanceService\x12<\n\x0b\x43reateSpace\x12\x1c.memos.v1.CreateSpaceRequest\x1a\x0f.memos.v1.Space\x12\x36\n\x08GetSpace\x12\x19.memos.v1.GetSpaceRequest\x1a\x0f.memos.v1.Space\x12G\n\nListSpaces\x12\x1b.memos.v1.ListSpacesRequest\x1a\x1c.memos.v1.ListSpacesResponse\x12<\n\x0bUpdateSpace\x12\x1c.memos.v1.UpdateSpaceRequest\x1a\x0f.memos.v1.Space\x12\x43\n\x0b\x44\x65leteSpace\x12\x1c.memos.v1.DeleteSpaceRequest\x1a\x16.google.protobuf.Empty\x12K\n\x0fGetAccessPolicy\x12 .memos.v1.GetAccessPolicyRequest\x1a\x16.memos.v1.AccessPolicy\x12K\n\x0fSetAccessPolicy\x12 .memos.v1.SetAccessPolicyRequest\x1a\x16.memos.v1.AccessPolicy\x12H\n\x0f\x43reatePrincipal\x12 .memos.v1.CreatePrincipalRequest\x1a\x13.memos.v1.Principal\x12\x42\n\x0cGetPrincipal\x12\x1d.memos.v1.GetPrincipalRequest\x1a\x13.memos.v1.Principal\x12S\n\x0eListPrincipals\x12\x1f.memos.v1.ListPrincipalsRequest\x1a .memos.v1.ListPrincipalsResponse\x12K\n\x0f\x44\x65letePrincipal\x12 .memos.v1.DeletePrincipalRequest\x1a\x16.google.protobuf.Empty\x12K\n\x10\x43reateCredential\x12!.memos.v1.CreateCredentialRequest\x1a\x14.memos.v1.Credential\x12K\n\x10RevokeCredential\x12!.memos.v1.RevokeCredentialRequest\x1a\x14.memos.v1.Credential\x12_\n\x12\x45rasePrincipalData\x12#.memos.v1.ErasePrincipalDataRequest\x1a$.memos.v1.ErasePrincipalDataResponse\x12V\n\x0fListAuditEvents\x12 .memos.v1.ListAuditEventsRequest\x1a!.memos.v1.ListAuditEventsResponse\x12S\n\x0eVerifyAuditLog\x12\x1f.memos.v1.VerifyAuditLogRequest\x1a .memos.v1.VerifyAuditLogResponse\x12\x42\n\x0cGetTrustRoot\x12\x1d.memos.v1.GetTrustRootRequest\x1a\x13.memos.v1.TrustRoot\x12H\n\x0fUpdateTrustRoot\x12 .memos.v1.UpdateTrustRootRequest\x1a\x13.memos.v1.TrustRoot\x12J\n\x10\x43reateSigningKey\x12!.memos.v1.CreateSigningKeyRequest\x1a\x13.memos.v1.PublicKeyb\x06proto3')
 
 _globals = globals()
 _builder.BuildMessageAndEnumDescriptors(DESCRIPTOR, _globals)
 _builder.BuildTopDescriptorsAndMessages(DESCRIPTOR, 'memos.v1.governance_service_pb2', _globals)
 if not _descriptor._USE_C_DESCRIPTORS:
   DESCRIPTOR._loaded_options = None
-  _globals['_CREATESPACEREQUEST']._serialized_start=203
-  _globals['_CREATESPACEREQUEST']._serialized_end=289
-  _globals['_GETSPACEREQUEST']._serialized_start=291
-  _globals['_GETSPACEREQUEST']._serialized_end=328
-  _globals['_LISTSPACESREQUEST']._serialized_start=330
-  _globals['_LISTSPACESREQUEST']._serialized_end=409
-  _globals['_LISTSPACESRESPONSE']._serialized_start=411
-  _globals['_LISTSPACESRESPONSE']._serialized_end=512
-  _globals['_UPDATESPACEREQUEST']._serialized_start=514
-  _globals['_UPDATESPACEREQUEST']._serialized_end=634
-  _globals['_DELETESPACEREQUEST']._serialized_start=636
-  _globals['_DELETESPACEREQUEST']._serialized_end=718
-  _globals['_GETACCESSPOLICYREQUEST']._serialized_start=720
-  _globals['_GETACCESSPOLICYREQUEST']._serialized_end=772
-  _globals['_SETACCESSPOLICYREQUEST']._serialized_start=774
-  _globals['_SETACCESSPOLICYREQUEST']._serialized_end=874
-  _globals['_CREATEPRINCIPALREQUEST']._serialized_start=876
-  _globals['_CREATEPRINCIPALREQUEST']._serialized_end=986
-  _globals['_GETPRINCIPALREQUEST']._serialized_start=988
-  _globals['_GETPRINCIPALREQUEST']._serialized_end=1029
-  _globals['_LISTPRINCIPALSREQUEST']._serialized_start=1031
-  _globals['_LISTPRINCIPALSREQUEST']._serialized_end=1114
-  _globals['_LISTPRINCIPALSRESPONSE']._serialized_start=1116
-  _globals['_LISTPRINCIPALSRESPONSE']._serialized_end=1233
-  _globals['_DELETEPRINCIPALREQUEST']._serialized_start=1235
-  _globals['_DELETEPRINCIPALREQUEST']._serialized_end=1279
-  _globals['_CREATECREDENTIALREQUEST']._serialized_start=1281
-  _globals['_CREATECREDENTIALREQUEST']._serialized_end=1384
-  _globals['_REVOKECREDENTIALREQUEST']._serialized_start=1386
-  _globals['_REVOKECREDENTIALREQUEST']._serialized_end=1431
-  _globals['_ERASEPRINCIPALDATAREQUEST']._serialized_start=1433
-  _globals['_ERASEPRINCIPALDATAREQUEST']._serialized_end=1480
-  _globals['_ERASEPRINCIPALDATARESPONSE']._serialized_start=1483
-  _globals['_ERASEPRINCIPALDATARESPONSE']._serialized_end=1702
-  _globals['_LISTAUDITEVENTSREQUEST']._serialized_start=1704
-  _globals['_LISTAUDITEVENTSREQUEST']._serialized_end=1812
-  _globals['_LISTAUDITEVENTSRESPONSE']._serialized_start=1814
-  _globals['_LISTAUDITEVENTSRESPONSE']._serialized_end=1925
-  _globals['_VERIFYAUDITLOGREQUEST']._serialized_start=1927
-  _globals['_VERIFYAUDITLOGREQUEST']._serialized_end=1950
-  _globals['_VERIFYAUDITLOGRESPONSE']._serialized_start=1953
-  _globals['_VERIFYAUDITLOGRESPONSE']._serialized_end=2122
-  _globals['_GOVERNANCESERVICE']._serialized_start=2125
-  _globals['_GOVERNANCESERVICE']._serialized_end=3348
+  _globals['_CREATESPACEREQUEST']._serialized_start=225
+  _globals['_CREATESPACEREQUEST']._serialized_end=311
+  _globals['_GETSPACEREQUEST']._serialized_start=313
+  _globals['_GETSPACEREQUEST']._serialized_end=350
+  _globals['_LISTSPACESREQUEST']._serialized_start=352
+  _globals['_LISTSPACESREQUEST']._serialized_end=431
+  _globals['_LISTSPACESRESPONSE']._serialized_start=433
+  _globals['_LISTSPACESRESPONSE']._serialized_end=534
+  _globals['_UPDATESPACEREQUEST']._serialized_start=536
+  _globals['_UPDATESPACEREQUEST']._serialized_end=656
+  _globals['_DELETESPACEREQUEST']._serialized_start=658
+  _globals['_DELETESPACEREQUEST']._serialized_end=740
+  _globals['_GETACCESSPOLICYREQUEST']._serialized_start=742
+  _globals['_GETACCESSPOLICYREQUEST']._serialized_end=794
+  _globals['_SETACCESSPOLICYREQUEST']._serialized_start=796
+  _globals['_SETACCESSPOLICYREQUEST']._serialized_end=896
+  _globals['_CREATEPRINCIPALREQUEST']._serialized_start=898
+  _globals['_CREATEPRINCIPALREQUEST']._serialized_end=1008
+  _globals['_GETPRINCIPALREQUEST']._serialized_start=1010
+  _globals['_GETPRINCIPALREQUEST']._serialized_end=1051
+  _globals['_LISTPRINCIPALSREQUEST']._serialized_start=1053
+  _globals['_LISTPRINCIPALSREQUEST']._serialized_end=1136
+  _globals['_LISTPRINCIPALSRESPONSE']._serialized_start=1138
+  _globals['_LISTPRINCIPALSRESPONSE']._serialized_end=1255
+  _globals['_DELETEPRINCIPALREQUEST']._serialized_start=1257
+  _globals['_DELETEPRINCIPALREQUEST']._serialized_end=1301
+  _globals['_CREATECREDENTIALREQUEST']._serialized_start=1303
+  _globals['_CREATECREDENTIALREQUEST']._serialized_end=1406
+  _globals['_REVOKECREDENTIALREQUEST']._serialized_start=1408
+  _globals['_REVOKECREDENTIALREQUEST']._serialized_end=1453
+  _globals['_ERASEPRINCIPALDATAREQUEST']._serialized_start=1455
+  _globals['_ERASEPRINCIPALDATAREQUEST']._serialized_end=1502
+  _globals['_ERASEPRINCIPALDATARESPONSE']._serialized_start=1505
+  _globals['_ERASEPRINCIPALDATARESPONSE']._serialized_end=1724
+  _globals['_LISTAUDITEVENTSREQUEST']._serialized_start=1726
+  _globals['_LISTAUDITEVENTSREQUEST']._serialized_end=1834
+  _globals['_LISTAUDITEVENTSRESPONSE']._serialized_start=1836
+  _globals['_LISTAUDITEVENTSRESPONSE']._serialized_end=1947
+  _globals['_VERIFYAUDITLOGREQUEST']._serialized_start=1949
+  _globals['_VERIFYAUDITLOGREQUEST']._serialized_end=1972
+  _globals['_VERIFYAUDITLOGRESPONSE']._serialized_start=1975
+  _globals['_VERIFYAUDITLOGRESPONSE']._serialized_end=2144
+  _globals['_GETTRUSTROOTREQUEST']._serialized_start=2146
+  _globals['_GETTRUSTROOTREQUEST']._serialized_end=2167
+  _globals['_UPDATETRUSTROOTREQUEST']._serialized_start=2169
+  _globals['_UPDATETRUSTROOTREQUEST']._serialized_end=2280
+  _globals['_CREATESIGNINGKEYREQUEST']._serialized_start=2282
+  _globals['_CREATESIGNINGKEYREQUEST']._serialized_end=2331
+  _globals['_GOVERNANCESERVICE']._serialized_start=2334
+  _globals['_GOVERNANCESERVICE']._serialized_end=3775
 # @@protoc_insertion_point(module_scope)

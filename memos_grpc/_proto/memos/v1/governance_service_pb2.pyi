@@ -4,6 +4,7 @@ from memos_grpc._proto.memos.v1 import access_pb2 as _access_pb2
 from memos_grpc._proto.memos.v1 import audit_pb2 as _audit_pb2
 from memos_grpc._proto.memos.v1 import principal_pb2 as _principal_pb2
 from memos_grpc._proto.memos.v1 import space_pb2 as _space_pb2
+from memos_grpc._proto.memos.v1 import trust_pb2 as _trust_pb2
 from google.protobuf.internal import containers as _containers
 from google.protobuf import descriptor as _descriptor
 from google.protobuf import message as _message
@@ -177,3 +178,21 @@ class VerifyAuditLogResponse(_message.Message):
     first_broken_sequence: int
     problem: str
     def __init__(self, verified: _Optional[bool] = ..., events_checked: _Optional[int] = ..., first_broken_sequence: _Optional[int] = ..., problem: _Optional[str] = ...) -> None: ...
+
+class GetTrustRootRequest(_message.Message):
+    __slots__ = ()
+    def __init__(self) -> None: ...
+
+class UpdateTrustRootRequest(_message.Message):
+    __slots__ = ("signed_envelope", "add_node_signature")
+    SIGNED_ENVELOPE_FIELD_NUMBER: _ClassVar[int]
+    ADD_NODE_SIGNATURE_FIELD_NUMBER: _ClassVar[int]
+    signed_envelope: bytes
+    add_node_signature: bool
+    def __init__(self, signed_envelope: _Optional[bytes] = ..., add_node_signature: _Optional[bool] = ...) -> None: ...
+
+class CreateSigningKeyRequest(_message.Message):
+    __slots__ = ("parent",)
+    PARENT_FIELD_NUMBER: _ClassVar[int]
+    parent: str
+    def __init__(self, parent: _Optional[str] = ...) -> None: ...

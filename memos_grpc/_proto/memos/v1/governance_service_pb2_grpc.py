@@ -8,6 +8,7 @@ from memos_grpc._proto.memos.v1 import access_pb2 as memos_dot_v1_dot_access__pb
 from memos_grpc._proto.memos.v1 import governance_service_pb2 as memos_dot_v1_dot_governance__service__pb2
 from memos_grpc._proto.memos.v1 import principal_pb2 as memos_dot_v1_dot_principal__pb2
 from memos_grpc._proto.memos.v1 import space_pb2 as memos_dot_v1_dot_space__pb2
+from memos_grpc._proto.memos.v1 import trust_pb2 as memos_dot_v1_dot_trust__pb2
 
 GRPC_GENERATED_VERSION = '1.85.1'
 GRPC_VERSION = grpc.__version__
@@ -119,6 +120,21 @@ class GovernanceServiceStub:
                 '/memos.v1.GovernanceService/VerifyAuditLog',
                 request_serializer=memos_dot_v1_dot_governance__service__pb2.VerifyAuditLogRequest.SerializeToString,
                 response_deserializer=memos_dot_v1_dot_governance__service__pb2.VerifyAuditLogResponse.FromString,
+                _registered_method=True)
+        self.GetTrustRoot = channel.unary_unary(
+                '/memos.v1.GovernanceService/GetTrustRoot',
+                request_serializer=memos_dot_v1_dot_governance__service__pb2.GetTrustRootRequest.SerializeToString,
+                response_deserializer=memos_dot_v1_dot_trust__pb2.TrustRoot.FromString,
+                _registered_method=True)
+        self.UpdateTrustRoot = channel.unary_unary(
+                '/memos.v1.GovernanceService/UpdateTrustRoot',
+                request_serializer=memos_dot_v1_dot_governance__service__pb2.UpdateTrustRootRequest.SerializeToString,
+                response_deserializer=memos_dot_v1_dot_trust__pb2.TrustRoot.FromString,
+                _registered_method=True)
+        self.CreateSigningKey = channel.unary_unary(
+                '/memos.v1.GovernanceService/CreateSigningKey',
+                request_serializer=memos_dot_v1_dot_governance__service__pb2.CreateSigningKeyRequest.SerializeToString,
+                response_deserializer=memos_dot_v1_dot_principal__pb2.PublicKey.FromString,
                 _registered_method=True)
 
 
@@ -239,6 +255,29 @@ class GovernanceServiceServicer:
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
 
+    def GetTrustRoot(self, request, context):
+        """Gets the trust root in force: the keys this server trusts, for what, signed.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def UpdateTrustRoot(self, request, context):
+        """Replaces the trust root with a newer version signed by a threshold of the
+        current admin keys and of the new ones (admins only).
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def CreateSigningKey(self, request, context):
+        """Has the server create and keep an Ed25519 signing key for a principal;
+        bundles the principal exports are then signed by it too.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
 
 def add_GovernanceServiceServicer_to_server(servicer, server):
     rpc_method_handlers = {
@@ -321,6 +360,21 @@ def add_GovernanceServiceServicer_to_server(servicer, server):
                     servicer.VerifyAuditLog,
                     request_deserializer=memos_dot_v1_dot_governance__service__pb2.VerifyAuditLogRequest.FromString,
                     response_serializer=memos_dot_v1_dot_governance__service__pb2.VerifyAuditLogResponse.SerializeToString,
+            ),
+            'GetTrustRoot': grpc.unary_unary_rpc_method_handler(
+                    servicer.GetTrustRoot,
+                    request_deserializer=memos_dot_v1_dot_governance__service__pb2.GetTrustRootRequest.FromString,
+                    response_serializer=memos_dot_v1_dot_trust__pb2.TrustRoot.SerializeToString,
+            ),
+            'UpdateTrustRoot': grpc.unary_unary_rpc_method_handler(
+                    servicer.UpdateTrustRoot,
+                    request_deserializer=memos_dot_v1_dot_governance__service__pb2.UpdateTrustRootRequest.FromString,
+                    response_serializer=memos_dot_v1_dot_trust__pb2.TrustRoot.SerializeToString,
+            ),
+            'CreateSigningKey': grpc.unary_unary_rpc_method_handler(
+                    servicer.CreateSigningKey,
+                    request_deserializer=memos_dot_v1_dot_governance__service__pb2.CreateSigningKeyRequest.FromString,
+                    response_serializer=memos_dot_v1_dot_principal__pb2.PublicKey.SerializeToString,
             ),
     }
     generic_handler = grpc.method_handlers_generic_handler(
@@ -757,6 +811,87 @@ class GovernanceService:
             '/memos.v1.GovernanceService/VerifyAuditLog',
             memos_dot_v1_dot_governance__service__pb2.VerifyAuditLogRequest.SerializeToString,
             memos_dot_v1_dot_governance__service__pb2.VerifyAuditLogResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def GetTrustRoot(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/memos.v1.GovernanceService/GetTrustRoot',
+            memos_dot_v1_dot_governance__service__pb2.GetTrustRootRequest.SerializeToString,
+            memos_dot_v1_dot_trust__pb2.TrustRoot.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def UpdateTrustRoot(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/memos.v1.GovernanceService/UpdateTrustRoot',
+            memos_dot_v1_dot_governance__service__pb2.UpdateTrustRootRequest.SerializeToString,
+            memos_dot_v1_dot_trust__pb2.TrustRoot.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def CreateSigningKey(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/memos.v1.GovernanceService/CreateSigningKey',
+            memos_dot_v1_dot_governance__service__pb2.CreateSigningKeyRequest.SerializeToString,
+            memos_dot_v1_dot_principal__pb2.PublicKey.FromString,
             options,
             channel_credentials,
             insecure,

@@ -1,0 +1,1 @@
+"""The Memory Interchange Protocol: signed bundles, their codec, trust and exchange."""

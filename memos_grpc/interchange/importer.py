@@ -1,0 +1,363 @@
+"""Import: verify a bundle stream and commit its cubes to a space in one transaction, or nothing.
+
+Blobs are staged in temporary files as they stream in and cubes are held
+parsed until the whole bundle has verified; only then are blobs moved into
+the blob store and every cube written in a single DuckDB transaction, with
+the conflict policy applied. Plaintext from a different embedder is embedded
+again here; activation and parametric cubes keep their model fingerprint.
+"""
+
+from __future__ import annotations
+
+import contextlib
+from collections.abc import Iterable, Iterator
+from dataclasses import dataclass, field
+from datetime import datetime
+from pathlib import Path
+
+import numpy as np
+from google.protobuf.message import DecodeError
+
+from memos_grpc._proto.memos.v1 import cube_pb2, interchange_service_pb2, space_pb2
+from memos_grpc.errors import BundleError, FailedPreconditionError, MemosError, NotFoundError
+from memos_grpc.governance.caller import Caller
+from memos_grpc.interchange.bundle import BundleLimits, BundleReport, BundleVerifier, TrustPolicy
+from memos_grpc.interchange.statement import Subject, cube_entry_name
+from memos_grpc.vault.context import VaultContext
+from memos_grpc.vault.cubes import Cubes, apply_default_ttl, catalog_entries
+from memos_grpc.vault.database import Connection
+from memos_grpc.vault.names import check_id, cube_name, new_cube_id, parse_cube_name, parse_space_name, space_name
+from memos_grpc.vault.rows import INSERT_SQL, CubeRow, blob_digest, make_etag, rows_table, set_timestamp
+from memos_grpc.vault.validation import check_cube_fields, check_vector
+from memos_grpc.vault.vectors import FloatArray
+
+Action = interchange_service_pb2.ImportedCube.Action
+_SKIP = interchange_service_pb2.CONFLICT_POLICY_SKIP
+_NEW_VERSION = interchange_service_pb2.CONFLICT_POLICY_NEW_VERSION
+_REPLACE = interchange_service_pb2.CONFLICT_POLICY_REPLACE
+
+
+def bundle_limits(context: VaultContext) -> BundleLimits:
+    settings = context.settings
+    return BundleLimits(
+        max_entry_bytes=settings.max_payload_bytes,
+        max_bundle_bytes=settings.bundle_max_bytes,
+        max_entries=settings.bundle_max_entries,
+        max_envelope_bytes=settings.bundle_max_envelope_bytes,
+        max_cube_bytes=settings.bundle_max_cube_bytes,
+    )
+
+
+@dataclass
+class _Staging:
+    """The importer's EntrySink: blobs to temporary files, cubes parsed in memory."""
+
+    context: VaultContext
+    cubes: list[cube_pb2.MemCube] = field(default_factory=list)
+    blobs: dict[str, tuple[Path, int]] = field(default_factory=dict)
+
+    def cube(self, subject: Subject, data: bytes) -> None:
+        try:
+            cube = cube_pb2.MemCube.FromString(data)
+        except DecodeError as exc:
+            raise BundleError(f"entry {subject.name!r} is not a MemCube: {exc}", reason="BUNDLE_CUBE_INVALID") from exc
+        if cube_entry_name(cube.provenance_id) != subject.name:
+            raise BundleError(
+                f"entry {subject.name!r} holds the cube with provenance id {cube.provenance_id[:80]!r}; "
+                "a cube entry is named after its provenance id",
+                reason="BUNDLE_CUBE_INVALID",
+            )
+        self.cubes.append(cube)
+
+    def blob(self, subject: Subject, chunks: Iterator[memoryview]) -> None:
+        path = self.context.blobs.staging_path()
+        self.blobs["sha256:" + subject.sha256] = (path, subject.size)
+        with open(path, "wb") as handle:
+            for chunk in chunks:
+                handle.write(chunk)
+
+    def discard(self) -> None:
+        for path, _ in self.blobs.values():
+            path.unlink(missing_ok=True)
+
+
+@dataclass
+class _Planned:
+    row: CubeRow
+    action: int
+    reembedded: bool
+    #: The existing cube's vector label this import retires, if any.
+    replaced_vec_id: int | None = None
+
+
+@dataclass
+class ImportResult:
+    report: BundleReport
+    cubes: list[interchange_service_pb2.ImportedCube]
+
+
+class Importer:
+    def __init__(self, context: VaultContext, cubes: Cubes) -> None:
+        self._context = context
+        self._cubes = cubes
+
+    def import_bundle(
+        self, parent: str, conflict_policy: int, policy: TrustPolicy, chunks: Iterable[bytes], caller: Caller
+    ) -> ImportResult:
+        """Verifies ``chunks`` as a bundle and imports its cubes into ``parent``, all or nothing."""
+        space_id = self._context_space(parent)
+        if conflict_policy not in interchange_service_pb2.ConflictPolicy.values():
+            raise BundleError(f"conflict_policy {conflict_policy} is not a known value", reason="INVALID_ENUM")
+        staging = _Staging(self._context)
+        now = self._context.clock()
+        try:
+            report = BundleVerifier(chunks, policy, bundle_limits(self._context), now, staging).run()
+            rows, reembedded = self._plan(space_id, staging, report, caller, now)
+            used = {d for r in rows if (d := blob_digest(r.cube))}
+            blob_sizes = {d: size for d, (_, size) in staging.blobs.items() if d in used}
+            for digest, (path, _) in staging.blobs.items():
+                if digest in used:  # a blob no cube refers to is verified but not kept
+                    self._context.blobs.adopt(path, digest)
+            result = self._commit(space_id, rows, reembedded, blob_sizes, conflict_policy or _SKIP, now)
+        finally:
+            staging.discard()
+        return ImportResult(report, result)
+
+    def _context_space(self, parent: str) -> str:
+        space_id = parse_space_name(parent, "parent")
+        if not self._context.catalog.has_space(space_id):
+            raise NotFoundError(f"space {parent} does not exist", reason="SPACE_NOT_FOUND")
+        return space_id
+
+    # -- before the transaction: checks and embeddings -----------------------------
+
+    def _plan(
+        self, space_id: str, staging: _Staging, report: BundleReport, caller: Caller, now: datetime
+    ) -> tuple[list[CubeRow], set[int]]:
+        context = self._context
+        rows: list[CubeRow] = []
+        to_embed: list[int] = []
+        for cube in staging.cubes:
+            try:
+                memory_type = check_cube_fields(cube, context.settings)
+            except MemosError as exc:
+                raise BundleError(
+                    f"cube {cube.provenance_id}: {exc.message}",
+                    reason="BUNDLE_CUBE_INVALID",
+                    metadata={"cause": exc.reason},
+                ) from exc
+            digest = blob_digest(cube)
+            if digest and digest not in staging.blobs:
+                raise BundleError(
+                    f"cube {cube.provenance_id} refers to blob {digest}, which the bundle does not carry",
+                    reason="BUNDLE_BLOB_MISSING",
+                )
+            imported = _imported_cube(cube, space_id, memory_type, caller, report.statement_digest, now)
+            if digest:
+                payload = imported.activation if imported.HasField("activation") else imported.parametric
+                payload.blob.size_bytes = staging.blobs[digest][1]
+            vector = self._reusable_vector(cube)
+            if vector is None and memory_type == cube_pb2.MEMORY_TYPE_PLAINTEXT:
+                if not context.embedder.fingerprint:
+                    raise FailedPreconditionError(
+                        f"cube {cube.provenance_id} has no vector this server can use, and this server has no "
+                        "embedder (embedder = none) to embed its text",
+                        reason="EMBEDDER_MISMATCH",
+                    )
+                to_embed.append(len(rows))
+                imported.embedding_fingerprint = context.embedder.fingerprint
+            rows.append(CubeRow(space_id, _cube_id(cube), imported, None, vector))
+        if to_embed:
+            vectors = context.embedder.embed([rows[i].cube.plaintext.text for i in to_embed])
+            for i, vector in zip(to_embed, vectors, strict=True):
+                rows[i].embedding = vector
+        return rows, set(to_embed)
+
+    def _reusable_vector(self, cube: cube_pb2.MemCube) -> FloatArray | None:
+        """The bundle's vector, if this server's embedder made the same kind (else None: embed again)."""
+        if not cube.embedding or len(cube.embedding) != self._context.dimension:
+            return None
+        local = self._context.embedder.fingerprint
+        if local and cube.embedding_fingerprint != local:
+            return None
+        try:
+            return check_vector(cube.embedding, self._context.dimension, "cube.embedding")
+        except MemosError:
+            return None
+
+    # -- the transaction ----------------------------------------------------------
+
+    def _commit(
+        self,
+        space_id: str,
+        rows: list[CubeRow],
+        reembedded: set[int],
+        blob_sizes: dict[str, int],
+        conflict_policy: int,
+        now: datetime,
+    ) -> list[interchange_service_pb2.ImportedCube]:
+        context = self._context
+        blob_rows = [(d, size, _media_type(rows, d), now) for d, size in sorted(blob_sizes.items())]
+
+        def apply(cursor: Connection) -> list[_Planned]:
+            found = cursor.execute("SELECT space_pb FROM spaces WHERE space_id = ?", [space_id]).fetchone()
+            if found is None:
+                raise NotFoundError(f"space {space_name(space_id)} does not exist", reason="SPACE_NOT_FOUND")
+            existing = {
+                str(p): (str(c), None if v is None else int(v), bytes(b))
+                for c, p, v, b in cursor.execute(
+                    "SELECT cube_id, provenance_id, vec_id, cube_pb FROM cubes WHERE space_id = ? "
+                    "AND provenance_id IN (SELECT unnest(?::VARCHAR[]))",
+                    [space_id, [r.cube.provenance_id for r in rows]],
+                ).fetchall()
+            }
+            taken = {
+                str(c)
+                for (c,) in cursor.execute(
+                    "SELECT cube_id FROM cubes WHERE space_id = ? AND cube_id IN (SELECT unnest(?::VARCHAR[]))",
+                    [space_id, [r.cube_id for r in rows]],
+                ).fetchall()
+            }
+            planned = _resolve(rows, existing, taken, conflict_policy, reembedded, now)
+            written = [p.row for p in planned if p.action != Action.ACTION_SKIPPED]
+            with_vectors = [r for r in written if r.embedding is not None]
+            vec_ids = self._cubes.new_vec_ids(len(with_vectors))
+            for row, vec_id in zip(with_vectors, vec_ids, strict=True):
+                row.vec_id = vec_id
+            apply_default_ttl(space_pb2.Space.FromString(found[0]), [r for r in written if r.cube.version == 1])
+            for digest, size, media_type, when in blob_rows:
+                cursor.execute(
+                    "INSERT INTO blobs VALUES (?, ?, ?, ?) ON CONFLICT (digest) DO NOTHING",
+                    [digest, size, media_type, when],
+                )
+            retired = [
+                p.row.cube_id for p in planned if p.action in (Action.ACTION_REPLACED, Action.ACTION_NEW_VERSION)
+            ]
+            if retired:
+                cursor.execute(
+                    "DELETE FROM cubes WHERE space_id = ? AND cube_id IN (SELECT unnest(?::VARCHAR[]))",
+                    [space_id, retired],
+                )
+            self._cubes.record_vec_ids(cursor, vec_ids)
+            if written:
+                cursor.register("rows", rows_table(written))
+                try:
+                    cursor.execute(INSERT_SQL)
+                finally:
+                    cursor.unregister("rows")
+            return planned
+
+        def after_commit(planned: list[_Planned]) -> None:
+            index = context.indexes.get(space_id)
+            written = [p.row for p in planned if p.action != Action.ACTION_SKIPPED]
+            retired = [p.replaced_vec_id for p in planned if p.replaced_vec_id is not None]
+            if retired:
+                index.delete(retired)
+                context.catalog.remove(space_id, retired)
+            with_vectors = [r for r in written if r.vec_id is not None and r.embedding is not None]
+            if with_vectors:
+                index.add(
+                    [r.vec_id for r in with_vectors if r.vec_id is not None],
+                    np.stack([r.embedding for r in with_vectors if r.embedding is not None]),
+                )
+            context.catalog.put(space_id, catalog_entries(written))
+
+        planned = context.database.write(apply, after_commit)
+        return [
+            interchange_service_pb2.ImportedCube(
+                provenance_id=p.row.cube.provenance_id,
+                name=p.row.cube.name,
+                action=p.action,  # type: ignore[arg-type]
+                reembedded=p.reembedded and p.action != Action.ACTION_SKIPPED,
+            )
+            for p in planned
+        ]
+
+
+def _resolve(
+    rows: list[CubeRow],
+    existing: dict[str, tuple[str, int | None, bytes]],
+    taken: set[str],
+    conflict_policy: int,
+    reembedded: set[int],
+    now: datetime,
+) -> list[_Planned]:
+    """Applies the conflict policy: what happens to each cube, under which id."""
+    planned: list[_Planned] = []
+    claimed = set(taken)
+    for index, row in enumerate(rows):
+        found = existing.get(row.cube.provenance_id)
+        if found is None:
+            if row.cube_id in claimed:  # the id is another memory's here: give this one a new id
+                row.cube_id = new_cube_id()
+            claimed.add(row.cube_id)
+            _rename(row, row.cube_id, 1, now)
+            planned.append(_Planned(row, Action.ACTION_CREATED, index in reembedded))
+            continue
+        cube_id, vec_id, stored_pb = found
+        stored = cube_pb2.MemCube.FromString(stored_pb)
+        if conflict_policy == _SKIP:
+            row.cube_id = cube_id
+            row.cube = stored
+            planned.append(_Planned(row, Action.ACTION_SKIPPED, False))
+            continue
+        if stored.state == cube_pb2.LIFECYCLE_STATE_FROZEN:
+            raise FailedPreconditionError(
+                f"cube {stored.name} is frozen; the bundle cannot replace it or add a version (nothing was imported)",
+                reason="CUBE_FROZEN",
+            )
+        row.cube_id = cube_id
+        if conflict_policy == _NEW_VERSION:
+            row.cube.create_time.CopyFrom(stored.create_time)
+            _rename(row, cube_id, stored.version + 1, now)
+            planned.append(_Planned(row, Action.ACTION_NEW_VERSION, index in reembedded, vec_id))
+        else:
+            _rename(row, cube_id, 1, now)
+            planned.append(_Planned(row, Action.ACTION_REPLACED, index in reembedded, vec_id))
+    return planned
+
+
+def _rename(row: CubeRow, cube_id: str, version: int, now: datetime) -> None:
+    row.cube.name = cube_name(row.space_id, cube_id)
+    row.cube.version = version
+    set_timestamp(row.cube.update_time, now)
+    row.cube.etag = make_etag(row.cube.name, version, now)
+
+
+def _cube_id(cube: cube_pb2.MemCube) -> str:
+    """The cube's id at its source, kept when free here; a fresh one if it has none usable."""
+    with contextlib.suppress(MemosError):
+        return check_id(parse_cube_name(cube.name)[1], "cube id")
+    return new_cube_id()
+
+
+def _imported_cube(
+    cube: cube_pb2.MemCube, space_id: str, memory_type: int, caller: Caller, statement_digest: str, now: datetime
+) -> cube_pb2.MemCube:
+    """The cube as this server stores it: provenance and payload kept, local bookkeeping fresh."""
+    imported = cube_pb2.MemCube()
+    imported.CopyFrom(cube)
+    for local_only in ("embedding", "usage_count", "last_use_time", "etag"):
+        imported.ClearField(local_only)
+    imported.type = memory_type  # type: ignore[assignment]
+    imported.source = cube_pb2.SOURCE_IMPORT
+    imported.origin = statement_digest
+    if not imported.HasField("create_time"):
+        set_timestamp(imported.create_time, now)
+    if imported.state in (cube_pb2.LIFECYCLE_STATE_UNSPECIFIED, cube_pb2.LIFECYCLE_STATE_EXPIRED):
+        imported.state = cube_pb2.LIFECYCLE_STATE_GENERATED
+    # Principal names are the source server's: they mean nothing here, so the importer owns the cube.
+    imported.access.owner = caller.principal
+    if imported.access.scope == cube_pb2.CubeAccess.SCOPE_PRINCIPALS:
+        imported.access.scope = cube_pb2.CubeAccess.SCOPE_OWNER
+    del imported.access.principals[:]
+    imported.name = cube_name(space_id, "pending")
+    return imported
+
+
+def _media_type(rows: list[CubeRow], digest: str) -> str:
+    for row in rows:
+        if blob_digest(row.cube) == digest:
+            payload = row.cube.activation if row.cube.HasField("activation") else row.cube.parametric
+            return payload.blob.media_type or "application/octet-stream"
+    return "application/octet-stream"

@@ -1,0 +1,163 @@
+"""Ed25519 signing keys: key ids, key files (PEM, mode 0600), and the node key.
+
+A key id is the lowercase hex sha256 of the key's DER SubjectPublicKeyInfo
+(docs/protocol.md). Private keys live only in files their owner alone can
+read; the server's node key is created at first start.
+"""
+
+from __future__ import annotations
+
+import base64
+import hashlib
+import logging
+import os
+from dataclasses import dataclass
+from datetime import datetime
+from pathlib import Path
+from typing import Any
+
+from cryptography.exceptions import InvalidSignature
+from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey, Ed25519PublicKey
+from cryptography.hazmat.primitives.serialization import (
+    Encoding,
+    NoEncryption,
+    PrivateFormat,
+    PublicFormat,
+    load_pem_private_key,
+)
+
+from memos_grpc.errors import InvalidArgumentError
+from memos_grpc.interchange.canonical import format_time
+
+log = logging.getLogger(__name__)
+
+#: Length of a raw Ed25519 public key (RFC 8032).
+PUBLIC_KEY_BYTES = 32
+
+
+def key_id(raw_public_key: bytes) -> str:
+    """Lowercase hex sha256 of the key's DER SubjectPublicKeyInfo."""
+    der = Ed25519PublicKey.from_public_bytes(raw_public_key).public_bytes(
+        Encoding.DER, PublicFormat.SubjectPublicKeyInfo
+    )
+    return hashlib.sha256(der).hexdigest()
+
+
+def verify_signature(raw_public_key: bytes, signature: bytes, message: bytes) -> bool:
+    """True if ``signature`` is a valid Ed25519 signature of ``message`` by the key."""
+    try:
+        Ed25519PublicKey.from_public_bytes(raw_public_key).verify(signature, message)
+    except (InvalidSignature, ValueError):
+        return False
+    return True
+
+
+@dataclass(frozen=True)
+class SigningKey:
+    """An Ed25519 private key and what others need to know of it."""
+
+    private: Ed25519PrivateKey
+
+    @classmethod
+    def generate(cls) -> SigningKey:
+        return cls(Ed25519PrivateKey.generate())
+
+    @classmethod
+    def from_seed(cls, seed: bytes) -> SigningKey:
+        """A key from its 32-byte RFC 8032 seed (test vectors pin keys this way)."""
+        return cls(Ed25519PrivateKey.from_private_bytes(seed))
+
+    @property
+    def public_key(self) -> bytes:
+        return self.private.public_key().public_bytes(Encoding.Raw, PublicFormat.Raw)
+
+    @property
+    def key_id(self) -> str:
+        return key_id(self.public_key)
+
+    @property
+    def public_key_b64(self) -> str:
+        return base64.b64encode(self.public_key).decode()
+
+    def sign(self, message: bytes) -> bytes:
+        return self.private.sign(message)
+
+    def pem(self) -> bytes:
+        return self.private.private_bytes(Encoding.PEM, PrivateFormat.PKCS8, NoEncryption())
+
+    def write(self, path: Path) -> None:
+        """Writes the private key as PEM, mode 0600, atomically; refuses to overwrite."""
+        if path.exists():
+            raise InvalidArgumentError(f"{path} exists; refusing to overwrite a key", reason="KEY_FILE_EXISTS")
+        path.parent.mkdir(parents=True, exist_ok=True)
+        temp = path.with_name(path.name + ".tmp")
+        temp.unlink(missing_ok=True)
+        fd = os.open(temp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+        try:
+            os.write(fd, self.pem())
+            os.fsync(fd)
+        finally:
+            os.close(fd)
+        os.replace(temp, path)
+
+    @classmethod
+    def read(cls, path: Path) -> SigningKey:
+        """Reads a PEM Ed25519 private key; refuses one that others may read."""
+        try:
+            mode = path.stat().st_mode & 0o777
+            data = path.read_bytes()
+        except OSError as exc:
+            raise InvalidArgumentError(f"cannot read key file {path}: {exc}", reason="KEY_FILE_UNREADABLE") from exc
+        if mode & 0o077:
+            raise InvalidArgumentError(
+                f"key file {path} is readable by others (mode {mode:o}); chmod 600 it", reason="KEY_FILE_UNSAFE"
+            )
+        try:
+            private = load_pem_private_key(data, password=None)
+        except (ValueError, TypeError) as exc:
+            raise InvalidArgumentError(
+                f"{path} is not an unencrypted PEM private key: {exc}", reason="KEY_FILE_INVALID"
+            ) from exc
+        if not isinstance(private, Ed25519PrivateKey):
+            raise InvalidArgumentError(f"{path} holds a key that is not Ed25519", reason="KEY_FILE_INVALID")
+        return cls(private)
+
+    @classmethod
+    def load_or_create(cls, path: Path) -> SigningKey:
+        """The key in ``path``, created (0600) if the file does not exist yet."""
+        if path.exists():
+            return cls.read(path)
+        key = cls.generate()
+        key.write(path)
+        log.warning("created signing key %s in %s (mode 0600)", key.key_id, path)
+        return key
+
+
+@dataclass(frozen=True)
+class TrustedKey:
+    key_id: str
+    public_key: bytes
+    name: str = ""
+    not_before: datetime | None = None
+    not_after: datetime | None = None
+    #: From this time on the key counts for nothing.
+    revoked_at: datetime | None = None
+
+    def valid_at(self, now: datetime) -> bool:
+        """Inside its validity window and not revoked."""
+        if self.revoked_at is not None and now >= self.revoked_at:
+            return False
+        if self.not_before is not None and now < self.not_before:
+            return False
+        return not (self.not_after is not None and now >= self.not_after)
+
+    def to_json(self) -> dict[str, Any]:
+        document: dict[str, Any] = {"keytype": "ed25519", "public": base64.b64encode(self.public_key).decode()}
+        if self.name:
+            document["name"] = self.name
+        for label, when in (("notBefore", self.not_before), ("notAfter", self.not_after)):
+            if when is not None:
+                document[label] = format_time(when)
+        if self.revoked_at is not None:
+            document["revokedAt"] = format_time(self.revoked_at)
+        return document

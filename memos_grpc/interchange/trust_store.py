@@ -1,0 +1,151 @@
+"""The trust root in force on this server: created at first start, replaced only by signed updates.
+
+Every version is kept in DuckDB as the envelope that was signed; the newest
+is in force. The first one trusts the server's own node key as admin and as
+node, so an operator extends it with ``UpdateTrustRoot`` (which the node may
+co-sign) to trust peers, publishers and a marketplace.
+"""
+
+from __future__ import annotations
+
+import logging
+from datetime import datetime, timedelta
+
+from memos_grpc._proto.memos.v1 import trust_pb2
+from memos_grpc.errors import FailedPreconditionError, TrustRootError
+from memos_grpc.interchange.bundle import TrustPolicy
+from memos_grpc.interchange.canonical import format_time
+from memos_grpc.interchange.dsse import parse_envelope, sign_envelope
+from memos_grpc.interchange.keys import SigningKey, TrustedKey
+from memos_grpc.interchange.trust import (
+    TRUST_ROOT_PAYLOAD_TYPE,
+    Role,
+    TrustRoot,
+    parse_trust_root,
+    verify_root_update,
+)
+from memos_grpc.vault.context import VaultContext
+from memos_grpc.vault.database import Connection
+from memos_grpc.vault.rows import set_timestamp
+
+log = logging.getLogger(__name__)
+
+ROLE_NAMES = {
+    trust_pb2.KEY_ROLE_ADMIN: "admin",
+    trust_pb2.KEY_ROLE_NODE: "node",
+    trust_pb2.KEY_ROLE_PUBLISHER: "publisher",
+    trust_pb2.KEY_ROLE_MARKETPLACE: "marketplace",
+}
+ROLE_ENUMS = {name: value for value, name in ROLE_NAMES.items()}
+
+
+def role_name(role: int) -> str:
+    """The trust root role of a KeyRole (unset means node)."""
+    if role == trust_pb2.KEY_ROLE_UNSPECIFIED:
+        return "node"
+    if role not in ROLE_NAMES:
+        raise TrustRootError(f"trust_policy.role {role} is not a known KeyRole", reason="INVALID_ENUM")
+    return ROLE_NAMES[role]  # type: ignore[index]
+
+
+class TrustStore:
+    def __init__(self, context: VaultContext, node_key: SigningKey, node_principal: str) -> None:
+        self._context = context
+        self._node_key = node_key
+        with context.database.read() as cursor:
+            found = cursor.execute("SELECT envelope FROM trust_roots ORDER BY version DESC LIMIT 1").fetchone()
+        if found is None:
+            self._root, self._envelope = self._create_first(node_principal)
+        else:
+            self._envelope = bytes(found[0])
+            self._root = parse_trust_root(parse_envelope(self._envelope).payload)
+
+    def _create_first(self, node_principal: str) -> tuple[TrustRoot, bytes]:
+        now = self._context.clock()
+        node = TrustedKey(self._node_key.key_id, self._node_key.public_key, node_principal)
+        root = TrustRoot(
+            version=1,
+            expires=now.replace(microsecond=0) + timedelta(days=self._context.settings.trust_root_days),
+            keys={node.key_id: node},
+            roles={
+                "admin": Role((node.key_id,), 1),
+                "node": Role((node.key_id,), 1),
+                "publisher": Role((), 1),
+                "marketplace": Role((), 1),
+            },
+        )
+        envelope = sign_envelope(TRUST_ROOT_PAYLOAD_TYPE, root.payload(), [self._node_key]).to_json()
+        self._store(root, envelope)
+        log.warning(
+            "created trust root version 1 (node key %s as admin), valid until %s",
+            node.key_id,
+            format_time(root.expires),
+        )
+        return root, envelope
+
+    def _store(self, root: TrustRoot, envelope: bytes) -> None:
+        now = self._context.clock()
+
+        def apply(cursor: Connection) -> None:
+            newest = cursor.execute("SELECT max(version) FROM trust_roots").fetchone()
+            if newest is not None and newest[0] is not None and int(newest[0]) >= root.version:
+                raise TrustRootError(
+                    f"trust root version {root.version} is not newer than {newest[0]} (a concurrent update won)",
+                    reason="TRUST_ROOT_ROLLBACK",
+                )
+            cursor.execute("INSERT INTO trust_roots VALUES (?, ?, ?, ?)", [root.version, envelope, root.expires, now])
+
+        self._context.database.write(apply)
+
+    @property
+    def root(self) -> TrustRoot:
+        return self._root
+
+    def message(self) -> trust_pb2.TrustRoot:
+        return to_message(self._root, self._envelope)
+
+    def policy(self, role: int, required_key_ids: list[str], now: datetime) -> TrustPolicy:
+        """The keys a bundle must be signed by, under the root in force; refused once the root has expired."""
+        root = self._root
+        if root.expires <= now:
+            raise FailedPreconditionError(
+                f"the trust root (version {root.version}) expired at {format_time(root.expires)}; an admin must "
+                "renew it with UpdateTrustRoot before bundles can be verified",
+                reason="TRUST_ROOT_EXPIRED",
+            )
+        name = role_name(role)
+        return TrustPolicy(name, root.keys_for(name), root.threshold_for(name), tuple(required_key_ids))
+
+    def update(self, envelope_json: bytes, add_node_signature: bool) -> trust_pb2.TrustRoot:
+        """Puts a newer, properly signed trust root in force (docs/protocol.md)."""
+        if add_node_signature:
+            try:
+                envelope = parse_envelope(envelope_json)
+            except ValueError as exc:
+                raise TrustRootError(
+                    f"the trust root envelope is malformed: {exc}", reason="TRUST_ROOT_MALFORMED"
+                ) from exc
+            envelope_json = envelope.signed_by(self._node_key).to_json()
+        proposed, _ = verify_root_update(self._root, envelope_json, self._context.clock())
+        self._store(proposed, envelope_json)
+        self._root, self._envelope = proposed, envelope_json
+        log.warning("trust root version %d is now in force", proposed.version)
+        return self.message()
+
+
+def to_message(root: TrustRoot, envelope: bytes) -> trust_pb2.TrustRoot:
+    message = trust_pb2.TrustRoot(version=root.version, signed_envelope=envelope)
+    set_timestamp(message.expire_time, root.expires)
+    for key in sorted(root.keys.values(), key=lambda k: k.key_id):
+        item = message.keys.add(key_id=key.key_id, public_key=key.public_key, name=key.name)
+        for field_name, when in (
+            ("not_before", key.not_before),
+            ("not_after", key.not_after),
+            ("revoke_time", key.revoked_at),
+        ):
+            if when is not None:
+                set_timestamp(getattr(item, field_name), when)
+    for name, role in sorted(root.roles.items()):
+        if name in ROLE_ENUMS:
+            message.roles.add(role=ROLE_ENUMS[name], key_ids=sorted(role.key_ids), threshold=role.threshold)
+    return message

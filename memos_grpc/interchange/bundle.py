@@ -186,27 +186,13 @@ class BundleVerifier:
             )
 
     def _verify_envelope(self, data: bytes) -> Statement:
+        verification: list[EnvelopeVerification] = []
         try:
-            envelope = parse_envelope(data)
-        except EnvelopeFormatError as exc:
-            raise BundleError(f"the envelope is malformed: {exc}", reason="BUNDLE_ENVELOPE_MALFORMED") from exc
-        if envelope.payload_type != STATEMENT_PAYLOAD_TYPE:
-            raise BundleError(
-                f"payloadType is {envelope.payload_type[:80]!r}; a bundle's is {STATEMENT_PAYLOAD_TYPE!r}",
-                reason="BUNDLE_PAYLOAD_TYPE_INVALID",
-            )
-        policy = self._policy
-        verification = verify_envelope(envelope, policy.keys, policy.threshold, self._now)
-        self.report.signatures = verification
-        self.report.signer_roles = {k: [policy.role] for k in verification.counted_keys}
-        _raise_shortfall(verification, policy)
-        missing = [k for k in policy.required_key_ids if k not in verification.counted_keys]
-        if missing:
-            raise BundleError(
-                f"the trust policy requires a signature by key {missing[0]}, and the bundle has none that counts",
-                reason="BUNDLE_REQUIRED_SIGNER_MISSING",
-            )
-        payload = envelope.payload  # verified: only now is it parsed
+            payload = verify_statement_envelope(data, self._policy, self._now, verification)
+        finally:
+            if verification:
+                self.report.signatures = verification[0]
+                self.report.signer_roles = {k: [self._policy.role] for k in verification[0].counted_keys}
         self.report.statement_bytes = payload
         self.report.statement_digest = "sha256:" + hashlib.sha256(payload).hexdigest()
         statement = parse_statement(payload, max(0, self._limits.max_entries - 2))
@@ -237,6 +223,35 @@ class BundleVerifier:
         self.report.cube_count += 1
         if self._sink is not None:
             self._sink.cube(subject, data)
+
+
+def verify_statement_envelope(
+    data: bytes, policy: TrustPolicy, now: datetime, out: list[EnvelopeVerification] | None = None
+) -> bytes:
+    """Steps 2 and 3: decodes a statement envelope and checks its signatures; returns the verified payload.
+
+    Raises BundleError with the step's reason; ``out`` receives the per-signature results when given.
+    """
+    try:
+        envelope = parse_envelope(data)
+    except EnvelopeFormatError as exc:
+        raise BundleError(f"the envelope is malformed: {exc}", reason="BUNDLE_ENVELOPE_MALFORMED") from exc
+    if envelope.payload_type != STATEMENT_PAYLOAD_TYPE:
+        raise BundleError(
+            f"payloadType is {envelope.payload_type[:80]!r}; a bundle's is {STATEMENT_PAYLOAD_TYPE!r}",
+            reason="BUNDLE_PAYLOAD_TYPE_INVALID",
+        )
+    verification = verify_envelope(envelope, policy.keys, policy.threshold, now)
+    if out is not None:
+        out.append(verification)
+    _raise_shortfall(verification, policy)
+    missing = [k for k in policy.required_key_ids if k not in verification.counted_keys]
+    if missing:
+        raise BundleError(
+            f"the trust policy requires a signature by key {missing[0]}, and the bundle has none that counts",
+            reason="BUNDLE_REQUIRED_SIGNER_MISSING",
+        )
+    return envelope.payload  # verified: only now may it be parsed
 
 
 def _check_marker(data: bytes) -> None:

@@ -14,8 +14,10 @@ from memos_test_support import reason_of
 
 from memos_grpc._proto.memos.v1 import access_pb2, cube_pb2
 from memos_grpc._proto.memos.v1 import governance_service_pb2 as g
+from memos_grpc._proto.memos.v1 import interchange_service_pb2 as i
 from memos_grpc._proto.memos.v1 import vault_service_pb2 as v
 from memos_grpc._proto.memos.v1.governance_service_pb2_grpc import GovernanceServiceStub
+from memos_grpc._proto.memos.v1.interchange_service_pb2_grpc import InterchangeServiceStub
 from memos_grpc._proto.memos.v1.vault_service_pb2_grpc import VaultServiceStub
 from memos_grpc.governance.rules import Check
 from memos_grpc.server.app import MemosServer
@@ -25,6 +27,7 @@ Metadata = tuple[tuple[str, str], ...]
 
 _V = "/memos.v1.VaultService/"
 _G = "/memos.v1.GovernanceService/"
+_I = "/memos.v1.InterchangeService/"
 SPACE_ID = "iso"
 SPACE = f"spaces/{SPACE_ID}"
 CUBE = f"{SPACE}/cubes/c"
@@ -134,6 +137,7 @@ class World:
     governance: GovernanceServiceStub
     tokens: dict[Who, str]
     cube: cube_pb2.MemCube
+    channel: grpc.Channel
     metadata: dict[Who, Metadata] = field(default_factory=dict)
 
     def md(self, who: Who) -> Metadata:
@@ -194,11 +198,39 @@ def upload(vault: VaultServiceStub, md: Metadata, data: bytes) -> cube_pb2.BlobR
     return vault.WritePayload(iter(requests), metadata=md, timeout=CALL_TIMEOUT).blob
 
 
+# -- the matrix's rows ------------------------------------------------------------------
+
+
+@dataclass
+class Target:
+    """What one cell sends, and how to tell afterwards whether it took effect."""
+
+    request: Message | Sequence[Message]
+    #: Called with whether the call was allowed: asserts the change happened, or that nothing changed.
+    effect: Callable[[bool], None] | None = None
+
+
+@dataclass(frozen=True)
+class Row:
+    method: str
+    #: Who may call the method, as this test reads the policy (checked against RULES below).
+    access: Access
+    #: Whether the call is audited when allowed (it mutates, or memory leaves the server).
+    audited: bool
+    #: Builds the cell's request (and fresh target, for mutating calls) from the world and a cell id.
+    target: Callable[[World, str], Target]
+    #: Checks an allowed call's response for the caller.
+    response: Callable[[World, Who, Any], None] | None = None
+    #: Methods the call itself makes (audited as their own events), e.g. a peer's export.
+    side_calls: tuple[str, ...] = ()
+
+
 # -- calling a method generically ------------------------------------------------------
 
 _SERVICES = {
     "memos.v1.VaultService": v.DESCRIPTOR.services_by_name["VaultService"],
     "memos.v1.GovernanceService": g.DESCRIPTOR.services_by_name["GovernanceService"],
+    "memos.v1.InterchangeService": i.DESCRIPTOR.services_by_name["InterchangeService"],
 }
 
 
@@ -213,7 +245,8 @@ def invoke(w: World, method: str, request: Message | Sequence[Message], md: Meta
     """Calls ``method`` with the stubs, streaming ``request`` when the method takes a stream."""
     _, service, name = method.split("/")
     descriptor = _SERVICES[service].methods_by_name[name]
-    stub: Any = w.vault if service.endswith("VaultService") else w.governance
+    stubs: dict[str, Any] = {"VaultService": w.vault, "GovernanceService": w.governance}
+    stub: Any = stubs.get(service.rsplit(".", 1)[1]) or InterchangeServiceStub(w.channel)
     call = getattr(stub, name)
     try:
         if descriptor.client_streaming:

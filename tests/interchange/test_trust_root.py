@@ -1,0 +1,172 @@
+"""The trust root through a real server: the first root, rotation, rollback, freeze, revocation, persistence."""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Iterator
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+
+import grpc
+import pytest
+from _trust import current_root, propose
+from conftest import start_server
+from memos_test_support import admin_token, authorized_channel, reason_of
+
+from memos_grpc._proto.memos.v1 import governance_service_pb2 as g
+from memos_grpc._proto.memos.v1 import interchange_service_pb2 as i
+from memos_grpc._proto.memos.v1 import trust_pb2
+from memos_grpc._proto.memos.v1.governance_service_pb2_grpc import GovernanceServiceStub
+from memos_grpc._proto.memos.v1.interchange_service_pb2_grpc import InterchangeServiceStub
+from memos_grpc.embedding.embedder import Embedder
+from memos_grpc.interchange.dsse import Envelope, parse_envelope, verify_envelope
+from memos_grpc.interchange.keys import SigningKey, TrustedKey
+from memos_grpc.interchange.trust import TRUST_ROOT_PAYLOAD_TYPE, Role, TrustRoot
+from memos_grpc.server.app import MemosServer
+
+
+@pytest.fixture
+def node(tmp_path: Path, embedder: Embedder) -> Iterator[tuple[MemosServer, GovernanceServiceStub]]:
+    server = start_server(tmp_path / "data", embedder)
+    channel = authorized_channel(server.address, admin_token(server))
+    yield server, GovernanceServiceStub(channel)
+    channel.close()
+    server.stop(grace=1)
+
+
+def signed(root: TrustRoot, *keys: SigningKey) -> bytes:
+    envelope = Envelope(TRUST_ROOT_PAYLOAD_TYPE, root.payload())
+    for key in keys:
+        envelope = envelope.signed_by(key)
+    return envelope.to_json()
+
+
+def submit(governance: GovernanceServiceStub, envelope: bytes, node_signs: bool = False) -> trust_pb2.TrustRoot:
+    return governance.UpdateTrustRoot(g.UpdateTrustRootRequest(signed_envelope=envelope, add_node_signature=node_signs))
+
+
+def refused(governance: GovernanceServiceStub, envelope: bytes, node_signs: bool = False) -> str:
+    with pytest.raises(grpc.RpcError) as caught:
+        submit(governance, envelope, node_signs)
+    assert caught.value.code() is grpc.StatusCode.INVALID_ARGUMENT
+    return reason_of(caught.value)
+
+
+def test_the_first_root_trusts_the_node_key_and_verifies_offline(
+    node: tuple[MemosServer, GovernanceServiceStub],
+) -> None:
+    server, governance = node
+    message = governance.GetTrustRoot(g.GetTrustRootRequest())
+    node_key = SigningKey.read(server.settings.key_dir / "node.key")
+    assert message.version == 1 and [k.key_id for k in message.keys] == [node_key.key_id]
+    assert {(r.role, tuple(r.key_ids), r.threshold) for r in message.roles} >= {
+        (trust_pb2.KEY_ROLE_ADMIN, (node_key.key_id,), 1),
+        (trust_pb2.KEY_ROLE_NODE, (node_key.key_id,), 1),
+    }
+    days = (message.expire_time.ToDatetime(tzinfo=UTC) - datetime.now(UTC)).days
+    assert 363 <= days <= 365
+    envelope = parse_envelope(message.signed_envelope)
+    trusted = {node_key.key_id: TrustedKey(node_key.key_id, node_key.public_key)}
+    assert verify_envelope(envelope, trusted, 1, datetime.now(UTC))
+
+
+def test_rotation_needs_old_and_new_admin_keys(node: tuple[MemosServer, GovernanceServiceStub]) -> None:
+    _, governance = node
+    first = current_root(governance)
+    k1, k2, k3 = SigningKey.generate(), SigningKey.generate(), SigningKey.generate()
+    admins = {k.key_id: TrustedKey(k.key_id, k.public_key, f"admin {n}") for n, k in enumerate((k1, k2, k3))}
+    roles = dict(first.roles)
+    roles["admin"] = Role(tuple(admins), 2)  # 2 of 3 offline admin keys; the node key is no longer admin
+    second = TrustRoot(2, first.expires, {**first.keys, **admins}, roles)
+
+    assert refused(governance, signed(second), node_signs=True) == "TRUST_ROOT_THRESHOLD_NOT_MET"  # old only
+    assert refused(governance, signed(second, k1, k2)) == "TRUST_ROOT_THRESHOLD_NOT_MET"  # new only
+    assert refused(governance, signed(second, k1, k1), node_signs=True) == "TRUST_ROOT_THRESHOLD_NOT_MET"
+    assert submit(governance, signed(second, k1, k3), node_signs=True).version == 2
+
+    third = TrustRoot(3, first.expires, second.keys, second.roles)
+    assert (
+        refused(governance, signed(third), node_signs=True) == "TRUST_ROOT_THRESHOLD_NOT_MET"
+    )  # node is not admin now
+    assert refused(governance, signed(third, k2)) == "TRUST_ROOT_THRESHOLD_NOT_MET"
+    assert submit(governance, signed(third, k2, k3)).version == 3
+
+
+def test_rollback_and_freeze_are_refused(node: tuple[MemosServer, GovernanceServiceStub]) -> None:
+    _, governance = node
+    root = current_root(governance)
+    second = TrustRoot(2, root.expires, root.keys, root.roles)
+    submit(governance, signed(second), node_signs=True)
+    assert refused(governance, signed(second), node_signs=True) == "TRUST_ROOT_ROLLBACK"
+    assert refused(governance, signed(TrustRoot(1, root.expires, root.keys, root.roles)), True) == "TRUST_ROOT_ROLLBACK"
+    stale = TrustRoot(3, datetime.now(UTC) - timedelta(minutes=1), root.keys, root.roles)
+    assert refused(governance, signed(stale), node_signs=True) == "TRUST_ROOT_EXPIRED"
+    assert refused(governance, b"{not json", node_signs=True) == "TRUST_ROOT_MALFORMED"
+    assert governance.GetTrustRoot(g.GetTrustRootRequest()).version == 2
+
+
+def export_verification(server: MemosServer, governance: GovernanceServiceStub) -> i.BundleVerification:
+    channel = authorized_channel(server.address, admin_token(server))
+    space = governance.CreateSpace(g.CreateSpaceRequest(space_id=f"s{time.time_ns()}")).name
+    stub = InterchangeServiceStub(channel)
+    bundle = b"".join(r.chunk for r in stub.ExportBundle(i.ExportBundleRequest(parent=space)))
+    report = stub.VerifyBundle(iter([i.VerifyBundleRequest(chunk=bundle)])).verification
+    channel.close()
+    return report
+
+
+def test_revocation_takes_a_key_out_from_its_time(node: tuple[MemosServer, GovernanceServiceStub]) -> None:
+    server, governance = node
+    assert export_verification(server, governance).valid
+    root = current_root(governance)
+    node_id = root.role("node").key_ids[0]
+    old = root.keys[node_id]
+    later = datetime.now(UTC) + timedelta(days=1)
+    revoked_later = TrustedKey(old.key_id, old.public_key, old.name, revoked_at=later.replace(microsecond=0))
+    submit(governance, signed(TrustRoot(2, root.expires, {node_id: revoked_later}, root.roles)), node_signs=True)
+    assert export_verification(server, governance).valid  # revoked from tomorrow: still counts today
+    now = datetime.now(UTC).replace(microsecond=0) - timedelta(seconds=1)
+    keys = {node_id: TrustedKey(old.key_id, old.public_key, old.name, revoked_at=now)}
+    roles = dict(root.roles)
+    # The node key stays admin through a second key, so this very root can still be replaced.
+    spare = SigningKey.generate()
+    keys[spare.key_id] = TrustedKey(spare.key_id, spare.public_key, "spare admin")
+    roles["admin"] = Role((spare.key_id,), 1)
+    submit(governance, signed(TrustRoot(3, root.expires, keys, roles), spare), node_signs=True)
+    report = export_verification(server, governance)
+    assert (report.valid, report.reason) == (False, "BUNDLE_SIGNER_REVOKED")
+    assert [s.status for s in report.signatures] == [i.SignatureCheck.STATUS_KEY_REVOKED]
+
+
+def test_an_expired_root_in_force_refuses_bundles_until_renewed(
+    node: tuple[MemosServer, GovernanceServiceStub],
+) -> None:
+    server, governance = node
+    root = current_root(governance)
+    soon = datetime.now(UTC).replace(microsecond=0) + timedelta(seconds=2)
+    submit(governance, signed(TrustRoot(2, soon, root.keys, root.roles)), node_signs=True)
+    time.sleep(max(0.0, (soon - datetime.now(UTC)).total_seconds()) + 0.5)
+    with pytest.raises(grpc.RpcError) as caught:
+        export_verification(server, governance)
+    assert (caught.value.code(), reason_of(caught.value)) == (grpc.StatusCode.FAILED_PRECONDITION, "TRUST_ROOT_EXPIRED")
+    propose(governance, TrustRoot(3, root.expires, root.keys, root.roles))
+    assert export_verification(server, governance).valid
+
+
+def test_the_root_in_force_survives_a_restart(tmp_path: Path, embedder: Embedder) -> None:
+    server = start_server(tmp_path / "data", embedder)
+    channel = authorized_channel(server.address, admin_token(server))
+    governance = GovernanceServiceStub(channel)
+    root = current_root(governance)
+    propose(governance, TrustRoot(2, root.expires, root.keys, root.roles))
+    channel.close()
+    server.stop(grace=1)
+    again = start_server(tmp_path / "data", embedder)
+    channel = authorized_channel(again.address, admin_token(again))
+    try:
+        message = GovernanceServiceStub(channel).GetTrustRoot(g.GetTrustRootRequest())
+        assert message.version == 2
+        assert SigningKey.read(again.settings.key_dir / "node.key").key_id == message.keys[0].key_id
+    finally:
+        channel.close()
+        again.stop(grace=1)

@@ -7,7 +7,7 @@ import sys
 from collections.abc import Callable, Sequence
 
 from memos_grpc import __version__
-from memos_grpc.cli import cube, governance, serve, space
+from memos_grpc.cli import bundle, cube, governance, keys, serve, space
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -17,7 +17,7 @@ def build_parser() -> argparse.ArgumentParser:
     )
     parser.add_argument("--version", action="version", version=f"memos-grpc {__version__}")
     commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
-    for module in (serve, space, cube, governance):
+    for module in (serve, space, cube, governance, keys, bundle):
         module.register(commands)
     return parser
 

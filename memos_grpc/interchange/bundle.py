@@ -98,6 +98,9 @@ class EntrySink(Protocol):
     def blob(self, subject: Subject, chunks: Iterator[memoryview]) -> None:
         """Must consume ``chunks``; its digest is checked after, and a mismatch raises."""
 
+    def finish(self) -> None:
+        """Called once every entry has verified: checks that span entries (a cube's blob is carried)."""
+
 
 @dataclass
 class BundleReport:
@@ -184,6 +187,8 @@ class BundleVerifier:
                 f"{len(missing)} entries the statement lists are missing, e.g. {missing[0]!r}",
                 reason="BUNDLE_MISSING_ENTRY",
             )
+        if self._sink is not None:
+            self._sink.finish()
 
     def _verify_envelope(self, data: bytes) -> Statement:
         verification: list[EnvelopeVerification] = []
@@ -290,9 +295,11 @@ def _raise_shortfall(verification: EnvelopeVerification, policy: TrustPolicy) ->
     raise BundleError(why, reason="BUNDLE_UNTRUSTED_SIGNER")
 
 
-def verify_bundle(chunks: Iterable[bytes], policy: TrustPolicy, limits: BundleLimits, now: datetime) -> BundleReport:
+def verify_bundle(
+    chunks: Iterable[bytes], policy: TrustPolicy, limits: BundleLimits, now: datetime, sink: EntrySink | None = None
+) -> BundleReport:
     """Verifies a bundle without importing it; never raises for a bad bundle (the report says why)."""
-    verifier = BundleVerifier(chunks, policy, limits, now)
+    verifier = BundleVerifier(chunks, policy, limits, now, sink)
     try:
         return verifier.run()
     except BundleError:

@@ -23,6 +23,8 @@ from memos_grpc.errors import BundleError, FailedPreconditionError, MemosError, 
 from memos_grpc.governance.caller import Caller
 from memos_grpc.interchange.bundle import BundleLimits, BundleReport, BundleVerifier, TrustPolicy
 from memos_grpc.interchange.statement import Subject, cube_entry_name
+from memos_grpc.settings import Settings
+from memos_grpc.vault.blobs import BlobStore
 from memos_grpc.vault.context import VaultContext
 from memos_grpc.vault.cubes import Cubes, apply_default_ttl, catalog_entries
 from memos_grpc.vault.database import Connection
@@ -49,12 +51,18 @@ def bundle_limits(context: VaultContext) -> BundleLimits:
 
 
 @dataclass
-class _Staging:
-    """The importer's EntrySink: blobs to temporary files, cubes parsed in memory."""
+class CubeChecks:
+    """An EntrySink that checks each cube entry is a cube this server could store, and that its blob comes along.
 
-    context: VaultContext
-    cubes: list[cube_pb2.MemCube] = field(default_factory=list)
-    blobs: dict[str, tuple[Path, int]] = field(default_factory=dict)
+    VerifyBundle uses it as it is (blobs are hashed and dropped); the importer's staging extends it.
+    """
+
+    settings: Settings
+    #: Each checked cube with its memory type (kept only when importing).
+    cubes: list[tuple[cube_pb2.MemCube, int]] = field(default_factory=list)
+    keep: bool = False
+    carried: set[str] = field(default_factory=set)
+    referenced: dict[str, str] = field(default_factory=dict)
 
     def cube(self, subject: Subject, data: bytes) -> None:
         try:
@@ -67,14 +75,50 @@ class _Staging:
                 "a cube entry is named after its provenance id",
                 reason="BUNDLE_CUBE_INVALID",
             )
-        self.cubes.append(cube)
+        try:
+            memory_type = check_cube_fields(cube, self.settings)
+        except MemosError as exc:
+            raise BundleError(
+                f"cube {cube.provenance_id}: {exc.message}",
+                reason="BUNDLE_CUBE_INVALID",
+                metadata={"cause": exc.reason},
+            ) from exc
+        digest = blob_digest(cube)
+        if digest:
+            self.referenced.setdefault(digest, cube.provenance_id)
+        if self.keep:
+            self.cubes.append((cube, memory_type))
 
     def blob(self, subject: Subject, chunks: Iterator[memoryview]) -> None:
-        path = self.context.blobs.staging_path()
-        self.blobs["sha256:" + subject.sha256] = (path, subject.size)
+        for _ in chunks:
+            pass
+        self.carried.add("sha256:" + subject.sha256)
+
+    def finish(self) -> None:
+        for digest, provenance_id in self.referenced.items():
+            if digest not in self.carried:
+                raise BundleError(
+                    f"cube {provenance_id} refers to blob {digest}, which the bundle does not carry",
+                    reason="BUNDLE_BLOB_MISSING",
+                )
+
+
+@dataclass
+class _Staging(CubeChecks):
+    """The importer's EntrySink: cubes checked and kept, blobs written to temporary files."""
+
+    blobs: dict[str, tuple[Path, int]] = field(default_factory=dict)
+    store: BlobStore | None = None
+
+    def blob(self, subject: Subject, chunks: Iterator[memoryview]) -> None:
+        assert self.store is not None
+        path = self.store.staging_path()
+        digest = "sha256:" + subject.sha256
+        self.blobs[digest] = (path, subject.size)
         with open(path, "wb") as handle:
             for chunk in chunks:
                 handle.write(chunk)
+        self.carried.add(digest)
 
     def discard(self) -> None:
         for path, _ in self.blobs.values():
@@ -108,7 +152,7 @@ class Importer:
         space_id = self._context_space(parent)
         if conflict_policy not in interchange_service_pb2.ConflictPolicy.values():
             raise BundleError(f"conflict_policy {conflict_policy} is not a known value", reason="INVALID_ENUM")
-        staging = _Staging(self._context)
+        staging = _Staging(self._context.settings, keep=True, store=self._context.blobs)
         now = self._context.clock()
         try:
             report = BundleVerifier(chunks, policy, bundle_limits(self._context), now, staging).run()
@@ -121,6 +165,9 @@ class Importer:
             result = self._commit(space_id, rows, reembedded, blob_sizes, conflict_policy or _SKIP, now)
         finally:
             staging.discard()
+            close = getattr(chunks, "close", None)
+            if close is not None:  # a generator (a peer's stream): stop it now, not at garbage collection
+                close()
         return ImportResult(report, result)
 
     def _context_space(self, parent: str) -> str:
@@ -137,21 +184,8 @@ class Importer:
         context = self._context
         rows: list[CubeRow] = []
         to_embed: list[int] = []
-        for cube in staging.cubes:
-            try:
-                memory_type = check_cube_fields(cube, context.settings)
-            except MemosError as exc:
-                raise BundleError(
-                    f"cube {cube.provenance_id}: {exc.message}",
-                    reason="BUNDLE_CUBE_INVALID",
-                    metadata={"cause": exc.reason},
-                ) from exc
+        for cube, memory_type in staging.cubes:
             digest = blob_digest(cube)
-            if digest and digest not in staging.blobs:
-                raise BundleError(
-                    f"cube {cube.provenance_id} refers to blob {digest}, which the bundle does not carry",
-                    reason="BUNDLE_BLOB_MISSING",
-                )
             imported = _imported_cube(cube, space_id, memory_type, caller, report.statement_digest, now)
             if digest:
                 payload = imported.activation if imported.HasField("activation") else imported.parametric

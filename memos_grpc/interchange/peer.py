@@ -28,35 +28,38 @@ def peer_chunks(request: interchange_service_pb2.ImportFromPeerRequest, settings
         raise invalid(f"peer_target {request.peer_target[:120]!r} is not host:port", "INVALID_PEER_TARGET")
     if not request.peer_token:
         raise invalid("peer_token is empty: the peer needs a credential", "MISSING_PEER_TOKEN")
-    channel = _channel(request, settings)
-    return _stream(channel, request, settings)
-
-
-def _channel(request: interchange_service_pb2.ImportFromPeerRequest, settings: Settings) -> grpc.Channel:
-    options: list[tuple[str, object]] = [("grpc.max_receive_message_length", settings.max_receive_message_bytes)]
-    if request.peer_plaintext:
-        if not settings.allow_plaintext_peers:
-            raise FailedPreconditionError(
-                "peer_plaintext is refused: this server only speaks TLS to peers (allow_plaintext_peers is off)",
-                reason="PLAINTEXT_PEER_REFUSED",
-            )
-        return grpc.insecure_channel(request.peer_target, options=options)
+    if request.peer_plaintext and not settings.allow_plaintext_peers:
+        raise FailedPreconditionError(
+            "peer_plaintext is refused: this server only speaks TLS to peers (allow_plaintext_peers is off)",
+            reason="PLAINTEXT_PEER_REFUSED",
+        )
     roots = bytes(request.peer_ca_certificates) or None
-    if roots is None and settings.peer_ca_file:
+    if roots is None and settings.peer_ca_file and not request.peer_plaintext:
         try:
             roots = Path(settings.peer_ca_file).read_bytes()
         except OSError as exc:
             raise FailedPreconditionError(
                 f"cannot read peer_ca_file {settings.peer_ca_file}: {exc}", reason="PEER_CA_UNREADABLE"
             ) from exc
+    return _stream(request, roots, settings)
+
+
+def _channel(
+    request: interchange_service_pb2.ImportFromPeerRequest, roots: bytes | None, settings: Settings
+) -> grpc.Channel:
+    options: list[tuple[str, object]] = [("grpc.max_receive_message_length", settings.max_receive_message_bytes)]
+    if request.peer_plaintext:
+        return grpc.insecure_channel(request.peer_target, options=options)
     if request.peer_tls_server_name:
         options.append(("grpc.ssl_target_name_override", request.peer_tls_server_name))
     return grpc.secure_channel(request.peer_target, grpc.ssl_channel_credentials(root_certificates=roots), options)
 
 
 def _stream(
-    channel: grpc.Channel, request: interchange_service_pb2.ImportFromPeerRequest, settings: Settings
+    request: interchange_service_pb2.ImportFromPeerRequest, roots: bytes | None, settings: Settings
 ) -> Iterator[bytes]:
+    # The channel opens only once the import starts reading, and closes whatever way it stops.
+    channel = _channel(request, roots, settings)
     stub = interchange_service_pb2_grpc.InterchangeServiceStub(channel)  # type: ignore[no-untyped-call]
     call = stub.ExportBundle(
         request.selection,

@@ -63,6 +63,11 @@ class Signers:
             principal, principal_pb2.PublicKey(public_key=key.public_key, algorithm="ed25519")
         )
 
+    def forget(self, principal: str) -> None:
+        """Destroys the key kept for a deleted principal (it can sign nothing more)."""
+        if principal != NODE_PRINCIPAL:
+            self._path(principal).unlink(missing_ok=True)
+
     def bundle_signers(self, principal: str) -> list[SigningKey]:
         """Who signs a bundle ``principal`` exports: the node, then the principal's kept key if any."""
         own = self.for_principal(principal)

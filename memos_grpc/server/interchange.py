@@ -15,7 +15,7 @@ import grpc
 from memos_grpc._proto.memos.v1 import interchange_service_pb2, interchange_service_pb2_grpc
 from memos_grpc.governance import caller
 from memos_grpc.interchange.bundle import verify_bundle
-from memos_grpc.interchange.importer import ImportResult, bundle_limits
+from memos_grpc.interchange.importer import CubeChecks, ImportResult, bundle_limits
 from memos_grpc.interchange.peer import peer_chunks
 from memos_grpc.interchange.report import verification_message
 from memos_grpc.server.services import VaultSlot
@@ -57,7 +57,8 @@ class InterchangeServicer(interchange_service_pb2_grpc.InterchangeServiceService
         now = vault.context.clock()
         policy = vault.trust.policy(first.trust_policy.role, list(first.trust_policy.required_key_ids), now)
         chunks = _chunks(first, request_iterator, ("trust_policy",))
-        report = verify_bundle(chunks, policy, bundle_limits(vault.context), now)
+        checks = CubeChecks(vault.context.settings)  # the checks an import makes of each cube, too
+        report = verify_bundle(chunks, policy, bundle_limits(vault.context), now, checks)
         return interchange_service_pb2.VerifyBundleResponse(
             verification=verification_message(report, first.trust_policy.role, vault.principals.key_owner)
         )

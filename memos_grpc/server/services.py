@@ -165,7 +165,9 @@ class GovernanceServicer(governance_service_pb2_grpc.GovernanceServiceServicer):
     def DeletePrincipal(
         self, request: governance_service_pb2.DeletePrincipalRequest, context: grpc.ServicerContext
     ) -> empty_pb2.Empty:
-        self._slot.get().principals.delete(request.name)
+        vault = self._slot.get()
+        vault.principals.delete(request.name)
+        vault.signers.forget(request.name)
         return empty_pb2.Empty()
 
     def CreateCredential(

@@ -13,7 +13,7 @@ from _trust import trust_keys
 from conftest import start_server
 from memos_test_support import admin_token, authorized_channel, reason_of
 
-from memos_grpc._proto.memos.v1 import audit_pb2, cube_pb2, space_pb2
+from memos_grpc._proto.memos.v1 import audit_pb2, cube_pb2, space_pb2, trust_pb2
 from memos_grpc._proto.memos.v1 import governance_service_pb2 as g
 from memos_grpc._proto.memos.v1 import interchange_service_pb2 as i
 from memos_grpc._proto.memos.v1 import vault_service_pb2 as v
@@ -21,6 +21,7 @@ from memos_grpc._proto.memos.v1.governance_service_pb2_grpc import GovernanceSer
 from memos_grpc._proto.memos.v1.interchange_service_pb2_grpc import InterchangeServiceStub
 from memos_grpc._proto.memos.v1.vault_service_pb2_grpc import VaultServiceStub
 from memos_grpc.embedding.embedder import NoEmbedder
+from memos_grpc.interchange.keys import SigningKey
 from memos_grpc.server.app import MemosServer
 
 Action = i.ImportedCube.Action
@@ -293,6 +294,8 @@ def test_every_import_is_audited_refused_or_not(peer: Peer) -> None:
 def test_the_node_key_is_private_and_published(server: MemosServer, peer: Peer) -> None:
     key_file = Path(server.settings.data_dir) / "keys" / "node.key"
     assert key_file.stat().st_mode & 0o777 == 0o600
+    node_key = SigningKey.read(key_file).key_id
     node = peer.governance.GetPrincipal(g.GetPrincipalRequest(name="principals/node"))
-    root = peer.governance.GetTrustRoot(g.GetTrustRootRequest())
-    assert [k.key_id for k in node.public_keys] == [k.key_id for k in root.keys]
+    assert [k.key_id for k in node.public_keys] == [node_key]
+    root = peer.governance.GetTrustRoot(g.GetTrustRootRequest())  # other tests may have added peers' keys
+    assert node_key in {k for r in root.roles if r.role == trust_pb2.KEY_ROLE_ADMIN for k in r.key_ids}

@@ -96,7 +96,7 @@ class Settings:
     bundle_max_envelope_bytes: int = 64 * MiB
     #: Largest cube entry (one serialized MemCube, read whole).
     bundle_max_cube_bytes: int = 1 * MiB
-    #: Most cubes one export may select.
+    #: Most cubes one export may select, and one import may carry (an import holds them until it commits).
     bundle_max_cubes: int = 200_000
     #: PEM CA bundle that ImportFromPeer uses to check a peer's TLS certificate when the call gives none.
     peer_ca_file: str = ""

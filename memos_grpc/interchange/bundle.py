@@ -56,18 +56,24 @@ def write_bundle(envelope: Envelope, entries: Iterable[BundleEntry]) -> Iterator
 
 
 def rechunk(pieces: Iterable[bytes], size: int) -> Iterator[bytes]:
-    """Joins small pieces and splits large ones into chunks of exactly ``size`` bytes (the last may be short)."""
-    buffer = bytearray()
+    """Joins small pieces and splits large ones into chunks of exactly ``size`` bytes (the last may be short).
+
+    Each byte is copied once, into the chunk that carries it.
+    """
+    pending: list[memoryview] = []
+    pending_bytes = 0
     for piece in pieces:
-        if not buffer and len(piece) == size:
-            yield bytes(piece)
-            continue
-        buffer += piece
-        while len(buffer) >= size:
-            yield bytes(buffer[:size])
-            del buffer[:size]
-    if buffer:
-        yield bytes(buffer)
+        view = memoryview(piece)
+        while view:
+            take = min(size - pending_bytes, len(view))
+            pending.append(view[:take])
+            pending_bytes += take
+            view = view[take:]
+            if pending_bytes == size:
+                yield b"".join(pending)
+                pending, pending_bytes = [], 0
+    if pending:
+        yield b"".join(pending)
 
 
 @dataclass(frozen=True)

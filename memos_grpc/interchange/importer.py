@@ -63,6 +63,7 @@ class CubeChecks:
     keep: bool = False
     carried: set[str] = field(default_factory=set)
     referenced: dict[str, str] = field(default_factory=dict)
+    count: int = 0
 
     def cube(self, subject: Subject, data: bytes) -> None:
         try:
@@ -86,6 +87,13 @@ class CubeChecks:
         digest = blob_digest(cube)
         if digest:
             self.referenced.setdefault(digest, cube.provenance_id)
+        self.count += 1
+        if self.count > self.settings.bundle_max_cubes:
+            # Imported cubes are held until the commit: their number bounds the memory an import takes.
+            raise BundleError(
+                f"the bundle carries more than {self.settings.bundle_max_cubes} cubes (bundle_max_cubes)",
+                reason="BUNDLE_TOO_MANY_ENTRIES",
+            )
         if self.keep:
             self.cubes.append((cube, memory_type))
 
@@ -201,9 +209,12 @@ class Importer:
                 to_embed.append(len(rows))
                 imported.embedding_fingerprint = context.embedder.fingerprint
             rows.append(CubeRow(space_id, _cube_id(cube), imported, None, vector))
-        if to_embed:
-            vectors = context.embedder.embed([rows[i].cube.plaintext.text for i in to_embed])
-            for i, vector in zip(to_embed, vectors, strict=True):
+        # In batches: each embedder call has its own timeout, and a bundle may hold many thousand texts.
+        step = context.settings.embed_batch_size * 4
+        for first in range(0, len(to_embed), step):
+            batch = to_embed[first : first + step]
+            vectors = context.embedder.embed([rows[i].cube.plaintext.text for i in batch])
+            for i, vector in zip(batch, vectors, strict=True):
                 rows[i].embedding = vector
         return rows, set(to_embed)
 

@@ -30,7 +30,7 @@ from memos_grpc.vault.cubes import Cubes, apply_default_ttl, catalog_entries
 from memos_grpc.vault.database import Connection
 from memos_grpc.vault.names import check_id, cube_name, new_cube_id, parse_cube_name, parse_space_name, space_name
 from memos_grpc.vault.rows import INSERT_SQL, CubeRow, blob_digest, make_etag, rows_table, set_timestamp
-from memos_grpc.vault.validation import check_cube_fields, check_vector
+from memos_grpc.vault.validation import check_cube_fields, check_vector, invalid
 from memos_grpc.vault.vectors import FloatArray
 
 Action = interchange_service_pb2.ImportedCube.Action
@@ -159,7 +159,7 @@ class Importer:
         """Verifies ``chunks`` as a bundle and imports its cubes into ``parent``, all or nothing."""
         space_id = self._context_space(parent)
         if conflict_policy not in interchange_service_pb2.ConflictPolicy.values():
-            raise BundleError(f"conflict_policy {conflict_policy} is not a known value", reason="INVALID_ENUM")
+            raise invalid(f"conflict_policy {conflict_policy} is not a known value", "INVALID_ENUM")
         staging = _Staging(self._context.settings, keep=True, store=self._context.blobs)
         now = self._context.clock()
         try:

@@ -27,6 +27,7 @@ from memos_grpc.interchange.trust import (
 from memos_grpc.vault.context import VaultContext
 from memos_grpc.vault.database import Connection
 from memos_grpc.vault.rows import set_timestamp
+from memos_grpc.vault.validation import invalid
 
 log = logging.getLogger(__name__)
 
@@ -44,7 +45,7 @@ def role_name(role: int) -> str:
     if role == trust_pb2.KEY_ROLE_UNSPECIFIED:
         return "node"
     if role not in ROLE_NAMES:
-        raise TrustRootError(f"trust_policy.role {role} is not a known KeyRole", reason="INVALID_ENUM")
+        raise invalid(f"trust_policy.role {role} is not a known KeyRole", "INVALID_ENUM")
     return ROLE_NAMES[role]  # type: ignore[index]
 
 

@@ -1,7 +1,8 @@
 """memos_client: the typed Python client of a memos-grpc server.
 
-``MemosClient`` manages spaces and MemCubes and streams payloads; results are
-frozen dataclasses (``Space``, ``Cube``, ...) and failures ``MemosError`` subclasses.
+``MemosClient`` manages spaces and MemCubes, streams payloads and moves signed
+bundles; results are frozen dataclasses (``Space``, ``Cube``, ...) and failures
+``MemosError`` subclasses.
 """
 
 from memos_client.client import DEFAULT_TARGET, MemosClient
@@ -21,6 +22,17 @@ from memos_client.errors import (
     from_rpc_error,
 )
 from memos_client.governance import AuditEvent, AuditVerification, Credential, Principal
+from memos_client.interchange import (
+    AppliedRedaction,
+    BundleVerification,
+    ImportedCube,
+    ImportResult,
+    PublicKey,
+    SignatureCheck,
+    TrustedKey,
+    TrustRole,
+    TrustRoot,
+)
 from memos_client.names import cube_name, space_name
 from memos_client.types import (
     BlobRef,
@@ -37,14 +49,18 @@ __all__ = [
     "DEFAULT_TARGET",
     "AbortedError",
     "AlreadyExistsError",
+    "AppliedRedaction",
     "AuditEvent",
     "AuditVerification",
     "BlobRef",
+    "BundleVerification",
     "Credential",
     "Cube",
     "CubeDraft",
     "DeadlineExceededError",
     "FailedPreconditionError",
+    "ImportResult",
+    "ImportedCube",
     "InvalidArgumentError",
     "LifecycleState",
     "MemoryType",
@@ -53,11 +69,16 @@ __all__ = [
     "NotFoundError",
     "PermissionDeniedError",
     "Principal",
+    "PublicKey",
     "ResourceExhaustedError",
     "ScoredCube",
     "SemanticType",
+    "SignatureCheck",
     "Source",
     "Space",
+    "TrustRole",
+    "TrustRoot",
+    "TrustedKey",
     "UnauthenticatedError",
     "UnavailableError",
     "cube_name",

@@ -13,14 +13,18 @@ from memos_grpc._proto.memos.v1 import (
     cube_pb2,
     governance_service_pb2,
     governance_service_pb2_grpc,
+    interchange_service_pb2,
+    interchange_service_pb2_grpc,
     principal_pb2,
     space_pb2,
+    trust_pb2,
     vault_service_pb2,
     vault_service_pb2_grpc,
 )
 
 _v = vault_service_pb2
 _g = governance_service_pb2
+_i = interchange_service_pb2
 
 
 class VaultStub:
@@ -77,4 +81,30 @@ class GovernanceStub:
         )
         self.VerifyAuditLog: grpc.UnaryUnaryMultiCallable[_g.VerifyAuditLogRequest, _g.VerifyAuditLogResponse] = (
             stub.VerifyAuditLog
+        )
+        self.GetTrustRoot: grpc.UnaryUnaryMultiCallable[_g.GetTrustRootRequest, trust_pb2.TrustRoot] = stub.GetTrustRoot
+        self.UpdateTrustRoot: grpc.UnaryUnaryMultiCallable[_g.UpdateTrustRootRequest, trust_pb2.TrustRoot] = (
+            stub.UpdateTrustRoot
+        )
+        self.CreateSigningKey: grpc.UnaryUnaryMultiCallable[_g.CreateSigningKeyRequest, principal_pb2.PublicKey] = (
+            stub.CreateSigningKey
+        )
+
+
+class InterchangeStub:
+    """``memos.v1.InterchangeService``."""
+
+    def __init__(self, channel: grpc.Channel) -> None:
+        stub = interchange_service_pb2_grpc.InterchangeServiceStub(channel)  # type: ignore[no-untyped-call]
+        self.ExportBundle: grpc.UnaryStreamMultiCallable[_i.ExportBundleRequest, _i.ExportBundleResponse] = (
+            stub.ExportBundle
+        )
+        self.ImportBundle: grpc.StreamUnaryMultiCallable[_i.ImportBundleRequest, _i.ImportBundleResponse] = (
+            stub.ImportBundle
+        )
+        self.VerifyBundle: grpc.StreamUnaryMultiCallable[_i.VerifyBundleRequest, _i.VerifyBundleResponse] = (
+            stub.VerifyBundle
+        )
+        self.ImportFromPeer: grpc.UnaryUnaryMultiCallable[_i.ImportFromPeerRequest, _i.ImportBundleResponse] = (
+            stub.ImportFromPeer
         )

@@ -1,7 +1,8 @@
 """``MemosClient``: a typed, synchronous client of a memos-grpc server.
 
-It wraps the GovernanceService (spaces) and VaultService (cubes, search,
-payload streaming), returns result objects and raises ``MemosError`` subclasses.
+It wraps the GovernanceService (spaces), VaultService (cubes, search, payload
+streaming) and InterchangeService (signed bundles), returns result objects and
+raises ``MemosError`` subclasses.
 """
 
 from __future__ import annotations
@@ -17,10 +18,11 @@ import grpc
 from google.protobuf import field_mask_pb2
 from tqdm import tqdm
 
-from memos_client._stubs import GovernanceStub, VaultStub
+from memos_client._stubs import GovernanceStub, InterchangeStub, VaultStub
 from memos_client.drafts import CubeDraft, Payload, draft_of, to_timestamp, to_vector
 from memos_client.errors import from_rpc_error
 from memos_client.governance import GovernanceCalls
+from memos_client.interchange import InterchangeCalls
 from memos_client.names import space_name
 from memos_client.payloads import payload_requests
 from memos_client.types import BlobRef, Cube, ScoredCube, SemanticType, Source, Space
@@ -40,13 +42,14 @@ _v = vault_service_pb2
 _g = governance_service_pb2
 
 
-class MemosClient(GovernanceCalls):
+class MemosClient(GovernanceCalls, InterchangeCalls):
     """A connection to one memos-grpc server.
 
     ``target`` is ``host:port``. With ``credentials`` the channel uses TLS,
     else it is plaintext. With ``token``, every call carries
     ``authorization: Bearer <token>``. ``timeout`` (seconds, None for none)
-    bounds every call, including a whole streamed upload or download.
+    bounds every unary call; ``stream_timeout`` (default: none) bounds a whole
+    streamed upload or download (payloads, bundles), which may take long.
     Use it as a context manager, or call ``close()``. Every method raises a
     ``MemosError`` subclass when the server reports an error.
     """
@@ -58,10 +61,12 @@ class MemosClient(GovernanceCalls):
         token: str | None = None,
         credentials: grpc.ChannelCredentials | None = None,
         timeout: float | None = 30.0,
+        stream_timeout: float | None = None,
         options: Sequence[tuple[str, Any]] = DEFAULT_OPTIONS,
     ) -> None:
         self.target = target
         self.timeout = timeout
+        self.stream_timeout = stream_timeout
         self._metadata: tuple[tuple[str, str | bytes], ...] = (("authorization", f"Bearer {token}"),) if token else ()
         if credentials is not None:
             self._channel = grpc.secure_channel(target, credentials, options=list(options))
@@ -69,6 +74,7 @@ class MemosClient(GovernanceCalls):
             self._channel = grpc.insecure_channel(target, options=list(options))
         self._vault = VaultStub(self._channel)
         self._governance = GovernanceStub(self._channel)
+        self._interchange = InterchangeStub(self._channel)
 
     def __enter__(self) -> Self:
         return self
@@ -327,7 +333,7 @@ class MemosClient(GovernanceCalls):
             raise ValueError("chunk_size must be at least 1")
         requests = payload_requests(space_name(space), data, media_type, expected_digest, chunk_size)
         try:
-            response = self._vault.WritePayload(requests, timeout=self.timeout, metadata=self._metadata)
+            response = self._vault.WritePayload(requests, timeout=self.stream_timeout, metadata=self._metadata)
         except grpc.RpcError as error:
             raise from_rpc_error(error) from error
         return BlobRef.from_proto(response.blob)
@@ -339,7 +345,7 @@ class MemosClient(GovernanceCalls):
         closing the iterator early cancels it.
         """
         request = _v.ReadPayloadRequest(name=name, read_offset=offset, read_limit=limit)
-        call = self._vault.ReadPayload(request, timeout=self.timeout, metadata=self._metadata)
+        call = self._vault.ReadPayload(request, timeout=self.stream_timeout, metadata=self._metadata)
         try:
             for response in call:
                 yield response.data

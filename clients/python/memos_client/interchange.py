@@ -1,0 +1,600 @@
+"""Interchange calls of the client: signed bundles (export, import, verify, peer pulls), trust root, signing keys.
+
+``InterchangeCalls`` is mixed into ``MemosClient``; it relies on the client's
+``_unary``, ``timeout``, ``_metadata`` and its interchange and governance stubs.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import datetime as dt
+import os
+import sys
+from collections.abc import Callable, Iterable, Iterator, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, BinaryIO
+
+import grpc
+from tqdm import tqdm
+
+from memos_client._stubs import InterchangeStub
+from memos_client.errors import from_rpc_error
+from memos_client.governance import principal_name
+from memos_client.names import cube_name, space_name
+from memos_client.types import _time
+from memos_grpc._proto.memos.v1 import governance_service_pb2, interchange_service_pb2, principal_pb2, trust_pb2
+
+_g = governance_service_pb2
+_i = interchange_service_pb2
+
+#: Size of the pieces a bundle file is read and uploaded in.
+FILE_CHUNK_BYTES = 1 << 20
+#: What ``progress`` may be: falsy for none, True for a tqdm bar on stderr, or a callable given each chunk's size.
+Progress = bool | Callable[[int], object] | None
+
+_CONFLICT_POLICIES = {
+    "skip": _i.CONFLICT_POLICY_SKIP,
+    "new_version": _i.CONFLICT_POLICY_NEW_VERSION,
+    "replace": _i.CONFLICT_POLICY_REPLACE,
+}
+_ROLES = {
+    "admin": trust_pb2.KEY_ROLE_ADMIN,
+    "node": trust_pb2.KEY_ROLE_NODE,
+    "publisher": trust_pb2.KEY_ROLE_PUBLISHER,
+    "marketplace": trust_pb2.KEY_ROLE_MARKETPLACE,
+}
+#: The conflict policies and trust roles, as the client's methods and the CLI spell them.
+CONFLICT_POLICIES = tuple(_CONFLICT_POLICIES)
+ROLES = tuple(_ROLES)
+
+
+def _enum_name(enum: Any, number: int, prefix: str) -> str:
+    """``STATUS_BAD_SIGNATURE`` -> ``bad_signature``; numbers this client does not know give ``unspecified``."""
+    try:
+        name: str = enum.Name(number)
+    except ValueError:
+        return "unspecified"
+    return name.removeprefix(prefix).lower()
+
+
+def role_name(number: int) -> str:
+    """A ``KeyRole`` number as the client spells it; unset means ``node``, as on the server."""
+    if number == trust_pb2.KEY_ROLE_UNSPECIFIED:
+        return "node"
+    return _enum_name(trust_pb2.KeyRole, number, "KEY_ROLE_")
+
+
+def _choice(value: str, choices: dict[str, Any], what: str) -> Any:
+    text = value.strip().lower().replace("-", "_")
+    if text not in choices:
+        raise ValueError(f"unknown {what} {value!r}; expected one of: {', '.join(choices)}")
+    return choices[text]
+
+
+def trust_policy(role: str, required_key_ids: Sequence[str]) -> interchange_service_pb2.TrustPolicy:
+    """The wire ``TrustPolicy`` for a role name ("node", "publisher", ...) and pinned key ids."""
+    return _i.TrustPolicy(role=_choice(role, _ROLES, "role"), required_key_ids=list(required_key_ids))
+
+
+def conflict_policy_number(policy: str) -> int:
+    """The ``ConflictPolicy`` number of "skip", "new_version" (or "new-version") or "replace"."""
+    number: int = _choice(policy, _CONFLICT_POLICIES, "conflict policy")
+    return number
+
+
+def _cube_names(space: str, names: Sequence[str]) -> list[str]:
+    """Full cube names; a bare cube id is taken to be in ``space``."""
+    return [n if n.startswith("spaces/") else cube_name(space, n) for n in names]
+
+
+def read_chunks(source: BinaryIO, update: Callable[[int], object] | None = None) -> Iterator[bytes]:
+    """Yields a binary file in ``FILE_CHUNK_BYTES`` pieces, never holding more than one, reporting each size."""
+    while chunk := source.read(FILE_CHUNK_BYTES):
+        if update is not None:
+            update(len(chunk))
+        yield chunk
+
+
+@contextlib.contextmanager
+def progress_updates(progress: Progress, total: int | None, desc: str) -> Iterator[Callable[[int], object]]:
+    """A callable to report bytes done: ``progress`` itself if callable, else a tqdm bar (hidden unless truthy)."""
+    if callable(progress):
+        yield progress
+        return
+    with tqdm(
+        total=total,
+        disable=not progress,
+        file=sys.stderr,
+        unit="B",
+        unit_scale=True,
+        unit_divisor=1024,
+        desc=desc,
+    ) as bar:
+        yield bar.update
+
+
+# -- Result objects ------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class SignatureCheck:
+    """How one signature of a bundle fared.
+
+    ``status`` is ``counted``, ``duplicate_key``, ``unknown_key``,
+    ``bad_signature``, ``key_revoked`` or ``key_expired``; ``key_id`` is the
+    trusted key that made it ("" if none did), ``key_id_hint`` what the
+    envelope claimed, and ``principal`` who registered the key on the server.
+    """
+
+    key_id_hint: str
+    key_id: str
+    status: str
+    principal: str
+    proto: interchange_service_pb2.SignatureCheck = field(repr=False, compare=False, hash=False)
+
+    @property
+    def counted(self) -> bool:
+        return self.status == "counted"
+
+    @classmethod
+    def from_proto(cls, message: interchange_service_pb2.SignatureCheck) -> SignatureCheck:
+        return cls(
+            key_id_hint=message.key_id_hint,
+            key_id=message.key_id,
+            status=_enum_name(_i.SignatureCheck.Status, message.status, "STATUS_"),
+            principal=message.principal,
+            proto=message,
+        )
+
+
+@dataclass(frozen=True)
+class AppliedRedaction:
+    """A redaction rule the exporter applied, as the signed statement records it."""
+
+    sensitivity_label: str
+    action: str
+    cube_count: int
+
+
+@dataclass(frozen=True)
+class BundleVerification:
+    """The report on a bundle; true when ``valid``, else ``reason`` names the first failed step.
+
+    ``statement`` is the signed statement (JSON bytes), set once the
+    signatures verified; ``role`` and ``threshold`` are what it was checked against.
+    """
+
+    valid: bool
+    reason: str
+    message: str
+    statement_digest: str
+    role: str
+    threshold: int
+    signatures: tuple[SignatureCheck, ...]
+    statement: bytes = field(repr=False)
+    cube_count: int
+    blob_count: int
+    blob_bytes: int
+    bundle_bytes: int
+    exporter_principal: str
+    exporter_node: str
+    source_server: str
+    create_time: dt.datetime | None
+    embedding_fingerprint: str
+    model_fingerprints: tuple[str, ...]
+    redactions: tuple[AppliedRedaction, ...]
+    proto: interchange_service_pb2.BundleVerification = field(repr=False, compare=False, hash=False)
+
+    def __bool__(self) -> bool:
+        return self.valid
+
+    @classmethod
+    def from_proto(cls, message: interchange_service_pb2.BundleVerification) -> BundleVerification:
+        return cls(
+            valid=message.valid,
+            reason=message.reason,
+            message=message.message,
+            statement_digest=message.statement_digest,
+            role=role_name(message.role),
+            threshold=message.threshold,
+            signatures=tuple(SignatureCheck.from_proto(s) for s in message.signatures),
+            statement=message.statement,
+            cube_count=message.cube_count,
+            blob_count=message.blob_count,
+            blob_bytes=message.blob_bytes,
+            bundle_bytes=message.bundle_bytes,
+            exporter_principal=message.exporter_principal,
+            exporter_node=message.exporter_node,
+            source_server=message.source_server,
+            create_time=_time(message, "create_time"),
+            embedding_fingerprint=message.embedding_fingerprint,
+            model_fingerprints=tuple(message.model_fingerprints),
+            redactions=tuple(AppliedRedaction(r.sensitivity_label, r.action, r.cube_count) for r in message.redactions),
+            proto=message,
+        )
+
+
+@dataclass(frozen=True)
+class ImportedCube:
+    """One cube of an imported bundle: ``action`` is ``created``, ``skipped``, ``new_version`` or ``replaced``."""
+
+    provenance_id: str
+    name: str
+    action: str
+    reembedded: bool
+    proto: interchange_service_pb2.ImportedCube = field(repr=False, compare=False, hash=False)
+
+    @classmethod
+    def from_proto(cls, message: interchange_service_pb2.ImportedCube) -> ImportedCube:
+        return cls(
+            provenance_id=message.provenance_id,
+            name=message.name,
+            action=_enum_name(_i.ImportedCube.Action, message.action, "ACTION_"),
+            reembedded=message.reembedded,
+            proto=message,
+        )
+
+
+@dataclass(frozen=True)
+class ImportResult:
+    """What an import did: the bundle's verification, each cube's fate, and the counts."""
+
+    verification: BundleVerification
+    cubes: tuple[ImportedCube, ...]
+    created_count: int
+    skipped_count: int
+    new_version_count: int
+    replaced_count: int
+    reembedded_count: int
+    proto: interchange_service_pb2.ImportBundleResponse = field(repr=False, compare=False, hash=False)
+
+    @classmethod
+    def from_proto(cls, message: interchange_service_pb2.ImportBundleResponse) -> ImportResult:
+        return cls(
+            verification=BundleVerification.from_proto(message.verification),
+            cubes=tuple(ImportedCube.from_proto(c) for c in message.cubes),
+            created_count=message.created_count,
+            skipped_count=message.skipped_count,
+            new_version_count=message.new_version_count,
+            replaced_count=message.replaced_count,
+            reembedded_count=message.reembedded_count,
+            proto=message,
+        )
+
+
+@dataclass(frozen=True)
+class TrustedKey:
+    """A key of the trust root: ``public_key`` is the raw 32-byte Ed25519 key."""
+
+    key_id: str
+    public_key: bytes
+    name: str
+    not_before: dt.datetime | None
+    not_after: dt.datetime | None
+    revoke_time: dt.datetime | None
+
+    @classmethod
+    def from_proto(cls, message: trust_pb2.TrustedKey) -> TrustedKey:
+        return cls(
+            key_id=message.key_id,
+            public_key=message.public_key,
+            name=message.name,
+            not_before=_time(message, "not_before"),
+            not_after=_time(message, "not_after"),
+            revoke_time=_time(message, "revoke_time"),
+        )
+
+
+@dataclass(frozen=True)
+class TrustRole:
+    """The keys of one role (``admin``, ``node``, ``publisher``, ``marketplace``) and how many must sign."""
+
+    role: str
+    key_ids: tuple[str, ...]
+    threshold: int
+
+
+@dataclass(frozen=True)
+class TrustRoot:
+    """The server's trust root; ``signed_envelope`` is the DSSE JSON to verify it offline."""
+
+    version: int
+    expire_time: dt.datetime | None
+    keys: dict[str, TrustedKey] = field(hash=False)
+    roles: dict[str, TrustRole] = field(hash=False)
+    signed_envelope: bytes = field(repr=False)
+    proto: trust_pb2.TrustRoot = field(repr=False, compare=False, hash=False)
+
+    def keys_for(self, role: str) -> list[TrustedKey]:
+        """The keys trusted for ``role``, in the root's order."""
+        found = self.roles.get(role)
+        return [self.keys[k] for k in found.key_ids if k in self.keys] if found else []
+
+    @classmethod
+    def from_proto(cls, message: trust_pb2.TrustRoot) -> TrustRoot:
+        roles = {}
+        for role in message.roles:
+            name = role_name(role.role)
+            roles[name] = TrustRole(name, tuple(role.key_ids), role.threshold)
+        return cls(
+            version=message.version,
+            expire_time=_time(message, "expire_time"),
+            keys={k.key_id: TrustedKey.from_proto(k) for k in message.keys},
+            roles=roles,
+            signed_envelope=message.signed_envelope,
+            proto=message,
+        )
+
+
+@dataclass(frozen=True)
+class PublicKey:
+    """A principal's Ed25519 public key: its key id (hex sha256 of the SubjectPublicKeyInfo) and raw bytes."""
+
+    key_id: str
+    public_key: bytes
+    algorithm: str
+    not_before: dt.datetime | None
+    not_after: dt.datetime | None
+    proto: principal_pb2.PublicKey = field(repr=False, compare=False, hash=False)
+
+    @classmethod
+    def from_proto(cls, message: principal_pb2.PublicKey) -> PublicKey:
+        return cls(
+            key_id=message.key_id,
+            public_key=message.public_key,
+            algorithm=message.algorithm,
+            not_before=_time(message, "not_before"),
+            not_after=_time(message, "not_after"),
+            proto=message,
+        )
+
+
+# -- Calls ---------------------------------------------------------------------
+
+
+class InterchangeCalls:
+    """Signed bundles of cubes, the trust root that decides which signatures count, and signing keys."""
+
+    timeout: float | None
+    stream_timeout: float | None
+    _metadata: tuple[tuple[str, str | bytes], ...]
+    _interchange: InterchangeStub
+    _governance: Any
+
+    def _unary(self, method: Any, request: Any) -> Any:  # provided by MemosClient
+        raise NotImplementedError
+
+    def _stream_unary(self, method: Any, requests: Iterator[Any], failures: list[BaseException]) -> Any:
+        """Calls a client-streaming method; an error raised by the caller's chunks wins over the cancelled call."""
+        try:
+            return method(requests, timeout=self.stream_timeout, metadata=self._metadata)
+        except grpc.RpcError as error:
+            if failures:
+                raise failures[0] from error
+            raise from_rpc_error(error) from error
+
+    # -- Export --------------------------------------------------------------
+
+    def export_bundle(self, parent: str, *, names: Sequence[str] = (), filter: str = "") -> Iterator[bytes]:
+        """Yields the signed bundle of cubes of ``parent`` in chunks; joined, they are the bundle file.
+
+        ``names`` picks cubes (ids or full names; empty: all) and ``filter``
+        is an AIP-160 filter they must match. The call starts on the first
+        ``next()``; closing the iterator early cancels it.
+        """
+        space = space_name(parent)
+        request = _i.ExportBundleRequest(parent=space, names=_cube_names(space, names), filter=filter)
+        call = self._interchange.ExportBundle(request, timeout=self.stream_timeout, metadata=self._metadata)
+        try:
+            for response in call:
+                yield response.chunk
+        except grpc.RpcError as error:
+            raise from_rpc_error(error) from error
+        finally:
+            call.cancel()  # type: ignore[no-untyped-call]
+
+    def export_bundle_to_file(
+        self,
+        parent: str,
+        path: str | os.PathLike[str],
+        *,
+        names: Sequence[str] = (),
+        filter: str = "",
+        progress: Progress = None,
+    ) -> int:
+        """Writes the bundle of ``parent`` to ``path`` and returns its size in bytes.
+
+        The bytes go to ``path + ".part"``, renamed to ``path`` once complete:
+        a failed export leaves no file behind (and an older ``path`` intact).
+        With ``progress`` True a tqdm bar (bytes) is drawn on stderr; a
+        callable is called with the size of each chunk instead.
+        """
+        target = Path(path)
+        part = target.with_name(target.name + ".part")
+        written = 0
+        try:
+            with progress_updates(progress, None, target.name) as update, open(part, "wb") as out:
+                for chunk in self.export_bundle(parent, names=names, filter=filter):
+                    out.write(chunk)
+                    written += len(chunk)
+                    update(len(chunk))
+                out.flush()
+                os.fsync(out.fileno())
+            os.replace(part, target)
+        except BaseException:
+            part.unlink(missing_ok=True)
+            raise
+        return written
+
+    # -- Import and verification ---------------------------------------------
+
+    def import_bundle(
+        self,
+        parent: str,
+        chunks: Iterable[bytes],
+        *,
+        conflict_policy: str = "skip",
+        role: str = "node",
+        required_key_ids: Sequence[str] = (),
+    ) -> ImportResult:
+        """Uploads a bundle (its bytes in chunks) and imports its cubes into ``parent``, all or nothing.
+
+        The server first verifies it against its trust root: signatures by a
+        threshold of the keys of ``role`` ("node", "publisher", "marketplace"
+        or "admin"), plus one by each of ``required_key_ids``. A cube whose
+        provenance id is already in the space is kept (``conflict_policy``
+        "skip"), becomes a new version ("new_version") or is replaced
+        ("replace"). A refused bundle raises ``InvalidArgumentError`` whose
+        ``reason`` is the failed step (``BUNDLE_DIGEST_MISMATCH``, ...).
+        """
+        first = _i.ImportBundleRequest(
+            parent=space_name(parent),
+            conflict_policy=conflict_policy_number(conflict_policy),  # type: ignore[arg-type]
+            trust_policy=trust_policy(role, required_key_ids),
+        )
+        failures: list[BaseException] = []
+        requests = _requests(first, chunks, lambda c: _i.ImportBundleRequest(chunk=c), failures)
+        response = self._stream_unary(self._interchange.ImportBundle, requests, failures)
+        return ImportResult.from_proto(response)
+
+    def import_bundle_file(
+        self,
+        parent: str,
+        path: str | os.PathLike[str],
+        *,
+        conflict_policy: str = "skip",
+        role: str = "node",
+        required_key_ids: Sequence[str] = (),
+        progress: Progress = None,
+    ) -> ImportResult:
+        """``import_bundle`` of a bundle file, read in 1 MiB chunks (``progress`` as in ``export_bundle_to_file``)."""
+        source_path = Path(path)
+        with open(source_path, "rb") as source:
+            size = os.fstat(source.fileno()).st_size
+            with progress_updates(progress, size, source_path.name) as update:
+                return self.import_bundle(
+                    parent,
+                    read_chunks(source, update),
+                    conflict_policy=conflict_policy,
+                    role=role,
+                    required_key_ids=required_key_ids,
+                )
+
+    def verify_bundle(
+        self, chunks: Iterable[bytes], *, role: str = "node", required_key_ids: Sequence[str] = ()
+    ) -> BundleVerification:
+        """Has the server verify a bundle against its trust root, importing nothing.
+
+        A bad bundle is not an error: the result is false, with the ``reason``
+        of the first failed step and each signature's status.
+        """
+        first = _i.VerifyBundleRequest(trust_policy=trust_policy(role, required_key_ids))
+        failures: list[BaseException] = []
+        requests = _requests(first, chunks, lambda c: _i.VerifyBundleRequest(chunk=c), failures)
+        response = self._stream_unary(self._interchange.VerifyBundle, requests, failures)
+        return BundleVerification.from_proto(response.verification)
+
+    def verify_bundle_file(
+        self,
+        path: str | os.PathLike[str],
+        *,
+        role: str = "node",
+        required_key_ids: Sequence[str] = (),
+        progress: Progress = None,
+    ) -> BundleVerification:
+        """``verify_bundle`` of a bundle file, streamed in 1 MiB chunks."""
+        source_path = Path(path)
+        with open(source_path, "rb") as source:
+            size = os.fstat(source.fileno()).st_size
+            with progress_updates(progress, size, source_path.name) as update:
+                return self.verify_bundle(read_chunks(source, update), role=role, required_key_ids=required_key_ids)
+
+    def import_from_peer(
+        self,
+        parent: str,
+        peer_target: str,
+        peer_token: str,
+        selection_parent: str,
+        *,
+        names: Sequence[str] = (),
+        filter: str = "",
+        peer_ca_certificates: bytes = b"",
+        peer_tls_server_name: str = "",
+        peer_plaintext: bool = False,
+        conflict_policy: str = "skip",
+        role: str = "node",
+        required_key_ids: Sequence[str] = (),
+    ) -> ImportResult:
+        """Has the server pull a bundle from another server and import it into ``parent``, as ``import_bundle``.
+
+        The server exports ``selection_parent`` (a space of the peer; ``names``
+        and ``filter`` as in ``export_bundle``) from ``peer_target`` with
+        ``peer_token``, over TLS checked with ``peer_ca_certificates`` (PEM;
+        empty: the server's own setting), unless ``peer_plaintext`` and the
+        server allows it. The peer's bundle must be signed by keys this server
+        trusts for ``role``.
+        """
+        selection_space = space_name(selection_parent)
+        request = _i.ImportFromPeerRequest(
+            parent=space_name(parent),
+            peer_target=peer_target,
+            peer_token=peer_token,
+            peer_ca_certificates=peer_ca_certificates,
+            peer_tls_server_name=peer_tls_server_name,
+            peer_plaintext=peer_plaintext,
+            selection=_i.ExportBundleRequest(
+                parent=selection_space, names=_cube_names(selection_space, names), filter=filter
+            ),
+            conflict_policy=conflict_policy_number(conflict_policy),  # type: ignore[arg-type]
+            trust_policy=trust_policy(role, required_key_ids),
+        )
+        try:  # the server streams a whole bundle from the peer: bounded by stream_timeout, not timeout
+            response = self._interchange.ImportFromPeer(request, timeout=self.stream_timeout, metadata=self._metadata)
+        except grpc.RpcError as error:
+            raise from_rpc_error(error) from error
+        return ImportResult.from_proto(response)
+
+    # -- Trust root and signing keys -----------------------------------------
+
+    def get_trust_root(self) -> TrustRoot:
+        """The trust root in force: which keys the server trusts for which role, and its signed envelope."""
+        response: trust_pb2.TrustRoot = self._unary(self._governance.GetTrustRoot, _g.GetTrustRootRequest())
+        return TrustRoot.from_proto(response)
+
+    def update_trust_root(self, signed_envelope: bytes, *, add_node_signature: bool = False) -> TrustRoot:
+        """Replaces the trust root with a newer version (admins); returns the new one.
+
+        ``signed_envelope`` is a DSSE envelope (JSON) of the new trust root; it
+        must be signed by a threshold of the current admin keys and of its own.
+        With ``add_node_signature`` the server adds its node key's signature
+        first (the node key is the admin key of a server's first trust root).
+        A refused update raises ``InvalidArgumentError`` (``TRUST_ROOT_...`` reasons).
+        """
+        request = _g.UpdateTrustRootRequest(signed_envelope=signed_envelope, add_node_signature=add_node_signature)
+        response: trust_pb2.TrustRoot = self._unary(self._governance.UpdateTrustRoot, request)
+        return TrustRoot.from_proto(response)
+
+    def create_signing_key(self, principal: str) -> PublicKey:
+        """Has the server create and keep an Ed25519 key for ``principal``; its exports are then signed by it too."""
+        request = _g.CreateSigningKeyRequest(parent=principal_name(principal))
+        response: principal_pb2.PublicKey = self._unary(self._governance.CreateSigningKey, request)
+        return PublicKey.from_proto(response)
+
+
+def _requests(
+    first: Any, chunks: Iterable[bytes], wrap: Callable[[bytes], Any], failures: list[BaseException]
+) -> Iterator[Any]:
+    """The header message, then one message per non-empty chunk; an error reading the chunks is kept in ``failures``.
+
+    Re-raising it makes gRPC cancel the call, so the server never sees a cut-short
+    bundle as a whole one; ``_stream_unary`` then raises it in place of CANCELLED.
+    """
+    yield first
+    try:
+        for chunk in chunks:
+            if chunk:
+                yield wrap(chunk)
+    except Exception as error:
+        failures.append(error)
+        raise

@@ -8,37 +8,22 @@ and shows its (unverified unless ``--trust-key``) statement and contents. Files 
 from __future__ import annotations
 
 import argparse
-import base64
-import binascii
 import datetime as dt
-import hashlib
-import json
 import os
 import pathlib
-import sys
-from dataclasses import dataclass, field
-from typing import Any
 
-from google.protobuf.message import DecodeError
 from memos_client import BundleVerification, ImportResult, MemosClient, space_name
 from memos_client.interchange import CONFLICT_POLICIES, ROLES, progress_updates, read_chunks, trust_policy
 
-from memos_grpc._proto.memos.v1 import cube_pb2
-from memos_grpc.cli._connect import common_options, message_dict, preview, print_json, run
-from memos_grpc.errors import BundleError
+from memos_grpc.cli._connect import common_options, message_dict, print_json, run
+from memos_grpc.cli.bundle_inspect import fail, inspect_bundle, local_policy, public_key
 from memos_grpc.interchange.bundle import (
-    ENVELOPE_NAME,
-    MAJOR_VERSION,
-    MARKER_NAME,
     BundleLimits,
     TrustPolicy,
     verify_bundle,
-    verify_statement_envelope,
 )
-from memos_grpc.interchange.dsse import EnvelopeFormatError, EnvelopeVerification, parse_envelope
-from memos_grpc.interchange.keys import PUBLIC_KEY_BYTES, TrustedKey, key_id
 from memos_grpc.interchange.report import verification_message
-from memos_grpc.interchange.tarstream import TarEntry, TarLimits, TarReader
+from memos_grpc.interchange.tarstream import TarLimits
 from memos_grpc.settings import Settings
 
 _CUBE_PREFIX, _CUBE_SUFFIX = "cubes/", ".pb"
@@ -110,7 +95,7 @@ def register(commands: argparse._SubParsersAction[argparse.ArgumentParser]) -> N
     inspect.add_argument("--role", default="node", choices=ROLES, help="the role the trusted keys play (a label)")
     _add_key_options(inspect)
     inspect.add_argument("--json", action="store_true", help="print JSON instead of text")
-    inspect.set_defaults(handler=_inspect)
+    inspect.set_defaults(handler=inspect_bundle)
 
 
 def _add_trust_options(parser: argparse.ArgumentParser) -> None:
@@ -131,36 +116,13 @@ def _add_key_options(parser: argparse.ArgumentParser) -> None:
         "--trust-key",
         action="append",
         default=[],
-        type=_public_key,
+        type=public_key,
         metavar="PUBKEY_B64",
         help="a trusted Ed25519 public key, base64 (repeatable; see 'keys show')",
     )
     parser.add_argument(
         "--threshold", type=int, default=1, metavar="N", help="distinct trusted keys that must sign (default 1)"
     )
-
-
-def _public_key(text: str) -> TrustedKey:
-    """An argparse type: a base64 raw Ed25519 public key."""
-    try:
-        raw = base64.b64decode(text, validate=True)
-    except (binascii.Error, ValueError):
-        raise argparse.ArgumentTypeError(f"not base64: {text!r}") from None
-    if len(raw) != PUBLIC_KEY_BYTES:
-        raise argparse.ArgumentTypeError(f"an Ed25519 public key is {PUBLIC_KEY_BYTES} bytes, not {len(raw)}")
-    return TrustedKey(key_id(raw), raw)
-
-
-def _local_policy(args: argparse.Namespace, required_key_ids: list[str]) -> TrustPolicy | None:
-    """The policy of the --trust-key options, or None when none were given."""
-    keys: list[TrustedKey] = args.trust_key
-    if not keys:
-        return None
-    return TrustPolicy(args.role, {k.key_id: k for k in keys}, args.threshold, tuple(required_key_ids))
-
-
-def _fail(message: str) -> None:
-    print(f"error: {message}", file=sys.stderr)
 
 
 # -- export and import -----------------------------------------------------------
@@ -226,7 +188,7 @@ def _print_signers(report: BundleVerification) -> None:
 def _verify(args: argparse.Namespace) -> int:
     if not args.offline:
         if args.trust_key:
-            _fail("--trust-key is for --offline; the server verifies against its own trust root")
+            fail("--trust-key is for --offline; the server verifies against its own trust root")
             return 2
 
         def action(client: MemosClient) -> int:
@@ -236,14 +198,14 @@ def _verify(args: argparse.Namespace) -> int:
             return _report(report, args)
 
         return run(args, action)
-    policy = _local_policy(args, args.require_key)
+    policy = local_policy(args, args.require_key)
     if policy is None:
-        _fail("--offline needs at least one --trust-key PUBKEY_B64 (see 'memos-grpc keys show')")
+        fail("--offline needs at least one --trust-key PUBKEY_B64 (see 'memos-grpc keys show')")
         return 2
     try:
         report = _verify_locally(args.file, policy, progress=True)
     except OSError as error:
-        _fail(str(error))
+        fail(str(error))
         return 1
     return _report(report, args)
 
@@ -277,7 +239,7 @@ def _report(report: BundleVerification, args: argparse.Namespace) -> int:
     else:
         _print_report(report, args.file)
     if not report.valid:
-        _fail(f"the bundle is not valid: {report.reason}: {report.message}")
+        fail(f"the bundle is not valid: {report.reason}: {report.message}")
         return 1
     return 0
 
@@ -302,230 +264,3 @@ def _print_report(report: BundleVerification, path: pathlib.Path) -> None:
         if value:
             print(f"{label + ':':<14}{value}")
     _print_signers(report)
-
-
-# -- inspect ---------------------------------------------------------------------
-
-
-@dataclass
-class _Inspection:
-    """What inspect found, in reading order; ``problems`` are (reason, message) pairs."""
-
-    path: pathlib.Path
-    limit: int
-    format_version: str = ""
-    statement: Any = None
-    verification: dict[str, Any] | None = None
-    signers: list[dict[str, str]] = field(default_factory=list)
-    subjects: dict[str, tuple[str, int]] = field(default_factory=dict)
-    entries: list[dict[str, Any]] = field(default_factory=list)
-    entry_count: int = 0
-    cube_count: int = 0
-    blob_count: int = 0
-    content_bytes: int = 0
-    bytes_read: int = 0
-    problems: list[tuple[str, str]] = field(default_factory=list)
-
-    def shown(self) -> bool:
-        """Whether the entry being counted is among those listed."""
-        return self.limit <= 0 or self.entry_count <= self.limit
-
-
-def _inspect(args: argparse.Namespace) -> int:
-    path: pathlib.Path = args.file
-    policy = _local_policy(args, [])
-    found = _Inspection(path, args.limit)
-    try:
-        with open(path, "rb") as source:
-            reader = TarReader(read_chunks(source), _INSPECT_LIMITS)
-            try:
-                _read_bundle(reader, policy, found)
-            except BundleError as error:
-                found.problems.append((error.reason, error.message))
-            found.bytes_read = reader.bytes_read
-    except OSError as error:
-        _fail(str(error))
-        return 1
-    if args.json:
-        print_json(_inspection_json(found))
-    else:
-        _print_inspection(found)
-    return 1 if found.problems else 0
-
-
-def _read_bundle(reader: TarReader, policy: TrustPolicy | None, found: _Inspection) -> None:
-    settings = Settings()
-    entries = reader.entries()
-    marker = next(entries, None)
-    if marker is None or marker.name != MARKER_NAME:
-        raise BundleError(
-            f"the first entry is not {MARKER_NAME!r}: this is not a memos bundle", reason="BUNDLE_MARKER_MISSING"
-        )
-    found.format_version = marker.read_all(64).decode("ascii", errors="replace").strip()
-    if found.format_version.split(".", 1)[0] != str(MAJOR_VERSION):
-        found.problems.append(
-            ("BUNDLE_VERSION_UNSUPPORTED", f"format version {found.format_version[:20]!r}; this reads {MAJOR_VERSION}")
-        )
-    envelope = next(entries, None)
-    if envelope is None or envelope.name != ENVELOPE_NAME:
-        raise BundleError(f"the second entry is not {ENVELOPE_NAME!r}", reason="BUNDLE_ENVELOPE_MISSING")
-    _read_envelope(envelope.read_all(settings.bundle_max_envelope_bytes), policy, found)
-    seen: set[str] = set()
-    for entry in entries:
-        found.entry_count += 1
-        seen.add(entry.name)
-        _read_entry(entry, settings.bundle_max_cube_bytes, found)
-    missing = [name for name in found.subjects if name not in seen]
-    if missing:
-        found.problems.append(
-            ("BUNDLE_MISSING_ENTRY", f"{len(missing)} entries the statement lists are missing, e.g. {missing[0]!r}")
-        )
-
-
-def _read_envelope(data: bytes, policy: TrustPolicy | None, found: _Inspection) -> None:
-    try:
-        envelope = parse_envelope(data)
-    except EnvelopeFormatError as error:
-        found.problems.append(("BUNDLE_ENVELOPE_MALFORMED", str(error)))
-        return
-    found.signers = [{"keyid": s.keyid} for s in envelope.signatures]
-    if policy is not None:
-        checks: list[EnvelopeVerification] = []
-        try:
-            verify_statement_envelope(data, policy, dt.datetime.now(dt.UTC), checks)
-            found.verification = {"verified": True, "role": policy.role, "threshold": policy.threshold}
-        except BundleError as error:
-            found.verification = {"verified": False, "reason": error.reason, "message": error.message}
-            found.problems.append((error.reason, error.message))
-        if checks:
-            for signer, result in zip(found.signers, checks[0].signatures, strict=True):
-                signer["status"] = result.status.value.lower()
-                if result.key_id:
-                    signer["key_id"] = result.key_id
-    try:
-        found.statement = json.loads(envelope.payload)
-    except (UnicodeDecodeError, json.JSONDecodeError, RecursionError) as error:
-        found.problems.append(("BUNDLE_STATEMENT_INVALID", f"the statement is not JSON: {error}"))
-        return
-    subjects = found.statement.get("subject") if isinstance(found.statement, dict) else None
-    for item in subjects if isinstance(subjects, list) else []:
-        try:
-            found.subjects[str(item["name"])] = (str(item["digest"]["sha256"]), int(item["annotations"]["size"]))
-        except (KeyError, TypeError, ValueError):
-            continue
-
-
-def _read_entry(entry: TarEntry, max_cube_bytes: int, found: _Inspection) -> None:
-    is_cube = entry.name.startswith(_CUBE_PREFIX) and entry.name.endswith(_CUBE_SUFFIX)
-    keep = is_cube and entry.size <= max_cube_bytes and found.shown()
-    digest = hashlib.sha256()
-    kept = bytearray()
-    for chunk in entry.chunks():
-        digest.update(chunk)
-        if keep:
-            kept += chunk
-    found.content_bytes += entry.size
-    found.cube_count += is_cube
-    found.blob_count += entry.name.startswith("blobs/")
-    subject = found.subjects.get(entry.name)
-    if found.statement is not None and subject is None:
-        found.problems.append(("BUNDLE_UNLISTED_ENTRY", f"entry {entry.name!r} is not listed in the statement"))
-    elif subject is not None and subject[1] != entry.size:
-        found.problems.append(
-            ("BUNDLE_SIZE_MISMATCH", f"entry {entry.name!r} holds {entry.size} bytes; the statement says {subject[1]}")
-        )
-    elif subject is not None and subject[0] != digest.hexdigest():
-        found.problems.append(
-            ("BUNDLE_DIGEST_MISMATCH", f"entry {entry.name!r} has sha256 {digest.hexdigest()}; the statement differs")
-        )
-    if not found.shown():
-        return
-    row: dict[str, Any] = {"name": entry.name, "size": entry.size}
-    if keep:
-        row.update(_cube_row(bytes(kept)))
-    found.entries.append(row)
-
-
-def _cube_row(data: bytes) -> dict[str, Any]:
-    try:
-        cube = cube_pb2.MemCube.FromString(data)
-    except DecodeError as error:
-        return {"error": f"not a MemCube: {error}"}
-    row: dict[str, Any] = {
-        "type": cube_pb2.MemoryType.Name(cube.type).removeprefix("MEMORY_TYPE_").lower(),
-        "cube": cube.name,
-        "provenance_id": cube.provenance_id,
-    }
-    payload = cube.WhichOneof("payload")
-    if payload == "plaintext":
-        row["text"] = preview(cube.plaintext.text)
-    elif payload in ("activation", "parametric"):
-        blob = getattr(cube, payload).blob
-        row["blob"] = f"{blob.digest} ({blob.size_bytes} bytes, {blob.media_type})"
-    return row
-
-
-def _inspection_json(found: _Inspection) -> dict[str, Any]:
-    return {
-        "file": str(found.path),
-        "bytes": found.bytes_read,
-        "format_version": found.format_version,
-        "statement": found.statement,
-        "statement_verification": found.verification or {"verified": None, "note": "UNVERIFIED: no --trust-key"},
-        "signers": found.signers,
-        "entry_count": found.entry_count,
-        "cube_count": found.cube_count,
-        "blob_count": found.blob_count,
-        "entries": found.entries,
-        "more_entries": found.entry_count - len(found.entries),
-        "problems": [{"reason": r, "message": m} for r, m in found.problems],
-    }
-
-
-def _print_inspection(found: _Inspection) -> None:
-    print(f"bundle:         {found.path} ({found.bytes_read} bytes)")
-    print(f"format version: {found.format_version or '(none)'}")
-    verification = found.verification
-    if verification is None:
-        label = "UNVERIFIED (signatures not checked; pass --trust-key to check them)"
-    elif verification["verified"]:
-        label = f"VERIFIED (role {verification['role']}, threshold {verification['threshold']})"
-    else:
-        label = f"NOT VERIFIED ({verification['reason']}: {verification['message']})"
-    print(f"statement:      {label}")
-    if found.statement is not None:
-        print(_statement_text(found.statement, found.limit))
-    print("signers:" if found.signers else "signers:        none")
-    for signer in found.signers:
-        status = f"  {signer['status']}" if "status" in signer else ""
-        print(f"  keyid {signer['keyid'] or '(none)'}{status}")
-    print(
-        f"contents:       {found.entry_count} entries ({found.cube_count} cubes, {found.blob_count} blobs, "
-        f"{found.content_bytes} bytes)"
-    )
-    for row in found.entries:
-        print("  " + _entry_line(row))
-    if found.entry_count > len(found.entries):
-        print(f"  ... and {found.entry_count - len(found.entries)} more")
-    for reason, message in found.problems:
-        _fail(f"{reason}: {message}")
-
-
-def _statement_text(statement: Any, limit: int) -> str:
-    """The statement as indented JSON; a long subject list is cut to ``limit`` items, with a note."""
-    subjects = statement.get("subject") if isinstance(statement, dict) else None
-    if limit <= 0 or not isinstance(subjects, list) or len(subjects) <= limit:
-        return json.dumps(statement, indent=2, ensure_ascii=False)
-    cut = {**statement, "subject": subjects[:limit]}
-    note = f"(the subject list is cut to {limit} of {len(subjects)}; --limit 0 or --json shows all)"
-    return json.dumps(cut, indent=2, ensure_ascii=False) + "\n" + note
-
-
-def _entry_line(row: dict[str, Any]) -> str:
-    parts = [row["name"], f"{row['size']} bytes"]
-    if "type" in row:
-        parts += [row["type"], row["cube"], f"provenance {row['provenance_id']}"]
-    for key in ("text", "blob", "error"):
-        if key in row:
-            parts.append(row[key])
-    return "  ".join(parts)

@@ -5,6 +5,17 @@ bundles; results are frozen dataclasses (``Space``, ``Cube``, ...) and failures
 ``MemosError`` subclasses.
 """
 
+from memos_client.bundle_types import (
+    AppliedRedaction,
+    BundleVerification,
+    ImportedCube,
+    ImportResult,
+    PublicKey,
+    SignatureCheck,
+    TrustedKey,
+    TrustRole,
+    TrustRoot,
+)
 from memos_client.client import DEFAULT_TARGET, MemosClient
 from memos_client.drafts import CubeDraft
 from memos_client.errors import (
@@ -22,17 +33,6 @@ from memos_client.errors import (
     from_rpc_error,
 )
 from memos_client.governance import AuditEvent, AuditVerification, Credential, Principal
-from memos_client.interchange import (
-    AppliedRedaction,
-    BundleVerification,
-    ImportedCube,
-    ImportResult,
-    PublicKey,
-    SignatureCheck,
-    TrustedKey,
-    TrustRole,
-    TrustRoot,
-)
 from memos_client.names import cube_name, space_name
 from memos_client.types import (
     BlobRef,

@@ -23,6 +23,7 @@ lint: install
 	$(BIN)/ruff format --check .
 	$(BIN)/mypy
 	$(BIN)/python -m tools.gen_proto --check
+	$(BIN)/python -m tools.gen_vectors --check
 
 test: lint
 	HF_HUB_OFFLINE=1 $(BIN)/pytest -q

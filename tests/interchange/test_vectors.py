@@ -1,0 +1,171 @@
+"""The protocol's test vectors (testdata/vectors/) run through the Python implementation, and kept current.
+
+Each vector file names its inputs and the outcome every implementation must reach: valid, or one stable reason.
+The generator's ``--check`` must pass, so the checked-in files are exactly what tools/gen_vectors.py writes.
+"""
+
+from __future__ import annotations
+
+import base64
+import hashlib
+import json
+import subprocess
+import sys
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from memos_grpc.errors import BundleError, TrustRootError
+from memos_grpc.interchange.bundle import BundleLimits, TrustPolicy, verify_bundle, verify_statement_envelope
+from memos_grpc.interchange.canonical import parse_time
+from memos_grpc.interchange.dsse import parse_envelope
+from memos_grpc.interchange.keys import TrustedKey, key_id
+from memos_grpc.interchange.trust import parse_trust_root, verify_root_update
+from tools import gen_vectors
+
+ROOT = Path(__file__).resolve().parents[2]
+VECTORS = ROOT / "testdata" / "vectors"
+FILES = sorted(VECTORS.glob("*.json"))
+
+#: Every reason a verifier reaches offline (BUNDLE_CUBE_INVALID and BUNDLE_BLOB_MISSING are import-time checks).
+REQUIRED_REASONS = {
+    "BUNDLE_TRUNCATED",
+    "BUNDLE_MALFORMED",
+    "BUNDLE_UNSAFE_PATH",
+    "BUNDLE_UNSAFE_ENTRY",
+    "BUNDLE_DUPLICATE_ENTRY",
+    "BUNDLE_ENTRY_TOO_LARGE",
+    "BUNDLE_TOO_LARGE",
+    "BUNDLE_TOO_MANY_ENTRIES",
+    "BUNDLE_MARKER_MISSING",
+    "BUNDLE_VERSION_UNSUPPORTED",
+    "BUNDLE_ENVELOPE_MISSING",
+    "BUNDLE_ENVELOPE_MALFORMED",
+    "BUNDLE_PAYLOAD_TYPE_INVALID",
+    "BUNDLE_SIGNATURE_INVALID",
+    "BUNDLE_SIGNER_REVOKED",
+    "BUNDLE_SIGNER_EXPIRED",
+    "BUNDLE_THRESHOLD_NOT_MET",
+    "BUNDLE_UNTRUSTED_SIGNER",
+    "BUNDLE_REQUIRED_SIGNER_MISSING",
+    "BUNDLE_STATEMENT_INVALID",
+    "BUNDLE_UNLISTED_ENTRY",
+    "BUNDLE_SIZE_MISMATCH",
+    "BUNDLE_DIGEST_MISMATCH",
+    "BUNDLE_MISSING_ENTRY",
+    "TRUST_ROOT_MALFORMED",
+    "TRUST_ROOT_THRESHOLD_NOT_MET",
+    "TRUST_ROOT_ROLLBACK",
+    "TRUST_ROOT_EXPIRED",
+}
+
+
+def load(path: Path) -> dict[str, Any]:
+    document: dict[str, Any] = json.loads(path.read_text())
+    return document
+
+
+def policy(inputs: dict[str, Any]) -> TrustPolicy:
+    keys = {}
+    for item in inputs["trusted_keys"]:
+        times = {f: parse_time(item[f]) for f in ("not_before", "not_after", "revoked_at") if f in item}
+        keys[item["key_id"]] = TrustedKey(item["key_id"], base64.b64decode(item["public_key"]), **times)
+    return TrustPolicy("node", keys, inputs["threshold"], tuple(inputs["required_key_ids"]))
+
+
+def run_envelope(inputs: dict[str, Any]) -> dict[str, Any]:
+    try:
+        payload = verify_statement_envelope(inputs["envelope"].encode(), policy(inputs), parse_time(inputs["now"]))
+    except BundleError as error:
+        return {"valid": False, "reason": error.reason}
+    return {"valid": True, "reason": "", "payload_sha256": hashlib.sha256(payload).hexdigest()}
+
+
+def run_bundle(inputs: dict[str, Any]) -> dict[str, Any]:
+    data = base64.b64decode(inputs["bundle"])
+    # Several chunkings: a verdict must not depend on where the stream is cut into messages.
+    outcomes = []
+    for size in (len(data), 512, 97):
+        chunks = [data[i : i + size] for i in range(0, len(data), size)]
+        report = verify_bundle(chunks, policy(inputs), BundleLimits(**inputs["limits"]), parse_time(inputs["now"]))
+        outcome = {"valid": report.valid, "reason": report.reason}
+        if report.valid:
+            outcome.update(
+                statement_sha256=report.statement_digest.removeprefix("sha256:"),
+                cube_count=report.cube_count,
+                blob_count=report.blob_count,
+            )
+        outcomes.append(outcome)
+    assert all(o == outcomes[0] for o in outcomes), outcomes
+    return outcomes[0]
+
+
+def run_trust_root_update(inputs: dict[str, Any]) -> dict[str, Any]:
+    current = parse_trust_root(parse_envelope(inputs["current_root"].encode()).payload)
+    try:
+        proposed, _ = verify_root_update(current, inputs["proposed_root"].encode(), parse_time(inputs["now"]))
+    except TrustRootError as error:
+        return {"valid": False, "reason": error.reason}
+    return {"valid": True, "reason": "", "version": proposed.version}
+
+
+RUNNERS = {"envelope": run_envelope, "bundle": run_bundle, "trust_root_update": run_trust_root_update}
+
+
+@pytest.mark.parametrize("path", FILES, ids=[p.stem for p in FILES])
+def test_vector(path: Path) -> None:
+    vector = load(path)
+    assert path.name == f"{vector['name']}.json"
+    assert vector["name"].startswith(vector["kind"] + "-")
+    assert RUNNERS[vector["kind"]](vector["inputs"]) == vector["expected"], vector["description"]
+
+
+def test_vectors_cover_every_offline_reason() -> None:
+    vectors = [load(p) for p in FILES]
+    assert len(vectors) >= 40
+    found = {v["expected"]["reason"] for v in vectors if not v["expected"]["valid"]}
+    assert found >= REQUIRED_REASONS, sorted(REQUIRED_REASONS - found)
+    kinds = {v["kind"] for v in vectors}
+    assert kinds == set(RUNNERS)
+    for kind in kinds:
+        outcomes = {v["expected"]["valid"] for v in vectors if v["kind"] == kind}
+        assert outcomes == {True, False}, f"{kind} vectors need positive and negative cases"
+
+
+def test_vectors_are_language_neutral() -> None:
+    """Times are RFC 3339 UTC with Z; key ids are derivable from the public keys and listed in the README."""
+    readme = (VECTORS / "README.md").read_text()
+    for path in FILES:
+        inputs = load(path)["inputs"]
+        assert inputs["now"].endswith("Z"), path.name
+        for item in inputs.get("trusted_keys", []):
+            assert key_id(base64.b64decode(item["public_key"], validate=True)) == item["key_id"], path.name
+            assert f"| {item['name']} | {item['key_id']} | {item['public_key']} |" in readme, path.name
+            for field in ("not_before", "not_after", "revoked_at"):
+                assert item.get(field, "Z").endswith("Z"), path.name
+        if "bundle" in inputs:
+            base64.b64decode(inputs["bundle"], validate=True)
+
+
+def test_checked_in_vectors_are_current() -> None:
+    result = subprocess.run(
+        [sys.executable, "-m", "tools.gen_vectors", "--check"], cwd=ROOT, capture_output=True, text=True, timeout=60
+    )
+    assert result.returncode == 0, result.stdout + result.stderr
+
+
+def test_check_detects_stale_missing_and_extra_files(tmp_path: Path) -> None:
+    assert gen_vectors.main(["--dir", str(tmp_path)]) == 0
+    assert gen_vectors.main(["--check", "--dir", str(tmp_path)]) == 0
+    first = sorted(tmp_path.glob("*.json"))[0]
+    first.write_text(first.read_text().replace('"valid": ', '"valid":  '))
+    assert gen_vectors.main(["--check", "--dir", str(tmp_path)]) == 1
+    assert gen_vectors.main(["--dir", str(tmp_path)]) == 0
+    (tmp_path / "bundle-leftover.json").write_text("{}")
+    assert gen_vectors.main(["--check", "--dir", str(tmp_path)]) == 1
+    first.unlink()
+    assert gen_vectors.main(["--dir", str(tmp_path)]) == 0
+    assert not (tmp_path / "bundle-leftover.json").exists()
+    assert first.exists()
+    assert gen_vectors.main(["--check", "--dir", str(tmp_path)]) == 0

@@ -1,0 +1,178 @@
+"""Trust root update vectors: rotation signed by old and new admin keys, thresholds, rollback and freeze.
+
+Each vector gives the current root (trusted as it is: a client's anchor) and a proposed root; the proposal must be
+signed by a threshold of the current admin keys and of its own, have a higher version and not be expired.
+"""
+
+from __future__ import annotations
+
+from datetime import datetime
+
+from tools.vectors.common import (
+    DAY,
+    KEY1,
+    KEY2,
+    KEY3,
+    KEY4,
+    NOW,
+    Json,
+    VectorKey,
+    b64,
+    canonical,
+    envelope_json,
+    invalid,
+    rfc3339,
+    signed,
+    valid,
+    vector,
+)
+
+TRUST_ROOT_TYPE = "https://memos-grpc.dev/TrustRoot/v1"
+T = "application/vnd.memos.trustroot+json"
+YEAR = 365 * DAY
+
+
+def root(
+    version: int,
+    admin: tuple[VectorKey, ...],
+    threshold: int = 1,
+    *,
+    node: tuple[VectorKey, ...] = (KEY4,),
+    expires: datetime = NOW + YEAR,
+    revoked: dict[VectorKey, datetime] | None = None,
+) -> bytes:
+    """A trust root payload: ``admin`` keys with ``threshold``, ``node`` keys with threshold 1."""
+    revoked = revoked or {}
+    keys: Json = {}
+    for key in (*admin, *node):
+        keys[key.key_id] = {"keytype": "ed25519", "public": b64(key.public_key), "name": key.label}
+        if key in revoked:
+            keys[key.key_id]["revokedAt"] = rfc3339(revoked[key])
+    roles = {
+        "admin": {"keyids": sorted(k.key_id for k in admin), "threshold": threshold},
+        "node": {"keyids": sorted(k.key_id for k in node), "threshold": 1},
+    }
+    return canonical(
+        {"_type": TRUST_ROOT_TYPE, "version": version, "expires": rfc3339(expires), "keys": keys, "roles": roles}
+    )
+
+
+def _current(payload: bytes, *keys: VectorKey) -> str:
+    return signed(T, payload, *keys)
+
+
+def _case(case: str, description: str, current: str, proposed: str, expected: Json) -> Json:
+    inputs = {"now": rfc3339(NOW), "current_root": current, "proposed_root": proposed}
+    return vector("trust_root_update", case, description, inputs, expected)
+
+
+def trust_root_vectors() -> list[Json]:
+    v1 = _current(root(1, (KEY1,)), KEY1)
+    v3 = _current(root(3, (KEY1,)), KEY1)
+    rotated = root(2, (KEY2,))
+    trio = _current(root(1, (KEY1, KEY2, KEY3), 2), KEY1, KEY2)
+    trio_next = root(2, (KEY1, KEY2, KEY3), 2)
+    twice = KEY1.signature(T, trio_next)
+    added_node = root(2, (KEY1,), node=(KEY4, KEY3))
+    flipped = bytearray(added_node)
+    flipped[added_node.index(b"ed25519")] ^= 0x20
+    return [
+        _case(
+            "rotation-valid",
+            "Admin key 1 hands over to admin key 2: version 2 is signed by both.",
+            v1,
+            signed(T, rotated, KEY1, KEY2),
+            valid(version=2),
+        ),
+        _case(
+            "rotation-old-only",
+            "The rotation is signed by the old admin key only.",
+            v1,
+            signed(T, rotated, KEY1),
+            invalid("TRUST_ROOT_THRESHOLD_NOT_MET"),
+        ),
+        _case(
+            "rotation-new-only",
+            "The rotation is signed by the new admin key only.",
+            v1,
+            signed(T, rotated, KEY2),
+            invalid("TRUST_ROOT_THRESHOLD_NOT_MET"),
+        ),
+        _case(
+            "add-node-key-valid",
+            "The same admin key adds a node key in version 2.",
+            v1,
+            signed(T, added_node, KEY1),
+            valid(version=2),
+        ),
+        _case(
+            "flipped-payload-byte",
+            "One byte of the proposed root changed after the admin key signed it.",
+            v1,
+            envelope_json(T, bytes(flipped), [KEY1.signature(T, added_node)]),
+            invalid("TRUST_ROOT_THRESHOLD_NOT_MET"),
+        ),
+        _case(
+            "rollback-lower-version",
+            "Version 2 proposed while version 3 is current, properly signed.",
+            v3,
+            signed(T, root(2, (KEY1,)), KEY1),
+            invalid("TRUST_ROOT_ROLLBACK"),
+        ),
+        _case(
+            "rollback-same-version",
+            "Version 3 proposed while version 3 is current, properly signed.",
+            v3,
+            signed(T, root(3, (KEY1,), node=(KEY4, KEY3)), KEY1),
+            invalid("TRUST_ROOT_ROLLBACK"),
+        ),
+        _case(
+            "expired",
+            "Version 2 expired a day before now (freeze).",
+            v1,
+            signed(T, root(2, (KEY1,), expires=NOW - DAY), KEY1),
+            invalid("TRUST_ROOT_EXPIRED"),
+        ),
+        _case(
+            "expires-at-now",
+            "Version 2 expires exactly now: a root is valid strictly before its expiry.",
+            v1,
+            signed(T, root(2, (KEY1,), expires=NOW), KEY1),
+            invalid("TRUST_ROOT_EXPIRED"),
+        ),
+        _case(
+            "two-of-three-valid",
+            "Admin threshold 2 of 3, old and new: two distinct admin keys sign.",
+            trio,
+            signed(T, trio_next, KEY1, KEY3),
+            valid(version=2),
+        ),
+        _case(
+            "two-of-three-one-key-twice",
+            "Admin threshold 2 of 3: one key signs twice.",
+            trio,
+            envelope_json(T, trio_next, [twice, twice]),
+            invalid("TRUST_ROOT_THRESHOLD_NOT_MET"),
+        ),
+        _case(
+            "revoked-admin-signs",
+            "The current root revoked admin key 1 yesterday; its signature no longer counts.",
+            _current(root(1, (KEY1, KEY2), revoked={KEY1: NOW - DAY}), KEY2),
+            signed(T, root(2, (KEY1, KEY2)), KEY1),
+            invalid("TRUST_ROOT_THRESHOLD_NOT_MET"),
+        ),
+        _case(
+            "wrong-payload-type",
+            "The proposed root is signed under payloadType application/json.",
+            v1,
+            signed("application/json", added_node, KEY1),
+            invalid("TRUST_ROOT_MALFORMED"),
+        ),
+        _case(
+            "admin-threshold-over-keys",
+            "A properly signed proposal whose admin threshold (2) exceeds its admin keys (1).",
+            v1,
+            signed(T, root(2, (KEY1,), 2), KEY1),
+            invalid("TRUST_ROOT_MALFORMED"),
+        ),
+    ]

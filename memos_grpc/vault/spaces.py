@@ -202,6 +202,9 @@ class Spaces:
         return self._context.database.write(apply, lambda _: self._context.catalog.set_roles(space_id, roles))
 
 
+#: Longest default TTL, 1000 years: far enough for any retention rule, near enough to stay a datetime.
+MAX_TTL_SECONDS = 1000 * 31_557_600
+
 SPACE_UPDATABLE = frozenset({"display_name", "description", "labels", "default_ttl", "redaction_rules"})
 
 
@@ -211,8 +214,13 @@ def check_space_fields(space: space_pb2.Space) -> None:
     if len(space.description) > MAX_DESCRIPTION:
         raise invalid(f"space.description is longer than {MAX_DESCRIPTION} characters", "FIELD_TOO_LONG")
     check_labels(dict(space.labels))
-    if space.HasField("default_ttl") and space.default_ttl.ToTimedelta().total_seconds() < 1:
-        raise invalid("space.default_ttl must be at least 1 second", "INVALID_TTL")
+    if space.HasField("default_ttl"):
+        ttl = space.default_ttl
+        # Checked on the raw fields: a huge duration overflows timedelta and, added to a creation time, datetime.
+        if not 0 <= ttl.nanos < 1_000_000_000 or not 1 <= ttl.seconds <= MAX_TTL_SECONDS:
+            raise invalid(
+                f"space.default_ttl must be between 1 second and {MAX_TTL_SECONDS // 31_557_600} years", "INVALID_TTL"
+            )
 
 
 def checked_rules(space: space_pb2.Space) -> list[space_pb2.RedactionRule]:

@@ -19,7 +19,7 @@ from google.rpc import error_details_pb2
 from grpc_status import rpc_status
 from memos_test_support import admin_token, authorized_channel
 
-from memos_grpc._proto.memos.v1 import cube_pb2
+from memos_grpc._proto.memos.v1 import cube_pb2, space_pb2
 from memos_grpc._proto.memos.v1 import governance_service_pb2 as g
 from memos_grpc._proto.memos.v1 import vault_service_pb2 as v
 from memos_grpc._proto.memos.v1.governance_service_pb2_grpc import GovernanceServiceStub
@@ -271,6 +271,23 @@ CASES = [
         lambda w: w.governance.DeleteSpace(g.DeleteSpaceRequest(name=w.space)),
         Code.FAILED_PRECONDITION,
         "SPACE_NOT_EMPTY",
+    ),
+    # Found by fuzzing: a default TTL this large overflowed timedelta and answered INTERNAL.
+    Case(
+        "default ttl of 2**63 seconds",
+        lambda w: w.governance.CreateSpace(
+            g.CreateSpaceRequest(space_id="ttl-huge", space=space_pb2.Space(default_ttl={"seconds": 2**63 - 1}))
+        ),
+        Code.INVALID_ARGUMENT,
+        "INVALID_TTL",
+    ),
+    Case(
+        "default ttl past the year 9999",
+        lambda w: w.governance.CreateSpace(
+            g.CreateSpaceRequest(space_id="ttl-far", space=space_pb2.Space(default_ttl={"seconds": 315_576_000_000}))
+        ),
+        Code.INVALID_ARGUMENT,
+        "INVALID_TTL",
     ),
     Case(
         "duplicate space",

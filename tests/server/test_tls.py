@@ -257,7 +257,8 @@ def test_admin_token_file_is_private_authenticates_and_survives_restart(tmp_path
         token = admin_token(first)
         with authorized_channel(first.address, token) as channel:
             listed = GovernanceServiceStub(channel).ListPrincipals(g.ListPrincipalsRequest(), timeout=TIMEOUT)
-        assert [p.name for p in listed.principals] == ["principals/admin"]
+        # The admin, and the node key published as a principal.
+        assert [p.name for p in listed.principals] == ["principals/admin", "principals/node"]
     finally:
         first.stop(grace=1)
     before = token_file.stat()
@@ -274,6 +275,7 @@ def test_admin_token_file_is_private_authenticates_and_survives_restart(tmp_path
         assert not (data_dir / "admin.token.tmp").exists()
         with authorized_channel(second.address, token) as channel:
             listed = GovernanceServiceStub(channel).ListPrincipals(g.ListPrincipalsRequest(), timeout=TIMEOUT)
-        assert [p.name for p in listed.principals] == ["principals/admin"]
+        # The admin, and the node key published as a principal.
+        assert [p.name for p in listed.principals] == ["principals/admin", "principals/node"]
     finally:
         second.stop(grace=1)

@@ -15,7 +15,7 @@ from memos_grpc._proto.memos.v1 import access_pb2, governance_service_pb2
 from memos_grpc.errors import NotFoundError
 from memos_grpc.governance.identity import Principals, parse_principal_name, principal_name
 from memos_grpc.vault.context import VaultContext
-from memos_grpc.vault.database import Connection
+from memos_grpc.vault.database import IDS, Connection, id_list
 
 OWNER = access_pb2.ROLE_OWNER
 
@@ -47,9 +47,8 @@ def erase_principal_data(
             ).fetchall()
         ]
         doomed = cursor.execute(
-            "SELECT space_id, cube_id, vec_id, blob_digest FROM cubes "
-            "WHERE access_owner = ? OR space_id IN (SELECT unnest(?::VARCHAR[]))",
-            [principal, erased.spaces],
+            f"SELECT space_id, cube_id, vec_id, blob_digest FROM cubes WHERE access_owner = ? OR space_id IN {IDS}",
+            [principal, id_list(erased.spaces)],
         ).fetchall()
         digests = {str(d) for _, _, _, d in doomed if d}
         for space_id, cube_id, vec_id, _ in doomed:

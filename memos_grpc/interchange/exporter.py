@@ -36,6 +36,7 @@ from memos_grpc.interchange.statement import (
 from memos_grpc.vault.catalog import redaction_rules
 from memos_grpc.vault.context import VaultContext
 from memos_grpc.vault.cubes import LIVE
+from memos_grpc.vault.database import IDS, id_list
 from memos_grpc.vault.filter import compile_filter
 from memos_grpc.vault.names import parse_cube_name, parse_space_name
 from memos_grpc.vault.rows import blob_digest, vector_from_bytes
@@ -116,8 +117,8 @@ class Exporter:
         cube_ids = sorted({self._cube_id(space_id, name, i) for i, name in enumerate(request.names)})
         visibility = CubeVisibility(caller, context.catalog, space_id)
         visibility_sql, visibility_params = visibility.sql()
-        names_sql = "cube_id IN (SELECT unnest(?::VARCHAR[]))" if cube_ids else "TRUE"
-        names_params: list[Any] = [cube_ids] if cube_ids else []
+        names_sql = f"cube_id IN {IDS}" if cube_ids else "TRUE"
+        names_params: list[Any] = [id_list(cube_ids)] if cube_ids else []
         limit = context.settings.bundle_max_cubes
         with context.database.read() as cursor:
             found = cursor.execute("SELECT space_pb FROM spaces WHERE space_id = ?", [space_id]).fetchone()

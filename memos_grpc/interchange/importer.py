@@ -27,7 +27,7 @@ from memos_grpc.settings import Settings
 from memos_grpc.vault.blobs import BlobStore
 from memos_grpc.vault.context import VaultContext
 from memos_grpc.vault.cubes import Cubes, apply_default_ttl, catalog_entries
-from memos_grpc.vault.database import Connection
+from memos_grpc.vault.database import IDS, Connection, id_list
 from memos_grpc.vault.names import check_id, cube_name, new_cube_id, parse_cube_name, parse_space_name, space_name
 from memos_grpc.vault.rows import INSERT_SQL, CubeRow, blob_digest, make_etag, rows_table, set_timestamp
 from memos_grpc.vault.validation import check_cube_fields, check_vector, invalid
@@ -252,15 +252,15 @@ class Importer:
                 str(p): (str(c), None if v is None else int(v), bytes(b))
                 for c, p, v, b in cursor.execute(
                     "SELECT cube_id, provenance_id, vec_id, cube_pb FROM cubes WHERE space_id = ? "
-                    "AND provenance_id IN (SELECT unnest(?::VARCHAR[]))",
-                    [space_id, [r.cube.provenance_id for r in rows]],
+                    f"AND provenance_id IN {IDS}",
+                    [space_id, id_list(r.cube.provenance_id for r in rows)],
                 ).fetchall()
             }
             taken = {
                 str(c)
                 for (c,) in cursor.execute(
-                    "SELECT cube_id FROM cubes WHERE space_id = ? AND cube_id IN (SELECT unnest(?::VARCHAR[]))",
-                    [space_id, [r.cube_id for r in rows]],
+                    f"SELECT cube_id FROM cubes WHERE space_id = ? AND cube_id IN {IDS}",
+                    [space_id, id_list(r.cube_id for r in rows)],
                 ).fetchall()
             }
             planned = _resolve(rows, existing, taken, conflict_policy, reembedded, now)
@@ -280,8 +280,8 @@ class Importer:
             ]
             if retired:
                 cursor.execute(
-                    "DELETE FROM cubes WHERE space_id = ? AND cube_id IN (SELECT unnest(?::VARCHAR[]))",
-                    [space_id, retired],
+                    f"DELETE FROM cubes WHERE space_id = ? AND cube_id IN {IDS}",
+                    [space_id, id_list(retired)],
                 )
             self._cubes.record_vec_ids(cursor, vec_ids)
             if written:

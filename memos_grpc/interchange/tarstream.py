@@ -7,6 +7,7 @@ yields slices of the input chunks. The reader accepts only regular files with sa
 from __future__ import annotations
 
 import dataclasses
+import re
 from collections.abc import Iterable, Iterator
 
 from memos_grpc.errors import BundleError
@@ -22,6 +23,9 @@ _MAX_OCTAL_SIZE = 8**11
 _MAGIC = b"ustar\x00"
 _VERSION = b"00"
 _OCTAL_DIGITS = b"01234567"
+#: A well-formed octal field: digits, then NUL or space padding (leading spaces, as old writers put them).
+_OCTAL_FIELD = re.compile(rb" *[0-7]*[ \x00]*")
+_CONTROL = re.compile(r"[\x00-\x1f\x7f]")
 # (field, start, end) of the numeric header fields the reader insists are well formed.
 _NUMERIC_FIELDS = (
     ("mode", 100, 108),
@@ -70,7 +74,7 @@ def _path_problem(name: str) -> str | None:
         return "is empty"
     if name.startswith("/"):
         return "is an absolute path"
-    if any(c < " " or c == "\x7f" for c in name):
+    if _CONTROL.search(name):
         return "contains a control character"
     if "\\" in name:
         return "contains a backslash"
@@ -264,24 +268,29 @@ class TarReader:
     def _parse(self, header: bytes) -> TarEntry:
         prefix, base = header[345:500].split(b"\x00", 1)[0], header[:100].split(b"\x00", 1)[0]
         raw_name = prefix + b"/" + base if prefix else base
-        shown = repr(raw_name.decode("utf-8", "backslashreplace"))
         stored = _number(header[148:156], base256=False)
-        if stored != sum(header[:148]) + 8 * ord(" ") + sum(header[156:]):
-            raise BundleError(f"bundle entry {shown} has a bad header checksum", reason="BUNDLE_MALFORMED")
+        if stored != sum(header) - sum(header[148:156]) + 8 * ord(" "):
+            raise BundleError(f"bundle entry {_shown(raw_name)} has a bad header checksum", reason="BUNDLE_MALFORMED")
         if header[257:263] != _MAGIC or header[263:265] != _VERSION:
             raise BundleError(
-                f"bundle entry {shown} is not a POSIX ustar header (magic {header[257:265]!r}, expected "
+                f"bundle entry {_shown(raw_name)} is not a POSIX ustar header (magic {header[257:265]!r}, expected "
                 f"{_MAGIC + _VERSION!r}); write bundles in ustar format",
                 reason="BUNDLE_MALFORMED",
             )
-        numbers = {field: _number(header[start:end]) for field, start, end in _NUMERIC_FIELDS}
-        for field, value in numbers.items():
-            if value is None:
-                raise BundleError(f"bundle entry {shown} has a malformed {field} field", reason="BUNDLE_MALFORMED")
+        # Every entry pays this: a compiled pattern per field, and int() for the size alone.
+        for field, start, end in _NUMERIC_FIELDS:
+            value = header[start:end]
+            if value[0] != 0x80 and not _OCTAL_FIELD.fullmatch(value):
+                raise BundleError(
+                    f"bundle entry {_shown(raw_name)} has a malformed {field} field", reason="BUNDLE_MALFORMED"
+                )
+        size = _number(header[124:136])
         try:
             name = raw_name.decode("utf-8")
         except UnicodeDecodeError:
-            raise BundleError(f"bundle entry {shown} has a name that is not UTF-8", reason="BUNDLE_MALFORMED") from None
+            raise BundleError(
+                f"bundle entry {_shown(raw_name)} has a name that is not UTF-8", reason="BUNDLE_MALFORMED"
+            ) from None
         limits = self._limits
         if len(self._names) >= limits.max_entries:
             raise BundleError(
@@ -300,7 +309,7 @@ class TarReader:
         if name in self._names:
             raise BundleError(f"bundle entry {name!r} appears more than once", reason="BUNDLE_DUPLICATE_ENTRY")
         self._names.add(name)
-        size = numbers["size"] or 0
+        size = size or 0
         if size > limits.max_entry_bytes:
             raise BundleError(
                 f"bundle entry {name!r} claims {size} bytes, over the limit of {limits.max_entry_bytes}",
@@ -363,6 +372,11 @@ class TarReader:
             f"the bundle ends after {self.bytes_read} bytes, {where}; the upload or file was cut short",
             reason="BUNDLE_TRUNCATED",
         )
+
+
+def _shown(raw_name: bytes) -> str:
+    """An entry name as error messages show it, whatever its bytes."""
+    return repr(raw_name.decode("utf-8", "backslashreplace"))
 
 
 def _number(field: bytes, *, base256: bool = True) -> int | None:

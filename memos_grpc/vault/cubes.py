@@ -28,7 +28,7 @@ from memos_grpc.governance.caller import Caller
 from memos_grpc.governance.policy import CubeVisibility, cube_access
 from memos_grpc.vault.catalog import CatalogRow
 from memos_grpc.vault.context import VaultContext
-from memos_grpc.vault.database import Connection
+from memos_grpc.vault.database import IDS, Connection, id_list
 from memos_grpc.vault.filter import compile_filter
 from memos_grpc.vault.names import check_id, cube_name, new_cube_id, parse_cube_name, parse_space_name, space_name
 from memos_grpc.vault.paging import decode_token, encode_token, page_size
@@ -215,8 +215,8 @@ class Cubes:
     def _raise_taken(self, space_id: str, cube_ids: list[str]) -> None:
         with self._context.database.read() as cursor:
             taken = cursor.execute(
-                "SELECT cube_id FROM cubes WHERE space_id = ? AND cube_id IN (SELECT unnest(?::VARCHAR[])) LIMIT 1",
-                [space_id, cube_ids],
+                f"SELECT cube_id FROM cubes WHERE space_id = ? AND cube_id IN {IDS} LIMIT 1",
+                [space_id, id_list(cube_ids)],
             ).fetchone()
         if taken is not None:
             raise AlreadyExistsError(

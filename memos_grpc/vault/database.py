@@ -17,7 +17,7 @@ from __future__ import annotations
 import logging
 import queue
 import threading
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from concurrent.futures import Future
 from contextlib import contextmanager
 from dataclasses import dataclass, field
@@ -33,6 +33,25 @@ log = logging.getLogger(__name__)
 
 T = TypeVar("T")
 Connection = duckdb.DuckDBPyConnection
+
+
+#: A subquery of the ids passed as one ``id_list`` parameter: ``... WHERE cube_id IN {IDS}``.
+IDS = "(SELECT unnest(string_split(?, chr(31))))"
+#: The same for integer ids (``id_list`` of numbers; never empty).
+INT_IDS = "(SELECT CAST(unnest(string_split(?, chr(31))) AS BIGINT))"
+
+
+def id_list(ids: Iterable[str | int]) -> str:
+    """Many ids as one string parameter, for ``IDS`` and ``INT_IDS``.
+
+    DuckDB's Python client binds a list parameter element by element and, where pandas is not
+    installed, tries to import it for each one (about 100 µs apiece): 5,000 ids cost half a second.
+    One string binds at once. Ids never hold the separator (unit separator, 0x1f).
+    """
+    texts = [str(i) for i in ids]
+    if any("\x1f" in text for text in texts):
+        raise ValueError("an id holds the unit separator")
+    return "\x1f".join(texts)
 
 
 @dataclass

@@ -15,6 +15,7 @@ import numpy as np
 from memos_grpc._proto.memos.v1 import space_pb2
 from memos_grpc.vault.catalog import CubeAccess, viewer_rules
 from memos_grpc.vault.context import VaultContext
+from memos_grpc.vault.database import INT_IDS, id_list
 from memos_grpc.vault.rows import vector_from_bytes
 
 log = logging.getLogger(__name__)
@@ -59,8 +60,8 @@ def repair_indexes(context: VaultContext) -> RepairReport:
             chunk = missing[start : start + _CHUNK]
             with context.database.read() as cursor:
                 rows = cursor.execute(
-                    "SELECT vec_id, embedding FROM cubes WHERE space_id = ? AND vec_id IN (SELECT unnest(?::BIGINT[]))",
-                    [space_id, chunk],
+                    f"SELECT vec_id, embedding FROM cubes WHERE space_id = ? AND vec_id IN {INT_IDS}",
+                    [space_id, id_list(chunk)],
                 ).fetchall()
             if rows:
                 index.add([int(r[0]) for r in rows], np.stack([vector_from_bytes(r[1]) for r in rows]))

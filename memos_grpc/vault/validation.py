@@ -33,6 +33,10 @@ _PAYLOAD_OF_TYPE = {
     cube_pb2.MEMORY_TYPE_PARAMETRIC: "parametric",
 }
 _TYPE_OF_PAYLOAD = {v: k for k, v in _PAYLOAD_OF_TYPE.items()}
+# Enum.values() builds a new list on every call; these checks run for every cube of a bulk load or import.
+_MEMORY_TYPES = frozenset(cube_pb2.MemoryType.values())
+_SOURCES = frozenset(cube_pb2.Source.values())
+_SEMANTIC_TYPES = frozenset(cube_pb2.SemanticType.values())
 
 #: Fields an UpdateCube mask may name (AIP-134), mapped to what they change.
 UPDATABLE_PATHS = frozenset(
@@ -116,7 +120,7 @@ def check_cube_fields(cube: cube_pb2.MemCube, settings: Settings) -> int:
     memory_type = cube.type
     if payload is None:
         raise invalid("cube has no payload: set plaintext, activation or parametric", "MISSING_PAYLOAD")
-    if memory_type not in cube_pb2.MemoryType.values():
+    if memory_type not in _MEMORY_TYPES:
         raise invalid(f"cube.type {memory_type} is not a known memory type", "INVALID_ENUM")
     if memory_type == cube_pb2.MEMORY_TYPE_UNSPECIFIED:
         memory_type = _TYPE_OF_PAYLOAD[payload]
@@ -155,11 +159,8 @@ def check_metadata(cube: cube_pb2.MemCube) -> None:
     for field in ("origin", "model"):
         if len(getattr(cube, field)) > MAX_SHORT_TEXT_CHARS:
             raise invalid(f"cube.{field} is longer than {MAX_SHORT_TEXT_CHARS} characters", "FIELD_TOO_LONG")
-    for enum_field, enum in (
-        ("source", cube_pb2.Source),
-        ("semantic_type", cube_pb2.SemanticType),
-    ):
-        if getattr(cube, enum_field) not in enum.values():
+    for enum_field, known in (("source", _SOURCES), ("semantic_type", _SEMANTIC_TYPES)):
+        if getattr(cube, enum_field) not in known:
             raise invalid(f"cube.{enum_field} {getattr(cube, enum_field)} is not a known value", "INVALID_ENUM")
     for principal in cube.access.principals:
         if not PRINCIPAL_NAME.match(principal):

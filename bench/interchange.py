@@ -27,7 +27,6 @@ import os
 import platform
 import shutil
 import signal
-import socket
 import ssl
 import subprocess
 import sys
@@ -38,11 +37,11 @@ from collections.abc import Callable, Iterator, Sequence
 from dataclasses import asdict, dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any, NamedTuple
+from typing import Any
 
 import grpc
 import numpy as np
-from grpc_health.v1 import health_pb2, health_pb2_grpc
+from _server import Target, start_server
 from tqdm import tqdm
 
 from memos_grpc._proto.memos.v1 import (
@@ -70,13 +69,6 @@ SERVED = ("export", "verify", "import")  # the phases that run in the server
 FLAT_MIB = 32  # RSS allowed beyond the cubes run's: gRPC flow-control windows and a few chunks in flight
 NODE_ROLE = interchange_service_pb2.TrustPolicy(role=trust_pb2.KEY_ROLE_NODE)  # the server's own key signs exports
 WORDS = ("memory", "vault", "cube", "signed", "bundle", "trust", "export", "import", "model", "cache", "the", "of")
-
-
-class Target(NamedTuple):
-    """Where the server listens, and the call metadata it needs (the admin's bearer token, if any)."""
-
-    address: str
-    metadata: tuple[tuple[str, str], ...]
 
 
 @dataclass
@@ -146,34 +138,6 @@ def measure(name: str, server_pid: int, run: Callable[[], tuple[int, dict[str, A
     seconds = time.perf_counter() - started
     server_cpu = cpu_s(server_pid) - cpu
     return Phase(name, nbytes, seconds, server_cpu, server.start, server.peak(), client.peak(), extra)
-
-
-def start_server(data_dir: Path, log_path: Path) -> tuple[subprocess.Popen[bytes], Target]:
-    """Starts the server and waits for SERVING; calls authenticate as the bootstrap admin if it wrote a token."""
-    with socket.socket() as sock:  # a free port
-        sock.bind(("127.0.0.1", 0))
-        address = f"127.0.0.1:{sock.getsockname()[1]}"
-    env = os.environ | {"MEMOS_EMBEDDER": "none", "MEMOS_VECTOR_DIMENSION": str(DIM), "HF_HUB_OFFLINE": "1"}
-    command = [sys.executable, "-m", "memos_grpc.cli.main", "serve", "--data-dir", str(data_dir), "--listen", address]
-    with open(log_path, "wb") as log:
-        proc = subprocess.Popen(command, cwd=ROOT, env=env, stdout=log, stderr=subprocess.STDOUT)
-    deadline = time.monotonic() + 120
-    with grpc.insecure_channel(address) as channel:
-        stub = health_pb2_grpc.HealthStub(channel)
-        while time.monotonic() < deadline:
-            if proc.poll() is not None:
-                raise RuntimeError(f"server exited with {proc.returncode}:\n{log_path.read_text()}")
-            try:
-                reply = stub.Check(health_pb2.HealthCheckRequest(service=""), timeout=1)
-                if reply.status == health_pb2.HealthCheckResponse.SERVING:
-                    token = data_dir / "admin.token"
-                    auth = (("authorization", f"Bearer {token.read_text().strip()}"),) if token.exists() else ()
-                    return proc, Target(address, auth)
-            except grpc.RpcError:
-                pass
-            time.sleep(0.1)
-    proc.kill()
-    raise RuntimeError(f"server not SERVING within 120s:\n{log_path.read_text()}")
 
 
 def fill_cubes(vault: Any, target: Target, parent: str, count: int, seed: int) -> int:
@@ -319,7 +283,7 @@ def run_scenario(name: str, args: argparse.Namespace, work: Path) -> dict[str, A
         settings.bundle_max_cube_bytes,
     )
     try:
-        proc, target = start_server(work / "data", log)
+        proc, target = start_server(work / "data", DIM, log)
         pid, bundle = proc.pid, work / "bundle.tar"
         with grpc.insecure_channel(target.address) as channel:
             governance = governance_service_pb2_grpc.GovernanceServiceStub(channel)  # type: ignore[no-untyped-call]

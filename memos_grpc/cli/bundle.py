@@ -18,10 +18,10 @@ from memos_client.interchange import CONFLICT_POLICIES, ROLES, progress_updates,
 from memos_grpc.cli._connect import common_options, message_dict, print_json, run
 from memos_grpc.cli.bundle_inspect import fail, inspect_bundle, local_policy, public_key
 from memos_grpc.interchange.bundle import (
-    BundleLimits,
     TrustPolicy,
     verify_bundle,
 )
+from memos_grpc.interchange.importer import bundle_limits
 from memos_grpc.interchange.report import verification_message
 from memos_grpc.interchange.tarstream import TarLimits
 from memos_grpc.settings import Settings
@@ -210,25 +210,15 @@ def _verify(args: argparse.Namespace) -> int:
     return _report(report, args)
 
 
-def offline_limits() -> BundleLimits:
-    """The limits a server with default settings applies, for verifying without one."""
-    settings = Settings()
-    return BundleLimits(
-        max_entry_bytes=settings.max_payload_bytes,
-        max_bundle_bytes=settings.bundle_max_bytes,
-        max_entries=settings.bundle_max_entries,
-        max_envelope_bytes=settings.bundle_max_envelope_bytes,
-        max_cube_bytes=settings.bundle_max_cube_bytes,
-    )
-
-
 def _verify_locally(path: pathlib.Path, policy: TrustPolicy, *, progress: bool) -> BundleVerification:
     """Verifies a bundle file here, with the codec the server uses; the report has the server's shape."""
     names = {k: v.name for k, v in policy.keys.items()}
     with open(path, "rb") as source:
         size = os.fstat(source.fileno()).st_size
         with progress_updates(progress, size, path.name) as update:
-            report = verify_bundle(read_chunks(source, update), policy, offline_limits(), dt.datetime.now(dt.UTC))
+            report = verify_bundle(
+                read_chunks(source, update), policy, bundle_limits(Settings()), dt.datetime.now(dt.UTC)
+            )
     role = trust_policy(policy.role, ()).role
     return BundleVerification.from_proto(verification_message(report, role, lambda k: names.get(k, "")))
 

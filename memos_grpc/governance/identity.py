@@ -13,7 +13,6 @@ import base64
 import hashlib
 import hmac
 import logging
-import os
 import re
 import secrets
 import threading
@@ -28,6 +27,7 @@ from memos_grpc.errors import (
     NotFoundError,
     UnauthenticatedError,
 )
+from memos_grpc.files import write_private
 from memos_grpc.interchange.keys import key_id
 from memos_grpc.vault.context import VaultContext
 from memos_grpc.vault.database import Connection
@@ -372,7 +372,7 @@ class Principals:
             principal_name(ADMIN_ID), principal_pb2.Credential(description="bootstrap admin token")
         )
         path = data_dir / ADMIN_TOKEN_FILE
-        write_secret(path, credential.token + "\n")
+        write_private(path, (credential.token + "\n").encode())
         log.warning(
             "created the admin principal %s; its bearer token is in %s (mode 0600): keep it secret, "
             "rotate it per docs/security.md",
@@ -380,16 +380,3 @@ class Principals:
             path,
         )
         return path
-
-
-def write_secret(path: Path, text: str) -> None:
-    """Writes a file only its owner can read, atomically and durably."""
-    temp = path.with_name(path.name + ".tmp")
-    temp.unlink(missing_ok=True)
-    fd = os.open(temp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
-    try:
-        os.write(fd, text.encode())
-        os.fsync(fd)
-    finally:
-        os.close(fd)
-    os.replace(temp, path)

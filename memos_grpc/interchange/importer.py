@@ -39,8 +39,8 @@ _NEW_VERSION = interchange_service_pb2.CONFLICT_POLICY_NEW_VERSION
 _REPLACE = interchange_service_pb2.CONFLICT_POLICY_REPLACE
 
 
-def bundle_limits(context: VaultContext) -> BundleLimits:
-    settings = context.settings
+def bundle_limits(settings: Settings) -> BundleLimits:
+    """The limits a server with these settings verifies bundles under."""
     return BundleLimits(
         max_entry_bytes=settings.max_payload_bytes,
         max_bundle_bytes=settings.bundle_max_bytes,
@@ -163,7 +163,7 @@ class Importer:
         staging = _Staging(self._context.settings, keep=True, store=self._context.blobs)
         now = self._context.clock()
         try:
-            report = BundleVerifier(chunks, policy, bundle_limits(self._context), now, staging).run()
+            report = BundleVerifier(chunks, policy, bundle_limits(self._context.settings), now, staging).run()
             rows, reembedded = self._plan(space_id, staging, report, caller, now)
             used = {d for r in rows if (d := blob_digest(r.cube))}
             blob_sizes = {d: size for d, (_, size) in staging.blobs.items() if d in used}

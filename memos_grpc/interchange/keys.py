@@ -10,7 +10,6 @@ from __future__ import annotations
 import base64
 import hashlib
 import logging
-import os
 from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
@@ -27,6 +26,7 @@ from cryptography.hazmat.primitives.serialization import (
 )
 
 from memos_grpc.errors import InvalidArgumentError
+from memos_grpc.files import write_private
 from memos_grpc.interchange.canonical import format_time
 
 log = logging.getLogger(__name__)
@@ -89,16 +89,7 @@ class SigningKey:
         """Writes the private key as PEM, mode 0600, atomically; refuses to overwrite."""
         if path.exists():
             raise InvalidArgumentError(f"{path} exists; refusing to overwrite a key", reason="KEY_FILE_EXISTS")
-        path.parent.mkdir(parents=True, exist_ok=True)
-        temp = path.with_name(path.name + ".tmp")
-        temp.unlink(missing_ok=True)
-        fd = os.open(temp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
-        try:
-            os.write(fd, self.pem())
-            os.fsync(fd)
-        finally:
-            os.close(fd)
-        os.replace(temp, path)
+        write_private(path, self.pem())
 
     @classmethod
     def read(cls, path: Path) -> SigningKey:

@@ -58,7 +58,7 @@ class InterchangeServicer(interchange_service_pb2_grpc.InterchangeServiceService
         policy = vault.trust.policy(first.trust_policy.role, list(first.trust_policy.required_key_ids), now)
         chunks = _chunks(first, request_iterator, ("trust_policy",))
         checks = CubeChecks(vault.context.settings)  # the checks an import makes of each cube, too
-        report = verify_bundle(chunks, policy, bundle_limits(vault.context), now, checks)
+        report = verify_bundle(chunks, policy, bundle_limits(vault.context.settings), now, checks)
         return interchange_service_pb2.VerifyBundleResponse(
             verification=verification_message(report, first.trust_policy.role, vault.principals.key_owner)
         )

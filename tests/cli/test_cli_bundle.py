@@ -2,16 +2,21 @@
 
 from __future__ import annotations
 
+import hashlib
 import json
 import stat
+import subprocess
+import sys
 import uuid
 from pathlib import Path
 
 import pytest
 from memos_client import MemosClient
 
+from memos_grpc._proto.memos.v1 import cube_pb2
 from memos_grpc.cli.main import main
-from memos_grpc.interchange.keys import SigningKey
+from memos_grpc.interchange import BundleEntry, SigningKey, Subject, build_statement, sign_envelope, write_bundle
+from memos_grpc.interchange.dsse import STATEMENT_PAYLOAD_TYPE
 from memos_grpc.server.app import MemosServer
 from tests.memos_test_support import admin_token
 
@@ -204,3 +209,24 @@ def test_export_of_named_cubes(
         cubes[TEXTS[0]].provenance_id,
         cubes[TEXTS[2]].provenance_id,
     }
+
+
+def test_inspect_stops_quietly_when_its_reader_goes_away(tmp_path: Path) -> None:
+    """`memos-grpc bundle inspect big.bundle | head` ends without a traceback."""
+    entries = {}
+    for n in range(3000):
+        cube = cube_pb2.MemCube(provenance_id=f"p{n}", plaintext=cube_pb2.PlaintextPayload(text=f"memory {n}"))
+        entries[f"cubes/p{n}.pb"] = cube.SerializeToString()
+    subjects = [Subject(name, hashlib.sha256(data).hexdigest(), len(data)) for name, data in entries.items()]
+    envelope = sign_envelope(STATEMENT_PAYLOAD_TYPE, build_statement(subjects, {}), [SigningKey.generate()])
+    path = tmp_path / "big.bundle"
+    parts = [BundleEntry(name, len(data), lambda data=data: [data]) for name, data in entries.items()]
+    path.write_bytes(b"".join(write_bundle(envelope, parts)))
+    command = [sys.executable, "-m", "memos_grpc.cli.main", "bundle", "inspect", str(path), "--limit", "0"]
+    process = subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+    assert process.stdout is not None and process.stderr is not None
+    assert process.stdout.readline().startswith(b"bundle:")
+    process.stdout.close()
+    stderr = process.stderr.read()
+    process.wait(timeout=60)
+    assert b"Traceback" not in stderr and process.returncode == 1

@@ -169,7 +169,9 @@ class Principals:
             admin=given.admin,
         )
         for index, key in enumerate(given.public_keys):
-            principal.public_keys.append(self._checked_key(key, index))
+            checked = self._checked_key(key, index)
+            self._refuse_taken_key(checked.key_id, principal.name)
+            principal.public_keys.append(checked)
         for fingerprint in given.certificate_fingerprints:
             if not _FINGERPRINT.match(fingerprint):
                 raise invalid(
@@ -198,11 +200,15 @@ class Principals:
         return self._context.database.write(apply, self._remember)
 
     @staticmethod
-    def _checked_key(key: principal_pb2.PublicKey, index: int) -> principal_pb2.PublicKey:
+    def _checked_key(key: principal_pb2.PublicKey, index: int, field: str = "") -> principal_pb2.PublicKey:
+        field = field or f"public_keys[{index}]"
         if key.algorithm not in ("", "ed25519"):
-            raise invalid(f"public_keys[{index}].algorithm must be ed25519", "INVALID_PUBLIC_KEY")
+            raise invalid(f"{field}.algorithm must be ed25519", "INVALID_PUBLIC_KEY")
         if len(key.public_key) != 32:
-            raise invalid(f"public_keys[{index}].public_key must be 32 raw Ed25519 bytes", "INVALID_PUBLIC_KEY")
+            raise invalid(f"{field}.public_key must be 32 raw Ed25519 bytes", "INVALID_PUBLIC_KEY")
+        for stamp in ("not_before", "not_after"):
+            if key.HasField(stamp):
+                check_timestamp(getattr(key, stamp), f"{field}.{stamp}")
         checked = principal_pb2.PublicKey()
         checked.CopyFrom(key)
         checked.algorithm = "ed25519"
@@ -212,7 +218,8 @@ class Principals:
     def add_public_key(self, name: str, key: principal_pb2.PublicKey) -> principal_pb2.PublicKey:
         """Registers one more public key for a principal (a no-op if it already has that key)."""
         principal_id = parse_principal_name(name)
-        checked = self._checked_key(key, 0)
+        checked = self._checked_key(key, 0, "public_key")
+        self._refuse_taken_key(checked.key_id, name)
 
         def apply(cursor: Connection) -> principal_pb2.Principal:
             found = cursor.execute(
@@ -232,6 +239,12 @@ class Principals:
 
         self._context.database.write(apply, self._remember)
         return checked
+
+    def _refuse_taken_key(self, key: str, name: str) -> None:
+        """One key, one principal: else a principal could have reports name it for another's signatures."""
+        owner = self.key_owner(key)
+        if owner and owner != name:
+            raise AlreadyExistsError(f"public key {key} is registered to another principal", reason="PUBLIC_KEY_IN_USE")
 
     def key_owner(self, key: str) -> str:
         """The name of the principal that registered the public key with this id ("" if none)."""

@@ -83,6 +83,7 @@ RULES: dict[str, Rule] = {
     _G + "GetTrustRoot": Rule(Check.AUTHENTICATED),
     _G + "UpdateTrustRoot": Rule(Check.ADMIN, mutating=True),
     _G + "CreateSigningKey": Rule(Check.SELF, "parent", mutating=True),
+    _G + "RegisterPublicKey": Rule(Check.SELF, "parent", mutating=True),
     _I + "ExportBundle": Rule(Check.SPACE_READ, "parent", egress=True),
     _I + "ImportBundle": Rule(Check.SPACE_WRITE, "parent", mutating=True),
     _I + "VerifyBundle": Rule(Check.AUTHENTICATED),

@@ -217,3 +217,8 @@ class GovernanceServicer(governance_service_pb2_grpc.GovernanceServiceServicer):
         self, request: governance_service_pb2.CreateSigningKeyRequest, context: grpc.ServicerContext
     ) -> principal_pb2.PublicKey:
         return self._slot.get().signers.create_for(request.parent)
+
+    def RegisterPublicKey(
+        self, request: governance_service_pb2.RegisterPublicKeyRequest, context: grpc.ServicerContext
+    ) -> principal_pb2.PublicKey:
+        return self._slot.get().principals.add_public_key(request.parent, request.public_key)

@@ -25,9 +25,11 @@ from _isolation_world import (
 
 from memos_grpc._proto.memos.v1 import governance_service_pb2 as g
 from memos_grpc._proto.memos.v1 import interchange_service_pb2 as i
+from memos_grpc._proto.memos.v1 import principal_pb2
 from memos_grpc._proto.memos.v1 import vault_service_pb2 as v
 from memos_grpc._proto.memos.v1.interchange_service_pb2_grpc import InterchangeServiceStub
 from memos_grpc.interchange.dsse import Envelope, parse_envelope
+from memos_grpc.interchange.keys import SigningKey
 from memos_grpc.interchange.trust import TRUST_ROOT_PAYLOAD_TYPE, TrustRoot, parse_trust_root
 
 _bundles: dict[int, tuple[bytes, int]] = {}
@@ -94,6 +96,17 @@ def _create_signing_key(w: World, cell: str) -> Target:
     return Target(g.CreateSigningKeyRequest(parent=OWNER), lambda allowed: assert_effect(key_file.is_file(), allowed))
 
 
+def _register_public_key(w: World, cell: str) -> Target:
+    key = SigningKey.generate()  # a key of the cell's own, registered to the owner when allowed
+
+    def effect(allowed: bool) -> None:
+        keys = w.governance.GetPrincipal(g.GetPrincipalRequest(name=OWNER), metadata=w.admin).public_keys
+        assert_effect(key.key_id in {k.key_id for k in keys}, allowed)
+
+    request = g.RegisterPublicKeyRequest(parent=OWNER, public_key=principal_pb2.PublicKey(public_key=key.public_key))
+    return Target(request, effect)
+
+
 def _bundle_response(_w: World, _who: Who, response: Any) -> None:
     assert response[0].chunk.startswith(b"memos-bundle")
 
@@ -130,4 +143,5 @@ INTERCHANGE_ROWS: list[Row] = [
     ),
     Row(_G + "UpdateTrustRoot", Access.ADMIN, True, _update_trust_root),
     Row(_G + "CreateSigningKey", Access.SELF, True, _create_signing_key),
+    Row(_G + "RegisterPublicKey", Access.SELF, True, _register_public_key),
 ]

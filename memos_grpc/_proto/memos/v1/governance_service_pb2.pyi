@@ -196,3 +196,11 @@ class CreateSigningKeyRequest(_message.Message):
     PARENT_FIELD_NUMBER: _ClassVar[int]
     parent: str
     def __init__(self, parent: _Optional[str] = ...) -> None: ...
+
+class RegisterPublicKeyRequest(_message.Message):
+    __slots__ = ("parent", "public_key")
+    PARENT_FIELD_NUMBER: _ClassVar[int]
+    PUBLIC_KEY_FIELD_NUMBER: _ClassVar[int]
+    parent: str
+    public_key: _principal_pb2.PublicKey
+    def __init__(self, parent: _Optional[str] = ..., public_key: _Optional[_Union[_principal_pb2.PublicKey, _Mapping]] = ...) -> None: ...

@@ -136,6 +136,11 @@ class GovernanceServiceStub:
                 request_serializer=memos_dot_v1_dot_governance__service__pb2.CreateSigningKeyRequest.SerializeToString,
                 response_deserializer=memos_dot_v1_dot_principal__pb2.PublicKey.FromString,
                 _registered_method=True)
+        self.RegisterPublicKey = channel.unary_unary(
+                '/memos.v1.GovernanceService/RegisterPublicKey',
+                request_serializer=memos_dot_v1_dot_governance__service__pb2.RegisterPublicKeyRequest.SerializeToString,
+                response_deserializer=memos_dot_v1_dot_principal__pb2.PublicKey.FromString,
+                _registered_method=True)
 
 
 class GovernanceServiceServicer:
@@ -278,6 +283,15 @@ class GovernanceServiceServicer:
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
 
+    def RegisterPublicKey(self, request, context):
+        """Registers an Ed25519 public key a principal holds itself (admins, or the
+        principal). Verification reports then name the principal for signatures
+        by that key; trust comes only from the trust root.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
 
 def add_GovernanceServiceServicer_to_server(servicer, server):
     rpc_method_handlers = {
@@ -374,6 +388,11 @@ def add_GovernanceServiceServicer_to_server(servicer, server):
             'CreateSigningKey': grpc.unary_unary_rpc_method_handler(
                     servicer.CreateSigningKey,
                     request_deserializer=memos_dot_v1_dot_governance__service__pb2.CreateSigningKeyRequest.FromString,
+                    response_serializer=memos_dot_v1_dot_principal__pb2.PublicKey.SerializeToString,
+            ),
+            'RegisterPublicKey': grpc.unary_unary_rpc_method_handler(
+                    servicer.RegisterPublicKey,
+                    request_deserializer=memos_dot_v1_dot_governance__service__pb2.RegisterPublicKeyRequest.FromString,
                     response_serializer=memos_dot_v1_dot_principal__pb2.PublicKey.SerializeToString,
             ),
     }
@@ -891,6 +910,33 @@ class GovernanceService:
             target,
             '/memos.v1.GovernanceService/CreateSigningKey',
             memos_dot_v1_dot_governance__service__pb2.CreateSigningKeyRequest.SerializeToString,
+            memos_dot_v1_dot_principal__pb2.PublicKey.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def RegisterPublicKey(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/memos.v1.GovernanceService/RegisterPublicKey',
+            memos_dot_v1_dot_governance__service__pb2.RegisterPublicKeyRequest.SerializeToString,
             memos_dot_v1_dot_principal__pb2.PublicKey.FromString,
             options,
             channel_credentials,

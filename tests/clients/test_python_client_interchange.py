@@ -106,6 +106,10 @@ def test_signing_key_for_a_principal(client: MemosClient) -> None:
     key = client.create_signing_key(principal.name)
     assert key.algorithm == "ed25519" and key.key_id == key_id(key.public_key)
     assert key.key_id in client.get_principal(principal.name).key_ids
+    held = SigningKey.generate()  # one the principal holds itself
+    registered = client.register_public_key(principal.name, held.public_key)
+    assert registered.key_id == held.key_id
+    assert set(client.get_principal(principal.name).key_ids) == {key.key_id, held.key_id}
 
 
 def test_trust_root_update_then_pull_from_a_peer(

@@ -89,6 +89,9 @@ class GovernanceStub:
         self.CreateSigningKey: grpc.UnaryUnaryMultiCallable[_g.CreateSigningKeyRequest, principal_pb2.PublicKey] = (
             stub.CreateSigningKey
         )
+        self.RegisterPublicKey: grpc.UnaryUnaryMultiCallable[_g.RegisterPublicKeyRequest, principal_pb2.PublicKey] = (
+            stub.RegisterPublicKey
+        )
 
 
 class InterchangeStub:

@@ -332,6 +332,14 @@ class InterchangeCalls:
         response: principal_pb2.PublicKey = self._unary(self._governance.CreateSigningKey, request)
         return PublicKey.from_proto(response)
 
+    def register_public_key(self, principal: str, public_key: bytes) -> PublicKey:
+        """Registers a raw 32-byte Ed25519 public key ``principal`` holds itself; returns it with its key id."""
+        request = _g.RegisterPublicKeyRequest(
+            parent=principal_name(principal), public_key=principal_pb2.PublicKey(public_key=public_key)
+        )
+        response: principal_pb2.PublicKey = self._unary(self._governance.RegisterPublicKey, request)
+        return PublicKey.from_proto(response)
+
 
 def _requests(
     first: Any, chunks: Iterable[bytes], wrap: Callable[[bytes], Any], failures: list[BaseException]

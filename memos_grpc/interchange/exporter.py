@@ -10,9 +10,11 @@ from the spool and the blob store. Memory does not grow with blob sizes.
 from __future__ import annotations
 
 import hashlib
+import logging
 import os
 import socket
 import tempfile
+import time
 from collections import Counter
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
@@ -41,6 +43,8 @@ from memos_grpc.vault.filter import compile_filter
 from memos_grpc.vault.names import parse_cube_name, parse_space_name
 from memos_grpc.vault.rows import blob_digest, vector_from_bytes
 from memos_grpc.vault.validation import invalid
+
+log = logging.getLogger(__name__)
 
 _WITHHOLD = space_pb2.RedactionRule.ACTION_WITHHOLD
 _REDACT = space_pb2.RedactionRule.ACTION_REDACT_TEXT
@@ -100,8 +104,18 @@ class Exporter:
         return self._stream(write_bundle(envelope, self._entries(spooled)), spooled)
 
     def _stream(self, pieces: Iterable[bytes], spooled: _Spooled) -> Iterator[bytes]:
+        sent, started = 0, time.monotonic()
         try:
-            yield from rechunk(pieces, self._context.settings.bundle_chunk_bytes)
+            for chunk in rechunk(pieces, self._context.settings.bundle_chunk_bytes):
+                sent += len(chunk)
+                yield chunk
+            log.info(
+                "exported a bundle of %d cubes and %d blobs: %d bytes in %.1fs",
+                len(spooled.entries),
+                len(spooled.blobs),
+                sent,
+                time.monotonic() - started,
+            )
         finally:
             spooled.spool.close()
 

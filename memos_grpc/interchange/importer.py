@@ -10,6 +10,8 @@ again here; activation and parametric cubes keep their model fingerprint.
 from __future__ import annotations
 
 import contextlib
+import logging
+import time
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
 from datetime import datetime
@@ -32,6 +34,8 @@ from memos_grpc.vault.names import check_id, cube_name, new_cube_id, parse_cube_
 from memos_grpc.vault.rows import INSERT_SQL, CubeRow, blob_digest, make_etag, rows_table, set_timestamp
 from memos_grpc.vault.validation import check_cube_fields, check_vector, invalid
 from memos_grpc.vault.vectors import FloatArray
+
+log = logging.getLogger(__name__)
 
 Action = interchange_service_pb2.ImportedCube.Action
 _SKIP = interchange_service_pb2.CONFLICT_POLICY_SKIP
@@ -162,6 +166,7 @@ class Importer:
             raise invalid(f"conflict_policy {conflict_policy} is not a known value", "INVALID_ENUM")
         staging = _Staging(self._context.settings, keep=True, store=self._context.blobs)
         now = self._context.clock()
+        started = time.monotonic()
         try:
             report = BundleVerifier(chunks, policy, bundle_limits(self._context.settings), now, staging).run()
             rows, reembedded = self._plan(space_id, staging, report, caller, now)
@@ -176,6 +181,15 @@ class Importer:
             close = getattr(chunks, "close", None)
             if close is not None:  # a generator (a peer's stream): stop it now, not at garbage collection
                 close()
+        log.info(
+            "imported bundle %s into %s: %d cubes, %d blobs (%d bytes) in %.1fs",
+            report.statement_digest,
+            parent,
+            len(result),
+            len(blob_sizes),
+            report.bundle_bytes,
+            time.monotonic() - started,
+        )
         return ImportResult(report, result)
 
     def _context_space(self, parent: str) -> str:

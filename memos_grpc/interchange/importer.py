@@ -38,6 +38,8 @@ from memos_grpc.vault.vectors import FloatArray
 log = logging.getLogger(__name__)
 
 Action = interchange_service_pb2.ImportedCube.Action
+#: Rows per Arrow table inserted by an import's transaction.
+_INSERT_SLICE = 1000
 _SKIP = interchange_service_pb2.CONFLICT_POLICY_SKIP
 _NEW_VERSION = interchange_service_pb2.CONFLICT_POLICY_NEW_VERSION
 _REPLACE = interchange_service_pb2.CONFLICT_POLICY_REPLACE
@@ -170,6 +172,7 @@ class Importer:
         try:
             report = BundleVerifier(chunks, policy, bundle_limits(self._context.settings), now, staging).run()
             rows, reembedded = self._plan(space_id, staging, report, caller, now)
+            staging.cubes.clear()  # planned rows hold what is kept; the bundle's copies (with vectors) can go
             used = {d for r in rows if (d := blob_digest(r.cube))}
             blob_sizes = {d: size for d, (_, size) in staging.blobs.items() if d in used}
             for digest, (path, _) in staging.blobs.items():
@@ -279,10 +282,6 @@ class Importer:
             }
             planned = _resolve(rows, existing, taken, conflict_policy, reembedded, now)
             written = [p.row for p in planned if p.action != Action.ACTION_SKIPPED]
-            with_vectors = [r for r in written if r.embedding is not None]
-            vec_ids = self._cubes.new_vec_ids(len(with_vectors))
-            for row, vec_id in zip(with_vectors, vec_ids, strict=True):
-                row.vec_id = vec_id
             apply_default_ttl(space_pb2.Space.FromString(found[0]), [r for r in written if r.cube.version == 1])
             for digest, size, media_type, when in blob_rows:
                 cursor.execute(
@@ -298,8 +297,9 @@ class Importer:
                     [space_id, id_list(retired)],
                 )
             self._cubes.record_vec_ids(cursor, vec_ids)
-            if written:
-                cursor.register("rows", rows_table(written))
+            # In slices, all in this one transaction: the Arrow copy of a large import never exists whole.
+            for first in range(0, len(written), _INSERT_SLICE):
+                cursor.register("rows", rows_table(written[first : first + _INSERT_SLICE]))
                 try:
                     cursor.execute(INSERT_SQL)
                 finally:
@@ -307,21 +307,32 @@ class Importer:
             return planned
 
         def after_commit(planned: list[_Planned]) -> None:
-            index = context.indexes.get(space_id)
-            written = [p.row for p in planned if p.action != Action.ACTION_SKIPPED]
             retired = [p.replaced_vec_id for p in planned if p.replaced_vec_id is not None]
             if retired:
                 index.delete(retired)
                 context.catalog.remove(space_id, retired)
-            with_vectors = [r for r in written if r.vec_id is not None and r.embedding is not None]
-            if with_vectors:
-                index.add(
-                    [r.vec_id for r in with_vectors if r.vec_id is not None],
-                    np.stack([r.embedding for r in with_vectors if r.embedding is not None]),
-                )
-            context.catalog.put(space_id, catalog_entries(written))
+            context.catalog.put(
+                space_id, catalog_entries([p.row for p in planned if p.action != Action.ACTION_SKIPPED])
+            )
 
-        planned = context.database.write(apply, after_commit)
+        # Every vector gets its label now and goes into hnswlib while the writer commits (as in
+        # BatchCreateCubes): the catalog, filled only after the commit, decides what a search may return.
+        with_vectors = [r for r in rows if r.embedding is not None]
+        vec_ids = self._cubes.new_vec_ids(len(with_vectors))
+        for row, vec_id in zip(with_vectors, vec_ids, strict=True):
+            row.vec_id = vec_id
+        index = context.indexes.get(space_id)
+        committed = context.database.submit(apply, after_commit)
+        try:
+            if with_vectors:
+                index.add(vec_ids, np.stack([r.embedding for r in with_vectors if r.embedding is not None]))
+            planned = committed.result()
+        except BaseException:
+            committed.exception()  # the writer is done with the rows before their labels go
+            index.delete(vec_ids)
+            raise
+        skipped = [p.row.vec_id for p in planned if p.action == Action.ACTION_SKIPPED and p.row.vec_id is not None]
+        index.delete(skipped)  # labels of cubes the space already held: never to be seen
         return [
             interchange_service_pb2.ImportedCube(
                 provenance_id=p.row.cube.provenance_id,

@@ -1,7 +1,9 @@
 """Peer-exchange test helpers: TLS stubs with bearer tokens, trust root edits, bundle layouts, a tampering proxy.
 
-The proxy is a real TLS gRPC server that serves InterchangeService.ExportBundle by relaying a real peer's export,
-forwarding the caller's token, with chosen bytes of the stream rewritten on the way.
+``Peers`` holds servers A (exporter) and B (importer); ``Tampering`` and the ``flip``/``rewrite_header`` plans say
+which bytes of A's stream the proxy rewrites. The proxy is a real TLS gRPC server that serves
+InterchangeService.ExportBundle by relaying a real peer's export, forwarding the caller's token, with chosen bytes
+of the stream rewritten on the way.
 """
 
 from __future__ import annotations
@@ -15,6 +17,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 import grpc
+import pytest
 from google.rpc import error_details_pb2
 from grpc_status import rpc_status
 
@@ -35,8 +38,10 @@ from memos_grpc._proto.memos.v1.interchange_service_pb2_grpc import (
 from memos_grpc._proto.memos.v1.vault_service_pb2_grpc import VaultServiceStub
 from memos_grpc.interchange.dsse import Envelope, parse_envelope
 from memos_grpc.interchange.keys import TrustedKey
+from memos_grpc.interchange.tarstream import entry_header
 from memos_grpc.interchange.trust import TRUST_ROOT_PAYLOAD_TYPE, Role, TrustRoot, parse_trust_root
 from memos_grpc.server.app import MemosServer
+from tests.memos_test_support import admin_token
 from tests.server._certs import Pki
 
 TIMEOUT = 30.0
@@ -302,3 +307,105 @@ class TamperingProxy(InterchangeServiceServicer):
     def stop(self) -> None:
         self._server.stop(grace=None)
         self._channel.close()
+
+
+# -- the two servers, and a man in the middle ------------------------------------------------
+
+
+@dataclass
+class Peers:
+    """Server A (the exporter) and server B (the importer), both TLS-only, with admin stubs for each."""
+
+    pki: Pki
+    a: MemosServer
+    b: MemosServer
+    admin_a: Stubs
+    admin_b: Stubs
+
+    @property
+    def ca(self) -> bytes:
+        return self.pki.ca.cert_pem()
+
+    def a_node(self) -> TrustedKey:
+        return node_key(self.admin_a)
+
+    def pull(
+        self, parent: str, source: str, *, target: str = "", token: str = "", **fields: object
+    ) -> interchange_service_pb2.ImportBundleResponse:
+        """B's admin asks B to import ``source`` (a space on A) into ``parent`` (a space on B)."""
+        tls: dict[str, object] = {"peer_ca_certificates": self.ca, **fields}  # the test CA unless overridden
+        request = interchange_service_pb2.ImportFromPeerRequest(
+            parent=parent,
+            peer_target=target or self.a.address,
+            peer_token=token or admin_token(self.a),
+            selection=interchange_service_pb2.ExportBundleRequest(parent=source),
+            **tls,  # type: ignore[arg-type]
+        )
+        return self.admin_b.interchange.ImportFromPeer(request, timeout=TIMEOUT)
+
+    def refused(self, parent: str, source: str, **kwargs: object) -> grpc.RpcError:
+        """Pulls, expecting a refusal; checks nothing reached B's space and returns the error."""
+        files = blob_files(self.b)
+        with pytest.raises(grpc.RpcError) as caught:
+            self.pull(parent, source, **kwargs)  # type: ignore[arg-type]
+        assert list_cubes(self.admin_b, parent) == []
+        assert blob_files(self.b) == files
+        return caught.value
+
+
+@dataclass
+class Tampering:
+    peers: Peers
+    proxy: TamperingProxy
+    source: str
+    #: A's bundle of ``source`` as it exports it (byte layouts of later exports are the same).
+    bundle: bytes
+    layout: list[Member]
+    blob_digest: str
+
+    def blob_path(self, server: MemosServer) -> Path:
+        """Where ``server`` would keep this bundle's blob (it must never get there)."""
+        hex_digest = self.blob_digest.removeprefix("sha256:")
+        return server.settings.blob_dir / "sha256" / hex_digest[:2] / hex_digest
+
+    def member(self, prefix: str) -> Member:
+        return next(m for m in self.layout if m.name.startswith(prefix))
+
+    def find(self, member: Member, needle: bytes, skip: int = 0) -> int:
+        """The stream offset of ``needle`` inside ``member``'s data, plus ``skip``."""
+        at = self.bundle.find(needle, member.data, member.end)
+        assert at >= 0, f"{needle!r} is not in {member.name}"
+        return at + skip
+
+
+def xor(byte: int) -> int:
+    return byte ^ 0x01
+
+
+def other_base64(byte: int) -> int:
+    """Another base64 letter: the text still decodes, to different bytes."""
+    return ord("B") if byte == ord("A") else ord("A")
+
+
+#: How to tamper with a stream: the edits to make, by absolute offset, worked out from the untampered bundle.
+Plan = Callable[[Tampering], dict[int, Edit]]
+
+
+def set_byte(value: int) -> Edit:
+    return lambda _: value
+
+
+def flip(offset: Callable[[Tampering], int], edit: Edit = xor) -> Plan:
+    return lambda t: {offset(t): edit}
+
+
+def rewrite_header(name_of: Callable[[str], str], size_of: Callable[[int], int]) -> Plan:
+    """Replaces the first cube's header with a well-formed one (valid checksum) for another name or size."""
+
+    def edits(t: Tampering) -> dict[int, Edit]:
+        cube = t.member("cubes/")
+        new = entry_header(name_of(cube.name), size_of(cube.size))
+        old = t.bundle[cube.header : cube.data]
+        return {cube.header + i: set_byte(v) for i, (u, v) in enumerate(zip(old, new, strict=True)) if u != v}
+
+    return edits

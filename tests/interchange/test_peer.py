@@ -11,8 +11,6 @@ import hashlib
 import os
 import uuid
 from collections.abc import Callable, Iterator
-from dataclasses import dataclass
-from pathlib import Path
 
 import grpc
 import pytest
@@ -29,25 +27,24 @@ from memos_grpc._proto.memos.v1 import (
 )
 from memos_grpc.embedding.embedder import Embedder
 from memos_grpc.interchange.bundle import ENVELOPE_NAME, MARKER_NAME
-from memos_grpc.interchange.keys import TrustedKey
-from memos_grpc.interchange.tarstream import entry_header
-from memos_grpc.server.app import MemosServer
 from tests.interchange._peers import (
     BLOCK,
     TIMEOUT,
-    Edit,
-    Member,
+    Peers,
+    Plan,
     Stubs,
+    Tampering,
     TamperingProxy,
     add_activation,
     add_texts,
-    blob_files,
     error_info,
     export,
+    flip,
     free_port,
     list_cubes,
     new_space,
-    node_key,
+    other_base64,
+    rewrite_header,
     set_trust,
     tar_layout,
     tls_stubs,
@@ -64,47 +61,6 @@ TEXTS = [
     "Alice prefers her coffee black, no sugar.",
     "The staging cluster runs in eu-west-1.",
 ]
-
-
-@dataclass
-class Peers:
-    """Server A (the exporter) and server B (the importer), both TLS-only, with admin stubs for each."""
-
-    pki: Pki
-    a: MemosServer
-    b: MemosServer
-    admin_a: Stubs
-    admin_b: Stubs
-
-    @property
-    def ca(self) -> bytes:
-        return self.pki.ca.cert_pem()
-
-    def a_node(self) -> TrustedKey:
-        return node_key(self.admin_a)
-
-    def pull(
-        self, parent: str, source: str, *, target: str = "", token: str = "", **fields: object
-    ) -> interchange_service_pb2.ImportBundleResponse:
-        """B's admin asks B to import ``source`` (a space on A) into ``parent`` (a space on B)."""
-        tls: dict[str, object] = {"peer_ca_certificates": self.ca, **fields}  # the test CA unless overridden
-        request = interchange_service_pb2.ImportFromPeerRequest(
-            parent=parent,
-            peer_target=target or self.a.address,
-            peer_token=token or admin_token(self.a),
-            selection=interchange_service_pb2.ExportBundleRequest(parent=source),
-            **tls,  # type: ignore[arg-type]
-        )
-        return self.admin_b.interchange.ImportFromPeer(request, timeout=TIMEOUT)
-
-    def refused(self, parent: str, source: str, **kwargs: object) -> grpc.RpcError:
-        """Pulls, expecting a refusal; checks nothing reached B's space and returns the error."""
-        files = blob_files(self.b)
-        with pytest.raises(grpc.RpcError) as caught:
-            self.pull(parent, source, **kwargs)  # type: ignore[arg-type]
-        assert list_cubes(self.admin_b, parent) == []
-        assert blob_files(self.b) == files
-        return caught.value
 
 
 @pytest.fixture(scope="module")
@@ -339,31 +295,6 @@ def test_peer_certificate_that_does_not_verify_is_unavailable(
 # -- 5. a tampering man in the middle -----------------------------------------------------------
 
 
-@dataclass
-class Tampering:
-    peers: Peers
-    proxy: TamperingProxy
-    source: str
-    #: A's bundle of ``source`` as it exports it (byte layouts of later exports are the same).
-    bundle: bytes
-    layout: list[Member]
-    blob_digest: str
-
-    def blob_path(self, server: MemosServer) -> Path:
-        """Where ``server`` would keep this bundle's blob (it must never get there)."""
-        hex_digest = self.blob_digest.removeprefix("sha256:")
-        return server.settings.blob_dir / "sha256" / hex_digest[:2] / hex_digest
-
-    def member(self, prefix: str) -> Member:
-        return next(m for m in self.layout if m.name.startswith(prefix))
-
-    def find(self, member: Member, needle: bytes, skip: int = 0) -> int:
-        """The stream offset of ``needle`` inside ``member``'s data, plus ``skip``."""
-        at = self.bundle.find(needle, member.data, member.end)
-        assert at >= 0, f"{needle!r} is not in {member.name}"
-        return at + skip
-
-
 @pytest.fixture(scope="module")
 def tampering(peers: Peers) -> Iterator[Tampering]:
     a = peers.admin_a
@@ -382,65 +313,32 @@ def tampering(peers: Peers) -> Iterator[Tampering]:
         proxy.stop()
 
 
-def _xor(byte: int) -> int:
-    return byte ^ 0x01
-
-
-def _other_base64(byte: int) -> int:
-    """Another base64 letter: the text still decodes, to different bytes."""
-    return ord("B") if byte == ord("A") else ord("A")
-
-
-#: How to tamper with a stream: the edits to make, by absolute offset, worked out from the untampered bundle.
-Plan = Callable[[Tampering], dict[int, Edit]]
-
-
-def _set(value: int) -> Edit:
-    return lambda _: value
-
-
-def _flip(offset: Callable[[Tampering], int], edit: Edit = _xor) -> Plan:
-    return lambda t: {offset(t): edit}
-
-
-def _rewrite_header(name_of: Callable[[str], str], size_of: Callable[[int], int]) -> Plan:
-    """Replaces the first cube's header with a well-formed one (valid checksum) for another name or size."""
-
-    def edits(t: Tampering) -> dict[int, Edit]:
-        cube = t.member("cubes/")
-        new = entry_header(name_of(cube.name), size_of(cube.size))
-        old = t.bundle[cube.header : cube.data]
-        return {cube.header + i: _set(v) for i, (u, v) in enumerate(zip(old, new, strict=True)) if u != v}
-
-    return edits
-
-
 TAMPERS: dict[str, tuple[Plan, str]] = {
-    "marker-version": (_flip(lambda t: t.member(MARKER_NAME).data), "BUNDLE_VERSION_UNSUPPORTED"),
-    "envelope-json": (_flip(lambda t: t.member(ENVELOPE_NAME).data), "BUNDLE_ENVELOPE_MALFORMED"),
+    "marker-version": (flip(lambda t: t.member(MARKER_NAME).data), "BUNDLE_VERSION_UNSUPPORTED"),
+    "envelope-json": (flip(lambda t: t.member(ENVELOPE_NAME).data), "BUNDLE_ENVELOPE_MALFORMED"),
     "payload-type": (
-        _flip(lambda t: t.find(t.member(ENVELOPE_NAME), b'"payloadType":"', 20)),
+        flip(lambda t: t.find(t.member(ENVELOPE_NAME), b'"payloadType":"', 20)),
         "BUNDLE_PAYLOAD_TYPE_INVALID",
     ),
     "payload": (
-        _flip(lambda t: t.find(t.member(ENVELOPE_NAME), b'"payload":"', 200), _other_base64),
+        flip(lambda t: t.find(t.member(ENVELOPE_NAME), b'"payload":"', 200), other_base64),
         "BUNDLE_SIGNATURE_INVALID",
     ),
     "signature": (
-        _flip(lambda t: t.find(t.member(ENVELOPE_NAME), b'"sig":"', 40), _other_base64),
+        flip(lambda t: t.find(t.member(ENVELOPE_NAME), b'"sig":"', 40), other_base64),
         "BUNDLE_SIGNATURE_INVALID",
     ),
-    "marker-padding": (_flip(lambda t: t.member(MARKER_NAME).end + 100), "BUNDLE_MALFORMED"),
-    "cube-header-size": (_flip(lambda t: t.member("cubes/").header + 124 + 10), "BUNDLE_MALFORMED"),
-    "cube-header-name": (_flip(lambda t: t.member("cubes/").header + 8), "BUNDLE_MALFORMED"),
-    "cube-data": (_flip(lambda t: t.member("cubes/").data + t.member("cubes/").size // 2), "BUNDLE_DIGEST_MISMATCH"),
-    "blob-data": (_flip(lambda t: t.member("blobs/").data + 700), "BUNDLE_DIGEST_MISMATCH"),
-    "blob-last-byte": (_flip(lambda t: t.member("blobs/").end - 1), "BUNDLE_DIGEST_MISMATCH"),
-    "end-of-archive": (_flip(lambda t: len(t.bundle) - 1), "BUNDLE_MALFORMED"),
+    "marker-padding": (flip(lambda t: t.member(MARKER_NAME).end + 100), "BUNDLE_MALFORMED"),
+    "cube-header-size": (flip(lambda t: t.member("cubes/").header + 124 + 10), "BUNDLE_MALFORMED"),
+    "cube-header-name": (flip(lambda t: t.member("cubes/").header + 8), "BUNDLE_MALFORMED"),
+    "cube-data": (flip(lambda t: t.member("cubes/").data + t.member("cubes/").size // 2), "BUNDLE_DIGEST_MISMATCH"),
+    "blob-data": (flip(lambda t: t.member("blobs/").data + 700), "BUNDLE_DIGEST_MISMATCH"),
+    "blob-last-byte": (flip(lambda t: t.member("blobs/").end - 1), "BUNDLE_DIGEST_MISMATCH"),
+    "end-of-archive": (flip(lambda t: len(t.bundle) - 1), "BUNDLE_MALFORMED"),
     # Not one byte: a consistent header rewrite (checksum fixed), so the statement check is what catches it.
-    "header-size-rewritten": (_rewrite_header(lambda n: n, lambda s: s - 1), "BUNDLE_SIZE_MISMATCH"),
+    "header-size-rewritten": (rewrite_header(lambda n: n, lambda s: s - 1), "BUNDLE_SIZE_MISMATCH"),
     "header-name-rewritten": (
-        _rewrite_header(lambda n: n.replace("cubes/", "cubes/x", 1), lambda s: s),
+        rewrite_header(lambda n: n.replace("cubes/", "cubes/x", 1), lambda s: s),
         "BUNDLE_UNLISTED_ENTRY",
     ),
 }

@@ -140,6 +140,10 @@ class Exporter:
                 raise NotFoundError(f"space {request.parent} does not exist", reason="SPACE_NOT_FOUND")
             space = space_pb2.Space.FromString(found[0])
             rules = redaction_rules(space, space_pb2.RedactionRule.AUDIENCE_EXPORT)
+            # What a viewer may not read, it may not export either (viewer withholding is in visibility_sql).
+            for label in visibility.redacted:
+                if rules.get(label) != _WITHHOLD:
+                    rules[label] = _REDACT
             result = cursor.execute(
                 f"SELECT cube_pb, embedding FROM cubes WHERE space_id = ? AND {LIVE} AND {visibility_sql} "
                 f"AND {names_sql} AND ({compiled.sql}) ORDER BY cube_id",

@@ -13,7 +13,7 @@ from _trust import trust_keys
 from conftest import start_server
 from memos_test_support import admin_token, authorized_channel, reason_of
 
-from memos_grpc._proto.memos.v1 import audit_pb2, cube_pb2, space_pb2, trust_pb2
+from memos_grpc._proto.memos.v1 import access_pb2, audit_pb2, cube_pb2, space_pb2, trust_pb2
 from memos_grpc._proto.memos.v1 import governance_service_pb2 as g
 from memos_grpc._proto.memos.v1 import interchange_service_pb2 as i
 from memos_grpc._proto.memos.v1 import vault_service_pb2 as v
@@ -299,3 +299,35 @@ def test_the_node_key_is_private_and_published(server: MemosServer, peer: Peer) 
     assert [k.key_id for k in node.public_keys] == [node_key]
     root = peer.governance.GetTrustRoot(g.GetTrustRootRequest())  # other tests may have added peers' keys
     assert node_key in {k for r in root.roles if r.role == trust_pb2.KEY_ROLE_ADMIN for k in r.key_ids}
+
+
+def test_a_viewer_exports_only_what_it_may_read(peer: Peer, server: MemosServer) -> None:
+    rules = [
+        Rule(sensitivity_label="pii", action=Rule.ACTION_REDACT_TEXT, audience=Rule.AUDIENCE_VIEWERS),
+        Rule(sensitivity_label="secret", action=Rule.ACTION_WITHHOLD, audience=Rule.AUDIENCE_VIEWERS),
+    ]
+    source = peer.space(redaction_rules=rules)
+    peer.add(source, ["an open fact"])
+    peer.add(source, ["carol's home address is 9 oak lane"], sensitivity_labels=["pii"])
+    peer.add(source, ["the vault combination"], sensitivity_labels=["secret"])
+    name = "v" + uuid.uuid4().hex[:10]
+    viewer = peer.governance.CreatePrincipal(g.CreatePrincipalRequest(principal_id=name)).name
+    token = peer.governance.CreateCredential(g.CreateCredentialRequest(parent=viewer)).token
+    policy = access_pb2.AccessPolicy(
+        bindings=[
+            access_pb2.AccessBinding(role=access_pb2.ROLE_OWNER, members=["principals/admin"]),
+            access_pb2.AccessBinding(role=access_pb2.ROLE_VIEWER, members=[viewer]),
+        ]
+    )
+    peer.governance.SetAccessPolicy(g.SetAccessPolicyRequest(resource=source, policy=policy))
+    channel = authorized_channel(server.address, token)
+    try:
+        stub = InterchangeServiceStub(channel)
+        bundle = b"".join(r.chunk for r in stub.ExportBundle(i.ExportBundleRequest(parent=source)))
+    finally:
+        channel.close()
+    assert b"oak lane" not in bundle and b"vault combination" not in bundle
+    report = peer.verify(bundle)
+    assert report.valid and report.cube_count == 2
+    assert [(r.sensitivity_label, r.action, r.cube_count) for r in report.redactions] == [("pii", "REDACT_TEXT", 1)]
+    assert b"oak lane" in peer.export(source)  # the admin (no export rules here) exports it whole

@@ -16,6 +16,7 @@ from memos_grpc.errors import NotFoundError
 from memos_grpc.governance.identity import Principals, parse_principal_name, principal_name
 from memos_grpc.vault.context import VaultContext
 from memos_grpc.vault.database import IDS, Connection, id_list
+from memos_grpc.vault.rows import DELETE_VERSIONS_SQL
 
 OWNER = access_pb2.ROLE_OWNER
 
@@ -52,7 +53,13 @@ def erase_principal_data(
         ).fetchall()
         digests = {str(d) for _, _, _, d in doomed if d}
         for space_id, cube_id, vec_id, _ in doomed:
+            older = cursor.execute(
+                "SELECT blob_digest FROM cube_versions WHERE space_id = ? AND cube_id = ? AND blob_digest IS NOT NULL",
+                [space_id, cube_id],
+            ).fetchall()
+            digests.update(str(d) for (d,) in older)
             cursor.execute("DELETE FROM cubes WHERE space_id = ? AND cube_id = ?", [space_id, cube_id])
+            cursor.execute(DELETE_VERSIONS_SQL, [space_id, cube_id])
             if vec_id is not None:
                 erased.vectors[str(space_id)].append(int(vec_id))
         erased.cubes = len(doomed)
@@ -63,7 +70,12 @@ def erase_principal_data(
         erased.roles = int(roles[0]) if roles else 0
         cursor.execute("DELETE FROM space_roles WHERE principal = ?", [principal])
         for digest in sorted(digests):
-            if cursor.execute("SELECT 1 FROM cubes WHERE blob_digest = ? LIMIT 1", [digest]).fetchone() is None:
+            still_used = cursor.execute(
+                "SELECT 1 FROM cubes WHERE blob_digest = ? UNION ALL SELECT 1 FROM cube_versions WHERE blob_digest = ? "
+                "LIMIT 1",
+                [digest, digest],
+            ).fetchone()
+            if still_used is None:
                 cursor.execute("DELETE FROM blobs WHERE digest = ?", [digest])
                 erased.blobs.append(digest)
         return erased

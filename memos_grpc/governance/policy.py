@@ -129,5 +129,9 @@ class CubeVisibility:
 
 def cube_access(cube: cube_pb2.MemCube) -> CubeAccess:
     return CubeAccess(
-        cube.access.scope, cube.access.owner, frozenset(cube.access.principals), frozenset(cube.sensitivity_labels)
+        cube.access.scope,
+        cube.access.owner,
+        frozenset(cube.access.principals),
+        frozenset(cube.sensitivity_labels),
+        cube.state == cube_pb2.LIFECYCLE_STATE_ARCHIVED,
     )

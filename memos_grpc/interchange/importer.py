@@ -31,7 +31,7 @@ from memos_grpc.vault.context import VaultContext
 from memos_grpc.vault.cubes import Cubes, apply_default_ttl, catalog_entries
 from memos_grpc.vault.database import IDS, Connection, id_list
 from memos_grpc.vault.names import check_id, cube_name, new_cube_id, parse_cube_name, parse_space_name, space_name
-from memos_grpc.vault.rows import INSERT_SQL, CubeRow, blob_digest, make_etag, rows_table, set_timestamp
+from memos_grpc.vault.rows import CubeRow, blob_digest, insert_rows, make_etag, set_timestamp
 from memos_grpc.vault.validation import check_cube_fields, check_vector, invalid
 from memos_grpc.vault.vectors import FloatArray
 
@@ -296,14 +296,16 @@ class Importer:
                     f"DELETE FROM cubes WHERE space_id = ? AND cube_id IN {IDS}",
                     [space_id, id_list(retired)],
                 )
+            replaced = [p.row.cube_id for p in planned if p.action == Action.ACTION_REPLACED]
+            if replaced:  # another memory takes the id: the old one's history goes with it
+                cursor.execute(
+                    f"DELETE FROM cube_versions WHERE space_id = ? AND cube_id IN {IDS}",
+                    [space_id, id_list(replaced)],
+                )
             self._cubes.record_vec_ids(cursor, vec_ids)
             # In slices, all in this one transaction: the Arrow copy of a large import never exists whole.
             for first in range(0, len(written), _INSERT_SLICE):
-                cursor.register("rows", rows_table(written[first : first + _INSERT_SLICE]))
-                try:
-                    cursor.execute(INSERT_SQL)
-                finally:
-                    cursor.unregister("rows")
+                insert_rows(cursor, written[first : first + _INSERT_SLICE])
             return planned
 
         def after_commit(planned: list[_Planned]) -> None:

@@ -63,7 +63,10 @@ class VaultServicer(vault_service_pb2_grpc.VaultServiceServicer):
         return vault_service_pb2.BatchCreateCubesResponse(cubes=cubes)
 
     def GetCube(self, request: vault_service_pb2.GetCubeRequest, context: grpc.ServicerContext) -> cube_pb2.MemCube:
-        return self._slot.get().cubes.get(request.name, caller.current())
+        vault = self._slot.get()
+        if "/versions/" in request.name:
+            return vault.lifecycle.get_version(request.name, caller.current())
+        return vault.cubes.get(request.name, caller.current())
 
     def ListCubes(
         self, request: vault_service_pb2.ListCubesRequest, context: grpc.ServicerContext
@@ -100,6 +103,38 @@ class VaultServicer(vault_service_pb2_grpc.VaultServiceServicer):
     ) -> Iterator[vault_service_pb2.ReadPayloadResponse]:
         for chunk in self._slot.get().payloads.read(request, caller.current()):
             yield vault_service_pb2.ReadPayloadResponse(data=chunk)
+
+    def ListCubeVersions(
+        self, request: vault_service_pb2.ListCubeVersionsRequest, context: grpc.ServicerContext
+    ) -> vault_service_pb2.ListCubeVersionsResponse:
+        versions, token = self._slot.get().lifecycle.list_versions(request, caller.current())
+        return vault_service_pb2.ListCubeVersionsResponse(versions=versions, next_page_token=token)
+
+    def RollbackCube(
+        self, request: vault_service_pb2.RollbackCubeRequest, context: grpc.ServicerContext
+    ) -> cube_pb2.MemCube:
+        return self._slot.get().lifecycle.rollback(request, caller.current())
+
+    def FreezeCube(
+        self, request: vault_service_pb2.FreezeCubeRequest, context: grpc.ServicerContext
+    ) -> cube_pb2.MemCube:
+        return self._slot.get().lifecycle.freeze(request, caller.current())
+
+    def UnfreezeCube(
+        self, request: vault_service_pb2.UnfreezeCubeRequest, context: grpc.ServicerContext
+    ) -> cube_pb2.MemCube:
+        return self._slot.get().lifecycle.unfreeze(request, caller.current())
+
+    def ArchiveCube(
+        self, request: vault_service_pb2.ArchiveCubeRequest, context: grpc.ServicerContext
+    ) -> cube_pb2.MemCube:
+        return self._slot.get().lifecycle.archive(request, caller.current())
+
+    def MergeCubes(
+        self, request: vault_service_pb2.MergeCubesRequest, context: grpc.ServicerContext
+    ) -> cube_pb2.MemCube:
+        who = caller.current()
+        return self._slot.get().lifecycle.merge(request, who, who.principal)
 
 
 class GovernanceServicer(governance_service_pb2_grpc.GovernanceServiceServicer):

@@ -28,6 +28,8 @@ class CubeAccess:
     principals: frozenset[str]
     #: The cube's sensitivity labels, which the space's redaction rules match.
     sensitivity: frozenset[str] = frozenset()
+    #: An archived cube is left out of search unless the caller asks for archived ones.
+    archived: bool = False
 
 
 @dataclass(frozen=True)
@@ -47,6 +49,8 @@ class SearchCatalog:
         self._spaces: dict[str, dict[int, CatalogEntry]] = {}
         self._roles: dict[str, dict[str, int]] = {}
         self._viewer_rules: dict[str, dict[str, int]] = {}
+        #: Labels of archived cubes per space: a search that leaves them out must filter only where they exist.
+        self._archived: dict[str, set[int]] = {}
         self._lock = threading.Lock()
 
     def has_space(self, space_id: str) -> bool:
@@ -87,20 +91,31 @@ class SearchCatalog:
             self._spaces.pop(space_id, None)
             self._roles.pop(space_id, None)
             self._viewer_rules.pop(space_id, None)
+            self._archived.pop(space_id, None)
 
     def put(self, space_id: str, entries: Iterable[CatalogRow]) -> None:
         with self._lock:
             space = self._spaces.setdefault(space_id, {})
+            archived = self._archived.setdefault(space_id, set())
             for vec_id, cube_pb, expire_time, access in entries:
                 expires_at = None if expire_time is None else expire_time.timestamp()
                 space[vec_id] = CatalogEntry(cube_pb, expires_at, access)
+                if access.archived:
+                    archived.add(vec_id)
+                else:
+                    archived.discard(vec_id)
+
+    def has_archived(self, space_id: str) -> bool:
+        return bool(self._archived.get(space_id))
 
     def remove(self, space_id: str, vec_ids: Iterable[int]) -> None:
         with self._lock:
             space = self._spaces.get(space_id)
+            archived = self._archived.get(space_id, set())
             if space is not None:
                 for vec_id in vec_ids:
                     space.pop(vec_id, None)
+                    archived.discard(vec_id)
 
     def live(
         self, space_id: str, vec_ids: Iterable[int], now: float, visible: Callable[[CubeAccess], bool]

@@ -33,11 +33,11 @@ from memos_grpc.vault.filter import compile_filter
 from memos_grpc.vault.names import check_id, cube_name, new_cube_id, parse_cube_name, parse_space_name, space_name
 from memos_grpc.vault.paging import decode_token, encode_token, page_size
 from memos_grpc.vault.rows import (
-    INSERT_SQL,
+    DELETE_VERSIONS_SQL,
     CubeRow,
     blob_digest,
+    insert_rows,
     make_etag,
-    rows_table,
     set_timestamp,
     to_datetime,
     vector_from_bytes,
@@ -93,7 +93,7 @@ class Cubes:
     def create(self, parent: str, request: vault_service_pb2.CreateCubeRequest, owner: str) -> cube_pb2.MemCube:
         """Creates one cube; ``owner`` (the caller) is recorded as ``access.owner``."""
         space_id = parse_space_name(parent, "parent")
-        rows = self._prepare(space_id, [request], owner)
+        rows = self.prepare(space_id, [request], owner)
         if request.validate_only:
             with self._context.database.read() as cursor:
                 self._context.require_space(cursor, space_id)
@@ -113,13 +113,13 @@ class Cubes:
         for index, item in enumerate(request.requests):
             if item.parent and item.parent != request.parent:
                 raise invalid(f"requests[{index}].parent {item.parent!r} differs from parent", "PARENT_MISMATCH")
-        rows = self._prepare(space_id, list(request.requests), owner)
+        rows = self.prepare(space_id, list(request.requests), owner)
         ids = [r.cube_id for r in rows]
         if len(set(ids)) != len(ids):
             raise invalid("the batch names the same cube_id twice", "DUPLICATE_CUBE_ID")
         return self._insert(space_id, rows)
 
-    def _prepare(
+    def prepare(
         self, space_id: str, requests: Sequence[vault_service_pb2.CreateCubeRequest], owner: str
     ) -> list[CubeRow]:
         now = self._context.clock()
@@ -183,14 +183,11 @@ class Cubes:
             apply_default_ttl(space_pb2.Space.FromString(found[0]), rows)
             self._bind_blobs(cursor, rows)
             self.record_vec_ids(cursor, vec_ids)
-            cursor.register("rows", rows_table(rows))
             try:
-                cursor.execute(INSERT_SQL)
+                insert_rows(cursor, rows)
             except duckdb.ConstraintException as exc:
                 # The primary key caught a taken id; the caller names it once this is rolled back.
                 raise AlreadyExistsError("a cube id is taken", reason="CUBE_ALREADY_EXISTS") from exc
-            finally:
-                cursor.unregister("rows")
             return rows
 
         def after_commit(written: list[CubeRow]) -> None:
@@ -347,11 +344,7 @@ class Cubes:
                 self.record_vec_ids(cursor, [vec_id])
             updated = CubeRow(space_id, cube_id, stored, vec_id, embedding)
             cursor.execute("DELETE FROM cubes WHERE space_id = ? AND cube_id = ?", [space_id, cube_id])
-            cursor.register("rows", rows_table([updated]))
-            try:
-                cursor.execute(INSERT_SQL)
-            finally:
-                cursor.unregister("rows")
+            insert_rows(cursor, [updated])
             return updated, (old_vec_id if vec_id != old_vec_id else None)
 
         def after_commit(result: tuple[CubeRow, int | None]) -> None:
@@ -386,6 +379,7 @@ class Cubes:
             if row[2] == cube_pb2.LIFECYCLE_STATE_FROZEN:
                 raise FailedPreconditionError(f"cube {name} is frozen; unfreeze it first", reason="CUBE_FROZEN")
             cursor.execute("DELETE FROM cubes WHERE space_id = ? AND cube_id = ?", [space_id, cube_id])
+            cursor.execute(DELETE_VERSIONS_SQL, [space_id, cube_id])
             return None if row[1] is None else int(row[1])
 
         def after_commit(vec_id: int | None) -> None:

@@ -17,6 +17,7 @@ from datetime import timedelta
 
 from memos_grpc.vault.context import VaultContext
 from memos_grpc.vault.database import Connection
+from memos_grpc.vault.rows import DELETE_VERSIONS_SQL
 
 log = logging.getLogger(__name__)
 
@@ -41,6 +42,7 @@ def sweep(context: VaultContext) -> SweepReport:
         ).fetchall()
         for space_id, cube_id, _ in expired:
             cursor.execute("DELETE FROM cubes WHERE space_id = ? AND cube_id = ?", [space_id, cube_id])
+            cursor.execute(DELETE_VERSIONS_SQL, [space_id, cube_id])
         return [(str(space_id), None if vec_id is None else int(vec_id)) for space_id, _, vec_id in expired]
 
     def forget_vectors(expired: list[tuple[str, int | None]]) -> None:
@@ -64,7 +66,8 @@ def sweep(context: VaultContext) -> SweepReport:
     def purge_blobs(cursor: Connection) -> list[str]:
         orphans = cursor.execute(
             "SELECT digest FROM blobs WHERE create_time < ? AND digest NOT IN "
-            "(SELECT blob_digest FROM cubes WHERE blob_digest IS NOT NULL)",
+            "(SELECT blob_digest FROM cubes WHERE blob_digest IS NOT NULL "
+            "UNION SELECT blob_digest FROM cube_versions WHERE blob_digest IS NOT NULL)",
             [cutoff],
         ).fetchall()
         for (digest,) in orphans:

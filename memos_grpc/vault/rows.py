@@ -5,6 +5,7 @@ from __future__ import annotations
 import hashlib
 from dataclasses import dataclass
 from datetime import UTC, datetime
+from typing import Any
 
 import numpy as np
 import pyarrow as pa
@@ -42,6 +43,23 @@ CUBE_COLUMNS = (
     "access_principals",
 )
 INSERT_SQL = f"INSERT INTO cubes ({', '.join(CUBE_COLUMNS)}) SELECT {', '.join(CUBE_COLUMNS)} FROM rows"
+#: Records the same rows as versions (every write of a cube row is a new version of it).
+INSERT_VERSIONS_SQL = (
+    "INSERT INTO cube_versions "
+    "SELECT space_id, cube_id, version, cube_pb, embedding, blob_digest, update_time FROM rows"
+)
+#: Forgets a cube's history (the cube itself is being deleted, or replaced by another memory).
+DELETE_VERSIONS_SQL = "DELETE FROM cube_versions WHERE space_id = ? AND cube_id = ?"
+
+
+def insert_rows(cursor: Any, rows: list[CubeRow]) -> None:
+    """Inserts cube rows and records each as a version, in the caller's transaction."""
+    cursor.register("rows", rows_table(rows))
+    try:
+        cursor.execute(INSERT_SQL)
+        cursor.execute(INSERT_VERSIONS_SQL)
+    finally:
+        cursor.unregister("rows")
 
 
 @dataclass

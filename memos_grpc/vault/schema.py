@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import duckdb
 
-SCHEMA_VERSION = 4
+SCHEMA_VERSION = 5
 
 DDL = [
     """
@@ -127,6 +127,26 @@ DDL = [
         expire_time TIMESTAMPTZ NOT NULL,
         create_time TIMESTAMPTZ NOT NULL
     )
+    """,
+    # v5: every version of every cube, immutable (the live row in ``cubes`` is the newest). A version
+    # names its blob by digest, so versions never copy blob bytes.
+    """
+    CREATE TABLE IF NOT EXISTS cube_versions (
+        space_id VARCHAR NOT NULL,
+        cube_id VARCHAR NOT NULL,
+        version BIGINT NOT NULL,
+        cube_pb BLOB NOT NULL,
+        embedding BLOB,
+        blob_digest VARCHAR,
+        update_time TIMESTAMPTZ NOT NULL,
+        PRIMARY KEY (space_id, cube_id, version)
+    )
+    """,
+    # Cubes written before v5 get their current version as their first recorded one.
+    """
+    INSERT INTO cube_versions
+    SELECT space_id, cube_id, version, cube_pb, embedding, blob_digest, update_time FROM cubes
+    ON CONFLICT DO NOTHING
     """,
 ]
 

@@ -10,6 +10,7 @@ deleted or expired is never returned even if an index still holds it.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
 
 import numpy as np
@@ -18,6 +19,7 @@ from memos_grpc._proto.memos.v1 import cube_pb2, vault_service_pb2
 from memos_grpc.errors import NotFoundError
 from memos_grpc.governance.caller import Caller
 from memos_grpc.governance.policy import CubeVisibility
+from memos_grpc.vault.catalog import CubeAccess
 from memos_grpc.vault.context import VaultContext
 from memos_grpc.vault.cubes import LIVE
 from memos_grpc.vault.filter import compile_filter
@@ -61,9 +63,14 @@ class Search:
             raise NotFoundError(f"space {request.parent} does not exist", reason="SPACE_NOT_FOUND")
         index = self._context.indexes.get(space_id)
         visibility = CubeVisibility(viewer, self._context.catalog, space_id)
+        allows: Callable[[CubeAccess], bool] = visibility.allows
+        if not request.include_archived:
+            allows = _unarchived(visibility.allows)
         candidates: list[int] | None = None
         if request.filter.strip():
             visible_sql, visible_params = visibility.sql()
+            if not request.include_archived:
+                visible_sql += f" AND state <> {cube_pb2.LIFECYCLE_STATE_ARCHIVED}"
             with database.read() as cursor:
                 candidates = [
                     int(r[0])
@@ -73,9 +80,9 @@ class Search:
                         [space_id, now, *visible_params, *compiled.params],
                     ).fetchall()
                 ]
-        elif not visibility.sees_all:
-            # Cubes this viewer may not see must not take places in its top k.
-            candidates = self._context.catalog.labels(space_id, now.timestamp(), visibility.allows)
+        elif not visibility.sees_all or (not request.include_archived and self._context.catalog.has_archived(space_id)):
+            # Cubes this viewer may not see (or archived ones) must not take places in its top k.
+            candidates = self._context.catalog.labels(space_id, now.timestamp(), allows)
         if candidates is None:
             # The catalog counts live vectors; the index also counts deleted ones.
             scored = index.search(query, min(top_k, self._context.catalog.size(space_id)))
@@ -83,11 +90,11 @@ class Search:
             scored = self._exact(index, query, candidates, top_k)
         else:
             scored = index.search(query, min(top_k, len(candidates)), frozenset(candidates).__contains__)
-        hits = self._hits(space_id, scored, now.timestamp(), visibility)
+        hits = self._hits(space_id, scored, now.timestamp(), visibility, allows)
         if len(hits) < len(scored) and candidates is None:
             # Some neighbours had expired: ask the index for more, once, wide enough to cover them.
             wider = index.search(query, min(top_k * 4, self._context.catalog.size(space_id)))
-            hits = self._hits(space_id, wider, now.timestamp(), visibility)[:top_k]
+            hits = self._hits(space_id, wider, now.timestamp(), visibility, allows)[:top_k]
         return hits
 
     @staticmethod
@@ -100,12 +107,21 @@ class Search:
         return [(labels[i], float(scores[i])) for i in order]
 
     def _hits(
-        self, space_id: str, scored: list[tuple[int, float]], now: float, visibility: CubeVisibility
+        self,
+        space_id: str,
+        scored: list[tuple[int, float]],
+        now: float,
+        visibility: CubeVisibility,
+        allows: Callable[[CubeAccess], bool],
     ) -> list[Hit]:
-        """Scored labels to cubes, dropping any deleted or expired since the index saw them, or not visible."""
-        live = self._context.catalog.live(space_id, (label for label, _ in scored), now, visibility.allows)
+        """Scored labels to cubes, dropping any deleted or expired since the index saw them, or not allowed."""
+        live = self._context.catalog.live(space_id, (label for label, _ in scored), now, allows)
         return [
             Hit(visibility.shown(cube_pb2.MemCube.FromString(live[label])), score)
             for label, score in scored
             if label in live
         ]
+
+
+def _unarchived(allows: Callable[[CubeAccess], bool]) -> Callable[[CubeAccess], bool]:
+    return lambda access: not access.archived and allows(access)

@@ -155,6 +155,7 @@ class Spaces:
                     reason="SPACE_NOT_EMPTY",
                 )
             cursor.execute("DELETE FROM cubes WHERE space_id = ?", [space_id])
+            cursor.execute("DELETE FROM cube_versions WHERE space_id = ?", [space_id])
             cursor.execute("DELETE FROM spaces WHERE space_id = ?", [space_id])
             cursor.execute("DELETE FROM space_roles WHERE space_id = ?", [space_id])
             return vec_ids

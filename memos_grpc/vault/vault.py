@@ -23,6 +23,7 @@ from memos_grpc.vault.blobs import BlobStore
 from memos_grpc.vault.context import VaultContext
 from memos_grpc.vault.cubes import Cubes
 from memos_grpc.vault.database import Database
+from memos_grpc.vault.lifecycle import Lifecycle
 from memos_grpc.vault.payloads import Payloads
 from memos_grpc.vault.repair import repair_indexes
 from memos_grpc.vault.retention import Sweeper
@@ -74,6 +75,7 @@ class Vault:
         self.cubes = Cubes(self.context)
         self.search = Search(self.context)
         self.payloads = Payloads(self.context, self.cubes)
+        self.lifecycle = Lifecycle(self.context, self.cubes)
         # The Memory Interchange Protocol: the node's keys, its trust root, bundles in and out.
         self.signers = Signers(settings.key_dir, self.principals)
         self.trust = TrustStore(self.context, self.signers.node, NODE_PRINCIPAL)

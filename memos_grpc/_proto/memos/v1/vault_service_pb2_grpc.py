@@ -82,6 +82,36 @@ class VaultServiceStub:
                 request_serializer=memos_dot_v1_dot_vault__service__pb2.ReadPayloadRequest.SerializeToString,
                 response_deserializer=memos_dot_v1_dot_vault__service__pb2.ReadPayloadResponse.FromString,
                 _registered_method=True)
+        self.ListCubeVersions = channel.unary_unary(
+                '/memos.v1.VaultService/ListCubeVersions',
+                request_serializer=memos_dot_v1_dot_vault__service__pb2.ListCubeVersionsRequest.SerializeToString,
+                response_deserializer=memos_dot_v1_dot_vault__service__pb2.ListCubeVersionsResponse.FromString,
+                _registered_method=True)
+        self.RollbackCube = channel.unary_unary(
+                '/memos.v1.VaultService/RollbackCube',
+                request_serializer=memos_dot_v1_dot_vault__service__pb2.RollbackCubeRequest.SerializeToString,
+                response_deserializer=memos_dot_v1_dot_cube__pb2.MemCube.FromString,
+                _registered_method=True)
+        self.FreezeCube = channel.unary_unary(
+                '/memos.v1.VaultService/FreezeCube',
+                request_serializer=memos_dot_v1_dot_vault__service__pb2.FreezeCubeRequest.SerializeToString,
+                response_deserializer=memos_dot_v1_dot_cube__pb2.MemCube.FromString,
+                _registered_method=True)
+        self.UnfreezeCube = channel.unary_unary(
+                '/memos.v1.VaultService/UnfreezeCube',
+                request_serializer=memos_dot_v1_dot_vault__service__pb2.UnfreezeCubeRequest.SerializeToString,
+                response_deserializer=memos_dot_v1_dot_cube__pb2.MemCube.FromString,
+                _registered_method=True)
+        self.ArchiveCube = channel.unary_unary(
+                '/memos.v1.VaultService/ArchiveCube',
+                request_serializer=memos_dot_v1_dot_vault__service__pb2.ArchiveCubeRequest.SerializeToString,
+                response_deserializer=memos_dot_v1_dot_cube__pb2.MemCube.FromString,
+                _registered_method=True)
+        self.MergeCubes = channel.unary_unary(
+                '/memos.v1.VaultService/MergeCubes',
+                request_serializer=memos_dot_v1_dot_vault__service__pb2.MergeCubesRequest.SerializeToString,
+                response_deserializer=memos_dot_v1_dot_cube__pb2.MemCube.FromString,
+                _registered_method=True)
 
 
 class VaultServiceServicer:
@@ -151,6 +181,48 @@ class VaultServiceServicer:
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
 
+    def ListCubeVersions(self, request, context):
+        """Lists the versions of a cube, newest first (`name` of each: `.../versions/{n}`).
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def RollbackCube(self, request, context):
+        """Makes an earlier version the cube's content again, as its next version (history kept).
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def FreezeCube(self, request, context):
+        """Freezes a cube: it refuses every change until unfrozen (docs/lifecycle.md).
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def UnfreezeCube(self, request, context):
+        """Unfreezes a cube, back to the state it was frozen in.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def ArchiveCube(self, request, context):
+        """Archives a cube: it stays, but search leaves it out unless asked for.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def MergeCubes(self, request, context):
+        """Makes a new cube from several in one space, and marks them MERGED.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
 
 def add_VaultServiceServicer_to_server(servicer, server):
     rpc_method_handlers = {
@@ -198,6 +270,36 @@ def add_VaultServiceServicer_to_server(servicer, server):
                     servicer.ReadPayload,
                     request_deserializer=memos_dot_v1_dot_vault__service__pb2.ReadPayloadRequest.FromString,
                     response_serializer=memos_dot_v1_dot_vault__service__pb2.ReadPayloadResponse.SerializeToString,
+            ),
+            'ListCubeVersions': grpc.unary_unary_rpc_method_handler(
+                    servicer.ListCubeVersions,
+                    request_deserializer=memos_dot_v1_dot_vault__service__pb2.ListCubeVersionsRequest.FromString,
+                    response_serializer=memos_dot_v1_dot_vault__service__pb2.ListCubeVersionsResponse.SerializeToString,
+            ),
+            'RollbackCube': grpc.unary_unary_rpc_method_handler(
+                    servicer.RollbackCube,
+                    request_deserializer=memos_dot_v1_dot_vault__service__pb2.RollbackCubeRequest.FromString,
+                    response_serializer=memos_dot_v1_dot_cube__pb2.MemCube.SerializeToString,
+            ),
+            'FreezeCube': grpc.unary_unary_rpc_method_handler(
+                    servicer.FreezeCube,
+                    request_deserializer=memos_dot_v1_dot_vault__service__pb2.FreezeCubeRequest.FromString,
+                    response_serializer=memos_dot_v1_dot_cube__pb2.MemCube.SerializeToString,
+            ),
+            'UnfreezeCube': grpc.unary_unary_rpc_method_handler(
+                    servicer.UnfreezeCube,
+                    request_deserializer=memos_dot_v1_dot_vault__service__pb2.UnfreezeCubeRequest.FromString,
+                    response_serializer=memos_dot_v1_dot_cube__pb2.MemCube.SerializeToString,
+            ),
+            'ArchiveCube': grpc.unary_unary_rpc_method_handler(
+                    servicer.ArchiveCube,
+                    request_deserializer=memos_dot_v1_dot_vault__service__pb2.ArchiveCubeRequest.FromString,
+                    response_serializer=memos_dot_v1_dot_cube__pb2.MemCube.SerializeToString,
+            ),
+            'MergeCubes': grpc.unary_unary_rpc_method_handler(
+                    servicer.MergeCubes,
+                    request_deserializer=memos_dot_v1_dot_vault__service__pb2.MergeCubesRequest.FromString,
+                    response_serializer=memos_dot_v1_dot_cube__pb2.MemCube.SerializeToString,
             ),
     }
     generic_handler = grpc.method_handlers_generic_handler(
@@ -444,6 +546,168 @@ class VaultService:
             '/memos.v1.VaultService/ReadPayload',
             memos_dot_v1_dot_vault__service__pb2.ReadPayloadRequest.SerializeToString,
             memos_dot_v1_dot_vault__service__pb2.ReadPayloadResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def ListCubeVersions(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/memos.v1.VaultService/ListCubeVersions',
+            memos_dot_v1_dot_vault__service__pb2.ListCubeVersionsRequest.SerializeToString,
+            memos_dot_v1_dot_vault__service__pb2.ListCubeVersionsResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def RollbackCube(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/memos.v1.VaultService/RollbackCube',
+            memos_dot_v1_dot_vault__service__pb2.RollbackCubeRequest.SerializeToString,
+            memos_dot_v1_dot_cube__pb2.MemCube.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def FreezeCube(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/memos.v1.VaultService/FreezeCube',
+            memos_dot_v1_dot_vault__service__pb2.FreezeCubeRequest.SerializeToString,
+            memos_dot_v1_dot_cube__pb2.MemCube.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def UnfreezeCube(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/memos.v1.VaultService/UnfreezeCube',
+            memos_dot_v1_dot_vault__service__pb2.UnfreezeCubeRequest.SerializeToString,
+            memos_dot_v1_dot_cube__pb2.MemCube.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def ArchiveCube(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/memos.v1.VaultService/ArchiveCube',
+            memos_dot_v1_dot_vault__service__pb2.ArchiveCubeRequest.SerializeToString,
+            memos_dot_v1_dot_cube__pb2.MemCube.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def MergeCubes(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/memos.v1.VaultService/MergeCubes',
+            memos_dot_v1_dot_vault__service__pb2.MergeCubesRequest.SerializeToString,
+            memos_dot_v1_dot_cube__pb2.MemCube.FromString,
             options,
             channel_credentials,
             insecure,

@@ -1,0 +1,339 @@
+"""MemLifecycle: a cube's versions (list, get, roll back) and its states (freeze, unfreeze, archive, merge).
+
+Every change of a cube is a new immutable version in ``cube_versions`` (the
+live row in ``cubes`` is the newest). States move only along ``TRANSITIONS``,
+one explicit table (docs/lifecycle.md); anything else is FAILED_PRECONDITION.
+A frozen cube refuses every change until it is unfrozen.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+
+from google.protobuf import field_mask_pb2
+
+from memos_grpc._proto.memos.v1 import cube_pb2, vault_service_pb2
+from memos_grpc.errors import AlreadyExistsError, EtagMismatchError, FailedPreconditionError, NotFoundError
+from memos_grpc.governance.caller import Caller
+from memos_grpc.governance.policy import CubeVisibility
+from memos_grpc.vault.context import VaultContext
+from memos_grpc.vault.cubes import LIVE, Cubes, catalog_entries
+from memos_grpc.vault.database import Connection
+from memos_grpc.vault.names import check_id, cube_name, parse_cube_name, parse_space_name
+from memos_grpc.vault.paging import decode_token, encode_token, page_size
+from memos_grpc.vault.rows import CubeRow, insert_rows, make_etag, set_timestamp, vector_from_bytes
+from memos_grpc.vault.validation import invalid
+from memos_grpc.vault.vectors import FloatArray
+
+State = cube_pb2.LifecycleState
+GENERATED, ACTIVATED, MERGED = (
+    cube_pb2.LIFECYCLE_STATE_GENERATED,
+    cube_pb2.LIFECYCLE_STATE_ACTIVATED,
+    cube_pb2.LIFECYCLE_STATE_MERGED,
+)
+ARCHIVED, FROZEN, EXPIRED = (
+    cube_pb2.LIFECYCLE_STATE_ARCHIVED,
+    cube_pb2.LIFECYCLE_STATE_FROZEN,
+    cube_pb2.LIFECYCLE_STATE_EXPIRED,
+)
+
+#: Which state may follow which. FROZEN leaves only by UnfreezeCube, back to the state it was frozen in;
+#: EXPIRED is final. (UNSPECIFIED, on cubes from before states were kept, counts as GENERATED.)
+TRANSITIONS: dict[int, frozenset[int]] = {
+    GENERATED: frozenset({ACTIVATED, MERGED, ARCHIVED, FROZEN, EXPIRED}),
+    ACTIVATED: frozenset({MERGED, ARCHIVED, FROZEN, EXPIRED}),
+    MERGED: frozenset({ARCHIVED, FROZEN, EXPIRED}),
+    ARCHIVED: frozenset({ACTIVATED, FROZEN, EXPIRED}),
+    FROZEN: frozenset(),
+    EXPIRED: frozenset(),
+}
+
+
+def _state_name(state: int) -> str:
+    return State.Name(state).removeprefix("LIFECYCLE_STATE_")
+
+
+def check_transition(name: str, current: int, target: int) -> None:
+    """Raises FAILED_PRECONDITION unless ``TRANSITIONS`` lets ``current`` become ``target``."""
+    current = current or GENERATED
+    if current == FROZEN:
+        raise FailedPreconditionError(f"cube {name} is frozen; unfreeze it first", reason="CUBE_FROZEN")
+    if target not in TRANSITIONS.get(current, frozenset()):
+        raise FailedPreconditionError(
+            f"cube {name} is {_state_name(current)} and cannot become {_state_name(target)} (docs/lifecycle.md)",
+            reason="INVALID_TRANSITION",
+        )
+
+
+def version_name(name: str, version: int) -> str:
+    return f"{name}/versions/{version}"
+
+
+def parse_version_name(name: str) -> tuple[str, str, int]:
+    """(space id, cube id, version) of ``spaces/{space}/cubes/{cube}/versions/{n}``."""
+    head, _, tail = name.rpartition("/versions/")
+    space_id, cube_id = parse_cube_name(head)
+    if not tail.isdigit() or not 0 < int(tail) < 2**62:
+        raise invalid(f"{name[:120]!r} does not end in /versions/{{n}} with n a positive number", "INVALID_NAME")
+    return space_id, cube_id, int(tail)
+
+
+@dataclass
+class _Change:
+    """What a change makes of a cube: its next content, and its vector (``keep`` for the current one)."""
+
+    cube: cube_pb2.MemCube
+    vector: FloatArray | None = None
+    keep_vector: bool = True
+
+
+class Lifecycle:
+    def __init__(self, context: VaultContext, cubes: Cubes) -> None:
+        self._context = context
+        self._cubes = cubes
+
+    # -- versions ----------------------------------------------------------------
+
+    def list_versions(
+        self, request: vault_service_pb2.ListCubeVersionsRequest, viewer: Caller
+    ) -> tuple[list[cube_pb2.MemCube], str]:
+        space_id, cube_id = parse_cube_name(request.name)
+        settings = self._context.settings
+        size = page_size(request.page_size, settings.default_page_size, settings.max_page_size)
+        after = decode_token(request.page_token, request.name)
+        before = int(after) if after and after.isdigit() else 2**62
+        visibility = CubeVisibility(viewer, self._context.catalog, space_id)
+        with self._context.database.read() as cursor:
+            self._require_visible(cursor, space_id, cube_id, visibility, request.name)
+            rows = cursor.execute(
+                "SELECT version, cube_pb FROM cube_versions WHERE space_id = ? AND cube_id = ? AND version < ? "
+                "ORDER BY version DESC LIMIT ?",
+                [space_id, cube_id, before, size + 1],
+            ).fetchall()
+        versions = [self._as_version(visibility, bytes(pb), int(v)) for v, pb in rows[:size]]
+        token = encode_token(str(int(rows[size - 1][0])), request.name) if len(rows) > size else ""
+        return versions, token
+
+    def get_version(self, name: str, viewer: Caller) -> cube_pb2.MemCube:
+        space_id, cube_id, version = parse_version_name(name)
+        visibility = CubeVisibility(viewer, self._context.catalog, space_id)
+        with self._context.database.read() as cursor:
+            self._require_visible(cursor, space_id, cube_id, visibility, cube_name(space_id, cube_id))
+            row = cursor.execute(
+                "SELECT cube_pb FROM cube_versions WHERE space_id = ? AND cube_id = ? AND version = ?",
+                [space_id, cube_id, version],
+            ).fetchone()
+        if row is None:
+            raise NotFoundError(f"version {name} does not exist", reason="VERSION_NOT_FOUND")
+        return self._as_version(visibility, bytes(row[0]), version)
+
+    def _require_visible(
+        self, cursor: Connection, space_id: str, cube_id: str, visibility: CubeVisibility, name: str
+    ) -> None:
+        visible_sql, params = visibility.sql()
+        found = cursor.execute(
+            f"SELECT 1 FROM cubes WHERE space_id = ? AND cube_id = ? AND {LIVE} AND {visible_sql}",
+            [space_id, cube_id, self._context.clock(), *params],
+        ).fetchone()
+        if found is None:
+            self._context.require_space(cursor, space_id)
+            raise NotFoundError(f"cube {name} does not exist", reason="CUBE_NOT_FOUND")
+
+    @staticmethod
+    def _as_version(visibility: CubeVisibility, cube_pb: bytes, version: int) -> cube_pb2.MemCube:
+        cube = visibility.shown(cube_pb2.MemCube.FromString(cube_pb))
+        if visibility.redacts(cube) or cube.name.endswith(f"/versions/{version}"):
+            return cube
+        named = cube_pb2.MemCube()
+        named.CopyFrom(cube)
+        named.name = version_name(cube.name, version)
+        return named
+
+    # -- changes, each a new version --------------------------------------------------
+
+    def rollback(self, request: vault_service_pb2.RollbackCubeRequest, viewer: Caller) -> cube_pb2.MemCube:
+        def change(cursor: Connection, stored: cube_pb2.MemCube) -> _Change:
+            if stored.state == FROZEN:
+                raise FailedPreconditionError(f"cube {stored.name} is frozen; unfreeze it first", reason="CUBE_FROZEN")
+            space_id, cube_id = parse_cube_name(stored.name)
+            row = cursor.execute(
+                "SELECT cube_pb, embedding FROM cube_versions WHERE space_id = ? AND cube_id = ? AND version = ?",
+                [space_id, cube_id, request.version],
+            ).fetchone()
+            if row is None or request.version >= stored.version:
+                raise NotFoundError(
+                    f"cube {stored.name} has no earlier version {request.version}", reason="VERSION_NOT_FOUND"
+                )
+            restored = cube_pb2.MemCube.FromString(row[0])
+            # The content comes back; identity, lifecycle state, access and bookkeeping stay the cube's own.
+            _KEPT_ON_ROLLBACK.MergeMessage(stored, restored, replace_message_field=True, replace_repeated_field=True)
+            vector = None if row[1] is None else vector_from_bytes(row[1])
+            return _Change(restored, vector, keep_vector=False)
+
+        return self._change(request.name, request.etag, viewer, change)
+
+    def freeze(self, request: vault_service_pb2.FreezeCubeRequest, viewer: Caller) -> cube_pb2.MemCube:
+        return self._change(request.name, request.etag, viewer, _to_state(FROZEN))
+
+    def archive(self, request: vault_service_pb2.ArchiveCubeRequest, viewer: Caller) -> cube_pb2.MemCube:
+        return self._change(request.name, request.etag, viewer, _to_state(ARCHIVED))
+
+    def unfreeze(self, request: vault_service_pb2.UnfreezeCubeRequest, viewer: Caller) -> cube_pb2.MemCube:
+        def change(cursor: Connection, stored: cube_pb2.MemCube) -> _Change:
+            if stored.state != FROZEN:
+                raise FailedPreconditionError(
+                    f"cube {stored.name} is {_state_name(stored.state or GENERATED)}, not frozen",
+                    reason="INVALID_TRANSITION",
+                )
+            space_id, cube_id = parse_cube_name(stored.name)
+            before = cursor.execute(
+                "SELECT cube_pb FROM cube_versions WHERE space_id = ? AND cube_id = ? AND version < ? "
+                "ORDER BY version DESC",
+                [space_id, cube_id, stored.version],
+            ).fetchall()
+            earlier = (cube_pb2.MemCube.FromString(pb).state for (pb,) in before)
+            state = next((s for s in earlier if s != FROZEN), GENERATED) or GENERATED
+            thawed = cube_pb2.MemCube()
+            thawed.CopyFrom(stored)
+            thawed.state = state
+            return _Change(thawed)
+
+        return self._change(request.name, request.etag, viewer, change)
+
+    def _change(
+        self,
+        name: str,
+        etag: str,
+        viewer: Caller,
+        make: Callable[[Connection, cube_pb2.MemCube], _Change],
+    ) -> cube_pb2.MemCube:
+        """Applies ``make`` to the cube as a new version, in one transaction (etag and visibility checked)."""
+        space_id, cube_id = parse_cube_name(name)
+        context = self._context
+        visibility = CubeVisibility(viewer, context.catalog, space_id)
+        now = context.clock()
+
+        def apply(cursor: Connection) -> tuple[CubeRow, int | None, bool]:
+            row = cursor.execute(
+                f"SELECT cube_pb, vec_id, embedding FROM cubes WHERE space_id = ? AND cube_id = ? AND {LIVE}",
+                [space_id, cube_id, now],
+            ).fetchone()
+            stored = None if row is None else cube_pb2.MemCube.FromString(row[0])
+            if row is None or stored is None or not visibility.allows_cube(stored):
+                context.require_space(cursor, space_id)
+                raise NotFoundError(f"cube {name} does not exist", reason="CUBE_NOT_FOUND")
+            if etag and etag != stored.etag:
+                raise EtagMismatchError(
+                    f"etag {etag!r} is stale for {name}: it was changed since; get it again", reason="ETAG_MISMATCH"
+                )
+            change = make(cursor, stored)
+            cube = change.cube
+            cube.name, cube.version = stored.name, stored.version + 1
+            set_timestamp(cube.update_time, now)
+            cube.etag = make_etag(cube.name, cube.version, now)
+            old_vec_id = None if row[1] is None else int(row[1])
+            vec_id: int | None = old_vec_id
+            embedding = None if row[2] is None else vector_from_bytes(row[2])
+            if not change.keep_vector:
+                vec_id, embedding = None, change.vector
+                if embedding is not None:
+                    vec_id = self._cubes.new_vec_ids(1)[0]
+                    self._cubes.record_vec_ids(cursor, [vec_id])
+            updated = CubeRow(space_id, cube_id, cube, vec_id, embedding)
+            cursor.execute("DELETE FROM cubes WHERE space_id = ? AND cube_id = ?", [space_id, cube_id])
+            insert_rows(cursor, [updated])
+            relabelled = vec_id != old_vec_id
+            return updated, (old_vec_id if relabelled else None), relabelled
+
+        def after_commit(result: tuple[CubeRow, int | None, bool]) -> None:
+            updated, replaced, relabelled = result
+            index = context.indexes.get(space_id)
+            if replaced is not None:
+                index.delete([replaced])
+                context.catalog.remove(space_id, [replaced])
+            if relabelled and updated.vec_id is not None and updated.embedding is not None:
+                index.add([updated.vec_id], updated.embedding[None, :])
+            context.catalog.put(space_id, catalog_entries([updated]))
+
+        return visibility.shown(context.database.write(apply, after_commit)[0].cube)
+
+    # -- merge ---------------------------------------------------------------------
+
+    def merge(self, request: vault_service_pb2.MergeCubesRequest, viewer: Caller, owner: str) -> cube_pb2.MemCube:
+        """A new cube made from several of one space; each source becomes MERGED (a new version of it)."""
+        space_id = parse_space_name(request.parent, "parent")
+        sources = [self._source_id(space_id, name, i) for i, name in enumerate(request.names)]
+        if len(sources) < 2 or len(set(sources)) != len(sources):
+            raise invalid("names must name at least two different cubes of the space", "INVALID_MERGE")
+        create = vault_service_pb2.CreateCubeRequest(cube_id=request.cube_id, cube=request.cube)
+        if request.HasField("vector"):
+            create.vector.CopyFrom(request.vector)
+        merged = self._cubes.prepare(space_id, [create], owner)[0]
+        merged.cube.merged_from.extend(cube_name(space_id, s) for s in sources)
+        context = self._context
+        visibility = CubeVisibility(viewer, context.catalog, space_id)
+        now = context.clock()
+        if merged.embedding is not None:
+            merged.vec_id = self._cubes.new_vec_ids(1)[0]
+
+        def apply(cursor: Connection) -> list[CubeRow]:
+            if cursor.execute(
+                "SELECT 1 FROM cubes WHERE space_id = ? AND cube_id = ?", [space_id, merged.cube_id]
+            ).fetchone():
+                raise AlreadyExistsError(f"cube {merged.cube.name} already exists", reason="CUBE_ALREADY_EXISTS")
+            changed: list[CubeRow] = []
+            for source in sources:
+                name = cube_name(space_id, source)
+                row = cursor.execute(
+                    f"SELECT cube_pb, vec_id, embedding FROM cubes WHERE space_id = ? AND cube_id = ? AND {LIVE}",
+                    [space_id, source, now],
+                ).fetchone()
+                stored = None if row is None else cube_pb2.MemCube.FromString(row[0])
+                if row is None or stored is None or not visibility.allows_cube(stored):
+                    context.require_space(cursor, space_id)
+                    raise NotFoundError(f"cube {name} does not exist", reason="CUBE_NOT_FOUND")
+                check_transition(name, stored.state, MERGED)
+                stored.state = MERGED
+                stored.version += 1
+                set_timestamp(stored.update_time, now)
+                stored.etag = make_etag(stored.name, stored.version, now)
+                embedding = None if row[2] is None else vector_from_bytes(row[2])
+                changed.append(CubeRow(space_id, source, stored, None if row[1] is None else int(row[1]), embedding))
+                cursor.execute("DELETE FROM cubes WHERE space_id = ? AND cube_id = ?", [space_id, source])
+            if merged.vec_id is not None:
+                self._cubes.record_vec_ids(cursor, [merged.vec_id])
+            insert_rows(cursor, [*changed, merged])
+            return changed
+
+        def after_commit(changed: list[CubeRow]) -> None:
+            if merged.vec_id is not None and merged.embedding is not None:
+                context.indexes.get(space_id).add([merged.vec_id], merged.embedding[None, :])
+            context.catalog.put(space_id, catalog_entries([*changed, merged]))
+
+        context.database.write(apply, after_commit)
+        return merged.cube
+
+    @staticmethod
+    def _source_id(space_id: str, name: str, index: int) -> str:
+        named_space, cube_id = parse_cube_name(name, f"names[{index}]")
+        if named_space != space_id:
+            raise invalid(f"names[{index}] {name!r} is not in {space_id}", "PARENT_MISMATCH")
+        return check_id(cube_id, "cube id")
+
+
+#: What a rollback does not take from the old version.
+_KEPT_ON_ROLLBACK = field_mask_pb2.FieldMask(
+    paths=["name", "create_time", "provenance_id", "state", "usage_count", "last_use_time", "access"]
+)
+
+
+def _to_state(target: int) -> Callable[[Connection, cube_pb2.MemCube], _Change]:
+    def change(_cursor: Connection, stored: cube_pb2.MemCube) -> _Change:
+        check_transition(stored.name, stored.state, target)
+        moved = cube_pb2.MemCube()
+        moved.CopyFrom(stored)
+        moved.state = target  # type: ignore[assignment]
+        return _Change(moved)
+
+    return change

@@ -225,6 +225,14 @@ class Row:
     side_calls: tuple[str, ...] = ()
 
 
+def owned_cube(w: World, cell: str) -> cube_pb2.MemCube:
+    """A cube of the cell's own in S, created by the owner."""
+    return w.vault.CreateCube(
+        v.CreateCubeRequest(parent=SPACE, cube_id=cell, cube=text_cube(f"memory of {cell}"), vector=unit_vector(7)),
+        metadata=w.owner,
+    )
+
+
 # -- calling a method generically ------------------------------------------------------
 
 _SERVICES = {

@@ -33,6 +33,7 @@ from typing import Any
 import grpc
 import pytest
 from _isolation_interchange import INTERCHANGE_ROWS
+from _isolation_lifecycle import LIFECYCLE_ROWS
 from _isolation_world import (
     _G,
     _V,
@@ -57,6 +58,7 @@ from _isolation_world import (
     cube_exists,
     expected,
     invoke,
+    owned_cube,
     principal_exists,
     share_with_team,
     space_exists,
@@ -151,14 +153,6 @@ def world(tmp_path_factory: pytest.TempPathFactory, embedder: Embedder) -> Itera
 
 
 # -- the rows ---------------------------------------------------------------------------
-
-
-def owned_cube(w: World, cell: str) -> cube_pb2.MemCube:
-    """A cube of the cell's own in S, created by the owner."""
-    return w.vault.CreateCube(
-        v.CreateCubeRequest(parent=SPACE, cube_id=cell, cube=text_cube(f"memory of {cell}"), vector=unit_vector(7)),
-        metadata=w.owner,
-    )
 
 
 def _create_cube(w: World, cell: str) -> Target:
@@ -405,6 +399,7 @@ ROWS += [
     Row(_G + "SetAccessPolicy", Access.SPACE_OWNER, True, _set_policy),
     Row(_G + "ErasePrincipalData", Access.ADMIN, True, _erase_principal_data),
     *INTERCHANGE_ROWS,
+    *LIFECYCLE_ROWS,
 ]
 
 CELLS = [(row, who) for row in ROWS for who in Who]

@@ -71,6 +71,10 @@ class Settings:
     hnsw_ef_search: int = 64
     #: A filtered search whose filter matches at most this many cubes is exact.
     exact_search_max_candidates: int = 4096
+    #: Seconds within which a new or changed cube becomes searchable lexically (BM25); dense search sees it at once.
+    lexical_refresh_seconds: float = 0.5
+    #: Reciprocal rank fusion constant of hybrid search: score = sum of 1 / (k + rank) over dense and lexical.
+    hybrid_rrf_k: int = 60
     #: Seconds between saves of changed vector indexes (they are rebuilt from DuckDB after a crash).
     index_flush_seconds: float = 300.0
 
@@ -176,6 +180,8 @@ class Settings:
             "bundle_max_cube_bytes",
             "bundle_max_cubes",
             "peer_timeout_seconds",
+            "lexical_refresh_seconds",
+            "hybrid_rrf_k",
         ]
         for name in positive:
             if getattr(self, name) <= 0:

@@ -16,7 +16,8 @@ from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
 from datetime import datetime
 
-from memos_grpc._proto.memos.v1 import space_pb2
+from memos_grpc._proto.memos.v1 import cube_pb2, space_pb2
+from memos_grpc.vault.lexical import LexicalIndex
 
 
 @dataclass(frozen=True)
@@ -52,6 +53,8 @@ class SearchCatalog:
         #: Labels of archived cubes per space: a search that leaves them out must filter only where they exist.
         self._archived: dict[str, set[int]] = {}
         self._lock = threading.Lock()
+        #: The lexical index, kept in step with the catalog (set by the vault).
+        self.lexical: LexicalIndex | None = None
 
     def has_space(self, space_id: str) -> bool:
         return space_id in self._spaces
@@ -92,11 +95,14 @@ class SearchCatalog:
             self._roles.pop(space_id, None)
             self._viewer_rules.pop(space_id, None)
             self._archived.pop(space_id, None)
+        if self.lexical is not None:
+            self.lexical.drop_space(space_id)
 
     def put(self, space_id: str, entries: Iterable[CatalogRow]) -> None:
         with self._lock:
             space = self._spaces.setdefault(space_id, {})
             archived = self._archived.setdefault(space_id, set())
+            texts: list[tuple[int, str]] = []
             for vec_id, cube_pb, expire_time, access in entries:
                 expires_at = None if expire_time is None else expire_time.timestamp()
                 space[vec_id] = CatalogEntry(cube_pb, expires_at, access)
@@ -104,6 +110,13 @@ class SearchCatalog:
                     archived.add(vec_id)
                 else:
                     archived.discard(vec_id)
+                if self.lexical is not None:
+                    cube = cube_pb2.MemCube.FromString(cube_pb)
+                    if cube.HasField("plaintext"):
+                        texts.append((vec_id, cube.plaintext.text))
+        if self.lexical is not None:
+            for vec_id, text in texts:
+                self.lexical.put(space_id, vec_id, text)
 
     def has_archived(self, space_id: str) -> bool:
         return bool(self._archived.get(space_id))
@@ -112,10 +125,13 @@ class SearchCatalog:
         with self._lock:
             space = self._spaces.get(space_id)
             archived = self._archived.get(space_id, set())
+            removed = list(vec_ids)
             if space is not None:
-                for vec_id in vec_ids:
+                for vec_id in removed:
                     space.pop(vec_id, None)
                     archived.discard(vec_id)
+        if self.lexical is not None:
+            self.lexical.remove(removed)
 
     def live(
         self, space_id: str, vec_ids: Iterable[int], now: float, visible: Callable[[CubeAccess], bool]

@@ -12,7 +12,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from memos_grpc._proto.memos.v1 import space_pb2
+from memos_grpc._proto.memos.v1 import cube_pb2, space_pb2
 from memos_grpc.vault.catalog import CubeAccess, viewer_rules
 from memos_grpc.vault.context import VaultContext
 from memos_grpc.vault.database import INT_IDS, id_list
@@ -78,8 +78,8 @@ def load_catalog(context: VaultContext, space_id: str, roles: dict[str, int]) ->
     context.catalog.add_space(space_id, roles, rules)
     with context.database.read() as cursor:
         cursor.execute(
-            "SELECT vec_id, cube_pb, expire_time, access_scope, access_owner, access_principals, sensitivity_labels "
-            "FROM cubes WHERE space_id = ? AND vec_id IS NOT NULL",
+            "SELECT vec_id, cube_pb, expire_time, access_scope, access_owner, access_principals, sensitivity_labels, "
+            "state FROM cubes WHERE space_id = ? AND vec_id IS NOT NULL",
             [space_id],
         )
         while batch := cursor.fetchmany(_CHUNK):
@@ -90,8 +90,14 @@ def load_catalog(context: VaultContext, space_id: str, roles: dict[str, int]) ->
                         int(v),
                         bytes(b),
                         e,
-                        CubeAccess(int(scope or 0), str(owner or ""), frozenset(principals or ()), frozenset(labels)),
+                        CubeAccess(
+                            int(scope or 0),
+                            str(owner or ""),
+                            frozenset(principals or ()),
+                            frozenset(labels),
+                            state == cube_pb2.LIFECYCLE_STATE_ARCHIVED,
+                        ),
                     )
-                    for v, b, e, scope, owner, principals, labels in batch
+                    for v, b, e, scope, owner, principals, labels, state in batch
                 ),
             )

@@ -27,6 +27,10 @@ from memos_grpc.vault.names import parse_space_name
 from memos_grpc.vault.validation import check_text, check_vector, invalid
 from memos_grpc.vault.vectors import FloatArray, SpaceIndex
 
+_MODES = frozenset(vault_service_pb2.SearchMode.values()) - {vault_service_pb2.SEARCH_MODE_UNSPECIFIED}
+#: The fewest candidates each ranking contributes to a fusion, however small top_k is.
+_MIN_FUSION_DEPTH = 50
+
 
 @dataclass(frozen=True)
 class Hit:
@@ -56,7 +60,14 @@ class Search:
             raise invalid(f"top_k must not be negative (got {request.top_k})", "INVALID_TOP_K")
         top_k = min(request.top_k or settings.default_top_k, settings.max_top_k)
         compiled = compile_filter(request.filter, max_length=settings.max_filter_length)
-        query = self.query_vector(request)
+        mode = request.mode or vault_service_pb2.SEARCH_MODE_DENSE
+        if mode not in _MODES:
+            raise invalid(f"mode {request.mode} is not a known SearchMode", "INVALID_ENUM")
+        if mode != vault_service_pb2.SEARCH_MODE_DENSE and request.WhichOneof("query") != "text":
+            raise invalid("lexical and hybrid search need a text query", "TEXT_QUERY_REQUIRED")
+        query = self.query_vector(request) if mode != vault_service_pb2.SEARCH_MODE_LEXICAL else None
+        if query is None:
+            check_text(request.text, settings, "text")
         now = self._context.clock()
         database = self._context.database
         if not self._context.catalog.has_space(space_id):
@@ -83,19 +94,60 @@ class Search:
         elif not visibility.sees_all or (not request.include_archived and self._context.catalog.has_archived(space_id)):
             # Cubes this viewer may not see (or archived ones) must not take places in its top k.
             candidates = self._context.catalog.labels(space_id, now.timestamp(), allows)
-        if candidates is None:
-            # The catalog counts live vectors; the index also counts deleted ones.
-            scored = index.search(query, min(top_k, self._context.catalog.size(space_id)))
-        elif len(candidates) <= settings.exact_search_max_candidates:
-            scored = self._exact(index, query, candidates, top_k)
-        else:
-            scored = index.search(query, min(top_k, len(candidates)), frozenset(candidates).__contains__)
+        if mode != vault_service_pb2.SEARCH_MODE_DENSE:
+            return self._ranked(request.text, query, index, space_id, candidates, top_k, visibility, allows)
+        assert query is not None
+        scored = self._dense(index, query, space_id, candidates, top_k)
         hits = self._hits(space_id, scored, now.timestamp(), visibility, allows)
         if len(hits) < len(scored) and candidates is None:
             # Some neighbours had expired: ask the index for more, once, wide enough to cover them.
             wider = index.search(query, min(top_k * 4, self._context.catalog.size(space_id)))
             hits = self._hits(space_id, wider, now.timestamp(), visibility, allows)[:top_k]
         return hits
+
+    def _dense(
+        self, index: SpaceIndex, query: FloatArray, space_id: str, candidates: list[int] | None, k: int
+    ) -> list[tuple[int, float]]:
+        """The ``k`` nearest labels (among ``candidates``, when given) with their cosine similarity."""
+        if candidates is None:
+            # The catalog counts live vectors; the index also counts deleted ones.
+            return index.search(query, min(k, self._context.catalog.size(space_id)))
+        if len(candidates) <= self._context.settings.exact_search_max_candidates:
+            return self._exact(index, query, candidates, k)
+        return index.search(query, min(k, len(candidates)), frozenset(candidates).__contains__)
+
+    def _ranked(
+        self,
+        text: str,
+        query: FloatArray | None,
+        index: SpaceIndex,
+        space_id: str,
+        candidates: list[int] | None,
+        top_k: int,
+        visibility: CubeVisibility,
+        allows: Callable[[CubeAccess], bool],
+    ) -> list[Hit]:
+        """Lexical (``query`` None) or hybrid search: BM25, fused with the dense ranking by reciprocal rank."""
+        catalog = self._context.catalog
+        assert catalog.lexical is not None
+        width = max(top_k * 4, _MIN_FUSION_DEPTH)
+        # Under a filter or a visibility narrowing every match may be needed to fill the top k.
+        limit = width if candidates is None else max(width, catalog.size(space_id))
+        lexical = catalog.lexical.search(space_id, text, limit)
+        if candidates is not None:
+            allowed = frozenset(candidates)
+            lexical = [(label, score) for label, score in lexical if label in allowed]
+        now = self._context.clock().timestamp()
+        if query is None:
+            return self._hits(space_id, lexical, now, visibility, allows)[:top_k]
+        dense = self._dense(index, query, space_id, candidates, width)
+        k = self._context.settings.hybrid_rrf_k
+        fused: dict[int, float] = {}
+        for ranking in (dense, lexical[:width]):
+            for rank, (label, _) in enumerate(ranking, start=1):
+                fused[label] = fused.get(label, 0.0) + 1.0 / (k + rank)
+        order = sorted(fused.items(), key=lambda item: -item[1])
+        return self._hits(space_id, order, now, visibility, allows)[:top_k]
 
     @staticmethod
     def _exact(index: SpaceIndex, query: FloatArray, labels: list[int], top_k: int) -> list[tuple[int, float]]:

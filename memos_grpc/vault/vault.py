@@ -23,6 +23,7 @@ from memos_grpc.vault.blobs import BlobStore
 from memos_grpc.vault.context import VaultContext
 from memos_grpc.vault.cubes import Cubes
 from memos_grpc.vault.database import Database
+from memos_grpc.vault.lexical import LexicalIndex
 from memos_grpc.vault.lifecycle import Lifecycle
 from memos_grpc.vault.payloads import Payloads
 from memos_grpc.vault.repair import repair_indexes
@@ -57,6 +58,8 @@ class Vault:
             blobs=BlobStore(settings.blob_dir),
             embedder=worker,
         )
+        # Before the catalog is loaded from DuckDB: loading it rebuilds the lexical index too.
+        self.context.catalog.lexical = LexicalIndex(settings.lexical_refresh_seconds)
         report = repair_indexes(self.context)
         log.info(
             "vector indexes checked against DuckDB: %d spaces, %d vectors, %d added, %d removed, "
@@ -108,4 +111,6 @@ class Vault:
         self.context.database.close()
         self.context.indexes.flush()
         self.context.embedder.close()
+        if self.context.catalog.lexical is not None:
+            self.context.catalog.lexical.close()
         log.info("vault closed; indexes saved")

@@ -75,6 +75,20 @@ class Settings:
     lexical_refresh_seconds: float = 0.5
     #: Reciprocal rank fusion constant of hybrid search: score = sum of 1 / (k + rank) over dense and lexical.
     hybrid_rrf_k: int = 60
+
+    #: Candidates a recall ranks (the search's top k) before fitting the budget.
+    recall_max_candidates: int = 100
+    #: Weights of a recall item's score parts (docs/scheduler.md).
+    recall_weight_relevance: float = 0.7
+    recall_weight_priority: float = 0.1
+    recall_weight_recency: float = 0.1
+    recall_weight_usage: float = 0.1
+    #: Days after which a memory's recency part has halved.
+    recall_half_life_days: float = 30.0
+    #: tokenizer.json that counts a recall's tokens (default: the packaged all-MiniLM-L6-v2 tokenizer).
+    recall_tokenizer: str = ""
+    #: Seconds between writes of recall usage (counts are batched, not written per call).
+    usage_flush_seconds: float = 1.0
     #: Seconds between saves of changed vector indexes (they are rebuilt from DuckDB after a crash).
     index_flush_seconds: float = 300.0
 
@@ -182,6 +196,9 @@ class Settings:
             "peer_timeout_seconds",
             "lexical_refresh_seconds",
             "hybrid_rrf_k",
+            "recall_max_candidates",
+            "recall_half_life_days",
+            "usage_flush_seconds",
         ]
         for name in positive:
             if getattr(self, name) <= 0:

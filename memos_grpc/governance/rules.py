@@ -53,6 +53,7 @@ class Rule:
 _V = "/memos.v1.VaultService/"
 _G = "/memos.v1.GovernanceService/"
 _I = "/memos.v1.InterchangeService/"
+_S = "/memos.v1.SchedulerService/"
 
 RULES: dict[str, Rule] = {
     _V + "CreateCube": Rule(Check.SPACE_WRITE, "parent", mutating=True),
@@ -90,6 +91,8 @@ RULES: dict[str, Rule] = {
     _G + "UpdateTrustRoot": Rule(Check.ADMIN, mutating=True),
     _G + "CreateSigningKey": Rule(Check.SELF, "parent", mutating=True),
     _G + "RegisterPublicKey": Rule(Check.SELF, "parent", mutating=True),
+    # Recall records use (bookkeeping, batched), not content: a read, not audited.
+    _S + "Recall": Rule(Check.SPACE_READ, "parent"),
     _I + "ExportBundle": Rule(Check.SPACE_READ, "parent", egress=True),
     _I + "ImportBundle": Rule(Check.SPACE_WRITE, "parent", mutating=True),
     _I + "VerifyBundle": Rule(Check.AUTHENTICATED),

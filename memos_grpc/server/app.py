@@ -24,6 +24,8 @@ from memos_grpc._proto.memos.v1 import (
     governance_service_pb2_grpc,
     interchange_service_pb2,
     interchange_service_pb2_grpc,
+    scheduler_service_pb2,
+    scheduler_service_pb2_grpc,
     vault_service_pb2,
     vault_service_pb2_grpc,
 )
@@ -31,6 +33,7 @@ from memos_grpc.embedding.embedder import Embedder
 from memos_grpc.errors import InvalidArgumentError
 from memos_grpc.server.enforcement import PolicyInterceptor
 from memos_grpc.server.interchange import InterchangeServicer
+from memos_grpc.server.scheduler import SchedulerServicer
 from memos_grpc.server.services import GovernanceServicer, VaultServicer, VaultSlot
 from memos_grpc.server.status import ErrorMappingInterceptor
 from memos_grpc.server.tls import server_credentials
@@ -43,6 +46,7 @@ SERVICE_NAMES = (
     vault_service_pb2.DESCRIPTOR.services_by_name["VaultService"].full_name,
     governance_service_pb2.DESCRIPTOR.services_by_name["GovernanceService"].full_name,
     interchange_service_pb2.DESCRIPTOR.services_by_name["InterchangeService"].full_name,
+    scheduler_service_pb2.DESCRIPTOR.services_by_name["SchedulerService"].full_name,
 )
 
 
@@ -82,6 +86,9 @@ class MemosServer:
         )
         interchange_service_pb2_grpc.add_InterchangeServiceServicer_to_server(  # type: ignore[no-untyped-call]
             InterchangeServicer(self.slot), self.grpc_server
+        )
+        scheduler_service_pb2_grpc.add_SchedulerServiceServicer_to_server(  # type: ignore[no-untyped-call]
+            SchedulerServicer(self.slot), self.grpc_server
         )
         health_pb2_grpc.add_HealthServicer_to_server(self.health, self.grpc_server)
         reflection.enable_server_reflection(

@@ -18,6 +18,9 @@ from memos_grpc.interchange.exporter import Exporter
 from memos_grpc.interchange.importer import Importer
 from memos_grpc.interchange.signers import NODE_PRINCIPAL, Signers
 from memos_grpc.interchange.trust_store import TrustStore
+from memos_grpc.scheduler.recall import Scheduler
+from memos_grpc.scheduler.tokens import TokenCounter
+from memos_grpc.scheduler.usage import UsageRecorder
 from memos_grpc.settings import Settings
 from memos_grpc.vault.blobs import BlobStore
 from memos_grpc.vault.context import VaultContext
@@ -79,6 +82,8 @@ class Vault:
         self.search = Search(self.context)
         self.payloads = Payloads(self.context, self.cubes)
         self.lifecycle = Lifecycle(self.context, self.cubes)
+        self.usage = UsageRecorder(self.context)
+        self.scheduler = Scheduler(self.context, self.search, self.usage, TokenCounter(settings.recall_tokenizer))
         # The Memory Interchange Protocol: the node's keys, its trust root, bundles in and out.
         self.signers = Signers(settings.key_dir, self.principals)
         self.trust = TrustStore(self.context, self.signers.node, NODE_PRINCIPAL)
@@ -108,6 +113,7 @@ class Vault:
         self._stop.set()
         self._flusher.join(timeout=30)
         self.sweeper.stop()
+        self.usage.close()
         self.context.database.close()
         self.context.indexes.flush()
         self.context.embedder.close()

@@ -1,4 +1,4 @@
-"""The isolation matrix's rows for the lifecycle RPCs: versions, rollback, freeze, unfreeze, archive, merge.
+"""The isolation matrix's rows for the lifecycle RPCs (versions, rollback, freeze, unfreeze, archive, merge) and Recall.
 
 Each mutating cell acts on cubes of its own in S (created by the owner), and
 reads their state back as the admin to tell whether the call took effect.
@@ -23,6 +23,7 @@ from _isolation_world import (
 from google.protobuf import field_mask_pb2
 
 from memos_grpc._proto.memos.v1 import cube_pb2
+from memos_grpc._proto.memos.v1 import scheduler_service_pb2 as sch
 from memos_grpc._proto.memos.v1 import vault_service_pb2 as v
 
 State = cube_pb2.LifecycleState
@@ -77,6 +78,10 @@ def _merge(w: World, cell: str) -> Target:
     return Target(request, effect)
 
 
+def _recalls_c(_w: World, _who: Who, response: sch.RecallPlan) -> None:
+    assert CUBE in [item.cube.name for item in response.items]
+
+
 def _versions_of_c(_w: World, _who: Who, response: v.ListCubeVersionsResponse) -> None:
     assert [c.name for c in response.versions] == [f"{CUBE}/versions/1"]
 
@@ -99,4 +104,11 @@ LIFECYCLE_ROWS: list[Row] = [
     ),
     Row(_V + "ArchiveCube", Access.SPACE_WRITE, True, _to_state(v.ArchiveCubeRequest, State.LIFECYCLE_STATE_ARCHIVED)),
     Row(_V + "MergeCubes", Access.SPACE_WRITE, True, _merge),
+    Row(
+        "/memos.v1.SchedulerService/Recall",
+        Access.SPACE_READ,
+        False,
+        lambda _w, _c: Target(sch.RecallRequest(parent=SPACE, query="the owner's private memory", token_budget=10_000)),
+        _recalls_c,
+    ),
 ]

@@ -15,9 +15,11 @@ from memos_test_support import reason_of
 from memos_grpc._proto.memos.v1 import access_pb2, cube_pb2
 from memos_grpc._proto.memos.v1 import governance_service_pb2 as g
 from memos_grpc._proto.memos.v1 import interchange_service_pb2 as i
+from memos_grpc._proto.memos.v1 import scheduler_service_pb2 as sch
 from memos_grpc._proto.memos.v1 import vault_service_pb2 as v
 from memos_grpc._proto.memos.v1.governance_service_pb2_grpc import GovernanceServiceStub
 from memos_grpc._proto.memos.v1.interchange_service_pb2_grpc import InterchangeServiceStub
+from memos_grpc._proto.memos.v1.scheduler_service_pb2_grpc import SchedulerServiceStub
 from memos_grpc._proto.memos.v1.vault_service_pb2_grpc import VaultServiceStub
 from memos_grpc.governance.rules import Check
 from memos_grpc.server.app import MemosServer
@@ -239,6 +241,7 @@ _SERVICES = {
     "memos.v1.VaultService": v.DESCRIPTOR.services_by_name["VaultService"],
     "memos.v1.GovernanceService": g.DESCRIPTOR.services_by_name["GovernanceService"],
     "memos.v1.InterchangeService": i.DESCRIPTOR.services_by_name["InterchangeService"],
+    "memos.v1.SchedulerService": sch.DESCRIPTOR.services_by_name["SchedulerService"],
 }
 
 
@@ -253,8 +256,13 @@ def invoke(w: World, method: str, request: Message | Sequence[Message], md: Meta
     """Calls ``method`` with the stubs, streaming ``request`` when the method takes a stream."""
     _, service, name = method.split("/")
     descriptor = _SERVICES[service].methods_by_name[name]
-    stubs: dict[str, Any] = {"VaultService": w.vault, "GovernanceService": w.governance}
-    stub: Any = stubs.get(service.rsplit(".", 1)[1]) or InterchangeServiceStub(w.channel)
+    stubs: dict[str, Any] = {
+        "VaultService": w.vault,
+        "GovernanceService": w.governance,
+        "InterchangeService": InterchangeServiceStub(w.channel),
+        "SchedulerService": SchedulerServiceStub(w.channel),
+    }
+    stub: Any = stubs[service.rsplit(".", 1)[1]]
     call = getattr(stub, name)
     try:
         if descriptor.client_streaming:

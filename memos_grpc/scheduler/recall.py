@@ -1,0 +1,105 @@
+"""Recall: rank a space's memories for a query and fit the best into a token budget (a recall plan).
+
+Candidates come from the vault's search (hybrid by default, the caller's
+visibility and redaction applied, archived cubes left out). Each gets parts
+in [0, 1] — relevance, priority, recency, usage — and a weighted score; the
+plan takes them best first while they fit the budget, skipping any that
+would overflow it. The use of every chosen cube is recorded, in batches.
+"""
+
+from __future__ import annotations
+
+import math
+
+from memos_grpc._proto.memos.v1 import cube_pb2, scheduler_service_pb2, vault_service_pb2
+from memos_grpc.governance.caller import Caller
+from memos_grpc.scheduler.tokens import TokenCounter
+from memos_grpc.scheduler.usage import UsageRecorder
+from memos_grpc.vault.context import VaultContext
+from memos_grpc.vault.names import parse_cube_name, parse_space_name
+from memos_grpc.vault.rows import to_datetime
+from memos_grpc.vault.search import Hit, Search
+from memos_grpc.vault.validation import check_text, invalid
+
+Item = scheduler_service_pb2.RecallItem
+_SECONDS_PER_DAY = 86_400.0
+#: The memory types a plan can carry today; activation and parametric entries come with the models work.
+_PLANNED = {cube_pb2.MEMORY_TYPE_PLAINTEXT: Item.KIND_PLAINTEXT}
+
+
+class Scheduler:
+    def __init__(self, context: VaultContext, search: Search, usage: UsageRecorder, tokens: TokenCounter) -> None:
+        self._context = context
+        self._search = search
+        self._usage = usage
+        self._tokens = tokens
+
+    def recall(self, request: scheduler_service_pb2.RecallRequest, viewer: Caller) -> scheduler_service_pb2.RecallPlan:
+        settings = self._context.settings
+        space_id = parse_space_name(request.parent, "parent")
+        check_text(request.query, settings, "query")
+        if request.token_budget <= 0:
+            raise invalid("token_budget must be a positive number of tokens", "INVALID_BUDGET")
+        if request.max_items < 0:
+            raise invalid("max_items must not be negative", "INVALID_MAX_ITEMS")
+        wanted = set(request.types) or {cube_pb2.MEMORY_TYPE_PLAINTEXT}
+        if not wanted <= set(cube_pb2.MemoryType.values()) - {cube_pb2.MEMORY_TYPE_UNSPECIFIED}:
+            raise invalid("types names an unknown or unspecified memory type", "INVALID_ENUM")
+        search = vault_service_pb2.SearchCubesRequest(
+            parent=request.parent,
+            text=request.query,
+            filter=request.filter,
+            top_k=settings.recall_max_candidates,
+            mode=request.mode or vault_service_pb2.SEARCH_MODE_HYBRID,
+        )
+        hits = [h for h in self._search.search(search, viewer) if h.cube.type in wanted and h.cube.type in _PLANNED]
+        items = self._ranked(hits)
+        plan = scheduler_service_pb2.RecallPlan(
+            token_budget=request.token_budget, tokenizer=self._tokens.name, candidate_count=len(items)
+        )
+        limit = request.max_items or len(items)
+        counts = self._tokens.count([item.cube.plaintext.text for item in items])
+        for item, tokens in zip(items, counts, strict=True):
+            if len(plan.items) >= limit:
+                break
+            if plan.tokens_used + tokens > request.token_budget:
+                plan.over_budget_count += 1
+                continue  # a smaller memory further down may still fit
+            item.tokens = tokens
+            plan.tokens_used += tokens
+            plan.items.append(item)
+        chosen = [parse_cube_name(item.cube.name)[1] for item in plan.items]
+        self._usage.record(space_id, chosen, self._context.clock())
+        return plan
+
+    def _ranked(self, hits: list[Hit]) -> list[scheduler_service_pb2.RecallItem]:
+        """Candidates with their parts and weighted score, best first."""
+        settings = self._context.settings
+        now = self._context.clock()
+        best = max((h.score for h in hits), default=0.0)
+        most_used = max((h.cube.usage_count for h in hits), default=0)
+        half_life = settings.recall_half_life_days * _SECONDS_PER_DAY
+        weights = (
+            settings.recall_weight_relevance,
+            settings.recall_weight_priority,
+            settings.recall_weight_recency,
+            settings.recall_weight_usage,
+        )
+        items: list[scheduler_service_pb2.RecallItem] = []
+        for hit in hits:
+            cube = hit.cube
+            last = to_datetime(cube.last_use_time) or to_datetime(cube.update_time) or now
+            age = max(0.0, (now - last).total_seconds())
+            parts = scheduler_service_pb2.ScoreParts(
+                relevance=max(0.0, hit.score / best) if best > 0 else 0.0,
+                priority=min(max(cube.priority, 0), 100) / 100.0,
+                recency=math.exp(-math.log(2) * age / half_life),
+                usage=math.log1p(cube.usage_count) / math.log1p(most_used) if most_used else 0.0,
+            )
+            score = sum(
+                w * p
+                for w, p in zip(weights, (parts.relevance, parts.priority, parts.recency, parts.usage), strict=True)
+            )
+            items.append(Item(cube=cube, kind=_PLANNED[cube.type], score=score, parts=parts))
+        items.sort(key=lambda item: -item.score)
+        return items

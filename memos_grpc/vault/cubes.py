@@ -181,7 +181,7 @@ class Cubes:
             if found is None:
                 raise NotFoundError(f"space {space_name(space_id)} does not exist", reason="SPACE_NOT_FOUND")
             apply_default_ttl(space_pb2.Space.FromString(found[0]), rows)
-            self._bind_blobs(cursor, rows)
+            self.bind_blobs(cursor, rows)
             self.record_vec_ids(cursor, vec_ids)
             try:
                 insert_rows(cursor, rows)
@@ -221,7 +221,7 @@ class Cubes:
             )
 
     @staticmethod
-    def _bind_blobs(cursor: Connection, rows: list[CubeRow]) -> None:
+    def bind_blobs(cursor: Connection, rows: list[CubeRow]) -> None:
         """Checks every referenced blob was uploaded, and records its true size and media type."""
         for row in rows:
             digest = blob_digest(row.cube)

@@ -13,12 +13,12 @@ from dataclasses import dataclass
 
 from google.protobuf import field_mask_pb2
 
-from memos_grpc._proto.memos.v1 import cube_pb2, vault_service_pb2
+from memos_grpc._proto.memos.v1 import cube_pb2, space_pb2, vault_service_pb2
 from memos_grpc.errors import AlreadyExistsError, EtagMismatchError, FailedPreconditionError, NotFoundError
 from memos_grpc.governance.caller import Caller
 from memos_grpc.governance.policy import CubeVisibility
 from memos_grpc.vault.context import VaultContext
-from memos_grpc.vault.cubes import LIVE, Cubes, catalog_entries
+from memos_grpc.vault.cubes import LIVE, Cubes, apply_default_ttl, catalog_entries
 from memos_grpc.vault.database import Connection
 from memos_grpc.vault.names import check_id, cube_name, parse_cube_name, parse_space_name
 from memos_grpc.vault.paging import decode_token, encode_token, page_size
@@ -303,6 +303,11 @@ class Lifecycle:
                 cursor.execute("DELETE FROM cubes WHERE space_id = ? AND cube_id = ?", [space_id, source])
             if merged.vec_id is not None:
                 self._cubes.record_vec_ids(cursor, [merged.vec_id])
+            # As CreateCube: the space's default TTL, and a blob payload must have been uploaded.
+            space = cursor.execute("SELECT space_pb FROM spaces WHERE space_id = ?", [space_id]).fetchone()
+            if space is not None:
+                apply_default_ttl(space_pb2.Space.FromString(space[0]), [merged])
+            Cubes.bind_blobs(cursor, [merged])
             insert_rows(cursor, [*changed, merged])
             return changed
 

@@ -23,12 +23,18 @@ class Target(NamedTuple):
     metadata: tuple[tuple[str, str], ...]
 
 
-def start_server(data_dir: Path, dim: int, log_path: Path) -> tuple[subprocess.Popen[bytes], Target]:
-    """Starts the server and waits for SERVING; calls authenticate as the bootstrap admin if it wrote a token."""
+def start_server(
+    data_dir: Path, dim: int, log_path: Path, embedder: str = "none"
+) -> tuple[subprocess.Popen[bytes], Target]:
+    """Starts the server and waits for SERVING; calls authenticate as the bootstrap admin if it wrote a token.
+
+    ``embedder`` is the server's MEMOS_EMBEDDER: "none" (clients send ``dim``-d vectors) or the packaged
+    "all-MiniLM-L6-v2" (the server embeds plaintext itself).
+    """
     with socket.socket() as sock:  # a free port
         sock.bind(("127.0.0.1", 0))
         address = f"127.0.0.1:{sock.getsockname()[1]}"
-    env = os.environ | {"MEMOS_EMBEDDER": "none", "MEMOS_VECTOR_DIMENSION": str(dim), "HF_HUB_OFFLINE": "1"}
+    env = os.environ | {"MEMOS_EMBEDDER": embedder, "MEMOS_VECTOR_DIMENSION": str(dim), "HF_HUB_OFFLINE": "1"}
     command = [sys.executable, "-m", "memos_grpc.cli.main", "serve", "--data-dir", str(data_dir), "--listen", address]
     with open(log_path, "wb") as log:
         proc = subprocess.Popen(command, cwd=ROOT, env=env, stdout=log, stderr=subprocess.STDOUT)

@@ -139,7 +139,11 @@ class Search:
             lexical = [(label, score) for label, score in lexical if label in allowed]
         now = self._context.clock().timestamp()
         if query is None:
-            return self._hits(space_id, lexical, now, visibility, allows)[:top_k]
+            hits = self._hits(space_id, lexical, now, visibility, allows)[:top_k]
+            # Raw BM25 scores carry statistics of the whole index, every space's; scaled to the best hit they
+            # tell a caller only how its own results compare.
+            best = max((h.score for h in hits), default=0.0)
+            return [Hit(h.cube, h.score / best if best > 0 else 0.0) for h in hits]
         dense = self._dense(index, query, space_id, candidates, width)
         k = self._context.settings.hybrid_rrf_k
         fused: dict[int, float] = {}

@@ -61,6 +61,8 @@ def test_lexical_and_hybrid_find_a_rare_word_dense_search_misses(
     refresh(server)
     assert target not in names(vault_stub, space, query, DENSE)
     assert names(vault_stub, space, query, LEXICAL) == [target]
+    lexical = vault_stub.SearchCubes(v.SearchCubesRequest(parent=space, text="office", top_k=5, mode=LEXICAL)).results
+    assert lexical[0].score == 1.0 and all(0.0 < hit.score <= 1.0 for hit in lexical)  # scaled: no global BM25
     assert target in names(vault_stub, space, query, HYBRID)
     # Stemming: the English tokenizer matches word forms.
     assert (

@@ -33,6 +33,7 @@ from memos_client.errors import (
     from_rpc_error,
 )
 from memos_client.governance import AuditEvent, AuditVerification, Credential, Principal
+from memos_client.lifecycle import RecallItem, RecallPlan
 from memos_client.names import cube_name, space_name
 from memos_client.types import (
     BlobRef,
@@ -70,6 +71,8 @@ __all__ = [
     "PermissionDeniedError",
     "Principal",
     "PublicKey",
+    "RecallItem",
+    "RecallPlan",
     "ResourceExhaustedError",
     "ScoredCube",
     "SemanticType",

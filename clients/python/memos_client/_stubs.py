@@ -16,6 +16,8 @@ from memos_grpc._proto.memos.v1 import (
     interchange_service_pb2,
     interchange_service_pb2_grpc,
     principal_pb2,
+    scheduler_service_pb2,
+    scheduler_service_pb2_grpc,
     space_pb2,
     trust_pb2,
     vault_service_pb2,
@@ -23,6 +25,7 @@ from memos_grpc._proto.memos.v1 import (
 )
 
 _v = vault_service_pb2
+_s = scheduler_service_pb2
 _g = governance_service_pb2
 _i = interchange_service_pb2
 
@@ -47,6 +50,22 @@ class VaultStub:
         self.ReadPayload: grpc.UnaryStreamMultiCallable[_v.ReadPayloadRequest, _v.ReadPayloadResponse] = (
             stub.ReadPayload
         )
+        self.ListCubeVersions: grpc.UnaryUnaryMultiCallable[_v.ListCubeVersionsRequest, _v.ListCubeVersionsResponse] = (
+            stub.ListCubeVersions
+        )
+        self.RollbackCube: grpc.UnaryUnaryMultiCallable[_v.RollbackCubeRequest, cube_pb2.MemCube] = stub.RollbackCube
+        self.FreezeCube: grpc.UnaryUnaryMultiCallable[_v.FreezeCubeRequest, cube_pb2.MemCube] = stub.FreezeCube
+        self.UnfreezeCube: grpc.UnaryUnaryMultiCallable[_v.UnfreezeCubeRequest, cube_pb2.MemCube] = stub.UnfreezeCube
+        self.ArchiveCube: grpc.UnaryUnaryMultiCallable[_v.ArchiveCubeRequest, cube_pb2.MemCube] = stub.ArchiveCube
+        self.MergeCubes: grpc.UnaryUnaryMultiCallable[_v.MergeCubesRequest, cube_pb2.MemCube] = stub.MergeCubes
+
+
+class SchedulerStub:
+    """``memos.v1.SchedulerService``."""
+
+    def __init__(self, channel: grpc.Channel) -> None:
+        stub = scheduler_service_pb2_grpc.SchedulerServiceStub(channel)  # type: ignore[no-untyped-call]
+        self.Recall: grpc.UnaryUnaryMultiCallable[_s.RecallRequest, _s.RecallPlan] = stub.Recall
 
 
 class GovernanceStub:

@@ -18,11 +18,12 @@ import grpc
 from google.protobuf import field_mask_pb2
 from tqdm import tqdm
 
-from memos_client._stubs import GovernanceStub, InterchangeStub, VaultStub
+from memos_client._stubs import GovernanceStub, InterchangeStub, SchedulerStub, VaultStub
 from memos_client.drafts import CubeDraft, Payload, draft_of, to_timestamp, to_vector
 from memos_client.errors import from_rpc_error
 from memos_client.governance import GovernanceCalls
 from memos_client.interchange import InterchangeCalls
+from memos_client.lifecycle import LifecycleCalls, search_mode
 from memos_client.names import space_name
 from memos_client.payloads import payload_requests
 from memos_client.types import BlobRef, Cube, ScoredCube, SemanticType, Source, Space
@@ -42,7 +43,7 @@ _v = vault_service_pb2
 _g = governance_service_pb2
 
 
-class MemosClient(GovernanceCalls, InterchangeCalls):
+class MemosClient(GovernanceCalls, InterchangeCalls, LifecycleCalls):
     """A connection to one memos-grpc server.
 
     ``target`` is ``host:port``. With ``credentials`` the channel uses TLS,
@@ -75,6 +76,7 @@ class MemosClient(GovernanceCalls, InterchangeCalls):
         self._vault = VaultStub(self._channel)
         self._governance = GovernanceStub(self._channel)
         self._interchange = InterchangeStub(self._channel)
+        self._scheduler = SchedulerStub(self._channel)
 
     def __enter__(self) -> Self:
         return self
@@ -295,15 +297,24 @@ class MemosClient(GovernanceCalls, InterchangeCalls):
         vector: Sequence[float] | None = None,
         filter: str = "",
         top_k: int = 10,
+        mode: str = "dense",
+        include_archived: bool = False,
     ) -> list[ScoredCube]:
-        """The ``top_k`` cubes of ``space`` nearest a text or a vector query, best first.
+        """The ``top_k`` cubes of ``space`` that best match a text or a vector query, best first.
 
         Give exactly one of ``text`` and ``vector``; ``filter`` is an AIP-160
-        filter the results must match.
+        filter the results must match. ``mode`` is ``dense`` (cosine),
+        ``lexical`` (BM25; text only) or ``hybrid`` (both, fused by rank).
         """
         if (text is None) == (vector is None):
             raise ValueError("give exactly one of text and vector")
-        request = _v.SearchCubesRequest(parent=space_name(space), filter=filter, top_k=top_k)
+        request = _v.SearchCubesRequest(
+            parent=space_name(space),
+            filter=filter,
+            top_k=top_k,
+            mode=search_mode(mode),  # type: ignore[arg-type]
+            include_archived=include_archived,
+        )
         if text is not None:
             request.text = text
         else:
@@ -352,7 +363,7 @@ class MemosClient(GovernanceCalls, InterchangeCalls):
         except grpc.RpcError as error:
             raise from_rpc_error(error) from error
         finally:
-            call.cancel()  # type: ignore[no-untyped-call]
+            call.cancel()
 
     def read_payload_bytes(self, name: str) -> bytes:
         """The whole payload blob of cube ``name``."""

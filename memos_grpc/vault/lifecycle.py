@@ -10,6 +10,7 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import dataclass
+from datetime import datetime
 
 from google.protobuf import field_mask_pb2
 
@@ -215,26 +216,19 @@ class Lifecycle:
         now = context.clock()
 
         def apply(cursor: Connection) -> tuple[CubeRow, int | None, bool]:
-            row = cursor.execute(
-                f"SELECT cube_pb, vec_id, embedding FROM cubes WHERE space_id = ? AND cube_id = ? AND {LIVE}",
-                [space_id, cube_id, now],
-            ).fetchone()
-            stored = None if row is None else cube_pb2.MemCube.FromString(row[0])
-            if row is None or stored is None or not visibility.allows_cube(stored):
-                context.require_space(cursor, space_id)
-                raise NotFoundError(f"cube {name} does not exist", reason="CUBE_NOT_FOUND")
+            current = _live_row(cursor, context, space_id, cube_id, visibility, now)
+            stored = current.cube
             if etag and etag != stored.etag:
                 raise EtagMismatchError(
                     f"etag {etag!r} is stale for {name}: it was changed since; get it again", reason="ETAG_MISMATCH"
                 )
             change = make(cursor, stored)
             cube = change.cube
-            cube.name, cube.version = stored.name, stored.version + 1
-            set_timestamp(cube.update_time, now)
-            cube.etag = make_etag(cube.name, cube.version, now)
-            old_vec_id = None if row[1] is None else int(row[1])
+            cube.name = stored.name
+            _next_version(cube, stored.version, now)
+            old_vec_id = current.vec_id
             vec_id: int | None = old_vec_id
-            embedding = None if row[2] is None else vector_from_bytes(row[2])
+            embedding = current.embedding
             if not change.keep_vector:
                 vec_id, embedding = None, change.vector
                 if embedding is not None:
@@ -284,22 +278,11 @@ class Lifecycle:
                 raise AlreadyExistsError(f"cube {merged.cube.name} already exists", reason="CUBE_ALREADY_EXISTS")
             changed: list[CubeRow] = []
             for source in sources:
-                name = cube_name(space_id, source)
-                row = cursor.execute(
-                    f"SELECT cube_pb, vec_id, embedding FROM cubes WHERE space_id = ? AND cube_id = ? AND {LIVE}",
-                    [space_id, source, now],
-                ).fetchone()
-                stored = None if row is None else cube_pb2.MemCube.FromString(row[0])
-                if row is None or stored is None or not visibility.allows_cube(stored):
-                    context.require_space(cursor, space_id)
-                    raise NotFoundError(f"cube {name} does not exist", reason="CUBE_NOT_FOUND")
-                check_transition(name, stored.state, MERGED)
-                stored.state = MERGED
-                stored.version += 1
-                set_timestamp(stored.update_time, now)
-                stored.etag = make_etag(stored.name, stored.version, now)
-                embedding = None if row[2] is None else vector_from_bytes(row[2])
-                changed.append(CubeRow(space_id, source, stored, None if row[1] is None else int(row[1]), embedding))
+                row = _live_row(cursor, context, space_id, source, visibility, now)
+                check_transition(row.cube.name, row.cube.state, MERGED)
+                row.cube.state = MERGED
+                _next_version(row.cube, row.cube.version, now)
+                changed.append(row)
                 cursor.execute("DELETE FROM cubes WHERE space_id = ? AND cube_id = ?", [space_id, source])
             if merged.vec_id is not None:
                 self._cubes.record_vec_ids(cursor, [merged.vec_id])
@@ -325,6 +308,29 @@ class Lifecycle:
         if named_space != space_id:
             raise invalid(f"names[{index}] {name!r} is not in {space_id}", "PARENT_MISMATCH")
         return check_id(cube_id, "cube id")
+
+
+def _live_row(
+    cursor: Connection, context: VaultContext, space_id: str, cube_id: str, visibility: CubeVisibility, now: datetime
+) -> CubeRow:
+    """The cube's current row (message, label, vector); NOT_FOUND if it is absent, expired or not visible."""
+    row = cursor.execute(
+        f"SELECT cube_pb, vec_id, embedding FROM cubes WHERE space_id = ? AND cube_id = ? AND {LIVE}",
+        [space_id, cube_id, now],
+    ).fetchone()
+    stored = None if row is None else cube_pb2.MemCube.FromString(row[0])
+    if row is None or stored is None or not visibility.allows_cube(stored):
+        context.require_space(cursor, space_id)
+        raise NotFoundError(f"cube {cube_name(space_id, cube_id)} does not exist", reason="CUBE_NOT_FOUND")
+    embedding = None if row[2] is None else vector_from_bytes(row[2])
+    return CubeRow(space_id, cube_id, stored, None if row[1] is None else int(row[1]), embedding)
+
+
+def _next_version(cube: cube_pb2.MemCube, current: int, now: datetime) -> None:
+    """Stamps ``cube`` as the version after ``current``: number, update time, etag."""
+    cube.version = current + 1
+    set_timestamp(cube.update_time, now)
+    cube.etag = make_etag(cube.name, cube.version, now)
 
 
 #: What a rollback does not take from the old version.

@@ -16,7 +16,7 @@ from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
 from datetime import datetime
 
-from memos_grpc._proto.memos.v1 import cube_pb2, space_pb2
+from memos_grpc._proto.memos.v1 import space_pb2
 from memos_grpc.vault.lexical import LexicalIndex
 
 
@@ -41,8 +41,9 @@ class CatalogEntry:
     access: CubeAccess
 
 
-#: A catalog row before it is stored: label, serialized cube, expire time, access.
-CatalogRow = tuple[int, bytes, datetime | None, CubeAccess]
+#: A catalog row before it is stored: label, serialized cube, expire time, access, and the text the
+#: lexical index takes (None for a cube without plaintext); the producer has it, so it is not parsed again.
+CatalogRow = tuple[int, bytes, datetime | None, CubeAccess, str | None]
 
 
 class SearchCatalog:
@@ -103,17 +104,15 @@ class SearchCatalog:
             space = self._spaces.setdefault(space_id, {})
             archived = self._archived.setdefault(space_id, set())
             texts: list[tuple[int, str]] = []
-            for vec_id, cube_pb, expire_time, access in entries:
+            for vec_id, cube_pb, expire_time, access, text in entries:
                 expires_at = None if expire_time is None else expire_time.timestamp()
                 space[vec_id] = CatalogEntry(cube_pb, expires_at, access)
                 if access.archived:
                     archived.add(vec_id)
                 else:
                     archived.discard(vec_id)
-                if self.lexical is not None:
-                    cube = cube_pb2.MemCube.FromString(cube_pb)
-                    if cube.HasField("plaintext"):
-                        texts.append((vec_id, cube.plaintext.text))
+                if text is not None:
+                    texts.append((vec_id, text))
         if self.lexical is not None:
             for vec_id, text in texts:
                 self.lexical.put(space_id, vec_id, text)

@@ -403,7 +403,13 @@ def apply_default_ttl(space: space_pb2.Space, rows: list[CubeRow]) -> None:
 def catalog_entries(rows: list[CubeRow]) -> list[CatalogRow]:
     """What the search catalog keeps of each row that has a vector."""
     return [
-        (r.vec_id, r.serialized(), to_datetime(r.cube.expire_time), cube_access(r.cube))
+        (
+            r.vec_id,
+            r.serialized(),
+            to_datetime(r.cube.expire_time),
+            cube_access(r.cube),
+            r.cube.plaintext.text if r.cube.HasField("plaintext") else None,
+        )
         for r in rows
         if r.vec_id is not None
     ]

@@ -97,7 +97,14 @@ def load_catalog(context: VaultContext, space_id: str, roles: dict[str, int]) ->
                             frozenset(labels),
                             state == cube_pb2.LIFECYCLE_STATE_ARCHIVED,
                         ),
+                        _text(bytes(b)),
                     )
                     for v, b, e, scope, owner, principals, labels, state in batch
                 ),
             )
+
+
+def _text(cube_pb: bytes) -> str | None:
+    """The plaintext of a stored cube, for the lexical index (None for other memory types)."""
+    cube = cube_pb2.MemCube.FromString(cube_pb)
+    return cube.plaintext.text if cube.HasField("plaintext") else None

@@ -12,9 +12,9 @@ from __future__ import annotations
 
 import hashlib
 from collections.abc import Callable, Iterable, Iterator
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from datetime import datetime
-from typing import Any, Protocol
+from typing import Protocol
 
 from memos_grpc.errors import BundleError
 from memos_grpc.interchange.dsse import (
@@ -124,7 +124,6 @@ class BundleReport:
     blob_count: int = 0
     blob_bytes: int = 0
     bundle_bytes: int = 0
-    signer_roles: dict[str, list[str]] = field(default_factory=dict)
 
     def __bool__(self) -> bool:
         return self.valid
@@ -203,7 +202,6 @@ class BundleVerifier:
         finally:
             if verification:
                 self.report.signatures = verification[0]
-                self.report.signer_roles = {k: [self._policy.role] for k in verification[0].counted_keys}
         self.report.statement_bytes = payload
         self.report.statement_digest = "sha256:" + hashlib.sha256(payload).hexdigest()
         statement = parse_statement(payload, max(0, self._limits.max_entries - 2))
@@ -310,8 +308,3 @@ def verify_bundle(
         return verifier.run()
     except BundleError:
         return verifier.report
-
-
-def describe_predicate(report: BundleReport) -> dict[str, Any]:
-    """The verified predicate, or an empty dict before the statement was verified."""
-    return dict(report.statement.predicate) if report.statement is not None else {}

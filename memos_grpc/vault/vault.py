@@ -64,6 +64,8 @@ class Vault:
         # Before the catalog is loaded from DuckDB: loading it rebuilds the lexical index too.
         self.context.catalog.lexical = LexicalIndex(settings.lexical_refresh_seconds)
         report = repair_indexes(self.context)
+        # Serve only once every stored cube is found lexically too, not after the first background commits.
+        self.context.catalog.lexical.refresh()
         log.info(
             "vector indexes checked against DuckDB: %d spaces, %d vectors, %d added, %d removed, "
             "%d orphan index files dropped",

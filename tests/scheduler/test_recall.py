@@ -3,9 +3,11 @@
 from __future__ import annotations
 
 import math
+from collections.abc import Iterator
 
 import grpc
 import pytest
+from conftest import start_server
 from memos_test_support import reason_of
 
 from memos_grpc._proto.memos.v1 import cube_pb2
@@ -13,8 +15,22 @@ from memos_grpc._proto.memos.v1 import scheduler_service_pb2 as s
 from memos_grpc._proto.memos.v1 import vault_service_pb2 as v
 from memos_grpc._proto.memos.v1.scheduler_service_pb2_grpc import SchedulerServiceStub
 from memos_grpc._proto.memos.v1.vault_service_pb2_grpc import VaultServiceStub
+from memos_grpc.embedding.embedder import Embedder
 from memos_grpc.scheduler.tokens import TokenCounter
 from memos_grpc.server.app import MemosServer
+
+
+@pytest.fixture(scope="module")
+def server(tmp_path_factory: pytest.TempPathFactory, embedder: Embedder) -> Iterator[MemosServer]:
+    """A server whose batches are written only when a test says so (``settle``), never by the clock.
+
+    On a loaded machine a background flush could land between two calls and change what a test sees.
+    """
+    running = start_server(
+        tmp_path_factory.mktemp("recall"), embedder, usage_flush_seconds=3600, lexical_refresh_seconds=3600
+    )
+    yield running
+    running.stop(grace=1)
 
 
 @pytest.fixture

@@ -7,14 +7,15 @@ Run by hand, never in the test suite::
     .venv/bin/python bench/locomo.py --conversations 1     # quick check
 
 A real server runs as a child process with the packaged all-MiniLM-L6-v2 embedder. Each conversation
-becomes a space and each dialog turn a plaintext cube ("speaker: text", plus " [image: caption]" when
-the turn shares an image), with its dia_id, speaker, session and session date as labels; all through
-gRPC (BatchCreateCubes). Every question outside category 5 (adversarial) goes through
-SchedulerService.Recall; the plan's order is the ranking. A question's R@k is the fraction of its
-evidence turns among the top k; the table averages it per category and overall, as in the LoCoMo
-paper (Maharana et al., ACL 2024), whose DRAGON row is printed for comparison. Recall records usage
-and recency, which would favour turns that earlier questions retrieved, so by default the server runs
-with only the relevance weight (``--default-weights`` keeps the server's own).
+becomes a space and each dialog turn a plaintext cube: its text "[session date] speaker: text" (plus
+"[image: caption]" when the turn shares an image), its search context the two turns before and after it
+in its session (``--context-turns``; searched lexically, not embedded), its dia_id, speaker, session and
+session date as labels; all through gRPC (BatchCreateCubes). Every question outside category 5
+(adversarial) goes through SchedulerService.Recall; the plan's order is the ranking. A question's R@k is
+the fraction of its evidence turns among the top k; the table averages it per category and overall, as
+in the LoCoMo paper (Maharana et al., ACL 2024), whose DRAGON row is printed for comparison. Recall
+records usage and recency, which would favour turns that earlier questions retrieved, so by default the
+server runs with only the relevance weight (``--default-weights`` keeps the server's own).
 """
 
 from __future__ import annotations
@@ -98,14 +99,29 @@ def parse_dia_ids(raw: Iterable[object], counts: Counts) -> frozenset[DiaId]:
     return frozenset(ids)
 
 
-def cube_request(turn: dict[str, Any], session: int, date: str) -> vault_service_pb2.CreateCubeRequest:
-    """One dialog turn as a plaintext cube: the embedded (and BM25-indexed) text, metadata as labels."""
+def utterance(turn: dict[str, Any]) -> str:
+    """A turn as read: "speaker: text", plus " [image: caption]" when it shares an image."""
     text = f"{turn['speaker']}: {turn['text']}"
     if turn.get("blip_caption"):
         text += f" [image: {turn['blip_caption']}]"
+    return text
+
+
+def cube_request(
+    dialog: list[dict[str, Any]], position: int, session: int, date: str, window: int, dated: bool
+) -> vault_service_pb2.CreateCubeRequest:
+    """One dialog turn as a plaintext cube, metadata as labels.
+
+    The text is the turn, after its session's date when ``dated`` (the memory says when it was said); the
+    search context is the ``window`` turns before and after it in its session.
+    """
+    turn = dialog[position]
+    text = f"[{date}] {utterance(turn)}" if dated and date else utterance(turn)
+    around = dialog[max(0, position - window) : position] + dialog[position + 1 : position + 1 + window]
+    context = "\n".join(utterance(t) for t in around) if window else ""
     labels = {"dia_id": turn["dia_id"], "speaker": turn["speaker"], "session": str(session), "session_date": date}
     cube = cube_pb2.MemCube(
-        plaintext=cube_pb2.PlaintextPayload(text=text),
+        plaintext=cube_pb2.PlaintextPayload(text=text, context=context),
         labels={key: str(value)[:LABEL_MAX] for key, value in labels.items()},
         semantic_type=cube_pb2.SEMANTIC_TYPE_DIALOGUE,
         source=cube_pb2.SOURCE_USER_INPUT,
@@ -113,7 +129,7 @@ def cube_request(turn: dict[str, Any], session: int, date: str) -> vault_service
     return vault_service_pb2.CreateCubeRequest(cube=cube)
 
 
-def load(path: Path, limit: int | None) -> tuple[list[Conversation], Counts]:
+def load(path: Path, limit: int | None, window: int, dated: bool) -> tuple[list[Conversation], Counts]:
     counts = Counts()
     conversations = []
     for n, sample in enumerate(json.loads(path.read_text())[:limit]):
@@ -121,8 +137,9 @@ def load(path: Path, limit: int | None) -> tuple[list[Conversation], Counts]:
         dialog = sample["conversation"]
         sessions = sorted((int(m[1]), key) for key in dialog if (m := SESSION.fullmatch(key)))
         for session, key in sessions:
-            for turn in dialog[key]:
-                conversation.cubes.append(cube_request(turn, session, dialog.get(f"{key}_date_time", "")))
+            date = dialog.get(f"{key}_date_time", "")
+            for position, turn in enumerate(dialog[key]):
+                conversation.cubes.append(cube_request(dialog[key], position, session, date, window, dated))
                 conversation.turns |= parse_dia_ids([turn["dia_id"]], counts)
         for qa in sample["qa"]:
             if qa["category"] == ADVERSARIAL:
@@ -257,7 +274,12 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--data", type=Path, default=DATA, help=f"locomo10.json (default {DATA})")
     parser.add_argument("--conversations", type=int, help="only the first N conversations")
     parser.add_argument("--mode", choices=MODES, default="hybrid", help="Recall's SearchMode (default hybrid)")
+    parser.add_argument(
+        "--context-turns", type=int, default=2, help="turns before and after each turn in its search context (0: none)"
+    )
+    parser.add_argument("--undated", action="store_true", help="leave the session date out of the turn's text")
     parser.add_argument("--default-weights", action="store_true", help="keep the server's recall weights")
+    parser.add_argument("--dense-weight", type=float, help="MEMOS_HYBRID_DENSE_WEIGHT (default: the server's)")
     parser.add_argument("--recall-max-candidates", type=int, default=100, help="MEMOS_RECALL_MAX_CANDIDATES")
     parser.add_argument("--token-budget", type=int, default=100_000, help="RecallRequest.token_budget")
     parser.add_argument("--json", type=Path, help="also write the results here")
@@ -265,9 +287,13 @@ def main(argv: Sequence[str] | None = None) -> int:
     args = parser.parse_args(argv)
 
     wall = time.perf_counter()
-    conversations, counts = load(args.data, args.conversations)
+    if args.context_turns < 0:
+        parser.error("--context-turns must not be negative")
+    conversations, counts = load(args.data, args.conversations, args.context_turns, not args.undated)
     # The child server inherits this process's environment (bench/_server.py).
     os.environ["MEMOS_RECALL_MAX_CANDIDATES"] = str(args.recall_max_candidates)
+    if args.dense_weight is not None:
+        os.environ["MEMOS_HYBRID_DENSE_WEIGHT"] = str(args.dense_weight)
     weights = "server's default recall weights" if args.default_weights else "recall weights: relevance only"
     if not args.default_weights:
         os.environ.update(ONLY_RELEVANCE)

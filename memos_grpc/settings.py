@@ -73,8 +73,9 @@ class Settings:
     exact_search_max_candidates: int = 4096
     #: Seconds within which a new or changed cube becomes searchable lexically (BM25); dense search sees it at once.
     lexical_refresh_seconds: float = 0.5
-    #: Reciprocal rank fusion constant of hybrid search: score = sum of 1 / (k + rank) over dense and lexical.
-    hybrid_rrf_k: int = 60
+    #: Share of the dense score in hybrid search (0 to 1; the lexical score has the rest). Each list's scores
+    #: are divided by the list's best before they are added.
+    hybrid_dense_weight: float = 0.5
 
     #: Candidates a recall ranks (the search's top k) before fitting the budget.
     recall_max_candidates: int = 100
@@ -195,7 +196,6 @@ class Settings:
             "bundle_max_cubes",
             "peer_timeout_seconds",
             "lexical_refresh_seconds",
-            "hybrid_rrf_k",
             "recall_max_candidates",
             "recall_half_life_days",
             "usage_flush_seconds",
@@ -203,6 +203,11 @@ class Settings:
         for name in positive:
             if getattr(self, name) <= 0:
                 raise InvalidArgumentError(f"setting {name} must be positive", reason="INVALID_CONFIG")
+        if not 0.0 <= self.hybrid_dense_weight <= 1.0:
+            raise InvalidArgumentError(
+                f"setting hybrid_dense_weight must be between 0 and 1, not {self.hybrid_dense_weight}",
+                reason="INVALID_CONFIG",
+            )
         if self.embedder not in ("all-MiniLM-L6-v2", "none"):
             raise InvalidArgumentError(
                 f"setting embedder must be 'all-MiniLM-L6-v2' or 'none', not {self.embedder!r}",

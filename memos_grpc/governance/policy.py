@@ -22,6 +22,14 @@ from memos_grpc.vault.validation import invalid
 VIEWER, EDITOR, OWNER = access_pb2.ROLE_VIEWER, access_pb2.ROLE_EDITOR, access_pb2.ROLE_OWNER
 WITHHOLD, REDACT_TEXT = space_pb2.RedactionRule.ACTION_WITHHOLD, space_pb2.RedactionRule.ACTION_REDACT_TEXT
 REDACTED = "[REDACTED]"
+
+
+def redact_plaintext(cube: cube_pb2.MemCube) -> None:
+    """Replaces a plaintext cube's text, and drops its search context, which quotes what is around it."""
+    cube.plaintext.text = REDACTED
+    cube.plaintext.ClearField("context")
+
+
 _NEEDED = {Check.SPACE_READ: VIEWER, Check.SPACE_WRITE: EDITOR, Check.SPACE_OWNER: OWNER}
 
 
@@ -108,7 +116,7 @@ class CubeVisibility:
             return cube
         copy = cube_pb2.MemCube()
         copy.CopyFrom(cube)
-        copy.plaintext.text = REDACTED
+        redact_plaintext(copy)
         return copy
 
     def sql(self) -> tuple[str, list[object]]:

@@ -30,6 +30,7 @@ from memos_grpc.vault.catalog import CatalogRow
 from memos_grpc.vault.context import VaultContext
 from memos_grpc.vault.database import IDS, Connection, id_list
 from memos_grpc.vault.filter import compile_filter
+from memos_grpc.vault.lexical import lexical_text
 from memos_grpc.vault.names import check_id, cube_name, new_cube_id, parse_cube_name, parse_space_name, space_name
 from memos_grpc.vault.paging import decode_token, encode_token, page_size
 from memos_grpc.vault.rows import (
@@ -43,6 +44,7 @@ from memos_grpc.vault.rows import (
     vector_from_bytes,
 )
 from memos_grpc.vault.validation import (
+    check_context,
     check_cube_fields,
     check_metadata,
     check_text,
@@ -289,6 +291,9 @@ class Cubes:
         check_metadata(given)
         new_vector: FloatArray | None = None
         text_changes = "plaintext.text" in paths or "plaintext" in paths
+        plaintext_changes = text_changes or "plaintext.context" in paths
+        if plaintext_changes:
+            check_context(given.plaintext.context, self._context.settings)
         if text_changes:
             check_text(given.plaintext.text, self._context.settings)
             if request.HasField("vector"):
@@ -319,7 +324,7 @@ class Cubes:
                 )
             if stored.state == cube_pb2.LIFECYCLE_STATE_FROZEN:
                 raise FailedPreconditionError(f"cube {given.name} is frozen", reason="CUBE_FROZEN")
-            if text_changes and stored.type != cube_pb2.MEMORY_TYPE_PLAINTEXT:
+            if plaintext_changes and stored.type != cube_pb2.MEMORY_TYPE_PLAINTEXT:
                 raise invalid(f"cube {given.name} is not plaintext: it has no text to update", "INVALID_UPDATE_MASK")
             owner = stored.access.owner
             field_mask_pb2.FieldMask(paths=paths).MergeMessage(
@@ -408,7 +413,7 @@ def catalog_entries(rows: list[CubeRow]) -> list[CatalogRow]:
             r.serialized(),
             to_datetime(r.cube.expire_time),
             cube_access(r.cube),
-            r.cube.plaintext.text if r.cube.HasField("plaintext") else None,
+            lexical_text(r.cube),
         )
         for r in rows
         if r.vec_id is not None

@@ -33,6 +33,8 @@ from dataclasses import dataclass, field
 
 import tantivy
 
+from memos_grpc._proto.memos.v1 import cube_pb2
+
 log = logging.getLogger(__name__)
 
 #: tantivy's English tokenizer: lower case, stop at punctuation, Porter stemming.
@@ -42,6 +44,14 @@ _WORD = re.compile(r"\w+", re.UNICODE)
 #: Heap of the writer opened for a commit: the least tantivy accepts. A commit's changes are few,
 #: and tantivy sizes the tables it allocates for every new segment by this budget.
 _WRITER_HEAP_BYTES = 15_000_000
+
+
+def lexical_text(cube: cube_pb2.MemCube) -> str | None:
+    """What the index takes of a cube: its text and its search context (None for a cube without plaintext)."""
+    if not cube.HasField("plaintext"):
+        return None
+    plaintext = cube.plaintext
+    return f"{plaintext.text}\n{plaintext.context}" if plaintext.context else plaintext.text
 
 
 def _find_malloc_trim() -> Callable[[int], int] | None:

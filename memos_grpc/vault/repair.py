@@ -16,6 +16,7 @@ from memos_grpc._proto.memos.v1 import cube_pb2, space_pb2
 from memos_grpc.vault.catalog import CubeAccess, viewer_rules
 from memos_grpc.vault.context import VaultContext
 from memos_grpc.vault.database import INT_IDS, id_list
+from memos_grpc.vault.lexical import lexical_text
 from memos_grpc.vault.rows import vector_from_bytes
 
 log = logging.getLogger(__name__)
@@ -106,5 +107,4 @@ def load_catalog(context: VaultContext, space_id: str, roles: dict[str, int]) ->
 
 def _text(cube_pb: bytes) -> str | None:
     """The plaintext of a stored cube, for the lexical index (None for other memory types)."""
-    cube = cube_pb2.MemCube.FromString(cube_pb)
-    return cube.plaintext.text if cube.HasField("plaintext") else None
+    return lexical_text(cube_pb2.MemCube.FromString(cube_pb))

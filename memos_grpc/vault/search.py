@@ -127,7 +127,7 @@ class Search:
         visibility: CubeVisibility,
         allows: Callable[[CubeAccess], bool],
     ) -> list[Hit]:
-        """Lexical (``query`` None) or hybrid search: BM25, fused with the dense ranking by reciprocal rank."""
+        """Lexical (``query`` None) or hybrid search: BM25, fused with the dense ranking by scaled scores."""
         catalog = self._context.catalog
         assert catalog.lexical is not None
         width = max(top_k * 4, _MIN_FUSION_DEPTH)
@@ -145,12 +145,7 @@ class Search:
             best = max((h.score for h in hits), default=0.0)
             return [Hit(h.cube, h.score / best if best > 0 else 0.0) for h in hits]
         dense = self._dense(index, query, space_id, candidates, width)
-        k = self._context.settings.hybrid_rrf_k
-        fused: dict[int, float] = {}
-        for ranking in (dense, lexical[:width]):
-            for rank, (label, _) in enumerate(ranking, start=1):
-                fused[label] = fused.get(label, 0.0) + 1.0 / (k + rank)
-        order = sorted(fused.items(), key=lambda item: -item[1])
+        order = fuse(dense, lexical[:width], self._context.settings.hybrid_dense_weight)
         return self._hits(space_id, order, now, visibility, allows)[:top_k]
 
     @staticmethod
@@ -177,6 +172,28 @@ class Search:
             for label, score in scored
             if label in live
         ]
+
+
+Scored = list[tuple[int, float]]
+
+
+def fuse(dense: Scored, lexical: Scored, dense_weight: float) -> Scored:
+    """Hybrid ranking: a weighted sum of each list's scores divided by the list's best, best first.
+
+    Scores rather than ranks (reciprocal rank fusion) are fused because how far ahead a hit is
+    matters: on LoCoMo (docs/retrieval.md) this beats reciprocal rank fusion by several points of
+    R@5. Dividing by the best, rather than stretching a list between its worst and best, keeps two
+    near-equal hits near-equal when a space has only a few cubes. A negative cosine counts as 0, and
+    so does a cube missing from one list.
+    """
+    fused: dict[int, float] = {}
+    for ranking, weight in ((dense, dense_weight), (lexical, 1.0 - dense_weight)):
+        best = max((score for _, score in ranking), default=0.0)
+        if best <= 0:
+            continue
+        for label, score in ranking:
+            fused[label] = fused.get(label, 0.0) + weight * max(score, 0.0) / best
+    return sorted(fused.items(), key=lambda item: -item[1])
 
 
 def _unarchived(allows: Callable[[CubeAccess], bool]) -> Callable[[CubeAccess], bool]:

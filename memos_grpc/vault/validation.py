@@ -42,6 +42,7 @@ _SEMANTIC_TYPES = frozenset(cube_pb2.SemanticType.values())
 UPDATABLE_PATHS = frozenset(
     {
         "plaintext.text",
+        "plaintext.context",
         "plaintext",
         "tags",
         "labels",
@@ -65,6 +66,16 @@ def check_text(text: str, settings: Settings, field: str = "cube.plaintext.text"
     if not text.strip():
         raise invalid(f"{field} is empty: a plaintext cube needs text", "EMPTY_TEXT")
     size = len(text.encode("utf-8"))
+    if size > settings.max_text_bytes:
+        raise invalid(
+            f"{field} is {size} bytes; the limit is {settings.max_text_bytes} (max_text_bytes)",
+            "TEXT_TOO_LONG",
+        )
+
+
+def check_context(context: str, settings: Settings, field: str = "cube.plaintext.context") -> None:
+    """A plaintext cube's optional search context: bounded like its text."""
+    size = len(context.encode("utf-8"))
     if size > settings.max_text_bytes:
         raise invalid(
             f"{field} is {size} bytes; the limit is {settings.max_text_bytes} (max_text_bytes)",
@@ -131,6 +142,7 @@ def check_cube_fields(cube: cube_pb2.MemCube, settings: Settings) -> int:
         )
     if payload == "plaintext":
         check_text(cube.plaintext.text, settings)
+        check_context(cube.plaintext.context, settings)
     elif payload == "activation":
         _check_blob_payload(cube.activation, "cube.activation")
     else:

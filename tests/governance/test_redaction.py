@@ -27,8 +27,9 @@ def unit(seed: int) -> v.Vector:
     return v.Vector(values=list(vector / np.linalg.norm(vector)))
 
 
-def text_cube(text: str, *labels: str) -> cube_pb2.MemCube:
-    return cube_pb2.MemCube(plaintext=cube_pb2.PlaintextPayload(text=text), sensitivity_labels=list(labels))
+def text_cube(text: str, *labels: str, context: str = "") -> cube_pb2.MemCube:
+    plaintext = cube_pb2.PlaintextPayload(text=text, context=context)
+    return cube_pb2.MemCube(plaintext=plaintext, sensitivity_labels=list(labels))
 
 
 def seen(vault: VaultServiceStub) -> dict[str, str]:
@@ -69,7 +70,7 @@ def test_viewers_get_withheld_and_redacted_cubes_editors_do_not(tmp_path: Path, 
         [
             ("plain", text_cube("the clinic opens at nine")),
             ("diagnosis", text_cube("Ann has asthma", "pii")),
-            ("code", text_cube("the door code is 4711", "secret")),
+            ("code", text_cube("the door code is 4711", "secret", context="which code opens the back door?")),
             ("memo", text_cube("staff memo", "internal")),
         ]
     ):
@@ -97,7 +98,9 @@ def test_viewers_get_withheld_and_redacted_cubes_editors_do_not(tmp_path: Path, 
         with pytest.raises(grpc.RpcError) as withheld:
             viewer.GetCube(v.GetCubeRequest(name=f"{SPACE}/cubes/diagnosis"))
         assert withheld.value.code() == grpc.StatusCode.NOT_FOUND
-        assert viewer.GetCube(v.GetCubeRequest(name=f"{SPACE}/cubes/code")).plaintext.text == "[REDACTED]"
+        redacted = viewer.GetCube(v.GetCubeRequest(name=f"{SPACE}/cubes/code")).plaintext
+        assert (redacted.text, redacted.context) == ("[REDACTED]", "")  # the context quotes what is around it
+        assert editor.GetCube(v.GetCubeRequest(name=f"{SPACE}/cubes/code")).plaintext.context.startswith("which code")
         with pytest.raises(grpc.RpcError) as refused:
             b"".join(c.data for c in viewer.ReadPayload(v.ReadPayloadRequest(name=f"{SPACE}/cubes/adapter")))
         assert refused.value.code() == grpc.StatusCode.FAILED_PRECONDITION

@@ -43,10 +43,12 @@ class Peer:
         request = g.CreateSpaceRequest(space_id=space_id, space=space_pb2.Space(**fields))
         return self.governance.CreateSpace(request).name
 
-    def add(self, parent: str, texts: list[str], vectors: bool = False, **fields: object) -> list[cube_pb2.MemCube]:
+    def add(
+        self, parent: str, texts: list[str], vectors: bool = False, context: str = "", **fields: object
+    ) -> list[cube_pb2.MemCube]:
         requests = []
         for n, text in enumerate(texts):
-            cube = cube_pb2.MemCube(plaintext=cube_pb2.PlaintextPayload(text=text), **fields)
+            cube = cube_pb2.MemCube(plaintext=cube_pb2.PlaintextPayload(text=text, context=context), **fields)
             vector = v.Vector(values=[1.0 if d == n % 384 else 0.01 for d in range(384)]) if vectors else None
             requests.append(v.CreateCubeRequest(cube=cube, vector=vector))
         return list(self.vault.BatchCreateCubes(v.BatchCreateCubesRequest(parent=parent, requests=requests)).cubes)
@@ -193,10 +195,11 @@ def test_export_redaction_rules_apply_and_are_recorded(peer: Peer) -> None:
     source = peer.space(redaction_rules=rules)
     peer.add(source, ["public fact"])
     peer.add(source, ["the launch code is 1234"], sensitivity_labels=["secret"])
-    peer.add(source, ["alice lives at 5 elm street"], sensitivity_labels=["pii"])
+    peer.add(source, ["alice lives at 5 elm street"], context="bob: where does alice live?", sensitivity_labels=["pii"])
     peer.add(source, ["viewers-only rule, export keeps it"], sensitivity_labels=["internal"])
     bundle = peer.export(source)
     assert b"launch code" not in bundle and b"elm street" not in bundle
+    assert b"where does alice live" not in bundle  # a redacted cube's search context quotes it too
     report = peer.verify(bundle)
     assert report.cube_count == 3
     assert sorted((r.sensitivity_label, r.action, r.cube_count) for r in report.redactions) == [

@@ -38,12 +38,9 @@ def scheduler(channel: grpc.Channel) -> SchedulerServiceStub:
     return SchedulerServiceStub(channel)
 
 
-def create(vault: VaultServiceStub, space: str, text: str, **fields: object) -> cube_pb2.MemCube:
-    return vault.CreateCube(
-        v.CreateCubeRequest(
-            parent=space, cube=cube_pb2.MemCube(plaintext=cube_pb2.PlaintextPayload(text=text), **fields)
-        )
-    )
+def create(vault: VaultServiceStub, space: str, text: str, context: str = "", **fields: object) -> cube_pb2.MemCube:
+    plaintext = cube_pb2.PlaintextPayload(text=text, context=context)
+    return vault.CreateCube(v.CreateCubeRequest(parent=space, cube=cube_pb2.MemCube(plaintext=plaintext, **fields)))
 
 
 def settle(server: MemosServer) -> None:
@@ -152,3 +149,15 @@ def test_bad_recall_requests_are_refused(
     with pytest.raises(grpc.RpcError) as caught:
         scheduler.Recall(s.RecallRequest(parent=space, **fields))  # type: ignore[arg-type]
     assert (caught.value.code(), reason_of(caught.value)) == (grpc.StatusCode.INVALID_ARGUMENT, reason)
+
+
+def test_search_context_helps_find_a_memory_but_costs_no_tokens(
+    vault_stub: VaultServiceStub, scheduler: SchedulerServiceStub, space: str, server: MemosServer
+) -> None:
+    context = "sam: did the plumber ever come about the leaking boiler? " * 20  # far over the budget below
+    framed = create(vault_stub, space, "he fixed it on tuesday", context=context)
+    create(vault_stub, space, "the bakery on the corner sells rye bread")
+    settle(server)
+    plan = scheduler.Recall(s.RecallRequest(parent=space, query="when was the boiler fixed", token_budget=20))
+    assert plan.items[0].cube.name == framed.name  # found through its context
+    assert plan.items[0].tokens == TokenCounter().count(["he fixed it on tuesday"])[0] <= 20

@@ -10,6 +10,7 @@ import grpc
 import numpy as np
 import pytest
 from conftest import start_server
+from google.protobuf import field_mask_pb2
 from memos_test_support import admin_token, authorized_channel, reason_of
 
 from memos_grpc._proto.memos.v1 import cube_pb2
@@ -18,7 +19,10 @@ from memos_grpc._proto.memos.v1 import vault_service_pb2 as v
 from memos_grpc._proto.memos.v1.governance_service_pb2_grpc import GovernanceServiceStub
 from memos_grpc._proto.memos.v1.vault_service_pb2_grpc import VaultServiceStub
 from memos_grpc.embedding.embedder import Embedder
+from memos_grpc.errors import InvalidArgumentError
 from memos_grpc.server.app import MemosServer
+from memos_grpc.settings import Settings
+from memos_grpc.vault.search import fuse
 
 DENSE, LEXICAL, HYBRID = v.SEARCH_MODE_DENSE, v.SEARCH_MODE_LEXICAL, v.SEARCH_MODE_HYBRID
 FILLER = [
@@ -134,3 +138,74 @@ def test_the_lexical_index_is_rebuilt_from_duckdb_at_start_up(tmp_path: Path, em
     finally:
         channel.close()
         again.stop(grace=1)
+
+
+def test_search_context_is_found_lexically_but_not_embedded(
+    vault_stub: VaultServiceStub, space: str, server: MemosServer
+) -> None:
+    for text in FILLER:
+        create(vault_stub, space, text)
+    said = "i finally booked the flights"
+    bare = create(vault_stub, space, said)
+    question = "anna: when do you leave for lisbon?"
+    cube = cube_pb2.MemCube(plaintext=cube_pb2.PlaintextPayload(text=said, context=question))
+    framed = vault_stub.CreateCube(v.CreateCubeRequest(parent=space, cube=cube)).name
+    refresh(server)
+    # Only the context mentions lisbon: lexical and hybrid search find the turn by it.
+    assert names(vault_stub, space, "lisbon", LEXICAL) == [framed]
+    assert names(vault_stub, space, "trip to lisbon", HYBRID)[0] == framed
+    # The vector is the text's alone: both cubes score the same against any query.
+    dense = vault_stub.SearchCubes(v.SearchCubesRequest(parent=space, text="lisbon flights", top_k=10)).results
+    scores = {hit.cube.name: hit.score for hit in dense}
+    assert scores[framed] == pytest.approx(scores[bare], abs=1e-6)
+    # Changing the context re-indexes the cube lexically, without a new vector.
+    before = vault_stub.GetCube(v.GetCubeRequest(name=framed))
+    mask = field_mask_pb2.FieldMask(paths=["plaintext.context"])
+    update = cube_pb2.MemCube(name=framed, plaintext=cube_pb2.PlaintextPayload(context="anna: and porto?"))
+    after = vault_stub.UpdateCube(v.UpdateCubeRequest(cube=update, update_mask=mask))
+    assert (after.plaintext.text, after.plaintext.context, after.version) == (said, "anna: and porto?", 2)
+    refresh(server)
+    assert names(vault_stub, space, "lisbon", LEXICAL) == []
+    assert names(vault_stub, space, "porto", LEXICAL) == [framed]
+    rescored = vault_stub.SearchCubes(v.SearchCubesRequest(parent=space, text="lisbon flights", top_k=10)).results
+    assert {hit.cube.name: hit.score for hit in rescored}[framed] == pytest.approx(scores[framed], abs=1e-6)
+    assert after.embedding_fingerprint == before.embedding_fingerprint
+
+
+def test_bad_search_context_is_refused_and_changes_nothing(vault_stub: VaultServiceStub, space: str) -> None:
+    huge = "word " * 20_000  # over max_text_bytes (64 KiB)
+    cube = cube_pb2.MemCube(plaintext=cube_pb2.PlaintextPayload(text="short", context=huge))
+    with pytest.raises(grpc.RpcError) as created:
+        vault_stub.CreateCube(v.CreateCubeRequest(parent=space, cube=cube))
+    assert (created.value.code(), reason_of(created.value)) == (grpc.StatusCode.INVALID_ARGUMENT, "TEXT_TOO_LONG")
+    assert "cube.plaintext.context" in (created.value.details() or "")
+    name = create(vault_stub, space, "short")
+    mask = field_mask_pb2.FieldMask(paths=["plaintext.context"])
+    update = cube_pb2.MemCube(name=name, plaintext=cube_pb2.PlaintextPayload(context=huge))
+    with pytest.raises(grpc.RpcError) as updated:
+        vault_stub.UpdateCube(v.UpdateCubeRequest(cube=update, update_mask=mask))
+    assert reason_of(updated.value) == "TEXT_TOO_LONG"
+    assert vault_stub.GetCube(v.GetCubeRequest(name=name)).version == 1
+    assert [c.name for c in vault_stub.ListCubes(v.ListCubesRequest(parent=space)).cubes] == [name]
+
+
+def test_fusion_weighs_scaled_scores() -> None:
+    dense = [(1, 0.8), (2, 0.4), (3, -0.2)]  # each list divided by its best; a negative cosine counts as 0
+    lexical = [(3, 8.0), (4, 4.0)]
+    assert fuse(dense, lexical, 1.0)[:2] == [(1, 1.0), (2, 0.5)]
+    assert [label for label, _ in fuse(dense, lexical, 0.0)[:2]] == [3, 4]
+    balanced = dict(fuse(dense, lexical, 0.5))
+    assert balanced == pytest.approx({1: 0.5, 2: 0.25, 3: 0.5, 4: 0.25})
+    # Two near-equal hits stay near-equal, however few the candidates.
+    assert dict(fuse([(1, 0.61), (2, 0.60)], [], 1.0))[2] == pytest.approx(0.60 / 0.61)
+    # How far ahead a hit is counts, not only its rank: a clear lexical winner beats a close dense one.
+    close = [(1, 0.80), (2, 0.79), (3, 0.10)]
+    assert fuse(close, [(2, 9.0), (1, 1.0)], 0.5)[0][0] == 2
+    assert fuse([], [], 0.5) == [] and fuse([(5, 0.3)], [], 0.5) == [(5, 0.5)] and fuse([(6, -0.1)], [], 0.5) == []
+
+
+def test_hybrid_dense_weight_is_checked() -> None:
+    for bad in (-0.1, 1.5):
+        with pytest.raises(InvalidArgumentError) as caught:
+            Settings.from_mapping({"hybrid_dense_weight": bad})
+        assert caught.value.reason == "INVALID_CONFIG" and "hybrid_dense_weight" in str(caught.value)

@@ -30,7 +30,9 @@ def wait_for(predicate: object, timeout: float = 15.0) -> None:
 
 
 def test_default_ttl_and_sweeper_purge_every_store(tmp_path: Path, embedder: Embedder) -> None:
-    server = start_server(tmp_path / "data", embedder, sweep_interval_seconds=0.3, blob_grace_seconds=0)
+    # The grace period covers the moment between the upload and the cube that refers to it (with none, a
+    # sweep in between takes the blob), and ends before the cube's 2 s TTL does.
+    server = start_server(tmp_path / "data", embedder, sweep_interval_seconds=0.3, blob_grace_seconds=1.5)
     assert server.vault is not None
     context = server.vault.context
     try:

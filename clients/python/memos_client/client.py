@@ -147,6 +147,7 @@ class MemosClient(GovernanceCalls, InterchangeCalls, LifecycleCalls):
         space: str,
         text: str | None = None,
         *,
+        context: str = "",
         cube_id: str = "",
         vector: Sequence[float] | None = None,
         tags: Sequence[str] = (),
@@ -167,12 +168,15 @@ class MemosClient(GovernanceCalls, InterchangeCalls, LifecycleCalls):
         ``ActivationPayload`` or ``ParametricPayload`` whose blob was uploaded
         with ``write_payload``) for the other memory types. Without
         ``cube_id`` the server chooses one. Without ``vector`` the server
-        embeds ``text`` itself. ``semantic_type`` and ``source`` take an
+        embeds ``text`` itself. ``context`` is text around the memory that
+        helps find it (a conversation's neighbouring turns): searched lexically
+        with ``text``, not embedded. ``semantic_type`` and ``source`` take an
         enum member or its lowercase value ("fact", "user_input").
         With ``validate_only`` the cube is checked and returned but not stored.
         """
         draft = CubeDraft(
             text=text,
+            context=context,
             cube_id=cube_id,
             vector=vector,
             tags=tags,
@@ -241,6 +245,7 @@ class MemosClient(GovernanceCalls, InterchangeCalls, LifecycleCalls):
         *,
         etag: str = "",
         text: str | None = None,
+        context: str | None = None,
         tags: Sequence[str] | None = None,
         labels: Mapping[str, str] | None = None,
         priority: int | None = None,
@@ -260,6 +265,9 @@ class MemosClient(GovernanceCalls, InterchangeCalls, LifecycleCalls):
         if text is not None:
             cube.plaintext.text = text
             paths.append("plaintext.text")
+        if context is not None:
+            cube.plaintext.context = context
+            paths.append("plaintext.context")
         if tags is not None:
             cube.tags.extend(tags)
             paths.append("tags")
@@ -304,7 +312,7 @@ class MemosClient(GovernanceCalls, InterchangeCalls, LifecycleCalls):
 
         Give exactly one of ``text`` and ``vector``; ``filter`` is an AIP-160
         filter the results must match. ``mode`` is ``dense`` (cosine),
-        ``lexical`` (BM25; text only) or ``hybrid`` (both, fused by rank).
+        ``lexical`` (BM25; text only) or ``hybrid`` (both scores, scaled and summed).
         """
         if (text is None) == (vector is None):
             raise ValueError("give exactly one of text and vector")

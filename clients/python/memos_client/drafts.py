@@ -44,6 +44,8 @@ class CubeDraft:
     """
 
     text: str | None = None
+    #: Text around a plaintext memory that helps find it (searched lexically, not embedded).
+    context: str = ""
     cube_id: str = ""
     vector: Sequence[float] | None = None
     tags: Sequence[str] = ()
@@ -84,6 +86,8 @@ class CubeDraft:
         """The ``CreateCubeRequest`` for this draft (``parent`` may be empty inside a batch)."""
         if (self.text is None) == (self.payload is None):
             raise ValueError("give exactly one of text and payload")
+        if self.context and self.text is None:
+            raise ValueError("context goes with text: only a plaintext cube has one")
         cube = cube_pb2.MemCube(
             tags=list(self.tags),
             labels=dict(self.labels or {}),
@@ -95,6 +99,7 @@ class CubeDraft:
         if self.text is not None:
             cube.type = cube_pb2.MEMORY_TYPE_PLAINTEXT
             cube.plaintext.text = self.text
+            cube.plaintext.context = self.context
         elif isinstance(self.payload, cube_pb2.ActivationPayload):
             cube.type = cube_pb2.MEMORY_TYPE_ACTIVATION
             cube.activation.CopyFrom(self.payload)

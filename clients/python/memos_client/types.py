@@ -184,6 +184,8 @@ class Cube:
     cube_id: str
     type: MemoryType
     text: str | None
+    #: A plaintext cube's search context ("" when it has none).
+    context: str
     blob: BlobRef | None
     tags: tuple[str, ...]
     labels: dict[str, str] = field(hash=False)
@@ -221,6 +223,7 @@ class Cube:
             cube_id=cube_id,
             type=MemoryType.from_proto(message.type),
             text=text,
+            context=message.plaintext.context,
             blob=blob,
             tags=tuple(message.tags),
             labels=dict(message.labels),

@@ -112,10 +112,12 @@ class BlobRef(_message.Message):
     def __init__(self, digest: _Optional[str] = ..., size_bytes: _Optional[int] = ..., media_type: _Optional[str] = ...) -> None: ...
 
 class PlaintextPayload(_message.Message):
-    __slots__ = ("text",)
+    __slots__ = ("text", "context")
     TEXT_FIELD_NUMBER: _ClassVar[int]
+    CONTEXT_FIELD_NUMBER: _ClassVar[int]
     text: str
-    def __init__(self, text: _Optional[str] = ...) -> None: ...
+    context: str
+    def __init__(self, text: _Optional[str] = ..., context: _Optional[str] = ...) -> None: ...
 
 class ActivationPayload(_message.Message):
     __slots__ = ("blob", "model_fingerprint", "dtype", "shape", "num_layers", "num_heads", "token_count")

@@ -18,7 +18,7 @@ from memos_grpc._proto.memos.v1 import cube_pb2
 from memos_grpc.errors import MemosError
 from memos_grpc.vault.context import VaultContext
 from memos_grpc.vault.cubes import catalog_entries
-from memos_grpc.vault.database import Connection
+from memos_grpc.vault.database import IDS, Connection, id_list
 from memos_grpc.vault.rows import CubeRow, set_timestamp
 
 log = logging.getLogger(__name__)
@@ -47,27 +47,35 @@ class UsageRecorder:
             return 0
         context = self._context
 
+        by_space: dict[str, dict[str, tuple[int, datetime]]] = {}
+        for (space_id, cube_id), use in pending.items():
+            by_space.setdefault(space_id, {})[cube_id] = use
+
         def apply(cursor: Connection) -> list[CubeRow]:
             touched: list[CubeRow] = []
-            for (space_id, cube_id), (count, when) in pending.items():
-                row = cursor.execute(
-                    "SELECT cube_pb, vec_id FROM cubes WHERE space_id = ? AND cube_id = ?", [space_id, cube_id]
-                ).fetchone()
-                if row is None:
-                    continue  # deleted since it was recalled
-                cube = cube_pb2.MemCube.FromString(row[0])
-                cube.usage_count += count
-                set_timestamp(cube.last_use_time, when)
-                cursor.execute(
+            for space_id, uses in by_space.items():
+                rows = cursor.execute(  # cubes deleted since they were recalled are simply not found
+                    f"SELECT cube_id, cube_pb, vec_id FROM cubes WHERE space_id = ? AND cube_id IN {IDS}",
+                    [space_id, id_list(uses)],
+                ).fetchall()
+                for cube_id, cube_pb, vec_id in rows:
+                    count, when = uses[cube_id]
+                    cube = cube_pb2.MemCube.FromString(cube_pb)
+                    cube.usage_count += count
+                    set_timestamp(cube.last_use_time, when)
+                    touched.append(CubeRow(space_id, cube_id, cube, None if vec_id is None else int(vec_id), None))
+            if touched:
+                cursor.executemany(
                     "UPDATE cubes SET cube_pb = ? WHERE space_id = ? AND cube_id = ?",
-                    [cube.SerializeToString(), space_id, cube_id],
+                    [[row.serialized(), row.space_id, row.cube_id] for row in touched],
                 )
-                touched.append(CubeRow(space_id, cube_id, cube, None if row[1] is None else int(row[1]), None))
             return touched
 
         def after_commit(touched: list[CubeRow]) -> None:
-            for row in touched:
-                context.catalog.put(row.space_id, catalog_entries([row]))
+            for space_id in by_space:
+                rows = [row for row in touched if row.space_id == space_id]
+                # Use changes no text: the catalog takes the new counts, the lexical index keeps what it has.
+                context.catalog.put(space_id, catalog_entries(rows, reindex=False))
 
         return len(context.database.write(apply, after_commit))
 

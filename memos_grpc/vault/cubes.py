@@ -405,15 +405,19 @@ def apply_default_ttl(space: space_pb2.Space, rows: list[CubeRow]) -> None:
             row.cube.expire_time.FromDatetime(row.cube.create_time.ToDatetime() + ttl)
 
 
-def catalog_entries(rows: list[CubeRow]) -> list[CatalogRow]:
-    """What the search catalog keeps of each row that has a vector."""
+def catalog_entries(rows: list[CubeRow], reindex: bool = True) -> list[CatalogRow]:
+    """What the search catalog keeps of each row that has a vector.
+
+    Without ``reindex`` the rows carry no text, so the lexical index keeps what it has: for changes
+    that leave the text as it was (usage, lifecycle state).
+    """
     return [
         (
             r.vec_id,
             r.serialized(),
             to_datetime(r.cube.expire_time),
             cube_access(r.cube),
-            lexical_text(r.cube),
+            lexical_text(r.cube) if reindex else None,
         )
         for r in rows
         if r.vec_id is not None

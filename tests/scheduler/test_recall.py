@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import math
+import uuid
 from collections.abc import Iterator
 
 import grpc
@@ -11,8 +12,10 @@ from conftest import start_server
 from memos_test_support import reason_of
 
 from memos_grpc._proto.memos.v1 import cube_pb2
+from memos_grpc._proto.memos.v1 import governance_service_pb2 as g
 from memos_grpc._proto.memos.v1 import scheduler_service_pb2 as s
 from memos_grpc._proto.memos.v1 import vault_service_pb2 as v
+from memos_grpc._proto.memos.v1.governance_service_pb2_grpc import GovernanceServiceStub
 from memos_grpc._proto.memos.v1.scheduler_service_pb2_grpc import SchedulerServiceStub
 from memos_grpc._proto.memos.v1.vault_service_pb2_grpc import VaultServiceStub
 from memos_grpc.embedding.embedder import Embedder
@@ -161,3 +164,26 @@ def test_search_context_helps_find_a_memory_but_costs_no_tokens(
     plan = scheduler.Recall(s.RecallRequest(parent=space, query="when was the boiler fixed", token_budget=20))
     assert plan.items[0].cube.name == framed.name  # found through its context
     assert plan.items[0].tokens == TokenCounter().count(["he fixed it on tuesday"])[0] <= 20
+
+
+def test_a_flush_writes_every_space_s_uses_at_once_and_skips_deleted_cubes(
+    vault_stub: VaultServiceStub, governance_stub: GovernanceServiceStub, space: str, server: MemosServer
+) -> None:
+    other = governance_stub.CreateSpace(g.CreateSpaceRequest(space_id="s" + uuid.uuid4().hex[:12])).name
+    here = [create(vault_stub, space, f"note number {n} about the garden") for n in range(3)]
+    there = create(vault_stub, other, "a note about the garage")
+    vault_stub.DeleteCube(v.DeleteCubeRequest(name=here[2].name))
+    usage = server.slot.get().usage
+    usage.flush()
+    now = server.slot.get().context.clock()
+    ids = [c.name.rsplit("/", 1)[1] for c in here]
+    usage.record(space.split("/")[1], ids, now)
+    usage.record(space.split("/")[1], ids[:1], now)
+    usage.record(other.split("/")[1], [there.name.rsplit("/", 1)[1]], now)
+    assert usage.flush() == 3  # two cubes here (the deleted one skipped), one there
+    counts = [vault_stub.GetCube(v.GetCubeRequest(name=c.name)).usage_count for c in (*here[:2], there)]
+    assert counts == [2, 1, 1]
+    # The counts reach search results too (the catalog), while the lexical index still finds the cubes.
+    settle(server)
+    hits = vault_stub.SearchCubes(v.SearchCubesRequest(parent=space, text="garden", mode=v.SEARCH_MODE_LEXICAL))
+    assert {h.cube.name: h.cube.usage_count for h in hits.results} == {here[0].name: 2, here[1].name: 1}

@@ -102,7 +102,7 @@ class Search:
         if len(hits) < len(scored) and candidates is None:
             # Some neighbours had expired: ask the index for more, once, wide enough to cover them.
             wider = index.search(query, min(top_k * 4, self._context.catalog.size(space_id)))
-            hits = self._hits(space_id, wider, now.timestamp(), visibility, allows)[:top_k]
+            hits = self._hits(space_id, wider, now.timestamp(), visibility, allows, top_k)
         return hits
 
     def _dense(
@@ -139,14 +139,14 @@ class Search:
             lexical = [(label, score) for label, score in lexical if label in allowed]
         now = self._context.clock().timestamp()
         if query is None:
-            hits = self._hits(space_id, lexical, now, visibility, allows)[:top_k]
+            hits = self._hits(space_id, lexical, now, visibility, allows, top_k)
             # Raw BM25 scores carry statistics of the whole index, every space's; scaled to the best hit they
             # tell a caller only how its own results compare.
             best = max((h.score for h in hits), default=0.0)
             return [Hit(h.cube, h.score / best if best > 0 else 0.0) for h in hits]
         dense = self._dense(index, query, space_id, candidates, width)
         order = fuse(dense, lexical[:width], self._context.settings.hybrid_dense_weight)
-        return self._hits(space_id, order, now, visibility, allows)[:top_k]
+        return self._hits(space_id, order, now, visibility, allows, top_k)
 
     @staticmethod
     def _exact(index: SpaceIndex, query: FloatArray, labels: list[int], top_k: int) -> list[tuple[int, float]]:
@@ -164,14 +164,21 @@ class Search:
         now: float,
         visibility: CubeVisibility,
         allows: Callable[[CubeAccess], bool],
+        limit: int | None = None,
     ) -> list[Hit]:
-        """Scored labels to cubes, dropping any deleted or expired since the index saw them, or not allowed."""
+        """Scored labels to cubes, dropping any deleted or expired since the index saw them, or not allowed.
+
+        At most ``limit`` hits: a fused list holds several times more labels than are asked for, and
+        parsing a cube costs more than everything else done per label.
+        """
         live = self._context.catalog.live(space_id, (label for label, _ in scored), now, allows)
-        return [
-            Hit(visibility.shown(cube_pb2.MemCube.FromString(live[label])), score)
-            for label, score in scored
-            if label in live
-        ]
+        hits: list[Hit] = []
+        for label, score in scored:
+            if label in live:
+                hits.append(Hit(visibility.shown(cube_pb2.MemCube.FromString(live[label])), score))
+                if len(hits) == limit:
+                    break
+        return hits
 
 
 Scored = list[tuple[int, float]]

@@ -1,0 +1,40 @@
+"""Running a model over text to get the KV cache that activation memory stores,
+and continuing a forward pass from such a cache.
+"""
+
+from __future__ import annotations
+
+import torch
+from transformers import DynamicCache, PreTrainedModel, PreTrainedTokenizerBase
+
+from memos_grpc.errors import InvalidArgumentError
+
+
+def build_cache(model: PreTrainedModel, tokenizer: PreTrainedTokenizerBase, text: str) -> tuple[DynamicCache, int]:
+    """The model's cache after reading ``text`` once (as the tokenizer encodes it), and its token count."""
+    input_ids = tokenizer(text, return_tensors="pt")["input_ids"]
+    token_count = int(input_ids.shape[1])
+    if token_count == 0:
+        raise InvalidArgumentError("the text encodes to no tokens", reason="ACTIVATION_EMPTY_TEXT")
+    cache = DynamicCache()
+    model.eval()  # type: ignore[no-untyped-call]
+    with torch.no_grad():
+        model(input_ids=input_ids.to(model.device), past_key_values=cache, use_cache=True)
+    return cache, token_count
+
+
+def forward_with_cache(model: PreTrainedModel, cache: DynamicCache, input_ids: torch.Tensor) -> torch.Tensor:
+    """Logits for ``input_ids`` [1, n] read after the cached tokens; the cache grows by n.
+
+    Positions continue from the cache's length, so the result equals reading the
+    cached text and ``input_ids`` in one pass.
+    """
+    past = cache.get_seq_length()
+    positions = torch.arange(past, past + input_ids.shape[1], device=model.device).unsqueeze(0)
+    model.eval()  # type: ignore[no-untyped-call]
+    with torch.no_grad():
+        output = model(
+            input_ids=input_ids.to(model.device), past_key_values=cache, position_ids=positions, use_cache=True
+        )
+    logits: torch.Tensor = output.logits
+    return logits

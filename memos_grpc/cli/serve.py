@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import logging
+import os
 import sys
 from pathlib import Path
 from typing import Any
@@ -27,6 +28,10 @@ def register(commands: Any) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
+    # Before torch loads OpenMP: its threads otherwise spin while they wait for each other, and on a
+    # machine whose cores are shared every embedding step then stalls for whole scheduler slices
+    # (p95 of a search 0.5 s instead of 60 ms; docs/performance.md). An operator's setting wins.
+    os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
     try:
         settings = Settings.load(
             config_file=args.config,

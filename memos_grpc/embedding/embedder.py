@@ -32,6 +32,10 @@ _FINGERPRINT_FILES = (
 )
 
 
+#: Texts per forward pass of the model.
+_FORWARD_BATCH = 64
+
+
 class Embedder(Protocol):
     """Turns texts into unit-length vectors of a fixed dimension."""
 
@@ -89,7 +93,9 @@ class MiniLMEmbedder:
     def embed(self, texts: list[str]) -> FloatArray:
         vectors = self._model.encode(
             texts,
-            batch_size=len(texts),
+            # sentence-transformers sorts the texts by length and pads each forward pass to its longest:
+            # one pass over a 1,000-text request padded every text to the longest (4x slower than 64s).
+            batch_size=min(len(texts), _FORWARD_BATCH),
             convert_to_numpy=True,
             normalize_embeddings=True,
             show_progress_bar=False,

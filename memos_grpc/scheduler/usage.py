@@ -18,12 +18,10 @@ from memos_grpc._proto.memos.v1 import cube_pb2
 from memos_grpc.errors import MemosError
 from memos_grpc.vault.context import VaultContext
 from memos_grpc.vault.cubes import catalog_entries
-from memos_grpc.vault.database import IDS, Connection, id_list
+from memos_grpc.vault.database import IDS, SPLIT_LIST, Connection, id_list
 from memos_grpc.vault.rows import CubeRow, set_timestamp
 
 log = logging.getLogger(__name__)
-#: One ``id_list`` parameter as a list of strings.
-_SPLIT = "string_split(?, chr(31))"
 
 
 class UsageRecorder:
@@ -72,8 +70,8 @@ class UsageRecorder:
                     # at a time (executemany) cost a busy server a third of its CPU. The new cubes travel
                     # as one hex string, which binds at once (see ``id_list``).
                     cursor.execute(
-                        f"UPDATE cubes SET cube_pb = unhex(new.pb) FROM (SELECT unnest({_SPLIT}) AS id, "
-                        f"unnest({_SPLIT}) AS pb) AS new WHERE cubes.space_id = ? AND cubes.cube_id = new.id",
+                        f"UPDATE cubes SET cube_pb = unhex(new.pb) FROM (SELECT unnest({SPLIT_LIST}) AS id, "
+                        f"unnest({SPLIT_LIST}) AS pb) AS new WHERE cubes.space_id = ? AND cubes.cube_id = new.id",
                         [id_list(r.cube_id for r in changed), id_list(r.serialized().hex() for r in changed), space_id],
                     )
                 touched += changed

@@ -35,10 +35,12 @@ T = TypeVar("T")
 Connection = duckdb.DuckDBPyConnection
 
 
+#: One ``id_list`` parameter as a list of strings: ``SELECT unnest({SPLIT_LIST}) ...``.
+SPLIT_LIST = "string_split(?, chr(31))"
 #: A subquery of the ids passed as one ``id_list`` parameter: ``... WHERE cube_id IN {IDS}``.
-IDS = "(SELECT unnest(string_split(?, chr(31))))"
+IDS = f"(SELECT unnest({SPLIT_LIST}))"
 #: The same for integer ids (``id_list`` of numbers; never empty).
-INT_IDS = "(SELECT CAST(unnest(string_split(?, chr(31))) AS BIGINT))"
+INT_IDS = f"(SELECT CAST(unnest({SPLIT_LIST}) AS BIGINT))"
 
 
 def id_list(ids: Iterable[str | int]) -> str:

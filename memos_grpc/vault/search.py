@@ -140,8 +140,8 @@ class Search:
         now = self._context.clock().timestamp()
         if query is None:
             hits = self._hits(space_id, lexical, now, visibility, allows, top_k)
-            # Raw BM25 scores carry statistics of the whole index, every space's; scaled to the best hit they
-            # tell a caller only how its own results compare.
+            # Raw BM25 scores have no fixed range; scaled to the best hit they read like the other modes' and
+            # feed Recall's relevance part directly.
             best = max((h.score for h in hits), default=0.0)
             return [Hit(h.cube, h.score / best if best > 0 else 0.0) for h in hits]
         dense = self._dense(index, query, space_id, candidates, width)

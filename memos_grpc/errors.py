@@ -73,6 +73,19 @@ class FailedPreconditionError(MemosError):
     default_reason = "FAILED_PRECONDITION"
 
 
+class ModelMismatchError(FailedPreconditionError):
+    """A KV cache or adapter belongs to another model than the one it is loaded into."""
+
+    default_reason = "MODEL_MISMATCH"
+
+
+class CancelledError(MemosError):
+    """The operation was cancelled by a caller before it finished."""
+
+    code = grpc.StatusCode.CANCELLED
+    default_reason = "OPERATION_CANCELLED"
+
+
 class ResourceExhaustedError(MemosError):
     """A limit was reached (message size, batch size, concurrency)."""
 

@@ -124,6 +124,23 @@ class Settings:
     #: Longest an ImportFromPeer call waits for the peer's whole bundle.
     peer_timeout_seconds: float = 600.0
 
+    #: Local Hugging Face directory of the causal language model that transforms run on (safetensors
+    #: weights; needs the models extra). Empty: no model, and TransformCube answers FAILED_PRECONDITION.
+    model_dir: str = ""
+    #: Defaults of a LoRA training run (TransformCube to parametric), when the request leaves them zero.
+    lora_steps: int = 50
+    lora_learning_rate: float = 1e-3
+    lora_rank: int = 8
+    #: Most training steps, and most source cubes, one TransformCube may ask for.
+    max_lora_steps: int = 2000
+    max_transform_cubes: int = 256
+    #: Operations that may wait for the model at once; more are refused RESOURCE_EXHAUSTED.
+    max_queued_operations: int = 64
+    #: Longest CancelOperation waits for a running operation to stop before it answers.
+    operation_cancel_wait_seconds: float = 10.0
+    #: Days a finished operation stays readable (dropped at the next start after that).
+    operation_retention_days: float = 30.0
+
     @classmethod
     def field_names(cls) -> list[str]:
         return [f.name for f in dataclasses.fields(cls)]
@@ -198,6 +215,14 @@ class Settings:
             "lexical_refresh_seconds",
             "recall_max_candidates",
             "recall_half_life_days",
+            "lora_steps",
+            "lora_learning_rate",
+            "lora_rank",
+            "max_lora_steps",
+            "max_transform_cubes",
+            "max_queued_operations",
+            "operation_cancel_wait_seconds",
+            "operation_retention_days",
             "usage_flush_seconds",
         ]
         for name in positive:

@@ -24,10 +24,17 @@ WITHHOLD, REDACT_TEXT = space_pb2.RedactionRule.ACTION_WITHHOLD, space_pb2.Redac
 REDACTED = "[REDACTED]"
 
 
-def redact_plaintext(cube: cube_pb2.MemCube) -> None:
-    """Replaces a plaintext cube's text, and drops its search context, which quotes what is around it."""
-    cube.plaintext.text = REDACTED
-    cube.plaintext.ClearField("context")
+def redact_text(cube: cube_pb2.MemCube) -> None:
+    """Replaces a cube's text (a plaintext's text, a cache's or an adapter's source text), and drops a
+    plaintext's search context, which quotes what is around it."""
+    payload = cube.WhichOneof("payload")
+    if payload == "plaintext":
+        cube.plaintext.text = REDACTED
+        cube.plaintext.ClearField("context")
+    elif payload == "activation" and cube.activation.source_text:
+        cube.activation.source_text = REDACTED
+    elif payload == "parametric" and cube.parametric.source_text:
+        cube.parametric.source_text = REDACTED
 
 
 _NEEDED = {Check.SPACE_READ: VIEWER, Check.SPACE_WRITE: EDITOR, Check.SPACE_OWNER: OWNER}
@@ -112,11 +119,11 @@ class CubeVisibility:
 
     def shown(self, cube: cube_pb2.MemCube) -> cube_pb2.MemCube:
         """The cube as this caller may see it: its text replaced when a redaction rule says so."""
-        if not self.redacts(cube) or not cube.HasField("plaintext"):
+        if not self.redacts(cube):
             return cube
         copy = cube_pb2.MemCube()
         copy.CopyFrom(cube)
-        redact_plaintext(copy)
+        redact_text(copy)
         return copy
 
     def sql(self) -> tuple[str, list[object]]:

@@ -93,6 +93,13 @@ RULES: dict[str, Rule] = {
     _G + "RegisterPublicKey": Rule(Check.SELF, "parent", mutating=True),
     # Recall records use (bookkeeping, batched), not content: a read, not audited.
     _S + "Recall": Rule(Check.SPACE_READ, "parent"),
+    # A transform changes (or creates) cubes; its operation is then seen only by its creator, the space's
+    # owners and admins (checked by the handler on top of these rules).
+    _S + "TransformCube": Rule(Check.SPACE_WRITE, "parent", mutating=True),
+    _S + "GetOperation": Rule(Check.SPACE_READ, "name"),
+    _S + "WatchOperation": Rule(Check.SPACE_READ, "name"),
+    _S + "CancelOperation": Rule(Check.SPACE_WRITE, "name", mutating=True),
+    _S + "GetModel": Rule(Check.AUTHENTICATED),
     _I + "ExportBundle": Rule(Check.SPACE_READ, "parent", egress=True),
     _I + "ImportBundle": Rule(Check.SPACE_WRITE, "parent", mutating=True),
     _I + "VerifyBundle": Rule(Check.AUTHENTICATED),

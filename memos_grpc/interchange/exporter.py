@@ -23,7 +23,7 @@ from typing import IO, Any
 from memos_grpc._proto.memos.v1 import cube_pb2, interchange_service_pb2, space_pb2
 from memos_grpc.errors import NotFoundError, ResourceExhaustedError
 from memos_grpc.governance.caller import Caller
-from memos_grpc.governance.policy import CubeVisibility, redact_plaintext
+from memos_grpc.governance.policy import CubeVisibility, redact_text
 from memos_grpc.interchange.bundle import BundleEntry, rechunk, write_bundle
 from memos_grpc.interchange.canonical import format_time
 from memos_grpc.interchange.dsse import STATEMENT_PAYLOAD_TYPE, sign_envelope
@@ -183,7 +183,7 @@ class Exporter:
         if action == _WITHHOLD:
             return
         if action == _REDACT:
-            redact_plaintext(cube)
+            redact_text(cube)
             embedding = None  # the vector of the original text would leak what was redacted
         elif embedding is not None:
             cube.embedding.extend(vector_from_bytes(embedding).tolist())

@@ -31,7 +31,7 @@ from memos_grpc.vault.context import VaultContext
 from memos_grpc.vault.cubes import Cubes, apply_default_ttl, catalog_entries
 from memos_grpc.vault.database import IDS, Connection, id_list
 from memos_grpc.vault.names import check_id, cube_name, new_cube_id, parse_cube_name, parse_space_name, space_name
-from memos_grpc.vault.rows import CubeRow, blob_digest, insert_rows, make_etag, set_timestamp
+from memos_grpc.vault.rows import CubeRow, blob_digest, insert_rows, make_etag, memory_text, set_timestamp
 from memos_grpc.vault.validation import check_cube_fields, check_vector, invalid
 from memos_grpc.vault.vectors import FloatArray
 
@@ -216,7 +216,11 @@ class Importer:
                 payload = imported.activation if imported.HasField("activation") else imported.parametric
                 payload.blob.size_bytes = staging.blobs[digest][1]
             vector = self._reusable_vector(cube)
-            if vector is None and memory_type == cube_pb2.MEMORY_TYPE_PLAINTEXT:
+            if vector is None and memory_type != cube_pb2.MEMORY_TYPE_PLAINTEXT and memory_text(imported):
+                if context.embedder.fingerprint:  # a cache's or an adapter's source text, searched like plaintext
+                    to_embed.append(len(rows))
+                    imported.embedding_fingerprint = context.embedder.fingerprint
+            elif vector is None and memory_type == cube_pb2.MEMORY_TYPE_PLAINTEXT:
                 if not context.embedder.fingerprint:
                     raise FailedPreconditionError(
                         f"cube {cube.provenance_id} has no vector this server can use, and this server has no "
@@ -230,7 +234,7 @@ class Importer:
         step = context.settings.embed_batch_size * 4
         for first in range(0, len(to_embed), step):
             batch = to_embed[first : first + step]
-            vectors = context.embedder.embed([rows[i].cube.plaintext.text for i in batch])
+            vectors = context.embedder.embed([memory_text(rows[i].cube) for i in batch])
             for i, vector in zip(batch, vectors, strict=True):
                 rows[i].embedding = vector
         return rows, set(to_embed)

@@ -18,7 +18,7 @@ from safetensors.torch import save as save_tensors
 from transformers import DynamicCache, PreTrainedModel
 from transformers.cache_utils import Cache, DynamicLayer
 
-from memos_grpc.errors import FailedPreconditionError, InvalidArgumentError
+from memos_grpc.errors import FailedPreconditionError, InvalidArgumentError, ModelMismatchError
 
 FORMAT = "memos-activation"
 FORMAT_VERSION = "1"
@@ -272,9 +272,8 @@ def inspect_cache(data: bytes) -> CacheHeader:
 
 def _check_against(described: CacheHeader, expected: CacheSpec) -> None:
     if described.fingerprint != expected.fingerprint:
-        raise FailedPreconditionError(
-            f"activation was computed by model {described.fingerprint}, not by {expected.fingerprint}",
-            reason=MODEL_MISMATCH,
+        raise ModelMismatchError(
+            f"activation was computed by model {described.fingerprint}, not by {expected.fingerprint}"
         )
     if described.dtype != expected.dtype:
         raise InvalidArgumentError(

@@ -5,6 +5,13 @@ visibility and redaction applied, archived cubes left out). Each gets parts
 in [0, 1] — relevance, priority, recency, usage — and a weighted score; the
 plan takes them best first while they fit the budget, skipping any that
 would overflow it. The use of every chosen cube is recorded, in batches.
+
+How a cube reaches the model depends on the model the caller names: an
+activation cube of that model is a KV cache to load (its tokens count, as
+the cache fills the context), a parametric cube of that model an adapter to
+attach (no tokens). For any other model, or for a viewer the cube is
+redacted for, an activation cube falls back to its source text and a
+parametric cube is left out.
 """
 
 from __future__ import annotations
@@ -13,11 +20,12 @@ import math
 
 from memos_grpc._proto.memos.v1 import cube_pb2, scheduler_service_pb2, vault_service_pb2
 from memos_grpc.governance.caller import Caller
+from memos_grpc.governance.policy import CubeVisibility
 from memos_grpc.scheduler.tokens import TokenCounter
 from memos_grpc.scheduler.usage import UsageRecorder
 from memos_grpc.vault.context import VaultContext
 from memos_grpc.vault.names import parse_cube_name, parse_space_name
-from memos_grpc.vault.rows import to_datetime
+from memos_grpc.vault.rows import memory_text, to_datetime
 from memos_grpc.vault.search import Hit, Search
 from memos_grpc.vault.validation import check_text, invalid
 
@@ -25,8 +33,7 @@ Item = scheduler_service_pb2.RecallItem
 _SECONDS_PER_DAY = 86_400.0
 #: Fewest candidates whose tokens are counted at once.
 _COUNT_SLICE = 16
-#: The memory types a plan can carry today; activation and parametric entries come with the models work.
-_PLANNED = {cube_pb2.MEMORY_TYPE_PLAINTEXT: Item.KIND_PLAINTEXT}
+_ALL_TYPES = {cube_pb2.MEMORY_TYPE_PLAINTEXT, cube_pb2.MEMORY_TYPE_ACTIVATION, cube_pb2.MEMORY_TYPE_PARAMETRIC}
 
 
 class Scheduler:
@@ -44,8 +51,8 @@ class Scheduler:
             raise invalid("token_budget must be a positive number of tokens", "INVALID_BUDGET")
         if request.max_items < 0:
             raise invalid("max_items must not be negative", "INVALID_MAX_ITEMS")
-        wanted = set(request.types) or {cube_pb2.MEMORY_TYPE_PLAINTEXT}
-        if not wanted <= set(cube_pb2.MemoryType.values()) - {cube_pb2.MEMORY_TYPE_UNSPECIFIED}:
+        wanted = set(request.types) or _ALL_TYPES
+        if not wanted <= _ALL_TYPES:
             raise invalid("types names an unknown or unspecified memory type", "INVALID_ENUM")
         search = vault_service_pb2.SearchCubesRequest(
             parent=request.parent,
@@ -54,8 +61,10 @@ class Scheduler:
             top_k=settings.recall_max_candidates,
             mode=request.mode or vault_service_pb2.SEARCH_MODE_HYBRID,
         )
-        hits = [h for h in self._search.search(search, viewer) if h.cube.type in wanted and h.cube.type in _PLANNED]
-        items = self._ranked(hits)
+        hits = [h for h in self._search.search(search, viewer) if h.cube.type in wanted]
+        visibility = CubeVisibility(viewer, self._context.catalog, space_id)
+        kinds = [_kind(h.cube, request.model_fingerprint, visibility.redacts(h.cube)) for h in hits]
+        items = self._ranked([h for h, kind in zip(hits, kinds, strict=True) if kind], [k for k in kinds if k])
         plan = scheduler_service_pb2.RecallPlan(
             token_budget=request.token_budget, tokenizer=self._tokens.name, candidate_count=len(items)
         )
@@ -67,7 +76,7 @@ class Scheduler:
             if len(plan.items) >= limit:
                 break
             chunk = items[start : start + step]
-            for item, tokens in zip(chunk, self._tokens.count([i.cube.plaintext.text for i in chunk]), strict=True):
+            for item, tokens in zip(chunk, self._tokens_of(chunk), strict=True):
                 if len(plan.items) >= limit:
                     break
                 if plan.tokens_used + tokens > request.token_budget:
@@ -80,7 +89,21 @@ class Scheduler:
         self._usage.record(space_id, chosen, self._context.clock())
         return plan
 
-    def _ranked(self, hits: list[Hit]) -> list[scheduler_service_pb2.RecallItem]:
+    def _tokens_of(self, items: list[Item]) -> list[int]:
+        """What each item takes from the budget: its text's tokens, a cache's own count, nothing for an adapter."""
+        texts = [memory_text(i.cube) for i in items if i.kind == Item.KIND_PLAINTEXT]
+        counted = iter(self._tokens.count(texts) if texts else [])
+        tokens = []
+        for item in items:
+            if item.kind == Item.KIND_PLAINTEXT:
+                tokens.append(next(counted))
+            elif item.kind == Item.KIND_ACTIVATION:
+                tokens.append(int(item.cube.activation.token_count))
+            else:
+                tokens.append(0)
+        return tokens
+
+    def _ranked(self, hits: list[Hit], kinds: list[int]) -> list[scheduler_service_pb2.RecallItem]:
         """Candidates with their parts and weighted score, best first."""
         settings = self._context.settings
         now = self._context.clock()
@@ -94,7 +117,7 @@ class Scheduler:
             settings.recall_weight_usage,
         )
         items: list[scheduler_service_pb2.RecallItem] = []
-        for hit in hits:
+        for hit, kind in zip(hits, kinds, strict=True):
             cube = hit.cube
             last = to_datetime(cube.last_use_time) or to_datetime(cube.update_time) or now
             age = max(0.0, (now - last).total_seconds())
@@ -108,6 +131,19 @@ class Scheduler:
                 w * p
                 for w, p in zip(weights, (parts.relevance, parts.priority, parts.recency, parts.usage), strict=True)
             )
-            items.append(Item(cube=cube, kind=_PLANNED[cube.type], score=score, parts=parts))
+            items.append(Item(cube=cube, kind=kind, score=score, parts=parts))  # type: ignore[arg-type]
         items.sort(key=lambda item: -item.score)
         return items
+
+
+def _kind(cube: cube_pb2.MemCube, model_fingerprint: str, redacted: bool) -> int:
+    """How the cube reaches the caller's model (KIND_UNSPECIFIED: it cannot, and is left out)."""
+    if cube.type == cube_pb2.MEMORY_TYPE_ACTIVATION:
+        if not redacted and model_fingerprint and cube.activation.model_fingerprint == model_fingerprint:
+            return Item.KIND_ACTIVATION
+        return Item.KIND_PLAINTEXT if cube.activation.source_text else Item.KIND_UNSPECIFIED
+    if cube.type == cube_pb2.MEMORY_TYPE_PARAMETRIC:
+        if not redacted and model_fingerprint and cube.parametric.model_fingerprint == model_fingerprint:
+            return Item.KIND_PARAMETRIC
+        return Item.KIND_UNSPECIFIED
+    return Item.KIND_PLAINTEXT

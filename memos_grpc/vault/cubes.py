@@ -39,6 +39,7 @@ from memos_grpc.vault.rows import (
     blob_digest,
     insert_rows,
     make_etag,
+    memory_text,
     set_timestamp,
     to_datetime,
     vector_from_bytes,
@@ -136,12 +137,15 @@ class Cubes:
             if request.HasField("vector"):
                 vector = check_vector(request.vector.values, self._context.dimension)
                 cube.embedding_fingerprint = request.cube.embedding_fingerprint or "client"
-            elif memory_type == cube_pb2.MEMORY_TYPE_PLAINTEXT:
+            elif memory_type == cube_pb2.MEMORY_TYPE_PLAINTEXT or (
+                memory_text(cube) and self._context.embedder.fingerprint
+            ):
+                # A cache's or an adapter's source text is searched like plaintext, when there is an embedder.
                 to_embed.append(index)
                 cube.embedding_fingerprint = self._context.embedder.fingerprint
             rows.append(CubeRow(space_id, cube_id, cube, None, vector))
         if to_embed:
-            vectors = self._context.embedder.embed([rows[i].cube.plaintext.text for i in to_embed])
+            vectors = self._context.embedder.embed([memory_text(rows[i].cube) for i in to_embed])
             for i, vector in zip(to_embed, vectors, strict=True):
                 rows[i].embedding = vector
         return rows
@@ -257,6 +261,14 @@ class Cubes:
                 self._context.require_space(cursor, space_id)
                 raise NotFoundError(f"cube {name} does not exist", reason="CUBE_NOT_FOUND")
         return visibility.shown(cube_pb2.MemCube.FromString(row[0]))
+
+    def sees(self, name: str, viewer: Caller) -> bool:
+        """Whether ``viewer`` may see the cube (False too when it no longer exists)."""
+        try:
+            self.get(name, viewer)
+        except NotFoundError:
+            return False
+        return True
 
     def visibility(self, viewer: Caller, space_id: str) -> CubeVisibility:
         return self._visibility(viewer, space_id)

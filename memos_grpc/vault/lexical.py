@@ -34,6 +34,7 @@ from dataclasses import dataclass, field
 import tantivy
 
 from memos_grpc._proto.memos.v1 import cube_pb2
+from memos_grpc.vault.rows import memory_text
 
 log = logging.getLogger(__name__)
 
@@ -47,11 +48,11 @@ _WRITER_HEAP_BYTES = 15_000_000
 
 
 def lexical_text(cube: cube_pb2.MemCube) -> str | None:
-    """What the index takes of a cube: its text and its search context (None for a cube without plaintext)."""
-    if not cube.HasField("plaintext"):
+    """What the index takes of a cube: its text (or source text) and search context (None when it has neither)."""
+    text, context = memory_text(cube), cube.plaintext.context if cube.HasField("plaintext") else ""
+    if not text and not context:
         return None
-    plaintext = cube.plaintext
-    return f"{plaintext.text}\n{plaintext.context}" if plaintext.context else plaintext.text
+    return f"{text}\n{context}" if context else text
 
 
 def _find_malloc_trim() -> Callable[[int], int] | None:

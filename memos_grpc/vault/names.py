@@ -48,3 +48,22 @@ def parse_cube_name(name: str, field: str = "name") -> tuple[str, str]:
 
 def new_cube_id() -> str:
     return "c" + uuid.uuid4().hex
+
+
+def operation_name(space_id: str, operation_id: str) -> str:
+    return f"spaces/{space_id}/operations/{operation_id}"
+
+
+def parse_operation_name(name: str, field: str = "name") -> tuple[str, str]:
+    """Returns (space id, operation id) of ``spaces/{space}/operations/{operation}``."""
+    parts = name.split("/")
+    if len(parts) != 4 or parts[0] != "spaces" or parts[2] != "operations":
+        raise InvalidArgumentError(
+            f"{field} {name[:120]!r} is not an operation name of the form spaces/{{space}}/operations/{{operation}}",
+            reason="INVALID_NAME",
+        )
+    return check_id(parts[1], "space id"), check_id(parts[3], "operation id")
+
+
+def new_operation_id() -> str:
+    return "op" + uuid.uuid4().hex

@@ -69,7 +69,20 @@ class Payloads:
         except BaseException:
             writer.abort()
             raise
-        size = writer.size
+        return self._register(digest, writer.size, media_type)
+
+    def store(self, data: bytes, media_type: str) -> cube_pb2.BlobRef:
+        """Stores bytes the server made itself (a KV cache, an adapter) as a blob, like an upload."""
+        writer = self._context.blobs.writer(max(len(data), 1))
+        try:
+            writer.write(data)
+            digest = writer.commit()
+        except BaseException:
+            writer.abort()
+            raise
+        return self._register(digest, len(data), media_type)
+
+    def _register(self, digest: str, size: int, media_type: str) -> cube_pb2.BlobRef:
         now = self._context.clock()
 
         def apply(cursor: Connection) -> None:

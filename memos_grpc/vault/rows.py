@@ -95,6 +95,21 @@ def make_etag(name: str, version: int, update_time: datetime) -> str:
     return hashlib.sha256(raw).hexdigest()[:20]
 
 
+def memory_text(cube: cube_pb2.MemCube) -> str:
+    """The text a cube stands for: a plaintext's text, or the source text of a cache or an adapter ("" if none).
+
+    It is what the vault embeds and searches, whatever the memory type.
+    """
+    payload = cube.WhichOneof("payload")
+    if payload == "plaintext":
+        return cube.plaintext.text
+    if payload == "activation":
+        return cube.activation.source_text
+    if payload == "parametric":
+        return cube.parametric.source_text
+    return ""
+
+
 def blob_digest(cube: cube_pb2.MemCube) -> str | None:
     payload = cube.WhichOneof("payload")
     if payload == "activation":

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import duckdb
 
-SCHEMA_VERSION = 5
+SCHEMA_VERSION = 6
 
 DDL = [
     """
@@ -140,6 +140,17 @@ DDL = [
         blob_digest VARCHAR,
         update_time TIMESTAMPTZ NOT NULL,
         PRIMARY KEY (space_id, cube_id, version)
+    )
+    """,
+    # v6: long-running operations (transforms). Written when queued and when done; progress stays in memory.
+    """
+    CREATE TABLE IF NOT EXISTS operations (
+        space_id VARCHAR NOT NULL,
+        operation_id VARCHAR NOT NULL,
+        operation_pb BLOB NOT NULL,
+        done BOOLEAN NOT NULL,
+        create_time TIMESTAMPTZ NOT NULL,
+        PRIMARY KEY (space_id, operation_id)
     )
     """,
     # Cubes written before v5 get their current version as their first recorded one.

@@ -156,6 +156,7 @@ class Spaces:
                 )
             cursor.execute("DELETE FROM cubes WHERE space_id = ?", [space_id])
             cursor.execute("DELETE FROM cube_versions WHERE space_id = ?", [space_id])
+            cursor.execute("DELETE FROM operations WHERE space_id = ?", [space_id])
             cursor.execute("DELETE FROM spaces WHERE space_id = ?", [space_id])
             cursor.execute("DELETE FROM space_roles WHERE space_id = ?", [space_id])
             return vec_ids

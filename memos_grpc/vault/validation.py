@@ -74,7 +74,7 @@ def check_text(text: str, settings: Settings, field: str = "cube.plaintext.text"
 
 
 def check_context(context: str, settings: Settings, field: str = "cube.plaintext.context") -> None:
-    """A plaintext cube's optional search context: bounded like its text."""
+    """Optional text (a search context, a source text): bounded like a plaintext's text."""
     size = len(context.encode("utf-8"))
     if size > settings.max_text_bytes:
         raise invalid(
@@ -145,8 +145,10 @@ def check_cube_fields(cube: cube_pb2.MemCube, settings: Settings) -> int:
         check_context(cube.plaintext.context, settings)
     elif payload == "activation":
         _check_blob_payload(cube.activation, "cube.activation")
+        check_context(cube.activation.source_text, settings, "cube.activation.source_text")
     else:
         _check_blob_payload(cube.parametric, "cube.parametric")
+        check_context(cube.parametric.source_text, settings, "cube.parametric.source_text")
     check_metadata(cube)
     return memory_type
 

@@ -9,6 +9,7 @@ from __future__ import annotations
 import logging
 import threading
 import time
+from typing import TYPE_CHECKING
 
 from memos_grpc.embedding.embedder import Embedder, load_embedder
 from memos_grpc.embedding.worker import EmbeddingWorker
@@ -18,8 +19,10 @@ from memos_grpc.interchange.exporter import Exporter
 from memos_grpc.interchange.importer import Importer
 from memos_grpc.interchange.signers import NODE_PRINCIPAL, Signers
 from memos_grpc.interchange.trust_store import TrustStore
+from memos_grpc.scheduler.operations import Operations
 from memos_grpc.scheduler.recall import Scheduler
 from memos_grpc.scheduler.tokens import TokenCounter
+from memos_grpc.scheduler.transform import Transformer
 from memos_grpc.scheduler.usage import UsageRecorder
 from memos_grpc.settings import Settings
 from memos_grpc.vault.blobs import BlobStore
@@ -35,7 +38,20 @@ from memos_grpc.vault.search import Search
 from memos_grpc.vault.spaces import Spaces
 from memos_grpc.vault.vectors import IndexParams, VectorIndexes
 
+if TYPE_CHECKING:
+    from memos_grpc.models.host import ModelHost
+
 log = logging.getLogger(__name__)
+
+
+def _load_model(settings: Settings) -> ModelHost | None:
+    """The model of ``model_dir``, or None without one; torch and transformers load only when it is set."""
+    if not settings.model_dir:
+        return None
+    from memos_grpc.models.host import load_model_host
+
+    log.info("loading model from %s", settings.model_dir)
+    return load_model_host(settings.model_dir)
 
 
 class Vault:
@@ -44,6 +60,8 @@ class Vault:
     def __init__(self, settings: Settings, embedder: Embedder | None = None) -> None:
         started = time.monotonic()
         settings.data_dir.mkdir(parents=True, exist_ok=True)
+        # First: a bad model directory stops start-up before any store is opened.
+        model = _load_model(settings)
         if embedder is None:
             log.info("loading embedder %s", settings.embedder)
             embedder = load_embedder(settings.embedder, settings.vector_dimension)
@@ -86,6 +104,8 @@ class Vault:
         self.lifecycle = Lifecycle(self.context, self.cubes)
         self.usage = UsageRecorder(self.context)
         self.scheduler = Scheduler(self.context, self.search, self.usage, TokenCounter(settings.recall_tokenizer))
+        self.operations = Operations(self.context, self.cubes.sees)
+        self.transformer = Transformer(self.context, self.cubes, self.payloads, self.operations, model)
         # The Memory Interchange Protocol: the node's keys, its trust root, bundles in and out.
         self.signers = Signers(settings.key_dir, self.principals)
         self.trust = TrustStore(self.context, self.signers.node, NODE_PRINCIPAL)
@@ -112,6 +132,7 @@ class Vault:
 
     def close(self) -> None:
         """Finishes queued writes, saves indexes, and closes the database."""
+        self.operations.close()
         self._stop.set()
         self._flusher.join(timeout=30)
         self.sweeper.stop()

@@ -120,7 +120,7 @@ class PlaintextPayload(_message.Message):
     def __init__(self, text: _Optional[str] = ..., context: _Optional[str] = ...) -> None: ...
 
 class ActivationPayload(_message.Message):
-    __slots__ = ("blob", "model_fingerprint", "dtype", "shape", "num_layers", "num_heads", "token_count")
+    __slots__ = ("blob", "model_fingerprint", "dtype", "shape", "num_layers", "num_heads", "token_count", "source_text")
     BLOB_FIELD_NUMBER: _ClassVar[int]
     MODEL_FINGERPRINT_FIELD_NUMBER: _ClassVar[int]
     DTYPE_FIELD_NUMBER: _ClassVar[int]
@@ -128,6 +128,7 @@ class ActivationPayload(_message.Message):
     NUM_LAYERS_FIELD_NUMBER: _ClassVar[int]
     NUM_HEADS_FIELD_NUMBER: _ClassVar[int]
     TOKEN_COUNT_FIELD_NUMBER: _ClassVar[int]
+    SOURCE_TEXT_FIELD_NUMBER: _ClassVar[int]
     blob: BlobRef
     model_fingerprint: str
     dtype: str
@@ -135,10 +136,11 @@ class ActivationPayload(_message.Message):
     num_layers: int
     num_heads: int
     token_count: int
-    def __init__(self, blob: _Optional[_Union[BlobRef, _Mapping]] = ..., model_fingerprint: _Optional[str] = ..., dtype: _Optional[str] = ..., shape: _Optional[_Iterable[int]] = ..., num_layers: _Optional[int] = ..., num_heads: _Optional[int] = ..., token_count: _Optional[int] = ...) -> None: ...
+    source_text: str
+    def __init__(self, blob: _Optional[_Union[BlobRef, _Mapping]] = ..., model_fingerprint: _Optional[str] = ..., dtype: _Optional[str] = ..., shape: _Optional[_Iterable[int]] = ..., num_layers: _Optional[int] = ..., num_heads: _Optional[int] = ..., token_count: _Optional[int] = ..., source_text: _Optional[str] = ...) -> None: ...
 
 class ParametricPayload(_message.Message):
-    __slots__ = ("blob", "model_fingerprint", "dtype", "shape", "rank", "target_modules", "adapter_config_json")
+    __slots__ = ("blob", "model_fingerprint", "dtype", "shape", "rank", "target_modules", "adapter_config_json", "source_text", "source_cubes", "training_steps")
     BLOB_FIELD_NUMBER: _ClassVar[int]
     MODEL_FINGERPRINT_FIELD_NUMBER: _ClassVar[int]
     DTYPE_FIELD_NUMBER: _ClassVar[int]
@@ -146,6 +148,9 @@ class ParametricPayload(_message.Message):
     RANK_FIELD_NUMBER: _ClassVar[int]
     TARGET_MODULES_FIELD_NUMBER: _ClassVar[int]
     ADAPTER_CONFIG_JSON_FIELD_NUMBER: _ClassVar[int]
+    SOURCE_TEXT_FIELD_NUMBER: _ClassVar[int]
+    SOURCE_CUBES_FIELD_NUMBER: _ClassVar[int]
+    TRAINING_STEPS_FIELD_NUMBER: _ClassVar[int]
     blob: BlobRef
     model_fingerprint: str
     dtype: str
@@ -153,7 +158,10 @@ class ParametricPayload(_message.Message):
     rank: int
     target_modules: _containers.RepeatedScalarFieldContainer[str]
     adapter_config_json: str
-    def __init__(self, blob: _Optional[_Union[BlobRef, _Mapping]] = ..., model_fingerprint: _Optional[str] = ..., dtype: _Optional[str] = ..., shape: _Optional[_Iterable[int]] = ..., rank: _Optional[int] = ..., target_modules: _Optional[_Iterable[str]] = ..., adapter_config_json: _Optional[str] = ...) -> None: ...
+    source_text: str
+    source_cubes: _containers.RepeatedScalarFieldContainer[str]
+    training_steps: int
+    def __init__(self, blob: _Optional[_Union[BlobRef, _Mapping]] = ..., model_fingerprint: _Optional[str] = ..., dtype: _Optional[str] = ..., shape: _Optional[_Iterable[int]] = ..., rank: _Optional[int] = ..., target_modules: _Optional[_Iterable[str]] = ..., adapter_config_json: _Optional[str] = ..., source_text: _Optional[str] = ..., source_cubes: _Optional[_Iterable[str]] = ..., training_steps: _Optional[int] = ...) -> None: ...
 
 class MemCube(_message.Message):
     __slots__ = ("name", "type", "plaintext", "activation", "parametric", "create_time", "last_use_time", "source", "origin", "model", "usage_count", "priority", "expire_time", "access", "tags", "embedding_fingerprint", "storage_mode", "semantic_type", "sensitivity_labels", "provenance_id", "state", "version", "etag", "labels", "update_time", "embedding", "merged_from")

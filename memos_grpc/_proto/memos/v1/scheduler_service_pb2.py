@@ -22,27 +22,48 @@ _runtime_version.ValidateProtobufRuntimeVersion(
 _sym_db = _symbol_database.Default()
 
 
+from google.protobuf import timestamp_pb2 as google_dot_protobuf_dot_timestamp__pb2
 from memos_grpc._proto.memos.v1 import cube_pb2 as memos_dot_v1_dot_cube__pb2
 from memos_grpc._proto.memos.v1 import vault_service_pb2 as memos_dot_v1_dot_vault__service__pb2
 
 
-DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n memos/v1/scheduler_service.proto\x12\x08memos.v1\x1a\x13memos/v1/cube.proto\x1a\x1cmemos/v1/vault_service.proto\"\xeb\x01\n\rRecallRequest\x12\x16\n\x06parent\x18\x01 \x01(\tR\x06parent\x12\x14\n\x05query\x18\x02 \x01(\tR\x05query\x12!\n\x0ctoken_budget\x18\x03 \x01(\x05R\x0btokenBudget\x12*\n\x05types\x18\x04 \x03(\x0e\x32\x14.memos.v1.MemoryTypeR\x05types\x12\x16\n\x06\x66ilter\x18\x05 \x01(\tR\x06\x66ilter\x12\x1b\n\tmax_items\x18\x06 \x01(\x05R\x08maxItems\x12(\n\x04mode\x18\x07 \x01(\x0e\x32\x14.memos.v1.SearchModeR\x04mode\"v\n\nScoreParts\x12\x1c\n\trelevance\x18\x01 \x01(\x02R\trelevance\x12\x1a\n\x08priority\x18\x02 \x01(\x02R\x08priority\x12\x18\n\x07recency\x18\x03 \x01(\x02R\x07recency\x12\x14\n\x05usage\x18\x04 \x01(\x02R\x05usage\"\x98\x02\n\nRecallItem\x12%\n\x04\x63ube\x18\x01 \x01(\x0b\x32\x11.memos.v1.MemCubeR\x04\x63ube\x12-\n\x04kind\x18\x02 \x01(\x0e\x32\x19.memos.v1.RecallItem.KindR\x04kind\x12\x14\n\x05score\x18\x03 \x01(\x02R\x05score\x12*\n\x05parts\x18\x04 \x01(\x0b\x32\x14.memos.v1.ScorePartsR\x05parts\x12\x16\n\x06tokens\x18\x05 \x01(\x05R\x06tokens\"Z\n\x04Kind\x12\x14\n\x10KIND_UNSPECIFIED\x10\x00\x12\x12\n\x0eKIND_PLAINTEXT\x10\x01\x12\x13\n\x0fKIND_ACTIVATION\x10\x02\x12\x13\n\x0fKIND_PARAMETRIC\x10\x03\"\xef\x01\n\nRecallPlan\x12*\n\x05items\x18\x01 \x03(\x0b\x32\x14.memos.v1.RecallItemR\x05items\x12!\n\x0ctoken_budget\x18\x02 \x01(\x05R\x0btokenBudget\x12\x1f\n\x0btokens_used\x18\x03 \x01(\x05R\ntokensUsed\x12\x1c\n\ttokenizer\x18\x04 \x01(\tR\ttokenizer\x12\'\n\x0f\x63\x61ndidate_count\x18\x05 \x01(\x05R\x0e\x63\x61ndidateCount\x12*\n\x11over_budget_count\x18\x06 \x01(\x05R\x0foverBudgetCount2K\n\x10SchedulerService\x12\x37\n\x06Recall\x12\x17.memos.v1.RecallRequest\x1a\x14.memos.v1.RecallPlanb\x06proto3')
+DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n memos/v1/scheduler_service.proto\x12\x08memos.v1\x1a\x1fgoogle/protobuf/timestamp.proto\x1a\x13memos/v1/cube.proto\x1a\x1cmemos/v1/vault_service.proto\"\x98\x02\n\rRecallRequest\x12\x16\n\x06parent\x18\x01 \x01(\tR\x06parent\x12\x14\n\x05query\x18\x02 \x01(\tR\x05query\x12!\n\x0ctoken_budget\x18\x03 \x01(\x05R\x0btokenBudget\x12*\n\x05types\x18\x04 \x03(\x0e\x32\x14.memos.v1.MemoryTypeR\x05types\x12\x16\n\x06\x66ilter\x18\x05 \x01(\tR\x06\x66ilter\x12\x1b\n\tmax_items\x18\x06 \x01(\x05R\x08maxItems\x12(\n\x04mode\x18\x07 \x01(\x0e\x32\x14.memos.v1.SearchModeR\x04mode\x12+\n\x11model_fingerprint\x18\x08 \x01(\tR\x10modelFingerprint\"v\n\nScoreParts\x12\x1c\n\trelevance\x18\x01 \x01(\x02R\trelevance\x12\x1a\n\x08priority\x18\x02 \x01(\x02R\x08priority\x12\x18\n\x07recency\x18\x03 \x01(\x02R\x07recency\x12\x14\n\x05usage\x18\x04 \x01(\x02R\x05usage\"\x98\x02\n\nRecallItem\x12%\n\x04\x63ube\x18\x01 \x01(\x0b\x32\x11.memos.v1.MemCubeR\x04\x63ube\x12-\n\x04kind\x18\x02 \x01(\x0e\x32\x19.memos.v1.RecallItem.KindR\x04kind\x12\x14\n\x05score\x18\x03 \x01(\x02R\x05score\x12*\n\x05parts\x18\x04 \x01(\x0b\x32\x14.memos.v1.ScorePartsR\x05parts\x12\x16\n\x06tokens\x18\x05 \x01(\x05R\x06tokens\"Z\n\x04Kind\x12\x14\n\x10KIND_UNSPECIFIED\x10\x00\x12\x12\n\x0eKIND_PLAINTEXT\x10\x01\x12\x13\n\x0fKIND_ACTIVATION\x10\x02\x12\x13\n\x0fKIND_PARAMETRIC\x10\x03\"\xef\x01\n\nRecallPlan\x12*\n\x05items\x18\x01 \x03(\x0b\x32\x14.memos.v1.RecallItemR\x05items\x12!\n\x0ctoken_budget\x18\x02 \x01(\x05R\x0btokenBudget\x12\x1f\n\x0btokens_used\x18\x03 \x01(\x05R\ntokensUsed\x12\x1c\n\ttokenizer\x18\x04 \x01(\tR\ttokenizer\x12\'\n\x0f\x63\x61ndidate_count\x18\x05 \x01(\x05R\x0e\x63\x61ndidateCount\x12*\n\x11over_budget_count\x18\x06 \x01(\x05R\x0foverBudgetCount\"\xc8\x01\n\x14TransformCubeRequest\x12\x16\n\x06parent\x18\x01 \x01(\tR\x06parent\x12\x14\n\x05names\x18\x02 \x03(\tR\x05names\x12\x35\n\x0btarget_type\x18\x03 \x01(\x0e\x32\x14.memos.v1.MemoryTypeR\ntargetType\x12\x17\n\x07\x63ube_id\x18\x04 \x01(\tR\x06\x63ubeId\x12\x32\n\x08training\x18\x05 \x01(\x0b\x32\x16.memos.v1.LoraTrainingR\x08training\"\x98\x01\n\x0cLoraTraining\x12\x14\n\x05steps\x18\x01 \x01(\x05R\x05steps\x12#\n\rlearning_rate\x18\x02 \x01(\x02R\x0clearningRate\x12\x12\n\x04rank\x18\x03 \x01(\x05R\x04rank\x12%\n\x0etarget_modules\x18\x04 \x03(\tR\rtargetModules\x12\x12\n\x04seed\x18\x05 \x01(\x03R\x04seed\"\x9a\x05\n\tOperation\x12\x12\n\x04name\x18\x01 \x01(\tR\x04name\x12/\n\x05state\x18\x02 \x01(\x0e\x32\x19.memos.v1.Operation.StateR\x05state\x12\x12\n\x04\x64one\x18\x03 \x01(\x08R\x04\x64one\x12\x38\n\x07request\x18\x04 \x01(\x0b\x32\x1e.memos.v1.TransformCubeRequestR\x07request\x12\x12\n\x04step\x18\x05 \x01(\x05R\x04step\x12\x1f\n\x0btotal_steps\x18\x06 \x01(\x05R\ntotalSteps\x12!\n\x0cinitial_loss\x18\x07 \x01(\x02R\x0binitialLoss\x12\x12\n\x04loss\x18\x08 \x01(\x02R\x04loss\x12\x18\n\x07\x63reator\x18\t \x01(\tR\x07\x63reator\x12;\n\x0b\x63reate_time\x18\n \x01(\x0b\x32\x1a.google.protobuf.TimestampR\ncreateTime\x12;\n\x0bupdate_time\x18\x0b \x01(\x0b\x32\x1a.google.protobuf.TimestampR\nupdateTime\x12\x35\n\x08\x65nd_time\x18\x0c \x01(\x0b\x32\x1a.google.protobuf.TimestampR\x07\x65ndTime\x12\x12\n\x04\x63ube\x18\r \x01(\tR\x04\x63ube\x12.\n\x05\x65rror\x18\x0e \x01(\x0b\x32\x18.memos.v1.OperationErrorR\x05\x65rror\"\x7f\n\x05State\x12\x15\n\x11STATE_UNSPECIFIED\x10\x00\x12\x10\n\x0cSTATE_QUEUED\x10\x01\x12\x11\n\rSTATE_RUNNING\x10\x02\x12\x13\n\x0fSTATE_SUCCEEDED\x10\x03\x12\x10\n\x0cSTATE_FAILED\x10\x04\x12\x13\n\x0fSTATE_CANCELLED\x10\x05\"V\n\x0eOperationError\x12\x12\n\x04\x63ode\x18\x01 \x01(\x05R\x04\x63ode\x12\x18\n\x07message\x18\x02 \x01(\tR\x07message\x12\x16\n\x06reason\x18\x03 \x01(\tR\x06reason\")\n\x13GetOperationRequest\x12\x12\n\x04name\x18\x01 \x01(\tR\x04name\"+\n\x15WatchOperationRequest\x12\x12\n\x04name\x18\x01 \x01(\tR\x04name\",\n\x16\x43\x61ncelOperationRequest\x12\x12\n\x04name\x18\x01 \x01(\tR\x04name\"\x11\n\x0fGetModelRequest\"\xc2\x02\n\tModelInfo\x12 \n\x0b\x66ingerprint\x18\x01 \x01(\tR\x0b\x66ingerprint\x12\x1d\n\nmodel_type\x18\x02 \x01(\tR\tmodelType\x12\x1d\n\nnum_layers\x18\x03 \x01(\x05R\tnumLayers\x12 \n\x0cnum_kv_heads\x18\x04 \x01(\x05R\nnumKvHeads\x12\x19\n\x08head_dim\x18\x05 \x01(\x05R\x07headDim\x12\x14\n\x05\x64type\x18\x06 \x01(\tR\x05\x64type\x12\'\n\x0fparameter_count\x18\x07 \x01(\x03R\x0eparameterCount\x12#\n\rmax_positions\x18\x08 \x01(\x03R\x0cmaxPositions\x12\x34\n\x16\x64\x65\x66\x61ult_target_modules\x18\t \x03(\tR\x14\x64\x65\x66\x61ultTargetModules2\xa5\x03\n\x10SchedulerService\x12\x37\n\x06Recall\x12\x17.memos.v1.RecallRequest\x1a\x14.memos.v1.RecallPlan\x12\x44\n\rTransformCube\x12\x1e.memos.v1.TransformCubeRequest\x1a\x13.memos.v1.Operation\x12\x42\n\x0cGetOperation\x12\x1d.memos.v1.GetOperationRequest\x1a\x13.memos.v1.Operation\x12H\n\x0eWatchOperation\x12\x1f.memos.v1.WatchOperationRequest\x1a\x13.memos.v1.Operation0\x01\x12H\n\x0f\x43\x61ncelOperation\x12 .memos.v1.CancelOperationRequest\x1a\x13.memos.v1.Operation\x12:\n\x08GetModel\x12\x19.memos.v1.GetModelRequest\x1a\x13.memos.v1.ModelInfob\x06proto3')
 
 _globals = globals()
 _builder.BuildMessageAndEnumDescriptors(DESCRIPTOR, _globals)
 _builder.BuildTopDescriptorsAndMessages(DESCRIPTOR, 'memos.v1.scheduler_service_pb2', _globals)
 if not _descriptor._USE_C_DESCRIPTORS:
   DESCRIPTOR._loaded_options = None
-  _globals['_RECALLREQUEST']._serialized_start=98
-  _globals['_RECALLREQUEST']._serialized_end=333
-  _globals['_SCOREPARTS']._serialized_start=335
-  _globals['_SCOREPARTS']._serialized_end=453
-  _globals['_RECALLITEM']._serialized_start=456
-  _globals['_RECALLITEM']._serialized_end=736
-  _globals['_RECALLITEM_KIND']._serialized_start=646
-  _globals['_RECALLITEM_KIND']._serialized_end=736
-  _globals['_RECALLPLAN']._serialized_start=739
-  _globals['_RECALLPLAN']._serialized_end=978
-  _globals['_SCHEDULERSERVICE']._serialized_start=980
-  _globals['_SCHEDULERSERVICE']._serialized_end=1055
+  _globals['_RECALLREQUEST']._serialized_start=131
+  _globals['_RECALLREQUEST']._serialized_end=411
+  _globals['_SCOREPARTS']._serialized_start=413
+  _globals['_SCOREPARTS']._serialized_end=531
+  _globals['_RECALLITEM']._serialized_start=534
+  _globals['_RECALLITEM']._serialized_end=814
+  _globals['_RECALLITEM_KIND']._serialized_start=724
+  _globals['_RECALLITEM_KIND']._serialized_end=814
+  _globals['_RECALLPLAN']._serialized_start=817
+  _globals['_RECALLPLAN']._serialized_end=1056
+  _globals['_TRANSFORMCUBEREQUEST']._serialized_start=1059
+  _globals['_TRANSFORMCUBEREQUEST']._serialized_end=1259
+  _globals['_LORATRAINING']._serialized_start=1262
+  _globals['_LORATRAINING']._serialized_end=1414
+  _globals['_OPERATION']._serialized_start=1417
+  _globals['_OPERATION']._serialized_end=2083
+  _globals['_OPERATION_STATE']._serialized_start=1956
+  _globals['_OPERATION_STATE']._serialized_end=2083
+  _globals['_OPERATIONERROR']._serialized_start=2085
+  _globals['_OPERATIONERROR']._serialized_end=2171
+  _globals['_GETOPERATIONREQUEST']._serialized_start=2173
+  _globals['_GETOPERATIONREQUEST']._serialized_end=2214
+  _globals['_WATCHOPERATIONREQUEST']._serialized_start=2216
+  _globals['_WATCHOPERATIONREQUEST']._serialized_end=2259
+  _globals['_CANCELOPERATIONREQUEST']._serialized_start=2261
+  _globals['_CANCELOPERATIONREQUEST']._serialized_end=2305
+  _globals['_GETMODELREQUEST']._serialized_start=2307
+  _globals['_GETMODELREQUEST']._serialized_end=2324
+  _globals['_MODELINFO']._serialized_start=2327
+  _globals['_MODELINFO']._serialized_end=2649
+  _globals['_SCHEDULERSERVICE']._serialized_start=2652
+  _globals['_SCHEDULERSERVICE']._serialized_end=3073
 # @@protoc_insertion_point(module_scope)

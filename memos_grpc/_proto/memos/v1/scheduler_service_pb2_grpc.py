@@ -41,6 +41,31 @@ class SchedulerServiceStub:
                 request_serializer=memos_dot_v1_dot_scheduler__service__pb2.RecallRequest.SerializeToString,
                 response_deserializer=memos_dot_v1_dot_scheduler__service__pb2.RecallPlan.FromString,
                 _registered_method=True)
+        self.TransformCube = channel.unary_unary(
+                '/memos.v1.SchedulerService/TransformCube',
+                request_serializer=memos_dot_v1_dot_scheduler__service__pb2.TransformCubeRequest.SerializeToString,
+                response_deserializer=memos_dot_v1_dot_scheduler__service__pb2.Operation.FromString,
+                _registered_method=True)
+        self.GetOperation = channel.unary_unary(
+                '/memos.v1.SchedulerService/GetOperation',
+                request_serializer=memos_dot_v1_dot_scheduler__service__pb2.GetOperationRequest.SerializeToString,
+                response_deserializer=memos_dot_v1_dot_scheduler__service__pb2.Operation.FromString,
+                _registered_method=True)
+        self.WatchOperation = channel.unary_stream(
+                '/memos.v1.SchedulerService/WatchOperation',
+                request_serializer=memos_dot_v1_dot_scheduler__service__pb2.WatchOperationRequest.SerializeToString,
+                response_deserializer=memos_dot_v1_dot_scheduler__service__pb2.Operation.FromString,
+                _registered_method=True)
+        self.CancelOperation = channel.unary_unary(
+                '/memos.v1.SchedulerService/CancelOperation',
+                request_serializer=memos_dot_v1_dot_scheduler__service__pb2.CancelOperationRequest.SerializeToString,
+                response_deserializer=memos_dot_v1_dot_scheduler__service__pb2.Operation.FromString,
+                _registered_method=True)
+        self.GetModel = channel.unary_unary(
+                '/memos.v1.SchedulerService/GetModel',
+                request_serializer=memos_dot_v1_dot_scheduler__service__pb2.GetModelRequest.SerializeToString,
+                response_deserializer=memos_dot_v1_dot_scheduler__service__pb2.ModelInfo.FromString,
+                _registered_method=True)
 
 
 class SchedulerServiceServicer:
@@ -55,6 +80,44 @@ class SchedulerServiceServicer:
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
 
+    def TransformCube(self, request, context):
+        """Turns cubes into another memory type with the server's model, as a long-running operation
+        (docs/models.md): plaintext -> activation (a KV cache, in place), activation -> plaintext
+        (demotion, in place), plaintext (one cube or several) -> parametric (a LoRA adapter trained on
+        their texts, stored as a new cube). Returns at once; poll GetOperation or stream WatchOperation.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def GetOperation(self, request, context):
+        """The current state of an operation.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def WatchOperation(self, request, context):
+        """The operation now and at every change (a training step, the end), until it is done.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def CancelOperation(self, request, context):
+        """Asks an operation to stop. A cancelled transform changes no cube.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def GetModel(self, request, context):
+        """The model the server transforms with, and its fingerprint (FAILED_PRECONDITION when none is configured).
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
 
 def add_SchedulerServiceServicer_to_server(servicer, server):
     rpc_method_handlers = {
@@ -62,6 +125,31 @@ def add_SchedulerServiceServicer_to_server(servicer, server):
                     servicer.Recall,
                     request_deserializer=memos_dot_v1_dot_scheduler__service__pb2.RecallRequest.FromString,
                     response_serializer=memos_dot_v1_dot_scheduler__service__pb2.RecallPlan.SerializeToString,
+            ),
+            'TransformCube': grpc.unary_unary_rpc_method_handler(
+                    servicer.TransformCube,
+                    request_deserializer=memos_dot_v1_dot_scheduler__service__pb2.TransformCubeRequest.FromString,
+                    response_serializer=memos_dot_v1_dot_scheduler__service__pb2.Operation.SerializeToString,
+            ),
+            'GetOperation': grpc.unary_unary_rpc_method_handler(
+                    servicer.GetOperation,
+                    request_deserializer=memos_dot_v1_dot_scheduler__service__pb2.GetOperationRequest.FromString,
+                    response_serializer=memos_dot_v1_dot_scheduler__service__pb2.Operation.SerializeToString,
+            ),
+            'WatchOperation': grpc.unary_stream_rpc_method_handler(
+                    servicer.WatchOperation,
+                    request_deserializer=memos_dot_v1_dot_scheduler__service__pb2.WatchOperationRequest.FromString,
+                    response_serializer=memos_dot_v1_dot_scheduler__service__pb2.Operation.SerializeToString,
+            ),
+            'CancelOperation': grpc.unary_unary_rpc_method_handler(
+                    servicer.CancelOperation,
+                    request_deserializer=memos_dot_v1_dot_scheduler__service__pb2.CancelOperationRequest.FromString,
+                    response_serializer=memos_dot_v1_dot_scheduler__service__pb2.Operation.SerializeToString,
+            ),
+            'GetModel': grpc.unary_unary_rpc_method_handler(
+                    servicer.GetModel,
+                    request_deserializer=memos_dot_v1_dot_scheduler__service__pb2.GetModelRequest.FromString,
+                    response_serializer=memos_dot_v1_dot_scheduler__service__pb2.ModelInfo.SerializeToString,
             ),
     }
     generic_handler = grpc.method_handlers_generic_handler(
@@ -93,6 +181,141 @@ class SchedulerService:
             '/memos.v1.SchedulerService/Recall',
             memos_dot_v1_dot_scheduler__service__pb2.RecallRequest.SerializeToString,
             memos_dot_v1_dot_scheduler__service__pb2.RecallPlan.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def TransformCube(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/memos.v1.SchedulerService/TransformCube',
+            memos_dot_v1_dot_scheduler__service__pb2.TransformCubeRequest.SerializeToString,
+            memos_dot_v1_dot_scheduler__service__pb2.Operation.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def GetOperation(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/memos.v1.SchedulerService/GetOperation',
+            memos_dot_v1_dot_scheduler__service__pb2.GetOperationRequest.SerializeToString,
+            memos_dot_v1_dot_scheduler__service__pb2.Operation.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def WatchOperation(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_stream(
+            request,
+            target,
+            '/memos.v1.SchedulerService/WatchOperation',
+            memos_dot_v1_dot_scheduler__service__pb2.WatchOperationRequest.SerializeToString,
+            memos_dot_v1_dot_scheduler__service__pb2.Operation.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def CancelOperation(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/memos.v1.SchedulerService/CancelOperation',
+            memos_dot_v1_dot_scheduler__service__pb2.CancelOperationRequest.SerializeToString,
+            memos_dot_v1_dot_scheduler__service__pb2.Operation.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def GetModel(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/memos.v1.SchedulerService/GetModel',
+            memos_dot_v1_dot_scheduler__service__pb2.GetModelRequest.SerializeToString,
+            memos_dot_v1_dot_scheduler__service__pb2.ModelInfo.FromString,
             options,
             channel_credentials,
             insecure,

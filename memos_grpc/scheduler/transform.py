@@ -1,0 +1,319 @@
+"""TransformCube: moving memories between types with the server's model (docs/models.md).
+
+- plaintext -> activation, in place: the model reads the cube's text; its KV
+  cache becomes the cube's blob and the text its ``source_text``.
+- activation -> plaintext (demotion), in place: the source text comes back
+  as the cube's text; no model needed.
+- plaintext (one cube or several) -> parametric: a LoRA adapter trained on
+  their texts becomes a new cube; the sources stay as they are.
+
+The request is checked, and the sources read, before an operation is queued,
+so a bad request fails at once with its own status. The work runs on the
+operations thread; an in-place change commits only if the cube is still the
+version that was read (else ABORTED, CUBE_CHANGED), as a new version.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Callable
+from typing import TYPE_CHECKING
+
+from memos_grpc._proto.memos.v1 import cube_pb2, scheduler_service_pb2, vault_service_pb2
+from memos_grpc.errors import (
+    CancelledError,
+    EtagMismatchError,
+    FailedPreconditionError,
+    NotFoundError,
+    PermissionDeniedError,
+)
+from memos_grpc.governance.caller import Caller
+from memos_grpc.scheduler.operations import Operation, Operations, Progress
+from memos_grpc.vault.context import VaultContext
+from memos_grpc.vault.cubes import Cubes, catalog_entries
+from memos_grpc.vault.database import Connection
+from memos_grpc.vault.names import check_id, cube_name, new_cube_id, parse_cube_name, parse_space_name
+from memos_grpc.vault.payloads import Payloads
+from memos_grpc.vault.rows import CubeRow, insert_rows, make_etag, set_timestamp, vector_from_bytes
+from memos_grpc.vault.validation import invalid
+
+if TYPE_CHECKING:
+    from memos_grpc.models.host import ModelHost
+    from memos_grpc.models.parametric import TrainingPlan
+
+ACTIVATION_MEDIA_TYPE = "application/vnd.memos.activation+safetensors"
+PLAINTEXT, ACTIVATION, PARAMETRIC = (
+    cube_pb2.MEMORY_TYPE_PLAINTEXT,
+    cube_pb2.MEMORY_TYPE_ACTIVATION,
+    cube_pb2.MEMORY_TYPE_PARAMETRIC,
+)
+
+
+def no_model() -> FailedPreconditionError:
+    return FailedPreconditionError(
+        "this server has no model: set model_dir to a local Hugging Face model directory (docs/models.md)",
+        reason="MODEL_NOT_CONFIGURED",
+    )
+
+
+class Transformer:
+    def __init__(
+        self,
+        context: VaultContext,
+        cubes: Cubes,
+        payloads: Payloads,
+        operations: Operations,
+        host: ModelHost | None,
+    ) -> None:
+        self._context = context
+        self._cubes = cubes
+        self._payloads = payloads
+        self._operations = operations
+        self.host = host
+
+    def model_info(self) -> scheduler_service_pb2.ModelInfo:
+        if self.host is None:
+            raise no_model()
+        return self.host.info()
+
+    def transform(self, request: scheduler_service_pb2.TransformCubeRequest, caller: Caller) -> Operation:
+        space_id = parse_space_name(request.parent, "parent")
+        target = request.target_type
+        if target not in (PLAINTEXT, ACTIVATION, PARAMETRIC):
+            raise invalid("target_type must be PLAINTEXT, ACTIVATION or PARAMETRIC", "INVALID_ENUM")
+        host = self.host
+        if host is None and target != PLAINTEXT:
+            raise no_model()
+        sources = self._sources(space_id, list(request.names), target, caller)
+        if target == PLAINTEXT or host is None:
+            return self._start_demotion(space_id, request, sources[0], caller)
+        if target == ACTIVATION:
+            return self._start_activation(space_id, request, sources[0], host, caller)
+        return self._start_parametric(space_id, request, sources, host, caller)
+
+    def _sources(self, space_id: str, names: list[str], target: int, caller: Caller) -> list[cube_pb2.MemCube]:
+        """The named cubes, as stored, after every check a source must pass."""
+        if not names:
+            raise invalid("names is empty: name the cube(s) to transform", "MISSING_NAMES")
+        if target != PARAMETRIC and len(names) != 1:
+            raise invalid(f"a transform to {cube_pb2.MemoryType.Name(target)} takes exactly one cube", "INVALID_NAMES")
+        limit = self._context.settings.max_transform_cubes
+        if len(names) > limit:
+            raise invalid(f"names has {len(names)} cubes; the limit is {limit} (max_transform_cubes)", "INVALID_NAMES")
+        if len(set(names)) != len(names):
+            raise invalid("names lists a cube twice", "INVALID_NAMES")
+        wanted = ACTIVATION if target == PLAINTEXT else PLAINTEXT
+        visibility = self._cubes.visibility(caller, space_id)
+        sources = []
+        for index, name in enumerate(names):
+            if parse_cube_name(name, f"names[{index}]")[0] != space_id:
+                raise invalid(f"names[{index}] {name} is not in the parent space", "PARENT_MISMATCH")
+            # Read as stored: a source whose text the caller may not see cannot become a cache or an adapter.
+            if visibility.redacts(self._cubes.get(name, caller)):
+                raise PermissionDeniedError(
+                    f"cube {name} is redacted for you; its text cannot be transformed", reason="CUBE_REDACTED"
+                )
+            cube = self._stored(name)
+            if cube.type != wanted:
+                raise FailedPreconditionError(
+                    f"cube {name} is {cube_pb2.MemoryType.Name(cube.type)}; a transform to "
+                    f"{cube_pb2.MemoryType.Name(target)} takes {cube_pb2.MemoryType.Name(wanted)} cubes",
+                    reason="TRANSFORM_UNSUPPORTED",
+                )
+            if target != PARAMETRIC and cube.state == cube_pb2.LIFECYCLE_STATE_FROZEN:
+                raise FailedPreconditionError(f"cube {name} is frozen; unfreeze it first", reason="CUBE_FROZEN")
+            if target == PLAINTEXT and not cube.activation.source_text:
+                raise FailedPreconditionError(
+                    f"cube {name} records no source text, so there is no plaintext to demote it to",
+                    reason="NO_SOURCE_TEXT",
+                )
+            sources.append(cube)
+        return sources
+
+    def _stored(self, name: str) -> cube_pb2.MemCube:
+        space_id, cube_id = parse_cube_name(name)
+        with self._context.database.read() as cursor:
+            row = cursor.execute(
+                "SELECT cube_pb FROM cubes WHERE space_id = ? AND cube_id = ?", [space_id, cube_id]
+            ).fetchone()
+        if row is None:
+            raise NotFoundError(f"cube {name} does not exist", reason="CUBE_NOT_FOUND")
+        return cube_pb2.MemCube.FromString(row[0])
+
+    # -- the three transforms ------------------------------------------------------
+
+    def _start_activation(
+        self,
+        space_id: str,
+        request: scheduler_service_pb2.TransformCubeRequest,
+        source: cube_pb2.MemCube,
+        host: ModelHost,
+        caller: Caller,
+    ) -> Operation:
+        text = source.plaintext.text
+        host.token_ids(text)  # too long for the model: refused now, not after queueing
+
+        def job(progress: Progress) -> str:
+            computed = host.compute_cache(text)
+            progress.step(1, 1)
+            ref = self._payloads.store(computed.blob, ACTIVATION_MEDIA_TYPE)
+            header = computed.header
+            payload = cube_pb2.ActivationPayload(
+                blob=ref,
+                model_fingerprint=header.fingerprint,
+                dtype=header.dtype,
+                shape=list(header.shape),
+                num_layers=header.num_layers,
+                num_heads=header.num_heads,
+                token_count=header.token_count,
+                source_text=text,
+            )
+
+            def change(cube: cube_pb2.MemCube) -> None:
+                cube.activation.CopyFrom(payload)
+                cube.type = ACTIVATION
+                cube.storage_mode = cube_pb2.STORAGE_MODE_BLOB
+                if not cube.model:
+                    cube.model = host.model_type
+
+            return self._rewrite(space_id, source, change, progress)
+
+        return self._operations.start(space_id, request, caller.principal, 1, job)
+
+    def _start_demotion(
+        self,
+        space_id: str,
+        request: scheduler_service_pb2.TransformCubeRequest,
+        source: cube_pb2.MemCube,
+        caller: Caller,
+    ) -> Operation:
+        def job(progress: Progress) -> str:
+            def change(cube: cube_pb2.MemCube) -> None:
+                cube.plaintext.text = cube.activation.source_text  # sets the oneof: the cache is let go
+                cube.type = PLAINTEXT
+                cube.storage_mode = cube_pb2.STORAGE_MODE_INLINE
+
+            return self._rewrite(space_id, source, change, progress)
+
+        return self._operations.start(space_id, request, caller.principal, 1, job)
+
+    def _start_parametric(
+        self,
+        space_id: str,
+        request: scheduler_service_pb2.TransformCubeRequest,
+        sources: list[cube_pb2.MemCube],
+        host: ModelHost,
+        caller: Caller,
+    ) -> Operation:
+        from memos_grpc.models.parametric import MEDIA_TYPE, check_targets, train_adapter, training_examples
+
+        plan = self._plan(request.training, host)
+        check_targets(host.model, plan.target_modules)
+        cube_id = check_id(request.cube_id, "cube_id") if request.cube_id else new_cube_id()
+        with self._context.database.read() as cursor:
+            taken = cursor.execute(
+                "SELECT 1 FROM cubes WHERE space_id = ? AND cube_id = ?", [space_id, cube_id]
+            ).fetchone()
+        if taken is not None:
+            raise invalid(
+                f"cube {cube_name(space_id, cube_id)} already exists; choose another cube_id", "CUBE_ID_TAKEN"
+            )
+        texts = [cube.plaintext.text for cube in sources]
+        source_text = "\n\n".join(texts)
+        if len(source_text.encode()) > self._context.settings.max_text_bytes:
+            raise invalid(
+                f"the sources hold {len(source_text.encode())} bytes of text; an adapter's source text may hold "
+                f"{self._context.settings.max_text_bytes} (max_text_bytes)",
+                "TEXT_TOO_LONG",
+            )
+        examples = training_examples(host.tokenizer, texts, host.max_positions)
+
+        def job(progress: Progress) -> str:
+            def report(step: int, loss: float) -> None:
+                progress.step(step, plan.steps, loss)
+
+            trained = train_adapter(host.model, examples, plan, host.fingerprint, report, progress.cancelled)
+            progress.step(plan.steps, plan.steps, trained.final_loss, trained.initial_loss)
+            ref = self._payloads.store(trained.blob, MEDIA_TYPE)
+            cube = cube_pb2.MemCube(
+                type=PARAMETRIC,
+                parametric=cube_pb2.ParametricPayload(
+                    blob=ref,
+                    model_fingerprint=host.fingerprint,
+                    dtype=trained.dtype,
+                    shape=list(trained.largest_shape),
+                    rank=trained.rank,
+                    target_modules=list(trained.target_modules),
+                    adapter_config_json=trained.config_json,
+                    source_text=source_text,
+                    source_cubes=[cube.name for cube in sources],
+                    training_steps=trained.steps,
+                ),
+                source=cube_pb2.SOURCE_FINE_TUNE,
+                model=host.model_type,
+                origin=f"LoRA adapter trained on {len(sources)} cube(s)",
+                priority=max(cube.priority for cube in sources),
+            )
+            create = vault_service_pb2.CreateCubeRequest(parent=request.parent, cube_id=cube_id, cube=cube)
+            return self._cubes.create(request.parent, create, caller.principal).name
+
+        return self._operations.start(space_id, request, caller.principal, plan.steps, job)
+
+    def _plan(self, training: scheduler_service_pb2.LoraTraining, host: ModelHost) -> TrainingPlan:
+        from memos_grpc.models.parametric import TrainingPlan
+
+        settings = self._context.settings
+        steps = training.steps or settings.lora_steps
+        if not 1 <= steps <= settings.max_lora_steps:
+            raise invalid(f"training.steps must be 1..{settings.max_lora_steps} (max_lora_steps)", "INVALID_TRAINING")
+        rate = training.learning_rate or settings.lora_learning_rate
+        if not (math.isfinite(rate) and 0 < rate <= 1):
+            raise invalid("training.learning_rate must be in (0, 1]", "INVALID_TRAINING")
+        rank = training.rank or settings.lora_rank
+        if not 1 <= rank <= 256:
+            raise invalid("training.rank must be 1..256", "INVALID_TRAINING")
+        targets = tuple(training.target_modules) or tuple(host.default_target_modules())
+        return TrainingPlan(steps=steps, learning_rate=rate, rank=rank, target_modules=targets, seed=training.seed)
+
+    # -- committing an in-place change ---------------------------------------------
+
+    def _rewrite(
+        self, space_id: str, read: cube_pb2.MemCube, change: Callable[[cube_pb2.MemCube], None], progress: Progress
+    ) -> str:
+        """Commits ``change`` to the cube as a new version, if it is still the version ``read``."""
+        if progress.cancelled():
+            raise CancelledError("cancelled before the change was committed")
+        _, cube_id = parse_cube_name(read.name)
+        context = self._context
+        now = context.clock()
+
+        def apply(cursor: Connection) -> CubeRow:
+            row = cursor.execute(
+                "SELECT cube_pb, vec_id, embedding FROM cubes WHERE space_id = ? AND cube_id = ?",
+                [space_id, cube_id],
+            ).fetchone()
+            if row is None:
+                raise NotFoundError(f"cube {read.name} was deleted during the transform", reason="CUBE_NOT_FOUND")
+            stored = cube_pb2.MemCube.FromString(row[0])
+            if stored.etag != read.etag:
+                raise EtagMismatchError(
+                    f"cube {read.name} changed during the transform (version {read.version} -> {stored.version}); "
+                    "nothing was committed, run it again",
+                    reason="CUBE_CHANGED",
+                )
+            change(stored)
+            stored.version += 1
+            set_timestamp(stored.update_time, now)
+            stored.etag = make_etag(stored.name, stored.version, now)
+            vec_id = None if row[1] is None else int(row[1])
+            embedding = None if row[2] is None else vector_from_bytes(row[2])
+            updated = CubeRow(space_id, cube_id, stored, vec_id, embedding)
+            self._cubes.bind_blobs(cursor, [updated])
+            cursor.execute("DELETE FROM cubes WHERE space_id = ? AND cube_id = ?", [space_id, cube_id])
+            insert_rows(cursor, [updated])
+            return updated
+
+        def after_commit(updated: CubeRow) -> None:
+            context.catalog.put(space_id, catalog_entries([updated]))
+
+        return context.database.write(apply, after_commit).cube.name

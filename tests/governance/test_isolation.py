@@ -34,6 +34,7 @@ import grpc
 import pytest
 from _isolation_interchange import INTERCHANGE_ROWS
 from _isolation_lifecycle import LIFECYCLE_ROWS
+from _isolation_models import MODEL_ROWS
 from _isolation_world import (
     _G,
     _V,
@@ -70,6 +71,7 @@ from conftest import start_server
 from google.protobuf import field_mask_pb2, timestamp_pb2
 from google.protobuf.message import Message
 from memos_test_support import admin_token
+from tiny_models import save_gpt2
 
 from memos_grpc._proto.memos.v1 import access_pb2, audit_pb2, cube_pb2, principal_pb2, space_pb2
 from memos_grpc._proto.memos.v1 import governance_service_pb2 as g
@@ -83,7 +85,11 @@ from memos_grpc.governance.rules import RULES, Check
 @pytest.fixture(scope="module")
 def world(tmp_path_factory: pytest.TempPathFactory, embedder: Embedder) -> Iterator[World]:
     # Plaintext peers: ImportFromPeer's cells pull from this very server.
-    server = start_server(tmp_path_factory.mktemp("isolation"), embedder, allow_plaintext_peers=True)
+    # A model, so that GetModel answers; the transform cells only demote, which needs none.
+    model_dir = save_gpt2(tmp_path_factory.mktemp("isolation-model"))
+    server = start_server(
+        tmp_path_factory.mktemp("isolation"), embedder, allow_plaintext_peers=True, model_dir=str(model_dir)
+    )
     channel = grpc.insecure_channel(server.address)
     try:
         vault, governance = VaultServiceStub(channel), GovernanceServiceStub(channel)
@@ -400,6 +406,7 @@ ROWS += [
     Row(_G + "ErasePrincipalData", Access.ADMIN, True, _erase_principal_data),
     *INTERCHANGE_ROWS,
     *LIFECYCLE_ROWS,
+    *MODEL_ROWS,
 ]
 
 CELLS = [(row, who) for row in ROWS for who in Who]

@@ -343,3 +343,39 @@ def test_a_model_directory_with_pickle_weights_stops_the_server(tmp_path: Path, 
     with pytest.raises(Exception) as caught:
         start_server(tmp_path / "data", embedder, model_dir=str(directory))
     assert getattr(caught.value, "reason", "") == "MODEL_PICKLE_REFUSED"
+
+
+def test_recall_plans_caches_and_adapters_for_their_model_and_text_for_any_other(
+    vault_stub: VaultServiceStub, scheduler: SchedulerServiceStub, space: str, host: ModelHost
+) -> None:
+    cached = create(vault_stub, space, "bob prefers coffee in morning")
+    finish(scheduler, transform(scheduler, space, [cached.name], ACTIVATION))
+    plain = create(vault_stub, space, "bob likes green tea")
+    trained = finish(scheduler, transform(scheduler, space, [plain.name], PARAMETRIC, training=s.LoraTraining(steps=2)))
+    adapter = trained[-1].cube
+    token_count = vault_stub.GetCube(v.GetCubeRequest(name=cached.name)).activation.token_count
+
+    def plan(fingerprint: str, types: tuple[int, ...] = ()) -> dict[str, s.RecallItem]:
+        request = s.RecallRequest(
+            parent=space,
+            query="what does bob drink",
+            token_budget=1000,
+            model_fingerprint=fingerprint,
+            mode=v.SEARCH_MODE_DENSE,
+            types=types,
+        )
+        return {item.cube.name: item for item in scheduler.Recall(request).items}
+
+    mine = plan(host.fingerprint)
+    assert set(mine) == {cached.name, plain.name, adapter}
+    assert (mine[cached.name].kind, mine[cached.name].tokens) == (s.RecallItem.KIND_ACTIVATION, token_count)
+    assert (mine[adapter].kind, mine[adapter].tokens) == (s.RecallItem.KIND_PARAMETRIC, 0)
+    assert mine[plain.name].kind == s.RecallItem.KIND_PLAINTEXT and mine[plain.name].tokens > 0
+
+    for other in ("", "llama@sha256:" + "0" * 64):
+        theirs = plan(other)
+        assert set(theirs) == {cached.name, plain.name}, other  # an adapter of another model is no use
+        assert theirs[cached.name].kind == s.RecallItem.KIND_PLAINTEXT and theirs[cached.name].tokens > 0
+
+    assert set(plan(host.fingerprint, (PLAINTEXT,))) == {plain.name}
+    assert set(plan(host.fingerprint, (ACTIVATION, PARAMETRIC))) == {cached.name, adapter}

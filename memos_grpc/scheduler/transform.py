@@ -4,8 +4,9 @@
   cache becomes the cube's blob and the text its ``source_text``.
 - activation -> plaintext (demotion), in place: the source text comes back
   as the cube's text; no model needed.
-- plaintext (one cube or several) -> parametric: a LoRA adapter trained on
-  their texts becomes a new cube; the sources stay as they are.
+- plaintext or activation (one cube or several) -> parametric: a LoRA
+  adapter trained on their texts (a cache's source text) becomes a new cube;
+  the sources stay as they are.
 
 The request is checked, and the sources read, before an operation is queued,
 so a bad request fails at once with its own status. The work runs on the
@@ -34,7 +35,7 @@ from memos_grpc.vault.cubes import Cubes, catalog_entries
 from memos_grpc.vault.database import Connection
 from memos_grpc.vault.names import check_id, cube_name, new_cube_id, parse_cube_name, parse_space_name
 from memos_grpc.vault.payloads import Payloads
-from memos_grpc.vault.rows import CubeRow, insert_rows, make_etag, set_timestamp, vector_from_bytes
+from memos_grpc.vault.rows import CubeRow, insert_rows, make_etag, memory_text, set_timestamp, vector_from_bytes
 from memos_grpc.vault.validation import invalid
 
 if TYPE_CHECKING:
@@ -47,6 +48,13 @@ PLAINTEXT, ACTIVATION, PARAMETRIC = (
     cube_pb2.MEMORY_TYPE_ACTIVATION,
     cube_pb2.MEMORY_TYPE_PARAMETRIC,
 )
+
+#: The memory types each target takes. An adapter learns texts: a cache's source text serves as well as a plaintext's.
+_SOURCE_TYPES: dict[int, frozenset[int]] = {
+    PLAINTEXT: frozenset({ACTIVATION}),
+    ACTIVATION: frozenset({PLAINTEXT}),
+    PARAMETRIC: frozenset({PLAINTEXT, ACTIVATION}),
+}
 
 
 def no_model() -> FailedPreconditionError:
@@ -102,7 +110,7 @@ class Transformer:
             raise invalid(f"names has {len(names)} cubes; the limit is {limit} (max_transform_cubes)", "INVALID_NAMES")
         if len(set(names)) != len(names):
             raise invalid("names lists a cube twice", "INVALID_NAMES")
-        wanted = ACTIVATION if target == PLAINTEXT else PLAINTEXT
+        wanted = _SOURCE_TYPES[target]
         visibility = self._cubes.visibility(caller, space_id)
         sources = []
         for index, name in enumerate(names):
@@ -114,17 +122,18 @@ class Transformer:
                     f"cube {name} is redacted for you; its text cannot be transformed", reason="CUBE_REDACTED"
                 )
             cube = self._stored(name)
-            if cube.type != wanted:
+            if cube.type not in wanted:
+                takes = " or ".join(sorted(cube_pb2.MemoryType.Name(t) for t in wanted))
                 raise FailedPreconditionError(
                     f"cube {name} is {cube_pb2.MemoryType.Name(cube.type)}; a transform to "
-                    f"{cube_pb2.MemoryType.Name(target)} takes {cube_pb2.MemoryType.Name(wanted)} cubes",
+                    f"{cube_pb2.MemoryType.Name(target)} takes {takes} cubes",
                     reason="TRANSFORM_UNSUPPORTED",
                 )
             if target != PARAMETRIC and cube.state == cube_pb2.LIFECYCLE_STATE_FROZEN:
                 raise FailedPreconditionError(f"cube {name} is frozen; unfreeze it first", reason="CUBE_FROZEN")
-            if target == PLAINTEXT and not cube.activation.source_text:
+            if cube.type == ACTIVATION and not cube.activation.source_text:
                 raise FailedPreconditionError(
-                    f"cube {name} records no source text, so there is no plaintext to demote it to",
+                    f"cube {name} records no source text: there is no text to demote it to or to train on",
                     reason="NO_SOURCE_TEXT",
                 )
             sources.append(cube)
@@ -218,7 +227,7 @@ class Transformer:
             raise invalid(
                 f"cube {cube_name(space_id, cube_id)} already exists; choose another cube_id", "CUBE_ID_TAKEN"
             )
-        texts = [cube.plaintext.text for cube in sources]
+        texts = [memory_text(cube) for cube in sources]
         source_text = "\n\n".join(texts)
         if len(source_text.encode()) > self._context.settings.max_text_bytes:
             raise invalid(

@@ -21,6 +21,7 @@ from memos_client.drafts import CubeDraft
 from memos_client.errors import (
     AbortedError,
     AlreadyExistsError,
+    CancelledError,
     DeadlineExceededError,
     FailedPreconditionError,
     InvalidArgumentError,
@@ -34,6 +35,7 @@ from memos_client.errors import (
 )
 from memos_client.governance import AuditEvent, AuditVerification, Credential, Principal
 from memos_client.lifecycle import RecallItem, RecallPlan
+from memos_client.models import ModelInfo, Operation
 from memos_client.names import cube_name, space_name
 from memos_client.types import (
     BlobRef,
@@ -55,6 +57,7 @@ __all__ = [
     "AuditVerification",
     "BlobRef",
     "BundleVerification",
+    "CancelledError",
     "Credential",
     "Cube",
     "CubeDraft",
@@ -67,7 +70,9 @@ __all__ = [
     "MemoryType",
     "MemosClient",
     "MemosError",
+    "ModelInfo",
     "NotFoundError",
+    "Operation",
     "PermissionDeniedError",
     "Principal",
     "PublicKey",

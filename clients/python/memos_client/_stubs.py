@@ -66,6 +66,13 @@ class SchedulerStub:
     def __init__(self, channel: grpc.Channel) -> None:
         stub = scheduler_service_pb2_grpc.SchedulerServiceStub(channel)  # type: ignore[no-untyped-call]
         self.Recall: grpc.UnaryUnaryMultiCallable[_s.RecallRequest, _s.RecallPlan] = stub.Recall
+        self.TransformCube: grpc.UnaryUnaryMultiCallable[_s.TransformCubeRequest, _s.Operation] = stub.TransformCube
+        self.GetOperation: grpc.UnaryUnaryMultiCallable[_s.GetOperationRequest, _s.Operation] = stub.GetOperation
+        self.WatchOperation: grpc.UnaryStreamMultiCallable[_s.WatchOperationRequest, _s.Operation] = stub.WatchOperation
+        self.CancelOperation: grpc.UnaryUnaryMultiCallable[_s.CancelOperationRequest, _s.Operation] = (
+            stub.CancelOperation
+        )
+        self.GetModel: grpc.UnaryUnaryMultiCallable[_s.GetModelRequest, _s.ModelInfo] = stub.GetModel
 
 
 class GovernanceStub:

@@ -1,7 +1,8 @@
 """``MemosClient``: a typed, synchronous client of a memos-grpc server.
 
 It wraps the GovernanceService (spaces), VaultService (cubes, search, payload
-streaming) and InterchangeService (signed bundles), returns result objects and
+streaming), InterchangeService (signed bundles) and SchedulerService (recall,
+transforms with the server's model), returns result objects and
 raises ``MemosError`` subclasses.
 """
 
@@ -24,6 +25,7 @@ from memos_client.errors import from_rpc_error
 from memos_client.governance import GovernanceCalls
 from memos_client.interchange import InterchangeCalls
 from memos_client.lifecycle import LifecycleCalls, search_mode
+from memos_client.models import ModelCalls
 from memos_client.names import space_name
 from memos_client.payloads import payload_requests
 from memos_client.types import BlobRef, Cube, ScoredCube, SemanticType, Source, Space
@@ -43,7 +45,7 @@ _v = vault_service_pb2
 _g = governance_service_pb2
 
 
-class MemosClient(GovernanceCalls, InterchangeCalls, LifecycleCalls):
+class MemosClient(GovernanceCalls, InterchangeCalls, LifecycleCalls, ModelCalls):
     """A connection to one memos-grpc server.
 
     ``target`` is ``host:port``. With ``credentials`` the channel uses TLS,

@@ -105,6 +105,12 @@ class DeadlineExceededError(MemosError):
     default_code = grpc.StatusCode.DEADLINE_EXCEEDED
 
 
+class CancelledError(MemosError):
+    """The operation was cancelled before it finished (a transform that was cancelled changed nothing)."""
+
+    default_code = grpc.StatusCode.CANCELLED
+
+
 _BY_CODE: dict[grpc.StatusCode, type[MemosError]] = {
     cls.default_code: cls
     for cls in (
@@ -118,6 +124,7 @@ _BY_CODE: dict[grpc.StatusCode, type[MemosError]] = {
         UnauthenticatedError,
         UnavailableError,
         DeadlineExceededError,
+        CancelledError,
     )
 }
 

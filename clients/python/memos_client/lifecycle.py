@@ -133,9 +133,23 @@ class LifecycleCalls:
         return Cube.from_proto(self._unary(self._vault.MergeCubes, request))
 
     def recall(
-        self, space: str, query: str, token_budget: int, *, filter: str = "", max_items: int = 0, mode: str = "hybrid"
+        self,
+        space: str,
+        query: str,
+        token_budget: int,
+        *,
+        filter: str = "",
+        max_items: int = 0,
+        mode: str = "hybrid",
+        model_fingerprint: str = "",
     ) -> RecallPlan:
-        """The memories of ``space`` to put before a model for ``query``, within ``token_budget`` tokens."""
+        """The memories of ``space`` to put before a model for ``query``, within ``token_budget`` tokens.
+
+        With ``model_fingerprint`` (``get_model().fingerprint`` for the server's
+        model) activation cubes of that model come as caches (kind "activation")
+        and its parametric cubes as adapters (kind "parametric"); any other
+        activation cube comes as its source text, and other adapters are left out.
+        """
         request = _s.RecallRequest(
             parent=space_name(space),
             query=query,
@@ -143,5 +157,6 @@ class LifecycleCalls:
             filter=filter,
             max_items=max_items,
             mode=search_mode(mode),  # type: ignore[arg-type]
+            model_fingerprint=model_fingerprint,
         )
         return RecallPlan.from_proto(self._unary(self._scheduler.Recall, request))

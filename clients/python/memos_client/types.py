@@ -174,7 +174,8 @@ class Space:
 class Cube:
     """A MemCube: one governed memory, named ``spaces/{space}/cubes/{cube_id}``.
 
-    ``text`` is set for plaintext cubes only; ``blob`` for activation and
+    ``text`` is set for plaintext cubes only; ``blob`` and ``source_text``
+    (the text a cache covers, or an adapter was trained on) for activation and
     parametric cubes only. Times are timezone-aware UTC datetimes, or None
     when the server left them unset.
     """
@@ -187,6 +188,9 @@ class Cube:
     #: A plaintext cube's search context ("" when it has none).
     context: str
     blob: BlobRef | None
+    source_text: str | None
+    #: A parametric cube's training cubes, as they were named then (empty for other types).
+    source_cubes: tuple[str, ...]
     tags: tuple[str, ...]
     labels: dict[str, str] = field(hash=False)
     semantic_type: SemanticType
@@ -213,10 +217,15 @@ class Cube:
         payload = message.WhichOneof("payload")
         text = message.plaintext.text if payload == "plaintext" else None
         blob: BlobRef | None = None
-        if payload == "activation" and message.activation.HasField("blob"):
-            blob = BlobRef.from_proto(message.activation.blob)
-        elif payload == "parametric" and message.parametric.HasField("blob"):
-            blob = BlobRef.from_proto(message.parametric.blob)
+        source_text: str | None = None
+        if payload == "activation":
+            source_text = message.activation.source_text
+            if message.activation.HasField("blob"):
+                blob = BlobRef.from_proto(message.activation.blob)
+        elif payload == "parametric":
+            source_text = message.parametric.source_text
+            if message.parametric.HasField("blob"):
+                blob = BlobRef.from_proto(message.parametric.blob)
         return cls(
             name=message.name,
             space=space,
@@ -225,6 +234,8 @@ class Cube:
             text=text,
             context=message.plaintext.context,
             blob=blob,
+            source_text=source_text,
+            source_cubes=tuple(message.parametric.source_cubes),
             tags=tuple(message.tags),
             labels=dict(message.labels),
             semantic_type=SemanticType.from_proto(message.semantic_type),

@@ -49,6 +49,8 @@ class ModelHost:
             ) from error
         self.model: PreTrainedModel = model
         self.model.eval()  # type: ignore[no-untyped-call]
+        # The base weights never train (an adapter's do); peft would freeze them anyway and not thaw them.
+        self.model.requires_grad_(False)
         self.spec = CacheSpec.for_model(self.model, self.fingerprint)
         config = self.model.config.get_text_config(decoder=True)
         self.max_positions = int(

@@ -84,16 +84,24 @@ def _config_json(config: LoraConfig) -> str:
     return json.dumps({"peft_type": "LORA", "task_type": "CAUSAL_LM", **fields}, sort_keys=True)
 
 
+#: Layer types LoRA adapts here (``Conv1D`` is transformers' transposed linear layer, as in GPT-2).
+_ADAPTABLE = (torch.nn.Linear, torch.nn.Embedding)
+
+
+def _adaptable(module: torch.nn.Module) -> bool:
+    return isinstance(module, _ADAPTABLE) or type(module).__name__ == "Conv1D"
+
+
 def check_targets(model: PreTrainedModel, target_modules: Sequence[str]) -> None:
-    """Refuses targets the model has no layer of (peft would raise a less helpful error, or adapt nothing)."""
+    """Refuses targets the model has no adaptable layer of (peft would raise a less helpful error)."""
     if not target_modules:
         raise InvalidArgumentError("an adapter needs at least one target module", reason=TARGET_MISMATCH)
-    leaves = {name.rsplit(".", 1)[-1] for name, _ in model.named_modules()}
+    leaves = {name.rsplit(".", 1)[-1] for name, module in model.named_modules() if name and _adaptable(module)}
     missing = sorted(set(target_modules) - leaves)
     if missing:
         raise InvalidArgumentError(
-            f"the model has no module named {', '.join(missing)}; "
-            f"its {model.config.model_type} layers are e.g. {', '.join(sorted(leaves - {''})[:12])}",
+            f"the model has no linear or embedding layer named {', '.join(missing)}; "
+            f"its {model.config.model_type} layers are {', '.join(sorted(leaves)[:12])}",
             reason=TARGET_MISMATCH,
         )
 
@@ -196,8 +204,14 @@ def _read_config(config_json: str) -> dict[str, Any]:
     if config.get("peft_type") != "LORA":
         raise _malformed(f"peft_type is {config.get('peft_type')!r}; only LORA adapters are supported")
     rank, alpha, targets = config.get("r"), config.get("lora_alpha"), config.get("target_modules")
-    if type(rank) is not int or rank < 1 or not isinstance(alpha, int | float) or isinstance(alpha, bool):
-        raise _malformed("r must be a positive integer and lora_alpha a number")
+    if (
+        type(rank) is not int
+        or rank < 1
+        or not isinstance(alpha, int | float)
+        or isinstance(alpha, bool)
+        or not math.isfinite(alpha)
+    ):
+        raise _malformed("r must be a positive integer and lora_alpha a finite number")
     if not isinstance(targets, list) or not all(isinstance(t, str) and t for t in targets):
         raise _malformed("target_modules must be a list of module names")
     if config.get("bias", "none") != "none":
@@ -229,6 +243,8 @@ def load_adapter(model: PreTrainedModel, fingerprint: str, blob: bytes, config_j
         raise _malformed(f"format is {metadata.get('format')!r}, not {FORMAT!r}")
     if metadata.get("format_version") != FORMAT_VERSION:
         raise _malformed(f"format version {metadata.get('format_version')!r} is not supported (only {FORMAT_VERSION})")
+    if not metadata.get("model_fingerprint"):
+        raise _malformed("metadata names no model_fingerprint")
     if metadata.get("model_fingerprint") != fingerprint:
         raise ModelMismatchError(
             f"adapter was trained for model {metadata.get('model_fingerprint')}, not {fingerprint}"
@@ -257,6 +273,8 @@ def load_adapter(model: PreTrainedModel, fingerprint: str, blob: bytes, config_j
                     f"{name} has shape {list(got.shape)}; rank {config['r']} on this model needs {list(want.shape)}",
                     reason=SHAPE_MISMATCH,
                 )
+            if not bool(torch.isfinite(got).all()):
+                raise _malformed(f"{name} holds NaN or infinite values")
         set_peft_model_state_dict(adapted, tensors)
     except BaseException:
         adapted.unload()

@@ -18,8 +18,8 @@ from pathlib import Path
 import pytest
 import torch
 import transformers
-from _tiny import save_gpt2, save_llama
 from safetensors.torch import save as save_tensors
+from tiny_models import save_gpt2, save_llama
 from transformers import AutoModelForCausalLM, AutoTokenizer, DynamicCache, MistralConfig, MistralForCausalLM
 
 from memos_grpc.errors import FailedPreconditionError, InvalidArgumentError, MemosError

@@ -79,6 +79,13 @@ class ModelMismatchError(FailedPreconditionError):
     default_reason = "MODEL_MISMATCH"
 
 
+class AbortedError(MemosError):
+    """The work was cut short and nothing was committed; running it again is safe."""
+
+    code = grpc.StatusCode.ABORTED
+    default_reason = "ABORTED"
+
+
 class CancelledError(MemosError):
     """The operation was cancelled by a caller before it finished."""
 

@@ -44,6 +44,7 @@ def test_every_error_reason_is_documented() -> None:
         "INVALID_ARGUMENT",
         "NOT_FOUND",
         "ALREADY_EXISTS",
+        "ABORTED",
         "FAILED_PRECONDITION",
         "RESOURCE_EXHAUSTED",
         "UNAVAILABLE",

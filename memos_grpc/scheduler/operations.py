@@ -21,7 +21,7 @@ from datetime import timedelta
 import grpc
 
 from memos_grpc._proto.memos.v1 import scheduler_service_pb2
-from memos_grpc.errors import CancelledError, MemosError, NotFoundError, ResourceExhaustedError
+from memos_grpc.errors import AbortedError, CancelledError, MemosError, NotFoundError, ResourceExhaustedError
 from memos_grpc.governance.caller import Caller
 from memos_grpc.vault.context import VaultContext
 from memos_grpc.vault.database import Connection
@@ -32,6 +32,8 @@ log = logging.getLogger(__name__)
 
 Operation = scheduler_service_pb2.Operation
 State = scheduler_service_pb2.Operation.State
+INTERRUPTED = "OPERATION_INTERRUPTED"
+INTERRUPTED_MESSAGE = "the server stopped before the operation finished; nothing was changed, run it again"
 #: How often a watcher with nothing new checks that its caller is still there.
 _WATCH_POLL_SECONDS = 1.0
 
@@ -100,10 +102,8 @@ class Operations:
             for space_id, operation_id, blob in rows:
                 operation = Operation.FromString(blob)
                 operation.state, operation.done = State.STATE_FAILED, True
-                operation.error.code, operation.error.reason = grpc.StatusCode.ABORTED.value[0], "OPERATION_INTERRUPTED"
-                operation.error.message = (
-                    "the server stopped before the operation finished; nothing was changed, run it again"
-                )
+                operation.error.code, operation.error.reason = grpc.StatusCode.ABORTED.value[0], INTERRUPTED
+                operation.error.message = INTERRUPTED_MESSAGE
                 set_timestamp(operation.update_time, now)
                 set_timestamp(operation.end_time, now)
                 cursor.execute(
@@ -188,6 +188,9 @@ class Operations:
         """Records the end durably, then lets watchers see it."""
         final = _copy(live.operation)
         now = self._context.clock()
+        if isinstance(error, CancelledError) and self._closing:
+            # Stopped by the shutdown, not by a caller: reported as a restart would report it.
+            error = AbortedError(INTERRUPTED_MESSAGE, reason=INTERRUPTED)
         if error is None:
             final.state, final.cube = State.STATE_SUCCEEDED, cube
             final.step = final.total_steps

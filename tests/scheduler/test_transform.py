@@ -19,8 +19,10 @@ from memos_test_support import admin_token, authorized_channel, reason_of
 from tiny_models import save_gpt2, save_llama
 
 from memos_grpc._proto.memos.v1 import cube_pb2
+from memos_grpc._proto.memos.v1 import governance_service_pb2 as g
 from memos_grpc._proto.memos.v1 import scheduler_service_pb2 as s
 from memos_grpc._proto.memos.v1 import vault_service_pb2 as v
+from memos_grpc._proto.memos.v1.governance_service_pb2_grpc import GovernanceServiceStub
 from memos_grpc._proto.memos.v1.scheduler_service_pb2_grpc import SchedulerServiceStub
 from memos_grpc._proto.memos.v1.vault_service_pb2_grpc import VaultServiceStub
 from memos_grpc.embedding.embedder import Embedder
@@ -379,3 +381,33 @@ def test_recall_plans_caches_and_adapters_for_their_model_and_text_for_any_other
 
     assert set(plan(host.fingerprint, (PLAINTEXT,))) == {plain.name}
     assert set(plan(host.fingerprint, (ACTIVATION, PARAMETRIC))) == {cached.name, adapter}
+
+
+def test_a_graceful_stop_reports_the_running_operation_interrupted_not_cancelled(
+    tmp_path: Path, embedder: Embedder, model_dir: Path
+) -> None:
+    data = tmp_path / "data"
+    first = start_server(data, embedder, model_dir=str(model_dir))
+    try:
+        with authorized_channel(first.address, admin_token(first)) as channel:
+            vault, scheduler = VaultServiceStub(channel), SchedulerServiceStub(channel)
+            GovernanceServiceStub(channel).CreateSpace(g.CreateSpaceRequest(space_id="stop"))
+            cube = create(vault, "spaces/stop", "the cat sat on mat")
+            operation = transform(
+                scheduler, "spaces/stop", [cube.name], PARAMETRIC, training=s.LoraTraining(steps=2000)
+            )
+            deadline = time.monotonic() + 60
+            while scheduler.GetOperation(s.GetOperationRequest(name=operation.name)).step < 1:
+                assert time.monotonic() < deadline
+                time.sleep(0.05)
+    finally:
+        first.stop(grace=1)
+    second = start_server(data, embedder, model_dir=str(model_dir))
+    try:
+        with authorized_channel(second.address, admin_token(second)) as channel:
+            after = SchedulerServiceStub(channel).GetOperation(s.GetOperationRequest(name=operation.name))
+    finally:
+        second.stop(grace=1)
+    assert after.done and after.state == Op.STATE_FAILED, after
+    assert (after.error.reason, after.error.code) == ("OPERATION_INTERRUPTED", grpc.StatusCode.ABORTED.value[0])
+    assert 1 <= after.step < 2000

@@ -33,6 +33,7 @@ from memos_grpc.scheduler.operations import Operation, Operations, Progress
 from memos_grpc.vault.context import VaultContext
 from memos_grpc.vault.cubes import Cubes, catalog_entries
 from memos_grpc.vault.database import Connection
+from memos_grpc.vault.lifecycle import TRANSITIONS
 from memos_grpc.vault.names import check_id, cube_name, new_cube_id, parse_cube_name, parse_space_name
 from memos_grpc.vault.payloads import Payloads
 from memos_grpc.vault.rows import CubeRow, insert_rows, make_etag, memory_text, set_timestamp, vector_from_bytes
@@ -182,6 +183,9 @@ class Transformer:
                 cube.activation.CopyFrom(payload)
                 cube.type = ACTIVATION
                 cube.storage_mode = cube_pb2.STORAGE_MODE_BLOB
+                # Brought to the model: ACTIVATED, where the lifecycle allows it (a merged cube stays MERGED).
+                if cube_pb2.LIFECYCLE_STATE_ACTIVATED in TRANSITIONS.get(cube.state, frozenset()):
+                    cube.state = cube_pb2.LIFECYCLE_STATE_ACTIVATED
                 if not cube.model:
                     cube.model = host.model_type
 

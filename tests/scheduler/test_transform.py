@@ -111,6 +111,7 @@ def test_an_activation_cube_gives_the_logits_of_its_text_in_the_prompt(
     activation = stored.activation
     assert stored.type == ACTIVATION and stored.version == 2 and stored.provenance_id == cube.provenance_id
     assert stored.storage_mode == cube_pb2.STORAGE_MODE_BLOB
+    assert (cube.state, stored.state) == (cube_pb2.LIFECYCLE_STATE_GENERATED, cube_pb2.LIFECYCLE_STATE_ACTIVATED)
     assert activation.model_fingerprint == host.fingerprint and activation.source_text == MEMORY
     assert (activation.num_layers, activation.num_heads, activation.dtype) == (2, 2, "float32")
     assert activation.token_count == memory_ids.shape[1]
@@ -144,6 +145,7 @@ def test_demotion_restores_the_source_text_as_a_new_version(
     assert demoted.type == PLAINTEXT and demoted.plaintext.text == "my office is on floor three"
     assert demoted.storage_mode == cube_pb2.STORAGE_MODE_INLINE
     assert (demoted.version, list(demoted.tags)) == (3, ["work"])
+    assert demoted.state == cube_pb2.LIFECYCLE_STATE_ACTIVATED  # demotion changes the type, not the state
     versions = vault_stub.ListCubeVersions(v.ListCubeVersionsRequest(name=cube.name)).versions
     by_number = sorted(versions, key=lambda c: c.version)
     assert [c.type for c in by_number] == [PLAINTEXT, ACTIVATION, PLAINTEXT]

@@ -13,8 +13,10 @@ from memos_test_support import admin_token, authorized_channel
 
 from memos_grpc._proto.memos.v1 import access_pb2, cube_pb2, principal_pb2, space_pb2
 from memos_grpc._proto.memos.v1 import governance_service_pb2 as g
+from memos_grpc._proto.memos.v1 import scheduler_service_pb2 as s
 from memos_grpc._proto.memos.v1 import vault_service_pb2 as v
 from memos_grpc._proto.memos.v1.governance_service_pb2_grpc import GovernanceServiceStub
+from memos_grpc._proto.memos.v1.scheduler_service_pb2_grpc import SchedulerServiceStub
 from memos_grpc._proto.memos.v1.vault_service_pb2_grpc import VaultServiceStub
 from memos_grpc.embedding.embedder import Embedder
 
@@ -148,3 +150,53 @@ def test_rules_and_ttl_change_with_update_space(fresh_server: object) -> None:
         )
     assert bad.value.code() == grpc.StatusCode.INVALID_ARGUMENT
     channel.close()
+
+
+def test_a_redacted_cache_shows_viewers_no_source_text_and_recalls_as_redacted_text(
+    tmp_path: Path, embedder: Embedder
+) -> None:
+    server = start_server(tmp_path / "data", embedder)
+    try:
+        admin = authorized_channel(server.address, admin_token(server))
+        governance = GovernanceServiceStub(admin)
+        rules = [Rule(sensitivity_label="secret", action=Rule.ACTION_REDACT_TEXT, audience=Rule.AUDIENCE_VIEWERS)]
+        governance.CreateSpace(g.CreateSpaceRequest(space_id="clinic", space=space_pb2.Space(redaction_rules=rules)))
+        governance.CreatePrincipal(g.CreatePrincipalRequest(principal_id="viewer", principal=principal_pb2.Principal()))
+        token = governance.CreateCredential(g.CreateCredentialRequest(parent="principals/viewer")).token
+        policy = access_pb2.AccessPolicy(
+            bindings=[
+                access_pb2.AccessBinding(role=access_pb2.ROLE_OWNER, members=["principals/admin"]),
+                access_pb2.AccessBinding(role=access_pb2.ROLE_VIEWER, members=["principals/viewer"]),
+            ]
+        )
+        governance.SetAccessPolicy(g.SetAccessPolicyRequest(resource=SPACE, policy=policy))
+        owner = VaultServiceStub(admin)
+        blob = owner.WritePayload(iter([v.WritePayloadRequest(parent=SPACE, data=b"cache")])).blob
+        fingerprint = "llama@sha256:" + "1" * 64
+        cache = cube_pb2.ActivationPayload(
+            blob=blob, model_fingerprint=fingerprint, token_count=7, source_text="the door code is 4711"
+        )
+        created = owner.CreateCube(
+            v.CreateCubeRequest(parent=SPACE, cube=cube_pb2.MemCube(activation=cache, sensitivity_labels=["secret"]))
+        )
+        assert created.embedding_fingerprint  # embedded by its source text, so search and Recall find it
+
+        viewer_channel = authorized_channel(server.address, token)
+        viewer = VaultServiceStub(viewer_channel)
+        assert viewer.GetCube(v.GetCubeRequest(name=created.name)).activation.source_text == "[REDACTED]"
+        assert owner.GetCube(v.GetCubeRequest(name=created.name)).activation.source_text == "the door code is 4711"
+
+        def recall(channel: grpc.Channel) -> s.RecallItem:
+            request = s.RecallRequest(parent=SPACE, query="door code", token_budget=100, model_fingerprint=fingerprint)
+            (item,) = SchedulerServiceStub(channel).Recall(request).items
+            return item
+
+        mine, theirs = recall(admin), recall(viewer_channel)
+        assert (mine.kind, mine.tokens) == (s.RecallItem.KIND_ACTIVATION, 7)
+        # The viewer may not read the cache, nor its text: the plan hands over the redacted text.
+        assert theirs.kind == s.RecallItem.KIND_PLAINTEXT
+        assert theirs.cube.activation.source_text == "[REDACTED]"
+        viewer_channel.close()
+        admin.close()
+    finally:
+        server.stop(grace=1)

@@ -413,3 +413,15 @@ def test_a_graceful_stop_reports_the_running_operation_interrupted_not_cancelled
     assert after.done and after.state == Op.STATE_FAILED, after
     assert (after.error.reason, after.error.code) == ("OPERATION_INTERRUPTED", grpc.StatusCode.ABORTED.value[0])
     assert 1 <= after.step < 2000
+
+
+def test_rollback_undoes_an_activation_transform(
+    vault_stub: VaultServiceStub, scheduler: SchedulerServiceStub, space: str
+) -> None:
+    cube = create(vault_stub, space, "alice likes green tea")
+    finish(scheduler, transform(scheduler, space, [cube.name], ACTIVATION))
+    back = vault_stub.RollbackCube(v.RollbackCubeRequest(name=cube.name, version=1))
+    assert (back.type, back.plaintext.text, back.version) == (PLAINTEXT, "alice likes green tea", 3)
+    assert back.storage_mode == cube_pb2.STORAGE_MODE_INLINE and not back.HasField("activation")
+    hits = vault_stub.SearchCubes(v.SearchCubesRequest(parent=space, text="green tea", mode=v.SEARCH_MODE_DENSE))
+    assert cube.name in [hit.cube.name for hit in hits.results]

@@ -4,6 +4,7 @@ Run by hand, never in the test suite::
 
     .venv/bin/python bench/activation.py                              # N = 256, 1024, 4096 (a few minutes)
     .venv/bin/python bench/activation.py --sizes 256 --repeats 3      # smoke run, well under a minute
+    .venv/bin/python bench/activation.py --server                     # and the same work through a server
 
 A small Llama model (grouped-query attention) is built from a config with a fixed seed, saved as
 safetensors and loaded back the way the server loads a model directory, on the CPU in float32, and
@@ -20,6 +21,22 @@ the question Q more (seeded), so the token counts are exact. Two ways to get the
 Once per N (the warm-up) the two first-token logits must agree, or the run stops. Then each of
 ``--repeats`` rounds times both paths back to back, alternating which goes first. Only ratios within
 one run mean much: the machine may be shared.
+
+The model directory also holds a word-level tokenizer over the words ``w0`` .. ``w{vocab-1}``, so the text
+``" ".join(f"w{i}" for i in ids)`` encodes to exactly those ids: the server reads the same N tokens.
+
+With ``--server`` a second phase starts a server as a child process (``MEMOS_MODEL_DIR`` the model
+directory, ``MEMOS_EMBEDDER=none``, torch threads as ``--threads``) and measures what it costs over the
+library it runs, on the same model and texts:
+
+* activation, for each N: the library's ``ModelHost.compute_cache`` plus writing the blob to a file,
+  against CreateCube (plaintext) then ``TransformCube`` to ACTIVATION, timed from the call until
+  ``WatchOperation`` reports it done. The operation's timestamps split the server's time into accepting
+  and queueing, the model, storing the blob and committing the cube, and recording the end. Then
+  ``ReadPayload`` of the blob against reading the library's file (both warm). A fresh cube per round.
+* parametric: one ``TransformCube`` of ``--train-cubes`` cubes of ``--train-tokens`` tokens with
+  ``training.steps`` = ``--train-steps``, against ``train_adapter`` in this process on the same texts and
+  plan (seed, rank 8, learning rate 1e-3, the model's default target modules).
 """
 
 from __future__ import annotations
@@ -31,28 +48,57 @@ import os
 os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
 
 import argparse
+import contextlib
+import hashlib
 import importlib.metadata
 import itertools
 import json
 import platform
+import signal
 import statistics
 import subprocess
 import sys
 import tempfile
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterable, Iterator
 from pathlib import Path
 from typing import Any
 
+import grpc
 import torch
-from transformers import AutoModelForCausalLM, DynamicCache, LlamaConfig, LlamaForCausalLM, PreTrainedModel
+from _server import Target, start_server
+from google.protobuf.timestamp_pb2 import Timestamp
+from tokenizers import Tokenizer, models, pre_tokenizers
+from transformers import (
+    AutoModelForCausalLM,
+    DynamicCache,
+    LlamaConfig,
+    LlamaForCausalLM,
+    PreTrainedModel,
+    PreTrainedTokenizerFast,
+)
 
+from memos_grpc._proto.memos.v1 import (
+    cube_pb2,
+    governance_service_pb2,
+    governance_service_pb2_grpc,
+    scheduler_service_pb2,
+    scheduler_service_pb2_grpc,
+    vault_service_pb2,
+    vault_service_pb2_grpc,
+)
 from memos_grpc.models.activation import CacheSpec, decode_cache, encode_cache
 from memos_grpc.models.fingerprint import model_fingerprint
+from memos_grpc.models.host import ModelHost
 from memos_grpc.models.kv import forward_with_cache
+from memos_grpc.models.parametric import TrainingPlan, train_adapter, training_examples
 
 ROOT = Path(__file__).resolve().parent.parent
 MB = 1e6
+DIM = 384  # the server's vector dimension: with no embedder, clients send the vectors
+SPACE = "activation-bench"
+LEARNING_RATE, RANK = 1e-3, 8
+Operation = scheduler_service_pb2.Operation
 
 
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
@@ -70,11 +116,44 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--atol", type=float, default=1e-4, help="largest allowed difference of first-token logits")
     parser.add_argument("--seed", type=int, default=0, help="seed of the weights and the token ids")
     parser.add_argument("--json", type=Path, help="also write every number (and the machine description) here")
+    parser.add_argument("--server", action="store_true", help="also measure the same work through a child server")
+    parser.add_argument("--skip-ttft", action="store_true", help="skip the time-to-first-token phase (with --server)")
+    parser.add_argument("--server-sizes", help="memory token counts of the server phase (default: --sizes)")
+    parser.add_argument("--server-repeats", type=int, default=5, help="timed rounds per N of the server phase")
+    parser.add_argument("--train-cubes", type=int, default=8, help="cubes of the parametric transform")
+    parser.add_argument("--train-tokens", type=int, default=64, help="tokens of each of those cubes")
+    parser.add_argument("--train-steps", type=int, default=50, help="training.steps of the parametric transform")
     args = parser.parse_args(argv)
     args.sizes = [int(n) for n in args.sizes.split(",") if n.strip()]
+    args.server_sizes = [int(n) for n in args.server_sizes.split(",") if n.strip()] if args.server_sizes else args.sizes
     if not args.sizes or min(args.sizes) < 1 or args.question_tokens < 1 or args.repeats < 1:
         parser.error("--sizes, --question-tokens and --repeats must be positive")
+    if args.skip_ttft and not args.server:
+        parser.error("--skip-ttft leaves nothing to run without --server")
+    counts = (args.server_repeats, args.train_cubes, args.train_tokens - 1, args.train_steps)
+    if args.server and (not args.server_sizes or min(args.server_sizes) < 1 or min(counts) < 1):
+        parser.error("--server-sizes, --server-repeats, --train-cubes and --train-steps must be positive, ")
     return args
+
+
+def memory_ids(args: argparse.Namespace, n: int) -> tuple[torch.Tensor, torch.Tensor]:
+    """The N memory token ids and the question's, [1, N] and [1, Q], seeded by N."""
+    generator = torch.Generator().manual_seed(args.seed * 1_000_003 + n)
+    memory = torch.randint(0, args.vocab, (1, n), generator=generator)
+    question = torch.randint(0, args.vocab, (1, args.question_tokens), generator=generator)
+    return memory, question
+
+
+def words(ids: Iterable[int]) -> str:
+    """The text the word-level tokenizer reads as exactly ``ids``."""
+    return " ".join(f"w{i}" for i in ids)
+
+
+def word_tokenizer(vocab: int) -> PreTrainedTokenizerFast:
+    """One word per id, ``w0`` .. ``w{vocab-1}``, split on whitespace, with no special tokens added."""
+    core = Tokenizer(models.WordLevel(vocab={f"w{i}": i for i in range(vocab)}))
+    core.pre_tokenizer = pre_tokenizers.Whitespace()
+    return PreTrainedTokenizerFast(tokenizer_object=core)
 
 
 def build_model(args: argparse.Namespace, directory: Path) -> tuple[PreTrainedModel, str, dict[str, Any]]:
@@ -87,9 +166,10 @@ def build_model(args: argparse.Namespace, directory: Path) -> tuple[PreTrainedMo
         num_hidden_layers=args.layers,
         num_attention_heads=args.heads,
         num_key_value_heads=args.kv_heads,
-        max_position_embeddings=max(args.sizes) + args.question_tokens,
+        max_position_embeddings=max(args.sizes + args.server_sizes + [args.train_tokens]) + args.question_tokens,
     )
     LlamaForCausalLM(config).save_pretrained(directory, safe_serialization=True)
+    word_tokenizer(args.vocab).save_pretrained(directory)  # fingerprinted with the weights, as a server's model is
     model = AutoModelForCausalLM.from_pretrained(directory, dtype=torch.float32, device_map="cpu")
     model.eval()
     fingerprint = model_fingerprint(directory)
@@ -146,9 +226,7 @@ def summary(seconds: list[float]) -> dict[str, float]:
 def measure(
     model: PreTrainedModel, fingerprint: str, spec: CacheSpec, n: int, args: argparse.Namespace, tmp: Path
 ) -> dict[str, Any]:
-    generator = torch.Generator().manual_seed(args.seed * 1_000_003 + n)
-    memory = torch.randint(0, args.vocab, (1, n), generator=generator)
-    question = torch.randint(0, args.vocab, (1, args.question_tokens), generator=generator)
+    memory, question = memory_ids(args, n)
     full = torch.cat([memory, question], dim=1)
 
     prepared = time.perf_counter()

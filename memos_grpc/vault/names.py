@@ -35,15 +35,21 @@ def parse_space_name(name: str, field: str = "name") -> str:
     return check_id(parts[1], "space id")
 
 
-def parse_cube_name(name: str, field: str = "name") -> tuple[str, str]:
-    """Returns (space id, cube id) of ``spaces/{space}/cubes/{cube}``."""
+def _parse_in_space(name: str, field: str, collection: str, kind: str) -> tuple[str, str]:
+    """Returns (space id, id) of ``spaces/{space}/{collection}/{id}``."""
+    noun = kind.split()[-1]
     parts = name.split("/")
-    if len(parts) != 4 or parts[0] != "spaces" or parts[2] != "cubes":
+    if len(parts) != 4 or parts[0] != "spaces" or parts[2] != collection:
         raise InvalidArgumentError(
-            f"{field} {name[:120]!r} is not a cube name of the form spaces/{{space}}/cubes/{{cube}}",
+            f"{field} {name[:120]!r} is not {kind} name of the form spaces/{{space}}/{collection}/{{{noun}}}",
             reason="INVALID_NAME",
         )
-    return check_id(parts[1], "space id"), check_id(parts[3], "cube id")
+    return check_id(parts[1], "space id"), check_id(parts[3], f"{noun} id")
+
+
+def parse_cube_name(name: str, field: str = "name") -> tuple[str, str]:
+    """Returns (space id, cube id) of ``spaces/{space}/cubes/{cube}``."""
+    return _parse_in_space(name, field, "cubes", "a cube")
 
 
 def new_cube_id() -> str:
@@ -56,13 +62,7 @@ def operation_name(space_id: str, operation_id: str) -> str:
 
 def parse_operation_name(name: str, field: str = "name") -> tuple[str, str]:
     """Returns (space id, operation id) of ``spaces/{space}/operations/{operation}``."""
-    parts = name.split("/")
-    if len(parts) != 4 or parts[0] != "spaces" or parts[2] != "operations":
-        raise InvalidArgumentError(
-            f"{field} {name[:120]!r} is not an operation name of the form spaces/{{space}}/operations/{{operation}}",
-            reason="INVALID_NAME",
-        )
-    return check_id(parts[1], "space id"), check_id(parts[3], "operation id")
+    return _parse_in_space(name, field, "operations", "an operation")
 
 
 def new_operation_id() -> str:

@@ -144,15 +144,6 @@ def _watch(client: MemosClient, name: str) -> Operation:
     return last
 
 
-def _raise_if_unsuccessful(operation: Operation) -> None:
-    """Raises the operation's error, for ``run`` to report as it reports a failed call."""
-    if operation.state not in ("failed", "cancelled"):
-        return
-    fallback = grpc.StatusCode.CANCELLED if operation.state == "cancelled" else grpc.StatusCode.UNKNOWN
-    message = operation.error_message or f"operation {operation.name} {operation.state}"
-    raise MemosError(message, code=operation.error_code or fallback, reason=operation.error_reason)
-
-
 def _follow(client: MemosClient, name: str) -> Operation | int:
     """The finished operation, or the exit code after Ctrl-C (the server is asked to cancel it first)."""
     try:
@@ -201,7 +192,7 @@ def _transform(args: argparse.Namespace) -> int:
             return final
         if args.json:
             print_json(message_dict(final.proto))
-        _raise_if_unsuccessful(final)
+        final.raise_if_failed()  # reported by ``run`` as any failed call
         if not args.json:
             print(final.cube)
         return 0
@@ -225,7 +216,7 @@ def _operation(args: argparse.Namespace) -> int:
         else:
             _show_operation(operation)
         if args.watch:
-            _raise_if_unsuccessful(operation)
+            operation.raise_if_failed()
         return 0
 
     return run(args, action)

@@ -109,15 +109,15 @@ class Operation:
             proto=message,
         )
 
-
-def _raise_if_unsuccessful(operation: Operation) -> Operation:
-    """Returns a succeeded operation; raises the ``MemosError`` the RPC would have raised had it run synchronously."""
-    if operation.state not in ("failed", "cancelled"):
-        return operation
-    fallback = grpc.StatusCode.CANCELLED if operation.state == "cancelled" else grpc.StatusCode.UNKNOWN
-    code = operation.error_code or fallback
-    message = operation.error_message or f"operation {operation.name} {operation.state}"
-    raise _BY_CODE.get(code, MemosError)(message, code=code, reason=operation.error_reason)
+    def raise_if_failed(self) -> Operation:
+        """Returns the operation unless it failed or was cancelled; then raises the ``MemosError`` the RPC
+        would have raised had it run synchronously (e.g. ``CancelledError``, ``AbortedError``)."""
+        if self.state not in ("failed", "cancelled"):
+            return self
+        fallback = grpc.StatusCode.CANCELLED if self.state == "cancelled" else grpc.StatusCode.UNKNOWN
+        code = self.error_code or fallback
+        message = self.error_message or f"operation {self.name} {self.state}"
+        raise _BY_CODE.get(code, MemosError)(message, code=code, reason=self.error_reason)
 
 
 class ModelCalls:
@@ -224,4 +224,4 @@ class ModelCalls:
                 break
         if last is None or not last.done:
             raise UnavailableError(f"the watch of {name} ended before the operation was done")
-        return _raise_if_unsuccessful(last)
+        return last.raise_if_failed()

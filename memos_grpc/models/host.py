@@ -9,7 +9,9 @@ nothing is downloaded: the directory must hold the whole model.
 from __future__ import annotations
 
 import logging
+import threading
 import time
+from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -20,7 +22,7 @@ from memos_grpc._proto.memos.v1 import scheduler_service_pb2
 from memos_grpc.errors import FailedPreconditionError, InvalidArgumentError
 from memos_grpc.models.activation import CacheHeader, CacheSpec, encode_cache, inspect_cache
 from memos_grpc.models.fingerprint import model_fingerprint
-from memos_grpc.models.kv import build_cache
+from memos_grpc.models.kv import cache_of_ids
 
 log = logging.getLogger(__name__)
 
@@ -39,6 +41,8 @@ class ModelHost:
     def __init__(self, directory: Path) -> None:
         started = time.monotonic()
         self.directory = directory
+        # A fast tokenizer is one Rust object; calls from RPC threads and the operations thread take turns.
+        self._tokenizer_lock = threading.Lock()
         self.fingerprint = model_fingerprint(directory)
         try:
             self.tokenizer: PreTrainedTokenizerBase = AutoTokenizer.from_pretrained(directory, local_files_only=True)
@@ -100,7 +104,8 @@ class ModelHost:
 
     def token_ids(self, text: str) -> list[int]:
         """How the model reads ``text``, checked against its longest sequence."""
-        ids: list[int] = self.tokenizer(text)["input_ids"]
+        with self._tokenizer_lock:
+            ids: list[int] = self.tokenizer(text)["input_ids"]
         if not ids:
             raise InvalidArgumentError("the text encodes to no tokens", reason="ACTIVATION_EMPTY_TEXT")
         if self.max_positions and len(ids) > self.max_positions:
@@ -110,11 +115,18 @@ class ModelHost:
             )
         return ids
 
+    def examples(self, texts: Sequence[str]) -> list[torch.Tensor]:
+        """Training examples of the texts (``training_examples``), cut to the model's longest sequence."""
+        from memos_grpc.models.parametric import training_examples
+
+        with self._tokenizer_lock:
+            return training_examples(self.tokenizer, texts, self.max_positions)
+
     def compute_cache(self, text: str) -> ComputedCache:
         """The model's KV cache over ``text``, encoded; the description is read back from the bytes."""
-        self.token_ids(text)
+        ids = torch.tensor([self.token_ids(text)])
         with torch.inference_mode():
-            cache, token_count = build_cache(self.model, self.tokenizer, text)
+            cache, token_count = cache_of_ids(self.model, ids)
         blob = encode_cache(cache, self.fingerprint, token_count)
         return ComputedCache(blob, inspect_cache(blob))
 

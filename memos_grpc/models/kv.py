@@ -12,7 +12,11 @@ from memos_grpc.errors import InvalidArgumentError
 
 def build_cache(model: PreTrainedModel, tokenizer: PreTrainedTokenizerBase, text: str) -> tuple[DynamicCache, int]:
     """The model's cache after reading ``text`` once (as the tokenizer encodes it), and its token count."""
-    input_ids = tokenizer(text, return_tensors="pt")["input_ids"]
+    return cache_of_ids(model, tokenizer(text, return_tensors="pt")["input_ids"])
+
+
+def cache_of_ids(model: PreTrainedModel, input_ids: torch.Tensor) -> tuple[DynamicCache, int]:
+    """The model's cache after reading ``input_ids`` [1, n] once, and n."""
     token_count = int(input_ids.shape[1])
     if token_count == 0:
         raise InvalidArgumentError("the text encodes to no tokens", reason="ACTIVATION_EMPTY_TEXT")

@@ -218,7 +218,7 @@ class Transformer:
         host: ModelHost,
         caller: Caller,
     ) -> Operation:
-        from memos_grpc.models.parametric import MEDIA_TYPE, check_targets, train_adapter, training_examples
+        from memos_grpc.models.parametric import MEDIA_TYPE, check_targets, train_adapter
 
         plan = self._plan(request.training, host)
         check_targets(host.model, plan.target_modules)
@@ -239,7 +239,7 @@ class Transformer:
                 f"{self._context.settings.max_text_bytes} (max_text_bytes)",
                 "TEXT_TOO_LONG",
             )
-        examples = training_examples(host.tokenizer, texts, host.max_positions)
+        examples = host.examples(texts)
 
         def job(progress: Progress) -> str:
             def report(step: int, loss: float) -> None:

@@ -9,6 +9,7 @@ from __future__ import annotations
 import json
 import math
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
 import torch
@@ -267,6 +268,33 @@ def inspect_cache(data: bytes) -> CacheHeader:
     header, buffer_size = _read_header(data)
     described = _read_metadata(header)
     _check_tensors(header, described, buffer_size)
+    return described
+
+
+def describe_cache_file(path: Path) -> CacheHeader | None:
+    """The validated description of a stored memos-activation blob, read from its header alone.
+
+    None when the file is not one (no safetensors header naming the memos-activation format): the
+    vault keeps other blobs opaque. A file that names the format is checked as ``inspect_cache`` does.
+    """
+    size = path.stat().st_size
+    with open(path, "rb") as handle:
+        first = handle.read(8)
+        if len(first) < 8:
+            return None
+        length = int.from_bytes(first, "little")
+        if length < 2 or length > _MAX_HEADER_BYTES or 8 + length > size:
+            return None
+        raw = handle.read(length)
+    try:
+        header = json.loads(raw.decode("utf-8"))
+    except (UnicodeDecodeError, json.JSONDecodeError):
+        return None
+    metadata = header.get("__metadata__") if isinstance(header, dict) else None
+    if not isinstance(metadata, dict) or metadata.get("format") != FORMAT:
+        return None
+    described = _read_metadata(header)
+    _check_tensors(header, described, size - 8 - length)
     return described
 
 

@@ -26,6 +26,7 @@ from memos_grpc.errors import (
 )
 from memos_grpc.governance.caller import Caller
 from memos_grpc.governance.policy import CubeVisibility, cube_access
+from memos_grpc.vault.blob_headers import describe_activation
 from memos_grpc.vault.catalog import CatalogRow
 from memos_grpc.vault.context import VaultContext
 from memos_grpc.vault.database import IDS, Connection, id_list
@@ -133,6 +134,8 @@ class Cubes:
             memory_type = check_cube_fields(request.cube, self._context.settings)
             cube = self._new_cube(space_id, cube_id, request.cube, memory_type, now)
             cube.access.owner = owner
+            if cube.HasField("activation"):
+                describe_activation(cube.activation, self._context.blobs)
             vector: FloatArray | None = None
             if request.HasField("vector"):
                 vector = check_vector(request.vector.values, self._context.dimension)

@@ -1,0 +1,47 @@
+"""What the vault reads from a cube's stored blob itself: the header of a memos-activation KV cache.
+
+A cache made with ``encode_cache`` describes itself (model, dtype, layers,
+heads, tokens). When a cube is created with such a blob, its header is checked
+(truncated or inconsistent files are refused) and the ActivationPayload is
+filled from it, or refused where it says otherwise: a plan's token budget
+relies on ``token_count``. Blobs in any other format stay opaque.
+"""
+
+from __future__ import annotations
+
+from memos_grpc._proto.memos.v1 import cube_pb2
+from memos_grpc.errors import InvalidArgumentError
+from memos_grpc.vault.blobs import BlobStore
+
+
+def describe_activation(payload: cube_pb2.ActivationPayload, blobs: BlobStore) -> None:
+    """Checks ``payload`` against its blob's header and fills what it leaves unset (a no-op for other blobs)."""
+    path = blobs.path_for(payload.blob.digest)
+    if not path.is_file():
+        return  # the create reports BLOB_NOT_FOUND
+    # Imported here: torch and transformers load only for servers that store caches.
+    from memos_grpc.models.activation import DTYPE_MISMATCH, MALFORMED, SHAPE_MISMATCH, describe_cache_file
+
+    described = describe_cache_file(path)
+    if described is None:
+        return
+    if payload.model_fingerprint != described.fingerprint:
+        raise InvalidArgumentError(
+            f"cube.activation.model_fingerprint is {payload.model_fingerprint}, "
+            f"but its blob was computed by {described.fingerprint}",
+            reason=MALFORMED,
+        )
+    if payload.dtype and payload.dtype != described.dtype:
+        raise InvalidArgumentError(
+            f"cube.activation.dtype is {payload.dtype}, but its blob holds {described.dtype}", reason=DTYPE_MISMATCH
+        )
+    given = (list(payload.shape), payload.num_layers, payload.num_heads, payload.token_count)
+    stored = (list(described.shape), described.num_layers, described.num_heads, described.token_count)
+    for name, mine, theirs in zip(("shape", "num_layers", "num_heads", "token_count"), given, stored, strict=True):
+        if mine and mine != theirs:
+            raise InvalidArgumentError(
+                f"cube.activation.{name} is {mine}, but its blob says {theirs}", reason=SHAPE_MISMATCH
+            )
+    payload.dtype = described.dtype
+    payload.shape[:] = list(described.shape)
+    payload.num_layers, payload.num_heads, payload.token_count = stored[1:]

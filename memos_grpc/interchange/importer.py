@@ -26,6 +26,7 @@ from memos_grpc.governance.caller import Caller
 from memos_grpc.interchange.bundle import BundleLimits, BundleReport, BundleVerifier, TrustPolicy
 from memos_grpc.interchange.statement import Subject, cube_entry_name
 from memos_grpc.settings import Settings
+from memos_grpc.vault.blob_headers import describe_activation
 from memos_grpc.vault.blobs import BlobStore
 from memos_grpc.vault.context import VaultContext
 from memos_grpc.vault.cubes import Cubes, apply_default_ttl, catalog_entries
@@ -215,6 +216,8 @@ class Importer:
             if digest:
                 payload = imported.activation if imported.HasField("activation") else imported.parametric
                 payload.blob.size_bytes = staging.blobs[digest][1]
+                if imported.HasField("activation"):
+                    describe_activation(imported.activation, staging.blobs[digest][0])
             vector = self._reusable_vector(cube)
             if vector is None and memory_type != cube_pb2.MEMORY_TYPE_PLAINTEXT and memory_text(imported):
                 if context.embedder.fingerprint:  # a cache's or an adapter's source text, searched like plaintext

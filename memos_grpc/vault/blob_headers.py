@@ -1,7 +1,7 @@
 """What the vault reads from a cube's stored blob itself: the header of a memos-activation KV cache.
 
 A cache made with ``encode_cache`` describes itself (model, dtype, layers,
-heads, tokens). When a cube is created with such a blob, its header is checked
+heads, tokens). When a cube is created or imported with such a blob, its header is checked
 (truncated or inconsistent files are refused) and the ActivationPayload is
 filled from it, or refused where it says otherwise: a plan's token budget
 relies on ``token_count``. Blobs in any other format stay opaque.
@@ -9,14 +9,17 @@ relies on ``token_count``. Blobs in any other format stay opaque.
 
 from __future__ import annotations
 
+from pathlib import Path
+
 from memos_grpc._proto.memos.v1 import cube_pb2
 from memos_grpc.errors import InvalidArgumentError
-from memos_grpc.vault.blobs import BlobStore
 
 
-def describe_activation(payload: cube_pb2.ActivationPayload, blobs: BlobStore) -> None:
-    """Checks ``payload`` against its blob's header and fills what it leaves unset (a no-op for other blobs)."""
-    path = blobs.path_for(payload.blob.digest)
+def describe_activation(payload: cube_pb2.ActivationPayload, path: Path) -> None:
+    """Checks ``payload`` against its blob (stored at ``path``) and fills what it leaves unset.
+
+    A no-op for blobs in other formats.
+    """
     if not path.is_file():
         return  # the create reports BLOB_NOT_FOUND
     # Imported here: torch and transformers load only for servers that store caches.

@@ -135,7 +135,7 @@ class Cubes:
             cube = self._new_cube(space_id, cube_id, request.cube, memory_type, now)
             cube.access.owner = owner
             if cube.HasField("activation"):
-                describe_activation(cube.activation, self._context.blobs)
+                describe_activation(cube.activation, self._context.blobs.path_for(cube.activation.blob.digest))
             vector: FloatArray | None = None
             if request.HasField("vector"):
                 vector = check_vector(request.vector.values, self._context.dimension)

@@ -15,8 +15,9 @@ import grpc
 import numpy as np
 import pytest
 import torch
+from _bundles import activation_cube, blob_entry, bundle, cube_entry, node_key
 from conftest import start_server
-from memos_test_support import admin_token, authorized_channel
+from memos_test_support import admin_token, authorized_channel, reason_of
 from safetensors.numpy import load as load_numpy
 from tiny_models import save_gpt2
 
@@ -222,3 +223,29 @@ def test_no_module_of_the_server_or_the_client_can_unpickle() -> None:
             ):
                 offenders.append(f"{where} passes {node.arg}")
     assert offenders == []
+
+
+def test_an_import_whose_cache_payload_contradicts_its_blob_imports_nothing(
+    stubs: Stubs, server: MemosServer, host: ModelHost
+) -> None:
+    computed = host.compute_cache(MEMORY)
+    cube = activation_cube(computed.blob)
+    cube.activation.model_fingerprint = host.fingerprint
+    cube.activation.token_count = computed.header.token_count + 1  # the blob holds one token fewer
+    signed = bundle(node_key(server), [cube_entry(cube), blob_entry(computed.blob)])
+    target = stubs.space()
+    requests = [i.ImportBundleRequest(parent=target), i.ImportBundleRequest(chunk=signed)]
+    with pytest.raises(grpc.RpcError) as caught:
+        stubs.interchange.ImportBundle(iter(requests))
+    assert caught.value.code() is grpc.StatusCode.INVALID_ARGUMENT
+    assert reason_of(caught.value) == "ACTIVATION_SHAPE_MISMATCH", caught.value.details()
+    assert not list(stubs.vault.ListCubes(v.ListCubesRequest(parent=target)).cubes)
+
+    for described in ("token_count", "shape", "num_layers", "num_heads", "dtype"):
+        cube.activation.ClearField(described)  # unset: filled from the blob
+    signed = bundle(node_key(server), [cube_entry(cube), blob_entry(computed.blob)])
+    requests = [i.ImportBundleRequest(parent=target), i.ImportBundleRequest(chunk=signed)]
+    assert stubs.interchange.ImportBundle(iter(requests)).created_count == 1
+    (imported,) = stubs.vault.ListCubes(v.ListCubesRequest(parent=target)).cubes
+    assert imported.activation.token_count == computed.header.token_count
+    assert list(imported.activation.shape) == list(computed.header.shape)

@@ -15,11 +15,11 @@ from typing import Any
 import torch
 from safetensors import SafetensorError
 from safetensors.torch import load as load_tensors
-from safetensors.torch import save as save_tensors
 from transformers import DynamicCache, PreTrainedModel
 from transformers.cache_utils import Cache, DynamicLayer
 
 from memos_grpc.errors import FailedPreconditionError, InvalidArgumentError, ModelMismatchError
+from memos_grpc.models.tensorfile import save_canonical
 
 FORMAT = "memos-activation"
 FORMAT_VERSION = "1"
@@ -160,7 +160,7 @@ def encode_cache(past_key_values: Cache, fingerprint: str, token_count: int) -> 
         "dtype": dtype,
         "token_count": str(token_count),
     }
-    return save_tensors(tensors, metadata=metadata)
+    return save_canonical(tensors, metadata)
 
 
 def _positive_int(metadata: dict[str, str], key: str) -> int:

@@ -20,10 +20,10 @@ import torch
 from peft import LoraConfig, PeftModel, get_peft_model, get_peft_model_state_dict, set_peft_model_state_dict
 from safetensors import SafetensorError
 from safetensors.torch import load as load_tensors
-from safetensors.torch import save as save_tensors
 from transformers import PreTrainedModel, PreTrainedTokenizerBase
 
 from memos_grpc.errors import CancelledError, InvalidArgumentError, ModelMismatchError
+from memos_grpc.models.tensorfile import save_canonical
 
 FORMAT = "memos-adapter"
 FORMAT_VERSION = "1"
@@ -182,7 +182,7 @@ def encode_adapter(
     first = next(iter(state.values()))
     metadata = {"format": FORMAT, "format_version": FORMAT_VERSION, "model_fingerprint": fingerprint}
     return TrainedAdapter(
-        blob=save_tensors(state, metadata=metadata),
+        blob=save_canonical(state, metadata),
         config_json=_config_json(config),
         rank=int(config.r),
         target_modules=tuple(sorted(config.target_modules or [])),

@@ -7,6 +7,7 @@ next-token logits as reading the memory in the prompt. Bad blobs are refused.
 from __future__ import annotations
 
 import io
+import json
 import pickle
 import random
 import re
@@ -310,3 +311,13 @@ def test_pickles_are_refused_and_never_unpickled(gpt2: Tiny, tmp_path: Path) -> 
     assert not marker.exists()
     pickle.loads(raw)["trap"].close()  # the tripwire works: unpickling really would have run code
     assert marker.exists()
+
+
+def test_the_same_cache_encodes_to_the_same_bytes(tiny: dict[str, Tiny]) -> None:
+    """Equal content, one digest: safetensors alone writes its metadata in a different order each time."""
+    for model in tiny.values():
+        encodings = {model.memory_blob() for _ in range(5)}
+        assert len(encodings) == 1
+        (blob,) = encodings
+        header = blob[8 : 8 + int.from_bytes(blob[:8], "little")]
+        assert header.rstrip(b" ") == json.dumps(json.loads(header), sort_keys=True, separators=(",", ":")).encode()

@@ -421,3 +421,8 @@ def test_check_targets_refuses_no_targets_and_unknown_ones(gpt2: ModelHost) -> N
     assert caught.value.reason == "ADAPTER_TARGET_MISMATCH"
     assert "q_proj" in caught.value.message and "gpt2" in caught.value.message
     check_targets(gpt2.model, ["c_attn", "c_proj"])
+
+
+def test_the_same_training_gives_the_same_adapter_bytes(gpt2: ModelHost) -> None:
+    """Seeded training on the CPU is deterministic, and the encoding is canonical: one digest for equal adapters."""
+    assert train(gpt2, 3).blob == train(gpt2, 3).blob

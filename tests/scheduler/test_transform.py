@@ -425,3 +425,26 @@ def test_rollback_undoes_an_activation_transform(
     assert back.storage_mode == cube_pb2.STORAGE_MODE_INLINE and not back.HasField("activation")
     hits = vault_stub.SearchCubes(v.SearchCubesRequest(parent=space, text="green tea", mode=v.SEARCH_MODE_DENSE))
     assert cube.name in [hit.cube.name for hit in hits.results]
+
+
+def test_the_same_text_gives_the_same_cache_blob(
+    vault_stub: VaultServiceStub, scheduler: SchedulerServiceStub, space: str
+) -> None:
+    """Canonical encoding: equal caches are one content-addressed blob."""
+    digests = set()
+    for _ in range(2):
+        cube = create(vault_stub, space, "bob prefers coffee in morning")
+        finish(scheduler, transform(scheduler, space, [cube.name], ACTIVATION))
+        digests.add(vault_stub.GetCube(v.GetCubeRequest(name=cube.name)).activation.blob.digest)
+    assert len(digests) == 1
+
+
+def test_a_learning_rate_arrives_as_given(
+    vault_stub: VaultServiceStub, scheduler: SchedulerServiceStub, space: str
+) -> None:
+    cube = create(vault_stub, space, "the cat sat on mat")
+    operation = transform(
+        scheduler, space, [cube.name], PARAMETRIC, training=s.LoraTraining(steps=1, learning_rate=1e-3)
+    )
+    assert operation.request.training.learning_rate == 1e-3  # a double: no float32 rounding
+    finish(scheduler, operation)

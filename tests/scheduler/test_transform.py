@@ -209,23 +209,24 @@ def test_a_cancelled_training_run_creates_nothing(
     assert again == scheduler.GetOperation(s.GetOperationRequest(name=operation.name)) == cancelled
 
 
-def test_a_failed_transform_reports_why_in_the_operation(
+def test_a_cube_changed_while_its_transform_waits_is_left_as_changed(
     vault_stub: VaultServiceStub, scheduler: SchedulerServiceStub, space: str
 ) -> None:
+    blocker = create(vault_stub, space, "the cat sat on mat")
+    busy = transform(scheduler, space, [blocker.name], PARAMETRIC, training=s.LoraTraining(steps=2000))
     cube = create(vault_stub, space, "alice likes green tea")
-    operation = transform(scheduler, space, [cube.name], ACTIVATION)
-    # Changed after the request was checked and before the work is committed: nothing may be lost.
+    waiting = transform(scheduler, space, [cube.name], ACTIVATION)  # queued behind the training run
+    assert scheduler.GetOperation(s.GetOperationRequest(name=waiting.name)).state == Op.STATE_QUEUED
+    # Changed after the request was checked and before the work is committed: the change must not be lost.
     vault_stub.UpdateCube(
         v.UpdateCubeRequest(cube=cube_pb2.MemCube(name=cube.name, tags=["changed"]), update_mask={"paths": ["tags"]})
     )
-    final = finish(scheduler, operation)[-1]
+    scheduler.CancelOperation(s.CancelOperationRequest(name=busy.name))
+    final = finish(scheduler, waiting)[-1]
+    assert final.state == Op.STATE_FAILED, final
+    assert (final.error.reason, final.error.code) == ("CUBE_CHANGED", grpc.StatusCode.ABORTED.value[0])
     stored = vault_stub.GetCube(v.GetCubeRequest(name=cube.name))
-    if final.state == Op.STATE_FAILED:  # the update landed before the commit
-        assert final.error.reason == "CUBE_CHANGED" and final.error.code == grpc.StatusCode.ABORTED.value[0]
-        assert stored.type == PLAINTEXT and list(stored.tags) == ["changed"]
-    else:  # the transform committed first; the update then applied to the activation cube
-        assert final.state == Op.STATE_SUCCEEDED
-        assert stored.type == ACTIVATION and list(stored.tags) == ["changed"]
+    assert (stored.type, list(stored.tags), stored.version) == (PLAINTEXT, ["changed"], 2)
 
 
 @pytest.mark.parametrize(

@@ -157,9 +157,26 @@ def test_ctrl_c_cancels_the_operation(
                 signal.raise_signal(signal.SIGINT)
 
     monkeypatch.setattr(MemosClient, "watch_operation", watch_then_interrupt)
-    code, out, err = _run(
-        capsys, model_server, "model", "transform", space, "tea", "--to", "parametric", "--steps", "2000", "--id", "x"
-    )
+    # A shell starts background jobs with SIGINT ignored, and Python then keeps it ignored: install the
+    # handler an interactive `memos-grpc` has, so the test does not depend on how it was started.
+    previous = signal.signal(signal.SIGINT, signal.default_int_handler)
+    try:
+        code, out, err = _run(
+            capsys,
+            model_server,
+            "model",
+            "transform",
+            space,
+            "tea",
+            "--to",
+            "parametric",
+            "--steps",
+            "2000",
+            "--id",
+            "x",
+        )
+    finally:
+        signal.signal(signal.SIGINT, previous)
     assert code == 130 and out == "", err
     operation = seen[-1].name
     assert f"interrupted: asking the server to cancel {operation}" in err and f"{operation} is cancelled" in err

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import signal
 import socket
 import subprocess
 import sys
@@ -55,3 +56,11 @@ def start_server(
             time.sleep(0.1)
     proc.kill()
     raise RuntimeError(f"server not SERVING within 120s:\n{log_path.read_text()}")
+
+
+def stop(proc: subprocess.Popen[bytes]) -> float:
+    """Stops the server with SIGTERM, as an operator would; returns the seconds until it exited."""
+    stopping = time.perf_counter()
+    proc.send_signal(signal.SIGTERM)
+    proc.wait(timeout=120)  # on timeout the caller's handler kills it
+    return time.perf_counter() - stopping

@@ -32,7 +32,6 @@ import platform
 import random
 import re
 import shutil
-import signal
 import subprocess
 import sys
 import tempfile
@@ -43,7 +42,7 @@ from typing import Any
 
 import grpc
 import numpy as np
-from _server import Target, start_server
+from _server import Target, start_server, stop
 from grpc_health.v1 import health_pb2, health_pb2_grpc
 from tqdm import tqdm
 
@@ -296,13 +295,6 @@ def log_findings(log: Path) -> dict[str, Any]:
     """Warnings, errors and tracebacks in a server log: counted, the first few kept."""
     lines = [ln for ln in log.read_text(errors="replace").splitlines() if re.search(r"WARNING|ERROR|Traceback", ln)]
     return {"count": len(lines), "first": lines[:5]}
-
-
-def stop(proc: subprocess.Popen[bytes]) -> float:
-    stopping = time.perf_counter()
-    proc.send_signal(signal.SIGTERM)
-    proc.wait(timeout=120)  # on timeout the caller's handler kills it
-    return time.perf_counter() - stopping
 
 
 def machine() -> dict[str, Any]:

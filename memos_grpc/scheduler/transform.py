@@ -117,12 +117,13 @@ class Transformer:
         for index, name in enumerate(names):
             if parse_cube_name(name, f"names[{index}]")[0] != space_id:
                 raise invalid(f"names[{index}] {name} is not in the parent space", "PARENT_MISMATCH")
-            # Read as stored: a source whose text the caller may not see cannot become a cache or an adapter.
-            if visibility.redacts(self._cubes.get(name, caller)):
+            # What the caller sees is the stored cube itself unless it is redacted for them, and a source whose
+            # text the caller may not see cannot become a cache or an adapter.
+            cube = self._cubes.get(name, caller)
+            if visibility.redacts(cube):
                 raise PermissionDeniedError(
                     f"cube {name} is redacted for you; its text cannot be transformed", reason="CUBE_REDACTED"
                 )
-            cube = self._stored(name)
             if cube.type not in wanted:
                 takes = " or ".join(sorted(cube_pb2.MemoryType.Name(t) for t in wanted))
                 raise FailedPreconditionError(
@@ -139,16 +140,6 @@ class Transformer:
                 )
             sources.append(cube)
         return sources
-
-    def _stored(self, name: str) -> cube_pb2.MemCube:
-        space_id, cube_id = parse_cube_name(name)
-        with self._context.database.read() as cursor:
-            row = cursor.execute(
-                "SELECT cube_pb FROM cubes WHERE space_id = ? AND cube_id = ?", [space_id, cube_id]
-            ).fetchone()
-        if row is None:
-            raise NotFoundError(f"cube {name} does not exist", reason="CUBE_NOT_FOUND")
-        return cube_pb2.MemCube.FromString(row[0])
 
     # -- the three transforms ------------------------------------------------------
 

@@ -1,19 +1,38 @@
 # The two commands of the README: `make serve` and `make test`.
-# Each creates .venv (if missing) and installs what it needs into it.
+# Each creates .venv (if missing) and installs what it needs into it, from the hashed lock.
 PYTHON ?= python3
 VENV := .venv
 BIN := $(VENV)/bin
 DATA_DIR ?= data
 LISTEN ?= 127.0.0.1:50051
+LOCK := requirements/lock.txt
+BUILD_LOCK := requirements/build.txt
+# `make lock` resolves with this uv, for CPython 3.11 on x86-64 Linux, whatever machine runs it.
+UV_VERSION := 0.13.9
+LOCK_TOOL := build/lock-tool
+COMPILE := $(LOCK_TOOL)/bin/uv pip compile --quiet --custom-compile-command 'make lock' --generate-hashes \
+	--python-version 3.11 --python-platform x86_64-manylinux_2_28 $(if $(UPGRADE),--upgrade)
 
-.PHONY: install serve test lint proto
+.PHONY: install serve test lint proto lock
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
-	$(BIN)/pip install --quiet --upgrade pip
 
+# Every download is checked against the lock's hashes. The build tools go in first, on their own, so that
+# nothing after them builds in an isolated environment (which would fetch its tools unpinned): hnswlib
+# is published only as source, and the project itself is installed editable without its dependencies.
 install: $(BIN)/python
-	$(BIN)/pip install --quiet -e '.[dev,models]'
+	$(BIN)/python -m pip install --quiet --require-hashes -r $(BUILD_LOCK)
+	$(BIN)/python -m pip install --quiet --require-hashes --no-build-isolation -r $(LOCK)
+	$(BIN)/python -m pip install --quiet --no-deps --no-build-isolation -e .
+
+# Re-resolves the locks after a change to pyproject.toml or requirements/build.in, keeping every pin that
+# still fits; `make lock UPGRADE=1` moves every package to the newest version the ranges allow.
+lock:
+	$(PYTHON) -m venv $(LOCK_TOOL)
+	$(LOCK_TOOL)/bin/pip install --quiet uv==$(UV_VERSION)
+	$(COMPILE) --extra dev --extra models pyproject.toml requirements/build.in -o $(LOCK)
+	$(COMPILE) -c $(LOCK) requirements/build.in -o $(BUILD_LOCK)
 
 serve: install
 	HF_HUB_OFFLINE=1 $(BIN)/memos-grpc serve --data-dir $(DATA_DIR) --listen $(LISTEN)

@@ -68,14 +68,16 @@ class Cubes:
                 "SELECT greatest(coalesce(max(vec_id), 0), "
                 "coalesce((SELECT CAST(value AS BIGINT) FROM meta WHERE key = 'last_vec_id'), 0)) FROM cubes"
             ).fetchone()
-        self._last_vec_id = int(row[0]) if row else 0
+        # A label an index file holds was issued, even if its write never committed (vectors are indexed
+        # while the writer commits, and an index may be saved in between): never issue it again.
+        self._last_vec_id = max(int(row[0]) if row else 0, context.indexes.max_label())
         self._vec_id_lock = threading.Lock()
 
     def new_vec_ids(self, count: int) -> list[int]:
         """Labels never issued before (any thread); ``record_vec_ids`` makes them durable.
 
-        Labels must never be reused, even after the highest ones are deleted: start-up repair tells
-        index and database apart by label alone.
+        Labels must never be reused, even after the highest ones are deleted or their write was lost:
+        an index file may hold a label's old vector, and a search answers by label.
         """
         with self._vec_id_lock:
             first = self._last_vec_id + 1

@@ -1,8 +1,11 @@
 """Start-up repair: brings every hnswlib index and the search catalog back in line with DuckDB.
 
-Labels are immutable (a label never gets a second vector), so an index is
-right exactly when its live labels equal the cubes' ``vec_id`` values: the
-repair adds what DuckDB has and the index lacks, and deletes the rest.
+An index is right when its live labels are exactly the cubes' ``vec_id``
+values and each label holds its cube's vector. The repair proves both: it
+compares every stored vector with the one the index holds under its label,
+(re)adds what is absent, deleted or different, and deletes the rest. Labels are
+issued once (``Cubes.new_vec_ids``), so a difference means an index file saved
+while a write that never committed had already indexed its vectors.
 """
 
 from __future__ import annotations
@@ -15,7 +18,6 @@ import numpy as np
 from memos_grpc._proto.memos.v1 import cube_pb2, space_pb2
 from memos_grpc.vault.catalog import CubeAccess, viewer_rules
 from memos_grpc.vault.context import VaultContext
-from memos_grpc.vault.database import INT_IDS, id_list
 from memos_grpc.vault.lexical import lexical_text
 from memos_grpc.vault.rows import vector_from_bytes
 
@@ -29,6 +31,7 @@ class RepairReport:
     spaces: int = 0
     vectors: int = 0
     added: int = 0
+    replaced: int = 0
     removed: int = 0
     dropped_indexes: int = 0
 
@@ -46,28 +49,23 @@ def repair_indexes(context: VaultContext) -> RepairReport:
     for space_id in spaces:
         report.spaces += 1
         index = context.indexes.get(space_id)
-        with context.database.read() as cursor:
-            stored = {
-                int(r[0])
-                for r in cursor.execute(
-                    "SELECT vec_id FROM cubes WHERE space_id = ? AND vec_id IS NOT NULL", [space_id]
-                ).fetchall()
-            }
         load_catalog(context, space_id, roles[space_id])
-        indexed = index.labels()
+        held = index.labels()
+        stored: set[int] = set()
+        with context.database.read() as cursor:
+            cursor.execute("SELECT vec_id, embedding FROM cubes WHERE space_id = ? AND vec_id IS NOT NULL", [space_id])
+            while rows := cursor.fetchmany(_CHUNK):
+                labels = [int(r[0]) for r in rows]
+                vectors = np.stack([vector_from_bytes(r[1]) for r in rows])
+                stored.update(labels)
+                stale = set(index.stale(labels, vectors, held))
+                if stale:
+                    keep = [i for i, label in enumerate(labels) if label in stale]
+                    index.add([labels[i] for i in keep], vectors[keep])
+                    report.replaced += sum(labels[i] in held for i in keep)
+                    report.added += sum(labels[i] not in held for i in keep)
         report.vectors += len(stored)
-        missing = sorted(stored - indexed)
-        for start in range(0, len(missing), _CHUNK):
-            chunk = missing[start : start + _CHUNK]
-            with context.database.read() as cursor:
-                rows = cursor.execute(
-                    f"SELECT vec_id, embedding FROM cubes WHERE space_id = ? AND vec_id IN {INT_IDS}",
-                    [space_id, id_list(chunk)],
-                ).fetchall()
-            if rows:
-                index.add([int(r[0]) for r in rows], np.stack([vector_from_bytes(r[1]) for r in rows]))
-            report.added += len(rows)
-        report.removed += index.delete(indexed - stored)
+        report.removed += index.delete(held - stored)
     return report
 
 

@@ -86,12 +86,13 @@ class Vault:
         self.context.catalog.lexical.refresh()
         log.info(
             "vector indexes checked against DuckDB: %d spaces, %d vectors, %d added, %d removed, "
-            "%d orphan index files dropped",
+            "%d orphan index files dropped, %d stale vectors replaced",
             report.spaces,
             report.vectors,
             report.added,
             report.removed,
             report.dropped_indexes,
+            report.replaced,
         )
         # Governance lives beside the vault: it shares the database and the writer.
         self.principals = Principals(self.context)

@@ -24,6 +24,10 @@ log = logging.getLogger(__name__)
 
 FloatArray = npt.NDArray[np.float32]
 
+#: Largest difference of any component between a stored and an indexed unit vector that still counts
+#: as the same vector (float32 rounding of the division by the norm stays far below it).
+_SAME_VECTOR_TOLERANCE = 1e-4
+
 
 class ReadWriteLock:
     """Many readers or one writer; writers wait for readers to leave."""
@@ -99,11 +103,46 @@ class SpaceIndex:
         return self._new(1024)
 
     def labels(self) -> set[int]:
+        """Every label the index holds, including those marked deleted."""
         with self.lock.read():
             return {int(x) for x in self._index.get_ids_list()}
 
+    def stale(self, labels: list[int], vectors: FloatArray, held: set[int]) -> list[int]:
+        """The labels among ``labels`` whose live vector here is not the matching row of ``vectors``.
+
+        ``held`` is ``labels()``, taken once by the caller. A label counts as stale when it is absent,
+        marked deleted, or carries another vector: what start-up repair must (re)add.
+        """
+        present = [i for i, label in enumerate(labels) if label in held]
+        stale = [labels[i] for i in range(len(labels)) if labels[i] not in held]
+        if not present:
+            return stale
+        with self.lock.read():
+            try:
+                found = np.asarray(self._index.get_items([labels[i] for i in present]), dtype=np.float32)
+                live = present
+            except RuntimeError:
+                # Some are marked deleted (hnswlib refuses the whole call): sort them out one by one.
+                live, rows = [], []
+                for i in present:
+                    try:
+                        rows.append(self._index.get_items([labels[i]])[0])
+                        live.append(i)
+                    except RuntimeError:
+                        stale.append(labels[i])
+                found = np.asarray(rows, dtype=np.float32).reshape(len(live), self.params.dimension)
+        # hnswlib's cosine space stores each vector divided by its norm; compare in that form.
+        expected = np.asarray(vectors[live], dtype=np.float32)
+        expected = expected / (np.linalg.norm(expected, axis=1, keepdims=True) + 1e-30)
+        differs = np.abs(found - expected).max(axis=1, initial=0.0) > _SAME_VECTOR_TOLERANCE
+        stale.extend(labels[i] for i, bad in zip(live, differs, strict=True) if bad)
+        return stale
+
     def add(self, labels: Iterable[int], vectors: FloatArray) -> None:
-        """Adds vectors under new labels (a label is never given a second vector)."""
+        """Adds vectors under labels; one the index holds already (even deleted) takes the new vector.
+
+        Labels are issued once, so only start-up repair ever gives a held label another vector.
+        """
         ids = np.fromiter(labels, dtype=np.int64)
         if len(ids) == 0:
             return
@@ -200,6 +239,12 @@ class VectorIndexes:
         with self._lock:
             self._indexes.pop(space_id, None)
             self._path(space_id).unlink(missing_ok=True)
+
+    def max_label(self) -> int:
+        """The highest label any open index holds, deleted or not (0 when none)."""
+        with self._lock:
+            indexes = list(self._indexes.values())
+        return max((max(index.labels(), default=0) for index in indexes), default=0)
 
     def existing_files(self) -> list[str]:
         return sorted(p.stem for p in self.directory.glob("*.hnsw"))

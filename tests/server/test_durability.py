@@ -15,6 +15,9 @@ import hashlib
 import os
 import random
 import re
+import signal
+import subprocess
+import sys
 import threading
 import time
 from collections.abc import Iterator, Mapping
@@ -23,10 +26,12 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 import grpc
+import hnswlib
 import numpy as np
 import numpy.typing as npt
 import pytest
-from _process import ServerFactory, ServerProcess, wait_until
+from _lost_commit import lost_vectors
+from _process import ServerFactory, ServerProcess, child_env, wait_until
 
 from memos_grpc._proto.memos.v1 import cube_pb2
 from memos_grpc._proto.memos.v1 import governance_service_pb2 as g
@@ -44,7 +49,8 @@ NO_FLUSH = {"MEMOS_INDEX_FLUSH_SECONDS": "3600"}
 SELF_SCORE = 0.999
 REPAIR_LINE = re.compile(
     r"vector indexes checked against DuckDB: (?P<spaces>\d+) spaces, (?P<vectors>\d+) vectors, "
-    r"(?P<added>\d+) added, (?P<removed>\d+) removed, (?P<dropped>\d+) orphan index files dropped"
+    r"(?P<added>\d+) added, (?P<removed>\d+) removed, (?P<dropped>\d+) orphan index files dropped, "
+    r"(?P<replaced>\d+) stale vectors replaced"
 )
 
 
@@ -183,16 +189,16 @@ class WriteLog:
     unexpected: list[str] = field(default_factory=list)
 
 
-def run_writer(server: ServerProcess, log: WriteLog, writer: int, batched: bool) -> None:
+def run_writer(server: ServerProcess, log: WriteLog, writer: int, batched: bool, cycle: int = 0) -> None:
     """Creates cubes back to back (one per CreateCube, or 2..20 per BatchCreateCubes) until the kill."""
-    rng = np.random.default_rng(writer)
+    rng = np.random.default_rng([cycle, writer])
     stub = server.vault()
     for seq in range(1_000_000):
         if batched:
-            batch: str | None = f"b{writer}-{seq}"
+            batch: str | None = f"b{writer}-{cycle}-{seq}"
             ids = [f"{batch}-{i}" for i in range(int(rng.integers(2, 21)))]
         else:
-            batch, ids = None, [f"c{writer}-{seq}"]
+            batch, ids = None, [f"c{writer}-{cycle}-{seq}"]
         vectors = {cube_id: unit_vector(rng) for cube_id in ids}
         requests = [cube_request(cube_id, vectors[cube_id], writer) for cube_id in ids]
         with log.lock:
@@ -221,19 +227,20 @@ def run_writer(server: ServerProcess, log: WriteLog, writer: int, batched: bool)
             log.acked.update({cube.name: cube for cube in cubes})
 
 
-def test_acknowledged_writes_survive_kill9_mid_stream(servers: ServerFactory) -> None:
-    server = servers.start(env=NO_FLUSH)
-    create_space(server)
-    log = WriteLog()
+def write_until_kill9(server: ServerProcess, log: WriteLog, cycle: int = 0, acks: int = 400) -> None:
+    """Four writers (two with batches) create cubes until ``acks`` more are acknowledged; then kill -9
+    while at least one write is in flight."""
+    start = len(log.acked)
+    log.killed = False
     writers = [
-        threading.Thread(target=run_writer, args=(server, log, n, batched), name=f"writer-{n}", daemon=True)
+        threading.Thread(target=run_writer, args=(server, log, n, batched, cycle), name=f"writer-{n}", daemon=True)
         for n, batched in enumerate([False, False, True, True])
     ]
     for thread in writers:
         thread.start()
-    wait_until(lambda: len(log.acked) >= 400 or log.unexpected, timeout=40, what="400 acknowledged cubes")
+    wait_until(lambda: len(log.acked) >= start + acks or log.unexpected, timeout=40, what=f"{acks} acknowledged cubes")
     assert not log.unexpected, f"writes failed before the kill: {log.unexpected[:5]}"
-    time.sleep(random.uniform(0.0, 0.5))
+    time.sleep(random.uniform(0.0, 0.5))  # where in the stream the kill lands; any point must be safe
 
     def kill_while_writes_in_flight() -> bool:
         with log.lock:
@@ -249,14 +256,15 @@ def test_acknowledged_writes_survive_kill9_mid_stream(servers: ServerFactory) ->
         assert not thread.is_alive(), f"{thread.name} hangs after the kill"
     assert not log.unexpected, f"writes failed before the kill: {log.unexpected[:5]}"
     assert server.process is not None and server.process.returncode == -9
-    assert not index_file(server.data_dir).exists(), "the index was saved although flushing is off"
 
-    restarted = servers.start(server.data_dir, env=NO_FLUSH)
-    stub = restarted.vault()
+
+def check_after_restart(stub: VaultServiceStub, log: WriteLog) -> dict[str, cube_pb2.MemCube]:
+    """Every acknowledged cube is stored unchanged and is its own nearest neighbour; nothing else is
+    stored but whole batches that were sent. Returns the stored cubes."""
     stored = list_cubes(stub)
     attempted = {cube_name(cube_id) for cube_id in log.attempted}
     unacked = attempted - set(log.acked)
-    print(f"{len(log.acked)} acknowledged, {len(unacked)} in flight at the kill, {len(stored)} stored")
+    print(f"{len(log.acked)} acknowledged, {len(unacked)} unacknowledged, {len(stored)} stored")
 
     missing = sorted(set(log.acked) - set(stored))
     assert not missing, f"{len(missing)} acknowledged cubes lost by kill -9, e.g. {missing[:5]}"
@@ -276,15 +284,40 @@ def test_acknowledged_writes_survive_kill9_mid_stream(servers: ServerFactory) ->
     for name, cube in stored.items():
         assert cube.plaintext.text == f"memory {name.rsplit('/', 1)[1]}", f"{name} has another cube's text"
 
-    # Derived indexes repaired on their own: nothing was on disk, so every vector came from DuckDB.
-    report = repair_report(restarted)
-    assert report["added"] > 0
-    assert report["added"] == report["vectors"] == len(stored), report
     vectors = {name: log.vectors[name.rsplit("/", 1)[1]] for name in stored}
     unfindable = unfindable_by_own_vector(stub, vectors)
     assert not unfindable, (
         f"{len(unfindable)} stored cubes not found by their own vector: {list(unfindable.items())[:3]}"
     )
+    return stored
+
+
+def test_acknowledged_writes_survive_kill9_mid_stream(servers: ServerFactory) -> None:
+    server = servers.start(env=NO_FLUSH)
+    create_space(server)
+    log = WriteLog()
+    write_until_kill9(server, log)
+    assert not index_file(server.data_dir).exists(), "the index was saved although flushing is off"
+
+    restarted = servers.start(server.data_dir, env=NO_FLUSH)
+    stored = check_after_restart(restarted.vault(), log)
+    # Derived indexes repaired on their own: nothing was on disk, so every vector came from DuckDB.
+    report = repair_report(restarted)
+    assert report["added"] > 0
+    assert report["added"] == report["vectors"] == len(stored), report
+
+
+def test_acknowledged_writes_survive_repeated_kill9_while_the_index_is_saved(servers: ServerFactory) -> None:
+    """Kill -9 cycles where the index is saved many times a second (between adds and commits) and
+    cycles where it is never saved; after every restart each acknowledged cube is its own nearest neighbour."""
+    fast_flush = {"MEMOS_INDEX_FLUSH_SECONDS": "0.05"}
+    server = servers.start(env=fast_flush)
+    create_space(server)
+    log = WriteLog()
+    for cycle, env in enumerate([fast_flush, NO_FLUSH, fast_flush, fast_flush]):
+        write_until_kill9(server, log, cycle=cycle, acks=250)
+        server = servers.start(server.data_dir, env=env)
+        check_after_restart(server.vault(), log)
 
 
 # -- deletes across kill -9 ------------------------------------------------------------
@@ -343,6 +376,8 @@ def test_cubes_created_after_deleting_the_newest_survive_kill9(servers: ServerFa
     second.kill9()
 
     third = servers.start(first.data_dir, env=NO_FLUSH)
+    kept = {cube_name(i): vec for i, vec in old.items() if cube_name(i) not in newest}
+    assert not unfindable_by_own_vector(third.vault(), kept)
     new = {f"new-{n}": unit_vector(rng) for n in range(5)}
     create_cubes(third.vault(), new)
     third.kill9()
@@ -356,6 +391,80 @@ def test_cubes_created_after_deleting_the_newest_survive_kill9(servers: ServerFa
     for name in newest:
         hits = search(stub, old[name.rsplit("/", 1)[1]], top_k=3)
         assert all(score < 0.5 for _, score in hits), f"the vector of deleted {name} still matches: {hits}"
+
+
+# -- a batch lost after its vectors reached a saved index ----------------------------
+
+
+def test_labels_of_a_batch_lost_after_an_index_save_are_never_issued_again(servers: ServerFactory) -> None:
+    """Vectors are indexed while their batch commits; an index saved in between, then kill -9, must not
+    leave labels whose vectors belong to cubes that were never stored (they would be handed out again).
+
+    The child holds the writer, lets the batch index its vectors, saves the index and kills itself
+    (``_lost_commit.py``): the save between add and commit is forced, not hoped for.
+    """
+    rng = np.random.default_rng(13)
+    old = {f"old-{n}": unit_vector(rng) for n in range(30)}
+    first = servers.start(env=NO_FLUSH)
+    create_space(first)
+    create_cubes(first.vault(), old)
+    assert first.terminate() == 0
+
+    lost_count, lost_seed = 6, 99
+    script = Path(__file__).with_name("_lost_commit.py")
+    child = subprocess.run(
+        [sys.executable, str(script), str(first.data_dir), SPACE_ID, str(lost_count), str(lost_seed)],
+        capture_output=True,
+        text=True,
+        env=child_env(),
+        timeout=120,
+    )
+    assert child.returncode == -signal.SIGKILL, child.stderr[-3000:]
+    assert child.stdout.startswith("labels "), child.stdout + child.stderr[-3000:]
+    assert len(child.stdout.split()) == 1 + lost_count
+
+    second = servers.start(first.data_dir, env=NO_FLUSH)
+    new = {f"new-{n}": unit_vector(rng) for n in range(lost_count)}
+    create_cubes(second.vault(), new)
+    live = {cube_name(i): vec for i, vec in (old | new).items()}
+    assert set(list_cubes(second.vault())) == set(live)
+    assert not unfindable_by_own_vector(second.vault(), live)
+    second.kill9()  # the index file on disk is still the one saved with the lost batch's vectors
+
+    third = servers.start(first.data_dir, env=NO_FLUSH)
+    stub = third.vault()
+    unfindable = unfindable_by_own_vector(stub, live)
+    assert not unfindable, f"cubes not found by their own vector (name: top hits): {unfindable}"
+    report = repair_report(third)
+    assert report["replaced"] == 0, f"labels of the lost batch were issued again: {report}"
+    for vector in lost_vectors(lost_count, lost_seed):
+        hits = search(stub, vector, top_k=3)
+        assert all(score < 0.5 for _, score in hits), f"a lost batch's vector finds stored cubes: {hits}"
+
+
+def test_repair_replaces_a_vector_the_index_file_holds_under_another_cubes_label(servers: ServerFactory) -> None:
+    """Start-up repair proves each label holds its cube's vector, not only that the label is there."""
+    rng = np.random.default_rng(17)
+    vectors = {f"cube-{n}": unit_vector(rng) for n in range(50)}
+    first = servers.start(env=NO_FLUSH)
+    create_space(first)
+    create_cubes(first.vault(), vectors)
+    assert first.terminate() == 0
+
+    # Swap the vectors of two labels in the saved file, as a stale save would leave them.
+    path = index_file(first.data_dir)
+    index = hnswlib.Index(space="cosine", dim=DIMENSION)
+    index.load_index(str(path))
+    a, b = sorted(int(label) for label in index.get_ids_list())[10:12]
+    held = index.get_items([a, b])
+    index.add_items(np.asarray([held[1], held[0]], dtype=np.float32), [a, b])
+    index.save_index(str(path))
+
+    second = servers.start(first.data_dir, env=NO_FLUSH)
+    report = repair_report(second)
+    assert (report["replaced"], report["added"], report["removed"]) == (2, 0, 0), report
+    named = {cube_name(i): vec for i, vec in vectors.items()}
+    assert not unfindable_by_own_vector(second.vault(), named)
 
 
 # -- damaged index files -------------------------------------------------------------

@@ -107,6 +107,7 @@ RULES: dict[str, Rule] = {
     _I + "ImportFromPeer": Rule(Check.ADMIN, "parent", mutating=True),
     "/grpc.health.v1.Health/Check": Rule(Check.PUBLIC),
     "/grpc.health.v1.Health/Watch": Rule(Check.PUBLIC),
+    "/grpc.health.v1.Health/List": Rule(Check.PUBLIC),
     "/grpc.reflection.v1alpha.ServerReflection/ServerReflectionInfo": Rule(Check.PUBLIC),
     "/grpc.reflection.v1.ServerReflection/ServerReflectionInfo": Rule(Check.PUBLIC),
 }

@@ -16,7 +16,7 @@ from concurrent import futures
 from types import FrameType
 
 import grpc
-from grpc_health.v1 import health, health_pb2, health_pb2_grpc
+from grpc_health.v1 import health_pb2, health_pb2_grpc
 from grpc_reflection.v1alpha import reflection
 
 from memos_grpc._proto.memos.v1 import (
@@ -32,6 +32,7 @@ from memos_grpc._proto.memos.v1 import (
 from memos_grpc.embedding.embedder import Embedder
 from memos_grpc.errors import InvalidArgumentError
 from memos_grpc.server.enforcement import PolicyInterceptor
+from memos_grpc.server.health import HealthServicer
 from memos_grpc.server.interchange import InterchangeServicer
 from memos_grpc.server.scheduler import SchedulerServicer
 from memos_grpc.server.services import GovernanceServicer, VaultServicer, VaultSlot
@@ -48,6 +49,10 @@ SERVICE_NAMES = (
     interchange_service_pb2.DESCRIPTOR.services_by_name["InterchangeService"].full_name,
     scheduler_service_pb2.DESCRIPTOR.services_by_name["SchedulerService"].full_name,
 )
+HEALTH_SERVICE = health_pb2.DESCRIPTOR.services_by_name["Health"].full_name
+#: Every service the server hosts: its own, health and reflection. Reflection lists exactly
+#: these, and the fuzz tests take their methods from here.
+REGISTERED_SERVICES = (*SERVICE_NAMES, HEALTH_SERVICE, reflection.SERVICE_NAME)
 
 
 class MemosServer:
@@ -57,7 +62,7 @@ class MemosServer:
         self.settings = settings
         self._embedder = embedder
         self.slot = VaultSlot()
-        self.health = health.HealthServicer()
+        self.health = HealthServicer()
         self._stopped = threading.Event()
         self.vault: Vault | None = None
         credentials = server_credentials(settings)  # bad TLS files stop us before any thread starts
@@ -91,14 +96,7 @@ class MemosServer:
             SchedulerServicer(self.slot), self.grpc_server
         )
         health_pb2_grpc.add_HealthServicer_to_server(self.health, self.grpc_server)
-        reflection.enable_server_reflection(
-            (
-                *SERVICE_NAMES,
-                health_pb2.DESCRIPTOR.services_by_name["Health"].full_name,
-                reflection.SERVICE_NAME,
-            ),
-            self.grpc_server,
-        )
+        reflection.enable_server_reflection(REGISTERED_SERVICES, self.grpc_server)
         self._set_health(health_pb2.HealthCheckResponse.NOT_SERVING)
         try:
             if credentials is None:

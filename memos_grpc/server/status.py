@@ -3,7 +3,9 @@
 ``ErrorMappingInterceptor`` wraps every handler: a ``MemosError`` becomes its
 status code, its message, and a ``google.rpc.ErrorInfo`` detail with its
 reason (AIP-193); anything else is logged with its traceback and answered
-INTERNAL without leaking internals.
+INTERNAL without leaking internals. Request bytes that do not decode, for
+any service (health and reflection included, streams message by message),
+are INVALID_ARGUMENT ``MALFORMED_REQUEST``, never grpcio's own INTERNAL.
 """
 
 from __future__ import annotations
@@ -100,10 +102,13 @@ def _wrap_unary(behavior: Callable[..., Any], method: str, streaming_request: bo
     return handler
 
 
-def _wrap_stream(behavior: Callable[..., Iterator[Any]], method: str) -> Callable[..., Iterator[Any]]:
+def _wrap_stream(
+    behavior: Callable[..., Iterator[Any]], method: str, streaming_request: bool = False
+) -> Callable[..., Iterator[Any]]:
     def handler(request_or_iterator: Any, context: grpc.ServicerContext) -> Iterator[Any]:
         try:
-            yield from behavior(_decoded(request_or_iterator), context)
+            request = _decoded_stream(request_or_iterator) if streaming_request else _decoded(request_or_iterator)
+            yield from behavior(request, context)
         except Exception as exc:
             if _is_abort(exc, context):
                 raise
@@ -155,9 +160,10 @@ class ErrorMappingInterceptor(_Interceptor):
                 handler.response_serializer,
             )
         if handler.stream_stream:
+            # Server reflection is the one bidirectional stream: its bytes are decoded like any request's.
             return grpc.stream_stream_rpc_method_handler(
-                _wrap_stream(handler.stream_stream, method),
-                handler.request_deserializer,
+                _wrap_stream(handler.stream_stream, method, streaming_request=True),
+                tolerant(handler.request_deserializer),
                 handler.response_serializer,
             )
         return handler

@@ -172,7 +172,7 @@ def prefill_only(host: ModelHost, ids: torch.Tensor) -> float:
     """The same forward pass as compute_cache without the output layer on every position (logits_to_keep=1)."""
     started = time.perf_counter()
     with torch.inference_mode():
-        host.model(input_ids=ids, past_key_values=DynamicCache(), use_cache=True, logits_to_keep=1)
+        host.model(input_ids=ids, cache=DynamicCache(), use_cache=True, logits_to_keep=1)
     return time.perf_counter() - started
 
 

@@ -155,7 +155,7 @@ def plaintext_ttft(model: PreTrainedModel, ids: torch.Tensor) -> tuple[float, to
     start = time.perf_counter()
     with torch.no_grad():
         # A fresh cache is filled as generation would need it for the tokens after the first.
-        output = model(input_ids=ids, past_key_values=DynamicCache(), use_cache=True, logits_to_keep=1)
+        output = model(input_ids=ids, cache=DynamicCache(), use_cache=True, logits_to_keep=1)
     logits = output.logits[0, -1]
     token = int(logits.argmax())
     return time.perf_counter() - start, logits, token

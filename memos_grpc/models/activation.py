@@ -122,9 +122,9 @@ def _layer_tensors(cache: Cache) -> list[tuple[torch.Tensor, torch.Tensor]]:
     return pairs
 
 
-def encode_cache(past_key_values: Cache, fingerprint: str, token_count: int) -> bytes:
+def encode_cache(cache: Cache, fingerprint: str, token_count: int) -> bytes:
     """A safetensors blob of the cache: ``layers.{i}.key`` / ``layers.{i}.value`` and their description."""
-    pairs = _layer_tensors(past_key_values)
+    pairs = _layer_tensors(cache)
     if not pairs:
         raise InvalidArgumentError("the cache holds no layers", reason=SHAPE_MISMATCH)
     if not fingerprint:

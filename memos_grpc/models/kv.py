@@ -28,7 +28,7 @@ def cache_of_ids(model: PreTrainedModel, input_ids: torch.Tensor) -> tuple[Dynam
     extra = {"logits_to_keep": 1} if "logits_to_keep" in inspect.signature(model.forward).parameters else {}
     model.eval()  # type: ignore[no-untyped-call]
     with torch.no_grad():
-        model(input_ids=input_ids.to(model.device), past_key_values=cache, use_cache=True, **extra)
+        model(input_ids=input_ids.to(model.device), cache=cache, use_cache=True, **extra)
     return cache, token_count
 
 
@@ -42,8 +42,6 @@ def forward_with_cache(model: PreTrainedModel, cache: DynamicCache, input_ids: t
     positions = torch.arange(past, past + input_ids.shape[1], device=model.device).unsqueeze(0)
     model.eval()  # type: ignore[no-untyped-call]
     with torch.no_grad():
-        output = model(
-            input_ids=input_ids.to(model.device), past_key_values=cache, position_ids=positions, use_cache=True
-        )
+        output = model(input_ids=input_ids.to(model.device), cache=cache, position_ids=positions, use_cache=True)
     logits: torch.Tensor = output.logits
     return logits

@@ -17,6 +17,7 @@ from datetime import datetime
 from typing import Protocol
 
 from memos_grpc.errors import BundleError
+from memos_grpc.interchange.bounds import MAX_MARKER_BYTES
 from memos_grpc.interchange.dsse import (
     STATEMENT_PAYLOAD_TYPE,
     Envelope,
@@ -166,7 +167,7 @@ class BundleVerifier:
             raise BundleError(
                 f"the first entry must be {MARKER_NAME!r}; this is not a memos bundle", reason="BUNDLE_MARKER_MISSING"
             )
-        _check_marker(marker.read_all(64))
+        _check_marker(marker.read_all(MAX_MARKER_BYTES))
         envelope_entry = next(entries, None)
         if envelope_entry is None or envelope_entry.name != ENVELOPE_NAME:
             raise BundleError(f"the second entry must be {ENVELOPE_NAME!r}", reason="BUNDLE_ENVELOPE_MISSING")

@@ -16,6 +16,7 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
 
+from memos_grpc.interchange.bounds import MAX_SIGNATURES
 from memos_grpc.interchange.keys import SigningKey, TrustedKey, verify_signature
 
 #: payloadType of a bundle's statement (in-toto Statement v1).
@@ -96,6 +97,8 @@ def parse_envelope(data: bytes) -> Envelope:
     raw_signatures = document.get("signatures")
     if not isinstance(raw_signatures, list):
         raise EnvelopeFormatError("the envelope has no signatures list")
+    if len(raw_signatures) > MAX_SIGNATURES:
+        raise EnvelopeFormatError(f"the envelope carries {len(raw_signatures)} signatures; at most {MAX_SIGNATURES}")
     signatures: list[Signature] = []
     for index, item in enumerate(raw_signatures):
         if not isinstance(item, dict):

@@ -7,6 +7,7 @@ from collections.abc import Callable
 from typing import Any
 
 from memos_grpc._proto.memos.v1 import interchange_service_pb2
+from memos_grpc.interchange.bounds import MAX_COUNT, is_integer_in
 from memos_grpc.interchange.bundle import BundleReport
 from memos_grpc.interchange.canonical import parse_time
 from memos_grpc.interchange.dsse import SignatureStatus
@@ -71,7 +72,7 @@ def _predicate(message: interchange_service_pb2.BundleVerification, predicate: d
     redactions = predicate.get("redactions")
     if isinstance(redactions, list):
         for item in redactions[:1000]:
-            if isinstance(item, dict) and isinstance(item.get("cubes"), int):
+            if isinstance(item, dict) and is_integer_in(item.get("cubes"), 0, MAX_COUNT):
                 message.redactions.add(
                     sensitivity_label=str(item.get("sensitivityLabel", ""))[:256],
                     action=str(item.get("action", ""))[:32],

@@ -13,6 +13,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from memos_grpc.errors import BundleError
+from memos_grpc.interchange.bounds import MAX_SUBJECT_SIZE, is_integer_in
 from memos_grpc.interchange.canonical import canonical_json
 
 STATEMENT_TYPE = "https://in-toto.io/Statement/v1"
@@ -110,8 +111,10 @@ def _subject(index: int, item: Any) -> Subject:
         ) from exc
     if not isinstance(name, str) or not isinstance(sha256, str) or not _HEX64.match(sha256):
         raise BundleError(f"{where} has a bad name or sha256", reason="BUNDLE_STATEMENT_INVALID")
-    if not isinstance(size, int) or isinstance(size, bool) or size < 0:
-        raise BundleError(f"{where} size must be a non-negative integer", reason="BUNDLE_STATEMENT_INVALID")
+    if not is_integer_in(size, 0, MAX_SUBJECT_SIZE):
+        raise BundleError(
+            f"{where} size must be an integer from 0 to {MAX_SUBJECT_SIZE}", reason="BUNDLE_STATEMENT_INVALID"
+        )
     blob = _BLOB_ENTRY.match(name)
     if blob is None and not _CUBE_ENTRY.match(name):
         raise BundleError(

@@ -3,9 +3,10 @@
 A trust root lists keys (with validity windows and revocation times) and
 roles (admin, node, publisher, marketplace), each with its keys and a
 threshold; it has a version and an expiry and is itself a signed DSSE
-envelope. A new version must be signed by a threshold of the old admin keys
-and of the new ones; a lower version (rollback) or an expired root (freeze)
-is refused. Format and rules: docs/protocol.md.
+envelope. A new version must be the next one and be signed by a threshold of
+the old admin keys and of the new ones; a lower version (rollback), a skipped
+version or an expired root (freeze) is refused, as is any number outside the
+bounds of ``bounds.py``. Format and rules: docs/protocol.md.
 """
 
 from __future__ import annotations
@@ -18,6 +19,15 @@ from datetime import datetime
 from typing import Any
 
 from memos_grpc.errors import TrustRootError
+from memos_grpc.interchange.bounds import (
+    MAX_KEY_NAME_CHARS,
+    MAX_THRESHOLD,
+    MAX_TRUST_ROOT_KEYS,
+    MAX_TRUST_ROOT_VERSION,
+    MIN_THRESHOLD,
+    MIN_TRUST_ROOT_VERSION,
+    is_integer_in,
+)
 from memos_grpc.interchange.canonical import canonical_json, format_time, parse_time
 from memos_grpc.interchange.dsse import Envelope, EnvelopeFormatError, parse_envelope, verify_envelope
 from memos_grpc.interchange.keys import PUBLIC_KEY_BYTES, TrustedKey, key_id
@@ -70,7 +80,11 @@ class TrustRoot:
 
 
 def parse_trust_root(payload: bytes) -> TrustRoot:
-    """Parses a trust root payload; unknown fields are ignored. Raises TrustRootError."""
+    """Parses a trust root payload; unknown fields are ignored. Raises TrustRootError.
+
+    Every number and time must be within the bounds of ``memos_grpc.interchange.bounds``, and every role
+    name known: what parses here can be stored, sent and parsed again without loss.
+    """
     try:
         document = json.loads(payload)
         return _from_document(document)
@@ -80,47 +94,86 @@ def parse_trust_root(payload: bytes) -> TrustRoot:
         raise TrustRootError(f"the trust root is malformed: {exc}", reason="TRUST_ROOT_MALFORMED") from exc
 
 
+def _malformed(message: str) -> TrustRootError:
+    return TrustRootError(message, reason="TRUST_ROOT_MALFORMED")
+
+
+def _object(value: Any, what: str) -> dict[str, Any]:
+    if not isinstance(value, dict):
+        raise _malformed(f"{what} must be a JSON object")
+    return value
+
+
 def _from_document(document: Any) -> TrustRoot:
     if not isinstance(document, dict) or document.get("_type") != TRUST_ROOT_TYPE:
-        raise TrustRootError(f"a trust root needs _type {TRUST_ROOT_TYPE!r}", reason="TRUST_ROOT_MALFORMED")
+        raise _malformed(f"a trust root needs _type {TRUST_ROOT_TYPE!r}")
     version = document["version"]
-    if not isinstance(version, int) or isinstance(version, bool) or version < 1:
-        raise TrustRootError("the trust root version must be a positive integer", reason="TRUST_ROOT_MALFORMED")
-    keys: dict[str, TrustedKey] = {}
-    for kid, entry in dict(document["keys"]).items():
-        if entry.get("keytype") != "ed25519":
-            raise TrustRootError(f"key {kid} is not an ed25519 key", reason="TRUST_ROOT_MALFORMED")
-        public = base64.b64decode(entry["public"], validate=True)
-        if len(public) != PUBLIC_KEY_BYTES or key_id(public) != kid:
-            raise TrustRootError(
-                f"key {kid}: the key id is not the sha256 of the public key's SubjectPublicKeyInfo",
-                reason="TRUST_ROOT_MALFORMED",
-            )
-        keys[kid] = TrustedKey(
-            kid,
-            public,
-            str(entry.get("name", "")),
-            _optional_time(entry.get("notBefore")),
-            _optional_time(entry.get("notAfter")),
-            _optional_time(entry.get("revokedAt")),
+    if not is_integer_in(version, MIN_TRUST_ROOT_VERSION, MAX_TRUST_ROOT_VERSION):
+        raise _malformed(
+            f"the trust root version must be an integer from {MIN_TRUST_ROOT_VERSION} to {MAX_TRUST_ROOT_VERSION}, "
+            f"not {str(version)[:40]}"
         )
+    raw_keys = _object(document["keys"], "keys")
+    if len(raw_keys) > MAX_TRUST_ROOT_KEYS:
+        raise _malformed(f"the trust root lists {len(raw_keys)} keys; at most {MAX_TRUST_ROOT_KEYS} are allowed")
+    keys = {kid: _key(kid, _object(entry, f"key {kid[:80]}")) for kid, entry in raw_keys.items()}
     roles: dict[str, Role] = {}
-    for name, entry in dict(document["roles"]).items():
-        threshold = entry["threshold"]
-        key_ids = tuple(str(k) for k in entry["keyids"])
-        if not isinstance(threshold, int) or isinstance(threshold, bool) or threshold < 1:
-            raise TrustRootError(f"role {name}: threshold must be at least 1", reason="TRUST_ROOT_MALFORMED")
-        unknown = [k for k in key_ids if k not in keys]
-        if unknown:
-            raise TrustRootError(f"role {name} names unknown key(s) {unknown}", reason="TRUST_ROOT_MALFORMED")
-        if len(set(key_ids)) != len(key_ids):
-            raise TrustRootError(f"role {name} lists a key twice", reason="TRUST_ROOT_MALFORMED")
-        roles[str(name)] = Role(key_ids, threshold)
+    for name, entry in _object(document["roles"], "roles").items():
+        if name not in ROLES:
+            raise _malformed(f"role {name[:40]!r} is not one of {', '.join(ROLES)}")
+        roles[name] = _role(name, _object(entry, f"role {name}"), keys)
     if "admin" not in roles or not roles["admin"].key_ids:
-        raise TrustRootError("a trust root needs an admin role with at least one key", reason="TRUST_ROOT_MALFORMED")
-    if roles["admin"].threshold > len(roles["admin"].key_ids):
-        raise TrustRootError("the admin threshold exceeds the number of admin keys", reason="TRUST_ROOT_MALFORMED")
+        raise _malformed("a trust root needs an admin role with at least one key")
     return TrustRoot(version, parse_time(document["expires"]), keys, roles)
+
+
+def _key(kid: str, entry: dict[str, Any]) -> TrustedKey:
+    if entry.get("keytype") != "ed25519":
+        raise _malformed(f"key {kid[:80]} is not an ed25519 key")
+    public = base64.b64decode(entry["public"], validate=True)
+    if len(public) != PUBLIC_KEY_BYTES or key_id(public) != kid:
+        raise _malformed(f"key {kid[:80]}: the key id is not the sha256 of the public key's SubjectPublicKeyInfo")
+    name = entry.get("name", "")
+    # The name travels in protobuf strings: it must be text that UTF-8 can carry (no lone surrogates).
+    if not isinstance(name, str) or len(name) > MAX_KEY_NAME_CHARS or not _encodable(name):
+        raise _malformed(f"key {kid}: name must be a UTF-8 string of at most {MAX_KEY_NAME_CHARS} characters")
+    return TrustedKey(
+        kid,
+        public,
+        name,
+        _optional_time(entry.get("notBefore")),
+        _optional_time(entry.get("notAfter")),
+        _optional_time(entry.get("revokedAt")),
+    )
+
+
+def _role(name: str, entry: dict[str, Any], keys: dict[str, TrustedKey]) -> Role:
+    raw_ids = entry["keyids"]
+    if not isinstance(raw_ids, list) or not all(isinstance(k, str) for k in raw_ids):
+        raise _malformed(f"role {name}: keyids must be a list of key id strings")
+    key_ids = tuple(raw_ids)
+    unknown = [k[:80] for k in key_ids if k not in keys]
+    if unknown:
+        raise _malformed(f"role {name} names unknown key(s) {unknown[:3]}")
+    if len(set(key_ids)) != len(key_ids):
+        raise _malformed(f"role {name} lists a key twice")
+    # A role without keys keeps threshold 1: it trusts no one, whatever its threshold.
+    highest = min(MAX_THRESHOLD, max(MIN_THRESHOLD, len(key_ids)))
+    threshold = entry["threshold"]
+    if not is_integer_in(threshold, MIN_THRESHOLD, highest):
+        raise _malformed(
+            f"role {name}: threshold must be an integer from {MIN_THRESHOLD} to {highest} (its {len(key_ids)} "
+            f"key(s), at most {MAX_THRESHOLD}), not {str(threshold)[:40]}"
+        )
+    return Role(key_ids, threshold)
+
+
+def _encodable(text: str) -> bool:
+    try:
+        text.encode()
+    except UnicodeEncodeError:
+        return False
+    return True
 
 
 def _optional_time(value: Any) -> datetime | None:
@@ -130,8 +183,9 @@ def _optional_time(value: Any) -> datetime | None:
 def verify_root_update(current: TrustRoot, envelope_json: bytes, now: datetime) -> tuple[TrustRoot, Envelope]:
     """Checks a proposed new trust root against the current one; returns it or raises TrustRootError.
 
-    The new root must parse, have a higher version (else rollback), not be expired (else freeze),
-    and be signed by a threshold of the current admin keys and of its own admin keys (rotation).
+    The new root must parse within the protocol's bounds, have the next version (lower or equal is a
+    rollback, higher skips versions), not be expired (else freeze), and be signed by a threshold of the
+    current admin keys and of its own admin keys (rotation).
     """
     try:
         envelope = parse_envelope(envelope_json)
@@ -155,6 +209,13 @@ def verify_root_update(current: TrustRoot, envelope_json: bytes, now: datetime) 
         raise TrustRootError(
             f"trust root version {proposed.version} is not newer than the current {current.version} (rollback)",
             reason="TRUST_ROOT_ROLLBACK",
+        )
+    # Exactly one more, as in TUF: versions stay dense, so no signed root can use up the version space.
+    if proposed.version != current.version + 1:
+        raise TrustRootError(
+            f"trust root version {proposed.version} skips versions: the next version after {current.version} "
+            f"is {current.version + 1}",
+            reason="TRUST_ROOT_VERSION_SKIPPED",
         )
     if proposed.expires <= now:
         raise TrustRootError(

@@ -60,6 +60,7 @@ class TrustStore:
         else:
             self._envelope = bytes(found[0])
             self._root = parse_trust_root(parse_envelope(self._envelope).payload)
+        self._message = wire_form(self._root, self._envelope)
 
     def _create_first(self, node_principal: str) -> tuple[TrustRoot, bytes]:
         now = self._context.clock()
@@ -76,6 +77,7 @@ class TrustStore:
             },
         )
         envelope = sign_envelope(TRUST_ROOT_PAYLOAD_TYPE, root.payload(), [self._node_key]).to_json()
+        wire_form(root, envelope)
         self._store(root, envelope)
         log.warning(
             "created trust root version 1 (node key %s as admin), valid until %s",
@@ -103,7 +105,9 @@ class TrustStore:
         return self._root
 
     def message(self) -> trust_pb2.TrustRoot:
-        return to_message(self._root, self._envelope)
+        message = trust_pb2.TrustRoot()
+        message.CopyFrom(self._message)  # callers may change theirs
+        return message
 
     def policy(self, role: int, required_key_ids: list[str], now: datetime) -> TrustPolicy:
         """The keys a bundle must be signed by, under the root in force; refused once the root has expired."""
@@ -128,10 +132,30 @@ class TrustStore:
                 ) from exc
             envelope_json = envelope.signed_by(self._node_key).to_json()
         proposed, _ = verify_root_update(self._root, envelope_json, self._context.clock())
+        # Both forms before the write: a root that cannot be sent or read back is never put in force.
+        message = wire_form(proposed, envelope_json)
         self._store(proposed, envelope_json)
-        self._root, self._envelope = proposed, envelope_json
+        self._root, self._envelope, self._message = proposed, envelope_json, message
         log.warning("trust root version %d is now in force", proposed.version)
         return self.message()
+
+
+def wire_form(root: TrustRoot, envelope: bytes) -> trust_pb2.TrustRoot:
+    """The root as ``GetTrustRoot`` sends it, after checking that the stored envelope reads back as ``root``.
+
+    Raises TrustRootError (TRUST_ROOT_MALFORMED) when either form fails, so nothing is stored.
+    """
+    try:
+        message = to_message(root, envelope)
+        message.SerializeToString()
+        again = parse_trust_root(parse_envelope(envelope).payload)
+    except (ValueError, TypeError, OverflowError) as exc:  # EnvelopeFormatError is a ValueError
+        raise TrustRootError(
+            f"the trust root cannot be represented on the wire: {exc}", reason="TRUST_ROOT_MALFORMED"
+        ) from exc
+    if again != root:
+        raise TrustRootError("the trust root does not read back as it was checked", reason="TRUST_ROOT_MALFORMED")
+    return message
 
 
 def to_message(root: TrustRoot, envelope: bytes) -> trust_pb2.TrustRoot:

@@ -1,11 +1,13 @@
-"""The trust root through a real server: the first root, rotation, rollback, freeze, revocation, persistence."""
+"""The trust root through a real server: the first root, rotation, rollback, freeze, revocation, persistence, bounds."""
 
 from __future__ import annotations
 
+import json
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
+from typing import Any
 
 import grpc
 import pytest
@@ -170,3 +172,52 @@ def test_the_root_in_force_survives_a_restart(tmp_path: Path, embedder: Embedder
     finally:
         channel.close()
         again.stop(grace=1)
+
+
+def _changed(root: TrustRoot, change: Callable[[dict[str, Any]], None]) -> bytes:
+    """``root``'s next version with ``change`` made to its JSON document, unsigned (the node signs it)."""
+    document = json.loads(TrustRoot(root.version + 1, root.expires, root.keys, root.roles).payload())
+    change(document)
+    return Envelope(TRUST_ROOT_PAYLOAD_TYPE, json.dumps(document).encode()).to_json()
+
+
+def _node_role(field: str, value: Any) -> Callable[[dict[str, Any]], None]:
+    return lambda document: document["roles"]["node"].__setitem__(field, value)
+
+
+def _first_key_name(value: str) -> Callable[[dict[str, Any]], None]:
+    return lambda document: next(iter(document["keys"].values())).__setitem__("name", value)
+
+
+#: The roots an outside fuzz run got in (or answered INTERNAL for): each is malformed and changes nothing.
+OUT_OF_RANGE: list[tuple[str, Callable[[dict[str, Any]], None]]] = [
+    ("version 2^80", lambda document: document.__setitem__("version", 2**80)),
+    ("version 2^63-1", lambda document: document.__setitem__("version", 2**63 - 1)),
+    ("version 2^53", lambda document: document.__setitem__("version", 2**53)),
+    ("node threshold 2^31", _node_role("threshold", 2**31)),
+    ("node threshold over its keys", _node_role("threshold", 2)),
+    ("unknown role", lambda document: document["roles"].__setitem__("auditor", document["roles"]["node"])),
+    ("key name with a lone surrogate", _first_key_name("\ud800")),
+    ("expires after 9999 in UTC", lambda document: document.__setitem__("expires", "9999-12-31T23:59:59-01:00")),
+]
+
+
+@pytest.mark.parametrize("change", [c[1] for c in OUT_OF_RANGE], ids=[c[0] for c in OUT_OF_RANGE])
+def test_a_root_out_of_bounds_is_malformed_and_changes_nothing(
+    node: tuple[MemosServer, GovernanceServiceStub], change: Callable[[dict[str, Any]], None]
+) -> None:
+    server, governance = node
+    root = current_root(governance)
+    assert refused(governance, _changed(root, change), node_signs=True) == "TRUST_ROOT_MALFORMED"
+    assert governance.GetTrustRoot(g.GetTrustRootRequest()).version == 1  # still answers, still version 1
+    assert export_verification(server, governance).valid
+    assert submit(governance, _changed(root, lambda document: None), node_signs=True).version == 2  # no lockout
+
+
+def test_a_root_must_be_the_next_version(node: tuple[MemosServer, GovernanceServiceStub]) -> None:
+    _, governance = node
+    root = current_root(governance)
+    skipping = TrustRoot(3, root.expires, root.keys, root.roles)
+    assert refused(governance, signed(skipping), node_signs=True) == "TRUST_ROOT_VERSION_SKIPPED"
+    assert submit(governance, signed(TrustRoot(2, root.expires, root.keys, root.roles)), node_signs=True).version == 2
+    assert submit(governance, signed(skipping), node_signs=True).version == 3

@@ -1,11 +1,13 @@
 """Trust root update vectors: rotation signed by old and new admin keys, thresholds, rollback and freeze.
 
 Each vector gives the current root (trusted as it is: a client's anchor) and a proposed root; the proposal must be
-signed by a threshold of the current admin keys and of its own, have a higher version and not be expired.
+signed by a threshold of the current admin keys and of its own, be the next version, stay within the protocol's
+bounds (docs/protocol.md, "Bounds") and not be expired.
 """
 
 from __future__ import annotations
 
+import json
 from datetime import datetime
 
 from tools.vectors.common import (
@@ -40,8 +42,10 @@ def root(
     node: tuple[VectorKey, ...] = (KEY4,),
     expires: datetime = NOW + YEAR,
     revoked: dict[VectorKey, datetime] | None = None,
+    node_threshold: int = 1,
+    extra_roles: Json | None = None,
 ) -> bytes:
-    """A trust root payload: ``admin`` keys with ``threshold``, ``node`` keys with threshold 1."""
+    """A trust root payload: ``admin`` keys with ``threshold``, ``node`` keys with ``node_threshold``."""
     revoked = revoked or {}
     keys: Json = {}
     for key in (*admin, *node):
@@ -50,11 +54,19 @@ def root(
             keys[key.key_id]["revokedAt"] = rfc3339(revoked[key])
     roles = {
         "admin": {"keyids": sorted(k.key_id for k in admin), "threshold": threshold},
-        "node": {"keyids": sorted(k.key_id for k in node), "threshold": 1},
+        "node": {"keyids": sorted(k.key_id for k in node), "threshold": node_threshold},
+        **(extra_roles or {}),
     }
     return canonical(
         {"_type": TRUST_ROOT_TYPE, "version": version, "expires": rfc3339(expires), "keys": keys, "roles": roles}
     )
+
+
+def _with_expires(payload: bytes, expires: str) -> bytes:
+    """``payload`` with an ``expires`` string no datetime can hold (a time past 9999 once in UTC)."""
+    document = json.loads(payload)
+    document["expires"] = expires
+    return canonical(document)
 
 
 def _current(payload: bytes, *keys: VectorKey) -> str:
@@ -166,6 +178,55 @@ def trust_root_vectors() -> list[Json]:
             "The proposed root is signed under payloadType application/json.",
             v1,
             signed("application/json", added_node, KEY1),
+            invalid("TRUST_ROOT_MALFORMED"),
+        ),
+        _case(
+            "version-skipped",
+            "Version 3 proposed while version 1 is current: each update is exactly the next version.",
+            v1,
+            signed(T, root(3, (KEY1,)), KEY1),
+            invalid("TRUST_ROOT_VERSION_SKIPPED"),
+        ),
+        _case(
+            "version-past-safe-integer",
+            "Version 2^53 after 2^53 - 1: past the largest JSON-safe integer (MAX_TRUST_ROOT_VERSION).",
+            _current(root(2**53 - 1, (KEY1,)), KEY1),
+            signed(T, root(2**53, (KEY1,)), KEY1),
+            invalid("TRUST_ROOT_MALFORMED"),
+        ),
+        _case(
+            "version-int64-max",
+            "Version 2^63 - 1 proposed while version 1 is current: out of bounds, not merely skipping.",
+            v1,
+            signed(T, root(2**63 - 1, (KEY1,)), KEY1),
+            invalid("TRUST_ROOT_MALFORMED"),
+        ),
+        _case(
+            "node-threshold-int32-overflow",
+            "The node role's threshold is 2^31, over its one key and over MAX_THRESHOLD (256).",
+            v1,
+            signed(T, root(2, (KEY1,), node_threshold=2**31), KEY1),
+            invalid("TRUST_ROOT_MALFORMED"),
+        ),
+        _case(
+            "node-threshold-over-keys",
+            "The node role's threshold (2) exceeds its keys (1): no bundle could ever meet it.",
+            v1,
+            signed(T, root(2, (KEY1,), node_threshold=2), KEY1),
+            invalid("TRUST_ROOT_MALFORMED"),
+        ),
+        _case(
+            "unknown-role",
+            "A role named auditor, which the protocol does not define.",
+            v1,
+            signed(T, root(2, (KEY1,), extra_roles={"auditor": {"keyids": [KEY4.key_id], "threshold": 1}}), KEY1),
+            invalid("TRUST_ROOT_MALFORMED"),
+        ),
+        _case(
+            "expires-past-9999",
+            "Expires 9999-12-31T23:59:59-01:00: after LATEST_TIME once in UTC.",
+            v1,
+            signed(T, _with_expires(root(2, (KEY1,)), "9999-12-31T23:59:59-01:00"), KEY1),
             invalid("TRUST_ROOT_MALFORMED"),
         ),
         _case(

@@ -66,17 +66,16 @@ class MemosServer:
         self._stopped = threading.Event()
         self.vault: Vault | None = None
         credentials = server_credentials(settings)  # bad TLS files stop us before any thread starts
+        #: Authentication, authorization, audit and the per-principal stream limit of every call.
+        self.policy = PolicyInterceptor(
+            self.slot,
+            allow_anonymous=settings.allow_anonymous,
+            max_streams_per_principal=settings.max_streams_per_principal,
+        )
         self.grpc_server = grpc.server(
             futures.ThreadPoolExecutor(max_workers=settings.workers, thread_name_prefix="rpc"),
             # The error mapping is outermost so that policy refusals are mapped like any error.
-            interceptors=[
-                ErrorMappingInterceptor(),
-                PolicyInterceptor(
-                    self.slot,
-                    allow_anonymous=settings.allow_anonymous,
-                    max_streams_per_principal=settings.max_streams_per_principal,
-                ),
-            ],
+            interceptors=[ErrorMappingInterceptor(), self.policy],
             options=[
                 ("grpc.max_receive_message_length", settings.max_receive_message_bytes),
                 ("grpc.max_send_message_length", settings.max_send_message_bytes),

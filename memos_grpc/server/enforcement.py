@@ -48,6 +48,11 @@ class StreamSlots:
         self._open: dict[str, int] = {}
         self._lock = threading.Lock()
 
+    def snapshot(self) -> dict[str, int]:
+        """Open streams per principal (those with none are absent), as of this call."""
+        with self._lock:
+            return dict(self._open)
+
     @contextmanager
     def held_by(self, principal: str) -> Iterator[None]:
         with self._lock:
@@ -79,6 +84,13 @@ class PolicyInterceptor(_Interceptor):
         self._slot = slot
         self._allow_anonymous = allow_anonymous
         self._streams = StreamSlots(max_streams_per_principal)
+
+    def open_streams(self) -> dict[str, int]:
+        """Each principal's payload streams now holding a slot: what max_streams_per_principal counts.
+
+        A stream holds its slot from its first message (read to authorize it) until its handler returns.
+        """
+        return self._streams.snapshot()
 
     # -- who is calling ----------------------------------------------------------
 

@@ -8,6 +8,7 @@ from pathlib import Path
 
 import grpc
 import pytest
+from _process import wait_until
 from conftest import start_server
 from google.rpc import error_details_pb2
 from grpc_health.v1 import health_pb2, health_pb2_grpc
@@ -19,6 +20,7 @@ from memos_grpc._proto.memos.v1 import vault_service_pb2 as v
 from memos_grpc._proto.memos.v1.governance_service_pb2_grpc import GovernanceServiceStub
 from memos_grpc._proto.memos.v1.vault_service_pb2_grpc import VaultServiceStub
 from memos_grpc.embedding.embedder import Embedder
+from memos_grpc.governance.identity import ADMIN_ID, principal_name
 
 
 def test_payload_streams_per_principal_are_capped(tmp_path: Path, embedder: Embedder) -> None:
@@ -35,9 +37,10 @@ def test_payload_streams_per_principal_are_capped(tmp_path: Path, embedder: Embe
             yield v.WritePayloadRequest(data=b"last chunk")
 
         held = [vault.WritePayload.future(slow_upload(), timeout=60) for _ in range(2)]
+        admin = principal_name(ADMIN_ID)
+        wait_until(lambda: server.policy.open_streams() == {admin: 2}, timeout=30, what="both uploads holding a slot")
         with pytest.raises(grpc.RpcError) as refused:
-            for _ in range(50):  # until both held streams have reached the server
-                vault.WritePayload(iter([v.WritePayloadRequest(parent="spaces/limits", data=b"x")]), timeout=10)
+            vault.WritePayload(iter([v.WritePayloadRequest(parent="spaces/limits", data=b"x")]), timeout=10)
         assert refused.value.code() == grpc.StatusCode.RESOURCE_EXHAUSTED
         status = rpc_status.from_call(refused.value)  # type: ignore[arg-type]
         assert status is not None
@@ -49,6 +52,7 @@ def test_payload_streams_per_principal_are_capped(tmp_path: Path, embedder: Embe
         assert health.status == health_pb2.HealthCheckResponse.SERVING
         release.set()
         assert all(f.result().blob.size_bytes == len(b"first chunklast chunk") for f in held)
+        assert server.policy.open_streams() == {}, "a finished upload still holds its slot"
         again = vault.WritePayload(iter([v.WritePayloadRequest(parent="spaces/limits", data=b"after")]), timeout=10)
         assert again.blob.size_bytes == 5
         channel.close()

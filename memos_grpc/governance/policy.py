@@ -10,6 +10,8 @@ PERMISSION_DENIED: their existence is public. Within a space, a cube's own
 
 from __future__ import annotations
 
+from collections.abc import Iterable
+
 from memos_grpc._proto.memos.v1 import access_pb2, cube_pb2, space_pb2
 from memos_grpc.errors import MemosError, NotFoundError, PermissionDeniedError
 from memos_grpc.governance.caller import Caller
@@ -114,22 +116,43 @@ class CubeVisibility:
     def allows_cube(self, cube: cube_pb2.MemCube) -> bool:
         return self.allows(cube_access(cube))
 
-    def redacts(self, cube: cube_pb2.MemCube) -> bool:
-        return bool(self.redacted) and not self.redacted.isdisjoint(cube.sensitivity_labels)
+    def ranks(self, access: CubeAccess) -> bool:
+        """Whether a ranked result (search of any mode, Recall) may hold the cube: it is visible and not redacted.
 
-    def shown(self, cube: cube_pb2.MemCube) -> cube_pb2.MemCube:
+        A redacted cube has no text this caller may see to be ranked on; ranked on its hidden text (its words,
+        its vector, its search context) it would let the caller confirm guesses about that text.
+        """
+        return self.allows(access) and (not self.redacted or self.redacted.isdisjoint(access.sensitivity))
+
+    @property
+    def narrows(self) -> bool:
+        """Whether some cube of the space may be left out of this caller's ranked results."""
+        return not self.sees_all or bool(self.withheld) or bool(self.redacted)
+
+    def redacts(self, cube: cube_pb2.MemCube, current: Iterable[str] = ()) -> bool:
+        """Whether the cube's text is redacted for this caller: by its own labels, or by ``current`` ones (an old
+        version of a cube is redacted by the labels the cube has now too, or a label added later would not hide
+        the text it was added for)."""
+        if not self.redacted:
+            return False
+        return not self.redacted.isdisjoint(cube.sensitivity_labels) or not self.redacted.isdisjoint(current)
+
+    def shown(self, cube: cube_pb2.MemCube, current: Iterable[str] = ()) -> cube_pb2.MemCube:
         """The cube as this caller may see it: its text replaced when a redaction rule says so."""
-        if not self.redacts(cube):
+        if not self.redacts(cube, current):
             return cube
         copy = cube_pb2.MemCube()
         copy.CopyFrom(cube)
         redact_text(copy)
         return copy
 
-    def sql(self) -> tuple[str, list[object]]:
-        """The same rule as a SQL condition over the cubes table."""
+    def sql(self, ranked: bool = False) -> tuple[str, list[object]]:
+        """The same rule as a SQL condition over the cubes table (``ranked``: as ``ranks``, not ``allows``)."""
         conditions: list[str] = []
         params: list[object] = []
+        if ranked and self.redacted:
+            conditions.append("NOT list_has_any(sensitivity_labels, ?::VARCHAR[])")
+            params.append(sorted(self.redacted))
         if self.withheld:
             conditions.append("NOT list_has_any(sensitivity_labels, ?::VARCHAR[])")
             params.append(sorted(self.withheld))

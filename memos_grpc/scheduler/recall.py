@@ -1,7 +1,8 @@
 """Recall: rank a space's memories for a query and fit the best into a token budget (a recall plan).
 
 Candidates come from the vault's search (hybrid by default, the caller's
-visibility and redaction applied, archived cubes left out). Each gets parts
+visibility applied, archived cubes and cubes redacted for the caller left
+out: ranked on their hidden text they would confirm guesses about it). Each gets parts
 in [0, 1] — relevance, priority, recency, usage — and a weighted score; the
 plan takes them best first while they fit the budget, skipping any that
 would overflow it. The use of every chosen cube is recorded, in batches.
@@ -9,9 +10,8 @@ would overflow it. The use of every chosen cube is recorded, in batches.
 How a cube reaches the model depends on the model the caller names: an
 activation cube of that model is a KV cache to load (its tokens count, as
 the cache fills the context), a parametric cube of that model an adapter to
-attach (no tokens). For any other model, or for a viewer the cube is
-redacted for, an activation cube falls back to its source text and a
-parametric cube is left out.
+attach (no tokens). For any other model an activation cube falls back to
+its source text and a parametric cube is left out.
 """
 
 from __future__ import annotations
@@ -20,7 +20,6 @@ import math
 
 from memos_grpc._proto.memos.v1 import cube_pb2, scheduler_service_pb2, vault_service_pb2
 from memos_grpc.governance.caller import Caller
-from memos_grpc.governance.policy import CubeVisibility
 from memos_grpc.scheduler.tokens import TokenCounter
 from memos_grpc.scheduler.usage import UsageRecorder
 from memos_grpc.vault.context import VaultContext
@@ -62,8 +61,7 @@ class Scheduler:
             mode=request.mode or vault_service_pb2.SEARCH_MODE_HYBRID,
         )
         hits = [h for h in self._search.search(search, viewer) if h.cube.type in wanted]
-        visibility = CubeVisibility(viewer, self._context.catalog, space_id)
-        kinds = [_kind(h.cube, request.model_fingerprint, visibility.redacts(h.cube)) for h in hits]
+        kinds = [_kind(h.cube, request.model_fingerprint) for h in hits]
         items = self._ranked([h for h, kind in zip(hits, kinds, strict=True) if kind], [k for k in kinds if k])
         plan = scheduler_service_pb2.RecallPlan(
             token_budget=request.token_budget, tokenizer=self._tokens.name, candidate_count=len(items)
@@ -136,14 +134,14 @@ class Scheduler:
         return items
 
 
-def _kind(cube: cube_pb2.MemCube, model_fingerprint: str, redacted: bool) -> int:
+def _kind(cube: cube_pb2.MemCube, model_fingerprint: str) -> int:
     """How the cube reaches the caller's model (KIND_UNSPECIFIED: it cannot, and is left out)."""
     if cube.type == cube_pb2.MEMORY_TYPE_ACTIVATION:
-        if not redacted and model_fingerprint and cube.activation.model_fingerprint == model_fingerprint:
+        if model_fingerprint and cube.activation.model_fingerprint == model_fingerprint:
             return Item.KIND_ACTIVATION
         return Item.KIND_PLAINTEXT if cube.activation.source_text else Item.KIND_UNSPECIFIED
     if cube.type == cube_pb2.MEMORY_TYPE_PARAMETRIC:
-        if not redacted and model_fingerprint and cube.parametric.model_fingerprint == model_fingerprint:
+        if model_fingerprint and cube.parametric.model_fingerprint == model_fingerprint:
             return Item.KIND_PARAMETRIC
         return Item.KIND_UNSPECIFIED
     return Item.KIND_PLAINTEXT

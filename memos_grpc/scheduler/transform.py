@@ -257,9 +257,11 @@ class Transformer:
                 model=host.model_type,
                 origin=f"LoRA adapter trained on {len(sources)} cube(s)",
                 priority=max(cube.priority for cube in sources),
+                # It learnt what they hold: their labels (as read, and as they are at the commit: derived=True).
+                sensitivity_labels=sorted({label for source in sources for label in source.sensitivity_labels}),
             )
             create = vault_service_pb2.CreateCubeRequest(parent=request.parent, cube_id=cube_id, cube=cube)
-            return self._cubes.create(request.parent, create, caller.principal).name
+            return self._cubes.create(request.parent, create, caller.principal, derived=True).name
 
         return self._operations.start(space_id, request, caller.principal, plan.steps, job)
 

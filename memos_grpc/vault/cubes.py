@@ -30,6 +30,7 @@ from memos_grpc.vault.blob_headers import describe_activation
 from memos_grpc.vault.catalog import CatalogRow
 from memos_grpc.vault.context import VaultContext
 from memos_grpc.vault.database import IDS, Connection, id_list
+from memos_grpc.vault.derivation import follow_labels, inherit_labels
 from memos_grpc.vault.filter import compile_filter
 from memos_grpc.vault.lexical import lexical_text
 from memos_grpc.vault.names import check_id, cube_name, new_cube_id, parse_cube_name, parse_space_name, space_name
@@ -96,15 +97,21 @@ class Cubes:
 
     # -- create ----------------------------------------------------------------
 
-    def create(self, parent: str, request: vault_service_pb2.CreateCubeRequest, owner: str) -> cube_pb2.MemCube:
-        """Creates one cube; ``owner`` (the caller) is recorded as ``access.owner``."""
+    def create(
+        self, parent: str, request: vault_service_pb2.CreateCubeRequest, owner: str, derived: bool = False
+    ) -> cube_pb2.MemCube:
+        """Creates one cube; ``owner`` (the caller) is recorded as ``access.owner``.
+
+        ``derived``: the server made the cube from the cubes its links name (``derivation.source_names``), which
+        give it their labels as they are at the commit, so a label a source gained meanwhile is not missed.
+        """
         space_id = parse_space_name(parent, "parent")
         rows = self.prepare(space_id, [request], owner)
         if request.validate_only:
             with self._context.database.read() as cursor:
                 self._context.require_space(cursor, space_id)
             return rows[0].cube
-        return self._insert(space_id, rows)[0]
+        return self._insert(space_id, rows, derived)[0]
 
     def batch_create(self, request: vault_service_pb2.BatchCreateCubesRequest, owner: str) -> list[cube_pb2.MemCube]:
         space_id = parse_space_name(request.parent, "parent")
@@ -178,7 +185,7 @@ class Cubes:
         cube.etag = make_etag(cube.name, cube.version, now)
         return cube
 
-    def _insert(self, space_id: str, rows: list[CubeRow]) -> list[cube_pb2.MemCube]:
+    def _insert(self, space_id: str, rows: list[CubeRow], derived: bool = False) -> list[cube_pb2.MemCube]:
         context = self._context
         if not context.catalog.has_space(space_id):
             raise NotFoundError(f"space {space_name(space_id)} does not exist", reason="SPACE_NOT_FOUND")
@@ -192,6 +199,8 @@ class Cubes:
             if found is None:
                 raise NotFoundError(f"space {space_name(space_id)} does not exist", reason="SPACE_NOT_FOUND")
             apply_default_ttl(space_pb2.Space.FromString(found[0]), rows)
+            for row in rows if derived else []:
+                inherit_labels(cursor, space_id, row.cube)
             self.bind_blobs(cursor, rows)
             self.record_vec_ids(cursor, vec_ids)
             try:
@@ -323,7 +332,7 @@ class Cubes:
         now = context.clock()
         visibility = self._visibility(viewer, space_id)
 
-        def apply(cursor: Connection) -> tuple[CubeRow, int | None]:
+        def apply(cursor: Connection) -> tuple[CubeRow, int | None, list[CubeRow]]:
             row = cursor.execute(
                 f"SELECT cube_pb, vec_id, embedding FROM cubes WHERE space_id = ? AND cube_id = ? AND {LIVE}",
                 [space_id, cube_id, now],
@@ -343,7 +352,7 @@ class Cubes:
                 raise FailedPreconditionError(f"cube {given.name} is frozen", reason="CUBE_FROZEN")
             if plaintext_changes and stored.type != cube_pb2.MEMORY_TYPE_PLAINTEXT:
                 raise invalid(f"cube {given.name} is not plaintext: it has no text to update", "INVALID_UPDATE_MASK")
-            owner = stored.access.owner
+            owner, labels_before = stored.access.owner, list(stored.sensitivity_labels)
             field_mask_pb2.FieldMask(paths=paths).MergeMessage(
                 given, stored, replace_message_field=True, replace_repeated_field=True
             )
@@ -365,18 +374,20 @@ class Cubes:
                 vec_id, embedding = self.new_vec_ids(1)[0], new_vector
                 self.record_vec_ids(cursor, [vec_id])
             updated = CubeRow(space_id, cube_id, stored, vec_id, embedding)
+            derived = follow_labels(cursor, space_id, stored, labels_before, now)
             cursor.execute("DELETE FROM cubes WHERE space_id = ? AND cube_id = ?", [space_id, cube_id])
             insert_rows(cursor, [updated])
-            return updated, (old_vec_id if vec_id != old_vec_id else None)
+            return updated, (old_vec_id if vec_id != old_vec_id else None), derived
 
-        def after_commit(result: tuple[CubeRow, int | None]) -> None:
-            updated, replaced = result
+        def after_commit(result: tuple[CubeRow, int | None, list[CubeRow]]) -> None:
+            updated, replaced, derived = result
             if new_vector is not None and updated.vec_id is not None:
                 context.indexes.get(space_id).add([updated.vec_id], new_vector[None, :])
             if replaced is not None:
                 context.indexes.get(space_id).delete([replaced])
                 context.catalog.remove(space_id, [replaced])
             context.catalog.put(space_id, catalog_entries([updated]))
+            context.catalog.put(space_id, catalog_entries(derived, reindex=False))
 
         return context.database.write(apply, after_commit)[0].cube
 

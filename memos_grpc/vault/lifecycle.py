@@ -21,6 +21,7 @@ from memos_grpc.governance.policy import CubeVisibility
 from memos_grpc.vault.context import VaultContext
 from memos_grpc.vault.cubes import LIVE, Cubes, apply_default_ttl, catalog_entries
 from memos_grpc.vault.database import Connection
+from memos_grpc.vault.derivation import add_labels, follow_labels
 from memos_grpc.vault.names import check_id, cube_name, parse_cube_name, parse_space_name
 from memos_grpc.vault.paging import decode_token, encode_token, page_size
 from memos_grpc.vault.rows import CubeRow, insert_rows, make_etag, set_timestamp, vector_from_bytes
@@ -106,13 +107,13 @@ class Lifecycle:
         before = int(after) if after and after.isdigit() else 2**62
         visibility = CubeVisibility(viewer, self._context.catalog, space_id)
         with self._context.database.read() as cursor:
-            self._require_visible(cursor, space_id, cube_id, visibility, request.name)
+            current = self._require_visible(cursor, space_id, cube_id, visibility, request.name)
             rows = cursor.execute(
                 "SELECT version, cube_pb FROM cube_versions WHERE space_id = ? AND cube_id = ? AND version < ? "
                 "ORDER BY version DESC LIMIT ?",
                 [space_id, cube_id, before, size + 1],
             ).fetchall()
-        versions = [self._as_version(visibility, bytes(pb), int(v)) for v, pb in rows[:size]]
+        versions = [self._as_version(visibility, bytes(pb), int(v), current) for v, pb in rows[:size]]
         token = encode_token(str(int(rows[size - 1][0])), request.name) if len(rows) > size else ""
         return versions, token
 
@@ -120,31 +121,38 @@ class Lifecycle:
         space_id, cube_id, version = parse_version_name(name)
         visibility = CubeVisibility(viewer, self._context.catalog, space_id)
         with self._context.database.read() as cursor:
-            self._require_visible(cursor, space_id, cube_id, visibility, cube_name(space_id, cube_id))
+            current = self._require_visible(cursor, space_id, cube_id, visibility, cube_name(space_id, cube_id))
             row = cursor.execute(
                 "SELECT cube_pb FROM cube_versions WHERE space_id = ? AND cube_id = ? AND version = ?",
                 [space_id, cube_id, version],
             ).fetchone()
         if row is None:
             raise NotFoundError(f"version {name} does not exist", reason="VERSION_NOT_FOUND")
-        return self._as_version(visibility, bytes(row[0]), version)
+        return self._as_version(visibility, bytes(row[0]), version, current)
 
     def _require_visible(
         self, cursor: Connection, space_id: str, cube_id: str, visibility: CubeVisibility, name: str
-    ) -> None:
+    ) -> list[str]:
+        """The live cube's sensitivity labels; NOT_FOUND when the caller may not see it."""
         visible_sql, params = visibility.sql()
         found = cursor.execute(
-            f"SELECT 1 FROM cubes WHERE space_id = ? AND cube_id = ? AND {LIVE} AND {visible_sql}",
+            f"SELECT sensitivity_labels FROM cubes WHERE space_id = ? AND cube_id = ? AND {LIVE} AND {visible_sql}",
             [space_id, cube_id, self._context.clock(), *params],
         ).fetchone()
         if found is None:
             self._context.require_space(cursor, space_id)
             raise NotFoundError(f"cube {name} does not exist", reason="CUBE_NOT_FOUND")
+        return list(found[0])
 
     @staticmethod
-    def _as_version(visibility: CubeVisibility, cube_pb: bytes, version: int) -> cube_pb2.MemCube:
-        cube = visibility.shown(cube_pb2.MemCube.FromString(cube_pb))
-        if visibility.redacts(cube) or cube.name.endswith(f"/versions/{version}"):
+    def _as_version(visibility: CubeVisibility, cube_pb: bytes, version: int, current: list[str]) -> cube_pb2.MemCube:
+        """One version as the caller may see it: redacted by its own labels or the cube's current ones."""
+        stored = cube_pb2.MemCube.FromString(cube_pb)
+        cube = visibility.shown(stored, current)
+        if cube is not stored:  # a redacted copy, the caller's own to rename
+            cube.name = version_name(cube.name, version)
+            return cube
+        if cube.name.endswith(f"/versions/{version}"):
             return cube
         named = cube_pb2.MemCube()
         named.CopyFrom(cube)
@@ -215,7 +223,7 @@ class Lifecycle:
         visibility = CubeVisibility(viewer, context.catalog, space_id)
         now = context.clock()
 
-        def apply(cursor: Connection) -> tuple[CubeRow, int | None, bool]:
+        def apply(cursor: Connection) -> tuple[CubeRow, int | None, bool, list[CubeRow]]:
             current = _live_row(cursor, context, space_id, cube_id, visibility, now)
             stored = current.cube
             if etag and etag != stored.etag:
@@ -235,13 +243,15 @@ class Lifecycle:
                     vec_id = self._cubes.new_vec_ids(1)[0]
                     self._cubes.record_vec_ids(cursor, [vec_id])
             updated = CubeRow(space_id, cube_id, cube, vec_id, embedding)
+            # A rollback brings back old labels: the cube keeps its sources', and passes on any it gained.
+            derived = follow_labels(cursor, space_id, cube, stored.sensitivity_labels, now)
             cursor.execute("DELETE FROM cubes WHERE space_id = ? AND cube_id = ?", [space_id, cube_id])
             insert_rows(cursor, [updated])
             relabelled = vec_id != old_vec_id
-            return updated, (old_vec_id if relabelled else None), relabelled
+            return updated, (old_vec_id if relabelled else None), relabelled, derived
 
-        def after_commit(result: tuple[CubeRow, int | None, bool]) -> None:
-            updated, replaced, relabelled = result
+        def after_commit(result: tuple[CubeRow, int | None, bool, list[CubeRow]]) -> None:
+            updated, replaced, relabelled, derived = result
             index = context.indexes.get(space_id)
             if replaced is not None:
                 index.delete([replaced])
@@ -249,6 +259,7 @@ class Lifecycle:
             if relabelled and updated.vec_id is not None and updated.embedding is not None:
                 index.add([updated.vec_id], updated.embedding[None, :])
             context.catalog.put(space_id, catalog_entries([updated]))
+            context.catalog.put(space_id, catalog_entries(derived, reindex=False))
 
         return visibility.shown(context.database.write(apply, after_commit)[0].cube)
 
@@ -284,6 +295,7 @@ class Lifecycle:
                 _next_version(row.cube, row.cube.version, now)
                 changed.append(row)
                 cursor.execute("DELETE FROM cubes WHERE space_id = ? AND cube_id = ?", [space_id, source])
+            add_labels(merged.cube, (label for row in changed for label in row.cube.sensitivity_labels))
             if merged.vec_id is not None:
                 self._cubes.record_vec_ids(cursor, [merged.vec_id])
             # As CreateCube: the space's default TTL, and a blob payload must have been uploaded.

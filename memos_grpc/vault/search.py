@@ -5,7 +5,9 @@ A filter is evaluated in DuckDB first. When it matches few cubes (at most
 selective filter never starves the result; otherwise hnswlib searches with
 the matching ids as its filter. Labels become cubes through the search
 catalog, which the writer keeps in step with DuckDB, so a cube that is
-deleted or expired is never returned even if an index still holds it.
+deleted or expired is never returned even if an index still holds it. A
+cube redacted for the caller is never a candidate, in any mode: it has no
+text the caller may see to be ranked on (docs/security.md).
 """
 
 from __future__ import annotations
@@ -74,12 +76,13 @@ class Search:
             raise NotFoundError(f"space {request.parent} does not exist", reason="SPACE_NOT_FOUND")
         index = self._context.indexes.get(space_id)
         visibility = CubeVisibility(viewer, self._context.catalog, space_id)
-        allows: Callable[[CubeAccess], bool] = visibility.allows
+        # Ranked on what the caller may see or not at all: a cube redacted for it is left out (docs/security.md).
+        allows: Callable[[CubeAccess], bool] = visibility.ranks
         if not request.include_archived:
-            allows = _unarchived(visibility.allows)
+            allows = _unarchived(visibility.ranks)
         candidates: list[int] | None = None
         if request.filter.strip():
-            visible_sql, visible_params = visibility.sql()
+            visible_sql, visible_params = visibility.sql(ranked=True)
             if not request.include_archived:
                 visible_sql += f" AND state <> {cube_pb2.LIFECYCLE_STATE_ARCHIVED}"
             with database.read() as cursor:
@@ -91,8 +94,9 @@ class Search:
                         [space_id, now, *visible_params, *compiled.params],
                     ).fetchall()
                 ]
-        elif not visibility.sees_all or (not request.include_archived and self._context.catalog.has_archived(space_id)):
-            # Cubes this viewer may not see (or archived ones) must not take places in its top k.
+        elif visibility.narrows or (not request.include_archived and self._context.catalog.has_archived(space_id)):
+            # Cubes this viewer may not see or rank (or archived ones) must not take places in its top k, nor set
+            # the best score the others are scaled by.
             candidates = self._context.catalog.labels(space_id, now.timestamp(), allows)
         if mode != vault_service_pb2.SEARCH_MODE_DENSE:
             return self._ranked(request.text, query, index, space_id, candidates, top_k, visibility, allows)

@@ -1,13 +1,16 @@
-"""Helpers shared by the tests: authenticating as a test server's bootstrap admin."""
+"""Helpers shared by the tests: authenticating as a test server's bootstrap admin, waiting on a condition."""
 
 from __future__ import annotations
 
+import time
 from collections.abc import Callable
-from typing import Any
+from typing import Any, TypeVar
 
 import grpc
 
 from memos_grpc.server.app import MemosServer
+
+T = TypeVar("T")
 
 
 def admin_token(server: MemosServer) -> str:
@@ -55,3 +58,15 @@ def reason_of(error: grpc.RpcError) -> str:
         if detail.Unpack(info):
             return str(info.reason)
     raise AssertionError(f"no ErrorInfo in {error}")
+
+
+def wait_until(predicate: Callable[[], T | None], timeout: float, what: str, interval: float = 0.02) -> T:
+    """Polls ``predicate`` until it returns something truthy; fails after ``timeout`` seconds."""
+    deadline = time.monotonic() + timeout
+    while True:
+        result = predicate()
+        if result:
+            return result
+        if time.monotonic() > deadline:
+            raise AssertionError(f"timed out after {timeout:.0f}s waiting for {what}")
+        time.sleep(interval)

@@ -62,6 +62,10 @@ class EmbeddingWorker:
                 reason="EMBEDDER_TIMEOUT",
             ) from exc
 
+    def queued(self) -> int:
+        """Calls waiting for the embedder thread (not counting the batch it is running)."""
+        return self._queue.qsize()
+
     def close(self) -> None:
         self._queue.put(None)
         self._thread.join(timeout=30)

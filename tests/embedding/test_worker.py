@@ -8,6 +8,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from memos_test_support import wait_until
 
 from memos_grpc.embedding.embedder import Embedder, model_fingerprint
 from memos_grpc.embedding.worker import EmbeddingWorker
@@ -21,6 +22,7 @@ class RecordingEmbedder:
     def __init__(self, inner: Embedder) -> None:
         self.inner = inner
         self.calls: list[tuple[int, str]] = []
+        self.entered: list[int] = []  # batch sizes of the calls that have reached the model, gate or not
         self.gate = threading.Event()
 
     @property
@@ -32,6 +34,7 @@ class RecordingEmbedder:
         return self.inner.fingerprint
 
     def embed(self, texts: list[str]) -> FloatArray:
+        self.entered.append(len(texts))
         self.gate.wait(timeout=10)  # hold the first call so the others queue up behind it
         self.calls.append((len(texts), threading.current_thread().name))
         return self.inner.embed(texts)
@@ -42,13 +45,20 @@ def test_concurrent_requests_share_model_calls_off_the_caller_threads(embedder: 
     worker = EmbeddingWorker(recording, batch_size=64, timeout_seconds=30)
     texts = [f"memory number {i} about topic {i % 5}" for i in range(32)]
     try:
-        with ThreadPoolExecutor(max_workers=16) as pool:
+        with ThreadPoolExecutor(max_workers=len(texts)) as pool:
             futures = [pool.submit(worker.embed, [text]) for text in texts]
+            # Open the gate only once every text is either in the held call or queued behind it.
+            wait_until(
+                lambda: recording.entered and sum(recording.entered) + worker.queued() == len(texts),
+                timeout=30,
+                what="every text queued behind the held model call",
+            )
             recording.gate.set()
             results = [f.result() for f in futures]
     finally:
         worker.close()
-    assert len(recording.calls) < len(texts), "concurrent texts must share model calls"
+    # The held call, then one batch of everything queued behind it (batch_size 64 > 32 texts).
+    assert len(recording.calls) <= 2, f"concurrent texts must share model calls: {recording.calls}"
     assert sum(size for size, _ in recording.calls) == len(texts)
     assert {thread for _, thread in recording.calls} == {"embedder"}
     direct = embedder.embed(texts)

@@ -21,19 +21,15 @@ import signal
 import socket
 import subprocess
 import sys
-import time
 from collections.abc import Callable, Mapping
 from pathlib import Path
 from types import TracebackType
-from typing import TypeVar
 
 import grpc
 from grpc_health.v1 import health_pb2, health_pb2_grpc
-from memos_test_support import BearerToken
+from memos_test_support import BearerToken, wait_until
 
 from memos_grpc._proto.memos.v1 import governance_service_pb2_grpc, vault_service_pb2_grpc
-
-T = TypeVar("T")
 
 #: Environment that makes a child start fast: no model to load, clients send vectors.
 FAST_ENV = {"MEMOS_EMBEDDER": "none", "MEMOS_VECTOR_DIMENSION": "384"}
@@ -62,18 +58,6 @@ def child_env(extra: Mapping[str, str] | None = None, *, real_embedder: bool = F
         env.update(FAST_ENV)
     env.update(extra or {})
     return env
-
-
-def wait_until(predicate: Callable[[], T | None], timeout: float, what: str, interval: float = 0.02) -> T:
-    """Polls ``predicate`` until it returns something truthy; fails after ``timeout`` seconds."""
-    deadline = time.monotonic() + timeout
-    while True:
-        result = predicate()
-        if result:
-            return result
-        if time.monotonic() > deadline:
-            raise AssertionError(f"timed out after {timeout:.0f}s waiting for {what}")
-        time.sleep(interval)
 
 
 class ServerProcess:

@@ -178,19 +178,21 @@ def test_sigterm_drains_in_flight_calls_then_saves_and_exits_zero(servers: Serve
     chunk, chunks = 32 * 1024, 10
     payload = os.urandom(chunk * chunks)
     digest = "sha256:" + hashlib.sha256(payload).hexdigest()
-    under_way = threading.Event()
+    release = threading.Event()
 
-    def slow_upload() -> Iterator[v.WritePayloadRequest]:
-        """About two seconds of upload: SIGTERM arrives after the second chunk."""
+    def held_upload() -> Iterator[v.WritePayloadRequest]:
+        """Two chunks, then the rest only once the test has seen the drain refuse new calls."""
         yield v.WritePayloadRequest(parent=PARENT, expected_digest=digest, data=payload[:chunk])
-        for n in range(1, chunks):
-            if n == 2:
-                under_way.set()
-            time.sleep(0.2)
+        yield v.WritePayloadRequest(data=payload[chunk : 2 * chunk])
+        release.wait(30)
+        for n in range(2, chunks):
             yield v.WritePayloadRequest(data=payload[n * chunk : (n + 1) * chunk])
 
-    upload = stub.WritePayload.future(slow_upload(), timeout=60)
-    assert under_way.wait(10)
+    upload = stub.WritePayload.future(held_upload(), timeout=60)
+    temp_dir = server.data_dir / "blobs" / "tmp"
+    wait_until(  # the server is writing the upload: it is in flight when SIGTERM comes
+        lambda: any(p.stat().st_size >= chunk for p in temp_dir.glob("*")), timeout=10, what="the upload's temp file"
+    )
     server.send_signal(signal.SIGTERM)
     server.wait_for_log("shutting down: draining", timeout=10)
 
@@ -201,9 +203,12 @@ def test_sigterm_drains_in_flight_calls_then_saves_and_exits_zero(servers: Serve
             return exc.code()
         raise AssertionError("a new call after SIGTERM was served")
 
-    code = wait_until(refused, timeout=5, what="new calls to be refused")
-    assert code in REFUSED, code
-    assert not upload.done(), "the upload finished before the drain could be observed"
+    try:
+        code = wait_until(refused, timeout=5, what="new calls to be refused")
+        assert code in REFUSED, code
+        assert not upload.done(), "the drain cut the upload short"
+    finally:
+        release.set()
 
     blob = upload.result(timeout=30).blob
     assert (blob.digest, blob.size_bytes) == (digest, len(payload))

@@ -20,11 +20,11 @@ $(BIN)/python:
 
 # Every download is checked against the lock's hashes. The build tools go in first, on their own, so that
 # nothing after them builds in an isolated environment (which would fetch its tools unpinned): hnswlib
-# is published only as source, and the project itself is installed editable without its dependencies.
+# is published only as source, and the project itself is installed editable with no index, no dependencies.
 install: $(BIN)/python
 	$(BIN)/python -m pip install --quiet --require-hashes -r $(BUILD_LOCK)
 	$(BIN)/python -m pip install --quiet --require-hashes --no-build-isolation -r $(LOCK)
-	$(BIN)/python -m pip install --quiet --no-deps --no-build-isolation -e .
+	$(BIN)/python -m pip install --quiet --no-index --no-deps --no-build-isolation -e .
 
 # Re-resolves the locks after a change to pyproject.toml or requirements/build.in, keeping every pin that
 # still fits; `make lock UPGRADE=1` moves every package to the newest version the ranges allow.

@@ -37,6 +37,7 @@ _TYPE_OF_PAYLOAD = {v: k for k, v in _PAYLOAD_OF_TYPE.items()}
 _MEMORY_TYPES = frozenset(cube_pb2.MemoryType.values())
 _SOURCES = frozenset(cube_pb2.Source.values())
 _SEMANTIC_TYPES = frozenset(cube_pb2.SemanticType.values())
+_SCOPES = frozenset(cube_pb2.CubeAccess.Scope.values())
 
 #: Fields an UpdateCube mask may name (AIP-134), mapped to what they change.
 UPDATABLE_PATHS = frozenset(
@@ -176,6 +177,8 @@ def check_metadata(cube: cube_pb2.MemCube) -> None:
     for enum_field, known in (("source", _SOURCES), ("semantic_type", _SEMANTIC_TYPES)):
         if getattr(cube, enum_field) not in known:
             raise invalid(f"cube.{enum_field} {getattr(cube, enum_field)} is not a known value", "INVALID_ENUM")
+    if cube.access.scope not in _SCOPES:  # stored as a SMALLINT: an unknown number may not even fit
+        raise invalid(f"cube.access.scope {cube.access.scope} is not a known value", "INVALID_ENUM")
     for principal in cube.access.principals:
         if not PRINCIPAL_NAME.match(principal):
             raise invalid(f"cube.access.principals entry {principal[:80]!r} is not principals/{{id}}", "INVALID_NAME")

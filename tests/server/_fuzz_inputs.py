@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import base64
 import hashlib
+import json
 import math
 import os
 import re
@@ -11,14 +12,14 @@ from collections.abc import Sequence
 from typing import Any
 
 import grpc
-from google.protobuf import field_mask_pb2, message_factory, text_format, timestamp_pb2
+from google.protobuf import descriptor_pool, field_mask_pb2, message_factory, text_format, timestamp_pb2
 from google.protobuf.descriptor import Descriptor, FieldDescriptor, MethodDescriptor
 from google.protobuf.message import DecodeError, Message
 from hypothesis import HealthCheck, Phase, settings
 from hypothesis import strategies as st
 
-from memos_grpc._proto.memos.v1 import governance_service_pb2 as g
 from memos_grpc._proto.memos.v1 import vault_service_pb2 as v
+from memos_grpc.server.app import REGISTERED_SERVICES
 from memos_grpc.vault.paging import encode_token
 from memos_grpc.vault.validation import UPDATABLE_PATHS
 
@@ -43,7 +44,7 @@ MiB = 1024 * 1024
 #: traceback names the bug); set MEMOS_FUZZ_SHRINK=1 to minimise it locally.
 _PHASES = [Phase.explicit, Phase.generate] + ([Phase.shrink] if os.environ.get("MEMOS_FUZZ_SHRINK") else [])
 FUZZ_SETTINGS = settings(
-    max_examples=60,
+    max_examples=30,
     deadline=None,
     derandomize=True,
     database=None,
@@ -51,16 +52,23 @@ FUZZ_SETTINGS = settings(
     suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large, HealthCheck.filter_too_much],
 )
 
-SERVICES = (
-    v.DESCRIPTOR.services_by_name["VaultService"],
-    g.DESCRIPTOR.services_by_name["GovernanceService"],
-)
+#: Every service the server registers (its own, health, reflection): test_public_services checks that
+#: reflection on a live server lists exactly these, so a service added to the server is fuzzed at once.
+SERVICES = tuple(descriptor_pool.Default().FindServiceByName(name) for name in REGISTERED_SERVICES)
 METHODS: dict[str, MethodDescriptor] = {
     f"/{service.full_name}/{method.name}": method for service in SERVICES for method in service.methods
 }
-#: Every method with a single request message (unary, and the server-streaming ReadPayload).
+#: Every method with a single request message (unary, and server streams such as ReadPayload).
 UNARY = sorted(path for path, method in METHODS.items() if not method.client_streaming)
 WRITE_PAYLOAD = "/memos.v1.VaultService/WritePayload"
+#: Client (and bidirectional) streams but WritePayload, which has a strategy of its own.
+CLIENT_STREAMS = sorted(path for path, method in METHODS.items() if method.client_streaming and path != WRITE_PAYLOAD)
+#: Server streams that stay open by design (watches): the fuzz reads the first answer, then hangs up.
+ENDLESS = frozenset({"/grpc.health.v1.Health/Watch", "/memos.v1.SchedulerService/WatchOperation"})
+IMPORT_FROM_PEER = "/memos.v1.InterchangeService/ImportFromPeer"
+UPDATE_TRUST_ROOT = "/memos.v1.GovernanceService/UpdateTrustRoot"
+#: Peers the fuzz may name: this machine only, nothing listening (no name lookups, no outside connections).
+PEER_TARGETS = ["127.0.0.1:1", "[::1]:1", "127.0.0.1", "127.0.0.1:99999", "", "unix:/nonexistent"]
 
 
 def short(path: str) -> str:
@@ -210,21 +218,35 @@ FIELD_POOLS: dict[str, list[str]] = {
     "algorithm": ["", "ed25519", "rsa"],
     "etag": ["", "stale", "0" * 20],
     "media_type": ["", "application/octet-stream", "x" * 2000],
+    "peer_target": PEER_TARGETS,
+    "service": ["", *REGISTERED_SERVICES, "memos.v1.NoSuchService"],
+    "file_containing_symbol": [*REGISTERED_SERVICES, "memos.v1.MemCube", "memos.v1.Nope", ""],
+    "file_by_filename": ["memos/v1/cube.proto", "grpc/health/v1/health.proto", "nope.proto", ""],
+    "containing_type": ["memos.v1.MemCube", "google.protobuf.Timestamp", ""],
+    "all_extension_numbers_of_type": ["memos.v1.MemCube", "nope", ""],
 }
 
 
 # -- strategies ---------------------------------------------------------------------------
 
+#: The boundary values of each integer type: what test_boundary_numbers sets every numeric field to.
+BOUNDARIES: dict[str, list[int]] = {
+    "int32": [0, -1, 1, 2**31 - 1, -(2**31)],
+    "int64": [0, -1, 2**31, 2**53, 2**63 - 1, -(2**63)],
+    "uint32": [0, 2**31, 2**32 - 1],
+    "uint64": [0, 2**63 - 1, 2**64 - 1],
+    "enum": [-1, 2**31 - 1],
+}
 INT32 = st.one_of(
     st.integers(-(2**31), 2**31 - 1),
-    st.sampled_from([0, 1, -1, 50, 100, 101, 1000, 1001, 2**31 - 1, -(2**31)]),
+    st.sampled_from([*BOUNDARIES["int32"], 50, 100, 101, 1000, 1001]),
 )
 INT64 = st.one_of(
     st.integers(-(2**63), 2**63 - 1),
-    st.sampled_from([0, 1, -1, 2**31, 2**32, 2**63 - 1, -(2**63), 4096 * MiB, 4096 * MiB + 1]),
+    st.sampled_from([*BOUNDARIES["int64"], 1, 2**32, 4096 * MiB, 4096 * MiB + 1]),
 )
-UINT32 = st.integers(0, 2**32 - 1)
-UINT64 = st.integers(0, 2**64 - 1)
+UINT32 = st.one_of(st.integers(0, 2**32 - 1), st.sampled_from(BOUNDARIES["uint32"]))
+UINT64 = st.one_of(st.integers(0, 2**64 - 1), st.sampled_from(BOUNDARIES["uint64"]))
 FLOAT = st.floats(width=32)
 DOUBLE = st.floats()
 SPECIAL_FLOATS = [math.nan, math.inf, -math.inf, 0.0, -0.0, 1.0, 3.4e38, -3.4e38, 1e-45]
@@ -496,3 +518,95 @@ class Shown:
 
 def shown(strategy: st.SearchStrategy[Message]) -> st.SearchStrategy[Shown]:
     return strategy.map(Shown)
+
+
+# -- boundary numbers, peers, trust roots ------------------------------------------------
+
+_KINDS = {
+    FieldDescriptor.TYPE_INT32: "int32",
+    FieldDescriptor.TYPE_SINT32: "int32",
+    FieldDescriptor.TYPE_SFIXED32: "int32",
+    FieldDescriptor.TYPE_INT64: "int64",
+    FieldDescriptor.TYPE_SINT64: "int64",
+    FieldDescriptor.TYPE_SFIXED64: "int64",
+    FieldDescriptor.TYPE_UINT32: "uint32",
+    FieldDescriptor.TYPE_FIXED32: "uint32",
+    FieldDescriptor.TYPE_UINT64: "uint64",
+    FieldDescriptor.TYPE_FIXED64: "uint64",
+    FieldDescriptor.TYPE_ENUM: "enum",
+}
+
+
+def boundary_requests(seed: Message) -> list[tuple[str, Message]]:
+    """``seed`` with one numeric field (at any depth) set to each boundary value of its type, named."""
+    requests: list[tuple[str, Message]] = []
+    for path in field_paths(seed.DESCRIPTOR):
+        fd = path[-1]
+        kind = _KINDS.get(fd.type)
+        if kind is None or (fd.message_type is not None and fd.message_type.GetOptions().map_entry):
+            continue
+        for value in BOUNDARIES[kind]:
+            label = ".".join(f.name for f in path) + f"={value}"
+            requests.append((label, _replace(seed, [(path, [value] if fd.is_repeated else value)])))
+    return requests
+
+
+def confined(path: str, request: Message) -> Message:
+    """Keeps ImportFromPeer on this machine: a random peer_target would have the server look names up."""
+    if path == IMPORT_FROM_PEER and getattr(request, "peer_target", "") not in PEER_TARGETS:
+        request.peer_target = PEER_TARGETS[len(request.peer_target) % len(PEER_TARGETS)]  # type: ignore[attr-defined]
+    return request
+
+
+#: Values for a trust root's numbers and times: at and past every bound, and of the wrong JSON type.
+ROOT_NUMBERS: list[Any] = [0, -1, 1, 2, 256, 257, 2**31 - 1, 2**31, 2**53 - 1, 2**53, 2**63 - 1, 2**63, 2**64 - 1]
+ROOT_NUMBERS += [2**80, -(2**63), True, 1.5, "1", None, [1]]
+ROOT_TIMES: list[Any] = [
+    "0001-01-01T00:00:00Z",
+    "0001-01-01T00:00:00+01:00",
+    "9999-12-31T23:59:59Z",
+    "9999-12-31T23:59:59-01:00",
+    "10000-01-01T00:00:00Z",
+    "2100-01-01T00:00:00",
+    "not a time",
+    0,
+    None,
+]
+ROOT_NAMES: list[Any] = ["auditor", "", "ADMIN", "node ", "\x00", "\ud800"]
+KEY_NAMES: list[Any] = ["n" * 256, "n" * 257, "\ud800", 7, None, {"a": 1}]
+
+
+def trust_root_documents(document: dict[str, Any]) -> st.SearchStrategy[dict[str, Any]]:
+    """``document`` (a trust root) with one to three of its numbers, times, names or role names made hostile."""
+    role_names = sorted(document["roles"])
+    key_ids = sorted(document["keys"])
+
+    def version(d: dict[str, Any], value: Any) -> None:
+        d["version"] = value
+
+    def expires(d: dict[str, Any], value: Any) -> None:
+        d["expires"] = value
+
+    def threshold(role: str) -> Any:
+        return lambda d, value: d["roles"][role].__setitem__("threshold", value)
+
+    def key_field(kid: str, field: str) -> Any:
+        return lambda d, value: d["keys"][kid].__setitem__(field, value)
+
+    def role_name(d: dict[str, Any], value: Any) -> None:
+        d["roles"][value] = d["roles"].pop(role_names[0]) if value not in d["roles"] else d["roles"][value]
+
+    slots: list[tuple[Any, list[Any]]] = [(version, ROOT_NUMBERS), (expires, ROOT_TIMES), (role_name, ROOT_NAMES)]
+    slots += [(threshold(role), ROOT_NUMBERS) for role in role_names]
+    for kid in key_ids:
+        slots += [(key_field(kid, field), ROOT_TIMES) for field in ("notBefore", "notAfter", "revokedAt")]
+        slots.append((key_field(kid, "name"), KEY_NAMES))
+
+    @st.composite
+    def strategy(draw: st.DrawFn) -> dict[str, Any]:
+        changed = json.loads(json.dumps(document))
+        for slot, values in draw(st.lists(st.sampled_from(slots), min_size=1, max_size=3, unique_by=id)):
+            slot(changed, draw(st.sampled_from(values)))
+        return changed
+
+    return strategy()

@@ -107,13 +107,13 @@ def propagate_labels(
 
 def _derived_from(cursor: Connection, space_id: str, name: str, skip: set[str]) -> list[CubeRow]:
     """The cubes of the space that name ``name`` among their sources (but those in ``skip``)."""
-    # No column holds the links, which live in the message. Cube names are plain ASCII, which DuckDB's text
-    # form of a blob keeps as it is, so a substring test narrows the scan to the few messages that hold the
-    # name (a text that quotes it too); only those are parsed, and their links checked.
+    # No column holds the links, which live in the message, where a name is its plain bytes. So a byte
+    # search (over hex: DuckDB has no substring test for blobs) narrows the scan to the few messages that
+    # hold the name, a text that quotes it or a longer name that starts with it included; only those are
+    # parsed, and their links checked. About 0.8 ms per thousand cubes of the space.
     found = cursor.execute(
-        "SELECT cube_id, cube_pb, vec_id, embedding FROM cubes WHERE space_id = ? "
-        "AND contains(CAST(cube_pb AS VARCHAR), ?)",
-        [space_id, name],
+        "SELECT cube_id, cube_pb, vec_id, embedding FROM cubes WHERE space_id = ? AND contains(hex(cube_pb), ?)",
+        [space_id, name.encode().hex().upper()],
     ).fetchall()
     rows = []
     for cube_id, cube_pb, vec_id, embedding in found:

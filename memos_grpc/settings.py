@@ -95,7 +95,7 @@ class Settings:
 
     #: Seconds between retention sweeps, which purge expired cubes and unreferenced blobs.
     sweep_interval_seconds: float = 60.0
-    #: An unreferenced blob is purged only once it is older than this (uploads wait for their cube).
+    #: How long an upload lets its uploader name the blob in its space; unreferenced blobs go only after it.
     blob_grace_seconds: float = 3600.0
 
     #: Most write operations committed together in one DuckDB transaction.

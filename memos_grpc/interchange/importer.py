@@ -32,6 +32,7 @@ from memos_grpc.vault.context import VaultContext
 from memos_grpc.vault.cubes import Cubes, apply_default_ttl, catalog_entries
 from memos_grpc.vault.database import IDS, Connection, id_list
 from memos_grpc.vault.names import check_id, cube_name, new_cube_id, parse_cube_name, parse_space_name, space_name
+from memos_grpc.vault.removal import Removed, forget_removed, remove_cubes
 from memos_grpc.vault.rows import CubeRow, blob_digest, insert_rows, make_etag, memory_text, set_timestamp
 from memos_grpc.vault.validation import check_cube_fields, check_vector, invalid
 from memos_grpc.vault.vectors import FloatArray
@@ -268,7 +269,7 @@ class Importer:
         context = self._context
         blob_rows = [(d, size, _media_type(rows, d), now) for d, size in sorted(blob_sizes.items())]
 
-        def apply(cursor: Connection) -> list[_Planned]:
+        def apply(cursor: Connection) -> tuple[list[_Planned], Removed]:
             found = cursor.execute("SELECT space_pb FROM spaces WHERE space_id = ?", [space_id]).fetchone()
             if found is None:
                 raise NotFoundError(f"space {space_name(space_id)} does not exist", reason="SPACE_NOT_FOUND")
@@ -304,18 +305,19 @@ class Importer:
                     [space_id, id_list(retired)],
                 )
             replaced = [p.row.cube_id for p in planned if p.action == Action.ACTION_REPLACED]
-            if replaced:  # another memory takes the id: the old one's history goes with it
-                cursor.execute(
-                    f"DELETE FROM cube_versions WHERE space_id = ? AND cube_id IN {IDS}",
-                    [space_id, id_list(replaced)],
-                )
+            # Another memory takes the id: the old one's history goes as DeleteCube takes it (versions,
+            # operation records, blobs only it named), all but the blobs this import names again.
+            named = {d for r in written if (d := blob_digest(r.cube))}
+            removed = remove_cubes(cursor, space_id, replaced, keep_blobs=named)
             self._cubes.record_vec_ids(cursor, vec_ids)
             # In slices, all in this one transaction: the Arrow copy of a large import never exists whole.
             for first in range(0, len(written), _INSERT_SLICE):
                 insert_rows(cursor, written[first : first + _INSERT_SLICE])
-            return planned
+            return planned, removed
 
-        def after_commit(planned: list[_Planned]) -> None:
+        def after_commit(result: tuple[list[_Planned], Removed]) -> None:
+            planned, removed = result
+            forget_removed(context, removed)
             retired = [p.replaced_vec_id for p in planned if p.replaced_vec_id is not None]
             if retired:
                 index.delete(retired)
@@ -335,7 +337,7 @@ class Importer:
         try:
             if with_vectors:
                 index.add(vec_ids, np.stack([r.embedding for r in with_vectors if r.embedding is not None]))
-            planned = committed.result()
+            planned = committed.result()[0]
         except BaseException:
             committed.exception()  # the writer is done with the rows before their labels go
             index.delete(vec_ids)

@@ -157,7 +157,7 @@ class Transformer:
         def job(progress: Progress) -> str:
             computed = host.compute_cache(text)
             progress.step(1, 1)
-            ref = self._payloads.store(computed.blob, ACTIVATION_MEDIA_TYPE)
+            ref = self._payloads.store(computed.blob, ACTIVATION_MEDIA_TYPE, space_id, caller.principal)
             header = computed.header
             payload = cube_pb2.ActivationPayload(
                 blob=ref,
@@ -180,7 +180,7 @@ class Transformer:
                 if not cube.model:
                     cube.model = host.model_type
 
-            return self._rewrite(space_id, source, change, progress)
+            return self._rewrite(space_id, source, change, progress, caller)
 
         return self._operations.start(space_id, request, caller.principal, 1, job)
 
@@ -197,7 +197,7 @@ class Transformer:
                 cube.type = PLAINTEXT
                 cube.storage_mode = cube_pb2.STORAGE_MODE_INLINE
 
-            return self._rewrite(space_id, source, change, progress)
+            return self._rewrite(space_id, source, change, progress, caller)
 
         return self._operations.start(space_id, request, caller.principal, 1, job)
 
@@ -238,7 +238,7 @@ class Transformer:
 
             trained = train_adapter(host.model, examples, plan, host.fingerprint, report, progress.cancelled)
             progress.step(plan.steps, plan.steps, trained.final_loss, trained.initial_loss)
-            ref = self._payloads.store(trained.blob, MEDIA_TYPE)
+            ref = self._payloads.store(trained.blob, MEDIA_TYPE, space_id, caller.principal)
             cube = cube_pb2.MemCube(
                 type=PARAMETRIC,
                 parametric=cube_pb2.ParametricPayload(
@@ -261,7 +261,7 @@ class Transformer:
                 sensitivity_labels=sorted({label for source in sources for label in source.sensitivity_labels}),
             )
             create = vault_service_pb2.CreateCubeRequest(parent=request.parent, cube_id=cube_id, cube=cube)
-            return self._cubes.create(request.parent, create, caller.principal, derived=True).name
+            return self._cubes.create(request.parent, create, caller, derived=True).name
 
         return self._operations.start(space_id, request, caller.principal, plan.steps, job)
 
@@ -284,7 +284,12 @@ class Transformer:
     # -- committing an in-place change ---------------------------------------------
 
     def _rewrite(
-        self, space_id: str, read: cube_pb2.MemCube, change: Callable[[cube_pb2.MemCube], None], progress: Progress
+        self,
+        space_id: str,
+        read: cube_pb2.MemCube,
+        change: Callable[[cube_pb2.MemCube], None],
+        progress: Progress,
+        caller: Caller,
     ) -> str:
         """Commits ``change`` to the cube as a new version, if it is still the version ``read``."""
         if progress.cancelled():
@@ -314,7 +319,7 @@ class Transformer:
             vec_id = None if row[1] is None else int(row[1])
             embedding = None if row[2] is None else vector_from_bytes(row[2])
             updated = CubeRow(space_id, cube_id, stored, vec_id, embedding)
-            self._cubes.bind_blobs(cursor, [updated])
+            self._cubes.bind_blobs(cursor, [updated], caller)
             cursor.execute("DELETE FROM cubes WHERE space_id = ? AND cube_id = ?", [space_id, cube_id])
             insert_rows(cursor, [updated])
             return updated

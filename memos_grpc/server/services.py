@@ -54,12 +54,12 @@ class VaultServicer(vault_service_pb2_grpc.VaultServiceServicer):
     def CreateCube(
         self, request: vault_service_pb2.CreateCubeRequest, context: grpc.ServicerContext
     ) -> cube_pb2.MemCube:
-        return self._slot.get().cubes.create(request.parent, request, caller.current().principal)
+        return self._slot.get().cubes.create(request.parent, request, caller.current())
 
     def BatchCreateCubes(
         self, request: vault_service_pb2.BatchCreateCubesRequest, context: grpc.ServicerContext
     ) -> vault_service_pb2.BatchCreateCubesResponse:
-        cubes = self._slot.get().cubes.batch_create(request, caller.current().principal)
+        cubes = self._slot.get().cubes.batch_create(request, caller.current())
         return vault_service_pb2.BatchCreateCubesResponse(cubes=cubes)
 
     def GetCube(self, request: vault_service_pb2.GetCubeRequest, context: grpc.ServicerContext) -> cube_pb2.MemCube:
@@ -96,7 +96,9 @@ class VaultServicer(vault_service_pb2_grpc.VaultServiceServicer):
     def WritePayload(
         self, request_iterator: Iterator[vault_service_pb2.WritePayloadRequest], context: grpc.ServicerContext
     ) -> vault_service_pb2.WritePayloadResponse:
-        return vault_service_pb2.WritePayloadResponse(blob=self._slot.get().payloads.write(request_iterator))
+        return vault_service_pb2.WritePayloadResponse(
+            blob=self._slot.get().payloads.write(request_iterator, caller.current())
+        )
 
     def ReadPayload(
         self, request: vault_service_pb2.ReadPayloadRequest, context: grpc.ServicerContext

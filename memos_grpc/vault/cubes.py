@@ -26,6 +26,7 @@ from memos_grpc.errors import (
 )
 from memos_grpc.governance.caller import Caller
 from memos_grpc.governance.policy import CubeVisibility, cube_access
+from memos_grpc.vault.blob_access import require_referenceable
 from memos_grpc.vault.blob_headers import describe_activation
 from memos_grpc.vault.catalog import CatalogRow
 from memos_grpc.vault.context import VaultContext
@@ -35,8 +36,8 @@ from memos_grpc.vault.filter import compile_filter
 from memos_grpc.vault.lexical import lexical_text
 from memos_grpc.vault.names import check_id, cube_name, new_cube_id, parse_cube_name, parse_space_name, space_name
 from memos_grpc.vault.paging import decode_token, encode_token, page_size
+from memos_grpc.vault.removal import Removed, forget_removed, remove_cubes
 from memos_grpc.vault.rows import (
-    DELETE_VERSIONS_SQL,
     CubeRow,
     blob_digest,
     insert_rows,
@@ -98,22 +99,24 @@ class Cubes:
     # -- create ----------------------------------------------------------------
 
     def create(
-        self, parent: str, request: vault_service_pb2.CreateCubeRequest, owner: str, derived: bool = False
+        self, parent: str, request: vault_service_pb2.CreateCubeRequest, caller: Caller, derived: bool = False
     ) -> cube_pb2.MemCube:
-        """Creates one cube; ``owner`` (the caller) is recorded as ``access.owner``.
+        """Creates one cube; ``caller`` is recorded as ``access.owner``.
 
         ``derived``: the server made the cube from the cubes its links name (``derivation.source_names``), which
         give it their labels as they are at the commit, so a label a source gained meanwhile is not missed.
         """
         space_id = parse_space_name(parent, "parent")
-        rows = self.prepare(space_id, [request], owner)
+        rows = self.prepare(space_id, [request], caller)
         if request.validate_only:
             with self._context.database.read() as cursor:
                 self._context.require_space(cursor, space_id)
             return rows[0].cube
-        return self._insert(space_id, rows, derived)[0]
+        return self._insert(space_id, rows, caller, derived)[0]
 
-    def batch_create(self, request: vault_service_pb2.BatchCreateCubesRequest, owner: str) -> list[cube_pb2.MemCube]:
+    def batch_create(
+        self, request: vault_service_pb2.BatchCreateCubesRequest, caller: Caller
+    ) -> list[cube_pb2.MemCube]:
         space_id = parse_space_name(request.parent, "parent")
         limit = self._context.settings.max_batch_size
         if not request.requests:
@@ -126,15 +129,23 @@ class Cubes:
         for index, item in enumerate(request.requests):
             if item.parent and item.parent != request.parent:
                 raise invalid(f"requests[{index}].parent {item.parent!r} differs from parent", "PARENT_MISMATCH")
-        rows = self.prepare(space_id, list(request.requests), owner)
+        rows = self.prepare(space_id, list(request.requests), caller)
         ids = [r.cube_id for r in rows]
         if len(set(ids)) != len(ids):
             raise invalid("the batch names the same cube_id twice", "DUPLICATE_CUBE_ID")
-        return self._insert(space_id, rows)
+        return self._insert(space_id, rows, caller)
 
     def prepare(
-        self, space_id: str, requests: Sequence[vault_service_pb2.CreateCubeRequest], owner: str
+        self, space_id: str, requests: Sequence[vault_service_pb2.CreateCubeRequest], caller: Caller
     ) -> list[CubeRow]:
+        """Checks and builds the rows of new cubes (no vector labels yet); ``caller`` will own them.
+
+        A blob a cube names is checked against what the caller may name before anything reads it.
+        """
+        digests = [d for r in requests if (d := blob_digest(r.cube))]
+        if digests:
+            with self._context.database.read() as cursor:
+                require_referenceable(cursor, self._context, caller, space_id, digests)
         now = self._context.clock()
         rows: list[CubeRow] = []
         to_embed: list[int] = []
@@ -142,7 +153,7 @@ class Cubes:
             cube_id = check_id(request.cube_id, "cube_id") if request.cube_id else new_cube_id()
             memory_type = check_cube_fields(request.cube, self._context.settings)
             cube = self._new_cube(space_id, cube_id, request.cube, memory_type, now)
-            cube.access.owner = owner
+            cube.access.owner = caller.principal
             if cube.HasField("activation"):
                 describe_activation(cube.activation, self._context.blobs.path_for(cube.activation.blob.digest))
             vector: FloatArray | None = None
@@ -185,7 +196,9 @@ class Cubes:
         cube.etag = make_etag(cube.name, cube.version, now)
         return cube
 
-    def _insert(self, space_id: str, rows: list[CubeRow], derived: bool = False) -> list[cube_pb2.MemCube]:
+    def _insert(
+        self, space_id: str, rows: list[CubeRow], caller: Caller, derived: bool = False
+    ) -> list[cube_pb2.MemCube]:
         context = self._context
         if not context.catalog.has_space(space_id):
             raise NotFoundError(f"space {space_name(space_id)} does not exist", reason="SPACE_NOT_FOUND")
@@ -201,7 +214,7 @@ class Cubes:
             apply_default_ttl(space_pb2.Space.FromString(found[0]), rows)
             for row in rows if derived else []:
                 inherit_labels(cursor, space_id, row.cube)
-            self.bind_blobs(cursor, rows)
+            self.bind_blobs(cursor, rows, caller)
             self.record_vec_ids(cursor, vec_ids)
             try:
                 insert_rows(cursor, rows)
@@ -240,15 +253,16 @@ class Cubes:
                 f"cube {cube_name(space_id, taken[0])} already exists", reason="CUBE_ALREADY_EXISTS"
             )
 
-    @staticmethod
-    def bind_blobs(cursor: Connection, rows: list[CubeRow]) -> None:
-        """Checks every referenced blob was uploaded, and records its true size and media type."""
+    def bind_blobs(self, cursor: Connection, rows: list[CubeRow], caller: Caller) -> None:
+        """Checks ``caller`` may name every blob the rows name (``blob_access``), in the write's own
+        transaction, and records each blob's true size and media type."""
         for row in rows:
             digest = blob_digest(row.cube)
             if digest is None:
                 continue
+            require_referenceable(cursor, self._context, caller, row.space_id, [digest])
             found = cursor.execute("SELECT size_bytes, media_type FROM blobs WHERE digest = ?", [digest]).fetchone()
-            if found is None:
+            if found is None:  # a guard: a blob that a live cube names is never swept
                 raise FailedPreconditionError(
                     f"blob {digest} has not been uploaded; send it with WritePayload first",
                     reason="BLOB_NOT_FOUND",
@@ -396,7 +410,7 @@ class Cubes:
         context = self._context
         visibility, visibility_params = self._visibility(viewer, space_id).sql()
 
-        def apply(cursor: Connection) -> int | None:
+        def apply(cursor: Connection) -> Removed:
             row = cursor.execute(
                 f"SELECT etag, vec_id, state FROM cubes WHERE space_id = ? AND cube_id = ? AND {LIVE} AND {visibility}",
                 [space_id, cube_id, context.clock(), *visibility_params],
@@ -411,16 +425,9 @@ class Cubes:
                 )
             if row[2] == cube_pb2.LIFECYCLE_STATE_FROZEN:
                 raise FailedPreconditionError(f"cube {name} is frozen; unfreeze it first", reason="CUBE_FROZEN")
-            cursor.execute("DELETE FROM cubes WHERE space_id = ? AND cube_id = ?", [space_id, cube_id])
-            cursor.execute(DELETE_VERSIONS_SQL, [space_id, cube_id])
-            return None if row[1] is None else int(row[1])
+            return remove_cubes(cursor, space_id, [cube_id])
 
-        def after_commit(vec_id: int | None) -> None:
-            if vec_id is not None:
-                context.indexes.get(space_id).delete([vec_id])
-                context.catalog.remove(space_id, [vec_id])
-
-        context.database.write(apply, after_commit)
+        context.database.write(apply, lambda removed: forget_removed(context, removed))
 
 
 def apply_default_ttl(space: space_pb2.Space, rows: list[CubeRow]) -> None:

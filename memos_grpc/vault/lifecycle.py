@@ -274,7 +274,7 @@ class Lifecycle:
         create = vault_service_pb2.CreateCubeRequest(cube_id=request.cube_id, cube=request.cube)
         if request.HasField("vector"):
             create.vector.CopyFrom(request.vector)
-        merged = self._cubes.prepare(space_id, [create], owner)[0]
+        merged = self._cubes.prepare(space_id, [create], viewer)[0]
         merged.cube.merged_from.extend(cube_name(space_id, s) for s in sources)
         context = self._context
         visibility = CubeVisibility(viewer, context.catalog, space_id)
@@ -302,7 +302,7 @@ class Lifecycle:
             space = cursor.execute("SELECT space_pb FROM spaces WHERE space_id = ?", [space_id]).fetchone()
             if space is not None:
                 apply_default_ttl(space_pb2.Space.FromString(space[0]), [merged])
-            Cubes.bind_blobs(cursor, [merged])
+            self._cubes.bind_blobs(cursor, [merged], viewer)
             insert_rows(cursor, [*changed, merged])
             return changed
 

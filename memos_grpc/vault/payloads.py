@@ -12,6 +12,7 @@ from collections.abc import Iterable, Iterator
 from memos_grpc._proto.memos.v1 import cube_pb2, vault_service_pb2
 from memos_grpc.errors import FailedPreconditionError, InvalidArgumentError, ResourceExhaustedError
 from memos_grpc.governance.caller import Caller
+from memos_grpc.vault.blob_access import record_upload
 from memos_grpc.vault.blobs import parse_digest
 from memos_grpc.vault.context import VaultContext
 from memos_grpc.vault.cubes import Cubes
@@ -28,7 +29,8 @@ class Payloads:
         self._context = context
         self._cubes = cubes
 
-    def write(self, chunks: Iterable[vault_service_pb2.WritePayloadRequest]) -> cube_pb2.BlobRef:
+    def write(self, chunks: Iterable[vault_service_pb2.WritePayloadRequest], uploader: Caller) -> cube_pb2.BlobRef:
+        """Stores an upload as a blob that ``uploader`` may then name in cubes of the parent space."""
         stream = iter(chunks)
         first = next(stream, None)
         if first is None:
@@ -69,10 +71,10 @@ class Payloads:
         except BaseException:
             writer.abort()
             raise
-        return self._register(digest, writer.size, media_type)
+        return self._register(digest, writer.size, media_type, space_id, uploader.principal)
 
-    def store(self, data: bytes, media_type: str) -> cube_pb2.BlobRef:
-        """Stores bytes the server made itself (a KV cache, an adapter) as a blob, like an upload."""
+    def store(self, data: bytes, media_type: str, space_id: str, principal: str) -> cube_pb2.BlobRef:
+        """Stores bytes the server made for ``principal`` (a KV cache, an adapter) as a blob, like an upload."""
         writer = self._context.blobs.writer(max(len(data), 1))
         try:
             writer.write(data)
@@ -80,9 +82,9 @@ class Payloads:
         except BaseException:
             writer.abort()
             raise
-        return self._register(digest, len(data), media_type)
+        return self._register(digest, len(data), media_type, space_id, principal)
 
-    def _register(self, digest: str, size: int, media_type: str) -> cube_pb2.BlobRef:
+    def _register(self, digest: str, size: int, media_type: str, space_id: str, principal: str) -> cube_pb2.BlobRef:
         now = self._context.clock()
 
         def apply(cursor: Connection) -> None:
@@ -90,6 +92,7 @@ class Payloads:
                 "INSERT INTO blobs VALUES (?, ?, ?, ?) ON CONFLICT (digest) DO NOTHING",
                 [digest, size, media_type, now],
             )
+            record_upload(cursor, space_id, principal, digest, now)
 
         self._context.database.write(apply)
         return cube_pb2.BlobRef(digest=digest, size_bytes=size, media_type=media_type)

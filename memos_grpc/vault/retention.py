@@ -1,10 +1,11 @@
 """Retention: the sweeper that purges expired cubes and unreferenced blobs from every store.
 
 Expired cubes already vanish from every read the moment they expire; the
-sweeper removes them for good — rows, vectors, catalog entries — every
-``sweep_interval_seconds``, then deletes blobs no cube references once they
-are older than ``blob_grace_seconds`` (a fresh upload waits that long for the
-cube that will name it).
+sweeper removes them for good every ``sweep_interval_seconds``, as DeleteCube
+does (``vault/removal.py``: rows, versions, operation records, vectors,
+catalog and BM25 entries, blobs nothing names any more), then deletes blobs
+no cube has named at all once they are older than ``blob_grace_seconds`` (a
+fresh upload waits that long for the cube that will name it).
 """
 
 from __future__ import annotations
@@ -17,7 +18,7 @@ from datetime import timedelta
 
 from memos_grpc.vault.context import VaultContext
 from memos_grpc.vault.database import Connection
-from memos_grpc.vault.rows import DELETE_VERSIONS_SQL
+from memos_grpc.vault.removal import Removed, forget_removed, release_orphan_blobs, remove_cubes
 
 log = logging.getLogger(__name__)
 
@@ -36,49 +37,32 @@ def sweep(context: VaultContext) -> SweepReport:
     report = SweepReport()
     now = context.clock()
 
-    def purge_cubes(cursor: Connection) -> list[tuple[str, int | None]]:
+    def purge_cubes(cursor: Connection) -> Removed:
         expired = cursor.execute(
-            "SELECT space_id, cube_id, vec_id FROM cubes WHERE expire_time <= ? LIMIT ?", [now, _BATCH]
+            "SELECT space_id, cube_id FROM cubes WHERE expire_time <= ? LIMIT ?", [now, _BATCH]
         ).fetchall()
-        for space_id, cube_id, _ in expired:
-            cursor.execute("DELETE FROM cubes WHERE space_id = ? AND cube_id = ?", [space_id, cube_id])
-            cursor.execute(DELETE_VERSIONS_SQL, [space_id, cube_id])
-        return [(str(space_id), None if vec_id is None else int(vec_id)) for space_id, _, vec_id in expired]
-
-    def forget_vectors(expired: list[tuple[str, int | None]]) -> None:
-        by_space: dict[str, list[int]] = defaultdict(list)
-        for space_id, vec_id in expired:
-            if vec_id is not None:
-                by_space[space_id].append(vec_id)
-        for space_id, vec_ids in by_space.items():
-            context.indexes.get(space_id).delete(vec_ids)
-            context.catalog.remove(space_id, vec_ids)
-            report.vectors += len(vec_ids)
+        by_space: dict[str, list[str]] = defaultdict(list)
+        for space_id, cube_id in expired:
+            by_space[str(space_id)].append(str(cube_id))
+        removed = Removed()
+        for space_id, cube_ids in by_space.items():
+            removed.add(remove_cubes(cursor, space_id, cube_ids))
+        return removed
 
     while True:
-        expired = context.database.write(purge_cubes, forget_vectors)
-        report.cubes += len(expired)
-        if len(expired) < _BATCH:
+        removed = context.database.write(purge_cubes, lambda removed: forget_removed(context, removed))
+        report.cubes += removed.cubes
+        report.vectors += removed.vector_count
+        report.blobs += len(removed.blobs)
+        if removed.cubes < _BATCH:
             break
 
+    # Blobs no cube names, uploaded and never bound (a removal releases the blobs of its cubes itself).
     cutoff = now - timedelta(seconds=context.settings.blob_grace_seconds)
-
-    def purge_blobs(cursor: Connection) -> list[str]:
-        orphans = cursor.execute(
-            "SELECT digest FROM blobs WHERE create_time < ? AND digest NOT IN "
-            "(SELECT blob_digest FROM cubes WHERE blob_digest IS NOT NULL "
-            "UNION SELECT blob_digest FROM cube_versions WHERE blob_digest IS NOT NULL)",
-            [cutoff],
-        ).fetchall()
-        for (digest,) in orphans:
-            cursor.execute("DELETE FROM blobs WHERE digest = ?", [digest])
-        return [str(d) for (d,) in orphans]
-
-    def delete_files(digests: list[str]) -> None:
-        for digest in digests:
-            context.blobs.delete(digest)
-
-    report.blobs = len(context.database.write(purge_blobs, delete_files))
+    orphans = context.database.write(
+        lambda cursor: release_orphan_blobs(cursor, cutoff), lambda removed: forget_removed(context, removed)
+    )
+    report.blobs += len(orphans.blobs)
     return report
 
 

@@ -48,8 +48,6 @@ INSERT_VERSIONS_SQL = (
     "INSERT INTO cube_versions "
     "SELECT space_id, cube_id, version, cube_pb, embedding, blob_digest, update_time FROM rows"
 )
-#: Forgets a cube's history (the cube itself is being deleted, or replaced by another memory).
-DELETE_VERSIONS_SQL = "DELETE FROM cube_versions WHERE space_id = ? AND cube_id = ?"
 
 
 def insert_rows(cursor: Any, rows: list[CubeRow]) -> None:

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import duckdb
 
-SCHEMA_VERSION = 6
+SCHEMA_VERSION = 7
 
 DDL = [
     """
@@ -151,6 +151,18 @@ DDL = [
         done BOOLEAN NOT NULL,
         create_time TIMESTAMPTZ NOT NULL,
         PRIMARY KEY (space_id, operation_id)
+    )
+    """,
+    # v7: who uploaded which blob into which space, and when (the last time). A cube may name a blob only
+    # if its caller uploaded it into the cube's space within blob_grace_seconds, or if a cube of that space
+    # the caller may read in full names it already: a digest is storage, never permission.
+    """
+    CREATE TABLE IF NOT EXISTS blob_uploads (
+        space_id VARCHAR NOT NULL,
+        principal VARCHAR NOT NULL,
+        digest VARCHAR NOT NULL,
+        upload_time TIMESTAMPTZ NOT NULL,
+        PRIMARY KEY (space_id, principal, digest)
     )
     """,
     # Cubes written before v5 get their current version as their first recorded one.

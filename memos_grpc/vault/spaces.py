@@ -12,6 +12,7 @@ from memos_grpc.vault.context import VaultContext
 from memos_grpc.vault.database import Connection
 from memos_grpc.vault.names import check_id, parse_space_name, space_name
 from memos_grpc.vault.paging import decode_token, encode_token, page_size
+from memos_grpc.vault.removal import Removed, forget_removed, remove_space
 from memos_grpc.vault.rows import make_etag, set_timestamp
 from memos_grpc.vault.validation import check_labels, check_update_mask, invalid
 
@@ -134,7 +135,7 @@ class Spaces:
         space_id = parse_space_name(name)
         context = self._context
 
-        def apply(cursor: Connection) -> list[int]:
+        def apply(cursor: Connection) -> Removed:
             row = cursor.execute("SELECT etag FROM spaces WHERE space_id = ?", [space_id]).fetchone()
             if row is None:
                 raise NotFoundError(f"space {name} does not exist", reason="SPACE_NOT_FOUND")
@@ -142,30 +143,15 @@ class Spaces:
                 raise EtagMismatchError(
                     f"etag {etag!r} is stale for {name}; get the space again", reason="ETAG_MISMATCH"
                 )
-            vec_ids = [
-                int(r[0])
-                for r in cursor.execute(
-                    "SELECT vec_id FROM cubes WHERE space_id = ? AND vec_id IS NOT NULL", [space_id]
-                ).fetchall()
-            ]
             count = cursor.execute("SELECT count(*) FROM cubes WHERE space_id = ?", [space_id]).fetchone()
             if count and count[0] and not force:
                 raise FailedPreconditionError(
                     f"space {name} holds {count[0]} cubes; delete them first or pass force",
                     reason="SPACE_NOT_EMPTY",
                 )
-            cursor.execute("DELETE FROM cubes WHERE space_id = ?", [space_id])
-            cursor.execute("DELETE FROM cube_versions WHERE space_id = ?", [space_id])
-            cursor.execute("DELETE FROM operations WHERE space_id = ?", [space_id])
-            cursor.execute("DELETE FROM spaces WHERE space_id = ?", [space_id])
-            cursor.execute("DELETE FROM space_roles WHERE space_id = ?", [space_id])
-            return vec_ids
+            return remove_space(cursor, space_id)
 
-        def after_commit(_: list[int]) -> None:
-            context.indexes.drop(space_id)
-            context.catalog.drop_space(space_id)
-
-        context.database.write(apply, after_commit)
+        context.database.write(apply, lambda removed: forget_removed(context, removed))
 
     # -- access policy -----------------------------------------------------------
 

@@ -8,6 +8,7 @@ and check what the server stored against what the model computes.
 from __future__ import annotations
 
 import time
+import uuid
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -18,7 +19,7 @@ from conftest import start_server
 from memos_test_support import admin_token, authorized_channel, reason_of
 from tiny_models import save_gpt2, save_llama
 
-from memos_grpc._proto.memos.v1 import cube_pb2
+from memos_grpc._proto.memos.v1 import cube_pb2, principal_pb2
 from memos_grpc._proto.memos.v1 import governance_service_pb2 as g
 from memos_grpc._proto.memos.v1 import scheduler_service_pb2 as s
 from memos_grpc._proto.memos.v1 import vault_service_pb2 as v
@@ -449,3 +450,34 @@ def test_a_learning_rate_arrives_as_given(
     )
     assert operation.request.training.learning_rate == 1e-3  # a double: no float32 rounding
     finish(scheduler, operation)
+
+
+def test_a_transforms_blob_may_be_named_by_its_caller_in_its_space_and_by_no_stranger(
+    server: MemosServer,
+    vault_stub: VaultServiceStub,
+    governance_stub: GovernanceServiceStub,
+    scheduler: SchedulerServiceStub,
+    space: str,
+) -> None:
+    """The cache a transform makes is the caller's upload into the cube's space, nobody else's (docs/security.md)."""
+    cube = create(vault_stub, space, "the vault code is in the blue binder")
+    finish(scheduler, transform(scheduler, space, [cube.name], ACTIVATION))
+    made = vault_stub.GetCube(v.GetCubeRequest(name=cube.name)).activation
+    named = cube_pb2.MemCube(
+        activation=cube_pb2.ActivationPayload(blob=made.blob, model_fingerprint=made.model_fingerprint)
+    )
+    assert (
+        vault_stub.CreateCube(v.CreateCubeRequest(parent=space, cube=named)).activation.blob.digest == made.blob.digest
+    )
+
+    stranger_id = f"stranger-{uuid.uuid4().hex[:8]}"
+    governance_stub.CreatePrincipal(
+        g.CreatePrincipalRequest(principal_id=stranger_id, principal=principal_pb2.Principal())
+    )
+    token = governance_stub.CreateCredential(g.CreateCredentialRequest(parent=f"principals/{stranger_id}")).token
+    stranger = authorized_channel(server.address, token)
+    GovernanceServiceStub(stranger).CreateSpace(g.CreateSpaceRequest(space_id=stranger_id))
+    with pytest.raises(grpc.RpcError) as refused:
+        VaultServiceStub(stranger).CreateCube(v.CreateCubeRequest(parent=f"spaces/{stranger_id}", cube=named))
+    assert refused.value.code() == grpc.StatusCode.FAILED_PRECONDITION
+    assert reason_of(refused.value) == "BLOB_NOT_FOUND"

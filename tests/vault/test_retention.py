@@ -4,13 +4,14 @@ from __future__ import annotations
 
 import hashlib
 import time
+from datetime import timedelta
 from pathlib import Path
 
 import grpc
 import pytest
 from conftest import start_server
 from google.protobuf import duration_pb2
-from memos_test_support import admin_token, authorized_channel
+from memos_test_support import admin_token, authorized_channel, reason_of
 
 from memos_grpc._proto.memos.v1 import cube_pb2, space_pb2
 from memos_grpc._proto.memos.v1 import governance_service_pb2 as g
@@ -18,6 +19,8 @@ from memos_grpc._proto.memos.v1 import vault_service_pb2 as v
 from memos_grpc._proto.memos.v1.governance_service_pb2_grpc import GovernanceServiceStub
 from memos_grpc._proto.memos.v1.vault_service_pb2_grpc import VaultServiceStub
 from memos_grpc.embedding.embedder import Embedder
+from memos_grpc.vault.context import utc_now
+from memos_grpc.vault.retention import sweep
 
 
 def wait_for(predicate: object, timeout: float = 15.0) -> None:
@@ -86,6 +89,47 @@ def test_a_fresh_upload_waits_out_the_grace_period(tmp_path: Path, embedder: Emb
         blob = VaultServiceStub(channel).WritePayload(iter([v.WritePayloadRequest(parent="spaces/uploads", data=b"x")]))
         time.sleep(1.0)  # several sweeps
         assert server.vault.context.blobs.path_for(blob.blob.digest).exists()
+        channel.close()
+    finally:
+        server.stop(grace=1)
+
+
+def test_an_upload_lets_its_uploader_name_the_blob_only_within_the_grace_period(
+    tmp_path: Path, embedder: Embedder
+) -> None:
+    """Past ``blob_grace_seconds`` an upload no longer lets anyone name the blob, and the sweeper removes the
+    upload record and then the blob; the vault's clock is moved on instead of waiting."""
+    server = start_server(tmp_path / "data", embedder, sweep_interval_seconds=3600, blob_grace_seconds=60)
+    assert server.vault is not None
+    context = server.vault.context
+    try:
+        channel = authorized_channel(server.address, admin_token(server))
+        GovernanceServiceStub(channel).CreateSpace(g.CreateSpaceRequest(space_id="late"))
+        vault = VaultServiceStub(channel)
+        digests = [
+            vault.WritePayload(iter([v.WritePayloadRequest(parent="spaces/late", data=data)])).blob.digest
+            for data in (b"named in time", b"named too late")
+        ]
+
+        def cube(digest: str) -> v.CreateCubeRequest:
+            payload = cube_pb2.ActivationPayload(blob=cube_pb2.BlobRef(digest=digest), model_fingerprint="m@sha256:0")
+            return v.CreateCubeRequest(parent="spaces/late", cube=cube_pb2.MemCube(activation=payload))
+
+        vault.CreateCube(cube(digests[0]))
+        later = utc_now() + timedelta(seconds=61)
+        context.clock = lambda: later
+        with pytest.raises(grpc.RpcError) as refused:
+            vault.CreateCube(cube(digests[1]))
+        assert refused.value.code() == grpc.StatusCode.FAILED_PRECONDITION
+        assert reason_of(refused.value) == "BLOB_NOT_FOUND"
+
+        sweep(context)
+        with context.database.read() as cursor:
+            assert cursor.execute("SELECT count(*) FROM blob_uploads").fetchone() == (0,)
+            kept = {str(d) for (d,) in cursor.execute("SELECT digest FROM blobs").fetchall()}
+        assert kept == {digests[0]}, "the named blob stays, the other goes with its upload record"
+        assert context.blobs.path_for(digests[0]).exists()
+        assert not context.blobs.path_for(digests[1]).exists()
         channel.close()
     finally:
         server.stop(grace=1)

@@ -1,0 +1,182 @@
+"""Removing cubes and spaces from every store: the one way every path that removes them takes.
+
+DeleteCube, DeleteSpace, the retention sweeper, an import that replaces a
+cube, and ErasePrincipalData all call ``remove_cubes`` or ``remove_space``
+inside their write transaction. Those delete the rows — the cubes, their
+versions, the operation records naming them; for a space also its roles and
+the space — and release the blobs no remaining row references. They return a
+``Removed``: what the derived stores still hold, which ``forget_removed``
+drops after the commit (vector labels, catalog entries and with them the
+BM25 documents, a removed space's index file, blob files).
+"""
+
+from __future__ import annotations
+
+from collections import defaultdict
+from collections.abc import Callable, Collection, Iterable
+from dataclasses import dataclass, field
+from datetime import datetime
+
+from memos_grpc._proto.memos.v1 import scheduler_service_pb2
+from memos_grpc.vault.context import VaultContext
+from memos_grpc.vault.database import IDS, Connection, id_list
+from memos_grpc.vault.names import cube_name
+
+#: A ``blobs`` row no cube or version names any more and nobody uploaded within the grace period (the one
+#: test of "unreferenced" in the vault; the sweeper deletes upload records once past the grace period).
+_UNREFERENCED = (
+    "NOT EXISTS (SELECT 1 FROM cubes c WHERE c.blob_digest = blobs.digest) "
+    "AND NOT EXISTS (SELECT 1 FROM cube_versions v WHERE v.blob_digest = blobs.digest) "
+    "AND NOT EXISTS (SELECT 1 FROM blob_uploads u WHERE u.digest = blobs.digest)"
+)
+
+
+@dataclass
+class Removed:
+    """What a removal took out of DuckDB, and what the derived stores must drop after the commit."""
+
+    cubes: int = 0
+    #: Vector labels of the removed cubes, per space (those of a removed space go with its index).
+    vectors: dict[str, list[int]] = field(default_factory=lambda: defaultdict(list))
+    #: Spaces removed whole: their index files and catalog entries go.
+    spaces: list[str] = field(default_factory=list)
+    #: Digests whose ``blobs`` row went: their files go.
+    blobs: list[str] = field(default_factory=list)
+    operations: int = 0
+
+    @property
+    def vector_count(self) -> int:
+        return sum(len(labels) for labels in self.vectors.values())
+
+    def add(self, other: Removed) -> None:
+        self.cubes += other.cubes
+        for space_id, labels in other.vectors.items():
+            self.vectors[space_id].extend(labels)
+        self.spaces.extend(other.spaces)
+        self.blobs.extend(other.blobs)
+        self.operations += other.operations
+
+
+def remove_cubes(
+    cursor: Connection, space_id: str, cube_ids: Collection[str], *, keep_blobs: Collection[str] = ()
+) -> Removed:
+    """Deletes cubes of one space with their versions and the operation records naming them.
+
+    Releases the blobs they named that no remaining row names, except ``keep_blobs`` (those the
+    caller's transaction is about to name again, as an import replacing a cube with another memory).
+    """
+    removed = Removed()
+    if not cube_ids:
+        return removed
+    ids = id_list(cube_ids)
+    rows = cursor.execute(
+        f"SELECT vec_id FROM cubes WHERE space_id = ? AND cube_id IN {IDS}", [space_id, ids]
+    ).fetchall()
+    removed.cubes = len(rows)
+    labels = [int(vec_id) for (vec_id,) in rows if vec_id is not None]
+    if labels:
+        removed.vectors[space_id].extend(labels)
+    digests = _digests(cursor, f"space_id = ? AND cube_id IN {IDS}", [space_id, ids])
+    cursor.execute(f"DELETE FROM cubes WHERE space_id = ? AND cube_id IN {IDS}", [space_id, ids])
+    cursor.execute(f"DELETE FROM cube_versions WHERE space_id = ? AND cube_id IN {IDS}", [space_id, ids])
+    names = {cube_name(space_id, cube_id) for cube_id in cube_ids}
+    removed.operations = remove_operations(cursor, space_id, lambda operation: bool(_named(operation) & names))
+    removed.blobs = _release(cursor, digests - set(keep_blobs))
+    return removed
+
+
+def remove_space(cursor: Connection, space_id: str) -> Removed:
+    """Deletes a space with everything in it: cubes, versions, operation records, roles."""
+    removed = Removed(spaces=[space_id])
+    rows = cursor.execute("SELECT vec_id FROM cubes WHERE space_id = ?", [space_id]).fetchall()
+    removed.cubes = len(rows)
+    removed.vectors[space_id].extend(int(vec_id) for (vec_id,) in rows if vec_id is not None)
+    digests = _digests(cursor, "space_id = ?", [space_id])
+    cursor.execute("DELETE FROM cubes WHERE space_id = ?", [space_id])
+    cursor.execute("DELETE FROM cube_versions WHERE space_id = ?", [space_id])
+    removed.operations = remove_operations(cursor, space_id, lambda _: True)
+    cursor.execute("DELETE FROM space_roles WHERE space_id = ?", [space_id])
+    uploaded = cursor.execute("DELETE FROM blob_uploads WHERE space_id = ? RETURNING digest", [space_id]).fetchall()
+    digests.update(str(d) for (d,) in uploaded)
+    cursor.execute("DELETE FROM spaces WHERE space_id = ?", [space_id])
+    removed.blobs = _release(cursor, digests)
+    return removed
+
+
+def remove_uploads(cursor: Connection, principal: str) -> Removed:
+    """Deletes the upload records of a principal and releases the blobs nothing else names or holds."""
+    rows = cursor.execute("DELETE FROM blob_uploads WHERE principal = ? RETURNING digest", [principal]).fetchall()
+    return Removed(blobs=_release(cursor, (str(d) for (d,) in rows)))
+
+
+def remove_operations(
+    cursor: Connection, space_id: str | None, doomed: Callable[[scheduler_service_pb2.Operation], bool]
+) -> int:
+    """Deletes the operation records of a space (of every space for None) that ``doomed`` picks; returns how many.
+
+    An operation names its cubes only inside its message, so each record is read to decide.
+    """
+    rows = cursor.execute(
+        "SELECT space_id, operation_id, operation_pb FROM operations WHERE CAST(? AS VARCHAR) IS NULL OR space_id = ?",
+        [space_id, space_id],
+    ).fetchall()
+    gone = [
+        (str(space), str(operation_id))
+        for space, operation_id, blob in rows
+        if doomed(scheduler_service_pb2.Operation.FromString(blob))
+    ]
+    for space, operation_id in gone:
+        cursor.execute("DELETE FROM operations WHERE space_id = ? AND operation_id = ?", [space, operation_id])
+    return len(gone)
+
+
+def release_orphan_blobs(cursor: Connection, registered_before: datetime) -> Removed:
+    """Deletes the rows of blobs no cube or version names that were registered before the given time.
+
+    For uploads never bound to a cube: a fresh one waits (``blob_grace_seconds``) for the cube that will name it.
+    Upload records past that time go first: they no longer let anyone name the blob (``blob_access``).
+    """
+    cursor.execute("DELETE FROM blob_uploads WHERE upload_time < ?", [registered_before])
+    rows = cursor.execute(
+        f"DELETE FROM blobs WHERE create_time < ? AND {_UNREFERENCED} RETURNING digest", [registered_before]
+    ).fetchall()
+    return Removed(blobs=sorted(str(d) for (d,) in rows))
+
+
+def forget_removed(context: VaultContext, removed: Removed) -> None:
+    """After the commit: drops from the derived stores and the disk what the removal took out of DuckDB."""
+    for space_id, labels in removed.vectors.items():
+        if space_id not in removed.spaces and labels:
+            context.indexes.get(space_id).delete(labels)
+            context.catalog.remove(space_id, labels)  # and the BM25 documents under those labels
+    for space_id in removed.spaces:
+        context.indexes.drop(space_id)
+        context.catalog.drop_space(space_id)  # and the space's BM25 index
+    for digest in removed.blobs:
+        context.blobs.delete(digest)
+
+
+def _named(operation: scheduler_service_pb2.Operation) -> set[str]:
+    """The cubes an operation record names: its sources and the cube it made or changed."""
+    return {*operation.request.names, operation.cube} - {""}
+
+
+def _digests(cursor: Connection, where: str, params: list[object]) -> set[str]:
+    """Every blob the matching cubes name, in their live rows or any version."""
+    rows = cursor.execute(
+        f"SELECT blob_digest FROM cubes WHERE {where} AND blob_digest IS NOT NULL "
+        f"UNION SELECT blob_digest FROM cube_versions WHERE {where} AND blob_digest IS NOT NULL",
+        [*params, *params],
+    ).fetchall()
+    return {str(d) for (d,) in rows}
+
+
+def _release(cursor: Connection, digests: Iterable[str]) -> list[str]:
+    """Deletes the rows of the blobs no remaining row names; returns their digests (files go after the commit)."""
+    candidates = sorted(set(digests))
+    if not candidates:
+        return []
+    rows = cursor.execute(
+        f"DELETE FROM blobs WHERE digest IN {IDS} AND {_UNREFERENCED} RETURNING digest", [id_list(candidates)]
+    ).fetchall()
+    return sorted(str(d) for (d,) in rows)

@@ -164,8 +164,12 @@ def test_training_streams_progress_lowers_the_loss_and_stores_an_adapter_that_re
     seen = finish(scheduler, operation)
     final = seen[-1]
     assert final.state == Op.STATE_SUCCEEDED and final.cube == f"{space}/cubes/adapter", final
+    # A watch shows the latest state at each change it wakes for: how many of the 12 steps it shows
+    # depends on how fast training runs, so only their order and the end are certain here (the library
+    # test in tests/models/test_adapter_codec.py checks that every step is reported).
     steps = [op.step for op in seen if op.state == Op.STATE_RUNNING]
-    assert steps == sorted(steps) and len(set(steps)) > 1, steps  # progress came step by step
+    assert steps == sorted(steps) and all(0 <= step <= 12 for step in steps), steps
+    assert final.step == final.total_steps == 12
     assert 0 < final.loss < final.initial_loss
 
     cube = vault_stub.GetCube(v.GetCubeRequest(name=final.cube))

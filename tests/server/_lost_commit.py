@@ -25,6 +25,7 @@ import numpy as np
 
 from memos_grpc._proto.memos.v1 import cube_pb2
 from memos_grpc._proto.memos.v1 import vault_service_pb2 as v
+from memos_grpc.governance.caller import Caller
 from memos_grpc.settings import Settings
 from memos_grpc.vault.database import Connection
 from memos_grpc.vault.vault import Vault
@@ -74,7 +75,8 @@ def main(data_dir: Path, space_id: str, count: int, seed: int) -> None:
         for n, vector in enumerate(lost_vectors(count, seed))
     ]
     batch = v.BatchCreateCubesRequest(parent=f"spaces/{space_id}", requests=requests)
-    threading.Thread(target=vault.cubes.batch_create, args=(batch, "principals/admin"), daemon=True).start()
+    admin = Caller(principal="principals/admin", admin=True, method="token")
+    threading.Thread(target=vault.cubes.batch_create, args=(batch, admin), daemon=True).start()
 
     # The batch's vectors are in the index once its labels are: wait on that, then save the index file.
     deadline = time.monotonic() + 30

@@ -225,25 +225,28 @@ def test_update_cube_cannot_swap_in_another_blob(world: World) -> None:
 # -- MergeCubes ---------------------------------------------------------------------------
 
 
-def test_merge_cannot_name_a_blob_the_caller_may_not(world: World) -> None:
-    carol = world.vaults["carol"]
-    parent = "spaces/carol-own"
+@pytest.mark.parametrize(
+    ("who", "parent", "blob"),
+    [("carol", "spaces/carol-own", "private"), ("bob", "spaces/bob-own", "secret")],
+)
+def test_merge_cannot_name_a_blob_the_caller_may_not(world: World, who: str, parent: str, blob: str) -> None:
+    vault = world.vaults[who]
     names = [
-        carol.CreateCube(
+        vault.CreateCube(
             v.CreateCubeRequest(parent=parent, cube=cube_pb2.MemCube(plaintext=cube_pb2.PlaintextPayload(text=t)))
         ).name
         for t in ("one half", "other half")
     ]
-    digest, unknown = digest_of(world.plain), digest_of(os.urandom(64))
+    digest, unknown = digest_of(getattr(world, blob)), digest_of(os.urandom(64))
 
     def merge(d: str) -> object:
-        return lambda: carol.MergeCubes(v.MergeCubesRequest(parent=parent, names=names, cube=activation(d)))
+        return lambda: vault.MergeCubes(v.MergeCubesRequest(parent=parent, names=names, cube=activation(d)))
 
-    before = stored_ids(world, "carol", parent)
+    before = stored_ids(world, who, parent)
     assert_like_an_unknown_blob(world, merge(digest), digest, merge(unknown), unknown)
-    assert stored_ids(world, "carol", parent) == before
+    assert stored_ids(world, who, parent) == before
     for name in names:
-        assert carol.GetCube(v.GetCubeRequest(name=name)).state != cube_pb2.LIFECYCLE_STATE_MERGED
+        assert vault.GetCube(v.GetCubeRequest(name=name)).state != cube_pb2.LIFECYCLE_STATE_MERGED
 
 
 # -- ImportBundle -------------------------------------------------------------------------

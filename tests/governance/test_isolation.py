@@ -70,7 +70,7 @@ from _isolation_world import (
 from conftest import start_server
 from google.protobuf import field_mask_pb2, timestamp_pb2
 from google.protobuf.message import Message
-from memos_test_support import admin_token
+from memos_test_support import admin_token, reason_of
 from tiny_models import save_gpt2
 
 from memos_grpc._proto.memos.v1 import access_pb2, audit_pb2, cube_pb2, principal_pb2, space_pb2
@@ -487,3 +487,48 @@ def test_the_shared_space_and_cube_are_unchanged_after_the_matrix(world: World) 
     assert world.token_works(world.tokens[Who.OWNER]) and world.token_works(world.tokens[Who.STRANGER])
     assert not world.token_works(world.tokens[Who.EXPIRED]) and not world.token_works(world.tokens[Who.REVOKED])
     assert audit_tail(world) > 0
+
+
+# -- blob references ----------------------------------------------------------------------
+#
+# A digest is no permission (docs/security.md): each caller names the owner's uploaded payload in a
+# cube of S and in a cube of a space of its own. Only those who may write S and read the cube that
+# names the payload there in full may name it in S; nobody may name it anywhere else. The refusals in
+# other spaces are BLOB_NOT_FOUND, as for a digest nobody uploaded. tests/governance/test_blob_isolation.py
+# has the same rule for every path that takes a blob reference, for strangers and redacted viewers.
+
+_IN_S: dict[Who, tuple[grpc.StatusCode, str] | None] = {
+    Who.OWNER: None,
+    Who.EDITOR: None,
+    Who.ADMIN: None,
+    Who.VIEWER: (grpc.StatusCode.PERMISSION_DENIED, "ROLE_REQUIRED"),
+    Who.STRANGER: (grpc.StatusCode.NOT_FOUND, "SPACE_NOT_FOUND"),
+}
+
+
+@pytest.mark.parametrize("who", list(_IN_S), ids=lambda who: who.value)
+def test_the_owners_blob_may_be_named_only_in_its_space_by_those_who_may_read_it_there(world: World, who: Who) -> None:
+    digest = "sha256:" + hashlib.sha256(PAYLOAD).hexdigest()
+
+    def cube_naming_it(parent: str) -> v.CreateCubeRequest:
+        payload = cube_pb2.ActivationPayload(
+            blob=cube_pb2.BlobRef(digest=digest), model_fingerprint="test-model", dtype="float32"
+        )
+        return v.CreateCubeRequest(parent=parent, cube=cube_pb2.MemCube(activation=payload))
+
+    want = _IN_S[who]
+    if want is None:
+        made = world.vault.CreateCube(cube_naming_it(SPACE), metadata=world.md(who))
+        assert made.activation.blob.size_bytes == len(PAYLOAD)
+    else:
+        with pytest.raises(grpc.RpcError) as refused:
+            world.vault.CreateCube(cube_naming_it(SPACE), metadata=world.md(who))
+        assert (refused.value.code(), reason_of(refused.value)) == want
+
+    own = f"own-{who.value}"
+    world.governance.CreateSpace(g.CreateSpaceRequest(space_id=own), metadata=world.md(who))
+    with pytest.raises(grpc.RpcError) as refused:
+        world.vault.CreateCube(cube_naming_it(f"spaces/{own}"), metadata=world.md(who))
+    assert (refused.value.code(), reason_of(refused.value)) == (grpc.StatusCode.FAILED_PRECONDITION, "BLOB_NOT_FOUND")
+    listed = world.vault.ListCubes(v.ListCubesRequest(parent=f"spaces/{own}"), metadata=world.md(who))
+    assert not listed.cubes

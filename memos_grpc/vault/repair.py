@@ -19,7 +19,6 @@ from memos_grpc._proto.memos.v1 import cube_pb2, space_pb2
 from memos_grpc.vault.catalog import CubeAccess, viewer_rules
 from memos_grpc.vault.context import VaultContext
 from memos_grpc.vault.lexical import lexical_text
-from memos_grpc.vault.rows import vector_from_bytes
 
 log = logging.getLogger(__name__)
 
@@ -56,7 +55,8 @@ def repair_indexes(context: VaultContext) -> RepairReport:
             cursor.execute("SELECT vec_id, embedding FROM cubes WHERE space_id = ? AND vec_id IS NOT NULL", [space_id])
             while rows := cursor.fetchmany(_CHUNK):
                 labels = [int(r[0]) for r in rows]
-                vectors = np.stack([vector_from_bytes(r[1]) for r in rows])
+                # One buffer for the chunk: a frombuffer per row costs more than the comparison itself.
+                vectors = np.frombuffer(b"".join(r[1] for r in rows), dtype="<f4").reshape(len(rows), -1)
                 stored.update(labels)
                 stale = set(index.stale(labels, vectors, held))
                 if stale:

@@ -23,6 +23,7 @@ from google.protobuf.message import DecodeError
 from memos_grpc._proto.memos.v1 import cube_pb2, interchange_service_pb2, space_pb2
 from memos_grpc.errors import BundleError, FailedPreconditionError, MemosError, NotFoundError
 from memos_grpc.governance.caller import Caller
+from memos_grpc.governance.policy import CubeVisibility
 from memos_grpc.interchange.bundle import BundleLimits, BundleReport, BundleVerifier, TrustPolicy
 from memos_grpc.interchange.statement import Subject, cube_entry_name
 from memos_grpc.settings import Settings
@@ -31,6 +32,7 @@ from memos_grpc.vault.blobs import BlobStore
 from memos_grpc.vault.context import VaultContext
 from memos_grpc.vault.cubes import Cubes, apply_default_ttl, catalog_entries
 from memos_grpc.vault.database import IDS, Connection, id_list
+from memos_grpc.vault.derivation import drop_links, hidden_sources
 from memos_grpc.vault.names import check_id, cube_name, new_cube_id, parse_cube_name, parse_space_name, space_name
 from memos_grpc.vault.removal import Removed, forget_removed, remove_cubes
 from memos_grpc.vault.rows import CubeRow, blob_digest, insert_rows, make_etag, memory_text, set_timestamp
@@ -211,9 +213,14 @@ class Importer:
         context = self._context
         rows: list[CubeRow] = []
         to_embed: list[int] = []
+        visible_sql, visible_params = CubeVisibility(caller, context.catalog, space_id).sql()
         for cube, memory_type in staging.cubes:
             digest = blob_digest(cube)
             imported = _imported_cube(cube, space_id, memory_type, caller, report.statement_digest, now)
+            # Links into this space are followed by name (labels flow along them): keep only those to cubes
+            # the importer may see; links to the source server's cubes stay as provenance.
+            with context.database.read() as cursor:
+                drop_links(imported, hidden_sources(cursor, space_id, imported, now, visible_sql, visible_params))
             if digest:
                 payload = imported.activation if imported.HasField("activation") else imported.parametric
                 payload.blob.size_bytes = staging.blobs[digest][1]

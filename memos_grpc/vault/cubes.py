@@ -31,7 +31,7 @@ from memos_grpc.vault.blob_headers import describe_activation
 from memos_grpc.vault.catalog import CatalogRow
 from memos_grpc.vault.context import VaultContext
 from memos_grpc.vault.database import IDS, Connection, id_list
-from memos_grpc.vault.derivation import follow_labels, inherit_labels
+from memos_grpc.vault.derivation import follow_labels, hidden_sources, inherit_labels
 from memos_grpc.vault.filter import compile_filter
 from memos_grpc.vault.lexical import lexical_text
 from memos_grpc.vault.names import check_id, cube_name, new_cube_id, parse_cube_name, parse_space_name, space_name
@@ -146,6 +146,7 @@ class Cubes:
         if digests:
             with self._context.database.read() as cursor:
                 require_referenceable(cursor, self._context, caller, space_id, digests)
+        self._check_links(space_id, [r.cube for r in requests], caller)
         now = self._context.clock()
         rows: list[CubeRow] = []
         to_embed: list[int] = []
@@ -173,13 +174,36 @@ class Cubes:
                 rows[i].embedding = vector
         return rows
 
+    def _check_links(self, space_id: str, cubes: Sequence[cube_pb2.MemCube], caller: Caller) -> None:
+        """Refuses an adapter's ``source_cubes`` naming a cube of the space the caller may not see, as if it did
+        not exist (labels flow along such links: ``derivation``)."""
+        if not any(c.HasField("parametric") and c.parametric.source_cubes for c in cubes):
+            return
+        visible_sql, visible_params = self._visibility(caller, space_id).sql()
+        with self._context.database.read() as cursor:
+            for cube in cubes:
+                missing = hidden_sources(cursor, space_id, cube, self._context.clock(), visible_sql, visible_params)
+                if missing:
+                    raise FailedPreconditionError(
+                        f"parametric.source_cubes names {missing[0]}, which does not exist; name only cubes "
+                        "the adapter was trained on",
+                        reason="SOURCE_CUBE_NOT_FOUND",
+                    )
+
     @staticmethod
     def _new_cube(
         space_id: str, cube_id: str, given: cube_pb2.MemCube, memory_type: int, now: datetime
     ) -> cube_pb2.MemCube:
         cube = cube_pb2.MemCube()
         cube.CopyFrom(given)
-        for output_only in ("create_time", "update_time", "last_use_time", "usage_count", "provenance_id"):
+        for output_only in (
+            "create_time",
+            "update_time",
+            "last_use_time",
+            "usage_count",
+            "provenance_id",
+            "merged_from",  # set by MergeCubes alone
+        ):
             cube.ClearField(output_only)
         cube.name = cube_name(space_id, cube_id)
         cube.type = memory_type  # type: ignore[assignment]

@@ -124,3 +124,49 @@ def _derived_from(cursor: Connection, space_id: str, name: str, skip: set[str]) 
             vector = None if embedding is None else vector_from_bytes(embedding)
             rows.append(CubeRow(space_id, str(cube_id), cube, None if vec_id is None else int(vec_id), vector))
     return rows
+
+
+def hidden_sources(
+    cursor: Connection,
+    space_id: str,
+    cube: cube_pb2.MemCube,
+    now: datetime,
+    visible_sql: str,
+    visible_params: list[object],
+) -> list[str]:
+    """The links of ``cube`` into ``space_id`` that name no live cube its writer may see (``visible_sql``).
+
+    A link is followed by name (labels flow along it), so a link to a cube its writer may not see would
+    tell them which labels that cube gains: links are checked when a client writes them.
+    """
+    wanted: dict[str, str] = {}
+    for name in source_names(cube):
+        try:
+            named_space, cube_id = parse_cube_name(name)
+        except InvalidArgumentError:
+            continue  # not a cube name of this server's form: never followed
+        if named_space == space_id:
+            wanted[cube_id] = name
+    if not wanted:
+        return []
+    found = {
+        str(cube_id)
+        for (cube_id,) in cursor.execute(
+            f"SELECT cube_id FROM cubes WHERE space_id = ? AND cube_id IN {IDS} "
+            f"AND (expire_time IS NULL OR expire_time > ?) AND {visible_sql}",
+            [space_id, id_list(wanted), now, *visible_params],
+        ).fetchall()
+    }
+    return [name for cube_id, name in wanted.items() if cube_id not in found]
+
+
+def drop_links(cube: cube_pb2.MemCube, names: Iterable[str]) -> None:
+    """Removes the links to ``names`` from ``cube``."""
+    dropped = set(names)
+    kept = [name for name in cube.merged_from if name not in dropped]
+    del cube.merged_from[:]
+    cube.merged_from.extend(kept)
+    if cube.HasField("parametric"):
+        kept = [name for name in cube.parametric.source_cubes if name not in dropped]
+        del cube.parametric.source_cubes[:]
+        cube.parametric.source_cubes.extend(kept)

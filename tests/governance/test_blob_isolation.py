@@ -270,3 +270,63 @@ def test_import_cannot_name_a_blob_the_bundle_does_not_carry(world: World) -> No
     carried = bundle(key, [cube_entry(activation_cube(world.secret)), blob_entry(world.secret)])
     carol.ImportBundle(requests(carried))
     assert len(stored_ids(world, "carol", "spaces/carol-own")) == len(before) + 1
+
+
+# -- derivation links ---------------------------------------------------------------------
+#
+# Labels flow along an adapter's source_cubes and a merge's merged_from (docs/security.md), so a link to
+# a cube its writer may not see would show them the labels that cube gains: links are checked as blobs are.
+
+
+def adapter(digest: str, *sources: str) -> cube_pb2.MemCube:
+    return cube_pb2.MemCube(
+        parametric=cube_pb2.ParametricPayload(
+            blob=cube_pb2.BlobRef(digest=digest), model_fingerprint="test-model", source_cubes=list(sources)
+        )
+    )
+
+
+def test_an_adapter_cannot_name_a_source_its_writer_may_not_see(world: World) -> None:
+    erin = world.vaults["erin"]
+    digest = upload(erin, ALICE_SPACE, os.urandom(128))
+
+    def create(source: str) -> object:
+        return lambda: erin.CreateCube(v.CreateCubeRequest(parent=ALICE_SPACE, cube=adapter(digest, source)))
+
+    hidden, absent = f"{ALICE_SPACE}/cubes/private", f"{ALICE_SPACE}/cubes/never-made"
+    refused, never = world.refusal(create(hidden)), world.refusal(create(absent))
+    assert refused.code() == never.code() == grpc.StatusCode.FAILED_PRECONDITION
+    assert reason_of(refused) == reason_of(never) == "SOURCE_CUBE_NOT_FOUND"
+    assert refused.details().replace(hidden, "N") == never.details().replace(absent, "N")
+    made = erin.CreateCube(v.CreateCubeRequest(parent=ALICE_SPACE, cube=adapter(digest, f"{ALICE_SPACE}/cubes/plain")))
+    assert list(made.parametric.source_cubes) == [f"{ALICE_SPACE}/cubes/plain"]
+
+
+def test_merged_from_is_set_by_merges_alone(world: World) -> None:
+    erin, alice = world.vaults["erin"], world.vaults["alice"]
+    forged = cube_pb2.MemCube(
+        plaintext=cube_pb2.PlaintextPayload(text="a forged merge"), merged_from=[f"{ALICE_SPACE}/cubes/private"]
+    )
+    made = erin.CreateCube(v.CreateCubeRequest(parent=ALICE_SPACE, cube=forged))
+    assert list(made.merged_from) == []
+    private = alice.GetCube(v.GetCubeRequest(name=f"{ALICE_SPACE}/cubes/private"))
+    private.sensitivity_labels.append("audit")
+    alice.UpdateCube(
+        v.UpdateCubeRequest(cube=private, update_mask=field_mask_pb2.FieldMask(paths=["sensitivity_labels"]))
+    )
+    assert list(erin.GetCube(v.GetCubeRequest(name=made.name)).sensitivity_labels) == []
+
+
+def test_an_import_keeps_only_links_to_cubes_the_importer_may_see(world: World) -> None:
+    erin = InterchangeServiceStub(authorized_channel(world.server.address, world.tokens["erin"]))
+    key = node_key(world.server)
+    cube = cube_pb2.MemCube(
+        provenance_id="p" + hashlib.sha256(b"linked").hexdigest()[:32],
+        plaintext=cube_pb2.PlaintextPayload(text="imported with links"),
+        merged_from=[f"{ALICE_SPACE}/cubes/private", f"{ALICE_SPACE}/cubes/plain", "spaces/elsewhere/cubes/x"],
+    )
+    reply = erin.ImportBundle(
+        iter([i.ImportBundleRequest(parent=ALICE_SPACE), i.ImportBundleRequest(chunk=bundle(key, [cube_entry(cube)]))])
+    )
+    imported = world.vaults["erin"].GetCube(v.GetCubeRequest(name=reply.cubes[0].name))
+    assert list(imported.merged_from) == [f"{ALICE_SPACE}/cubes/plain", "spaces/elsewhere/cubes/x"]

@@ -104,6 +104,15 @@ def create_cubes(stub: VaultServiceStub, vectors: Mapping[str, FloatArray]) -> d
     return created
 
 
+def stored_then_stopped(servers: ServerFactory, vectors: Mapping[str, FloatArray]) -> ServerProcess:
+    """A server that stored one cube per (id, vector) and then stopped cleanly (its index saved)."""
+    first = servers.start(env=NO_FLUSH)
+    create_space(first)
+    create_cubes(first.vault(), vectors)
+    assert first.terminate() == 0  # a clean stop saves the index: every cube is in the file on disk
+    return first
+
+
 def list_cubes(stub: VaultServiceStub, page_size: int = 250) -> dict[str, cube_pb2.MemCube]:
     """Every cube of the space, by name, following next_page_token to the end."""
     found: dict[str, cube_pb2.MemCube] = {}
@@ -326,10 +335,7 @@ def test_acknowledged_writes_survive_repeated_kill9_while_the_index_is_saved(ser
 def test_deleted_cubes_stay_deleted_across_kill9(servers: ServerFactory) -> None:
     rng = np.random.default_rng(7)
     vectors = {f"cube-{n}": unit_vector(rng) for n in range(60)}
-    first = servers.start(env=NO_FLUSH)
-    create_space(first)
-    create_cubes(first.vault(), vectors)
-    assert first.terminate() == 0  # a clean stop saves the index: every cube is in the file on disk
+    first = stored_then_stopped(servers, vectors)
     assert index_file(first.data_dir).exists()
 
     second = servers.start(first.data_dir, env=NO_FLUSH)
@@ -364,10 +370,7 @@ def test_cubes_created_after_deleting_the_newest_survive_kill9(servers: ServerFa
     """
     rng = np.random.default_rng(11)
     old = {f"old-{n}": unit_vector(rng) for n in range(20)}
-    first = servers.start(env=NO_FLUSH)
-    create_space(first)
-    create_cubes(first.vault(), old)
-    assert first.terminate() == 0  # the index file holds all 20 vectors
+    first = stored_then_stopped(servers, old)
 
     second = servers.start(first.data_dir, env=NO_FLUSH)
     newest = [cube_name(f"old-{n}") for n in range(15, 20)]  # created last: the highest labels
@@ -405,10 +408,7 @@ def test_labels_of_a_batch_lost_after_an_index_save_are_never_issued_again(serve
     """
     rng = np.random.default_rng(13)
     old = {f"old-{n}": unit_vector(rng) for n in range(30)}
-    first = servers.start(env=NO_FLUSH)
-    create_space(first)
-    create_cubes(first.vault(), old)
-    assert first.terminate() == 0
+    first = stored_then_stopped(servers, old)
 
     lost_count, lost_seed = 6, 99
     script = Path(__file__).with_name("_lost_commit.py")
@@ -446,10 +446,7 @@ def test_repair_replaces_a_vector_the_index_file_holds_under_another_cubes_label
     """Start-up repair proves each label holds its cube's vector, not only that the label is there."""
     rng = np.random.default_rng(17)
     vectors = {f"cube-{n}": unit_vector(rng) for n in range(50)}
-    first = servers.start(env=NO_FLUSH)
-    create_space(first)
-    create_cubes(first.vault(), vectors)
-    assert first.terminate() == 0
+    first = stored_then_stopped(servers, vectors)
 
     # Swap the vectors of two labels in the saved file, as a stale save would leave them.
     path = index_file(first.data_dir)
@@ -474,10 +471,7 @@ def test_repair_replaces_a_vector_the_index_file_holds_under_another_cubes_label
 def test_damaged_index_file_is_rebuilt_at_start(servers: ServerFactory, damage: str) -> None:
     rng = np.random.default_rng(5)
     vectors = {f"cube-{n}": unit_vector(rng) for n in range(200)}
-    first = servers.start(env=NO_FLUSH)
-    create_space(first)
-    create_cubes(first.vault(), vectors)
-    assert first.terminate() == 0
+    first = stored_then_stopped(servers, vectors)
     path = index_file(first.data_dir)
     original = path.read_bytes()
     assert len(original) > 10_000

@@ -33,9 +33,9 @@ def wait_for(predicate: object, timeout: float = 15.0) -> None:
 
 
 def test_default_ttl_and_sweeper_purge_every_store(tmp_path: Path, embedder: Embedder) -> None:
-    # The grace period covers the moment between the upload and the cube that refers to it (with none, a
-    # sweep in between takes the blob), and ends before the cube's 2 s TTL does.
-    server = start_server(tmp_path / "data", embedder, sweep_interval_seconds=0.3, blob_grace_seconds=1.5)
+    # The sweeper's own thread never runs here (an hour apart): the test moves the vault's clock past the
+    # cube's TTL and the blob's grace period and sweeps, so no step races the machine's speed.
+    server = start_server(tmp_path / "data", embedder, sweep_interval_seconds=3600, blob_grace_seconds=60)
     assert server.vault is not None
     context = server.vault.context
     try:
@@ -62,10 +62,18 @@ def test_default_ttl_and_sweeper_purge_every_store(tmp_path: Path, embedder: Emb
         blob_file = context.blobs.path_for(digest)
         assert blob_file.exists()
 
-        wait_for(lambda: context.catalog.size("brief") == 0 and not blob_file.exists())
+        past_ttl = utc_now() + timedelta(seconds=3)
+        context.clock = lambda: past_ttl
         with pytest.raises(grpc.RpcError) as gone:
-            vault.GetCube(v.GetCubeRequest(name=brief.name))
+            vault.GetCube(v.GetCubeRequest(name=brief.name))  # expired: gone from reads at once
         assert gone.value.code() == grpc.StatusCode.NOT_FOUND
+        report = sweep(context)
+        assert (report.cubes, report.blobs) == (2, 0), "the fresh upload keeps the blob through its grace period"
+        assert blob_file.exists()
+        past_grace = utc_now() + timedelta(seconds=61)
+        context.clock = lambda: past_grace
+        assert sweep(context).blobs == 1
+        assert context.catalog.size("brief") == 0 and not blob_file.exists()
         with context.database.read() as cursor:
             assert cursor.execute("SELECT count(*) FROM cubes WHERE space_id = 'brief'").fetchone() == (0,)
             assert cursor.execute("SELECT count(*) FROM blobs").fetchone() == (0,)
@@ -81,13 +89,13 @@ def test_default_ttl_and_sweeper_purge_every_store(tmp_path: Path, embedder: Emb
 
 
 def test_a_fresh_upload_waits_out_the_grace_period(tmp_path: Path, embedder: Embedder) -> None:
-    server = start_server(tmp_path / "data", embedder, sweep_interval_seconds=0.2, blob_grace_seconds=3600)
+    server = start_server(tmp_path / "data", embedder, sweep_interval_seconds=3600, blob_grace_seconds=3600)
     assert server.vault is not None
     try:
         channel = authorized_channel(server.address, admin_token(server))
         GovernanceServiceStub(channel).CreateSpace(g.CreateSpaceRequest(space_id="uploads"))
         blob = VaultServiceStub(channel).WritePayload(iter([v.WritePayloadRequest(parent="spaces/uploads", data=b"x")]))
-        time.sleep(1.0)  # several sweeps
+        assert sweep(server.vault.context).blobs == 0
         assert server.vault.context.blobs.path_for(blob.blob.digest).exists()
         channel.close()
     finally:

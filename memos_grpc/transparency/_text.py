@@ -57,19 +57,19 @@ def has_control(text: str, *, allow_newline: bool) -> bool:
     return any(ord(c) < 0x20 and not (allow_newline and c == "\n") for c in text)
 
 
-def utf8_text(data: str | bytes, what: str, reason: str) -> str:
+def utf8_text(data: str | bytes, what: str, error: type[TransparencyFormatError], reason: str) -> str:
     """``data`` as text: bytes must be UTF-8 without a BOM; a str must encode as UTF-8 (no lone surrogates)."""
     if isinstance(data, bytes):
         try:
             text = data.decode("utf-8")
         except UnicodeDecodeError as exc:
-            raise TransparencyFormatError(f"{what} is not valid UTF-8: {exc}", reason=reason) from exc
+            raise error(f"{what} is not valid UTF-8: {exc}", reason=reason) from exc
     else:
         text = data
         try:
             text.encode("utf-8")
         except UnicodeEncodeError as exc:
-            raise TransparencyFormatError(f"{what} is not valid UTF-8: {exc}", reason=reason) from exc
+            raise error(f"{what} is not valid UTF-8: {exc}", reason=reason) from exc
     if text.startswith("\ufeff"):
-        raise TransparencyFormatError(f"{what} starts with a byte order mark", reason=reason)
+        raise error(f"{what} starts with a byte order mark", reason=reason)
     return text

@@ -58,7 +58,7 @@ class Checkpoint:
     @classmethod
     def parse(cls, text: str | bytes) -> Checkpoint:
         """The checkpoint in a note's text (final newline included). Raises CheckpointError."""
-        text = utf8_text(text, "the checkpoint", "CHECKPOINT_MALFORMED")
+        text = utf8_text(text, "the checkpoint", CheckpointError, "CHECKPOINT_MALFORMED")
         if not text.endswith("\n"):
             raise CheckpointError("the checkpoint does not end with a newline", reason="CHECKPOINT_MALFORMED")
         if has_control(text, allow_newline=True):

@@ -115,7 +115,7 @@ def parse_note(note: str | bytes) -> SignedNote:
     """The note's text and signature lines, grammar checked, no signature verified. Raises NoteError."""
     if len(note) > MAX_NOTE_BYTES:
         raise NoteError(f"the note is over {MAX_NOTE_BYTES} bytes", reason="NOTE_TOO_LARGE")
-    text = utf8_text(note, "the note", "NOTE_MALFORMED")
+    text = utf8_text(note, "the note", NoteError, "NOTE_MALFORMED")
     if len(text.encode()) > MAX_NOTE_BYTES:
         raise NoteError(f"the note is over {MAX_NOTE_BYTES} bytes", reason="NOTE_TOO_LARGE")
     if has_control(text, allow_newline=True):
@@ -196,7 +196,7 @@ def open_note(note: str | bytes, verifiers: Sequence[NoteVerifier]) -> SignedNot
 
 def check_text(text: str) -> None:
     """Raises NoteError unless ``text`` can be a note's text: non-empty lines, each ending in a newline."""
-    utf8_text(text, "the note text", "NOTE_MALFORMED")
+    utf8_text(text, "the note text", NoteError, "NOTE_MALFORMED")
     if (
         not text.endswith("\n")
         or text.startswith("\n")

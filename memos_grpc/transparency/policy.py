@@ -54,7 +54,7 @@ def parse_policy(text: str | bytes) -> Policy:
     """The policy in ``text``; raises PolicyError with a stable reason at the first line that breaks a rule."""
     if len(text) > MAX_POLICY_BYTES:
         raise PolicyError(f"the policy is over {MAX_POLICY_BYTES} bytes", reason="POLICY_TOO_LARGE")
-    text = utf8_text(text, "the policy", "POLICY_MALFORMED")
+    text = utf8_text(text, "the policy", PolicyError, "POLICY_MALFORMED")
     if not _ALLOWED.fullmatch(text):
         raise PolicyError("the policy holds a control character other than tab and newline", reason="POLICY_MALFORMED")
     if not text.endswith("\n"):

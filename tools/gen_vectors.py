@@ -14,6 +14,7 @@ import sys
 from tools.vectors.bundles import bundle_vectors
 from tools.vectors.common import Json
 from tools.vectors.envelopes import envelope_vectors
+from tools.vectors.grants import grant_vectors
 from tools.vectors.merkle import merkle_vectors
 from tools.vectors.tlog import tlog_vectors
 from tools.vectors.trust_roots import trust_root_vectors
@@ -23,7 +24,7 @@ VECTORS = ROOT / "testdata" / "vectors"
 
 
 def vectors() -> list[Json]:
-    return envelope_vectors() + bundle_vectors() + trust_root_vectors() + tlog_vectors() + merkle_vectors()
+    return envelope_vectors() + bundle_vectors() + trust_root_vectors() + grant_vectors() + tlog_vectors() + merkle_vectors()
 
 
 def rendered() -> dict[str, str]:

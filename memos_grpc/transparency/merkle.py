@@ -101,6 +101,12 @@ class _Subtrees:
         return self._folded[key]
 
 
+def tree_root(size: int, node: NodeSource) -> bytes:
+    """The root of the first ``size`` leaves from stored complete-subtree hashes (at most one read per level)."""
+    _check_size("size", size)
+    return EMPTY_ROOT if size == 0 else _Subtrees(node).root(0, size)
+
+
 def inclusion_proof(index: int, size: int, node: NodeSource) -> list[bytes]:
     """RFC 6962 PATH(index, D[0:size]), leaf to root."""
     _check_size("size", size)

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import duckdb
 
-SCHEMA_VERSION = 7
+SCHEMA_VERSION = 8
 
 DDL = [
     """
@@ -163,6 +163,34 @@ DDL = [
         digest VARCHAR NOT NULL,
         upload_time TIMESTAMPTZ NOT NULL,
         PRIMARY KEY (space_id, principal, digest)
+    )
+    """,
+    # v8: the marketplace's transparency log (memos_grpc/marketplace/log.py), append-only. Entries by index; the
+    # hash of every complete subtree by (level, index), written as it completes, so proofs and roots read stored
+    # hashes instead of rebuilding the tree; signed checkpoints keyed by tree size, so the log can never sign a
+    # second root for a size it signed, not even after a restart.
+    """
+    CREATE TABLE IF NOT EXISTS tlog_entries (
+        entry_index BIGINT PRIMARY KEY,
+        entry BLOB NOT NULL,
+        leaf_hash BLOB NOT NULL,
+        append_time TIMESTAMPTZ NOT NULL
+    )
+    """,
+    """
+    CREATE TABLE IF NOT EXISTS tlog_nodes (
+        level SMALLINT NOT NULL,
+        node_index BIGINT NOT NULL,
+        hash BLOB NOT NULL,
+        PRIMARY KEY (level, node_index)
+    )
+    """,
+    """
+    CREATE TABLE IF NOT EXISTS tlog_checkpoints (
+        tree_size BIGINT PRIMARY KEY,
+        root BLOB NOT NULL,
+        note VARCHAR NOT NULL,
+        sign_time TIMESTAMPTZ NOT NULL
     )
     """,
     # Cubes written before v5 get their current version as their first recorded one.

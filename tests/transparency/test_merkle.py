@@ -117,6 +117,10 @@ def test_vectors_cover_every_reason_and_edge_case() -> None:
         assert outcomes == {True, False}, operation
 
 
+def test_tree_root_of_nothing_reads_nothing() -> None:
+    assert merkle.tree_root(0, complete_nodes([])) == merkle.EMPTY_ROOT
+
+
 def test_roots_of_the_certificate_transparency_test_tree() -> None:
     """Roots published with RFC 6962 implementations for the CT test leaves: the vectors pin the RFC."""
     roots = load(VECTORS / "merkle-hashes-ct.json")["expected"]["roots"]
@@ -135,6 +139,7 @@ def test_proof_generation_refuses_out_of_range_requests() -> None:
         (lambda: merkle.inclusion_proof(0, 2**63, node), "SIZE_OUT_OF_RANGE"),
         (lambda: merkle.consistency_proof(3, 2, node), "SIZE_OUT_OF_RANGE"),
         (lambda: merkle.consistency_proof(-1, 2, node), "SIZE_OUT_OF_RANGE"),
+        (lambda: merkle.tree_root(-1, node), "SIZE_OUT_OF_RANGE"),
     ]
     for call, reason in cases:
         with pytest.raises(ProofError) as caught:
@@ -188,6 +193,7 @@ def test_every_inclusion_proof_verifies_and_any_change_fails(size: int, data: st
     leaves = leaves_of(size, data.draw(st.integers(0, 2**16)))
     index = data.draw(st.integers(0, size - 1))
     root = merkle.root_from_leaves(leaves)
+    assert merkle.tree_root(size, complete_nodes(leaves)) == root
     proof = merkle.inclusion_proof(index, size, complete_nodes(leaves))
     assert len(proof) <= math.ceil(math.log2(size))
     merkle.verify_inclusion(leaves[index], index, size, proof, root)

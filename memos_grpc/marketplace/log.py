@@ -1,0 +1,278 @@
+"""The marketplace's transparency log: a durable, append-only RFC 6962 tree in the vault's DuckDB.
+
+Three tables (schema v8): ``tlog_entries`` (index, entry bytes, leaf hash, time), ``tlog_nodes`` (the hash of
+every complete subtree by (level, index), written in the transaction that completes it) and
+``tlog_checkpoints`` (one signed note per tree size). Roots and proofs are computed from stored subtree hashes,
+at most a couple per level, never by rebuilding the tree.
+
+Every change goes through the vault's single writer. An ``append`` is one write operation: it reads the tree
+size and the right-edge subtree hashes inside the transaction, so concurrent appends queued together share one
+group commit and still take consecutive indexes; its indexes are returned only once committed, so an
+acknowledged entry survives kill -9. The entry bytes are hashed before the operation is queued, keeping the
+writer thread's share to the few node hashes an append completes.
+
+A checkpoint is signed for the current size unless one is stored for that size already, in which case the stored
+note is returned: the log never signs two roots for one size, and a restart re-signs nothing. The tree size's
+primary key makes that a rule of the database, not of this process. Signing is a callable (checkpoint body ->
+signed note text), so the key and the note format stay with their owners.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+from concurrent.futures import Future
+from dataclasses import dataclass
+from typing import TypeVar
+
+from memos_grpc.errors import InvalidArgumentError, ResourceExhaustedError, StorageError
+from memos_grpc.transparency import merkle
+from memos_grpc.transparency.checkpoint import Checkpoint
+from memos_grpc.transparency.merkle import ProofError
+from memos_grpc.vault.context import VaultContext
+from memos_grpc.vault.database import SPLIT_LIST, Connection, id_list
+
+#: The largest entry the log takes (MARKETPLACE.md: entries are small line-oriented text).
+MAX_ENTRY_BYTES = 64 * 1024
+#: The most entries one ``entries`` read returns.
+MAX_READ_ENTRIES = 1000
+
+#: Stored hashes of the (level, index) pairs given as two ``id_list`` parameters of the same length.
+_NODES_SQL = f"""
+    SELECT n.level, n.node_index, n.hash
+    FROM tlog_nodes n
+    JOIN (
+        SELECT CAST(unnest({SPLIT_LIST}) AS SMALLINT) AS level, CAST(unnest({SPLIT_LIST}) AS BIGINT) AS node_index
+    ) wanted USING (level, node_index)
+"""
+_T = TypeVar("_T")
+_SIZE_SQL = "SELECT coalesce(max(entry_index) + 1, 0) FROM tlog_entries"
+
+
+@dataclass(frozen=True)
+class SignedCheckpoint:
+    """A checkpoint the log signed: its tree size, root hash and the signed note text."""
+
+    size: int
+    root: bytes
+    note: str
+
+
+class TransparencyLog:
+    """The vault's transparency log.
+
+    ``origin`` is the checkpoint origin line (the log's name); ``sign`` turns a checkpoint body into the signed
+    note text (the note module with the log key, in production).
+    """
+
+    def __init__(self, context: VaultContext, origin: str, sign: Callable[[str], str]) -> None:
+        Checkpoint(origin, 0, merkle.EMPTY_ROOT, ())  # refuses a malformed origin now, not at the first signing
+        self._context = context
+        self._origin = origin
+        self._sign = sign
+
+    @property
+    def origin(self) -> str:
+        return self._origin
+
+    # -- appends -------------------------------------------------------------------------------------------
+
+    def append(self, entries: Sequence[bytes]) -> list[int]:
+        """Appends ``entries`` in order, durably; returns their indexes once committed."""
+        return self.submit(entries).result()
+
+    def submit(self, entries: Sequence[bytes]) -> Future[list[int]]:
+        """Queues an append and returns at once; the future holds the indexes once they are committed."""
+        checked = [_checked_entry(position, entry) for position, entry in enumerate(entries)]
+        leaves = [merkle.leaf_hash(entry) for entry in checked]
+        now = self._context.clock()
+
+        def apply(cursor: Connection) -> list[int]:
+            if not checked:
+                return []
+            size = _size(cursor)
+            if size + len(checked) > merkle.MAX_SIZE:
+                raise ResourceExhaustedError("the log is full (2**63 - 1 entries)", reason="LOG_FULL")
+            # The right edge of the tree: the complete subtrees the new leaves will be paired with.
+            edge = [(level, (size >> level) - 1) for level in range(size.bit_length()) if size >> level & 1]
+            known = _nodes(cursor, edge)
+            new_nodes: list[tuple[int, int, bytes]] = []
+            for offset, leaf in enumerate(leaves):
+                level, index, value = 0, size + offset, leaf
+                known[(0, index)] = leaf
+                new_nodes.append((0, index, leaf))
+                while index & 1:  # a right child completes its parent
+                    value = merkle.node_hash(known[(level, index - 1)], value)
+                    level, index = level + 1, index >> 1
+                    known[(level, index)] = value
+                    new_nodes.append((level, index, value))
+            cursor.executemany(
+                "INSERT INTO tlog_entries VALUES (?, ?, ?, ?)",
+                [(size + n, entry, leaves[n], now) for n, entry in enumerate(checked)],
+            )
+            cursor.executemany("INSERT INTO tlog_nodes VALUES (?, ?, ?)", new_nodes)
+            return list(range(size, size + len(checked)))
+
+        return self._context.database.submit(apply)
+
+    # -- reads ----------------------------------------------------------------------------------------------
+
+    def size(self) -> int:
+        """The number of committed entries."""
+        with self._context.database.read() as cursor:
+            return _size(cursor)
+
+    def root(self, size: int | None = None) -> bytes:
+        """The root hash of the first ``size`` entries (default: all of them)."""
+        with self._context.database.read() as cursor:
+            size = self._checked_size(cursor, size)
+            return self._computed(cursor, lambda node: merkle.tree_root(size, node))
+
+    def leaf(self, index: int) -> bytes:
+        """The leaf hash of entry ``index``."""
+        with self._context.database.read() as cursor:
+            row = cursor.execute(
+                "SELECT leaf_hash FROM tlog_entries WHERE entry_index = ?", [_checked_index(index)]
+            ).fetchone()
+            if row is None:
+                raise ProofError("INDEX_OUT_OF_RANGE", f"index {index} is not in the log ({_size(cursor)} entries)")
+            return bytes(row[0])
+
+    def entries(self, start: int, end: int) -> list[bytes]:
+        """Entries ``[start, end)``, at most ``MAX_READ_ENTRIES``; ``end`` may not pass the log's size."""
+        with self._context.database.read() as cursor:
+            size = _size(cursor)
+            if type(start) is not int or type(end) is not int or not 0 <= start <= end <= size:
+                raise ProofError("INDEX_OUT_OF_RANGE", f"entries [{start}, {end}) are not in the log ({size} entries)")
+            if end - start > MAX_READ_ENTRIES:
+                raise InvalidArgumentError(
+                    f"at most {MAX_READ_ENTRIES} entries are read at once, not {end - start}",
+                    reason="LOG_RANGE_TOO_LARGE",
+                )
+            rows = cursor.execute(
+                "SELECT entry FROM tlog_entries WHERE entry_index >= ? AND entry_index < ? ORDER BY entry_index",
+                [start, end],
+            ).fetchall()
+        return [bytes(row[0]) for row in rows]
+
+    def inclusion_proof(self, index: int, size: int | None = None) -> list[bytes]:
+        """The proof that entry ``index`` is in the tree of ``size`` entries (default: the whole log)."""
+        with self._context.database.read() as cursor:
+            size = self._checked_size(cursor, size)
+            return self._computed(cursor, lambda node: merkle.inclusion_proof(index, size, node))
+
+    def consistency_proof(self, old_size: int, new_size: int | None = None) -> list[bytes]:
+        """The proof that the tree of ``new_size`` (default: the whole log) extends the tree of ``old_size``."""
+        with self._context.database.read() as cursor:
+            new_size = self._checked_size(cursor, new_size)
+            return self._computed(cursor, lambda node: merkle.consistency_proof(old_size, new_size, node))
+
+    # -- checkpoints ------------------------------------------------------------------------------------------
+
+    def checkpoint(self) -> SignedCheckpoint:
+        """The signed checkpoint of the current tree: the stored one if this size was signed, else a new one."""
+        with self._context.database.read() as cursor:
+            size = _size(cursor)
+            root = self._computed(cursor, lambda node: merkle.tree_root(size, node))
+            stored = _stored_checkpoint(cursor, size)
+        if stored is not None:
+            return _same_root(stored, root)
+        body = Checkpoint(self._origin, size, root, ()).body()
+        note = self._sign(body)
+        if not note.startswith(body + "\n"):
+            raise ValueError("the signer returned a note that does not hold the checkpoint body")
+        now = self._context.clock()
+
+        def apply(cursor: Connection) -> SignedCheckpoint:
+            existing = _stored_checkpoint(cursor, size)
+            if existing is not None:  # signed meanwhile by another caller: keep the first note
+                return existing
+            cursor.execute("INSERT INTO tlog_checkpoints VALUES (?, ?, ?, ?)", [size, root, note, now])
+            return SignedCheckpoint(size, root, note)
+
+        return _same_root(self._context.database.write(apply), root)
+
+    def latest_checkpoint(self) -> SignedCheckpoint | None:
+        """The stored checkpoint of the largest tree size, or None before the first signing."""
+        with self._context.database.read() as cursor:
+            row = cursor.execute(
+                "SELECT tree_size, root, note FROM tlog_checkpoints ORDER BY tree_size DESC LIMIT 1"
+            ).fetchone()
+        return None if row is None else SignedCheckpoint(int(row[0]), bytes(row[1]), str(row[2]))
+
+    # -- helpers ------------------------------------------------------------------------------------------------
+
+    def _checked_size(self, cursor: Connection, size: int | None) -> int:
+        current = _size(cursor)
+        if size is None:
+            return current
+        if type(size) is not int or not 0 <= size <= current:
+            raise ProofError("SIZE_OUT_OF_RANGE", f"tree size {size!r} is not in the log (0 to {current})")
+        return size
+
+    @staticmethod
+    def _computed(cursor: Connection, compute: Callable[[merkle.NodeSource], _T]) -> _T:
+        """Runs ``compute`` over stored hashes read in one query.
+
+        Which nodes a proof or root needs depends only on the sizes, never on the hashes, so a first run with
+        placeholder hashes lists them; the second run reads them from what one query fetched.
+        """
+        wanted: list[tuple[int, int]] = []
+
+        def record(level: int, index: int) -> bytes:
+            wanted.append((level, index))
+            return bytes(merkle.HASH_SIZE)
+
+        compute(record)
+        stored = _nodes(cursor, wanted)
+
+        def node(level: int, index: int) -> bytes:
+            try:
+                return stored[(level, index)]
+            except KeyError:
+                raise StorageError(f"the log's stored hash of subtree ({level}, {index}) is missing") from None
+
+        return compute(node)
+
+
+def _checked_entry(position: int, entry: bytes) -> bytes:
+    if not isinstance(entry, bytes):
+        raise TypeError(f"log entry {position} is {type(entry).__name__}, not bytes")
+    if len(entry) > MAX_ENTRY_BYTES:
+        raise InvalidArgumentError(
+            f"log entry {position} is {len(entry)} bytes; the log takes at most {MAX_ENTRY_BYTES}",
+            reason="LOG_ENTRY_TOO_LARGE",
+        )
+    return entry
+
+
+def _checked_index(index: int) -> int:
+    if type(index) is not int or not 0 <= index <= merkle.MAX_SIZE:
+        raise ProofError("INDEX_OUT_OF_RANGE", f"index {index!r} is not a log index")
+    return index
+
+
+def _size(cursor: Connection) -> int:
+    row = cursor.execute(_SIZE_SQL).fetchone()
+    return int(row[0]) if row is not None else 0
+
+
+def _nodes(cursor: Connection, keys: Sequence[tuple[int, int]]) -> dict[tuple[int, int], bytes]:
+    if not keys:
+        return {}
+    rows = cursor.execute(_NODES_SQL, [id_list(k[0] for k in keys), id_list(k[1] for k in keys)]).fetchall()
+    return {(int(level), int(index)): bytes(value) for level, index, value in rows}
+
+
+def _stored_checkpoint(cursor: Connection, size: int) -> SignedCheckpoint | None:
+    row = cursor.execute("SELECT root, note FROM tlog_checkpoints WHERE tree_size = ?", [size]).fetchone()
+    return None if row is None else SignedCheckpoint(size, bytes(row[0]), str(row[1]))
+
+
+def _same_root(stored: SignedCheckpoint, root: bytes) -> SignedCheckpoint:
+    """A stored checkpoint whose root differs from the tree's means the stored tree changed: never hand it out."""
+    if stored.root != root:
+        raise StorageError(
+            f"the log signed root {stored.root.hex()} for size {stored.size} but its stored tree now gives "
+            f"{root.hex()}: the log's tables were altered"
+        )
+    return stored

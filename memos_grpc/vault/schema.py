@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import duckdb
 
-SCHEMA_VERSION = 8
+SCHEMA_VERSION = 9
 
 DDL = [
     """
@@ -191,6 +191,15 @@ DDL = [
         root BLOB NOT NULL,
         note VARCHAR NOT NULL,
         sign_time TIMESTAMPTZ NOT NULL
+    )
+    """,
+    # v9: checkpoints the marketplace published: the log's signed note with the witnesses' cosignatures, once
+    # the policy's quorum cosigned it (memos_grpc/marketplace/node.py). Only these are served.
+    """
+    CREATE TABLE IF NOT EXISTS tlog_published (
+        tree_size BIGINT PRIMARY KEY,
+        note VARCHAR NOT NULL,
+        publish_time TIMESTAMPTZ NOT NULL
     )
     """,
     # Cubes written before v5 get their current version as their first recorded one.

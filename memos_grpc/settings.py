@@ -16,6 +16,8 @@ from pathlib import Path
 from typing import Any
 
 from memos_grpc.errors import InvalidArgumentError
+from memos_grpc.transparency.note import valid_key_name
+from memos_grpc.witness.logs import witnessed_logs
 
 ENV_PREFIX = "MEMOS_"
 MiB = 1024 * 1024
@@ -123,6 +125,13 @@ class Settings:
     allow_plaintext_peers: bool = False
     #: Longest an ImportFromPeer call waits for the peer's whole bundle.
     peer_timeout_seconds: float = 600.0
+
+    #: Logs this node witnesses (C2SP tlog-witness over WitnessService): comma-separated vkeys of the logs'
+    #: checkpoint keys, ``<origin>+<hex key id>+<base64 key>``. Empty: it witnesses none and has no witness key.
+    witness_logs: str = ""
+    #: Key name of this node's cosignatures (part of its witness vkey: changing it changes the vkey).
+    witness_name: str = "memos-grpc-witness"
+
 
     #: Local Hugging Face directory of the causal language model that transforms run on (safetensors
     #: weights; needs the models extra). Empty: no model, and TransformCube answers FAILED_PRECONDITION.
@@ -256,6 +265,13 @@ class Settings:
                 "setting payload_chunk_bytes must be at most half of max_send_message_bytes",
                 reason="INVALID_CONFIG",
             )
+        witnessed_logs(self.witness_logs)  # raises INVALID_CONFIG naming the setting
+        if not valid_key_name(self.witness_name):
+            raise InvalidArgumentError(
+                f"setting witness_name {self.witness_name!r} is not a key name: 1 to 255 bytes, no space, no '+'",
+                reason="INVALID_CONFIG",
+            )
+
 
     @property
     def duckdb_path(self) -> Path:

@@ -54,6 +54,7 @@ _V = "/memos.v1.VaultService/"
 _G = "/memos.v1.GovernanceService/"
 _I = "/memos.v1.InterchangeService/"
 _S = "/memos.v1.SchedulerService/"
+_W = "/memos.v1.WitnessService/"
 
 RULES: dict[str, Rule] = {
     _V + "CreateCube": Rule(Check.SPACE_WRITE, "parent", mutating=True),
@@ -105,6 +106,8 @@ RULES: dict[str, Rule] = {
     _I + "VerifyBundle": Rule(Check.AUTHENTICATED),
     # Admins only: it makes this server open a connection to a host the caller names.
     _I + "ImportFromPeer": Rule(Check.ADMIN, "parent", mutating=True),
+    # The log's signature on the checkpoint is the authorization (tlog-witness); it changes the witness's state.
+    _W + "AddCheckpoint": Rule(Check.AUTHENTICATED, mutating=True),
     "/grpc.health.v1.Health/Check": Rule(Check.PUBLIC),
     "/grpc.health.v1.Health/Watch": Rule(Check.PUBLIC),
     "/grpc.health.v1.Health/List": Rule(Check.PUBLIC),

@@ -28,6 +28,8 @@ from memos_grpc._proto.memos.v1 import (
     scheduler_service_pb2_grpc,
     vault_service_pb2,
     vault_service_pb2_grpc,
+    witness_service_pb2,
+    witness_service_pb2_grpc,
 )
 from memos_grpc.embedding.embedder import Embedder
 from memos_grpc.errors import InvalidArgumentError
@@ -38,6 +40,7 @@ from memos_grpc.server.scheduler import SchedulerServicer
 from memos_grpc.server.services import GovernanceServicer, VaultServicer, VaultSlot
 from memos_grpc.server.status import ErrorMappingInterceptor
 from memos_grpc.server.tls import server_credentials
+from memos_grpc.server.witness import WitnessServicer
 from memos_grpc.settings import Settings
 from memos_grpc.vault.vault import Vault
 
@@ -48,6 +51,7 @@ SERVICE_NAMES = (
     governance_service_pb2.DESCRIPTOR.services_by_name["GovernanceService"].full_name,
     interchange_service_pb2.DESCRIPTOR.services_by_name["InterchangeService"].full_name,
     scheduler_service_pb2.DESCRIPTOR.services_by_name["SchedulerService"].full_name,
+    witness_service_pb2.DESCRIPTOR.services_by_name["WitnessService"].full_name,
 )
 HEALTH_SERVICE = health_pb2.DESCRIPTOR.services_by_name["Health"].full_name
 #: Every service the server hosts: its own, health and reflection. Reflection lists exactly
@@ -93,6 +97,9 @@ class MemosServer:
         )
         scheduler_service_pb2_grpc.add_SchedulerServiceServicer_to_server(  # type: ignore[no-untyped-call]
             SchedulerServicer(self.slot), self.grpc_server
+        )
+        witness_service_pb2_grpc.add_WitnessServiceServicer_to_server(  # type: ignore[no-untyped-call]
+            WitnessServicer(self.slot), self.grpc_server
         )
         health_pb2_grpc.add_HealthServicer_to_server(self.health, self.grpc_server)
         reflection.enable_server_reflection(REGISTERED_SERVICES, self.grpc_server)

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import duckdb
 
-SCHEMA_VERSION = 9
+SCHEMA_VERSION = 10
 
 DDL = [
     """
@@ -200,6 +200,18 @@ DDL = [
         tree_size BIGINT PRIMARY KEY,
         note VARCHAR NOT NULL,
         publish_time TIMESTAMPTZ NOT NULL
+    )
+    """,
+    # v10: what this node witnesses (memos_grpc/witness/): per log origin, the latest checkpoint it cosigned (tree
+    # size, root hash, the signed note) and the unix time of that cosignature. A new checkpoint is cosigned only
+    # if it extends this one.
+    """
+    CREATE TABLE IF NOT EXISTS witness_state (
+        origin VARCHAR PRIMARY KEY,
+        tree_size BIGINT NOT NULL,
+        root BLOB NOT NULL,
+        note VARCHAR NOT NULL,
+        cosign_time BIGINT NOT NULL
     )
     """,
     # Cubes written before v5 get their current version as their first recorded one.

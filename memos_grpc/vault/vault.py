@@ -37,6 +37,7 @@ from memos_grpc.vault.retention import Sweeper
 from memos_grpc.vault.search import Search
 from memos_grpc.vault.spaces import Spaces
 from memos_grpc.vault.vectors import IndexParams, VectorIndexes
+from memos_grpc.witness.witness import Witness
 
 if TYPE_CHECKING:
     from memos_grpc.models.host import ModelHost
@@ -110,6 +111,8 @@ class Vault:
         # The Memory Interchange Protocol: the node's keys, its trust root, bundles in and out.
         self.signers = Signers(settings.key_dir, self.principals)
         self.trust = TrustStore(self.context, self.signers.node, NODE_PRINCIPAL)
+        # Witnessing other logs (a setting of its own, independent of the marketplace).
+        self.witness = Witness(self.context)
         self.exporter = Exporter(self.context, self.signers)
         self.importer = Importer(self.context, self.cubes)
         self.sweeper = Sweeper(self.context)

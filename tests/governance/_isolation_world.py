@@ -17,10 +17,12 @@ from memos_grpc._proto.memos.v1 import governance_service_pb2 as g
 from memos_grpc._proto.memos.v1 import interchange_service_pb2 as i
 from memos_grpc._proto.memos.v1 import scheduler_service_pb2 as sch
 from memos_grpc._proto.memos.v1 import vault_service_pb2 as v
+from memos_grpc._proto.memos.v1 import witness_service_pb2 as wit
 from memos_grpc._proto.memos.v1.governance_service_pb2_grpc import GovernanceServiceStub
 from memos_grpc._proto.memos.v1.interchange_service_pb2_grpc import InterchangeServiceStub
 from memos_grpc._proto.memos.v1.scheduler_service_pb2_grpc import SchedulerServiceStub
 from memos_grpc._proto.memos.v1.vault_service_pb2_grpc import VaultServiceStub
+from memos_grpc._proto.memos.v1.witness_service_pb2_grpc import WitnessServiceStub
 from memos_grpc.governance.rules import Check
 from memos_grpc.server.app import MemosServer
 
@@ -242,6 +244,7 @@ _SERVICES = {
     "memos.v1.GovernanceService": g.DESCRIPTOR.services_by_name["GovernanceService"],
     "memos.v1.InterchangeService": i.DESCRIPTOR.services_by_name["InterchangeService"],
     "memos.v1.SchedulerService": sch.DESCRIPTOR.services_by_name["SchedulerService"],
+    "memos.v1.WitnessService": wit.DESCRIPTOR.services_by_name["WitnessService"],
 }
 
 
@@ -261,6 +264,7 @@ def invoke(w: World, method: str, request: Message | Sequence[Message], md: Meta
         "GovernanceService": w.governance,
         "InterchangeService": InterchangeServiceStub(w.channel),
         "SchedulerService": SchedulerServiceStub(w.channel),
+        "WitnessService": WitnessServiceStub(w.channel),
     }
     stub: Any = stubs[service.rsplit(".", 1)[1]]
     call = getattr(stub, name)

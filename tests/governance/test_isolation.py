@@ -35,6 +35,7 @@ import pytest
 from _isolation_interchange import INTERCHANGE_ROWS
 from _isolation_lifecycle import LIFECYCLE_ROWS
 from _isolation_models import MODEL_ROWS
+from _isolation_witness import WITNESS_ROWS, WITNESSED_LOG
 from _isolation_world import (
     _G,
     _V,
@@ -88,7 +89,11 @@ def world(tmp_path_factory: pytest.TempPathFactory, embedder: Embedder) -> Itera
     # A model, so that GetModel answers; the transform cells only demote, which needs none.
     model_dir = save_gpt2(tmp_path_factory.mktemp("isolation-model"))
     server = start_server(
-        tmp_path_factory.mktemp("isolation"), embedder, allow_plaintext_peers=True, model_dir=str(model_dir)
+        tmp_path_factory.mktemp("isolation"),
+        embedder,
+        allow_plaintext_peers=True,
+        model_dir=str(model_dir),
+        witness_logs=WITNESSED_LOG,
     )
     channel = grpc.insecure_channel(server.address)
     try:
@@ -407,6 +412,7 @@ ROWS += [
     *INTERCHANGE_ROWS,
     *LIFECYCLE_ROWS,
     *MODEL_ROWS,
+    *WITNESS_ROWS,
 ]
 
 CELLS = [(row, who) for row in ROWS for who in Who]

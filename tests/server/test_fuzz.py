@@ -107,10 +107,15 @@ from memos_grpc._proto.memos.v1 import governance_service_pb2 as g
 from memos_grpc._proto.memos.v1 import interchange_service_pb2 as i
 from memos_grpc._proto.memos.v1 import scheduler_service_pb2 as sch
 from memos_grpc._proto.memos.v1 import vault_service_pb2 as v
+from memos_grpc._proto.memos.v1 import witness_service_pb2 as wit
 from memos_grpc.embedding.embedder import Embedder
 from memos_grpc.interchange.dsse import Envelope, parse_envelope
+from memos_grpc.interchange.keys import SigningKey
 from memos_grpc.interchange.trust import TRUST_ROOT_PAYLOAD_TYPE
 from memos_grpc.server.app import MemosServer
+from memos_grpc.transparency import merkle
+from memos_grpc.transparency.checkpoint import Checkpoint
+from memos_grpc.transparency.note import NoteVerifier, sign_note
 from memos_grpc.vault.paging import encode_token
 
 # -- valid requests to mutate -------------------------------------------------------------------
@@ -139,6 +144,31 @@ _NODE_POLICY = i.TrustPolicy(role=trust_pb2.KEY_ROLE_NODE)
 def _request(path: str, **fields: Any) -> Message:
     """A request of a method that may not exist in this build (it is then never asked for)."""
     return request_class(path)(**fields) if path in METHODS else g.VerifyAuditLogRequest()
+
+
+#: The log the fuzz server witnesses (its vkey in ``witness_logs``), so AddCheckpoint's inputs get past the origin.
+_LOG_ORIGIN = "fuzz.example.com/log"
+_LOG_KEY = SigningKey.from_seed(bytes([7]) * 32)
+WITNESSED_LOG = NoteVerifier.for_key(_LOG_ORIGIN, _LOG_KEY.public_key).vkey()
+
+
+def _witness_seeds() -> list[Message]:
+    """The log's first checkpoint (3 entries) and its growth to 5 with the consistency proof."""
+    leaves = [merkle.leaf_hash(b"fuzz entry %d" % n) for n in range(5)]
+
+    def note(size: int) -> str:
+        body = Checkpoint(_LOG_ORIGIN, size, merkle.root_from_leaves(leaves[:size])).body()
+        return sign_note(body, _LOG_ORIGIN, _LOG_KEY)
+
+    def node(level: int, index: int) -> bytes:
+        return merkle.root_from_leaves(leaves[index << level : (index + 1) << level])
+
+    return [
+        wit.AddCheckpointRequest(old_size=0, checkpoint=note(3)),
+        wit.AddCheckpointRequest(
+            old_size=3, consistency_proof=merkle.consistency_proof(3, 5, node), checkpoint=note(5)
+        ),
+    ]
 
 
 def seed_requests(credential: str) -> dict[str, list[Message]]:
@@ -225,6 +255,7 @@ def seed_requests(credential: str) -> dict[str, list[Message]]:
         _SCHED + "TransformCube": [sch.TransformCubeRequest(parent=SPACE, names=[CUBE], target_type=2)],
         _HEALTH + "Check": [health_pb2.HealthCheckRequest(service=""), health_pb2.HealthCheckRequest(service="x")],
         _HEALTH + "Watch": [health_pb2.HealthCheckRequest(service="memos.v1.VaultService")],
+        "/memos.v1.WitnessService/AddCheckpoint": _witness_seeds(),
         _REFLECTION + "ServerReflectionInfo": [
             reflection_pb2.ServerReflectionRequest(list_services=""),
             reflection_pb2.ServerReflectionRequest(file_containing_symbol="memos.v1.VaultService"),
@@ -389,7 +420,7 @@ def root_update(document: dict[str, Any]) -> Message:
 
 @pytest.fixture(scope="module")
 def fuzz(tmp_path_factory: pytest.TempPathFactory, embedder: Embedder) -> Iterator[Fuzz]:
-    server = start_server(tmp_path_factory.mktemp("fuzz"), embedder)
+    server = start_server(tmp_path_factory.mktemp("fuzz"), embedder, witness_logs=WITNESSED_LOG)
     errors = _Errors()
     loggers = [logging.getLogger("memos_grpc"), logging.getLogger("grpc")]
     for logger in loggers:

@@ -132,7 +132,6 @@ class Settings:
     #: Key name of this node's cosignatures (part of its witness vkey: changing it changes the vkey).
     witness_name: str = "memos-grpc-witness"
 
-
     #: Local Hugging Face directory of the causal language model that transforms run on (safetensors
     #: weights; needs the models extra). Empty: no model, and TransformCube answers FAILED_PRECONDITION.
     model_dir: str = ""
@@ -149,6 +148,24 @@ class Settings:
     operation_cancel_wait_seconds: float = 10.0
     #: Days a finished operation stays readable (dropped at the next start after that).
     operation_retention_days: float = 30.0
+
+    #: Make this node a marketplace: listings, releases, licenses and their transparency log
+    #: (docs/marketplace.md). Its marketplace and log keys are created at first start.
+    marketplace_enabled: bool = False
+    #: The log's origin line, its name in every checkpoint. Empty: ``memos-grpc.local/log/<16 hex of the
+    #: log key id>``, unique to the log key.
+    marketplace_log_origin: str = ""
+    #: Witnesses asked to cosign each checkpoint, comma-separated ``<witness vkey>@<host:port>`` (the vkey a
+    #: witness node logs at start). Calls use TLS (peer_ca_file) unless allow_plaintext_peers is set.
+    marketplace_witnesses: str = ""
+    #: How many of those witnesses must cosign a checkpoint before it is published (0: all of them).
+    marketplace_witness_quorum: int = 0
+    #: Longest the publisher waits for one witness to answer.
+    marketplace_witness_timeout_seconds: float = 10.0
+    #: Shortest time between two checkpoints the publisher signs: appends in between share one checkpoint.
+    checkpoint_interval_seconds: float = 0.05
+    #: Longest a call that returns a proof (AcquireLicense, PublishRelease) waits for a published checkpoint.
+    checkpoint_wait_seconds: float = 30.0
 
     @classmethod
     def field_names(cls) -> list[str]:
@@ -233,6 +250,9 @@ class Settings:
             "operation_cancel_wait_seconds",
             "operation_retention_days",
             "usage_flush_seconds",
+            "marketplace_witness_timeout_seconds",
+            "checkpoint_interval_seconds",
+            "checkpoint_wait_seconds",
         ]
         for name in positive:
             if getattr(self, name) <= 0:
@@ -260,6 +280,10 @@ class Settings:
                 "setting bundle_chunk_bytes must be at most half of max_send_message_bytes",
                 reason="INVALID_CONFIG",
             )
+        if self.marketplace_witness_quorum < 0:
+            raise InvalidArgumentError(
+                "setting marketplace_witness_quorum must not be negative", reason="INVALID_CONFIG"
+            )
         if self.payload_chunk_bytes > self.max_send_message_bytes // 2:
             raise InvalidArgumentError(
                 "setting payload_chunk_bytes must be at most half of max_send_message_bytes",
@@ -271,7 +295,6 @@ class Settings:
                 f"setting witness_name {self.witness_name!r} is not a key name: 1 to 255 bytes, no space, no '+'",
                 reason="INVALID_CONFIG",
             )
-
 
     @property
     def duckdb_path(self) -> Path:

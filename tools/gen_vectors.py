@@ -24,7 +24,14 @@ VECTORS = ROOT / "testdata" / "vectors"
 
 
 def vectors() -> list[Json]:
-    return envelope_vectors() + bundle_vectors() + trust_root_vectors() + grant_vectors() + tlog_vectors() + merkle_vectors()
+    return (
+        envelope_vectors()
+        + bundle_vectors()
+        + trust_root_vectors()
+        + grant_vectors()
+        + tlog_vectors()
+        + merkle_vectors()
+    )
 
 
 def rendered() -> dict[str, str]:

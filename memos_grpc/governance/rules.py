@@ -55,6 +55,7 @@ _G = "/memos.v1.GovernanceService/"
 _I = "/memos.v1.InterchangeService/"
 _S = "/memos.v1.SchedulerService/"
 _W = "/memos.v1.WitnessService/"
+_T = "/memos.v1.TransparencyLogService/"
 
 RULES: dict[str, Rule] = {
     _V + "CreateCube": Rule(Check.SPACE_WRITE, "parent", mutating=True),
@@ -106,8 +107,15 @@ RULES: dict[str, Rule] = {
     _I + "VerifyBundle": Rule(Check.AUTHENTICATED),
     # Admins only: it makes this server open a connection to a host the caller names.
     _I + "ImportFromPeer": Rule(Check.ADMIN, "parent", mutating=True),
-    # The log's signature on the checkpoint is the authorization (tlog-witness); it changes the witness's state.
-    _W + "AddCheckpoint": Rule(Check.AUTHENTICATED, mutating=True),
+    # The marketplace's log: what it serves verifies offline, and every caller may check it.
+    _T + "GetCheckpoint": Rule(Check.AUTHENTICATED),
+    _T + "GetInclusionProof": Rule(Check.AUTHENTICATED),
+    _T + "GetConsistencyProof": Rule(Check.AUTHENTICATED),
+    _T + "GetEntries": Rule(Check.AUTHENTICATED),
+    # No credential, as in C2SP tlog-witness: the log's signature on the checkpoint is the authorization, and a
+    # witness acts only for the logs its operator configured (witness_logs). A marketplace needs no account at
+    # each of its witnesses.
+    _W + "AddCheckpoint": Rule(Check.PUBLIC, mutating=True),
     "/grpc.health.v1.Health/Check": Rule(Check.PUBLIC),
     "/grpc.health.v1.Health/Watch": Rule(Check.PUBLIC),
     "/grpc.health.v1.Health/List": Rule(Check.PUBLIC),

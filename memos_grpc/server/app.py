@@ -26,6 +26,8 @@ from memos_grpc._proto.memos.v1 import (
     interchange_service_pb2_grpc,
     scheduler_service_pb2,
     scheduler_service_pb2_grpc,
+    transparency_log_service_pb2,
+    transparency_log_service_pb2_grpc,
     vault_service_pb2,
     vault_service_pb2_grpc,
     witness_service_pb2,
@@ -40,6 +42,7 @@ from memos_grpc.server.scheduler import SchedulerServicer
 from memos_grpc.server.services import GovernanceServicer, VaultServicer, VaultSlot
 from memos_grpc.server.status import ErrorMappingInterceptor
 from memos_grpc.server.tls import server_credentials
+from memos_grpc.server.transparency import TransparencyLogServicer
 from memos_grpc.server.witness import WitnessServicer
 from memos_grpc.settings import Settings
 from memos_grpc.vault.vault import Vault
@@ -52,6 +55,7 @@ SERVICE_NAMES = (
     interchange_service_pb2.DESCRIPTOR.services_by_name["InterchangeService"].full_name,
     scheduler_service_pb2.DESCRIPTOR.services_by_name["SchedulerService"].full_name,
     witness_service_pb2.DESCRIPTOR.services_by_name["WitnessService"].full_name,
+    transparency_log_service_pb2.DESCRIPTOR.services_by_name["TransparencyLogService"].full_name,
 )
 HEALTH_SERVICE = health_pb2.DESCRIPTOR.services_by_name["Health"].full_name
 #: Every service the server hosts: its own, health and reflection. Reflection lists exactly
@@ -97,6 +101,9 @@ class MemosServer:
         )
         scheduler_service_pb2_grpc.add_SchedulerServiceServicer_to_server(  # type: ignore[no-untyped-call]
             SchedulerServicer(self.slot), self.grpc_server
+        )
+        transparency_log_service_pb2_grpc.add_TransparencyLogServiceServicer_to_server(  # type: ignore[no-untyped-call]
+            TransparencyLogServicer(self.slot), self.grpc_server
         )
         witness_service_pb2_grpc.add_WitnessServiceServicer_to_server(  # type: ignore[no-untyped-call]
             WitnessServicer(self.slot), self.grpc_server

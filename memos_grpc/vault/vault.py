@@ -19,6 +19,7 @@ from memos_grpc.interchange.exporter import Exporter
 from memos_grpc.interchange.importer import Importer
 from memos_grpc.interchange.signers import NODE_PRINCIPAL, Signers
 from memos_grpc.interchange.trust_store import TrustStore
+from memos_grpc.marketplace.node import MarketplaceNode
 from memos_grpc.scheduler.operations import Operations
 from memos_grpc.scheduler.recall import Scheduler
 from memos_grpc.scheduler.tokens import TokenCounter
@@ -116,6 +117,8 @@ class Vault:
         self.exporter = Exporter(self.context, self.signers)
         self.importer = Importer(self.context, self.cubes)
         self.sweeper = Sweeper(self.context)
+        # The marketplace, when this node is one: its keys, its log and the publisher of witnessed checkpoints.
+        self.marketplace = MarketplaceNode(self.context, settings) if settings.marketplace_enabled else None
         self._stop = threading.Event()
         self._flusher = threading.Thread(target=self._flush_periodically, name="index-flusher", daemon=True)
         self._flusher.start()
@@ -137,6 +140,8 @@ class Vault:
     def close(self) -> None:
         """Finishes queued writes, saves indexes, and closes the database."""
         self.operations.close()
+        if self.marketplace is not None:
+            self.marketplace.close()
         self._stop.set()
         self._flusher.join(timeout=30)
         self.sweeper.stop()

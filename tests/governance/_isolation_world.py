@@ -16,11 +16,13 @@ from memos_grpc._proto.memos.v1 import access_pb2, cube_pb2
 from memos_grpc._proto.memos.v1 import governance_service_pb2 as g
 from memos_grpc._proto.memos.v1 import interchange_service_pb2 as i
 from memos_grpc._proto.memos.v1 import scheduler_service_pb2 as sch
+from memos_grpc._proto.memos.v1 import transparency_log_service_pb2 as tlog
 from memos_grpc._proto.memos.v1 import vault_service_pb2 as v
 from memos_grpc._proto.memos.v1 import witness_service_pb2 as wit
 from memos_grpc._proto.memos.v1.governance_service_pb2_grpc import GovernanceServiceStub
 from memos_grpc._proto.memos.v1.interchange_service_pb2_grpc import InterchangeServiceStub
 from memos_grpc._proto.memos.v1.scheduler_service_pb2_grpc import SchedulerServiceStub
+from memos_grpc._proto.memos.v1.transparency_log_service_pb2_grpc import TransparencyLogServiceStub
 from memos_grpc._proto.memos.v1.vault_service_pb2_grpc import VaultServiceStub
 from memos_grpc._proto.memos.v1.witness_service_pb2_grpc import WitnessServiceStub
 from memos_grpc.governance.rules import Check
@@ -245,6 +247,7 @@ _SERVICES = {
     "memos.v1.InterchangeService": i.DESCRIPTOR.services_by_name["InterchangeService"],
     "memos.v1.SchedulerService": sch.DESCRIPTOR.services_by_name["SchedulerService"],
     "memos.v1.WitnessService": wit.DESCRIPTOR.services_by_name["WitnessService"],
+    "memos.v1.TransparencyLogService": tlog.DESCRIPTOR.services_by_name["TransparencyLogService"],
 }
 
 
@@ -265,6 +268,7 @@ def invoke(w: World, method: str, request: Message | Sequence[Message], md: Meta
         "InterchangeService": InterchangeServiceStub(w.channel),
         "SchedulerService": SchedulerServiceStub(w.channel),
         "WitnessService": WitnessServiceStub(w.channel),
+        "TransparencyLogService": TransparencyLogServiceStub(w.channel),
     }
     stub: Any = stubs[service.rsplit(".", 1)[1]]
     call = getattr(stub, name)

@@ -34,8 +34,8 @@ import grpc
 import pytest
 from _isolation_interchange import INTERCHANGE_ROWS
 from _isolation_lifecycle import LIFECYCLE_ROWS
+from _isolation_marketplace import MARKETPLACE_ROWS, WORLD_LOG_ENTRY
 from _isolation_models import MODEL_ROWS
-from _isolation_witness import WITNESS_ROWS, WITNESSED_LOG
 from _isolation_world import (
     _G,
     _V,
@@ -88,13 +88,17 @@ def world(tmp_path_factory: pytest.TempPathFactory, embedder: Embedder) -> Itera
     # Plaintext peers: ImportFromPeer's cells pull from this very server.
     # A model, so that GetModel answers; the transform cells only demote, which needs none.
     model_dir = save_gpt2(tmp_path_factory.mktemp("isolation-model"))
+    # A marketplace without witnesses, whose log holds one entry, for the transparency log's cells.
     server = start_server(
         tmp_path_factory.mktemp("isolation"),
         embedder,
         allow_plaintext_peers=True,
         model_dir=str(model_dir),
-        witness_logs=WITNESSED_LOG,
+        marketplace_enabled=True,
     )
+    assert server.vault is not None and server.vault.marketplace is not None
+    market = server.vault.marketplace
+    market.wait_published(market.append([WORLD_LOG_ENTRY])[0] + 1)
     channel = grpc.insecure_channel(server.address)
     try:
         vault, governance = VaultServiceStub(channel), GovernanceServiceStub(channel)
@@ -412,7 +416,7 @@ ROWS += [
     *INTERCHANGE_ROWS,
     *LIFECYCLE_ROWS,
     *MODEL_ROWS,
-    *WITNESS_ROWS,
+    *MARKETPLACE_ROWS,
 ]
 
 CELLS = [(row, who) for row in ROWS for who in Who]

@@ -1,0 +1,165 @@
+"""A marketplace whose checkpoints a second server witnesses, over gRPC on localhost.
+
+Server W witnesses the log of server M; M publishes a checkpoint only once W has cosigned it. Both keys
+are made before either server starts (the key files a first start would write), so each server's settings
+can name the other's key. What M serves then verifies offline under M's tlog-policy, with W's cosignature.
+While W is down nothing new is published, and a caller waiting for its entry's proof is told so; once W
+is back, the checkpoint that waited is cosigned and published.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from pathlib import Path
+
+import grpc
+import pytest
+from conftest import start_server
+from memos_test_support import admin_token, authorized_channel, reason_of
+
+from memos_grpc._proto.memos.v1 import transparency_log_service_pb2 as t
+from memos_grpc._proto.memos.v1.transparency_log_service_pb2_grpc import TransparencyLogServiceStub
+from memos_grpc.embedding.embedder import Embedder
+from memos_grpc.errors import UnavailableError
+from memos_grpc.interchange.keys import SigningKey
+from memos_grpc.marketplace.entries import Entry
+from memos_grpc.marketplace.node import MarketplaceNode
+from memos_grpc.server.app import MemosServer
+from memos_grpc.transparency.cosignature import CosignatureVerifier, verify_cosigned
+from memos_grpc.transparency.note import NoteVerifier, open_note
+from memos_grpc.transparency.policy import parse_policy
+from memos_grpc.transparency.proof import verify_proof
+
+ORIGIN = "market.test/log"
+WITNESS_NAME = "witness.test"
+
+
+def entry(n: int) -> bytes:
+    return Entry("grant", f"sha256:{n:064x}", f"sha256:{n + 7:064x}", "b" * 64).encode()
+
+
+@dataclass
+class Pair:
+    tmp: Path
+    embedder: Embedder
+    log_verifier: NoteVerifier
+    witness_verifier: CosignatureVerifier
+    witness_port: int
+    market: MemosServer | None = None
+    witness: MemosServer | None = None
+
+    def start_witness(self) -> MemosServer:
+        self.witness = start_server(
+            self.tmp / "witness",
+            self.embedder,
+            listen=f"127.0.0.1:{self.witness_port}",
+            witness_logs=self.log_verifier.vkey(),
+            witness_name=WITNESS_NAME,
+        )
+        return self.witness
+
+    def node(self) -> MarketplaceNode:
+        assert self.market is not None and self.market.vault is not None and self.market.vault.marketplace
+        return self.market.vault.marketplace
+
+
+@pytest.fixture
+def pair(tmp_path: Path, embedder: Embedder) -> Iterator[Pair]:
+    log_key, witness_key = SigningKey.generate(), SigningKey.generate()
+    log_key.write(tmp_path / "market" / "keys" / "log.key")
+    witness_key.write(tmp_path / "witness" / "keys" / "witness.key")
+    # A port for W that stays W's across its restart: taken from a first start, then reused.
+    probe = start_server(tmp_path / "probe", embedder)
+    port = int(probe.address.rsplit(":", 1)[1])
+    probe.stop(grace=1)
+    p = Pair(
+        tmp_path,
+        embedder,
+        NoteVerifier.for_key(ORIGIN, log_key.public_key),
+        CosignatureVerifier.for_key(WITNESS_NAME, witness_key.public_key),
+        port,
+    )
+    p.start_witness()
+    p.market = start_server(
+        tmp_path / "market",
+        embedder,
+        marketplace_enabled=True,
+        marketplace_log_origin=ORIGIN,
+        marketplace_witnesses=f"{p.witness_verifier.vkey()}@127.0.0.1:{port}",
+        marketplace_witness_timeout_seconds=5,
+        allow_plaintext_peers=True,
+    )
+    yield p
+    for server in (p.market, p.witness):
+        if server is not None:
+            server.stop(grace=1)
+
+
+def checkpoint(server: MemosServer) -> t.Checkpoint:
+    stub = TransparencyLogServiceStub(authorized_channel(server.address, admin_token(server)))
+    reply: t.Checkpoint = stub.GetCheckpoint(t.GetCheckpointRequest())
+    return reply
+
+
+def test_checkpoints_are_published_only_once_the_witness_cosigned_them(pair: Pair) -> None:
+    node = pair.node()
+    assert pair.market is not None and pair.witness is not None
+    published = node.wait_published(node.append([entry(n) for n in range(5)])[-1] + 1)
+    served = checkpoint(pair.market)
+    assert served.size == published.checkpoint.size == 5 and list(served.cosigners) == [WITNESS_NAME]
+    open_note(served.note, [pair.log_verifier])
+    now = int(datetime.now(UTC).timestamp())
+    assert abs(verify_cosigned(served.note, pair.witness_verifier, now + 5, 600) - now) < 60
+    policy = parse_policy(node.policy_text())
+    assert policy.quorum == "witnesses"
+    log = TransparencyLogServiceStub(authorized_channel(pair.market.address, admin_token(pair.market)))
+    proof = log.GetInclusionProof(t.GetInclusionProofRequest(index=3))
+    report = verify_proof(
+        entry(3), proof.tlog_proof, pair.log_verifier, policy, policy.witnesses, datetime.now(UTC), 600
+    )
+    assert report, report.shortfalls
+    # Without the witness's cosignature the same proof fails the policy.
+    bare = proof.tlog_proof.split(f"\u2014 {WITNESS_NAME} ")[0]
+    assert not verify_proof(entry(3), bare, pair.log_verifier, policy, policy.witnesses, datetime.now(UTC), 600)
+
+    # The witness goes away: the log grows, but nothing new is published, and a waiting caller is told.
+    pair.witness.stop(grace=1)
+    pair.witness = None
+    size = node.append([entry(5)])[-1] + 1
+    with pytest.raises(UnavailableError) as waited:
+        node.wait_published(size, timeout=1.0)
+    assert waited.value.reason == "WITNESS_QUORUM_UNAVAILABLE"
+    assert checkpoint(pair.market).size == 5
+    # It comes back (same data, same key): the waiting checkpoint is cosigned from the size it last saw.
+    pair.start_witness()
+    assert node.wait_published(size, timeout=60).checkpoint.size == 6
+    assert list(checkpoint(pair.market).cosigners) == [WITNESS_NAME]
+
+
+def test_a_marketplace_with_an_unreachable_witness_publishes_nothing(tmp_path: Path, embedder: Embedder) -> None:
+    witness_key = SigningKey.generate()
+    vkey = CosignatureVerifier.for_key(WITNESS_NAME, witness_key.public_key).vkey()
+    probe = start_server(tmp_path / "probe", embedder)
+    dead = probe.address  # nothing listens there once the probe stops
+    probe.stop(grace=1)
+    market = start_server(
+        tmp_path / "market",
+        embedder,
+        marketplace_enabled=True,
+        marketplace_witnesses=f"{vkey}@{dead}",
+        marketplace_witness_timeout_seconds=1,
+        allow_plaintext_peers=True,
+    )
+    try:
+        assert market.vault is not None and market.vault.marketplace is not None
+        node = market.vault.marketplace
+        with pytest.raises(UnavailableError):
+            node.wait_published(node.append([entry(0)])[-1] + 1, timeout=1.0)
+        with pytest.raises(grpc.RpcError) as refused:
+            checkpoint(market)
+        assert refused.value.code() == grpc.StatusCode.UNAVAILABLE
+        assert reason_of(refused.value) == "NO_PUBLISHED_CHECKPOINT"
+    finally:
+        market.stop(grace=1)

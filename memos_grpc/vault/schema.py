@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import duckdb
 
-SCHEMA_VERSION = 10
+SCHEMA_VERSION = 11
 
 DDL = [
     """
@@ -212,6 +212,47 @@ DDL = [
         root BLOB NOT NULL,
         note VARCHAR NOT NULL,
         cosign_time BIGINT NOT NULL
+    )
+    """,
+    # v11: the marketplace's records (memos_grpc/marketplace/listings.py, releases.py, licenses.py). Each row keeps
+    # its whole message as the server serialized it beside the columns lookups, paging and filters need. A release's
+    # bundle is a content-addressed blob of the vault's blob store (bundle_digest); its embedding is the listing's
+    # text at publish time, for SearchListings.
+    """
+    CREATE TABLE IF NOT EXISTS market_listings (
+        listing_id VARCHAR PRIMARY KEY,
+        listing_pb BLOB NOT NULL,
+        owner VARCHAR NOT NULL,
+        create_time TIMESTAMPTZ NOT NULL,
+        update_time TIMESTAMPTZ NOT NULL,
+        etag VARCHAR NOT NULL,
+        embedding BLOB
+    )
+    """,
+    """
+    CREATE TABLE IF NOT EXISTS market_releases (
+        listing_id VARCHAR NOT NULL,
+        release_id VARCHAR NOT NULL,
+        release_pb BLOB NOT NULL,
+        bundle_digest VARCHAR NOT NULL,
+        statement_digest VARCHAR NOT NULL,
+        yanked BOOLEAN NOT NULL,
+        log_index BIGINT NOT NULL,
+        create_time TIMESTAMPTZ NOT NULL,
+        PRIMARY KEY (listing_id, release_id)
+    )
+    """,
+    """
+    CREATE TABLE IF NOT EXISTS market_licenses (
+        license_id VARCHAR PRIMARY KEY,
+        license_pb BLOB NOT NULL,
+        listing_id VARCHAR NOT NULL,
+        release_id VARCHAR NOT NULL,
+        acquirer VARCHAR NOT NULL,
+        licensee VARCHAR NOT NULL,
+        revoked BOOLEAN NOT NULL,
+        log_index BIGINT NOT NULL,
+        create_time TIMESTAMPTZ NOT NULL
     )
     """,
     # Cubes written before v5 get their current version as their first recorded one.

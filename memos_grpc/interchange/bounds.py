@@ -35,6 +35,10 @@ MAX_COUNT = MAX_SAFE_INTEGER
 #: year, in UTC within the range a protobuf Timestamp carries.
 EARLIEST_TIME = datetime(1, 1, 1, tzinfo=UTC)
 LATEST_TIME = datetime(9999, 12, 31, 23, 59, 59, tzinfo=UTC)
+#: Marketplace logs one trust root may name (``marketplaceLogs``), and the UTF-8 bytes of each one's C2SP
+#: tlog-policy text: a policy of 64 witnesses with URLs fits several times over.
+MAX_MARKETPLACE_LOGS = 16
+MAX_LOG_POLICY_BYTES = 16 * 1024
 #: The bundle format marker (``<major>[.<minor>]\n``) is read up to this many bytes.
 MAX_MARKER_BYTES = 64
 

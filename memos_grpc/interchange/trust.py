@@ -2,8 +2,9 @@
 
 A trust root lists keys (with validity windows and revocation times) and
 roles (admin, node, publisher, marketplace), each with its keys and a
-threshold; it has a version and an expiry and is itself a signed DSSE
-envelope. A new version must be the next one and be signed by a threshold of
+threshold, and optionally the marketplace logs a buyer trusts, each as its
+C2SP tlog-policy text (log key, witnesses, quorum); it has a version and an
+expiry and is itself a signed DSSE envelope. A new version must be the next one and be signed by a threshold of
 the old admin keys and of the new ones; a lower version (rollback), a skipped
 version or an expired root (freeze) is refused, as is any number outside the
 bounds of ``bounds.py``. Format and rules: docs/protocol.md.
@@ -16,11 +17,14 @@ import binascii
 import json
 from dataclasses import dataclass, field
 from datetime import datetime
-from typing import Any
+from functools import cached_property
+from typing import TYPE_CHECKING, Any
 
 from memos_grpc.errors import TrustRootError
 from memos_grpc.interchange.bounds import (
     MAX_KEY_NAME_CHARS,
+    MAX_LOG_POLICY_BYTES,
+    MAX_MARKETPLACE_LOGS,
     MAX_THRESHOLD,
     MAX_TRUST_ROOT_KEYS,
     MAX_TRUST_ROOT_VERSION,
@@ -31,6 +35,11 @@ from memos_grpc.interchange.bounds import (
 from memos_grpc.interchange.canonical import canonical_json, format_time, parse_time
 from memos_grpc.interchange.dsse import Envelope, EnvelopeFormatError, parse_envelope, verify_envelope
 from memos_grpc.interchange.keys import PUBLIC_KEY_BYTES, TrustedKey, key_id
+from memos_grpc.transparency._text import TransparencyFormatError
+
+if TYPE_CHECKING:
+    from memos_grpc.transparency.note import NoteVerifier
+    from memos_grpc.transparency.policy import Policy
 
 TRUST_ROOT_TYPE = "https://memos-grpc.dev/TrustRoot/v1"
 TRUST_ROOT_PAYLOAD_TYPE = "application/vnd.memos.trustroot+json"
@@ -49,6 +58,21 @@ class TrustRoot:
     expires: datetime
     keys: dict[str, TrustedKey]
     roles: dict[str, Role] = field(default_factory=dict)
+    #: The C2SP tlog-policy text of each marketplace log this root trusts (``marketplaceLogs``), as signed.
+    marketplace_logs: tuple[str, ...] = ()
+
+    @cached_property
+    def log_policies(self) -> tuple[Policy, ...]:
+        """The parsed ``marketplace_logs`` (a root that parsed holds only policies that parse)."""
+        return tuple(_parse_policy(text) for text in self.marketplace_logs)
+
+    def log_policy(self, origin: str) -> tuple[Policy, NoteVerifier] | None:
+        """The policy naming the log whose key name is ``origin``, with that log's key; None if none does."""
+        for policy in self.log_policies:
+            for log in policy.logs:
+                if log.name == origin:
+                    return policy, log
+        return None
 
     def role(self, name: str) -> Role:
         return self.roles.get(name, Role())
@@ -65,18 +89,20 @@ class TrustRoot:
 
     def payload(self) -> bytes:
         """The canonical JSON payload that trust root envelopes sign."""
-        return canonical_json(
-            {
-                "_type": TRUST_ROOT_TYPE,
-                "version": self.version,
-                "expires": format_time(self.expires),
-                "keys": {k: v.to_json() for k, v in sorted(self.keys.items())},
-                "roles": {
-                    name: {"keyids": sorted(role.key_ids), "threshold": role.threshold}
-                    for name, role in sorted(self.roles.items())
-                },
-            }
-        )
+        document: dict[str, Any] = {
+            "_type": TRUST_ROOT_TYPE,
+            "version": self.version,
+            "expires": format_time(self.expires),
+            "keys": {k: v.to_json() for k, v in sorted(self.keys.items())},
+            "roles": {
+                name: {"keyids": sorted(role.key_ids), "threshold": role.threshold}
+                for name, role in sorted(self.roles.items())
+            },
+        }
+        # Absent rather than empty, so a root without marketplace logs keeps the bytes it always had.
+        if self.marketplace_logs:
+            document["marketplaceLogs"] = [{"policy": text} for text in self.marketplace_logs]
+        return canonical_json(document)
 
 
 def parse_trust_root(payload: bytes) -> TrustRoot:
@@ -124,7 +150,53 @@ def _from_document(document: Any) -> TrustRoot:
         roles[name] = _role(name, _object(entry, f"role {name}"), keys)
     if "admin" not in roles or not roles["admin"].key_ids:
         raise _malformed("a trust root needs an admin role with at least one key")
-    return TrustRoot(version, parse_time(document["expires"]), keys, roles)
+    logs = _marketplace_logs(document["marketplaceLogs"]) if "marketplaceLogs" in document else ()
+    return TrustRoot(version, parse_time(document["expires"]), keys, roles, logs)
+
+
+def _marketplace_logs(value: Any) -> tuple[str, ...]:
+    """``marketplaceLogs``: 1 to MAX_MARKETPLACE_LOGS objects ``{"policy": <tlog-policy text>}``.
+
+    Strict, unlike the rest of the root: a buyer must never skip a log condition it does not understand, so an
+    unknown member is refused, and so is a policy that does not parse. Log key names (checkpoint origins) are
+    unique across the list, so a grant's ``logOrigin`` picks exactly one policy.
+    """
+    if not isinstance(value, list) or not 1 <= len(value) <= MAX_MARKETPLACE_LOGS:
+        raise _malformed(
+            f"marketplaceLogs must be a list of 1 to {MAX_MARKETPLACE_LOGS} logs (leave it out when there is none)"
+        )
+    texts: list[str] = []
+    origins: set[str] = set()
+    for number, item in enumerate(value, 1):
+        if not isinstance(item, dict) or set(item) != {"policy"}:
+            raise _malformed(f'marketplaceLogs[{number}] must be an object with exactly one member, "policy"')
+        text = item["policy"]
+        if not isinstance(text, str) or not _encodable(text) or len(text.encode()) > MAX_LOG_POLICY_BYTES:
+            raise _malformed(
+                f"marketplaceLogs[{number}].policy must be the text of a C2SP tlog-policy, "
+                f"at most {MAX_LOG_POLICY_BYTES} bytes of UTF-8"
+            )
+        try:
+            policy = _parse_policy(text)
+        except TransparencyFormatError as exc:
+            raise _malformed(f"marketplaceLogs[{number}].policy is refused ({exc.reason}): {exc.message}") from exc
+        if not policy.logs:
+            raise _malformed(f"marketplaceLogs[{number}].policy names no log ('log <vkey>' line)")
+        for log in policy.logs:
+            if log.name in origins:
+                raise _malformed(f"two marketplace logs have the origin {log.name[:80]!r}")
+            origins.add(log.name)
+        texts.append(text)
+    return tuple(texts)
+
+
+def _parse_policy(text: str) -> Policy:
+    """``transparency.policy.parse_policy``, imported at call time: the transparency modules import
+    ``interchange.keys``, whose package ``__init__`` imports this module first, so a module-level import is a cycle.
+    """
+    from memos_grpc.transparency.policy import parse_policy
+
+    return parse_policy(text)
 
 
 def _key(kid: str, entry: dict[str, Any]) -> TrustedKey:

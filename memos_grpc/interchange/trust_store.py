@@ -173,4 +173,5 @@ def to_message(root: TrustRoot, envelope: bytes) -> trust_pb2.TrustRoot:
     for name, role in sorted(root.roles.items()):
         if name in ROLE_ENUMS:
             message.roles.add(role=ROLE_ENUMS[name], key_ids=sorted(role.key_ids), threshold=role.threshold)
+    message.log_policies.extend(root.marketplace_logs)
     return message

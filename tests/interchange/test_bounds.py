@@ -28,6 +28,8 @@ from memos_grpc.interchange.report import verification_message
 from memos_grpc.interchange.statement import PREDICATE_TYPE, STATEMENT_TYPE, Statement, parse_statement
 from memos_grpc.interchange.trust import TRUST_ROOT_PAYLOAD_TYPE, TRUST_ROOT_TYPE, Role, TrustRoot, parse_trust_root
 from memos_grpc.interchange.trust_store import wire_form
+from memos_grpc.transparency.cosignature import CosignatureVerifier
+from memos_grpc.transparency.note import NoteVerifier
 
 ADMIN = SigningKey.from_seed(b"\x01" * 32)
 NODE = SigningKey.from_seed(b"\x02" * 32)
@@ -77,6 +79,25 @@ def unknown_role(document: Document) -> None:
     document["roles"]["auditor"] = {"keyids": [NODE.key_id], "threshold": 1}
 
 
+def log_policy(origin: str = "market.example/log", *, witness: bool = True) -> str:
+    """A C2SP tlog-policy: the log ``origin`` (key from a fixed seed) and, with ``witness``, one witness."""
+    log = NoteVerifier.for_key(origin, SigningKey.from_seed(origin.encode().ljust(32, b"\0")[:32]).public_key)
+    if not witness:
+        return f"log {log.vkey()}\nquorum none\n"
+    cosigner = CosignatureVerifier.for_key("witness.example", SigningKey.from_seed(b"\x03" * 32).public_key)
+    return f"log {log.vkey()}\nwitness w {cosigner.vkey()}\nquorum w\n"
+
+
+def padded_policy(size: int) -> str:
+    """A valid policy of exactly ``size`` bytes (a comment fills it up)."""
+    text = log_policy()
+    return text + "#" + "x" * (size - len(text) - 2) + "\n"
+
+
+def logs(*items: Any) -> Callable[[Document], None]:
+    return setting("marketplaceLogs", value=list(items))
+
+
 OK = ""
 MALFORMED = "TRUST_ROOT_MALFORMED"
 #: (case, change to the valid document, expected reason; "" parses).
@@ -121,6 +142,22 @@ ROOT_CASES: list[tuple[str, Callable[[Document], None], str]] = [
     ("notBefore before year 1 in UTC", node_key("notBefore", "0001-01-01T00:30:00+01:00"), MALFORMED),
     ("notAfter after 9999 in UTC", node_key("notAfter", "9999-12-31T23:00:00-02:00"), MALFORMED),
     ("revokedAt at the latest time", node_key("revokedAt", "9999-12-31T23:59:59Z"), OK),
+    ("a marketplace log", logs({"policy": log_policy()}), OK),
+    ("a marketplace log without witnesses", logs({"policy": log_policy(witness=False)}), OK),
+    ("16 marketplace logs", logs(*({"policy": log_policy(f"m{n}.example/log")} for n in range(16))), OK),
+    ("17 marketplace logs", logs(*({"policy": log_policy(f"m{n}.example/log")} for n in range(17))), MALFORMED),
+    ("marketplaceLogs empty", logs(), MALFORMED),
+    ("marketplaceLogs not a list", setting("marketplaceLogs", value={"policy": log_policy()}), MALFORMED),
+    ("a marketplace log with an unknown member", logs({"policy": log_policy(), "url": "x"}), MALFORMED),
+    ("a marketplace log without policy", logs({}), MALFORMED),
+    ("a log policy not a string", logs({"policy": [log_policy()]}), MALFORMED),
+    ("a log policy of 2^14 bytes", logs({"policy": padded_policy(2**14)}), OK),
+    ("a log policy of 2^14 + 1 bytes", logs({"policy": padded_policy(2**14 + 1)}), MALFORMED),
+    ("a log policy without a quorum", logs({"policy": log_policy().replace("quorum w\n", "")}), MALFORMED),
+    ("a log policy with a CR", logs({"policy": log_policy().replace("\n", "\r\n")}), MALFORMED),
+    ("a log policy naming no log", logs({"policy": log_policy().split("\n", 1)[1]}), MALFORMED),
+    ("a log policy with a lone surrogate", logs({"policy": log_policy() + "# \ud800\n"}), MALFORMED),
+    ("two marketplace logs of one origin", logs({"policy": log_policy()}, {"policy": log_policy()}), MALFORMED),
 ]
 
 
@@ -133,7 +170,13 @@ def test_trust_root_numbers_and_times_are_bounded(change: Callable[[Document], N
         root = parse_trust_root(payload)
         # What parses can be sent (GetTrustRoot) and read back from its stored envelope.
         envelope = Envelope(TRUST_ROOT_PAYLOAD_TYPE, payload).to_json()
-        assert wire_form(root, envelope).version == document["version"]
+        message = wire_form(root, envelope)
+        assert message.version == document["version"]
+        policies = [log["policy"] for log in document.get("marketplaceLogs", [])]
+        assert list(message.log_policies) == list(root.marketplace_logs) == policies
+        assert len(root.log_policies) == len(policies)
+        # The canonical payload keeps them, so a root re-signed by the server says what its admin signed.
+        assert parse_trust_root(root.payload()) == root
         return
     with pytest.raises(TrustRootError) as caught:
         parse_trust_root(payload)

@@ -25,6 +25,8 @@ from memos_grpc.interchange.dsse import Envelope, parse_envelope, verify_envelop
 from memos_grpc.interchange.keys import SigningKey, TrustedKey
 from memos_grpc.interchange.trust import TRUST_ROOT_PAYLOAD_TYPE, Role, TrustRoot
 from memos_grpc.server.app import MemosServer
+from memos_grpc.transparency.cosignature import CosignatureVerifier
+from memos_grpc.transparency.note import NoteVerifier
 
 
 @pytest.fixture
@@ -221,3 +223,50 @@ def test_a_root_must_be_the_next_version(node: tuple[MemosServer, GovernanceServ
     assert refused(governance, signed(skipping), node_signs=True) == "TRUST_ROOT_VERSION_SKIPPED"
     assert submit(governance, signed(TrustRoot(2, root.expires, root.keys, root.roles)), node_signs=True).version == 2
     assert submit(governance, signed(skipping), node_signs=True).version == 3
+
+
+def _log_policy(log_key: SigningKey, origin: str, witness_key: SigningKey) -> str:
+    log = NoteVerifier.for_key(origin, log_key.public_key)
+    witness = CosignatureVerifier.for_key("witness.example/w1", witness_key.public_key)
+    return f"log {log.vkey()}\nwitness w1 {witness.vkey()}\ngroup witnesses 1 w1\nquorum witnesses\n"
+
+
+def test_a_buyer_root_names_the_marketplace_log_and_its_policy(
+    node: tuple[MemosServer, GovernanceServiceStub],
+) -> None:
+    """The marketplace key in its role and the log's tlog-policy in marketplaceLogs, rotated by root versions."""
+    _, governance = node
+    first = current_root(governance)
+    market, log_key, witness_key = SigningKey.generate(), SigningKey.generate(), SigningKey.generate()
+    keys = {**first.keys, market.key_id: TrustedKey(market.key_id, market.public_key, "market.example")}
+    roles = {**first.roles, "marketplace": Role((market.key_id,), 1)}
+    policy = _log_policy(log_key, "market.example/log", witness_key)
+    shown = submit(governance, signed(TrustRoot(2, first.expires, keys, roles, (policy,))), node_signs=True)
+    assert (shown.version, list(shown.log_policies)) == (2, [policy])
+    again = governance.GetTrustRoot(g.GetTrustRootRequest())
+    assert list(again.log_policies) == [policy]
+    stored = current_root(governance)  # from the signed envelope, as a buyer checks it offline
+    assert stored.marketplace_logs == (policy,) and stored.keys_for("marketplace").keys() == {market.key_id}
+    found = stored.log_policy("market.example/log")
+    assert found is not None and found[1].public_key == log_key.public_key
+    assert [w.public_key for w in found[0].witnesses.values()] == [witness_key.public_key]
+
+    # A policy that does not parse (no quorum line) is refused whole, and the root in force stays.
+    broken = policy.replace("quorum witnesses\n", "")
+    assert refused(governance, signed(TrustRoot(3, first.expires, keys, roles, (broken,))), True) == (
+        "TRUST_ROOT_MALFORMED"
+    )
+    unknown = json.loads(TrustRoot(3, first.expires, keys, roles, (policy,)).payload())
+    unknown["marketplaceLogs"][0]["url"] = "https://market.example"
+    envelope = Envelope(TRUST_ROOT_PAYLOAD_TYPE, json.dumps(unknown).encode()).to_json()
+    assert refused(governance, envelope, node_signs=True) == "TRUST_ROOT_MALFORMED"
+    unchanged = governance.GetTrustRoot(g.GetTrustRootRequest())
+    assert (unchanged.version, list(unchanged.log_policies)) == (2, [policy])
+
+    # Rotation: the next version names the log's new key; the old one is trusted no more.
+    new_log_key = SigningKey.generate()
+    rotated = _log_policy(new_log_key, "market.example/log", witness_key)
+    third = submit(governance, signed(TrustRoot(3, first.expires, keys, roles, (rotated,))), node_signs=True)
+    assert list(third.log_policies) == [rotated]
+    found = current_root(governance).log_policy("market.example/log")
+    assert found is not None and found[1].public_key == new_log_key.public_key

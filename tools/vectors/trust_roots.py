@@ -1,5 +1,7 @@
 """Trust root update vectors: rotation signed by old and new admin keys, thresholds, rollback and freeze.
 
+They also pin ``marketplaceLogs``, the marketplace logs a buyer trusts as C2SP tlog-policy texts, read strictly.
+
 Each vector gives the current root (trusted as it is: a client's anchor) and a proposed root; the proposal must be
 signed by a threshold of the current admin keys and of its own, be the next version, stay within the protocol's
 bounds (docs/protocol.md, "Bounds") and not be expired.
@@ -28,6 +30,7 @@ from tools.vectors.common import (
     valid,
     vector,
 )
+from tools.vectors.tlog import LOG, vkey
 
 TRUST_ROOT_TYPE = "https://memos-grpc.dev/TrustRoot/v1"
 T = "application/vnd.memos.trustroot+json"
@@ -44,6 +47,7 @@ def root(
     revoked: dict[VectorKey, datetime] | None = None,
     node_threshold: int = 1,
     extra_roles: Json | None = None,
+    marketplace_logs: list[Json] | None = None,
 ) -> bytes:
     """A trust root payload: ``admin`` keys with ``threshold``, ``node`` keys with ``node_threshold``."""
     revoked = revoked or {}
@@ -57,9 +61,15 @@ def root(
         "node": {"keyids": sorted(k.key_id for k in node), "threshold": node_threshold},
         **(extra_roles or {}),
     }
-    return canonical(
-        {"_type": TRUST_ROOT_TYPE, "version": version, "expires": rfc3339(expires), "keys": keys, "roles": roles}
-    )
+    document: Json = {"_type": TRUST_ROOT_TYPE, "version": version, "expires": rfc3339(expires), "keys": keys}
+    document["roles"] = roles
+    if marketplace_logs is not None:
+        document["marketplaceLogs"] = marketplace_logs
+    return canonical(document)
+
+
+#: The log of tools/vectors/tlog.py (key 1) with one witness (key 3) as its quorum.
+LOG_POLICY = f"log {vkey(LOG, 1, KEY1)}\nwitness w {vkey('witness.example', 4, KEY3)}\nquorum w\n"
 
 
 def _with_expires(payload: bytes, expires: str) -> bytes:
@@ -227,6 +237,41 @@ def trust_root_vectors() -> list[Json]:
             "Expires 9999-12-31T23:59:59-01:00: after LATEST_TIME once in UTC.",
             v1,
             signed(T, _with_expires(root(2, (KEY1,)), "9999-12-31T23:59:59-01:00"), KEY1),
+            invalid("TRUST_ROOT_MALFORMED"),
+        ),
+        _case(
+            "marketplace-log-valid",
+            "Version 2 names a marketplace log by its tlog-policy: log key, one witness, quorum.",
+            v1,
+            signed(T, root(2, (KEY1,), marketplace_logs=[{"policy": LOG_POLICY}]), KEY1),
+            valid(version=2),
+        ),
+        _case(
+            "marketplace-log-policy-unparsable",
+            "The log policy has no quorum line (POLICY_QUORUM_INVALID): the root is malformed.",
+            v1,
+            signed(T, root(2, (KEY1,), marketplace_logs=[{"policy": LOG_POLICY.replace("quorum w\n", "")}]), KEY1),
+            invalid("TRUST_ROOT_MALFORMED"),
+        ),
+        _case(
+            "marketplace-log-unknown-member",
+            "A marketplace log carries a member besides policy: refused, never ignored.",
+            v1,
+            signed(T, root(2, (KEY1,), marketplace_logs=[{"policy": LOG_POLICY, "url": "https://x"}]), KEY1),
+            invalid("TRUST_ROOT_MALFORMED"),
+        ),
+        _case(
+            "marketplace-logs-empty",
+            "marketplaceLogs is an empty list: a root without logs leaves the member out.",
+            v1,
+            signed(T, root(2, (KEY1,), marketplace_logs=[]), KEY1),
+            invalid("TRUST_ROOT_MALFORMED"),
+        ),
+        _case(
+            "marketplace-logs-one-origin-twice",
+            "Two marketplace logs share one origin, so a grant's logOrigin would not pick one policy.",
+            v1,
+            signed(T, root(2, (KEY1,), marketplace_logs=[{"policy": LOG_POLICY}] * 2), KEY1),
             invalid("TRUST_ROOT_MALFORMED"),
         ),
         _case(

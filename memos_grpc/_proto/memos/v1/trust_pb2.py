@@ -25,19 +25,19 @@ _sym_db = _symbol_database.Default()
 from google.protobuf import timestamp_pb2 as google_dot_protobuf_dot_timestamp__pb2
 
 
-DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x14memos/v1/trust.proto\x12\x08memos.v1\x1a\x1fgoogle/protobuf/timestamp.proto\"\x87\x02\n\nTrustedKey\x12\x15\n\x06key_id\x18\x01 \x01(\tR\x05keyId\x12\x1d\n\npublic_key\x18\x02 \x01(\x0cR\tpublicKey\x12\x12\n\x04name\x18\x03 \x01(\tR\x04name\x12\x39\n\nnot_before\x18\x04 \x01(\x0b\x32\x1a.google.protobuf.TimestampR\tnotBefore\x12\x37\n\tnot_after\x18\x05 \x01(\x0b\x32\x1a.google.protobuf.TimestampR\x08notAfter\x12;\n\x0brevoke_time\x18\x06 \x01(\x0b\x32\x1a.google.protobuf.TimestampR\nrevokeTime\"i\n\tTrustRole\x12%\n\x04role\x18\x01 \x01(\x0e\x32\x11.memos.v1.KeyRoleR\x04role\x12\x17\n\x07key_ids\x18\x02 \x03(\tR\x06keyIds\x12\x1c\n\tthreshold\x18\x03 \x01(\x05R\tthreshold\"\xe0\x01\n\tTrustRoot\x12\x18\n\x07version\x18\x01 \x01(\x03R\x07version\x12;\n\x0b\x65xpire_time\x18\x02 \x01(\x0b\x32\x1a.google.protobuf.TimestampR\nexpireTime\x12(\n\x04keys\x18\x03 \x03(\x0b\x32\x14.memos.v1.TrustedKeyR\x04keys\x12)\n\x05roles\x18\x04 \x03(\x0b\x32\x13.memos.v1.TrustRoleR\x05roles\x12\'\n\x0fsigned_envelope\x18\x05 \x01(\x0cR\x0esignedEnvelope*|\n\x07KeyRole\x12\x18\n\x14KEY_ROLE_UNSPECIFIED\x10\x00\x12\x12\n\x0eKEY_ROLE_ADMIN\x10\x01\x12\x11\n\rKEY_ROLE_NODE\x10\x02\x12\x16\n\x12KEY_ROLE_PUBLISHER\x10\x03\x12\x18\n\x14KEY_ROLE_MARKETPLACE\x10\x04\x62\x06proto3')
+DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x14memos/v1/trust.proto\x12\x08memos.v1\x1a\x1fgoogle/protobuf/timestamp.proto\"\x87\x02\n\nTrustedKey\x12\x15\n\x06key_id\x18\x01 \x01(\tR\x05keyId\x12\x1d\n\npublic_key\x18\x02 \x01(\x0cR\tpublicKey\x12\x12\n\x04name\x18\x03 \x01(\tR\x04name\x12\x39\n\nnot_before\x18\x04 \x01(\x0b\x32\x1a.google.protobuf.TimestampR\tnotBefore\x12\x37\n\tnot_after\x18\x05 \x01(\x0b\x32\x1a.google.protobuf.TimestampR\x08notAfter\x12;\n\x0brevoke_time\x18\x06 \x01(\x0b\x32\x1a.google.protobuf.TimestampR\nrevokeTime\"i\n\tTrustRole\x12%\n\x04role\x18\x01 \x01(\x0e\x32\x11.memos.v1.KeyRoleR\x04role\x12\x17\n\x07key_ids\x18\x02 \x03(\tR\x06keyIds\x12\x1c\n\tthreshold\x18\x03 \x01(\x05R\tthreshold\"\x83\x02\n\tTrustRoot\x12\x18\n\x07version\x18\x01 \x01(\x03R\x07version\x12;\n\x0b\x65xpire_time\x18\x02 \x01(\x0b\x32\x1a.google.protobuf.TimestampR\nexpireTime\x12(\n\x04keys\x18\x03 \x03(\x0b\x32\x14.memos.v1.TrustedKeyR\x04keys\x12)\n\x05roles\x18\x04 \x03(\x0b\x32\x13.memos.v1.TrustRoleR\x05roles\x12\'\n\x0fsigned_envelope\x18\x05 \x01(\x0cR\x0esignedEnvelope\x12!\n\x0clog_policies\x18\x06 \x03(\tR\x0blogPolicies*|\n\x07KeyRole\x12\x18\n\x14KEY_ROLE_UNSPECIFIED\x10\x00\x12\x12\n\x0eKEY_ROLE_ADMIN\x10\x01\x12\x11\n\rKEY_ROLE_NODE\x10\x02\x12\x16\n\x12KEY_ROLE_PUBLISHER\x10\x03\x12\x18\n\x14KEY_ROLE_MARKETPLACE\x10\x04\x62\x06proto3')
 
 _globals = globals()
 _builder.BuildMessageAndEnumDescriptors(DESCRIPTOR, _globals)
 _builder.BuildTopDescriptorsAndMessages(DESCRIPTOR, 'memos.v1.trust_pb2', _globals)
 if not _descriptor._USE_C_DESCRIPTORS:
   DESCRIPTOR._loaded_options = None
-  _globals['_KEYROLE']._serialized_start=667
-  _globals['_KEYROLE']._serialized_end=791
+  _globals['_KEYROLE']._serialized_start=702
+  _globals['_KEYROLE']._serialized_end=826
   _globals['_TRUSTEDKEY']._serialized_start=68
   _globals['_TRUSTEDKEY']._serialized_end=331
   _globals['_TRUSTROLE']._serialized_start=333
   _globals['_TRUSTROLE']._serialized_end=438
   _globals['_TRUSTROOT']._serialized_start=441
-  _globals['_TRUSTROOT']._serialized_end=665
+  _globals['_TRUSTROOT']._serialized_end=700
 # @@protoc_insertion_point(module_scope)

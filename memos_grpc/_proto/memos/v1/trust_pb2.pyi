@@ -50,15 +50,17 @@ class TrustRole(_message.Message):
     def __init__(self, role: _Optional[_Union[KeyRole, str]] = ..., key_ids: _Optional[_Iterable[str]] = ..., threshold: _Optional[int] = ...) -> None: ...
 
 class TrustRoot(_message.Message):
-    __slots__ = ("version", "expire_time", "keys", "roles", "signed_envelope")
+    __slots__ = ("version", "expire_time", "keys", "roles", "signed_envelope", "log_policies")
     VERSION_FIELD_NUMBER: _ClassVar[int]
     EXPIRE_TIME_FIELD_NUMBER: _ClassVar[int]
     KEYS_FIELD_NUMBER: _ClassVar[int]
     ROLES_FIELD_NUMBER: _ClassVar[int]
     SIGNED_ENVELOPE_FIELD_NUMBER: _ClassVar[int]
+    LOG_POLICIES_FIELD_NUMBER: _ClassVar[int]
     version: int
     expire_time: _timestamp_pb2.Timestamp
     keys: _containers.RepeatedCompositeFieldContainer[TrustedKey]
     roles: _containers.RepeatedCompositeFieldContainer[TrustRole]
     signed_envelope: bytes
-    def __init__(self, version: _Optional[int] = ..., expire_time: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., keys: _Optional[_Iterable[_Union[TrustedKey, _Mapping]]] = ..., roles: _Optional[_Iterable[_Union[TrustRole, _Mapping]]] = ..., signed_envelope: _Optional[bytes] = ...) -> None: ...
+    log_policies: _containers.RepeatedScalarFieldContainer[str]
+    def __init__(self, version: _Optional[int] = ..., expire_time: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., keys: _Optional[_Iterable[_Union[TrustedKey, _Mapping]]] = ..., roles: _Optional[_Iterable[_Union[TrustRole, _Mapping]]] = ..., signed_envelope: _Optional[bytes] = ..., log_policies: _Optional[_Iterable[str]] = ...) -> None: ...

@@ -56,6 +56,7 @@ _I = "/memos.v1.InterchangeService/"
 _S = "/memos.v1.SchedulerService/"
 _W = "/memos.v1.WitnessService/"
 _T = "/memos.v1.TransparencyLogService/"
+_M = "/memos.v1.MarketplaceService/"
 
 RULES: dict[str, Rule] = {
     _V + "CreateCube": Rule(Check.SPACE_WRITE, "parent", mutating=True),
@@ -112,6 +113,28 @@ RULES: dict[str, Rule] = {
     _T + "GetInclusionProof": Rule(Check.AUTHENTICATED),
     _T + "GetConsistencyProof": Rule(Check.AUTHENTICATED),
     _T + "GetEntries": Rule(Check.AUTHENTICATED),
+    # The marketplace's listings and releases: any authenticated principal may create a listing, read and
+    # search them; a change, a publish or a yank is its owner's (or an admin's), which the component checks,
+    # since "listing owner" is no space role.
+    _M + "CreateListing": Rule(Check.AUTHENTICATED, "listing_id", mutating=True),
+    _M + "GetListing": Rule(Check.AUTHENTICATED, "name"),
+    _M + "ListListings": Rule(Check.AUTHENTICATED),
+    _M + "SearchListings": Rule(Check.AUTHENTICATED),
+    _M + "UpdateListing": Rule(Check.AUTHENTICATED, "listing.name", mutating=True),
+    _M + "PublishRelease": Rule(Check.AUTHENTICATED, "parent", mutating=True),
+    _M + "GetRelease": Rule(Check.AUTHENTICATED, "name"),
+    _M + "ListReleases": Rule(Check.AUTHENTICATED, "parent"),
+    # The holder of a license (or the owner, or an admin) takes the bundle away: audited as an export.
+    _M + "DownloadRelease": Rule(Check.AUTHENTICATED, "name", egress=True),
+    _M + "YankRelease": Rule(Check.AUTHENTICATED, "name", mutating=True),
+    # Licenses: any authenticated principal acquires one (as its acquirer); who sees one (its acquirer, its
+    # listing's owner, admins) and who revokes one (the owner, admins) the component checks.
+    _M + "AcquireLicense": Rule(Check.AUTHENTICATED, "license.release", mutating=True),
+    _M + "GetLicense": Rule(Check.AUTHENTICATED, "name"),
+    _M + "ListLicenses": Rule(Check.AUTHENTICATED),
+    _M + "RevokeLicense": Rule(Check.AUTHENTICATED, "name", mutating=True),
+    # Publish, yank and revoke events are hints of what the public log holds; grants are never events.
+    _M + "Subscribe": Rule(Check.AUTHENTICATED),
     # No credential, as in C2SP tlog-witness: the log's signature on the checkpoint is the authorization, and a
     # witness acts only for the logs its operator configured (witness_logs). A marketplace needs no account at
     # each of its witnesses.

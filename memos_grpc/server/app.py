@@ -24,6 +24,8 @@ from memos_grpc._proto.memos.v1 import (
     governance_service_pb2_grpc,
     interchange_service_pb2,
     interchange_service_pb2_grpc,
+    marketplace_service_pb2,
+    marketplace_service_pb2_grpc,
     scheduler_service_pb2,
     scheduler_service_pb2_grpc,
     transparency_log_service_pb2,
@@ -38,6 +40,7 @@ from memos_grpc.errors import InvalidArgumentError
 from memos_grpc.server.enforcement import PolicyInterceptor
 from memos_grpc.server.health import HealthServicer
 from memos_grpc.server.interchange import InterchangeServicer
+from memos_grpc.server.marketplace import MarketplaceServicer
 from memos_grpc.server.scheduler import SchedulerServicer
 from memos_grpc.server.services import GovernanceServicer, VaultServicer, VaultSlot
 from memos_grpc.server.status import ErrorMappingInterceptor
@@ -56,6 +59,7 @@ SERVICE_NAMES = (
     scheduler_service_pb2.DESCRIPTOR.services_by_name["SchedulerService"].full_name,
     witness_service_pb2.DESCRIPTOR.services_by_name["WitnessService"].full_name,
     transparency_log_service_pb2.DESCRIPTOR.services_by_name["TransparencyLogService"].full_name,
+    marketplace_service_pb2.DESCRIPTOR.services_by_name["MarketplaceService"].full_name,
 )
 HEALTH_SERVICE = health_pb2.DESCRIPTOR.services_by_name["Health"].full_name
 #: Every service the server hosts: its own, health and reflection. Reflection lists exactly
@@ -104,6 +108,9 @@ class MemosServer:
         )
         transparency_log_service_pb2_grpc.add_TransparencyLogServiceServicer_to_server(  # type: ignore[no-untyped-call]
             TransparencyLogServicer(self.slot), self.grpc_server
+        )
+        marketplace_service_pb2_grpc.add_MarketplaceServiceServicer_to_server(  # type: ignore[no-untyped-call]
+            MarketplaceServicer(self.slot), self.grpc_server
         )
         witness_service_pb2_grpc.add_WitnessServiceServicer_to_server(  # type: ignore[no-untyped-call]
             WitnessServicer(self.slot), self.grpc_server

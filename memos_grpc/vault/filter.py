@@ -45,7 +45,8 @@ class CompiledFilter:
     params: tuple[object, ...]
 
 
-FieldKind = Literal["enum", "list", "string", "int", "time", "map"]
+#: ``enum_list``: a list of enum numbers (``INTEGER[]``); ``=`` and ``:`` test membership, as for ``list``.
+FieldKind = Literal["enum", "enum_list", "list", "string", "int", "time", "map"]
 
 
 @dataclass(frozen=True)
@@ -312,6 +313,13 @@ class _Parser:
                 return "(cardinality(labels) > 0)"
             self.bind(text)
             return "map_contains(labels, ?)"
+        if field.kind == "enum_list":
+            if presence:
+                return f"(len({column}) > 0)"
+            if op.text not in ("=", "!=", ":"):
+                raise _unsupported(name, op, "=, != or :")
+            self.bind(_enum_number(name, field, value))
+            return f"{'(NOT ' if op.text == '!=' else '('}list_contains({column}, ?))"
         if field.kind == "list":
             if presence:
                 return f"(len({column}) > 0)"

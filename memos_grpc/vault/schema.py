@@ -223,6 +223,13 @@ DDL = [
         listing_id VARCHAR PRIMARY KEY,
         listing_pb BLOB NOT NULL,
         owner VARCHAR NOT NULL,
+        -- Copies of listing_pb's fields that ListListings and SearchListings filter on (AIP-160).
+        title VARCHAR NOT NULL,
+        tags VARCHAR[] NOT NULL,
+        publisher_keys VARCHAR[] NOT NULL,
+        license VARCHAR NOT NULL,
+        license_ids VARCHAR[] NOT NULL,
+        memory_types INTEGER[] NOT NULL,
         create_time TIMESTAMPTZ NOT NULL,
         update_time TIMESTAMPTZ NOT NULL,
         etag VARCHAR NOT NULL,
@@ -239,6 +246,10 @@ DDL = [
         yanked BOOLEAN NOT NULL,
         log_index BIGINT NOT NULL,
         create_time TIMESTAMPTZ NOT NULL,
+        -- Copies of release_pb's fields that ListReleases filters on (AIP-160).
+        license VARCHAR NOT NULL,
+        license_ids VARCHAR[] NOT NULL,
+        memory_types INTEGER[] NOT NULL,
         PRIMARY KEY (listing_id, release_id)
     )
     """,

@@ -136,11 +136,13 @@ class BundleVerifier:
     def __init__(
         self,
         chunks: Iterable[bytes],
-        policy: TrustPolicy,
+        policy: TrustPolicy | None,
         limits: BundleLimits,
         now: datetime,
         sink: EntrySink | None = None,
     ) -> None:
+        """``policy`` None checks integrity only (every entry against the statement), not who signed it: for a
+        caller that trusts the statement digest by other means (a license grant naming it)."""
         self._reader = TarReader(chunks, TarLimits(limits.max_entry_bytes, limits.max_bundle_bytes, limits.max_entries))
         self._policy = policy
         self._limits = limits
@@ -199,7 +201,10 @@ class BundleVerifier:
     def _verify_envelope(self, data: bytes) -> Statement:
         verification: list[EnvelopeVerification] = []
         try:
-            payload = verify_statement_envelope(data, self._policy, self._now, verification)
+            if self._policy is None:
+                payload = _statement_envelope(data).payload
+            else:
+                payload = verify_statement_envelope(data, self._policy, self._now, verification)
         finally:
             if verification:
                 self.report.signatures = verification[0]
@@ -242,15 +247,7 @@ def verify_statement_envelope(
 
     Raises BundleError with the step's reason; ``out`` receives the per-signature results when given.
     """
-    try:
-        envelope = parse_envelope(data)
-    except EnvelopeFormatError as exc:
-        raise BundleError(f"the envelope is malformed: {exc}", reason="BUNDLE_ENVELOPE_MALFORMED") from exc
-    if envelope.payload_type != STATEMENT_PAYLOAD_TYPE:
-        raise BundleError(
-            f"payloadType is {envelope.payload_type[:80]!r}; a bundle's is {STATEMENT_PAYLOAD_TYPE!r}",
-            reason="BUNDLE_PAYLOAD_TYPE_INVALID",
-        )
+    envelope = _statement_envelope(data)
     verification = verify_envelope(envelope, policy.keys, policy.threshold, now)
     if out is not None:
         out.append(verification)
@@ -262,6 +259,20 @@ def verify_statement_envelope(
             reason="BUNDLE_REQUIRED_SIGNER_MISSING",
         )
     return envelope.payload  # verified: only now may it be parsed
+
+
+def _statement_envelope(data: bytes) -> Envelope:
+    """Step 2: the statement envelope, decoded, with the statement's payloadType; raises BundleError."""
+    try:
+        envelope = parse_envelope(data)
+    except EnvelopeFormatError as exc:
+        raise BundleError(f"the envelope is malformed: {exc}", reason="BUNDLE_ENVELOPE_MALFORMED") from exc
+    if envelope.payload_type != STATEMENT_PAYLOAD_TYPE:
+        raise BundleError(
+            f"payloadType is {envelope.payload_type[:80]!r}; a bundle's is {STATEMENT_PAYLOAD_TYPE!r}",
+            reason="BUNDLE_PAYLOAD_TYPE_INVALID",
+        )
+    return envelope
 
 
 def _check_marker(data: bytes) -> None:
@@ -301,9 +312,17 @@ def _raise_shortfall(verification: EnvelopeVerification, policy: TrustPolicy) ->
 
 
 def verify_bundle(
-    chunks: Iterable[bytes], policy: TrustPolicy, limits: BundleLimits, now: datetime, sink: EntrySink | None = None
+    chunks: Iterable[bytes],
+    policy: TrustPolicy | None,
+    limits: BundleLimits,
+    now: datetime,
+    sink: EntrySink | None = None,
 ) -> BundleReport:
-    """Verifies a bundle without importing it; never raises for a bad bundle (the report says why)."""
+    """Verifies a bundle without importing it; never raises for a bad bundle (the report says why).
+
+    With ``policy`` None the signatures are not checked, only the entries against the statement (see
+    ``BundleVerifier``).
+    """
     verifier = BundleVerifier(chunks, policy, limits, now, sink)
     try:
         return verifier.run()

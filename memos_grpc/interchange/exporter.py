@@ -12,6 +12,7 @@ from __future__ import annotations
 import hashlib
 import logging
 import os
+import re
 import socket
 import tempfile
 import time
@@ -30,11 +31,15 @@ from memos_grpc.interchange.dsse import STATEMENT_PAYLOAD_TYPE, sign_envelope
 from memos_grpc.interchange.signers import Signers
 from memos_grpc.interchange.statement import (
     FORMAT_VERSION,
+    RELEASE_FIELDS,
     Subject,
     blob_entry_name,
     build_statement,
     cube_entry_name,
 )
+from memos_grpc.marketplace.listings import parse_listing_name
+from memos_grpc.marketplace.semver import check_release_id
+from memos_grpc.marketplace.terms import TermsError, check_license_expression
 from memos_grpc.vault.catalog import redaction_rules
 from memos_grpc.vault.context import VaultContext
 from memos_grpc.vault.cubes import LIVE
@@ -49,6 +54,7 @@ log = logging.getLogger(__name__)
 _WITHHOLD = space_pb2.RedactionRule.ACTION_WITHHOLD
 _REDACT = space_pb2.RedactionRule.ACTION_REDACT_TEXT
 _ACTION_NAMES: dict[int, str] = {_WITHHOLD: "WITHHOLD", _REDACT: "REDACT_TEXT"}
+_TERMS_DIGEST = re.compile(r"sha256:[0-9a-f]{64}")
 _TYPE_NAMES = {
     cube_pb2.MEMORY_TYPE_PLAINTEXT: "plaintext",
     cube_pb2.MEMORY_TYPE_ACTIVATION: "activation",
@@ -88,6 +94,7 @@ class Exporter:
     def export(self, request: interchange_service_pb2.ExportBundleRequest, caller: Caller) -> Iterator[bytes]:
         """Selects and signs at once (raising on bad requests); returns the bundle's chunks to stream."""
         space_id = parse_space_name(request.parent, "parent")
+        release = release_fields(request.release) if request.HasField("release") else {}
         spooled = _Spooled(tempfile.TemporaryFile(dir=self._context.blobs.temp_dir))  # noqa: SIM115 - closed below
         try:
             space = self._select(space_id, request, caller, spooled)
@@ -96,7 +103,7 @@ class Exporter:
                 Subject(blob_entry_name(d), d.removeprefix("sha256:"), size)
                 for d, size in sorted(spooled.blobs.items())
             ]
-            statement = build_statement(subjects, self._predicate(space, request, caller, spooled))
+            statement = build_statement(subjects, self._predicate(space, request, caller, spooled) | release)
             envelope = sign_envelope(STATEMENT_PAYLOAD_TYPE, statement, self._signers.bundle_signers(caller.principal))
         except BaseException:
             spooled.spool.close()
@@ -228,6 +235,22 @@ class Exporter:
                 for (label, action), count in sorted(spooled.redactions.items())
             ],
         }
+
+
+def release_fields(release: interchange_service_pb2.ReleaseInfo) -> dict[str, Any]:
+    """The predicate members that make a bundle a marketplace release, each checked (INVALID_ARGUMENT)."""
+    parse_listing_name(release.listing, "release.listing")
+    check_release_id(release.release, "release.release")
+    try:
+        check_license_expression(release.license)
+    except TermsError as exc:
+        raise invalid(f"release.license: {exc.message}", exc.reason) from exc
+    if not _TERMS_DIGEST.fullmatch(release.terms_digest):
+        raise invalid(
+            f"release.terms_digest {release.terms_digest[:80]!r} is not sha256:<64 lowercase hex>", "INVALID_DIGEST"
+        )
+    values = (release.listing, release.release, release.license, release.terms_digest)
+    return dict(zip(RELEASE_FIELDS, values, strict=True))
 
 
 def _spool_reader(spool: IO[bytes], offset: int, size: int) -> Any:

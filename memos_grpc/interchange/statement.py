@@ -19,6 +19,9 @@ from memos_grpc.interchange.canonical import canonical_json
 STATEMENT_TYPE = "https://in-toto.io/Statement/v1"
 PREDICATE_TYPE = "https://memos-grpc.dev/MemCubeBundle/v1"
 FORMAT_VERSION = 1
+#: The predicate members of a marketplace release (docs/marketplace.md, "The release"), in this order:
+#: the listing's name, the release id, the SPDX license expression and the terms digest.
+RELEASE_FIELDS = ("listing", "release", "license", "termsDigest")
 
 _HEX64 = re.compile(r"^[0-9a-f]{64}$")
 _CUBE_ENTRY = re.compile(r"^cubes/[A-Za-z0-9][A-Za-z0-9._-]{0,94}\.pb$")

@@ -26,43 +26,45 @@ from google.protobuf import timestamp_pb2 as google_dot_protobuf_dot_timestamp__
 from memos_grpc._proto.memos.v1 import trust_pb2 as memos_dot_v1_dot_trust__pb2
 
 
-DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\"memos/v1/interchange_service.proto\x12\x08memos.v1\x1a\x1fgoogle/protobuf/timestamp.proto\x1a\x14memos/v1/trust.proto\"[\n\x13\x45xportBundleRequest\x12\x16\n\x06parent\x18\x01 \x01(\tR\x06parent\x12\x14\n\x05names\x18\x02 \x03(\tR\x05names\x12\x16\n\x06\x66ilter\x18\x03 \x01(\tR\x06\x66ilter\",\n\x14\x45xportBundleResponse\x12\x14\n\x05\x63hunk\x18\x01 \x01(\x0cR\x05\x63hunk\"^\n\x0bTrustPolicy\x12%\n\x04role\x18\x01 \x01(\x0e\x32\x11.memos.v1.KeyRoleR\x04role\x12(\n\x10required_key_ids\x18\x02 \x03(\tR\x0erequiredKeyIds\"\xc0\x01\n\x13ImportBundleRequest\x12\x16\n\x06parent\x18\x01 \x01(\tR\x06parent\x12\x41\n\x0f\x63onflict_policy\x18\x02 \x01(\x0e\x32\x18.memos.v1.ConflictPolicyR\x0e\x63onflictPolicy\x12\x38\n\x0ctrust_policy\x18\x03 \x01(\x0b\x32\x15.memos.v1.TrustPolicyR\x0btrustPolicy\x12\x14\n\x05\x63hunk\x18\x04 \x01(\x0cR\x05\x63hunk\"\xd1\x02\n\x0eSignatureCheck\x12\x1e\n\x0bkey_id_hint\x18\x01 \x01(\tR\tkeyIdHint\x12\x15\n\x06key_id\x18\x02 \x01(\tR\x05keyId\x12\x37\n\x06status\x18\x03 \x01(\x0e\x32\x1f.memos.v1.SignatureCheck.StatusR\x06status\x12\x1c\n\tprincipal\x18\x04 \x01(\tR\tprincipal\"\xb0\x01\n\x06Status\x12\x16\n\x12STATUS_UNSPECIFIED\x10\x00\x12\x12\n\x0eSTATUS_COUNTED\x10\x01\x12\x18\n\x14STATUS_DUPLICATE_KEY\x10\x02\x12\x16\n\x12STATUS_UNKNOWN_KEY\x10\x03\x12\x18\n\x14STATUS_BAD_SIGNATURE\x10\x04\x12\x16\n\x12STATUS_KEY_REVOKED\x10\x05\x12\x16\n\x12STATUS_KEY_EXPIRED\x10\x06\"v\n\x10\x41ppliedRedaction\x12+\n\x11sensitivity_label\x18\x01 \x01(\tR\x10sensitivityLabel\x12\x16\n\x06\x61\x63tion\x18\x02 \x01(\tR\x06\x61\x63tion\x12\x1d\n\ncube_count\x18\x03 \x01(\x03R\tcubeCount\"\xfa\x05\n\x12\x42undleVerification\x12\x14\n\x05valid\x18\x01 \x01(\x08R\x05valid\x12\x16\n\x06reason\x18\x02 \x01(\tR\x06reason\x12\x18\n\x07message\x18\x03 \x01(\tR\x07message\x12)\n\x10statement_digest\x18\x04 \x01(\tR\x0fstatementDigest\x12%\n\x04role\x18\x05 \x01(\x0e\x32\x11.memos.v1.KeyRoleR\x04role\x12\x1c\n\tthreshold\x18\x06 \x01(\x05R\tthreshold\x12\x38\n\nsignatures\x18\x07 \x03(\x0b\x32\x18.memos.v1.SignatureCheckR\nsignatures\x12\x1c\n\tstatement\x18\x08 \x01(\x0cR\tstatement\x12\x1d\n\ncube_count\x18\t \x01(\x03R\tcubeCount\x12\x1d\n\nblob_count\x18\n \x01(\x03R\tblobCount\x12\x1d\n\nblob_bytes\x18\x0b \x01(\x03R\tblobBytes\x12!\n\x0c\x62undle_bytes\x18\x0c \x01(\x03R\x0b\x62undleBytes\x12-\n\x12\x65xporter_principal\x18\r \x01(\tR\x11\x65xporterPrincipal\x12#\n\rexporter_node\x18\x0e \x01(\tR\x0c\x65xporterNode\x12#\n\rsource_server\x18\x0f \x01(\tR\x0csourceServer\x12;\n\x0b\x63reate_time\x18\x10 \x01(\x0b\x32\x1a.google.protobuf.TimestampR\ncreateTime\x12\x33\n\x15\x65mbedding_fingerprint\x18\x11 \x01(\tR\x14\x65mbeddingFingerprint\x12-\n\x12model_fingerprints\x18\x12 \x03(\tR\x11modelFingerprints\x12:\n\nredactions\x18\x13 \x03(\x0b\x32\x1a.memos.v1.AppliedRedactionR\nredactions\"\x95\x02\n\x0cImportedCube\x12#\n\rprovenance_id\x18\x01 \x01(\tR\x0cprovenanceId\x12\x12\n\x04name\x18\x02 \x01(\tR\x04name\x12\x35\n\x06\x61\x63tion\x18\x03 \x01(\x0e\x32\x1d.memos.v1.ImportedCube.ActionR\x06\x61\x63tion\x12\x1e\n\nreembedded\x18\x04 \x01(\x08R\nreembedded\"u\n\x06\x41\x63tion\x12\x16\n\x12\x41\x43TION_UNSPECIFIED\x10\x00\x12\x12\n\x0e\x41\x43TION_CREATED\x10\x01\x12\x12\n\x0e\x41\x43TION_SKIPPED\x10\x02\x12\x16\n\x12\x41\x43TION_NEW_VERSION\x10\x03\x12\x13\n\x0f\x41\x43TION_REPLACED\x10\x04\"\xce\x02\n\x14ImportBundleResponse\x12@\n\x0cverification\x18\x01 \x01(\x0b\x32\x1c.memos.v1.BundleVerificationR\x0cverification\x12,\n\x05\x63ubes\x18\x02 \x03(\x0b\x32\x16.memos.v1.ImportedCubeR\x05\x63ubes\x12#\n\rcreated_count\x18\x03 \x01(\x03R\x0c\x63reatedCount\x12#\n\rskipped_count\x18\x04 \x01(\x03R\x0cskippedCount\x12*\n\x11new_version_count\x18\x05 \x01(\x03R\x0fnewVersionCount\x12%\n\x0ereplaced_count\x18\x06 \x01(\x03R\rreplacedCount\x12)\n\x10reembedded_count\x18\x07 \x01(\x03R\x0freembeddedCount\"e\n\x13VerifyBundleRequest\x12\x38\n\x0ctrust_policy\x18\x01 \x01(\x0b\x32\x15.memos.v1.TrustPolicyR\x0btrustPolicy\x12\x14\n\x05\x63hunk\x18\x02 \x01(\x0cR\x05\x63hunk\"X\n\x14VerifyBundleResponse\x12@\n\x0cverification\x18\x01 \x01(\x0b\x32\x1c.memos.v1.BundleVerificationR\x0cverification\"\xb3\x03\n\x15ImportFromPeerRequest\x12\x16\n\x06parent\x18\x01 \x01(\tR\x06parent\x12\x1f\n\x0bpeer_target\x18\x02 \x01(\tR\npeerTarget\x12\x1d\n\npeer_token\x18\x03 \x01(\tR\tpeerToken\x12\x30\n\x14peer_ca_certificates\x18\x04 \x01(\x0cR\x12peerCaCertificates\x12/\n\x14peer_tls_server_name\x18\x05 \x01(\tR\x11peerTlsServerName\x12%\n\x0epeer_plaintext\x18\x06 \x01(\x08R\rpeerPlaintext\x12;\n\tselection\x18\x07 \x01(\x0b\x32\x1d.memos.v1.ExportBundleRequestR\tselection\x12\x41\n\x0f\x63onflict_policy\x18\x08 \x01(\x0e\x32\x18.memos.v1.ConflictPolicyR\x0e\x63onflictPolicy\x12\x38\n\x0ctrust_policy\x18\t \x01(\x0b\x32\x15.memos.v1.TrustPolicyR\x0btrustPolicy*\x89\x01\n\x0e\x43onflictPolicy\x12\x1f\n\x1b\x43ONFLICT_POLICY_UNSPECIFIED\x10\x00\x12\x18\n\x14\x43ONFLICT_POLICY_SKIP\x10\x01\x12\x1f\n\x1b\x43ONFLICT_POLICY_NEW_VERSION\x10\x02\x12\x1b\n\x17\x43ONFLICT_POLICY_REPLACE\x10\x03\x32\xda\x02\n\x12InterchangeService\x12O\n\x0c\x45xportBundle\x12\x1d.memos.v1.ExportBundleRequest\x1a\x1e.memos.v1.ExportBundleResponse0\x01\x12O\n\x0cImportBundle\x12\x1d.memos.v1.ImportBundleRequest\x1a\x1e.memos.v1.ImportBundleResponse(\x01\x12O\n\x0cVerifyBundle\x12\x1d.memos.v1.VerifyBundleRequest\x1a\x1e.memos.v1.VerifyBundleResponse(\x01\x12Q\n\x0eImportFromPeer\x12\x1f.memos.v1.ImportFromPeerRequest\x1a\x1e.memos.v1.ImportBundleResponseb\x06proto3')
+DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\"memos/v1/interchange_service.proto\x12\x08memos.v1\x1a\x1fgoogle/protobuf/timestamp.proto\x1a\x14memos/v1/trust.proto\"\x8c\x01\n\x13\x45xportBundleRequest\x12\x16\n\x06parent\x18\x01 \x01(\tR\x06parent\x12\x14\n\x05names\x18\x02 \x03(\tR\x05names\x12\x16\n\x06\x66ilter\x18\x03 \x01(\tR\x06\x66ilter\x12/\n\x07release\x18\x04 \x01(\x0b\x32\x15.memos.v1.ReleaseInfoR\x07release\"~\n\x0bReleaseInfo\x12\x18\n\x07listing\x18\x01 \x01(\tR\x07listing\x12\x18\n\x07release\x18\x02 \x01(\tR\x07release\x12\x18\n\x07license\x18\x03 \x01(\tR\x07license\x12!\n\x0cterms_digest\x18\x04 \x01(\tR\x0btermsDigest\",\n\x14\x45xportBundleResponse\x12\x14\n\x05\x63hunk\x18\x01 \x01(\x0cR\x05\x63hunk\"^\n\x0bTrustPolicy\x12%\n\x04role\x18\x01 \x01(\x0e\x32\x11.memos.v1.KeyRoleR\x04role\x12(\n\x10required_key_ids\x18\x02 \x03(\tR\x0erequiredKeyIds\"\xc0\x01\n\x13ImportBundleRequest\x12\x16\n\x06parent\x18\x01 \x01(\tR\x06parent\x12\x41\n\x0f\x63onflict_policy\x18\x02 \x01(\x0e\x32\x18.memos.v1.ConflictPolicyR\x0e\x63onflictPolicy\x12\x38\n\x0ctrust_policy\x18\x03 \x01(\x0b\x32\x15.memos.v1.TrustPolicyR\x0btrustPolicy\x12\x14\n\x05\x63hunk\x18\x04 \x01(\x0cR\x05\x63hunk\"\xd1\x02\n\x0eSignatureCheck\x12\x1e\n\x0bkey_id_hint\x18\x01 \x01(\tR\tkeyIdHint\x12\x15\n\x06key_id\x18\x02 \x01(\tR\x05keyId\x12\x37\n\x06status\x18\x03 \x01(\x0e\x32\x1f.memos.v1.SignatureCheck.StatusR\x06status\x12\x1c\n\tprincipal\x18\x04 \x01(\tR\tprincipal\"\xb0\x01\n\x06Status\x12\x16\n\x12STATUS_UNSPECIFIED\x10\x00\x12\x12\n\x0eSTATUS_COUNTED\x10\x01\x12\x18\n\x14STATUS_DUPLICATE_KEY\x10\x02\x12\x16\n\x12STATUS_UNKNOWN_KEY\x10\x03\x12\x18\n\x14STATUS_BAD_SIGNATURE\x10\x04\x12\x16\n\x12STATUS_KEY_REVOKED\x10\x05\x12\x16\n\x12STATUS_KEY_EXPIRED\x10\x06\"v\n\x10\x41ppliedRedaction\x12+\n\x11sensitivity_label\x18\x01 \x01(\tR\x10sensitivityLabel\x12\x16\n\x06\x61\x63tion\x18\x02 \x01(\tR\x06\x61\x63tion\x12\x1d\n\ncube_count\x18\x03 \x01(\x03R\tcubeCount\"\xfa\x05\n\x12\x42undleVerification\x12\x14\n\x05valid\x18\x01 \x01(\x08R\x05valid\x12\x16\n\x06reason\x18\x02 \x01(\tR\x06reason\x12\x18\n\x07message\x18\x03 \x01(\tR\x07message\x12)\n\x10statement_digest\x18\x04 \x01(\tR\x0fstatementDigest\x12%\n\x04role\x18\x05 \x01(\x0e\x32\x11.memos.v1.KeyRoleR\x04role\x12\x1c\n\tthreshold\x18\x06 \x01(\x05R\tthreshold\x12\x38\n\nsignatures\x18\x07 \x03(\x0b\x32\x18.memos.v1.SignatureCheckR\nsignatures\x12\x1c\n\tstatement\x18\x08 \x01(\x0cR\tstatement\x12\x1d\n\ncube_count\x18\t \x01(\x03R\tcubeCount\x12\x1d\n\nblob_count\x18\n \x01(\x03R\tblobCount\x12\x1d\n\nblob_bytes\x18\x0b \x01(\x03R\tblobBytes\x12!\n\x0c\x62undle_bytes\x18\x0c \x01(\x03R\x0b\x62undleBytes\x12-\n\x12\x65xporter_principal\x18\r \x01(\tR\x11\x65xporterPrincipal\x12#\n\rexporter_node\x18\x0e \x01(\tR\x0c\x65xporterNode\x12#\n\rsource_server\x18\x0f \x01(\tR\x0csourceServer\x12;\n\x0b\x63reate_time\x18\x10 \x01(\x0b\x32\x1a.google.protobuf.TimestampR\ncreateTime\x12\x33\n\x15\x65mbedding_fingerprint\x18\x11 \x01(\tR\x14\x65mbeddingFingerprint\x12-\n\x12model_fingerprints\x18\x12 \x03(\tR\x11modelFingerprints\x12:\n\nredactions\x18\x13 \x03(\x0b\x32\x1a.memos.v1.AppliedRedactionR\nredactions\"\x95\x02\n\x0cImportedCube\x12#\n\rprovenance_id\x18\x01 \x01(\tR\x0cprovenanceId\x12\x12\n\x04name\x18\x02 \x01(\tR\x04name\x12\x35\n\x06\x61\x63tion\x18\x03 \x01(\x0e\x32\x1d.memos.v1.ImportedCube.ActionR\x06\x61\x63tion\x12\x1e\n\nreembedded\x18\x04 \x01(\x08R\nreembedded\"u\n\x06\x41\x63tion\x12\x16\n\x12\x41\x43TION_UNSPECIFIED\x10\x00\x12\x12\n\x0e\x41\x43TION_CREATED\x10\x01\x12\x12\n\x0e\x41\x43TION_SKIPPED\x10\x02\x12\x16\n\x12\x41\x43TION_NEW_VERSION\x10\x03\x12\x13\n\x0f\x41\x43TION_REPLACED\x10\x04\"\xce\x02\n\x14ImportBundleResponse\x12@\n\x0cverification\x18\x01 \x01(\x0b\x32\x1c.memos.v1.BundleVerificationR\x0cverification\x12,\n\x05\x63ubes\x18\x02 \x03(\x0b\x32\x16.memos.v1.ImportedCubeR\x05\x63ubes\x12#\n\rcreated_count\x18\x03 \x01(\x03R\x0c\x63reatedCount\x12#\n\rskipped_count\x18\x04 \x01(\x03R\x0cskippedCount\x12*\n\x11new_version_count\x18\x05 \x01(\x03R\x0fnewVersionCount\x12%\n\x0ereplaced_count\x18\x06 \x01(\x03R\rreplacedCount\x12)\n\x10reembedded_count\x18\x07 \x01(\x03R\x0freembeddedCount\"e\n\x13VerifyBundleRequest\x12\x38\n\x0ctrust_policy\x18\x01 \x01(\x0b\x32\x15.memos.v1.TrustPolicyR\x0btrustPolicy\x12\x14\n\x05\x63hunk\x18\x02 \x01(\x0cR\x05\x63hunk\"X\n\x14VerifyBundleResponse\x12@\n\x0cverification\x18\x01 \x01(\x0b\x32\x1c.memos.v1.BundleVerificationR\x0cverification\"\xb3\x03\n\x15ImportFromPeerRequest\x12\x16\n\x06parent\x18\x01 \x01(\tR\x06parent\x12\x1f\n\x0bpeer_target\x18\x02 \x01(\tR\npeerTarget\x12\x1d\n\npeer_token\x18\x03 \x01(\tR\tpeerToken\x12\x30\n\x14peer_ca_certificates\x18\x04 \x01(\x0cR\x12peerCaCertificates\x12/\n\x14peer_tls_server_name\x18\x05 \x01(\tR\x11peerTlsServerName\x12%\n\x0epeer_plaintext\x18\x06 \x01(\x08R\rpeerPlaintext\x12;\n\tselection\x18\x07 \x01(\x0b\x32\x1d.memos.v1.ExportBundleRequestR\tselection\x12\x41\n\x0f\x63onflict_policy\x18\x08 \x01(\x0e\x32\x18.memos.v1.ConflictPolicyR\x0e\x63onflictPolicy\x12\x38\n\x0ctrust_policy\x18\t \x01(\x0b\x32\x15.memos.v1.TrustPolicyR\x0btrustPolicy*\x89\x01\n\x0e\x43onflictPolicy\x12\x1f\n\x1b\x43ONFLICT_POLICY_UNSPECIFIED\x10\x00\x12\x18\n\x14\x43ONFLICT_POLICY_SKIP\x10\x01\x12\x1f\n\x1b\x43ONFLICT_POLICY_NEW_VERSION\x10\x02\x12\x1b\n\x17\x43ONFLICT_POLICY_REPLACE\x10\x03\x32\xda\x02\n\x12InterchangeService\x12O\n\x0c\x45xportBundle\x12\x1d.memos.v1.ExportBundleRequest\x1a\x1e.memos.v1.ExportBundleResponse0\x01\x12O\n\x0cImportBundle\x12\x1d.memos.v1.ImportBundleRequest\x1a\x1e.memos.v1.ImportBundleResponse(\x01\x12O\n\x0cVerifyBundle\x12\x1d.memos.v1.VerifyBundleRequest\x1a\x1e.memos.v1.VerifyBundleResponse(\x01\x12Q\n\x0eImportFromPeer\x12\x1f.memos.v1.ImportFromPeerRequest\x1a\x1e.memos.v1.ImportBundleResponseb\x06proto3')
 
 _globals = globals()
 _builder.BuildMessageAndEnumDescriptors(DESCRIPTOR, _globals)
 _builder.BuildTopDescriptorsAndMessages(DESCRIPTOR, 'memos.v1.interchange_service_pb2', _globals)
 if not _descriptor._USE_C_DESCRIPTORS:
   DESCRIPTOR._loaded_options = None
-  _globals['_CONFLICTPOLICY']._serialized_start=3007
-  _globals['_CONFLICTPOLICY']._serialized_end=3144
-  _globals['_EXPORTBUNDLEREQUEST']._serialized_start=103
-  _globals['_EXPORTBUNDLEREQUEST']._serialized_end=194
-  _globals['_EXPORTBUNDLERESPONSE']._serialized_start=196
-  _globals['_EXPORTBUNDLERESPONSE']._serialized_end=240
-  _globals['_TRUSTPOLICY']._serialized_start=242
-  _globals['_TRUSTPOLICY']._serialized_end=336
-  _globals['_IMPORTBUNDLEREQUEST']._serialized_start=339
-  _globals['_IMPORTBUNDLEREQUEST']._serialized_end=531
-  _globals['_SIGNATURECHECK']._serialized_start=534
-  _globals['_SIGNATURECHECK']._serialized_end=871
-  _globals['_SIGNATURECHECK_STATUS']._serialized_start=695
-  _globals['_SIGNATURECHECK_STATUS']._serialized_end=871
-  _globals['_APPLIEDREDACTION']._serialized_start=873
-  _globals['_APPLIEDREDACTION']._serialized_end=991
-  _globals['_BUNDLEVERIFICATION']._serialized_start=994
-  _globals['_BUNDLEVERIFICATION']._serialized_end=1756
-  _globals['_IMPORTEDCUBE']._serialized_start=1759
-  _globals['_IMPORTEDCUBE']._serialized_end=2036
-  _globals['_IMPORTEDCUBE_ACTION']._serialized_start=1919
-  _globals['_IMPORTEDCUBE_ACTION']._serialized_end=2036
-  _globals['_IMPORTBUNDLERESPONSE']._serialized_start=2039
-  _globals['_IMPORTBUNDLERESPONSE']._serialized_end=2373
-  _globals['_VERIFYBUNDLEREQUEST']._serialized_start=2375
-  _globals['_VERIFYBUNDLEREQUEST']._serialized_end=2476
-  _globals['_VERIFYBUNDLERESPONSE']._serialized_start=2478
-  _globals['_VERIFYBUNDLERESPONSE']._serialized_end=2566
-  _globals['_IMPORTFROMPEERREQUEST']._serialized_start=2569
-  _globals['_IMPORTFROMPEERREQUEST']._serialized_end=3004
-  _globals['_INTERCHANGESERVICE']._serialized_start=3147
-  _globals['_INTERCHANGESERVICE']._serialized_end=3493
+  _globals['_CONFLICTPOLICY']._serialized_start=3185
+  _globals['_CONFLICTPOLICY']._serialized_end=3322
+  _globals['_EXPORTBUNDLEREQUEST']._serialized_start=104
+  _globals['_EXPORTBUNDLEREQUEST']._serialized_end=244
+  _globals['_RELEASEINFO']._serialized_start=246
+  _globals['_RELEASEINFO']._serialized_end=372
+  _globals['_EXPORTBUNDLERESPONSE']._serialized_start=374
+  _globals['_EXPORTBUNDLERESPONSE']._serialized_end=418
+  _globals['_TRUSTPOLICY']._serialized_start=420
+  _globals['_TRUSTPOLICY']._serialized_end=514
+  _globals['_IMPORTBUNDLEREQUEST']._serialized_start=517
+  _globals['_IMPORTBUNDLEREQUEST']._serialized_end=709
+  _globals['_SIGNATURECHECK']._serialized_start=712
+  _globals['_SIGNATURECHECK']._serialized_end=1049
+  _globals['_SIGNATURECHECK_STATUS']._serialized_start=873
+  _globals['_SIGNATURECHECK_STATUS']._serialized_end=1049
+  _globals['_APPLIEDREDACTION']._serialized_start=1051
+  _globals['_APPLIEDREDACTION']._serialized_end=1169
+  _globals['_BUNDLEVERIFICATION']._serialized_start=1172
+  _globals['_BUNDLEVERIFICATION']._serialized_end=1934
+  _globals['_IMPORTEDCUBE']._serialized_start=1937
+  _globals['_IMPORTEDCUBE']._serialized_end=2214
+  _globals['_IMPORTEDCUBE_ACTION']._serialized_start=2097
+  _globals['_IMPORTEDCUBE_ACTION']._serialized_end=2214
+  _globals['_IMPORTBUNDLERESPONSE']._serialized_start=2217
+  _globals['_IMPORTBUNDLERESPONSE']._serialized_end=2551
+  _globals['_VERIFYBUNDLEREQUEST']._serialized_start=2553
+  _globals['_VERIFYBUNDLEREQUEST']._serialized_end=2654
+  _globals['_VERIFYBUNDLERESPONSE']._serialized_start=2656
+  _globals['_VERIFYBUNDLERESPONSE']._serialized_end=2744
+  _globals['_IMPORTFROMPEERREQUEST']._serialized_start=2747
+  _globals['_IMPORTFROMPEERREQUEST']._serialized_end=3182
+  _globals['_INTERCHANGESERVICE']._serialized_start=3325
+  _globals['_INTERCHANGESERVICE']._serialized_end=3671
 # @@protoc_insertion_point(module_scope)

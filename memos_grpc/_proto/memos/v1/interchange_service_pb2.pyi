@@ -23,14 +23,28 @@ CONFLICT_POLICY_NEW_VERSION: ConflictPolicy
 CONFLICT_POLICY_REPLACE: ConflictPolicy
 
 class ExportBundleRequest(_message.Message):
-    __slots__ = ("parent", "names", "filter")
+    __slots__ = ("parent", "names", "filter", "release")
     PARENT_FIELD_NUMBER: _ClassVar[int]
     NAMES_FIELD_NUMBER: _ClassVar[int]
     FILTER_FIELD_NUMBER: _ClassVar[int]
+    RELEASE_FIELD_NUMBER: _ClassVar[int]
     parent: str
     names: _containers.RepeatedScalarFieldContainer[str]
     filter: str
-    def __init__(self, parent: _Optional[str] = ..., names: _Optional[_Iterable[str]] = ..., filter: _Optional[str] = ...) -> None: ...
+    release: ReleaseInfo
+    def __init__(self, parent: _Optional[str] = ..., names: _Optional[_Iterable[str]] = ..., filter: _Optional[str] = ..., release: _Optional[_Union[ReleaseInfo, _Mapping]] = ...) -> None: ...
+
+class ReleaseInfo(_message.Message):
+    __slots__ = ("listing", "release", "license", "terms_digest")
+    LISTING_FIELD_NUMBER: _ClassVar[int]
+    RELEASE_FIELD_NUMBER: _ClassVar[int]
+    LICENSE_FIELD_NUMBER: _ClassVar[int]
+    TERMS_DIGEST_FIELD_NUMBER: _ClassVar[int]
+    listing: str
+    release: str
+    license: str
+    terms_digest: str
+    def __init__(self, listing: _Optional[str] = ..., release: _Optional[str] = ..., license: _Optional[str] = ..., terms_digest: _Optional[str] = ...) -> None: ...
 
 class ExportBundleResponse(_message.Message):
     __slots__ = ("chunk",)

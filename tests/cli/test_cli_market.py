@@ -70,7 +70,13 @@ class Market:
     def bundle(self, predicate: dict[str, object] | None = None) -> tuple[bytes, str]:
         """The release bundle, signed by the publisher, and its statement digest."""
         subject = Subject("cubes/p1.pb", hashlib.sha256(CUBE).hexdigest(), len(CUBE))
-        found = {"formatVersion": 1, "listing": "weather-facts", "release": "1.2.0", "license": LICENSE}
+        found = {
+            "formatVersion": 1,
+            "listing": "listings/weather-facts",
+            "release": "1.2.0",
+            "license": LICENSE,
+            "termsDigest": TERMS.digest(),
+        }
         statement = build_statement([subject], found if predicate is None else predicate)
         envelope = sign_envelope(STATEMENT_PAYLOAD_TYPE, statement, [self.publisher])
         data = b"".join(write_bundle(envelope, [BundleEntry(subject.name, len(CUBE), lambda: [CUBE])]))
@@ -244,7 +250,9 @@ def test_a_grant_by_an_unknown_marketplace_key_is_refused(tmp_path: Path) -> Non
 def test_a_grant_for_another_release_is_refused(tmp_path: Path) -> None:
     market = Market()
     files = world(tmp_path, market)
-    other, _ = market.bundle({"formatVersion": 1, "listing": "weather-facts", "release": "1.3.0", "license": LICENSE})
+    other, _ = market.bundle(
+        {"formatVersion": 1, "listing": "listings/weather-facts", "release": "1.3.0", "license": LICENSE}
+    )
     files.bundle.write_bytes(other)
     refused(verify(files, licensee=market), "RELEASE_DIGEST_MISMATCH")
 

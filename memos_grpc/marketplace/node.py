@@ -160,6 +160,30 @@ class MarketplaceNode:
         """The first published checkpoint covering ``size`` entries; UNAVAILABLE if none comes in time."""
         return self._publisher.wait(size, self.settings.checkpoint_wait_seconds if timeout is None else timeout)
 
+    def wait_for_size(self, size: int, timeout: float) -> PublishedCheckpoint | None:
+        """The latest published checkpoint once it covers ``size`` entries; None after ``timeout`` or a stop.
+
+        For followers of the log (Subscribe): unlike ``wait_published`` it neither raises nor hurries the
+        publisher, so a subscriber waiting for the next entry costs nothing until one is published.
+        """
+        return self._publisher.wait_for_size(size, timeout)
+
+    def changes(self) -> int:
+        """A counter that grows with every published checkpoint and every ``notify_followers()`` call."""
+        return self._publisher.changes()
+
+    def wait_change(self, seen: int, timeout: float) -> bool:
+        """Waits until ``changes()`` passes ``seen``; False after ``timeout`` or once the node stops."""
+        return self._publisher.wait_change(seen, timeout)
+
+    def notify_followers(self) -> None:
+        """Wakes log followers: an appended entry's row is written (perhaps after its checkpoint), or a client left."""
+        self._publisher.notify()
+
+    @property
+    def stopped(self) -> bool:
+        return self._publisher.stopped
+
     def close(self) -> None:
         self._publisher.stop()
 
@@ -224,6 +248,8 @@ class _WitnessState:
 class _Waiters:
     condition: threading.Condition = field(default_factory=threading.Condition)
     latest: PublishedCheckpoint | None = None
+    #: Grows on every publish and every notify: a follower waits for it to pass what it last saw.
+    changes: int = 0
 
 
 class CheckpointPublisher:
@@ -263,6 +289,39 @@ class CheckpointPublisher:
                     )
                 self._waiters.condition.wait(remaining)
             return latest
+
+    def wait_for_size(self, size: int, timeout: float) -> PublishedCheckpoint | None:
+        deadline = time.monotonic() + timeout
+        with self._waiters.condition:
+            while (latest := self._waiters.latest) is None or latest.checkpoint.size < size:
+                remaining = deadline - time.monotonic()
+                if remaining <= 0 or self._stop.is_set():
+                    return None
+                self._waiters.condition.wait(remaining)
+            return latest
+
+    def changes(self) -> int:
+        with self._waiters.condition:
+            return self._waiters.changes
+
+    def wait_change(self, seen: int, timeout: float) -> bool:
+        deadline = time.monotonic() + timeout
+        with self._waiters.condition:
+            while self._waiters.changes <= seen:
+                remaining = deadline - time.monotonic()
+                if remaining <= 0 or self._stop.is_set():
+                    return False
+                self._waiters.condition.wait(remaining)
+            return True
+
+    def notify(self) -> None:
+        with self._waiters.condition:
+            self._waiters.changes += 1
+            self._waiters.condition.notify_all()
+
+    @property
+    def stopped(self) -> bool:
+        return self._stop.is_set()
 
     def wake(self) -> None:
         self._grown.set()
@@ -325,6 +384,7 @@ class CheckpointPublisher:
         self._node.context.database.write(apply)
         with self._waiters.condition:
             self._waiters.latest = published
+            self._waiters.changes += 1
             self._waiters.condition.notify_all()
 
     def _cosign(self, signed: SignedCheckpoint) -> tuple[str, list[str]]:

@@ -1,0 +1,415 @@
+"""Licenses: grants of one release to one licensee, signed by the marketplace key and logged.
+
+``AcquireLicense`` checks the request and the window the terms allow, signs the grant (``grants.make_grant``),
+appends its ``grant`` entry, writes the ``market_licenses`` row with the index the append returned (entry first,
+row second: a crash between leaves an entry without a row, never a row without an entry), then waits for a
+published checkpoint to cover the entry. ``RevokeLicense`` does the same with a ``revoke`` entry whose ``ref`` is
+the grant's index. Who sees a license: its acquirer, the owner of its release's listing, admins; everyone else is
+told it does not exist. The grant window rule is in docs/marketplace.md ("Licenses").
+"""
+
+from __future__ import annotations
+
+import hashlib
+import re
+import threading
+import uuid
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
+from typing import Final
+
+from google.protobuf import timestamp_pb2
+
+from memos_grpc._proto.memos.v1 import marketplace_service_pb2 as market_pb2
+from memos_grpc.errors import (
+    FailedPreconditionError,
+    InvalidArgumentError,
+    NotFoundError,
+    PermissionDeniedError,
+    UnavailableError,
+)
+from memos_grpc.governance.caller import Caller
+from memos_grpc.interchange.bounds import LATEST_TIME
+from memos_grpc.interchange.canonical import canonical_json, format_time
+from memos_grpc.marketplace.entries import Entry
+from memos_grpc.marketplace.grants import PRINCIPAL_NAME, is_release_name, make_grant
+from memos_grpc.marketplace.node import MarketplaceNode
+from memos_grpc.marketplace.terms import Terms
+from memos_grpc.transparency.proof import TlogProof
+from memos_grpc.vault.context import VaultContext
+from memos_grpc.vault.database import Connection
+from memos_grpc.vault.filter import FilterField, compile_filter, enum_field
+from memos_grpc.vault.paging import decode_token, encode_token, page_size
+
+License = market_pb2.License
+#: A license's name: ``licenses/{license}``, the id an AIP-122 id the server picks.
+LICENSE_NAME: Final = re.compile(r"licenses/([a-z][a-z0-9-]{0,62})")
+_KEY_ID: Final = re.compile(r"[0-9a-f]{64}")
+#: ``not_before`` may lie this far before the server's clock (a client's clock runs a little behind), no more:
+#: a window may only narrow what the terms allow, and the default start is now.
+MAX_BACKDATE: Final = timedelta(minutes=5)
+#: The end of a grant whose terms set no end and whose request names none: the latest time the formats carry.
+NO_END: Final = LATEST_TIME
+MAX_REASON_CHARS: Final = 1000
+
+LICENSE_FIELDS: Final[dict[str, FilterField]] = {
+    "release": FilterField("release", "string"),
+    "listing": FilterField("listing", "string"),
+    "licensee": FilterField("licensee", "string"),
+    "acquirer": FilterField("acquirer", "string"),
+    "state": enum_field("state", "STATE_", License.State.items()),
+    "create_time": FilterField("create_time", "time"),
+}
+#: The rows as the filter and the visibility rule see them: names built from ids, the state as its enum number.
+_VIEW: Final = """
+    SELECT l.license_id, l.license_pb, l.log_index, l.create_time, l.acquirer, l.licensee,
+           'listings/' || l.listing_id || '/releases/' || l.release_id AS release,
+           'listings/' || l.listing_id AS listing,
+           CASE WHEN l.revoked THEN 2 ELSE 1 END AS state,
+           COALESCE(m.owner, '') AS listing_owner
+    FROM market_licenses l LEFT JOIN market_listings m ON m.listing_id = l.listing_id
+"""
+
+
+@dataclass(frozen=True)
+class ReleaseRecord:
+    """What a license needs of its release: the release as it is now and its listing's owner."""
+
+    release: market_pb2.Release
+    owner: str
+
+
+def read_release(cursor: Connection, name: str) -> ReleaseRecord | None:
+    """The release ``listings/{listing}/releases/{release}`` and its listing's owner, or None."""
+    parts = name.split("/")
+    row = cursor.execute(
+        "SELECT r.release_pb, COALESCE(m.owner, '') FROM market_releases r "
+        "LEFT JOIN market_listings m ON m.listing_id = r.listing_id "
+        "WHERE r.listing_id = ? AND r.release_id = ?",
+        [parts[1], parts[3]],
+    ).fetchone()
+    if row is None:
+        return None
+    return ReleaseRecord(market_pb2.Release.FromString(bytes(row[0])), str(row[1]))
+
+
+def first_proof(cursor: Connection, node: MarketplaceNode, index: int) -> str:
+    """The tlog-proof@v1 text of entry ``index`` under the first published checkpoint covering it ("" if none).
+
+    The first one, so that every read of a license returns the same proof.
+    """
+    row = cursor.execute(
+        "SELECT tree_size, note FROM tlog_published WHERE tree_size > ? ORDER BY tree_size LIMIT 1", [index]
+    ).fetchone()
+    if row is None:
+        return ""
+    path = node.log.inclusion_proof(index, int(row[0]))
+    return TlogProof(index, tuple(path), str(row[1])).text()
+
+
+def grant_window(
+    terms: Terms, now: datetime, not_before: datetime | None, not_after: datetime | None
+) -> tuple[datetime, datetime]:
+    """The window of a grant: the request's bounds where set, checked against what the terms allow.
+
+    The start defaults to ``now`` and may lie at most ``MAX_BACKDATE`` before it. The terms' end is their
+    earliest ``dateTime`` or ``not_before + elapsedTime`` of any permission; the end defaults to it (``NO_END``
+    when the terms set none) and may not pass it. Times are whole seconds, as a grant carries them.
+    """
+    start = not_before if not_before is not None else now
+    if start < now - MAX_BACKDATE:
+        raise _window(
+            f"not_before {format_time(start)} is before now ({format_time(now)}): a grant starts now, "
+            f"or later (at most {int(MAX_BACKDATE.total_seconds())} s earlier, for clock skew)"
+        )
+    ends = [p.until for p in terms.permissions if p.until is not None]
+    ends += [start + p.elapsed for p in terms.permissions if p.elapsed is not None]
+    terms_end = min(ends) if ends else None
+    if terms_end is not None and terms_end <= start:
+        raise _window(f"the terms allow no use after {format_time(terms_end)}, which is not after the grant's start")
+    end = not_after if not_after is not None else (terms_end or NO_END)
+    if end <= start:
+        raise _window(f"not_after {format_time(end)} must be after not_before {format_time(start)}")
+    if terms_end is not None and end > terms_end:
+        raise _window(
+            f"not_after {format_time(end)} is past {format_time(terms_end)}, the end the terms allow "
+            "(their earliest dateTime, or not_before plus their shortest elapsedTime)"
+        )
+    if end > NO_END:
+        raise _window(f"not_after must not be after {format_time(NO_END)}")
+    return start, end
+
+
+def _window(message: str) -> InvalidArgumentError:
+    return InvalidArgumentError(message, reason="INVALID_GRANT_WINDOW")
+
+
+def _time(stamp: timestamp_pb2.Timestamp, field: str) -> datetime:
+    """A request's timestamp as a whole-second UTC time; INVALID_TIMESTAMP for anything a grant cannot carry."""
+    if stamp.nanos != 0:
+        raise InvalidArgumentError(
+            f"{field} must be a whole second (a grant carries times to the second)", reason="INVALID_TIMESTAMP"
+        )
+    try:
+        return stamp.ToDatetime(tzinfo=UTC)
+    except (ValueError, OverflowError) as exc:
+        raise InvalidArgumentError(
+            f"{field} is not a valid timestamp (years 1 to 9999): {exc}", reason="INVALID_TIMESTAMP"
+        ) from exc
+
+
+def _stamp(when: datetime) -> timestamp_pb2.Timestamp:
+    stamp = timestamp_pb2.Timestamp()
+    stamp.FromDatetime(when)
+    return stamp
+
+
+def parse_license_name(name: str, field: str = "name") -> str:
+    """The license id of ``licenses/{license}``; INVALID_NAME otherwise."""
+    match = LICENSE_NAME.fullmatch(name)
+    if match is None:
+        raise InvalidArgumentError(
+            f"{field} {name[:120]!r} is not a license name of the form licenses/{{license}}", reason="INVALID_NAME"
+        )
+    return match.group(1)
+
+
+def check_release_name(name: str, field: str) -> str:
+    if not is_release_name(name):
+        raise InvalidArgumentError(
+            f"{field} {name[:120]!r} is not a release name listings/{{listing}}/releases/{{semver}}"
+            + (" (it is required)" if not name else ""),
+            reason="INVALID_NAME",
+        )
+    return name
+
+
+def check_reason(reason: str) -> str:
+    if not reason.strip() or len(reason) > MAX_REASON_CHARS:
+        raise InvalidArgumentError(
+            f"reason is required: 1 to {MAX_REASON_CHARS} characters saying why (got {len(reason)})",
+            reason="MISSING_REASON",
+        )
+    return reason
+
+
+def release_not_found(name: str) -> NotFoundError:
+    return NotFoundError(f"release {name[:120]} does not exist", reason="RELEASE_NOT_FOUND")
+
+
+class Licenses:
+    """Acquire, read, list and revoke licenses of one marketplace node."""
+
+    def __init__(self, context: VaultContext, node: MarketplaceNode) -> None:
+        self._context = context
+        self._node = node
+        # Revoking checks and logs in two steps (the log's write, then the row's): one revoke at a time, so a
+        # license is never revoked twice in the log.
+        self._revoking = threading.Lock()
+
+    # -- acquire -----------------------------------------------------------------------------------------
+
+    def acquire(self, wanted: License, viewer: Caller) -> License:
+        name = check_release_name(wanted.release, "license.release")
+        if not PRINCIPAL_NAME.fullmatch(wanted.licensee):
+            raise InvalidArgumentError(
+                f"license.licensee {wanted.licensee[:120]!r} must be the licensee principal as the buyer's node "
+                "names it: principals/{principal}",
+                reason="INVALID_NAME",
+            )
+        if not _KEY_ID.fullmatch(wanted.licensee_key):
+            raise InvalidArgumentError(
+                "license.licensee_key must be the key id of the licensee's Ed25519 key: 64 lowercase hex digits",
+                reason="INVALID_KEY_ID",
+            )
+        not_before = _time(wanted.not_before, "license.not_before") if wanted.HasField("not_before") else None
+        not_after = _time(wanted.not_after, "license.not_after") if wanted.HasField("not_after") else None
+        with self._context.database.read() as cursor:
+            record = read_release(cursor, name)
+        if record is None:
+            raise release_not_found(name)
+        release = record.release
+        terms = Terms.parse(release.terms.json.encode())
+        now = self._context.clock().astimezone(UTC).replace(microsecond=0)
+        start, end = grant_window(terms, now, not_before, not_after)
+        key = self._node.marketplace_key
+        envelope = make_grant(
+            key=key,
+            release=name,
+            release_digest=release.statement_digest,
+            terms=terms,
+            log_origin=self._node.origin,
+            licensee_principal=wanted.licensee,
+            licensee_key_id=wanted.licensee_key,
+            not_before=start,
+            not_after=end,
+            publish_log_index=release.log_index,
+        )
+        grant_digest = "sha256:" + hashlib.sha256(envelope.payload).hexdigest()
+        entry = Entry("grant", release.statement_digest, grant_digest, key.key_id)
+        license_id = "l" + uuid.uuid4().hex
+        license = License(
+            name=f"licenses/{license_id}",
+            release=name,
+            licensee=wanted.licensee,
+            licensee_key=wanted.licensee_key,
+            not_before=_stamp(start),
+            not_after=_stamp(end),
+            acquirer=viewer.principal,
+            terms=release.terms,
+            grant_envelope=envelope.to_json(),
+            grant_digest=grant_digest,
+            state=License.STATE_ACTIVE,
+            create_time=_stamp(now),
+        )
+        index = self._node.append([entry.encode()])[0]
+        license.log_index = index
+        _, listing_id, _, release_id = name.split("/")
+
+        def apply(cursor: Connection) -> None:
+            cursor.execute(
+                "INSERT INTO market_licenses (license_id, license_pb, listing_id, release_id, acquirer, licensee, "
+                "revoked, log_index, create_time) VALUES (?, ?, ?, ?, ?, ?, FALSE, ?, ?)",
+                [
+                    license_id,
+                    license.SerializeToString(),
+                    listing_id,
+                    release_id,
+                    viewer.principal,
+                    wanted.licensee,
+                    index,
+                    now,
+                ],
+            )
+
+        self._context.database.write(apply)
+        self._node.notify_followers()
+        self._await(index, license.name)
+        return self._read(license_id)
+
+    # -- read --------------------------------------------------------------------------------------------
+
+    def get(self, name: str, viewer: Caller) -> License:
+        license_id = parse_license_name(name)
+        with self._context.database.read() as cursor:
+            row = cursor.execute(
+                f"SELECT license_id, acquirer, listing_owner FROM ({_VIEW}) WHERE license_id = ?", [license_id]
+            ).fetchone()
+        if row is None or not _sees(viewer, str(row[1]), str(row[2])):
+            raise _license_not_found(name)
+        return self._read(license_id)
+
+    def list(self, requested_size: int, token: str, filter_text: str, viewer: Caller) -> tuple[list[License], str]:
+        settings = self._context.settings
+        size = page_size(requested_size, settings.default_page_size, settings.max_page_size)
+        compiled = compile_filter(filter_text, max_length=settings.max_filter_length, fields=LICENSE_FIELDS)
+        # The token is bound to the viewer too: a page of one caller's view never continues another's.
+        after = decode_token(token, "licenses", viewer.principal, filter_text) or ""
+        visible = "TRUE" if viewer.admin else "(acquirer = ? OR listing_owner = ?)"
+        params = [] if viewer.admin else [viewer.principal] * 2
+        with self._context.database.read() as cursor:
+            rows = cursor.execute(
+                f"SELECT license_id FROM ({_VIEW}) WHERE license_id > ? AND {visible} AND ({compiled.sql}) "
+                "ORDER BY license_id LIMIT ?",
+                [after, *params, *compiled.params, size + 1],
+            ).fetchall()
+        ids = [str(row[0]) for row in rows[:size]]
+        next_token = encode_token(ids[-1], "licenses", viewer.principal, filter_text) if len(rows) > size else ""
+        return [self._read(license_id) for license_id in ids], next_token
+
+    # -- revoke ------------------------------------------------------------------------------------------
+
+    def revoke(self, name: str, reason: str, viewer: Caller) -> License:
+        license_id = parse_license_name(name)
+        check_reason(reason)
+        with self._revoking:
+            with self._context.database.read() as cursor:
+                row = cursor.execute(
+                    f"SELECT license_pb, acquirer, listing_owner, state FROM ({_VIEW}) WHERE license_id = ?",
+                    [license_id],
+                ).fetchone()
+            if row is None or not _sees(viewer, str(row[1]), str(row[2])):
+                raise _license_not_found(name)
+            if not viewer.admin and viewer.principal != str(row[2]):
+                # The acquirer sees its license but may not revoke it: only the listing's owner grants and takes back.
+                raise PermissionDeniedError(
+                    f"only the owner of the listing of {name} (or an admin) may revoke it",
+                    reason="LISTING_OWNER_REQUIRED",
+                )
+            license = License.FromString(bytes(row[0]))
+            with self._context.database.read() as cursor:
+                record = read_release(cursor, license.release)
+            if record is None:  # a license's release is never removed: this is a damaged store
+                raise release_not_found(license.release)
+            release = record.release
+            if int(row[3]) == License.STATE_REVOKED:
+                raise FailedPreconditionError(
+                    f"{name} was revoked already (log index {license.revocation.log_index})",
+                    reason="LICENSE_ALREADY_REVOKED",
+                )
+            now = self._context.clock().astimezone(UTC).replace(microsecond=0)
+            key = self._node.marketplace_key
+            # What the revoke entry's statement digests: the revocation, as canonical JSON (docs/marketplace.md).
+            statement = canonical_json(
+                {
+                    "license": name,
+                    "grant": license.grant_digest,
+                    "reason": reason,
+                    "revokeTime": format_time(now),
+                }
+            )
+            entry = Entry(
+                "revoke",
+                release.statement_digest,
+                "sha256:" + hashlib.sha256(statement).hexdigest(),
+                key.key_id,
+                license.log_index,
+            )
+            index = self._node.append([entry.encode()])[0]
+            license.state = License.STATE_REVOKED
+            license.revocation.CopyFrom(market_pb2.Revocation(reason=reason, revoke_time=_stamp(now), log_index=index))
+
+            def apply(cursor: Connection) -> None:
+                cursor.execute(
+                    "UPDATE market_licenses SET license_pb = ?, revoked = TRUE WHERE license_id = ?",
+                    [license.SerializeToString(), license_id],
+                )
+
+            self._context.database.write(apply)
+        self._node.notify_followers()
+        self._await(index, name)
+        return self._read(license_id)
+
+    # -- helpers -----------------------------------------------------------------------------------------
+
+    def _await(self, index: int, name: str) -> None:
+        """Waits for a published checkpoint covering ``index``; the refusal names the logged entry and license."""
+        try:
+            self._node.wait_published(index + 1)
+        except UnavailableError as exc:
+            exc.metadata.update({"log_index": str(index), "license": name})
+            raise
+
+    def _read(self, license_id: str) -> License:
+        """The license as it is now: its stored row, its proof, and its release's yank."""
+        with self._context.database.read() as cursor:
+            row = cursor.execute("SELECT license_pb FROM market_licenses WHERE license_id = ?", [license_id]).fetchone()
+            if row is None:
+                raise _license_not_found(f"licenses/{license_id}")
+            license = License.FromString(bytes(row[0]))
+            license.tlog_proof = first_proof(cursor, self._node, license.log_index)
+            record = read_release(cursor, license.release)
+        if record is not None and record.release.HasField("yank"):
+            license.release_yank.CopyFrom(record.release.yank)
+        return license
+
+
+def _sees(viewer: Caller, acquirer: str, owner: str) -> bool:
+    return viewer.admin or viewer.principal in (acquirer, owner)
+
+
+def _license_not_found(name: str) -> NotFoundError:
+    return NotFoundError(
+        f"license {name[:120]} does not exist, or only its acquirer, its listing's owner and admins see it",
+        reason="LICENSE_NOT_FOUND",
+    )

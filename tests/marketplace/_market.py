@@ -119,6 +119,33 @@ class Market:
         self.node.wait_published(index + 1)
         return name
 
+    def yank(self, name: str, reason: str) -> int:
+        """Yanks a release as a yank does: the yank entry (ref: the publish entry), then the row; its index."""
+        assert self.server.vault is not None
+        _, listing_id, _, version = name.split("/")
+        with self.server.vault.context.database.read() as cursor:
+            row = cursor.execute(
+                "SELECT release_pb FROM market_releases WHERE listing_id = ? AND release_id = ?", [listing_id, version]
+            ).fetchone()
+        assert row is not None
+        release = m.Release.FromString(bytes(row[0]))
+        statement = "sha256:" + hashlib.sha256(reason.encode()).hexdigest()
+        entry = Entry("yank", release.statement_digest, statement, self.publisher_key.key_id, release.log_index)
+        index = self.node.append([entry.encode()])[0]
+        release.state = m.Release.STATE_YANKED
+        release.yank.reason, release.yank.log_index = reason, index
+
+        def apply(cursor: object) -> None:
+            cursor.execute(  # type: ignore[attr-defined]
+                "UPDATE market_releases SET release_pb = ?, yanked = TRUE WHERE listing_id = ? AND release_id = ?",
+                [release.SerializeToString(), listing_id, version],
+            )
+
+        self.server.vault.context.database.write(apply)
+        self.node.notify_followers()
+        self.node.wait_published(index + 1)
+        return index
+
     def close(self) -> None:
         for channel in self.channels:
             channel.close()

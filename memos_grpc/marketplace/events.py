@@ -11,7 +11,6 @@ from __future__ import annotations
 import re
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
-from datetime import timedelta
 from typing import Final
 
 import numpy as np
@@ -188,22 +187,19 @@ class EventStream:
         return event
 
     def _subject_of(self, entry: entries.Entry, index: int) -> _Subject | None:
-        """The release (and license) an entry acts on, or None when its row is missing.
+        """The release (and license) an entry acts on, or None when it has no row.
 
-        A row is written just after its entry is appended, so it may come after the checkpoint: for an entry
-        appended less than ``checkpoint_wait_seconds`` ago, wait for it (the writer wakes followers). An older
-        entry without a row lost it to a crash between the two writes, and is not waited for.
+        A row is written just after its entry is appended, so a checkpoint may cover the entry first: while the
+        node says the entry is in flight, wait for its row (the writer wakes followers when it lands). An entry
+        no longer in flight without a row lost it to a crash between the two writes.
         """
-        wait = timedelta(seconds=self._context.settings.checkpoint_wait_seconds)
         while True:
             seen = self._node.changes()
             with self._context.database.read() as cursor:
                 subject = self._lookup(cursor, entry, index)
-                row = cursor.execute("SELECT append_time FROM tlog_entries WHERE entry_index = ?", [index]).fetchone()
-            remaining = 0.0 if row is None else (row[0] + wait - self._context.clock()).total_seconds()
-            if subject is not None or remaining <= 0 or self._node.stopped:
+            if subject is not None or not self._node.awaiting_row(index) or self._node.stopped:
                 return subject
-            self._node.wait_change(seen, min(remaining, _IDLE_SECONDS))
+            self._node.wait_change(seen, _IDLE_SECONDS)
 
     def _lookup(self, cursor: Connection, entry: entries.Entry, index: int) -> _Subject | None:
         license, revocation = "", None

@@ -262,8 +262,6 @@ class Licenses:
             state=License.STATE_ACTIVE,
             create_time=_stamp(now),
         )
-        index = self._node.append([entry.encode()])[0]
-        license.log_index = index
         _, listing_id, _, release_id = name.split("/")
 
         def apply(cursor: Connection) -> None:
@@ -282,8 +280,9 @@ class Licenses:
                 ],
             )
 
-        self._context.database.write(apply)
-        self._node.notify_followers()
+        with self._node.recording([entry.encode()]) as (index,):
+            license.log_index = index
+            self._context.database.write(apply)
         self._await(index, license.name)
         return self._read(license_id)
 
@@ -365,9 +364,7 @@ class Licenses:
                 key.key_id,
                 license.log_index,
             )
-            index = self._node.append([entry.encode()])[0]
             license.state = License.STATE_REVOKED
-            license.revocation.CopyFrom(market_pb2.Revocation(reason=reason, revoke_time=_stamp(now), log_index=index))
 
             def apply(cursor: Connection) -> None:
                 cursor.execute(
@@ -375,8 +372,11 @@ class Licenses:
                     [license.SerializeToString(), license_id],
                 )
 
-            self._context.database.write(apply)
-        self._node.notify_followers()
+            with self._node.recording([entry.encode()]) as (index,):
+                license.revocation.CopyFrom(
+                    market_pb2.Revocation(reason=reason, revoke_time=_stamp(now), log_index=index)
+                )
+                self._context.database.write(apply)
         self._await(index, name)
         return self._read(license_id)
 

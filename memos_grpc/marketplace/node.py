@@ -160,6 +160,28 @@ class MarketplaceNode:
         """The first published checkpoint covering ``size`` entries; UNAVAILABLE if none comes in time."""
         return self._publisher.wait(size, self.settings.checkpoint_wait_seconds if timeout is None else timeout)
 
+    @contextmanager
+    def recording(self, entries: Sequence[bytes]) -> Iterator[list[int]]:
+        """Appends entries whose rows the block writes; yields their indexes.
+
+        Until the block ends the entries are in flight: a follower that finds an entry published but its row not
+        yet written waits for the row (``awaiting_row``) instead of taking the entry for one a crash left bare.
+        """
+        self._publisher.begin_append()
+        indexes: list[int] = []
+        try:
+            indexes = self.append(entries)
+        finally:
+            self._publisher.in_flight(indexes)
+        try:
+            yield indexes
+        finally:
+            self._publisher.landed(indexes)
+
+    def awaiting_row(self, index: int) -> bool:
+        """Whether entry ``index`` may still get its row: it, or an append not yet returned, is in flight."""
+        return self._publisher.awaiting_row(index)
+
     def wait_for_size(self, size: int, timeout: float) -> PublishedCheckpoint | None:
         """The latest published checkpoint once it covers ``size`` entries; None after ``timeout`` or a stop.
 
@@ -250,6 +272,9 @@ class _Waiters:
     latest: PublishedCheckpoint | None = None
     #: Grows on every publish and every notify: a follower waits for it to pass what it last saw.
     changes: int = 0
+    #: Entries appended by ``recording`` whose rows are not written yet, and its appends not yet returned.
+    in_flight: set[int] = field(default_factory=set)
+    appending: int = 0
 
 
 class CheckpointPublisher:
@@ -313,6 +338,25 @@ class CheckpointPublisher:
                     return False
                 self._waiters.condition.wait(remaining)
             return True
+
+    def begin_append(self) -> None:
+        with self._waiters.condition:
+            self._waiters.appending += 1
+
+    def in_flight(self, indexes: Sequence[int]) -> None:
+        with self._waiters.condition:
+            self._waiters.in_flight.update(indexes)
+            self._waiters.appending -= 1
+
+    def landed(self, indexes: Sequence[int]) -> None:
+        with self._waiters.condition:
+            self._waiters.in_flight.difference_update(indexes)
+            self._waiters.changes += 1
+            self._waiters.condition.notify_all()
+
+    def awaiting_row(self, index: int) -> bool:
+        with self._waiters.condition:
+            return index in self._waiters.in_flight or self._waiters.appending > 0
 
     def notify(self) -> None:
         with self._waiters.condition:

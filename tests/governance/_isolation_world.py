@@ -15,12 +15,14 @@ from memos_test_support import reason_of
 from memos_grpc._proto.memos.v1 import access_pb2, cube_pb2
 from memos_grpc._proto.memos.v1 import governance_service_pb2 as g
 from memos_grpc._proto.memos.v1 import interchange_service_pb2 as i
+from memos_grpc._proto.memos.v1 import marketplace_service_pb2 as mkt
 from memos_grpc._proto.memos.v1 import scheduler_service_pb2 as sch
 from memos_grpc._proto.memos.v1 import transparency_log_service_pb2 as tlog
 from memos_grpc._proto.memos.v1 import vault_service_pb2 as v
 from memos_grpc._proto.memos.v1 import witness_service_pb2 as wit
 from memos_grpc._proto.memos.v1.governance_service_pb2_grpc import GovernanceServiceStub
 from memos_grpc._proto.memos.v1.interchange_service_pb2_grpc import InterchangeServiceStub
+from memos_grpc._proto.memos.v1.marketplace_service_pb2_grpc import MarketplaceServiceStub
 from memos_grpc._proto.memos.v1.scheduler_service_pb2_grpc import SchedulerServiceStub
 from memos_grpc._proto.memos.v1.transparency_log_service_pb2_grpc import TransparencyLogServiceStub
 from memos_grpc._proto.memos.v1.vault_service_pb2_grpc import VaultServiceStub
@@ -248,7 +250,10 @@ _SERVICES = {
     "memos.v1.SchedulerService": sch.DESCRIPTOR.services_by_name["SchedulerService"],
     "memos.v1.WitnessService": wit.DESCRIPTOR.services_by_name["WitnessService"],
     "memos.v1.TransparencyLogService": tlog.DESCRIPTOR.services_by_name["TransparencyLogService"],
+    "memos.v1.MarketplaceService": mkt.DESCRIPTOR.services_by_name["MarketplaceService"],
 }
+#: Server streams that never end by themselves (they follow a log): a cell reads their first message.
+_FOLLOWING_STREAMS = frozenset({"/memos.v1.MarketplaceService/Subscribe"})
 
 
 @dataclass(frozen=True)
@@ -269,6 +274,7 @@ def invoke(w: World, method: str, request: Message | Sequence[Message], md: Meta
         "SchedulerService": SchedulerServiceStub(w.channel),
         "WitnessService": WitnessServiceStub(w.channel),
         "TransparencyLogService": TransparencyLogServiceStub(w.channel),
+        "MarketplaceService": MarketplaceServiceStub(w.channel),
     }
     stub: Any = stubs[service.rsplit(".", 1)[1]]
     call = getattr(stub, name)
@@ -276,6 +282,10 @@ def invoke(w: World, method: str, request: Message | Sequence[Message], md: Meta
         if descriptor.client_streaming:
             assert isinstance(request, Sequence)
             response = call(iter(request), metadata=md, timeout=CALL_TIMEOUT)
+        elif method in _FOLLOWING_STREAMS:
+            stream = call(request, metadata=md, timeout=CALL_TIMEOUT)
+            response = [next(stream)]
+            stream.cancel()
         elif descriptor.server_streaming:
             response = list(call(request, metadata=md, timeout=CALL_TIMEOUT))
         else:

@@ -33,6 +33,7 @@ from typing import Any
 import grpc
 import pytest
 from _isolation_interchange import INTERCHANGE_ROWS
+from _isolation_licenses import LICENSE_ROWS
 from _isolation_lifecycle import LIFECYCLE_ROWS
 from _isolation_marketplace import MARKETPLACE_ROWS, WORLD_LOG_ENTRY
 from _isolation_models import MODEL_ROWS
@@ -417,6 +418,7 @@ ROWS += [
     *LIFECYCLE_ROWS,
     *MODEL_ROWS,
     *MARKETPLACE_ROWS,
+    *LICENSE_ROWS,
 ]
 
 CELLS = [(row, who) for row in ROWS for who in Who]

@@ -2,8 +2,8 @@
 
 ``Market`` holds a real marketplace server, the stubs of its admin and three principals (``owner`` owns the
 listings, ``buyer`` acquires, ``stranger`` neither), and ``release()``, which creates a listing over gRPC and
-records a release of it the way a publish does: the publish entry appended to the log, then the release row with
-the index the append returned.
+records a release of it the way a publish does: the publish entry appended to the log, then (while it is in flight)
+the release row with the index the append returned.
 """
 
 from __future__ import annotations
@@ -79,7 +79,7 @@ class Market:
         name = f"listings/{listing_id}/releases/{version}"
         statement_digest = "sha256:" + hashlib.sha256(name.encode()).hexdigest()
         signed = "sha256:" + hashlib.sha256(b"signed " + name.encode()).hexdigest()
-        index = self.node.append([Entry("publish", statement_digest, signed, self.publisher_key.key_id).encode()])[0]
+        entry = Entry("publish", statement_digest, signed, self.publisher_key.key_id).encode()
         parsed = Terms.parse(terms.encode())
         release = m.Release(
             name=name,
@@ -89,7 +89,6 @@ class Market:
             license=parsed.license,
             terms=m.Terms(json=terms, digest=parsed.digest(), license=parsed.license),
             publisher=self.names["owner"],
-            log_index=index,
         )
         now = datetime.now(UTC)
         release.create_time.FromDatetime(now)
@@ -114,8 +113,9 @@ class Market:
                 ],
             )
 
-        self.server.vault.context.database.write(apply)
-        self.node.notify_followers()
+        with self.node.recording([entry]) as (index,):
+            release.log_index = index
+            self.server.vault.context.database.write(apply)
         self.node.wait_published(index + 1)
         return name
 
@@ -131,9 +131,8 @@ class Market:
         release = m.Release.FromString(bytes(row[0]))
         statement = "sha256:" + hashlib.sha256(reason.encode()).hexdigest()
         entry = Entry("yank", release.statement_digest, statement, self.publisher_key.key_id, release.log_index)
-        index = self.node.append([entry.encode()])[0]
         release.state = m.Release.STATE_YANKED
-        release.yank.reason, release.yank.log_index = reason, index
+        release.yank.reason = reason
 
         def apply(cursor: object) -> None:
             cursor.execute(  # type: ignore[attr-defined]
@@ -141,8 +140,9 @@ class Market:
                 [release.SerializeToString(), listing_id, version],
             )
 
-        self.server.vault.context.database.write(apply)
-        self.node.notify_followers()
+        with self.node.recording([entry.encode()]) as (index,):
+            release.yank.log_index = index
+            self.server.vault.context.database.write(apply)
         self.node.wait_published(index + 1)
         return index
 

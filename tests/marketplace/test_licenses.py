@@ -105,6 +105,17 @@ def test_the_window_narrows_and_terms_without_an_end_run_to_the_last_time(market
     check_offline(market, narrowed, start + timedelta(hours=1))
 
 
+def test_a_yanked_release_is_acquirable_by_its_exact_name_with_its_yank(market: Market) -> None:
+    release = market.release("weather")
+    before = acquire(market, wanted(release))
+    yank_index = market.yank(release, "wrong units")
+    after = acquire(market, wanted(release))
+    check_offline(market, after, datetime.now(UTC) + timedelta(seconds=5))
+    for license in (after, market.buyer.GetLicense(m.GetLicenseRequest(name=before.name))):
+        assert (license.release_yank.reason, license.release_yank.log_index) == ("wrong units", yank_index)
+        assert license.state == m.License.STATE_ACTIVE  # a yank leaves the grant valid
+
+
 def test_who_sees_lists_and_revokes_a_license(market: Market) -> None:
     release = market.release("weather")
     first, second = acquire(market, wanted(release)), acquire(market, wanted(release))

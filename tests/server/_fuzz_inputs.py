@@ -65,6 +65,9 @@ WRITE_PAYLOAD = "/memos.v1.VaultService/WritePayload"
 CLIENT_STREAMS = sorted(path for path, method in METHODS.items() if method.client_streaming and path != WRITE_PAYLOAD)
 #: Server streams that stay open by design (watches): the fuzz reads the first answer, then hangs up.
 ENDLESS = frozenset({"/grpc.health.v1.Health/Watch", "/memos.v1.SchedulerService/WatchOperation"})
+#: Server streams that follow a log and may send nothing for ever: the fuzz waits for their headers (sent at once
+#: when the call is accepted) or their error, then hangs up.
+FOLLOWING = frozenset({"/memos.v1.MarketplaceService/Subscribe"})
 IMPORT_FROM_PEER = "/memos.v1.InterchangeService/ImportFromPeer"
 UPDATE_TRUST_ROOT = "/memos.v1.GovernanceService/UpdateTrustRoot"
 #: Peers the fuzz may name: this machine only, nothing listening (no name lookups, no outside connections).

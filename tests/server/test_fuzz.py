@@ -66,6 +66,7 @@ from _fuzz_inputs import (
     CUBE,
     DIMENSION,
     ENDLESS,
+    FOLLOWING,
     FORBIDDEN,
     FUZZ_SETTINGS,
     FUZZER,
@@ -341,6 +342,12 @@ class Fuzz:
             elif method.client_streaming:
                 assert not isinstance(payload, bytes)
                 self.channel.stream_unary(path, None, None)(iter(payload), **options)
+            elif path in FOLLOWING:  # its headers (sent before any event, which may never come) or its error
+                call = self.channel.unary_stream(path, None, None)(payload, **options)
+                call.initial_metadata()
+                if call.done():  # refused: the error came instead of the headers
+                    next(call, None)
+                call.cancel()
             elif path in ENDLESS:  # the first answer, or the error instead of it, is the call's outcome
                 call = self.channel.unary_stream(path, None, None)(payload, **options)
                 next(call, None)

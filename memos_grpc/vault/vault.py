@@ -21,6 +21,7 @@ from memos_grpc.interchange.signers import NODE_PRINCIPAL, Signers
 from memos_grpc.interchange.trust_store import TrustStore
 from memos_grpc.marketplace.listings import Listings
 from memos_grpc.marketplace.node import MarketplaceNode
+from memos_grpc.marketplace.releases import Releases
 from memos_grpc.scheduler.operations import Operations
 from memos_grpc.scheduler.recall import Scheduler
 from memos_grpc.scheduler.tokens import TokenCounter
@@ -121,6 +122,7 @@ class Vault:
         # The marketplace, when this node is one: its keys, its log and the publisher of witnessed checkpoints.
         self.marketplace = MarketplaceNode(self.context, settings) if settings.marketplace_enabled else None
         self.listings = Listings(self.context)
+        self.releases = Releases(self.context, self.principals, self.marketplace) if self.marketplace else None
         self._stop = threading.Event()
         self._flusher = threading.Thread(target=self._flush_periodically, name="index-flusher", daemon=True)
         self._flusher.start()

@@ -35,6 +35,7 @@ import pytest
 from _isolation_interchange import INTERCHANGE_ROWS
 from _isolation_licenses import LICENSE_ROWS
 from _isolation_lifecycle import LIFECYCLE_ROWS
+from _isolation_listings import LISTING_ROWS
 from _isolation_marketplace import MARKETPLACE_ROWS, WORLD_LOG_ENTRY
 from _isolation_models import MODEL_ROWS
 from _isolation_world import (
@@ -419,6 +420,7 @@ ROWS += [
     *MODEL_ROWS,
     *MARKETPLACE_ROWS,
     *LICENSE_ROWS,
+    *LISTING_ROWS,
 ]
 
 CELLS = [(row, who) for row in ROWS for who in Who]

@@ -1,0 +1,511 @@
+"""Marketplace releases: publish (verify, pin, log), get, list, download and yank.
+
+A release is one signed bundle (docs/marketplace.md, "The release") stored as a content-addressed blob of
+the vault's blob store, and a row of ``market_releases`` holding its ``Release`` message. Publishing
+verifies the bundle as an import does, against the listing's publisher keys: on the first release the
+Ed25519 keys registered to the listing's owner on this node, of which those that signed are then pinned;
+on later releases the pinned keys, ``publisher_threshold`` of which must sign. Every publish and yank is a
+``memstore-entry/v1`` entry of the node's log, appended before the row is written (an entry without a row
+is harmless, a row without an entry is never left), and the call returns once a published checkpoint
+covers the entry. One lock serializes publishes and yanks, so "is this id taken" and the write agree.
+"""
+
+from __future__ import annotations
+
+import builtins
+import hashlib
+import re
+import threading
+from collections.abc import Iterator
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from typing import Any
+
+import license_expression
+
+from memos_grpc._proto.memos.v1 import cube_pb2, interchange_service_pb2
+from memos_grpc._proto.memos.v1 import marketplace_service_pb2 as m
+from memos_grpc.errors import (
+    AlreadyExistsError,
+    BundleError,
+    FailedPreconditionError,
+    InvalidArgumentError,
+    NotFoundError,
+    PermissionDeniedError,
+    UnavailableError,
+)
+from memos_grpc.governance.caller import Caller
+from memos_grpc.governance.identity import Principals
+from memos_grpc.interchange.bundle import BundleReport, TrustPolicy, verify_bundle
+from memos_grpc.interchange.canonical import canonical_json, format_time
+from memos_grpc.interchange.importer import CubeChecks, bundle_limits
+from memos_grpc.interchange.keys import TrustedKey
+from memos_grpc.interchange.report import verification_message
+from memos_grpc.interchange.statement import RELEASE_FIELDS
+from memos_grpc.marketplace.entries import Entry
+from memos_grpc.marketplace.listings import Listings, is_owner, parse_listing_name, require_owner
+from memos_grpc.marketplace.node import MarketplaceNode
+from memos_grpc.marketplace.semver import check_release_id, precedence
+from memos_grpc.marketplace.terms import Terms, TermsError
+from memos_grpc.transparency.proof import TlogProof
+from memos_grpc.vault.blobs import BlobWriter
+from memos_grpc.vault.context import VaultContext
+from memos_grpc.vault.database import Connection
+from memos_grpc.vault.filter import FilterField, compile_filter
+from memos_grpc.vault.paging import decode_token, encode_token, page_size
+from memos_grpc.vault.validation import invalid
+
+_DEFAULT_PAGE, _MAX_PAGE = 50, 1000
+MAX_REASON_CHARS = 1000
+_DIGEST = re.compile(r"sha256:[0-9a-f]{64}")
+#: The signature shortfalls that mean "not signed by enough of the listing's keys" (not a broken bundle).
+_KEY_SHORTFALLS = frozenset({"BUNDLE_THRESHOLD_NOT_MET", "BUNDLE_UNTRUSTED_SIGNER", "BUNDLE_REQUIRED_SIGNER_MISSING"})
+_TYPES = {
+    "plaintext": cube_pb2.MEMORY_TYPE_PLAINTEXT,
+    "activation": cube_pb2.MEMORY_TYPE_ACTIVATION,
+    "parametric": cube_pb2.MEMORY_TYPE_PARAMETRIC,
+}
+_ACTIONS = {
+    "import": m.TERMS_ACTION_IMPORT,
+    "recall": m.TERMS_ACTION_RECALL,
+    "search": m.TERMS_ACTION_SEARCH,
+    "export": m.TERMS_ACTION_EXPORT,
+    "transform": m.TERMS_ACTION_TRANSFORM,
+    "redistribute": m.TERMS_ACTION_REDISTRIBUTE,
+}
+#: ListReleases filter fields (docs/api.md), over ``market_releases``.
+RELEASE_FIELDS_FILTER: dict[str, FilterField] = {
+    "license": FilterField("license", "string"),
+    "license_ids": FilterField("license_ids", "list"),
+    "memory_types": FilterField("memory_types", "enum_list", "MEMORY_TYPE_", tuple(cube_pb2.MemoryType.items())),
+    "state": FilterField("(CASE WHEN yanked THEN 2 ELSE 1 END)", "enum", "STATE_", tuple(m.Release.State.items())),
+    "create_time": FilterField("create_time", "time"),
+}
+
+
+def release_name(listing_id: str, release_id: str) -> str:
+    return f"listings/{listing_id}/releases/{release_id}"
+
+
+def parse_release_name(name: str, field: str = "name") -> tuple[str, str]:
+    """(listing id, release id) of ``listings/{listing}/releases/{release}``; INVALID_NAME otherwise."""
+    parts = name.split("/")
+    if len(parts) != 4 or parts[0] != "listings" or parts[2] != "releases":
+        raise InvalidArgumentError(
+            f"{field} {name[:120]!r} is not a release name of the form listings/{{listing}}/releases/{{release}}",
+            reason="INVALID_NAME",
+        )
+    return parse_listing_name(f"listings/{parts[1]}", field), check_release_id(parts[3], f"{field} release id")
+
+
+def release_not_found(name: str) -> NotFoundError:
+    return NotFoundError(f"release {name[:160]} does not exist", reason="RELEASE_NOT_FOUND")
+
+
+def license_ids(expression: str) -> builtins.list[str]:
+    """The SPDX and ``LicenseRef-`` ids an expression names, in order of first appearance."""
+    licensing = license_expression.get_spdx_licensing()
+    return list(licensing.license_keys(licensing.parse(expression), unique=True))
+
+
+def terms_message(terms: Terms, text: str) -> m.Terms:
+    message = m.Terms(
+        json=text,
+        digest=terms.digest(),
+        license=terms.license,
+        prohibitions=[_ACTIONS[a] for a in terms.prohibitions],
+        price_label=terms.price_label or "",
+        max_offline_seconds=terms.max_offline_seconds,
+    )
+    for permission in terms.permissions:
+        granted = message.permissions.add(action=_ACTIONS[permission.action])
+        if permission.count is not None:
+            granted.constraints.add(count=permission.count)
+        if permission.until is not None:
+            granted.constraints.add().date_time.FromDatetime(permission.until)
+        if permission.elapsed is not None:
+            granted.constraints.add().elapsed_time.FromTimedelta(permission.elapsed)
+    return message
+
+
+@dataclass(frozen=True)
+class Header:
+    """The first message of a PublishRelease stream."""
+
+    parent: str
+    release_id: str
+    terms_json: str
+    expected_digest: str = ""
+    expected_size: int = 0
+    validate_only: bool = False
+
+
+@dataclass(frozen=True)
+class Published:
+    release: m.Release
+    tlog_proof: str
+    verification: interchange_service_pb2.BundleVerification
+
+
+class Releases:
+    """The releases of a marketplace node."""
+
+    def __init__(self, context: VaultContext, principals: Principals, node: MarketplaceNode) -> None:
+        self._context = context
+        self._principals = principals
+        self._node = node
+        self._lock = threading.Lock()
+
+    # -- for the licenses half -------------------------------------------------------------------------------
+
+    def get(self, name: str, viewer: Caller) -> m.Release:
+        """The release, yanked or not; NOT_FOUND RELEASE_NOT_FOUND."""
+        listing_id, release_id = parse_release_name(name)
+        with self._context.database.read() as cursor:
+            return self._load(cursor, listing_id, release_id)
+
+    def bundle_statement_digest(self, name: str) -> str:
+        listing_id, release_id = parse_release_name(name)
+        with self._context.database.read() as cursor:
+            return self._load(cursor, listing_id, release_id).statement_digest
+
+    @staticmethod
+    def _load(cursor: Connection, listing_id: str, release_id: str) -> m.Release:
+        row = cursor.execute(
+            "SELECT release_pb FROM market_releases WHERE listing_id = ? AND release_id = ?", [listing_id, release_id]
+        ).fetchone()
+        if row is None:
+            raise release_not_found(release_name(listing_id, release_id))
+        return m.Release.FromString(bytes(row[0]))
+
+    # -- publish ---------------------------------------------------------------------------------------------
+
+    def publish(self, header: Header, chunks: Iterator[bytes], viewer: Caller) -> Published:
+        listing_id = parse_listing_name(header.parent, "parent")
+        release_id = check_release_id(header.release_id)
+        name = release_name(listing_id, release_id)
+        if header.expected_digest and not _DIGEST.fullmatch(header.expected_digest):
+            raise invalid("expected_digest must be sha256:<64 lowercase hex>", "INVALID_DIGEST")
+        limits = bundle_limits(self._context.settings)
+        if header.expected_size < 0:
+            raise invalid(f"expected_size must not be negative (got {header.expected_size})", "INVALID_SIZE")
+        if header.expected_size > limits.max_bundle_bytes:
+            raise invalid(
+                f"expected_size {header.expected_size} is over the limit of {limits.max_bundle_bytes} bytes "
+                "(bundle_max_bytes)",
+                "BUNDLE_TOO_LARGE",
+            )
+        with self._context.database.read() as cursor:
+            listing = Listings.load(cursor, listing_id)
+        require_owner(listing, viewer, "publish its releases")
+        try:
+            terms = Terms.parse(header.terms_json.encode("utf-8"))
+        except TermsError as exc:
+            raise InvalidArgumentError(f"terms_json: {exc.message}", reason=exc.reason) from exc
+        keys = self._publisher_keys(listing)
+        policy = TrustPolicy("publisher", keys, max(listing.publisher_threshold, 1))
+        writer = self._context.blobs.writer(limits.max_bundle_bytes)
+        try:
+            now = self._context.clock()
+            report = verify_bundle(_tee(chunks, writer), policy, limits, now, CubeChecks(self._context.settings))
+            for _rest in _tee(chunks, writer):  # bytes after the end of the archive still belong to the file
+                pass
+            digest, size = writer.digest, writer.size
+            _check_expected(header, digest, size)
+            verification = verification_message(report, 0, self._principals.key_owner)
+            with self._lock:
+                existing = self._existing(listing_id, release_id, digest, name)
+                if existing is not None:
+                    writer.abort()
+                    index = existing.log_index
+            if existing is not None:  # the same bytes again: the same release, once its entry is published
+                return Published(self._await(index, name), self._proof(index), verification)
+            with self._lock:
+                if not report.valid:
+                    reason = "PUBLISHER_KEY_NOT_PINNED" if report.reason in _KEY_SHORTFALLS else report.reason
+                    if reason == "PUBLISHER_KEY_NOT_PINNED":
+                        raise InvalidArgumentError(
+                            f"{name} is not signed by {policy.threshold} of the keys "
+                            + ("pinned for " if listing.publisher_keys else f"registered to {listing.owner} for ")
+                            + f"{listing.name}: {report.message}",
+                            reason=reason,
+                        )
+                    raise BundleError(f"the bundle does not verify: {report.message}", reason=reason)
+                release = self._release(header, listing, name, terms, report, digest, size, viewer, now)
+                if header.validate_only:
+                    writer.abort()
+                    return Published(release, "", verification)
+                writer.commit()
+                index = self._record(listing_id, release_id, release, now)
+        except BaseException:
+            writer.abort()
+            raise
+        self._notify()
+        return Published(self._await(index, name), self._proof(index), verification)
+
+    def _publisher_keys(self, listing: m.Listing) -> dict[str, TrustedKey]:
+        """The keys that may sign: the pinned ones, or before the first release the owner's registered keys."""
+        try:
+            owner = self._principals.get(listing.owner)
+        except NotFoundError:
+            return {}
+        pinned = set(listing.publisher_keys)
+        keys: dict[str, TrustedKey] = {}
+        for key in owner.public_keys:
+            if pinned and key.key_id not in pinned:
+                continue
+            keys[key.key_id] = TrustedKey(
+                key.key_id,
+                bytes(key.public_key),
+                listing.owner,
+                key.not_before.ToDatetime(tzinfo=UTC) if key.HasField("not_before") else None,
+                key.not_after.ToDatetime(tzinfo=UTC) if key.HasField("not_after") else None,
+            )
+        return keys
+
+    def _existing(self, listing_id: str, release_id: str, digest: str, name: str) -> m.Release | None:
+        """The release already published with these bytes; ALREADY_EXISTS when other bytes took the id."""
+        with self._context.database.read() as cursor:
+            row = cursor.execute(
+                "SELECT release_pb, bundle_digest FROM market_releases WHERE listing_id = ? AND release_id = ?",
+                [listing_id, release_id],
+            ).fetchone()
+        if row is None:
+            return None
+        if str(row[1]) != digest:
+            raise AlreadyExistsError(
+                f"{name} is already published with other bytes ({row[1]}); a release never changes: "
+                "publish these under a new release id",
+                reason="RELEASE_ALREADY_EXISTS",
+            )
+        return m.Release.FromString(bytes(row[0]))
+
+    def _release(
+        self,
+        header: Header,
+        listing: m.Listing,
+        name: str,
+        terms: Terms,
+        report: BundleReport,
+        digest: str,
+        size: int,
+        viewer: Caller,
+        now: datetime,
+    ) -> m.Release:
+        assert report.statement is not None and report.signatures is not None
+        predicate: dict[str, Any] = report.statement.predicate
+        wanted = dict(
+            zip(RELEASE_FIELDS, (listing.name, header.release_id, terms.license, terms.digest()), strict=True)
+        )
+        wrong = [f"{k} is {predicate.get(k)!r}, not {v!r}" for k, v in wanted.items() if predicate.get(k) != v]
+        if wrong:
+            raise InvalidArgumentError(
+                f"the bundle's statement does not name this release: {'; '.join(wrong)}",
+                reason="RELEASE_STATEMENT_MISMATCH",
+            )
+        counts = predicate.get("cubeCounts")
+        types = sorted(_TYPES[t] for t in counts if t in _TYPES) if isinstance(counts, dict) else []
+        models = predicate.get("modelFingerprints")
+        release = m.Release(
+            name=name,
+            state=m.Release.STATE_ACTIVE,
+            bundle_digest=digest,
+            size_bytes=size,
+            statement_digest=report.statement_digest,
+            license=terms.license,
+            terms=terms_message(terms, header.terms_json),
+            cube_count=report.cube_count,
+            memory_types=types,
+            embedding_fingerprint=str(predicate.get("embeddingFingerprint", ""))[:256],
+            model_fingerprints=[str(f)[:256] for f in models] if isinstance(models, list) else [],
+            publisher=viewer.principal,
+            signer_keys=sorted(report.signatures.counted_keys),
+        )
+        release.create_time.FromDatetime(now)
+        return release
+
+    def _record(self, listing_id: str, release_id: str, release: m.Release, now: datetime) -> int:
+        """Appends the publish entry, then writes the row and the listing; returns the entry's index."""
+        entry = Entry("publish", release.statement_digest, release.statement_digest, release.signer_keys[0])
+        index = self._node.append([entry.encode()])[0]
+        release.log_index = index
+
+        def apply(cursor: Connection) -> None:
+            listing = Listings.load(cursor, listing_id)
+            if not listing.publisher_keys:  # trust on first publish: the keys that signed it are pinned
+                listing.publisher_keys.extend(release.signer_keys)
+            listing.release_count += 1
+            cursor.execute(
+                "INSERT INTO market_releases (listing_id, release_id, release_pb, bundle_digest, statement_digest, "
+                "yanked, log_index, create_time, license, license_ids, memory_types) "
+                "VALUES (?, ?, ?, ?, ?, FALSE, ?, ?, ?, ?, ?)",
+                [
+                    listing_id,
+                    release_id,
+                    release.SerializeToString(),
+                    release.bundle_digest,
+                    release.statement_digest,
+                    index,
+                    now,
+                    release.license,
+                    license_ids(release.license),
+                    [int(t) for t in release.memory_types],
+                ],
+            )
+            self._refresh_latest(cursor, listing)
+            Listings.store(cursor, listing, now)
+
+        self._context.database.write(apply)
+        return index
+
+    @staticmethod
+    def _refresh_latest(cursor: Connection, listing: m.Listing) -> None:
+        """Sets the listing's latest release (the newest by SemVer that is not yanked) and what it carries."""
+        listing_id = parse_listing_name(listing.name)
+        rows = cursor.execute(
+            "SELECT release_id, release_pb FROM market_releases WHERE listing_id = ? AND NOT yanked", [listing_id]
+        ).fetchall()
+        listing.latest_release, listing.license = "", ""
+        del listing.license_ids[:]
+        del listing.memory_types[:]
+        if rows:
+            newest = m.Release.FromString(bytes(max(rows, key=lambda r: precedence(str(r[0])))[1]))
+            listing.latest_release = newest.name
+            listing.license = newest.license
+            listing.license_ids.extend(license_ids(newest.license))
+            listing.memory_types.extend(newest.memory_types)
+
+    def _await(self, index: int, name: str) -> m.Release:
+        try:
+            self._node.wait_published(index + 1)
+        except UnavailableError as exc:
+            exc.metadata.update({"log_index": str(index)})
+            raise
+        return self.get(name, Caller("", True, "internal"))
+
+    def _proof(self, index: int) -> str:
+        """The entry's tlog-proof@v1 text under the first published checkpoint covering it ("" if none yet)."""
+        with self._context.database.read() as cursor:
+            row = cursor.execute(
+                "SELECT tree_size, note FROM tlog_published WHERE tree_size > ? ORDER BY tree_size LIMIT 1", [index]
+            ).fetchone()
+        if row is None:
+            return ""
+        path = self._node.log.inclusion_proof(index, int(row[0]))
+        return TlogProof(index, tuple(path), str(row[1])).text()
+
+    def _notify(self) -> None:
+        notify = getattr(self._node, "notify_followers", None)
+        if notify is not None:
+            notify()
+
+    # -- list, download, yank ------------------------------------------------------------------------------
+
+    def list(self, request: m.ListReleasesRequest) -> tuple[builtins.list[m.Release], str]:
+        listing_id = parse_listing_name(request.parent, "parent")
+        size = page_size(request.page_size, _DEFAULT_PAGE, _MAX_PAGE)
+        compiled = compile_filter(
+            request.filter, max_length=self._context.settings.max_filter_length, fields=RELEASE_FIELDS_FILTER
+        )
+        query = (request.parent, request.filter, str(request.show_yanked))
+        after = decode_token(request.page_token, *query)
+        yanked = "" if request.show_yanked else "AND NOT yanked"
+        with self._context.database.read() as cursor:
+            Listings.load(cursor, listing_id)
+            rows = cursor.execute(
+                f"SELECT release_id, release_pb FROM market_releases WHERE listing_id = ? {yanked} "
+                f"AND ({compiled.sql})",
+                [listing_id, *compiled.params],
+            ).fetchall()
+        ordered = sorted(((str(r[0]), bytes(r[1])) for r in rows), key=lambda r: precedence(r[0]), reverse=True)
+        if after is not None:
+            try:
+                bound = precedence(after)
+            except ValueError as exc:
+                raise invalid("page_token is not a token this server issued", "INVALID_PAGE_TOKEN") from exc
+            ordered = [r for r in ordered if precedence(r[0]) < bound]
+        page = [m.Release.FromString(blob) for _, blob in ordered[:size]]
+        token = encode_token(ordered[size - 1][0], *query) if len(ordered) > size else ""
+        return page, token
+
+    def download(self, name: str, license_name: str, viewer: Caller) -> tuple[m.Release, Iterator[bytes]]:
+        """The release and its bundle's bytes, for its listing's owner, an admin, or a holder of a license of it."""
+        listing_id, release_id = parse_release_name(name)
+        with self._context.database.read() as cursor:
+            release = self._load(cursor, listing_id, release_id)
+            listing = Listings.load(cursor, listing_id)
+            if not is_owner(listing, viewer):
+                row = None
+                if license_name:
+                    row = cursor.execute(
+                        "SELECT 1 FROM market_licenses WHERE license_id = ? AND listing_id = ? AND release_id = ? "
+                        "AND acquirer = ? AND NOT revoked",
+                        [license_name.removeprefix("licenses/"), listing_id, release_id, viewer.principal],
+                    ).fetchone()
+                if row is None:
+                    raise PermissionDeniedError(
+                        f"downloading {name} needs an unrevoked license of it that you acquired (license), "
+                        f"unless you own {listing.name}",
+                        reason="LICENSE_REQUIRED",
+                    )
+        chunk = self._context.settings.bundle_chunk_bytes
+        return release, self._context.blobs.read(release.bundle_digest, chunk_bytes=chunk)
+
+    def yank(self, name: str, reason: str, viewer: Caller) -> m.Release:
+        listing_id, release_id = parse_release_name(name)
+        if not reason.strip() or len(reason) > MAX_REASON_CHARS:
+            raise invalid(
+                f"reason is required: 1 to {MAX_REASON_CHARS} characters saying why (got {len(reason)})",
+                "MISSING_REASON",
+            )
+        with self._lock:
+            with self._context.database.read() as cursor:
+                release = self._load(cursor, listing_id, release_id)
+                listing = Listings.load(cursor, listing_id)
+            require_owner(listing, viewer, "yank its releases")
+            if release.state == m.Release.STATE_YANKED:
+                raise FailedPreconditionError(
+                    f"{name} was yanked already (log index {release.yank.log_index}): {release.yank.reason}",
+                    reason="RELEASE_ALREADY_YANKED",
+                )
+            now = self._context.clock().astimezone(UTC).replace(microsecond=0)
+            # What the yank entry's statement digests: the yank, as canonical JSON (docs/marketplace.md).
+            record = canonical_json({"release": name, "reason": reason, "yankTime": format_time(now)})
+            key = self._node.marketplace_key.key_id
+            entry = Entry(
+                "yank", release.statement_digest, "sha256:" + hashlib.sha256(record).hexdigest(), key, release.log_index
+            )
+            index = self._node.append([entry.encode()])[0]
+            release.state = m.Release.STATE_YANKED
+            release.yank.reason = reason
+            release.yank.yank_time.FromDatetime(now)
+            release.yank.log_index = index
+
+            def apply(cursor: Connection) -> None:
+                cursor.execute(
+                    "UPDATE market_releases SET release_pb = ?, yanked = TRUE WHERE listing_id = ? AND release_id = ?",
+                    [release.SerializeToString(), listing_id, release_id],
+                )
+                stored = Listings.load(cursor, listing_id)
+                self._refresh_latest(cursor, stored)
+                Listings.store(cursor, stored, now)
+
+            self._context.database.write(apply)
+        self._notify()
+        return self._await(index, name)
+
+
+def _tee(chunks: Iterator[bytes], writer: BlobWriter) -> Iterator[bytes]:
+    for chunk in chunks:
+        if chunk:
+            writer.write(chunk)
+            yield chunk
+
+
+def _check_expected(header: Header, digest: str, size: int) -> None:
+    if header.expected_size and size != header.expected_size:
+        raise invalid(f"the bundle is {size} bytes, not expected_size {header.expected_size}", "PAYLOAD_SIZE_MISMATCH")
+    if header.expected_digest and digest != header.expected_digest:
+        raise invalid(
+            f"the bundle hashes to {digest}, not expected_digest {header.expected_digest}", "PAYLOAD_DIGEST_MISMATCH"
+        )

@@ -213,34 +213,35 @@ class Releases:
             digest, size = writer.digest, writer.size
             _check_expected(header, digest, size)
             verification = verification_message(report, 0, self._principals.key_owner)
-            with self._lock:
+            with self._lock:  # the id's check, the pinned keys' check and the write agree
                 existing = self._existing(listing_id, release_id, digest, name)
-                if existing is not None:
+                if existing is None:
+                    if not report.valid:
+                        raise _refusal(report, policy, listing, name)
+                    with self._context.database.read() as cursor:
+                        listing = Listings.load(cursor, listing_id)  # a release published meanwhile pinned keys
+                    assert report.signatures is not None
+                    pinned = set(listing.publisher_keys)
+                    if pinned and len(pinned & set(report.signatures.counted_keys)) < policy.threshold:
+                        raise InvalidArgumentError(
+                            f"{name} is not signed by {policy.threshold} of the keys pinned for {listing.name}",
+                            reason="PUBLISHER_KEY_NOT_PINNED",
+                        )
+                    release = self._release(header, listing, name, terms, report, digest, size, viewer, now)
+                    if header.validate_only:
+                        writer.abort()
+                        return Published(release, "", verification)
+                    writer.commit()
+                    index = self._record(listing_id, release_id, release, now)
+                else:
                     writer.abort()
                     index = existing.log_index
-            if existing is not None:  # the same bytes again: the same release, once its entry is published
-                return Published(self._await(index, name), self._proof(index), verification)
-            with self._lock:
-                if not report.valid:
-                    reason = "PUBLISHER_KEY_NOT_PINNED" if report.reason in _KEY_SHORTFALLS else report.reason
-                    if reason == "PUBLISHER_KEY_NOT_PINNED":
-                        raise InvalidArgumentError(
-                            f"{name} is not signed by {policy.threshold} of the keys "
-                            + ("pinned for " if listing.publisher_keys else f"registered to {listing.owner} for ")
-                            + f"{listing.name}: {report.message}",
-                            reason=reason,
-                        )
-                    raise BundleError(f"the bundle does not verify: {report.message}", reason=reason)
-                release = self._release(header, listing, name, terms, report, digest, size, viewer, now)
-                if header.validate_only:
-                    writer.abort()
-                    return Published(release, "", verification)
-                writer.commit()
-                index = self._record(listing_id, release_id, release, now)
         except BaseException:
             writer.abort()
             raise
-        self._notify()
+        if existing is None:
+            self._notify()
+        # The same bytes again return the same release, once its entry is published, like the first call.
         return Published(self._await(index, name), self._proof(index), verification)
 
     def _publisher_keys(self, listing: m.Listing) -> dict[str, TrustedKey]:
@@ -493,6 +494,17 @@ class Releases:
             self._context.database.write(apply)
         self._notify()
         return self._await(index, name)
+
+
+def _refusal(report: BundleReport, policy: TrustPolicy, listing: m.Listing, name: str) -> InvalidArgumentError:
+    """Why a bundle that did not verify is refused: too few of the listing's keys, or its own BUNDLE_* reason."""
+    if report.reason in _KEY_SHORTFALLS:
+        whose = "pinned for" if listing.publisher_keys else f"registered to {listing.owner}, the owner of"
+        return InvalidArgumentError(
+            f"{name} is not signed by {policy.threshold} of the keys {whose} {listing.name}: {report.message}",
+            reason="PUBLISHER_KEY_NOT_PINNED",
+        )
+    return BundleError(f"the bundle does not verify: {report.message}", reason=report.reason)
 
 
 def _tee(chunks: Iterator[bytes], writer: BlobWriter) -> Iterator[bytes]:

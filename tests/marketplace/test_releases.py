@@ -19,6 +19,7 @@ from pathlib import Path
 import grpc
 import pytest
 from conftest import start_server
+from google.protobuf import field_mask_pb2
 from memos_test_support import admin_token, authorized_channel, reason_of
 
 from memos_grpc._proto.memos.v1 import access_pb2, cube_pb2, principal_pb2, vault_service_pb2
@@ -195,6 +196,15 @@ def test_publish_pins_logs_and_proves_then_the_same_bytes_return_the_same_releas
     filtered = world.stranger.ListListings(m.ListListingsRequest(filter='license_ids = "MIT" memory_types = PLAINTEXT'))
     assert [x.name for x in filtered.listings] == ["listings/wine"]
     assert world.stranger.GetRelease(m.GetReleaseRequest(name=release.name)) == release
+    # The threshold was fixed when the first release pinned the keys.
+    threshold = m.UpdateListingRequest(
+        listing=m.Listing(name="listings/wine", publisher_threshold=2),
+        update_mask=field_mask_pb2.FieldMask(paths=["publisher_threshold"]),
+    )
+    assert refused(lambda: world.owner.UpdateListing(threshold)) == (
+        grpc.StatusCode.INVALID_ARGUMENT,
+        "INVALID_THRESHOLD",
+    )
 
     before = state(world)
     again = publish(world.owner, bundle, "1.0.0")

@@ -14,7 +14,6 @@ import hashlib
 import re
 import threading
 import uuid
-from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Final
 
@@ -34,6 +33,7 @@ from memos_grpc.interchange.canonical import canonical_json, format_time
 from memos_grpc.marketplace.entries import Entry
 from memos_grpc.marketplace.grants import PRINCIPAL_NAME, is_release_name, make_grant
 from memos_grpc.marketplace.node import MarketplaceNode
+from memos_grpc.marketplace.releases import Releases
 from memos_grpc.marketplace.terms import Terms
 from memos_grpc.transparency.proof import TlogProof
 from memos_grpc.vault.context import VaultContext
@@ -51,6 +51,8 @@ MAX_BACKDATE: Final = timedelta(minutes=5)
 #: The end of a grant whose terms set no end and whose request names none: the latest time the formats carry.
 NO_END: Final = LATEST_TIME
 MAX_REASON_CHARS: Final = 1000
+#: Who reads a license's release for it: releases are public, so any reader sees the same.
+_MARKETPLACE: Final = Caller("", True, "internal")
 
 LICENSE_FIELDS: Final[dict[str, FilterField]] = {
     "release": FilterField("release", "string"),
@@ -69,28 +71,6 @@ _VIEW: Final = """
            COALESCE(m.owner, '') AS listing_owner
     FROM market_licenses l LEFT JOIN market_listings m ON m.listing_id = l.listing_id
 """
-
-
-@dataclass(frozen=True)
-class ReleaseRecord:
-    """What a license needs of its release: the release as it is now and its listing's owner."""
-
-    release: market_pb2.Release
-    owner: str
-
-
-def read_release(cursor: Connection, name: str) -> ReleaseRecord | None:
-    """The release ``listings/{listing}/releases/{release}`` and its listing's owner, or None."""
-    parts = name.split("/")
-    row = cursor.execute(
-        "SELECT r.release_pb, COALESCE(m.owner, '') FROM market_releases r "
-        "LEFT JOIN market_listings m ON m.listing_id = r.listing_id "
-        "WHERE r.listing_id = ? AND r.release_id = ?",
-        [parts[1], parts[3]],
-    ).fetchone()
-    if row is None:
-        return None
-    return ReleaseRecord(market_pb2.Release.FromString(bytes(row[0])), str(row[1]))
 
 
 def first_proof(cursor: Connection, node: MarketplaceNode, index: int) -> str:
@@ -193,16 +173,13 @@ def check_reason(reason: str) -> str:
     return reason
 
 
-def release_not_found(name: str) -> NotFoundError:
-    return NotFoundError(f"release {name[:120]} does not exist", reason="RELEASE_NOT_FOUND")
-
-
 class Licenses:
     """Acquire, read, list and revoke licenses of one marketplace node."""
 
-    def __init__(self, context: VaultContext, node: MarketplaceNode) -> None:
+    def __init__(self, context: VaultContext, node: MarketplaceNode, releases: Releases) -> None:
         self._context = context
         self._node = node
+        self._releases = releases
         # Revoking checks and logs in two steps (the log's write, then the row's): one revoke at a time, so a
         # license is never revoked twice in the log.
         self._revoking = threading.Lock()
@@ -224,11 +201,7 @@ class Licenses:
             )
         not_before = _time(wanted.not_before, "license.not_before") if wanted.HasField("not_before") else None
         not_after = _time(wanted.not_after, "license.not_after") if wanted.HasField("not_after") else None
-        with self._context.database.read() as cursor:
-            record = read_release(cursor, name)
-        if record is None:
-            raise release_not_found(name)
-        release = record.release
+        release = self._releases.get(name, viewer)
         terms = Terms.parse(release.terms.json.encode())
         now = self._context.clock().astimezone(UTC).replace(microsecond=0)
         start, end = grant_window(terms, now, not_before, not_after)
@@ -336,11 +309,7 @@ class Licenses:
                     reason="LISTING_OWNER_REQUIRED",
                 )
             license = License.FromString(bytes(row[0]))
-            with self._context.database.read() as cursor:
-                record = read_release(cursor, license.release)
-            if record is None:  # a license's release is never removed: this is a damaged store
-                raise release_not_found(license.release)
-            release = record.release
+            release_digest = self._releases.bundle_statement_digest(license.release)
             if int(row[3]) == License.STATE_REVOKED:
                 raise FailedPreconditionError(
                     f"{name} was revoked already (log index {license.revocation.log_index})",
@@ -359,7 +328,7 @@ class Licenses:
             )
             entry = Entry(
                 "revoke",
-                release.statement_digest,
+                release_digest,
                 "sha256:" + hashlib.sha256(statement).hexdigest(),
                 key.key_id,
                 license.log_index,
@@ -398,9 +367,9 @@ class Licenses:
                 raise _license_not_found(f"licenses/{license_id}")
             license = License.FromString(bytes(row[0]))
             license.tlog_proof = first_proof(cursor, self._node, license.log_index)
-            record = read_release(cursor, license.release)
-        if record is not None and record.release.HasField("yank"):
-            license.release_yank.CopyFrom(record.release.yank)
+        release = self._releases.get(license.release, _MARKETPLACE)
+        if release.HasField("yank"):
+            license.release_yank.CopyFrom(release.yank)
         return license
 
 

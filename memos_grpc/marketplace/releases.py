@@ -239,8 +239,6 @@ class Releases:
         except BaseException:
             writer.abort()
             raise
-        if existing is None:
-            self._notify()
         # The same bytes again return the same release, once its entry is published, like the first call.
         return Published(self._await(index, name), self._proof(index), verification)
 
@@ -328,8 +326,6 @@ class Releases:
     def _record(self, listing_id: str, release_id: str, release: m.Release, now: datetime) -> int:
         """Appends the publish entry, then writes the row and the listing; returns the entry's index."""
         entry = Entry("publish", release.statement_digest, release.statement_digest, release.signer_keys[0])
-        index = self._node.append([entry.encode()])[0]
-        release.log_index = index
 
         def apply(cursor: Connection) -> None:
             listing = Listings.load(cursor, listing_id)
@@ -356,7 +352,10 @@ class Releases:
             self._refresh_latest(cursor, listing)
             Listings.store(cursor, listing, now)
 
-        self._context.database.write(apply)
+        # In flight until the row is written: a Subscribe follower waits for the row of a published entry.
+        with self._node.recording([entry.encode()]) as (index,):
+            release.log_index = index
+            self._context.database.write(apply)
         return index
 
     @staticmethod
@@ -394,11 +393,6 @@ class Releases:
             return ""
         path = self._node.log.inclusion_proof(index, int(row[0]))
         return TlogProof(index, tuple(path), str(row[1])).text()
-
-    def _notify(self) -> None:
-        notify = getattr(self._node, "notify_followers", None)
-        if notify is not None:
-            notify()
 
     # -- list, download, yank ------------------------------------------------------------------------------
 
@@ -476,11 +470,9 @@ class Releases:
             entry = Entry(
                 "yank", release.statement_digest, "sha256:" + hashlib.sha256(record).hexdigest(), key, release.log_index
             )
-            index = self._node.append([entry.encode()])[0]
             release.state = m.Release.STATE_YANKED
             release.yank.reason = reason
             release.yank.yank_time.FromDatetime(now)
-            release.yank.log_index = index
 
             def apply(cursor: Connection) -> None:
                 cursor.execute(
@@ -491,8 +483,9 @@ class Releases:
                 self._refresh_latest(cursor, stored)
                 Listings.store(cursor, stored, now)
 
-            self._context.database.write(apply)
-        self._notify()
+            with self._node.recording([entry.encode()]) as (index,):
+                release.yank.log_index = index
+                self._context.database.write(apply)
         return self._await(index, name)
 
 

@@ -36,7 +36,9 @@ class LicenseMethods:
         node = marketplace_of(self._slot)
         with _licenses_lock:
             if node not in _licenses:
-                _licenses[node] = Licenses(self._slot.get().context, node)
+                vault = self._slot.get()
+                assert vault.releases is not None  # a marketplace node has its releases
+                _licenses[node] = Licenses(vault.context, node, vault.releases)
             return _licenses[node]
 
     def AcquireLicense(self, request: m.AcquireLicenseRequest, context: grpc.ServicerContext) -> m.License:

@@ -4,6 +4,7 @@ A real marketplace server with the real MiniLM embedder (its query criterion), a
 A stream never ends by itself, so each test reads exactly the events it expects; that nothing came in between
 shows in the log indexes (events come in log order). A live subscriber waits for the stream's initial
 metadata, which the server sends once it knows where the stream starts, before anything is published.
+The last test takes the real publish and yank paths: a release bundle a publisher node exported.
 """
 
 from __future__ import annotations
@@ -16,6 +17,8 @@ import pytest
 from _market import Market, open_market
 from conftest import start_server
 from memos_test_support import reason_of
+from test_releases import World, export, publish
+from test_releases import world as world  # the two-server fixture (publisher and marketplace nodes)
 
 from memos_grpc._proto.memos.v1 import marketplace_service_pb2 as m
 from memos_grpc.embedding.embedder import Embedder, NoEmbedder
@@ -139,3 +142,31 @@ def test_bad_subscriptions_are_refused_with_their_reason(market: Market, tmp_pat
     finally:
         plain.close()
         server.stop(grace=1)
+
+
+def test_a_published_release_is_licensed_yanked_and_revoked_as_a_subscriber_sees_it(world: World) -> None:
+    """The real publish and yank paths (a release bundle exported by a publisher node), end to end."""
+    stream = world.stranger.Subscribe(m.SubscribeRequest(listings=["listings/wine"]), timeout=60)
+    start = int(dict(stream.initial_metadata())[START_INDEX_METADATA])
+    published = publish(world.owner, export(world.export_pub, world.space, "1.0.0"), "1.0.0").release
+    request = m.License(release=published.name, licensee="principals/buyer", licensee_key=KEY)
+    granted = world.stranger.AcquireLicense(m.AcquireLicenseRequest(license=request))
+    yanked = world.owner.YankRelease(m.YankReleaseRequest(name=published.name, reason="corked"))
+    revoked = world.owner.RevokeLicense(m.RevokeLicenseRequest(name=granted.name, reason="refunded"))
+    events = take(stream, 3)
+    assert [(e.type, e.log_index) for e in events] == [
+        (PUBLISH, published.log_index),
+        (YANK, yanked.yank.log_index),
+        (REVOKE, revoked.revocation.log_index),
+    ]
+    assert start == published.log_index and events[1].ref_index == published.log_index
+    assert events[2].ref_index == granted.log_index and events[2].license == granted.name
+    # Every event shows the release as it is now, and the license its release's yank.
+    assert all(e.release.yank.reason == "corked" for e in events[1:])
+    got = world.stranger.GetLicense(m.GetLicenseRequest(name=granted.name))
+    assert got.release_yank.reason == "corked" and got.state == m.License.STATE_REVOKED
+    # The grant names the published statement, and its terms are the release's.
+    assert entries.parse(world.node.log.entries(granted.log_index, granted.log_index + 1)[0]).subject == (
+        published.statement_digest
+    )
+    assert granted.terms.json == published.terms.json

@@ -222,37 +222,77 @@ def test_a_node_that_is_no_marketplace_refuses_licenses(fresh_server: MemosServe
         market.close()
 
 
+def _metadata(error: grpc.RpcError) -> dict[str, str]:
+    from google.rpc import error_details_pb2
+    from grpc_status import rpc_status
+
+    status = rpc_status.from_call(error)  # type: ignore[arg-type]
+    assert status is not None
+    for detail in status.details:
+        info = error_details_pb2.ErrorInfo()
+        if detail.Unpack(info):
+            return dict(info.metadata)
+    return {}
+
+
 def test_a_witnessed_license_proof_needs_the_witness_cosignature(tmp_path: Path, embedder: Embedder) -> None:
+    """With a witness: the proof carries its cosignature. Without it: the grant is logged, the call says so, and
+    the license gets its proof once the witness is back and cosigns."""
     log_key, witness_key = SigningKey.generate(), SigningKey.generate()
     log_key.write(tmp_path / "market" / "keys" / "log.key")
     witness_key.write(tmp_path / "witness" / "keys" / "witness.key")
     origin = "lic.test/witnessed"
-    witness = start_server(
-        tmp_path / "witness",
-        embedder,
-        witness_logs=NoteVerifier.for_key(origin, log_key.public_key).vkey(),
-        witness_name="w.test",
-    )
+    probe = start_server(tmp_path / "probe", embedder)
+    port = int(probe.address.rsplit(":", 1)[1])  # the witness keeps this port across its restart
+    probe.stop(grace=1)
+
+    def start_witness() -> MemosServer:
+        return start_server(
+            tmp_path / "witness",
+            embedder,
+            listen=f"127.0.0.1:{port}",
+            witness_logs=NoteVerifier.for_key(origin, log_key.public_key).vkey(),
+            witness_name="w.test",
+        )
+
+    witness = start_witness()
     vkey = CosignatureVerifier.for_key("w.test", witness_key.public_key).vkey()
     server = start_server(
         tmp_path / "market",
         embedder,
         marketplace_enabled=True,
         marketplace_log_origin=origin,
-        marketplace_witnesses=f"{vkey}@{witness.address}",
+        marketplace_witnesses=f"{vkey}@127.0.0.1:{port}",
         marketplace_witness_timeout_seconds=5,
+        checkpoint_wait_seconds=2,
         allow_plaintext_peers=True,
     )
     market = open_market(server)
     try:
         now = datetime.now(UTC)
-        license = acquire(market, wanted(market.release("weather")))
+        release = market.release("weather")
+        license = acquire(market, wanted(release))
         assert "\u2014 w.test " in license.tlog_proof
         check_offline(market, license, now + timedelta(seconds=5))
         entry = market.node.log.entries(license.log_index, license.log_index + 1)[0]
         policy = parse_policy(market.node.policy_text())
         bare = license.tlog_proof.split("\u2014 w.test ")[0]
         assert not verify_proof(entry, bare, market.node.log_verifier, policy, policy.witnesses, now, 600)
+
+        witness.stop(grace=1)
+        with pytest.raises(grpc.RpcError) as waited:
+            acquire(market, wanted(release))
+        assert (waited.value.code(), reason_of(waited.value)) == (
+            grpc.StatusCode.UNAVAILABLE,
+            "WITNESS_QUORUM_UNAVAILABLE",
+        )
+        logged = _metadata(waited.value)
+        pending = market.buyer.GetLicense(m.GetLicenseRequest(name=logged["license"]))
+        assert pending.log_index == int(logged["log_index"]) and pending.tlog_proof == ""
+        witness = start_witness()
+        market.node.wait_published(pending.log_index + 1, timeout=60)
+        proved = market.buyer.GetLicense(m.GetLicenseRequest(name=logged["license"]))
+        check_offline(market, proved, datetime.now(UTC) + timedelta(seconds=5))
     finally:
         market.close()
         server.stop(grace=1)

@@ -3,29 +3,21 @@
 Every authenticated principal may acquire a license, and read, list and subscribe; who sees a license (its
 acquirer, its listing's owner, admins) and who revokes one (the owner, admins) the component decides. So
 each cell that reads or revokes acts on a license its caller may: one it acquired itself, or, to revoke, one
-of a listing it owns. The world's release belongs to the owner's listing ``iso-market``; a release is recorded
-the way a publish records it (the publish entry, then the row with its index).
+of a listing it owns. Releases are published as the listings rows publish them (a bundle the caller exports,
+signed by the key the server keeps for it); the world's release is one of the owner's, published once.
 """
 
 from __future__ import annotations
 
-import hashlib
-import json
-from datetime import UTC, datetime
-from typing import Any
-
+from _isolation_listings import _release as publish_release
 from _isolation_world import ADMIN, Access, Row, Target, Who, World, assert_effect
 
 from memos_grpc._proto.memos.v1 import marketplace_service_pb2 as mkt
 from memos_grpc._proto.memos.v1.marketplace_service_pb2_grpc import MarketplaceServiceStub
-from memos_grpc.marketplace.entries import Entry
-from memos_grpc.marketplace.terms import Terms
 
 _M = "/memos.v1.MarketplaceService/"
-WORLD_LISTING = "iso-market"
-_TERMS = json.dumps({"license": "MIT", "permission": [{"action": "import"}], "maxOfflineSeconds": 3600})
 _KEY = "cd" * 32
-_releases: dict[tuple[int, str], str] = {}
+_releases: dict[int, str] = {}
 
 
 def _who(cell: str) -> Who:
@@ -42,47 +34,12 @@ def _stub(w: World) -> MarketplaceServiceStub:
     return MarketplaceServiceStub(w.channel)
 
 
-def release_of(w: World, who: Who, listing_id: str) -> str:
-    """A release of ``listing_id``, a listing ``who`` creates (once per world)."""
-    key = (id(w.server), listing_id)
-    if key in _releases:
-        return _releases[key]
-    _stub(w).CreateListing(
-        mkt.CreateListingRequest(listing_id=listing_id, listing=mkt.Listing(title=f"{listing_id} facts")),
-        metadata=w.md(who),
-    )
-    assert w.server.vault is not None and w.server.vault.marketplace is not None
-    node = w.server.vault.marketplace
-    name = f"listings/{listing_id}/releases/1.0.0"
-    digest = "sha256:" + hashlib.sha256(name.encode()).hexdigest()
-    terms = Terms.parse(_TERMS.encode())
-    release = mkt.Release(
-        name=name,
-        state=mkt.Release.STATE_ACTIVE,
-        statement_digest=digest,
-        license=terms.license,
-        terms=mkt.Terms(json=_TERMS, digest=terms.digest(), license=terms.license),
-    )
-    now = datetime.now(UTC)
-
-    def apply(cursor: Any) -> None:
-        cursor.execute(
-            "INSERT INTO market_releases (listing_id, release_id, release_pb, bundle_digest, statement_digest, "
-            "yanked, log_index, create_time, license, license_ids, memory_types) "
-            "VALUES (?, '1.0.0', ?, ?, ?, FALSE, ?, ?, ?, ?, ?)",
-            [listing_id, release.SerializeToString(), "sha256:" + "0" * 64, digest, index, now, "MIT", ["MIT"], []],
-        )
-
-    with node.recording([Entry("publish", digest, digest, "e" * 64).encode()]) as (index,):
-        release.log_index = index
-        w.server.vault.context.database.write(apply)
-    node.wait_published(index + 1)
-    _releases[key] = name
-    return name
-
-
 def world_release(w: World) -> str:
-    return release_of(w, Who.OWNER, WORLD_LISTING)
+    """A release of a listing of the owner, published once per world."""
+    key = id(w.server)
+    if key not in _releases:
+        _releases[key] = publish_release(w, Who.OWNER, "license-world")
+    return _releases[key]
 
 
 def _acquired(w: World, who: Who, release: str) -> mkt.License:
@@ -134,16 +91,31 @@ def _list(w: World, cell: str) -> Target:
 def _sees_only_its_own(w: World, who: Who, reply: mkt.ListLicensesResponse) -> None:
     acquirers = {license.acquirer for license in reply.licenses}
     assert w.principal(who) in acquirers
-    # Besides its own, a caller sees the licenses of the listings it owns (the owner: the world's).
-    owned = f"listings/{WORLD_LISTING}/" if who is Who.OWNER else f"listings/iso-{who.value}/"
+    # Besides its own, a caller sees the licenses of the listings it owns.
     if who is not Who.ADMIN:
-        assert all(x.acquirer == w.principal(who) or x.release.startswith(owned) for x in reply.licenses)
+        owned = set(_owned_releases(w, who))
+        assert all(x.acquirer == w.principal(who) or x.release in owned for x in reply.licenses)
+
+
+def _owned_releases(w: World, who: Who) -> list[str]:
+    listings = (
+        _stub(w)
+        .ListListings(
+            mkt.ListListingsRequest(filter=f'publisher = "{w.principal(who)}"', page_size=1000), metadata=w.admin
+        )
+        .listings
+    )
+    names: list[str] = []
+    for listing in listings:
+        request = mkt.ListReleasesRequest(parent=listing.name, page_size=1000, show_yanked=True)
+        names += [r.name for r in _stub(w).ListReleases(request, metadata=w.admin).releases]
+    return names
 
 
 def _revoke(w: World, cell: str) -> Target:
     who = _caller(w, cell)
     # A listing of the caller's own (the owner's is the world's), so that an allowed caller is its owner.
-    release = world_release(w) if who in (Who.OWNER, Who.ADMIN) else release_of(w, who, f"iso-{who.value}")
+    release = world_release(w) if who in (Who.OWNER, Who.ADMIN) else publish_release(w, who, cell)
     license = _acquired(w, Who.ADMIN, release)
     wanted = mkt.License.STATE_REVOKED
 

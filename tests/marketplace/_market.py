@@ -1,9 +1,9 @@
 """A marketplace server for the license and Subscribe tests: its principals, and releases to license.
 
 ``Market`` holds a real marketplace server, the stubs of its admin and three principals (``owner`` owns the
-listings, ``buyer`` acquires, ``stranger`` neither), and ``release()``, which creates a listing over gRPC and
-records a release of it the way a publish does: the publish entry appended to the log, then (while it is in flight)
-the release row with the index the append returned.
+listings, ``buyer`` acquires, ``stranger`` neither), ``release()``, which creates a listing over gRPC and
+publishes a release of it: a bundle the owner exports from a space of its own on the same server (signed by the
+key the server keeps for it, registered to it), sent to PublishRelease; and ``yank()``.
 """
 
 from __future__ import annotations
@@ -12,18 +12,19 @@ import hashlib
 import json
 import uuid
 from dataclasses import dataclass, field
-from datetime import UTC, datetime
 
 import grpc
 from memos_test_support import admin_token, authorized_channel
 
+from memos_grpc._proto.memos.v1 import cube_pb2, principal_pb2
 from memos_grpc._proto.memos.v1 import governance_service_pb2 as g
+from memos_grpc._proto.memos.v1 import interchange_service_pb2 as i
 from memos_grpc._proto.memos.v1 import marketplace_service_pb2 as m
-from memos_grpc._proto.memos.v1 import principal_pb2
+from memos_grpc._proto.memos.v1 import vault_service_pb2 as v
 from memos_grpc._proto.memos.v1.governance_service_pb2_grpc import GovernanceServiceStub
+from memos_grpc._proto.memos.v1.interchange_service_pb2_grpc import InterchangeServiceStub
 from memos_grpc._proto.memos.v1.marketplace_service_pb2_grpc import MarketplaceServiceStub
-from memos_grpc.interchange.keys import SigningKey
-from memos_grpc.marketplace.entries import Entry
+from memos_grpc._proto.memos.v1.vault_service_pb2_grpc import VaultServiceStub
 from memos_grpc.marketplace.node import MarketplaceNode
 from memos_grpc.marketplace.terms import Terms
 from memos_grpc.server.app import MemosServer
@@ -57,8 +58,9 @@ class Market:
     buyer: MarketplaceServiceStub
     stranger: MarketplaceServiceStub
     names: dict[str, str]
+    owner_channel: grpc.Channel
     channels: list[grpc.Channel] = field(default_factory=list)
-    publisher_key: SigningKey = field(default_factory=SigningKey.generate)
+    space: str = ""
 
     @property
     def node(self) -> MarketplaceNode:
@@ -66,7 +68,8 @@ class Market:
         return self.server.vault.marketplace
 
     def release(self, listing_id: str, version: str = "1.0.0", terms: str = TERMS, tags: tuple[str, ...] = ()) -> str:
-        """A release of a listing of ``owner`` (created when new), recorded as a publish records it."""
+        """A release of a listing of ``owner`` (created when new), exported and published as the owner."""
+        listing = f"listings/{listing_id}"
         try:
             self.owner.CreateListing(
                 m.CreateListingRequest(
@@ -76,75 +79,32 @@ class Market:
         except grpc.RpcError as error:
             if error.code() != grpc.StatusCode.ALREADY_EXISTS:
                 raise
-        name = f"listings/{listing_id}/releases/{version}"
-        statement_digest = "sha256:" + hashlib.sha256(name.encode()).hexdigest()
-        signed = "sha256:" + hashlib.sha256(b"signed " + name.encode()).hexdigest()
-        entry = Entry("publish", statement_digest, signed, self.publisher_key.key_id).encode()
-        parsed = Terms.parse(terms.encode())
-        release = m.Release(
-            name=name,
-            state=m.Release.STATE_ACTIVE,
-            statement_digest=statement_digest,
-            bundle_digest="sha256:" + "0" * 64,
-            license=parsed.license,
-            terms=m.Terms(json=terms, digest=parsed.digest(), license=parsed.license),
-            publisher=self.names["owner"],
+        info = i.ReleaseInfo(
+            listing=listing,
+            release=version,
+            license=Terms.parse(terms.encode()).license,
+            terms_digest="sha256:" + hashlib.sha256(terms.encode()).hexdigest(),
         )
-        now = datetime.now(UTC)
-        release.create_time.FromDatetime(now)
-        assert self.server.vault is not None
-
-        def apply(cursor: object) -> None:
-            cursor.execute(  # type: ignore[attr-defined]
-                "INSERT INTO market_releases (listing_id, release_id, release_pb, bundle_digest, statement_digest, "
-                "yanked, log_index, create_time, license, license_ids, memory_types) "
-                "VALUES (?, ?, ?, ?, ?, FALSE, ?, ?, ?, ?, ?)",
-                [
-                    listing_id,
-                    version,
-                    release.SerializeToString(),
-                    release.bundle_digest,
-                    statement_digest,
-                    index,
-                    now,
-                    parsed.license,
-                    [parsed.license],
-                    [],
-                ],
-            )
-
-        with self.node.recording([entry]) as (index,):
-            release.log_index = index
-            self.server.vault.context.database.write(apply)
-        self.node.wait_published(index + 1)
-        return name
+        export = InterchangeServiceStub(self.owner_channel).ExportBundle(
+            i.ExportBundleRequest(parent=self._space(), release=info)
+        )
+        bundle = b"".join(r.chunk for r in export)
+        request = m.PublishReleaseRequest(parent=listing, release_id=version, terms_json=terms, chunk=bundle)
+        return str(self.owner.PublishRelease(iter([request])).release.name)
 
     def yank(self, name: str, reason: str) -> int:
-        """Yanks a release as a yank does: the yank entry (ref: the publish entry), then the row; its index."""
-        assert self.server.vault is not None
-        _, listing_id, _, version = name.split("/")
-        with self.server.vault.context.database.read() as cursor:
-            row = cursor.execute(
-                "SELECT release_pb FROM market_releases WHERE listing_id = ? AND release_id = ?", [listing_id, version]
-            ).fetchone()
-        assert row is not None
-        release = m.Release.FromString(bytes(row[0]))
-        statement = "sha256:" + hashlib.sha256(reason.encode()).hexdigest()
-        entry = Entry("yank", release.statement_digest, statement, self.publisher_key.key_id, release.log_index)
-        release.state = m.Release.STATE_YANKED
-        release.yank.reason = reason
+        """Yanks a release as its owner; the yank entry's index."""
+        return int(self.owner.YankRelease(m.YankReleaseRequest(name=name, reason=reason)).yank.log_index)
 
-        def apply(cursor: object) -> None:
-            cursor.execute(  # type: ignore[attr-defined]
-                "UPDATE market_releases SET release_pb = ?, yanked = TRUE WHERE listing_id = ? AND release_id = ?",
-                [release.SerializeToString(), listing_id, version],
-            )
-
-        with self.node.recording([entry.encode()]) as (index,):
-            release.yank.log_index = index
-            self.server.vault.context.database.write(apply)
-        self.node.wait_published(index + 1)
-        return index
+    def _space(self) -> str:
+        """The owner's space the releases are exported from, with a cube and a key the server keeps (once)."""
+        if not self.space:
+            governance = GovernanceServiceStub(self.owner_channel)
+            governance.CreateSigningKey(g.CreateSigningKeyRequest(parent=self.names["owner"]))
+            self.space = governance.CreateSpace(g.CreateSpaceRequest(space_id="wares")).name
+            cube = cube_pb2.MemCube(plaintext=cube_pb2.PlaintextPayload(text="Rain follows a falling barometer"))
+            VaultServiceStub(self.owner_channel).CreateCube(v.CreateCubeRequest(parent=self.space, cube=cube))
+        return self.space
 
     def close(self) -> None:
         for channel in self.channels:
@@ -173,6 +133,7 @@ def open_market(server: MemosServer) -> Market:
         stubs["buyer"],
         stubs["stranger"],
         names,
+        channels[1],
         channels,
     )
 

@@ -6,8 +6,6 @@ Handlers unpack requests and pack responses; the checks live in ``memos_grpc.mar
 
 from __future__ import annotations
 
-import threading
-import weakref
 from collections.abc import Iterator
 
 import grpc
@@ -16,13 +14,9 @@ from memos_grpc._proto.memos.v1 import marketplace_service_pb2 as m
 from memos_grpc.governance import caller
 from memos_grpc.marketplace.events import EventStream, criteria_of
 from memos_grpc.marketplace.licenses import Licenses
-from memos_grpc.marketplace.node import MarketplaceNode
 from memos_grpc.server.services import VaultSlot
 from memos_grpc.server.transparency import marketplace_of
 
-#: One ``Licenses`` per marketplace node: it serializes revocations, so every caller must share it.
-_licenses: weakref.WeakKeyDictionary[MarketplaceNode, Licenses] = weakref.WeakKeyDictionary()
-_licenses_lock = threading.Lock()
 #: Subscribe's initial metadata: the log index the stream delivers events from.
 START_INDEX_METADATA = "start-index"
 
@@ -33,13 +27,10 @@ class LicenseMethods:
     _slot: VaultSlot
 
     def _licenses(self) -> Licenses:
-        node = marketplace_of(self._slot)
-        with _licenses_lock:
-            if node not in _licenses:
-                vault = self._slot.get()
-                assert vault.releases is not None  # a marketplace node has its releases
-                _licenses[node] = Licenses(vault.context, node, vault.releases)
-            return _licenses[node]
+        marketplace_of(self._slot)
+        licenses = self._slot.get().licenses
+        assert licenses is not None  # a marketplace node has its licenses
+        return licenses
 
     def AcquireLicense(self, request: m.AcquireLicenseRequest, context: grpc.ServicerContext) -> m.License:
         return self._licenses().acquire(request.license, caller.current())

@@ -19,6 +19,7 @@ from memos_grpc.interchange.exporter import Exporter
 from memos_grpc.interchange.importer import Importer
 from memos_grpc.interchange.signers import NODE_PRINCIPAL, Signers
 from memos_grpc.interchange.trust_store import TrustStore
+from memos_grpc.marketplace.licenses import Licenses
 from memos_grpc.marketplace.listings import Listings
 from memos_grpc.marketplace.node import MarketplaceNode
 from memos_grpc.marketplace.releases import Releases
@@ -123,6 +124,12 @@ class Vault:
         self.marketplace = MarketplaceNode(self.context, settings) if settings.marketplace_enabled else None
         self.listings = Listings(self.context)
         self.releases = Releases(self.context, self.principals, self.marketplace) if self.marketplace else None
+        # One per node: it serializes revocations, so every call shares it.
+        self.licenses = (
+            Licenses(self.context, self.marketplace, self.releases)
+            if self.marketplace is not None and self.releases is not None
+            else None
+        )
         self._stop = threading.Event()
         self._flusher = threading.Thread(target=self._flush_periodically, name="index-flusher", daemon=True)
         self._flusher.start()

@@ -114,6 +114,12 @@ NAMES = [
     "auditEvents/1",
     "spaces/fuzz\x00",
     "spaces/fu\u017ez",
+    "listings/fuzz",
+    "listings/fuzz/releases/1.0.0",
+    "listings/fuzz/releases/01.0.0",
+    "listings/fuzz/releases/1.0.0-rc.1+build",
+    "licenses/fuzz",
+    "listings/",
 ]
 IDS = ["fuzz", "known", "fresh", "fuzzer", "admin", "a", "a" * 63, "a" * 64, "Bad_Id", "-x", "1a", "", "x\n", "\u0430"]
 FILTERS = [

@@ -139,6 +139,10 @@ VECTOR = v.Vector(values=[1.0] * DIMENSION)
 _VAULT, _GOV = "/memos.v1.VaultService/", "/memos.v1.GovernanceService/"
 _INTER, _SCHED = "/memos.v1.InterchangeService/", "/memos.v1.SchedulerService/"
 _HEALTH, _REFLECTION = "/grpc.health.v1.Health/", "/grpc.reflection.v1alpha.ServerReflection/"
+_MARKET, _TLOG = "/memos.v1.MarketplaceService/", "/memos.v1.TransparencyLogService/"
+#: The listing the fuzz's marketplace holds, and a release and license name under it (neither exists).
+LISTING = "listings/fuzz"
+RELEASE = f"{LISTING}/releases/1.0.0"
 _NODE_POLICY = i.TrustPolicy(role=trust_pb2.KEY_ROLE_NODE)
 
 
@@ -257,6 +261,38 @@ def seed_requests(credential: str) -> dict[str, list[Message]]:
         _HEALTH + "Check": [health_pb2.HealthCheckRequest(service=""), health_pb2.HealthCheckRequest(service="x")],
         _HEALTH + "Watch": [health_pb2.HealthCheckRequest(service="memos.v1.VaultService")],
         "/memos.v1.WitnessService/AddCheckpoint": _witness_seeds(),
+        _MARKET + "CreateListing": [
+            _request(_MARKET + "CreateListing", listing_id="fresh", listing={"title": "t", "tags": ["a"]}),
+            _request(_MARKET + "CreateListing", listing_id="fresh", listing={"title": "t"}, validate_only=True),
+        ],
+        _MARKET + "GetListing": [_request(_MARKET + "GetListing", name=LISTING)],
+        _MARKET + "ListListings": [_request(_MARKET + "ListListings", page_size=2, filter='tags:"a"')],
+        _MARKET + "SearchListings": [_request(_MARKET + "SearchListings", text="fuzz memories", top_k=3)],
+        _MARKET + "UpdateListing": [
+            _request(
+                _MARKET + "UpdateListing",
+                listing={"name": LISTING, "title": "new title"},
+                update_mask={"paths": ["title"]},
+            )
+        ],
+        _MARKET + "GetRelease": [_request(_MARKET + "GetRelease", name=RELEASE)],
+        _MARKET + "ListReleases": [_request(_MARKET + "ListReleases", parent=LISTING, page_size=2, show_yanked=True)],
+        _MARKET + "DownloadRelease": [_request(_MARKET + "DownloadRelease", name=RELEASE)],
+        _MARKET + "YankRelease": [_request(_MARKET + "YankRelease", name=RELEASE, reason="broken")],
+        _MARKET + "AcquireLicense": [
+            _request(
+                _MARKET + "AcquireLicense",
+                license={"release": RELEASE, "licensee": FUZZER, "licensee_key": "ab" * 32},
+            )
+        ],
+        _MARKET + "GetLicense": [_request(_MARKET + "GetLicense", name="licenses/fuzz")],
+        _MARKET + "ListLicenses": [_request(_MARKET + "ListLicenses", page_size=2)],
+        _MARKET + "RevokeLicense": [_request(_MARKET + "RevokeLicense", name="licenses/fuzz", reason="r")],
+        _MARKET + "Subscribe": [_request(_MARKET + "Subscribe", start_index=0, types=[1], listings=[LISTING])],
+        _TLOG + "GetCheckpoint": [_request(_TLOG + "GetCheckpoint")],
+        _TLOG + "GetInclusionProof": [_request(_TLOG + "GetInclusionProof", index=0)],
+        _TLOG + "GetConsistencyProof": [_request(_TLOG + "GetConsistencyProof", old_size=0)],
+        _TLOG + "GetEntries": [_request(_TLOG + "GetEntries", start_index=0, max_entries=3)],
         _REFLECTION + "ServerReflectionInfo": [
             reflection_pb2.ServerReflectionRequest(list_services=""),
             reflection_pb2.ServerReflectionRequest(file_containing_symbol="memos.v1.VaultService"),
@@ -398,6 +434,11 @@ class Fuzz:
             upload(iter(stream), metadata=self.metadata, timeout=CALL_TIMEOUT)
             for cube_id, cube in (("known", _text_cube("a known memory")), ("blob", ACTIVATION)):
                 self.call(_VAULT + "CreateCube", v.CreateCubeRequest(parent=SPACE, cube_id=cube_id, cube=cube))
+        if not self.exists(_MARKET + "GetListing", _request(_MARKET + "GetListing", name=LISTING)):
+            self.call(
+                _MARKET + "CreateListing",
+                _request(_MARKET + "CreateListing", listing_id="fuzz", listing={"title": "fuzz memories"}),
+            )
         if not self.credential or not self.exists(_GOV + "GetPrincipal", g.GetPrincipalRequest(name=FUZZER)):
             self.call(_GOV + "CreatePrincipal", g.CreatePrincipalRequest(principal_id="fuzzer"))
             credential = principal_pb2.Credential.FromString(
@@ -427,7 +468,10 @@ def root_update(document: dict[str, Any]) -> Message:
 
 @pytest.fixture(scope="module")
 def fuzz(tmp_path_factory: pytest.TempPathFactory, embedder: Embedder) -> Iterator[Fuzz]:
-    server = start_server(tmp_path_factory.mktemp("fuzz"), embedder, witness_logs=WITNESSED_LOG)
+    # A marketplace too (no witnesses: each checkpoint is published at once), so its methods are fuzzed for real.
+    server = start_server(
+        tmp_path_factory.mktemp("fuzz"), embedder, witness_logs=WITNESSED_LOG, marketplace_enabled=True
+    )
     errors = _Errors()
     loggers = [logging.getLogger("memos_grpc"), logging.getLogger("grpc")]
     for logger in loggers:

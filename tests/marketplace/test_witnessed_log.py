@@ -30,7 +30,8 @@ from memos_grpc.server.app import MemosServer
 from memos_grpc.transparency.cosignature import CosignatureVerifier, verify_cosigned
 from memos_grpc.transparency.note import NoteVerifier, open_note
 from memos_grpc.transparency.policy import parse_policy
-from memos_grpc.transparency.proof import verify_proof
+from memos_grpc.transparency.proof import TlogProof, verify_proof
+from memos_grpc.vault.database import Connection
 
 ORIGIN = "market.test/log"
 WITNESS_NAME = "witness.test"
@@ -163,3 +164,37 @@ def test_a_marketplace_with_an_unreachable_witness_publishes_nothing(tmp_path: P
         assert reason_of(refused.value) == "NO_PUBLISHED_CHECKPOINT"
     finally:
         market.stop(grace=1)
+
+
+def test_a_marketplace_that_rewrites_its_history_loses_its_witness(pair: Pair) -> None:
+    """A test hook rewrites the marketplace's stored log (entries 2.. replaced by others, as a log that forks
+    would): the witness refuses the forked checkpoint, nothing more is published, and a proof under the
+    forked tree's own signature fails a buyer's policy."""
+    node = pair.node()
+    assert pair.market is not None and pair.witness is not None
+    node.wait_published(node.append([entry(n) for n in range(4)])[-1] + 1)
+    witnessed = checkpoint(pair.market)
+    assert witnessed.size == 4
+
+    def rewrite_history(cursor: Connection) -> None:
+        cursor.execute("DELETE FROM tlog_entries WHERE entry_index >= 2")
+        cursor.execute("DELETE FROM tlog_nodes WHERE (node_index + 1) * (1 << level) > 2")
+        cursor.execute("DELETE FROM tlog_checkpoints WHERE tree_size > 2")
+
+    pair.market.vault.context.database.write(rewrite_history)  # type: ignore[union-attr]
+    forked = node.append([entry(100 + n) for n in range(3)])  # sizes 3..5 of another history
+    assert forked == [2, 3, 4]
+    with pytest.raises(UnavailableError):
+        node.wait_published(5, timeout=2.0)
+    assert checkpoint(pair.market) == witnessed, "the fork was published"
+    state = pair.witness.vault.witness.latest(ORIGIN)  # type: ignore[union-attr]
+    assert state is not None and (state.size, state.root) == (4, witnessed.root_hash)
+
+    # The forked tree's checkpoint, signed by the log alone, proves its entries to nobody who needs the witness.
+    signed = node.log.checkpoint()
+    assert signed.size == 5 and signed.root != witnessed.root_hash
+    path = node.log.inclusion_proof(4, 5)
+    forged = TlogProof(4, tuple(path), signed.note).text()
+    policy = parse_policy(node.policy_text())
+    report = verify_proof(entry(102), forged, pair.log_verifier, policy, policy.witnesses, datetime.now(UTC), 600)
+    assert not report and report.reason == "TLOG_PROOF_QUORUM_NOT_MET"

@@ -1,7 +1,8 @@
 """memos_client: the typed Python client of a memos-grpc server.
 
-``MemosClient`` manages spaces and MemCubes, streams payloads and moves signed
-bundles; results are frozen dataclasses (``Space``, ``Cube``, ...) and failures
+``MemosClient`` manages spaces and MemCubes, streams payloads, moves signed
+bundles and uses a marketplace (listings, releases, licenses, events, its
+transparency log and witnesses); results are frozen dataclasses (``Space``, ``Cube``, ...) and failures
 ``MemosError`` subclasses.
 """
 
@@ -34,7 +35,28 @@ from memos_client.errors import (
     from_rpc_error,
 )
 from memos_client.governance import AuditEvent, AuditVerification, Credential, Principal
+from memos_client.interchange import release_info
 from memos_client.lifecycle import RecallItem, RecallPlan
+from memos_client.market_types import (
+    ConsistencyProof,
+    Cosignatures,
+    InclusionProof,
+    License,
+    Listing,
+    LogCheckpoint,
+    LogEntries,
+    LogEntry,
+    MarketEvent,
+    PublishResult,
+    Release,
+    Revocation,
+    ScoredListing,
+    Terms,
+    TermsConstraint,
+    TermsPermission,
+    Yank,
+)
+from memos_client.marketplace import EVENT_TYPES, license_name, listing_name
 from memos_client.models import ModelInfo, Operation
 from memos_client.names import cube_name, space_name
 from memos_client.types import (
@@ -50,6 +72,7 @@ from memos_client.types import (
 
 __all__ = [
     "DEFAULT_TARGET",
+    "EVENT_TYPES",
     "AbortedError",
     "AlreadyExistsError",
     "AppliedRedaction",
@@ -58,6 +81,8 @@ __all__ = [
     "BlobRef",
     "BundleVerification",
     "CancelledError",
+    "ConsistencyProof",
+    "Cosignatures",
     "Credential",
     "Cube",
     "CubeDraft",
@@ -65,8 +90,15 @@ __all__ = [
     "FailedPreconditionError",
     "ImportResult",
     "ImportedCube",
+    "InclusionProof",
     "InvalidArgumentError",
+    "License",
     "LifecycleState",
+    "Listing",
+    "LogCheckpoint",
+    "LogEntries",
+    "LogEntry",
+    "MarketEvent",
     "MemoryType",
     "MemosClient",
     "MemosError",
@@ -76,20 +108,31 @@ __all__ = [
     "PermissionDeniedError",
     "Principal",
     "PublicKey",
+    "PublishResult",
     "RecallItem",
     "RecallPlan",
+    "Release",
     "ResourceExhaustedError",
+    "Revocation",
     "ScoredCube",
+    "ScoredListing",
     "SemanticType",
     "SignatureCheck",
     "Source",
     "Space",
+    "Terms",
+    "TermsConstraint",
+    "TermsPermission",
     "TrustRole",
     "TrustRoot",
     "TrustedKey",
     "UnauthenticatedError",
     "UnavailableError",
+    "Yank",
     "cube_name",
     "from_rpc_error",
+    "license_name",
+    "listing_name",
+    "release_info",
     "space_name",
 ]

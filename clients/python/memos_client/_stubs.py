@@ -15,19 +15,28 @@ from memos_grpc._proto.memos.v1 import (
     governance_service_pb2_grpc,
     interchange_service_pb2,
     interchange_service_pb2_grpc,
+    marketplace_service_pb2,
+    marketplace_service_pb2_grpc,
     principal_pb2,
     scheduler_service_pb2,
     scheduler_service_pb2_grpc,
     space_pb2,
+    transparency_log_service_pb2,
+    transparency_log_service_pb2_grpc,
     trust_pb2,
     vault_service_pb2,
     vault_service_pb2_grpc,
+    witness_service_pb2,
+    witness_service_pb2_grpc,
 )
 
 _v = vault_service_pb2
 _s = scheduler_service_pb2
 _g = governance_service_pb2
 _i = interchange_service_pb2
+_m = marketplace_service_pb2
+_t = transparency_log_service_pb2
+_w = witness_service_pb2
 
 
 class VaultStub:
@@ -136,4 +145,63 @@ class InterchangeStub:
         )
         self.ImportFromPeer: grpc.UnaryUnaryMultiCallable[_i.ImportFromPeerRequest, _i.ImportBundleResponse] = (
             stub.ImportFromPeer
+        )
+
+
+class MarketplaceStub:
+    """``memos.v1.MarketplaceService``."""
+
+    def __init__(self, channel: grpc.Channel) -> None:
+        stub = marketplace_service_pb2_grpc.MarketplaceServiceStub(channel)  # type: ignore[no-untyped-call]
+        self.CreateListing: grpc.UnaryUnaryMultiCallable[_m.CreateListingRequest, _m.Listing] = stub.CreateListing
+        self.GetListing: grpc.UnaryUnaryMultiCallable[_m.GetListingRequest, _m.Listing] = stub.GetListing
+        self.ListListings: grpc.UnaryUnaryMultiCallable[_m.ListListingsRequest, _m.ListListingsResponse] = (
+            stub.ListListings
+        )
+        self.SearchListings: grpc.UnaryUnaryMultiCallable[_m.SearchListingsRequest, _m.SearchListingsResponse] = (
+            stub.SearchListings
+        )
+        self.UpdateListing: grpc.UnaryUnaryMultiCallable[_m.UpdateListingRequest, _m.Listing] = stub.UpdateListing
+        self.PublishRelease: grpc.StreamUnaryMultiCallable[_m.PublishReleaseRequest, _m.PublishReleaseResponse] = (
+            stub.PublishRelease
+        )
+        self.GetRelease: grpc.UnaryUnaryMultiCallable[_m.GetReleaseRequest, _m.Release] = stub.GetRelease
+        self.ListReleases: grpc.UnaryUnaryMultiCallable[_m.ListReleasesRequest, _m.ListReleasesResponse] = (
+            stub.ListReleases
+        )
+        self.DownloadRelease: grpc.UnaryStreamMultiCallable[_m.DownloadReleaseRequest, _m.DownloadReleaseResponse] = (
+            stub.DownloadRelease
+        )
+        self.YankRelease: grpc.UnaryUnaryMultiCallable[_m.YankReleaseRequest, _m.Release] = stub.YankRelease
+        self.AcquireLicense: grpc.UnaryUnaryMultiCallable[_m.AcquireLicenseRequest, _m.License] = stub.AcquireLicense
+        self.GetLicense: grpc.UnaryUnaryMultiCallable[_m.GetLicenseRequest, _m.License] = stub.GetLicense
+        self.ListLicenses: grpc.UnaryUnaryMultiCallable[_m.ListLicensesRequest, _m.ListLicensesResponse] = (
+            stub.ListLicenses
+        )
+        self.RevokeLicense: grpc.UnaryUnaryMultiCallable[_m.RevokeLicenseRequest, _m.License] = stub.RevokeLicense
+        self.Subscribe: grpc.UnaryStreamMultiCallable[_m.SubscribeRequest, _m.MarketplaceEvent] = stub.Subscribe
+
+
+class TransparencyLogStub:
+    """``memos.v1.TransparencyLogService``."""
+
+    def __init__(self, channel: grpc.Channel) -> None:
+        stub = transparency_log_service_pb2_grpc.TransparencyLogServiceStub(channel)  # type: ignore[no-untyped-call]
+        self.GetCheckpoint: grpc.UnaryUnaryMultiCallable[_t.GetCheckpointRequest, _t.Checkpoint] = stub.GetCheckpoint
+        self.GetInclusionProof: grpc.UnaryUnaryMultiCallable[_t.GetInclusionProofRequest, _t.InclusionProof] = (
+            stub.GetInclusionProof
+        )
+        self.GetConsistencyProof: grpc.UnaryUnaryMultiCallable[_t.GetConsistencyProofRequest, _t.ConsistencyProof] = (
+            stub.GetConsistencyProof
+        )
+        self.GetEntries: grpc.UnaryUnaryMultiCallable[_t.GetEntriesRequest, _t.GetEntriesResponse] = stub.GetEntries
+
+
+class WitnessStub:
+    """``memos.v1.WitnessService``."""
+
+    def __init__(self, channel: grpc.Channel) -> None:
+        stub = witness_service_pb2_grpc.WitnessServiceStub(channel)  # type: ignore[no-untyped-call]
+        self.AddCheckpoint: grpc.UnaryUnaryMultiCallable[_w.AddCheckpointRequest, _w.AddCheckpointResponse] = (
+            stub.AddCheckpoint
         )

@@ -1,8 +1,9 @@
 """``MemosClient``: a typed, synchronous client of a memos-grpc server.
 
 It wraps the GovernanceService (spaces), VaultService (cubes, search, payload
-streaming), InterchangeService (signed bundles) and SchedulerService (recall,
-transforms with the server's model), returns result objects and
+streaming), InterchangeService (signed bundles), SchedulerService (recall,
+transforms with the server's model) and the marketplace's MarketplaceService,
+TransparencyLogService and WitnessService, returns result objects and
 raises ``MemosError`` subclasses.
 """
 
@@ -19,12 +20,21 @@ import grpc
 from google.protobuf import field_mask_pb2
 from tqdm import tqdm
 
-from memos_client._stubs import GovernanceStub, InterchangeStub, SchedulerStub, VaultStub
+from memos_client._stubs import (
+    GovernanceStub,
+    InterchangeStub,
+    MarketplaceStub,
+    SchedulerStub,
+    TransparencyLogStub,
+    VaultStub,
+    WitnessStub,
+)
 from memos_client.drafts import CubeDraft, Payload, draft_of, to_timestamp, to_vector
 from memos_client.errors import from_rpc_error
 from memos_client.governance import GovernanceCalls
 from memos_client.interchange import InterchangeCalls
 from memos_client.lifecycle import LifecycleCalls, search_mode
+from memos_client.marketplace import MarketplaceCalls
 from memos_client.models import ModelCalls
 from memos_client.names import space_name
 from memos_client.payloads import payload_requests
@@ -45,7 +55,7 @@ _v = vault_service_pb2
 _g = governance_service_pb2
 
 
-class MemosClient(GovernanceCalls, InterchangeCalls, LifecycleCalls, ModelCalls):
+class MemosClient(GovernanceCalls, InterchangeCalls, LifecycleCalls, ModelCalls, MarketplaceCalls):
     """A connection to one memos-grpc server.
 
     ``target`` is ``host:port``. With ``credentials`` the channel uses TLS,
@@ -79,6 +89,9 @@ class MemosClient(GovernanceCalls, InterchangeCalls, LifecycleCalls, ModelCalls)
         self._governance = GovernanceStub(self._channel)
         self._interchange = InterchangeStub(self._channel)
         self._scheduler = SchedulerStub(self._channel)
+        self._marketplace = MarketplaceStub(self._channel)
+        self._transparency = TransparencyLogStub(self._channel)
+        self._witness = WitnessStub(self._channel)
 
     def __enter__(self) -> Self:
         return self

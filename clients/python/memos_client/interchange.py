@@ -7,6 +7,8 @@
 from __future__ import annotations
 
 import contextlib
+import hashlib
+import json
 import os
 import sys
 from collections.abc import Callable, Iterable, Iterator, Sequence
@@ -70,6 +72,27 @@ def conflict_policy_number(policy: str) -> int:
     return number
 
 
+def release_info(listing: str, release_id: str, terms_json: str | bytes) -> interchange_service_pb2.ReleaseInfo:
+    """What ``export_bundle(release=...)`` names for release ``release_id`` of ``listing`` under these terms.
+
+    The license is the terms' ``license`` member and the digest the sha256 of
+    their UTF-8 bytes, as the marketplace checks them on publish.
+    """
+    data = terms_json.encode("utf-8") if isinstance(terms_json, str) else terms_json
+    try:
+        license = json.loads(data)["license"]
+    except (ValueError, TypeError, KeyError) as error:
+        raise ValueError(f"the terms are not a JSON object with a license: {error}") from None
+    if not isinstance(license, str):
+        raise ValueError("the terms' license must be a string (an SPDX expression)")
+    return _i.ReleaseInfo(
+        listing=listing if listing.startswith("listings/") else f"listings/{listing}",
+        release=release_id,
+        license=license,
+        terms_digest="sha256:" + hashlib.sha256(data).hexdigest(),
+    )
+
+
 def _cube_names(space: str, names: Sequence[str]) -> list[str]:
     """Full cube names; a bare cube id is taken to be in ``space``."""
     return [n if n.startswith("spaces/") else cube_name(space, n) for n in names]
@@ -127,15 +150,24 @@ class InterchangeCalls:
 
     # -- Export --------------------------------------------------------------
 
-    def export_bundle(self, parent: str, *, names: Sequence[str] = (), filter: str = "") -> Iterator[bytes]:
+    def export_bundle(
+        self,
+        parent: str,
+        *,
+        names: Sequence[str] = (),
+        filter: str = "",
+        release: interchange_service_pb2.ReleaseInfo | None = None,
+    ) -> Iterator[bytes]:
         """Yields the signed bundle of cubes of ``parent`` in chunks; joined, they are the bundle file.
 
         ``names`` picks cubes (ids or full names; empty: all) and ``filter``
-        is an AIP-160 filter they must match. The call starts on the first
-        ``next()``; closing the iterator early cancels it.
+        is an AIP-160 filter they must match. With ``release`` (see
+        ``release_info``) the statement also names a marketplace listing,
+        release, license and terms digest: a bundle ``publish_release`` takes.
+        The call starts on the first ``next()``; closing the iterator early cancels it.
         """
         space = space_name(parent)
-        request = _i.ExportBundleRequest(parent=space, names=_cube_names(space, names), filter=filter)
+        request = _i.ExportBundleRequest(parent=space, names=_cube_names(space, names), filter=filter, release=release)
         call = self._interchange.ExportBundle(request, timeout=self.stream_timeout, metadata=self._metadata)
         try:
             for response in call:
@@ -152,6 +184,7 @@ class InterchangeCalls:
         *,
         names: Sequence[str] = (),
         filter: str = "",
+        release: interchange_service_pb2.ReleaseInfo | None = None,
         progress: Progress = None,
     ) -> int:
         """Writes the bundle of ``parent`` to ``path`` and returns its size in bytes.
@@ -166,7 +199,7 @@ class InterchangeCalls:
         written = 0
         try:
             with progress_updates(progress, None, target.name) as update, open(part, "wb") as out:
-                for chunk in self.export_bundle(parent, names=names, filter=filter):
+                for chunk in self.export_bundle(parent, names=names, filter=filter, release=release):
                     out.write(chunk)
                     written += len(chunk)
                     update(len(chunk))

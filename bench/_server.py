@@ -8,6 +8,7 @@ import socket
 import subprocess
 import sys
 import time
+from collections.abc import Mapping
 from pathlib import Path
 from typing import NamedTuple
 
@@ -25,17 +26,22 @@ class Target(NamedTuple):
 
 
 def start_server(
-    data_dir: Path, dim: int, log_path: Path, embedder: str = "none"
+    data_dir: Path, dim: int, log_path: Path, embedder: str = "none", env: Mapping[str, str] | None = None
 ) -> tuple[subprocess.Popen[bytes], Target]:
     """Starts the server and waits for SERVING; calls authenticate as the bootstrap admin if it wrote a token.
 
     ``embedder`` is the server's MEMOS_EMBEDDER: "none" (clients send ``dim``-d vectors) or the packaged
-    "all-MiniLM-L6-v2" (the server embeds plaintext itself).
+    "all-MiniLM-L6-v2" (the server embeds plaintext itself). ``env`` adds variables (``MEMOS_*`` settings) to
+    the environment the server inherits.
     """
     with socket.socket() as sock:  # a free port
         sock.bind(("127.0.0.1", 0))
         address = f"127.0.0.1:{sock.getsockname()[1]}"
-    env = os.environ | {"MEMOS_EMBEDDER": embedder, "MEMOS_VECTOR_DIMENSION": str(dim), "HF_HUB_OFFLINE": "1"}
+    env = (
+        os.environ
+        | {"MEMOS_EMBEDDER": embedder, "MEMOS_VECTOR_DIMENSION": str(dim), "HF_HUB_OFFLINE": "1"}
+        | dict(env or {})
+    )
     command = [sys.executable, "-m", "memos_grpc.cli.main", "serve", "--data-dir", str(data_dir), "--listen", address]
     with open(log_path, "wb") as log:
         proc = subprocess.Popen(command, cwd=ROOT, env=env, stdout=log, stderr=subprocess.STDOUT)

@@ -1,5 +1,10 @@
 """``memos-grpc market``: the marketplace from the command line.
 
+``listing``, ``publish``, ``releases``, ``download``, ``yank``, ``acquire``, ``license``, ``subscribe`` and ``log``
+talk to a marketplace server through ``MemosClient`` (the connection options and ``--json`` of every client
+command; they are in ``market_commands``); bundles stream from and to files with a progress bar. ``acquire`` writes
+the grant and its proof to the files ``verify`` reads.
+
 ``market verify`` checks a licensed release offline, with no server: the bundle, its license grant and the
 grant's log proof under the buyer's trust root (``memos_grpc.marketplace.offline``), and prints a report in the
 style of ``bundle verify``, exiting 1 with the reason when anything falls short.
@@ -14,6 +19,7 @@ from typing import Any
 
 from memos_client.interchange import read_chunks
 
+from memos_grpc.cli import market_commands
 from memos_grpc.cli._connect import print_json
 from memos_grpc.cli.bundle_inspect import fail
 from memos_grpc.interchange.canonical import format_time, parse_time
@@ -33,9 +39,12 @@ _MAX_SIDE_FILE_BYTES = 4 * 1024 * 1024
 def register(commands: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     """Adds ``market`` and its subcommands to the ``memos-grpc`` parser."""
     market = commands.add_parser(
-        "market", help="the marketplace: verify licensed releases", description="MemStore, the marketplace."
+        "market",
+        help="the marketplace: listings, releases, licenses, events, its log; verify licensed releases",
+        description="MemStore, the marketplace.",
     )
     sub = market.add_subparsers(dest="market_command", required=True, metavar="COMMAND")
+    market_commands.register(sub)
 
     verify = sub.add_parser(
         "verify",

@@ -12,7 +12,7 @@ import datetime as dt
 import hashlib
 import itertools
 import os
-from collections.abc import Iterable, Iterator, Sequence
+from collections.abc import Generator, Iterable, Iterator, Sequence
 from pathlib import Path
 from typing import Any, BinaryIO
 
@@ -368,7 +368,7 @@ class MarketplaceCalls:
         query: str = "",
         min_score: float = 0.0,
         start_index: int | None = None,
-    ) -> Iterator[MarketEvent]:
+    ) -> Generator[MarketEvent, None, None]:
         """Yields publish, yank and revoke events in log order as they are published; it never ends by itself.
 
         ``types`` ("publish", "yank", "revoke"), ``tags``, ``listings`` and

@@ -12,7 +12,7 @@ import datetime as dt
 import os
 import pathlib
 
-from memos_client import BundleVerification, ImportResult, MemosClient, space_name
+from memos_client import BundleVerification, ImportResult, MemosClient, release_info, space_name
 from memos_client.interchange import CONFLICT_POLICIES, ROLES, progress_updates, read_chunks, trust_policy
 
 from memos_grpc.cli._connect import common_options, message_dict, print_json, run
@@ -50,6 +50,14 @@ def register(commands: argparse._SubParsersAction[argparse.ArgumentParser]) -> N
     export.add_argument("--out", type=pathlib.Path, required=True, metavar="FILE", help="the bundle file to write")
     export.add_argument("--name", action="append", metavar="CUBE", help="export this cube (id or name; repeatable)")
     export.add_argument("--filter", default="", help="an AIP-160 filter the exported cubes must match")
+    export.add_argument(
+        "--release",
+        metavar="LISTING/RELEASE",
+        help="make it a marketplace release: the statement names this listing and release id (with --terms)",
+    )
+    export.add_argument(
+        "--terms", type=pathlib.Path, metavar="FILE", help="with --release: the terms JSON the release is offered under"
+    )
     export.set_defaults(handler=_export)
 
     import_ = sub.add_parser(
@@ -129,9 +137,22 @@ def _add_key_options(parser: argparse.ArgumentParser) -> None:
 
 
 def _export(args: argparse.Namespace) -> int:
+    release = None
+    if args.release or args.terms:
+        listing, slash, release_id = (args.release or "").removeprefix("listings/").partition("/")
+        release_id = release_id.removeprefix("releases/")
+        if not (args.release and args.terms and slash and listing and release_id):
+            raise SystemExit("error: --release LISTING/RELEASE and --terms FILE go together")
+        try:
+            release = release_info(listing, release_id, args.terms.read_bytes())
+        except (OSError, ValueError) as error:
+            raise SystemExit(f"error: --terms {args.terms}: {error}") from None
+
     def action(client: MemosClient) -> int:
         out: pathlib.Path = args.out
-        size = client.export_bundle_to_file(args.space, out, names=args.name or (), filter=args.filter, progress=True)
+        size = client.export_bundle_to_file(
+            args.space, out, names=args.name or (), filter=args.filter, release=release, progress=True
+        )
         if args.json:
             print_json({"space": space_name(args.space), "file": str(out), "bytes": size})
         else:

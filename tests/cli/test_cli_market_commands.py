@@ -19,10 +19,12 @@ from pathlib import Path
 
 import pytest
 from conftest import start_server
-from memos_client import MemosClient, release_info
+from memos_client import MemosClient
 
 from memos_grpc.embedding.embedder import Embedder
+from memos_grpc.interchange.bundle import verify_bundle
 from memos_grpc.interchange.dsse import sign_envelope
+from memos_grpc.interchange.importer import bundle_limits
 from memos_grpc.interchange.keys import SigningKey, TrustedKey
 from memos_grpc.interchange.trust import TRUST_ROOT_PAYLOAD_TYPE, Role, TrustRoot
 from memos_grpc.server.app import MemosServer
@@ -67,7 +69,16 @@ def node(tmp_path: Path, embedder: Embedder) -> Iterator[Node]:
         owner.create_signing_key(names["owner"])
         space = owner.create_space("wares").name
         owner.create_cube(space, "Rain follows a falling barometer")
-        owner.export_bundle_to_file(space, bundle, release=release_info("weather", "1.0.0", TERMS))
+    # The release bundle comes from the command line too: bundle export --release --terms.
+    command = [sys.executable, "-m", "memos_grpc.cli.main", "bundle", "export", "wares", "--out", str(bundle)]
+    command += ["--release", "weather/1.0.0", "--terms", str(terms)]
+    command += ["--server", server.address, "--token-file", str(tokens["owner"])]
+    exported = subprocess.run(command, capture_output=True, text=True, cwd=ROOT, timeout=120, check=False)
+    assert exported.returncode == 0, exported.stdout + exported.stderr
+    report = verify_bundle([bundle.read_bytes()], None, bundle_limits(server.settings), datetime.now(UTC))
+    assert report.statement is not None, report  # integrity only: the release it names
+    predicate = report.statement.predicate
+    assert (predicate["listing"], predicate["release"]) == ("listings/weather", "1.0.0"), predicate
     yield Node(server, tokens, names, bundle, terms)
     server.stop(grace=1)
 

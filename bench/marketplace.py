@@ -2,7 +2,7 @@
 
 Run by hand, never in the test suite::
 
-    .venv/bin/python bench/marketplace.py                 # the full run for docs/performance.md (~10 minutes)
+    .venv/bin/python bench/marketplace.py                 # the full run for docs/performance.md (~7 minutes)
     .venv/bin/python bench/marketplace.py --smoke         # small sizes: under a minute
 
 Five parts, each measured beside a baseline from the same run:

@@ -24,6 +24,8 @@ from concurrent.futures import Future
 from dataclasses import dataclass
 from typing import TypeVar
 
+import pyarrow as pa
+
 from memos_grpc.errors import InvalidArgumentError, ResourceExhaustedError, StorageError
 from memos_grpc.transparency import merkle
 from memos_grpc.transparency.checkpoint import Checkpoint
@@ -105,11 +107,30 @@ class TransparencyLog:
                     level, index = level + 1, index >> 1
                     known[(level, index)] = value
                     new_nodes.append((level, index, value))
-            cursor.executemany(
-                "INSERT INTO tlog_entries VALUES (?, ?, ?, ?)",
-                [(size + n, entry, leaves[n], now) for n, entry in enumerate(checked)],
+            # One Arrow table per statement: DuckDB's executemany costs about half a millisecond per row.
+            _insert_table(
+                cursor,
+                "tlog_entries",
+                pa.table(
+                    {
+                        "entry_index": pa.array(range(size, size + len(checked)), pa.int64()),
+                        "entry": pa.array(checked, pa.binary()),
+                        "leaf_hash": pa.array(leaves, pa.binary()),
+                        "append_time": pa.array([now] * len(checked), pa.timestamp("us", tz="UTC")),
+                    }
+                ),
             )
-            cursor.executemany("INSERT INTO tlog_nodes VALUES (?, ?, ?)", new_nodes)
+            _insert_table(
+                cursor,
+                "tlog_nodes",
+                pa.table(
+                    {
+                        "level": pa.array([n[0] for n in new_nodes], pa.int16()),
+                        "node_index": pa.array([n[1] for n in new_nodes], pa.int64()),
+                        "hash": pa.array([n[2] for n in new_nodes], pa.binary()),
+                    }
+                ),
+            )
             return list(range(size, size + len(checked)))
 
         return self._context.database.submit(apply)
@@ -276,3 +297,13 @@ def _same_root(stored: SignedCheckpoint, root: bytes) -> SignedCheckpoint:
             f"{root.hex()}: the log's tables were altered"
         )
     return stored
+
+
+def _insert_table(cursor: Connection, table: str, rows: pa.Table) -> None:
+    """Inserts an Arrow table's rows (columns in the table's order) in the caller's transaction."""
+    view = f"{table}_incoming"
+    cursor.register(view, rows)
+    try:
+        cursor.execute(f"INSERT INTO {table} SELECT * FROM {view}")
+    finally:
+        cursor.unregister(view)

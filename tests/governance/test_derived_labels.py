@@ -8,7 +8,6 @@ server with a tiny model (tests/tiny_models.py).
 
 from __future__ import annotations
 
-import time
 from collections.abc import Iterator
 from dataclasses import dataclass
 
@@ -199,10 +198,10 @@ def test_rollback_passes_labels_on_and_never_drops_inherited_ones(clinic: Clinic
 def test_a_label_added_while_an_adapter_trains_reaches_the_adapter(clinic: Clinic) -> None:
     source = create(clinic, "f1", "frank's blood type is ab negative")
     operation = train(clinic, [source.name], "adapter-f", steps=400)
-    deadline = time.monotonic() + 120
-    while clinic.scheduler.GetOperation(s.GetOperationRequest(name=operation.name)).step < 1:
-        assert time.monotonic() < deadline
-        time.sleep(0.02)
+    # Training has begun once the operation reports its first step: WatchOperation streams each change.
+    watch = clinic.scheduler.WatchOperation(s.WatchOperationRequest(name=operation.name), timeout=120)
+    assert any(state.step >= 1 and not state.done for state in watch), "the training never reported a step"
+    watch.cancel()
     relabel(clinic, source.name, "pii")
     adapter = get(clinic, finish(clinic, operation).cube)
     assert list(adapter.sensitivity_labels) == ["pii"]

@@ -11,7 +11,8 @@ import grpc
 from memos_grpc._proto.memos.v1 import transparency_log_service_pb2 as t
 from memos_grpc._proto.memos.v1 import transparency_log_service_pb2_grpc
 from memos_grpc.errors import FailedPreconditionError
-from memos_grpc.marketplace.node import MarketplaceNode, PublishedCheckpoint
+from memos_grpc.marketplace.node import MarketplaceNode
+from memos_grpc.marketplace.publisher import PublishedCheckpoint
 from memos_grpc.server.services import VaultSlot
 from memos_grpc.transparency.proof import TlogProof
 

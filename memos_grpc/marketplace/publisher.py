@@ -1,0 +1,342 @@
+"""The checkpoint publisher of a marketplace node: sign the grown log, have witnesses cosign, publish.
+
+The publisher thread signs a checkpoint whenever the log has grown (appends in between share one), asks every
+configured witness to cosign it (C2SP tlog-witness over gRPC, ``WitnessService.AddCheckpoint``, retrying once
+from the size a conflict answer names), and publishes it only once the quorum has. Callers wait on it for the
+first published checkpoint that covers their entry.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+import time
+from collections.abc import Sequence
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+import grpc
+from google.rpc import error_details_pb2
+from grpc_status import rpc_status
+
+from memos_grpc._proto.memos.v1 import witness_service_pb2, witness_service_pb2_grpc
+from memos_grpc.errors import InvalidArgumentError, UnavailableError
+from memos_grpc.marketplace.log import SignedCheckpoint
+from memos_grpc.transparency._text import TransparencyFormatError
+from memos_grpc.transparency.checkpoint import Checkpoint
+from memos_grpc.transparency.cosignature import CosignatureVerifier, verify_cosigned
+from memos_grpc.transparency.note import COSIGNATURE_TYPE, parse_note, parse_vkey
+from memos_grpc.vault.database import Connection
+
+if TYPE_CHECKING:
+    from memos_grpc.marketplace.node import MarketplaceNode
+
+log = logging.getLogger(__name__)
+
+#: A cosignature older than this, when the publisher checks it, is not counted (it was made just now).
+_FRESH_SECONDS = 600
+
+
+@dataclass(frozen=True)
+class WitnessEndpoint:
+    """A witness the marketplace asks to cosign: its cosignature key and where it answers."""
+
+    verifier: CosignatureVerifier
+    address: str
+
+
+@dataclass(frozen=True)
+class PublishedCheckpoint:
+    """A checkpoint the node published: the log's signed note with the cosignatures its quorum gave."""
+
+    checkpoint: Checkpoint
+    note: str
+    cosigners: tuple[str, ...] = ()
+
+
+def parse_witnesses(text: str) -> list[WitnessEndpoint]:
+    """``marketplace_witnesses``: comma-separated ``<vkey>@<host:port>``; INVALID_CONFIG names what is wrong."""
+    endpoints: list[WitnessEndpoint] = []
+    for item in (part.strip() for part in text.split(",")):
+        if not item:
+            continue
+        vkey, at, address = item.rpartition("@")
+        if not at or not vkey or not address:
+            raise _config(f"{item[:120]!r} is not <witness vkey>@<host:port>")
+        try:
+            name, key_id, key_type, public_key = parse_vkey(vkey)
+        except TransparencyFormatError as exc:
+            raise _config(f"{vkey[:120]!r} is not a vkey: {exc}") from exc
+        if key_type != COSIGNATURE_TYPE:
+            raise _config(f"{vkey[:120]!r} is not a cosignature (witness) key: its type is {key_type:#04x}")
+        verifier = CosignatureVerifier.for_key(name, public_key)
+        if verifier.key_id != key_id:
+            raise _config(f"{vkey[:120]!r}: the key id does not match the key")
+        endpoints.append(WitnessEndpoint(verifier, address))
+    if len({e.verifier.name for e in endpoints}) != len(endpoints):
+        raise _config("two witnesses share a key name")
+    return endpoints
+
+
+def _config(message: str) -> InvalidArgumentError:
+    return InvalidArgumentError(f"setting marketplace_witnesses: {message}", reason="INVALID_CONFIG")
+
+
+@dataclass
+class _WitnessState:
+    """What the publisher believes a witness last cosigned (corrected by its conflict answers)."""
+
+    size: int = 0
+    channel: grpc.Channel | None = None
+    stub: witness_service_pb2_grpc.WitnessServiceStub | None = None
+
+
+@dataclass
+class _Waiters:
+    condition: threading.Condition = field(default_factory=threading.Condition)
+    latest: PublishedCheckpoint | None = None
+    #: Grows on every publish and every notify: a follower waits for it to pass what it last saw.
+    changes: int = 0
+    #: Entries appended by ``recording`` whose rows are not written yet, and its appends not yet returned.
+    in_flight: set[int] = field(default_factory=set)
+    appending: int = 0
+
+
+class CheckpointPublisher:
+    """Signs checkpoints as the log grows, has witnesses cosign them, and publishes them (one thread)."""
+
+    def __init__(self, node: MarketplaceNode) -> None:
+        self._node = node
+        self._settings = node.settings
+        self._waiters = _Waiters(latest=self._load_latest())
+        self._stop = threading.Event()
+        self._grown = threading.Event()
+        self._witnesses = {w.verifier.name: _WitnessState() for w in node.witnesses}
+        self._pool = ThreadPoolExecutor(max_workers=max(1, len(node.witnesses)), thread_name_prefix="witness-call")
+        self._grown.set()  # publish what an earlier run left unpublished
+        self._thread = threading.Thread(target=self._run, name="checkpoint-publisher", daemon=True)
+        self._thread.start()
+
+    # -- what callers see ---------------------------------------------------------------------------------
+
+    def latest(self) -> PublishedCheckpoint | None:
+        with self._waiters.condition:
+            return self._waiters.latest
+
+    def wait(self, size: int, timeout: float) -> PublishedCheckpoint:
+        deadline = time.monotonic() + timeout
+        with self._waiters.condition:
+            self._grown.set()
+            while (latest := self._waiters.latest) is None or latest.checkpoint.size < size:
+                remaining = deadline - time.monotonic()
+                if remaining <= 0 or self._stop.is_set():
+                    raise UnavailableError(
+                        f"no checkpoint covering {size} log entries was published within {timeout:.0f} s "
+                        f"(the witness quorum is {self._node.quorum}); the entry is logged and its proof "
+                        "comes with the next published checkpoint",
+                        reason="WITNESS_QUORUM_UNAVAILABLE",
+                        metadata={"tree_size": str(size)},
+                    )
+                self._waiters.condition.wait(remaining)
+            return latest
+
+    def wait_for_size(self, size: int, timeout: float) -> PublishedCheckpoint | None:
+        deadline = time.monotonic() + timeout
+        with self._waiters.condition:
+            while (latest := self._waiters.latest) is None or latest.checkpoint.size < size:
+                remaining = deadline - time.monotonic()
+                if remaining <= 0 or self._stop.is_set():
+                    return None
+                self._waiters.condition.wait(remaining)
+            return latest
+
+    def changes(self) -> int:
+        with self._waiters.condition:
+            return self._waiters.changes
+
+    def wait_change(self, seen: int, timeout: float) -> bool:
+        deadline = time.monotonic() + timeout
+        with self._waiters.condition:
+            while self._waiters.changes <= seen:
+                remaining = deadline - time.monotonic()
+                if remaining <= 0 or self._stop.is_set():
+                    return False
+                self._waiters.condition.wait(remaining)
+            return True
+
+    def begin_append(self) -> None:
+        with self._waiters.condition:
+            self._waiters.appending += 1
+
+    def in_flight(self, indexes: Sequence[int]) -> None:
+        with self._waiters.condition:
+            self._waiters.in_flight.update(indexes)
+            self._waiters.appending -= 1
+
+    def landed(self, indexes: Sequence[int]) -> None:
+        with self._waiters.condition:
+            self._waiters.in_flight.difference_update(indexes)
+            self._waiters.changes += 1
+            self._waiters.condition.notify_all()
+
+    def awaiting_row(self, index: int) -> bool:
+        with self._waiters.condition:
+            return index in self._waiters.in_flight or self._waiters.appending > 0
+
+    def notify(self) -> None:
+        with self._waiters.condition:
+            self._waiters.changes += 1
+            self._waiters.condition.notify_all()
+
+    @property
+    def stopped(self) -> bool:
+        return self._stop.is_set()
+
+    def wake(self) -> None:
+        self._grown.set()
+
+    def stop(self) -> None:
+        self._stop.set()
+        self._grown.set()
+        self._thread.join(timeout=30)
+        self._pool.shutdown(wait=False, cancel_futures=True)
+        for state in self._witnesses.values():
+            if state.channel is not None:
+                state.channel.close()
+        with self._waiters.condition:
+            self._waiters.condition.notify_all()
+
+    # -- the thread ---------------------------------------------------------------------------------------
+
+    def _run(self) -> None:
+        interval = self._settings.checkpoint_interval_seconds
+        while not self._stop.is_set():
+            self._grown.wait()
+            if self._stop.is_set():
+                return
+            self._grown.clear()
+            try:
+                self._publish_once()
+            except Exception:  # the next append or an interval retries; callers time out on their own
+                log.exception("publishing a checkpoint failed")
+                self._stop.wait(min(1.0, max(interval, 0.1)))
+                self._grown.set()
+            self._stop.wait(interval)
+
+    def _publish_once(self) -> None:
+        latest = self.latest()
+        if latest is not None and latest.checkpoint.size == self._node.log.size():
+            return
+        signed = self._node.log.checkpoint()
+        if latest is not None and signed.size <= latest.checkpoint.size:
+            return
+        note, cosigners = self._cosign(signed)
+        if len(cosigners) < self._node.quorum:
+            log.warning(
+                "checkpoint of size %d has %d of the %d cosignatures it needs; not published",
+                signed.size,
+                len(cosigners),
+                self._node.quorum,
+            )
+            self._stop.wait(1.0)
+            self._grown.set()  # try again: witnesses may come back
+            return
+        published = PublishedCheckpoint(Checkpoint.parse(parse_note(note).text), note, tuple(sorted(cosigners)))
+        now = self._node.context.clock()
+
+        def apply(cursor: Connection) -> None:
+            cursor.execute(
+                "INSERT INTO tlog_published VALUES (?, ?, ?) ON CONFLICT (tree_size) DO NOTHING",
+                [signed.size, note, now],
+            )
+
+        self._node.context.database.write(apply)
+        with self._waiters.condition:
+            self._waiters.latest = published
+            self._waiters.changes += 1
+            self._waiters.condition.notify_all()
+
+    def _cosign(self, signed: SignedCheckpoint) -> tuple[str, list[str]]:
+        """The note with every cosignature the witnesses gave and verified, and their names."""
+        if not self._node.witnesses:
+            return signed.note, []
+        calls = {w.verifier.name: self._pool.submit(self._ask, w, signed) for w in self._node.witnesses}
+        note, cosigners = signed.note, []
+        for endpoint in self._node.witnesses:
+            name = endpoint.verifier.name
+            try:
+                lines = calls[name].result(timeout=self._settings.marketplace_witness_timeout_seconds + 5)
+            except Exception as exc:
+                log.warning("witness %s at %s did not cosign size %d: %s", name, endpoint.address, signed.size, exc)
+                continue
+            candidate = note + lines
+            try:
+                verify_cosigned(candidate, endpoint.verifier, int(time.time()), _FRESH_SECONDS)
+            except TransparencyFormatError as exc:
+                log.warning("witness %s answered a cosignature that does not verify: %s", name, exc)
+                continue
+            note = candidate
+            cosigners.append(name)
+        return note, cosigners
+
+    def _ask(self, endpoint: WitnessEndpoint, signed: SignedCheckpoint) -> str:
+        """One witness's cosignature lines; retries once from the size its conflict answer names."""
+        state = self._witnesses[endpoint.verifier.name]
+        stub = self._stub(endpoint, state)
+        for _attempt in range(2):
+            old = min(state.size, signed.size)
+            request = witness_service_pb2.AddCheckpointRequest(
+                old_size=old,
+                consistency_proof=self._node.log.consistency_proof(old, signed.size) if old else [],
+                checkpoint=signed.note,
+            )
+            try:
+                reply = stub.AddCheckpoint(request, timeout=self._settings.marketplace_witness_timeout_seconds)
+            except grpc.RpcError as exc:
+                latest = _latest_size(exc)
+                if latest is None or latest > signed.size:
+                    raise
+                state.size = latest  # the witness knows better: prove from there
+                continue
+            state.size = int(reply.size)
+            return str(reply.cosignatures)
+        raise RuntimeError(f"witness {endpoint.verifier.name} keeps answering a size conflict")
+
+    def _stub(self, endpoint: WitnessEndpoint, state: _WitnessState) -> witness_service_pb2_grpc.WitnessServiceStub:
+        if state.stub is None:
+            if self._settings.allow_plaintext_peers:
+                state.channel = grpc.insecure_channel(endpoint.address)
+            else:
+                roots = Path(self._settings.peer_ca_file).read_bytes() if self._settings.peer_ca_file else None
+                state.channel = grpc.secure_channel(
+                    endpoint.address, grpc.ssl_channel_credentials(root_certificates=roots)
+                )
+            state.stub = witness_service_pb2_grpc.WitnessServiceStub(state.channel)  # type: ignore[no-untyped-call]
+        return state.stub
+
+    def _load_latest(self) -> PublishedCheckpoint | None:
+        with self._node.context.database.read() as cursor:
+            row = cursor.execute("SELECT note FROM tlog_published ORDER BY tree_size DESC LIMIT 1").fetchone()
+        if row is None:
+            return None
+        note = str(row[0])
+        parsed = parse_note(note)
+        cosigners = tuple(sorted(s.name for s in parsed.signatures if s.name != self._node.origin))
+        return PublishedCheckpoint(Checkpoint.parse(parsed.text), note, cosigners)
+
+
+def _latest_size(error: grpc.RpcError) -> int | None:
+    """The ``latest_size`` a witness's size-conflict refusal carries in its ErrorInfo, if any."""
+    status = rpc_status.from_call(error)  # type: ignore[arg-type]
+    if status is None:
+        return None
+    for detail in status.details:
+        info = error_details_pb2.ErrorInfo()
+        if detail.Unpack(info) and "latest_size" in info.metadata:
+            try:
+                return int(info.metadata["latest_size"])
+            except ValueError:
+                return None
+    return None

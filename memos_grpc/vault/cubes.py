@@ -280,11 +280,16 @@ class Cubes:
     def bind_blobs(self, cursor: Connection, rows: list[CubeRow], caller: Caller) -> None:
         """Checks ``caller`` may name every blob the rows name (``blob_access``), in the write's own
         transaction, and records each blob's true size and media type."""
+        named: dict[str, set[str]] = {}
+        for row in rows:
+            if (digest := blob_digest(row.cube)) is not None:
+                named.setdefault(row.space_id, set()).add(digest)
+        for space_id, digests in named.items():  # one check per space, each digest once
+            require_referenceable(cursor, self._context, caller, space_id, digests)
         for row in rows:
             digest = blob_digest(row.cube)
             if digest is None:
                 continue
-            require_referenceable(cursor, self._context, caller, row.space_id, [digest])
             found = cursor.execute("SELECT size_bytes, media_type FROM blobs WHERE digest = ?", [digest]).fetchone()
             if found is None:  # a guard: a blob that a live cube names is never swept
                 raise FailedPreconditionError(

@@ -36,16 +36,25 @@ def add_labels(cube: cube_pb2.MemCube, labels: Iterable[str]) -> bool:
     return bool(missing)
 
 
-def inherit_labels(cursor: Connection, space_id: str, cube: cube_pb2.MemCube) -> bool:
-    """Gives ``cube`` the labels of the cubes of its space it was made from, as they are now; whether it gained any."""
-    ids = []
+def sources_in_space(cube: cube_pb2.MemCube, space_id: str) -> dict[str, str]:
+    """The cube ids (with the names as written) of the links of ``cube`` into ``space_id``: the links followed.
+
+    Other names are provenance from elsewhere (an imported cube's sources, as they were named there).
+    """
+    found: dict[str, str] = {}
     for name in source_names(cube):
         try:
             named_space, cube_id = parse_cube_name(name)
         except InvalidArgumentError:
-            continue  # a name from elsewhere (an imported cube's sources, as they were named there)
+            continue
         if named_space == space_id:
-            ids.append(cube_id)
+            found[cube_id] = name
+    return found
+
+
+def inherit_labels(cursor: Connection, space_id: str, cube: cube_pb2.MemCube) -> bool:
+    """Gives ``cube`` the labels of the cubes of its space it was made from, as they are now; whether it gained any."""
+    ids = list(sources_in_space(cube, space_id))
     if not ids:
         return False
     rows = cursor.execute(
@@ -139,14 +148,7 @@ def hidden_sources(
     A link is followed by name (labels flow along it), so a link to a cube its writer may not see would
     tell them which labels that cube gains: links are checked when a client writes them.
     """
-    wanted: dict[str, str] = {}
-    for name in source_names(cube):
-        try:
-            named_space, cube_id = parse_cube_name(name)
-        except InvalidArgumentError:
-            continue  # not a cube name of this server's form: never followed
-        if named_space == space_id:
-            wanted[cube_id] = name
+    wanted = sources_in_space(cube, space_id)
     if not wanted:
         return []
     found = {

@@ -166,6 +166,9 @@ class Settings:
     checkpoint_interval_seconds: float = 0.05
     #: Longest a call that returns a proof (AcquireLicense, PublishRelease) waits for a published checkpoint.
     checkpoint_wait_seconds: float = 30.0
+    #: Age of the published checkpoint's quorum cosignatures (by this node's clock) past which the publisher
+    #: has its witnesses cosign the same checkpoint again: buyers need a fresh one even while the log is idle.
+    checkpoint_refresh_seconds: float = 300.0
 
     @classmethod
     def field_names(cls) -> list[str]:
@@ -253,6 +256,7 @@ class Settings:
             "marketplace_witness_timeout_seconds",
             "checkpoint_interval_seconds",
             "checkpoint_wait_seconds",
+            "checkpoint_refresh_seconds",
         ]
         for name in positive:
             if getattr(self, name) <= 0:

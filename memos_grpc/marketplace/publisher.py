@@ -4,6 +4,13 @@ The publisher thread signs a checkpoint whenever the log has grown (appends in b
 configured witness to cosign it (C2SP tlog-witness over gRPC, ``WitnessService.AddCheckpoint``, retrying once
 from the size a conflict answer names), and publishes it only once the quorum has. Callers wait on it for the
 first published checkpoint that covers their entry.
+
+A buyer trusts a checkpoint only while its quorum cosignatures are fresh (the terms' ``maxOfflineSeconds``),
+so an idle log must not let them age: once the quorum's cosignatures of the published checkpoint are older
+than ``checkpoint_refresh_seconds`` by the node's clock, the thread asks the witnesses to cosign the SAME
+checkpoint again (old size = size, an empty proof, as tlog-witness allows) and republishes it with the new
+cosignatures. The log's signature line stays byte for byte (the stored signed checkpoint is reused), the row
+of that tree size is updated in place, and a round the quorum does not answer keeps the older note.
 """
 
 from __future__ import annotations
@@ -26,7 +33,7 @@ from memos_grpc.errors import InvalidArgumentError, UnavailableError
 from memos_grpc.marketplace.log import SignedCheckpoint
 from memos_grpc.transparency._text import TransparencyFormatError
 from memos_grpc.transparency.checkpoint import Checkpoint
-from memos_grpc.transparency.cosignature import CosignatureVerifier, verify_cosigned
+from memos_grpc.transparency.cosignature import CosignatureVerifier, verify_cosignature, verify_cosigned
 from memos_grpc.transparency.note import COSIGNATURE_TYPE, parse_note, parse_vkey
 from memos_grpc.vault.database import Connection
 
@@ -37,6 +44,9 @@ log = logging.getLogger(__name__)
 
 #: A cosignature older than this, when the publisher checks it, is not counted (it was made just now).
 _FRESH_SECONDS = 600
+#: Longest pause between two refresh rounds, whatever the clocks say: a witness whose clock lags the node's
+#: (its cosignatures born old) or a quorum that does not answer is asked again after this, not in a loop.
+_REFRESH_RETRY_SECONDS = 10.0
 
 
 @dataclass(frozen=True)
@@ -54,6 +64,8 @@ class PublishedCheckpoint:
     checkpoint: Checkpoint
     note: str
     cosigners: tuple[str, ...] = ()
+    #: Unix seconds by which the quorum had cosigned (its oldest counted cosignature); None without witnesses.
+    quorum_time: int | None = None
 
 
 def parse_witnesses(text: str) -> list[WitnessEndpoint]:
@@ -115,6 +127,8 @@ class CheckpointPublisher:
         self._grown = threading.Event()
         self._witnesses = {w.verifier.name: _WitnessState() for w in node.witnesses}
         self._pool = ThreadPoolExecutor(max_workers=max(1, len(node.witnesses)), thread_name_prefix="witness-call")
+        #: ``time.monotonic()`` before which no refresh round starts (see _REFRESH_RETRY_SECONDS).
+        self._refresh_not_before = 0.0
         self._grown.set()  # publish what an earlier run left unpublished
         self._thread = threading.Thread(target=self._run, name="checkpoint-publisher", daemon=True)
         self._thread.start()
@@ -213,7 +227,8 @@ class CheckpointPublisher:
     def _run(self) -> None:
         interval = self._settings.checkpoint_interval_seconds
         while not self._stop.is_set():
-            self._grown.wait()
+            # Woken by an append, a waiter, stop(), or the moment the published cosignatures need a refresh.
+            self._grown.wait(self._until_refresh())
             if self._stop.is_set():
                 return
             self._grown.clear()
@@ -228,6 +243,8 @@ class CheckpointPublisher:
     def _publish_once(self) -> None:
         latest = self.latest()
         if latest is not None and latest.checkpoint.size == self._node.log.size():
+            if self._until_refresh() == 0.0:
+                self._refresh(latest)
             return
         signed = self._node.log.checkpoint()
         if latest is not None and signed.size <= latest.checkpoint.size:
@@ -243,7 +260,7 @@ class CheckpointPublisher:
             self._stop.wait(1.0)
             self._grown.set()  # try again: witnesses may come back
             return
-        published = PublishedCheckpoint(Checkpoint.parse(parse_note(note).text), note, tuple(sorted(cosigners)))
+        published = self._published(note)
         now = self._node.context.clock()
 
         def apply(cursor: Connection) -> None:
@@ -257,6 +274,73 @@ class CheckpointPublisher:
             self._waiters.latest = published
             self._waiters.changes += 1
             self._waiters.condition.notify_all()
+
+    def _until_refresh(self) -> float | None:
+        """Seconds until the published checkpoint needs fresh cosignatures (0: now); None when it never does."""
+        latest = self.latest()
+        if latest is None or not self._node.witnesses:
+            return None  # nothing published yet (an append wakes the thread), or no cosignature to age
+        now = self._node.context.clock().timestamp()
+        # A note whose quorum cannot be read back (never published so) is due at once.
+        due = 0.0 if latest.quorum_time is None else latest.quorum_time + self._settings.checkpoint_refresh_seconds
+        return max(0.0, due - now, self._refresh_not_before - time.monotonic())
+
+    def _refresh(self, latest: PublishedCheckpoint) -> None:
+        """Has the witnesses cosign the published checkpoint again and republishes it with their new lines."""
+        self._refresh_not_before = time.monotonic() + min(
+            _REFRESH_RETRY_SECONDS, self._settings.checkpoint_refresh_seconds
+        )
+        signed = self._node.log.checkpoint()
+        if signed.size != latest.checkpoint.size:
+            self._grown.set()  # the log grew meanwhile: its new checkpoint is published instead
+            return
+        if signed.root != latest.checkpoint.root or not latest.note.startswith(signed.note):
+            # Never a second root (or a second log signature) for a published size: leave the note as it is.
+            log.error("the stored checkpoint of size %d is not the published one; not refreshed", signed.size)
+            return
+        note, cosigners = self._cosign(signed)
+        if len(cosigners) < self._node.quorum:
+            log.warning(
+                "refreshing the checkpoint of size %d: %d of the %d cosignatures it needs; the older ones stay",
+                signed.size,
+                len(cosigners),
+                self._node.quorum,
+            )
+            return
+        published = self._published(note)
+        now = self._node.context.clock()
+
+        def apply(cursor: Connection) -> None:
+            cursor.execute(
+                "UPDATE tlog_published SET note = ?, publish_time = ? WHERE tree_size = ?", [note, now, signed.size]
+            )
+
+        self._node.context.database.write(apply)
+        with self._waiters.condition:
+            self._waiters.latest = published
+            self._waiters.changes += 1
+            self._waiters.condition.notify_all()
+        log.info("checkpoint of size %d cosigned again by %s", signed.size, ", ".join(published.cosigners))
+
+    def _published(self, note: str) -> PublishedCheckpoint:
+        """The published form of a cosigned note: its checkpoint, its cosigners and the time its quorum is from."""
+        parsed = parse_note(note)
+        text = parsed.text
+        times: dict[str, int] = {}
+        for endpoint in self._node.witnesses:
+            verifier = endpoint.verifier
+            for signature in parsed.signatures:
+                if (signature.name, signature.key_id) != (verifier.name, verifier.key_id):
+                    continue
+                try:
+                    stamp = verify_cosignature(text, signature, verifier)
+                except TransparencyFormatError:
+                    continue
+                times[verifier.name] = max(stamp, times.get(verifier.name, stamp))
+        newest_first = sorted(times.values(), reverse=True)
+        quorum = self._node.quorum
+        quorum_time = newest_first[quorum - 1] if quorum and len(newest_first) >= quorum else None
+        return PublishedCheckpoint(Checkpoint.parse(text), note, tuple(sorted(times)), quorum_time)
 
     def _cosign(self, signed: SignedCheckpoint) -> tuple[str, list[str]]:
         """The note with every cosignature the witnesses gave and verified, and their names."""
@@ -273,7 +357,8 @@ class CheckpointPublisher:
                 continue
             candidate = note + lines
             try:
-                verify_cosigned(candidate, endpoint.verifier, int(time.time()), _FRESH_SECONDS)
+                now = int(self._node.context.clock().timestamp())
+                verify_cosigned(candidate, endpoint.verifier, now, _FRESH_SECONDS)
             except TransparencyFormatError as exc:
                 log.warning("witness %s answered a cosignature that does not verify: %s", name, exc)
                 continue
@@ -321,10 +406,7 @@ class CheckpointPublisher:
             row = cursor.execute("SELECT note FROM tlog_published ORDER BY tree_size DESC LIMIT 1").fetchone()
         if row is None:
             return None
-        note = str(row[0])
-        parsed = parse_note(note)
-        cosigners = tuple(sorted(s.name for s in parsed.signatures if s.name != self._node.origin))
-        return PublishedCheckpoint(Checkpoint.parse(parsed.text), note, cosigners)
+        return self._published(str(row[0]))
 
 
 def _latest_size(error: grpc.RpcError) -> int | None:

@@ -170,6 +170,15 @@ class Settings:
     #: has its witnesses cosign the same checkpoint again: buyers need a fresh one even while the log is idle.
     checkpoint_refresh_seconds: float = 300.0
 
+    #: The marketplace this node buys from, ``host:port`` of its TransparencyLogService: the node follows its log
+    #: (every marketplace_sync_seconds, and on SyncMarketplaceLog) to learn of revocations and yanks and to keep
+    #: its licensed cubes fresh. TLS (peer_ca_file) unless allow_plaintext_peers is set. Empty: it follows none.
+    marketplace_follow: str = ""
+    #: A file holding the bearer token the node presents to that marketplace (keep it mode 0600).
+    marketplace_follow_token_file: str = ""
+    #: How often the node follows the marketplace log.
+    marketplace_sync_seconds: float = 60.0
+
     @classmethod
     def field_names(cls) -> list[str]:
         return [f.name for f in dataclasses.fields(cls)]
@@ -256,6 +265,7 @@ class Settings:
             "marketplace_witness_timeout_seconds",
             "checkpoint_interval_seconds",
             "checkpoint_wait_seconds",
+            "marketplace_sync_seconds",
             "checkpoint_refresh_seconds",
         ]
         for name in positive:

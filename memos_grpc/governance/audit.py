@@ -77,35 +77,36 @@ class Verification:
         return self.verified
 
 
+def append_in(cursor: Connection, record: AuditRecord, time: datetime) -> None:
+    """Appends ``record`` to the chain inside the caller's write transaction (one commit with what it records)."""
+    # Read the chain's end inside the transaction: earlier events of the same group count.
+    last = cursor.execute("SELECT sequence, hash FROM audit_events ORDER BY sequence DESC LIMIT 1").fetchone()
+    sequence, previous = (1, GENESIS_HASH) if last is None else (int(last[0]) + 1, str(last[1]))
+    digest = hashlib.sha256(canonical(sequence, time, record, previous)).hexdigest()
+    cursor.execute(
+        f"INSERT INTO audit_events ({_COLUMNS}) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+        [
+            sequence,
+            time,
+            record.principal,
+            record.method,
+            record.resource,
+            record.outcome,
+            record.status_code,
+            record.reason,
+            previous,
+            digest,
+        ],
+    )
+
+
 class AuditLog:
     def __init__(self, context: VaultContext) -> None:
         self._context = context
 
     def append(self, record: AuditRecord) -> None:
         time = self._context.clock()
-
-        def apply(cursor: Connection) -> None:
-            # Read the chain's end inside the transaction: earlier events of the same group count.
-            last = cursor.execute("SELECT sequence, hash FROM audit_events ORDER BY sequence DESC LIMIT 1").fetchone()
-            sequence, previous = (1, GENESIS_HASH) if last is None else (int(last[0]) + 1, str(last[1]))
-            digest = hashlib.sha256(canonical(sequence, time, record, previous)).hexdigest()
-            cursor.execute(
-                f"INSERT INTO audit_events ({_COLUMNS}) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
-                [
-                    sequence,
-                    time,
-                    record.principal,
-                    record.method,
-                    record.resource,
-                    record.outcome,
-                    record.status_code,
-                    record.reason,
-                    previous,
-                    digest,
-                ],
-            )
-
-        self._context.database.write(apply)
+        self._context.database.write(lambda cursor: append_in(cursor, record, time))
 
     def list(self, requested_size: int, token: str, filter_text: str) -> tuple[list[audit_pb2.AuditEvent], str]:
         settings = self._context.settings

@@ -172,4 +172,10 @@ def cube_access(cube: cube_pb2.MemCube) -> CubeAccess:
         frozenset(cube.access.principals),
         frozenset(cube.sensitivity_labels),
         cube.state == cube_pb2.LIFECYCLE_STATE_ARCHIVED,
+        held_license_id(cube),
     )
+
+
+def held_license_id(cube: cube_pb2.MemCube) -> str:
+    """The id of the held license a cube was imported under ("" for none): ``heldLicenses/{id}``'s last part."""
+    return cube.license.held_license.rpartition("/")[2]

@@ -57,6 +57,7 @@ _S = "/memos.v1.SchedulerService/"
 _W = "/memos.v1.WitnessService/"
 _T = "/memos.v1.TransparencyLogService/"
 _M = "/memos.v1.MarketplaceService/"
+_H = "/memos.v1.HeldLicenseService/"
 
 RULES: dict[str, Rule] = {
     _V + "CreateCube": Rule(Check.SPACE_WRITE, "parent", mutating=True),
@@ -109,6 +110,12 @@ RULES: dict[str, Rule] = {
     # Admins only: it makes this server open a connection to a host the caller names.
     _I + "ImportFromPeer": Rule(Check.ADMIN, "parent", mutating=True),
     # The marketplace's log: what it serves verifies offline, and every caller may check it.
+    # Held licenses: the component shows each to its licensee and to admins only.
+    _H + "GetHeldLicense": Rule(Check.AUTHENTICATED, "name"),
+    _H + "ListHeldLicenses": Rule(Check.AUTHENTICATED),
+    # Following the marketplace log dials out with the node's own credential: an operator's call.
+    _H + "SyncMarketplaceLog": Rule(Check.ADMIN, mutating=True),
+    _H + "ListFollowedLogs": Rule(Check.ADMIN),
     _T + "GetCheckpoint": Rule(Check.AUTHENTICATED),
     _T + "GetInclusionProof": Rule(Check.AUTHENTICATED),
     _T + "GetConsistencyProof": Rule(Check.AUTHENTICATED),

@@ -24,7 +24,7 @@ from typing import IO, Any
 from memos_grpc._proto.memos.v1 import cube_pb2, interchange_service_pb2, space_pb2
 from memos_grpc.errors import NotFoundError, ResourceExhaustedError
 from memos_grpc.governance.caller import Caller
-from memos_grpc.governance.policy import CubeVisibility, redact_text
+from memos_grpc.governance.policy import CubeVisibility, held_license_id, redact_text
 from memos_grpc.interchange.bundle import BundleEntry, rechunk, write_bundle
 from memos_grpc.interchange.canonical import format_time
 from memos_grpc.interchange.dsse import STATEMENT_PAYLOAD_TYPE, sign_envelope
@@ -45,6 +45,7 @@ from memos_grpc.vault.context import VaultContext
 from memos_grpc.vault.cubes import LIVE
 from memos_grpc.vault.database import IDS, id_list
 from memos_grpc.vault.filter import compile_filter
+from memos_grpc.vault.licensing import EXPORT
 from memos_grpc.vault.names import parse_cube_name, parse_space_name
 from memos_grpc.vault.rows import blob_digest, vector_from_bytes
 from memos_grpc.vault.validation import invalid
@@ -72,6 +73,8 @@ class _Spooled:
     types: Counter[str] = field(default_factory=Counter)
     models: set[str] = field(default_factory=set)
     redactions: Counter[tuple[str, int]] = field(default_factory=Counter)
+    #: The held licenses of the cubes spooled.
+    licenses: set[str] = field(default_factory=set)
     offset: int = 0
 
     def add(self, cube: cube_pb2.MemCube) -> None:
@@ -98,6 +101,8 @@ class Exporter:
         spooled = _Spooled(tempfile.TemporaryFile(dir=self._context.blobs.temp_dir))  # noqa: SIM115 - closed below
         try:
             space = self._select(space_id, request, caller, spooled)
+            # Licensed cubes leave only as their terms permit, and each export counts (docs/marketplace.md).
+            self._context.licenses.require(EXPORT, spooled.licenses, caller.principal)
             spooled.spool.flush()
             subjects = [s for s, _ in spooled.entries] + [
                 Subject(blob_entry_name(d), d.removeprefix("sha256:"), size)
@@ -189,6 +194,10 @@ class Exporter:
             spooled.redactions[(label, action)] += 1
         if action == _WITHHOLD:
             return
+        license_id = held_license_id(cube)
+        if license_id:
+            spooled.licenses.add(license_id)
+            cube.ClearField("license")  # this node's record of its license, not part of the memory
         if action == _REDACT:
             redact_text(cube)
             embedding = None  # the vector of the original text would leak what was redacted

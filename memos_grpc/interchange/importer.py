@@ -12,10 +12,11 @@ from __future__ import annotations
 import contextlib
 import logging
 import time
-from collections.abc import Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field
 from datetime import datetime
 from pathlib import Path
+from typing import Protocol
 
 import numpy as np
 from google.protobuf.message import DecodeError
@@ -58,6 +59,21 @@ def bundle_limits(settings: Settings) -> BundleLimits:
         max_envelope_bytes=settings.bundle_max_envelope_bytes,
         max_cube_bytes=settings.bundle_max_cube_bytes,
     )
+
+
+class ImportLicense(Protocol):
+    """An admitted licensed import (marketplace/held.py): what its cubes carry, and its records."""
+
+    @property
+    def cube_license(self) -> cube_pb2.CubeLicense: ...
+
+    def write(self, cursor: Connection) -> None:
+        """Records the license and counts the import, inside the import's transaction."""
+        ...
+
+    def committed(self) -> None:
+        """Called once the import's transaction committed."""
+        ...
 
 
 @dataclass
@@ -164,9 +180,21 @@ class Importer:
         self._cubes = cubes
 
     def import_bundle(
-        self, parent: str, conflict_policy: int, policy: TrustPolicy, chunks: Iterable[bytes], caller: Caller
+        self,
+        parent: str,
+        conflict_policy: int,
+        policy: TrustPolicy | None,
+        chunks: Iterable[bytes],
+        caller: Caller,
+        licensing: Callable[[BundleReport], ImportLicense] | None = None,
     ) -> ImportResult:
-        """Verifies ``chunks`` as a bundle and imports its cubes into ``parent``, all or nothing."""
+        """Verifies ``chunks`` as a bundle and imports its cubes into ``parent``, all or nothing.
+
+        A marketplace release (a predicate naming a listing and a release) is imported only under a license:
+        ``licensing`` admits the verified bundle (raising when it may not be imported) and the license it
+        returns is carried by every imported cube and recorded in the import's transaction. ``policy`` is None
+        then: the grant's signature, not the bundle's signers, is what the node trusts.
+        """
         space_id = self._context_space(parent)
         if conflict_policy not in interchange_service_pb2.ConflictPolicy.values():
             raise invalid(f"conflict_policy {conflict_policy} is not a known value", "INVALID_ENUM")
@@ -175,14 +203,18 @@ class Importer:
         started = time.monotonic()
         try:
             report = BundleVerifier(chunks, policy, bundle_limits(self._context.settings), now, staging).run()
+            license_ = self._license(report, licensing)
             rows, reembedded = self._plan(space_id, staging, report, caller, now)
+            if license_ is not None:
+                for row in rows:
+                    row.cube.license.CopyFrom(license_.cube_license)
             staging.cubes.clear()  # planned rows hold what is kept; the bundle's copies (with vectors) can go
             used = {d for r in rows if (d := blob_digest(r.cube))}
             blob_sizes = {d: size for d, (_, size) in staging.blobs.items() if d in used}
             for digest, (path, _) in staging.blobs.items():
                 if digest in used:  # a blob no cube refers to is verified but not kept
                     self._context.blobs.adopt(path, digest)
-            result = self._commit(space_id, rows, reembedded, blob_sizes, conflict_policy or _SKIP, now)
+            result = self._commit(space_id, rows, reembedded, blob_sizes, conflict_policy or _SKIP, now, license_)
         finally:
             staging.discard()
             close = getattr(chunks, "close", None)
@@ -198,6 +230,23 @@ class Importer:
             time.monotonic() - started,
         )
         return ImportResult(report, result)
+
+    @staticmethod
+    def _license(
+        report: BundleReport, licensing: Callable[[BundleReport], ImportLicense] | None
+    ) -> ImportLicense | None:
+        if licensing is not None:
+            if not report:
+                raise BundleError(report.message, reason=report.reason)
+            return licensing(report)
+        predicate = report.statement.predicate if report.statement is not None else {}
+        if "listing" in predicate or "release" in predicate:
+            raise FailedPreconditionError(
+                f"the bundle is the marketplace release {predicate.get('listing')}/releases/"
+                f"{predicate.get('release')}: import it with its license grant and proof (ReleaseLicense)",
+                reason="RELEASE_LICENSE_REQUIRED",
+            )
+        return None
 
     def _context_space(self, parent: str) -> str:
         space_id = parse_space_name(parent, "parent")
@@ -272,6 +321,7 @@ class Importer:
         blob_sizes: dict[str, int],
         conflict_policy: int,
         now: datetime,
+        license_: ImportLicense | None = None,
     ) -> list[interchange_service_pb2.ImportedCube]:
         context = self._context
         blob_rows = [(d, size, _media_type(rows, d), now) for d, size in sorted(blob_sizes.items())]
@@ -320,6 +370,8 @@ class Importer:
             # In slices, all in this one transaction: the Arrow copy of a large import never exists whole.
             for first in range(0, len(written), _INSERT_SLICE):
                 insert_rows(cursor, written[first : first + _INSERT_SLICE])
+            if license_ is not None:
+                license_.write(cursor)
             return planned, removed
 
         def after_commit(result: tuple[list[_Planned], Removed]) -> None:
@@ -332,6 +384,8 @@ class Importer:
             context.catalog.put(
                 space_id, catalog_entries([p.row for p in planned if p.action != Action.ACTION_SKIPPED])
             )
+            if license_ is not None:
+                license_.committed()
 
         # Every vector gets its label now and goes into hnswlib while the writer commits (as in
         # BatchCreateCubes): the catalog, filled only after the commit, decides what a search may return.
@@ -425,7 +479,8 @@ def _imported_cube(
     """The cube as this server stores it: provenance and payload kept, local bookkeeping fresh."""
     imported = cube_pb2.MemCube()
     imported.CopyFrom(cube)
-    for local_only in ("embedding", "usage_count", "last_use_time", "etag"):
+    # A license is this node's to set (a licensed import): one named in a bundle is the source node's, or forged.
+    for local_only in ("embedding", "usage_count", "last_use_time", "etag", "license"):
         imported.ClearField(local_only)
     imported.type = memory_type  # type: ignore[assignment]
     imported.source = cube_pb2.SOURCE_IMPORT

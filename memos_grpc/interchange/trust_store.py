@@ -15,7 +15,7 @@ from memos_grpc._proto.memos.v1 import trust_pb2
 from memos_grpc.errors import FailedPreconditionError, TrustRootError
 from memos_grpc.interchange.bundle import TrustPolicy
 from memos_grpc.interchange.canonical import format_time
-from memos_grpc.interchange.dsse import parse_envelope, sign_envelope
+from memos_grpc.interchange.dsse import Envelope, parse_envelope, sign_envelope
 from memos_grpc.interchange.keys import SigningKey, TrustedKey
 from memos_grpc.interchange.trust import (
     TRUST_ROOT_PAYLOAD_TYPE,
@@ -138,6 +138,44 @@ class TrustStore:
         self._root, self._envelope, self._message = proposed, envelope_json, message
         log.warning("trust root version %d is now in force", proposed.version)
         return self.message()
+
+    def adopt_marketplace(self, key: TrustedKey, policy_text: str, origin: str) -> None:
+        """Makes this root name a marketplace key and its log's policy (a new version the node key signs).
+
+        A marketplace node calls it at start so that its own trust root publishes what buyers copy into theirs:
+        its marketplace key (role ``marketplace``) and its log's tlog-policy (``marketplaceLogs``, replacing an
+        older policy of the same origin). Nothing changes when the root already says so; when the node key alone
+        no longer meets the admin threshold an admin must make the change, and the node says so in its log.
+        """
+        root = self._root
+        policies = root.log_policies
+        others = tuple(
+            text
+            for text, policy in zip(root.marketplace_logs, policies, strict=True)
+            if all(log.name != origin for log in policy.logs)
+        )
+        logs = (*others, policy_text)
+        role = root.role("marketplace")
+        if key.key_id in role.key_ids and policy_text in root.marketplace_logs:
+            return
+        roles = dict(root.roles)
+        roles["marketplace"] = Role(
+            role.key_ids if key.key_id in role.key_ids else (*role.key_ids, key.key_id), role.threshold
+        )
+        keys = {**root.keys, key.key_id: root.keys.get(key.key_id, key)}
+        proposed = TrustRoot(root.version + 1, root.expires, keys, roles, logs)
+        envelope = Envelope(TRUST_ROOT_PAYLOAD_TYPE, proposed.payload())
+        try:
+            self.update(envelope.to_json(), add_node_signature=True)
+        except TrustRootError as error:
+            log.warning(
+                "the trust root does not name this marketplace's key and log policy, and the node key cannot "
+                "change it (%s: %s): an admin should add marketplace key %s and the policy of %s",
+                error.reason,
+                error.message,
+                key.key_id,
+                origin,
+            )
 
 
 def wire_form(root: TrustRoot, envelope: bytes) -> trust_pb2.TrustRoot:

@@ -225,6 +225,19 @@ def verify_grant(
     return GrantVerification("", "", grant, checked)
 
 
+def read_grant(envelope_text: bytes) -> Grant:
+    """What a grant verified before says, read back from storage: no signature, licensee or time check here.
+
+    Raises ValueError if the bytes are not a grant (they were one when stored, so that means corruption).
+    """
+    envelope = parse_envelope(envelope_text)
+    signer = envelope.signatures[0].keyid if envelope.signatures else ""
+    try:
+        return _read_statement(envelope.payload, signer)
+    except _Malformed as exc:
+        raise ValueError(f"a stored grant does not read back ({exc.reason}): {exc.message}") from exc
+
+
 def _read_statement(payload: bytes, signer: str = "") -> Grant:
     """The grant a statement's bytes say; raises _Malformed with the reason."""
     try:

@@ -173,13 +173,40 @@ def verify_licensed_release(
     """
     run = _Run()
     root = _root(run, trust_root, now)
-
     report = verify_bundle(bundle, None, limits, now)
+    return _licensed(run, report, grant, proof, root, now, licensee, max_age)
+
+
+def check_release_license(
+    report: BundleReport,
+    grant: bytes,
+    proof: bytes | str,
+    root: TrustRoot,
+    *,
+    now: datetime,
+    licensee: tuple[str, str] | None,
+    max_age: int | None = None,
+) -> LicensedReleaseVerification:
+    """Steps 3 to 5 for a bundle already verified as it streamed in (a licensed import), under ``root``."""
+    run = _Run()
+    run.passed(Step.TRUST_ROOT, f"this node's trust root, version {root.version}")
+    return _licensed(run, report, grant, proof, root, now, licensee, max_age)
+
+
+def _licensed(
+    run: _Run,
+    report: BundleReport,
+    grant: bytes,
+    proof: bytes | str,
+    root: TrustRoot | None,
+    now: datetime,
+    licensee: tuple[str, str] | None,
+    max_age: int | None,
+) -> LicensedReleaseVerification:
     if report:
         run.passed(Step.BUNDLE, f"statement {report.statement_digest}, {report.entry_count} entries intact")
     else:
         run.failed(Step.BUNDLE, report.reason, report.message)
-
     checked = _grant(run, grant, root, licensee, now)
     found = checked.grant if checked is not None else None
     _binding(run, found, report)

@@ -20,9 +20,11 @@ import math
 
 from memos_grpc._proto.memos.v1 import cube_pb2, scheduler_service_pb2, vault_service_pb2
 from memos_grpc.governance.caller import Caller
+from memos_grpc.governance.policy import held_license_id
 from memos_grpc.scheduler.tokens import TokenCounter
 from memos_grpc.scheduler.usage import UsageRecorder
 from memos_grpc.vault.context import VaultContext
+from memos_grpc.vault.licensing import RECALL
 from memos_grpc.vault.names import parse_cube_name, parse_space_name
 from memos_grpc.vault.rows import memory_text, to_datetime
 from memos_grpc.vault.search import Hit, Search
@@ -60,7 +62,7 @@ class Scheduler:
             top_k=settings.recall_max_candidates,
             mode=request.mode or vault_service_pb2.SEARCH_MODE_HYBRID,
         )
-        hits = [h for h in self._search.search(search, viewer) if h.cube.type in wanted]
+        hits = [h for h in self._search.search(search, viewer, RECALL, count=False) if h.cube.type in wanted]
         kinds = [_kind(h.cube, request.model_fingerprint) for h in hits]
         items = self._ranked([h for h, kind in zip(hits, kinds, strict=True) if kind], [k for k in kinds if k])
         plan = scheduler_service_pb2.RecallPlan(
@@ -83,9 +85,23 @@ class Scheduler:
                 item.tokens = tokens
                 plan.tokens_used += tokens
                 plan.items.append(item)
+        self._count_licensed(plan, viewer)
         chosen = [parse_cube_name(item.cube.name)[1] for item in plan.items]
         self._usage.record(space_id, chosen, self._context.clock())
         return plan
+
+    def _count_licensed(self, plan: scheduler_service_pb2.RecallPlan, viewer: Caller) -> None:
+        """Counts one recall of each held license the plan uses; drops the items of a license refused just now."""
+        licenses = {held_license_id(item.cube) for item in plan.items} - {""}
+        if not licenses:
+            return
+        refused = self._context.licenses.use(RECALL, licenses, viewer.principal)
+        if not refused:
+            return
+        kept = [item for item in plan.items if held_license_id(item.cube) not in refused]
+        plan.tokens_used -= sum(item.tokens for item in plan.items if held_license_id(item.cube) in refused)
+        del plan.items[:]
+        plan.items.extend(kept)
 
     def _tokens_of(self, items: list[Item]) -> list[int]:
         """What each item takes from the budget: its text's tokens, a cache's own count, nothing for an adapter."""

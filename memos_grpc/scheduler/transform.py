@@ -33,6 +33,7 @@ from memos_grpc.scheduler.operations import Operation, Operations, Progress
 from memos_grpc.vault.context import VaultContext
 from memos_grpc.vault.cubes import Cubes, catalog_entries
 from memos_grpc.vault.database import Connection
+from memos_grpc.vault.licensing import TRANSFORM, derived_license, license_id
 from memos_grpc.vault.lifecycle import TRANSITIONS
 from memos_grpc.vault.names import check_id, cube_name, new_cube_id, parse_cube_name, parse_space_name
 from memos_grpc.vault.payloads import Payloads
@@ -94,11 +95,16 @@ class Transformer:
         if host is None and target != PLAINTEXT:
             raise no_model()
         sources = self._sources(space_id, list(request.names), target, caller)
+        # Licensed memory is transformed only as its terms permit, each transform counted (docs/marketplace.md);
+        # what is made from it stays under its license.
+        license_ = derived_license(sources)
+        if license_ is not None:
+            self._context.licenses.require(TRANSFORM, [license_id(license_)], caller.principal)
         if target == PLAINTEXT or host is None:
             return self._start_demotion(space_id, request, sources[0], caller)
         if target == ACTIVATION:
             return self._start_activation(space_id, request, sources[0], host, caller)
-        return self._start_parametric(space_id, request, sources, host, caller)
+        return self._start_parametric(space_id, request, sources, host, caller, license_)
 
     def _sources(self, space_id: str, names: list[str], target: int, caller: Caller) -> list[cube_pb2.MemCube]:
         """The named cubes, as stored, after every check a source must pass."""
@@ -208,6 +214,7 @@ class Transformer:
         sources: list[cube_pb2.MemCube],
         host: ModelHost,
         caller: Caller,
+        license_: cube_pb2.CubeLicense | None,
     ) -> Operation:
         from memos_grpc.models.parametric import MEDIA_TYPE, check_targets, train_adapter
 
@@ -261,7 +268,7 @@ class Transformer:
                 sensitivity_labels=sorted({label for source in sources for label in source.sensitivity_labels}),
             )
             create = vault_service_pb2.CreateCubeRequest(parent=request.parent, cube_id=cube_id, cube=cube)
-            return self._cubes.create(request.parent, create, caller, derived=True).name
+            return self._cubes.create(request.parent, create, caller, derived=True, license_=license_).name
 
         return self._operations.start(space_id, request, caller.principal, plan.steps, job)
 

@@ -22,6 +22,8 @@ from grpc_reflection.v1alpha import reflection
 from memos_grpc._proto.memos.v1 import (
     governance_service_pb2,
     governance_service_pb2_grpc,
+    held_license_service_pb2,
+    held_license_service_pb2_grpc,
     interchange_service_pb2,
     interchange_service_pb2_grpc,
     marketplace_service_pb2,
@@ -39,6 +41,7 @@ from memos_grpc.embedding.embedder import Embedder
 from memos_grpc.errors import InvalidArgumentError
 from memos_grpc.server.enforcement import PolicyInterceptor
 from memos_grpc.server.health import HealthServicer
+from memos_grpc.server.held_licenses import HeldLicenseServicer
 from memos_grpc.server.interchange import InterchangeServicer
 from memos_grpc.server.marketplace import MarketplaceServicer
 from memos_grpc.server.scheduler import SchedulerServicer
@@ -60,6 +63,7 @@ SERVICE_NAMES = (
     witness_service_pb2.DESCRIPTOR.services_by_name["WitnessService"].full_name,
     transparency_log_service_pb2.DESCRIPTOR.services_by_name["TransparencyLogService"].full_name,
     marketplace_service_pb2.DESCRIPTOR.services_by_name["MarketplaceService"].full_name,
+    held_license_service_pb2.DESCRIPTOR.services_by_name["HeldLicenseService"].full_name,
 )
 HEALTH_SERVICE = health_pb2.DESCRIPTOR.services_by_name["Health"].full_name
 #: Every service the server hosts: its own, health and reflection. Reflection lists exactly
@@ -114,6 +118,9 @@ class MemosServer:
         )
         witness_service_pb2_grpc.add_WitnessServiceServicer_to_server(  # type: ignore[no-untyped-call]
             WitnessServicer(self.slot), self.grpc_server
+        )
+        held_license_service_pb2_grpc.add_HeldLicenseServiceServicer_to_server(  # type: ignore[no-untyped-call]
+            HeldLicenseServicer(self.slot), self.grpc_server
         )
         health_pb2_grpc.add_HealthServicer_to_server(self.health, self.grpc_server)
         reflection.enable_server_reflection(REGISTERED_SERVICES, self.grpc_server)

@@ -42,11 +42,26 @@ class InterchangeServicer(interchange_service_pb2_grpc.InterchangeServiceService
     ) -> interchange_service_pb2.ImportBundleResponse:
         vault = self._slot.get()
         first = _first(request_iterator)
+        chunks = _chunks(first, request_iterator, ("parent", "conflict_policy", "trust_policy", "license"))
+        who = caller.current()
+        if first.HasField("license"):
+            # A marketplace release: the grant (checked against the trust root's marketplace keys) vouches for
+            # the statement, so the bundle is checked for integrity only (docs/marketplace.md).
+            grant, proof = bytes(first.license.grant), first.license.proof
+            book = vault.license_book
+            result = vault.importer.import_bundle(
+                first.parent,
+                first.conflict_policy,
+                None,
+                chunks,
+                who,
+                lambda report: book.admit_import(grant, proof, report, who),
+            )
+            return _import_response(vault, result, 0)
         policy = vault.trust.policy(
             first.trust_policy.role, list(first.trust_policy.required_key_ids), vault.context.clock()
         )
-        chunks = _chunks(first, request_iterator, ("parent", "conflict_policy", "trust_policy"))
-        result = vault.importer.import_bundle(first.parent, first.conflict_policy, policy, chunks, caller.current())
+        result = vault.importer.import_bundle(first.parent, first.conflict_policy, policy, chunks, who)
         return _import_response(vault, result, first.trust_policy.role)
 
     def VerifyBundle(
@@ -81,11 +96,15 @@ def _first(stream: Iterator[M]) -> M:
     return first
 
 
+#: Header fields that are messages: set or not, rather than truthy.
+_MESSAGE_FIELDS = ("trust_policy", "license")
+
+
 def _chunks(first: object, rest: Iterable[object], header_fields: tuple[str, ...]) -> Iterator[bytes]:
     """The bundle bytes of a request stream; header fields are allowed on the first message only."""
     yield first.chunk  # type: ignore[attr-defined]
     for index, message in enumerate(rest, start=1):
-        if any(message.HasField(f) if f == "trust_policy" else getattr(message, f) for f in header_fields):  # type: ignore[attr-defined]
+        if any(message.HasField(f) if f in _MESSAGE_FIELDS else getattr(message, f) for f in header_fields):  # type: ignore[attr-defined]
             raise invalid(f"message {index} sets a header field; only the first message may", "INVALID_STREAM")
         yield message.chunk  # type: ignore[attr-defined]
 

@@ -72,6 +72,37 @@ def root_from_leaves(leaf_hashes: Sequence[bytes]) -> bytes:
     return level[0]
 
 
+# -- a follower's frontier ------------------------------------------------------------------------------------
+
+
+def frontier_append(frontier: Sequence[bytes], size: int, leaf: bytes) -> list[bytes]:
+    """The frontier of a tree of ``size`` leaves with one more leaf hash appended.
+
+    A tree's frontier (its compact range from 0) is the roots of its complete subtrees, largest first, one per set
+    bit of its size: all a follower keeps to extend the tree leaf by leaf and compute every later root, so that
+    entries read from a log are proved to be the ones its checkpoints sign without any proof from the log.
+    """
+    if len(frontier) != size.bit_count():
+        raise ProofError("FRONTIER_INVALID", f"a frontier of a tree of {size} leaves holds {size.bit_count()} hashes")
+    merged = list(frontier)
+    node, remaining = leaf, size
+    while remaining & 1:  # each trailing one bit is a complete subtree the new leaf's subtree now pairs with
+        node = node_hash(merged.pop(), node)
+        remaining >>= 1
+    merged.append(node)
+    return merged
+
+
+def frontier_root(frontier: Sequence[bytes]) -> bytes:
+    """MTH of the tree whose frontier this is: the subtrees folded right to left (the RFC's split, recursively)."""
+    if not frontier:
+        return EMPTY_ROOT
+    root = frontier[-1]
+    for subtree in reversed(frontier[:-1]):
+        root = node_hash(subtree, root)
+    return root
+
+
 # -- generation ---------------------------------------------------------------------------------------------
 
 

@@ -197,3 +197,15 @@ def satisfied(policy: Policy, verified_witness_names: Collection[str]) -> bool:
         return memo[name]
 
     return policy.quorum == NONE or witnessed(policy.quorum)
+
+
+def quorum_time(policy: Policy, times: Mapping[str, int]) -> int | None:
+    """The latest time t such that the witnesses that cosigned at or after t meet the quorum (None: never).
+
+    ``times`` maps policy witness names to the time of their newest verified cosignature. This is how fresh a
+    checkpoint is: the quorum vouched for it at t, so nothing a witness saw later can be hidden for longer.
+    """
+    for moment in sorted(set(times.values()), reverse=True):
+        if satisfied(policy, [name for name, when in times.items() if when >= moment]):
+            return moment
+    return None

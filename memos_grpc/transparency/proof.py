@@ -26,7 +26,7 @@ from memos_grpc.transparency.checkpoint import Checkpoint, CheckpointError
 from memos_grpc.transparency.cosignature import CosignatureStatus, CosignatureVerifier, check_cosignatures
 from memos_grpc.transparency.merkle import HASH_SIZE, ProofError, leaf_hash, verify_inclusion
 from memos_grpc.transparency.note import MAX_NOTE_BYTES, NoteError, NoteSignature, NoteVerifier, open_note
-from memos_grpc.transparency.policy import Policy, satisfied
+from memos_grpc.transparency.policy import NONE, Policy, quorum_time, satisfied
 
 HEADER = "c2sp.org/tlog-proof@v1"
 #: An inclusion path in a tree of at most 2**63 - 1 leaves has at most 63 hashes.
@@ -240,3 +240,20 @@ def _cosignatures(
                 )
             )
     return fresh, aged, shortfalls
+
+
+def fresh_quorum_time(
+    text: str, signatures: Sequence[NoteSignature], policy: Policy, now: datetime, max_age: int
+) -> int | None:
+    """When a fresh quorum of ``policy`` had cosigned the checkpoint body ``text`` (unix seconds), or None.
+
+    The newest time t at which the witnesses whose fresh cosignatures are dated t or later meet the quorum; ``now``
+    itself for a policy whose quorum is ``none`` (the log signature is then all there is, checked when fetched).
+    """
+    if policy.quorum == NONE:
+        return int(now.timestamp())
+    newest: dict[str, int] = {}
+    for result in check_cosignatures(text, signatures, policy.witnesses, int(now.timestamp()), max_age):
+        if result.status is CosignatureStatus.FRESH and result.timestamp is not None:
+            newest[result.name] = max(newest.get(result.name, 0), result.timestamp)
+    return quorum_time(policy, newest)

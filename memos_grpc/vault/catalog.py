@@ -16,7 +16,7 @@ from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
 from datetime import datetime
 
-from memos_grpc._proto.memos.v1 import space_pb2
+from memos_grpc._proto.memos.v1 import cube_pb2, space_pb2
 from memos_grpc.vault.lexical import LexicalIndex
 
 
@@ -31,6 +31,22 @@ class CubeAccess:
     sensitivity: frozenset[str] = frozenset()
     #: An archived cube is left out of search unless the caller asks for archived ones.
     archived: bool = False
+    #: The id of the held license the cube was imported under ("" for none): a license an action may not use
+    #: now leaves the cube out of that action's results (vault/licensing.py).
+    license: str = ""
+
+
+#: The tag bytes of ``MemCube.license`` (field 40, length-delimited): only a cube whose bytes hold them is parsed
+#: for its license when the catalog is loaded (parsing every cube would slow every start).
+_LICENSE_TAG = b"\xc2\x02"
+
+
+def license_of(cube_pb: bytes) -> str:
+    """The held license id of a serialized cube ("" for none)."""
+    if _LICENSE_TAG not in cube_pb:
+        return ""
+    cube = cube_pb2.MemCube.FromString(cube_pb)
+    return cube.license.held_license.rpartition("/")[2]
 
 
 @dataclass(frozen=True)
@@ -53,6 +69,8 @@ class SearchCatalog:
         self._viewer_rules: dict[str, dict[str, int]] = {}
         #: Labels of archived cubes per space: a search that leaves them out must filter only where they exist.
         self._archived: dict[str, set[int]] = {}
+        #: Held license id to the labels of its cubes, per space: a search leaves out only where they exist.
+        self._licensed: dict[str, dict[str, set[int]]] = {}
         self._lock = threading.Lock()
         #: The lexical index, kept in step with the catalog (set by the vault).
         self.lexical: LexicalIndex | None = None
@@ -96,6 +114,7 @@ class SearchCatalog:
             self._roles.pop(space_id, None)
             self._viewer_rules.pop(space_id, None)
             self._archived.pop(space_id, None)
+            self._licensed.pop(space_id, None)
         if self.lexical is not None:
             self.lexical.drop_space(space_id)
 
@@ -103,10 +122,16 @@ class SearchCatalog:
         with self._lock:
             space = self._spaces.setdefault(space_id, {})
             archived = self._archived.setdefault(space_id, set())
+            licensed = self._licensed.setdefault(space_id, {})
             texts: list[tuple[int, str]] = []
             for vec_id, cube_pb, expire_time, access, text in entries:
                 expires_at = None if expire_time is None else expire_time.timestamp()
+                previous = space.get(vec_id)
+                if previous is not None and previous.access.license:
+                    licensed.get(previous.access.license, set()).discard(vec_id)
                 space[vec_id] = CatalogEntry(cube_pb, expires_at, access)
+                if access.license:
+                    licensed.setdefault(access.license, set()).add(vec_id)
                 if access.archived:
                     archived.add(vec_id)
                 else:
@@ -120,15 +145,27 @@ class SearchCatalog:
     def has_archived(self, space_id: str) -> bool:
         return bool(self._archived.get(space_id))
 
+    def holds_licensed(self, space_id: str, license_ids: Iterable[str]) -> bool:
+        """Whether the space has a cube imported under one of these held licenses."""
+        licensed = self._licensed.get(space_id, {})
+        return any(licensed.get(license_id) for license_id in license_ids)
+
+    def licensed_count(self, license_id: str) -> int:
+        """The number of live vector-bearing cubes, in every space, imported under the held license."""
+        return sum(len(licensed.get(license_id, ())) for licensed in list(self._licensed.values()))
+
     def remove(self, space_id: str, vec_ids: Iterable[int]) -> None:
         with self._lock:
             space = self._spaces.get(space_id)
             archived = self._archived.get(space_id, set())
             removed = list(vec_ids)
+            licensed = self._licensed.get(space_id, {})
             if space is not None:
                 for vec_id in removed:
-                    space.pop(vec_id, None)
+                    entry = space.pop(vec_id, None)
                     archived.discard(vec_id)
+                    if entry is not None and entry.access.license:
+                        licensed.get(entry.access.license, set()).discard(vec_id)
         if self.lexical is not None:
             self.lexical.remove(removed)
 

@@ -12,6 +12,7 @@ from memos_grpc.settings import Settings
 from memos_grpc.vault.blobs import BlobStore
 from memos_grpc.vault.catalog import SearchCatalog
 from memos_grpc.vault.database import Connection, Database
+from memos_grpc.vault.licensing import OpenGate, UsageGate
 from memos_grpc.vault.names import space_name
 from memos_grpc.vault.vectors import VectorIndexes
 
@@ -29,6 +30,8 @@ class VaultContext:
     embedder: EmbeddingWorker
     catalog: SearchCatalog = field(default_factory=SearchCatalog)
     clock: Callable[[], datetime] = field(default=utc_now)
+    #: Which licensed cubes an action may use now; the node wires in its license book.
+    licenses: UsageGate = field(default_factory=OpenGate)
 
     def require_space(self, cursor: Connection, space_id: str) -> None:
         """Raises NOT_FOUND unless the space exists."""

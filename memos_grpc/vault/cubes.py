@@ -99,15 +99,23 @@ class Cubes:
     # -- create ----------------------------------------------------------------
 
     def create(
-        self, parent: str, request: vault_service_pb2.CreateCubeRequest, caller: Caller, derived: bool = False
+        self,
+        parent: str,
+        request: vault_service_pb2.CreateCubeRequest,
+        caller: Caller,
+        derived: bool = False,
+        license_: cube_pb2.CubeLicense | None = None,
     ) -> cube_pb2.MemCube:
         """Creates one cube; ``caller`` is recorded as ``access.owner``.
 
         ``derived``: the server made the cube from the cubes its links name (``derivation.source_names``), which
         give it their labels as they are at the commit, so a label a source gained meanwhile is not missed.
+        ``license_``: the license of the cubes it was made from, which the new one carries.
         """
         space_id = parse_space_name(parent, "parent")
         rows = self.prepare(space_id, [request], caller)
+        if license_ is not None:
+            rows[0].cube.license.CopyFrom(license_)
         if request.validate_only:
             with self._context.database.read() as cursor:
                 self._context.require_space(cursor, space_id)
@@ -203,6 +211,7 @@ class Cubes:
             "usage_count",
             "provenance_id",
             "merged_from",  # set by MergeCubes alone
+            "license",  # set by a licensed import, and carried to what is derived from its cubes
         ):
             cube.ClearField(output_only)
         cube.name = cube_name(space_id, cube_id)

@@ -22,6 +22,7 @@ from memos_grpc.vault.context import VaultContext
 from memos_grpc.vault.cubes import LIVE, Cubes, apply_default_ttl, catalog_entries
 from memos_grpc.vault.database import Connection
 from memos_grpc.vault.derivation import add_labels, follow_labels
+from memos_grpc.vault.licensing import TRANSFORM, derived_license, license_id
 from memos_grpc.vault.names import check_id, cube_name, parse_cube_name, parse_space_name
 from memos_grpc.vault.paging import decode_token, encode_token, page_size
 from memos_grpc.vault.rows import CubeRow, insert_rows, make_etag, set_timestamp, vector_from_bytes
@@ -279,6 +280,13 @@ class Lifecycle:
         context = self._context
         visibility = CubeVisibility(viewer, context.catalog, space_id)
         now = context.clock()
+        # A merge derives a cube from its sources: licensed ones need their terms to permit it (and count it),
+        # and the merged cube carries their license. A cube's license never changes, so reading it first is exact.
+        with context.database.read() as cursor:
+            license_ = derived_license(_live_row(cursor, context, space_id, s, visibility, now).cube for s in sources)
+        if license_ is not None:
+            context.licenses.require(TRANSFORM, [license_id(license_)], viewer.principal)
+            merged.cube.license.CopyFrom(license_)
         if merged.embedding is not None:
             merged.vec_id = self._cubes.new_vec_ids(1)[0]
 

@@ -16,7 +16,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from memos_grpc._proto.memos.v1 import cube_pb2, space_pb2
-from memos_grpc.vault.catalog import CubeAccess, viewer_rules
+from memos_grpc.vault.catalog import CubeAccess, license_of, viewer_rules
 from memos_grpc.vault.context import VaultContext
 from memos_grpc.vault.lexical import lexical_text
 
@@ -95,6 +95,7 @@ def load_catalog(context: VaultContext, space_id: str, roles: dict[str, int]) ->
                             frozenset(principals or ()),
                             frozenset(labels),
                             state == cube_pb2.LIFECYCLE_STATE_ARCHIVED,
+                            license_of(bytes(b)),
                         ),
                         _text(bytes(b)),
                     )

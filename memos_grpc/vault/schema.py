@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import duckdb
 
-SCHEMA_VERSION = 11
+SCHEMA_VERSION = 12
 
 DDL = [
     """
@@ -264,6 +264,52 @@ DDL = [
         revoked BOOLEAN NOT NULL,
         log_index BIGINT NOT NULL,
         create_time TIMESTAMPTZ NOT NULL
+    )
+    """,
+    # v12: a buyer's side of the marketplace (memos_grpc/marketplace/held.py, follower.py). A held license is a
+    # grant this node verified at a licensed import (keyed by the grant's sha256), with its uses per action; a
+    # followed log is what this node accepted of a marketplace log (its checkpoint, the RFC 6962 frontier of its
+    # entries, and when a quorum of witnesses last cosigned it); followed_log_events the revocations and yanks
+    # read from it.
+    """
+    CREATE TABLE IF NOT EXISTS held_licenses (
+        license_id VARCHAR PRIMARY KEY,
+        grant_envelope BLOB NOT NULL,
+        proof VARCHAR NOT NULL,
+        licensee VARCHAR NOT NULL,
+        log_origin VARCHAR NOT NULL,
+        grant_index BIGINT NOT NULL,
+        publish_index BIGINT NOT NULL,
+        import_time TIMESTAMPTZ NOT NULL
+    )
+    """,
+    """
+    CREATE TABLE IF NOT EXISTS held_license_uses (
+        license_id VARCHAR NOT NULL,
+        action VARCHAR NOT NULL,
+        uses BIGINT NOT NULL,
+        PRIMARY KEY (license_id, action)
+    )
+    """,
+    """
+    CREATE TABLE IF NOT EXISTS followed_logs (
+        origin VARCHAR PRIMARY KEY,
+        tree_size BIGINT NOT NULL,
+        root BLOB NOT NULL,
+        note VARCHAR NOT NULL,
+        frontier BLOB NOT NULL,
+        fresh_time TIMESTAMPTZ NOT NULL,
+        sync_time TIMESTAMPTZ NOT NULL
+    )
+    """,
+    """
+    CREATE TABLE IF NOT EXISTS followed_log_events (
+        origin VARCHAR NOT NULL,
+        log_index BIGINT NOT NULL,
+        kind VARCHAR NOT NULL,
+        subject VARCHAR NOT NULL,
+        ref BIGINT NOT NULL,
+        PRIMARY KEY (origin, log_index)
     )
     """,
     # Cubes written before v5 get their current version as their first recorded one.

@@ -20,11 +20,12 @@ import numpy as np
 from memos_grpc._proto.memos.v1 import cube_pb2, vault_service_pb2
 from memos_grpc.errors import NotFoundError
 from memos_grpc.governance.caller import Caller
-from memos_grpc.governance.policy import CubeVisibility
+from memos_grpc.governance.policy import CubeVisibility, held_license_id
 from memos_grpc.vault.catalog import CubeAccess
 from memos_grpc.vault.context import VaultContext
 from memos_grpc.vault.cubes import LIVE
 from memos_grpc.vault.filter import compile_filter
+from memos_grpc.vault.licensing import SEARCH
 from memos_grpc.vault.names import parse_space_name
 from memos_grpc.vault.validation import check_text, check_vector, invalid
 from memos_grpc.vault.vectors import FloatArray, SpaceIndex
@@ -54,8 +55,29 @@ class Search:
             return vector
         raise invalid("set a query: text or vector", "MISSING_QUERY")
 
-    def search(self, request: vault_service_pb2.SearchCubesRequest, viewer: Caller) -> list[Hit]:
-        """The nearest cubes ``viewer`` may see, best first."""
+    def search(
+        self, request: vault_service_pb2.SearchCubesRequest, viewer: Caller, action: str = SEARCH, count: bool = True
+    ) -> list[Hit]:
+        """The nearest cubes ``viewer`` may see and ``action`` may use, best first.
+
+        Cubes of a held license that ``action`` may not use now are left out before ranking; with ``count``, one
+        use of each license whose cubes are returned is counted (a license refused at that moment, its limit just
+        reached by a concurrent call, has its cubes dropped from the answer). Recall counts only what it returns.
+        """
+        hits = self._search(request, viewer, action)
+        if not count:
+            return hits
+        return self.count_uses(hits, action, viewer)
+
+    def count_uses(self, hits: list[Hit], action: str, viewer: Caller) -> list[Hit]:
+        """Counts one ``action`` use of each held license among ``hits``; drops the hits of any refused."""
+        licenses = {held_license_id(h.cube) for h in hits} - {""}
+        if not licenses:
+            return hits
+        refused = self._context.licenses.use(action, licenses, viewer.principal)
+        return [h for h in hits if held_license_id(h.cube) not in refused] if refused else hits
+
+    def _search(self, request: vault_service_pb2.SearchCubesRequest, viewer: Caller, action: str) -> list[Hit]:
         settings = self._context.settings
         space_id = parse_space_name(request.parent, "parent")
         if request.top_k < 0:
@@ -80,6 +102,10 @@ class Search:
         allows: Callable[[CubeAccess], bool] = visibility.ranks
         if not request.include_archived:
             allows = _unarchived(visibility.ranks)
+        blocked = self._context.licenses.blocked(action)
+        unlicensed = bool(blocked) and self._context.catalog.holds_licensed(space_id, blocked)
+        if unlicensed:
+            allows = _licensed(allows, blocked)
         candidates: list[int] | None = None
         if request.filter.strip():
             visible_sql, visible_params = visibility.sql(ranked=True)
@@ -94,7 +120,14 @@ class Search:
                         [space_id, now, *visible_params, *compiled.params],
                     ).fetchall()
                 ]
-        elif visibility.narrows or (not request.include_archived and self._context.catalog.has_archived(space_id)):
+            if unlicensed:
+                usable = frozenset(self._context.catalog.labels(space_id, now.timestamp(), allows))
+                candidates = [label for label in candidates if label in usable]
+        elif (
+            unlicensed
+            or visibility.narrows
+            or (not request.include_archived and self._context.catalog.has_archived(space_id))
+        ):
             # Cubes this viewer may not see or rank (or archived ones) must not take places in its top k, nor set
             # the best score the others are scaled by.
             candidates = self._context.catalog.labels(space_id, now.timestamp(), allows)
@@ -209,3 +242,7 @@ def fuse(dense: Scored, lexical: Scored, dense_weight: float) -> Scored:
 
 def _unarchived(allows: Callable[[CubeAccess], bool]) -> Callable[[CubeAccess], bool]:
     return lambda access: not access.archived and allows(access)
+
+
+def _licensed(allows: Callable[[CubeAccess], bool], blocked: frozenset[str]) -> Callable[[CubeAccess], bool]:
+    return lambda access: access.license not in blocked and allows(access)

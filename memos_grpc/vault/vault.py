@@ -17,8 +17,11 @@ from memos_grpc.governance.audit import AuditLog
 from memos_grpc.governance.identity import Principals
 from memos_grpc.interchange.exporter import Exporter
 from memos_grpc.interchange.importer import Importer
+from memos_grpc.interchange.keys import TrustedKey
 from memos_grpc.interchange.signers import NODE_PRINCIPAL, Signers
 from memos_grpc.interchange.trust_store import TrustStore
+from memos_grpc.marketplace.follower import LogFollower
+from memos_grpc.marketplace.held import LicenseBook
 from memos_grpc.marketplace.licenses import Licenses
 from memos_grpc.marketplace.listings import Listings
 from memos_grpc.marketplace.node import MarketplaceNode
@@ -122,6 +125,14 @@ class Vault:
         self.sweeper = Sweeper(self.context)
         # The marketplace, when this node is one: its keys, its log and the publisher of witnessed checkpoints.
         self.marketplace = MarketplaceNode(self.context, settings) if settings.marketplace_enabled else None
+        if self.marketplace is not None:
+            # Published in its own trust root, where buyers copy them from (docs/marketplace.md).
+            key = self.marketplace.marketplace_key
+            self.trust.adopt_marketplace(
+                TrustedKey(key.key_id, key.public_key, f"{self.marketplace.origin} marketplace"),
+                self.marketplace.policy_text(),
+                self.marketplace.origin,
+            )
         self.listings = Listings(self.context)
         self.releases = Releases(self.context, self.principals, self.marketplace) if self.marketplace else None
         # One per node: it serializes revocations, so every call shares it.
@@ -130,6 +141,10 @@ class Vault:
             if self.marketplace is not None and self.releases is not None
             else None
         )
+        # The buyer's side: the licenses this node holds, the gate every metered use passes, the log it follows.
+        self.license_book = LicenseBook(self.context, self.trust, self.principals)
+        self.context.licenses = self.license_book
+        self.follower = LogFollower(self.context, self.license_book, self.trust)
         self._stop = threading.Event()
         self._flusher = threading.Thread(target=self._flush_periodically, name="index-flusher", daemon=True)
         self._flusher.start()
@@ -153,6 +168,7 @@ class Vault:
         self.operations.close()
         if self.marketplace is not None:
             self.marketplace.close()
+        self.follower.close()
         self._stop.set()
         self._flusher.join(timeout=30)
         self.sweeper.stop()

@@ -61,16 +61,26 @@ class TrustPolicy(_message.Message):
     def __init__(self, role: _Optional[_Union[_trust_pb2.KeyRole, str]] = ..., required_key_ids: _Optional[_Iterable[str]] = ...) -> None: ...
 
 class ImportBundleRequest(_message.Message):
-    __slots__ = ("parent", "conflict_policy", "trust_policy", "chunk")
+    __slots__ = ("parent", "conflict_policy", "trust_policy", "chunk", "license")
     PARENT_FIELD_NUMBER: _ClassVar[int]
     CONFLICT_POLICY_FIELD_NUMBER: _ClassVar[int]
     TRUST_POLICY_FIELD_NUMBER: _ClassVar[int]
     CHUNK_FIELD_NUMBER: _ClassVar[int]
+    LICENSE_FIELD_NUMBER: _ClassVar[int]
     parent: str
     conflict_policy: ConflictPolicy
     trust_policy: TrustPolicy
     chunk: bytes
-    def __init__(self, parent: _Optional[str] = ..., conflict_policy: _Optional[_Union[ConflictPolicy, str]] = ..., trust_policy: _Optional[_Union[TrustPolicy, _Mapping]] = ..., chunk: _Optional[bytes] = ...) -> None: ...
+    license: ReleaseLicense
+    def __init__(self, parent: _Optional[str] = ..., conflict_policy: _Optional[_Union[ConflictPolicy, str]] = ..., trust_policy: _Optional[_Union[TrustPolicy, _Mapping]] = ..., chunk: _Optional[bytes] = ..., license: _Optional[_Union[ReleaseLicense, _Mapping]] = ...) -> None: ...
+
+class ReleaseLicense(_message.Message):
+    __slots__ = ("grant", "proof")
+    GRANT_FIELD_NUMBER: _ClassVar[int]
+    PROOF_FIELD_NUMBER: _ClassVar[int]
+    grant: bytes
+    proof: str
+    def __init__(self, grant: _Optional[bytes] = ..., proof: _Optional[str] = ...) -> None: ...
 
 class SignatureCheck(_message.Message):
     __slots__ = ("key_id_hint", "key_id", "status", "principal")

@@ -1,0 +1,225 @@
+"""Following a marketplace's transparency log from a buyer's node.
+
+Every ``marketplace_sync_seconds`` (and on SyncMarketplaceLog) the follower fetches the marketplace's latest
+published checkpoint and accepts it only if
+
+1. its origin is a log of this node's trust root, and the log key of that root's policy signed it;
+2. a quorum of the policy's witnesses cosigned it (unwitnessed checkpoints are refused, whatever the log says);
+3. it extends what this node accepted before: not smaller (a rollback), not another root for the same size (a
+   fork), and the entries read since, appended to the RFC 6962 frontier kept from every earlier entry, give
+   exactly its root — so the entries are the ones the checkpoint signs, and the old tree is a prefix of the new
+   one, proved without trusting any proof the log hands out.
+
+The revocations and yanks among the new entries go to the license book, with the time the quorum cosigned the
+checkpoint (the freshness ``maxOfflineSeconds`` is measured from). A refused checkpoint changes nothing: the
+node keeps what it had, and its licensed cubes are suspended once that grows too old.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+from datetime import UTC, datetime
+from pathlib import Path
+
+import grpc
+
+from memos_grpc._proto.memos.v1 import transparency_log_service_pb2 as t
+from memos_grpc._proto.memos.v1 import transparency_log_service_pb2_grpc as t_grpc
+from memos_grpc.errors import FailedPreconditionError, MemosError, UnavailableError
+from memos_grpc.interchange.trust_store import TrustStore
+from memos_grpc.marketplace.entries import REF_TYPES, EntryError, parse
+from memos_grpc.marketplace.held import Followed, LicenseBook, LogEvent
+from memos_grpc.settings import Settings
+from memos_grpc.transparency import merkle
+from memos_grpc.transparency._text import TransparencyFormatError
+from memos_grpc.transparency.checkpoint import Checkpoint
+from memos_grpc.transparency.note import open_note, parse_note
+from memos_grpc.transparency.proof import fresh_quorum_time
+from memos_grpc.vault.context import VaultContext
+
+log = logging.getLogger(__name__)
+
+#: Entries asked for per GetEntries call (the server's own cap).
+_PAGE = 1000
+#: Cosignatures are read for their time whatever their age: how old is too old is each license's to say.
+_ANY_AGE = 10 * 366 * 86400
+
+
+class LogFollower:
+    """Follows the marketplace of ``marketplace_follow`` (see the module); idle when that setting is empty."""
+
+    def __init__(self, context: VaultContext, book: LicenseBook, trust: TrustStore) -> None:
+        self._context = context
+        self._settings: Settings = context.settings
+        self._book = book
+        self._trust = trust
+        self._lock = threading.Lock()
+        self._stop = threading.Event()
+        self._channel: grpc.Channel | None = None
+        self._thread: threading.Thread | None = None
+        if self._settings.marketplace_follow:
+            self._thread = threading.Thread(target=self._run, name="log-follower", daemon=True)
+            self._thread.start()
+
+    def close(self) -> None:
+        self._stop.set()
+        if self._thread is not None:
+            self._thread.join(timeout=30)
+        with self._lock:
+            if self._channel is not None:
+                self._channel.close()
+                self._channel = None
+
+    def _run(self) -> None:
+        while not self._stop.is_set():
+            try:
+                self.sync()
+            except MemosError as error:
+                log.warning("following %s failed (%s): %s", self._settings.marketplace_follow, error.reason, error)
+            except Exception:  # the next interval retries
+                log.exception("following %s failed", self._settings.marketplace_follow)
+            self._stop.wait(self._settings.marketplace_sync_seconds)
+
+    # -- one sync --------------------------------------------------------------------------------------------
+
+    def sync(self) -> Followed:
+        """Accepts the marketplace's latest checkpoint and the entries up to it, or raises why not."""
+        target = self._settings.marketplace_follow
+        if not target:
+            raise FailedPreconditionError(
+                "this node follows no marketplace log (its setting marketplace_follow is empty)",
+                reason="MARKETPLACE_NOT_FOLLOWED",
+            )
+        with self._lock:
+            stub = self._stub()
+            try:
+                reply: t.Checkpoint = stub.GetCheckpoint(
+                    t.GetCheckpointRequest(), metadata=self._metadata(), timeout=self._settings.peer_timeout_seconds
+                )
+            except grpc.RpcError as error:
+                raise _unreachable(target, error) from None
+            origin = reply.origin
+            try:
+                return self._accept(stub, reply.note)
+            except MemosError as error:
+                self._book.failed(origin, error.reason, str(error))
+                raise
+
+    def _accept(self, stub: t_grpc.TransparencyLogServiceStub, note: str) -> Followed:
+        now = self._context.clock()
+        try:
+            checkpoint = Checkpoint.parse(parse_note(note).text)
+        except TransparencyFormatError as error:
+            raise _refused(error.reason, f"the marketplace's checkpoint is malformed: {error.message}") from None
+        found = self._trust.root.log_policy(checkpoint.origin)
+        if found is None:
+            raise _refused(
+                "TLOG_UNKNOWN_LOG",
+                f"the marketplace serves the log {checkpoint.origin!r}, which this node's trust root does not name",
+            )
+        policy, log_key = found
+        try:
+            opened = open_note(note, [log_key])
+        except TransparencyFormatError as error:
+            raise _refused(error.reason, f"the checkpoint is not signed by the log key: {error.message}") from None
+        moment = fresh_quorum_time(opened.text, opened.signatures, policy, now, _ANY_AGE)
+        if moment is None:
+            raise _refused(
+                "TLOG_QUORUM_NOT_MET",
+                f"the checkpoint of size {checkpoint.size} of {checkpoint.origin} is not cosigned by the quorum "
+                f"{policy.quorum!r} of the trust root's log policy: refused",
+            )
+        prior = self._book.followed(checkpoint.origin)
+        size, root, frontier = (0, merkle.EMPTY_ROOT, []) if prior is None else (prior.size, prior.root, prior.frontier)
+        if checkpoint.size < size:
+            raise _refused(
+                "TLOG_ROLLBACK",
+                f"the log {checkpoint.origin} shows size {checkpoint.size}, below the {size} this node accepted",
+            )
+        if checkpoint.size == size and checkpoint.root != root:
+            raise _refused(
+                "TLOG_FORK_DETECTED",
+                f"the log {checkpoint.origin} signed two roots for size {size}: it forked",
+            )
+        frontier, events = self._read(stub, checkpoint, size, frontier)
+        if merkle.frontier_root(frontier) != checkpoint.root:
+            raise _refused(
+                "TLOG_INCONSISTENT",
+                f"the entries {size}..{checkpoint.size - 1} of {checkpoint.origin} and the ones this node accepted "
+                "before do not give the checkpoint's root: the log rewrote its history or served other entries",
+            )
+        self._book.accept(checkpoint, note, frontier, datetime.fromtimestamp(moment, UTC), events)
+        accepted = self._book.followed(checkpoint.origin)
+        assert accepted is not None
+        return accepted
+
+    def _read(
+        self, stub: t_grpc.TransparencyLogServiceStub, checkpoint: Checkpoint, start: int, frontier: list[bytes]
+    ) -> tuple[list[bytes], list[LogEvent]]:
+        """The frontier after entries ``start .. checkpoint.size - 1``, and the revocations and yanks among them."""
+        events: list[LogEvent] = []
+        index = start
+        while index < checkpoint.size:
+            try:
+                reply: t.GetEntriesResponse = stub.GetEntries(
+                    t.GetEntriesRequest(start_index=index, max_entries=min(_PAGE, checkpoint.size - index)),
+                    metadata=self._metadata(),
+                    timeout=self._settings.peer_timeout_seconds,
+                )
+            except grpc.RpcError as error:
+                raise _unreachable(self._settings.marketplace_follow, error) from None
+            if not reply.entries:
+                raise _refused("TLOG_ENTRIES_MISSING", f"the log served no entry at index {index}")
+            for entry in reply.entries:
+                if entry.index != index or index >= checkpoint.size:
+                    break
+                data = bytes(entry.data)
+                frontier = merkle.frontier_append(frontier, index, merkle.leaf_hash(data))
+                try:
+                    parsed = parse(data)
+                except EntryError as error:
+                    raise _refused(error.reason, f"log entry {index} is malformed: {error.message}") from None
+                if parsed.type in REF_TYPES and parsed.ref is not None:
+                    events.append(LogEvent(index, parsed.type, parsed.subject, parsed.ref))
+                index += 1
+            else:
+                continue
+            raise _refused("TLOG_ENTRIES_MISSING", f"the log served entries out of order at index {index}")
+        return frontier, events
+
+    def _stub(self) -> t_grpc.TransparencyLogServiceStub:
+        if self._channel is None:
+            target = self._settings.marketplace_follow
+            if self._settings.allow_plaintext_peers:
+                self._channel = grpc.insecure_channel(target)
+            else:
+                ca = self._settings.peer_ca_file
+                roots = Path(ca).read_bytes() if ca else None
+                self._channel = grpc.secure_channel(target, grpc.ssl_channel_credentials(root_certificates=roots))
+        return t_grpc.TransparencyLogServiceStub(self._channel)  # type: ignore[no-untyped-call]
+
+    def _metadata(self) -> list[tuple[str, str]]:
+        path = self._settings.marketplace_follow_token_file
+        if not path:
+            return []
+        try:
+            token = Path(path).read_text().strip()
+        except OSError as error:
+            raise FailedPreconditionError(
+                f"cannot read marketplace_follow_token_file {path}: {error}", reason="FOLLOW_TOKEN_UNREADABLE"
+            ) from error
+        return [("authorization", f"Bearer {token}")]
+
+
+def _refused(reason: str, message: str) -> FailedPreconditionError:
+    return FailedPreconditionError(message, reason=reason)
+
+
+def _unreachable(target: str, error: grpc.RpcError) -> MemosError:
+    code = error.code() if isinstance(error, grpc.Call) else grpc.StatusCode.UNKNOWN
+    details = error.details() if isinstance(error, grpc.Call) else str(error)
+    message = f"the marketplace {target} answered {code.name}: {details}"
+    if code in (grpc.StatusCode.UNAVAILABLE, grpc.StatusCode.DEADLINE_EXCEEDED):
+        return UnavailableError(message, reason="MARKETPLACE_UNAVAILABLE", metadata={"peer_code": code.name})
+    return FailedPreconditionError(message, reason="MARKETPLACE_REFUSED", metadata={"peer_code": code.name})

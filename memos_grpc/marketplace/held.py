@@ -1,0 +1,549 @@
+"""The buyer's license book: the licenses this node holds, their uses, and whether each action may use them now.
+
+A licensed import (ImportBundle with a ReleaseLicense) is admitted here: the grant must be signed by a marketplace
+key of this node's trust root, name the caller as licensee with a key registered to it here, be inside its time
+window, bind the bundle's statement, release and license, and come with a proof that its log entry is in a
+checkpoint signed by the log key and cosigned by a fresh quorum of the trust root's log policy; the log must not
+hold a revocation of the grant or a yank of the release that this node has read; and the terms must permit the
+import. The imported cubes then carry the license (``MemCube.license``).
+
+Afterwards every use the terms can limit is decided and counted here (the ``UsageGate`` of vault/licensing.py):
+recall, search, export, transform, import. A use is allowed when the grant is not revoked, inside its window, the
+node has a fresh cosigned checkpoint of the log (within the terms' ``maxOfflineSeconds``), and the terms permit
+one more. Counting reserves the use in memory under a lock, then writes it with an audit event in one
+transaction, so concurrent calls never exceed a ``count`` limit and a crash loses no counted use that was
+answered. What the log says (revocations, yanks, freshness) arrives from the follower (follower.py) through
+``accept``.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+from collections.abc import Collection
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+
+from memos_grpc._proto.memos.v1 import audit_pb2, cube_pb2
+from memos_grpc._proto.memos.v1 import held_license_service_pb2 as h
+from memos_grpc.errors import FailedPreconditionError, MemosError, NotFoundError, PermissionDeniedError
+from memos_grpc.governance.audit import AuditRecord, append_in
+from memos_grpc.governance.caller import Caller
+from memos_grpc.governance.identity import Principals
+from memos_grpc.interchange.bundle import BundleReport
+from memos_grpc.interchange.trust import TrustRoot
+from memos_grpc.interchange.trust_store import TrustStore
+from memos_grpc.marketplace.grants import Grant, read_grant, verify_grant
+from memos_grpc.marketplace.offline import check_release_license
+from memos_grpc.transparency import merkle
+from memos_grpc.transparency.checkpoint import Checkpoint
+from memos_grpc.transparency.note import parse_note
+from memos_grpc.transparency.proof import TlogProof, fresh_quorum_time
+from memos_grpc.vault.context import VaultContext
+from memos_grpc.vault.database import Connection
+from memos_grpc.vault.licensing import EXPORT, IMPORT, RECALL, SEARCH, TRANSFORM
+from memos_grpc.vault.paging import decode_token, encode_token, page_size
+from memos_grpc.vault.rows import set_timestamp
+from memos_grpc.vault.validation import invalid
+
+log = logging.getLogger(__name__)
+
+#: The uses this node meters, in the order a held license lists them.
+METERED = (IMPORT, RECALL, SEARCH, EXPORT, TRANSFORM)
+#: ``heldLicenses/{id}``: the id is the lowercase hex sha256 of the grant's statement (its grant digest).
+COLLECTION = "heldLicenses"
+_HEX = frozenset("0123456789abcdef")
+#: Terms refusals as the reasons a refused use carries (docs/api.md).
+_TERMS_REASONS = {
+    "TERMS_ACTION_PROHIBITED": "LICENSE_ACTION_NOT_PERMITTED",
+    "TERMS_ACTION_NOT_PERMITTED": "LICENSE_ACTION_NOT_PERMITTED",
+    "TERMS_DATETIME_PASSED": "LICENSE_EXPIRED",
+    "TERMS_ELAPSED_TIME_PASSED": "LICENSE_EXPIRED",
+    "TERMS_COUNT_EXHAUSTED": "LICENSE_LIMIT_REACHED",
+}
+_EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
+
+
+def held_license_name(license_id: str) -> str:
+    return f"{COLLECTION}/{license_id}"
+
+
+def parse_held_license_name(name: str) -> str:
+    prefix, _, license_id = name.partition("/")
+    if prefix != COLLECTION or len(license_id) != 64 or not set(license_id) <= _HEX:
+        raise invalid(f"name {name[:100]!r} is not heldLicenses/<64 lowercase hex>", "INVALID_NAME")
+    return license_id
+
+
+@dataclass
+class Held:
+    """One held license as the book keeps it."""
+
+    license_id: str
+    grant: Grant
+    envelope: bytes
+    proof: str
+    grant_index: int
+    import_time: datetime
+    uses: dict[str, int] = field(default_factory=dict)
+
+
+@dataclass
+class Followed:
+    """What this node accepted of one marketplace log."""
+
+    origin: str
+    size: int
+    root: bytes
+    note: str
+    frontier: list[bytes]
+    #: When a quorum of the policy's witnesses last cosigned an accepted checkpoint (the freshness clock).
+    fresh_time: datetime
+    sync_time: datetime
+    last_error_reason: str = ""
+    last_error: str = ""
+
+
+@dataclass(frozen=True)
+class LogEvent:
+    """A revocation or a yank read from a followed log."""
+
+    index: int
+    kind: str
+    subject: str
+    ref: int
+
+
+@dataclass(frozen=True)
+class Refusal:
+    reason: str
+    message: str
+
+    def error(self) -> MemosError:
+        if self.reason == "LICENSE_ACTION_NOT_PERMITTED":
+            return PermissionDeniedError(self.message, reason=self.reason)
+        return FailedPreconditionError(self.message, reason=self.reason)
+
+
+@dataclass
+class LicensedImport:
+    """An admitted licensed import: the license its cubes carry, written with them in one transaction."""
+
+    book: LicenseBook
+    held: Held
+    new: bool
+    principal: str
+    fresh_time: datetime
+
+    @property
+    def cube_license(self) -> cube_pb2.CubeLicense:
+        grant = self.held.grant
+        return cube_pb2.CubeLicense(
+            held_license=held_license_name(self.held.license_id),
+            release=grant.release,
+            license=grant.license,
+            grant_digest=f"sha256:{self.held.license_id}",
+        )
+
+    def write(self, cursor: Connection) -> None:
+        """Inside the import's transaction: the held license (first time), the import counted, the freshness."""
+        self.book._write_import(cursor, self)
+
+    def committed(self) -> None:
+        self.book._imported(self)
+
+
+class LicenseBook:
+    """The held licenses and the followed logs' state; the node's UsageGate (see the module)."""
+
+    def __init__(self, context: VaultContext, trust: TrustStore, principals: Principals) -> None:
+        self._context = context
+        self._trust = trust
+        self._principals = principals
+        self._lock = threading.Lock()
+        self._held: dict[str, Held] = {}
+        self._followed: dict[str, Followed] = {}
+        #: (origin, ref) of every revoke and yank read, by kind.
+        self._revoked: set[tuple[str, int]] = set()
+        self._yanked: set[tuple[str, int]] = set()
+        self._load()
+
+    def _load(self) -> None:
+        with self._context.database.read() as cursor:
+            rows = cursor.execute(
+                "SELECT license_id, grant_envelope, proof, grant_index, import_time FROM held_licenses"
+            ).fetchall()
+            uses = cursor.execute("SELECT license_id, action, uses FROM held_license_uses").fetchall()
+            followed = cursor.execute(
+                "SELECT origin, tree_size, root, note, frontier, fresh_time, sync_time FROM followed_logs"
+            ).fetchall()
+            events = cursor.execute("SELECT origin, kind, ref FROM followed_log_events").fetchall()
+        for license_id, envelope, proof, grant_index, import_time in rows:
+            grant = read_grant(bytes(envelope))
+            self._held[str(license_id)] = Held(
+                str(license_id), grant, bytes(envelope), str(proof), int(grant_index), import_time
+            )
+        for license_id, action, count in uses:
+            if str(license_id) in self._held:
+                self._held[str(license_id)].uses[str(action)] = int(count)
+        for origin, size, root, note, frontier, fresh, synced in followed:
+            blob = bytes(frontier)
+            hashes = [blob[i : i + merkle.HASH_SIZE] for i in range(0, len(blob), merkle.HASH_SIZE)]
+            self._followed[str(origin)] = Followed(
+                str(origin), int(size), bytes(root), str(note), hashes, fresh, synced
+            )
+        for origin, kind, ref in events:
+            (self._revoked if kind == "revoke" else self._yanked).add((str(origin), int(ref)))
+
+    # -- deciding --------------------------------------------------------------------------------------------
+
+    def refusal(self, held: Held, action: str, now: datetime) -> Refusal | None:
+        """Why ``action`` may not use ``held`` once more at ``now`` (None: it may)."""
+        grant = held.grant
+        name = held_license_name(held.license_id)
+        if (grant.log_origin, held.grant_index) in self._revoked:
+            return Refusal("LICENSE_REVOKED", f"{name} ({grant.release}) was revoked by the marketplace")
+        if now < grant.not_before:
+            return Refusal("LICENSE_NOT_YET_VALID", f"{name} is valid from {_text(grant.not_before)}")
+        if now >= grant.not_after:
+            return Refusal("LICENSE_EXPIRED", f"{name} expired at {_text(grant.not_after)}")
+        followed = self._followed.get(grant.log_origin)
+        fresh = followed.fresh_time if followed is not None else _EPOCH
+        offline = (now - fresh).total_seconds()
+        if offline > grant.terms.max_offline_seconds:
+            return Refusal(
+                "LICENSE_SUSPENDED",
+                f"{name} is suspended: this node has no checkpoint of {grant.log_origin} cosigned in the last "
+                f"{grant.terms.max_offline_seconds} s (maxOfflineSeconds; the freshest is from {_text(fresh)}); "
+                "it is usable again once the node syncs the log",
+            )
+        decision = grant.terms.permits(action, held.uses.get(action, 0), grant.not_before, now)
+        if not decision:
+            reason = _TERMS_REASONS.get(decision.reason, "LICENSE_ACTION_NOT_PERMITTED")
+            return Refusal(reason, f"{name} ({grant.release}): {_explain(decision.reason, action)}")
+        return None
+
+    def blocked(self, action: str) -> frozenset[str]:
+        now = self._context.clock()
+        with self._lock:
+            return frozenset(i for i, held in self._held.items() if self.refusal(held, action, now) is not None)
+
+    def use(self, action: str, license_ids: Collection[str], principal: str) -> frozenset[str]:
+        now = self._context.clock()
+        refused: set[str] = set()
+        reserved: list[Held] = []
+        with self._lock:
+            for license_id in sorted(license_ids):
+                held = self._held.get(license_id)
+                if held is None or self.refusal(held, action, now) is not None:
+                    refused.add(license_id)
+                    continue
+                held.uses[action] = held.uses.get(action, 0) + 1
+                reserved.append(held)
+        self._persist_uses(reserved, action, principal, now)
+        return frozenset(refused)
+
+    def require(self, action: str, license_ids: Collection[str], principal: str) -> None:
+        now = self._context.clock()
+        reserved: list[Held] = []
+        with self._lock:
+            for license_id in sorted(license_ids):
+                held = self._held.get(license_id)
+                refusal = (
+                    Refusal("LICENSE_NOT_HELD", f"{held_license_name(license_id)} is not held by this node")
+                    if held is None
+                    else self.refusal(held, action, now)
+                )
+                if refusal is not None:
+                    for done in reserved:
+                        done.uses[action] -= 1
+                    raise refusal.error()
+                assert held is not None
+                held.uses[action] = held.uses.get(action, 0) + 1
+                reserved.append(held)
+        self._persist_uses(reserved, action, principal, now)
+
+    def _persist_uses(self, reserved: list[Held], action: str, principal: str, now: datetime) -> None:
+        if not reserved:
+            return
+
+        def apply(cursor: Connection) -> None:
+            for held in reserved:
+                _count_use(cursor, held.license_id, action)
+                append_in(cursor, _use_record(principal, action, held.license_id), now)
+
+        try:
+            self._context.database.write(apply)
+        except BaseException:
+            with self._lock:  # not counted after all: give the reservations back
+                for held in reserved:
+                    held.uses[action] -= 1
+            raise
+
+    # -- importing -------------------------------------------------------------------------------------------
+
+    def admit_import(self, grant: bytes, proof: str, report: BundleReport, caller: Caller) -> LicensedImport:
+        """Checks a licensed import before anything is written (see the module); raises the first refusal."""
+        now = self._context.clock()
+        root = self._trust.root
+        licensee = self._licensee(grant, caller, now)
+        checked = check_release_license(report, grant, proof, root, now=now, licensee=licensee)
+        if not checked:
+            first = checked.shortfalls[0]
+            raise FailedPreconditionError(
+                f"the release cannot be imported: {first.step.value}: {first.message}", reason=first.reason
+            )
+        assert checked.grant is not None and checked.proof is not None and checked.proof.checkpoint is not None
+        found = checked.grant
+        # The grant's statement digest: what the marketplace calls its grant_digest and logs in the grant entry.
+        license_id = found.statement_digest.removeprefix("sha256:")
+        grant_index = checked.proof.index
+        assert grant_index is not None
+        with self._lock:
+            if (found.log_origin, grant_index) in self._revoked:
+                raise FailedPreconditionError(
+                    f"the marketplace revoked this grant (log entry {grant_index} of {found.log_origin})",
+                    reason="LICENSE_REVOKED",
+                )
+            if (found.log_origin, found.publish_log_index) in self._yanked:
+                raise FailedPreconditionError(
+                    f"{found.release} was yanked (log entry {found.publish_log_index} of {found.log_origin} "
+                    "is yanked): it is not imported again",
+                    reason="RELEASE_YANKED",
+                )
+            existing = self._held.get(license_id)
+            held = existing or Held(license_id, found, grant, str(proof), grant_index, now)
+            fresh = _proof_freshness(root, found, proof, now, checked.max_age)
+            decision = found.terms.permits(IMPORT, held.uses.get(IMPORT, 0), found.not_before, now)
+            if not decision:
+                reason = _TERMS_REASONS.get(decision.reason, "LICENSE_ACTION_NOT_PERMITTED")
+                raise Refusal(reason, f"{found.release}: {_explain(decision.reason, IMPORT)}").error()
+        return LicensedImport(self, held, existing is None, caller.principal, fresh)
+
+    def _licensee(self, grant: bytes, caller: Caller, now: datetime) -> tuple[str, str]:
+        """(the caller, the key of the caller's the grant names): the grant must be for a key registered here."""
+        named = verify_grant(grant, self._trust.root.keys_for("marketplace"), "", "", now).grant
+        if named is None or named.licensee_principal != caller.principal:
+            return caller.principal, ""  # the grant check reports what is wrong (other licensee, bad grant)
+        try:
+            keys = list(self._principals.get(caller.principal).public_keys)
+        except NotFoundError:
+            keys = []
+        for key in keys:
+            if key.key_id != named.licensee_key_id:
+                continue
+            if key.HasField("not_before") and now < key.not_before.ToDatetime(UTC):
+                break
+            if key.HasField("not_after") and now >= key.not_after.ToDatetime(UTC):
+                break
+            return caller.principal, key.key_id
+        raise FailedPreconditionError(
+            f"the grant licenses {caller.principal} with key {named.licensee_key_id[:16]}..., which is not a key "
+            f"registered to {caller.principal} on this node and valid now (AddPublicKey registers one)",
+            reason="LICENSEE_KEY_NOT_REGISTERED",
+        )
+
+    def _write_import(self, cursor: Connection, admitted: LicensedImport) -> None:
+        held = admitted.held
+        if admitted.new:
+            cursor.execute(
+                "INSERT INTO held_licenses VALUES (?, ?, ?, ?, ?, ?, ?, ?) ON CONFLICT (license_id) DO NOTHING",
+                [
+                    held.license_id,
+                    held.envelope,
+                    held.proof,
+                    admitted.principal,
+                    held.grant.log_origin,
+                    held.grant_index,
+                    held.grant.publish_log_index,
+                    held.import_time,
+                ],
+            )
+        _count_use(cursor, held.license_id, IMPORT)
+        now = self._context.clock()
+        append_in(cursor, _use_record(admitted.principal, IMPORT, held.license_id), now)
+        origin = held.grant.log_origin
+        # A fresh cosigned checkpoint seen in the proof counts as a sync's would: it is the same evidence.
+        cursor.execute(
+            """
+            INSERT INTO followed_logs VALUES (?, 0, ?, '', ?, ?, ?)
+            ON CONFLICT (origin) DO UPDATE SET fresh_time = greatest(followed_logs.fresh_time, excluded.fresh_time)
+            """,
+            [origin, merkle.EMPTY_ROOT, b"", admitted.fresh_time, _EPOCH],
+        )
+
+    def _imported(self, admitted: LicensedImport) -> None:
+        held = admitted.held
+        origin = held.grant.log_origin
+        with self._lock:
+            kept = self._held.setdefault(held.license_id, held)
+            kept.uses[IMPORT] = kept.uses.get(IMPORT, 0) + 1
+            followed = self._followed.get(origin)
+            if followed is None:
+                self._followed[origin] = Followed(origin, 0, merkle.EMPTY_ROOT, "", [], admitted.fresh_time, _EPOCH)
+            elif admitted.fresh_time > followed.fresh_time:
+                followed.fresh_time = admitted.fresh_time
+
+    # -- the followed logs -----------------------------------------------------------------------------------
+
+    def followed(self, origin: str) -> Followed | None:
+        with self._lock:
+            found = self._followed.get(origin)
+            return None if found is None else Followed(**found.__dict__)
+
+    def followed_logs(self) -> list[Followed]:
+        with self._lock:
+            return [Followed(**f.__dict__) for f in sorted(self._followed.values(), key=lambda f: f.origin)]
+
+    def accept(
+        self, checkpoint: Checkpoint, note: str, frontier: list[bytes], fresh_time: datetime, events: list[LogEvent]
+    ) -> None:
+        """Records a checkpoint the follower verified, the frontier of its entries and the events among them."""
+        now = self._context.clock()
+        origin = checkpoint.origin
+
+        def apply(cursor: Connection) -> None:
+            for event in events:
+                cursor.execute(
+                    "INSERT INTO followed_log_events VALUES (?, ?, ?, ?, ?) ON CONFLICT DO NOTHING",
+                    [origin, event.index, event.kind, event.subject, event.ref],
+                )
+            cursor.execute(
+                """
+                INSERT INTO followed_logs VALUES (?, ?, ?, ?, ?, ?, ?)
+                ON CONFLICT (origin) DO UPDATE SET tree_size = excluded.tree_size, root = excluded.root,
+                    note = excluded.note, frontier = excluded.frontier,
+                    fresh_time = greatest(followed_logs.fresh_time, excluded.fresh_time), sync_time = excluded.sync_time
+                """,
+                [origin, checkpoint.size, checkpoint.root, note, b"".join(frontier), fresh_time, now],
+            )
+
+        self._context.database.write(apply)
+        with self._lock:
+            for event in events:
+                (self._revoked if event.kind == "revoke" else self._yanked).add((origin, event.ref))
+            previous = self._followed.get(origin)
+            fresh = fresh_time if previous is None else max(previous.fresh_time, fresh_time)
+            self._followed[origin] = Followed(
+                origin, checkpoint.size, checkpoint.root, note, list(frontier), fresh, now
+            )
+        for event in events:
+            log.info("log %s entry %d: %s of entry %d", origin, event.index, event.kind, event.ref)
+
+    def failed(self, origin: str, reason: str, message: str) -> None:
+        """Notes a failed sync of ``origin`` (shown by ListFollowedLogs; the accepted state stays)."""
+        with self._lock:
+            followed = self._followed.get(origin)
+            if followed is not None:
+                followed.last_error_reason, followed.last_error = reason, message
+
+    # -- reading ---------------------------------------------------------------------------------------------
+
+    def get(self, name: str, viewer: Caller) -> h.HeldLicense:
+        license_id = parse_held_license_name(name)
+        with self._lock:
+            held = self._held.get(license_id)
+            if held is None or not _sees(viewer, held):
+                raise NotFoundError(f"{name} is not held by this node", reason="HELD_LICENSE_NOT_FOUND")
+            return self._message(held, self._context.clock())
+
+    def list(self, requested_size: int, token: str, viewer: Caller) -> tuple[list[h.HeldLicense], str]:
+        settings = self._context.settings
+        size = page_size(requested_size, settings.default_page_size, settings.max_page_size)
+        after = decode_token(token, COLLECTION, viewer.principal) or ""
+        now = self._context.clock()
+        with self._lock:
+            ids = sorted(i for i, held in self._held.items() if i > after and _sees(viewer, held))
+            page = [self._message(self._held[i], now) for i in ids[:size]]
+        next_token = encode_token(ids[size - 1], COLLECTION, viewer.principal) if len(ids) > size else ""
+        return page, next_token
+
+    def _message(self, held: Held, now: datetime) -> h.HeldLicense:
+        grant = held.grant
+        message = h.HeldLicense(
+            name=held_license_name(held.license_id),
+            release=grant.release,
+            license=grant.license,
+            licensee=grant.licensee_principal,
+            licensee_key_id=grant.licensee_key_id,
+            terms=grant.terms.raw.decode(),
+            log_origin=grant.log_origin,
+            grant_log_index=held.grant_index,
+            publish_log_index=grant.publish_log_index,
+            release_yanked=(grant.log_origin, grant.publish_log_index) in self._yanked,
+            cube_count=self._context.catalog.licensed_count(held.license_id),
+            grant=held.envelope,
+        )
+        set_timestamp(message.not_before, grant.not_before)
+        set_timestamp(message.not_after, grant.not_after)
+        set_timestamp(message.import_time, held.import_time)
+        state, reason = h.HELD_LICENSE_STATE_ACTIVE, ""
+        for action in METERED:
+            refusal = self.refusal(held, action, now)
+            permission = grant.terms.permission(action)
+            message.actions.append(
+                h.ActionUse(
+                    action=action,
+                    uses=held.uses.get(action, 0),
+                    limit=permission.count or 0 if permission is not None else 0,
+                    allowed=refusal is None,
+                    reason=refusal.reason if refusal is not None else "",
+                )
+            )
+            if refusal is not None and refusal.reason in _STATES and not reason:
+                state, reason = _STATES[refusal.reason], refusal.reason
+        message.state = state
+        message.state_reason = reason
+        return message
+
+
+_STATES = {
+    "LICENSE_REVOKED": h.HELD_LICENSE_STATE_REVOKED,
+    "LICENSE_EXPIRED": h.HELD_LICENSE_STATE_EXPIRED,
+    "LICENSE_NOT_YET_VALID": h.HELD_LICENSE_STATE_EXPIRED,
+    "LICENSE_SUSPENDED": h.HELD_LICENSE_STATE_SUSPENDED,
+}
+
+
+def _sees(viewer: Caller, held: Held) -> bool:
+    return viewer.admin or viewer.principal == held.grant.licensee_principal
+
+
+def _count_use(cursor: Connection, license_id: str, action: str) -> None:
+    cursor.execute(
+        """
+        INSERT INTO held_license_uses VALUES (?, ?, 1)
+        ON CONFLICT (license_id, action) DO UPDATE SET uses = held_license_uses.uses + 1
+        """,
+        [license_id, action],
+    )
+
+
+def _use_record(principal: str, action: str, license_id: str) -> AuditRecord:
+    """The audit event of one counted use (method ``license.<action>``, the held license as resource)."""
+    return AuditRecord(
+        principal, f"license.{action}", held_license_name(license_id), audit_pb2.AuditEvent.OUTCOME_OK, "OK", ""
+    )
+
+
+def _proof_freshness(root: TrustRoot, grant: Grant, proof: str, now: datetime, max_age: int) -> datetime:
+    """When a fresh quorum cosigned the checkpoint of a proof that verified (now for a policy without witnesses)."""
+    found = root.log_policy(grant.log_origin)
+    assert found is not None  # the proof verified under it
+    note = parse_note(TlogProof.parse(proof).checkpoint)
+    moment = fresh_quorum_time(note.text, note.signatures, found[0], now, max_age)
+    return now if moment is None else datetime.fromtimestamp(moment, UTC)
+
+
+def _explain(reason: str, action: str) -> str:
+    return {
+        "TERMS_ACTION_PROHIBITED": f"the terms prohibit {action}",
+        "TERMS_ACTION_NOT_PERMITTED": f"the terms do not permit {action}",
+        "TERMS_DATETIME_PASSED": f"the terms permit {action} only until a time that has passed",
+        "TERMS_ELAPSED_TIME_PASSED": f"the terms permit {action} only for a time from the grant that has passed",
+        "TERMS_COUNT_EXHAUSTED": f"every {action} the terms permit has been used",
+    }.get(reason, f"the terms do not permit {action}")
+
+
+def _text(when: datetime) -> str:
+    return when.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")

@@ -1,0 +1,66 @@
+"""The store's question about licensed cubes: may an action use a license's cubes now, and counting a use.
+
+Cubes imported from a marketplace release carry their held license (``MemCube.license``). Search, Recall, export
+and transforms ask a ``UsageGate`` which licenses an action may not use now (their cubes are left out before
+ranking), and count one use per license and request of what they return. The buyer's license book
+(``marketplace/held.py``) is the gate; until it is wired in, ``OpenGate`` lets everything through.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Collection, Iterable
+from typing import Protocol
+
+from memos_grpc._proto.memos.v1 import cube_pb2
+from memos_grpc.errors import FailedPreconditionError
+
+#: The uses terms can limit that the vault meters (docs/marketplace.md, "Terms").
+RECALL, SEARCH, EXPORT, TRANSFORM, IMPORT = "recall", "search", "export", "transform", "import"
+
+
+class UsageGate(Protocol):
+    def blocked(self, action: str) -> frozenset[str]:
+        """The held license ids whose cubes ``action`` may not use now (left out of results, refused by name)."""
+        ...
+
+    def use(self, action: str, license_ids: Collection[str], principal: str) -> frozenset[str]:
+        """Counts one use of each license for ``action`` (durably, audited); returns those refused instead."""
+        ...
+
+    def require(self, action: str, license_ids: Collection[str], principal: str) -> None:
+        """Counts one use of each license, or counts none and raises the first refusal (a MemosError)."""
+        ...
+
+
+class OpenGate:
+    """The gate of a node that holds no license: nothing is blocked or counted."""
+
+    def blocked(self, action: str) -> frozenset[str]:
+        return frozenset()
+
+    def use(self, action: str, license_ids: Collection[str], principal: str) -> frozenset[str]:
+        return frozenset()
+
+    def require(self, action: str, license_ids: Collection[str], principal: str) -> None:
+        return None
+
+
+def derived_license(sources: Iterable[cube_pb2.MemCube]) -> cube_pb2.CubeLicense | None:
+    """The license a cube made from ``sources`` carries (a merge, an adapter): theirs, or None when none has one.
+
+    What is derived from licensed memory stays under its license, so its uses are metered as the sources' are;
+    sources under two different licenses cannot be combined, as no one license would then cover the result.
+    """
+    found = {cube.license.held_license: cube.license for cube in sources if cube.license.held_license}
+    if len(found) > 1:
+        raise FailedPreconditionError(
+            f"the cubes are under different licenses ({', '.join(sorted(found))}): a cube derived from them "
+            "would be under none of them alone; derive from the cubes of one license at a time",
+            reason="LICENSES_MIXED",
+        )
+    return next(iter(found.values()), None)
+
+
+def license_id(license_: cube_pb2.CubeLicense) -> str:
+    """The held license id a cube's license names (``heldLicenses/{id}``)."""
+    return license_.held_license.rpartition("/")[2]

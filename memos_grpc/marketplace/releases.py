@@ -232,7 +232,7 @@ class Releases:
                         writer.abort()
                         return Published(release, "", verification)
                     writer.commit()
-                    index = self._record(listing_id, release_id, release, now)
+                    index = self._record(listing_id, release_id, release, now, pins=not pinned)
                 else:
                     writer.abort()
                     index = existing.log_index
@@ -323,9 +323,19 @@ class Releases:
         release.create_time.FromDatetime(now)
         return release
 
-    def _record(self, listing_id: str, release_id: str, release: m.Release, now: datetime) -> int:
-        """Appends the publish entry, then writes the row and the listing; returns the entry's index."""
+    def _record(self, listing_id: str, release_id: str, release: m.Release, now: datetime, pins: bool) -> int:
+        """Appends the publish entry, then writes the row and the listing; returns the entry's index.
+
+        A first release pins the listing's publisher keys: that key change is an entry of its own, right after the
+        publish entry, whose statement is the canonical JSON of the change (kept in ``market_key_changes``).
+        """
         entry = Entry("publish", release.statement_digest, release.statement_digest, release.signer_keys[0])
+        entries = [entry.encode()]
+        change = b""
+        if pins:
+            change = key_change(listing_id, release, now)
+            digest = "sha256:" + hashlib.sha256(change).hexdigest()
+            entries.append(Entry("key", digest, digest, self._node.marketplace_key.key_id).encode())
 
         def apply(cursor: Connection) -> None:
             listing = Listings.load(cursor, listing_id)
@@ -351,12 +361,26 @@ class Releases:
             )
             self._refresh_latest(cursor, listing)
             Listings.store(cursor, listing, now)
+            if change:
+                cursor.execute(
+                    "INSERT INTO market_key_changes VALUES (?, ?, ?, ?)", [key_index, listing_id, change, now]
+                )
 
         # In flight until the row is written: a Subscribe follower waits for the row of a published entry.
-        with self._node.recording([entry.encode()]) as (index,):
+        with self._node.recording(entries) as indexes:
+            index, key_index = indexes[0], indexes[-1]
             release.log_index = index
             self._context.database.write(apply)
         return index
+
+    def key_changes(self, listing_id: str) -> list[tuple[int, bytes]]:
+        """The logged publisher-key changes of a listing: (log index, the canonical JSON the entry digests)."""
+        with self._context.database.read() as cursor:
+            rows = cursor.execute(
+                "SELECT log_index, record FROM market_key_changes WHERE listing_id = ? ORDER BY log_index",
+                [listing_id],
+            ).fetchall()
+        return [(int(index), bytes(record)) for index, record in rows]
 
     @staticmethod
     def _refresh_latest(cursor: Connection, listing: m.Listing) -> None:
@@ -498,6 +522,18 @@ def _refusal(report: BundleReport, policy: TrustPolicy, listing: m.Listing, name
             reason="PUBLISHER_KEY_NOT_PINNED",
         )
     return BundleError(f"the bundle does not verify: {report.message}", reason=report.reason)
+
+
+def key_change(listing_id: str, release: m.Release, now: datetime) -> bytes:
+    """The canonical JSON a ``key`` entry digests: the listing, the keys now pinned, the threshold, the release."""
+    return canonical_json(
+        {
+            "listing": f"listings/{listing_id}",
+            "publisherKeys": sorted(release.signer_keys),
+            "release": release.name,
+            "changeTime": format_time(now.astimezone(UTC).replace(microsecond=0)),
+        }
+    )
 
 
 def _tee(chunks: Iterator[bytes], writer: BlobWriter) -> Iterator[bytes]:

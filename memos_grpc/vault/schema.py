@@ -302,6 +302,16 @@ DDL = [
         sync_time TIMESTAMPTZ NOT NULL
     )
     """,
+    # A marketplace's publisher-key changes (the first release pins its listing's keys): the canonical JSON each
+    # ``key`` log entry digests, so the entry can be checked against what it records.
+    """
+    CREATE TABLE IF NOT EXISTS market_key_changes (
+        log_index BIGINT PRIMARY KEY,
+        listing_id VARCHAR NOT NULL,
+        record BLOB NOT NULL,
+        change_time TIMESTAMPTZ NOT NULL
+    )
+    """,
     """
     CREATE TABLE IF NOT EXISTS followed_log_events (
         origin VARCHAR NOT NULL,

@@ -146,11 +146,12 @@ def test_publish_acquire_verify_offline_yank_revoke_and_the_log(node: Node, tmp_
 
     checkpoint = node.ok("buyer", "log", "checkpoint")
     assert (
-        "origin:         cli.test/log" in checkpoint and "size:           4" in checkpoint
-    )  # publish, grant, yank, revoke
-    assert "\ncli.test/log\n4\n" in checkpoint  # the signed note, verbatim
-    entries = node.ok("buyer", "log", "entries", "--start", "1", "--count", "1")
-    assert entries.splitlines()[:3] == ["entry 1", "  memstore-entry/v1", "  type grant"]
+        "origin:         cli.test/log" in checkpoint and "size:           5" in checkpoint
+    )  # publish, the publisher keys it pinned, grant, yank, revoke
+    assert "\ncli.test/log\n5\n" in checkpoint  # the signed note, verbatim
+    entries = node.ok("buyer", "log", "entries", "--start", "1", "--count", "2")
+    assert entries.splitlines()[:3] == ["entry 1", "  memstore-entry/v1", "  type key"]
+    assert "entry 2\n  memstore-entry/v1\n  type grant" in entries
     events = node.ok("buyer", "subscribe", "--start-index", "0", "--count", "3").splitlines()
-    assert [line.split()[:2] for line in events] == [["0", "publish"], ["2", "yank"], ["3", "revoke"]]
-    assert events[2].startswith(f"3  revoke  {license} of {RELEASE} (refunded)")
+    assert [line.split()[:2] for line in events] == [["0", "publish"], ["3", "yank"], ["4", "revoke"]]
+    assert events[2].startswith(f"4  revoke  {license} of {RELEASE} (refunded)")

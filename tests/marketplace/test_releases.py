@@ -10,6 +10,7 @@ returned proof verifies offline with the node's log policy.
 from __future__ import annotations
 
 import hashlib
+import json
 import uuid
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -34,6 +35,7 @@ from memos_grpc.embedding.embedder import Embedder
 from memos_grpc.marketplace.entries import Entry
 from memos_grpc.marketplace.entries import parse as parse_entry
 from memos_grpc.marketplace.node import MarketplaceNode
+from memos_grpc.marketplace.releases import Releases
 from memos_grpc.server.app import MemosServer
 from memos_grpc.transparency.policy import parse_policy
 from memos_grpc.transparency.proof import verify_proof
@@ -66,6 +68,11 @@ class World:
     def node(self) -> MarketplaceNode:
         assert self.market.vault is not None and self.market.vault.marketplace is not None
         return self.market.vault.marketplace
+
+    @property
+    def releases(self) -> Releases:
+        assert self.market.vault is not None and self.market.vault.releases is not None
+        return self.market.vault.releases
 
 
 def _principal(governance: GovernanceServiceStub, principal_id: str) -> tuple[str, str]:
@@ -191,6 +198,18 @@ def test_publish_pins_logs_and_proves_then_the_same_bytes_return_the_same_releas
     assert report, report.shortfalls
     listing = world.owner.GetListing(m.GetListingRequest(name="listings/wine"))
     assert list(listing.publisher_keys) == [world.pub_key] and listing.publisher_threshold == 1
+    # Pinning the keys is a logged key change of its own, right after the publish, digesting what it records.
+    ((key_index, record),) = world.releases.key_changes("wine")
+    assert key_index == release.log_index + 1
+    assert json.loads(record) | {"changeTime": ""} == {
+        "listing": "listings/wine",
+        "publisherKeys": [world.pub_key],
+        "release": release.name,
+        "changeTime": "",
+    }
+    change = "sha256:" + hashlib.sha256(record).hexdigest()
+    key_entry = Entry("key", change, change, world.node.marketplace_key.key_id).encode()
+    assert world.node.log.entries(key_index, key_index + 1) == [key_entry]
     assert (listing.latest_release, listing.license, list(listing.license_ids)) == (release.name, "MIT", ["MIT"])
     assert listing.release_count == 1 and list(listing.memory_types) == [cube_pb2.MEMORY_TYPE_PLAINTEXT]
     filtered = world.stranger.ListListings(m.ListListingsRequest(filter='license_ids = "MIT" memory_types = PLAINTEXT'))
@@ -284,6 +303,8 @@ def test_releases_list_newest_first_yank_and_download(world: World) -> None:
         add_cube(world.publisher_vault, world.space, f"note {version}")
         bundles[version] = export(world.export_pub, world.space, version)
         publish(world.owner, bundles[version], version)
+    # Only the first release pinned keys: one key change in all.
+    assert len(world.releases.key_changes("wine")) == 1
     listed = world.stranger.ListReleases(m.ListReleasesRequest(parent="listings/wine", page_size=3))
     assert [r.name.rsplit("/", 1)[1] for r in listed.releases] == ["1.10.0", "1.1.0", "1.1.0-rc.1"]
     rest = world.stranger.ListReleases(

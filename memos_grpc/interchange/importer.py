@@ -480,7 +480,7 @@ def _imported_cube(
     imported = cube_pb2.MemCube()
     imported.CopyFrom(cube)
     # A license is this node's to set (a licensed import): one named in a bundle is the source node's, or forged.
-    for local_only in ("embedding", "usage_count", "last_use_time", "etag", "license"):
+    for local_only in ("embedding", "usage_count", "last_use_time", "etag"):
         imported.ClearField(local_only)
     imported.type = memory_type  # type: ignore[assignment]
     imported.source = cube_pb2.SOURCE_IMPORT

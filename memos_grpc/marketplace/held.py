@@ -134,6 +134,8 @@ class LicensedImport:
     new: bool
     principal: str
     fresh_time: datetime
+    #: Set once the import committed or was abandoned: its reserved use is then settled.
+    settled: bool = False
 
     @property
     def cube_license(self) -> cube_pb2.CubeLicense:
@@ -152,6 +154,10 @@ class LicensedImport:
     def committed(self) -> None:
         self.book._imported(self)
 
+    def abandon(self) -> None:
+        """The import failed after admission: its reserved use goes back."""
+        self.book._abandoned(self)
+
 
 class LicenseBook:
     """The held licenses and the followed logs' state; the node's UsageGate (see the module)."""
@@ -166,6 +172,8 @@ class LicenseBook:
         #: (origin, ref) of every revoke and yank read, by kind.
         self._revoked: set[tuple[str, int]] = set()
         self._yanked: set[tuple[str, int]] = set()
+        #: Imports admitted and not yet committed, per license: they count against an import limit already.
+        self._importing: dict[str, int] = {}
         self._load()
 
     def _load(self) -> None:
@@ -314,10 +322,12 @@ class LicenseBook:
             existing = self._held.get(license_id)
             held = existing or Held(license_id, found, grant, str(proof), grant_index, now)
             fresh = _proof_freshness(root, found, proof, now, checked.max_age)
-            decision = found.terms.permits(IMPORT, held.uses.get(IMPORT, 0), found.not_before, now)
+            in_flight = self._importing.get(license_id, 0)
+            decision = found.terms.permits(IMPORT, held.uses.get(IMPORT, 0) + in_flight, found.not_before, now)
             if not decision:
                 reason = _TERMS_REASONS.get(decision.reason, "LICENSE_ACTION_NOT_PERMITTED")
                 raise Refusal(reason, f"{found.release}: {_explain(decision.reason, IMPORT)}").error()
+            self._importing[license_id] = in_flight + 1  # reserved: concurrent imports cannot pass a count
         return LicensedImport(self, held, existing is None, caller.principal, fresh)
 
     def _licensee(self, grant: bytes, caller: Caller, now: datetime) -> tuple[str, str]:
@@ -372,10 +382,28 @@ class LicenseBook:
             [origin, merkle.EMPTY_ROOT, b"", admitted.fresh_time, _EPOCH],
         )
 
+    def _settle(self, admitted: LicensedImport) -> bool:
+        """Releases the import's reservation once; False if it was settled already. Called under the lock."""
+        if admitted.settled:
+            return False
+        admitted.settled = True
+        license_id = admitted.held.license_id
+        left = self._importing.get(license_id, 0) - 1
+        if left > 0:
+            self._importing[license_id] = left
+        else:
+            self._importing.pop(license_id, None)
+        return True
+
+    def _abandoned(self, admitted: LicensedImport) -> None:
+        with self._lock:
+            self._settle(admitted)
+
     def _imported(self, admitted: LicensedImport) -> None:
         held = admitted.held
         origin = held.grant.log_origin
         with self._lock:
+            self._settle(admitted)
             kept = self._held.setdefault(held.license_id, held)
             kept.uses[IMPORT] = kept.uses.get(IMPORT, 0) + 1
             followed = self._followed.get(origin)

@@ -75,6 +75,10 @@ class ImportLicense(Protocol):
         """Called once the import's transaction committed."""
         ...
 
+    def abandon(self) -> None:
+        """Called when the import failed after admission (a no-op once committed)."""
+        ...
+
 
 @dataclass
 class CubeChecks:
@@ -204,17 +208,22 @@ class Importer:
         try:
             report = BundleVerifier(chunks, policy, bundle_limits(self._context.settings), now, staging).run()
             license_ = self._license(report, licensing)
-            rows, reembedded = self._plan(space_id, staging, report, caller, now)
-            if license_ is not None:
-                for row in rows:
-                    row.cube.license.CopyFrom(license_.cube_license)
-            staging.cubes.clear()  # planned rows hold what is kept; the bundle's copies (with vectors) can go
-            used = {d for r in rows if (d := blob_digest(r.cube))}
-            blob_sizes = {d: size for d, (_, size) in staging.blobs.items() if d in used}
-            for digest, (path, _) in staging.blobs.items():
-                if digest in used:  # a blob no cube refers to is verified but not kept
-                    self._context.blobs.adopt(path, digest)
-            result = self._commit(space_id, rows, reembedded, blob_sizes, conflict_policy or _SKIP, now, license_)
+            try:
+                rows, reembedded = self._plan(space_id, staging, report, caller, now)
+                if license_ is not None:
+                    for row in rows:
+                        row.cube.license.CopyFrom(license_.cube_license)
+                staging.cubes.clear()  # planned rows hold what is kept; the bundle's copies (with vectors) can go
+                used = {d for r in rows if (d := blob_digest(r.cube))}
+                blob_sizes = {d: size for d, (_, size) in staging.blobs.items() if d in used}
+                for digest, (path, _) in staging.blobs.items():
+                    if digest in used:  # a blob no cube refers to is verified but not kept
+                        self._context.blobs.adopt(path, digest)
+                result = self._commit(space_id, rows, reembedded, blob_sizes, conflict_policy or _SKIP, now, license_)
+            except BaseException:
+                if license_ is not None:
+                    license_.abandon()  # a no-op once the commit went through
+                raise
         finally:
             staging.discard()
             close = getattr(chunks, "close", None)
@@ -480,7 +489,7 @@ def _imported_cube(
     imported = cube_pb2.MemCube()
     imported.CopyFrom(cube)
     # A license is this node's to set (a licensed import): one named in a bundle is the source node's, or forged.
-    for local_only in ("embedding", "usage_count", "last_use_time", "etag"):
+    for local_only in ("embedding", "usage_count", "last_use_time", "etag", "license"):
         imported.ClearField(local_only)
     imported.type = memory_type  # type: ignore[assignment]
     imported.source = cube_pb2.SOURCE_IMPORT

@@ -22,12 +22,15 @@ from memos_grpc.vault.context import VaultContext
 from memos_grpc.vault.database import IDS, Connection, id_list
 from memos_grpc.vault.names import cube_name
 
-#: A ``blobs`` row no cube or version names any more and nobody uploaded within the grace period (the one
+#: A ``blobs`` row no cube, version or release names any more and nobody uploaded within the grace period (the one
 #: test of "unreferenced" in the vault; the sweeper deletes upload records once past the grace period).
 _UNREFERENCED = (
     "NOT EXISTS (SELECT 1 FROM cubes c WHERE c.blob_digest = blobs.digest) "
     "AND NOT EXISTS (SELECT 1 FROM cube_versions v WHERE v.blob_digest = blobs.digest) "
-    "AND NOT EXISTS (SELECT 1 FROM blob_uploads u WHERE u.digest = blobs.digest)"
+    "AND NOT EXISTS (SELECT 1 FROM blob_uploads u WHERE u.digest = blobs.digest) "
+    # A marketplace release's bundle shares the content-addressed store: the same bytes uploaded as a payload and
+    # then let go must not take the release's file with them.
+    "AND NOT EXISTS (SELECT 1 FROM market_releases r WHERE r.bundle_digest = blobs.digest)"
 )
 
 

@@ -14,7 +14,7 @@ import json
 import uuid
 from collections.abc import Iterator
 from dataclasses import dataclass
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import grpc
@@ -39,6 +39,7 @@ from memos_grpc.marketplace.releases import Releases
 from memos_grpc.server.app import MemosServer
 from memos_grpc.transparency.policy import parse_policy
 from memos_grpc.transparency.proof import verify_proof
+from memos_grpc.vault.retention import sweep
 
 TERMS = '{"license":"MIT","permission":[{"action":"import"},{"action":"recall"}],"maxOfflineSeconds":86400}'
 OTHER_TERMS = '{"license":"Apache-2.0","permission":[{"action":"import"}],"maxOfflineSeconds":3600}'
@@ -352,3 +353,29 @@ def test_releases_list_newest_first_yank_and_download(world: World) -> None:
     assert refused(
         lambda: list(world.stranger.DownloadRelease(m.DownloadReleaseRequest(name=other, license=license.name)))
     ) == (grpc.StatusCode.PERMISSION_DENIED, "LICENSE_REQUIRED")
+
+
+def test_a_payload_of_the_same_bytes_let_go_keeps_the_release_bundle(world: World) -> None:
+    """The bundle lives in the content-addressed blob store: the same bytes uploaded as a payload on the
+    marketplace node, never bound, and swept past the grace period must leave the release's file in place."""
+    bundle = export(world.export_pub, world.space, "1.0.0")
+    name = publish(world.owner, bundle, "1.0.0").release.name
+    market = world.market
+    assert market.vault is not None
+    admin = authorized_channel(market.address, admin_token(market))
+    try:
+        governance, vault = GovernanceServiceStub(admin), VaultServiceStub(admin)
+        space = governance.CreateSpace(g.CreateSpaceRequest(space_id="uploads")).name
+        written = vault.WritePayload(iter([vault_service_pb2.WritePayloadRequest(parent=space, data=bundle)]))
+        assert written.blob.digest == "sha256:" + hashlib.sha256(bundle).hexdigest()
+    finally:
+        admin.close()
+    real = market.vault.context.clock
+    later = real() + timedelta(seconds=market.settings.blob_grace_seconds + 60)
+    market.vault.context.clock = lambda: later
+    try:
+        sweep(market.vault.context)
+    finally:
+        market.vault.context.clock = real
+    pieces = list(world.owner.DownloadRelease(m.DownloadReleaseRequest(name=name)))
+    assert b"".join(p.chunk for p in pieces) == bundle

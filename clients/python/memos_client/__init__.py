@@ -2,7 +2,8 @@
 
 ``MemosClient`` manages spaces and MemCubes, streams payloads, moves signed
 bundles and uses a marketplace (listings, releases, licenses, events, its
-transparency log and witnesses); results are frozen dataclasses (``Space``, ``Cube``, ...) and failures
+transparency log and witnesses) and, on a buyer's node, imports licensed
+releases and shows the licenses it holds; results are frozen dataclasses (``Space``, ``Cube``, ...) and failures
 ``MemosError`` subclasses.
 """
 
@@ -35,11 +36,15 @@ from memos_client.errors import (
     from_rpc_error,
 )
 from memos_client.governance import AuditEvent, AuditVerification, Credential, Principal
+from memos_client.held_licenses import held_license_name
 from memos_client.interchange import release_info
 from memos_client.lifecycle import RecallItem, RecallPlan
 from memos_client.market_types import (
+    ActionUse,
     ConsistencyProof,
     Cosignatures,
+    FollowedLog,
+    HeldLicense,
     InclusionProof,
     License,
     Listing,
@@ -62,6 +67,7 @@ from memos_client.names import cube_name, space_name
 from memos_client.types import (
     BlobRef,
     Cube,
+    CubeLicense,
     LifecycleState,
     MemoryType,
     ScoredCube,
@@ -74,6 +80,7 @@ __all__ = [
     "DEFAULT_TARGET",
     "EVENT_TYPES",
     "AbortedError",
+    "ActionUse",
     "AlreadyExistsError",
     "AppliedRedaction",
     "AuditEvent",
@@ -86,8 +93,11 @@ __all__ = [
     "Credential",
     "Cube",
     "CubeDraft",
+    "CubeLicense",
     "DeadlineExceededError",
     "FailedPreconditionError",
+    "FollowedLog",
+    "HeldLicense",
     "ImportResult",
     "ImportedCube",
     "InclusionProof",
@@ -131,6 +141,7 @@ __all__ = [
     "Yank",
     "cube_name",
     "from_rpc_error",
+    "held_license_name",
     "license_name",
     "listing_name",
     "release_info",

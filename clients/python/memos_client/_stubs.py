@@ -13,6 +13,8 @@ from memos_grpc._proto.memos.v1 import (
     cube_pb2,
     governance_service_pb2,
     governance_service_pb2_grpc,
+    held_license_service_pb2,
+    held_license_service_pb2_grpc,
     interchange_service_pb2,
     interchange_service_pb2_grpc,
     marketplace_service_pb2,
@@ -37,6 +39,7 @@ _i = interchange_service_pb2
 _m = marketplace_service_pb2
 _t = transparency_log_service_pb2
 _w = witness_service_pb2
+_h = held_license_service_pb2
 
 
 class VaultStub:
@@ -204,4 +207,23 @@ class WitnessStub:
         stub = witness_service_pb2_grpc.WitnessServiceStub(channel)  # type: ignore[no-untyped-call]
         self.AddCheckpoint: grpc.UnaryUnaryMultiCallable[_w.AddCheckpointRequest, _w.AddCheckpointResponse] = (
             stub.AddCheckpoint
+        )
+
+
+class HeldLicenseStub:
+    """``memos.v1.HeldLicenseService``."""
+
+    def __init__(self, channel: grpc.Channel) -> None:
+        stub = held_license_service_pb2_grpc.HeldLicenseServiceStub(channel)  # type: ignore[no-untyped-call]
+        self.GetHeldLicense: grpc.UnaryUnaryMultiCallable[_h.GetHeldLicenseRequest, _h.HeldLicense] = (
+            stub.GetHeldLicense
+        )
+        self.ListHeldLicenses: grpc.UnaryUnaryMultiCallable[_h.ListHeldLicensesRequest, _h.ListHeldLicensesResponse] = (
+            stub.ListHeldLicenses
+        )
+        self.SyncMarketplaceLog: grpc.UnaryUnaryMultiCallable[_h.SyncMarketplaceLogRequest, _h.FollowedLog] = (
+            stub.SyncMarketplaceLog
+        )
+        self.ListFollowedLogs: grpc.UnaryUnaryMultiCallable[_h.ListFollowedLogsRequest, _h.ListFollowedLogsResponse] = (
+            stub.ListFollowedLogs
         )

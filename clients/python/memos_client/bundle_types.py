@@ -214,6 +214,8 @@ class TrustRoot:
     expire_time: dt.datetime | None
     keys: dict[str, TrustedKey] = field(hash=False)
     roles: dict[str, TrustRole] = field(hash=False)
+    #: The C2SP tlog-policy text of each marketplace log the root trusts (log key, witnesses, quorum).
+    log_policies: tuple[str, ...]
     signed_envelope: bytes = field(repr=False)
     proto: trust_pb2.TrustRoot = field(repr=False, compare=False, hash=False)
 
@@ -233,6 +235,7 @@ class TrustRoot:
             expire_time=_time(message, "expire_time"),
             keys={k.key_id: TrustedKey.from_proto(k) for k in message.keys},
             roles=roles,
+            log_policies=tuple(message.log_policies),
             signed_envelope=message.signed_envelope,
             proto=message,
         )

@@ -2,8 +2,9 @@
 
 It wraps the GovernanceService (spaces), VaultService (cubes, search, payload
 streaming), InterchangeService (signed bundles), SchedulerService (recall,
-transforms with the server's model) and the marketplace's MarketplaceService,
-TransparencyLogService and WitnessService, returns result objects and
+transforms with the server's model), the marketplace's MarketplaceService,
+TransparencyLogService and WitnessService, and a buyer node's
+HeldLicenseService; it returns result objects and
 raises ``MemosError`` subclasses.
 """
 
@@ -22,6 +23,7 @@ from tqdm import tqdm
 
 from memos_client._stubs import (
     GovernanceStub,
+    HeldLicenseStub,
     InterchangeStub,
     MarketplaceStub,
     SchedulerStub,
@@ -32,6 +34,7 @@ from memos_client._stubs import (
 from memos_client.drafts import CubeDraft, Payload, draft_of, to_timestamp, to_vector
 from memos_client.errors import from_rpc_error
 from memos_client.governance import GovernanceCalls
+from memos_client.held_licenses import HeldLicenseCalls
 from memos_client.interchange import InterchangeCalls
 from memos_client.lifecycle import LifecycleCalls, search_mode
 from memos_client.marketplace import MarketplaceCalls
@@ -55,7 +58,7 @@ _v = vault_service_pb2
 _g = governance_service_pb2
 
 
-class MemosClient(GovernanceCalls, InterchangeCalls, LifecycleCalls, ModelCalls, MarketplaceCalls):
+class MemosClient(GovernanceCalls, HeldLicenseCalls, InterchangeCalls, LifecycleCalls, ModelCalls, MarketplaceCalls):
     """A connection to one memos-grpc server.
 
     ``target`` is ``host:port``. With ``credentials`` the channel uses TLS,
@@ -92,6 +95,7 @@ class MemosClient(GovernanceCalls, InterchangeCalls, LifecycleCalls, ModelCalls,
         self._marketplace = MarketplaceStub(self._channel)
         self._transparency = TransparencyLogStub(self._channel)
         self._witness = WitnessStub(self._channel)
+        self._held = HeldLicenseStub(self._channel)
 
     def __enter__(self) -> Self:
         return self

@@ -93,6 +93,17 @@ def release_info(listing: str, release_id: str, terms_json: str | bytes) -> inte
     )
 
 
+def release_license(grant: bytes | None, proof: str | None) -> interchange_service_pb2.ReleaseLicense | None:
+    """The wire ``ReleaseLicense`` of a licensed import, or None for neither; one without the other is a ValueError."""
+    if grant is None and proof is None:
+        return None
+    if grant is None or proof is None:
+        raise ValueError("a licensed import needs both the grant and its proof (tlog-proof@v1), or neither")
+    if not grant or not proof:
+        raise ValueError("the grant and the proof of a licensed import must not be empty")
+    return _i.ReleaseLicense(grant=grant, proof=proof)
+
+
 def _cube_names(space: str, names: Sequence[str]) -> list[str]:
     """Full cube names; a bare cube id is taken to be in ``space``."""
     return [n if n.startswith("spaces/") else cube_name(space, n) for n in names]
@@ -221,6 +232,8 @@ class InterchangeCalls:
         conflict_policy: str = "skip",
         role: str = "node",
         required_key_ids: Sequence[str] = (),
+        grant: bytes | None = None,
+        proof: str | None = None,
     ) -> ImportResult:
         """Uploads a bundle (its bytes in chunks) and imports its cubes into ``parent``, all or nothing.
 
@@ -231,12 +244,24 @@ class InterchangeCalls:
         "skip"), becomes a new version ("new_version") or is replaced
         ("replace"). A refused bundle raises ``InvalidArgumentError`` whose
         ``reason`` is the failed step (``BUNDLE_DIGEST_MISMATCH``, ...).
+
+        A marketplace release is imported with its license instead: ``grant``
+        (the grant envelope, DSSE JSON) and ``proof`` (its tlog-proof@v1 text),
+        both or neither; ``role`` and ``required_key_ids`` are not used then.
+        The server checks the grant for the caller and the proof against its
+        trust root's log policy; a refusal raises ``FailedPreconditionError``
+        with the failed check's reason (``GRANT_*``, ``TLOG_PROOF_*``,
+        ``LICENSE_REVOKED``, ``RELEASE_YANKED``, ...).
         """
         first = _i.ImportBundleRequest(
             parent=space_name(parent),
             conflict_policy=conflict_policy_number(conflict_policy),  # type: ignore[arg-type]
-            trust_policy=trust_policy(role, required_key_ids),
         )
+        license = release_license(grant, proof)
+        if license is None:
+            first.trust_policy.CopyFrom(trust_policy(role, required_key_ids))
+        else:
+            first.license.CopyFrom(license)
         failures: list[BaseException] = []
         requests = _requests(first, chunks, lambda c: _i.ImportBundleRequest(chunk=c), failures)
         response = self._stream_unary(self._interchange.ImportBundle, requests, failures)
@@ -250,9 +275,12 @@ class InterchangeCalls:
         conflict_policy: str = "skip",
         role: str = "node",
         required_key_ids: Sequence[str] = (),
+        grant: bytes | None = None,
+        proof: str | None = None,
         progress: Progress = None,
     ) -> ImportResult:
         """``import_bundle`` of a bundle file, read in 1 MiB chunks (``progress`` as in ``export_bundle_to_file``)."""
+        release_license(grant, proof)  # before the file is opened: a lone grant or proof is the caller's mistake
         source_path = Path(path)
         with open(source_path, "rb") as source:
             size = os.fstat(source.fileno()).st_size
@@ -263,6 +291,8 @@ class InterchangeCalls:
                     conflict_policy=conflict_policy,
                     role=role,
                     required_key_ids=required_key_ids,
+                    grant=grant,
+                    proof=proof,
                 )
 
     def verify_bundle(

@@ -1,8 +1,9 @@
-"""Result objects of the marketplace calls: listings, releases, terms, licenses, events, and the log's proofs.
+"""Result objects of the marketplace calls: listings, releases, terms, licenses, events, the log's proofs,
+and a buyer node's held licenses and followed logs.
 
 Each is a frozen dataclass built from its protobuf with ``from_proto``; the
 message itself stays in ``.proto`` for fields the dataclass leaves out.
-Enum values are lowercase strings ("active", "yanked", "publish", "import").
+Enum values are lowercase strings ("active", "yanked", "publish", "import", "suspended").
 """
 
 from __future__ import annotations
@@ -12,8 +13,14 @@ from dataclasses import dataclass, field
 
 from memos_client.bundle_types import BundleVerification
 from memos_client.types import MemoryType, _time
-from memos_grpc._proto.memos.v1 import marketplace_service_pb2, transparency_log_service_pb2, witness_service_pb2
+from memos_grpc._proto.memos.v1 import (
+    held_license_service_pb2,
+    marketplace_service_pb2,
+    transparency_log_service_pb2,
+    witness_service_pb2,
+)
 
+_h = held_license_service_pb2
 _m = marketplace_service_pb2
 _t = transparency_log_service_pb2
 
@@ -423,3 +430,124 @@ class Cosignatures:
     @classmethod
     def from_proto(cls, message: witness_service_pb2.AddCheckpointResponse) -> Cosignatures:
         return cls(message.cosignatures, message.size)
+
+
+# -- The buyer's node: held licenses and followed logs -------------------------
+
+
+@dataclass(frozen=True)
+class ActionUse:
+    """One action the terms name ("import", "recall", "search", "export", "transform") and its uses on this node.
+
+    ``limit`` is the terms' count (0: not limited); ``allowed`` says whether one
+    more use is allowed now, and ``reason`` why not (the ErrorInfo reason a
+    refused use gets, e.g. ``LICENSE_LIMIT_REACHED``).
+    """
+
+    action: str
+    uses: int
+    limit: int
+    allowed: bool
+    reason: str
+
+    @classmethod
+    def from_proto(cls, message: held_license_service_pb2.ActionUse) -> ActionUse:
+        return cls(message.action, message.uses, message.limit, message.allowed, message.reason)
+
+
+@dataclass(frozen=True)
+class HeldLicense:
+    """A license a buyer's node holds, ``heldLicenses/{hex}``: the grant it verified at import, and its uses.
+
+    ``state`` is "active", "suspended" (no fresh cosigned checkpoint within the
+    terms' ``maxOfflineSeconds``), "expired" (outside the grant's window) or
+    "revoked", with ``state_reason`` (its ErrorInfo reason) when not active.
+    """
+
+    name: str
+    release: str
+    license: str
+    licensee: str
+    licensee_key_id: str
+    terms: str
+    not_before: dt.datetime | None
+    not_after: dt.datetime | None
+    log_origin: str
+    grant_log_index: int
+    publish_log_index: int
+    state: str
+    state_reason: str
+    actions: tuple[ActionUse, ...]
+    release_yanked: bool
+    cube_count: int
+    import_time: dt.datetime | None
+    grant: bytes = field(repr=False)
+    proto: held_license_service_pb2.HeldLicense = field(repr=False, compare=False, hash=False)
+
+    @property
+    def grant_digest(self) -> str:
+        """``sha256:<hex>`` of the grant's statement: the marketplace's ``License.grant_digest``."""
+        return "sha256:" + self.name.removeprefix("heldLicenses/")
+
+    def action(self, name: str) -> ActionUse | None:
+        """The uses of one action, or None when the terms do not name it."""
+        return next((a for a in self.actions if a.action == name), None)
+
+    @classmethod
+    def from_proto(cls, message: held_license_service_pb2.HeldLicense) -> HeldLicense:
+        return cls(
+            name=message.name,
+            release=message.release,
+            license=message.license,
+            licensee=message.licensee,
+            licensee_key_id=message.licensee_key_id,
+            terms=message.terms,
+            not_before=_time(message, "not_before"),
+            not_after=_time(message, "not_after"),
+            log_origin=message.log_origin,
+            grant_log_index=message.grant_log_index,
+            publish_log_index=message.publish_log_index,
+            state=_enum_name(_h.HeldLicenseState, message.state, "HELD_LICENSE_STATE_"),
+            state_reason=message.state_reason,
+            actions=tuple(ActionUse.from_proto(a) for a in message.actions),
+            release_yanked=message.release_yanked,
+            cube_count=message.cube_count,
+            import_time=_time(message, "import_time"),
+            grant=message.grant,
+            proto=message,
+        )
+
+
+@dataclass(frozen=True)
+class FollowedLog:
+    """What a buyer's node has accepted of a marketplace log it follows.
+
+    ``fresh_time`` is when a quorum of the policy's witnesses last cosigned an
+    accepted checkpoint (``maxOfflineSeconds`` is measured from it);
+    ``last_error_reason`` and ``last_error`` describe the last failed sync since
+    the last accepted one ("" if none).
+    """
+
+    origin: str
+    tree_size: int
+    root_hash: bytes
+    checkpoint: str
+    fresh_time: dt.datetime | None
+    sync_time: dt.datetime | None
+    last_error_reason: str
+    last_error: str
+    proto: held_license_service_pb2.FollowedLog = field(repr=False, compare=False, hash=False)
+
+    @classmethod
+    def from_proto(cls, message: held_license_service_pb2.FollowedLog) -> FollowedLog:
+        return cls(
+            origin=message.origin,
+            tree_size=message.tree_size,
+            root_hash=message.root_hash,
+            checkpoint=message.checkpoint,
+            fresh_time=_time(message, "fresh_time"),
+            sync_time=_time(message, "sync_time"),
+            last_error_reason=message.last_error_reason,
+            last_error=message.last_error,
+            proto=message,
+        )

@@ -1,4 +1,4 @@
-"""Result objects and enums of the client: ``Space``, ``Cube``, ``ScoredCube``, ``BlobRef``.
+"""Result objects and enums of the client: ``Space``, ``Cube``, ``CubeLicense``, ``ScoredCube``, ``BlobRef``.
 
 Each result is a frozen dataclass built from its protobuf with ``from_proto``
 and keeps the raw message in ``.proto``; the enums map to the memos.v1 enums.
@@ -171,6 +171,24 @@ class Space:
 
 
 @dataclass(frozen=True)
+class CubeLicense:
+    """The marketplace license a cube carries on a buyer's node (a licensed import), and what follows from it."""
+
+    #: The license as this node holds it: ``heldLicenses/{hex}`` (``get_held_license`` shows its uses).
+    held_license: str
+    #: The release the cube came from: ``listings/{listing}/releases/{release}``.
+    release: str
+    #: The grant's SPDX license expression.
+    license: str
+    #: ``sha256:<hex>`` of the grant's statement.
+    grant_digest: str
+
+    @classmethod
+    def from_proto(cls, message: cube_pb2.CubeLicense) -> CubeLicense:
+        return cls(message.held_license, message.release, message.license, message.grant_digest)
+
+
+@dataclass(frozen=True)
 class Cube:
     """A MemCube: one governed memory, named ``spaces/{space}/cubes/{cube_id}``.
 
@@ -209,6 +227,8 @@ class Cube:
     sensitivity_labels: tuple[str, ...]
     model: str
     origin: str
+    #: The marketplace license the cube was imported under, or None (not a licensed import).
+    license: CubeLicense | None
     proto: cube_pb2.MemCube = field(repr=False, compare=False, hash=False)
 
     @classmethod
@@ -254,6 +274,7 @@ class Cube:
             sensitivity_labels=tuple(message.sensitivity_labels),
             model=message.model,
             origin=message.origin,
+            license=CubeLicense.from_proto(message.license) if message.HasField("license") else None,
             proto=message,
         )
 

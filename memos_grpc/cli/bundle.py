@@ -1,6 +1,7 @@
 """``memos-grpc bundle``: export, import, verify and inspect signed bundles of cubes.
 
-``export`` and ``import`` stream between a server and a file with a progress bar; ``verify`` asks the server, or
+``export`` and ``import`` stream between a server and a file with a progress bar (``import --grant --proof``
+imports a marketplace release under its license); ``verify`` asks the server, or
 checks locally against given keys with ``--offline``; ``inspect`` reads a bundle file offline, entry by entry,
 and shows its (unverified unless ``--trust-key``) statement and contents. Files are streamed, never read whole.
 """
@@ -9,6 +10,7 @@ from __future__ import annotations
 
 import argparse
 import datetime as dt
+import hashlib
 import os
 import pathlib
 
@@ -17,10 +19,12 @@ from memos_client.interchange import CONFLICT_POLICIES, ROLES, progress_updates,
 
 from memos_grpc.cli._connect import common_options, message_dict, print_json, run
 from memos_grpc.cli.bundle_inspect import fail, inspect_bundle, local_policy, public_key
+from memos_grpc.cli.market import read_side_file
 from memos_grpc.interchange.bundle import (
     TrustPolicy,
     verify_bundle,
 )
+from memos_grpc.interchange.dsse import EnvelopeFormatError, parse_envelope
 from memos_grpc.interchange.importer import bundle_limits
 from memos_grpc.interchange.report import verification_message
 from memos_grpc.interchange.tarstream import TarLimits
@@ -65,7 +69,9 @@ def register(commands: argparse._SubParsersAction[argparse.ArgumentParser]) -> N
         parents=[common],
         help="verify a bundle file and import its cubes into a space",
         description="Upload FILE to the server, which verifies it against its trust root and imports its cubes "
-        "into SPACE, all or nothing.",
+        "into SPACE, all or nothing. A marketplace release is imported with its license: --grant and --proof "
+        "(as 'market acquire --grant-out --proof-out' writes them), for you as the licensee; --role and "
+        "--require-key are not used then.",
     )
     import_.add_argument("space", metavar="SPACE", help="the space id or name")
     import_.add_argument("file", type=pathlib.Path, metavar="FILE", help="the bundle file")
@@ -76,6 +82,12 @@ def register(commands: argparse._SubParsersAction[argparse.ArgumentParser]) -> N
         help="for a cube already in the space: keep it (skip, the default), add a new version, or replace it",
     )
     _add_trust_options(import_)
+    import_.add_argument(
+        "--grant", type=pathlib.Path, metavar="FILE", help="a release's license grant (DSSE JSON; with --proof)"
+    )
+    import_.add_argument(
+        "--proof", type=pathlib.Path, metavar="FILE", help="the grant's tlog-proof@v1 file (with --grant)"
+    )
     import_.set_defaults(handler=_import)
 
     verify = sub.add_parser(
@@ -163,22 +175,46 @@ def _export(args: argparse.Namespace) -> int:
 
 
 def _import(args: argparse.Namespace) -> int:
+    if (args.grant is None) != (args.proof is None):
+        fail("--grant and --proof go together: a release is imported with its grant and the grant's log proof")
+        return 2
+    if args.grant is not None and args.require_key:
+        fail("--require-key is not used with --grant: the marketplace's grant vouches for the release")
+        return 2
+
     def action(client: MemosClient) -> int:
+        grant = proof = None
+        if args.grant is not None:
+            grant = read_side_file(args.grant)
+            proof = read_side_file(args.proof).decode("utf-8")
         result = client.import_bundle_file(
             args.space,
             args.file,
             conflict_policy=args.conflict,
             role=args.role,
             required_key_ids=args.require_key,
+            grant=grant,
+            proof=proof,
             progress=True,
         )
+        held = held_license_of(grant) if grant is not None else ""
         if args.json:
-            print_json(message_dict(result.proto))
+            print_json({**message_dict(result.proto), **({"held_license": held} if held else {})})
         else:
             _print_import(result, space_name(args.space), args.file)
+            if held:
+                print(f"{'license:':<14}{held}  (memos-grpc market held get {held})")
         return 0
 
     return run(args, action)
+
+
+def held_license_of(grant: bytes) -> str:
+    """The name the importing node gives the license of ``grant``: ``heldLicenses/`` + sha256 of its statement."""
+    try:
+        return "heldLicenses/" + hashlib.sha256(parse_envelope(grant).payload).hexdigest()
+    except EnvelopeFormatError:
+        return ""  # the server accepted it, so it parses; were it not, the name is just not shown
 
 
 def _print_import(result: ImportResult, space: str, path: pathlib.Path) -> None:

@@ -1,4 +1,4 @@
-"""``memos-grpc principal``, ``credential`` and ``audit``: identities, tokens and the audit log.
+"""``memos-grpc principal``, ``credential`` and ``audit``: identities, their signing keys, tokens and the audit log.
 
 ``audit export`` writes the audit log as JSON lines (one event per line, in
 sequence order) to stdout or a file; ``audit verify`` checks its hash chain
@@ -39,6 +39,17 @@ def register(commands: argparse._SubParsersAction[argparse.ArgumentParser]) -> N
     delete = sub.add_parser("delete", parents=[common], help="delete a principal and its credentials")
     delete.add_argument("principal", metavar="ID")
     delete.set_defaults(handler=_principal_delete)
+    key = sub.add_parser("key", help="signing keys of a principal (a licensee's key, a publisher's key)")
+    keys = key.add_subparsers(dest="key_command", required=True, metavar="COMMAND")
+    key_create = keys.add_parser(
+        "create",
+        parents=[common],
+        help="have the server make and keep an Ed25519 key for a principal; prints its key id",
+        description="The server makes an Ed25519 key for PRINCIPAL, keeps it (its exports are then signed by it "
+        "too) and registers it to the principal: the key id a marketplace license is acquired for.",
+    )
+    key_create.add_argument("principal", metavar="PRINCIPAL", help="the principal id or name")
+    key_create.set_defaults(handler=_key_create)
 
     credential = commands.add_parser("credential", help="create and revoke bearer tokens")
     sub = credential.add_subparsers(dest="credential_command", required=True, metavar="COMMAND")
@@ -97,6 +108,18 @@ def _principal_delete(args: argparse.Namespace) -> int:
     def action(client: MemosClient) -> int:
         client.delete_principal(args.principal)
         print(f"deleted principals/{args.principal.removeprefix('principals/')}")
+        return 0
+
+    return run(args, action)
+
+
+def _key_create(args: argparse.Namespace) -> int:
+    def action(client: MemosClient) -> int:
+        key = client.create_signing_key(args.principal)
+        if args.json:
+            print_json(message_dict(key.proto))
+        else:
+            print(key.key_id)
         return 0
 
     return run(args, action)

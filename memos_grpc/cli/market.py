@@ -1,9 +1,11 @@
 """``memos-grpc market``: the marketplace from the command line.
 
-``listing``, ``publish``, ``releases``, ``download``, ``yank``, ``acquire``, ``license``, ``subscribe`` and ``log``
-talk to a marketplace server through ``MemosClient`` (the connection options and ``--json`` of every client
-command; they are in ``market_commands``); bundles stream from and to files with a progress bar. ``acquire`` writes
-the grant and its proof to the files ``verify`` reads.
+``listing``, ``publish``, ``releases``, ``download``, ``yank``, ``acquire``, ``license``, ``revoke``, ``subscribe``
+and ``log`` talk to a marketplace server through ``MemosClient`` (the connection options and ``--json`` of every
+client command; they are in ``market_commands``); bundles stream from and to files with a progress bar. ``acquire``
+writes the grant and its proof to the files ``verify`` and ``bundle import --grant --proof`` read. ``held``,
+``sync`` and ``followed`` talk to the buyer's own node (``market_held``): the licenses it holds and the log it
+follows.
 
 ``market verify`` checks a licensed release offline, with no server: the bundle, its license grant and the
 grant's log proof under the buyer's trust root (``memos_grpc.marketplace.offline``), and prints a report in the
@@ -19,7 +21,7 @@ from typing import Any
 
 from memos_client.interchange import read_chunks
 
-from memos_grpc.cli import market_commands
+from memos_grpc.cli import market_commands, market_held
 from memos_grpc.cli._connect import print_json
 from memos_grpc.cli.bundle_inspect import fail
 from memos_grpc.interchange.canonical import format_time, parse_time
@@ -40,11 +42,13 @@ def register(commands: argparse._SubParsersAction[argparse.ArgumentParser]) -> N
     """Adds ``market`` and its subcommands to the ``memos-grpc`` parser."""
     market = commands.add_parser(
         "market",
-        help="the marketplace: listings, releases, licenses, events, its log; verify licensed releases",
+        help="the marketplace: listings, releases, licenses, events, its log; verify licensed releases; "
+        "a buyer's held licenses",
         description="MemStore, the marketplace.",
     )
     sub = market.add_subparsers(dest="market_command", required=True, metavar="COMMAND")
     market_commands.register(sub)
+    market_held.register(sub)
 
     verify = sub.add_parser(
         "verify",
@@ -97,7 +101,8 @@ def _seconds(text: str) -> int:
     return int(text)
 
 
-def _read(path: pathlib.Path) -> bytes:
+def read_side_file(path: pathlib.Path) -> bytes:
+    """A grant, proof or trust root file, refused past ``_MAX_SIDE_FILE_BYTES`` (OSError) before it is read whole."""
     with open(path, "rb") as source:
         data = source.read(_MAX_SIDE_FILE_BYTES + 1)
     if len(data) > _MAX_SIDE_FILE_BYTES:
@@ -114,7 +119,7 @@ def _verify(args: argparse.Namespace) -> int:
         return 2
     now: dt.datetime = args.at or dt.datetime.now(dt.UTC).replace(microsecond=0)
     try:
-        grant, proof, root = _read(args.grant), _read(args.proof), _read(args.trust_root)
+        grant, proof, root = read_side_file(args.grant), read_side_file(args.proof), read_side_file(args.trust_root)
         with open(args.file, "rb") as source:
             result = verify_licensed_release(
                 read_chunks(source),

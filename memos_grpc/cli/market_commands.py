@@ -127,7 +127,7 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     revoke = licenses.add_parser("revoke", parents=[common], help="revoke a license, with a reason")
     revoke.add_argument("license", metavar="LICENSE")
     revoke.add_argument("--reason", required=True)
-    revoke.set_defaults(handler=_license_revoke)
+    revoke.set_defaults(handler=license_revoke)
 
     subscribe = sub.add_parser(
         "subscribe",
@@ -409,7 +409,8 @@ def _license_list(args: argparse.Namespace) -> int:
     return run(args, action)
 
 
-def _license_revoke(args: argparse.Namespace) -> int:
+def license_revoke(args: argparse.Namespace) -> int:
+    """``market license revoke`` and ``market revoke``: revokes a license and shows it."""
     return run(
         args,
         lambda client: _shown(_show_license, client.revoke_license(license_name(args.license), args.reason), args),

@@ -77,7 +77,8 @@ def _import_from_peer(w: World, cell: str) -> Target:
 def _update_trust_root(w: World, cell: str) -> Target:
     current = w.governance.GetTrustRoot(g.GetTrustRootRequest(), metadata=w.admin)
     root = parse_trust_root(parse_envelope(current.signed_envelope).payload)
-    renewed = TrustRoot(root.version + 1, root.expires, root.keys, root.roles)
+    # The same root, renewed: it keeps naming the server's own marketplace, which the held licenses' cells buy from.
+    renewed = TrustRoot(root.version + 1, root.expires, root.keys, root.roles, root.marketplace_logs)
     request = g.UpdateTrustRootRequest(
         signed_envelope=Envelope(TRUST_ROOT_PAYLOAD_TYPE, renewed.payload()).to_json(), add_node_signature=True
     )

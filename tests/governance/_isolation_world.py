@@ -14,6 +14,7 @@ from memos_test_support import reason_of
 
 from memos_grpc._proto.memos.v1 import access_pb2, cube_pb2
 from memos_grpc._proto.memos.v1 import governance_service_pb2 as g
+from memos_grpc._proto.memos.v1 import held_license_service_pb2 as held
 from memos_grpc._proto.memos.v1 import interchange_service_pb2 as i
 from memos_grpc._proto.memos.v1 import marketplace_service_pb2 as mkt
 from memos_grpc._proto.memos.v1 import scheduler_service_pb2 as sch
@@ -21,6 +22,7 @@ from memos_grpc._proto.memos.v1 import transparency_log_service_pb2 as tlog
 from memos_grpc._proto.memos.v1 import vault_service_pb2 as v
 from memos_grpc._proto.memos.v1 import witness_service_pb2 as wit
 from memos_grpc._proto.memos.v1.governance_service_pb2_grpc import GovernanceServiceStub
+from memos_grpc._proto.memos.v1.held_license_service_pb2_grpc import HeldLicenseServiceStub
 from memos_grpc._proto.memos.v1.interchange_service_pb2_grpc import InterchangeServiceStub
 from memos_grpc._proto.memos.v1.marketplace_service_pb2_grpc import MarketplaceServiceStub
 from memos_grpc._proto.memos.v1.scheduler_service_pb2_grpc import SchedulerServiceStub
@@ -251,6 +253,7 @@ _SERVICES = {
     "memos.v1.WitnessService": wit.DESCRIPTOR.services_by_name["WitnessService"],
     "memos.v1.TransparencyLogService": tlog.DESCRIPTOR.services_by_name["TransparencyLogService"],
     "memos.v1.MarketplaceService": mkt.DESCRIPTOR.services_by_name["MarketplaceService"],
+    "memos.v1.HeldLicenseService": held.DESCRIPTOR.services_by_name["HeldLicenseService"],
 }
 #: Server streams that never end by themselves (they follow a log): a cell reads their first message.
 _FOLLOWING_STREAMS = frozenset({"/memos.v1.MarketplaceService/Subscribe"})
@@ -275,6 +278,7 @@ def invoke(w: World, method: str, request: Message | Sequence[Message], md: Meta
         "WitnessService": WitnessServiceStub(w.channel),
         "TransparencyLogService": TransparencyLogServiceStub(w.channel),
         "MarketplaceService": MarketplaceServiceStub(w.channel),
+        "HeldLicenseService": HeldLicenseServiceStub(w.channel),
     }
     stub: Any = stubs[service.rsplit(".", 1)[1]]
     call = getattr(stub, name)

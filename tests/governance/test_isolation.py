@@ -32,6 +32,7 @@ from typing import Any
 
 import grpc
 import pytest
+from _isolation_held import HELD_ROWS, held_license, licensed_import
 from _isolation_interchange import INTERCHANGE_ROWS
 from _isolation_licenses import LICENSE_ROWS
 from _isolation_lifecycle import LIFECYCLE_ROWS
@@ -74,12 +75,17 @@ from conftest import start_server
 from google.protobuf import field_mask_pb2, timestamp_pb2
 from google.protobuf.message import Message
 from memos_test_support import admin_token, reason_of
+from server._process import free_port
 from tiny_models import save_gpt2
 
 from memos_grpc._proto.memos.v1 import access_pb2, audit_pb2, cube_pb2, principal_pb2, space_pb2
 from memos_grpc._proto.memos.v1 import governance_service_pb2 as g
+from memos_grpc._proto.memos.v1 import held_license_service_pb2 as h
+from memos_grpc._proto.memos.v1 import scheduler_service_pb2 as s
 from memos_grpc._proto.memos.v1 import vault_service_pb2 as v
 from memos_grpc._proto.memos.v1.governance_service_pb2_grpc import GovernanceServiceStub
+from memos_grpc._proto.memos.v1.held_license_service_pb2_grpc import HeldLicenseServiceStub
+from memos_grpc._proto.memos.v1.scheduler_service_pb2_grpc import SchedulerServiceStub
 from memos_grpc._proto.memos.v1.vault_service_pb2_grpc import VaultServiceStub
 from memos_grpc.embedding.embedder import Embedder
 from memos_grpc.governance.rules import RULES, Check
@@ -90,13 +96,22 @@ def world(tmp_path_factory: pytest.TempPathFactory, embedder: Embedder) -> Itera
     # Plaintext peers: ImportFromPeer's cells pull from this very server.
     # A model, so that GetModel answers; the transform cells only demote, which needs none.
     model_dir = save_gpt2(tmp_path_factory.mktemp("isolation-model"))
-    # A marketplace without witnesses, whose log holds one entry, for the transparency log's cells.
+    # A marketplace without witnesses, whose log holds one entry, for the transparency log's cells. Its trust
+    # root names its own marketplace, so it is its own buyer too, and it follows its own log (at a fixed address,
+    # with a token written below; it syncs only when a cell asks) for HeldLicenseService's cells.
+    data_dir = tmp_path_factory.mktemp("isolation")
+    address = f"127.0.0.1:{free_port()}"
+    follow_token = data_dir.parent / f"{data_dir.name}-follow.token"
     server = start_server(
-        tmp_path_factory.mktemp("isolation"),
+        data_dir,
         embedder,
+        listen=address,
         allow_plaintext_peers=True,
         model_dir=str(model_dir),
         marketplace_enabled=True,
+        marketplace_follow=address,
+        marketplace_follow_token_file=str(follow_token),
+        marketplace_sync_seconds=3600,
     )
     assert server.vault is not None and server.vault.marketplace is not None
     market = server.vault.marketplace
@@ -128,6 +143,10 @@ def world(tmp_path_factory: pytest.TempPathFactory, embedder: Embedder) -> Itera
             tokens[who] = governance.CreateCredential(
                 g.CreateCredentialRequest(parent=principal.name), metadata=admin
             ).token
+
+        follower = governance.CreateCredential(g.CreateCredentialRequest(parent=ADMIN), metadata=admin)
+        follow_token.write_text(follower.token)
+        follow_token.chmod(0o600)
 
         revoked = governance.CreateCredential(g.CreateCredentialRequest(parent=ADMIN), metadata=admin)
         tokens[Who.REVOKED] = revoked.token
@@ -421,6 +440,7 @@ ROWS += [
     *MARKETPLACE_ROWS,
     *LICENSE_ROWS,
     *LISTING_ROWS,
+    *HELD_ROWS,
 ]
 
 CELLS = [(row, who) for row in ROWS for who in Who]
@@ -546,3 +566,89 @@ def test_the_owners_blob_may_be_named_only_in_its_space_by_those_who_may_read_it
     assert (refused.value.code(), reason_of(refused.value)) == (grpc.StatusCode.FAILED_PRECONDITION, "BLOB_NOT_FOUND")
     listed = world.vault.ListCubes(v.ListCubesRequest(parent=f"spaces/{own}"), metadata=world.md(who))
     assert not listed.cubes
+
+
+# -- held licenses ------------------------------------------------------------------------
+#
+# The matrix's cells read held licenses of their callers' own. A held license of the owner's is NOT_FOUND to
+# every other non-admin principal, as a name nobody holds is, and left out of their lists; a page token is the
+# caller's alone; and the cubes of a licensed import into a space stay as hidden as the space.
+
+_NOBODYS = "heldLicenses/" + "0" * 64
+
+
+def _refusal(call: Callable[[], object]) -> tuple[grpc.StatusCode, str]:
+    with pytest.raises(grpc.RpcError) as refused:
+        call()
+    return refused.value.code(), reason_of(refused.value)
+
+
+@pytest.mark.parametrize("who", [Who.EDITOR, Who.VIEWER, Who.STRANGER], ids=lambda who: who.value)
+def test_another_principals_held_license_is_not_found_and_not_listed(world: World, who: Who) -> None:
+    name = held_license(world, Who.OWNER)
+    stub = HeldLicenseServiceStub(world.channel)
+
+    def get(held: str) -> Callable[[], object]:
+        return lambda: stub.GetHeldLicense(h.GetHeldLicenseRequest(name=held), metadata=world.md(who))
+
+    assert _refusal(get(name)) == _refusal(get(_NOBODYS)) == (grpc.StatusCode.NOT_FOUND, "HELD_LICENSE_NOT_FOUND")
+    listed = stub.ListHeldLicenses(h.ListHeldLicensesRequest(page_size=1000), metadata=world.md(who))
+    assert name not in {x.name for x in listed.held_licenses}
+    assert all(x.licensee == world.principal(who) for x in listed.held_licenses)
+    seen = stub.GetHeldLicense(h.GetHeldLicenseRequest(name=name), metadata=world.admin)
+    assert seen.licensee == OWNER
+
+
+def test_a_held_license_page_token_is_the_callers_alone(world: World) -> None:
+    stub = HeldLicenseServiceStub(world.channel)
+    held_license(world, Who.OWNER)
+    licensed_import(world, Who.OWNER)  # two: a page of one has a next page
+    first = stub.ListHeldLicenses(h.ListHeldLicensesRequest(page_size=1), metadata=world.owner)
+    assert len(first.held_licenses) == 1 and first.next_page_token
+    for who in (Who.STRANGER, Who.VIEWER, Who.ADMIN):
+        request = h.ListHeldLicensesRequest(page_size=1, page_token=first.next_page_token)
+        assert _refusal(lambda: stub.ListHeldLicenses(request, metadata=world.md(who))) == (  # noqa: B023
+            grpc.StatusCode.INVALID_ARGUMENT,
+            "INVALID_PAGE_TOKEN",
+        )
+    second = stub.ListHeldLicenses(
+        h.ListHeldLicensesRequest(page_size=1, page_token=first.next_page_token), metadata=world.owner
+    )
+    assert [x.name for x in second.held_licenses] != [x.name for x in first.held_licenses]
+    assert second.held_licenses[0].licensee == OWNER
+
+
+@pytest.mark.parametrize("who", [Who.EDITOR, Who.VIEWER, Who.STRANGER], ids=lambda who: who.value)
+def test_a_licensed_cube_is_hidden_from_those_who_cannot_see_its_space(world: World, who: Who) -> None:
+    name, space = licensed_import(world, Who.OWNER)  # a space of the owner's alone
+    (cube,) = world.vault.ListCubes(v.ListCubesRequest(parent=space), metadata=world.owner).cubes
+    assert cube.license.held_license == name
+    held = HeldLicenseServiceStub(world.channel)
+
+    def uses() -> list[tuple[str, int]]:
+        reply = held.GetHeldLicense(h.GetHeldLicenseRequest(name=name), metadata=world.owner)
+        return [(a.action, a.uses) for a in reply.actions]
+
+    before = uses()
+    md = world.md(who)
+    hidden = (grpc.StatusCode.NOT_FOUND, "SPACE_NOT_FOUND")
+    assert _refusal(lambda: world.vault.GetCube(v.GetCubeRequest(name=cube.name), metadata=md)) == hidden
+    search = v.SearchCubesRequest(parent=space, text="what the owner sells", top_k=5)
+    assert _refusal(lambda: world.vault.SearchCubes(search, metadata=md)) == hidden
+    recall = s.RecallRequest(parent=space, query="what the owner sells", token_budget=100)
+    assert _refusal(lambda: SchedulerServiceStub(world.channel).Recall(recall, metadata=md)) == hidden
+    assert uses() == before  # nothing the refused calls did used the license
+    # Let in as a viewer, it sees the cube and the name of its license, but not the license: that is the owner's.
+    policy = access_pb2.AccessPolicy(
+        bindings=[
+            access_pb2.AccessBinding(role=access_pb2.ROLE_OWNER, members=[OWNER]),
+            access_pb2.AccessBinding(role=access_pb2.ROLE_VIEWER, members=[world.principal(who)]),
+        ]
+    )
+    world.governance.SetAccessPolicy(g.SetAccessPolicyRequest(resource=space, policy=policy), metadata=world.owner)
+    assert world.vault.GetCube(v.GetCubeRequest(name=cube.name), metadata=md).license.held_license == name
+    get = h.GetHeldLicenseRequest(name=name)
+    assert _refusal(lambda: held.GetHeldLicense(get, metadata=md)) == (
+        grpc.StatusCode.NOT_FOUND,
+        "HELD_LICENSE_NOT_FOUND",
+    )

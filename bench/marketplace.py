@@ -47,21 +47,29 @@ from pathlib import Path
 from typing import Any
 
 import grpc
+import numpy as np
 from _server import Target, start_server, stop
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
-from interchange import CHUNK, DIM, fill_cubes, machine, python_sha256, sha256sum
+from interchange import CHUNK, DIM, WORDS, fill_cubes, machine, python_sha256, sha256sum
 
 from memos_grpc._proto.memos.v1 import governance_service_pb2 as g
+from memos_grpc._proto.memos.v1 import held_license_service_pb2 as h
 from memos_grpc._proto.memos.v1 import interchange_service_pb2 as i
 from memos_grpc._proto.memos.v1 import marketplace_service_pb2 as m
 from memos_grpc._proto.memos.v1 import principal_pb2
+from memos_grpc._proto.memos.v1 import scheduler_service_pb2 as sc
 from memos_grpc._proto.memos.v1 import transparency_log_service_pb2 as t
+from memos_grpc._proto.memos.v1 import vault_service_pb2 as vs
 from memos_grpc._proto.memos.v1.governance_service_pb2_grpc import GovernanceServiceStub
+from memos_grpc._proto.memos.v1.held_license_service_pb2_grpc import HeldLicenseServiceStub
 from memos_grpc._proto.memos.v1.interchange_service_pb2_grpc import InterchangeServiceStub
 from memos_grpc._proto.memos.v1.marketplace_service_pb2_grpc import MarketplaceServiceStub
+from memos_grpc._proto.memos.v1.scheduler_service_pb2_grpc import SchedulerServiceStub
 from memos_grpc._proto.memos.v1.transparency_log_service_pb2_grpc import TransparencyLogServiceStub
 from memos_grpc._proto.memos.v1.vault_service_pb2_grpc import VaultServiceStub
+from memos_grpc.interchange.dsse import Envelope, parse_envelope
 from memos_grpc.interchange.keys import SigningKey
+from memos_grpc.interchange.trust import TRUST_ROOT_PAYLOAD_TYPE, Role, TrustRoot, parse_trust_root
 from memos_grpc.marketplace.log import TransparencyLog
 from memos_grpc.settings import Settings
 from memos_grpc.transparency import merkle
@@ -75,7 +83,6 @@ TIMEOUT = 3600.0
 ORIGIN = "bench.memos.test/log"
 WITNESS_NAME = "bench-witness"
 TERMS = json.dumps({"license": "MIT", "permission": [{"action": "import"}], "maxOfflineSeconds": 3600})
-TERMS_DIGEST = "sha256:" + hashlib.sha256(TERMS.encode()).hexdigest()
 
 
 def entry(n: int) -> bytes:
@@ -300,8 +307,11 @@ class Market:
     def fill(self, cubes: int, seed: int) -> None:
         fill_cubes(self.vault, Target(self.target.address, self.meta["owner"]), self.space, cubes, seed)
 
-    def export(self, listing_id: str, version: str, path: Path) -> int:
-        """Creates the listing (when new) and exports the owner's space as its release ``version``; bytes."""
+    def export(self, listing_id: str, version: str, path: Path, terms: str = TERMS, names: Sequence[str] = ()) -> int:
+        """Creates the listing (when new) and exports the owner's space (or ``names`` of it) as release ``version``.
+
+        Returns the bundle's bytes.
+        """
         owner = self.meta["owner"]
         try:
             listing = m.Listing(title=f"{listing_id} facts")
@@ -310,24 +320,23 @@ class Market:
         except grpc.RpcError as error:
             if error.code() != grpc.StatusCode.ALREADY_EXISTS:
                 raise
-        info = i.ReleaseInfo(
-            listing=f"listings/{listing_id}", release=version, license="MIT", terms_digest=TERMS_DIGEST
-        )
+        digest = "sha256:" + hashlib.sha256(terms.encode()).hexdigest()
+        info = i.ReleaseInfo(listing=f"listings/{listing_id}", release=version, license="MIT", terms_digest=digest)
         written = 0
         with open(path, "wb") as out:
-            request_export = i.ExportBundleRequest(parent=self.space, release=info)
+            request_export = i.ExportBundleRequest(parent=self.space, names=names, release=info)
             for reply in self.interchange.ExportBundle(request_export, timeout=TIMEOUT, metadata=owner):
                 out.write(reply.chunk)
                 written += len(reply.chunk)
         return written
 
-    def publish(self, listing_id: str, version: str, path: Path) -> m.PublishReleaseResponse:
+    def publish(self, listing_id: str, version: str, path: Path, terms: str = TERMS) -> m.PublishReleaseResponse:
         def requests() -> Iterator[m.PublishReleaseRequest]:
             with open(path, "rb") as handle:
                 yield m.PublishReleaseRequest(
                     parent=f"listings/{listing_id}",
                     release_id=version,
-                    terms_json=TERMS,
+                    terms_json=terms,
                     expected_size=path.stat().st_size,
                     chunk=handle.read(CHUNK),
                 )
@@ -339,8 +348,9 @@ class Market:
         )
         return reply
 
-    def acquire(self, release: str, n: int, key_id: str) -> m.License:
-        wanted = m.License(release=release, licensee=f"principals/licensee-{n}", licensee_key=key_id)
+    def acquire(self, release: str, n: int, key_id: str, licensee: str = "") -> m.License:
+        """A license of ``release`` for ``licensee`` (default a new principal name per ``n``) and its key."""
+        wanted = m.License(release=release, licensee=licensee or f"principals/licensee-{n}", licensee_key=key_id)
         reply: m.License = self.market.AcquireLicense(
             m.AcquireLicenseRequest(license=wanted), timeout=60, metadata=self.meta["buyer"]
         )
@@ -470,6 +480,293 @@ def part_served(args: argparse.Namespace, work: Path) -> dict[str, Any]:
     return out
 
 
+# -- 6. the buyer's node ------------------------------------------------------------------------------------------
+
+#: Terms of the licensed space: search and recall without a count (each call still counts one use).
+OPEN_TERMS = json.dumps(
+    {
+        "license": "MIT",
+        "permission": [{"action": "import"}, {"action": "search"}, {"action": "recall"}],
+        "maxOfflineSeconds": 86400,
+    }
+)
+#: Terms of the blocked license: import only, so every Search and Recall on the node finds it blocked.
+CLOSED_TERMS = json.dumps({"license": "MIT", "permission": [{"action": "import"}], "maxOfflineSeconds": 86400})
+CUBE_BATCH = 500
+
+
+def buyer_cubes(count: int, seed: int) -> tuple[list[str], np.ndarray]:
+    """``count`` texts of 300-500 bytes (``memory <i>:`` and words) and random unit vectors, the same per seed."""
+    rng = np.random.default_rng(seed)
+    vectors = rng.standard_normal((count, DIM), dtype=np.float32)
+    vectors /= np.linalg.norm(vectors, axis=1, keepdims=True)
+    texts = []
+    for n in range(count):
+        text, size = f"memory {n}:", int(rng.integers(300, 501))
+        while len(text) < size:
+            text += " " + WORDS[int(rng.integers(len(WORDS)))]
+        texts.append(text[:size])
+    return texts, vectors
+
+
+def create_cubes(
+    vault: VaultServiceStub, metadata: tuple[tuple[str, str], ...], parent: str, texts: list[str], vectors: np.ndarray
+) -> list[str]:
+    """BatchCreateCubes of the texts with their vectors, in order; the cubes' names."""
+    names: list[str] = []
+    for lo in range(0, len(texts), CUBE_BATCH):
+        request = vs.BatchCreateCubesRequest(parent=parent)
+        for text, vector in zip(texts[lo : lo + CUBE_BATCH], vectors[lo : lo + CUBE_BATCH], strict=True):
+            item = request.requests.add()
+            item.cube.plaintext.text = text
+            item.vector.values.extend(vector.tolist())
+        reply = vault.BatchCreateCubes(request, timeout=TIMEOUT, metadata=metadata)
+        names.extend(cube.name for cube in reply.cubes)
+    return names
+
+
+class Buyer:
+    """A buyer node's stubs: its admin, and ``alice`` (a principal with a kept key) who imports and queries."""
+
+    def __init__(self, target: Target) -> None:
+        self.target = target
+        self.channel = grpc.insecure_channel(target.address)
+        self.governance = GovernanceServiceStub(self.channel)  # type: ignore[no-untyped-call]
+        self.vault = VaultServiceStub(self.channel)  # type: ignore[no-untyped-call]
+        self.scheduler = SchedulerServiceStub(self.channel)  # type: ignore[no-untyped-call]
+        self.interchange = InterchangeServiceStub(self.channel)  # type: ignore[no-untyped-call]
+        self.held_licenses = HeldLicenseServiceStub(self.channel)  # type: ignore[no-untyped-call]
+        admin = target.metadata
+        principal = principal_pb2.Principal(kind=principal_pb2.Principal.KIND_USER)
+        name = self.governance.CreatePrincipal(
+            g.CreatePrincipalRequest(principal_id="alice", principal=principal), metadata=admin
+        ).name
+        token = self.governance.CreateCredential(g.CreateCredentialRequest(parent=name), metadata=admin).token
+        self.meta = (("authorization", f"Bearer {token}"),)
+        self.principal = str(name)
+        self.key_id = self.governance.CreateSigningKey(g.CreateSigningKeyRequest(parent=name), metadata=admin).key_id
+
+    def trust(self, market: Market) -> None:
+        """The buyer's admin copies M's marketplace key and log policy into its trust root (a new version)."""
+        published = market.governance.GetTrustRoot(g.GetTrustRootRequest(), metadata=market.target.metadata)
+        theirs = parse_trust_root(parse_envelope(published.signed_envelope).payload)
+        current = self.governance.GetTrustRoot(g.GetTrustRootRequest(), metadata=self.target.metadata)
+        ours = parse_trust_root(parse_envelope(current.signed_envelope).payload)
+        sellers = theirs.role("marketplace").key_ids
+        keys = {**ours.keys, **{k: theirs.keys[k] for k in sellers}}
+        roles = {**ours.roles, "marketplace": Role(sellers, 1)}
+        root = TrustRoot(ours.version + 1, ours.expires, keys, roles, theirs.marketplace_logs)
+        envelope = Envelope(TRUST_ROOT_PAYLOAD_TYPE, root.payload())
+        request = g.UpdateTrustRootRequest(signed_envelope=envelope.to_json(), add_node_signature=True)
+        self.governance.UpdateTrustRoot(request, metadata=self.target.metadata)
+
+    def space(self, space_id: str) -> str:
+        request = g.CreateSpaceRequest(space_id=space_id)
+        return str(self.governance.CreateSpace(request, metadata=self.meta).name)
+
+    def import_release(self, space: str, license_: m.License, path: Path) -> int:
+        """ImportBundle of the release file with its grant and proof, as alice; the cubes created."""
+
+        def requests() -> Iterator[i.ImportBundleRequest]:
+            with open(path, "rb") as handle:
+                granted = i.ReleaseLicense(grant=license_.grant_envelope, proof=license_.tlog_proof)
+                yield i.ImportBundleRequest(parent=space, license=granted, chunk=handle.read(CHUNK))
+                while chunk := handle.read(CHUNK):
+                    yield i.ImportBundleRequest(chunk=chunk)
+
+        reply = self.interchange.ImportBundle(requests(), timeout=TIMEOUT, metadata=self.meta)
+        if reply.reembedded_count:
+            raise RuntimeError(f"the import re-embedded {reply.reembedded_count} cubes: the vectors differ")
+        return int(reply.created_count)
+
+    def search(self, space: str, vector: np.ndarray) -> vs.SearchCubesResponse:
+        request = vs.SearchCubesRequest(parent=space, vector=vs.Vector(values=vector.tolist()), top_k=10)
+        reply: vs.SearchCubesResponse = self.vault.SearchCubes(request, timeout=60, metadata=self.meta)
+        return reply
+
+    def lexical(self, space: str, text: str) -> vs.SearchCubesResponse:
+        request = vs.SearchCubesRequest(parent=space, text=text, top_k=10, mode=vs.SEARCH_MODE_LEXICAL)
+        reply: vs.SearchCubesResponse = self.vault.SearchCubes(request, timeout=60, metadata=self.meta)
+        return reply
+
+    def recall(self, space: str, query: str) -> sc.RecallPlan:
+        request = sc.RecallRequest(
+            parent=space, query=query, token_budget=2000, max_items=10, mode=vs.SEARCH_MODE_LEXICAL
+        )
+        reply: sc.RecallPlan = self.scheduler.Recall(request, timeout=60, metadata=self.meta)
+        return reply
+
+    def uses(self, license_: m.License) -> dict[str, int]:
+        """The uses the node counted of the held license, per action."""
+        name = "heldLicenses/" + license_.grant_digest.removeprefix("sha256:")
+        held = self.held_licenses.GetHeldLicense(h.GetHeldLicenseRequest(name=name), metadata=self.meta)
+        return {a.action: int(a.uses) for a in held.actions}
+
+    def close(self) -> None:
+        self.channel.close()
+
+
+def until_lexical(buyer: Buyer, space: str, number: int, timeout: float = 120) -> None:
+    """Waits until BM25 finds cube ``memory <number>:`` in ``space`` (BM25 takes new cubes at each refresh)."""
+    deadline = time.monotonic() + timeout
+    wanted = f"memory {number}:"
+    while not any(r.cube.plaintext.text.startswith(wanted) for r in buyer.lexical(space, str(number)).results):
+        if time.monotonic() > deadline:
+            raise RuntimeError(f"BM25 does not find {wanted!r} in {space} after {timeout:.0f} s")
+        time.sleep(0.1)
+
+
+def queried(
+    buyer: Buyer,
+    spaces: dict[str, str],
+    vectors: np.ndarray,
+    texts: list[str],
+    calls: int,
+    warmup: int,
+) -> dict[str, dict[str, Any]]:
+    """SearchCubes and Recall on each space with the same queries, interleaved call by call (the order rotates).
+
+    Per space: p50/p95 of each kind and the mean number of results, which shows what the narrowing left.
+    """
+    keys = list(spaces)
+    timed: dict[str, dict[str, list[float]]] = {k: {"search": [], "recall": []} for k in keys}
+    found: dict[str, dict[str, int]] = {k: {"search": 0, "recall": 0} for k in keys}
+    for n in range(warmup + calls):
+        shift = n % len(keys)
+        for key in keys[shift:] + keys[:shift]:
+            called = time.perf_counter()
+            hits = len(buyer.search(spaces[key], vectors[n % len(vectors)]).results)
+            searched = time.perf_counter() - called
+            called = time.perf_counter()
+            items = len(buyer.recall(spaces[key], texts[n % len(texts)]).items)
+            recalled = time.perf_counter() - called
+            if n >= warmup:
+                timed[key]["search"].append(searched)
+                timed[key]["recall"].append(recalled)
+                found[key]["search"] += hits
+                found[key]["recall"] += items
+    kinds = ("search", "recall")
+    return {
+        key: {kind: latency(timed[key][kind]) | {"results_mean": found[key][kind] / calls} for kind in kinds}
+        for key in keys
+    }
+
+
+def part_buyer(args: argparse.Namespace, work: Path) -> dict[str, Any]:
+    """Marketplace M (no witness) and buyer B (following M): Search and Recall with and without metering."""
+    work.mkdir()
+    n, half = args.buyer_cubes, args.buyer_cubes // 2
+    calls, warmup = args.buyer_calls, args.warmup
+    out: dict[str, Any] = {"cubes": n, "calls": calls, "warmup": warmup}
+    procs: list[Any] = []
+    closers: list[Market | Buyer] = []
+    logs = {name: work / f"{name}.log" for name in ("market", "buyer")}
+    base = {"MEMOS_MARKETPLACE_ENABLED": "true", "MEMOS_MARKETPLACE_LOG_ORIGIN": ORIGIN}
+    try:
+        print(f"[buyer] market: {n} cubes, releases of {n}, {half} and {n - half} ...", file=sys.stderr)
+        proc, target = start_server(work / "market", DIM, logs["market"], env=base)
+        procs.append(proc)
+        market = Market(target)
+        closers.append(market)
+        texts, vectors = buyer_cubes(n, args.seed)
+        names = create_cubes(market.vault, market.meta["owner"], market.space, texts, vectors)
+        releases = {
+            "whole": ("1.0.0", OPEN_TERMS, ()),  # every cube, search and recall permitted
+            "open_half": ("1.1.0", OPEN_TERMS, names[:half]),
+            "closed_half": ("1.2.0", CLOSED_TERMS, names[half:]),  # import only: blocked for search and recall
+        }
+        bundles: dict[str, Path] = {}
+        published: dict[str, str] = {}
+        for key, (version, terms, chosen) in releases.items():
+            bundles[key] = work / f"{key}.bundle"
+            market.export("facts", version, bundles[key], terms, chosen)
+            published[key] = market.publish("facts", version, bundles[key], terms).release.name
+        principal = principal_pb2.Principal(kind=principal_pb2.Principal.KIND_USER)
+        follower = market.governance.CreatePrincipal(
+            g.CreatePrincipalRequest(principal_id="buyer-node", principal=principal), metadata=target.metadata
+        ).name
+        token = market.governance.CreateCredential(
+            g.CreateCredentialRequest(parent=follower), metadata=target.metadata
+        ).token
+        token_file = work / "follow.token"
+        token_file.write_text(token)
+        token_file.chmod(0o600)
+
+        print("[buyer] buyer node: the plain space and the licensed import ...", file=sys.stderr)
+        following = {
+            "MEMOS_MARKETPLACE_FOLLOW": target.address,
+            "MEMOS_MARKETPLACE_FOLLOW_TOKEN_FILE": str(token_file),
+            "MEMOS_MARKETPLACE_SYNC_SECONDS": "3600",  # one sync at start; none during the timed calls
+            "MEMOS_ALLOW_PLAINTEXT_PEERS": "true",
+        }
+        proc, buyer_target = start_server(work / "buyer", DIM, logs["buyer"], env=following)
+        procs.append(proc)
+        buyer = Buyer(buyer_target)
+        closers.append(buyer)
+        buyer.trust(market)
+        licenses = {key: market.acquire(published[key], 0, buyer.key_id, licensee=buyer.principal) for key in releases}
+        spaces = {"unlicensed": buyer.space("plain"), "licensed": buyer.space("licensed")}
+        started = time.perf_counter()
+        create_cubes(buyer.vault, buyer.meta, spaces["unlicensed"], texts, vectors)
+        out["create_s"] = time.perf_counter() - started
+        started = time.perf_counter()
+        if buyer.import_release(spaces["licensed"], licenses["whole"], bundles["whole"]) != n:
+            raise RuntimeError("the licensed import did not create every cube")
+        out["import_s"] = time.perf_counter() - started
+        for space in spaces.values():
+            until_lexical(buyer, space, n - 1)
+        rng = np.random.default_rng(args.seed + 1)
+        queries = rng.standard_normal((max(calls + warmup, 1), DIM), dtype=np.float32)
+        queries /= np.linalg.norm(queries, axis=1, keepdims=True)
+        words = [
+            f"{WORDS[int(rng.integers(1, len(WORDS)))]} {WORDS[int(rng.integers(1, len(WORDS)))]} "
+            f"{int(rng.integers(n))}"
+            for _ in range(calls + warmup)
+        ]
+
+        print(f"[buyer] phase 1: unlicensed and licensed spaces, {calls} calls each ...", file=sys.stderr)
+        before = buyer.uses(licenses["whole"])
+        out["phase1"] = queried(buyer, spaces, queries, words, calls, warmup)
+        after = buyer.uses(licenses["whole"])
+        counted = {kind: after[kind] - before.get(kind, 0) for kind in ("search", "recall")}
+        if counted != {"search": calls + warmup, "recall": calls + warmup}:
+            raise RuntimeError(f"the licensed space's calls counted {counted}, expected {calls + warmup} each")
+        out["counted_phase1"] = counted
+
+        print("[buyer] the blocked license: two half releases in one space ...", file=sys.stderr)
+        spaces["mixed"] = buyer.space("mixed")
+        for key in ("closed_half", "open_half"):  # the open half last: once BM25 finds it, it has both
+            buyer.import_release(spaces["mixed"], licenses[key], bundles[key])
+        until_lexical(buyer, spaces["mixed"], half - 1)
+        print(f"[buyer] phase 2: with a blocked license held, {calls} calls each ...", file=sys.stderr)
+        out["phase2"] = queried(buyer, spaces, queries, words, calls, warmup)
+        closed = buyer.uses(licenses["closed_half"])
+        if closed.get("search", 0) or closed.get("recall", 0):
+            raise RuntimeError(f"the blocked license counted uses: {closed}")
+        for kind in ("search", "recall"):
+            if not out["phase2"]["mixed"][kind]["results_mean"]:
+                raise RuntimeError(f"{kind} found nothing in the mixed space's open half")
+        shown = {r.cube.license.held_license for q in queries[:5] for r in buyer.search(spaces["mixed"], q).results}
+        if shown != {"heldLicenses/" + licenses["open_half"].grant_digest.removeprefix("sha256:")}:
+            raise RuntimeError(f"the mixed space's search shows cubes of {shown}, not only the open half's")
+        for closer in closers:
+            closer.close()
+        closers.clear()
+        while procs:
+            stop(procs.pop())
+    except BaseException:
+        for closer in closers:
+            closer.close()
+        for proc in procs:
+            if proc.poll() is None:
+                proc.kill()
+        for name, path in logs.items():
+            if path.exists():
+                print(f"--- {name} log (tail)\n{path.read_text()[-3000:]}", file=sys.stderr)
+        raise
+    return out
+
+
 # -- report ------------------------------------------------------------------------------------------------------
 
 
@@ -520,6 +817,31 @@ def report(results: dict[str, Any]) -> None:
         f"MB/s in {pub['publish_s']:.2f} s | sha256sum {pub['sha256sum_mb_s']:.1f} MB/s, hashlib "
         f"{pub['hashlib_mb_s']:.1f} MB/s; ratio {ratio:.2f} (aim >= 0.5: {'met' if ratio >= 0.5 else 'NOT met'})"
     )
+    report_buyer(results["buyer"])
+
+
+def report_buyer(b: dict[str, Any]) -> None:
+    print(
+        f"\n6. the buyer's node, {b['cubes']} cubes per space, {b['calls']} calls per space and kind (the licensed "
+        f"import took {b['import_s']:.1f} s, BatchCreateCubes of the same cubes {b['create_s']:.1f} s)"
+    )
+    rows = (
+        ("phase1", "unlicensed", "(a) unlicensed space"),
+        ("phase1", "licensed", "(b) licensed, each call counted"),
+        ("phase2", "unlicensed", "(c) unlicensed, a blocked license held"),
+        ("phase2", "licensed", "(b') licensed, a blocked license held"),
+        ("phase2", "mixed", "(d) half the cubes blocked"),
+    )
+    for kind, label in (("search", "SearchCubes top_k 10"), ("recall", "Recall (lexical, 10 items)")):
+        print(f"  {label}")
+        base = b["phase1"]["unlicensed"][kind]
+        for phase, space, name in rows:
+            row = b[phase][space][kind]
+            print(
+                f"    {name:40} p50 {row['p50_ms']:7.2f} ms  p95 {row['p95_ms']:7.2f} ms  results "
+                f"{row['results_mean']:5.1f} | x(a) p50 {row['p50_ms'] / base['p50_ms']:.2f} p95 "
+                f"{row['p95_ms'] / base['p95_ms']:.2f}"
+            )
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -537,7 +859,11 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--licenses", type=int, help="timed AcquireLicense calls per server (default 200; smoke 20)")
     parser.add_argument("--warmup", type=int, default=5, help="untimed calls before them")
     parser.add_argument("--cubes", type=int, help="cubes of the published release (default 10000; smoke 500)")
-    parser.add_argument("--only", choices=("appends", "proofs", "served"), help="run one part (served includes 3)")
+    parser.add_argument("--buyer-cubes", type=int, help="cubes per space on the buyer (default 10000; smoke 500)")
+    parser.add_argument("--buyer-calls", type=int, help="timed calls per space and kind (default 300; smoke 30)")
+    parser.add_argument(
+        "--only", choices=("appends", "proofs", "served", "buyer"), help="run one part (served includes 3)"
+    )
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--json", type=Path, help="also write the results here")
     parser.add_argument("--keep-data", action="store_true", help="keep the temp data, server logs and bundle")
@@ -551,6 +877,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         "verify_seconds": (3.0, 1.0),
         "licenses": (200, 20),
         "cubes": (10_000, 500),
+        "buyer_cubes": (10_000, 500),
+        "buyer_calls": (300, 30),
     }
     for name, (full, smoke) in sizes.items():
         if getattr(args, name) is None:
@@ -564,6 +892,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         ("appends", lambda: part_appends(args, tmp / "appends")),
         ("proofs", lambda: part_proofs(args, tmp / "proofs")),
         ("served", lambda: part_served(args, tmp / "served")),
+        ("buyer", lambda: part_buyer(args, tmp / "buyer")),
     ]
     try:
         for name, run in parts:
@@ -580,6 +909,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     results["total_s"] = time.perf_counter() - started
     if args.only is None:
         report(results)
+    elif args.only == "buyer":
+        report_buyer(results["buyer"])
     else:
         print(json.dumps({k: v for k, v in results.items() if k not in ("machine", "config")}, indent=2))
     if args.json:

@@ -203,7 +203,7 @@ def _import(args: argparse.Namespace) -> int:
         else:
             _print_import(result, space_name(args.space), args.file)
             if held:
-                print(f"{'license:':<14}{held}  (memos-grpc market held get {held})")
+                print(f"{'held license:':<14}{held}")
         return 0
 
     return run(args, action)

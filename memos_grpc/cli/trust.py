@@ -98,7 +98,8 @@ def _print_root(root: TrustRoot) -> None:
     print(f"version:      {root.version}")
     print(f"expires:      {format_time(root.expire_time) if root.expire_time else 'never'}")
     for name, role in sorted(root.roles.items()):
-        print(f"{name}:{' ' * max(1, 13 - len(name))}threshold {role.threshold} of {len(role.key_ids)}")
+        counted = f"threshold {role.threshold} of {len(role.key_ids)}" if role.key_ids else "no keys"
+        print(f"{name}:{' ' * max(1, 13 - len(name))}{counted}")
         for key_id in role.key_ids:
             key = root.keys.get(key_id)
             print(f"  {key_id}{f'  {key.name}' if key and key.name else ''}")

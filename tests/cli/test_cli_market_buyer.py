@@ -85,6 +85,7 @@ def test_the_buyer_trusts_the_marketplace_imports_under_license_and_follows_the_
     assert added.splitlines()[0] == f"trust root version {before + 1}" and ORIGIN in added
     shown = cli.ok("buyer-admin", "trust", "show")
     assert f"version:      {before + 1}" in shown and f"log:          {ORIGIN}" in shown and "  quorum none" in shown
+    assert "\npublisher:    no keys\n" in shown
     market_key = json.loads(cli.ok("market-admin", "trust", "show", "--json"))
     marketplace_role = next(r for r in market_key["roles"] if r["role"] == "KEY_ROLE_MARKETPLACE")
     assert f"marketplace:  threshold 1 of 1\n  {marketplace_role['key_ids'][0]}" in shown
@@ -94,7 +95,7 @@ def test_the_buyer_trusts_the_marketplace_imports_under_license_and_follows_the_
     # The licensed import: the held license is named in the report.
     imported = cli.ok("alice", "bundle", "import", "bought", str(bundle), "--grant", str(grant), "--proof", str(proof))
     held = "heldLicenses/" + license["grant_digest"].removeprefix("sha256:")
-    assert "created:      3" in imported and f"license:      {held}" in imported
+    assert "created:      3" in imported and f"held license: {held}\n" in imported
     listed = cli.ok("alice", "market", "held", "list")
     assert listed == f"{held}  active  {RELEASE}  principals/alice\n"
 

@@ -159,6 +159,47 @@ class LicensedImport:
         self.book._abandoned(self)
 
 
+@dataclass
+class Reservation:
+    """Uses reserved in memory (they count against the limits already), until written, committed or given back.
+
+    ``write`` counts them in the caller's transaction, with the change they are uses of, and ``committed`` is
+    called once that committed; ``commit`` counts them in a transaction of their own; ``release`` gives back
+    what was neither (the action was refused after its license check): a refused call counts no use.
+    """
+
+    book: LicenseBook
+    action: str
+    held: list[Held]
+    principal: str
+    now: datetime
+    settled: bool = False
+
+    def write(self, cursor: Connection) -> None:
+        for held in self.held:
+            _count_use(cursor, held.license_id, self.action)
+            append_in(cursor, _use_record(self.principal, self.action, held.license_id), self.now)
+
+    def committed(self) -> None:
+        self.settled = True
+
+    def commit(self) -> None:
+        if not self.held:
+            self.settled = True
+            return
+        try:
+            self.book._context.database.write(self.write)
+        except BaseException:
+            self.release()
+            raise
+        self.settled = True
+
+    def release(self) -> None:
+        if not self.settled:
+            self.settled = True
+            self.book._give_back(self)
+
+
 class LicenseBook:
     """The held licenses and the followed logs' state; the node's UsageGate (see the module)."""
 
@@ -252,6 +293,9 @@ class LicenseBook:
         return frozenset(refused)
 
     def require(self, action: str, license_ids: Collection[str], principal: str) -> None:
+        self.reserve(action, license_ids, principal).commit()
+
+    def reserve(self, action: str, license_ids: Collection[str], principal: str) -> Reservation:
         now = self._context.clock()
         reserved: list[Held] = []
         with self._lock:
@@ -269,7 +313,12 @@ class LicenseBook:
                 assert held is not None
                 held.uses[action] = held.uses.get(action, 0) + 1
                 reserved.append(held)
-        self._persist_uses(reserved, action, principal, now)
+        return Reservation(self, action, reserved, principal, now)
+
+    def _give_back(self, reservation: Reservation) -> None:
+        with self._lock:
+            for held in reservation.held:
+                held.uses[reservation.action] -= 1
 
     def _persist_uses(self, reserved: list[Held], action: str, principal: str, now: datetime) -> None:
         if not reserved:

@@ -98,13 +98,22 @@ class Transformer:
         # Licensed memory is transformed only as its terms permit, each transform counted (docs/marketplace.md);
         # what is made from it stays under its license.
         license_ = derived_license(sources)
-        if license_ is not None:
-            self._context.licenses.require(TRANSFORM, [license_id(license_)], caller.principal)
-        if target == PLAINTEXT or host is None:
-            return self._start_demotion(space_id, request, sources[0], caller)
-        if target == ACTIVATION:
-            return self._start_activation(space_id, request, sources[0], host, caller)
-        return self._start_parametric(space_id, request, sources, host, caller, license_)
+        reservation = self._context.licenses.reserve(
+            TRANSFORM, [license_id(license_)] if license_ is not None else [], caller.principal
+        )
+        try:
+            if target == PLAINTEXT or host is None:
+                operation = self._start_demotion(space_id, request, sources[0], caller)
+            elif target == ACTIVATION:
+                operation = self._start_activation(space_id, request, sources[0], host, caller)
+            else:
+                operation = self._start_parametric(space_id, request, sources, host, caller, license_)
+        except BaseException:
+            reservation.release()  # refused after the license check (a training plan, a full queue): not counted
+            raise
+        # Counted once the operation is accepted (it is durable already): the use is the transform asked for.
+        reservation.commit()
+        return operation
 
     def _sources(self, space_id: str, names: list[str], target: int, caller: Caller) -> list[cube_pb2.MemCube]:
         """The named cubes, as stored, after every check a source must pass."""

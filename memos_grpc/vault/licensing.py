@@ -13,9 +13,30 @@ from typing import Protocol
 
 from memos_grpc._proto.memos.v1 import cube_pb2
 from memos_grpc.errors import FailedPreconditionError
+from memos_grpc.vault.database import Connection
 
 #: The uses terms can limit that the vault meters (docs/marketplace.md, "Terms").
 RECALL, SEARCH, EXPORT, TRANSFORM, IMPORT = "recall", "search", "export", "transform", "import"
+
+
+class UseReservation(Protocol):
+    """Uses reserved by ``UsageGate.reserve``: counted with the action's own write, on their own, or given back."""
+
+    def write(self, cursor: Connection) -> None:
+        """Counts the uses (durably, audited) inside the caller's write transaction."""
+        ...
+
+    def committed(self) -> None:
+        """Called once the transaction ``write`` was called in committed."""
+        ...
+
+    def commit(self) -> None:
+        """Counts the uses in a transaction of their own."""
+        ...
+
+    def release(self) -> None:
+        """Gives back what was not counted (the action failed after its license check); then a no-op."""
+        ...
 
 
 class UsageGate(Protocol):
@@ -31,6 +52,11 @@ class UsageGate(Protocol):
         """Counts one use of each license, or counts none and raises the first refusal (a MemosError)."""
         ...
 
+    def reserve(self, action: str, license_ids: Collection[str], principal: str) -> UseReservation:
+        """As ``require``, but the uses are only reserved: an action that can still fail after its license check
+        counts them once it succeeds (``write`` in its transaction, or ``commit``) and ``release``s them if not."""
+        ...
+
 
 class OpenGate:
     """The gate of a node that holds no license: nothing is blocked or counted."""
@@ -42,6 +68,25 @@ class OpenGate:
         return frozenset()
 
     def require(self, action: str, license_ids: Collection[str], principal: str) -> None:
+        return None
+
+    def reserve(self, action: str, license_ids: Collection[str], principal: str) -> UseReservation:
+        return _Nothing()
+
+
+class _Nothing:
+    """The reservation of an open gate: nothing to count or give back."""
+
+    def write(self, cursor: Connection) -> None:
+        return None
+
+    def committed(self) -> None:
+        return None
+
+    def commit(self) -> None:
+        return None
+
+    def release(self) -> None:
         return None
 
 

@@ -284,8 +284,12 @@ class Lifecycle:
         # and the merged cube carries their license. A cube's license never changes, so reading it first is exact.
         with context.database.read() as cursor:
             license_ = derived_license(_live_row(cursor, context, space_id, s, visibility, now).cube for s in sources)
+        # Counted with the merge, in its transaction: a merge refused below (a taken id, a source already merged)
+        # counts no use.
+        reservation = context.licenses.reserve(
+            TRANSFORM, [license_id(license_)] if license_ is not None else [], viewer.principal
+        )
         if license_ is not None:
-            context.licenses.require(TRANSFORM, [license_id(license_)], viewer.principal)
             merged.cube.license.CopyFrom(license_)
         if merged.embedding is not None:
             merged.vec_id = self._cubes.new_vec_ids(1)[0]
@@ -312,14 +316,19 @@ class Lifecycle:
                 apply_default_ttl(space_pb2.Space.FromString(space[0]), [merged])
             self._cubes.bind_blobs(cursor, [merged], viewer)
             insert_rows(cursor, [*changed, merged])
+            reservation.write(cursor)
             return changed
 
         def after_commit(changed: list[CubeRow]) -> None:
+            reservation.committed()
             if merged.vec_id is not None and merged.embedding is not None:
                 context.indexes.get(space_id).add([merged.vec_id], merged.embedding[None, :])
             context.catalog.put(space_id, catalog_entries([*changed, merged]))
 
-        context.database.write(apply, after_commit)
+        try:
+            context.database.write(apply, after_commit)
+        finally:
+            reservation.release()  # a no-op once committed
         return merged.cube
 
     @staticmethod

@@ -222,7 +222,7 @@ def held_name(license_: m.License) -> str:
     return "heldLicenses/" + license_.grant_digest.removeprefix("sha256:")
 
 
-def _start(data_dir: Path, embedder: Embedder, address: str) -> MemosServer:
+def _start(data_dir: Path, embedder: Embedder, address: str, **settings: object) -> MemosServer:
     return start_server(
         data_dir,
         embedder,
@@ -233,13 +233,14 @@ def _start(data_dir: Path, embedder: Embedder, address: str) -> MemosServer:
         marketplace_follow_token_file=str(data_dir.parent / "follow.token"),
         marketplace_sync_seconds=3600,  # syncs happen when a test asks (SyncMarketplaceLog)
         allow_plaintext_peers=True,
+        **settings,
     )
 
 
-def open_shop(data_dir: Path, embedder: Embedder, port: int) -> Shop:
+def open_shop(data_dir: Path, embedder: Embedder, port: int, **settings: object) -> Shop:
     """A started shop: its principals, alice's key, and the token the node follows its own log with."""
     address = f"127.0.0.1:{port}"
-    server = _start(data_dir, embedder, address)
+    server = _start(data_dir, embedder, address, **settings)
     shop = Shop(data_dir, embedder, address, server, {"admin": admin_token(server)}, {})
     governance = GovernanceServiceStub(shop.admin)
     for who in ("owner", "alice", "bob", "follower"):

@@ -19,6 +19,7 @@ import pytest
 from _buyer import FACTS, ORIGIN, Shop, held_name, open_shop, terms
 from google.protobuf import field_mask_pb2, timestamp_pb2
 from memos_test_support import reason_of
+from tiny_models import save_llama
 
 from memos_grpc._proto.memos.v1 import cube_pb2
 from memos_grpc._proto.memos.v1 import governance_service_pb2 as g
@@ -288,6 +289,44 @@ def test_cubes_of_two_licenses_are_not_merged(shop: Shop) -> None:
     assert (code, reason) == (grpc.StatusCode.FAILED_PRECONDITION, "LICENSES_MIXED")
     assert len(shop.cubes(first)) == before
     assert _license_events(shop).count("license.transform") == 0
+
+
+def test_a_merge_refused_after_the_license_check_counts_no_use(shop: Shop) -> None:
+    parent, license_ = _bought(shop, terms("import", "search", "transform"))
+    cubes = shop.cubes(parent)
+    names = [c.name for c in cubes][:2]
+    taken = cubes[2].name.rsplit("/", 1)[1]
+    request = v.MergeCubesRequest(
+        parent=parent, names=names, cube_id=taken, cube=cube_pb2.MemCube(plaintext=cube_pb2.PlaintextPayload(text="x"))
+    )
+    stub = VaultServiceStub(shop.alice)
+    code, reason = _refused(lambda: stub.MergeCubes(request))
+    assert (code, reason) == (grpc.StatusCode.ALREADY_EXISTS, "CUBE_ALREADY_EXISTS")
+    assert shop.uses(license_)["transform"] == 0 and "license.transform" not in _license_events(shop)
+    # Merged once, counted once; the sources are MERGED then, and merging them again is refused, uncounted.
+    _merge(shop, parent, names)
+    assert _refused(lambda: _merge(shop, parent, names))[0] == grpc.StatusCode.FAILED_PRECONDITION
+    assert shop.uses(license_)["transform"] == 1 and _license_events(shop).count("license.transform") == 1
+
+
+def test_a_transform_refused_after_the_license_check_counts_no_use(tmp_path: Path, embedder: Embedder) -> None:
+    # A node with a (tiny) model, so that an adapter's training plan is checked, after the sources and license.
+    trainer = open_shop(tmp_path / "trainer", embedder, free_port(), model_dir=str(save_llama(tmp_path / "model")))
+    try:
+        license_ = trainer.acquire(trainer.release("1.0.0", terms("import", "transform")))
+        parent = trainer.space("bought")
+        trainer.import_(parent, license_)
+        request = s.TransformCubeRequest(
+            parent=parent,
+            names=[c.name for c in trainer.cubes(parent)],
+            target_type=cube_pb2.MEMORY_TYPE_PARAMETRIC,
+            training=s.LoraTraining(steps=10**6),
+        )
+        code, reason = _refused(lambda: SchedulerServiceStub(trainer.alice).TransformCube(request))
+        assert (code, reason) == (grpc.StatusCode.INVALID_ARGUMENT, "INVALID_TRAINING")
+        assert trainer.uses(license_)["transform"] == 0 and "license.transform" not in _license_events(trainer)
+    finally:
+        trainer.stop()
 
 
 def _demote(shop: Shop, name: str) -> list[s.Operation]:

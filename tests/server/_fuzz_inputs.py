@@ -120,6 +120,10 @@ NAMES = [
     "listings/fuzz/releases/1.0.0-rc.1+build",
     "licenses/fuzz",
     "listings/",
+    "heldLicenses/" + "a" * 64,
+    "heldLicenses/" + "A" * 64,
+    "heldLicenses/",
+    "heldLicenses/" + "a" * 64 + "/x",
 ]
 IDS = ["fuzz", "known", "fresh", "fuzzer", "admin", "a", "a" * 63, "a" * 64, "Bad_Id", "-x", "1a", "", "x\n", "\u0430"]
 FILTERS = [

@@ -51,6 +51,7 @@ minutes of calls), so a failure shows the example as drawn.
 from __future__ import annotations
 
 import contextlib
+import hashlib
 import json
 import logging
 from collections.abc import Callable, Iterator, Sequence
@@ -105,10 +106,15 @@ from memos_test_support import admin_token
 
 from memos_grpc._proto.memos.v1 import cube_pb2, principal_pb2, trust_pb2
 from memos_grpc._proto.memos.v1 import governance_service_pb2 as g
+from memos_grpc._proto.memos.v1 import held_license_service_pb2 as held_pb2
 from memos_grpc._proto.memos.v1 import interchange_service_pb2 as i
+from memos_grpc._proto.memos.v1 import marketplace_service_pb2 as mkt
 from memos_grpc._proto.memos.v1 import scheduler_service_pb2 as sch
 from memos_grpc._proto.memos.v1 import vault_service_pb2 as v
 from memos_grpc._proto.memos.v1 import witness_service_pb2 as wit
+from memos_grpc._proto.memos.v1.governance_service_pb2_grpc import GovernanceServiceStub
+from memos_grpc._proto.memos.v1.interchange_service_pb2_grpc import InterchangeServiceStub
+from memos_grpc._proto.memos.v1.marketplace_service_pb2_grpc import MarketplaceServiceStub
 from memos_grpc.embedding.embedder import Embedder
 from memos_grpc.interchange.dsse import Envelope, parse_envelope
 from memos_grpc.interchange.keys import SigningKey
@@ -140,6 +146,9 @@ _VAULT, _GOV = "/memos.v1.VaultService/", "/memos.v1.GovernanceService/"
 _INTER, _SCHED = "/memos.v1.InterchangeService/", "/memos.v1.SchedulerService/"
 _HEALTH, _REFLECTION = "/grpc.health.v1.Health/", "/grpc.reflection.v1alpha.ServerReflection/"
 _MARKET, _TLOG = "/memos.v1.MarketplaceService/", "/memos.v1.TransparencyLogService/"
+_HELD = "/memos.v1.HeldLicenseService/"
+#: The terms of the release the fuzz world holds a license of: imports as often as the fuzz likes.
+_HELD_TERMS = '{"license":"MIT","permission":[{"action":"import"}],"maxOfflineSeconds":86400}'
 #: The listing the fuzz's marketplace holds, and a release and license name under it (neither exists).
 LISTING = "listings/fuzz"
 RELEASE = f"{LISTING}/releases/1.0.0"
@@ -349,6 +358,8 @@ class Fuzz:
         self.credential = ""
         #: How often each status came back: shows whether the fuzz gets past validation.
         self.statuses: dict[str, int] = {}
+        #: Seeds made on the server by ``buy``: a licensed import and the held license it made.
+        self.held_seeds: dict[str, list[Message]] = {}
 
     def __repr__(self) -> str:  # hypothesis prints it with a failing example: keep the token out
         return f"Fuzz(server at {self.server.address})"
@@ -457,7 +468,51 @@ class Fuzz:
         """Valid requests for ``path``; an empty one for a method added since this file was written."""
         if path == UPDATE_TRUST_ROOT:
             return [root_update(self.root_document())]
+        if path in self.held_seeds:
+            return self.held_seeds[path]
         return seed_requests(self.credential).get(path) or [request_class(path)()]
+
+    def buy(self) -> None:
+        """Makes the server its own buyer: a release of the admin's, licensed to the admin and imported once.
+
+        A marketplace's trust root names its own marketplace key and log policy, so its grants import here; the
+        licensed import and the held license it makes are then the seeds of ImportBundle and HeldLicenseService.
+        """
+        md = {"metadata": self.metadata, "timeout": CALL_TIMEOUT}
+        governance, market = GovernanceServiceStub(self.channel), MarketplaceServiceStub(self.channel)
+        key = governance.CreateSigningKey(g.CreateSigningKeyRequest(parent=ADMIN), **md).key_id
+        market.CreateListing(mkt.CreateListingRequest(listing_id="held", listing={"title": "held memories"}), **md)
+        info = i.ReleaseInfo(
+            listing="listings/held",
+            release="1.0.0",
+            license="MIT",
+            terms_digest="sha256:" + hashlib.sha256(_HELD_TERMS.encode()).hexdigest(),
+        )
+        export = InterchangeServiceStub(self.channel).ExportBundle(
+            i.ExportBundleRequest(parent=SPACE, release=info), **md
+        )
+        bundle = b"".join(r.chunk for r in export)
+        publish = mkt.PublishReleaseRequest(
+            parent="listings/held", release_id="1.0.0", terms_json=_HELD_TERMS, chunk=bundle
+        )
+        release = market.PublishRelease(iter([publish]), **md).release.name
+        wanted = mkt.License(release=release, licensee=ADMIN, licensee_key=key)
+        license_ = market.AcquireLicense(mkt.AcquireLicenseRequest(license=wanted), **md)
+        governance.CreateSpace(g.CreateSpaceRequest(space_id="held"), **md)
+        first = i.ImportBundleRequest(
+            parent="spaces/held",
+            license=i.ReleaseLicense(grant=license_.grant_envelope, proof=license_.tlog_proof),
+            chunk=bundle,
+        )
+        InterchangeServiceStub(self.channel).ImportBundle(iter([first]), **md)
+        held = "heldLicenses/" + license_.grant_digest.removeprefix("sha256:")
+        self.held_seeds = {
+            _INTER + "ImportBundle": [*seed_requests(self.credential)[_INTER + "ImportBundle"], first],
+            _HELD + "GetHeldLicense": [held_pb2.GetHeldLicenseRequest(name=held)],
+            _HELD + "ListHeldLicenses": [held_pb2.ListHeldLicensesRequest(page_size=1)],
+            _HELD + "SyncMarketplaceLog": [held_pb2.SyncMarketplaceLogRequest()],
+            _HELD + "ListFollowedLogs": [held_pb2.ListFollowedLogsRequest()],
+        }
 
 
 def root_update(document: dict[str, Any]) -> Message:
@@ -480,6 +535,7 @@ def fuzz(tmp_path_factory: pytest.TempPathFactory, embedder: Embedder) -> Iterat
     try:
         fuzz = Fuzz(server, channel, errors)
         fuzz.restore()
+        fuzz.buy()
         yield fuzz
         # The fuzz kept its admin access to the end, so every example reached the handlers.
         fuzz.call(_GOV + "ListPrincipals", g.ListPrincipalsRequest())

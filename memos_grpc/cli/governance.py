@@ -10,6 +10,9 @@ from __future__ import annotations
 import argparse
 import datetime as dt
 import json
+import os
+import pathlib
+import re
 import sys
 from typing import TextIO
 
@@ -49,7 +52,20 @@ def register(commands: argparse._SubParsersAction[argparse.ArgumentParser]) -> N
         "too) and registers it to the principal: the key id a marketplace license is acquired for.",
     )
     key_create.add_argument("principal", metavar="PRINCIPAL", help="the principal id or name")
+    key_create.add_argument(
+        "--public-out", type=pathlib.Path, metavar="FILE", help="also write the public key (64 hex digits) here"
+    )
     key_create.set_defaults(handler=_key_create)
+    key_add = keys.add_parser(
+        "add",
+        parents=[common],
+        help="register a public key a principal holds (e.g. its publisher key on a marketplace); prints its key id",
+    )
+    key_add.add_argument("principal", metavar="PRINCIPAL", help="the principal id or name")
+    key_add.add_argument(
+        "public_key", metavar="PUBLIC_KEY", help="the raw Ed25519 public key as 64 hex digits, or @FILE holding them"
+    )
+    key_add.set_defaults(handler=_key_add)
 
     credential = commands.add_parser("credential", help="create and revoke bearer tokens")
     sub = credential.add_subparsers(dest="credential_command", required=True, metavar="COMMAND")
@@ -57,6 +73,9 @@ def register(commands: argparse._SubParsersAction[argparse.ArgumentParser]) -> N
     new.add_argument("principal", metavar="PRINCIPAL")
     new.add_argument("--description", default="")
     new.add_argument("--expires-in-days", type=float, help="the token stops working after this many days")
+    new.add_argument(
+        "--token-out", type=pathlib.Path, metavar="FILE", help="write the token to this file (mode 0600), not stdout"
+    )
     new.set_defaults(handler=_credential_create)
     revoke = sub.add_parser("revoke", parents=[common], help="revoke a token by its credential name")
     revoke.add_argument("name", metavar="principals/ID/credentials/ID")
@@ -116,6 +135,8 @@ def _principal_delete(args: argparse.Namespace) -> int:
 def _key_create(args: argparse.Namespace) -> int:
     def action(client: MemosClient) -> int:
         key = client.create_signing_key(args.principal)
+        if args.public_out is not None:
+            args.public_out.write_text(key.public_key.hex() + "\n", encoding="ascii")
         if args.json:
             print_json(message_dict(key.proto))
         else:
@@ -125,13 +146,47 @@ def _key_create(args: argparse.Namespace) -> int:
     return run(args, action)
 
 
+def _key_add(args: argparse.Namespace) -> int:
+    text = args.public_key
+    if text.startswith("@"):
+        try:
+            text = pathlib.Path(text[1:]).read_text(encoding="ascii").strip()
+        except (OSError, UnicodeDecodeError) as error:
+            print(f"error: cannot read {text[1:]}: {error}", file=sys.stderr)
+            return 2
+    if not re.fullmatch(r"[0-9a-f]{64}", text):
+        print("error: PUBLIC_KEY must be 64 lowercase hex digits (a raw Ed25519 public key)", file=sys.stderr)
+        return 2
+
+    def action(client: MemosClient) -> int:
+        key = client.register_public_key(args.principal, bytes.fromhex(text))
+        if args.json:
+            print_json(message_dict(key.proto))
+        else:
+            print(key.key_id)
+        return 0
+
+    return run(args, action)
+
+
+def write_secret(path: pathlib.Path, text: str) -> None:
+    """Writes a secret to a new file that only its owner may read (mode 0600 from the start, never wider)."""
+    descriptor = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+    os.fchmod(descriptor, 0o600)  # an existing file keeps its mode through O_CREAT: narrow it
+    with os.fdopen(descriptor, "w", encoding="utf-8") as out:
+        out.write(text)
+
+
 def _credential_create(args: argparse.Namespace) -> int:
     def action(client: MemosClient) -> int:
         expires = None
         if args.expires_in_days is not None:
             expires = dt.datetime.now(dt.UTC) + dt.timedelta(days=args.expires_in_days)
         credential = client.create_credential(args.principal, description=args.description, expire_time=expires)
-        if args.json:
+        if args.token_out is not None:
+            write_secret(args.token_out, credential.token + "\n")
+            print(credential.name)
+        elif args.json:
             print_json(message_dict(credential.proto))
         else:
             print(f"{credential.name}\n{credential.token}")

@@ -19,6 +19,7 @@ from typing import Any, BinaryIO, Self, TypeVar
 
 import grpc
 from google.protobuf import field_mask_pb2
+from grpc_health.v1 import health_pb2, health_pb2_grpc
 from tqdm import tqdm
 
 from memos_client._stubs import (
@@ -32,7 +33,7 @@ from memos_client._stubs import (
     WitnessStub,
 )
 from memos_client.drafts import CubeDraft, Payload, draft_of, to_timestamp, to_vector
-from memos_client.errors import from_rpc_error
+from memos_client.errors import UnavailableError, from_rpc_error
 from memos_client.governance import GovernanceCalls
 from memos_client.held_licenses import HeldLicenseCalls
 from memos_client.interchange import InterchangeCalls
@@ -114,6 +115,23 @@ class MemosClient(GovernanceCalls, HeldLicenseCalls, InterchangeCalls, Lifecycle
     def close(self) -> None:
         """Closes the channel; calls in flight are cancelled."""
         self._channel.close()
+
+    def wait_until_serving(self, timeout: float) -> None:
+        """Blocks until the server reports SERVING on grpc.health.v1 (its vault open), for at most ``timeout`` s.
+
+        Follows Health/Watch, so it wakes on the server's own status change; it waits for the port to open too.
+        Raises ``UnavailableError`` when the time runs out first.
+        """
+        stub = health_pb2_grpc.HealthStub(self._channel)
+        serving = health_pb2.HealthCheckResponse.SERVING
+        try:
+            for status in stub.Watch(health_pb2.HealthCheckRequest(), timeout=timeout, wait_for_ready=True):
+                if status.status == serving:
+                    return
+        except grpc.RpcError as error:
+            if error.code() != grpc.StatusCode.DEADLINE_EXCEEDED:
+                raise from_rpc_error(error) from error
+        raise UnavailableError(f"{self.target} did not report SERVING within {timeout:g} s", reason="NOT_SERVING")
 
     def _unary(self, method: grpc.UnaryUnaryMultiCallable[_Req, _Resp], request: _Req) -> _Resp:
         try:

@@ -192,6 +192,28 @@ def test_concurrent_recalls_are_counted_exactly_up_to_the_limit(shop: Shop) -> N
     assert _license_events(shop).count("license.recall") == limit
 
 
+@pytest.mark.parametrize("mode", [v.SEARCH_MODE_DENSE, v.SEARCH_MODE_LEXICAL, v.SEARCH_MODE_HYBRID])
+@pytest.mark.parametrize("filter_", ["", "type = PLAINTEXT"])
+def test_a_license_at_its_search_limit_leaves_every_kind_of_search(shop: Shop, mode: int, filter_: str) -> None:
+    parent, license_ = _bought(shop, terms("import", "search", count={"search": 1}))
+    own = VaultServiceStub(shop.alice).CreateCube(
+        v.CreateCubeRequest(parent=parent, cube=cube_pb2.MemCube(plaintext=cube_pb2.PlaintextPayload(text="Hail")))
+    )
+
+    def search() -> list[str]:
+        request = v.SearchCubesRequest(parent=parent, text="hail weather", top_k=10, mode=mode, filter=filter_)  # type: ignore[arg-type]
+        return sorted(r.cube.name for r in VaultServiceStub(shop.alice).SearchCubes(request).results)
+
+    lexical = shop.vault.context.catalog.lexical
+    assert lexical is not None
+    lexical.refresh()  # searchable lexically now, not within lexical_refresh_seconds
+    licensed = {c.name for c in shop.cubes(parent) if c.license.held_license}
+    assert licensed & set(search())  # the one search the terms permit
+    # Then only the cube of alice's own is found, whatever the mode and filter, and nothing more is counted.
+    assert search() == [own.name]
+    assert shop.uses(license_)["search"] == 1 and _license_events(shop).count("license.search") == 1
+
+
 def test_uses_held_licenses_and_the_followed_log_survive_a_restart(shop: Shop) -> None:
     limited, at_limit = _bought(shop, terms("import", "search", "recall", count={"recall": 1}))
     assert shop.recall(limited) == sorted(FACTS)

@@ -2,10 +2,11 @@
 
 Run by hand, never in the test suite::
 
-    .venv/bin/python bench/marketplace.py                 # the full run for docs/performance.md (~7 minutes)
+    .venv/bin/python bench/marketplace.py                 # the full run for docs/performance.md (~9 minutes)
     .venv/bin/python bench/marketplace.py --smoke         # small sizes: under a minute
+    .venv/bin/python bench/marketplace.py --only buyer    # part 6 alone (~2 minutes)
 
-Five parts, each measured beside a baseline from the same run:
+Six parts, each measured beside a baseline from the same run:
 
 1. Log appends: ``TransparencyLog.append`` in this process on a real vault (DuckDB in a temp data dir), in
    batches and one entry per call from several threads: entries/s and the p50/p95 of a call's latency (until its
@@ -23,6 +24,13 @@ Five parts, each measured beside a baseline from the same run:
 5. PublishRelease of a ``--cubes`` cube release (exported by the owner from its space with ExportBundle and a
    ``release``), streamed from a file, in MB/s. Baseline: ``sha256sum`` of the same file (best of two; Python
    hashlib beside it). Aim: >= 0.5x sha256sum.
+6. The buyer's node metering licensed cubes: a marketplace (no witness) publishes a release of ``--buyer-cubes``
+   cubes whose terms permit search and recall without a count, and a buyer server following its log imports it
+   with a license; the same cubes go into another space of the buyer with BatchCreateCubes. SearchCubes (top_k
+   10) and Recall p50/p95 with the same queries on (a) the unlicensed space (the baseline), (b) the licensed
+   space (each call counts a use: a write and an audit event in one transaction); then, once the node holds a
+   license whose terms permit import only, (c) the unlicensed space again, (b') the licensed space again and
+   (d) a space of two half releases, one under that blocked license (Search and Recall narrow their candidates).
 
 Ratios are only meaningful within one run.
 """

@@ -85,6 +85,8 @@ on "$M" "$T/alice-m.token" market download listings/weather/releases/1.0.0 --out
 echo "== alice imports it into B, which meters it: two searches, then none"
 on "$B" "$T/alice-b.token" space create bought
 on "$B" "$T/alice-b.token" bundle import bought "$T/bought.bundle" --grant "$T/grant.json" --proof "$T/grant.proof"
+on "$B" "$T/alice-b.token" space create pulled                     # or B pulls it from M itself, with her token there:
+on "$B" "$T/alice-b.token" market pull pulled "$LICENSE" --marketplace-token-file "$T/alice-m.token"
 on "$B" "$T/alice-b.token" cube search bought "when does it rain?" --top-k 1
 on "$B" "$T/alice-b.token" cube search bought "what makes hail?" --top-k 1
 on "$B" "$T/alice-b.token" cube search bought "is there fog?" --top-k 1   # nothing: the count is used up

@@ -14,11 +14,12 @@ import hashlib
 import os
 import pathlib
 
-from memos_client import BundleVerification, ImportResult, MemosClient, release_info, space_name
+from memos_client import BundleVerification, MemosClient, release_info, space_name
 from memos_client.interchange import CONFLICT_POLICIES, ROLES, progress_updates, read_chunks, trust_policy
 
 from memos_grpc.cli._connect import common_options, message_dict, print_json, run
 from memos_grpc.cli.bundle_inspect import fail, inspect_bundle, local_policy, public_key
+from memos_grpc.cli.import_report import print_import, print_signers
 from memos_grpc.cli.market import read_side_file
 from memos_grpc.interchange.bundle import (
     TrustPolicy,
@@ -201,7 +202,7 @@ def _import(args: argparse.Namespace) -> int:
         if args.json:
             print_json({**message_dict(result.proto), **({"held_license": held} if held else {})})
         else:
-            _print_import(result, space_name(args.space), args.file)
+            print_import(result, space_name(args.space), args.file)
             if held:
                 print(f"{'held license:':<14}{held}")
         return 0
@@ -215,28 +216,6 @@ def held_license_of(grant: bytes) -> str:
         return "heldLicenses/" + hashlib.sha256(parse_envelope(grant).payload).hexdigest()
     except EnvelopeFormatError:
         return ""  # the server accepted it, so it parses; were it not, the name is just not shown
-
-
-def _print_import(result: ImportResult, space: str, path: pathlib.Path) -> None:
-    print(f"imported {path} into {space}")
-    rows = [
-        ("created", result.created_count),
-        ("skipped", result.skipped_count),
-        ("new version", result.new_version_count),
-        ("replaced", result.replaced_count),
-        ("re-embedded", result.reembedded_count),
-        ("statement", result.verification.statement_digest),
-    ]
-    for label, value in rows:
-        print(f"{label + ':':<14}{value}")
-    _print_signers(result.verification)
-
-
-def _print_signers(report: BundleVerification) -> None:
-    print("signers:" if report.signatures else "signers:      none")
-    for check in report.signatures:
-        who = f"  {check.principal}" if check.principal else ""
-        print(f"  {check.key_id or check.key_id_hint or '(no key id)'}  {check.status}{who}")
 
 
 # -- verify ----------------------------------------------------------------------
@@ -310,4 +289,4 @@ def _print_report(report: BundleVerification, path: pathlib.Path) -> None:
     for label, value in rows:
         if value:
             print(f"{label + ':':<14}{value}")
-    _print_signers(report)
+    print_signers(report)

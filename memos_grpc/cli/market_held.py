@@ -9,12 +9,14 @@ is the marketplace-side ``license revoke`` under the name the marketplace's comm
 from __future__ import annotations
 
 import argparse
+import pathlib
 from typing import Any
 
-from memos_client import FollowedLog, HeldLicense, MemosClient
+from memos_client import FollowedLog, HeldLicense, MemosClient, space_name
 
 from memos_grpc.cli import market_commands
 from memos_grpc.cli._connect import common_options, message_dict, print_json, run
+from memos_grpc.cli.import_report import print_import
 from memos_grpc.interchange.canonical import format_time
 
 
@@ -35,6 +37,22 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     hget = helds.add_parser("get", parents=[common], help="show a held license: state, window, uses per action")
     hget.add_argument("held_license", metavar="NAME", help="heldLicenses/<hex>, the hex, or the grant digest")
     hget.set_defaults(handler=_held_get)
+
+    pull = sub.add_parser(
+        "pull",
+        parents=[common],
+        help="have this (buyer's) node pull a licensed release from its marketplace and import it",
+        description="The node dials the marketplace it follows (marketplace_follow) with your token there, reads "
+        "LICENSE (acquired for your key on this node) and imports its release into SPACE, checked as "
+        "'bundle import --grant --proof' checks it. --server and --token are this node's.",
+    )
+    pull.add_argument("space", metavar="SPACE", help="the space id or name, on this node")
+    pull.add_argument("license", metavar="LICENSE", help="licenses/<id> on the marketplace")
+    pull.add_argument(
+        "--marketplace-token-file", type=pathlib.Path, required=True, metavar="PATH", help="your token there"
+    )
+    pull.add_argument("--conflict", default="skip", choices=["skip", "new-version", "replace"])
+    pull.set_defaults(handler=_pull)
 
     sync = sub.add_parser(
         "sync",
@@ -131,6 +149,23 @@ def _show_followed(log: FollowedLog) -> None:
         rows.append(("last error", f"{log.last_error_reason}: {log.last_error}"))
     for label, value in rows:
         print(f"{label + ':':<16}{value}")
+
+
+def _pull(args: argparse.Namespace) -> int:
+    try:
+        token = args.marketplace_token_file.read_text(encoding="utf-8").strip()
+    except (OSError, UnicodeDecodeError) as error:
+        raise SystemExit(f"error: --marketplace-token-file {args.marketplace_token_file}: {error}") from None
+
+    def action(client: MemosClient) -> int:
+        result = client.pull_release(args.space, args.license, token, conflict_policy=args.conflict)
+        if args.json:
+            print_json(message_dict(result.proto))
+        else:
+            print_import(result, space_name(args.space), args.license)
+        return 0
+
+    return run(args, action)
 
 
 def _sync(args: argparse.Namespace) -> int:

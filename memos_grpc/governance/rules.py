@@ -113,6 +113,8 @@ RULES: dict[str, Rule] = {
     # Held licenses: the component shows each to its licensee and to admins only.
     _H + "GetHeldLicense": Rule(Check.AUTHENTICATED, "name"),
     _H + "ListHeldLicenses": Rule(Check.AUTHENTICATED),
+    # As ImportBundle; the node dials only the marketplace its operator configured, with the caller's token there.
+    _H + "ImportRelease": Rule(Check.SPACE_WRITE, "parent", mutating=True),
     # Following the marketplace log dials out with the node's own credential: an operator's call.
     _H + "SyncMarketplaceLog": Rule(Check.ADMIN, mutating=True),
     _H + "ListFollowedLogs": Rule(Check.ADMIN),

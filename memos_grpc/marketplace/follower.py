@@ -19,17 +19,22 @@ from __future__ import annotations
 
 import logging
 import threading
+from collections.abc import Iterator
+from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
 
 import grpc
 
+from memos_grpc._proto.memos.v1 import marketplace_service_pb2 as m
+from memos_grpc._proto.memos.v1 import marketplace_service_pb2_grpc as m_grpc
 from memos_grpc._proto.memos.v1 import transparency_log_service_pb2 as t
 from memos_grpc._proto.memos.v1 import transparency_log_service_pb2_grpc as t_grpc
-from memos_grpc.errors import FailedPreconditionError, MemosError, UnavailableError
+from memos_grpc.errors import FailedPreconditionError, InvalidArgumentError, MemosError, UnavailableError
 from memos_grpc.interchange.trust_store import TrustStore
 from memos_grpc.marketplace.entries import REF_TYPES, EntryError, parse
 from memos_grpc.marketplace.held import Followed, LicenseBook, LogEvent
+from memos_grpc.marketplace.licenses import parse_license_name
 from memos_grpc.settings import Settings
 from memos_grpc.transparency import merkle
 from memos_grpc.transparency._text import TransparencyFormatError
@@ -80,6 +85,49 @@ class LogFollower:
             except Exception:  # the next interval retries
                 log.exception("following %s failed", self._settings.marketplace_follow)
             self._stop.wait(self._settings.marketplace_sync_seconds)
+
+    # -- pulling a release ----------------------------------------------------------------------------------
+
+    def pull_release(self, license_name: str, token: str) -> PulledRelease:
+        """The license's grant and proof, and its release's bundle as it streams from the marketplace.
+
+        Only reads here: what arrives is checked by the licensed import like any file would be. ``token`` is the
+        caller's on the marketplace, sent on these calls alone.
+        """
+        target = self._settings.marketplace_follow
+        if not target:
+            raise FailedPreconditionError(
+                "this node follows no marketplace (its setting marketplace_follow is empty): import the release "
+                "from files with ImportBundle and its license",
+                reason="MARKETPLACE_NOT_FOLLOWED",
+            )
+        parse_license_name(license_name, "license")
+        if not token:
+            raise InvalidArgumentError(
+                "marketplace_token is empty: the marketplace needs the caller's credential there",
+                reason="MISSING_MARKETPLACE_TOKEN",
+            )
+        metadata = [("authorization", f"Bearer {token}")]
+        with self._lock:
+            channel = self._open()
+        stub = m_grpc.MarketplaceServiceStub(channel)  # type: ignore[no-untyped-call]
+        try:
+            found: m.License = stub.GetLicense(
+                m.GetLicenseRequest(name=license_name), metadata=metadata, timeout=self._settings.peer_timeout_seconds
+            )
+        except grpc.RpcError as error:
+            raise _unreachable(target, error) from None
+        if not found.tlog_proof:
+            raise FailedPreconditionError(
+                f"{license_name} has no published proof yet on the marketplace: try again once its log publishes",
+                reason="LICENSE_PROOF_PENDING",
+            )
+        call = stub.DownloadRelease(
+            m.DownloadReleaseRequest(name=found.release, license=license_name),
+            metadata=metadata,
+            timeout=self._settings.peer_timeout_seconds,
+        )
+        return PulledRelease(bytes(found.grant_envelope), found.tlog_proof, _chunks(target, call))
 
     # -- one sync --------------------------------------------------------------------------------------------
 
@@ -189,6 +237,10 @@ class LogFollower:
         return frontier, events
 
     def _stub(self) -> t_grpc.TransparencyLogServiceStub:
+        return t_grpc.TransparencyLogServiceStub(self._open())  # type: ignore[no-untyped-call]
+
+    def _open(self) -> grpc.Channel:
+        """The channel to the marketplace, opened once (callers hold the lock)."""
         if self._channel is None:
             target = self._settings.marketplace_follow
             if self._settings.allow_plaintext_peers:
@@ -197,7 +249,7 @@ class LogFollower:
                 ca = self._settings.peer_ca_file
                 roots = Path(ca).read_bytes() if ca else None
                 self._channel = grpc.secure_channel(target, grpc.ssl_channel_credentials(root_certificates=roots))
-        return t_grpc.TransparencyLogServiceStub(self._channel)  # type: ignore[no-untyped-call]
+        return self._channel
 
     def _metadata(self) -> list[tuple[str, str]]:
         path = self._settings.marketplace_follow_token_file
@@ -210,6 +262,27 @@ class LogFollower:
                 f"cannot read marketplace_follow_token_file {path}: {error}", reason="FOLLOW_TOKEN_UNREADABLE"
             ) from error
         return [("authorization", f"Bearer {token}")]
+
+
+@dataclass(frozen=True)
+class PulledRelease:
+    """What the marketplace sent for one license: the grant, its proof, and the bundle's chunks as they arrive."""
+
+    grant: bytes
+    proof: str
+    chunks: Iterator[bytes]
+
+
+def _chunks(target: str, call: Iterator[m.DownloadReleaseResponse]) -> Iterator[bytes]:
+    try:
+        for reply in call:
+            yield reply.chunk
+    except grpc.RpcError as error:
+        raise _unreachable(target, error) from None
+    finally:
+        cancel = getattr(call, "cancel", None)
+        if cancel is not None:  # the import stopped reading (a refusal): end the download too
+            cancel()
 
 
 def _refused(reason: str, message: str) -> FailedPreconditionError:

@@ -6,8 +6,10 @@ import grpc
 
 from memos_grpc._proto.memos.v1 import held_license_service_pb2 as h
 from memos_grpc._proto.memos.v1 import held_license_service_pb2_grpc as h_grpc
+from memos_grpc._proto.memos.v1 import interchange_service_pb2
 from memos_grpc.governance import caller
 from memos_grpc.marketplace.held import Followed
+from memos_grpc.server.interchange import import_response
 from memos_grpc.server.services import VaultSlot
 from memos_grpc.vault.rows import set_timestamp
 
@@ -24,6 +26,23 @@ class HeldLicenseServicer(h_grpc.HeldLicenseServiceServicer):
     ) -> h.ListHeldLicensesResponse:
         page, token = self._slot.get().license_book.list(request.page_size, request.page_token, caller.current())
         return h.ListHeldLicensesResponse(held_licenses=page, next_page_token=token)
+
+    def ImportRelease(
+        self, request: h.ImportReleaseRequest, context: grpc.ServicerContext
+    ) -> interchange_service_pb2.ImportBundleResponse:
+        vault = self._slot.get()
+        who = caller.current()
+        pulled = vault.follower.pull_release(request.license, request.marketplace_token)
+        book = vault.license_book
+        result = vault.importer.import_bundle(
+            request.parent,
+            request.conflict_policy,
+            None,
+            pulled.chunks,
+            who,
+            lambda report: book.admit_import(pulled.grant, pulled.proof, report, who),
+        )
+        return import_response(vault, result, 0)
 
     def SyncMarketplaceLog(self, request: h.SyncMarketplaceLogRequest, context: grpc.ServicerContext) -> h.FollowedLog:
         return followed_message(self._slot.get().follower.sync())

@@ -57,12 +57,12 @@ class InterchangeServicer(interchange_service_pb2_grpc.InterchangeServiceService
                 who,
                 lambda report: book.admit_import(grant, proof, report, who),
             )
-            return _import_response(vault, result, 0)
+            return import_response(vault, result, 0)
         policy = vault.trust.policy(
             first.trust_policy.role, list(first.trust_policy.required_key_ids), vault.context.clock()
         )
         result = vault.importer.import_bundle(first.parent, first.conflict_policy, policy, chunks, who)
-        return _import_response(vault, result, first.trust_policy.role)
+        return import_response(vault, result, first.trust_policy.role)
 
     def VerifyBundle(
         self, request_iterator: Iterator[interchange_service_pb2.VerifyBundleRequest], context: grpc.ServicerContext
@@ -86,7 +86,7 @@ class InterchangeServicer(interchange_service_pb2_grpc.InterchangeServiceService
         policy = vault.trust.policy(role, list(request.trust_policy.required_key_ids), vault.context.clock())
         chunks = peer_chunks(request, vault.context.settings)
         result = vault.importer.import_bundle(request.parent, request.conflict_policy, policy, chunks, caller.current())
-        return _import_response(vault, result, role)
+        return import_response(vault, result, role)
 
 
 def _first(stream: Iterator[M]) -> M:
@@ -109,7 +109,7 @@ def _chunks(first: object, rest: Iterable[object], header_fields: tuple[str, ...
         yield message.chunk  # type: ignore[attr-defined]
 
 
-def _import_response(vault: Vault, result: ImportResult, role: int) -> interchange_service_pb2.ImportBundleResponse:
+def import_response(vault: Vault, result: ImportResult, role: int) -> interchange_service_pb2.ImportBundleResponse:
     counts = {action: 0 for action in Action.values()}
     for cube in result.cubes:
         counts[cube.action] += 1

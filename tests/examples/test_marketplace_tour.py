@@ -57,6 +57,7 @@ def test_the_tour_runs_end_to_end(tmp_path: Path) -> None:
     assert f"{tmp_path / 'tour' / 'bought.bundle'}: VALID" in out
     assert re.search(r"held license: heldLicenses/[0-9a-f]{64}", out)
     metered = out.split("two searches, then none", 1)[1].split("== the owner revokes", 1)[0]
+    assert re.search(r"^imported licenses/\S+ into spaces/pulled\ncreated: +3$", metered, re.M)
     # Two searches answered (one cube each), the third nothing, and the held license still active.
     assert len(re.findall(r"^spaces/bought/cubes/", metered, re.M)) == 2
     assert re.search(r"^heldLicenses/[0-9a-f]{64}  active  listings/weather/releases/1\.0\.0", metered, re.M)

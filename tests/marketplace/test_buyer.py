@@ -71,6 +71,7 @@ class Node:
     server: MemosServer
     admin: grpc.Channel
     channels: list[grpc.Channel] = field(default_factory=list)
+    tokens: dict[str, str] = field(default_factory=dict)
 
     def channel(self, token: str) -> grpc.Channel:
         opened = authorized_channel(self.server.address, token)
@@ -85,6 +86,7 @@ class Node:
             )
         ).name
         token = governance.CreateCredential(g.CreateCredentialRequest(parent=name)).token
+        self.tokens[name] = token
         return name, self.channel(token)
 
 
@@ -420,3 +422,29 @@ def test_a_marketplace_that_forks_and_publishes_without_its_witness_is_refused(w
         "TLOG_PROOF_QUORUM_NOT_MET",
         "TLOG_PROOF_INCLUSION_INVALID",
     )
+
+
+def test_the_buyer_node_pulls_a_licensed_release_from_the_marketplace_itself(world: World) -> None:
+    """ImportRelease: B dials the marketplace it follows with alice's token there, reads her license and streams the
+    release into the same licensed import; a token that may not read the license, or no token, imports nothing."""
+    license_ = world.acquire()
+    space = world.space("pulled")
+    held = HeldLicenseServiceStub(world.alice)
+    token = world.market.tokens["principals/alice"]
+    request = h.ImportReleaseRequest(parent=space, license=license_.name, marketplace_token=token)
+    pulled = held.ImportRelease(request)
+    assert pulled.created_count == len(FACTS)
+    assert world.search(space) == sorted(FACTS)
+    assert world.held(license_).cube_count == len(FACTS)
+
+    other = world.space("refused")
+    assert _refused(held.ImportRelease, h.ImportReleaseRequest(parent=other, license=license_.name)) == (
+        grpc.StatusCode.INVALID_ARGUMENT,
+        "MISSING_MARKETPLACE_TOKEN",
+    )
+    bad = h.ImportReleaseRequest(parent=other, license="licenses/nope!", marketplace_token=token)
+    assert _refused(held.ImportRelease, bad) == (grpc.StatusCode.INVALID_ARGUMENT, "INVALID_NAME")
+    # M refuses a token it does not know (its code travels in the metadata); nothing is imported.
+    stranger = h.ImportReleaseRequest(parent=other, license=license_.name, marketplace_token="not-a-token")
+    assert _refused(held.ImportRelease, stranger) == (grpc.StatusCode.FAILED_PRECONDITION, "MARKETPLACE_REFUSED")
+    assert not VaultServiceStub(world.alice).ListCubes(v.ListCubesRequest(parent=other)).cubes

@@ -221,6 +221,9 @@ class HeldLicenseStub:
         self.ListHeldLicenses: grpc.UnaryUnaryMultiCallable[_h.ListHeldLicensesRequest, _h.ListHeldLicensesResponse] = (
             stub.ListHeldLicenses
         )
+        self.ImportRelease: grpc.UnaryUnaryMultiCallable[_h.ImportReleaseRequest, _i.ImportBundleResponse] = (
+            stub.ImportRelease
+        )
         self.SyncMarketplaceLog: grpc.UnaryUnaryMultiCallable[_h.SyncMarketplaceLogRequest, _h.FollowedLog] = (
             stub.SyncMarketplaceLog
         )

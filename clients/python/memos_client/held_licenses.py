@@ -15,8 +15,9 @@ from collections.abc import Iterator
 
 from memos_client._stubs import HeldLicenseStub
 from memos_client.bundle_types import ImportResult
-from memos_client.interchange import InterchangeCalls, Progress
+from memos_client.interchange import InterchangeCalls, Progress, conflict_policy_number
 from memos_client.market_types import FollowedLog, HeldLicense, License
+from memos_client.names import space_name
 from memos_grpc._proto.memos.v1 import held_license_service_pb2
 
 _h = held_license_service_pb2
@@ -80,6 +81,23 @@ class HeldLicenseCalls(InterchangeCalls):
             token = response.next_page_token
             if not token:
                 return
+
+    def pull_release(
+        self, parent: str, license_name: str, marketplace_token: str, *, conflict_policy: str = "skip"
+    ) -> ImportResult:
+        """Has this node pull a licensed release from the marketplace it follows and import it into ``parent``.
+
+        ``license_name`` is ``licenses/{id}`` on the marketplace, acquired for the caller's key here;
+        ``marketplace_token`` is the caller's token there, used by the node for this call only. The node reads
+        the license's grant and proof and streams the bundle into the same checks as ``import_release``.
+        """
+        request = _h.ImportReleaseRequest(
+            parent=space_name(parent),
+            license=license_name,
+            marketplace_token=marketplace_token,
+            conflict_policy=conflict_policy_number(conflict_policy),  # type: ignore[arg-type]
+        )
+        return ImportResult.from_proto(self._unary(self._held.ImportRelease, request))
 
     def sync_marketplace_log(self) -> FollowedLog:
         """Has the node follow the marketplace log now (admins) and returns what it accepted.

@@ -23,35 +23,38 @@ _sym_db = _symbol_database.Default()
 
 
 from google.protobuf import timestamp_pb2 as google_dot_protobuf_dot_timestamp__pb2
+from memos_grpc._proto.memos.v1 import interchange_service_pb2 as memos_dot_v1_dot_interchange__service__pb2
 
 
-DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n#memos/v1/held_license_service.proto\x12\x08memos.v1\x1a\x1fgoogle/protobuf/timestamp.proto\"\x7f\n\tActionUse\x12\x16\n\x06\x61\x63tion\x18\x01 \x01(\tR\x06\x61\x63tion\x12\x12\n\x04uses\x18\x02 \x01(\x03R\x04uses\x12\x14\n\x05limit\x18\x03 \x01(\x03R\x05limit\x12\x18\n\x07\x61llowed\x18\x04 \x01(\x08R\x07\x61llowed\x12\x16\n\x06reason\x18\x05 \x01(\tR\x06reason\"\xb3\x05\n\x0bHeldLicense\x12\x12\n\x04name\x18\x01 \x01(\tR\x04name\x12\x18\n\x07release\x18\x02 \x01(\tR\x07release\x12\x18\n\x07license\x18\x03 \x01(\tR\x07license\x12\x1a\n\x08licensee\x18\x04 \x01(\tR\x08licensee\x12&\n\x0flicensee_key_id\x18\x05 \x01(\tR\rlicenseeKeyId\x12\x14\n\x05terms\x18\x06 \x01(\tR\x05terms\x12\x39\n\nnot_before\x18\x07 \x01(\x0b\x32\x1a.google.protobuf.TimestampR\tnotBefore\x12\x37\n\tnot_after\x18\x08 \x01(\x0b\x32\x1a.google.protobuf.TimestampR\x08notAfter\x12\x1d\n\nlog_origin\x18\t \x01(\tR\tlogOrigin\x12&\n\x0fgrant_log_index\x18\n \x01(\x03R\rgrantLogIndex\x12*\n\x11publish_log_index\x18\x0b \x01(\x03R\x0fpublishLogIndex\x12\x30\n\x05state\x18\x0c \x01(\x0e\x32\x1a.memos.v1.HeldLicenseStateR\x05state\x12!\n\x0cstate_reason\x18\r \x01(\tR\x0bstateReason\x12-\n\x07\x61\x63tions\x18\x0e \x03(\x0b\x32\x13.memos.v1.ActionUseR\x07\x61\x63tions\x12%\n\x0erelease_yanked\x18\x0f \x01(\x08R\rreleaseYanked\x12\x1d\n\ncube_count\x18\x10 \x01(\x03R\tcubeCount\x12;\n\x0bimport_time\x18\x11 \x01(\x0b\x32\x1a.google.protobuf.TimestampR\nimportTime\x12\x14\n\x05grant\x18\x12 \x01(\x0cR\x05grant\"+\n\x15GetHeldLicenseRequest\x12\x12\n\x04name\x18\x01 \x01(\tR\x04name\"U\n\x17ListHeldLicensesRequest\x12\x1b\n\tpage_size\x18\x01 \x01(\x05R\x08pageSize\x12\x1d\n\npage_token\x18\x02 \x01(\tR\tpageToken\"~\n\x18ListHeldLicensesResponse\x12:\n\rheld_licenses\x18\x01 \x03(\x0b\x32\x15.memos.v1.HeldLicenseR\x0cheldLicenses\x12&\n\x0fnext_page_token\x18\x02 \x01(\tR\rnextPageToken\"\xbe\x02\n\x0b\x46ollowedLog\x12\x16\n\x06origin\x18\x01 \x01(\tR\x06origin\x12\x1b\n\ttree_size\x18\x02 \x01(\x03R\x08treeSize\x12\x1b\n\troot_hash\x18\x03 \x01(\x0cR\x08rootHash\x12\x1e\n\ncheckpoint\x18\x04 \x01(\tR\ncheckpoint\x12\x39\n\nfresh_time\x18\x05 \x01(\x0b\x32\x1a.google.protobuf.TimestampR\tfreshTime\x12\x37\n\tsync_time\x18\x06 \x01(\x0b\x32\x1a.google.protobuf.TimestampR\x08syncTime\x12*\n\x11last_error_reason\x18\x07 \x01(\tR\x0flastErrorReason\x12\x1d\n\nlast_error\x18\x08 \x01(\tR\tlastError\"\x1b\n\x19SyncMarketplaceLogRequest\"\x19\n\x17ListFollowedLogsRequest\"E\n\x18ListFollowedLogsResponse\x12)\n\x04logs\x18\x01 \x03(\x0b\x32\x15.memos.v1.FollowedLogR\x04logs*\xb7\x01\n\x10HeldLicenseState\x12\"\n\x1eHELD_LICENSE_STATE_UNSPECIFIED\x10\x00\x12\x1d\n\x19HELD_LICENSE_STATE_ACTIVE\x10\x01\x12 \n\x1cHELD_LICENSE_STATE_SUSPENDED\x10\x02\x12\x1e\n\x1aHELD_LICENSE_STATE_EXPIRED\x10\x03\x12\x1e\n\x1aHELD_LICENSE_STATE_REVOKED\x10\x04\x32\xe6\x02\n\x12HeldLicenseService\x12H\n\x0eGetHeldLicense\x12\x1f.memos.v1.GetHeldLicenseRequest\x1a\x15.memos.v1.HeldLicense\x12Y\n\x10ListHeldLicenses\x12!.memos.v1.ListHeldLicensesRequest\x1a\".memos.v1.ListHeldLicensesResponse\x12P\n\x12SyncMarketplaceLog\x12#.memos.v1.SyncMarketplaceLogRequest\x1a\x15.memos.v1.FollowedLog\x12Y\n\x10ListFollowedLogs\x12!.memos.v1.ListFollowedLogsRequest\x1a\".memos.v1.ListFollowedLogsResponseb\x06proto3')
+DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n#memos/v1/held_license_service.proto\x12\x08memos.v1\x1a\x1fgoogle/protobuf/timestamp.proto\x1a\"memos/v1/interchange_service.proto\"\x7f\n\tActionUse\x12\x16\n\x06\x61\x63tion\x18\x01 \x01(\tR\x06\x61\x63tion\x12\x12\n\x04uses\x18\x02 \x01(\x03R\x04uses\x12\x14\n\x05limit\x18\x03 \x01(\x03R\x05limit\x12\x18\n\x07\x61llowed\x18\x04 \x01(\x08R\x07\x61llowed\x12\x16\n\x06reason\x18\x05 \x01(\tR\x06reason\"\xb3\x05\n\x0bHeldLicense\x12\x12\n\x04name\x18\x01 \x01(\tR\x04name\x12\x18\n\x07release\x18\x02 \x01(\tR\x07release\x12\x18\n\x07license\x18\x03 \x01(\tR\x07license\x12\x1a\n\x08licensee\x18\x04 \x01(\tR\x08licensee\x12&\n\x0flicensee_key_id\x18\x05 \x01(\tR\rlicenseeKeyId\x12\x14\n\x05terms\x18\x06 \x01(\tR\x05terms\x12\x39\n\nnot_before\x18\x07 \x01(\x0b\x32\x1a.google.protobuf.TimestampR\tnotBefore\x12\x37\n\tnot_after\x18\x08 \x01(\x0b\x32\x1a.google.protobuf.TimestampR\x08notAfter\x12\x1d\n\nlog_origin\x18\t \x01(\tR\tlogOrigin\x12&\n\x0fgrant_log_index\x18\n \x01(\x03R\rgrantLogIndex\x12*\n\x11publish_log_index\x18\x0b \x01(\x03R\x0fpublishLogIndex\x12\x30\n\x05state\x18\x0c \x01(\x0e\x32\x1a.memos.v1.HeldLicenseStateR\x05state\x12!\n\x0cstate_reason\x18\r \x01(\tR\x0bstateReason\x12-\n\x07\x61\x63tions\x18\x0e \x03(\x0b\x32\x13.memos.v1.ActionUseR\x07\x61\x63tions\x12%\n\x0erelease_yanked\x18\x0f \x01(\x08R\rreleaseYanked\x12\x1d\n\ncube_count\x18\x10 \x01(\x03R\tcubeCount\x12;\n\x0bimport_time\x18\x11 \x01(\x0b\x32\x1a.google.protobuf.TimestampR\nimportTime\x12\x14\n\x05grant\x18\x12 \x01(\x0cR\x05grant\"+\n\x15GetHeldLicenseRequest\x12\x12\n\x04name\x18\x01 \x01(\tR\x04name\"U\n\x17ListHeldLicensesRequest\x12\x1b\n\tpage_size\x18\x01 \x01(\x05R\x08pageSize\x12\x1d\n\npage_token\x18\x02 \x01(\tR\tpageToken\"~\n\x18ListHeldLicensesResponse\x12:\n\rheld_licenses\x18\x01 \x03(\x0b\x32\x15.memos.v1.HeldLicenseR\x0cheldLicenses\x12&\n\x0fnext_page_token\x18\x02 \x01(\tR\rnextPageToken\"\xbe\x02\n\x0b\x46ollowedLog\x12\x16\n\x06origin\x18\x01 \x01(\tR\x06origin\x12\x1b\n\ttree_size\x18\x02 \x01(\x03R\x08treeSize\x12\x1b\n\troot_hash\x18\x03 \x01(\x0cR\x08rootHash\x12\x1e\n\ncheckpoint\x18\x04 \x01(\tR\ncheckpoint\x12\x39\n\nfresh_time\x18\x05 \x01(\x0b\x32\x1a.google.protobuf.TimestampR\tfreshTime\x12\x37\n\tsync_time\x18\x06 \x01(\x0b\x32\x1a.google.protobuf.TimestampR\x08syncTime\x12*\n\x11last_error_reason\x18\x07 \x01(\tR\x0flastErrorReason\x12\x1d\n\nlast_error\x18\x08 \x01(\tR\tlastError\"\xb8\x01\n\x14ImportReleaseRequest\x12\x16\n\x06parent\x18\x01 \x01(\tR\x06parent\x12\x18\n\x07license\x18\x02 \x01(\tR\x07license\x12+\n\x11marketplace_token\x18\x03 \x01(\tR\x10marketplaceToken\x12\x41\n\x0f\x63onflict_policy\x18\x04 \x01(\x0e\x32\x18.memos.v1.ConflictPolicyR\x0e\x63onflictPolicy\"\x1b\n\x19SyncMarketplaceLogRequest\"\x19\n\x17ListFollowedLogsRequest\"E\n\x18ListFollowedLogsResponse\x12)\n\x04logs\x18\x01 \x03(\x0b\x32\x15.memos.v1.FollowedLogR\x04logs*\xb7\x01\n\x10HeldLicenseState\x12\"\n\x1eHELD_LICENSE_STATE_UNSPECIFIED\x10\x00\x12\x1d\n\x19HELD_LICENSE_STATE_ACTIVE\x10\x01\x12 \n\x1cHELD_LICENSE_STATE_SUSPENDED\x10\x02\x12\x1e\n\x1aHELD_LICENSE_STATE_EXPIRED\x10\x03\x12\x1e\n\x1aHELD_LICENSE_STATE_REVOKED\x10\x04\x32\xb7\x03\n\x12HeldLicenseService\x12H\n\x0eGetHeldLicense\x12\x1f.memos.v1.GetHeldLicenseRequest\x1a\x15.memos.v1.HeldLicense\x12Y\n\x10ListHeldLicenses\x12!.memos.v1.ListHeldLicensesRequest\x1a\".memos.v1.ListHeldLicensesResponse\x12O\n\rImportRelease\x12\x1e.memos.v1.ImportReleaseRequest\x1a\x1e.memos.v1.ImportBundleResponse\x12P\n\x12SyncMarketplaceLog\x12#.memos.v1.SyncMarketplaceLogRequest\x1a\x15.memos.v1.FollowedLog\x12Y\n\x10ListFollowedLogs\x12!.memos.v1.ListFollowedLogsRequest\x1a\".memos.v1.ListFollowedLogsResponseb\x06proto3')
 
 _globals = globals()
 _builder.BuildMessageAndEnumDescriptors(DESCRIPTOR, _globals)
 _builder.BuildTopDescriptorsAndMessages(DESCRIPTOR, 'memos.v1.held_license_service_pb2', _globals)
 if not _descriptor._USE_C_DESCRIPTORS:
   DESCRIPTOR._loaded_options = None
-  _globals['_HELDLICENSESTATE']._serialized_start=1614
-  _globals['_HELDLICENSESTATE']._serialized_end=1797
-  _globals['_ACTIONUSE']._serialized_start=82
-  _globals['_ACTIONUSE']._serialized_end=209
-  _globals['_HELDLICENSE']._serialized_start=212
-  _globals['_HELDLICENSE']._serialized_end=903
-  _globals['_GETHELDLICENSEREQUEST']._serialized_start=905
-  _globals['_GETHELDLICENSEREQUEST']._serialized_end=948
-  _globals['_LISTHELDLICENSESREQUEST']._serialized_start=950
-  _globals['_LISTHELDLICENSESREQUEST']._serialized_end=1035
-  _globals['_LISTHELDLICENSESRESPONSE']._serialized_start=1037
-  _globals['_LISTHELDLICENSESRESPONSE']._serialized_end=1163
-  _globals['_FOLLOWEDLOG']._serialized_start=1166
-  _globals['_FOLLOWEDLOG']._serialized_end=1484
-  _globals['_SYNCMARKETPLACELOGREQUEST']._serialized_start=1486
-  _globals['_SYNCMARKETPLACELOGREQUEST']._serialized_end=1513
-  _globals['_LISTFOLLOWEDLOGSREQUEST']._serialized_start=1515
-  _globals['_LISTFOLLOWEDLOGSREQUEST']._serialized_end=1540
-  _globals['_LISTFOLLOWEDLOGSRESPONSE']._serialized_start=1542
-  _globals['_LISTFOLLOWEDLOGSRESPONSE']._serialized_end=1611
-  _globals['_HELDLICENSESERVICE']._serialized_start=1800
-  _globals['_HELDLICENSESERVICE']._serialized_end=2158
+  _globals['_HELDLICENSESTATE']._serialized_start=1837
+  _globals['_HELDLICENSESTATE']._serialized_end=2020
+  _globals['_ACTIONUSE']._serialized_start=118
+  _globals['_ACTIONUSE']._serialized_end=245
+  _globals['_HELDLICENSE']._serialized_start=248
+  _globals['_HELDLICENSE']._serialized_end=939
+  _globals['_GETHELDLICENSEREQUEST']._serialized_start=941
+  _globals['_GETHELDLICENSEREQUEST']._serialized_end=984
+  _globals['_LISTHELDLICENSESREQUEST']._serialized_start=986
+  _globals['_LISTHELDLICENSESREQUEST']._serialized_end=1071
+  _globals['_LISTHELDLICENSESRESPONSE']._serialized_start=1073
+  _globals['_LISTHELDLICENSESRESPONSE']._serialized_end=1199
+  _globals['_FOLLOWEDLOG']._serialized_start=1202
+  _globals['_FOLLOWEDLOG']._serialized_end=1520
+  _globals['_IMPORTRELEASEREQUEST']._serialized_start=1523
+  _globals['_IMPORTRELEASEREQUEST']._serialized_end=1707
+  _globals['_SYNCMARKETPLACELOGREQUEST']._serialized_start=1709
+  _globals['_SYNCMARKETPLACELOGREQUEST']._serialized_end=1736
+  _globals['_LISTFOLLOWEDLOGSREQUEST']._serialized_start=1738
+  _globals['_LISTFOLLOWEDLOGSREQUEST']._serialized_end=1763
+  _globals['_LISTFOLLOWEDLOGSRESPONSE']._serialized_start=1765
+  _globals['_LISTFOLLOWEDLOGSRESPONSE']._serialized_end=1834
+  _globals['_HELDLICENSESERVICE']._serialized_start=2023
+  _globals['_HELDLICENSESERVICE']._serialized_end=2462
 # @@protoc_insertion_point(module_scope)

@@ -1,6 +1,7 @@
 import datetime
 
 from google.protobuf import timestamp_pb2 as _timestamp_pb2
+from memos_grpc._proto.memos.v1 import interchange_service_pb2 as _interchange_service_pb2
 from google.protobuf.internal import containers as _containers
 from google.protobuf.internal import enum_type_wrapper as _enum_type_wrapper
 from google.protobuf import descriptor as _descriptor
@@ -118,6 +119,18 @@ class FollowedLog(_message.Message):
     last_error_reason: str
     last_error: str
     def __init__(self, origin: _Optional[str] = ..., tree_size: _Optional[int] = ..., root_hash: _Optional[bytes] = ..., checkpoint: _Optional[str] = ..., fresh_time: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., sync_time: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., last_error_reason: _Optional[str] = ..., last_error: _Optional[str] = ...) -> None: ...
+
+class ImportReleaseRequest(_message.Message):
+    __slots__ = ("parent", "license", "marketplace_token", "conflict_policy")
+    PARENT_FIELD_NUMBER: _ClassVar[int]
+    LICENSE_FIELD_NUMBER: _ClassVar[int]
+    MARKETPLACE_TOKEN_FIELD_NUMBER: _ClassVar[int]
+    CONFLICT_POLICY_FIELD_NUMBER: _ClassVar[int]
+    parent: str
+    license: str
+    marketplace_token: str
+    conflict_policy: _interchange_service_pb2.ConflictPolicy
+    def __init__(self, parent: _Optional[str] = ..., license: _Optional[str] = ..., marketplace_token: _Optional[str] = ..., conflict_policy: _Optional[_Union[_interchange_service_pb2.ConflictPolicy, str]] = ...) -> None: ...
 
 class SyncMarketplaceLogRequest(_message.Message):
     __slots__ = ()

@@ -4,6 +4,7 @@ import grpc
 import warnings
 
 from memos_grpc._proto.memos.v1 import held_license_service_pb2 as memos_dot_v1_dot_held__license__service__pb2
+from memos_grpc._proto.memos.v1 import interchange_service_pb2 as memos_dot_v1_dot_interchange__service__pb2
 
 GRPC_GENERATED_VERSION = '1.85.1'
 GRPC_VERSION = grpc.__version__
@@ -53,6 +54,11 @@ class HeldLicenseServiceStub:
                 request_serializer=memos_dot_v1_dot_held__license__service__pb2.ListHeldLicensesRequest.SerializeToString,
                 response_deserializer=memos_dot_v1_dot_held__license__service__pb2.ListHeldLicensesResponse.FromString,
                 _registered_method=True)
+        self.ImportRelease = channel.unary_unary(
+                '/memos.v1.HeldLicenseService/ImportRelease',
+                request_serializer=memos_dot_v1_dot_held__license__service__pb2.ImportReleaseRequest.SerializeToString,
+                response_deserializer=memos_dot_v1_dot_interchange__service__pb2.ImportBundleResponse.FromString,
+                _registered_method=True)
         self.SyncMarketplaceLog = channel.unary_unary(
                 '/memos.v1.HeldLicenseService/SyncMarketplaceLog',
                 request_serializer=memos_dot_v1_dot_held__license__service__pb2.SyncMarketplaceLogRequest.SerializeToString,
@@ -91,6 +97,17 @@ class HeldLicenseServiceServicer:
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
 
+    def ImportRelease(self, request, context):
+        """Pulls a licensed release from the marketplace this node follows and
+        imports it, exactly as ImportBundle with its license: the node dials
+        `marketplace_follow` with the caller's token there, reads the license
+        (its grant and tlog-proof) and streams the release's bundle into the
+        import. Editors of the space and up, as ImportBundle.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
     def SyncMarketplaceLog(self, request, context):
         """Follows the marketplace log now (the node also does so every
         `marketplace_sync_seconds`): fetches the latest cosigned checkpoint,
@@ -121,6 +138,11 @@ def add_HeldLicenseServiceServicer_to_server(servicer, server):
                     servicer.ListHeldLicenses,
                     request_deserializer=memos_dot_v1_dot_held__license__service__pb2.ListHeldLicensesRequest.FromString,
                     response_serializer=memos_dot_v1_dot_held__license__service__pb2.ListHeldLicensesResponse.SerializeToString,
+            ),
+            'ImportRelease': grpc.unary_unary_rpc_method_handler(
+                    servicer.ImportRelease,
+                    request_deserializer=memos_dot_v1_dot_held__license__service__pb2.ImportReleaseRequest.FromString,
+                    response_serializer=memos_dot_v1_dot_interchange__service__pb2.ImportBundleResponse.SerializeToString,
             ),
             'SyncMarketplaceLog': grpc.unary_unary_rpc_method_handler(
                     servicer.SyncMarketplaceLog,
@@ -196,6 +218,33 @@ class HeldLicenseService:
             '/memos.v1.HeldLicenseService/ListHeldLicenses',
             memos_dot_v1_dot_held__license__service__pb2.ListHeldLicensesRequest.SerializeToString,
             memos_dot_v1_dot_held__license__service__pb2.ListHeldLicensesResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def ImportRelease(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/memos.v1.HeldLicenseService/ImportRelease',
+            memos_dot_v1_dot_held__license__service__pb2.ImportReleaseRequest.SerializeToString,
+            memos_dot_v1_dot_interchange__service__pb2.ImportBundleResponse.FromString,
             options,
             channel_credentials,
             insecure,

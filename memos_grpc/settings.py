@@ -178,6 +178,9 @@ class Settings:
     marketplace_follow_token_file: str = ""
     #: How often the node follows the marketplace log.
     marketplace_sync_seconds: float = 60.0
+    #: How often a buyer's node writes the uses of licensed cubes that no count limit depends on (with their audit
+    #: events); a use a limit depends on is written before its answer leaves.
+    license_flush_seconds: float = 1.0
 
     @classmethod
     def field_names(cls) -> list[str]:
@@ -266,6 +269,7 @@ class Settings:
             "checkpoint_interval_seconds",
             "checkpoint_wait_seconds",
             "marketplace_sync_seconds",
+            "license_flush_seconds",
             "checkpoint_refresh_seconds",
         ]
         for name in positive:

@@ -215,7 +215,13 @@ class LicenseBook:
         self._yanked: set[tuple[str, int]] = set()
         #: Imports admitted and not yet committed, per license: they count against an import limit already.
         self._importing: dict[str, int] = {}
+        #: Uses counted in memory that no limit depends on, to write in the next batch: (license, action, who, when).
+        self._deferred: list[tuple[str, str, str, datetime]] = []
+        self._flush_lock = threading.Lock()
         self._load()
+        self._stop = threading.Event()
+        self._flusher = threading.Thread(target=self._flush_periodically, name="license-uses", daemon=True)
+        self._flusher.start()
 
     def _load(self) -> None:
         with self._context.database.read() as cursor:
@@ -278,6 +284,8 @@ class LicenseBook:
             return frozenset(i for i, held in self._held.items() if self.refusal(held, action, now) is not None)
 
     def use(self, action: str, license_ids: Collection[str], principal: str) -> frozenset[str]:
+        """Counts one use of each license (see the module); a use a ``count`` limit depends on is written before
+        this returns, one no limit depends on is written with the next batch (``license_flush_seconds``)."""
         now = self._context.clock()
         refused: set[str] = set()
         reserved: list[Held] = []
@@ -288,9 +296,49 @@ class LicenseBook:
                     refused.add(license_id)
                     continue
                 held.uses[action] = held.uses.get(action, 0) + 1
-                reserved.append(held)
+                if _counted_against_a_limit(held, action):
+                    reserved.append(held)
+                else:
+                    self._deferred.append((held.license_id, action, principal, now))
         self._persist_uses(reserved, action, principal, now)
         return frozenset(refused)
+
+    def flush(self) -> None:
+        """Writes the uses counted but not yet written (those no limit depends on), with their audit events."""
+        with self._flush_lock:
+            with self._lock:
+                pending, self._deferred = self._deferred, []
+            if not pending:
+                return
+            totals: dict[tuple[str, str], int] = {}
+            for license_id, action, _, _ in pending:
+                totals[(license_id, action)] = totals.get((license_id, action), 0) + 1
+
+            def apply(cursor: Connection) -> None:
+                for (license_id, action), uses in totals.items():
+                    _count_use(cursor, license_id, action, uses)
+                for license_id, action, principal, when in pending:
+                    append_in(cursor, _use_record(principal, action, license_id), when)
+
+            try:
+                self._context.database.write(apply)
+            except BaseException:
+                with self._lock:  # written next time
+                    self._deferred[:0] = pending
+                raise
+
+    def close(self) -> None:
+        """Stops the flusher and writes what it holds."""
+        self._stop.set()
+        self._flusher.join(timeout=30)
+        self.flush()
+
+    def _flush_periodically(self) -> None:
+        while not self._stop.wait(self._context.settings.license_flush_seconds):
+            try:
+                self.flush()
+            except MemosError:
+                log.exception("writing license uses failed; they are written with the next batch")
 
     def require(self, action: str, license_ids: Collection[str], principal: str) -> None:
         self.reserve(action, license_ids, principal).commit()
@@ -417,6 +465,12 @@ class LicenseBook:
                     held.grant.publish_log_index,
                     held.import_time,
                 ],
+            )
+        # One row per metered action from the first import on, so that counting a use is a plain update.
+        for action in METERED:
+            cursor.execute(
+                "INSERT INTO held_license_uses VALUES (?, ?, 0) ON CONFLICT (license_id, action) DO NOTHING",
+                [held.license_id, action],
             )
         _count_use(cursor, held.license_id, IMPORT)
         now = self._context.clock()
@@ -582,17 +636,20 @@ _STATES = {
 }
 
 
+def _counted_against_a_limit(held: Held, action: str) -> bool:
+    """Whether the terms limit how many times ``action`` may use ``held`` (then each use is written at once)."""
+    permission = held.grant.terms.permission(action)
+    return permission is not None and permission.count is not None
+
+
 def _sees(viewer: Caller, held: Held) -> bool:
     return viewer.admin or viewer.principal == held.grant.licensee_principal
 
 
-def _count_use(cursor: Connection, license_id: str, action: str) -> None:
+def _count_use(cursor: Connection, license_id: str, action: str, uses: int = 1) -> None:
+    # A plain update of the row the import wrote (an insert-or-update costs about twice as much).
     cursor.execute(
-        """
-        INSERT INTO held_license_uses VALUES (?, ?, 1)
-        ON CONFLICT (license_id, action) DO UPDATE SET uses = held_license_uses.uses + 1
-        """,
-        [license_id, action],
+        "UPDATE held_license_uses SET uses = uses + ? WHERE license_id = ? AND action = ?", [uses, license_id, action]
     )
 
 

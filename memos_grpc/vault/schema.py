@@ -302,6 +302,20 @@ DDL = [
         sync_time TIMESTAMPTZ NOT NULL
     )
     """,
+    # The audit chain's end, one row: appends read and move it instead of scanning audit_events for the newest
+    # event (which grew with the log). Seeded from the log as it is when the table is new.
+    """
+    CREATE TABLE IF NOT EXISTS audit_head (
+        id INTEGER PRIMARY KEY,
+        sequence BIGINT NOT NULL,
+        hash VARCHAR NOT NULL
+    )
+    """,
+    """
+    INSERT INTO audit_head
+    SELECT 1, sequence, hash FROM audit_events ORDER BY sequence DESC LIMIT 1
+    ON CONFLICT (id) DO NOTHING
+    """,
     # A marketplace's publisher-key changes (the first release pins its listing's keys): the canonical JSON each
     # ``key`` log entry digests, so the entry can be checked against what it records.
     """

@@ -169,6 +169,7 @@ class Vault:
         if self.marketplace is not None:
             self.marketplace.close()
         self.follower.close()
+        self.license_book.close()
         self._stop.set()
         self._flusher.join(timeout=30)
         self.sweeper.stop()

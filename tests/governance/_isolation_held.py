@@ -15,8 +15,9 @@ import time
 import uuid
 
 import grpc
+from _isolation_interchange import cell_space, cube_count
 from _isolation_licenses import world_release
-from _isolation_world import Access, Row, Target, Who, World
+from _isolation_world import Access, Row, Target, Who, World, assert_effect
 from google.protobuf import timestamp_pb2
 
 from memos_grpc._proto.memos.v1 import governance_service_pb2 as g
@@ -123,9 +124,52 @@ def _lists_the_log(w: World, _who: Who, reply: h.ListFollowedLogsResponse) -> No
     assert [f.origin for f in reply.logs] == [w.server.vault.marketplace.origin]
 
 
+def _acquired(w: World, who: Who) -> mkt.License:
+    """A new license of the world's release for ``who``'s key here, acquired by ``who`` on the same server."""
+    not_after = timestamp_pb2.Timestamp(seconds=int(time.time()) + 86400 + next(_windows))
+    wanted = mkt.License(
+        release=world_release(w), licensee=w.principal(who), licensee_key=_key_of(w, who), not_after=not_after
+    )
+    license_: mkt.License = MarketplaceServiceStub(w.channel).AcquireLicense(
+        mkt.AcquireLicenseRequest(license=wanted), metadata=w.md(who)
+    )
+    return license_
+
+
+def _import_release(w: World, cell: str) -> Target:
+    """The cell's caller has the node pull a license of its own into a space the team shares (the caller's token
+    on the marketplace is its token here: the server buys from itself)."""
+    who = _caller(w, cell)
+    space = cell_space(w, cell)
+    license_ = _acquired(w, who)
+    request = h.ImportReleaseRequest(parent=space, license=license_.name, marketplace_token=w.tokens[who])
+    return Target(request, lambda allowed: assert_effect(cube_count(w, space), _release_cubes(w) if allowed else 0))
+
+
+def _release_cubes(w: World) -> int:
+    release = MarketplaceServiceStub(w.channel).GetRelease(
+        mkt.GetReleaseRequest(name=world_release(w)), metadata=w.admin
+    )
+    return int(release.cube_count)
+
+
+def _pulled(w: World, _who: Who, reply: i.ImportBundleResponse) -> None:
+    assert reply.created_count == _release_cubes(w) and reply.verification.statement_digest
+
+
 HELD_ROWS = [
     Row(_H + "GetHeldLicense", Access.AUTHENTICATED, False, _get, _is_its_own),
     Row(_H + "ListHeldLicenses", Access.AUTHENTICATED, False, _list, _sees_only_its_own),
+    # The node downloads the release from the marketplace (itself here), an egress audited on its own, and the
+    # import is a use of the license (its own event too).
+    Row(
+        _H + "ImportRelease",
+        Access.SPACE_WRITE,
+        True,
+        _import_release,
+        _pulled,
+        ("/memos.v1.MarketplaceService/DownloadRelease", "license.import"),
+    ),
     Row(_H + "SyncMarketplaceLog", Access.ADMIN, True, _sync, _is_the_log),
     Row(_H + "ListFollowedLogs", Access.ADMIN, False, _list_logs, _lists_the_log),
 ]

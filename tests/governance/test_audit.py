@@ -4,9 +4,11 @@ from __future__ import annotations
 
 import itertools
 from collections.abc import Iterator
+from pathlib import Path
 
 import grpc
 import pytest
+from conftest import start_server
 from memos_test_support import admin_token, authorized_channel
 
 from memos_grpc._proto.memos.v1 import audit_pb2, cube_pb2
@@ -14,6 +16,7 @@ from memos_grpc._proto.memos.v1 import governance_service_pb2 as g
 from memos_grpc._proto.memos.v1 import vault_service_pb2 as v
 from memos_grpc._proto.memos.v1.governance_service_pb2_grpc import GovernanceServiceStub
 from memos_grpc._proto.memos.v1.vault_service_pb2_grpc import VaultServiceStub
+from memos_grpc.embedding.embedder import Embedder
 from memos_grpc.server.app import MemosServer
 
 Outcome = audit_pb2.AuditEvent
@@ -102,3 +105,27 @@ def test_audit_calls_are_admin_only_and_filters_are_checked(
     with pytest.raises(grpc.RpcError) as bad:
         governance.ListAuditEvents(g.ListAuditEventsRequest(filter="colour = red"))
     assert bad.value.code() == grpc.StatusCode.INVALID_ARGUMENT
+
+
+def test_a_log_written_before_the_head_table_continues_its_chain(tmp_path: Path, embedder: Embedder) -> None:
+    """The chain's end lives in a one-row head table; a database from before it has none, and its first start
+    seeds it from the newest event, so the next event chains on and the whole log still verifies."""
+    server = start_server(tmp_path / "data", embedder)
+    try:
+        governance = GovernanceServiceStub(authorized_channel(server.address, admin_token(server)))
+        for n in range(3):
+            governance.CreateSpace(g.CreateSpaceRequest(space_id=f"before-{n}"))
+        newest = max(e.sequence for e in events(governance))
+        assert server.vault is not None
+        server.vault.context.database.write(lambda cursor: cursor.execute("DROP TABLE audit_head"))
+    finally:
+        server.stop(grace=1)
+    server = start_server(tmp_path / "data", embedder)
+    try:
+        governance = GovernanceServiceStub(authorized_channel(server.address, admin_token(server)))
+        governance.CreateSpace(g.CreateSpaceRequest(space_id="after"))
+        created = [e for e in events(governance) if e.method.endswith("/CreateSpace") and e.sequence > newest]
+        assert [e.sequence for e in created] == [newest + 1]
+        assert governance.VerifyAuditLog(g.VerifyAuditLogRequest()).verified
+    finally:
+        server.stop(grace=1)

@@ -445,3 +445,24 @@ def test_update_cube_can_neither_set_nor_clear_a_license(shop: Shop) -> None:
     mask = field_mask_pb2.FieldMask(paths=["tags"])
     assert not stub.UpdateCube(v.UpdateCubeRequest(cube=claiming, update_mask=mask)).HasField("license")
     assert shop.held(license_).cube_count == len(FACTS)
+
+
+def test_uses_no_limit_depends_on_are_written_in_batches_and_all_of_them(shop: Shop) -> None:
+    """Searches of a license whose terms set no search count are counted at once in memory (the held license
+    shows them) and written, each with its audit event, by the next batch: none lost, none counted twice."""
+    parent, license_ = _bought(shop, terms("import", "search"))
+    for _ in range(5):
+        assert shop.search(parent) == sorted(FACTS)
+    uses = {a.action: a.uses for a in shop.held(license_).actions}
+    assert uses["search"] == 5
+    book = shop.server.vault.license_book  # type: ignore[union-attr]
+    book.flush()  # what the flusher does every license_flush_seconds
+    assert _license_events(shop).count("license.search") == 5
+    with shop.server.vault.context.database.read() as cursor:  # type: ignore[union-attr]
+        row = cursor.execute(
+            "SELECT uses FROM held_license_uses WHERE action = 'search' AND license_id = ?",
+            [license_.grant_digest.removeprefix("sha256:")],
+        ).fetchone()
+    assert row is not None and int(row[0]) == 5
+    book.flush()
+    assert _license_events(shop).count("license.search") == 5

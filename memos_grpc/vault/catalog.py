@@ -145,10 +145,11 @@ class SearchCatalog:
     def has_archived(self, space_id: str) -> bool:
         return bool(self._archived.get(space_id))
 
-    def holds_licensed(self, space_id: str, license_ids: Iterable[str]) -> bool:
-        """Whether the space has a cube imported under one of these held licenses."""
+    def licensed_labels(self, space_id: str, license_ids: Iterable[str]) -> frozenset[int]:
+        """The labels of the space's cubes imported under one of these held licenses."""
         licensed = self._licensed.get(space_id, {})
-        return any(licensed.get(license_id) for license_id in license_ids)
+        with self._lock:
+            return frozenset(label for license_id in license_ids for label in licensed.get(license_id, ()))
 
     def licensed_count(self, license_id: str) -> int:
         """The number of live vector-bearing cubes, in every space, imported under the held license."""

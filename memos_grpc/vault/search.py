@@ -103,8 +103,9 @@ class Search:
         if not request.include_archived:
             allows = _unarchived(visibility.ranks)
         blocked = self._context.licenses.blocked(action)
-        unlicensed = bool(blocked) and self._context.catalog.holds_licensed(space_id, blocked)
-        if unlicensed:
+        # The labels of cubes whose license ``action`` may not use now: left out before ranking.
+        excluded = self._context.catalog.licensed_labels(space_id, blocked) if blocked else frozenset()
+        if excluded:
             allows = _licensed(allows, blocked)
         candidates: list[int] | None = None
         if request.filter.strip():
@@ -120,35 +121,40 @@ class Search:
                         [space_id, now, *visible_params, *compiled.params],
                     ).fetchall()
                 ]
-            if unlicensed:
-                usable = frozenset(self._context.catalog.labels(space_id, now.timestamp(), allows))
-                candidates = [label for label in candidates if label in usable]
-        elif (
-            unlicensed
-            or visibility.narrows
-            or (not request.include_archived and self._context.catalog.has_archived(space_id))
-        ):
+            candidates = [label for label in candidates if label not in excluded]
+        elif visibility.narrows or (not request.include_archived and self._context.catalog.has_archived(space_id)):
             # Cubes this viewer may not see or rank (or archived ones) must not take places in its top k, nor set
             # the best score the others are scaled by.
             candidates = self._context.catalog.labels(space_id, now.timestamp(), allows)
+        # With no other narrowing the excluded labels are filtered out inside the index search itself (hnswlib's
+        # filter, BM25's result list), rather than by listing every other label of the space as a candidate.
         if mode != vault_service_pb2.SEARCH_MODE_DENSE:
-            return self._ranked(request.text, query, index, space_id, candidates, top_k, visibility, allows)
+            return self._ranked(request.text, query, index, space_id, candidates, top_k, visibility, allows, excluded)
         assert query is not None
-        scored = self._dense(index, query, space_id, candidates, top_k)
+        scored = self._dense(index, query, space_id, candidates, top_k, excluded)
         hits = self._hits(space_id, scored, now.timestamp(), visibility, allows)
         if len(hits) < len(scored) and candidates is None:
             # Some neighbours had expired: ask the index for more, once, wide enough to cover them.
-            wider = index.search(query, min(top_k * 4, self._context.catalog.size(space_id)))
+            wider = self._dense(index, query, space_id, None, top_k * 4, excluded)
             hits = self._hits(space_id, wider, now.timestamp(), visibility, allows, top_k)
         return hits
 
     def _dense(
-        self, index: SpaceIndex, query: FloatArray, space_id: str, candidates: list[int] | None, k: int
+        self,
+        index: SpaceIndex,
+        query: FloatArray,
+        space_id: str,
+        candidates: list[int] | None,
+        k: int,
+        excluded: frozenset[int] = frozenset(),
     ) -> list[tuple[int, float]]:
-        """The ``k`` nearest labels (among ``candidates``, when given) with their cosine similarity."""
+        """The ``k`` nearest labels (among ``candidates``, when given; never ``excluded`` ones) and their cosine."""
         if candidates is None:
             # The catalog counts live vectors; the index also counts deleted ones.
-            return index.search(query, min(k, self._context.catalog.size(space_id)))
+            size = self._context.catalog.size(space_id)
+            if excluded:
+                return index.search(query, min(k, size - len(excluded)), lambda label: label not in excluded)
+            return index.search(query, min(k, size))
         if len(candidates) <= self._context.settings.exact_search_max_candidates:
             return self._exact(index, query, candidates, k)
         return index.search(query, min(k, len(candidates)), frozenset(candidates).__contains__)
@@ -163,6 +169,7 @@ class Search:
         top_k: int,
         visibility: CubeVisibility,
         allows: Callable[[CubeAccess], bool],
+        excluded: frozenset[int] = frozenset(),
     ) -> list[Hit]:
         """Lexical (``query`` None) or hybrid search: BM25, fused with the dense ranking by scaled scores."""
         catalog = self._context.catalog
@@ -170,10 +177,13 @@ class Search:
         width = max(top_k * 4, _MIN_FUSION_DEPTH)
         # Under a filter or a visibility narrowing every match may be needed to fill the top k.
         limit = width if candidates is None else max(width, catalog.size(space_id))
-        lexical = catalog.lexical.search(space_id, text, limit)
+        # Excluded labels would take places of the first ``width``: ask for that many more.
+        lexical = catalog.lexical.search(space_id, text, limit + len(excluded))
         if candidates is not None:
             allowed = frozenset(candidates)
             lexical = [(label, score) for label, score in lexical if label in allowed]
+        elif excluded:
+            lexical = [(label, score) for label, score in lexical if label not in excluded]
         now = self._context.clock().timestamp()
         if query is None:
             hits = self._hits(space_id, lexical, now, visibility, allows, top_k)
@@ -181,7 +191,7 @@ class Search:
             # feed Recall's relevance part directly.
             best = max((h.score for h in hits), default=0.0)
             return [Hit(h.cube, h.score / best if best > 0 else 0.0) for h in hits]
-        dense = self._dense(index, query, space_id, candidates, width)
+        dense = self._dense(index, query, space_id, candidates, width, excluded)
         order = fuse(dense, lexical[:width], self._context.settings.hybrid_dense_weight)
         return self._hits(space_id, order, now, visibility, allows, top_k)
 

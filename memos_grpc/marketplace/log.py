@@ -38,6 +38,13 @@ MAX_ENTRY_BYTES = 64 * 1024
 #: The most entries one ``entries`` read returns.
 MAX_READ_ENTRIES = 1000
 
+#: Complete subtrees of at least 2**STORED_LEVEL leaves are stored in ``tlog_nodes``; a smaller one is hashed
+#: from its leaves, read by a range of ``tlog_entries`` (stored in index order, so DuckDB reads one row group).
+#: Every lookup a proof or an append makes then costs the same at any log size: ``tlog_nodes`` holds about n/512
+#: rows to join against, not 2n.
+STORED_LEVEL = 10
+_CHUNK = 1 << STORED_LEVEL
+
 #: Stored hashes of the (level, index) pairs given as two ``id_list`` parameters of the same length.
 _NODES_SQL = f"""
     SELECT n.level, n.node_index, n.hash
@@ -107,6 +114,7 @@ class TransparencyLog:
                     level, index = level + 1, index >> 1
                     known[(level, index)] = value
                     new_nodes.append((level, index, value))
+            new_nodes = [node for node in new_nodes if node[0] >= STORED_LEVEL]
             # One Arrow table per statement: DuckDB's executemany costs about half a millisecond per row.
             _insert_table(
                 cursor,
@@ -278,10 +286,30 @@ def _size(cursor: Connection) -> int:
 
 
 def _nodes(cursor: Connection, keys: Sequence[tuple[int, int]]) -> dict[tuple[int, int], bytes]:
-    if not keys:
-        return {}
-    rows = cursor.execute(_NODES_SQL, [id_list(k[0] for k in keys), id_list(k[1] for k in keys)]).fetchall()
-    return {(int(level), int(index)): bytes(value) for level, index, value in rows}
+    """The hashes of these complete subtrees: stored ones read in one query, small ones hashed from their leaves."""
+    stored = [key for key in keys if key[0] >= STORED_LEVEL]
+    found: dict[tuple[int, int], bytes] = {}
+    if stored:
+        rows = cursor.execute(_NODES_SQL, [id_list(k[0] for k in stored), id_list(k[1] for k in stored)]).fetchall()
+        found = {(int(level), int(index)): bytes(value) for level, index, value in rows}
+    by_chunk: dict[int, list[tuple[int, int]]] = {}
+    for level, index in keys:
+        if level < STORED_LEVEL:  # it lies inside one aligned chunk of _CHUNK leaves
+            by_chunk.setdefault((index << level) // _CHUNK, []).append((level, index))
+    for chunk, wanted in by_chunk.items():
+        start = chunk * _CHUNK
+        leaves = [
+            bytes(row[0])
+            for row in cursor.execute(
+                "SELECT leaf_hash FROM tlog_entries WHERE entry_index >= ? AND entry_index < ? ORDER BY entry_index",
+                [start, start + _CHUNK],
+            ).fetchall()
+        ]
+        for level, index in wanted:
+            first = (index << level) - start
+            if first + (1 << level) <= len(leaves):  # else it is not complete (yet): left missing, as if unstored
+                found[(level, index)] = merkle.root_from_leaves(leaves[first : first + (1 << level)])
+    return found
 
 
 def _stored_checkpoint(cursor: Connection, size: int) -> SignedCheckpoint | None:

@@ -316,6 +316,9 @@ DDL = [
     SELECT 1, sequence, hash FROM audit_events ORDER BY sequence DESC LIMIT 1
     ON CONFLICT (id) DO NOTHING
     """,
+    # The log stores only subtrees of at least 1024 leaves (marketplace/log.py STORED_LEVEL); smaller ones are
+    # hashed from the leaves when needed, so the table a proof joins against stays small.
+    "DELETE FROM tlog_nodes WHERE level < 10",
     # A marketplace's publisher-key changes (the first release pins its listing's keys): the canonical JSON each
     # ``key`` log entry digests, so the entry can be checked against what it records.
     """

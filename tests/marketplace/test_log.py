@@ -19,7 +19,7 @@ import pytest
 from _log_child import KEY, ORIGIN, entry_bytes, open_vault, sign
 
 from memos_grpc.errors import InvalidArgumentError
-from memos_grpc.marketplace.log import MAX_ENTRY_BYTES, TransparencyLog
+from memos_grpc.marketplace.log import MAX_ENTRY_BYTES, STORED_LEVEL, TransparencyLog
 from memos_grpc.transparency import merkle
 from memos_grpc.transparency.checkpoint import Checkpoint
 from memos_grpc.transparency.merkle import ProofError
@@ -284,3 +284,34 @@ def test_no_acknowledged_entry_is_lost_to_kill_9(tmp_path: Path) -> None:
             merkle.verify_inclusion(log.leaf(index), index, size, log.inclusion_proof(index), root)
     finally:
         vault.close()
+
+
+def test_proofs_across_stored_and_hashed_subtrees_match_the_leaves(vault: Vault) -> None:
+    """Subtrees of 2**STORED_LEVEL leaves and more are read from tlog_nodes, smaller ones hashed from their leaves:
+    on a log of several such chunks (appended in batches that straddle chunk edges), every root, inclusion and
+    consistency proof at sizes and indexes around the edges equals what merkle computes from the entries."""
+    log = make_log(vault)
+    chunk = 1 << STORED_LEVEL
+    entries: list[bytes] = []
+    for batch in (1, chunk - 2, 3, chunk + 5, 1, 2 * chunk - 7, 300):
+        new = [entry(len(entries) + n) for n in range(batch)]
+        assert log.append(new) == list(range(len(entries), len(entries) + batch))
+        entries += new
+    leaves = [merkle.leaf_hash(e) for e in entries]
+    node = reference_nodes(leaves)
+    sizes = sorted({1, chunk - 1, chunk, chunk + 1, 2 * chunk, 3 * chunk - 1, 4 * chunk, len(entries)})
+    assert log.root() == merkle.root_from_leaves(leaves)
+    for size in sizes:
+        root = merkle.root_from_leaves(leaves[:size])
+        assert log.root(size) == root
+        for index in sorted({0, 1, chunk - 1, chunk, chunk + 1, size // 2, size - 2, size - 1} & set(range(size))):
+            proof = log.inclusion_proof(index, size)
+            assert proof == merkle.inclusion_proof(index, size, node), (index, size)
+            merkle.verify_inclusion(leaves[index], index, size, proof, root)
+        for old in sorted({0, 1, chunk - 1, chunk, chunk + 3, size // 3, size - 1, size} & set(range(size + 1))):
+            proof = log.consistency_proof(old, size)
+            assert proof == merkle.consistency_proof(old, size, node), (old, size)
+    # Only the large subtrees are stored.
+    with vault.context.database.read() as cursor:
+        levels = {int(r[0]) for r in cursor.execute("SELECT DISTINCT level FROM tlog_nodes").fetchall()}
+    assert levels and min(levels) == STORED_LEVEL

@@ -24,13 +24,16 @@ Six parts, each measured beside a baseline from the same run:
 5. PublishRelease of a ``--cubes`` cube release (exported by the owner from its space with ExportBundle and a
    ``release``), streamed from a file, in MB/s. Baseline: ``sha256sum`` of the same file (best of two; Python
    hashlib beside it). Aim: >= 0.5x sha256sum.
-6. The buyer's node metering licensed cubes: a marketplace (no witness) publishes a release of ``--buyer-cubes``
-   cubes whose terms permit search and recall without a count, and a buyer server following its log imports it
-   with a license; the same cubes go into another space of the buyer with BatchCreateCubes. SearchCubes (top_k
-   10) and Recall p50/p95 with the same queries on (a) the unlicensed space (the baseline), (b) the licensed
-   space (each call counts a use: a write and an audit event in one transaction); then, once the node holds a
-   license whose terms permit import only, (c) the unlicensed space again, (b') the licensed space again and
-   (d) a space of two half releases, one under that blocked license (Search and Recall narrow their candidates).
+6. The buyer's node metering licensed cubes: a marketplace (no witness) publishes releases of ``--buyer-cubes``
+   cubes, and a buyer server following its log imports them with licenses; the same cubes go into another
+   space of the buyer with BatchCreateCubes. SearchCubes (top_k 10) and Recall p50/p95 with the same queries on
+   (a) the unlicensed space (the baseline), (b) a licensed space whose terms permit search and recall without a
+   count (each call counts a use in memory; the node writes them, with their audit events, in batches every
+   ``license_flush_seconds``), (b2) a licensed space whose terms limit search and recall with a count never
+   reached (10^9: each call's use and audit event are written in one transaction before the answer leaves);
+   then, once the node holds a license whose terms permit import only, (c) the unlicensed space again, (b')
+   and (b2') the licensed spaces again and (d) a space of two half releases, one under that blocked license
+   (Search and Recall leave its cubes out).
 
 Ratios are only meaningful within one run.
 """
@@ -490,11 +493,25 @@ def part_served(args: argparse.Namespace, work: Path) -> dict[str, Any]:
 
 # -- 6. the buyer's node ------------------------------------------------------------------------------------------
 
-#: Terms of the licensed space: search and recall without a count (each call still counts one use).
+#: Terms of the licensed space: search and recall without a count (each call still counts one use, written in a
+#: batch).
 OPEN_TERMS = json.dumps(
     {
         "license": "MIT",
         "permission": [{"action": "import"}, {"action": "search"}, {"action": "recall"}],
+        "maxOfflineSeconds": 86400,
+    }
+)
+#: Terms of the count-limited space: search and recall up to 10^9 times, a limit never reached here, so that each
+#: use is written (with its audit event) before its answer leaves, as under any count limit.
+LIMITED_TERMS = json.dumps(
+    {
+        "license": "MIT",
+        "permission": [
+            {"action": "import"},
+            {"action": "search", "constraint": [{"leftOperand": "count", "operator": "lteq", "rightOperand": 10**9}]},
+            {"action": "recall", "constraint": [{"leftOperand": "count", "operator": "lteq", "rightOperand": 10**9}]},
+        ],
         "maxOfflineSeconds": 86400,
     }
 )
@@ -605,13 +622,68 @@ class Buyer:
         return reply
 
     def uses(self, license_: m.License) -> dict[str, int]:
-        """The uses the node counted of the held license, per action."""
-        name = "heldLicenses/" + license_.grant_digest.removeprefix("sha256:")
-        held = self.held_licenses.GetHeldLicense(h.GetHeldLicenseRequest(name=name), metadata=self.meta)
+        """The uses the node counted of the held license, per action (written or still in memory)."""
+        held = self.held_licenses.GetHeldLicense(h.GetHeldLicenseRequest(name=held_name(license_)), metadata=self.meta)
         return {a.action: int(a.uses) for a in held.actions}
+
+    def audited(self, license_: m.License, action: str) -> int:
+        """The audit events written of the held license's uses for ``action`` (one per use), as the admin."""
+        wanted = f'method = "license.{action}" AND resource = "{held_name(license_)}"'
+        count, token = 0, ""
+        while True:
+            request = g.ListAuditEventsRequest(page_size=1000, page_token=token, filter=wanted)
+            reply = self.governance.ListAuditEvents(request, timeout=60, metadata=self.target.metadata)
+            count += len(reply.events)
+            if not (token := reply.next_page_token):
+                return count
+
+    def verify_audit(self) -> int:
+        """The number of events in the audit chain, which must verify."""
+        reply = self.governance.VerifyAuditLog(g.VerifyAuditLogRequest(), timeout=600, metadata=self.target.metadata)
+        if not reply.verified:
+            raise RuntimeError(f"the audit log breaks at {reply.first_broken_sequence}: {reply.problem}")
+        return int(reply.events_checked)
 
     def close(self) -> None:
         self.channel.close()
+
+
+def held_name(license_: m.License) -> str:
+    return "heldLicenses/" + license_.grant_digest.removeprefix("sha256:")
+
+
+def metered_uses(buyer: Buyer, licenses: dict[str, m.License]) -> dict[str, dict[str, int]]:
+    """The searches and recalls each metered license counted so far."""
+    counted = {key: buyer.uses(held) for key, held in licenses.items()}
+    return {key: {kind: uses.get(kind, 0) for kind in ("search", "recall")} for key, uses in counted.items()}
+
+
+def check_counted(
+    buyer: Buyer, licenses: dict[str, m.License], before: dict[str, dict[str, int]], calls: int, timeout: float = 60
+) -> dict[str, Any]:
+    """Checks that each metered license counted ``calls`` more searches and recalls, and an audit event per use.
+
+    The count-limited license's events are written before each answer leaves, so they must all be there at once;
+    the unlimited license's are written by the node's batches, so this waits (on the events listed) until the
+    batch holding the last use has committed. Returns the counts and how many events the batches still owed.
+    """
+    after = metered_uses(buyer, licenses)
+    for key in licenses:
+        counted = {kind: after[key][kind] - before[key][kind] for kind in ("search", "recall")}
+        if counted != {"search": calls, "recall": calls}:
+            raise RuntimeError(f"the {key} space's license counted {counted}, expected {calls} each")
+    for kind in ("search", "recall"):
+        written = buyer.audited(licenses["limited"], kind)
+        if written != after["limited"][kind]:
+            raise RuntimeError(f"the count-limited license has {written} {kind} events at once, not one per use")
+    owed = {kind: after["licensed"][kind] - buyer.audited(licenses["licensed"], kind) for kind in ("search", "recall")}
+    deadline = time.monotonic() + timeout
+    for kind in ("search", "recall"):
+        while (written := buyer.audited(licenses["licensed"], kind)) != after["licensed"][kind]:
+            if written > after["licensed"][kind] or time.monotonic() > deadline:
+                raise RuntimeError(f"the batched license has {written} {kind} events, not one per use")
+            time.sleep(0.1)
+    return {"uses": after, "batched_events_owed_at_end": owed}
 
 
 def until_lexical(buyer: Buyer, space: str, number: int, timeout: float = 120) -> None:
@@ -682,6 +754,7 @@ def part_buyer(args: argparse.Namespace, work: Path) -> dict[str, Any]:
             "whole": ("1.0.0", OPEN_TERMS, ()),  # every cube, search and recall permitted
             "open_half": ("1.1.0", OPEN_TERMS, names[:half]),
             "closed_half": ("1.2.0", CLOSED_TERMS, names[half:]),  # import only: blocked for search and recall
+            "limited": ("1.3.0", LIMITED_TERMS, ()),  # every cube, search and recall up to 10^9 times
         }
         bundles: dict[str, Path] = {}
         published: dict[str, str] = {}
@@ -713,7 +786,11 @@ def part_buyer(args: argparse.Namespace, work: Path) -> dict[str, Any]:
         closers.append(buyer)
         buyer.trust(market)
         licenses = {key: market.acquire(published[key], 0, buyer.key_id, licensee=buyer.principal) for key in releases}
-        spaces = {"unlicensed": buyer.space("plain"), "licensed": buyer.space("licensed")}
+        spaces = {
+            "unlicensed": buyer.space("plain"),
+            "licensed": buyer.space("licensed"),
+            "limited": buyer.space("limited"),
+        }
         started = time.perf_counter()
         create_cubes(buyer.vault, buyer.meta, spaces["unlicensed"], texts, vectors)
         out["create_s"] = time.perf_counter() - started
@@ -721,6 +798,8 @@ def part_buyer(args: argparse.Namespace, work: Path) -> dict[str, Any]:
         if buyer.import_release(spaces["licensed"], licenses["whole"], bundles["whole"]) != n:
             raise RuntimeError("the licensed import did not create every cube")
         out["import_s"] = time.perf_counter() - started
+        if buyer.import_release(spaces["limited"], licenses["limited"], bundles["limited"]) != n:
+            raise RuntimeError("the count-limited import did not create every cube")
         for space in spaces.values():
             until_lexical(buyer, space, n - 1)
         rng = np.random.default_rng(args.seed + 1)
@@ -733,13 +812,10 @@ def part_buyer(args: argparse.Namespace, work: Path) -> dict[str, Any]:
         ]
 
         print(f"[buyer] phase 1: unlicensed and licensed spaces, {calls} calls each ...", file=sys.stderr)
-        before = buyer.uses(licenses["whole"])
+        metered = {"licensed": licenses["whole"], "limited": licenses["limited"]}
+        before = metered_uses(buyer, metered)
         out["phase1"] = queried(buyer, spaces, queries, words, calls, warmup)
-        after = buyer.uses(licenses["whole"])
-        counted = {kind: after[kind] - before.get(kind, 0) for kind in ("search", "recall")}
-        if counted != {"search": calls + warmup, "recall": calls + warmup}:
-            raise RuntimeError(f"the licensed space's calls counted {counted}, expected {calls + warmup} each")
-        out["counted_phase1"] = counted
+        out["counted_phase1"] = check_counted(buyer, metered, before, calls + warmup)
 
         print("[buyer] the blocked license: two half releases in one space ...", file=sys.stderr)
         spaces["mixed"] = buyer.space("mixed")
@@ -747,7 +823,10 @@ def part_buyer(args: argparse.Namespace, work: Path) -> dict[str, Any]:
             buyer.import_release(spaces["mixed"], licenses[key], bundles[key])
         until_lexical(buyer, spaces["mixed"], half - 1)
         print(f"[buyer] phase 2: with a blocked license held, {calls} calls each ...", file=sys.stderr)
+        before = metered_uses(buyer, metered)
         out["phase2"] = queried(buyer, spaces, queries, words, calls, warmup)
+        out["counted_phase2"] = check_counted(buyer, metered, before, calls + warmup)
+        out["audit_events"] = buyer.verify_audit()
         closed = buyer.uses(licenses["closed_half"])
         if closed.get("search", 0) or closed.get("recall", 0):
             raise RuntimeError(f"the blocked license counted uses: {closed}")
@@ -835,9 +914,11 @@ def report_buyer(b: dict[str, Any]) -> None:
     )
     rows = (
         ("phase1", "unlicensed", "(a) unlicensed space"),
-        ("phase1", "licensed", "(b) licensed, each call counted"),
+        ("phase1", "licensed", "(b) licensed, uses written in batches"),
+        ("phase1", "limited", "(b2) count-limited, each use written"),
         ("phase2", "unlicensed", "(c) unlicensed, a blocked license held"),
         ("phase2", "licensed", "(b') licensed, a blocked license held"),
+        ("phase2", "limited", "(b2') count-limited, a blocked license held"),
         ("phase2", "mixed", "(d) half the cubes blocked"),
     )
     for kind, label in (("search", "SearchCubes top_k 10"), ("recall", "Recall (lexical, 10 items)")):
@@ -846,10 +927,15 @@ def report_buyer(b: dict[str, Any]) -> None:
         for phase, space, name in rows:
             row = b[phase][space][kind]
             print(
-                f"    {name:40} p50 {row['p50_ms']:7.2f} ms  p95 {row['p95_ms']:7.2f} ms  results "
+                f"    {name:44} p50 {row['p50_ms']:7.2f} ms  p95 {row['p95_ms']:7.2f} ms  results "
                 f"{row['results_mean']:5.1f} | x(a) p50 {row['p50_ms'] / base['p50_ms']:.2f} p95 "
                 f"{row['p95_ms'] / base['p95_ms']:.2f}"
             )
+    owed = [b[phase]["batched_events_owed_at_end"] for phase in ("counted_phase1", "counted_phase2")]
+    print(
+        f"  every use counted and audited; the batched license's events still unwritten as each phase ended: "
+        f"{owed[0]}, {owed[1]}; the audit chain verified, {b['audit_events']} events"
+    )
 
 
 def main(argv: Sequence[str] | None = None) -> int:

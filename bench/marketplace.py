@@ -4,7 +4,7 @@ Run by hand, never in the test suite::
 
     .venv/bin/python bench/marketplace.py                 # the full run for docs/performance.md (~2-3 minutes)
     .venv/bin/python bench/marketplace.py --smoke         # small sizes: under a minute
-    .venv/bin/python bench/marketplace.py --only buyer    # part 6 alone (~1.5 minutes)
+    .venv/bin/python bench/marketplace.py --only buyer    # part 6 alone (~1.2 minutes)
 
 Six parts, each measured beside a baseline from the same run:
 

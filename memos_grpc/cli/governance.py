@@ -16,7 +16,7 @@ import re
 import sys
 from typing import TextIO
 
-from memos_client import MemosClient, Principal
+from memos_client import MemosClient, Principal, PublicKey
 
 from memos_grpc.cli._connect import common_options, message_dict, print_json, run
 
@@ -137,11 +137,7 @@ def _key_create(args: argparse.Namespace) -> int:
         key = client.create_signing_key(args.principal)
         if args.public_out is not None:
             args.public_out.write_text(key.public_key.hex() + "\n", encoding="ascii")
-        if args.json:
-            print_json(message_dict(key.proto))
-        else:
-            print(key.key_id)
-        return 0
+        return _show_key(key, args.json)
 
     return run(args, action)
 
@@ -159,14 +155,18 @@ def _key_add(args: argparse.Namespace) -> int:
         return 2
 
     def action(client: MemosClient) -> int:
-        key = client.register_public_key(args.principal, bytes.fromhex(text))
-        if args.json:
-            print_json(message_dict(key.proto))
-        else:
-            print(key.key_id)
-        return 0
+        return _show_key(client.register_public_key(args.principal, bytes.fromhex(text)), args.json)
 
     return run(args, action)
+
+
+def _show_key(key: PublicKey, as_json: bool) -> int:
+    """A principal's key: its key id (the one a license is acquired for), or the whole key as JSON."""
+    if as_json:
+        print_json(message_dict(key.proto))
+    else:
+        print(key.key_id)
+    return 0
 
 
 def write_secret(path: pathlib.Path, text: str) -> None:

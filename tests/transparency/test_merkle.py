@@ -18,6 +18,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+from memos_grpc.conformance import run_vector
 from memos_grpc.transparency import merkle
 from memos_grpc.transparency.merkle import ProofError
 
@@ -45,47 +46,12 @@ def complete_nodes(leaves: list[bytes]) -> Callable[[int, int], bytes]:
     return node
 
 
-def run(inputs: dict[str, Any]) -> dict[str, Any]:
-    operation = inputs["operation"]
-    if operation == "hashes":
-        leaves = [merkle.leaf_hash(b64(e)) for e in inputs["entries"]]
-        node = complete_nodes(leaves)
-        nodes = []
-        level = 0
-        while 1 << level <= len(leaves):
-            nodes += [{"level": level, "index": i, "hash": node(level, i).hex()} for i in range(len(leaves) >> level)]
-            level += 1
-        roots = [merkle.root_from_leaves(leaves[:size]).hex() for size in range(len(leaves) + 1)]
-        return {"valid": True, "reason": "", "leaf_hashes": [h.hex() for h in leaves], "nodes": nodes, "roots": roots}
-    try:
-        if operation == "inclusion":
-            merkle.verify_inclusion(
-                b64(inputs["leaf_hash"]),
-                inputs["index"],
-                inputs["size"],
-                [b64(h) for h in inputs["proof"]],
-                b64(inputs["root"]),
-            )
-        else:
-            assert operation == "consistency", operation
-            merkle.verify_consistency(
-                inputs["old_size"],
-                inputs["new_size"],
-                b64(inputs["old_root"]),
-                b64(inputs["new_root"]),
-                [b64(h) for h in inputs["proof"]],
-            )
-    except ProofError as error:
-        return {"valid": False, "reason": error.reason}
-    return {"valid": True, "reason": ""}
-
-
 @pytest.mark.parametrize("path", FILES, ids=[p.stem for p in FILES])
 def test_vector(path: Path) -> None:
     vector = load(path)
     assert path.name == f"{vector['name']}.json"
     assert vector["kind"] == "merkle"
-    assert run(vector["inputs"]) == vector["expected"], vector["description"]
+    assert run_vector(vector) == vector["expected"], vector["description"]
 
 
 def test_vectors_cover_every_reason_and_edge_case() -> None:

@@ -1,0 +1,25 @@
+/** The offline verifier: DSSE envelopes, bundles and trust root updates, as docs/protocol.md defines them. */
+export { VerifyError } from "./errors.js";
+export { parseJson, JsonError, JsonNumber, integerIn, type JsonValue, type JsonObject } from "./json.js";
+export { parseTime, compareTime, type Instant } from "./time.js";
+export { keyId, PublicKey, isStrictPublicKey, sha256Hex } from "./ed25519.js";
+export {
+  pae,
+  parseEnvelope,
+  verifyEnvelope,
+  EnvelopeFormatError,
+  STATEMENT_PAYLOAD_TYPE,
+  type Envelope,
+  type TrustedKey,
+} from "./dsse.js";
+export {
+  verifyBundle,
+  verifyStatementEnvelope,
+  parseStatement,
+  type BundleLimits,
+  type BundleReport,
+  type TrustPolicy,
+} from "./bundle.js";
+export { parseTrustRoot, verifyRootUpdate, keysFor, thresholdFor, type TrustRoot } from "./trustroot.js";
+export { TarReader, type Chunks } from "./tar.js";
+export { runVector, BadRequestError, type Outcome } from "./vectors.js";

@@ -1,0 +1,159 @@
+/**
+ * Runs one testdata/vectors/*.json object the way testdata/vectors/README.md says for its kind, giving the whole
+ * outcome to compare with its `expected`. The conformance command and the tests share it, so they cannot drift.
+ * A vector whose inputs are not what the kind needs throws BadRequestError; an unknown kind gives null.
+ */
+import { verifyBundle, verifyStatementEnvelope, type BundleLimits, type TrustPolicy } from "./bundle.js";
+import { parseEnvelope, type TrustedKey } from "./dsse.js";
+import { sha256Hex, PublicKey } from "./ed25519.js";
+import { VerifyError } from "./errors.js";
+import { parseTime, type Instant } from "./time.js";
+import { parseTrustRoot, verifyRootUpdate } from "./trustroot.js";
+
+export type Outcome = Record<string, unknown> & { valid: boolean; reason: string };
+type Inputs = Record<string, unknown>;
+
+export class BadRequestError extends Error {}
+
+function isRecord(value: unknown): value is Inputs {
+  return typeof value === "object" && value !== null && !Array.isArray(value);
+}
+
+function field(inputs: Inputs, name: string): unknown {
+  if (!Object.hasOwn(inputs, name)) throw new BadRequestError(`inputs has no ${name}`);
+  return inputs[name];
+}
+
+function text(inputs: Inputs, name: string): string {
+  const value = field(inputs, name);
+  if (typeof value !== "string") throw new BadRequestError(`inputs.${name} is not a string`);
+  return value;
+}
+
+function int(inputs: Inputs, name: string): number {
+  const value = field(inputs, name);
+  if (typeof value !== "number" || !Number.isSafeInteger(value)) throw new BadRequestError(`inputs.${name} is not an integer`);
+  return value;
+}
+
+function instant(inputs: Inputs, name: string): Instant {
+  const parsed = parseTime(text(inputs, name));
+  if (parsed === null) throw new BadRequestError(`inputs.${name} is not an RFC 3339 time`);
+  return parsed;
+}
+
+function b64(value: unknown, name: string): Uint8Array {
+  if (typeof value !== "string" || !/^[A-Za-z0-9+/]*={0,2}$/.test(value) || value.length % 4 !== 0) {
+    throw new BadRequestError(`${name} is not standard base64`);
+  }
+  return new Uint8Array(Buffer.from(value, "base64"));
+}
+
+function policy(inputs: Inputs): TrustPolicy {
+  const threshold = int(inputs, "threshold");
+  const required = field(inputs, "required_key_ids");
+  if (!Array.isArray(required) || !required.every((k) => typeof k === "string")) {
+    throw new BadRequestError("inputs.required_key_ids is not a list of strings");
+  }
+  const list = field(inputs, "trusted_keys");
+  if (!Array.isArray(list)) throw new BadRequestError("inputs.trusted_keys is not a list");
+  const keys = new Map<string, TrustedKey>();
+  for (const item of list) {
+    if (!isRecord(item)) throw new BadRequestError("a trusted key is not an object");
+    const when = (name: string): Instant | null => (Object.hasOwn(item, name) ? instant(item, name) : null);
+    const id = text(item, "key_id");
+    keys.set(id, {
+      keyId: id,
+      publicKey: new PublicKey(b64(item["public_key"], "trusted_keys[].public_key")),
+      notBefore: when("not_before"),
+      notAfter: when("not_after"),
+      revokedAt: when("revoked_at"),
+    });
+  }
+  return { role: "node", keys, threshold, requiredKeyIds: required as string[] };
+}
+
+function* split(data: Uint8Array, chunk: number): Generator<Uint8Array> {
+  if (chunk === 0) {
+    yield data;
+    return;
+  }
+  for (let start = 0; start < data.length; start += chunk) yield data.subarray(start, start + chunk);
+}
+
+function failed(error: unknown): Outcome {
+  if (error instanceof VerifyError) return { valid: false, reason: error.reason };
+  throw error;
+}
+
+async function runEnvelope(inputs: Inputs): Promise<Outcome> {
+  const envelope = text(inputs, "envelope");
+  const trust = policy(inputs);
+  const now = instant(inputs, "now");
+  try {
+    const payload = verifyStatementEnvelope(Buffer.from(envelope, "utf8"), trust, now);
+    return { valid: true, reason: "", payload_sha256: sha256Hex(payload) };
+  } catch (error) {
+    return failed(error);
+  }
+}
+
+async function runBundle(inputs: Inputs, chunk: number): Promise<Outcome> {
+  const data = b64(inputs["bundle"], "inputs.bundle");
+  const trust = policy(inputs);
+  const now = instant(inputs, "now");
+  const raw = field(inputs, "limits");
+  if (!isRecord(raw)) throw new BadRequestError("inputs.limits is not an object");
+  const limits: BundleLimits = {
+    maxEntryBytes: int(raw, "max_entry_bytes"),
+    maxBundleBytes: int(raw, "max_bundle_bytes"),
+    maxEntries: int(raw, "max_entries"),
+    maxEnvelopeBytes: int(raw, "max_envelope_bytes"),
+    maxCubeBytes: int(raw, "max_cube_bytes"),
+  };
+  const report = await verifyBundle(split(data, chunk), trust, limits, now);
+  if (!report.valid) return { valid: false, reason: report.reason };
+  return {
+    valid: true,
+    reason: "",
+    statement_sha256: report.statementSha256,
+    cube_count: report.cubeCount,
+    blob_count: report.blobCount,
+  };
+}
+
+async function runTrustRootUpdate(inputs: Inputs): Promise<Outcome> {
+  const now = instant(inputs, "now");
+  const current = text(inputs, "current_root");
+  const proposed = text(inputs, "proposed_root");
+  let root;
+  try {
+    root = parseTrustRoot(parseEnvelope(Buffer.from(current, "utf8")).payload);
+  } catch (error) {
+    throw new BadRequestError(`inputs.current_root is not a trust root: ${(error as Error).message}`);
+  }
+  try {
+    const updated = verifyRootUpdate(root, Buffer.from(proposed, "utf8"), now);
+    return { valid: true, reason: "", version: updated.root.version };
+  } catch (error) {
+    return failed(error);
+  }
+}
+
+const RUNNERS: Record<string, (inputs: Inputs, chunk: number) => Promise<Outcome>> = {
+  envelope: runEnvelope,
+  bundle: runBundle,
+  trust_root_update: runTrustRootUpdate,
+};
+
+export const KINDS = Object.keys(RUNNERS);
+
+/** The vector's whole outcome; null for a kind this verifier does not run. Throws BadRequestError. */
+export async function runVector(vector: unknown, chunk: number): Promise<Outcome | null> {
+  if (!isRecord(vector) || typeof vector["kind"] !== "string") throw new BadRequestError("the vector has no kind");
+  const runner = RUNNERS[vector["kind"]];
+  if (runner === undefined) return null;
+  const inputs = vector["inputs"];
+  if (!isRecord(inputs)) throw new BadRequestError("the vector has no inputs object");
+  return runner(inputs, chunk);
+}

@@ -255,3 +255,13 @@ func parseSubject(index int, item any) (subject, error) {
 	}
 	return subject{name: name, sha256: sha, size: size}, nil
 }
+
+// DefaultLimits are a server's default import limits (docs/configuration.md): 64 GiB in all, 250,000 entries,
+// a 64 MiB envelope, 1 MiB cubes and 4 GiB for any one entry (max_payload_bytes).
+var DefaultLimits = Limits{
+	MaxEntryBytes:    4 << 30,
+	MaxBundleBytes:   64 << 30,
+	MaxEntries:       250_000,
+	MaxEnvelopeBytes: 64 << 20,
+	MaxCubeBytes:     1 << 20,
+}

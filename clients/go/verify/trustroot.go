@@ -261,3 +261,20 @@ func VerifyRootUpdate(current *TrustRoot, envelopeJSON []byte, now time.Time) (*
 	return proposed, nil
 }
 
+// ParseTrustRootEnvelope reads a trust root from its envelope (GetTrustRoot's signed_envelope, a file a person
+// handed over) as an anchor: its signatures are not checked, so it must come from a source already trusted.
+func ParseTrustRootEnvelope(envelopeJSON []byte) (*TrustRoot, error) {
+	envelope, err := ParseEnvelope(envelopeJSON)
+	if err != nil {
+		return nil, malformed("the trust root envelope is malformed: %v", err)
+	}
+	if envelope.PayloadType != TrustRootPayloadType {
+		return nil, malformed("a trust root envelope has payloadType %q", TrustRootPayloadType)
+	}
+	return ParseTrustRoot(envelope.Payload)
+}
+
+// PolicyFor is the policy of a role of the root (a bundle from a node: "node"), with pinned key ids if any.
+func (t *TrustRoot) PolicyFor(role string, requiredKeyIDs ...string) Policy {
+	return Policy{Keys: t.KeysFor(role), Threshold: t.ThresholdFor(role), RequiredKeyIDs: requiredKeyIDs}
+}

@@ -6,75 +6,71 @@ import (
 	"strings"
 )
 
-// decodeEnvelopeBase64 reads a DSSE payload or signature: standard or URL-safe base64 (not both), padded or not.
-// Characters outside the alphabet (whitespace included: Go's decoder skips CR and LF) are refused before
-// decoding. Padding follows the reference implementation: none is needed; after a whole group of four any
-// number of '=' may follow, after two data characters at most two, after three at most one.
+// The protocol's one base64 rule (docs/protocol.md, "The strict grammar"): the standard alphabet with its '='
+// padding, no whitespace or other character, and canonical (the unused bits of the last character are zero). A
+// DSSE envelope's payload and sig may also use the URL-safe alphabet (never both in one text) and may leave the
+// padding out; padding that is present must be exactly right. Go's decoder is not used on raw input: it skips
+// CR and LF even in Strict mode.
+
+func decodeProtocolBase64(value any, dsse bool) ([]byte, error) {
+	text, ok := value.(string)
+	if !ok {
+		return nil, fmt.Errorf("base64 must be a string")
+	}
+	body := strings.TrimRight(text, "=")
+	padding := len(text) - len(body)
+	standard, urlSafe, mixed := true, true, false
+	for i := 0; i < len(body); i++ {
+		c := body[i]
+		alnum := c >= 'A' && c <= 'Z' || c >= 'a' && c <= 'z' || c >= '0' && c <= '9'
+		standard = standard && (alnum || c == '+' || c == '/')
+		urlSafe = urlSafe && (alnum || c == '-' || c == '_')
+		mixed = mixed || !(alnum || c == '+' || c == '/' || c == '-' || c == '_')
+	}
+	switch {
+	case standard:
+	case dsse && urlSafe:
+		body = strings.NewReplacer("-", "+", "_", "/").Replace(body)
+	case dsse && !mixed:
+		return nil, fmt.Errorf("base64 mixes the standard and URL-safe alphabets")
+	default:
+		return nil, fmt.Errorf("base64 holds a character outside its alphabet")
+	}
+	if len(body)%4 == 1 {
+		return nil, fmt.Errorf("base64 text cannot be one character longer than a multiple of four")
+	}
+	missing := (4 - len(body)%4) % 4
+	if padding != missing && !(dsse && padding == 0) {
+		return nil, fmt.Errorf("base64 padding is wrong: %d '=' needed, %d given", missing, padding)
+	}
+	// Strict refuses non-zero unused bits: the canonical encoding only.
+	data, err := base64.RawStdEncoding.Strict().DecodeString(body)
+	if err != nil {
+		return nil, fmt.Errorf("base64 is not canonical: %v", err)
+	}
+	return data, nil
+}
+
+// decodeEnvelopeBase64 reads a DSSE payload or signature.
 func decodeEnvelopeBase64(value any, what string) ([]byte, error) {
-	text, ok := value.(string)
-	if !ok {
-		return nil, fmt.Errorf("%s must be a base64 string", what)
+	data, err := decodeProtocolBase64(value, true)
+	if err != nil {
+		return nil, fmt.Errorf("%s: %v", what, err)
 	}
-	if strings.ContainsAny(text, "-_") {
-		if strings.ContainsAny(text, "+/") {
-			return nil, fmt.Errorf("%s mixes standard and URL-safe base64 alphabets", what)
-		}
-		text = strings.NewReplacer("-", "+", "_", "/").Replace(text)
-	}
-	return decodeLooseBase64(text, what)
+	return data, nil
 }
 
-func decodeLooseBase64(text, what string) ([]byte, error) {
-	data := strings.TrimRight(text, "=")
-	pad := len(text) - len(data)
-	for i := 0; i < len(data); i++ {
-		if !isBase64Char(data[i]) {
-			return nil, fmt.Errorf("%s is not valid base64", what)
-		}
-	}
-	switch len(data) % 4 {
-	case 0:
-		if len(data) == 0 && pad > 0 {
-			return nil, fmt.Errorf("%s is only padding", what)
-		}
-	case 1:
-		return nil, fmt.Errorf("%s is not valid base64 (length)", what)
-	case 2:
-		if pad > 2 {
-			return nil, fmt.Errorf("%s has too much padding", what)
-		}
-	case 3:
-		if pad > 1 {
-			return nil, fmt.Errorf("%s has too much padding", what)
-		}
-	}
-	// Unused low bits of the last character are ignored, as by the reference (base64.StdEncoding is not Strict).
-	return base64.RawStdEncoding.DecodeString(data)
-}
-
-func isBase64Char(c byte) bool {
-	return c >= 'A' && c <= 'Z' || c >= 'a' && c <= 'z' || c >= '0' && c <= '9' || c == '+' || c == '/'
-}
-
-// decodeStdBase64 reads standard base64 as a trust root's keys carry it (the standard alphabet only).
+// decodeStdBase64 reads standard padded base64 (a trust root's keys).
 func decodeStdBase64(value any, what string) ([]byte, error) {
-	text, ok := value.(string)
-	if !ok {
-		return nil, fmt.Errorf("%s must be a base64 string", what)
+	data, err := decodeProtocolBase64(value, false)
+	if err != nil {
+		return nil, fmt.Errorf("%s: %v", what, err)
 	}
-	// Padding is required to complete the last group, as the reference's decoder requires it.
-	if len(text)%4 != 0 {
-		return nil, fmt.Errorf("%s is not padded base64", what)
-	}
-	return decodeLooseBase64(text, what)
+	return data, nil
 }
 
-// decodeCanonicalBase64 reads base64 as the C2SP text formats carry it: standard, padded, no whitespace, and
-// canonical (it re-encodes to the same text).
+// decodeCanonicalBase64 reads base64 as the C2SP text formats carry it: standard, padded, canonical.
 func decodeCanonicalBase64(text string) ([]byte, bool) {
-	data, err := base64.StdEncoding.Strict().DecodeString(text)
-	if err != nil || base64.StdEncoding.EncodeToString(data) != text {
-		return nil, false
-	}
-	return data, true
+	data, err := decodeProtocolBase64(text, false)
+	return data, err == nil
 }

@@ -280,22 +280,15 @@ func (p *jsonParser) number() (any, error) {
 	} else if digits() == 0 {
 		return nil, p.fail("bad number")
 	}
-	if p.pos < len(p.data) && p.data[p.pos] == '.' {
-		p.pos++
-		if digits() == 0 {
-			return nil, p.fail("bad number")
-		}
+	// I-JSON as the protocol profiles it: integers only, within +-(2^53 - 1), wherever they appear.
+	if p.pos < len(p.data) && (p.data[p.pos] == '.' || p.data[p.pos] == 'e' || p.data[p.pos] == 'E') {
+		return nil, p.fail("a number with a fraction or exponent")
 	}
-	if p.pos < len(p.data) && (p.data[p.pos] == 'e' || p.data[p.pos] == 'E') {
-		p.pos++
-		if p.pos < len(p.data) && (p.data[p.pos] == '+' || p.data[p.pos] == '-') {
-			p.pos++
-		}
-		if digits() == 0 {
-			return nil, p.fail("bad number")
-		}
+	text := jsonNumber(p.data[start:p.pos])
+	if _, ok := integerIn(text, -maxSafeInteger, maxSafeInteger); !ok {
+		return nil, p.fail("an integer outside +-(2^53 - 1)")
 	}
-	return jsonNumber(p.data[start:p.pos]), nil
+	return text, nil
 }
 
 // integerIn reports whether value is a JSON integer (no fraction, no exponent) within [low, high], and its value.

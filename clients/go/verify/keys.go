@@ -45,6 +45,9 @@ func verifySignature(public, signature, message []byte) bool {
 	if len(public) != ed25519.PublicKeySize || len(signature) != ed25519.SignatureSize {
 		return false // ed25519.Verify panics on a key of the wrong length
 	}
+	if !acceptablePublicKey(public) {
+		return false // a small-order or non-canonical key verifies nothing, whichever path brought it here
+	}
 	return ed25519.Verify(ed25519.PublicKey(public), message, signature)
 }
 

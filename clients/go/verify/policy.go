@@ -61,7 +61,7 @@ func ParseVKey(text string) (NoteKey, error) {
 		return NoteKey{}, fmt.Errorf("%q is not a verifier key", text)
 	}
 	raw, ok := decodeCanonicalBase64(m[3])
-	if !ok || len(raw) != 33 || (raw[0] != 0x01 && raw[0] != 0x04) {
+	if !ok || len(raw) != 33 || (raw[0] != 0x01 && raw[0] != 0x04) || !acceptablePublicKey(raw[1:]) {
 		return NoteKey{}, fmt.Errorf("verifier key %q is not an Ed25519 key of type 0x01 or 0x04", m[1])
 	}
 	sum := sha256.Sum256(append([]byte(m[1]+"\n"), raw...))

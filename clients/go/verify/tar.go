@@ -285,7 +285,7 @@ func pathProblem(name string) string {
 		return "is an absolute path"
 	}
 	for _, c := range name {
-		if c < 0x20 || c == 0x7f {
+		if c < 0x20 || (c >= 0x7f && c <= 0x9f) { // C0, DEL and C1 (U+009B is CSI)
 			return "contains a control character"
 		}
 	}

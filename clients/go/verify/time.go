@@ -20,6 +20,11 @@ func ParseTime(text string) (time.Time, error) {
 	if !timeProfile.MatchString(text) {
 		return time.Time{}, fmt.Errorf("%.40q is not an RFC 3339 time of the protocol's profile", text)
 	}
+	if zone := text[len(text)-6:]; zone[0] == '+' || zone[0] == '-' {
+		if zone[1:3] > "23" || zone[4:6] > "59" {
+			return time.Time{}, fmt.Errorf("%.40q has an offset outside -23:59..+23:59", text)
+		}
+	}
 	parsed, err := time.Parse(time.RFC3339Nano, text)
 	if err != nil {
 		return time.Time{}, fmt.Errorf("%.40q: %v", text, err)

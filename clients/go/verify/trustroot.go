@@ -127,7 +127,7 @@ func parseRootKey(kid string, value any) (TrustedKey, error) {
 		return TrustedKey{}, malformed("key %.80s is not an ed25519 key", kid)
 	}
 	public, err := decodeStdBase64(entry["public"], "public")
-	if err != nil || len(public) != 32 || KeyID(public) != kid {
+	if err != nil || !acceptablePublicKey(public) || KeyID(public) != kid {
 		return TrustedKey{}, malformed("key %.80s: the key id is not the sha256 of the public key's SubjectPublicKeyInfo", kid)
 	}
 	key := TrustedKey{KeyID: kid, PublicKey: public}

@@ -14,6 +14,7 @@ import sys
 from tools.vectors.bundles import bundle_vectors
 from tools.vectors.common import Json
 from tools.vectors.envelopes import envelope_vectors
+from tools.vectors.grammar import grammar_vectors
 from tools.vectors.grants import grant_vectors
 from tools.vectors.merkle import merkle_vectors
 from tools.vectors.tlog import tlog_vectors
@@ -31,6 +32,7 @@ def vectors() -> list[Json]:
         + grant_vectors()
         + tlog_vectors()
         + merkle_vectors()
+        + grammar_vectors()
     )
 
 

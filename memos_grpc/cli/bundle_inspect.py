@@ -7,8 +7,6 @@ the way. The file is streamed, never read whole, and the listing stops at ``--li
 from __future__ import annotations
 
 import argparse
-import base64
-import binascii
 import datetime as dt
 import hashlib
 import json
@@ -23,6 +21,7 @@ from memos_client.interchange import read_chunks
 from memos_grpc._proto.memos.v1 import cube_pb2
 from memos_grpc.cli._connect import preview, print_json
 from memos_grpc.errors import BundleError
+from memos_grpc.interchange import ijson
 from memos_grpc.interchange.bundle import (
     ENVELOPE_NAME,
     MAJOR_VERSION,
@@ -31,7 +30,8 @@ from memos_grpc.interchange.bundle import (
     verify_statement_envelope,
 )
 from memos_grpc.interchange.dsse import EnvelopeFormatError, EnvelopeVerification, parse_envelope
-from memos_grpc.interchange.keys import PUBLIC_KEY_BYTES, TrustedKey, key_id
+from memos_grpc.interchange.grammar import Base64Error, decode_base64
+from memos_grpc.interchange.keys import PUBLIC_KEY_BYTES, PublicKeyError, TrustedKey, check_public_key, key_id
 from memos_grpc.interchange.tarstream import TarEntry, TarLimits, TarReader
 from memos_grpc.settings import Settings
 
@@ -43,11 +43,15 @@ _INSPECT_LIMITS = TarLimits(max_entry_bytes=8**11 - 1, max_bundle_bytes=1 << 62,
 def public_key(text: str) -> TrustedKey:
     """An argparse type: a base64 raw Ed25519 public key."""
     try:
-        raw = base64.b64decode(text, validate=True)
-    except (binascii.Error, ValueError):
-        raise argparse.ArgumentTypeError(f"not base64: {text!r}") from None
+        raw = decode_base64(text)
+    except Base64Error as error:
+        raise argparse.ArgumentTypeError(f"not padded standard base64: {text!r} ({error})") from None
     if len(raw) != PUBLIC_KEY_BYTES:
         raise argparse.ArgumentTypeError(f"an Ed25519 public key is {PUBLIC_KEY_BYTES} bytes, not {len(raw)}")
+    try:
+        check_public_key(raw)
+    except PublicKeyError as error:
+        raise argparse.ArgumentTypeError(error.message) from None
     return TrustedKey(key_id(raw), raw)
 
 
@@ -159,9 +163,9 @@ def _read_envelope(data: bytes, policy: TrustPolicy | None, found: _Inspection) 
                 if result.key_id:
                     signer["key_id"] = result.key_id
     try:
-        found.statement = json.loads(envelope.payload)
-    except (UnicodeDecodeError, json.JSONDecodeError, RecursionError) as error:
-        found.problems.append(("BUNDLE_STATEMENT_INVALID", f"the statement is not JSON: {error}"))
+        found.statement = ijson.loads(envelope.payload)
+    except ijson.IJsonError as error:
+        found.problems.append(("BUNDLE_STATEMENT_INVALID", f"the statement is not strict JSON: {error.message}"))
         return
     subjects = found.statement.get("subject") if isinstance(found.statement, dict) else None
     for item in subjects if isinstance(subjects, list) else []:

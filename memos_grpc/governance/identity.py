@@ -28,7 +28,7 @@ from memos_grpc.errors import (
     UnauthenticatedError,
 )
 from memos_grpc.files import write_private
-from memos_grpc.interchange.keys import key_id
+from memos_grpc.interchange.keys import PublicKeyError, check_public_key, key_id
 from memos_grpc.vault.context import VaultContext
 from memos_grpc.vault.database import Connection
 from memos_grpc.vault.names import check_id
@@ -40,8 +40,9 @@ log = logging.getLogger(__name__)
 
 ADMIN_ID = "admin"
 ADMIN_TOKEN_FILE = "admin.token"
-_TOKEN = re.compile(r"^mgt_(k[0-9a-f]{16})_[A-Za-z0-9_-]{43}$")
-_FINGERPRINT = re.compile(r"^[0-9a-f]{64}$")
+# Matched with fullmatch: "$" would also match before a trailing newline.
+_TOKEN = re.compile(r"mgt_(k[0-9a-f]{16})_[A-Za-z0-9_-]{43}")
+_FINGERPRINT = re.compile(r"[0-9a-f]{64}")
 
 
 def principal_name(principal_id: str) -> str:
@@ -130,7 +131,7 @@ class Principals:
     # -- authentication ----------------------------------------------------------
 
     def authenticate_token(self, token: str) -> Identity:
-        match = _TOKEN.match(token)
+        match = _TOKEN.fullmatch(token)
         known = self._credentials.get(match.group(1)) if match else None
         if known is None or not hmac.compare_digest(known.token_hash, token_hash(token)):
             raise UnauthenticatedError("the bearer token is not valid", reason="INVALID_TOKEN")
@@ -173,7 +174,7 @@ class Principals:
             self._refuse_taken_key(checked.key_id, principal.name)
             principal.public_keys.append(checked)
         for fingerprint in given.certificate_fingerprints:
-            if not _FINGERPRINT.match(fingerprint):
+            if not _FINGERPRINT.fullmatch(fingerprint):
                 raise invalid(
                     f"certificate fingerprint {fingerprint[:80]!r} is not 64 lowercase hex characters",
                     "INVALID_FINGERPRINT",
@@ -206,6 +207,10 @@ class Principals:
             raise invalid(f"{field}.algorithm must be ed25519", "INVALID_PUBLIC_KEY")
         if len(key.public_key) != 32:
             raise invalid(f"{field}.public_key must be 32 raw Ed25519 bytes", "INVALID_PUBLIC_KEY")
+        try:
+            check_public_key(key.public_key)
+        except PublicKeyError as exc:
+            raise invalid(f"{field}.public_key is refused: {exc.message}", "INVALID_PUBLIC_KEY") from exc
         for stamp in ("not_before", "not_after"):
             if key.HasField(stamp):
                 check_timestamp(getattr(key, stamp), f"{field}.{stamp}")

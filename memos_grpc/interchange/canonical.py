@@ -9,7 +9,8 @@ Floats are refused so that no two languages can print a number differently.
 from __future__ import annotations
 
 import json
-from datetime import UTC, datetime
+import re
+from datetime import UTC, datetime, timedelta, timezone
 from typing import Any
 
 from memos_grpc.interchange.bounds import EARLIEST_TIME, LATEST_TIME
@@ -39,15 +40,44 @@ def format_time(when: datetime) -> str:
     return when.astimezone(UTC).replace(microsecond=0, tzinfo=None).isoformat() + "Z"
 
 
+#: The protocol's one RFC 3339 profile (docs/protocol.md, "The strict grammar"): four-digit year, "T", seconds,
+#: an optional fraction of 1 to 9 digits, and "Z" or a numeric offset. Uppercase only; nothing else.
+_TIME = re.compile(
+    r"(?P<date>[0-9]{4}-[0-9]{2}-[0-9]{2})T(?P<hour>[0-9]{2}):(?P<minute>[0-9]{2}):(?P<second>[0-9]{2})"
+    r"(?:\.(?P<fraction>[0-9]{1,9}))?(?P<zone>Z|[+-](?P<zone_hour>[0-9]{2}):(?P<zone_minute>[0-9]{2}))"
+)
+
+
 def parse_time(text: str) -> datetime:
-    """Parses an RFC 3339 time (``Z`` or an offset) within the protocol's bounds; raises ValueError otherwise."""
-    if not isinstance(text, str) or "T" not in text:
-        raise ValueError(f"{str(text)[:40]!r} is not an RFC 3339 time")
-    parsed = datetime.fromisoformat(text.replace("Z", "+00:00").replace("z", "+00:00"))
-    if parsed.tzinfo is None:
-        raise ValueError(f"{text[:40]!r} has no time zone; write it in UTC with a trailing Z")
+    """Parses a time in the protocol's RFC 3339 profile within its bounds, in UTC; raises ValueError otherwise.
+
+    ``YYYY-MM-DDTHH:MM:SS[.fraction](Z|+HH:MM|-HH:MM)``: a real date, hour 00-23, minute 00-59, second 00-59
+    (no leap second), offset hours 00-23 and minutes 00-59. The fraction has 1 to 9 digits and is kept to the
+    microsecond (the digits past the sixth are dropped), so every implementation compares times alike.
+    """
+    match = _TIME.fullmatch(text) if isinstance(text, str) else None
+    if match is None:
+        raise ValueError(
+            f"{str(text)[:40]!r} is not an RFC 3339 time of the form YYYY-MM-DDTHH:MM:SS[.fraction](Z|+HH:MM|-HH:MM)"
+        )
+    if int(match["hour"]) > 23 or int(match["minute"]) > 59 or int(match["second"]) > 59:
+        raise ValueError(f"{text[:40]!r} is not a time of day (hour 00-23, minute and second 00-59)")
+    if match["zone"] != "Z" and (int(match["zone_hour"]) > 23 or int(match["zone_minute"]) > 59):
+        raise ValueError(f"{text[:40]!r} has an offset outside -23:59..+23:59")
     try:
-        in_utc = parsed.astimezone(UTC)
+        day = datetime.strptime(match["date"], "%Y-%m-%d")
+    except ValueError as exc:
+        raise ValueError(f"{text[:40]!r} does not name a real date") from exc
+    offset = timedelta(0)
+    if match["zone"] != "Z":
+        offset = timedelta(hours=int(match["zone_hour"]), minutes=int(match["zone_minute"]))
+        offset = -offset if match["zone"].startswith("-") else offset
+    microsecond = int((match["fraction"] or "0").ljust(6, "0")[:6])
+    local = day.replace(
+        hour=int(match["hour"]), minute=int(match["minute"]), second=int(match["second"]), microsecond=microsecond
+    )
+    try:
+        in_utc = local.replace(tzinfo=timezone(offset)).astimezone(UTC)
     except OverflowError:  # 0001-01-01T00:00:00+01:00 is before year 1 in UTC
         in_utc = None
     if in_utc is None or not EARLIEST_TIME <= in_utc <= LATEST_TIME:

@@ -9,14 +9,15 @@ threshold is not met, the one reason why, in the precedence of docs/protocol.md.
 from __future__ import annotations
 
 import base64
-import binascii
 import enum
 import json
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
 
+from memos_grpc.interchange import grammar, ijson
 from memos_grpc.interchange.bounds import MAX_SIGNATURES
+from memos_grpc.interchange.ijson import IJsonError
 from memos_grpc.interchange.keys import SigningKey, TrustedKey, verify_signature
 
 #: payloadType of a bundle's statement (in-toto Statement v1).
@@ -68,26 +69,22 @@ def sign_envelope(payload_type: str, payload: bytes, keys: Sequence[SigningKey])
 
 
 def decode_base64(text: object, what: str) -> bytes:
-    """Standard or URL-safe base64, padded or not; anything else raises EnvelopeFormatError."""
-    if not isinstance(text, str):
-        raise EnvelopeFormatError(f"{what} must be a base64 string")
-    if "-" in text or "_" in text:
-        if "+" in text or "/" in text:
-            raise EnvelopeFormatError(f"{what} mixes standard and URL-safe base64 alphabets")
-        text = text.replace("-", "+").replace("_", "/")
-    text += "=" * (-len(text) % 4)
+    """Standard or URL-safe base64, padded or not, canonical (``grammar.decode_base64``); else EnvelopeFormatError."""
     try:
-        return base64.b64decode(text, validate=True)
-    except (binascii.Error, ValueError) as exc:
+        return grammar.decode_base64(text, dsse=True)
+    except grammar.Base64Error as exc:
         raise EnvelopeFormatError(f"{what} is not valid base64: {exc}") from exc
 
 
 def parse_envelope(data: bytes) -> Envelope:
-    """Decodes envelope JSON; unknown fields are ignored. Raises EnvelopeFormatError."""
+    """Decodes envelope JSON (strict I-JSON, exact member names); unknown fields are ignored.
+
+    Raises EnvelopeFormatError.
+    """
     try:
-        document = json.loads(data)
-    except (UnicodeDecodeError, json.JSONDecodeError, RecursionError) as exc:
-        raise EnvelopeFormatError(f"the envelope is not JSON: {exc}") from exc
+        document = ijson.loads(data)
+    except IJsonError as exc:
+        raise EnvelopeFormatError(f"the envelope is not strict JSON: {exc.message}") from exc
     if not isinstance(document, dict):
         raise EnvelopeFormatError("the envelope is not a JSON object")
     payload_type = document.get("payloadType")

@@ -8,6 +8,7 @@ read; the server's node key is created at first start.
 from __future__ import annotations
 
 import base64
+import functools
 import hashlib
 import logging
 from dataclasses import dataclass
@@ -34,6 +35,70 @@ log = logging.getLogger(__name__)
 #: Length of a raw Ed25519 public key (RFC 8032).
 PUBLIC_KEY_BYTES = 32
 
+# Curve25519 in Edwards form (RFC 8032 5.1): the field prime and the curve constant d.
+_P = 2**255 - 19
+_D = -121665 * pow(121666, _P - 2, _P) % _P
+_SQRT_MINUS_ONE = pow(2, (_P - 1) // 4, _P)
+
+
+class PublicKeyError(ValueError):
+    """Bytes that are not an acceptable Ed25519 public key; ``problem`` says which rule they break."""
+
+    def __init__(self, problem: str, message: str) -> None:
+        super().__init__(message)
+        self.problem = problem
+        self.message = message
+
+
+def check_public_key(raw: bytes) -> bytes:
+    """``raw`` if it is an acceptable Ed25519 public key (docs/protocol.md, "The strict grammar"); else PublicKeyError.
+
+    Acceptable: 32 bytes, the canonical encoding (y below p, no sign bit on x = 0) of a point on the curve that is
+    not of small order. OpenSSL verifies a signature by a small-order key (the identity 0100..00 among them) over
+    many messages, and other libraries disagree on such keys, so they are refused wherever a key is read.
+    """
+    if not isinstance(raw, bytes) or len(raw) != PUBLIC_KEY_BYTES:
+        raise PublicKeyError("LENGTH", f"an Ed25519 public key is {PUBLIC_KEY_BYTES} bytes")
+    if _small_order_or_invalid(raw):
+        raise PublicKeyError(
+            "WEAK",
+            "the Ed25519 public key is of small order or not the canonical encoding of a point on the curve; "
+            "use the public key an Ed25519 key generator gives",
+        )
+    return raw
+
+
+@functools.lru_cache(maxsize=4096)
+def _small_order_or_invalid(raw: bytes) -> bool:
+    """True when ``raw`` does not decode canonically (RFC 8032 5.1.3) or decodes to a point whose order divides 8."""
+    encoded = int.from_bytes(raw, "little")
+    y, sign = encoded & ((1 << 255) - 1), encoded >> 255
+    if y >= _P:
+        return True
+    u, v = (y * y - 1) % _P, (_D * y * y + 1) % _P
+    # x = u v^3 (u v^7)^((p-5)/8): the square root of u/v with one exponentiation (RFC 8032 5.1.3).
+    x = u * pow(v, 3, _P) * pow(u * pow(v, 7, _P), (_P - 5) // 8, _P) % _P
+    if (v * x * x - u) % _P:
+        x = x * _SQRT_MINUS_ONE % _P
+        if (v * x * x - u) % _P:
+            return True  # not on the curve
+    if x == 0 and sign:
+        return True
+    # 8 * point in projective coordinates (no inversions): the small-order points are those it takes to (0 : 1 : 1).
+    px, py, pz = x, y, 1
+    for _ in range(3):
+        px, py, pz = _double(px, py, pz)
+    return px == 0 and py == pz
+
+
+def _double(x: int, y: int, z: int) -> tuple[int, int, int]:
+    # Projective doubling on -x^2 + y^2 = 1 + d x^2 y^2 (the "dbl-2008-bbjlp" formulas with a = -1).
+    b, c, d = (x + y) ** 2 % _P, x * x % _P, y * y % _P
+    e = -c % _P
+    f = (e + d) % _P
+    j = (f - 2 * z * z) % _P
+    return (b - c - d) * j % _P, f * (e - d) % _P, f * j % _P
+
 
 def key_id(raw_public_key: bytes) -> str:
     """Lowercase hex sha256 of the key's DER SubjectPublicKeyInfo."""
@@ -44,7 +109,12 @@ def key_id(raw_public_key: bytes) -> str:
 
 
 def verify_signature(raw_public_key: bytes, signature: bytes, message: bytes) -> bool:
-    """True if ``signature`` is a valid Ed25519 signature of ``message`` by the key."""
+    """True if ``signature`` is a valid Ed25519 signature of ``message`` by an acceptable key (``check_public_key``).
+
+    A small-order or non-canonical key verifies nothing, whichever path brought it here.
+    """
+    if not isinstance(raw_public_key, bytes) or _small_order_or_invalid(raw_public_key):
+        return False
     try:
         Ed25519PublicKey.from_public_bytes(raw_public_key).verify(signature, message)
     except (InvalidSignature, ValueError):

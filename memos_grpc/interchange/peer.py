@@ -19,12 +19,12 @@ from memos_grpc.errors import FailedPreconditionError, MemosError, UnavailableEr
 from memos_grpc.settings import Settings
 from memos_grpc.vault.validation import invalid
 
-_TARGET = re.compile(r"^[A-Za-z0-9.\-\[\]:]{1,255}:[0-9]{1,5}$")
+_TARGET = re.compile(r"[A-Za-z0-9.\-\[\]:]{1,255}:[0-9]{1,5}")
 
 
 def peer_chunks(request: interchange_service_pb2.ImportFromPeerRequest, settings: Settings) -> Iterator[bytes]:
     """Checks the request at once, then returns the peer's bundle bytes as they stream in."""
-    if not _TARGET.match(request.peer_target):
+    if not _TARGET.fullmatch(request.peer_target):
         raise invalid(f"peer_target {request.peer_target[:120]!r} is not host:port", "INVALID_PEER_TARGET")
     if not request.peer_token:
         raise invalid("peer_token is empty: the peer needs a credential", "MISSING_PEER_TOKEN")

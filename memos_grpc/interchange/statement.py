@@ -7,12 +7,12 @@ writes canonical JSON; a verifier parses the verified bytes as they are.
 
 from __future__ import annotations
 
-import json
 import re
 from dataclasses import dataclass
 from typing import Any
 
 from memos_grpc.errors import BundleError
+from memos_grpc.interchange import ijson
 from memos_grpc.interchange.bounds import MAX_SUBJECT_SIZE, is_integer_in
 from memos_grpc.interchange.canonical import canonical_json
 
@@ -23,9 +23,10 @@ FORMAT_VERSION = 1
 #: the listing's name, the release id, the SPDX license expression and the terms digest.
 RELEASE_FIELDS = ("listing", "release", "license", "termsDigest")
 
-_HEX64 = re.compile(r"^[0-9a-f]{64}$")
-_CUBE_ENTRY = re.compile(r"^cubes/[A-Za-z0-9][A-Za-z0-9._-]{0,94}\.pb$")
-_BLOB_ENTRY = re.compile(r"^blobs/sha256/([0-9a-f]{64})$")
+# Matched with fullmatch: "$" would also match before a trailing newline ("<64 hex>\n").
+_HEX64 = re.compile(r"[0-9a-f]{64}")
+_CUBE_ENTRY = re.compile(r"cubes/[A-Za-z0-9][A-Za-z0-9._-]{0,94}\.pb")
+_BLOB_ENTRY = re.compile(r"blobs/sha256/([0-9a-f]{64})")
 
 
 @dataclass(frozen=True)
@@ -72,9 +73,11 @@ class Statement:
 def parse_statement(payload: bytes, max_subjects: int) -> Statement:
     """Parses verified statement bytes; unknown fields are ignored. Raises BundleError."""
     try:
-        document = json.loads(payload)
-    except (UnicodeDecodeError, json.JSONDecodeError, RecursionError) as exc:
-        raise BundleError(f"the statement is not JSON: {exc}", reason="BUNDLE_STATEMENT_INVALID") from exc
+        document = ijson.loads(payload)
+    except ijson.IJsonError as exc:
+        raise BundleError(
+            f"the statement is not strict JSON: {exc.message}", reason="BUNDLE_STATEMENT_INVALID"
+        ) from exc
     if not isinstance(document, dict):
         raise BundleError("the statement is not a JSON object", reason="BUNDLE_STATEMENT_INVALID")
     if document.get("_type") != STATEMENT_TYPE:
@@ -112,14 +115,14 @@ def _subject(index: int, item: Any) -> Subject:
         raise BundleError(
             f"{where} needs name, digest.sha256 and annotations.size", reason="BUNDLE_STATEMENT_INVALID"
         ) from exc
-    if not isinstance(name, str) or not isinstance(sha256, str) or not _HEX64.match(sha256):
+    if not isinstance(name, str) or not isinstance(sha256, str) or not _HEX64.fullmatch(sha256):
         raise BundleError(f"{where} has a bad name or sha256", reason="BUNDLE_STATEMENT_INVALID")
     if not is_integer_in(size, 0, MAX_SUBJECT_SIZE):
         raise BundleError(
             f"{where} size must be an integer from 0 to {MAX_SUBJECT_SIZE}", reason="BUNDLE_STATEMENT_INVALID"
         )
-    blob = _BLOB_ENTRY.match(name)
-    if blob is None and not _CUBE_ENTRY.match(name):
+    blob = _BLOB_ENTRY.fullmatch(name)
+    if blob is None and not _CUBE_ENTRY.fullmatch(name):
         raise BundleError(
             f"{where} names {name[:120]!r}; entries are cubes/<provenance-id>.pb or blobs/sha256/<hex>",
             reason="BUNDLE_STATEMENT_INVALID",

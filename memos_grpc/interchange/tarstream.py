@@ -25,7 +25,8 @@ _VERSION = b"00"
 _OCTAL_DIGITS = b"01234567"
 #: A well-formed octal field: digits, then NUL or space padding (leading spaces, as old writers put them).
 _OCTAL_FIELD = re.compile(rb" *[0-7]*[ \x00]*")
-_CONTROL = re.compile(r"[\x00-\x1f\x7f]")
+# C0, DEL and C1 (U+0080-U+009F): a terminal acts on C1 as on C0 (U+009B is CSI), so names carry none of them.
+_CONTROL = re.compile(r"[\x00-\x1f\x7f-\x9f]")
 # (field, start, end) of the numeric header fields the reader insists are well formed.
 _NUMERIC_FIELDS = (
     ("mode", 100, 108),

@@ -12,15 +12,13 @@ bounds of ``bounds.py``. Format and rules: docs/protocol.md.
 
 from __future__ import annotations
 
-import base64
-import binascii
-import json
 from dataclasses import dataclass, field
 from datetime import datetime
 from functools import cached_property
 from typing import TYPE_CHECKING, Any
 
 from memos_grpc.errors import TrustRootError
+from memos_grpc.interchange import ijson
 from memos_grpc.interchange.bounds import (
     MAX_KEY_NAME_CHARS,
     MAX_LOG_POLICY_BYTES,
@@ -34,7 +32,8 @@ from memos_grpc.interchange.bounds import (
 )
 from memos_grpc.interchange.canonical import canonical_json, format_time, parse_time
 from memos_grpc.interchange.dsse import Envelope, EnvelopeFormatError, parse_envelope, verify_envelope
-from memos_grpc.interchange.keys import PUBLIC_KEY_BYTES, TrustedKey, key_id
+from memos_grpc.interchange.grammar import Base64Error, decode_base64
+from memos_grpc.interchange.keys import PublicKeyError, TrustedKey, check_public_key, key_id
 from memos_grpc.transparency._text import TransparencyFormatError
 
 if TYPE_CHECKING:
@@ -112,11 +111,16 @@ def parse_trust_root(payload: bytes) -> TrustRoot:
     name known: what parses here can be stored, sent and parsed again without loss.
     """
     try:
-        document = json.loads(payload)
+        document = ijson.loads(payload)
+    except ijson.IJsonError as exc:
+        raise TrustRootError(
+            f"the trust root is not strict JSON: {exc.message}", reason="TRUST_ROOT_MALFORMED"
+        ) from exc
+    try:
         return _from_document(document)
     except TrustRootError:
         raise
-    except (ValueError, TypeError, KeyError, AttributeError, RecursionError, binascii.Error) as exc:
+    except (ValueError, TypeError, KeyError, AttributeError, RecursionError) as exc:
         raise TrustRootError(f"the trust root is malformed: {exc}", reason="TRUST_ROOT_MALFORMED") from exc
 
 
@@ -202,8 +206,11 @@ def _parse_policy(text: str) -> Policy:
 def _key(kid: str, entry: dict[str, Any]) -> TrustedKey:
     if entry.get("keytype") != "ed25519":
         raise _malformed(f"key {kid[:80]} is not an ed25519 key")
-    public = base64.b64decode(entry["public"], validate=True)
-    if len(public) != PUBLIC_KEY_BYTES or key_id(public) != kid:
+    try:
+        public = check_public_key(decode_base64(entry["public"]))
+    except (Base64Error, PublicKeyError) as exc:
+        raise _malformed(f"key {kid[:80]}: public must be an Ed25519 public key in padded base64: {exc}") from exc
+    if key_id(public) != kid:
         raise _malformed(f"key {kid[:80]}: the key id is not the sha256 of the public key's SubjectPublicKeyInfo")
     name = entry.get("name", "")
     # The name travels in protobuf strings: it must be text that UTF-8 can carry (no lone surrogates).

@@ -7,13 +7,13 @@ decimals without signs or leading zeros and within an explicit bound. Internal t
 from __future__ import annotations
 
 import base64
-import binascii
 import re
+
+from memos_grpc.interchange.grammar import Base64Error, decode_base64
 
 #: 2**63 - 1: the bound on tree sizes, indexes and timestamps (C2SP tlog-checkpoint, tlog-cosignature).
 MAX_INT63 = (1 << 63) - 1
 
-_BASE64 = re.compile(r"(?:[A-Za-z0-9+/]{4})*(?:[A-Za-z0-9+/]{2}==|[A-Za-z0-9+/]{3}=)?")
 _DECIMAL = re.compile(r"0|[1-9][0-9]{0,18}")
 
 
@@ -27,17 +27,11 @@ class TransparencyFormatError(ValueError):
 
 
 def strict_b64decode(text: str) -> bytes | None:
-    """Standard base64 with padding and no whitespace, canonical (re-encodes to ``text``); else None."""
-    if not _BASE64.fullmatch(text):
-        return None
+    """Standard base64 with padding and no whitespace, canonical (``grammar.decode_base64``); else None."""
     try:
-        data = base64.b64decode(text, validate=True)
-    except (binascii.Error, ValueError):
+        return decode_base64(text)
+    except Base64Error:
         return None
-    # Non-zero unused bits in the last character decode but do not re-encode the same: refuse them.
-    if base64.b64encode(data).decode() != text:
-        return None
-    return data
 
 
 def b64encode(data: bytes) -> str:

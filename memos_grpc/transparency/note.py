@@ -13,7 +13,7 @@ import re
 from collections.abc import Sequence
 from dataclasses import dataclass
 
-from memos_grpc.interchange.keys import PUBLIC_KEY_BYTES, SigningKey, verify_signature
+from memos_grpc.interchange.keys import PUBLIC_KEY_BYTES, PublicKeyError, SigningKey, check_public_key, verify_signature
 from memos_grpc.transparency._text import (
     TransparencyFormatError,
     b64encode,
@@ -243,6 +243,10 @@ def parse_vkey(text: str) -> tuple[str, bytes, int, bytes]:
             reason="VKEY_INVALID",
         )
     name, key_id, signature_type, public_key = match["name"], bytes.fromhex(match["key_id"]), raw[0], raw[1:]
+    try:
+        check_public_key(public_key)
+    except PublicKeyError as exc:
+        raise NoteError(f"verifier key {name!r}: {exc.message}", reason="VKEY_INVALID") from exc
     if key_id != key_id_for(name, signature_type, public_key):
         raise NoteError(f"verifier key {name!r} names key id {key_id.hex()}, not its key's", reason="VKEY_INVALID")
     return name, key_id, signature_type, public_key

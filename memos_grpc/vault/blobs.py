@@ -16,12 +16,12 @@ from pathlib import Path
 
 from memos_grpc.errors import InvalidArgumentError, NotFoundError, ResourceExhaustedError
 
-DIGEST_PATTERN = re.compile(r"^sha256:[0-9a-f]{64}$")
+DIGEST_PATTERN = re.compile(r"sha256:[0-9a-f]{64}")
 
 
 def parse_digest(digest: str) -> str:
     """Returns the hex part of ``sha256:<hex>``; raises on any other form."""
-    if not DIGEST_PATTERN.match(digest):
+    if not DIGEST_PATTERN.fullmatch(digest):
         raise InvalidArgumentError(
             f"digest {digest[:80]!r} is not of the form sha256:<64 lowercase hex>", reason="INVALID_DIGEST"
         )

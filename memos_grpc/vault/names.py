@@ -7,12 +7,12 @@ import uuid
 
 from memos_grpc.errors import InvalidArgumentError
 
-ID_PATTERN = re.compile(r"^[a-z][a-z0-9-]{0,62}$")
+ID_PATTERN = re.compile(r"[a-z][a-z0-9-]{0,62}")
 _ID_RULE = "1..63 characters of lowercase letters, digits and '-', starting with a letter"
 
 
 def check_id(value: str, what: str) -> str:
-    if not ID_PATTERN.match(value):
+    if not ID_PATTERN.fullmatch(value):
         raise InvalidArgumentError(f"{what} {value[:80]!r} is invalid: use {_ID_RULE}", reason="INVALID_NAME")
     return value
 

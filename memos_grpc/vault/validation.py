@@ -24,8 +24,8 @@ MAX_TAG_CHARS = 64
 MAX_LABELS = 64
 MAX_LABEL_VALUE_CHARS = 256
 MAX_SHORT_TEXT_CHARS = 512
-LABEL_KEY = re.compile(r"^[a-z][a-z0-9_.\-/]{0,62}$")
-PRINCIPAL_NAME = re.compile(r"^principals/[a-z][a-z0-9-]{0,62}$")
+LABEL_KEY = re.compile(r"[a-z][a-z0-9_.\-/]{0,62}")
+PRINCIPAL_NAME = re.compile(r"principals/[a-z][a-z0-9-]{0,62}")
 
 _PAYLOAD_OF_TYPE = {
     cube_pb2.MEMORY_TYPE_PLAINTEXT: "plaintext",
@@ -101,7 +101,7 @@ def check_labels(labels: dict[str, str]) -> None:
     if len(labels) > MAX_LABELS:
         raise invalid(f"cube.labels has {len(labels)} entries; the limit is {MAX_LABELS}", "INVALID_LABEL")
     for key, value in labels.items():
-        if not LABEL_KEY.match(key):
+        if not LABEL_KEY.fullmatch(key):
             raise invalid(
                 f"label key {key[:80]!r} must be 1..63 characters of [a-z0-9_.-/] starting with a letter",
                 "INVALID_LABEL",
@@ -180,7 +180,7 @@ def check_metadata(cube: cube_pb2.MemCube) -> None:
     if cube.access.scope not in _SCOPES:  # stored as a SMALLINT: an unknown number may not even fit
         raise invalid(f"cube.access.scope {cube.access.scope} is not a known value", "INVALID_ENUM")
     for principal in cube.access.principals:
-        if not PRINCIPAL_NAME.match(principal):
+        if not PRINCIPAL_NAME.fullmatch(principal):
             raise invalid(f"cube.access.principals entry {principal[:80]!r} is not principals/{{id}}", "INVALID_NAME")
 
 

@@ -107,6 +107,41 @@ def test_public_keys_get_their_protocol_key_id(admin: GovernanceServiceStub) -> 
     assert reason_of(bad.value) == "INVALID_PUBLIC_KEY"
 
 
+#: Keys no signature may be checked against: the identity point and a point of order 8 (small order), and the
+#: identity again with y written as y + p (not canonical).
+WEAK_KEYS = [
+    bytes([1]) + bytes(31),
+    bytes.fromhex("c7176a703d4dd84fba3c0b760d10670f2a2053fa2c39ccc64ec7fd7792ac037a"),
+    (2**255 - 19 + 1).to_bytes(32, "little"),
+]
+
+
+@pytest.mark.parametrize("raw", WEAK_KEYS, ids=["identity", "order-8", "non-canonical"])
+def test_weak_public_keys_are_refused_and_nothing_is_registered(admin: GovernanceServiceStub, raw: bytes) -> None:
+    with pytest.raises(grpc.RpcError) as created:
+        admin.CreatePrincipal(
+            g.CreatePrincipalRequest(
+                principal_id="peer-weak",
+                principal=principal_pb2.Principal(
+                    kind=principal_pb2.Principal.KIND_PEER_NODE, public_keys=[principal_pb2.PublicKey(public_key=raw)]
+                ),
+            )
+        )
+    assert created.value.code() == grpc.StatusCode.INVALID_ARGUMENT
+    assert reason_of(created.value) == "INVALID_PUBLIC_KEY"
+    assert "small order" in (created.value.details() or "")
+    names = [p.name for p in admin.ListPrincipals(g.ListPrincipalsRequest()).principals]
+    assert "principals/peer-weak" not in names
+    new_principal(admin, "dave")
+    with pytest.raises(grpc.RpcError) as registered:
+        admin.RegisterPublicKey(
+            g.RegisterPublicKeyRequest(parent="principals/dave", public_key=principal_pb2.PublicKey(public_key=raw))
+        )
+    assert registered.value.code() == grpc.StatusCode.INVALID_ARGUMENT
+    assert reason_of(registered.value) == "INVALID_PUBLIC_KEY"
+    assert not admin.GetPrincipal(g.GetPrincipalRequest(name="principals/dave")).public_keys
+
+
 def test_a_principal_sees_only_its_own_spaces(fresh_server: MemosServer, admin: GovernanceServiceStub) -> None:
     dave = as_principal(fresh_server, new_principal(admin, "dave"))
     erin = as_principal(fresh_server, new_principal(admin, "erin"))

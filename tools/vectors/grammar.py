@@ -24,6 +24,7 @@ from tools.vectors.common import (
     b64,
     envelope_json,
     invalid,
+    pae,
     rfc3339,
     sha256_hex,
     signed,
@@ -224,7 +225,30 @@ def envelope_grammar_vectors() -> list[Json]:
             invalid("BUNDLE_SIGNATURE_INVALID"),
             trusted=[_weak_trusted(IDENTITY_KEY, "identity")],
         ),
+        _env(
+            "non-canonical-r-small-order-key",
+            "The identity key again, R = the identity written as y + p and S = 0: lenient decoders of R accept it.",
+            envelope_json(
+                T,
+                PAYLOAD,
+                [{"keyid": spki_key_id(IDENTITY_KEY), "sig": b64((1 + _P).to_bytes(32, "little") + bytes(32))}],
+            ),
+            invalid("BUNDLE_SIGNATURE_INVALID"),
+            trusted=[_weak_trusted(IDENTITY_KEY, "identity")],
+        ),
+        _env(
+            "signature-s-not-reduced",
+            "KEY1's valid signature with S + L for S (L the group order): the same equation holds, but S >= L.",
+            envelope_json(T, PAYLOAD, [{"keyid": KEY1.key_id, "sig": b64(_unreduced(KEY1.sign(pae(T, PAYLOAD))))}]),
+            invalid("BUNDLE_SIGNATURE_INVALID"),
+        ),
     ]
+
+
+def _unreduced(signature: bytes) -> bytes:
+    """``signature`` with S replaced by S + L, where L = 2^252 + 27742317777372353535851937790883648493."""
+    s = int.from_bytes(signature[32:], "little") + 2**252 + 27742317777372353535851937790883648493
+    return signature[:32] + s.to_bytes(32, "little")
 
 
 # -- bundle kind: statement JSON and patterns, envelope bytes, tar ---------------------------------------------------

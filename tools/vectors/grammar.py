@@ -32,6 +32,7 @@ from tools.vectors.common import (
     vector,
 )
 from tools.vectors.envelopes import PAYLOAD
+from tools.vectors.grants import CHECKS, LICENSEE, MARKETPLACE, grant_statement
 from tools.vectors.tlog import LOG
 from tools.vectors.trust_roots import T as ROOT_TYPE
 from tools.vectors.trust_roots import root
@@ -642,6 +643,46 @@ def trust_root_grammar_vectors() -> list[Json]:
     ]
 
 
+# -- grant kind: the grant envelope and statement, and the marketplace key ---------------------------------------
+
+
+def grant_grammar_vectors() -> list[Json]:
+    def case(name: str, description: str, grant: str, expected: Json, trusted: list[Json] | None = None) -> Json:
+        inputs = {
+            "now": rfc3339(NOW),
+            "trusted_keys": [MARKETPLACE.trusted()] if trusted is None else trusted,
+            "licensee_principal": LICENSEE,
+            "licensee_key_id": KEY2.key_id,
+            "grant": grant,
+            "checks": CHECKS,
+        }
+        return vector("grant", f"grammar-{name}", description, inputs, expected)
+
+    payload = grant_statement()
+    not_after = json.loads(payload)["predicate"]["notAfter"]
+    return [
+        case(
+            "byte-order-mark",
+            "The marketplace's valid grant envelope preceded by a UTF-8 byte order mark.",
+            "\ufeff" + signed(T, payload, MARKETPLACE),
+            invalid("GRANT_MALFORMED"),
+        ),
+        case(
+            "time-no-seconds",
+            "The grant's notAfter without seconds (T00:00Z), signed by the marketplace.",
+            signed(T, payload.replace(not_after.encode(), not_after[:16].encode() + b"Z"), MARKETPLACE),
+            invalid("GRANT_MALFORMED"),
+        ),
+        case(
+            "small-order-key",
+            "The trusted marketplace key is the identity point and the signature R = identity, S = 0.",
+            envelope_json(T, payload, [{"keyid": spki_key_id(IDENTITY_KEY), "sig": b64(IDENTITY_KEY + bytes(32))}]),
+            invalid("GRANT_SIGNATURE_INVALID"),
+            trusted=[_weak_trusted(IDENTITY_KEY, "identity")],
+        ),
+    ]
+
+
 # -- tlog-policy kind: log and witness keys --------------------------------------------------------------------------
 
 
@@ -662,5 +703,9 @@ def policy_grammar_vectors() -> list[Json]:
 
 def grammar_vectors() -> list[Json]:
     return (
-        envelope_grammar_vectors() + bundle_grammar_vectors() + trust_root_grammar_vectors() + policy_grammar_vectors()
+        envelope_grammar_vectors()
+        + bundle_grammar_vectors()
+        + trust_root_grammar_vectors()
+        + grant_grammar_vectors()
+        + policy_grammar_vectors()
     )

@@ -46,6 +46,9 @@ COUNTS = {
 }
 NOTE_COUNTS = {"flip": 14, "truncate": 6, "duplicate-line": 6, "swap-lines": 4, "reencode": 5}
 BUNDLE_COUNTS = {"flip": 20, "truncate": 6}
+#: Mutants kept of one vector, and the requests (each implementation) a whole run may make.
+PER_SOURCE = 48
+REQUEST_BUDGET = 2000
 
 
 @dataclass(frozen=True)
@@ -333,10 +336,29 @@ def mutations_of(vector: dict[str, Any]) -> list[Mutation]:
     return found
 
 
+def interleaved(mutants: list[Mutation]) -> list[Mutation]:
+    """The mutants one of each operation at a time, so that taking the first k keeps every operation."""
+    by_operation: dict[str, list[Mutation]] = {}
+    for mutant in mutants:
+        by_operation.setdefault(mutant.case_id.split("~")[1].rsplit("-", 1)[0], []).append(mutant)
+    rounds = max((len(v) for v in by_operation.values()), default=0)
+    return [ops[i] for i in range(rounds) for ops in by_operation.values() if i < len(ops)]
+
+
 def all_mutations(vectors: list[dict[str, Any]]) -> list[Mutation]:
-    return [
-        m
+    """At most PER_SOURCE mutants of each valid vector, fewer when that would pass REQUEST_BUDGET requests (a bundle
+    mutant is two: whole and chunked); the cap is the same for every vector, so a mutant's id names the same mutant
+    as long as the cap stands."""
+    sources = [
+        interleaved(mutations_of(v))
         for v in sorted(vectors, key=lambda v: v["name"])
         if v["kind"] in ("bundle", *TARGETS) and v["expected"]["valid"]
-        for m in mutations_of(v)
     ]
+
+    def requests(cap: int) -> int:
+        return sum(len(s[:cap]) * (2 if s and s[0].vector["kind"] == "bundle" else 1) for s in sources)
+
+    cap = PER_SOURCE
+    while cap > 1 and requests(cap) > REQUEST_BUDGET:
+        cap -= 1
+    return [m for s in sources for m in s[:cap]]

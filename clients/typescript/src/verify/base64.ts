@@ -1,44 +1,47 @@
 /**
- * The two base64 rules of the protocol, as exact predicates (Buffer.from decodes anything, so it only runs after).
+ * The protocol's one base64 rule (docs/protocol.md, "The strict grammar"), as exact predicates (Buffer.from decodes
+ * anything, so it only runs after the text passed).
  *
- * - `decodeEnvelopeBase64`: a DSSE envelope's payload and signatures: the standard or the URL-safe alphabet (not
- *   both), padded or not, nothing else (no whitespace), unused trailing bits ignored.
- * - `decodePaddedBase64`: keys in a trust root: the standard alphabet, padded to a multiple of four.
+ * The rule: the standard alphabet with its `=` padding, no whitespace or other character, and canonical: the unused
+ * bits of the last character are zero, so no two texts decode to the same bytes. A DSSE envelope's payload and
+ * signatures may also use the URL-safe alphabet (never both in one text) and may leave the padding out; padding that
+ * is present must be exactly right.
+ *
+ * - `decodeEnvelopeBase64`: a DSSE envelope's `payload` and `sig`.
+ * - `decodePaddedBase64` (and its alias `decodeCanonicalBase64`): everything else (trust root keys, vkeys).
  */
 
-const STANDARD = /^[A-Za-z0-9+/]*={0,2}$/;
+const STANDARD = /^[A-Za-z0-9+/]*$/;
+const URL_SAFE = /^[A-Za-z0-9_-]*$/;
 
-function padFits(text: string): boolean {
-  const data = text.replace(/=+$/, "").length;
-  const pad = text.length - data;
-  const needed = (4 - (data % 4)) % 4;
-  if (data % 4 === 1) return false;
-  return pad <= needed;
-}
-
-/** Standard or URL-safe, padded or not; null when it is neither. */
-export function decodeEnvelopeBase64(text: unknown): Uint8Array | null {
+function decode(text: unknown, dsse: boolean): Uint8Array | null {
   if (typeof text !== "string") return null;
-  let standard = text;
-  if (text.includes("-") || text.includes("_")) {
-    if (text.includes("+") || text.includes("/")) return null;
-    standard = text.replaceAll("-", "+").replaceAll("_", "/");
-  }
-  if (!STANDARD.test(standard) || !padFits(standard)) return null;
-  return new Uint8Array(Buffer.from(standard, "base64"));
+  const body = text.replace(/=+$/, "");
+  const padding = text.length - body.length;
+  let standard: string;
+  if (STANDARD.test(body)) standard = body;
+  else if (dsse && URL_SAFE.test(body)) standard = body.replaceAll("-", "+").replaceAll("_", "/");
+  else return null;
+  if (body.length % 4 === 1) return null;
+  const missing = (4 - (body.length % 4)) % 4;
+  if (padding !== missing && !(dsse && padding === 0)) return null;
+  const bytes = Buffer.from(standard, "base64");
+  // Non-zero unused bits in the last character decode, but to bytes that encode differently: refuse them.
+  if (bytes.toString("base64").replace(/=+$/, "") !== standard) return null;
+  return new Uint8Array(bytes);
 }
 
-/** Standard alphabet with its padding; null otherwise. */
+/** Standard or URL-safe, padded or not, canonical; null otherwise. */
+export function decodeEnvelopeBase64(text: unknown): Uint8Array | null {
+  return decode(text, true);
+}
+
+/** Standard alphabet with its padding, canonical; null otherwise. */
 export function decodePaddedBase64(text: unknown): Uint8Array | null {
-  if (typeof text !== "string" || !STANDARD.test(text) || text.length % 4 !== 0) return null;
-  const data = text.replace(/=+$/, "").length;
-  if (data % 4 === 1) return null;
-  return new Uint8Array(Buffer.from(text, "base64"));
+  return decode(text, false);
 }
 
-/** Standard base64 with padding that re-encodes to the same text (no stray trailing bits); null otherwise. */
+/** The same rule as `decodePaddedBase64` (kept for the vkey reader, which names it so). */
 export function decodeCanonicalBase64(text: string): Uint8Array | null {
-  const bytes = decodePaddedBase64(text);
-  if (bytes === null || Buffer.from(bytes).toString("base64") !== text) return null;
-  return bytes;
+  return decode(text, false);
 }

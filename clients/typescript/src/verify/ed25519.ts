@@ -2,8 +2,8 @@
  * Ed25519 through node:crypto (OpenSSL, the same verdicts as Python's `cryptography`), and key ids.
  *
  * A key id is the lowercase hex sha256 of the key's DER SubjectPublicKeyInfo. Small-order and non-canonical public
- * keys are refused where a trust root is parsed (`isStrictPublicKey`): OpenSSL verifies a small-order key's signature
- * over every message.
+ * keys (`isStrictPublicKey`) are refused wherever a key is read, and a `PublicKey` made of one verifies nothing:
+ * OpenSSL verifies a small-order key's signature over many messages.
  */
 import { createHash, createPublicKey, verify as cryptoVerify, type KeyObject } from "node:crypto";
 
@@ -33,7 +33,9 @@ export class PublicKey {
 
   constructor(readonly raw: Uint8Array) {
     let key: KeyObject | null = null;
-    if (raw.length === PUBLIC_KEY_BYTES) {
+    // A small-order or non-canonical key verifies nothing, whichever path brought it here: OpenSSL accepts a
+    // small-order key's signature over many messages.
+    if (isStrictPublicKey(raw)) {
       try {
         key = createPublicKey({ key: spki(raw), format: "der", type: "spki" });
       } catch {
@@ -54,22 +56,64 @@ export class PublicKey {
   }
 }
 
-// The field prime 2^255 - 19, and the y coordinates of the eight points of small order (RFC 8032 encodings).
+// Curve25519 in Edwards form (RFC 8032 5.1): the field prime, the curve constant d and sqrt(-1).
 const P = (1n << 255n) - 19n;
-const SMALL_ORDER_Y = new Set<bigint>([
-  0n,
-  1n,
-  P - 1n,
-  // y of the points of order 8: ±sqrt((1 ± sqrt(... ))) as in libsodium's blocklist.
-  0x7a03ac9277fdc74ec6cc392cfa53202a0f67100d760b3cba4fd84d3d706a17c7n,
-  0x05fc536d880238b13933c6d305acdfd5f098eff289f4c345b027b2c28f95e826n,
-]);
 
-/** Canonical (y < p) and not of small order: the keys the protocol accepts where it parses one. */
+function mod(a: bigint): bigint {
+  const r = a % P;
+  return r < 0n ? r + P : r;
+}
+
+function power(base: bigint, exponent: bigint): bigint {
+  let result = 1n;
+  let b = mod(base);
+  for (let e = exponent; e > 0n; e >>= 1n) {
+    if (e & 1n) result = (result * b) % P;
+    b = (b * b) % P;
+  }
+  return result;
+}
+
+const D = mod(-121665n * power(121666n, P - 2n));
+const SQRT_MINUS_ONE = power(2n, (P - 1n) / 4n);
+
+/** Projective doubling on -x^2 + y^2 = 1 + d x^2 y^2 (the "dbl-2008-bbjlp" formulas with a = -1). */
+function double(x: bigint, y: bigint, z: bigint): [bigint, bigint, bigint] {
+  const b = mod((x + y) * (x + y));
+  const c = mod(x * x);
+  const d = mod(y * y);
+  const e = mod(-c);
+  const f = mod(e + d);
+  const j = mod(f - 2n * z * z);
+  return [mod((b - c - d) * j), mod(f * (e - d)), mod(f * j)];
+}
+
+/** True when `raw` does not decode canonically (RFC 8032 5.1.3) or decodes to a point whose order divides 8. */
+function smallOrderOrInvalid(raw: Uint8Array): boolean {
+  let encoded = 0n;
+  for (let i = PUBLIC_KEY_BYTES - 1; i >= 0; i--) encoded = (encoded << 8n) | BigInt(raw[i] as number);
+  const y = encoded & ((1n << 255n) - 1n);
+  const sign = encoded >> 255n;
+  if (y >= P) return true;
+  const u = mod(y * y - 1n);
+  const v = mod(D * y * y + 1n);
+  // x = u v^3 (u v^7)^((p-5)/8): the square root of u/v with one exponentiation (RFC 8032 5.1.3).
+  let x = mod(u * power(v, 3n) * power(u * power(v, 7n), (P - 5n) / 8n));
+  if (mod(v * x * x - u) !== 0n) {
+    x = mod(x * SQRT_MINUS_ONE);
+    if (mod(v * x * x - u) !== 0n) return true; // not on the curve
+  }
+  if (x === 0n && sign === 1n) return true;
+  // 8 * point in projective coordinates (no inversions): the small-order points are those it takes to (0 : 1 : 1).
+  let point: [bigint, bigint, bigint] = [x, y, 1n];
+  for (let i = 0; i < 3; i++) point = double(...point);
+  return point[0] === 0n && point[1] === point[2];
+}
+
+/**
+ * 32 bytes, the canonical encoding (y below p, no sign bit on x = 0) of a point on the curve that is not of small
+ * order: the keys the protocol accepts wherever it reads one (docs/protocol.md, "The strict grammar").
+ */
 export function isStrictPublicKey(raw: Uint8Array): boolean {
-  if (raw.length !== PUBLIC_KEY_BYTES) return false;
-  let y = 0n;
-  for (let i = 31; i >= 0; i--) y = (y << 8n) | BigInt(i === 31 ? (raw[i] as number) & 0x7f : (raw[i] as number));
-  if (y >= P) return false;
-  return !SMALL_ORDER_Y.has(y);
+  return raw.length === PUBLIC_KEY_BYTES && !smallOrderOrInvalid(raw);
 }

@@ -3,8 +3,9 @@
  *
  * JSON.parse is not used on protocol data: it keeps the last of duplicate names, reads `1.0` as an integer, rounds
  * integers past 2^53 and lets lone surrogates through. This reader refuses a byte order mark, bytes that are not
- * UTF-8, duplicate member names, escapes that leave a lone surrogate, and anything outside RFC 8259 (NaN, Infinity,
- * comments, trailing commas). Numbers keep their text: a consumer asks `integerIn` for an exact integer.
+ * UTF-8, duplicate member names, escapes that leave a lone surrogate, anything outside RFC 8259 (NaN, Infinity,
+ * comments, trailing commas), and any number that is not an integer within +-(2^53 - 1) (no fraction, no exponent),
+ * wherever it stands. Numbers keep their text: a consumer asks `integerIn` for an exact integer in its range.
  */
 
 /** A JSON number as written; only `integerIn` turns it into a value. */
@@ -25,6 +26,9 @@ export class JsonError extends Error {
 
 /** Nesting deeper than this is refused rather than risking the stack. */
 const MAX_DEPTH = 512;
+/** I-JSON's integers: every number is one within +-(2^53 - 1), wherever it stands (unknown members included). */
+const MAX_SAFE = BigInt(Number.MAX_SAFE_INTEGER);
+const MAX_SAFE_DIGITS = String(Number.MAX_SAFE_INTEGER).length;
 const decoder = new TextDecoder("utf-8", { fatal: true, ignoreBOM: true });
 
 /** Parses UTF-8 bytes (or a string already decoded) as one JSON value; throws JsonError. */
@@ -209,8 +213,15 @@ class Parser {
     match.lastIndex = this.pos;
     const found = match.exec(this.text);
     if (found === null) this.fail("a malformed number");
-    this.pos += found[0].length;
-    return new JsonNumber(found[0]);
+    const text = found[0];
+    if (/[.eE]/.test(text)) this.fail(`${text.slice(0, 40)} is not an integer: numbers carry no fraction or exponent`);
+    // Checked on the digits before BigInt(): a long literal is refused without converting it.
+    const digits = text.replace(/^-/, "");
+    if (digits.length > MAX_SAFE_DIGITS || BigInt(digits) > MAX_SAFE) {
+      this.fail(`${text.slice(0, 40)} is outside +-(2^53 - 1), the integers every JSON reader holds`);
+    }
+    this.pos += text.length;
+    return new JsonNumber(text);
   }
 }
 

@@ -3,7 +3,7 @@
  * parses under the grammar of docs/marketplace.md ("Log policies"), or `parsePolicy` throws PolicyError.
  */
 import { decodeCanonicalBase64 } from "./base64.js";
-import { sha256 } from "./ed25519.js";
+import { isStrictPublicKey, sha256 } from "./ed25519.js";
 
 export const ED25519_TYPE = 0x01;
 export const COSIGNATURE_TYPE = 0x04;
@@ -58,6 +58,9 @@ export function parseVkey(text: string): Vkey {
   }
   const type = raw[0] as number;
   const publicKey = raw.subarray(1);
+  if (!isStrictPublicKey(publicKey)) {
+    throw new PolicyError("VKEY_INVALID", `verifier key ${JSON.stringify(name)}: a small-order or non-canonical Ed25519 public key`);
+  }
   const expected = sha256(Buffer.concat([Buffer.from(name + "\n", "utf8"), Buffer.from([type]), publicKey])).subarray(0, 4);
   if (Buffer.from(expected).toString("hex") !== match[2]) {
     throw new PolicyError("VKEY_INVALID", `verifier key ${JSON.stringify(name)} names a key id that is not its key's`);

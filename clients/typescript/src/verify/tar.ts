@@ -132,7 +132,8 @@ function numberField(field: Uint8Array, base256: boolean): bigint | null {
 export function pathProblem(name: string): string | null {
   if (name === "") return "is empty";
   if (name.startsWith("/")) return "is an absolute path";
-  if (/[\x00-\x1f\x7f]/.test(name)) return "contains a control character";
+  // C0, DEL and C1 (U+0080-U+009F): a terminal acts on C1 as on C0 (U+009B is CSI), so names carry none of them.
+  if (/[\x00-\x1f\x7f-\x9f]/.test(name)) return "contains a control character";
   if (name.includes("\\")) return "contains a backslash";
   for (const part of name.split("/")) {
     if (part === "") return "has an empty path component (leading, trailing or //)";

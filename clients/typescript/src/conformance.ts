@@ -9,12 +9,12 @@
  */
 import { createInterface } from "node:readline";
 
-import { BadRequestError, runVector } from "./verify/vectors.js";
+import { BadRequestError, parseRequestJson, runVector } from "./verify/vectors.js";
 
 async function answer(line: string): Promise<{ id: string; valid: boolean; reason: string }> {
   let request: unknown;
   try {
-    request = JSON.parse(line);
+    request = parseRequestJson(line);
   } catch {
     return { id: "", valid: false, reason: "BAD_REQUEST" };
   }

@@ -1,4 +1,4 @@
-/** The offline verifier: DSSE envelopes, bundles and trust root updates, as docs/protocol.md defines them. */
+/** The offline verifier: DSSE envelopes, bundles, trust root updates and Merkle proofs, as docs/protocol.md defines them. */
 export { VerifyError } from "./errors.js";
 export { parseJson, JsonError, JsonNumber, integerIn, type JsonValue, type JsonObject } from "./json.js";
 export { parseTime, compareTime, type Instant } from "./time.js";
@@ -22,4 +22,5 @@ export {
 } from "./bundle.js";
 export { parseTrustRoot, verifyRootUpdate, keysFor, thresholdFor, type TrustRoot } from "./trustroot.js";
 export { TarReader, type Chunks } from "./tar.js";
-export { runVector, BadRequestError, type Outcome } from "./vectors.js";
+export { leafHash, nodeHash, rootFromLeaves, verifyInclusion, verifyConsistency, EMPTY_ROOT } from "./merkle.js";
+export { runVector, parseRequestJson, BadRequestError, type Outcome } from "./vectors.js";

@@ -7,6 +7,7 @@ import { verifyBundle, verifyStatementEnvelope, type BundleLimits, type TrustPol
 import { parseEnvelope, type TrustedKey } from "./dsse.js";
 import { sha256Hex, PublicKey } from "./ed25519.js";
 import { VerifyError } from "./errors.js";
+import { leafHash, rootFromLeaves, verifyConsistency, verifyInclusion } from "./merkle.js";
 import { parseTime, type Instant } from "./time.js";
 import { parseTrustRoot, verifyRootUpdate } from "./trustroot.js";
 
@@ -14,6 +15,18 @@ export type Outcome = Record<string, unknown> & { valid: boolean; reason: string
 type Inputs = Record<string, unknown>;
 
 export class BadRequestError extends Error {}
+
+/**
+ * JSON.parse for request lines and vector files, keeping every integer past 2^53 exact as a bigint (from its source
+ * text): a tree size reaches 2^63 - 1, which a double rounds. Protocol data never comes through here (json.ts).
+ */
+export function parseRequestJson(text: string): unknown {
+  return JSON.parse(text, (_key, value: unknown, context?: { source?: string }) =>
+    typeof value === "number" && !Number.isSafeInteger(value) && context?.source !== undefined && /^-?[0-9]+$/.test(context.source)
+      ? BigInt(context.source)
+      : value,
+  );
+}
 
 function isRecord(value: unknown): value is Inputs {
   return typeof value === "object" && value !== null && !Array.isArray(value);
@@ -34,6 +47,24 @@ function int(inputs: Inputs, name: string): number {
   const value = field(inputs, name);
   if (typeof value !== "number" || !Number.isSafeInteger(value)) throw new BadRequestError(`inputs.${name} is not an integer`);
   return value;
+}
+
+/** An integer of any size (sizes and indexes of Merkle trees). */
+function bigint(inputs: Inputs, name: string): bigint {
+  const value = field(inputs, name);
+  if (typeof value === "bigint") return value;
+  if (typeof value !== "number" || !Number.isSafeInteger(value)) throw new BadRequestError(`inputs.${name} is not an integer`);
+  return BigInt(value);
+}
+
+function list<T>(inputs: Inputs, name: string, item: (value: unknown) => value is T): T[] {
+  const value = field(inputs, name);
+  if (!Array.isArray(value) || !value.every(item)) throw new BadRequestError(`inputs.${name} is not a list of the right items`);
+  return value;
+}
+
+function isString(value: unknown): value is string {
+  return typeof value === "string";
 }
 
 function instant(inputs: Inputs, name: string): Instant {
@@ -140,10 +171,46 @@ async function runTrustRootUpdate(inputs: Inputs): Promise<Outcome> {
   }
 }
 
+async function runMerkle(inputs: Inputs): Promise<Outcome> {
+  const operation = text(inputs, "operation");
+  if (operation === "hashes") {
+    const leaves = list(inputs, "entries", isString).map((e) => leafHash(b64(e, "inputs.entries[]")));
+    const hex = (hash: Uint8Array): string => Buffer.from(hash).toString("hex");
+    const nodes = [];
+    for (let level = 0; 2 ** level <= leaves.length; level++) {
+      for (let index = 0; index < Math.floor(leaves.length / 2 ** level); index++) {
+        const subtree = leaves.slice(index * 2 ** level, (index + 1) * 2 ** level);
+        nodes.push({ level, index, hash: hex(rootFromLeaves(subtree)) });
+      }
+    }
+    const roots = [];
+    for (let size = 0; size <= leaves.length; size++) roots.push(hex(rootFromLeaves(leaves.slice(0, size))));
+    return { valid: true, reason: "", leaf_hashes: leaves.map(hex), nodes, roots };
+  }
+  const proof = list(inputs, "proof", isString).map((h) => b64(h, "inputs.proof[]"));
+  try {
+    if (operation === "inclusion") {
+      const leaf = b64(inputs["leaf_hash"], "inputs.leaf_hash");
+      const root = b64(inputs["root"], "inputs.root");
+      verifyInclusion(leaf, bigint(inputs, "index"), bigint(inputs, "size"), proof, root);
+    } else if (operation === "consistency") {
+      const oldSize = bigint(inputs, "old_size");
+      const newSize = bigint(inputs, "new_size");
+      verifyConsistency(oldSize, newSize, b64(inputs["old_root"], "inputs.old_root"), b64(inputs["new_root"], "inputs.new_root"), proof);
+    } else {
+      throw new BadRequestError(`inputs.operation ${JSON.stringify(operation)} is not hashes, inclusion or consistency`);
+    }
+  } catch (error) {
+    return failed(error);
+  }
+  return { valid: true, reason: "" };
+}
+
 const RUNNERS: Record<string, (inputs: Inputs, chunk: number) => Promise<Outcome>> = {
   envelope: runEnvelope,
   bundle: runBundle,
   trust_root_update: runTrustRootUpdate,
+  merkle: runMerkle,
 };
 
 export const KINDS = Object.keys(RUNNERS);

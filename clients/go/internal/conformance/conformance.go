@@ -43,6 +43,13 @@ type Outcome struct {
 	CubeCount       *int   `json:"cube_count,omitempty"`
 	BlobCount       *int   `json:"blob_count,omitempty"`
 	Version         *int64 `json:"version,omitempty"`
+	// Extra is what a valid outcome of the other kinds holds beside the verdict, by the vector's field names.
+	Extra map[string]any `json:"extra,omitempty"`
+}
+
+// runners are the kinds read from a plain object of inputs, without a trust policy.
+var runners = map[string]func(fields) Outcome{
+	"merkle": runMerkle,
 }
 
 // Supported reports whether this implementation runs vectors of kind.
@@ -51,7 +58,8 @@ func Supported(kind string) bool {
 	case "envelope", "bundle", "trust_root_update":
 		return true
 	}
-	return false
+	_, ok := runners[kind]
+	return ok
 }
 
 type badRequest struct{ error }
@@ -143,6 +151,9 @@ func Run(vector Vector, chunk int) (outcome Outcome) {
 			outcome = Outcome{Reason: InternalError}
 		}
 	}()
+	if runner, ok := runners[vector.Kind]; ok {
+		return runner(decodeFields(vector.Inputs))
+	}
 	var in inputs
 	decoder := json.NewDecoder(bytes.NewReader(vector.Inputs))
 	if err := decoder.Decode(&in); err != nil || chunk < 0 {

@@ -4,13 +4,15 @@ import (
 	"encoding/json"
 	"os"
 	"path/filepath"
+	"reflect"
 	"sort"
 	"strings"
 	"testing"
 )
 
 // Every vector of a kind the Go verifier implements, whole and in 512-, 97- and 1-byte chunks, must reach
-// exactly the expected outcome: the verdict, the reason, and the digests and counts beside a valid one.
+// exactly the expected outcome: the verdict, the reason, and the digests, counts and other fields beside a valid
+// one.
 func TestVectors(t *testing.T) {
 	files, err := filepath.Glob("../../../../testdata/vectors/*.json")
 	if err != nil || len(files) == 0 {
@@ -27,6 +29,12 @@ func TestVectors(t *testing.T) {
 		if err := json.Unmarshal(data, &vector); err != nil {
 			t.Fatalf("%s: %v", file, err)
 		}
+		var raw struct {
+			Expected map[string]any `json:"expected"`
+		}
+		if err := json.Unmarshal(data, &raw); err != nil {
+			t.Fatalf("%s: %v", file, err)
+		}
 		if !Supported(vector.Kind) {
 			continue
 		}
@@ -38,7 +46,8 @@ func TestVectors(t *testing.T) {
 		for _, chunk := range chunks {
 			got := Run(vector, chunk)
 			want := vector.Expected
-			if got.Valid != want.Valid || got.Reason != want.Reason || !sameExtras(got, want) {
+			if got.Valid != want.Valid || got.Reason != want.Reason || !sameExtras(got, want) ||
+				!sameOther(t, vector.Kind, got, raw.Expected) {
 				t.Errorf("%s (chunk %d): got %+v, want %+v", vector.Name, chunk, show(got), show(want))
 				ok = false
 			}
@@ -48,8 +57,13 @@ func TestVectors(t *testing.T) {
 		}
 	}
 	t.Logf("vectors passed per kind: %v", passed)
-	if len(passed) < 3 {
-		t.Errorf("expected vectors of three kinds, ran %v", passed)
+	for kind := range runners {
+		if passed[kind] == 0 {
+			t.Errorf("no vector of the kind %s ran", kind)
+		}
+	}
+	if len(passed) < 3+len(runners) {
+		t.Errorf("expected vectors of %d kinds, ran %v", 3+len(runners), passed)
 	}
 }
 
@@ -59,6 +73,29 @@ func sameExtras(got, want Outcome) bool {
 		(want.StatementSHA256 == "" || got.StatementSHA256 == want.StatementSHA256) &&
 		eqInt(got.CubeCount, want.CubeCount) && eqInt(got.BlobCount, want.BlobCount) &&
 		(want.Version == nil || (got.Version != nil && *got.Version == *want.Version))
+}
+
+// sameOther compares, for the kinds in runners, every expected field beside valid and reason with Extra, both
+// through JSON, and that Extra holds no field the vector does not.
+func sameOther(t *testing.T, kind string, got Outcome, expected map[string]any) bool {
+	if _, ok := runners[kind]; !ok {
+		return true
+	}
+	want := map[string]any{}
+	for name, value := range expected {
+		if name != "valid" && name != "reason" {
+			want[name] = value
+		}
+	}
+	encoded, err := json.Marshal(got.Extra)
+	if err != nil {
+		t.Fatal(err)
+	}
+	have := map[string]any{}
+	if err := json.Unmarshal(encoded, &have); err != nil {
+		t.Fatal(err)
+	}
+	return (len(have) == 0 && len(want) == 0) || reflect.DeepEqual(have, want)
 }
 
 func show(o Outcome) string {

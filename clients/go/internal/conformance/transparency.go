@@ -1,0 +1,60 @@
+package conformance
+
+import (
+	"encoding/hex"
+	"fmt"
+
+	"github.com/memos-grpc/memos-grpc/clients/go/verify"
+)
+
+// One runner per kind beyond envelope, bundle and trust_root_update, as testdata/vectors/README.md says to run
+// it; each returns the whole outcome, what the vector compares beside the verdict in Extra.
+
+func runMerkle(in fields) Outcome {
+	switch operation := in.text("operation"); operation {
+	case "hashes":
+		var leaves [][]byte
+		var leafHex []string
+		for _, entry := range in.byteList("entries") {
+			leaf := verify.LeafHash(entry)
+			leaves = append(leaves, leaf)
+			leafHex = append(leafHex, hex.EncodeToString(leaf))
+		}
+		nodes := []any{}
+		for level := 0; 1<<level <= len(leaves); level++ {
+			for index := 0; index < len(leaves)>>level; index++ {
+				subtree := leaves[index<<level : (index+1)<<level]
+				nodes = append(nodes, map[string]any{
+					"level": level, "index": index, "hash": hex.EncodeToString(verify.RootFromLeaves(subtree)),
+				})
+			}
+		}
+		roots := []string{}
+		for size := 0; size <= len(leaves); size++ {
+			roots = append(roots, hex.EncodeToString(verify.RootFromLeaves(leaves[:size])))
+		}
+		if leafHex == nil {
+			leafHex = []string{}
+		}
+		return Outcome{Valid: true, Extra: map[string]any{"leaf_hashes": leafHex, "nodes": nodes, "roots": roots}}
+	case "inclusion":
+		proof := in.byteList("proof")
+		err := verify.VerifyInclusion(in.bytes("leaf_hash"), in.unsigned("index"), in.unsigned("size"), proof,
+			in.bytes("root"))
+		return verdict(err)
+	case "consistency":
+		proof := in.byteList("proof")
+		err := verify.VerifyConsistency(in.unsigned("old_size"), in.unsigned("new_size"), in.bytes("old_root"),
+			in.bytes("new_root"), proof)
+		return verdict(err)
+	default:
+		panic(badRequest{fmt.Errorf("inputs.operation %q is not hashes, inclusion or consistency", operation)})
+	}
+}
+
+func verdict(err error) Outcome {
+	if err != nil {
+		return failed(err)
+	}
+	return Outcome{Valid: true}
+}

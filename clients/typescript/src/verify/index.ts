@@ -23,4 +23,5 @@ export {
 export { parseTrustRoot, verifyRootUpdate, keysFor, thresholdFor, type TrustRoot } from "./trustroot.js";
 export { TarReader, type Chunks } from "./tar.js";
 export { leafHash, nodeHash, rootFromLeaves, verifyInclusion, verifyConsistency, EMPTY_ROOT } from "./merkle.js";
+export { parseEntry, encodeEntry, type Entry } from "./entries.js";
 export { runVector, parseRequestJson, BadRequestError, type Outcome } from "./vectors.js";

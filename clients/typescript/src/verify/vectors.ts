@@ -7,6 +7,7 @@ import { verifyBundle, verifyStatementEnvelope, type BundleLimits, type TrustPol
 import { parseEnvelope, type TrustedKey } from "./dsse.js";
 import { sha256Hex, PublicKey } from "./ed25519.js";
 import { VerifyError } from "./errors.js";
+import { encodeEntry, parseEntry } from "./entries.js";
 import { leafHash, rootFromLeaves, verifyConsistency, verifyInclusion } from "./merkle.js";
 import { parseTime, type Instant } from "./time.js";
 import { parseTrustRoot, verifyRootUpdate } from "./trustroot.js";
@@ -206,11 +207,31 @@ async function runMerkle(inputs: Inputs): Promise<Outcome> {
   return { valid: true, reason: "" };
 }
 
+/** A number when it is one exactly, else a bigint: what parseRequestJson reads the expected value as. */
+function exact(value: bigint): number | bigint {
+  return value <= BigInt(Number.MAX_SAFE_INTEGER) ? Number(value) : value;
+}
+
+async function runEntry(inputs: Inputs): Promise<Outcome> {
+  const data = b64(inputs["entry"], "inputs.entry");
+  let entry;
+  try {
+    entry = parseEntry(data);
+  } catch (error) {
+    return failed(error);
+  }
+  // One form per entry: what parseEntry accepts, encodeEntry writes back byte for byte.
+  if (!Buffer.from(encodeEntry(entry)).equals(data)) throw new Error("a parsed entry does not encode back to its bytes");
+  const { type, subject, statement, signer } = entry;
+  return { valid: true, reason: "", type, subject, statement, signer, ref: entry.ref === null ? null : exact(entry.ref) };
+}
+
 const RUNNERS: Record<string, (inputs: Inputs, chunk: number) => Promise<Outcome>> = {
   envelope: runEnvelope,
   bundle: runBundle,
   trust_root_update: runTrustRootUpdate,
   merkle: runMerkle,
+  entry: runEntry,
 };
 
 export const KINDS = Object.keys(RUNNERS);

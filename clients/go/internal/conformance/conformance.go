@@ -50,6 +50,7 @@ type Outcome struct {
 // runners are the kinds read from a plain object of inputs, without a trust policy.
 var runners = map[string]func(fields) Outcome{
 	"merkle": runMerkle,
+	"entry":  runEntry,
 }
 
 // Supported reports whether this implementation runs vectors of kind.

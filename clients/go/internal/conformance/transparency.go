@@ -1,6 +1,7 @@
 package conformance
 
 import (
+	"bytes"
 	"encoding/hex"
 	"fmt"
 
@@ -57,4 +58,22 @@ func verdict(err error) Outcome {
 		return failed(err)
 	}
 	return Outcome{Valid: true}
+}
+
+func runEntry(in fields) Outcome {
+	data := in.bytes("entry")
+	entry, err := verify.ParseEntry(data)
+	if err != nil {
+		return failed(err)
+	}
+	// One form per entry: what ParseEntry accepts, Encode writes back byte for byte.
+	if !bytes.Equal(entry.Encode(), data) {
+		panic("a parsed entry does not encode back to its bytes")
+	}
+	var ref any
+	if entry.Ref != nil {
+		ref = *entry.Ref
+	}
+	return Outcome{Valid: true, Extra: map[string]any{"type": entry.Type, "subject": entry.Subject,
+		"statement": entry.Statement, "signer": entry.Signer, "ref": ref}}
 }

@@ -35,7 +35,7 @@ export interface Vkey {
   readonly publicKey: Uint8Array;
 }
 
-function validKeyName(name: string): boolean {
+export function validKeyName(name: string): boolean {
   return (
     name.length > 0 &&
     Buffer.byteLength(name, "utf8") <= MAX_KEY_NAME_BYTES &&

@@ -8,6 +8,8 @@ import { parseEnvelope, type TrustedKey } from "./dsse.js";
 import { sha256Hex, PublicKey } from "./ed25519.js";
 import { VerifyError } from "./errors.js";
 import { encodeEntry, parseEntry } from "./entries.js";
+import { openNote, type NoteVerifier } from "./note.js";
+import { parseVkey } from "./policy.js";
 import { leafHash, rootFromLeaves, verifyConsistency, verifyInclusion } from "./merkle.js";
 import { parseTime, type Instant } from "./time.js";
 import { parseTrustRoot, verifyRootUpdate } from "./trustroot.js";
@@ -226,12 +228,33 @@ async function runEntry(inputs: Inputs): Promise<Outcome> {
   return { valid: true, reason: "", type, subject, statement, signer, ref: entry.ref === null ? null : exact(entry.ref) };
 }
 
+function noteVerifier(vkey: unknown, name: string): NoteVerifier {
+  if (typeof vkey !== "string") throw new BadRequestError(`${name} is not a vkey string`);
+  try {
+    const { name: keyName, keyId, publicKey } = parseVkey(vkey);
+    return { name: keyName, keyId, publicKey };
+  } catch (error) {
+    throw new BadRequestError(`${name}: ${(error as Error).message}`);
+  }
+}
+
+async function runNote(inputs: Inputs): Promise<Outcome> {
+  const note = text(inputs, "note");
+  const verifiers = list(inputs, "verifiers", isString).map((v) => noteVerifier(v, "inputs.verifiers[]"));
+  try {
+    return { valid: true, reason: "", verified_by: [...openNote(note, verifiers).verifiedBy] };
+  } catch (error) {
+    return failed(error);
+  }
+}
+
 const RUNNERS: Record<string, (inputs: Inputs, chunk: number) => Promise<Outcome>> = {
   envelope: runEnvelope,
   bundle: runBundle,
   trust_root_update: runTrustRootUpdate,
   merkle: runMerkle,
   entry: runEntry,
+  note: runNote,
 };
 
 export const KINDS = Object.keys(RUNNERS);

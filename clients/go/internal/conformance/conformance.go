@@ -51,6 +51,7 @@ type Outcome struct {
 var runners = map[string]func(fields) Outcome{
 	"merkle": runMerkle,
 	"entry":  runEntry,
+	"note":   runNote,
 }
 
 // Supported reports whether this implementation runs vectors of kind.

@@ -77,3 +77,24 @@ func runEntry(in fields) Outcome {
 	return Outcome{Valid: true, Extra: map[string]any{"type": entry.Type, "subject": entry.Subject,
 		"statement": entry.Statement, "signer": entry.Signer, "ref": ref}}
 }
+
+func noteVerifier(text string, name string) verify.NoteVerifier {
+	key, err := verify.ParseVKey(text)
+	if err != nil {
+		panic(badRequest{fmt.Errorf("%s: %v", name, err)})
+	}
+	return verify.NoteVerifier{Name: key.Name, KeyID: key.KeyID, PublicKey: key.PublicKey}
+}
+
+func runNote(in fields) Outcome {
+	note := in.text("note")
+	var verifiers []verify.NoteVerifier
+	for _, vkey := range in.texts("verifiers") {
+		verifiers = append(verifiers, noteVerifier(vkey, "inputs.verifiers[]"))
+	}
+	opened, err := verify.OpenNote(note, verifiers)
+	if err != nil {
+		return failed(err)
+	}
+	return Outcome{Valid: true, Extra: map[string]any{"verified_by": opened.VerifiedBy}}
+}

@@ -25,4 +25,5 @@ export { TarReader, type Chunks } from "./tar.js";
 export { leafHash, nodeHash, rootFromLeaves, verifyInclusion, verifyConsistency, EMPTY_ROOT } from "./merkle.js";
 export { parseEntry, encodeEntry, type Entry } from "./entries.js";
 export { openNote, parseNote, type NoteVerifier, type NoteSignature, type SignedNote } from "./note.js";
+export { parseCheckpoint, checkpointBody, type Checkpoint } from "./checkpoint.js";
 export { runVector, parseRequestJson, BadRequestError, type Outcome } from "./vectors.js";

@@ -16,7 +16,7 @@ const MAX_KEY_NAME_BYTES = 255;
 const VKEY = /^([^+]+)\+([0-9a-f]{8})\+([A-Za-z0-9+/=]+)$/;
 const ALLOWED = /^[\t\n\x20-\x7e\u0080-\u{10ffff}]*$/u;
 // Python's str.isspace(), which the reference uses for key names.
-const UNICODE_SPACE = /[\t\n\x0b\x0c\r\x1c-\x1f \x85\xa0\u1680\u2000-\u200a\u2028\u2029\u202f\u205f\u3000]/;
+export const UNICODE_SPACE = /[\t\n\x0b\x0c\r\x1c-\x1f \x85\xa0\u1680\u2000-\u200a\u2028\u2029\u202f\u205f\u3000]/;
 const DECIMAL = /^(?:0|[1-9][0-9]{0,18})$/;
 
 export class PolicyError extends Error {

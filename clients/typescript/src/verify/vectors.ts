@@ -10,6 +10,7 @@ import { VerifyError } from "./errors.js";
 import { encodeEntry, parseEntry } from "./entries.js";
 import { openNote, type NoteVerifier } from "./note.js";
 import { parseVkey } from "./policy.js";
+import { checkpointBody, parseCheckpoint } from "./checkpoint.js";
 import { leafHash, rootFromLeaves, verifyConsistency, verifyInclusion } from "./merkle.js";
 import { parseTime, type Instant } from "./time.js";
 import { parseTrustRoot, verifyRootUpdate } from "./trustroot.js";
@@ -248,6 +249,26 @@ async function runNote(inputs: Inputs): Promise<Outcome> {
   }
 }
 
+async function runCheckpoint(inputs: Inputs): Promise<Outcome> {
+  const body = text(inputs, "text");
+  let checkpoint;
+  try {
+    checkpoint = parseCheckpoint(body);
+  } catch (error) {
+    return failed(error);
+  }
+  if (checkpointBody(checkpoint) !== body) throw new Error("a parsed checkpoint does not write back the same text");
+  return {
+    valid: true,
+    reason: "",
+    // A decimal string: sizes reach 2^63 - 1, past what a double holds.
+    size: String(checkpoint.size),
+    origin: checkpoint.origin,
+    root: Buffer.from(checkpoint.root).toString("base64"),
+    extensions: [...checkpoint.extensions],
+  };
+}
+
 const RUNNERS: Record<string, (inputs: Inputs, chunk: number) => Promise<Outcome>> = {
   envelope: runEnvelope,
   bundle: runBundle,
@@ -255,6 +276,7 @@ const RUNNERS: Record<string, (inputs: Inputs, chunk: number) => Promise<Outcome
   merkle: runMerkle,
   entry: runEntry,
   note: runNote,
+  checkpoint: runCheckpoint,
 };
 
 export const KINDS = Object.keys(RUNNERS);

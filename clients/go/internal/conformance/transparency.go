@@ -2,8 +2,10 @@ package conformance
 
 import (
 	"bytes"
+	"encoding/base64"
 	"encoding/hex"
 	"fmt"
+	"strconv"
 
 	"github.com/memos-grpc/memos-grpc/clients/go/verify"
 )
@@ -97,4 +99,22 @@ func runNote(in fields) Outcome {
 		return failed(err)
 	}
 	return Outcome{Valid: true, Extra: map[string]any{"verified_by": opened.VerifiedBy}}
+}
+
+func runCheckpoint(in fields) Outcome {
+	text := in.text("text")
+	checkpoint, err := verify.ParseCheckpoint(text)
+	if err != nil {
+		return failed(err)
+	}
+	if checkpoint.Body() != text {
+		panic("a parsed checkpoint does not write back the same text")
+	}
+	return Outcome{Valid: true, Extra: map[string]any{
+		// A decimal string: sizes reach 2^63 - 1, past what a double holds.
+		"size":       strconv.FormatUint(checkpoint.Size, 10),
+		"origin":     checkpoint.Origin,
+		"root":       base64.StdEncoding.EncodeToString(checkpoint.Root),
+		"extensions": checkpoint.Extensions,
+	}}
 }

@@ -26,4 +26,5 @@ export { leafHash, nodeHash, rootFromLeaves, verifyInclusion, verifyConsistency,
 export { parseEntry, encodeEntry, type Entry } from "./entries.js";
 export { openNote, parseNote, type NoteVerifier, type NoteSignature, type SignedNote } from "./note.js";
 export { parseCheckpoint, checkpointBody, type Checkpoint } from "./checkpoint.js";
+export { verifyCosigned, verifyCosignature, checkCosignatures, cosignedMessage, type CosignatureResult } from "./cosignature.js";
 export { runVector, parseRequestJson, BadRequestError, type Outcome } from "./vectors.js";

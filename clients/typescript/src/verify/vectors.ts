@@ -11,6 +11,7 @@ import { encodeEntry, parseEntry } from "./entries.js";
 import { openNote, type NoteVerifier } from "./note.js";
 import { parseVkey } from "./policy.js";
 import { checkpointBody, parseCheckpoint } from "./checkpoint.js";
+import { verifyCosigned } from "./cosignature.js";
 import { leafHash, rootFromLeaves, verifyConsistency, verifyInclusion } from "./merkle.js";
 import { parseTime, type Instant } from "./time.js";
 import { parseTrustRoot, verifyRootUpdate } from "./trustroot.js";
@@ -269,6 +270,18 @@ async function runCheckpoint(inputs: Inputs): Promise<Outcome> {
   };
 }
 
+async function runCosignature(inputs: Inputs): Promise<Outcome> {
+  const note = text(inputs, "note");
+  const maxAge = bigint(inputs, "max_age_seconds");
+  const now = BigInt(instant(inputs, "now").seconds);
+  const witness = noteVerifier(inputs["witness"], "inputs.witness");
+  try {
+    return { valid: true, reason: "", timestamp: exact(verifyCosigned(note, witness, now, maxAge)) };
+  } catch (error) {
+    return failed(error);
+  }
+}
+
 const RUNNERS: Record<string, (inputs: Inputs, chunk: number) => Promise<Outcome>> = {
   envelope: runEnvelope,
   bundle: runBundle,
@@ -277,6 +290,7 @@ const RUNNERS: Record<string, (inputs: Inputs, chunk: number) => Promise<Outcome
   entry: runEntry,
   note: runNote,
   checkpoint: runCheckpoint,
+  cosignature: runCosignature,
 };
 
 export const KINDS = Object.keys(RUNNERS);

@@ -49,10 +49,11 @@ type Outcome struct {
 
 // runners are the kinds read from a plain object of inputs, without a trust policy.
 var runners = map[string]func(fields) Outcome{
-	"merkle":     runMerkle,
-	"entry":      runEntry,
-	"note":       runNote,
-	"checkpoint": runCheckpoint,
+	"merkle":      runMerkle,
+	"entry":       runEntry,
+	"note":        runNote,
+	"checkpoint":  runCheckpoint,
+	"cosignature": runCosignature,
 }
 
 // Supported reports whether this implementation runs vectors of kind.

@@ -118,3 +118,14 @@ func runCheckpoint(in fields) Outcome {
 		"extensions": checkpoint.Extensions,
 	}}
 }
+
+func runCosignature(in fields) Outcome {
+	note, maxAge := in.text("note"), in.int64("max_age_seconds")
+	now := timeInput(in.text("now"), "now").Unix()
+	witness := noteVerifier(in.text("witness"), "inputs.witness")
+	timestamp, err := verify.VerifyCosigned(note, witness, now, maxAge)
+	if err != nil {
+		return failed(err)
+	}
+	return Outcome{Valid: true, Extra: map[string]any{"timestamp": timestamp}}
+}

@@ -27,4 +27,5 @@ export { parseEntry, encodeEntry, type Entry } from "./entries.js";
 export { openNote, parseNote, type NoteVerifier, type NoteSignature, type SignedNote } from "./note.js";
 export { parseCheckpoint, checkpointBody, type Checkpoint } from "./checkpoint.js";
 export { verifyCosigned, verifyCosignature, checkCosignatures, cosignedMessage, type CosignatureResult } from "./cosignature.js";
+export { parsePolicy, parseVkey, satisfied, quorumTime, PolicyError, type Policy, type Vkey } from "./policy.js";
 export { runVector, parseRequestJson, BadRequestError, type Outcome } from "./vectors.js";

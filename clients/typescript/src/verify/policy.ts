@@ -145,3 +145,31 @@ export function parsePolicy(text: string): Policy {
   if (quorum === null) throw new PolicyError("POLICY_QUORUM_INVALID", "the policy has no quorum line");
   return { logs, witnesses, groups, quorum };
 }
+
+/** True if the witnesses named (policy names, each with a verified cosignature) meet the policy's quorum. */
+export function satisfied(policy: Policy, cosigned: Iterable<string>): boolean {
+  const names = new Set(cosigned);
+  const memo = new Map<string, boolean>();
+  const witnessed = (name: string): boolean => {
+    let met = memo.get(name);
+    if (met === undefined) {
+      const group = policy.groups.get(name);
+      met = group === undefined ? policy.witnesses.has(name) && names.has(name) : group.members.filter(witnessed).length >= group.threshold;
+      memo.set(name, met);
+    }
+    return met;
+  };
+  return policy.quorum === NONE || witnessed(policy.quorum);
+}
+
+/**
+ * The latest time t such that the witnesses that cosigned at or after t meet the quorum (null: never); `times`
+ * maps policy witness names to the time of their newest verified cosignature.
+ */
+export function quorumTime(policy: Policy, times: ReadonlyMap<string, bigint>): bigint | null {
+  const moments = [...new Set(times.values())].sort((a, b) => (a < b ? 1 : a > b ? -1 : 0));
+  for (const moment of moments) {
+    if (satisfied(policy, [...times].filter(([, when]) => when >= moment).map(([name]) => name))) return moment;
+  }
+  return null;
+}

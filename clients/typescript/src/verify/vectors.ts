@@ -9,7 +9,7 @@ import { sha256Hex, PublicKey } from "./ed25519.js";
 import { VerifyError } from "./errors.js";
 import { encodeEntry, parseEntry } from "./entries.js";
 import { openNote, type NoteVerifier } from "./note.js";
-import { parseVkey } from "./policy.js";
+import { parsePolicy, parseVkey, PolicyError, satisfied } from "./policy.js";
 import { checkpointBody, parseCheckpoint } from "./checkpoint.js";
 import { verifyCosigned } from "./cosignature.js";
 import { leafHash, rootFromLeaves, verifyConsistency, verifyInclusion } from "./merkle.js";
@@ -282,6 +282,17 @@ async function runCosignature(inputs: Inputs): Promise<Outcome> {
   }
 }
 
+async function runTlogPolicy(inputs: Inputs): Promise<Outcome> {
+  const policyText = text(inputs, "policy");
+  const cosigned = list(inputs, "cosigned", isString);
+  try {
+    return { valid: true, reason: "", satisfied: satisfied(parsePolicy(policyText), cosigned) };
+  } catch (error) {
+    if (error instanceof PolicyError) return { valid: false, reason: error.reason };
+    throw error;
+  }
+}
+
 const RUNNERS: Record<string, (inputs: Inputs, chunk: number) => Promise<Outcome>> = {
   envelope: runEnvelope,
   bundle: runBundle,
@@ -291,6 +302,7 @@ const RUNNERS: Record<string, (inputs: Inputs, chunk: number) => Promise<Outcome
   note: runNote,
   checkpoint: runCheckpoint,
   cosignature: runCosignature,
+  "tlog-policy": runTlogPolicy,
 };
 
 export const KINDS = Object.keys(RUNNERS);

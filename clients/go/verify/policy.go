@@ -34,12 +34,50 @@ type NoteKey struct {
 	PublicKey []byte
 }
 
-// LogPolicy is a parsed tlog-policy (logs and the names it defines).
+// LogPolicy is a parsed tlog-policy: its logs, the witnesses it names (WitnessOrder: in the order defined), the
+// k-of-n groups over them and the quorum (a witness or group name, or "none").
 type LogPolicy struct {
-	Logs      []NoteKey
-	Witnesses map[string]NoteKey
-	Groups    map[string]int
-	Quorum    string
+	Logs         []NoteKey
+	Witnesses    map[string]NoteKey
+	WitnessOrder []string
+	Groups       map[string]PolicyGroup
+	Quorum       string
+}
+
+// PolicyGroup is at least Threshold of Members (witness or group names).
+type PolicyGroup struct {
+	Threshold int
+	Members   []string
+}
+
+// Satisfied reports whether the witnesses named (each with a verified cosignature) meet the quorum.
+func (p *LogPolicy) Satisfied(cosigned []string) bool {
+	signed := map[string]bool{}
+	for _, name := range cosigned {
+		signed[name] = true
+	}
+	memo := map[string]bool{}
+	var witnessed func(name string) bool
+	witnessed = func(name string) bool {
+		if found, ok := memo[name]; ok {
+			return found
+		}
+		group, ok := p.Groups[name]
+		if !ok {
+			_, known := p.Witnesses[name]
+			memo[name] = known && signed[name]
+		} else {
+			count := 0
+			for _, member := range group.Members {
+				if witnessed(member) {
+					count++
+				}
+			}
+			memo[name] = count >= group.Threshold
+		}
+		return memo[name]
+	}
+	return p.Quorum == "none" || witnessed(p.Quorum)
 }
 
 func validKeyName(name string) bool {
@@ -71,35 +109,37 @@ func ParseVKey(text string) (NoteKey, error) {
 	return NoteKey{Name: m[1], KeyID: sum[:4], Type: raw[0], PublicKey: raw[1:]}, nil
 }
 
-// ParseLogPolicy parses tlog-policy text.
+// ParseLogPolicy parses tlog-policy text as memos_grpc/transparency/policy.py does; the error is an *Error with a
+// POLICY_* reason, at the first line that breaks a rule.
 func ParseLogPolicy(text string) (*LogPolicy, error) {
-	if len(text) > 64*1024 {
-		return nil, fmt.Errorf("the policy is too large")
+	if utf8.RuneCountInString(text) > 64*1024 {
+		return nil, fail("POLICY_TOO_LARGE", "the policy is over %d bytes", 64*1024)
 	}
 	if !utf8.ValidString(text) || strings.HasPrefix(text, "\uFEFF") {
-		return nil, fmt.Errorf("the policy is not UTF-8 without a byte order mark")
+		return nil, fail("POLICY_MALFORMED", "the policy is not UTF-8 without a byte order mark")
 	}
 	for _, c := range text {
 		if c != '\t' && c != '\n' && (c < 0x20 || c == 0x7f) {
-			return nil, fmt.Errorf("the policy holds a control character")
+			return nil, fail("POLICY_MALFORMED", "the policy holds a control character other than tab and newline")
 		}
 	}
 	if !strings.HasSuffix(text, "\n") {
-		return nil, fmt.Errorf("the policy does not end with a newline")
+		return nil, fail("POLICY_MALFORMED", "the policy does not end with a newline")
 	}
-	p := &LogPolicy{Witnesses: map[string]NoteKey{}, Groups: map[string]int{}}
+	p := &LogPolicy{Witnesses: map[string]NoteKey{}, Groups: map[string]PolicyGroup{}}
 	keys := map[string]bool{}
 	quorumSet := false
 	key := func(vkey string, wantType byte) (NoteKey, error) {
 		k, err := ParseVKey(vkey)
 		if err != nil {
-			return k, err
+			return k, fail("POLICY_KEY_INVALID", "%v", err)
 		}
 		if k.Type != wantType {
-			return k, fmt.Errorf("key of the wrong signature type")
+			return k, fail("POLICY_KEY_INVALID", "key has signature type 0x%02x; 0x%02x expected", k.Type, wantType)
 		}
+		// Duplicates are the same public key, whatever the name (C2SP tlog-policy).
 		if keys[string(k.PublicKey)] {
-			return k, fmt.Errorf("key listed twice")
+			return k, fail("POLICY_KEY_DUPLICATE", "key is listed twice")
 		}
 		keys[string(k.PublicKey)] = true
 		return k, nil
@@ -108,7 +148,7 @@ func ParseLogPolicy(text string) (*LogPolicy, error) {
 		_, w := p.Witnesses[name]
 		_, g := p.Groups[name]
 		if name == "none" || w || g {
-			return fmt.Errorf("%q is already defined", name)
+			return fail("POLICY_NAME_DUPLICATE", "%q is already defined", name)
 		}
 		return nil
 	}
@@ -123,7 +163,7 @@ func ParseLogPolicy(text string) (*LogPolicy, error) {
 		switch {
 		case keyword == "log" && (len(args) == 1 || len(args) == 2):
 			if len(p.Logs) >= maxPolicyLogs {
-				err = fmt.Errorf("too many logs")
+				err = fail("POLICY_TOO_LARGE", "more than %d logs", maxPolicyLogs)
 				break
 			}
 			var k NoteKey
@@ -135,12 +175,13 @@ func ParseLogPolicy(text string) (*LogPolicy, error) {
 				break
 			}
 			if len(p.Witnesses) >= maxPolicyWitnesses {
-				err = fmt.Errorf("too many witnesses")
+				err = fail("POLICY_TOO_LARGE", "more than %d witnesses", maxPolicyWitnesses)
 				break
 			}
 			var k NoteKey
 			if k, err = key(args[1], 0x04); err == nil {
 				p.Witnesses[args[0]] = k
+				p.WitnessOrder = append(p.WitnessOrder, args[0])
 			}
 		case keyword == "group" && len(args) >= 3:
 			err = p.group(args[0], args[1], args[2:], define)
@@ -149,21 +190,23 @@ func ParseLogPolicy(text string) (*LogPolicy, error) {
 			_, g := p.Groups[args[0]]
 			switch {
 			case quorumSet:
-				err = fmt.Errorf("a second quorum line")
+				err = fail("POLICY_QUORUM_INVALID", "a second quorum line")
 			case args[0] != "none" && !w && !g:
-				err = fmt.Errorf("quorum names %q, not defined above", args[0])
+				err = fail("POLICY_NAME_UNDEFINED", "quorum names %q, not defined above", args[0])
 			default:
 				p.Quorum, quorumSet = args[0], true
 			}
 		default:
-			err = fmt.Errorf("not a log, witness, group or quorum line")
+			err = fail("POLICY_MALFORMED", "expected 'log <vkey> [<url>]', 'witness <name> <vkey> [<url>]', "+
+				"'group <name> all|any|<k> <name>...' or 'quorum <name>'")
 		}
 		if err != nil {
-			return nil, fmt.Errorf("line %d: %v", number+1, err)
+			refused := err.(*Error)
+			return nil, fail(refused.Reason, "line %d: %s", number+1, refused.Message)
 		}
 	}
 	if !quorumSet {
-		return nil, fmt.Errorf("the policy has no quorum line")
+		return nil, fail("POLICY_QUORUM_INVALID", "the policy has no quorum line")
 	}
 	return p, nil
 }
@@ -173,19 +216,19 @@ func (p *LogPolicy) group(name, thresholdText string, members []string, define f
 		return err
 	}
 	if len(p.Groups) >= maxPolicyGroups {
-		return fmt.Errorf("too many groups")
+		return fail("POLICY_TOO_LARGE", "more than %d groups", maxPolicyGroups)
 	}
 	seen := map[string]bool{}
 	for _, m := range members {
 		_, w := p.Witnesses[m]
 		_, g := p.Groups[m]
 		if !w && !g {
-			return fmt.Errorf("group %q names %q, not defined above", name, m)
+			return fail("POLICY_NAME_UNDEFINED", "group %q names %q, not a witness or group defined above", name, m)
 		}
 	}
 	for _, m := range members {
 		if seen[m] {
-			return fmt.Errorf("group %q lists a member twice", name)
+			return fail("POLICY_NAME_DUPLICATE", "group %q lists a member twice", name)
 		}
 		seen[m] = true
 	}
@@ -203,8 +246,9 @@ func (p *LogPolicy) group(name, thresholdText string, members []string, define f
 		}
 	}
 	if threshold < 1 {
-		return fmt.Errorf("group %q: threshold %.20q is not all, any or 1..%d", name, thresholdText, len(members))
+		return fail("POLICY_THRESHOLD_INVALID", "group %q: threshold %.20q is not all, any or 1..%d", name,
+			thresholdText, len(members))
 	}
-	p.Groups[name] = threshold
+	p.Groups[name] = PolicyGroup{Threshold: threshold, Members: append([]string{}, members...)}
 	return nil
 }

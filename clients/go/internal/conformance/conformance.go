@@ -54,6 +54,7 @@ var runners = map[string]func(fields) Outcome{
 	"note":        runNote,
 	"checkpoint":  runCheckpoint,
 	"cosignature": runCosignature,
+	"tlog-policy": runTlogPolicy,
 }
 
 // Supported reports whether this implementation runs vectors of kind.

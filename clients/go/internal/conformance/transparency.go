@@ -129,3 +129,12 @@ func runCosignature(in fields) Outcome {
 	}
 	return Outcome{Valid: true, Extra: map[string]any{"timestamp": timestamp}}
 }
+
+func runTlogPolicy(in fields) Outcome {
+	text, cosigned := in.text("policy"), in.texts("cosigned")
+	policy, err := verify.ParseLogPolicy(text)
+	if err != nil {
+		return failed(err)
+	}
+	return Outcome{Valid: true, Extra: map[string]any{"satisfied": policy.Satisfied(cosigned)}}
+}

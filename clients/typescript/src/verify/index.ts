@@ -28,4 +28,5 @@ export { openNote, parseNote, type NoteVerifier, type NoteSignature, type Signed
 export { parseCheckpoint, checkpointBody, type Checkpoint } from "./checkpoint.js";
 export { verifyCosigned, verifyCosignature, checkCosignatures, cosignedMessage, type CosignatureResult } from "./cosignature.js";
 export { parsePolicy, parseVkey, satisfied, quorumTime, PolicyError, type Policy, type Vkey } from "./policy.js";
+export { parseTlogProof, verifyProof, type TlogProof, type ProofVerification, type Shortfall } from "./proof.js";
 export { runVector, parseRequestJson, BadRequestError, type Outcome } from "./vectors.js";

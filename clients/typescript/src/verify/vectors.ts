@@ -12,6 +12,7 @@ import { openNote, type NoteVerifier } from "./note.js";
 import { parsePolicy, parseVkey, PolicyError, satisfied } from "./policy.js";
 import { checkpointBody, parseCheckpoint } from "./checkpoint.js";
 import { verifyCosigned } from "./cosignature.js";
+import { verifyProof } from "./proof.js";
 import { leafHash, rootFromLeaves, verifyConsistency, verifyInclusion } from "./merkle.js";
 import { parseTime, type Instant } from "./time.js";
 import { parseTrustRoot, verifyRootUpdate } from "./trustroot.js";
@@ -293,6 +294,25 @@ async function runTlogPolicy(inputs: Inputs): Promise<Outcome> {
   }
 }
 
+async function runTlogProof(inputs: Inputs): Promise<Outcome> {
+  const entry = b64(inputs["entry"], "inputs.entry");
+  const proof = text(inputs, "proof");
+  const log = noteVerifier(inputs["log"], "inputs.log");
+  const now = BigInt(instant(inputs, "now").seconds);
+  const maxAge = bigint(inputs, "max_age_seconds");
+  let policy;
+  try {
+    // The policy says whom the verifier trusts: one that does not parse is the caller's mistake.
+    policy = parsePolicy(text(inputs, "policy"));
+  } catch (error) {
+    if (error instanceof PolicyError) throw new BadRequestError(`inputs.policy: ${error.message}`);
+    throw error;
+  }
+  const report = verifyProof(entry, proof, log, policy, policy.witnesses, now, maxAge);
+  if (report.shortfalls.length > 0) return { valid: false, reason: report.reason };
+  return { valid: true, reason: "", index: exact(report.index as bigint) };
+}
+
 const RUNNERS: Record<string, (inputs: Inputs, chunk: number) => Promise<Outcome>> = {
   envelope: runEnvelope,
   bundle: runBundle,
@@ -303,6 +323,7 @@ const RUNNERS: Record<string, (inputs: Inputs, chunk: number) => Promise<Outcome
   checkpoint: runCheckpoint,
   cosignature: runCosignature,
   "tlog-policy": runTlogPolicy,
+  "tlog-proof": runTlogProof,
 };
 
 export const KINDS = Object.keys(RUNNERS);

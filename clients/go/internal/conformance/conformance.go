@@ -55,6 +55,7 @@ var runners = map[string]func(fields) Outcome{
 	"checkpoint":  runCheckpoint,
 	"cosignature": runCosignature,
 	"tlog-policy": runTlogPolicy,
+	"tlog-proof":  runTlogProof,
 }
 
 // Supported reports whether this implementation runs vectors of kind.

@@ -138,3 +138,19 @@ func runTlogPolicy(in fields) Outcome {
 	}
 	return Outcome{Valid: true, Extra: map[string]any{"satisfied": policy.Satisfied(cosigned)}}
 }
+
+func runTlogProof(in fields) Outcome {
+	entry, proof := in.bytes("entry"), in.text("proof")
+	log := noteVerifier(in.text("log"), "inputs.log")
+	now, maxAge := timeInput(in.text("now"), "now").Unix(), in.int64("max_age_seconds")
+	// The policy says whom the verifier trusts: one that does not parse is the caller's mistake.
+	policy, err := verify.ParseLogPolicy(in.text("policy"))
+	if err != nil {
+		panic(badRequest{fmt.Errorf("inputs.policy: %v", err)})
+	}
+	report := verify.VerifyProof(entry, proof, log, policy, now, maxAge)
+	if !report.Valid() {
+		return Outcome{Reason: report.Reason()}
+	}
+	return Outcome{Valid: true, Extra: map[string]any{"index": report.Index}}
+}

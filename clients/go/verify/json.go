@@ -24,6 +24,55 @@ type jsonParser struct {
 	data  []byte
 	pos   int
 	depth int
+	// ijson: classify refusals as the reference's I-JSON reader does (ijsonError), which finds a duplicate member
+	// when its object closes and a lone surrogate only after the whole document parsed.
+	ijson     bool
+	problem   string
+	surrogate bool
+}
+
+// ijsonError is a refusal with the reference's problem: ENCODING, SYNTAX, DUPLICATE_MEMBER or NUMBER.
+type ijsonError struct {
+	problem string
+	message string
+}
+
+func (e *ijsonError) Error() string { return e.message }
+
+// parseIJSON decodes one document strictly, as parseJSON, and says which rule a refused one breaks.
+func parseIJSON(data []byte) (any, error) {
+	if len(data) >= 3 && data[0] == 0xEF && data[1] == 0xBB && data[2] == 0xBF {
+		return nil, &ijsonError{"ENCODING", "the JSON starts with a byte order mark"}
+	}
+	if !utf8.Valid(data) {
+		return nil, &ijsonError{"ENCODING", "the JSON is not UTF-8"}
+	}
+	p := &jsonParser{data: data, ijson: true}
+	p.space()
+	value, err := p.value()
+	if err == nil {
+		p.space()
+		if p.pos != len(p.data) {
+			err = p.fail("extra data")
+		}
+	}
+	if err != nil {
+		problem := p.problem
+		if problem == "" {
+			problem = "SYNTAX"
+		}
+		return nil, &ijsonError{problem, err.Error()}
+	}
+	if p.surrogate {
+		return nil, &ijsonError{"ENCODING", "a string holds an unpaired surrogate escape"}
+	}
+	return value, nil
+}
+
+// refuse records the problem of a refusal in ijson mode.
+func (p *jsonParser) refuse(problem, what string) error {
+	p.problem = problem
+	return p.fail(what)
 }
 
 // parseJSON decodes one JSON document strictly.
@@ -85,6 +134,13 @@ func (p *jsonParser) value() (any, error) {
 				return lit.value, nil
 			}
 		}
+		if p.ijson {
+			for _, constant := range []string{"NaN", "Infinity"} {
+				if len(p.data)-p.pos >= len(constant) && string(p.data[p.pos:p.pos+len(constant)]) == constant {
+					return nil, p.refuse("NUMBER", constant+" is not a JSON number")
+				}
+			}
+		}
 		return nil, p.fail("unexpected character")
 	}
 }
@@ -104,6 +160,7 @@ func (p *jsonParser) object() (any, error) {
 	defer func() { p.depth-- }()
 	p.pos++ // {
 	result := object{}
+	duplicate := ""
 	p.space()
 	if p.pos < len(p.data) && p.data[p.pos] == '}' {
 		p.pos++
@@ -118,8 +175,10 @@ func (p *jsonParser) object() (any, error) {
 		if err != nil {
 			return nil, err
 		}
-		if _, seen := result[name]; seen {
+		if _, seen := result[name]; seen && !p.ijson {
 			return nil, p.fail(fmt.Sprintf("duplicate member name %q", name))
+		} else if seen && duplicate == "" {
+			duplicate = name
 		}
 		p.space()
 		if p.pos >= len(p.data) || p.data[p.pos] != ':' {
@@ -142,6 +201,9 @@ func (p *jsonParser) object() (any, error) {
 		}
 		if p.data[p.pos] == '}' {
 			p.pos++
+			if duplicate != "" {
+				return nil, p.refuse("DUPLICATE_MEMBER", fmt.Sprintf("member %.60q appears twice in one object", duplicate))
+			}
 			return result, nil
 		}
 		return nil, p.fail("expected ',' or '}'")
@@ -252,14 +314,24 @@ func (p *jsonParser) escapedRune() (rune, error) {
 		return r, nil
 	}
 	if r >= 0xDC00 || p.pos+6 > len(p.data) || p.data[p.pos] != '\\' || p.data[p.pos+1] != 'u' {
-		return 0, p.fail("lone surrogate")
+		return p.loneSurrogate()
 	}
 	low, ok := hexValue(p.data[p.pos+2 : p.pos+6])
 	if !ok || low < 0xDC00 || low > 0xDFFF {
-		return 0, p.fail("lone surrogate")
+		return p.loneSurrogate()
 	}
 	p.pos += 6
 	return utf16.DecodeRune(r, low), nil
+}
+
+// loneSurrogate refuses a lone surrogate, or in ijson mode notes it for after the parse (the escape that
+// follows, if any, is read on its own).
+func (p *jsonParser) loneSurrogate() (rune, error) {
+	if !p.ijson {
+		return 0, p.fail("lone surrogate")
+	}
+	p.surrogate = true
+	return utf8.RuneError, nil
 }
 
 func (p *jsonParser) number() (any, error) {
@@ -274,6 +346,9 @@ func (p *jsonParser) number() (any, error) {
 	}
 	if p.data[p.pos] == '-' {
 		p.pos++
+		if p.ijson && len(p.data)-p.pos >= 8 && string(p.data[p.pos:p.pos+8]) == "Infinity" {
+			return nil, p.refuse("NUMBER", "-Infinity is not a JSON number")
+		}
 	}
 	if p.pos < len(p.data) && p.data[p.pos] == '0' {
 		p.pos++
@@ -282,11 +357,14 @@ func (p *jsonParser) number() (any, error) {
 	}
 	// I-JSON as the protocol profiles it: integers only, within +-(2^53 - 1), wherever they appear.
 	if p.pos < len(p.data) && (p.data[p.pos] == '.' || p.data[p.pos] == 'e' || p.data[p.pos] == 'E') {
-		return nil, p.fail("a number with a fraction or exponent")
+		if p.ijson && !p.fractionOrExponent() {
+			return nil, p.fail("a number followed by " + string(p.data[p.pos]))
+		}
+		return nil, p.refuse("NUMBER", "a number with a fraction or exponent")
 	}
 	text := jsonNumber(p.data[start:p.pos])
 	if _, ok := integerIn(text, -maxSafeInteger, maxSafeInteger); !ok {
-		return nil, p.fail("an integer outside +-(2^53 - 1)")
+		return nil, p.refuse("NUMBER", "an integer outside +-(2^53 - 1)")
 	}
 	return text, nil
 }
@@ -314,3 +392,17 @@ func integerIn(value any, low, high int64) (int64, bool) {
 
 // maxSafeInteger is 2^53 - 1, the largest integer every JSON implementation holds exactly.
 const maxSafeInteger = 1<<53 - 1
+
+// fractionOrExponent reports whether a fraction (".digits") or an exponent ("e[+-]digits") follows: a "." or "e"
+// without digits ends the number there, and what follows is a syntax error, not a number the profile refuses.
+func (p *jsonParser) fractionOrExponent() bool {
+	at := p.pos
+	digitAt := func(i int) bool { return i < len(p.data) && p.data[i] >= '0' && p.data[i] <= '9' }
+	if p.data[at] == '.' {
+		return digitAt(at + 1)
+	}
+	if at+1 < len(p.data) && (p.data[at+1] == '+' || p.data[at+1] == '-') {
+		at++
+	}
+	return digitAt(at + 1)
+}

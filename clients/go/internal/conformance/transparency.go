@@ -6,6 +6,7 @@ import (
 	"encoding/hex"
 	"fmt"
 	"strconv"
+	"time"
 
 	"github.com/memos-grpc/memos-grpc/clients/go/verify"
 )
@@ -153,4 +154,61 @@ func runTlogProof(in fields) Outcome {
 		return Outcome{Reason: report.Reason()}
 	}
 	return Outcome{Valid: true, Extra: map[string]any{"index": report.Index}}
+}
+
+type check struct {
+	action    string
+	usesSoFar int64
+	now       time.Time
+}
+
+// checksInput reads every check before any is decided, so a malformed one is a bad request whatever its place.
+func checksInput(in fields) []check {
+	var checks []check
+	for _, item := range in.list("checks") {
+		object, ok := item.(map[string]any)
+		if !ok {
+			panic(badRequest{fmt.Errorf("a check is not an object")})
+		}
+		f := fields(object)
+		checks = append(checks, check{f.text("action"), f.int64("uses_so_far"), timeInput(f.text("now"), "checks[].now")})
+	}
+	return checks
+}
+
+func decisions(terms *verify.Terms, grantedAt time.Time, checks []check) []any {
+	found := []any{}
+	for _, c := range checks {
+		decision := terms.Permits(c.action, c.usesSoFar, grantedAt, c.now)
+		var remaining any
+		if decision.Remaining != nil {
+			remaining = *decision.Remaining
+		}
+		found = append(found, map[string]any{"allowed": decision.Allowed, "reason": decision.Reason,
+			"remaining": remaining})
+	}
+	return found
+}
+
+func runTerms(in fields) Outcome {
+	data := in.bytes("terms")
+	var checks []check
+	var grantedAt time.Time
+	if in.has("checks") {
+		checks = checksInput(in)
+		grantedAt = timeInput(in.text("granted_at"), "granted_at")
+	}
+	terms, err := verify.ParseTerms(data)
+	if err != nil {
+		return failed(err)
+	}
+	permitted := []string{}
+	for _, p := range terms.Permissions {
+		permitted = append(permitted, p.Action)
+	}
+	extra := map[string]any{"digest": terms.Digest(), "license": terms.License, "permitted": permitted}
+	if in.has("checks") {
+		extra["decisions"] = decisions(terms, grantedAt, checks)
+	}
+	return Outcome{Valid: true, Extra: extra}
 }

@@ -1,6 +1,6 @@
 /** The offline verifier: DSSE envelopes, bundles, trust root updates and Merkle proofs, as docs/protocol.md defines them. */
 export { VerifyError } from "./errors.js";
-export { parseJson, JsonError, JsonNumber, integerIn, type JsonValue, type JsonObject } from "./json.js";
+export { parseJson, JsonError, JsonNumber, integerIn, type JsonValue, type JsonObject, type JsonProblem } from "./json.js";
 export { parseTime, compareTime, type Instant } from "./time.js";
 export { keyId, PublicKey, isStrictPublicKey, sha256Hex } from "./ed25519.js";
 export {
@@ -29,4 +29,6 @@ export { parseCheckpoint, checkpointBody, type Checkpoint } from "./checkpoint.j
 export { verifyCosigned, verifyCosignature, checkCosignatures, cosignedMessage, type CosignatureResult } from "./cosignature.js";
 export { parsePolicy, parseVkey, satisfied, quorumTime, PolicyError, type Policy, type Vkey } from "./policy.js";
 export { parseTlogProof, verifyProof, type TlogProof, type ProofVerification, type Shortfall } from "./proof.js";
+export { parseTerms, termsFromJson, permits, termsDigest, type Terms, type Permission, type Decision } from "./terms.js";
+export { checkLicenseExpression } from "./spdx.js";
 export { runVector, parseRequestJson, BadRequestError, type Outcome } from "./vectors.js";

@@ -17,8 +17,14 @@ export type JsonValue = null | boolean | string | JsonNumber | JsonValue[] | Jso
 /** Members in document order; a Map so that no name (`__proto__`, `constructor`) is special. */
 export type JsonObject = Map<string, JsonValue>;
 
+/** What broke, as the Python reader names it: terms map each to their own reason (docs/marketplace.md, "Terms"). */
+export type JsonProblem = "ENCODING" | "SYNTAX" | "DUPLICATE_MEMBER" | "NUMBER";
+
 export class JsonError extends Error {
-  constructor(message: string) {
+  constructor(
+    message: string,
+    readonly problem: JsonProblem = "SYNTAX",
+  ) {
     super(message);
     this.name = "JsonError";
   }
@@ -38,30 +44,33 @@ export function parseJson(input: Uint8Array | string): JsonValue {
     text = input;
   } else {
     if (input.length >= 3 && input[0] === 0xef && input[1] === 0xbb && input[2] === 0xbf) {
-      throw new JsonError("the JSON starts with a byte order mark");
+      throw new JsonError("the JSON starts with a byte order mark", "ENCODING");
     }
     try {
       text = decoder.decode(input);
     } catch {
-      throw new JsonError("the JSON is not valid UTF-8");
+      throw new JsonError("the JSON is not valid UTF-8", "ENCODING");
     }
   }
-  if (text.charCodeAt(0) === 0xfeff) throw new JsonError("the JSON starts with a byte order mark");
-  if (!text.isWellFormed()) throw new JsonError("the JSON holds a lone surrogate");
+  if (text.charCodeAt(0) === 0xfeff) throw new JsonError("the JSON starts with a byte order mark", "ENCODING");
+  if (!text.isWellFormed()) throw new JsonError("the JSON holds a lone surrogate", "ENCODING");
   const parser = new Parser(text);
   parser.skipWhitespace();
   const value = parser.value(0);
   parser.skipWhitespace();
   if (parser.pos !== text.length) parser.fail("data after the JSON value");
+  // Checked once the whole text parsed, as the reference does: any other problem is reported first.
+  if (parser.loneSurrogate) throw new JsonError("a string holds an unpaired surrogate escape", "ENCODING");
   return value;
 }
 
 class Parser {
   pos = 0;
+  loneSurrogate = false;
   constructor(private readonly text: string) {}
 
-  fail(what: string): never {
-    throw new JsonError(`${what} at offset ${this.pos}`);
+  fail(what: string, problem: JsonProblem = "SYNTAX"): never {
+    throw new JsonError(`${what} at offset ${this.pos}`, problem);
   }
 
   skipWhitespace(): void {
@@ -90,6 +99,9 @@ class Parser {
       case "n":
         return this.literal("null", null);
       default:
+        // NaN and Infinity are numbers JSON cannot hold, not syntax (the reference reads them, then refuses them).
+        if (this.text.startsWith("NaN", this.pos) || this.text.startsWith("Infinity", this.pos)) this.fail("NaN or Infinity", "NUMBER");
+        if (this.text.startsWith("-Infinity", this.pos)) this.fail("-Infinity", "NUMBER");
         if (c === "-" || (c !== undefined && c >= "0" && c <= "9")) return this.number();
         return this.fail(c === undefined ? "the JSON ends early" : `unexpected character ${JSON.stringify(c)}`);
     }
@@ -109,10 +121,12 @@ class Parser {
       this.pos++;
       return result;
     }
+    // Reported when the object closes, as the reference does: a problem inside it, or a syntax error, comes first.
+    let duplicate: string | null = null;
     for (;;) {
       if (this.text[this.pos] !== '"') this.fail("a member name was expected");
       const name = this.string();
-      if (result.has(name)) this.fail(`duplicate member name ${JSON.stringify(name.slice(0, 80))}`);
+      if (result.has(name)) duplicate ??= name;
       this.skipWhitespace();
       if (this.text[this.pos] !== ":") this.fail("':' was expected");
       this.pos++;
@@ -120,7 +134,10 @@ class Parser {
       result.set(name, this.value(depth + 1));
       this.skipWhitespace();
       const next = this.text[this.pos++];
-      if (next === "}") return result;
+      if (next === "}") {
+        if (duplicate !== null) this.fail(`duplicate member name ${JSON.stringify(duplicate.slice(0, 80))}`, "DUPLICATE_MEMBER");
+        return result;
+      }
       if (next !== ",") this.fail("',' or '}' was expected");
       this.skipWhitespace();
     }
@@ -204,7 +221,7 @@ class Parser {
       start = this.pos;
     }
     // Escapes can make a lone surrogate (\ud800) that the raw text did not hold.
-    if (!out.isWellFormed()) this.fail("a string with a lone surrogate");
+    if (!out.isWellFormed()) this.loneSurrogate = true;
     return out;
   }
 
@@ -214,11 +231,11 @@ class Parser {
     const found = match.exec(this.text);
     if (found === null) this.fail("a malformed number");
     const text = found[0];
-    if (/[.eE]/.test(text)) this.fail(`${text.slice(0, 40)} is not an integer: numbers carry no fraction or exponent`);
+    if (/[.eE]/.test(text)) this.fail(`${text.slice(0, 40)} is not an integer: numbers carry no fraction or exponent`, "NUMBER");
     // Checked on the digits before BigInt(): a long literal is refused without converting it.
     const digits = text.replace(/^-/, "");
     if (digits.length > MAX_SAFE_DIGITS || BigInt(digits) > MAX_SAFE) {
-      this.fail(`${text.slice(0, 40)} is outside +-(2^53 - 1), the integers every JSON reader holds`);
+      this.fail(`${text.slice(0, 40)} is outside +-(2^53 - 1), the integers every JSON reader holds`, "NUMBER");
     }
     this.pos += text.length;
     return new JsonNumber(text);

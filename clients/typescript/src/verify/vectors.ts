@@ -13,6 +13,7 @@ import { parsePolicy, parseVkey, PolicyError, satisfied } from "./policy.js";
 import { checkpointBody, parseCheckpoint } from "./checkpoint.js";
 import { verifyCosigned } from "./cosignature.js";
 import { verifyProof } from "./proof.js";
+import { parseTerms, permits, termsDigest, type Terms } from "./terms.js";
 import { leafHash, rootFromLeaves, verifyConsistency, verifyInclusion } from "./merkle.js";
 import { parseTime, type Instant } from "./time.js";
 import { parseTrustRoot, verifyRootUpdate } from "./trustroot.js";
@@ -313,6 +314,39 @@ async function runTlogProof(inputs: Inputs): Promise<Outcome> {
   return { valid: true, reason: "", index: exact(report.index as bigint) };
 }
 
+function decisions(terms: Terms, grantedAt: Instant, checks: unknown[]): Record<string, unknown>[] {
+  // Every check is read before any is decided, so a malformed one is a bad request whatever its place.
+  const read = checks.map((check) => {
+    if (!isRecord(check)) throw new BadRequestError("a check is not an object");
+    return { action: text(check, "action"), uses: int(check, "uses_so_far"), now: instant(check, "now") };
+  });
+  return read.map(({ action, uses, now }) => {
+    const decision = permits(terms, action, uses, grantedAt, now);
+    return { allowed: decision.allowed, reason: decision.reason, remaining: decision.remaining };
+  });
+}
+
+async function runTerms(inputs: Inputs): Promise<Outcome> {
+  const data = b64(inputs["terms"], "inputs.terms");
+  const checks = Object.hasOwn(inputs, "checks") ? list(inputs, "checks", isRecord) : null;
+  const grantedAt = checks !== null ? instant(inputs, "granted_at") : null;
+  let terms;
+  try {
+    terms = parseTerms(data);
+  } catch (error) {
+    return failed(error);
+  }
+  const outcome: Outcome = {
+    valid: true,
+    reason: "",
+    digest: termsDigest(data),
+    license: terms.license,
+    permitted: terms.permissions.map((p) => p.action),
+  };
+  if (checks !== null && grantedAt !== null) outcome["decisions"] = decisions(terms, grantedAt, checks);
+  return outcome;
+}
+
 const RUNNERS: Record<string, (inputs: Inputs, chunk: number) => Promise<Outcome>> = {
   envelope: runEnvelope,
   bundle: runBundle,
@@ -324,6 +358,7 @@ const RUNNERS: Record<string, (inputs: Inputs, chunk: number) => Promise<Outcome
   cosignature: runCosignature,
   "tlog-policy": runTlogPolicy,
   "tlog-proof": runTlogProof,
+  terms: runTerms,
 };
 
 export const KINDS = Object.keys(RUNNERS);

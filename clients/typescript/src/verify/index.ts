@@ -1,4 +1,7 @@
-/** The offline verifier: DSSE envelopes, bundles, trust root updates and Merkle proofs, as docs/protocol.md defines them. */
+/**
+ * The offline verifier: DSSE envelopes, bundles, trust root updates (docs/protocol.md), and the marketplace's
+ * transparency formats, terms and grants (docs/marketplace.md).
+ */
 export { VerifyError } from "./errors.js";
 export { parseJson, JsonError, JsonNumber, integerIn, type JsonValue, type JsonObject, type JsonProblem } from "./json.js";
 export { parseTime, compareTime, type Instant } from "./time.js";
@@ -31,4 +34,5 @@ export { parsePolicy, parseVkey, satisfied, quorumTime, PolicyError, type Policy
 export { parseTlogProof, verifyProof, type TlogProof, type ProofVerification, type Shortfall } from "./proof.js";
 export { parseTerms, termsFromJson, permits, termsDigest, type Terms, type Permission, type Decision } from "./terms.js";
 export { checkLicenseExpression } from "./spdx.js";
+export { verifyGrant, readGrantStatement, isReleaseName, type Grant, type GrantVerification } from "./grants.js";
 export { runVector, parseRequestJson, BadRequestError, type Outcome } from "./vectors.js";

@@ -14,6 +14,7 @@ import { checkpointBody, parseCheckpoint } from "./checkpoint.js";
 import { verifyCosigned } from "./cosignature.js";
 import { verifyProof } from "./proof.js";
 import { parseTerms, permits, termsDigest, type Terms } from "./terms.js";
+import { verifyGrant } from "./grants.js";
 import { leafHash, rootFromLeaves, verifyConsistency, verifyInclusion } from "./merkle.js";
 import { parseTime, type Instant } from "./time.js";
 import { parseTrustRoot, verifyRootUpdate } from "./trustroot.js";
@@ -347,6 +348,27 @@ async function runTerms(inputs: Inputs): Promise<Outcome> {
   return outcome;
 }
 
+async function runGrant(inputs: Inputs): Promise<Outcome> {
+  const trusted = policy({ ...inputs, threshold: 1, required_key_ids: [] }).keys;
+  const grant = text(inputs, "grant");
+  const now = instant(inputs, "now");
+  const principal = text(inputs, "licensee_principal");
+  const keyId = text(inputs, "licensee_key_id");
+  const checks = list(inputs, "checks", isRecord);
+  const result = verifyGrant(Buffer.from(grant, "utf8"), trusted, principal, keyId, now);
+  if (result.reason !== "") return { valid: false, reason: result.reason };
+  const granted = result.grant!;
+  // Decisions run on the grant's terms from its notBefore, the time the license began.
+  return {
+    valid: true,
+    reason: "",
+    statement_sha256: granted.statementDigest.slice("sha256:".length),
+    release: granted.release,
+    publish_log_index: granted.publishLogIndex,
+    decisions: decisions(granted.terms, granted.notBefore, checks),
+  };
+}
+
 const RUNNERS: Record<string, (inputs: Inputs, chunk: number) => Promise<Outcome>> = {
   envelope: runEnvelope,
   bundle: runBundle,
@@ -359,6 +381,7 @@ const RUNNERS: Record<string, (inputs: Inputs, chunk: number) => Promise<Outcome
   "tlog-policy": runTlogPolicy,
   "tlog-proof": runTlogProof,
   terms: runTerms,
+  grant: runGrant,
 };
 
 export const KINDS = Object.keys(RUNNERS);

@@ -56,6 +56,7 @@ var runners = map[string]func(fields) Outcome{
 	"cosignature": runCosignature,
 	"tlog-policy": runTlogPolicy,
 	"tlog-proof":  runTlogProof,
+	"grant":       runGrant,
 	"terms":       runTerms,
 }
 

@@ -212,3 +212,43 @@ func runTerms(in fields) Outcome {
 	}
 	return Outcome{Valid: true, Extra: extra}
 }
+
+func trustedKeys(in fields) *verify.KeySet {
+	keys := verify.NewKeySet()
+	for _, item := range in.list("trusted_keys") {
+		object, ok := item.(map[string]any)
+		if !ok {
+			panic(badRequest{fmt.Errorf("inputs.trusted_keys holds an item that is not an object")})
+		}
+		f := fields(object)
+		key := verify.TrustedKey{KeyID: f.text("key_id"), PublicKey: decodeB64(f.get("public_key"),
+			"trusted_keys[].public_key")}
+		for name, into := range map[string]**time.Time{"not_before": &key.NotBefore, "not_after": &key.NotAfter,
+			"revoked_at": &key.RevokedAt} {
+			if f.has(name) {
+				when := timeInput(f.text(name), "trusted_keys[]."+name)
+				*into = &when
+			}
+		}
+		keys.Add(key)
+	}
+	return keys
+}
+
+func runGrant(in fields) Outcome {
+	trusted := trustedKeys(in)
+	text, now := in.text("grant"), timeInput(in.text("now"), "now")
+	principal, keyID := in.text("licensee_principal"), in.text("licensee_key_id")
+	checks := checksInput(in)
+	grant, err := verify.VerifyGrant([]byte(text), trusted, principal, keyID, now)
+	if err != nil {
+		return failed(err)
+	}
+	// Decisions run on the grant's terms from its notBefore, the time the license began.
+	return Outcome{Valid: true, StatementSHA256: grant.StatementSHA256, Extra: map[string]any{
+		"statement_sha256":  grant.StatementSHA256,
+		"release":           grant.Release,
+		"publish_log_index": grant.PublishLogIndex,
+		"decisions":         decisions(grant.Terms, grant.NotBefore, checks),
+	}}
+}

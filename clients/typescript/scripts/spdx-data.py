@@ -23,7 +23,7 @@ OUT.write_text(
     " (do not edit): the ids\n"
     " * its SPDX licensing knows, exceptions apart, and the aliases it reads as one of them.\n"
     " */\n"
-    f"export const LICENSE_IDS: readonly string[] = {json.dumps(' '.join(licenses))}.split(\" \");\n"
-    f"export const EXCEPTION_IDS: readonly string[] = {json.dumps(' '.join(exceptions))}.split(\" \");\n"
+    f'export const LICENSE_IDS: readonly string[] = {json.dumps(" ".join(licenses))}.split(" ");\n'
+    f'export const EXCEPTION_IDS: readonly string[] = {json.dumps(" ".join(exceptions))}.split(" ");\n'
     f"export const ALIASES: Readonly<Record<string, string>> = {json.dumps(aliases, sort_keys=True)};\n"
 )

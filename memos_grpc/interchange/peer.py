@@ -70,17 +70,28 @@ def _stream(
         for response in call:
             yield response.chunk
     except grpc.RpcError as exc:
-        raise _peer_error(request.peer_target, exc) from None
+        raise peer_error(request.peer_target, exc) from None
     finally:
         call.cancel()
         channel.close()
 
 
-def _peer_error(target: str, exc: grpc.RpcError) -> MemosError:
+def dial_configured(target: str, settings: Settings) -> grpc.Channel:
+    """A channel to a node the operator configured (a witness, the marketplace followed): TLS checked against
+    ``peer_ca_file`` (or the system roots), plaintext only when ``allow_plaintext_peers`` is set."""
+    if settings.allow_plaintext_peers:
+        return grpc.insecure_channel(target)
+    roots = Path(settings.peer_ca_file).read_bytes() if settings.peer_ca_file else None
+    return grpc.secure_channel(target, grpc.ssl_channel_credentials(root_certificates=roots))
+
+
+def peer_error(target: str, exc: grpc.RpcError, who: str = "peer", prefix: str = "PEER") -> MemosError:
+    """Another node's refusal as this node's error: ``<prefix>_UNAVAILABLE`` when it could not be reached in time,
+    else ``<prefix>_REFUSED``; its own code travels in the metadata ``peer_code``."""
     code = exc.code() if isinstance(exc, grpc.Call) else grpc.StatusCode.UNKNOWN
     details = exc.details() if isinstance(exc, grpc.Call) else str(exc)
-    message = f"peer {target} answered {code.name}: {details}"
+    message = f"{who} {target} answered {code.name}: {details}"
     metadata = {"peer_code": code.name}
     if code in (grpc.StatusCode.UNAVAILABLE, grpc.StatusCode.DEADLINE_EXCEEDED):
-        return UnavailableError(message, reason="PEER_UNAVAILABLE", metadata=metadata)
-    return FailedPreconditionError(message, reason="PEER_REFUSED", metadata=metadata)
+        return UnavailableError(message, reason=f"{prefix}_UNAVAILABLE", metadata=metadata)
+    return FailedPreconditionError(message, reason=f"{prefix}_REFUSED", metadata=metadata)

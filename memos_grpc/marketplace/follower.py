@@ -30,7 +30,8 @@ from memos_grpc._proto.memos.v1 import marketplace_service_pb2 as m
 from memos_grpc._proto.memos.v1 import marketplace_service_pb2_grpc as m_grpc
 from memos_grpc._proto.memos.v1 import transparency_log_service_pb2 as t
 from memos_grpc._proto.memos.v1 import transparency_log_service_pb2_grpc as t_grpc
-from memos_grpc.errors import FailedPreconditionError, InvalidArgumentError, MemosError, UnavailableError
+from memos_grpc.errors import FailedPreconditionError, InvalidArgumentError, MemosError
+from memos_grpc.interchange.peer import dial_configured, peer_error
 from memos_grpc.interchange.trust_store import TrustStore
 from memos_grpc.marketplace.entries import REF_TYPES, EntryError, parse
 from memos_grpc.marketplace.held import Followed, LicenseBook, LogEvent
@@ -242,13 +243,7 @@ class LogFollower:
     def _open(self) -> grpc.Channel:
         """The channel to the marketplace, opened once (callers hold the lock)."""
         if self._channel is None:
-            target = self._settings.marketplace_follow
-            if self._settings.allow_plaintext_peers:
-                self._channel = grpc.insecure_channel(target)
-            else:
-                ca = self._settings.peer_ca_file
-                roots = Path(ca).read_bytes() if ca else None
-                self._channel = grpc.secure_channel(target, grpc.ssl_channel_credentials(root_certificates=roots))
+            self._channel = dial_configured(self._settings.marketplace_follow, self._settings)
         return self._channel
 
     def _metadata(self) -> list[tuple[str, str]]:
@@ -290,9 +285,4 @@ def _refused(reason: str, message: str) -> FailedPreconditionError:
 
 
 def _unreachable(target: str, error: grpc.RpcError) -> MemosError:
-    code = error.code() if isinstance(error, grpc.Call) else grpc.StatusCode.UNKNOWN
-    details = error.details() if isinstance(error, grpc.Call) else str(error)
-    message = f"the marketplace {target} answered {code.name}: {details}"
-    if code in (grpc.StatusCode.UNAVAILABLE, grpc.StatusCode.DEADLINE_EXCEEDED):
-        return UnavailableError(message, reason="MARKETPLACE_UNAVAILABLE", metadata={"peer_code": code.name})
-    return FailedPreconditionError(message, reason="MARKETPLACE_REFUSED", metadata={"peer_code": code.name})
+    return peer_error(target, error, "the marketplace", "MARKETPLACE")

@@ -21,7 +21,6 @@ import time
 from collections.abc import Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
-from pathlib import Path
 from typing import TYPE_CHECKING
 
 import grpc
@@ -30,6 +29,7 @@ from grpc_status import rpc_status
 
 from memos_grpc._proto.memos.v1 import witness_service_pb2, witness_service_pb2_grpc
 from memos_grpc.errors import InvalidArgumentError, UnavailableError
+from memos_grpc.interchange.peer import dial_configured
 from memos_grpc.marketplace.log import SignedCheckpoint
 from memos_grpc.transparency._text import TransparencyFormatError
 from memos_grpc.transparency.checkpoint import Checkpoint
@@ -391,13 +391,7 @@ class CheckpointPublisher:
 
     def _stub(self, endpoint: WitnessEndpoint, state: _WitnessState) -> witness_service_pb2_grpc.WitnessServiceStub:
         if state.stub is None:
-            if self._settings.allow_plaintext_peers:
-                state.channel = grpc.insecure_channel(endpoint.address)
-            else:
-                roots = Path(self._settings.peer_ca_file).read_bytes() if self._settings.peer_ca_file else None
-                state.channel = grpc.secure_channel(
-                    endpoint.address, grpc.ssl_channel_credentials(root_certificates=roots)
-                )
+            state.channel = dial_configured(endpoint.address, self._settings)
             state.stub = witness_service_pb2_grpc.WitnessServiceStub(state.channel)  # type: ignore[no-untyped-call]
         return state.stub
 

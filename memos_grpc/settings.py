@@ -30,6 +30,9 @@ class Settings:
     data_dir: Path = Path("data")
     listen: str = "127.0.0.1:50051"
     log_level: str = "INFO"
+    #: File the access log appends to: one JSON line per call (method, status code, duration, peer, user agent;
+    #: no request data). Empty: no access log.
+    access_log_file: str = ""
     #: Threads serving RPCs.
     workers: int = 16
     #: Seconds SIGTERM waits for in-flight calls before cancelling them.

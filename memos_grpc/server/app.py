@@ -14,6 +14,7 @@ import signal
 import threading
 from concurrent import futures
 from types import FrameType
+from typing import Any
 
 import grpc
 from grpc_health.v1 import health_pb2, health_pb2_grpc
@@ -39,6 +40,7 @@ from memos_grpc._proto.memos.v1 import (
 )
 from memos_grpc.embedding.embedder import Embedder
 from memos_grpc.errors import InvalidArgumentError
+from memos_grpc.server.access_log import AccessLog, AccessLogInterceptor
 from memos_grpc.server.enforcement import PolicyInterceptor
 from memos_grpc.server.health import HealthServicer
 from memos_grpc.server.held_licenses import HeldLicenseServicer
@@ -88,10 +90,15 @@ class MemosServer:
             allow_anonymous=settings.allow_anonymous,
             max_streams_per_principal=settings.max_streams_per_principal,
         )
+        self._access_log = AccessLog(settings.access_log_file) if settings.access_log_file else None
+        # The error mapping is outside the policy so that policy refusals are mapped like any error; the access
+        # log is outermost so that it sees every call end with the status the caller gets.
+        interceptors: list[grpc.ServerInterceptor[Any, Any]] = [ErrorMappingInterceptor(), self.policy]
+        if self._access_log is not None:
+            interceptors.insert(0, AccessLogInterceptor(self._access_log))
         self.grpc_server = grpc.server(
             futures.ThreadPoolExecutor(max_workers=settings.workers, thread_name_prefix="rpc"),
-            # The error mapping is outermost so that policy refusals are mapped like any error.
-            interceptors=[ErrorMappingInterceptor(), self.policy],
+            interceptors=interceptors,
             options=[
                 ("grpc.max_receive_message_length", settings.max_receive_message_bytes),
                 ("grpc.max_send_message_length", settings.max_send_message_bytes),
@@ -168,6 +175,8 @@ class MemosServer:
         self.slot.set(None)
         if self.vault is not None:
             self.vault.close()
+        if self._access_log is not None:
+            self._access_log.close()
         log.info("shutdown complete")
 
     def wait_for_termination(self) -> None:

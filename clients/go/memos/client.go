@@ -1,5 +1,7 @@
-// Package memos is the Go client of a memos-grpc server: Dial with TLS, mTLS and a bearer token, typed wrappers
-// for the main surface, and every RPC of every service through the generated stubs (Client.Vault, ...).
+// Package memos is the Go client of a memos-grpc server: Dial with TLS, mTLS and a bearer token, and a typed
+// method for every RPC of every service (one file per service), with the context first, iterators (iter.Seq2)
+// for paged lists and server streams, and io.Reader / io.Writer for bundles, payloads and releases. The
+// generated stubs stay reachable (Client.Vault, Client.Marketplace, ...) for call options and raw requests.
 package memos
 
 import (
@@ -15,7 +17,7 @@ import (
 	"google.golang.org/grpc/credentials/insecure"
 )
 
-// Client holds one connection and a stub per service. Wrappers cover the common calls; the stubs reach the rest.
+// Client holds one connection and a stub per service; its methods wrap the stubs.
 type Client struct {
 	conn         *grpc.ClientConn
 	Governance   pb.GovernanceServiceClient

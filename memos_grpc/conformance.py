@@ -348,7 +348,8 @@ def run_cosignature(inputs: Inputs, chunk: int) -> Outcome:
         raise BadRequestError(f"inputs.witness: {error}") from error
     try:
         timestamp = verify_cosigned(note, witness, now, max_age)
-    except CosignatureError as error:
+    # A note that does not parse is refused for its grammar (NOTE_*) before any cosignature is looked at.
+    except (CosignatureError, NoteError) as error:
         return {"valid": False, "reason": error.reason}
     return {"valid": True, "reason": "", "timestamp": timestamp}
 

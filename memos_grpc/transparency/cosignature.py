@@ -166,7 +166,8 @@ def check_cosignatures(
 def verify_cosigned(note: str | bytes, verifier: CosignatureVerifier, now: int, max_age: int) -> int:
     """The time of ``verifier``'s fresh cosignature on the checkpoint note; raises CosignatureError otherwise.
 
-    Only the note's grammar is checked here, not the log's signature (``note.open_note`` does that). The note
+    Only the note's grammar is checked here, not the log's signature (``note.open_note`` does that): a note that
+    does not parse raises NoteError with its NOTE_* reason. The note
     must carry a cosignature line under the witness's name and key id (COSIGNATURE_MISSING), every such line
     must verify (COSIGNATURE_INVALID), and one must be dated within ``now - max_age .. now``
     (COSIGNATURE_STALE, COSIGNATURE_FUTURE).

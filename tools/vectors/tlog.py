@@ -315,13 +315,58 @@ SIGNED5 = CHECKPOINT5 + "\n" + note_line(CHECKPOINT5, LOG, KEY1)
 def cosignature_vectors() -> list[Json]:
     witness = vkey(WITNESS_A, 4, KEY3)
 
-    def case(name: str, description: str, lines: str, expected: Json) -> Json:
-        inputs = {"note": SIGNED5 + lines, "witness": witness, "now": rfc3339(NOW), "max_age_seconds": MAX_AGE}
+    def case(name: str, description: str, lines: str, expected: Json, *, note: str | None = None) -> Json:
+        text = SIGNED5 + lines if note is None else note
+        inputs = {"note": text, "witness": witness, "now": rfc3339(NOW), "max_age_seconds": MAX_AGE}
         return vector("cosignature", name, description, inputs, expected)
 
     at = NOW_UNIX - 60
     good = cosig_line(CHECKPOINT5, WITNESS_A, KEY3, at)
+    # A note that does not parse is refused with its note grammar reason before any cosignature is looked at.
+    malformed = [
+        case(
+            "note-no-final-newline",
+            "A good cosignature, but the note does not end with a newline.",
+            "",
+            invalid("NOTE_MALFORMED"),
+            note=SIGNED5 + good.rstrip("\n"),
+        ),
+        case(
+            "note-no-blank-line",
+            "The checkpoint and the cosignature with no blank line between them.",
+            "",
+            invalid("NOTE_MALFORMED"),
+            note=CHECKPOINT5 + good,
+        ),
+        case(
+            "note-carriage-return",
+            "A CR in the checkpoint text.",
+            "",
+            invalid("NOTE_MALFORMED"),
+            note=SIGNED5.replace("\n5\n", "\r\n5\n", 1) + good,
+        ),
+        case("note-empty", "An empty note.", "", invalid("NOTE_MALFORMED"), note=""),
+        case(
+            "note-signature-not-base64",
+            "A signature line under the witness's name whose signature is not base64.",
+            f"{EM} {WITNESS_A} not*base64\n",
+            invalid("NOTE_SIGNATURE_MALFORMED"),
+        ),
+        case(
+            "note-signature-key-id-only",
+            "A signature line under the witness's name holding its 4-byte key id and nothing else.",
+            sig_line(WITNESS_A, key_id(WITNESS_A, 4, KEY3)),
+            invalid("NOTE_SIGNATURE_MALFORMED"),
+        ),
+        case(
+            "note-too-many-signatures",
+            "The good cosignature 101 times: more signature lines than a note may carry.",
+            good * 101,
+            invalid("NOTE_TOO_MANY_SIGNATURES"),
+        ),
+    ]
     return [
+        *malformed,
         case("valid", "A cosignature a minute old.", good, valid(timestamp=at)),
         case(
             "valid-unknown-cosigners-first",

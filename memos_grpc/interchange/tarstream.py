@@ -355,17 +355,22 @@ class TarReader:
                 reason="BUNDLE_MALFORMED",
             )
         # Trailing zeros (tar's record padding) are allowed; they still count, so an endless stream cannot stall us.
+        # The first byte that is wrong decides, as if read one at a time: a non-zero byte within the limit is
+        # BUNDLE_MALFORMED, a byte past it BUNDLE_TOO_LARGE. So the verdict never depends on the chunk sizes.
+        limit = self._limits.max_bundle_bytes
         while piece := self._source.take(1 << 62):
-            if self.bytes_read > self._limits.max_bundle_bytes:
+            start = self.bytes_read - len(piece)
+            within = piece[: max(0, limit - start)].tobytes()
+            if within.count(0) != len(within):
                 raise BundleError(
-                    f"the bundle continues past the limit of {self._limits.max_bundle_bytes} bytes after its "
-                    "end-of-archive marker",
-                    reason="BUNDLE_TOO_LARGE",
-                )
-            if piece.tobytes().count(0) != len(piece):
-                raise BundleError(
-                    f"the bundle has non-zero data after its end-of-archive marker (by byte {self.bytes_read})",
+                    f"the bundle has non-zero data after its end-of-archive marker (at byte "
+                    f"{start + len(within) - len(within.lstrip(bytes(1)))})",
                     reason="BUNDLE_MALFORMED",
+                )
+            if self.bytes_read > limit:
+                raise BundleError(
+                    f"the bundle continues past the limit of {limit} bytes after its end-of-archive marker",
+                    reason="BUNDLE_TOO_LARGE",
                 )
 
     def _truncated(self, where: str) -> BundleError:

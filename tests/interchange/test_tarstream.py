@@ -323,6 +323,24 @@ def test_trailing_zeros_are_accepted(trailing: int) -> None:
     assert reader.bytes_read == len(data)
 
 
+@pytest.mark.parametrize(
+    ("non_zero_at", "reason"),
+    [(0, "BUNDLE_MALFORMED"), (99, "BUNDLE_MALFORMED"), (100, "BUNDLE_TOO_LARGE"), (None, "BUNDLE_TOO_LARGE")],
+    ids=["first-byte", "last-byte-within-limit", "first-byte-past-limit", "zeros-only"],
+)
+def test_the_first_wrong_byte_after_the_end_decides_at_every_chunking(non_zero_at: int | None, reason: str) -> None:
+    """After the end-of-archive marker a non-zero byte within the limit is malformed, a byte past it too large."""
+    archived = archive(("a", b"x"))
+    trailing = bytearray(200)
+    if non_zero_at is not None:
+        trailing[non_zero_at] = 1
+    limits = TarLimits(max_entry_bytes=10, max_bundle_bytes=len(archived) + 100, max_entries=4)
+    for chunk_size in [None, *range(1, len(archived) + len(trailing) + 1, 7)]:
+        with pytest.raises(BundleError) as raised:
+            read(chunked(archived + trailing, chunk_size), limits)
+        assert raised.value.reason == reason, chunk_size
+
+
 def test_limits_are_inclusive() -> None:
     data = archive(("0", bytes(1000)), ("1", b""), ("2", b""), ("3", b""))
     exact = TarLimits(max_entry_bytes=1000, max_bundle_bytes=len(data), max_entries=4)

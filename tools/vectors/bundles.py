@@ -346,6 +346,43 @@ def limit_vectors() -> list[Json]:
             invalid("BUNDLE_TOO_LARGE"),
             limits={"max_bundle_bytes": len(whole) - 1},
         ),
+        # After the end-of-archive marker the first wrong byte decides: non-zero within the limit, or past it.
+        _case(
+            "data-after-end-then-over-limit",
+            "A non-zero byte right after the end-of-archive marker, and the stream goes on past max_bundle_bytes.",
+            whole + b"\x01" + bytes(1023),
+            invalid("BUNDLE_MALFORMED"),
+            limits={"max_bundle_bytes": len(whole) + 512},
+        ),
+        _case(
+            "data-after-end-last-byte-within-limit",
+            "Zeros after the end-of-archive marker, a non-zero byte as the last byte max_bundle_bytes allows, "
+            "then more zeros past the limit.",
+            whole + bytes(511) + b"\x01" + bytes(512),
+            invalid("BUNDLE_MALFORMED"),
+            limits={"max_bundle_bytes": len(whole) + 512},
+        ),
+        _case(
+            "data-after-end-first-byte-over-limit",
+            "Zeros after the end-of-archive marker up to max_bundle_bytes, then a non-zero byte just past it.",
+            whole + bytes(512) + b"\x01" + bytes(511),
+            invalid("BUNDLE_TOO_LARGE"),
+            limits={"max_bundle_bytes": len(whole) + 512},
+        ),
+        _case(
+            "zeros-after-end-over-limit",
+            "Zero bytes after the end-of-archive marker run one byte past max_bundle_bytes.",
+            whole + bytes(513),
+            invalid("BUNDLE_TOO_LARGE"),
+            limits={"max_bundle_bytes": len(whole) + 512},
+        ),
+        _case(
+            "zeros-after-end-up-to-limit",
+            "Zero bytes after the end-of-archive marker fill the stream to exactly max_bundle_bytes.",
+            whole + bytes(512),
+            _ok(),
+            limits={"max_bundle_bytes": len(whole) + 512},
+        ),
         _case(
             "too-many-entries",
             "Six entries (marker, envelope, three cubes, a blob) with max_entries 5.",

@@ -164,18 +164,26 @@ func (r *tarReader) finishArchive() error {
 		return fail("BUNDLE_MALFORMED", "the bundle has a zero block that is not followed by a second one")
 	}
 	// Trailing zeros (tar's record padding) are allowed; they count toward the limit, so an endless stream ends.
+	// The first byte that is wrong decides, as if read one at a time: a non-zero byte within the limit is
+	// BUNDLE_MALFORMED, a byte past it BUNDLE_TOO_LARGE. So the verdict never depends on the chunk sizes.
+	limit := r.limits.maxBundleBytes
 	for {
+		start := r.src.consumed
 		piece := r.src.take(1 << 62)
 		if len(piece) == 0 {
 			return nil
 		}
-		if r.src.consumed > r.limits.maxBundleBytes {
-			return fail("BUNDLE_TOO_LARGE", "the bundle continues past the limit of %d bytes after its end-of-archive marker", r.limits.maxBundleBytes)
+		within := piece
+		if room := limit - start; room < int64(len(piece)) {
+			within = piece[:max(room, 0)]
 		}
-		for _, b := range piece {
+		for i, b := range within {
 			if b != 0 {
-				return fail("BUNDLE_MALFORMED", "the bundle has non-zero data after its end-of-archive marker")
+				return fail("BUNDLE_MALFORMED", "the bundle has non-zero data after its end-of-archive marker (at byte %d)", start+int64(i))
 			}
+		}
+		if r.src.consumed > limit {
+			return fail("BUNDLE_TOO_LARGE", "the bundle continues past the limit of %d bytes after its end-of-archive marker", limit)
 		}
 	}
 }

@@ -244,17 +244,23 @@ export class TarReader {
       );
     }
     // Trailing zeros (tar's record padding) are allowed; they count, so an endless stream cannot stall the reader.
+    // The first byte that is wrong decides, as if read one at a time: a non-zero byte within the limit is
+    // BUNDLE_MALFORMED, a byte past it BUNDLE_TOO_LARGE. So the verdict never depends on the chunk sizes.
+    const limit = this.limits.maxBundleBytes;
     for (;;) {
+      const start = this.bytesRead;
       const piece = await this.source.take(Number.MAX_SAFE_INTEGER);
       if (piece.length === 0) return;
-      if (this.bytesRead > this.limits.maxBundleBytes) {
+      const within = piece.subarray(0, Math.max(0, limit - start));
+      const nonZero = within.findIndex((b) => b !== 0);
+      if (nonZero >= 0) {
         throw new VerifyError(
-          "BUNDLE_TOO_LARGE",
-          `the bundle continues past the limit of ${this.limits.maxBundleBytes} bytes after its end-of-archive marker`,
+          "BUNDLE_MALFORMED",
+          `the bundle has non-zero data after its end-of-archive marker (at byte ${start + nonZero})`,
         );
       }
-      if (!isZero(piece)) {
-        throw new VerifyError("BUNDLE_MALFORMED", `the bundle has non-zero data after its end-of-archive marker`);
+      if (this.bytesRead > limit) {
+        throw new VerifyError("BUNDLE_TOO_LARGE", `the bundle continues past the limit of ${limit} bytes after its end-of-archive marker`);
       }
     }
   }

@@ -306,6 +306,16 @@ def _with_field(data: bytes, entry_name: str, start: int, value: bytes) -> bytes
     return data[:at] + bytes(header) + data[at + 512 :]
 
 
+def _base256_checksum(data: bytes, entry_name: str) -> bytes:
+    """``data`` with the header checksum of ``entry_name`` written right, but as GNU base-256 (0x80, 7 bytes)."""
+    at = data.index(entry_name.encode().ljust(100, b"\x00"))
+    header = bytearray(data[at : at + 512])
+    # The checksum counts its own field as eight spaces, whatever the field holds.
+    header[148:156] = b" " * 8
+    header[148:156] = b"\x80" + sum(header).to_bytes(7, "big")
+    return data[:at] + bytes(header) + data[at + 512 :]
+
+
 def bundle_grammar_vectors() -> list[Json]:
     ok = valid(statement_sha256=sha256_hex(STATEMENT), cube_count=3, blob_count=1)
     blob_name, blob = ENTRIES[-1]
@@ -392,6 +402,37 @@ def bundle_grammar_vectors() -> list[Json]:
             "tar-negative-base256-size",
             "A base-256 size with the sign byte 0xff (negative).",
             _with_field(bundle(), blob_name, 124, b"\xff" * 12),
+            invalid("BUNDLE_MALFORMED"),
+        ),
+        _bundle(
+            "tar-base256-size-first-byte-0x81",
+            "A base-256 size whose first byte is 0x81: GNU tar would read its low bits as part of the number; only "
+            "0x80 starts a base-256 number here.",
+            _with_field(bundle(), blob_name, 124, b"\x81" + len(blob).to_bytes(11, "big")),
+            invalid("BUNDLE_MALFORMED"),
+        ),
+        _bundle(
+            "tar-base256-size-first-byte-0xc0",
+            "A base-256 size whose first byte is 0xc0 (GNU's sign bit set: a negative number).",
+            _with_field(bundle(), blob_name, 124, b"\xc0" + len(blob).to_bytes(11, "big")),
+            invalid("BUNDLE_MALFORMED"),
+        ),
+        _bundle(
+            "tar-valid-base256-mtime",
+            "The blob's mtime field is GNU base-256 (0x80, then 11 bytes big-endian).",
+            _with_field(bundle(), blob_name, 136, b"\x80" + (1 << 40).to_bytes(11, "big")),
+            ok,
+        ),
+        _bundle(
+            "tar-negative-base256-uid",
+            "The blob's uid field is GNU base-256 with the sign byte 0xff (negative).",
+            _with_field(bundle(), blob_name, 108, b"\xff" * 8),
+            invalid("BUNDLE_MALFORMED"),
+        ),
+        _bundle(
+            "tar-base256-checksum",
+            "The blob's header checksum written in base-256: the checksum is octal only.",
+            _base256_checksum(bundle(), blob_name),
             invalid("BUNDLE_MALFORMED"),
         ),
         _bundle(

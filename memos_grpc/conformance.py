@@ -57,6 +57,8 @@ __all__ = [
 BAD_REQUEST = "BAD_REQUEST"
 UNSUPPORTED_KIND = "UNSUPPORTED_KIND"
 INTERNAL_ERROR = "INTERNAL_ERROR"
+#: The largest chunk size a request may ask for: 2^53 - 1, the largest integer every JSON reader holds exactly.
+MAX_CHUNK = 2**53 - 1
 
 Outcome = dict[str, Any]
 Inputs = Mapping[str, Any]
@@ -407,22 +409,50 @@ def run_vector(vector: Any, chunk: int = 0) -> Outcome:
         raise BadRequestError("the vector has no kind")
     if not isinstance(inputs, dict):
         raise BadRequestError("the vector has no inputs object")
-    if isinstance(chunk, bool) or not isinstance(chunk, int) or chunk < 0:
-        raise BadRequestError("chunk is not an integer >= 0")
+    if isinstance(chunk, bool) or not isinstance(chunk, int) or not 0 <= chunk <= MAX_CHUNK:
+        raise BadRequestError(f"chunk is not an integer from 0 to {MAX_CHUNK}")
     runner = RUNNERS.get(kind)
     if runner is None:
         return {"valid": False, "reason": UNSUPPORTED_KIND}
     return runner(inputs, chunk)
 
 
+def _unicode_text(value: Any) -> bool:
+    """Whether every string in a parsed JSON value, member names included, is Unicode text (no lone surrogate)."""
+    if isinstance(value, str):
+        try:
+            value.encode("utf-8")
+        except UnicodeEncodeError:
+            return False
+        return True
+    if isinstance(value, list):
+        return all(_unicode_text(item) for item in value)
+    if isinstance(value, dict):
+        return all(_unicode_text(name) and _unicode_text(item) for name, item in value.items())
+    return True
+
+
+def _read_line(line: str | bytes) -> Any:
+    """The JSON value of a request line: UTF-8 (no other encoding, no byte order mark), every string Unicode text.
+
+    ``json.loads`` alone would guess UTF-16 or UTF-32 from the bytes and keep an escaped lone surrogate
+    (``"\\ud800"``) in its str; a Go or JavaScript reader cannot hand such a string to its verifier unchanged.
+    """
+    try:
+        text = line.decode("utf-8") if isinstance(line, bytes) else line
+        request = json.loads(text)
+    except (ValueError, RecursionError) as error:
+        raise BadRequestError(f"the line is not JSON in UTF-8: {error}") from error
+    if not _unicode_text(request):
+        raise BadRequestError("the line escapes a lone surrogate in a string")
+    return request
+
+
 def answer(line: str | bytes) -> dict[str, Any]:
     """The answer to one request line; never raises (a bug in a verifier is INTERNAL_ERROR, told on stderr)."""
     request_id = ""
     try:
-        try:
-            request = json.loads(line)
-        except (ValueError, RecursionError) as error:
-            raise BadRequestError(f"the line is not JSON: {error}") from error
+        request = _read_line(line)
         if not isinstance(request, dict) or not isinstance(request.get("id"), str):
             raise BadRequestError("the request is not an object with a string id")
         request_id = request["id"]
@@ -439,6 +469,9 @@ def answer(line: str | bytes) -> dict[str, Any]:
 def serve(requests: IO[bytes], answers: IO[bytes]) -> None:
     """One answer line per request line, each flushed before the next request is read."""
     for line in requests:
+        # A blank line (JSON whitespace only) is not a request, as in every implementation.
+        if not line.strip(b" \t\r\n"):
+            continue
         answers.write(json.dumps(answer(line)).encode() + b"\n")
         answers.flush()
 

@@ -5,7 +5,6 @@ package conformance
 import (
 	"bufio"
 	"bytes"
-	"encoding/base64"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -72,39 +71,6 @@ func Supported(kind string) bool {
 
 type badRequest struct{ error }
 
-type trustedKeyInput struct {
-	KeyID     string  `json:"key_id"`
-	PublicKey *string `json:"public_key"`
-	NotBefore *string `json:"not_before"`
-	NotAfter  *string `json:"not_after"`
-	RevokedAt *string `json:"revoked_at"`
-}
-
-type inputs struct {
-	Now            *string           `json:"now"`
-	TrustedKeys    []trustedKeyInput `json:"trusted_keys"`
-	Threshold      *int              `json:"threshold"`
-	RequiredKeyIDs []string          `json:"required_key_ids"`
-	Envelope       *string           `json:"envelope"`
-	Bundle         *string           `json:"bundle"`
-	Limits         *struct {
-		MaxEntryBytes    *int64 `json:"max_entry_bytes"`
-		MaxBundleBytes   *int64 `json:"max_bundle_bytes"`
-		MaxEntries       *int64 `json:"max_entries"`
-		MaxEnvelopeBytes *int64 `json:"max_envelope_bytes"`
-		MaxCubeBytes     *int64 `json:"max_cube_bytes"`
-	} `json:"limits"`
-	CurrentRoot  *string `json:"current_root"`
-	ProposedRoot *string `json:"proposed_root"`
-}
-
-func need[T any](value *T, name string) T {
-	if value == nil {
-		panic(badRequest{fmt.Errorf("inputs has no %s", name)})
-	}
-	return *value
-}
-
 func timeInput(text string, name string) time.Time {
 	when, err := verify.ParseTime(text)
 	if err != nil {
@@ -113,26 +79,32 @@ func timeInput(text string, name string) time.Time {
 	return when
 }
 
-func (in *inputs) policy() verify.Policy {
+// policy reads trusted_keys, threshold and required_key_ids, as the reference does.
+func (f fields) policy() verify.Policy {
 	keys := verify.NewKeySet()
-	for i, k := range in.TrustedKeys {
-		public, err := base64.StdEncoding.Strict().DecodeString(need(k.PublicKey, "trusted_keys[].public_key"))
-		if err != nil {
-			panic(badRequest{fmt.Errorf("trusted_keys[%d].public_key: %v", i, err)})
+	for _, item := range f.list("trusted_keys") {
+		members, ok := item.(map[string]any)
+		if !ok {
+			panic(badRequest{fmt.Errorf("inputs.trusted_keys holds an item that is not an object")})
 		}
-		key := verify.TrustedKey{KeyID: k.KeyID, PublicKey: public}
+		in := fields(members)
+		key := verify.TrustedKey{
+			KeyID:     in.text("key_id"),
+			PublicKey: decodeB64(in.get("public_key"), "trusted_keys[].public_key"),
+		}
 		for _, f := range []struct {
-			text *string
+			name string
 			into **time.Time
-		}{{k.NotBefore, &key.NotBefore}, {k.NotAfter, &key.NotAfter}, {k.RevokedAt, &key.RevokedAt}} {
-			if f.text != nil {
-				when := timeInput(*f.text, "trusted_keys[].time")
+		}{{"not_before", &key.NotBefore}, {"not_after", &key.NotAfter}, {"revoked_at", &key.RevokedAt}} {
+			if in.has(f.name) {
+				when := timeInput(in.text(f.name), "trusted_keys[]."+f.name)
 				*f.into = &when
 			}
 		}
 		keys.Add(key)
 	}
-	return verify.Policy{Keys: keys, Threshold: need(in.Threshold, "threshold"), RequiredKeyIDs: in.RequiredKeyIDs}
+	threshold := f.int64("threshold")
+	return verify.Policy{Keys: keys, Threshold: int(threshold), RequiredKeyIDs: f.texts("required_key_ids")}
 }
 
 func failed(err error) Outcome {
@@ -146,6 +118,9 @@ func failed(err error) Outcome {
 // Run runs one vector; chunk 0 hands a bundle over whole, N > 0 in pieces of N bytes. A malformed vector is
 // BAD_REQUEST, a kind not implemented UNSUPPORTED_KIND, a verifier panic INTERNAL_ERROR (and its stack on stderr).
 func Run(vector Vector, chunk int) (outcome Outcome) {
+	if chunk < 0 {
+		return Outcome{Reason: BadRequest}
+	}
 	if !Supported(vector.Kind) {
 		return Outcome{Reason: UnsupportedKind}
 	}
@@ -162,31 +137,24 @@ func Run(vector Vector, chunk int) (outcome Outcome) {
 	if runner, ok := runners[vector.Kind]; ok {
 		return runner(decodeFields(vector.Inputs))
 	}
-	var in inputs
-	decoder := json.NewDecoder(bytes.NewReader(vector.Inputs))
-	if err := decoder.Decode(&in); err != nil || chunk < 0 {
-		return Outcome{Reason: BadRequest}
-	}
-	now := timeInput(need(in.Now, "now"), "now")
+	in := decodeFields(vector.Inputs)
+	now := timeInput(in.text("now"), "now")
 	switch vector.Kind {
 	case "envelope":
-		payload, err := verify.VerifyStatementEnvelope([]byte(need(in.Envelope, "envelope")), in.policy(), now)
+		payload, err := verify.VerifyStatementEnvelope([]byte(in.text("envelope")), in.policy(), now)
 		if err != nil {
 			return failed(err)
 		}
 		return Outcome{Valid: true, PayloadSHA256: sha256Hex(payload)}
 	case "bundle":
-		data, err := base64.StdEncoding.Strict().DecodeString(need(in.Bundle, "bundle"))
-		if err != nil || in.Limits == nil {
-			return Outcome{Reason: BadRequest}
-		}
-		l := in.Limits
+		data := in.bytes("bundle")
+		l := in.object("limits")
 		limits := verify.Limits{
-			MaxEntryBytes:    need(l.MaxEntryBytes, "limits.max_entry_bytes"),
-			MaxBundleBytes:   need(l.MaxBundleBytes, "limits.max_bundle_bytes"),
-			MaxEntries:       need(l.MaxEntries, "limits.max_entries"),
-			MaxEnvelopeBytes: need(l.MaxEnvelopeBytes, "limits.max_envelope_bytes"),
-			MaxCubeBytes:     need(l.MaxCubeBytes, "limits.max_cube_bytes"),
+			MaxEntryBytes:    l.int64("max_entry_bytes"),
+			MaxBundleBytes:   l.int64("max_bundle_bytes"),
+			MaxEntries:       l.int64("max_entries"),
+			MaxEnvelopeBytes: l.int64("max_envelope_bytes"),
+			MaxCubeBytes:     l.int64("max_cube_bytes"),
 		}
 		report, err := verify.VerifyBundleChunks(Chunks(data, chunk), in.policy(), limits, now)
 		if err != nil {
@@ -195,15 +163,16 @@ func Run(vector Vector, chunk int) (outcome Outcome) {
 		cubes, blobs := report.CubeCount, report.BlobCount
 		return Outcome{Valid: true, StatementSHA256: report.StatementSHA256, CubeCount: &cubes, BlobCount: &blobs}
 	default: // trust_root_update
-		current, err := verify.ParseEnvelope([]byte(need(in.CurrentRoot, "current_root")))
+		current, err := verify.ParseEnvelope([]byte(in.text("current_root")))
 		if err != nil {
 			return Outcome{Reason: BadRequest}
 		}
+		// The current root is the anchor the caller already trusts: one that does not parse is a bad request.
 		root, err := verify.ParseTrustRoot(current.Payload)
 		if err != nil {
-			return failed(err)
+			return Outcome{Reason: BadRequest}
 		}
-		proposed, err := verify.VerifyRootUpdate(root, []byte(need(in.ProposedRoot, "proposed_root")), now)
+		proposed, err := verify.VerifyRootUpdate(root, []byte(in.text("proposed_root")), now)
 		if err != nil {
 			return failed(err)
 		}
@@ -227,12 +196,6 @@ func Chunks(data []byte, size int) iter.Seq[[]byte] {
 	}
 }
 
-type request struct {
-	ID     *string         `json:"id"`
-	Vector json.RawMessage `json:"vector"`
-	Chunk  *int            `json:"chunk"`
-}
-
 type answer struct {
 	ID     string `json:"id"`
 	Valid  bool   `json:"valid"`
@@ -246,7 +209,8 @@ func Serve(in io.Reader, out io.Writer) error {
 	writer := bufio.NewWriter(out)
 	for scanner.Scan() {
 		line := scanner.Bytes()
-		if len(bytes.TrimSpace(line)) == 0 {
+		// A blank line (JSON whitespace only) is not a request, as in every implementation.
+		if len(bytes.Trim(line, " \t\r\n")) == 0 {
 			continue
 		}
 		reply := handle(line)
@@ -260,22 +224,10 @@ func Serve(in io.Reader, out io.Writer) error {
 }
 
 func handle(line []byte) answer {
-	var req request
-	if err := json.Unmarshal(line, &req); err != nil || req.ID == nil {
-		id := ""
-		if req.ID != nil {
-			id = *req.ID
-		}
+	id, vector, chunk, ok := readRequest(line)
+	if !ok {
 		return answer{ID: id, Reason: BadRequest}
 	}
-	var vector Vector
-	if err := json.Unmarshal(req.Vector, &vector); err != nil || vector.Kind == "" || vector.Inputs == nil {
-		return answer{ID: *req.ID, Reason: BadRequest}
-	}
-	chunk := 0
-	if req.Chunk != nil {
-		chunk = *req.Chunk
-	}
 	outcome := Run(vector, chunk)
-	return answer{ID: *req.ID, Valid: outcome.Valid, Reason: outcome.Reason}
+	return answer{ID: id, Valid: outcome.Valid, Reason: outcome.Reason}
 }

@@ -26,14 +26,26 @@ export class BadRequestError extends Error {}
 
 /**
  * JSON.parse for request lines and vector files, keeping every integer past 2^53 exact as a bigint (from its source
- * text): a tree size reaches 2^63 - 1, which a double rounds. Protocol data never comes through here (json.ts).
+ * text): a tree size reaches 2^63 - 1, which a double rounds. A number written with a fraction or an exponent is
+ * not an integer even when its value is one (`1.0`, `1e2`): it becomes NaN, which no input accepts, as the
+ * reference reads it as a float. Protocol data never comes through here (json.ts).
  */
 export function parseRequestJson(text: string): unknown {
-  return JSON.parse(text, (_key, value: unknown, context?: { source?: string }) =>
-    typeof value === "number" && !Number.isSafeInteger(value) && context?.source !== undefined && /^-?[0-9]+$/.test(context.source)
-      ? BigInt(context.source)
-      : value,
-  );
+  return JSON.parse(text, (_key, value: unknown, context?: { source?: string }) => {
+    if (typeof value !== "number" || context?.source === undefined) return value;
+    if (!/^-?[0-9]+$/.test(context.source)) return Number.NaN;
+    return Number.isSafeInteger(value) ? value : BigInt(context.source);
+  });
+}
+
+/** Whether every string in a parsed JSON value, member names included, is Unicode text (no lone surrogate). */
+export function wellFormed(value: unknown): boolean {
+  if (typeof value === "string") return value.isWellFormed();
+  if (Array.isArray(value)) return value.every(wellFormed);
+  if (typeof value === "object" && value !== null) {
+    return Object.entries(value).every(([name, member]) => name.isWellFormed() && wellFormed(member));
+  }
+  return true;
 }
 
 function isRecord(value: unknown): value is Inputs {
@@ -389,9 +401,10 @@ export const KINDS = Object.keys(RUNNERS);
 /** The vector's whole outcome; null for a kind this verifier does not run. Throws BadRequestError. */
 export async function runVector(vector: unknown, chunk: number): Promise<Outcome | null> {
   if (!isRecord(vector) || typeof vector["kind"] !== "string") throw new BadRequestError("the vector has no kind");
-  const runner = RUNNERS[vector["kind"]];
-  if (runner === undefined) return null;
+  // A vector that cannot be read is a bad request whatever its kind, as the reference checks it.
   const inputs = vector["inputs"];
   if (!isRecord(inputs)) throw new BadRequestError("the vector has no inputs object");
+  const runner = Object.hasOwn(RUNNERS, vector["kind"]) ? RUNNERS[vector["kind"]] : undefined;
+  if (runner === undefined) return null;
   return runner(inputs, chunk);
 }

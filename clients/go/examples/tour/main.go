@@ -1,7 +1,9 @@
 // Command tour is the README's five-minute tour of the Go client: a space, a batch of memories, a search, pages,
 // an update with a mask and an etag, a refused call and its reason, a bundle exported, verified offline and
-// imported, and a recall. MEMOS_SERVER (default 127.0.0.1:50051), MEMOS_TOKEN, and MEMOS_CA (a CA file: TLS;
-// unset: plaintext, for a server on localhost without certificates).
+// imported, and a recall. MEMOS_SERVER (default 127.0.0.1:50051), MEMOS_TOKEN, MEMOS_CA (a CA file: TLS; unset:
+// plaintext, for a server on localhost without certificates), and MEMOS_CERT with MEMOS_KEY (a client
+// certificate, for a server that asks for one: mTLS). The live suite (../../live) runs the same tour, asserting
+// each step.
 package main
 
 import (
@@ -28,6 +30,9 @@ func main() {
 	opts := []memos.Option{memos.WithToken(os.Getenv("MEMOS_TOKEN"))}
 	if ca := os.Getenv("MEMOS_CA"); ca != "" {
 		opts = append(opts, memos.WithCAFile(ca))
+		if cert := os.Getenv("MEMOS_CERT"); cert != "" {
+			opts = append(opts, memos.WithClientCert(cert, os.Getenv("MEMOS_KEY")))
+		}
 	} else {
 		opts = append(opts, memos.WithPlaintext())
 	}
@@ -62,9 +67,10 @@ func main() {
 	tea, err := client.GetCube(ctx, parent+"/cubes/tea")
 	check(err)
 	tea.Tags = []string{"tour", "drinks"}
+	tea.Priority = 90                                   // not in the mask: left as it is
 	updated, err := client.UpdateCube(ctx, tea, "tags") // tea carries the etag it was read with
 	check(err)
-	fmt.Println("updated tags:", updated.GetTags())
+	fmt.Println("updated tags:", updated.GetTags(), "priority:", updated.GetPriority(), "version:", updated.GetVersion())
 	_, err = client.UpdateCube(ctx, tea, "tags") // the same etag again: the cube changed since
 	var refused *memos.Error
 	if errors.As(err, &refused) {

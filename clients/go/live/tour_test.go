@@ -121,7 +121,7 @@ func TestMarketOverTLS(t *testing.T) {
 	c := ctx(t)
 	market := tp.dialMarket(t, tp.Market.AdminToken)
 	root, anchor := trustRoot(t, c, market)
-	if len(anchor.Roles["marketplace"].KeyIDs) != 1 || len(root.GetLogPolicies()) != 1 {
+	if len(anchor.Roles["marketplace"].KeyIDs) == 0 || len(root.GetLogPolicies()) == 0 {
 		t.Fatalf("the market's trust root names marketplace keys %v and %d log policies",
 			anchor.Roles["marketplace"].KeyIDs, len(root.GetLogPolicies()))
 	}

@@ -217,9 +217,10 @@ def check_license_expression(text: Any) -> str:
     licensing = _licensing()
     try:
         parsed = licensing.parse(text, validate=False, strict=True)
-    # IndexError: the library's parser fails that way on "()" (an empty group), which is simply not an expression.
-    except (license_expression.ExpressionError, boolean.ParseError, IndexError) as exc:
-        detail = "" if isinstance(exc, IndexError) else f": {exc}"
+    # The library's parser fails with IndexError on "()" (an empty group), and with AssertionError or TypeError on
+    # an operator right after an opening parenthesis ("(OR MIT"): none of them is an expression.
+    except (license_expression.ExpressionError, boolean.ParseError, IndexError, AssertionError, TypeError) as exc:
+        detail = f": {exc}" if isinstance(exc, license_expression.ExpressionError | boolean.ParseError) else ""
         raise TermsError("TERMS_LICENSE_INVALID", f"license {text[:80]!r} is not an SPDX expression{detail}") from exc
     if parsed is None:
         raise TermsError("TERMS_LICENSE_INVALID", "license is empty")

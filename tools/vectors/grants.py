@@ -377,6 +377,55 @@ def terms_vectors() -> list[Json]:
         ("license-syntax", "A dangling operator.", minimal.replace(b'"MIT"', b'"MIT OR"'), "TERMS_LICENSE_INVALID"),
         ("license-empty-group", "An empty group.", minimal.replace(b'"MIT"', b'"()"'), "TERMS_LICENSE_INVALID"),
         ("license-empty", "An empty license.", minimal.replace(b'"MIT"', b'""'), "TERMS_LICENSE_INVALID"),
+        # license-expression reads the text (docs/marketplace.md): these pin how it cuts it into symbols.
+        (
+            "license-alias-with-space",
+            "'GPL 2.0', an alias of two words: read as GPL-2.0-only, so not in canonical form.",
+            minimal.replace(b'"MIT"', b'"GPL 2.0"'),
+            "TERMS_LICENSE_INVALID",
+        ),
+        (
+            "license-alias-with-space-or-unknown",
+            "'GPL 2.0 OR Foo-1': the two-word alias is one known symbol, Foo-1 an unknown one.",
+            minimal.replace(b'"MIT"', b'"GPL 2.0 OR Foo-1"'),
+            "TERMS_LICENSE_UNKNOWN",
+        ),
+        (
+            "license-alias-with-tab-or-unknown",
+            "'GPL<tab>2.0 OR Foo': the alias's words may be apart by any whitespace.",
+            minimal.replace(b'"MIT"', b'"GPL\\t2.0 OR Foo"'),
+            "TERMS_LICENSE_UNKNOWN",
+        ),
+        (
+            "license-unknown-words",
+            "'Foo Bar': unknown words in a row are one unknown symbol, not two symbols without an operator.",
+            minimal.replace(b'"MIT"', b'"Foo Bar"'),
+            "TERMS_LICENSE_UNKNOWN",
+        ),
+        (
+            "license-unit-separator-or-unknown",
+            "'MIT<U+001F>OR<U+001F>Foo': U+001F is whitespace to the reader, so an OR of MIT and an unknown id.",
+            minimal.replace(b'"MIT"', b'"MIT\\u001fOR\\u001fFoo"'),
+            "TERMS_LICENSE_UNKNOWN",
+        ),
+        (
+            "license-operator-after-parenthesis",
+            "'(OR MIT': an operator right after an opening parenthesis.",
+            minimal.replace(b'"MIT"', b'"(OR MIT"'),
+            "TERMS_LICENSE_INVALID",
+        ),
+        (
+            "license-group-then-unknown",
+            "'MIT AND (Apache-2.0) Foo': the reader takes Foo as a third operand of the AND, so it is unknown.",
+            minimal.replace(b'"MIT"', b'"MIT AND (Apache-2.0) Foo"'),
+            "TERMS_LICENSE_UNKNOWN",
+        ),
+        (
+            "license-with-unknown-exception",
+            "'Foo WITH Bar': the symbol after WITH is not an exception.",
+            minimal.replace(b'"MIT"', b'"Foo WITH Bar"'),
+            "TERMS_LICENSE_INVALID",
+        ),
         (
             "action-unknown",
             "The action 'sell'.",

@@ -27,10 +27,9 @@ const (
 )
 
 var (
-	termsDateTime   = regexp.MustCompile(`^[0-9]{4}-[0-9]{2}-[0-9]{2}T[0-9]{2}:[0-9]{2}:[0-9]{2}Z$`)
-	termsElapsed    = regexp.MustCompile(`^P(?:(0|[1-9][0-9]{0,8})D)?(?:(T)(?:(0|[1-9][0-9]{0,8})H)?(?:(0|[1-9][0-9]{0,8})M)?(?:(0|[1-9][0-9]{0,8})S)?)?$`)
-	licenseRef      = regexp.MustCompile(`^LicenseRef-[A-Za-z0-9.-]{1,200}$`)
-	licenseKeyChars = regexp.MustCompile(`^[-:A-Za-z0-9_.+]+$`)
+	termsDateTime = regexp.MustCompile(`^[0-9]{4}-[0-9]{2}-[0-9]{2}T[0-9]{2}:[0-9]{2}:[0-9]{2}Z$`)
+	termsElapsed  = regexp.MustCompile(`^P(?:(0|[1-9][0-9]{0,8})D)?(?:(T)(?:(0|[1-9][0-9]{0,8})H)?(?:(0|[1-9][0-9]{0,8})M)?(?:(0|[1-9][0-9]{0,8})S)?)?$`)
+	licenseRef    = regexp.MustCompile(`^LicenseRef-[A-Za-z0-9.-]{1,200}$`)
 )
 
 // Permission is one permitted action and its limits (nil: not limited that way).

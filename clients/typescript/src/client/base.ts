@@ -70,6 +70,31 @@ export function call(options?: CallOptions): { signal?: AbortSignal; timeoutMs?:
   return out;
 }
 
+/**
+ * A server stream that ends its call when the consumer stops early (a `break` out of the loop): the call is
+ * cancelled instead of staying open, with its deadline timer, until the server ends it.
+ */
+export async function* serverStream<T>(
+  open: (options: { signal: AbortSignal; timeoutMs?: number }) => AsyncIterable<T>,
+  options?: CallOptions,
+): AsyncGenerator<T> {
+  const own = new AbortController();
+  const signal = options?.signal ? AbortSignal.any([own.signal, options.signal]) : own.signal;
+  const responses = open({ ...call(options), signal })[Symbol.asyncIterator]();
+  try {
+    for (let next = await responses.next(); !next.done; next = await responses.next()) yield next.value;
+  } finally {
+    // Cancel, then read on until the transport reports the end or the cancellation: only then does it stop the
+    // call's deadline timer (leaving the iterator alone would keep the process alive until the deadline).
+    own.abort();
+    try {
+      while (!(await responses.next()).done);
+    } catch {
+      // The cancellation just made.
+    }
+  }
+}
+
 /** Paging options of the list calls (AIP-158): the page size asked of the server (0: its default). */
 export interface PageOptions extends CallOptions {
   readonly pageSize?: number;

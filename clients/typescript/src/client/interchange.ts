@@ -16,7 +16,7 @@ import {
   type TrustPolicySchema,
   type VerifyBundleRequestSchema,
 } from "../gen/memos/v1/interchange_service_pb.js";
-import { call, headedStream, type ByteSource, type CallOptions } from "./base.js";
+import { call, headedStream, serverStream, type ByteSource, type CallOptions } from "./base.js";
 import { SchedulerCalls } from "./scheduler.js";
 
 /** What an export names for a marketplace release: the listing, the release id, the terms' license and digest. */
@@ -52,15 +52,13 @@ export class InterchangeCalls extends SchedulerCalls {
     selection: { names?: string[]; filter?: string; release?: ReleaseInfoInit } = {},
     options?: CallOptions,
   ): AsyncGenerator<Uint8Array> {
-    const stream = this.interchange.exportBundle(
-      {
-        parent,
-        names: selection.names ?? [],
-        filter: selection.filter ?? "",
-        ...(selection.release ? { release: selection.release } : {}),
-      },
-      call(options),
-    );
+    const request = {
+      parent,
+      names: selection.names ?? [],
+      filter: selection.filter ?? "",
+      ...(selection.release ? { release: selection.release } : {}),
+    };
+    const stream = serverStream((o) => this.interchange.exportBundle(request, o), options);
     for await (const response of stream) yield response.chunk;
   }
 

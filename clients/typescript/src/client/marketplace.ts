@@ -19,7 +19,7 @@ import type {
   ScoredListing,
 } from "../gen/memos/v1/marketplace_service_pb.js";
 import { Code } from "@connectrpc/connect";
-import { call, headedStream, pages, type ByteSource, type CallOptions, type PageOptions } from "./base.js";
+import { call, headedStream, pages, serverStream, type ByteSource, type CallOptions, type PageOptions } from "./base.js";
 import { MemosError } from "./errors.js";
 import { InterchangeCalls } from "./interchange.js";
 
@@ -209,7 +209,7 @@ export class MarketplaceCalls extends InterchangeCalls {
   /** The release's bundle as chunks; holders of a license pass it (the listing's owner and admins need none). */
   downloadRelease(name: string, settings: { license?: string } & CallOptions = {}): ReleaseDownload {
     const license = settings.license ? licenseName(settings.license) : "";
-    return new ReleaseDownload(this.marketplace.downloadRelease({ name, license }, call(settings)));
+    return new ReleaseDownload(serverStream((o) => this.marketplace.downloadRelease({ name, license }, o), settings));
   }
 
   /** Yanks a release (its listing's owner): out of lists and search, still acquirable by its exact name. */
@@ -270,6 +270,6 @@ export class MarketplaceCalls extends InterchangeCalls {
       minScore: subscription.minScore ?? 0,
       ...(subscription.startIndex !== undefined ? { startIndex: BigInt(subscription.startIndex) } : {}),
     };
-    yield* this.marketplace.subscribe(request, call(options));
+    yield* serverStream((o) => this.marketplace.subscribe(request, o), options);
   }
 }

@@ -11,7 +11,7 @@ import type {
   RecallRequestSchema,
   TransformCubeRequestSchema,
 } from "../gen/memos/v1/scheduler_service_pb.js";
-import { call, type CallOptions } from "./base.js";
+import { call, serverStream, type CallOptions } from "./base.js";
 import { VaultCalls } from "./vault.js";
 
 export class SchedulerCalls extends VaultCalls {
@@ -48,7 +48,7 @@ export class SchedulerCalls extends VaultCalls {
 
   /** The operation now and at every change, ending when it is done; leaving the loop ends the watch, not the work. */
   async *watchOperation(name: string, options?: CallOptions): AsyncGenerator<Operation> {
-    yield* this.scheduler.watchOperation({ name }, call(options));
+    yield* serverStream((o) => this.scheduler.watchOperation({ name }, o), options);
   }
 
   /** Asks the operation to stop and returns its state (a done operation is returned as it is). */

@@ -14,7 +14,7 @@ import type {
   WritePayloadRequestSchema,
 } from "../gen/memos/v1/vault_service_pb.js";
 import { GovernanceCalls } from "./governance.js";
-import { call, headedStream, pages, type ByteSource, type CallOptions, type PageOptions } from "./base.js";
+import { call, headedStream, pages, serverStream, type ByteSource, type CallOptions, type PageOptions } from "./base.js";
 
 /** A cube to create: `cube`, and optionally `cubeId`, `vector`, `validateOnly` (the parent is given apart). */
 export type NewCube = Omit<MessageInitShape<typeof CreateCubeRequestSchema>, "parent" | "$typeName">;
@@ -103,7 +103,7 @@ export class VaultCalls extends GovernanceCalls {
   /** The payload blob of cube `name` as it arrives (`offset` and `limit` select a byte range). */
   async *readPayload(name: string, range: { offset?: bigint | number; limit?: bigint | number } = {}, options?: CallOptions): AsyncGenerator<Uint8Array> {
     const request = { name, readOffset: BigInt(range.offset ?? 0), readLimit: BigInt(range.limit ?? 0) };
-    for await (const response of this.vault.readPayload(request, call(options))) yield response.data;
+    for await (const response of serverStream((o) => this.vault.readPayload(request, o), options)) yield response.data;
   }
 
   // The lifecycle (docs/lifecycle.md).

@@ -9,7 +9,7 @@ Each server writes an access log; the runner reads the methods each client calle
 clients learn the topology from one JSON file, named by the environment variable ``MEMOS_LIVE``::
 
     {"ca_file": ..., "client_cert_file": ..., "client_key_file": ...,
-     "main": {"address": "127.0.0.1:P", "admin_token": ...},
+     "main": {"address": "127.0.0.1:P", "admin_token": ..., "witness_vkey": ...},
      "market": {"address": "127.0.0.1:Q", "admin_token": ..., "log_origin": "live.test/log", "log_vkey": ...}}
 
 Run ``python -m tests.interop._live FILE`` to start the topology, write FILE, and serve until interrupted (to
@@ -36,6 +36,7 @@ from memos_grpc.interchange.dsse import Envelope, parse_envelope
 from memos_grpc.interchange.keys import SigningKey
 from memos_grpc.server.app import MemosServer
 from memos_grpc.settings import Settings
+from memos_grpc.transparency.cosignature import CosignatureVerifier
 from memos_grpc.transparency.note import NoteVerifier
 from tests.server._certs import Pki, make_pki
 
@@ -89,6 +90,12 @@ def _trust_the_market(main: MemosClient, market: MemosClient) -> None:
     main.update_trust_root(envelope.to_json(), add_node_signature=True)
 
 
+def _witness_vkey(server: MemosServer) -> str:
+    """The vkey of the node's witness key, as it logs at start: what a client checks its cosignatures with."""
+    key = SigningKey.read(Path(server.settings.data_dir) / "keys" / "witness.key")
+    return CosignatureVerifier.for_key(server.settings.witness_name, key.public_key).vkey()
+
+
 @contextmanager
 def live_topology(tmp: Path, embedder: Embedder) -> Iterator[Live]:
     pki = make_pki(tmp / "pki")
@@ -136,7 +143,11 @@ def live_topology(tmp: Path, embedder: Embedder) -> Iterator[Live]:
             "ca_file": str(pki.ca.cert),
             "client_cert_file": str(pki.client.cert),
             "client_key_file": str(pki.client.key),
-            "main": {"address": main.address, "admin_token": _admin_token(main)},
+            "main": {
+                "address": main.address,
+                "admin_token": _admin_token(main),
+                "witness_vkey": _witness_vkey(main),
+            },
             "market": {
                 "address": market.address,
                 "admin_token": _admin_token(market),

@@ -142,3 +142,20 @@ def test_the_exemptions_file_is_well_formed() -> None:
     methods = protocol_methods()
     for client, exempt in listed.items():
         assert exempt <= methods, f"{client}: not RPCs of the protos: {sorted(exempt - methods)}"
+
+
+def test_called_methods_are_read_by_user_agent(tmp_path: Path) -> None:
+    log = tmp_path / "access.jsonl"
+    lines = [
+        '{"method":"/memos.v1.VaultService/GetCube","code":"OK","user_agent":"grpc-go/1.77.0"}',
+        '{"method":"/memos.v1.VaultService/ListCubes","code":"NOT_FOUND","user_agent":"grpc-go/1.77.0"}',
+        '{"method":"/memos.v1.GovernanceService/GetSpace","code":"OK","user_agent":"connect-es/2.1.2"}',
+        '{"method":"/memos.v1.GovernanceService/ListSpaces","code":"OK","user_agent":"grpc-python/1.76.0"}',
+    ]
+    log.write_text("\n".join(lines) + "\n")
+    assert called_methods((log,), "grpc-go/") == {
+        "/memos.v1.VaultService/GetCube",
+        "/memos.v1.VaultService/ListCubes",
+    }
+    assert called_methods((log,), "connect-es/") == {"/memos.v1.GovernanceService/GetSpace"}
+    assert len(protocol_methods()) == 70

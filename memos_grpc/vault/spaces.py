@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 import duckdb
 from google.protobuf import field_mask_pb2
 
@@ -158,13 +160,15 @@ class Spaces:
     def get_policy(self, resource: str) -> access_pb2.AccessPolicy:
         space_id = parse_space_name(resource, "resource")
         with self._context.database.read() as cursor:
-            row = cursor.execute("SELECT policy_etag FROM spaces WHERE space_id = ?", [space_id]).fetchone()
+            row = cursor.execute(
+                "SELECT policy_etag, create_time FROM spaces WHERE space_id = ?", [space_id]
+            ).fetchone()
             if row is None:
                 raise NotFoundError(f"space {resource} does not exist", reason="SPACE_NOT_FOUND")
             roles = cursor.execute(
                 "SELECT principal, role FROM space_roles WHERE space_id = ? ORDER BY role DESC, principal", [space_id]
             ).fetchall()
-        return policy_message(resource, {str(p): int(r) for p, r in roles}, str(row[0] or ""))
+        return policy_message(resource, {str(p): int(r) for p, r in roles}, _policy_etag(resource, row))
 
     def set_policy(self, resource: str, policy: access_pb2.AccessPolicy, known: set[str]) -> access_pb2.AccessPolicy:
         """Replaces the roles of a space; ``known`` are the principal names that exist."""
@@ -173,10 +177,12 @@ class Spaces:
         now = self._context.clock()
 
         def apply(cursor: Connection) -> access_pb2.AccessPolicy:
-            row = cursor.execute("SELECT policy_etag FROM spaces WHERE space_id = ?", [space_id]).fetchone()
+            row = cursor.execute(
+                "SELECT policy_etag, create_time FROM spaces WHERE space_id = ?", [space_id]
+            ).fetchone()
             if row is None:
                 raise NotFoundError(f"space {resource} does not exist", reason="SPACE_NOT_FOUND")
-            if policy.etag and policy.etag != (row[0] or ""):
+            if policy.etag and policy.etag != _policy_etag(resource, row):
                 raise EtagMismatchError(
                     f"the access policy of {resource} changed since it was read; get it again", reason="ETAG_MISMATCH"
                 )
@@ -188,6 +194,13 @@ class Spaces:
             return policy_message(resource, roles, etag)
 
         return self._context.database.write(apply, lambda _: self._context.catalog.set_roles(space_id, roles))
+
+
+def _policy_etag(resource: str, row: tuple[Any, ...]) -> str:
+    """The etag of a space's access policy; before its first SetAccessPolicy, one derived from the space's
+    creation, so that the first change can be conditional too."""
+    stored, create_time = row
+    return str(stored) if stored else make_etag(resource + "/policy", 0, create_time)
 
 
 #: Longest default TTL, 1000 years: far enough for any retention rule, near enough to stay a datetime.

@@ -177,3 +177,20 @@ def test_a_deleted_principal_takes_its_roles_along(fresh_server: MemosServer, ac
     assert not reborn.ListSpaces(g.ListSpacesRequest()).spaces
     policy = actors["owner"].governance.GetAccessPolicy(g.GetAccessPolicyRequest(resource=SPACE))
     assert all("principals/viewer" not in b.members for b in policy.bindings)
+
+
+def test_the_first_policy_change_is_conditional_too(actors: dict[str, Actor]) -> None:
+    owner = actors["owner"].governance
+    read = owner.GetAccessPolicy(g.GetAccessPolicyRequest(resource=SPACE))
+    assert read.etag, "a space whose policy was never set still has a policy etag"
+    assert owner.GetAccessPolicy(g.GetAccessPolicyRequest(resource=SPACE)).etag == read.etag
+    share(actors, viewer=["viewer"])  # someone else changes the policy after it was read
+    lost_update = access_pb2.AccessPolicy(
+        bindings=[access_pb2.AccessBinding(role=access_pb2.ROLE_OWNER, members=["principals/owner"])], etag=read.etag
+    )
+    assert code_of(lambda: owner.SetAccessPolicy(g.SetAccessPolicyRequest(resource=SPACE, policy=lost_update))) == (
+        grpc.StatusCode.ABORTED,
+        "ETAG_MISMATCH",
+    )
+    roles = owner.GetAccessPolicy(g.GetAccessPolicyRequest(resource=SPACE)).bindings
+    assert [b.role for b in roles] == [access_pb2.ROLE_OWNER, access_pb2.ROLE_VIEWER]

@@ -22,7 +22,7 @@ import sys
 import traceback
 from collections.abc import Callable, Iterable, Iterator, Mapping
 from datetime import datetime
-from typing import IO, Any
+from typing import IO, Any, NoReturn
 
 from memos_grpc.errors import BundleError, TrustRootError
 from memos_grpc.interchange.bundle import BundleLimits, TrustPolicy, verify_bundle, verify_statement_envelope
@@ -57,8 +57,16 @@ __all__ = [
 BAD_REQUEST = "BAD_REQUEST"
 UNSUPPORTED_KIND = "UNSUPPORTED_KIND"
 INTERNAL_ERROR = "INTERNAL_ERROR"
-#: The largest chunk size a request may ask for: 2^53 - 1, the largest integer every JSON reader holds exactly.
-MAX_CHUNK = 2**53 - 1
+#: The largest chunk size, threshold, limit, use count or age a request may give: 2^53 - 1, the largest integer every
+#: JSON reader holds exactly (docs/conformance.md, "Integers").
+MAX_REQUEST_INTEGER = 2**53 - 1
+#: The largest Merkle tree size or index a request may give: 2^64 - 1, so that the verifier itself answers for sizes
+#: past its own bound of 2^63 - 1 (SIZE_OUT_OF_RANGE).
+MAX_TREE_INTEGER = 2**64 - 1
+#: An integer written with more digits than 2^64 has is past every bound above; it is read as a float, never an int,
+#: so that Python's limit on the digits int() converts cannot refuse a line whose huge number is in a member no kind
+#: reads.
+_MAX_INTEGER_DIGITS = len(str(MAX_TREE_INTEGER))
 
 Outcome = dict[str, Any]
 Inputs = Mapping[str, Any]
@@ -87,9 +95,17 @@ def _text(inputs: Inputs, name: str) -> str:
     return text
 
 
-def _int(inputs: Inputs, name: str) -> int:
+def _int(inputs: Inputs, name: str, most: int = MAX_REQUEST_INTEGER) -> int:
+    """An integer input from 0 to ``most``: one out of range is the request's mistake, never the verifier's input."""
     number: int = _field(inputs, name, int)
+    if not 0 <= number <= most:
+        raise BadRequestError(f"inputs.{name} is not an integer from 0 to {most}")
     return number
+
+
+def _tree_int(inputs: Inputs, name: str) -> int:
+    """A Merkle tree size or index: a uint64, as RFC 9162 has them; the verifier refuses those past 2^63 - 1."""
+    return _int(inputs, name, MAX_TREE_INTEGER)
 
 
 def _object(inputs: Inputs, name: str) -> dict[str, Any]:
@@ -233,10 +249,10 @@ def run_merkle(inputs: Inputs, chunk: int) -> Outcome:
     try:
         if operation == "inclusion":
             leaf, root = _b64(inputs.get("leaf_hash"), "inputs.leaf_hash"), _b64(inputs.get("root"), "inputs.root")
-            index, size = _int(inputs, "index"), _int(inputs, "size")
+            index, size = _tree_int(inputs, "index"), _tree_int(inputs, "size")
             merkle.verify_inclusion(leaf, index, size, proof, root)
         elif operation == "consistency":
-            old_size, new_size = _int(inputs, "old_size"), _int(inputs, "new_size")
+            old_size, new_size = _tree_int(inputs, "old_size"), _tree_int(inputs, "new_size")
             old_root = _b64(inputs.get("old_root"), "inputs.old_root")
             new_root = _b64(inputs.get("new_root"), "inputs.new_root")
             merkle.verify_consistency(old_size, new_size, old_root, new_root, proof)
@@ -409,8 +425,8 @@ def run_vector(vector: Any, chunk: int = 0) -> Outcome:
         raise BadRequestError("the vector has no kind")
     if not isinstance(inputs, dict):
         raise BadRequestError("the vector has no inputs object")
-    if isinstance(chunk, bool) or not isinstance(chunk, int) or not 0 <= chunk <= MAX_CHUNK:
-        raise BadRequestError(f"chunk is not an integer from 0 to {MAX_CHUNK}")
+    if isinstance(chunk, bool) or not isinstance(chunk, int) or not 0 <= chunk <= MAX_REQUEST_INTEGER:
+        raise BadRequestError(f"chunk is not an integer from 0 to {MAX_REQUEST_INTEGER}")
     runner = RUNNERS.get(kind)
     if runner is None:
         return {"valid": False, "reason": UNSUPPORTED_KIND}
@@ -432,15 +448,25 @@ def _unicode_text(value: Any) -> bool:
     return True
 
 
+def _integer(text: str) -> int | float:
+    """A JSON integer literal: an int, or a float when it has more digits than any member's bound allows."""
+    return int(text) if len(text.lstrip("-")) <= _MAX_INTEGER_DIGITS else float(text)
+
+
+def _not_json(name: str) -> NoReturn:
+    raise ValueError(f"{name} is not JSON")
+
+
 def _read_line(line: str | bytes) -> Any:
     """The JSON value of a request line: UTF-8 (no other encoding, no byte order mark), every string Unicode text.
 
-    ``json.loads`` alone would guess UTF-16 or UTF-32 from the bytes and keep an escaped lone surrogate
-    (``"\\ud800"``) in its str; a Go or JavaScript reader cannot hand such a string to its verifier unchanged.
+    ``json.loads`` alone would guess UTF-16 or UTF-32 from the bytes, keep an escaped lone surrogate (``"\\ud800"``)
+    in its str, read ``NaN`` and ``Infinity`` as numbers, and refuse an integer of more than 4,300 digits; a Go or
+    JavaScript reader does none of these.
     """
     try:
         text = line.decode("utf-8") if isinstance(line, bytes) else line
-        request = json.loads(text)
+        request = json.loads(text, parse_int=_integer, parse_constant=_not_json)
     except (ValueError, RecursionError) as error:
         raise BadRequestError(f"the line is not JSON in UTF-8: {error}") from error
     if not _unicode_text(request):

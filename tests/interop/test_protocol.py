@@ -16,6 +16,12 @@ BUNDLE = json.loads((VECTORS / "bundle-valid.json").read_text())
 ENVELOPE = json.loads((VECTORS / "envelope-valid-single.json").read_text())
 NOTE = json.loads((VECTORS / "note-valid-single.json").read_text())
 ROOT_UPDATE = json.loads((VECTORS / "trust_root_update-add-node-key-valid.json").read_text())
+COSIGNATURE = json.loads((VECTORS / "cosignature-valid.json").read_text())
+TLOG_PROOF = json.loads((VECTORS / "tlog-proof-valid.json").read_text())
+TERMS = json.loads((VECTORS / "terms-valid.json").read_text())
+GRANT = json.loads((VECTORS / "grant-valid.json").read_text())
+INCLUSION = json.loads((VECTORS / "merkle-inclusion-last-of-8.json").read_text())
+CONSISTENCY = json.loads((VECTORS / "merkle-consistency-3-to-7.json").read_text())
 BAD = {"valid": False, "reason": "BAD_REQUEST"}
 UNSUPPORTED = {"valid": False, "reason": "UNSUPPORTED_KIND"}
 
@@ -40,6 +46,127 @@ def renamed_input(vector: dict[str, Any], name: str, new_name: str) -> dict[str,
     inputs = dict(vector["inputs"])
     inputs[new_name] = inputs.pop(name)
     return {**vector, "inputs": inputs}
+
+
+def with_member(case: str, vector: dict[str, Any], path: tuple[str | int, ...], literal: str) -> bytes:
+    """The request line of ``vector`` with the input at ``path`` written as the JSON text ``literal``."""
+    marked = json.loads(json.dumps(vector))
+    inner = marked["inputs"]
+    for step in path[:-1]:
+        inner = inner[step]
+    inner[path[-1]] = "@integer@"
+    return with_text(case, marked, '"@integer@"', literal)
+
+
+def verdict(reason: str) -> dict[str, Any]:
+    return {"valid": False, "reason": reason}
+
+
+#: How an integer member is written at each edge.
+EDGES = {
+    "0": "0",
+    "2^53-1": str(2**53 - 1),
+    "2^53": str(2**53),
+    "2^63-1": str(2**63 - 1),
+    "2^63": str(2**63),
+    "2^64-1": str(2**64 - 1),
+    "2^64": str(2**64),
+    "-1": "-1",
+    "1.0": "1.0",
+    "1e3": "1e3",
+    "string": '"1"',
+    "null": "null",
+    "true": "true",
+    "5000-digits": "9" * 5000,
+}
+#: The edges within each bound: a count's (0 to 2^53 - 1) and a tree size's (0 to 2^64 - 1).
+COUNT_EDGES = ("0", "2^53-1")
+TREE_EDGES = ("0", "2^53-1", "2^53", "2^63-1", "2^63", "2^64-1")
+LIMITS = ("max_entry_bytes", "max_bundle_bytes", "max_entries", "max_envelope_bytes", "max_cube_bytes")
+BUNDLE_AT_ZERO = {
+    "max_entry_bytes": "BUNDLE_ENTRY_TOO_LARGE",
+    "max_bundle_bytes": "BUNDLE_TOO_LARGE",
+    "max_entries": "BUNDLE_TOO_MANY_ENTRIES",
+    "max_envelope_bytes": "BUNDLE_ENTRY_TOO_LARGE",
+    "max_cube_bytes": "BUNDLE_ENTRY_TOO_LARGE",
+}
+
+#: Every integer input of every kind (docs/conformance.md, "Integers"): (case prefix, vector, path, the verifier's
+#: answer at each edge within the member's bound). Every other edge is BAD_REQUEST.
+INTEGER_MEMBERS: list[tuple[str, dict[str, Any], tuple[str | int, ...], dict[str, dict[str, Any]]]] = [
+    ("envelope-threshold", ENVELOPE, ("threshold",), dict.fromkeys(COUNT_EDGES, verdict("BUNDLE_THRESHOLD_NOT_MET"))),
+    ("bundle-threshold", BUNDLE, ("threshold",), dict.fromkeys(COUNT_EDGES, verdict("BUNDLE_THRESHOLD_NOT_MET"))),
+    *[
+        (
+            f"bundle-limits.{name}",
+            BUNDLE,
+            ("limits", name),
+            {"0": verdict(BUNDLE_AT_ZERO[name]), "2^53-1": BUNDLE["expected"]},
+        )
+        for name in LIMITS
+    ],
+    (
+        "cosignature-max_age_seconds",
+        COSIGNATURE,
+        ("max_age_seconds",),
+        {"0": verdict("COSIGNATURE_STALE"), "2^53-1": COSIGNATURE["expected"]},
+    ),
+    (
+        "tlog-proof-max_age_seconds",
+        TLOG_PROOF,
+        ("max_age_seconds",),
+        {"0": verdict("TLOG_PROOF_COSIGNATURE_STALE"), "2^53-1": TLOG_PROOF["expected"]},
+    ),
+    ("terms-checks.uses_so_far", TERMS, ("checks", 0, "uses_so_far"), dict.fromkeys(COUNT_EDGES, TERMS["expected"])),
+    ("grant-checks.uses_so_far", GRANT, ("checks", 0, "uses_so_far"), dict.fromkeys(COUNT_EDGES, GRANT["expected"])),
+    # Tree sizes and indexes reach 2^64 - 1; past 2^63 - 1 the verifier itself refuses the size.
+    (
+        "merkle-inclusion-index",
+        INCLUSION,
+        ("index",),
+        {"0": verdict("PROOF_INVALID"), **dict.fromkeys(TREE_EDGES[1:], verdict("INDEX_OUT_OF_RANGE"))},
+    ),
+    (
+        "merkle-inclusion-size",
+        INCLUSION,
+        ("size",),
+        {
+            "0": verdict("INDEX_OUT_OF_RANGE"),
+            **dict.fromkeys(("2^53-1", "2^53", "2^63-1"), verdict("PROOF_WRONG_LENGTH")),
+            **dict.fromkeys(("2^63", "2^64-1"), verdict("SIZE_OUT_OF_RANGE")),
+        },
+    ),
+    (
+        "merkle-consistency-old_size",
+        CONSISTENCY,
+        ("old_size",),
+        {"0": verdict("PROOF_WRONG_LENGTH"), **dict.fromkeys(TREE_EDGES[1:], verdict("SIZE_OUT_OF_RANGE"))},
+    ),
+    (
+        "merkle-consistency-new_size",
+        CONSISTENCY,
+        ("new_size",),
+        {
+            "0": verdict("SIZE_OUT_OF_RANGE"),
+            **dict.fromkeys(("2^53-1", "2^53", "2^63-1"), verdict("PROOF_WRONG_LENGTH")),
+            **dict.fromkeys(("2^63", "2^64-1"), verdict("SIZE_OUT_OF_RANGE")),
+        },
+    ),
+]
+
+
+def integer_cases() -> dict[str, tuple[bytes, dict[str, Any], bool]]:
+    """Every integer input of every kind at every edge of its bound, and past it; the chunk's edges beside the
+    cases above."""
+    cases = {}
+    for prefix, vector, path, within in INTEGER_MEMBERS:
+        for edge, literal in EDGES.items():
+            case = f"{prefix}={edge}"
+            cases[case] = (with_member(case, vector, path, literal), within.get(edge, BAD), True)
+    for edge in ("2^63", "2^64", "true", "1e3", "5000-digits"):
+        case = f"chunk={edge}"
+        cases[case] = (with_text(case, BUNDLE, '"chunk": 0}', f'"chunk": {EDGES[edge]}}}'), BAD, True)
+    return cases
 
 
 #: name -> (line, expected answer, whether the line carries a readable id).
@@ -130,6 +257,26 @@ PROTOCOL_CASES: dict[str, tuple[bytes, dict[str, Any], bool]] = {
     "current-root-not-a-trust-root": (
         request("current-root-not-a-trust-root", with_inputs(ROOT_UPDATE, current_root=ENVELOPE["inputs"]["envelope"])),
         BAD,
+        True,
+    ),
+    # Every integer input has one bound in every implementation (docs/conformance.md, "Integers").
+    **integer_cases(),
+    # A number no kind reads is read all the same: NaN and Infinity are not JSON (the line is unreadable), an
+    # integer of any length and a float past a double's range are.
+    "nan-in-input": (with_text("nan-in-input", with_inputs(NOTE, x=0), '"x": 0', '"x": NaN'), BAD, False),
+    "infinity-in-input": (
+        with_text("infinity-in-input", with_inputs(NOTE, x=0), '"x": 0', '"x": -Infinity'),
+        BAD,
+        False,
+    ),
+    "5000-digit-integer-in-input": (
+        with_text("5000-digit-integer-in-input", with_inputs(NOTE, x=0), '"x": 0', f'"x": {EDGES["5000-digits"]}'),
+        NOTE["expected"],
+        True,
+    ),
+    "fraction-in-input": (
+        with_text("fraction-in-input", with_inputs(NOTE, x=0), '"x": 0', '"x": 1e400'),
+        NOTE["expected"],
         True,
     ),
     # A blank line (JSON whitespace only) is not a request: the request after it gets the next answer.

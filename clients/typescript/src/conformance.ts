@@ -10,7 +10,7 @@
  * Lines are read as bytes and split at LF only, as the reference reads them: a line that is not UTF-8, or whose
  * JSON escapes a lone surrogate, is BAD_REQUEST (docs/conformance.md), never text with U+FFFD in its place.
  */
-import { BadRequestError, parseRequestJson, runVector, wellFormed } from "./verify/vectors.js";
+import { BadRequestError, MAX_REQUEST_INTEGER, parseRequestJson, runVector, wellFormed } from "./verify/vectors.js";
 
 const utf8 = new TextDecoder("utf-8", { fatal: true, ignoreBOM: true });
 const BAD = { id: "", valid: false, reason: "BAD_REQUEST" } as const;
@@ -31,9 +31,9 @@ async function answer(line: Uint8Array): Promise<{ id: string; valid: boolean; r
   const record = request as Record<string, unknown>;
   if (typeof record["id"] !== "string") return BAD;
   const id = record["id"];
-  // Absent is 0; null, 97.0 (NaN here) and "97" are not chunks.
+  // Absent is 0; null, 97.0 (NaN here), "97" and 2^53 (a bigint here) are not chunks.
   const chunk = Object.hasOwn(record, "chunk") ? record["chunk"] : 0;
-  if (typeof chunk !== "number" || !Number.isSafeInteger(chunk) || chunk < 0) {
+  if (typeof chunk !== "number" || !Number.isSafeInteger(chunk) || chunk < 0 || chunk > MAX_REQUEST_INTEGER) {
     return { id, valid: false, reason: "BAD_REQUEST" };
   }
   try {

@@ -103,7 +103,7 @@ func (f fields) policy() verify.Policy {
 		}
 		keys.Add(key)
 	}
-	threshold := f.int64("threshold")
+	threshold := f.count("threshold")
 	return verify.Policy{Keys: keys, Threshold: int(threshold), RequiredKeyIDs: f.texts("required_key_ids")}
 }
 
@@ -150,11 +150,11 @@ func Run(vector Vector, chunk int) (outcome Outcome) {
 		data := in.bytes("bundle")
 		l := in.object("limits")
 		limits := verify.Limits{
-			MaxEntryBytes:    l.int64("max_entry_bytes"),
-			MaxBundleBytes:   l.int64("max_bundle_bytes"),
-			MaxEntries:       l.int64("max_entries"),
-			MaxEnvelopeBytes: l.int64("max_envelope_bytes"),
-			MaxCubeBytes:     l.int64("max_cube_bytes"),
+			MaxEntryBytes:    l.count("max_entry_bytes"),
+			MaxBundleBytes:   l.count("max_bundle_bytes"),
+			MaxEntries:       l.count("max_entries"),
+			MaxEnvelopeBytes: l.count("max_envelope_bytes"),
+			MaxCubeBytes:     l.count("max_cube_bytes"),
 		}
 		report, err := verify.VerifyBundleChunks(Chunks(data, chunk), in.policy(), limits, now)
 		if err != nil {

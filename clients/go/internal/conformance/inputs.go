@@ -5,7 +5,6 @@ import (
 	"encoding/base64"
 	"encoding/json"
 	"fmt"
-	"math"
 	"math/big"
 )
 
@@ -81,22 +80,24 @@ func (f fields) integer(name string) *big.Int {
 	return value
 }
 
-// unsigned is an integer input for a uint64 parameter: one outside 0 to 2^64 - 1 becomes 2^64 - 1, which every
-// bound it meets (a tree size, an index) refuses as out of range, as a negative one is.
-func (f fields) unsigned(name string) uint64 {
+// count is an integer input from 0 to maxRequestInteger (a threshold, a limit, a use count, an age in seconds);
+// one out of range is the request's mistake, never the verifier's input (docs/conformance.md, "Integers").
+func (f fields) count(name string) int64 {
 	value := f.integer(name)
-	if value.Sign() < 0 || !value.IsUint64() {
-		return math.MaxUint64
-	}
-	return value.Uint64()
-}
-
-func (f fields) int64(name string) int64 {
-	value := f.integer(name)
-	if !value.IsInt64() {
-		panic(badRequest{fmt.Errorf("inputs.%s is out of range", name)})
+	if value.Sign() < 0 || value.Cmp(big.NewInt(maxRequestInteger)) > 0 {
+		panic(badRequest{fmt.Errorf("inputs.%s is not an integer from 0 to %d", name, maxRequestInteger)})
 	}
 	return value.Int64()
+}
+
+// treeInteger is a Merkle tree size or index: a uint64, as RFC 9162 has them, so that the verifier itself refuses
+// those past its bound of 2^63 - 1 (SIZE_OUT_OF_RANGE); a negative one or one past 2^64 - 1 is a bad request.
+func (f fields) treeInteger(name string) uint64 {
+	value := f.integer(name)
+	if value.Sign() < 0 || !value.IsUint64() {
+		panic(badRequest{fmt.Errorf("inputs.%s is not an integer from 0 to 2^64 - 1", name)})
+	}
+	return value.Uint64()
 }
 
 func decodeB64(text any, name string) []byte {

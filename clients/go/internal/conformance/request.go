@@ -12,8 +12,9 @@ import (
 // that are not UTF-8 and escaped lone surrogates into U+FFFD, and it matches struct fields ignoring case, so the
 // verifier would be handed another input than the line names.
 
-// maxChunk is the largest chunk size a request may ask for: 2^53 - 1, the largest integer every JSON reader holds.
-const maxChunk = 1<<53 - 1
+// maxRequestInteger is the largest chunk size, threshold, limit, use count or age a request may give: 2^53 - 1, the
+// largest integer every JSON reader holds exactly.
+const maxRequestInteger = 1<<53 - 1
 
 // unicodeText reports whether line is UTF-8 and every \u escape in it that names a surrogate is half of a pair.
 // Outside strings JSON has no backslash, so the escapes are found by reading the line left to right.
@@ -92,8 +93,8 @@ func stringMember(members map[string]json.RawMessage, name string) (string, bool
 	return text, true
 }
 
-// chunkMember is the request's chunk: 0 when absent, else an integer from 0 to maxChunk written without a fraction
-// or exponent (null, 97.0 and "97" are not chunks).
+// chunkMember is the request's chunk: 0 when absent, else an integer from 0 to maxRequestInteger written without a
+// fraction or exponent (null, 97.0 and "97" are not chunks).
 func chunkMember(members map[string]json.RawMessage) (int, bool) {
 	raw, ok := members["chunk"]
 	if !ok {
@@ -104,7 +105,7 @@ func chunkMember(members map[string]json.RawMessage) (int, bool) {
 		return 0, false
 	}
 	value, exact := new(big.Int).SetString(string(number), 10)
-	if !exact || value.Sign() < 0 || value.Cmp(big.NewInt(maxChunk)) > 0 {
+	if !exact || value.Sign() < 0 || value.Cmp(big.NewInt(maxRequestInteger)) > 0 {
 		return 0, false
 	}
 	return int(value.Int64()), true

@@ -43,12 +43,12 @@ func runMerkle(in fields) Outcome {
 		return Outcome{Valid: true, Extra: map[string]any{"leaf_hashes": leafHex, "nodes": nodes, "roots": roots}}
 	case "inclusion":
 		proof := in.byteList("proof")
-		err := verify.VerifyInclusion(in.bytes("leaf_hash"), in.unsigned("index"), in.unsigned("size"), proof,
+		err := verify.VerifyInclusion(in.bytes("leaf_hash"), in.treeInteger("index"), in.treeInteger("size"), proof,
 			in.bytes("root"))
 		return verdict(err)
 	case "consistency":
 		proof := in.byteList("proof")
-		err := verify.VerifyConsistency(in.unsigned("old_size"), in.unsigned("new_size"), in.bytes("old_root"),
+		err := verify.VerifyConsistency(in.treeInteger("old_size"), in.treeInteger("new_size"), in.bytes("old_root"),
 			in.bytes("new_root"), proof)
 		return verdict(err)
 	default:
@@ -121,7 +121,7 @@ func runCheckpoint(in fields) Outcome {
 }
 
 func runCosignature(in fields) Outcome {
-	note, maxAge := in.text("note"), in.int64("max_age_seconds")
+	note, maxAge := in.text("note"), in.count("max_age_seconds")
 	now := timeInput(in.text("now"), "now").Unix()
 	witness := noteVerifier(in.text("witness"), "inputs.witness")
 	timestamp, err := verify.VerifyCosigned(note, witness, now, maxAge)
@@ -143,7 +143,7 @@ func runTlogPolicy(in fields) Outcome {
 func runTlogProof(in fields) Outcome {
 	entry, proof := in.bytes("entry"), in.text("proof")
 	log := noteVerifier(in.text("log"), "inputs.log")
-	now, maxAge := timeInput(in.text("now"), "now").Unix(), in.int64("max_age_seconds")
+	now, maxAge := timeInput(in.text("now"), "now").Unix(), in.count("max_age_seconds")
 	// The policy says whom the verifier trusts: one that does not parse is the caller's mistake.
 	policy, err := verify.ParseLogPolicy(in.text("policy"))
 	if err != nil {
@@ -171,7 +171,7 @@ func checksInput(in fields) []check {
 			panic(badRequest{fmt.Errorf("a check is not an object")})
 		}
 		f := fields(object)
-		checks = append(checks, check{f.text("action"), f.int64("uses_so_far"), timeInput(f.text("now"), "checks[].now")})
+		checks = append(checks, check{f.text("action"), f.count("uses_so_far"), timeInput(f.text("now"), "checks[].now")})
 	}
 	return checks
 }

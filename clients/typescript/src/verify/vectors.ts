@@ -63,18 +63,31 @@ function text(inputs: Inputs, name: string): string {
   return value;
 }
 
+/**
+ * The largest chunk size, threshold, limit, use count or age a request may give: 2^53 - 1, the largest integer every
+ * JSON reader holds exactly (docs/conformance.md, "Integers").
+ */
+export const MAX_REQUEST_INTEGER = Number.MAX_SAFE_INTEGER;
+/** The largest Merkle tree size or index a request may give: 2^64 - 1, so the verifier refuses those past 2^63 - 1. */
+const MAX_TREE_INTEGER = 2n ** 64n - 1n;
+
+/** An integer input from 0 to MAX_REQUEST_INTEGER: one out of range is the request's mistake, never the verifier's. */
 function int(inputs: Inputs, name: string): number {
   const value = field(inputs, name);
-  if (typeof value !== "number" || !Number.isSafeInteger(value)) throw new BadRequestError(`inputs.${name} is not an integer`);
+  if (typeof value !== "number" || !Number.isSafeInteger(value) || value < 0) {
+    throw new BadRequestError(`inputs.${name} is not an integer from 0 to ${MAX_REQUEST_INTEGER}`);
+  }
   return value;
 }
 
-/** An integer of any size (sizes and indexes of Merkle trees). */
-function bigint(inputs: Inputs, name: string): bigint {
+/** A Merkle tree size or index: a uint64, as RFC 9162 has them; the verifier refuses those past 2^63 - 1. */
+function treeInteger(inputs: Inputs, name: string): bigint {
   const value = field(inputs, name);
-  if (typeof value === "bigint") return value;
-  if (typeof value !== "number" || !Number.isSafeInteger(value)) throw new BadRequestError(`inputs.${name} is not an integer`);
-  return BigInt(value);
+  const integer = typeof value === "number" && Number.isSafeInteger(value) ? BigInt(value) : value;
+  if (typeof integer !== "bigint" || integer < 0n || integer > MAX_TREE_INTEGER) {
+    throw new BadRequestError(`inputs.${name} is not an integer from 0 to 2^64 - 1`);
+  }
+  return integer;
 }
 
 function list<T>(inputs: Inputs, name: string, item: (value: unknown) => value is T): T[] {
@@ -212,10 +225,10 @@ async function runMerkle(inputs: Inputs): Promise<Outcome> {
     if (operation === "inclusion") {
       const leaf = b64(inputs["leaf_hash"], "inputs.leaf_hash");
       const root = b64(inputs["root"], "inputs.root");
-      verifyInclusion(leaf, bigint(inputs, "index"), bigint(inputs, "size"), proof, root);
+      verifyInclusion(leaf, treeInteger(inputs, "index"), treeInteger(inputs, "size"), proof, root);
     } else if (operation === "consistency") {
-      const oldSize = bigint(inputs, "old_size");
-      const newSize = bigint(inputs, "new_size");
+      const oldSize = treeInteger(inputs, "old_size");
+      const newSize = treeInteger(inputs, "new_size");
       verifyConsistency(oldSize, newSize, b64(inputs["old_root"], "inputs.old_root"), b64(inputs["new_root"], "inputs.new_root"), proof);
     } else {
       throw new BadRequestError(`inputs.operation ${JSON.stringify(operation)} is not hashes, inclusion or consistency`);
@@ -287,7 +300,7 @@ async function runCheckpoint(inputs: Inputs): Promise<Outcome> {
 
 async function runCosignature(inputs: Inputs): Promise<Outcome> {
   const note = text(inputs, "note");
-  const maxAge = bigint(inputs, "max_age_seconds");
+  const maxAge = BigInt(int(inputs, "max_age_seconds"));
   const now = BigInt(instant(inputs, "now").seconds);
   const witness = noteVerifier(inputs["witness"], "inputs.witness");
   try {
@@ -313,7 +326,7 @@ async function runTlogProof(inputs: Inputs): Promise<Outcome> {
   const proof = text(inputs, "proof");
   const log = noteVerifier(inputs["log"], "inputs.log");
   const now = BigInt(instant(inputs, "now").seconds);
-  const maxAge = bigint(inputs, "max_age_seconds");
+  const maxAge = BigInt(int(inputs, "max_age_seconds"));
   let policy;
   try {
     // The policy says whom the verifier trusts: one that does not parse is the caller's mistake.

@@ -243,6 +243,19 @@ def envelope_grammar_vectors() -> list[Json]:
             envelope_json(T, PAYLOAD, [{"keyid": KEY1.key_id, "sig": b64(_unreduced(KEY1.sign(pae(T, PAYLOAD))))}]),
             invalid("BUNDLE_SIGNATURE_INVALID"),
         ),
+        # At most MAX_SIGNATURES (256) signatures on one envelope, counted before any is tried.
+        _env(
+            "valid-256-signatures",
+            "KEY1's signature 256 times, the most an envelope may carry; it counts once.",
+            envelope_json(T, PAYLOAD, [KEY1.signature(T, PAYLOAD)] * 256),
+            valid(payload_sha256=sha256_hex(PAYLOAD)),
+        ),
+        _env(
+            "257-signatures",
+            "KEY1's signature 257 times: one past MAX_SIGNATURES.",
+            envelope_json(T, PAYLOAD, [KEY1.signature(T, PAYLOAD)] * 257),
+            invalid("BUNDLE_ENVELOPE_MALFORMED"),
+        ),
     ]
 
 
@@ -352,6 +365,19 @@ def bundle_grammar_vectors() -> list[Json]:
             "A subject's size written with a fraction (N.0).",
             _statement_bundle(_replaced(STATEMENT, b'"size":%d}' % len(blob), b'"size":%d.0}' % len(blob))),
             STATEMENT_INVALID,
+        ),
+        # A subject's size is 0 to 2^53 - 1: within it, the size is compared with the entry's.
+        _bundle(
+            "statement-size-negative",
+            "A subject's size is -1.",
+            _statement_bundle(_replaced(STATEMENT, b'"size":%d}' % len(blob), b'"size":-1}')),
+            STATEMENT_INVALID,
+        ),
+        _bundle(
+            "statement-size-max-safe-integer",
+            "A subject's size is 2^53 - 1, within its bound: the entry's size does not match it.",
+            _statement_bundle(_replaced(STATEMENT, b'"size":%d}' % len(blob), b'"size":%d}' % (2**53 - 1))),
+            invalid("BUNDLE_SIZE_MISMATCH"),
         ),
         _bundle(
             "statement-member-name-case",

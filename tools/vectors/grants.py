@@ -214,6 +214,9 @@ def _with(**changes: Any) -> Json:
 def terms_vectors() -> list[Json]:
     base = _terms_bytes(BASE_TERMS)
     minimal = b'{"license":"MIT","permission":[],"maxOfflineSeconds":1}'
+    at_bounds = _terms_bytes(
+        _with(permission=[_permission("recall", ("count", 2**53 - 1), ("elapsedTime", "P36500D"))])
+    )
     cases = [
         _terms(
             "valid",
@@ -227,6 +230,12 @@ def terms_vectors() -> list[Json]:
             ),
             granted_at=rfc3339(NOW - DAY),
             checks=CHECKS,
+        ),
+        _terms(
+            "valid-count-and-elapsed-max",
+            "count 2^53 - 1 and elapsedTime P36500D, each the largest its constraint allows.",
+            at_bounds,
+            valid(digest=sha256_hex(at_bounds), license=BASE_TERMS["license"], permitted=["recall"]),
         ),
         _terms(
             "valid-minimal",
@@ -319,6 +328,7 @@ def terms_vectors() -> list[Json]:
         ("missing-license", "No license.", b'{"permission":[],"maxOfflineSeconds":1}', "TERMS_MISSING_MEMBER"),
         ("missing-max-offline", "No maxOfflineSeconds.", b'{"license":"MIT","permission":[]}', "TERMS_MISSING_MEMBER"),
         ("max-offline-zero", "maxOfflineSeconds 0.", minimal.replace(b":1}", b":0}"), "TERMS_VALUE_INVALID"),
+        ("max-offline-negative", "maxOfflineSeconds -1.", minimal.replace(b":1}", b":-1}"), "TERMS_VALUE_INVALID"),
         (
             "max-offline-too-large",
             "maxOfflineSeconds one past 366 days.",
@@ -532,6 +542,12 @@ def terms_vectors() -> list[Json]:
             "TERMS_CONSTRAINT_INVALID",
         ),
         (
+            "count-negative",
+            "count lteq -1.",
+            _terms_bytes(_with(permission=[_permission("recall", ("count", -1))])),
+            "TERMS_CONSTRAINT_INVALID",
+        ),
+        (
             "count-string",
             "count as a string.",
             _terms_bytes(_with(permission=[_permission("recall", ("count", "3"))])),
@@ -645,6 +661,7 @@ def _grant(
 def grant_vectors() -> list[Json]:
     payload = grant_statement()
     good = signed(STATEMENT_PAYLOAD_TYPE, payload, MARKETPLACE)
+    at_most = grant_statement(publishLogIndex=2**53 - 1)
     flipped = bytearray(payload)
     flipped[payload.index(b"publishLogIndex") + len("publishLogIndex") + 2] ^= 0x01  # 4 -> 5
     cases = [
@@ -745,5 +762,29 @@ def grant_vectors() -> list[Json]:
             invalid("GRANT_MALFORMED"),
         ),
         _grant("not-an-envelope", "The grant is not JSON.", good[:-1], invalid("GRANT_MALFORMED")),
+        # publishLogIndex is 0 to 2^53 - 1.
+        _grant(
+            "valid-publish-log-index-max",
+            "publishLogIndex 2^53 - 1, the largest allowed.",
+            signed(STATEMENT_PAYLOAD_TYPE, at_most, MARKETPLACE),
+            valid(
+                statement_sha256=sha256_hex(at_most),
+                release=RELEASE,
+                publish_log_index=2**53 - 1,
+                decisions=DECISIONS,
+            ),
+        ),
+        _grant(
+            "publish-log-index-negative",
+            "publishLogIndex -1.",
+            signed(STATEMENT_PAYLOAD_TYPE, grant_statement(publishLogIndex=-1), MARKETPLACE),
+            invalid("GRANT_MALFORMED"),
+        ),
+        _grant(
+            "publish-log-index-past-safe-integer",
+            "publishLogIndex 2^53: past the largest JSON-safe integer.",
+            signed(STATEMENT_PAYLOAD_TYPE, grant_statement(publishLogIndex=2**53), MARKETPLACE),
+            invalid("GRANT_MALFORMED"),
+        ),
     ]
     return entry_vectors() + terms_vectors() + cases

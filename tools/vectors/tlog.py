@@ -432,6 +432,19 @@ def cosignature_vectors() -> list[Json]:
             good + flip_last(good),
             invalid("COSIGNATURE_INVALID"),
         ),
+        # Timestamps are 0 to 2^63 - 1: the largest is read (and is in the future), one past it fails.
+        case(
+            "timestamp-int63-max",
+            "Dated 2^63 - 1, the largest timestamp: after now.",
+            cosig_line(CHECKPOINT5, WITNESS_A, KEY3, 2**63 - 1),
+            invalid("COSIGNATURE_FUTURE"),
+        ),
+        case(
+            "timestamp-past-int63",
+            "Dated 2^63, signed so: past the largest timestamp.",
+            cosig_line(CHECKPOINT5, WITNESS_A, KEY3, 2**63),
+            invalid("COSIGNATURE_INVALID"),
+        ),
     ]
 
 
@@ -570,6 +583,13 @@ def policy_vectors() -> list[Json]:
             [],
             invalid("POLICY_MALFORMED"),
         ),
+        case(
+            "threshold-past-uint64",
+            "A group threshold of 2^64, written without leading zeros.",
+            three + f"group g {2**64} A B C\nquorum g\n",
+            ["A", "B", "C"],
+            invalid("POLICY_THRESHOLD_INVALID"),
+        ),
         case("crlf", "Lines end in CR LF.", f"log {LOG_VKEY}\r\nquorum none\r\n", [], invalid("POLICY_MALFORMED")),
         case(
             "missing-final-newline",
@@ -700,6 +720,19 @@ def proof_vectors() -> list[Json]:
         ),
         case(
             "crlf", "Lines end in CR LF.", proof_text(3, p3, cp7).replace("\n", "\r\n"), invalid("TLOG_PROOF_MALFORMED")
+        ),
+        # An index is 0 to 2^63 - 1: the largest is read (and is not in a tree of 7), one past it is malformed.
+        case(
+            "index-int63-max",
+            "Index 2^63 - 1 in a tree of 7.",
+            proof_text(3, p3, cp7, index_text=str(2**63 - 1)),
+            invalid("TLOG_PROOF_INCLUSION_INVALID"),
+        ),
+        case(
+            "index-past-int63",
+            "Index 2^63: past the largest index.",
+            proof_text(3, p3, cp7, index_text=str(2**63)),
+            invalid("TLOG_PROOF_MALFORMED"),
         ),
         case(
             "log-signature-invalid",

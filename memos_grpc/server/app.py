@@ -14,7 +14,6 @@ import signal
 import threading
 from concurrent import futures
 from types import FrameType
-from typing import Any
 
 import grpc
 from grpc_health.v1 import health_pb2, health_pb2_grpc
@@ -44,6 +43,7 @@ from memos_grpc.server.access_log import AccessLog, AccessLogInterceptor
 from memos_grpc.server.enforcement import PolicyInterceptor
 from memos_grpc.server.health import HealthServicer
 from memos_grpc.server.held_licenses import HeldLicenseServicer
+from memos_grpc.server.interceptors import ServerInterceptor
 from memos_grpc.server.interchange import InterchangeServicer
 from memos_grpc.server.marketplace import MarketplaceServicer
 from memos_grpc.server.scheduler import SchedulerServicer
@@ -93,7 +93,7 @@ class MemosServer:
         self._access_log = AccessLog(settings.access_log_file) if settings.access_log_file else None
         # The error mapping is outside the policy so that policy refusals are mapped like any error; the access
         # log is outermost so that it sees every call end with the status the caller gets.
-        interceptors: list[grpc.ServerInterceptor[Any, Any]] = [ErrorMappingInterceptor(), self.policy]
+        interceptors: list[ServerInterceptor] = [ErrorMappingInterceptor(), self.policy]
         if self._access_log is not None:
             interceptors.insert(0, AccessLogInterceptor(self._access_log))
         self.grpc_server = grpc.server(

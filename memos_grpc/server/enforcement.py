@@ -17,7 +17,7 @@ import ssl
 import threading
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 import grpc
 
@@ -29,6 +29,7 @@ from memos_grpc.governance.caller import Caller
 from memos_grpc.governance.identity import Principals
 from memos_grpc.governance.policy import authorize
 from memos_grpc.governance.rules import Check, Rule, rule_for
+from memos_grpc.server.interceptors import Behavior, ServerInterceptor, rewrap
 from memos_grpc.server.services import VaultSlot
 
 log = logging.getLogger(__name__)
@@ -73,13 +74,7 @@ class StreamSlots:
                     del self._open[principal]
 
 
-if TYPE_CHECKING:
-    _Interceptor = grpc.ServerInterceptor[Any, Any]
-else:
-    _Interceptor = grpc.ServerInterceptor
-
-
-class PolicyInterceptor(_Interceptor):
+class PolicyInterceptor(ServerInterceptor):
     def __init__(self, slot: VaultSlot, *, allow_anonymous: bool, max_streams_per_principal: int) -> None:
         self._slot = slot
         self._allow_anonymous = allow_anonymous
@@ -224,22 +219,12 @@ class PolicyInterceptor(_Interceptor):
         rule = rule_for(method)
         if handler is None or rule.check is Check.PUBLIC:
             return handler
-        if handler.unary_unary:
-            return grpc.unary_unary_rpc_method_handler(
-                self._guard(rule, method, handler.unary_unary, False),
-                handler.request_deserializer,
-                handler.response_serializer,
-            )
-        if handler.stream_unary:
-            return grpc.stream_unary_rpc_method_handler(
-                self._guard(rule, method, handler.stream_unary, True),
-                handler.request_deserializer,
-                handler.response_serializer,
-            )
-        if handler.unary_stream:
-            return grpc.unary_stream_rpc_method_handler(
-                self._guard_stream(rule, method, handler.unary_stream),
-                handler.request_deserializer,
-                handler.response_serializer,
-            )
-        raise RuntimeError(f"{method}: bidirectional streams have no policy wrapper yet")
+        if handler.stream_stream:
+            raise RuntimeError(f"{method}: bidirectional streams have no policy wrapper yet")
+
+        def wrap(behavior: Behavior, streaming_request: bool, streaming_response: bool) -> Behavior:
+            if streaming_response:
+                return self._guard_stream(rule, method, behavior)
+            return self._guard(rule, method, behavior, streaming_request)
+
+        return rewrap(handler, wrap)

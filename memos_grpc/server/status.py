@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Callable, Iterator
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 import grpc
 from google.protobuf import any_pb2
@@ -20,6 +20,7 @@ from google.rpc import code_pb2, error_details_pb2, status_pb2
 from grpc_status import rpc_status
 
 from memos_grpc.errors import ERROR_DOMAIN, InvalidArgumentError, MemosError
+from memos_grpc.server.interceptors import Behavior, ServerInterceptor, rewrap
 
 log = logging.getLogger(__name__)
 
@@ -123,13 +124,7 @@ def _is_abort(exc: Exception, context: grpc.ServicerContext) -> bool:
     return type(exc) is Exception and code() is not None
 
 
-if TYPE_CHECKING:
-    _Interceptor = grpc.ServerInterceptor[Any, Any]
-else:
-    _Interceptor = grpc.ServerInterceptor
-
-
-class ErrorMappingInterceptor(_Interceptor):
+class ErrorMappingInterceptor(ServerInterceptor):
     """Applies the error mapping to every method of every service."""
 
     def intercept_service(
@@ -141,29 +136,11 @@ class ErrorMappingInterceptor(_Interceptor):
         if handler is None:
             return None
         method = handler_call_details.method
-        if handler.unary_unary:
-            return grpc.unary_unary_rpc_method_handler(
-                _wrap_unary(handler.unary_unary, method),
-                tolerant(handler.request_deserializer),
-                handler.response_serializer,
-            )
-        if handler.unary_stream:
-            return grpc.unary_stream_rpc_method_handler(
-                _wrap_stream(handler.unary_stream, method),
-                tolerant(handler.request_deserializer),
-                handler.response_serializer,
-            )
-        if handler.stream_unary:
-            return grpc.stream_unary_rpc_method_handler(
-                _wrap_unary(handler.stream_unary, method, streaming_request=True),
-                tolerant(handler.request_deserializer),
-                handler.response_serializer,
-            )
-        if handler.stream_stream:
+
+        def wrap(behavior: Behavior, streaming_request: bool, streaming_response: bool) -> Behavior:
             # Server reflection is the one bidirectional stream: its bytes are decoded like any request's.
-            return grpc.stream_stream_rpc_method_handler(
-                _wrap_stream(handler.stream_stream, method, streaming_request=True),
-                tolerant(handler.request_deserializer),
-                handler.response_serializer,
-            )
-        return handler
+            if streaming_response:
+                return _wrap_stream(behavior, method, streaming_request)
+            return _wrap_unary(behavior, method, streaming_request)
+
+        return rewrap(handler, wrap, tolerant(handler.request_deserializer))

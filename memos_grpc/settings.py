@@ -16,8 +16,8 @@ from pathlib import Path
 from typing import Any
 
 from memos_grpc.errors import InvalidArgumentError
+from memos_grpc.transparency.log_keys import witnessed_logs
 from memos_grpc.transparency.note import valid_key_name
-from memos_grpc.witness.logs import witnessed_logs
 
 ENV_PREFIX = "MEMOS_"
 MiB = 1024 * 1024

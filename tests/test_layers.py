@@ -31,8 +31,6 @@ UPWARD = frozenset(
         # A numpy type alias the embedder shares with the vector index.
         "memos_grpc.embedding.embedder -> memos_grpc.vault.vectors",
         "memos_grpc.embedding.worker -> memos_grpc.vault.vectors",
-        # The settings check the witnessed-log vkeys when they are read.
-        "memos_grpc.settings -> memos_grpc.witness.logs",
         # Formats that share the interchange's key and grammar helpers.
         "memos_grpc.transparency._text -> memos_grpc.interchange.grammar",
         "memos_grpc.transparency.cosignature -> memos_grpc.interchange.keys",

@@ -3,5 +3,5 @@
 A node configured with ``witness_logs`` keeps, per log, the latest checkpoint it cosigned (table
 ``witness_state``), and cosigns a new checkpoint only when the log's key signed it and a consistency proof
 leads to it from that checkpoint; so a log that forks or rolls back its history loses its witnesses.
-``logs`` reads the configured log keys, ``witness`` holds the state and the witness key.
+``witness`` holds the state and the witness key; ``transparency.log_keys`` reads the configured log keys.
 """

@@ -26,11 +26,11 @@ from memos_grpc.transparency import merkle
 from memos_grpc.transparency._text import TransparencyFormatError
 from memos_grpc.transparency.checkpoint import Checkpoint
 from memos_grpc.transparency.cosignature import CosignatureVerifier, cosign
+from memos_grpc.transparency.log_keys import witnessed_logs
 from memos_grpc.transparency.merkle import ProofError
 from memos_grpc.transparency.note import NoteVerifier, open_note, parse_note
 from memos_grpc.vault.context import VaultContext
 from memos_grpc.vault.database import Connection
-from memos_grpc.witness.logs import witnessed_logs
 
 log = logging.getLogger(__name__)
 

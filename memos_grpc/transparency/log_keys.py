@@ -1,8 +1,8 @@
 """The logs a node witnesses: the ``witness_logs`` setting, comma-separated C2SP vkeys of the logs' keys.
 
 Each vkey is a log's Ed25519 checkpoint key (signature type 0x01) as note.py formats it; its key name is the
-log's origin, as tlog-proof files and checkpoints assume. Kept apart from ``witness.py`` so that settings can
-check the value at load time without importing the vault.
+log's origin, as tlog-proof files and checkpoints assume. A format, with the other formats rather than with the
+witness, so that settings can check the value at load time without importing a component.
 """
 
 from __future__ import annotations

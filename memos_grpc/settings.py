@@ -98,8 +98,12 @@ class Settings:
     #: Seconds between saves of changed vector indexes (they are rebuilt from DuckDB after a crash).
     index_flush_seconds: float = 300.0
 
-    #: Seconds between retention sweeps, which purge expired cubes and unreferenced blobs.
+    #: Seconds between retention sweeps, which turn expired cubes into tombstones, remove tombstones past
+    #: ``expired_retention_seconds``, and purge unreferenced blobs.
     sweep_interval_seconds: float = 60.0
+    #: How long after its expire time an expired cube's tombstone (state EXPIRED, no content) stays listed
+    #: before the sweeper removes it too; 0 removes it in the sweep that empties it.
+    expired_retention_seconds: float = 30 * 86400.0
     #: How long an upload lets its uploader name the blob in its space; unreferenced blobs go only after it.
     blob_grace_seconds: float = 3600.0
 
@@ -300,6 +304,10 @@ class Settings:
             raise InvalidArgumentError(
                 "setting bundle_chunk_bytes must be at most half of max_send_message_bytes",
                 reason="INVALID_CONFIG",
+            )
+        if self.expired_retention_seconds < 0:
+            raise InvalidArgumentError(
+                "setting expired_retention_seconds must not be negative", reason="INVALID_CONFIG"
             )
         if self.marketplace_witness_quorum < 0:
             raise InvalidArgumentError(

@@ -11,7 +11,7 @@ from __future__ import annotations
 import threading
 import uuid
 from collections.abc import Sequence
-from datetime import datetime
+from datetime import datetime, timedelta
 
 import duckdb
 import numpy as np
@@ -36,7 +36,7 @@ from memos_grpc.vault.filter import compile_filter
 from memos_grpc.vault.lexical import lexical_text
 from memos_grpc.vault.names import check_id, cube_name, new_cube_id, parse_cube_name, parse_space_name, space_name
 from memos_grpc.vault.paging import decode_token, encode_token, page_size
-from memos_grpc.vault.removal import Removed, forget_removed, remove_cubes
+from memos_grpc.vault.removal import Removed, forget_removed, remove_cubes, tombstone
 from memos_grpc.vault.rows import (
     CubeRow,
     blob_digest,
@@ -58,7 +58,7 @@ from memos_grpc.vault.validation import (
 )
 from memos_grpc.vault.vectors import FloatArray
 
-#: SQL that leaves out cubes past their expire time (they vanish at once).
+#: SQL that leaves out cubes past their expire time (they vanish at once), and with them their tombstones.
 LIVE = "(expire_time IS NULL OR expire_time > ?)"
 
 
@@ -163,6 +163,8 @@ class Cubes:
             memory_type = check_cube_fields(request.cube, self._context.settings)
             cube = self._new_cube(space_id, cube_id, request.cube, memory_type, now)
             cube.access.owner = caller.principal
+            if cube.HasField("expire_time"):
+                cube.expire_time_setter = caller.principal
             if cube.HasField("activation"):
                 describe_activation(cube.activation, self._context.blobs.path_for(cube.activation.blob.digest))
             vector: FloatArray | None = None
@@ -212,6 +214,8 @@ class Cubes:
             "provenance_id",
             "merged_from",  # set by MergeCubes alone
             "license",  # set by a licensed import, and carried to what is derived from its cubes
+            "expire_time_setter",
+            "purge_time",
         ):
             cube.ClearField(output_only)
         cube.name = cube_name(space_id, cube_id)
@@ -314,19 +318,37 @@ class Cubes:
         return CubeVisibility(viewer, self._context.catalog, space_id)
 
     def get(self, name: str, viewer: Caller) -> cube_pb2.MemCube:
-        """The cube, if it exists, has not expired, and ``viewer`` may see it (else NOT_FOUND)."""
+        """The cube, if it exists, has not expired, and ``viewer`` may see it (else NOT_FOUND).
+
+        An expired cube ``viewer`` could see answers NOT_FOUND with reason CUBE_EXPIRED, naming when it expired
+        and until when its tombstone is listed: an expiry is told from a deletion, and only to those who could
+        see the cube.
+        """
         space_id, cube_id = parse_cube_name(name)
         visibility = self._visibility(viewer, space_id)
         visibility_sql, visibility_params = visibility.sql()
+        now = self._context.clock()
         with self._context.database.read() as cursor:
             row = cursor.execute(
-                f"SELECT cube_pb FROM cubes WHERE space_id = ? AND cube_id = ? AND {LIVE} AND {visibility_sql}",
-                [space_id, cube_id, self._context.clock(), *visibility_params],
+                f"SELECT cube_pb, {LIVE} FROM cubes WHERE space_id = ? AND cube_id = ? AND {visibility_sql}",
+                [now, space_id, cube_id, *visibility_params],
             ).fetchone()
             if row is None:
                 self._context.require_space(cursor, space_id)
                 raise NotFoundError(f"cube {name} does not exist", reason="CUBE_NOT_FOUND")
-        return visibility.shown(cube_pb2.MemCube.FromString(row[0]))
+        cube = cube_pb2.MemCube.FromString(row[0])
+        if not row[1]:
+            stone = self._tombstone(cube)
+            raise NotFoundError(
+                f"cube {name} expired at {stone.expire_time.ToJsonString()}; its tombstone is listed "
+                f"(ListCubes with show_expired) until {stone.purge_time.ToJsonString()}",
+                reason="CUBE_EXPIRED",
+            )
+        return visibility.shown(cube)
+
+    def _tombstone(self, cube: cube_pb2.MemCube) -> cube_pb2.MemCube:
+        """The tombstone of an expired cube, as the sweeper stores it (or has stored it)."""
+        return tombstone(cube, timedelta(seconds=self._context.settings.expired_retention_seconds))
 
     def sees(self, name: str, viewer: Caller) -> bool:
         """Whether ``viewer`` may see the cube (False too when it no longer exists)."""
@@ -347,14 +369,22 @@ class Cubes:
         after = decode_token(request.page_token, request.parent, request.filter) or ""
         visibility = self._visibility(viewer, space_id)
         visibility_sql, visibility_params = visibility.sql()
+        # With show_expired, expired cubes are listed too, each as its tombstone (AIP-164's show_deleted).
+        now = self._context.clock()
+        live, live_params = ("TRUE", []) if request.show_expired else (LIVE, [now])
         with self._context.database.read() as cursor:
             self._context.require_space(cursor, space_id)
             rows = cursor.execute(
-                f"SELECT cube_id, cube_pb FROM cubes WHERE space_id = ? AND cube_id > ? AND {LIVE} "
+                f"SELECT cube_id, cube_pb, {LIVE} FROM cubes WHERE space_id = ? AND cube_id > ? AND {live} "
                 f"AND {visibility_sql} AND ({compiled.sql}) ORDER BY cube_id LIMIT ?",
-                [space_id, after, self._context.clock(), *visibility_params, *compiled.params, size + 1],
+                [now, space_id, after, *live_params, *visibility_params, *compiled.params, size + 1],
             ).fetchall()
-        cubes = [visibility.shown(cube_pb2.MemCube.FromString(blob)) for _, blob in rows[:size]]
+        cubes = [
+            visibility.shown(cube_pb2.MemCube.FromString(blob))
+            if alive
+            else self._tombstone(cube_pb2.MemCube.FromString(blob))
+            for _, blob, alive in rows[:size]
+        ]
         next_token = ""
         if len(rows) > size:
             next_token = encode_token(rows[size - 1][0], request.parent, request.filter)
@@ -409,6 +439,8 @@ class Cubes:
                 given, stored, replace_message_field=True, replace_repeated_field=True
             )
             stored.access.owner = owner  # output only: an update never changes who created the cube
+            if "expire_time" in paths:
+                stored.expire_time_setter = viewer.principal if stored.HasField("expire_time") else ""
             stored.version += 1
             set_timestamp(stored.update_time, now)
             stored.etag = make_etag(stored.name, stored.version, now)
@@ -476,6 +508,7 @@ def apply_default_ttl(space: space_pb2.Space, rows: list[CubeRow]) -> None:
     for row in rows:
         if not row.cube.HasField("expire_time"):
             row.cube.expire_time.FromDatetime(row.cube.create_time.ToDatetime() + ttl)
+            row.cube.expire_time_setter = space.name
 
 
 def catalog_entries(rows: list[CubeRow], reindex: bool = True) -> list[CatalogRow]:

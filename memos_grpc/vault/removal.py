@@ -2,7 +2,10 @@
 
 DeleteCube, DeleteSpace, the retention sweeper, an import that replaces a
 cube, and ErasePrincipalData all call ``remove_cubes`` or ``remove_space``
-inside their write transaction. Those delete the rows — the cubes, their
+inside their write transaction. Expiry is the removal that leaves a trace:
+``expire_cubes`` empties expired cubes into tombstones (``tombstone``) and
+takes out everything else ``remove_cubes`` would; the sweeper later removes
+the tombstones with ``remove_cubes``. Those delete the rows — the cubes, their
 versions, the operation records naming them; for a space also its roles and
 the space — and release the blobs no remaining row references. They return a
 ``Removed``: what the derived stores still hold, which ``forget_removed``
@@ -15,12 +18,15 @@ from __future__ import annotations
 from collections import defaultdict
 from collections.abc import Callable, Collection, Iterable
 from dataclasses import dataclass, field
-from datetime import datetime
+from datetime import datetime, timedelta
 
-from memos_grpc._proto.memos.v1 import scheduler_service_pb2
+from memos_grpc._proto.memos.v1 import cube_pb2, scheduler_service_pb2
 from memos_grpc.vault.context import VaultContext
 from memos_grpc.vault.database import IDS, Connection, id_list
 from memos_grpc.vault.names import cube_name
+from memos_grpc.vault.rows import CubeRow, insert_rows, make_etag, set_timestamp, to_datetime
+
+EXPIRED = cube_pb2.LIFECYCLE_STATE_EXPIRED
 
 #: A ``blobs`` row no cube, version or release names any more and nobody uploaded within the grace period (the one
 #: test of "unreferenced" in the vault; the sweeper deletes upload records once past the grace period).
@@ -46,6 +52,8 @@ class Removed:
     #: Digests whose ``blobs`` row went: their files go.
     blobs: list[str] = field(default_factory=list)
     operations: int = 0
+    #: Cubes emptied into tombstones (``expire_cubes``); their rows stay, so ``cubes`` does not count them.
+    expired: int = 0
 
     @property
     def vector_count(self) -> int:
@@ -58,6 +66,7 @@ class Removed:
         self.spaces.extend(other.spaces)
         self.blobs.extend(other.blobs)
         self.operations += other.operations
+        self.expired += other.expired
 
 
 def remove_cubes(
@@ -85,6 +94,77 @@ def remove_cubes(
     names = {cube_name(space_id, cube_id) for cube_id in cube_ids}
     removed.operations = remove_operations(cursor, space_id, lambda operation: bool(_named(operation) & names))
     removed.blobs = _release(cursor, digests - set(keep_blobs))
+    return removed
+
+
+def tombstone(cube: cube_pb2.MemCube, retention: timedelta) -> cube_pb2.MemCube:
+    """What stays of an expired cube: state EXPIRED, no content, and when the tombstone itself goes.
+
+    The tombstone is the cube's next version, stamped at its expire time, so it is the same message whether
+    a read renders it from a cube the sweeper has not reached yet or the sweeper stored it; a stored
+    tombstone is returned with only its purge time brought up to the current ``retention``.
+    """
+    expire_time = to_datetime(cube.expire_time)
+    assert expire_time is not None, "only a cube with an expire time expires"
+    if cube.state == EXPIRED:
+        stone = cube_pb2.MemCube()
+        stone.CopyFrom(cube)
+    else:
+        # Identity, the expiry and who set it, and what decides who may see it (access, sensitivity labels);
+        # the payload, tags, labels and the other headers go with the content.
+        stone = cube_pb2.MemCube(
+            name=cube.name,
+            type=cube.type,
+            provenance_id=cube.provenance_id,
+            expire_time_setter=cube.expire_time_setter,
+            sensitivity_labels=cube.sensitivity_labels,
+            access=cube.access,
+            create_time=cube.create_time,
+            expire_time=cube.expire_time,
+        )
+        stone.state = EXPIRED
+        stone.version = cube.version + 1
+        set_timestamp(stone.update_time, expire_time)
+        stone.etag = make_etag(stone.name, stone.version, expire_time)
+    set_timestamp(stone.purge_time, expire_time + retention)
+    return stone
+
+
+def expire_cubes(cursor: Connection, space_id: str, cube_ids: Collection[str], retention: timedelta) -> Removed:
+    """Empties expired cubes of one space into tombstones, in the caller's transaction.
+
+    As ``remove_cubes``, but the cube row stays as its tombstone (no vector, embedding or blob; not a
+    version): every version and the payloads they name go, with the operation records naming the cubes
+    and the blobs no remaining row names. The returned ``Removed`` names the labels whose vectors, catalog
+    entries and BM25 documents go after the commit. Cubes already tombstoned are left as they are.
+    """
+    removed = Removed()
+    if not cube_ids:
+        return removed
+    ids = id_list(cube_ids)
+    rows = cursor.execute(
+        f"SELECT cube_id, cube_pb, vec_id FROM cubes WHERE space_id = ? AND cube_id IN {IDS} AND state <> ?",
+        [space_id, ids, EXPIRED],
+    ).fetchall()
+    if not rows:
+        return removed
+    expiring = [str(cube_id) for cube_id, _, _ in rows]
+    doomed = id_list(expiring)
+    removed.expired = len(rows)
+    labels = [int(vec_id) for _, _, vec_id in rows if vec_id is not None]
+    if labels:
+        removed.vectors[space_id].extend(labels)
+    digests = _digests(cursor, f"space_id = ? AND cube_id IN {IDS}", [space_id, doomed])
+    stones = [
+        CubeRow(space_id, str(cube_id), tombstone(cube_pb2.MemCube.FromString(pb), retention), None, None)
+        for cube_id, pb, _ in rows
+    ]
+    cursor.execute(f"DELETE FROM cube_versions WHERE space_id = ? AND cube_id IN {IDS}", [space_id, doomed])
+    cursor.execute(f"DELETE FROM cubes WHERE space_id = ? AND cube_id IN {IDS}", [space_id, doomed])
+    insert_rows(cursor, stones, versions=False)
+    names = {cube_name(space_id, cube_id) for cube_id in expiring}
+    removed.operations = remove_operations(cursor, space_id, lambda operation: bool(_named(operation) & names))
+    removed.blobs = _release(cursor, digests)
     return removed
 
 

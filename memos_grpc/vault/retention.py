@@ -1,11 +1,21 @@
-"""Retention: the sweeper that purges expired cubes and unreferenced blobs from every store.
+"""Retention: the sweeper that empties expired cubes into tombstones, removes old tombstones, and purges blobs.
 
-Expired cubes already vanish from every read the moment they expire; the
-sweeper removes them for good every ``sweep_interval_seconds``, as DeleteCube
-does (``vault/removal.py``: rows, versions, operation records, vectors,
-catalog and BM25 entries, blobs nothing names any more), then deletes blobs
-no cube has named at all once they are older than ``blob_grace_seconds`` (a
-fresh upload waits that long for the cube that will name it).
+Expired cubes vanish from every read and search the moment they expire. The
+sweeper, every ``sweep_interval_seconds``, takes them out in two steps
+(docs/lifecycle.md, "Expiry"), each its own transaction:
+
+1. ``expire_cubes`` (``vault/removal.py``) replaces each expired cube by its
+   tombstone, state EXPIRED: its versions, vectors, catalog and BM25 entries,
+   operation records and the blobs nothing else names go as DeleteCube
+   takes them, and the name, provenance id, expire time and its setter stay.
+2. Tombstones older than ``expired_retention_seconds`` past their expire time
+   go for good with ``remove_cubes``.
+
+A crash between the steps (or inside the derived-store work after a commit)
+leaves either the cube or its tombstone in DuckDB, and start-up repair brings
+the vector indexes and the catalog in line with it. Last, blobs no cube has
+named at all go once older than ``blob_grace_seconds`` (a fresh upload waits
+that long for the cube that will name it).
 """
 
 from __future__ import annotations
@@ -13,12 +23,20 @@ from __future__ import annotations
 import logging
 import threading
 from collections import defaultdict
+from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import timedelta
 
 from memos_grpc.vault.context import VaultContext
 from memos_grpc.vault.database import Connection
-from memos_grpc.vault.removal import Removed, forget_removed, release_orphan_blobs, remove_cubes
+from memos_grpc.vault.removal import (
+    EXPIRED,
+    Removed,
+    expire_cubes,
+    forget_removed,
+    release_orphan_blobs,
+    remove_cubes,
+)
 
 log = logging.getLogger(__name__)
 
@@ -27,35 +45,51 @@ _BATCH = 10_000
 
 @dataclass
 class SweepReport:
+    #: Expired cubes emptied into tombstones.
+    expired: int = 0
+    #: Tombstones removed for good.
     cubes: int = 0
     vectors: int = 0
     blobs: int = 0
 
 
 def sweep(context: VaultContext) -> SweepReport:
-    """Purges what has expired; returns what it removed."""
+    """Empties what has expired, removes tombstones past their retention; returns what it did."""
     report = SweepReport()
     now = context.clock()
+    retention = timedelta(seconds=context.settings.expired_retention_seconds)
 
-    def purge_cubes(cursor: Connection) -> Removed:
-        expired = cursor.execute(
-            "SELECT space_id, cube_id FROM cubes WHERE expire_time <= ? LIMIT ?", [now, _BATCH]
-        ).fetchall()
-        by_space: dict[str, list[str]] = defaultdict(list)
-        for space_id, cube_id in expired:
-            by_space[str(space_id)].append(str(cube_id))
-        removed = Removed()
-        for space_id, cube_ids in by_space.items():
-            removed.add(remove_cubes(cursor, space_id, cube_ids))
-        return removed
+    def batches(sql: str, params: list[object], remove: Callable[[Connection, str, list[str]], Removed]) -> None:
+        def apply(cursor: Connection) -> Removed:
+            by_space: dict[str, list[str]] = defaultdict(list)
+            for space_id, cube_id in cursor.execute(sql, [*params, _BATCH]).fetchall():
+                by_space[str(space_id)].append(str(cube_id))
+            removed = Removed()
+            for space_id, cube_ids in by_space.items():
+                removed.add(remove(cursor, space_id, cube_ids))
+            return removed
 
-    while True:
-        removed = context.database.write(purge_cubes, lambda removed: forget_removed(context, removed))
-        report.cubes += removed.cubes
-        report.vectors += removed.vector_count
-        report.blobs += len(removed.blobs)
-        if removed.cubes < _BATCH:
-            break
+        while True:
+            removed = context.database.write(apply, lambda removed: forget_removed(context, removed))
+            report.expired += removed.expired
+            report.cubes += removed.cubes
+            report.vectors += removed.vector_count
+            report.blobs += len(removed.blobs)
+            if removed.expired + removed.cubes < _BATCH:
+                return
+
+    # Step 1: the content of expired cubes goes, a tombstone stays.
+    batches(
+        "SELECT space_id, cube_id FROM cubes WHERE expire_time <= ? AND state <> ? LIMIT ?",
+        [now, EXPIRED],
+        lambda cursor, space_id, cube_ids: expire_cubes(cursor, space_id, cube_ids, retention),
+    )
+    # Step 2: tombstones past their retention go too.
+    batches(
+        "SELECT space_id, cube_id FROM cubes WHERE state = ? AND expire_time <= ? LIMIT ?",
+        [EXPIRED, now - retention],
+        lambda cursor, space_id, cube_ids: remove_cubes(cursor, space_id, cube_ids),
+    )
 
     # Blobs no cube names, uploaded and never bound (a removal releases the blobs of its cubes itself).
     cutoff = now - timedelta(seconds=context.settings.blob_grace_seconds)
@@ -79,12 +113,14 @@ class Sweeper:
         while not self._stop.wait(self._context.settings.sweep_interval_seconds):
             try:
                 report = sweep(self._context)
-            except Exception:  # the next round retries; reads already hide expired cubes
+            except Exception:  # the next round retries; reads and searches already hide expired cubes
                 log.exception("retention sweep failed")
                 continue
-            if report.cubes or report.blobs:
+            if report.expired or report.cubes or report.blobs:
                 log.info(
-                    "retention sweep purged %d expired cubes (%d vectors) and %d unreferenced blobs",
+                    "retention sweep: %d expired cubes emptied into tombstones, %d tombstones removed, "
+                    "%d vectors and %d blobs purged",
+                    report.expired,
                     report.cubes,
                     report.vectors,
                     report.blobs,

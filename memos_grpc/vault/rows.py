@@ -50,12 +50,16 @@ INSERT_VERSIONS_SQL = (
 )
 
 
-def insert_rows(cursor: Any, rows: list[CubeRow]) -> None:
-    """Inserts cube rows and records each as a version, in the caller's transaction."""
+def insert_rows(cursor: Any, rows: list[CubeRow], *, versions: bool = True) -> None:
+    """Inserts cube rows and records each as a version, in the caller's transaction.
+
+    ``versions=False`` for the one row that is not a version: an expired cube's tombstone.
+    """
     cursor.register("rows", rows_table(rows))
     try:
         cursor.execute(INSERT_SQL)
-        cursor.execute(INSERT_VERSIONS_SQL)
+        if versions:
+            cursor.execute(INSERT_VERSIONS_SQL)
     finally:
         cursor.unregister("rows")
 

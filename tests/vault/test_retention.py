@@ -1,4 +1,5 @@
-"""Retention: a space's default TTL, and the sweeper purging expired cubes and orphan blobs from every store."""
+"""Retention: a space's default TTL, and the sweeper purging expired cubes (through their tombstones, as
+tests/vault/test_expiry.py shows in detail) and orphan blobs from every store."""
 
 from __future__ import annotations
 
@@ -25,7 +26,9 @@ from memos_grpc.vault.retention import sweep
 def test_default_ttl_and_sweeper_purge_every_store(tmp_path: Path, embedder: Embedder) -> None:
     # The sweeper's own thread never runs here (an hour apart): the test moves the vault's clock past the
     # cube's TTL and the blob's grace period and sweeps, so no step races the machine's speed.
-    server = start_server(tmp_path / "data", embedder, sweep_interval_seconds=3600, blob_grace_seconds=60)
+    server = start_server(
+        tmp_path / "data", embedder, sweep_interval_seconds=3600, blob_grace_seconds=60, expired_retention_seconds=120
+    )
     assert server.vault is not None
     context = server.vault.context
     try:
@@ -38,6 +41,7 @@ def test_default_ttl_and_sweeper_purge_every_store(tmp_path: Path, embedder: Emb
         text = cube_pb2.MemCube(plaintext=cube_pb2.PlaintextPayload(text="a passing thought"))
         brief = vault.CreateCube(v.CreateCubeRequest(parent="spaces/brief", cube_id="thought", cube=text))
         assert brief.expire_time.seconds - brief.create_time.seconds in (1, 2)
+        assert brief.expire_time_setter == "spaces/brief", "the space's default TTL set it"
         kept = vault.CreateCube(v.CreateCubeRequest(parent="spaces/kept", cube_id="thought", cube=text))
         assert not kept.HasField("expire_time")
 
@@ -58,15 +62,24 @@ def test_default_ttl_and_sweeper_purge_every_store(tmp_path: Path, embedder: Emb
             vault.GetCube(v.GetCubeRequest(name=brief.name))  # expired: gone from reads at once
         assert gone.value.code() == grpc.StatusCode.NOT_FOUND
         report = sweep(context)
-        assert (report.cubes, report.blobs) == (2, 0), "the fresh upload keeps the blob through its grace period"
+        assert (report.expired, report.cubes, report.blobs) == (2, 0, 0), (
+            "emptied into tombstones; the fresh upload keeps the blob through its grace period"
+        )
         assert blob_file.exists()
         past_grace = utc_now() + timedelta(seconds=61)
         context.clock = lambda: past_grace
         assert sweep(context).blobs == 1
         assert context.catalog.size("brief") == 0 and not blob_file.exists()
         with context.database.read() as cursor:
-            assert cursor.execute("SELECT count(*) FROM cubes WHERE space_id = 'brief'").fetchone() == (0,)
+            assert cursor.execute("SELECT count(*) FROM cubes WHERE space_id = 'brief' AND state = 6").fetchone() == (
+                2,
+            ), "two tombstones"
             assert cursor.execute("SELECT count(*) FROM blobs").fetchone() == (0,)
+        past_retention = utc_now() + timedelta(seconds=2 + 120)
+        context.clock = lambda: past_retention
+        assert sweep(context).cubes == 2
+        with context.database.read() as cursor:
+            assert cursor.execute("SELECT count(*) FROM cubes WHERE space_id = 'brief'").fetchone() == (0,)
         index = context.indexes.get("brief")
         assert index.labels(), "the index held the cube's vector"
         assert index.delete(index.labels()) == 0, "the sweeper left a live vector in the index"

@@ -164,7 +164,7 @@ class ParametricPayload(_message.Message):
     def __init__(self, blob: _Optional[_Union[BlobRef, _Mapping]] = ..., model_fingerprint: _Optional[str] = ..., dtype: _Optional[str] = ..., shape: _Optional[_Iterable[int]] = ..., rank: _Optional[int] = ..., target_modules: _Optional[_Iterable[str]] = ..., adapter_config_json: _Optional[str] = ..., source_text: _Optional[str] = ..., source_cubes: _Optional[_Iterable[str]] = ..., training_steps: _Optional[int] = ...) -> None: ...
 
 class MemCube(_message.Message):
-    __slots__ = ("name", "type", "plaintext", "activation", "parametric", "create_time", "last_use_time", "source", "origin", "model", "usage_count", "priority", "expire_time", "access", "tags", "embedding_fingerprint", "storage_mode", "semantic_type", "sensitivity_labels", "provenance_id", "state", "version", "etag", "labels", "update_time", "embedding", "merged_from", "license")
+    __slots__ = ("name", "type", "plaintext", "activation", "parametric", "create_time", "last_use_time", "source", "origin", "model", "usage_count", "priority", "expire_time", "access", "tags", "embedding_fingerprint", "storage_mode", "semantic_type", "sensitivity_labels", "provenance_id", "state", "version", "etag", "labels", "update_time", "embedding", "merged_from", "license", "expire_time_setter", "purge_time")
     class LabelsEntry(_message.Message):
         __slots__ = ("key", "value")
         KEY_FIELD_NUMBER: _ClassVar[int]
@@ -200,6 +200,8 @@ class MemCube(_message.Message):
     EMBEDDING_FIELD_NUMBER: _ClassVar[int]
     MERGED_FROM_FIELD_NUMBER: _ClassVar[int]
     LICENSE_FIELD_NUMBER: _ClassVar[int]
+    EXPIRE_TIME_SETTER_FIELD_NUMBER: _ClassVar[int]
+    PURGE_TIME_FIELD_NUMBER: _ClassVar[int]
     name: str
     type: MemoryType
     plaintext: PlaintextPayload
@@ -228,7 +230,9 @@ class MemCube(_message.Message):
     embedding: _containers.RepeatedScalarFieldContainer[float]
     merged_from: _containers.RepeatedScalarFieldContainer[str]
     license: CubeLicense
-    def __init__(self, name: _Optional[str] = ..., type: _Optional[_Union[MemoryType, str]] = ..., plaintext: _Optional[_Union[PlaintextPayload, _Mapping]] = ..., activation: _Optional[_Union[ActivationPayload, _Mapping]] = ..., parametric: _Optional[_Union[ParametricPayload, _Mapping]] = ..., create_time: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., last_use_time: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., source: _Optional[_Union[Source, str]] = ..., origin: _Optional[str] = ..., model: _Optional[str] = ..., usage_count: _Optional[int] = ..., priority: _Optional[int] = ..., expire_time: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., access: _Optional[_Union[CubeAccess, _Mapping]] = ..., tags: _Optional[_Iterable[str]] = ..., embedding_fingerprint: _Optional[str] = ..., storage_mode: _Optional[_Union[StorageMode, str]] = ..., semantic_type: _Optional[_Union[SemanticType, str]] = ..., sensitivity_labels: _Optional[_Iterable[str]] = ..., provenance_id: _Optional[str] = ..., state: _Optional[_Union[LifecycleState, str]] = ..., version: _Optional[int] = ..., etag: _Optional[str] = ..., labels: _Optional[_Mapping[str, str]] = ..., update_time: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., embedding: _Optional[_Iterable[float]] = ..., merged_from: _Optional[_Iterable[str]] = ..., license: _Optional[_Union[CubeLicense, _Mapping]] = ...) -> None: ...
+    expire_time_setter: str
+    purge_time: _timestamp_pb2.Timestamp
+    def __init__(self, name: _Optional[str] = ..., type: _Optional[_Union[MemoryType, str]] = ..., plaintext: _Optional[_Union[PlaintextPayload, _Mapping]] = ..., activation: _Optional[_Union[ActivationPayload, _Mapping]] = ..., parametric: _Optional[_Union[ParametricPayload, _Mapping]] = ..., create_time: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., last_use_time: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., source: _Optional[_Union[Source, str]] = ..., origin: _Optional[str] = ..., model: _Optional[str] = ..., usage_count: _Optional[int] = ..., priority: _Optional[int] = ..., expire_time: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., access: _Optional[_Union[CubeAccess, _Mapping]] = ..., tags: _Optional[_Iterable[str]] = ..., embedding_fingerprint: _Optional[str] = ..., storage_mode: _Optional[_Union[StorageMode, str]] = ..., semantic_type: _Optional[_Union[SemanticType, str]] = ..., sensitivity_labels: _Optional[_Iterable[str]] = ..., provenance_id: _Optional[str] = ..., state: _Optional[_Union[LifecycleState, str]] = ..., version: _Optional[int] = ..., etag: _Optional[str] = ..., labels: _Optional[_Mapping[str, str]] = ..., update_time: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., embedding: _Optional[_Iterable[float]] = ..., merged_from: _Optional[_Iterable[str]] = ..., license: _Optional[_Union[CubeLicense, _Mapping]] = ..., expire_time_setter: _Optional[str] = ..., purge_time: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ...) -> None: ...
 
 class CubeLicense(_message.Message):
     __slots__ = ("held_license", "release", "license", "grant_digest")

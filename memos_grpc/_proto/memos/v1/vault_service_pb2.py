@@ -27,15 +27,15 @@ from google.protobuf import field_mask_pb2 as google_dot_protobuf_dot_field__mas
 from memos_grpc._proto.memos.v1 import cube_pb2 as memos_dot_v1_dot_cube__pb2
 
 
-DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x1cmemos/v1/vault_service.proto\x12\x08memos.v1\x1a\x1bgoogle/protobuf/empty.proto\x1a google/protobuf/field_mask.proto\x1a\x13memos/v1/cube.proto\" \n\x06Vector\x12\x16\n\x06values\x18\x01 \x03(\x02R\x06values\"\xba\x01\n\x11\x43reateCubeRequest\x12\x16\n\x06parent\x18\x01 \x01(\tR\x06parent\x12\x17\n\x07\x63ube_id\x18\x02 \x01(\tR\x06\x63ubeId\x12%\n\x04\x63ube\x18\x03 \x01(\x0b\x32\x11.memos.v1.MemCubeR\x04\x63ube\x12(\n\x06vector\x18\x04 \x01(\x0b\x32\x10.memos.v1.VectorR\x06vector\x12#\n\rvalidate_only\x18\x05 \x01(\x08R\x0cvalidateOnly\"j\n\x17\x42\x61tchCreateCubesRequest\x12\x16\n\x06parent\x18\x01 \x01(\tR\x06parent\x12\x37\n\x08requests\x18\x02 \x03(\x0b\x32\x1b.memos.v1.CreateCubeRequestR\x08requests\"C\n\x18\x42\x61tchCreateCubesResponse\x12\'\n\x05\x63ubes\x18\x01 \x03(\x0b\x32\x11.memos.v1.MemCubeR\x05\x63ubes\"$\n\x0eGetCubeRequest\x12\x12\n\x04name\x18\x01 \x01(\tR\x04name\"~\n\x10ListCubesRequest\x12\x16\n\x06parent\x18\x01 \x01(\tR\x06parent\x12\x1b\n\tpage_size\x18\x02 \x01(\x05R\x08pageSize\x12\x1d\n\npage_token\x18\x03 \x01(\tR\tpageToken\x12\x16\n\x06\x66ilter\x18\x04 \x01(\tR\x06\x66ilter\"d\n\x11ListCubesResponse\x12\'\n\x05\x63ubes\x18\x01 \x03(\x0b\x32\x11.memos.v1.MemCubeR\x05\x63ubes\x12&\n\x0fnext_page_token\x18\x02 \x01(\tR\rnextPageToken\"\xa1\x01\n\x11UpdateCubeRequest\x12%\n\x04\x63ube\x18\x01 \x01(\x0b\x32\x11.memos.v1.MemCubeR\x04\x63ube\x12;\n\x0bupdate_mask\x18\x02 \x01(\x0b\x32\x1a.google.protobuf.FieldMaskR\nupdateMask\x12(\n\x06vector\x18\x03 \x01(\x0b\x32\x10.memos.v1.VectorR\x06vector\";\n\x11\x44\x65leteCubeRequest\x12\x12\n\x04name\x18\x01 \x01(\tR\x04name\x12\x12\n\x04\x65tag\x18\x02 \x01(\tR\x04\x65tag\"\xf9\x01\n\x12SearchCubesRequest\x12\x16\n\x06parent\x18\x01 \x01(\tR\x06parent\x12\x14\n\x04text\x18\x02 \x01(\tH\x00R\x04text\x12*\n\x06vector\x18\x03 \x01(\x0b\x32\x10.memos.v1.VectorH\x00R\x06vector\x12\x16\n\x06\x66ilter\x18\x04 \x01(\tR\x06\x66ilter\x12\x13\n\x05top_k\x18\x05 \x01(\x05R\x04topK\x12)\n\x10include_archived\x18\x06 \x01(\x08R\x0fincludeArchived\x12(\n\x04mode\x18\x07 \x01(\x0e\x32\x14.memos.v1.SearchModeR\x04modeB\x07\n\x05query\"I\n\nScoredCube\x12%\n\x04\x63ube\x18\x01 \x01(\x0b\x32\x11.memos.v1.MemCubeR\x04\x63ube\x12\x14\n\x05score\x18\x02 \x01(\x02R\x05score\"E\n\x13SearchCubesResponse\x12.\n\x07results\x18\x01 \x03(\x0b\x32\x14.memos.v1.ScoredCubeR\x07results\"\xae\x01\n\x13WritePayloadRequest\x12\x16\n\x06parent\x18\x01 \x01(\tR\x06parent\x12\'\n\x0f\x65xpected_digest\x18\x02 \x01(\tR\x0e\x65xpectedDigest\x12#\n\rexpected_size\x18\x03 \x01(\x03R\x0c\x65xpectedSize\x12\x1d\n\nmedia_type\x18\x04 \x01(\tR\tmediaType\x12\x12\n\x04\x64\x61ta\x18\x05 \x01(\x0cR\x04\x64\x61ta\"=\n\x14WritePayloadResponse\x12%\n\x04\x62lob\x18\x01 \x01(\x0b\x32\x11.memos.v1.BlobRefR\x04\x62lob\"h\n\x12ReadPayloadRequest\x12\x12\n\x04name\x18\x01 \x01(\tR\x04name\x12\x1f\n\x0bread_offset\x18\x02 \x01(\x03R\nreadOffset\x12\x1d\n\nread_limit\x18\x03 \x01(\x03R\treadLimit\")\n\x13ReadPayloadResponse\x12\x12\n\x04\x64\x61ta\x18\x01 \x01(\x0cR\x04\x64\x61ta\"i\n\x17ListCubeVersionsRequest\x12\x12\n\x04name\x18\x01 \x01(\tR\x04name\x12\x1b\n\tpage_size\x18\x02 \x01(\x05R\x08pageSize\x12\x1d\n\npage_token\x18\x03 \x01(\tR\tpageToken\"q\n\x18ListCubeVersionsResponse\x12-\n\x08versions\x18\x01 \x03(\x0b\x32\x11.memos.v1.MemCubeR\x08versions\x12&\n\x0fnext_page_token\x18\x02 \x01(\tR\rnextPageToken\"W\n\x13RollbackCubeRequest\x12\x12\n\x04name\x18\x01 \x01(\tR\x04name\x12\x18\n\x07version\x18\x02 \x01(\x03R\x07version\x12\x12\n\x04\x65tag\x18\x03 \x01(\tR\x04\x65tag\";\n\x11\x46reezeCubeRequest\x12\x12\n\x04name\x18\x01 \x01(\tR\x04name\x12\x12\n\x04\x65tag\x18\x02 \x01(\tR\x04\x65tag\"=\n\x13UnfreezeCubeRequest\x12\x12\n\x04name\x18\x01 \x01(\tR\x04name\x12\x12\n\x04\x65tag\x18\x02 \x01(\tR\x04\x65tag\"<\n\x12\x41rchiveCubeRequest\x12\x12\n\x04name\x18\x01 \x01(\tR\x04name\x12\x12\n\x04\x65tag\x18\x02 \x01(\tR\x04\x65tag\"\xab\x01\n\x11MergeCubesRequest\x12\x16\n\x06parent\x18\x01 \x01(\tR\x06parent\x12\x14\n\x05names\x18\x02 \x03(\tR\x05names\x12\x17\n\x07\x63ube_id\x18\x03 \x01(\tR\x06\x63ubeId\x12%\n\x04\x63ube\x18\x04 \x01(\x0b\x32\x11.memos.v1.MemCubeR\x04\x63ube\x12(\n\x06vector\x18\x05 \x01(\x0b\x32\x10.memos.v1.VectorR\x06vector*q\n\nSearchMode\x12\x1b\n\x17SEARCH_MODE_UNSPECIFIED\x10\x00\x12\x15\n\x11SEARCH_MODE_DENSE\x10\x01\x12\x17\n\x13SEARCH_MODE_LEXICAL\x10\x02\x12\x16\n\x12SEARCH_MODE_HYBRID\x10\x03\x32\xac\x08\n\x0cVaultService\x12<\n\nCreateCube\x12\x1b.memos.v1.CreateCubeRequest\x1a\x11.memos.v1.MemCube\x12Y\n\x10\x42\x61tchCreateCubes\x12!.memos.v1.BatchCreateCubesRequest\x1a\".memos.v1.BatchCreateCubesResponse\x12\x36\n\x07GetCube\x12\x18.memos.v1.GetCubeRequest\x1a\x11.memos.v1.MemCube\x12\x44\n\tListCubes\x12\x1a.memos.v1.ListCubesRequest\x1a\x1b.memos.v1.ListCubesResponse\x12<\n\nUpdateCube\x12\x1b.memos.v1.UpdateCubeRequest\x1a\x11.memos.v1.MemCube\x12\x41\n\nDeleteCube\x12\x1b.memos.v1.DeleteCubeRequest\x1a\x16.google.protobuf.Empty\x12J\n\x0bSearchCubes\x12\x1c.memos.v1.SearchCubesRequest\x1a\x1d.memos.v1.SearchCubesResponse\x12O\n\x0cWritePayload\x12\x1d.memos.v1.WritePayloadRequest\x1a\x1e.memos.v1.WritePayloadResponse(\x01\x12L\n\x0bReadPayload\x12\x1c.memos.v1.ReadPayloadRequest\x1a\x1d.memos.v1.ReadPayloadResponse0\x01\x12Y\n\x10ListCubeVersions\x12!.memos.v1.ListCubeVersionsRequest\x1a\".memos.v1.ListCubeVersionsResponse\x12@\n\x0cRollbackCube\x12\x1d.memos.v1.RollbackCubeRequest\x1a\x11.memos.v1.MemCube\x12<\n\nFreezeCube\x12\x1b.memos.v1.FreezeCubeRequest\x1a\x11.memos.v1.MemCube\x12@\n\x0cUnfreezeCube\x12\x1d.memos.v1.UnfreezeCubeRequest\x1a\x11.memos.v1.MemCube\x12>\n\x0b\x41rchiveCube\x12\x1c.memos.v1.ArchiveCubeRequest\x1a\x11.memos.v1.MemCube\x12<\n\nMergeCubes\x12\x1b.memos.v1.MergeCubesRequest\x1a\x11.memos.v1.MemCubeb\x06proto3')
+DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x1cmemos/v1/vault_service.proto\x12\x08memos.v1\x1a\x1bgoogle/protobuf/empty.proto\x1a google/protobuf/field_mask.proto\x1a\x13memos/v1/cube.proto\" \n\x06Vector\x12\x16\n\x06values\x18\x01 \x03(\x02R\x06values\"\xba\x01\n\x11\x43reateCubeRequest\x12\x16\n\x06parent\x18\x01 \x01(\tR\x06parent\x12\x17\n\x07\x63ube_id\x18\x02 \x01(\tR\x06\x63ubeId\x12%\n\x04\x63ube\x18\x03 \x01(\x0b\x32\x11.memos.v1.MemCubeR\x04\x63ube\x12(\n\x06vector\x18\x04 \x01(\x0b\x32\x10.memos.v1.VectorR\x06vector\x12#\n\rvalidate_only\x18\x05 \x01(\x08R\x0cvalidateOnly\"j\n\x17\x42\x61tchCreateCubesRequest\x12\x16\n\x06parent\x18\x01 \x01(\tR\x06parent\x12\x37\n\x08requests\x18\x02 \x03(\x0b\x32\x1b.memos.v1.CreateCubeRequestR\x08requests\"C\n\x18\x42\x61tchCreateCubesResponse\x12\'\n\x05\x63ubes\x18\x01 \x03(\x0b\x32\x11.memos.v1.MemCubeR\x05\x63ubes\"$\n\x0eGetCubeRequest\x12\x12\n\x04name\x18\x01 \x01(\tR\x04name\"\xa1\x01\n\x10ListCubesRequest\x12\x16\n\x06parent\x18\x01 \x01(\tR\x06parent\x12\x1b\n\tpage_size\x18\x02 \x01(\x05R\x08pageSize\x12\x1d\n\npage_token\x18\x03 \x01(\tR\tpageToken\x12\x16\n\x06\x66ilter\x18\x04 \x01(\tR\x06\x66ilter\x12!\n\x0cshow_expired\x18\x05 \x01(\x08R\x0bshowExpired\"d\n\x11ListCubesResponse\x12\'\n\x05\x63ubes\x18\x01 \x03(\x0b\x32\x11.memos.v1.MemCubeR\x05\x63ubes\x12&\n\x0fnext_page_token\x18\x02 \x01(\tR\rnextPageToken\"\xa1\x01\n\x11UpdateCubeRequest\x12%\n\x04\x63ube\x18\x01 \x01(\x0b\x32\x11.memos.v1.MemCubeR\x04\x63ube\x12;\n\x0bupdate_mask\x18\x02 \x01(\x0b\x32\x1a.google.protobuf.FieldMaskR\nupdateMask\x12(\n\x06vector\x18\x03 \x01(\x0b\x32\x10.memos.v1.VectorR\x06vector\";\n\x11\x44\x65leteCubeRequest\x12\x12\n\x04name\x18\x01 \x01(\tR\x04name\x12\x12\n\x04\x65tag\x18\x02 \x01(\tR\x04\x65tag\"\xf9\x01\n\x12SearchCubesRequest\x12\x16\n\x06parent\x18\x01 \x01(\tR\x06parent\x12\x14\n\x04text\x18\x02 \x01(\tH\x00R\x04text\x12*\n\x06vector\x18\x03 \x01(\x0b\x32\x10.memos.v1.VectorH\x00R\x06vector\x12\x16\n\x06\x66ilter\x18\x04 \x01(\tR\x06\x66ilter\x12\x13\n\x05top_k\x18\x05 \x01(\x05R\x04topK\x12)\n\x10include_archived\x18\x06 \x01(\x08R\x0fincludeArchived\x12(\n\x04mode\x18\x07 \x01(\x0e\x32\x14.memos.v1.SearchModeR\x04modeB\x07\n\x05query\"I\n\nScoredCube\x12%\n\x04\x63ube\x18\x01 \x01(\x0b\x32\x11.memos.v1.MemCubeR\x04\x63ube\x12\x14\n\x05score\x18\x02 \x01(\x02R\x05score\"E\n\x13SearchCubesResponse\x12.\n\x07results\x18\x01 \x03(\x0b\x32\x14.memos.v1.ScoredCubeR\x07results\"\xae\x01\n\x13WritePayloadRequest\x12\x16\n\x06parent\x18\x01 \x01(\tR\x06parent\x12\'\n\x0f\x65xpected_digest\x18\x02 \x01(\tR\x0e\x65xpectedDigest\x12#\n\rexpected_size\x18\x03 \x01(\x03R\x0c\x65xpectedSize\x12\x1d\n\nmedia_type\x18\x04 \x01(\tR\tmediaType\x12\x12\n\x04\x64\x61ta\x18\x05 \x01(\x0cR\x04\x64\x61ta\"=\n\x14WritePayloadResponse\x12%\n\x04\x62lob\x18\x01 \x01(\x0b\x32\x11.memos.v1.BlobRefR\x04\x62lob\"h\n\x12ReadPayloadRequest\x12\x12\n\x04name\x18\x01 \x01(\tR\x04name\x12\x1f\n\x0bread_offset\x18\x02 \x01(\x03R\nreadOffset\x12\x1d\n\nread_limit\x18\x03 \x01(\x03R\treadLimit\")\n\x13ReadPayloadResponse\x12\x12\n\x04\x64\x61ta\x18\x01 \x01(\x0cR\x04\x64\x61ta\"i\n\x17ListCubeVersionsRequest\x12\x12\n\x04name\x18\x01 \x01(\tR\x04name\x12\x1b\n\tpage_size\x18\x02 \x01(\x05R\x08pageSize\x12\x1d\n\npage_token\x18\x03 \x01(\tR\tpageToken\"q\n\x18ListCubeVersionsResponse\x12-\n\x08versions\x18\x01 \x03(\x0b\x32\x11.memos.v1.MemCubeR\x08versions\x12&\n\x0fnext_page_token\x18\x02 \x01(\tR\rnextPageToken\"W\n\x13RollbackCubeRequest\x12\x12\n\x04name\x18\x01 \x01(\tR\x04name\x12\x18\n\x07version\x18\x02 \x01(\x03R\x07version\x12\x12\n\x04\x65tag\x18\x03 \x01(\tR\x04\x65tag\";\n\x11\x46reezeCubeRequest\x12\x12\n\x04name\x18\x01 \x01(\tR\x04name\x12\x12\n\x04\x65tag\x18\x02 \x01(\tR\x04\x65tag\"=\n\x13UnfreezeCubeRequest\x12\x12\n\x04name\x18\x01 \x01(\tR\x04name\x12\x12\n\x04\x65tag\x18\x02 \x01(\tR\x04\x65tag\"<\n\x12\x41rchiveCubeRequest\x12\x12\n\x04name\x18\x01 \x01(\tR\x04name\x12\x12\n\x04\x65tag\x18\x02 \x01(\tR\x04\x65tag\"\xab\x01\n\x11MergeCubesRequest\x12\x16\n\x06parent\x18\x01 \x01(\tR\x06parent\x12\x14\n\x05names\x18\x02 \x03(\tR\x05names\x12\x17\n\x07\x63ube_id\x18\x03 \x01(\tR\x06\x63ubeId\x12%\n\x04\x63ube\x18\x04 \x01(\x0b\x32\x11.memos.v1.MemCubeR\x04\x63ube\x12(\n\x06vector\x18\x05 \x01(\x0b\x32\x10.memos.v1.VectorR\x06vector*q\n\nSearchMode\x12\x1b\n\x17SEARCH_MODE_UNSPECIFIED\x10\x00\x12\x15\n\x11SEARCH_MODE_DENSE\x10\x01\x12\x17\n\x13SEARCH_MODE_LEXICAL\x10\x02\x12\x16\n\x12SEARCH_MODE_HYBRID\x10\x03\x32\xac\x08\n\x0cVaultService\x12<\n\nCreateCube\x12\x1b.memos.v1.CreateCubeRequest\x1a\x11.memos.v1.MemCube\x12Y\n\x10\x42\x61tchCreateCubes\x12!.memos.v1.BatchCreateCubesRequest\x1a\".memos.v1.BatchCreateCubesResponse\x12\x36\n\x07GetCube\x12\x18.memos.v1.GetCubeRequest\x1a\x11.memos.v1.MemCube\x12\x44\n\tListCubes\x12\x1a.memos.v1.ListCubesRequest\x1a\x1b.memos.v1.ListCubesResponse\x12<\n\nUpdateCube\x12\x1b.memos.v1.UpdateCubeRequest\x1a\x11.memos.v1.MemCube\x12\x41\n\nDeleteCube\x12\x1b.memos.v1.DeleteCubeRequest\x1a\x16.google.protobuf.Empty\x12J\n\x0bSearchCubes\x12\x1c.memos.v1.SearchCubesRequest\x1a\x1d.memos.v1.SearchCubesResponse\x12O\n\x0cWritePayload\x12\x1d.memos.v1.WritePayloadRequest\x1a\x1e.memos.v1.WritePayloadResponse(\x01\x12L\n\x0bReadPayload\x12\x1c.memos.v1.ReadPayloadRequest\x1a\x1d.memos.v1.ReadPayloadResponse0\x01\x12Y\n\x10ListCubeVersions\x12!.memos.v1.ListCubeVersionsRequest\x1a\".memos.v1.ListCubeVersionsResponse\x12@\n\x0cRollbackCube\x12\x1d.memos.v1.RollbackCubeRequest\x1a\x11.memos.v1.MemCube\x12<\n\nFreezeCube\x12\x1b.memos.v1.FreezeCubeRequest\x1a\x11.memos.v1.MemCube\x12@\n\x0cUnfreezeCube\x12\x1d.memos.v1.UnfreezeCubeRequest\x1a\x11.memos.v1.MemCube\x12>\n\x0b\x41rchiveCube\x12\x1c.memos.v1.ArchiveCubeRequest\x1a\x11.memos.v1.MemCube\x12<\n\nMergeCubes\x12\x1b.memos.v1.MergeCubesRequest\x1a\x11.memos.v1.MemCubeb\x06proto3')
 
 _globals = globals()
 _builder.BuildMessageAndEnumDescriptors(DESCRIPTOR, _globals)
 _builder.BuildTopDescriptorsAndMessages(DESCRIPTOR, 'memos.v1.vault_service_pb2', _globals)
 if not _descriptor._USE_C_DESCRIPTORS:
   DESCRIPTOR._loaded_options = None
-  _globals['_SEARCHMODE']._serialized_start=2477
-  _globals['_SEARCHMODE']._serialized_end=2590
+  _globals['_SEARCHMODE']._serialized_start=2513
+  _globals['_SEARCHMODE']._serialized_end=2626
   _globals['_VECTOR']._serialized_start=126
   _globals['_VECTOR']._serialized_end=158
   _globals['_CREATECUBEREQUEST']._serialized_start=161
@@ -46,42 +46,42 @@ if not _descriptor._USE_C_DESCRIPTORS:
   _globals['_BATCHCREATECUBESRESPONSE']._serialized_end=524
   _globals['_GETCUBEREQUEST']._serialized_start=526
   _globals['_GETCUBEREQUEST']._serialized_end=562
-  _globals['_LISTCUBESREQUEST']._serialized_start=564
-  _globals['_LISTCUBESREQUEST']._serialized_end=690
-  _globals['_LISTCUBESRESPONSE']._serialized_start=692
-  _globals['_LISTCUBESRESPONSE']._serialized_end=792
-  _globals['_UPDATECUBEREQUEST']._serialized_start=795
-  _globals['_UPDATECUBEREQUEST']._serialized_end=956
-  _globals['_DELETECUBEREQUEST']._serialized_start=958
-  _globals['_DELETECUBEREQUEST']._serialized_end=1017
-  _globals['_SEARCHCUBESREQUEST']._serialized_start=1020
-  _globals['_SEARCHCUBESREQUEST']._serialized_end=1269
-  _globals['_SCOREDCUBE']._serialized_start=1271
-  _globals['_SCOREDCUBE']._serialized_end=1344
-  _globals['_SEARCHCUBESRESPONSE']._serialized_start=1346
-  _globals['_SEARCHCUBESRESPONSE']._serialized_end=1415
-  _globals['_WRITEPAYLOADREQUEST']._serialized_start=1418
-  _globals['_WRITEPAYLOADREQUEST']._serialized_end=1592
-  _globals['_WRITEPAYLOADRESPONSE']._serialized_start=1594
-  _globals['_WRITEPAYLOADRESPONSE']._serialized_end=1655
-  _globals['_READPAYLOADREQUEST']._serialized_start=1657
-  _globals['_READPAYLOADREQUEST']._serialized_end=1761
-  _globals['_READPAYLOADRESPONSE']._serialized_start=1763
-  _globals['_READPAYLOADRESPONSE']._serialized_end=1804
-  _globals['_LISTCUBEVERSIONSREQUEST']._serialized_start=1806
-  _globals['_LISTCUBEVERSIONSREQUEST']._serialized_end=1911
-  _globals['_LISTCUBEVERSIONSRESPONSE']._serialized_start=1913
-  _globals['_LISTCUBEVERSIONSRESPONSE']._serialized_end=2026
-  _globals['_ROLLBACKCUBEREQUEST']._serialized_start=2028
-  _globals['_ROLLBACKCUBEREQUEST']._serialized_end=2115
-  _globals['_FREEZECUBEREQUEST']._serialized_start=2117
-  _globals['_FREEZECUBEREQUEST']._serialized_end=2176
-  _globals['_UNFREEZECUBEREQUEST']._serialized_start=2178
-  _globals['_UNFREEZECUBEREQUEST']._serialized_end=2239
-  _globals['_ARCHIVECUBEREQUEST']._serialized_start=2241
-  _globals['_ARCHIVECUBEREQUEST']._serialized_end=2301
-  _globals['_MERGECUBESREQUEST']._serialized_start=2304
-  _globals['_MERGECUBESREQUEST']._serialized_end=2475
-  _globals['_VAULTSERVICE']._serialized_start=2593
-  _globals['_VAULTSERVICE']._serialized_end=3661
+  _globals['_LISTCUBESREQUEST']._serialized_start=565
+  _globals['_LISTCUBESREQUEST']._serialized_end=726
+  _globals['_LISTCUBESRESPONSE']._serialized_start=728
+  _globals['_LISTCUBESRESPONSE']._serialized_end=828
+  _globals['_UPDATECUBEREQUEST']._serialized_start=831
+  _globals['_UPDATECUBEREQUEST']._serialized_end=992
+  _globals['_DELETECUBEREQUEST']._serialized_start=994
+  _globals['_DELETECUBEREQUEST']._serialized_end=1053
+  _globals['_SEARCHCUBESREQUEST']._serialized_start=1056
+  _globals['_SEARCHCUBESREQUEST']._serialized_end=1305
+  _globals['_SCOREDCUBE']._serialized_start=1307
+  _globals['_SCOREDCUBE']._serialized_end=1380
+  _globals['_SEARCHCUBESRESPONSE']._serialized_start=1382
+  _globals['_SEARCHCUBESRESPONSE']._serialized_end=1451
+  _globals['_WRITEPAYLOADREQUEST']._serialized_start=1454
+  _globals['_WRITEPAYLOADREQUEST']._serialized_end=1628
+  _globals['_WRITEPAYLOADRESPONSE']._serialized_start=1630
+  _globals['_WRITEPAYLOADRESPONSE']._serialized_end=1691
+  _globals['_READPAYLOADREQUEST']._serialized_start=1693
+  _globals['_READPAYLOADREQUEST']._serialized_end=1797
+  _globals['_READPAYLOADRESPONSE']._serialized_start=1799
+  _globals['_READPAYLOADRESPONSE']._serialized_end=1840
+  _globals['_LISTCUBEVERSIONSREQUEST']._serialized_start=1842
+  _globals['_LISTCUBEVERSIONSREQUEST']._serialized_end=1947
+  _globals['_LISTCUBEVERSIONSRESPONSE']._serialized_start=1949
+  _globals['_LISTCUBEVERSIONSRESPONSE']._serialized_end=2062
+  _globals['_ROLLBACKCUBEREQUEST']._serialized_start=2064
+  _globals['_ROLLBACKCUBEREQUEST']._serialized_end=2151
+  _globals['_FREEZECUBEREQUEST']._serialized_start=2153
+  _globals['_FREEZECUBEREQUEST']._serialized_end=2212
+  _globals['_UNFREEZECUBEREQUEST']._serialized_start=2214
+  _globals['_UNFREEZECUBEREQUEST']._serialized_end=2275
+  _globals['_ARCHIVECUBEREQUEST']._serialized_start=2277
+  _globals['_ARCHIVECUBEREQUEST']._serialized_end=2337
+  _globals['_MERGECUBESREQUEST']._serialized_start=2340
+  _globals['_MERGECUBESREQUEST']._serialized_end=2511
+  _globals['_VAULTSERVICE']._serialized_start=2629
+  _globals['_VAULTSERVICE']._serialized_end=3697
 # @@protoc_insertion_point(module_scope)

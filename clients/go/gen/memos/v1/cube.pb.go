@@ -863,7 +863,17 @@ type MemCube struct {
 	// or unset. Output only: set by the server, kept by every later version and
 	// by what is derived from the cube (docs/marketplace.md, "Enforcement on
 	// the buyer's node").
-	License       *CubeLicense `protobuf:"bytes,40,opt,name=license,proto3" json:"license,omitempty"`
+	License *CubeLicense `protobuf:"bytes,40,opt,name=license,proto3" json:"license,omitempty"`
+	// Who set expire_time: the principal (`principals/{principal}`) that
+	// created, updated or imported the cube with it, or the space
+	// (`spaces/{space}`) whose default TTL gave it; a rollback brings back the
+	// old version's expire time with its setter. Empty without an expire time.
+	// Output only.
+	ExpireTimeSetter string `protobuf:"bytes,41,opt,name=expire_time_setter,json=expireTimeSetter,proto3" json:"expire_time_setter,omitempty"`
+	// For an EXPIRED cube (a tombstone: the content is gone, the name,
+	// provenance id, expire time and its setter stay): when the tombstone
+	// itself is removed. Output only (docs/lifecycle.md, "Expiry").
+	PurgeTime     *timestamppb.Timestamp `protobuf:"bytes,42,opt,name=purge_time,json=purgeTime,proto3" json:"purge_time,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -1107,6 +1117,20 @@ func (x *MemCube) GetLicense() *CubeLicense {
 	return nil
 }
 
+func (x *MemCube) GetExpireTimeSetter() string {
+	if x != nil {
+		return x.ExpireTimeSetter
+	}
+	return ""
+}
+
+func (x *MemCube) GetPurgeTime() *timestamppb.Timestamp {
+	if x != nil {
+		return x.PurgeTime
+	}
+	return nil
+}
+
 type isMemCube_Payload interface {
 	isMemCube_Payload()
 }
@@ -1253,8 +1277,7 @@ const file_memos_v1_cube_proto_rawDesc = "" +
 	"sourceText\x12!\n" +
 	"\fsource_cubes\x18\t \x03(\tR\vsourceCubes\x12%\n" +
 	"\x0etraining_steps\x18\n" +
-	" \x01(\x05R\rtrainingSteps\"\x9a\n" +
-	"\n" +
+	" \x01(\x05R\rtrainingSteps\"\x83\v\n" +
 	"\aMemCube\x12\x12\n" +
 	"\x04name\x18\x01 \x01(\tR\x04name\x12(\n" +
 	"\x04type\x18\x02 \x01(\x0e2\x14.memos.v1.MemoryTypeR\x04type\x12:\n" +
@@ -1293,7 +1316,10 @@ const file_memos_v1_cube_proto_rawDesc = "" +
 	"\tembedding\x18& \x03(\x02R\tembedding\x12\x1f\n" +
 	"\vmerged_from\x18' \x03(\tR\n" +
 	"mergedFrom\x12/\n" +
-	"\alicense\x18( \x01(\v2\x15.memos.v1.CubeLicenseR\alicense\x1a9\n" +
+	"\alicense\x18( \x01(\v2\x15.memos.v1.CubeLicenseR\alicense\x12,\n" +
+	"\x12expire_time_setter\x18) \x01(\tR\x10expireTimeSetter\x129\n" +
+	"\n" +
+	"purge_time\x18* \x01(\v2\x1a.google.protobuf.TimestampR\tpurgeTime\x1a9\n" +
 	"\vLabelsEntry\x12\x10\n" +
 	"\x03key\x18\x01 \x01(\tR\x03key\x12\x14\n" +
 	"\x05value\x18\x02 \x01(\tR\x05value:\x028\x01B\t\n" +
@@ -1389,11 +1415,12 @@ var file_memos_v1_cube_proto_depIdxs = []int32{
 	13, // 15: memos.v1.MemCube.labels:type_name -> memos.v1.MemCube.LabelsEntry
 	14, // 16: memos.v1.MemCube.update_time:type_name -> google.protobuf.Timestamp
 	12, // 17: memos.v1.MemCube.license:type_name -> memos.v1.CubeLicense
-	18, // [18:18] is the sub-list for method output_type
-	18, // [18:18] is the sub-list for method input_type
-	18, // [18:18] is the sub-list for extension type_name
-	18, // [18:18] is the sub-list for extension extendee
-	0,  // [0:18] is the sub-list for field type_name
+	14, // 18: memos.v1.MemCube.purge_time:type_name -> google.protobuf.Timestamp
+	19, // [19:19] is the sub-list for method output_type
+	19, // [19:19] is the sub-list for method input_type
+	19, // [19:19] is the sub-list for extension type_name
+	19, // [19:19] is the sub-list for extension extendee
+	0,  // [0:19] is the sub-list for field type_name
 }
 
 func init() { file_memos_v1_cube_proto_init() }

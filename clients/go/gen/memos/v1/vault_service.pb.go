@@ -364,7 +364,11 @@ type ListCubesRequest struct {
 	// The next_page_token of a previous call with the same parent and filter.
 	PageToken string `protobuf:"bytes,3,opt,name=page_token,json=pageToken,proto3" json:"page_token,omitempty"`
 	// An AIP-160 filter; the grammar is in docs/filtering.md.
-	Filter        string `protobuf:"bytes,4,opt,name=filter,proto3" json:"filter,omitempty"`
+	Filter string `protobuf:"bytes,4,opt,name=filter,proto3" json:"filter,omitempty"`
+	// Also list the tombstones of expired cubes (state EXPIRED, no payload),
+	// as AIP-164's show_deleted does for soft-deleted resources. Without it
+	// an expired cube is never listed (docs/lifecycle.md, "Expiry").
+	ShowExpired   bool `protobuf:"varint,5,opt,name=show_expired,json=showExpired,proto3" json:"show_expired,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -425,6 +429,13 @@ func (x *ListCubesRequest) GetFilter() string {
 		return x.Filter
 	}
 	return ""
+}
+
+func (x *ListCubesRequest) GetShowExpired() bool {
+	if x != nil {
+		return x.ShowExpired
+	}
+	return false
 }
 
 type ListCubesResponse struct {
@@ -1497,13 +1508,14 @@ const file_memos_v1_vault_service_proto_rawDesc = "" +
 	"\x18BatchCreateCubesResponse\x12'\n" +
 	"\x05cubes\x18\x01 \x03(\v2\x11.memos.v1.MemCubeR\x05cubes\"$\n" +
 	"\x0eGetCubeRequest\x12\x12\n" +
-	"\x04name\x18\x01 \x01(\tR\x04name\"~\n" +
+	"\x04name\x18\x01 \x01(\tR\x04name\"\xa1\x01\n" +
 	"\x10ListCubesRequest\x12\x16\n" +
 	"\x06parent\x18\x01 \x01(\tR\x06parent\x12\x1b\n" +
 	"\tpage_size\x18\x02 \x01(\x05R\bpageSize\x12\x1d\n" +
 	"\n" +
 	"page_token\x18\x03 \x01(\tR\tpageToken\x12\x16\n" +
-	"\x06filter\x18\x04 \x01(\tR\x06filter\"d\n" +
+	"\x06filter\x18\x04 \x01(\tR\x06filter\x12!\n" +
+	"\fshow_expired\x18\x05 \x01(\bR\vshowExpired\"d\n" +
 	"\x11ListCubesResponse\x12'\n" +
 	"\x05cubes\x18\x01 \x03(\v2\x11.memos.v1.MemCubeR\x05cubes\x12&\n" +
 	"\x0fnext_page_token\x18\x02 \x01(\tR\rnextPageToken\"\xa1\x01\n" +

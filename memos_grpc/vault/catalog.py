@@ -17,6 +17,7 @@ from dataclasses import dataclass
 from datetime import datetime
 
 from memos_grpc._proto.memos.v1 import cube_pb2, space_pb2
+from memos_grpc.vault.filter import LABEL_KEYS, LABEL_PAIRS, AllOf, AnyOf, Not, Plan, Postings, label_pair
 from memos_grpc.vault.lexical import LexicalIndex
 
 
@@ -49,12 +50,39 @@ def license_of(cube_pb: bytes) -> str:
     return cube.license.held_license.rpartition("/")[2]
 
 
+#: The tag bytes of ``MemCube.tags`` (field 19) and ``MemCube.labels`` (field 36): a cube whose bytes hold
+#: neither has no postings but its sensitivity labels, and is not parsed.
+_TAGS_TAG = b"\x9a\x01"
+_LABELS_TAG = b"\xa2\x02"
+#: A posting: (field, value) as ``filter.Postings`` names it; value None for "any value".
+PostingKey = tuple[str, str | tuple[str, str] | None]
+
+
+def posting_keys(cube_pb: bytes, access: CubeAccess) -> tuple[PostingKey, ...]:
+    """The postings a cube belongs to: its tags, sensitivity labels, label keys and label pairs."""
+    keys: list[PostingKey] = [("sensitivity_labels", label) for label in access.sensitivity]
+    if access.sensitivity:
+        keys.append(("sensitivity_labels", None))
+    if _TAGS_TAG in cube_pb or _LABELS_TAG in cube_pb:
+        cube = cube_pb2.MemCube.FromString(cube_pb)
+        keys.extend(("tags", tag) for tag in set(cube.tags))
+        if cube.tags:
+            keys.append(("tags", None))
+        for key, value in cube.labels.items():
+            keys += [(LABEL_KEYS, key), (LABEL_PAIRS, label_pair(key, value))]
+        if cube.labels:
+            keys.append((LABEL_KEYS, None))
+    return tuple(keys)
+
+
 @dataclass(frozen=True)
 class CatalogEntry:
     cube_pb: bytes
     #: Seconds since the epoch, or None when the cube never expires.
     expires_at: float | None
     access: CubeAccess
+    #: The postings the cube is listed in, to take it out of them again.
+    postings: tuple[PostingKey, ...] = ()
 
 
 #: A catalog row before it is stored: label, serialized cube, expire time, access, and the text the
@@ -71,6 +99,11 @@ class SearchCatalog:
         self._archived: dict[str, set[int]] = {}
         #: Held license id to the labels of its cubes, per space: a search leaves out only where they exist.
         self._licensed: dict[str, dict[str, set[int]]] = {}
+        #: Per space, the labels of the cubes holding each tag, sensitivity label, label key and label pair: a
+        #: filter over those fields is resolved here (``matching``) rather than by a DuckDB query per search.
+        self._postings: dict[str, dict[PostingKey, set[int]]] = {}
+        #: Labels of cubes with an expire time per space: the only ones a filtered search must check for expiry.
+        self._expiring: dict[str, set[int]] = {}
         self._lock = threading.Lock()
         #: The lexical index, kept in step with the catalog (set by the vault).
         self.lexical: LexicalIndex | None = None
@@ -115,21 +148,34 @@ class SearchCatalog:
             self._viewer_rules.pop(space_id, None)
             self._archived.pop(space_id, None)
             self._licensed.pop(space_id, None)
+            self._postings.pop(space_id, None)
+            self._expiring.pop(space_id, None)
         if self.lexical is not None:
             self.lexical.drop_space(space_id)
 
     def put(self, space_id: str, entries: Iterable[CatalogRow]) -> None:
+        rows = [(*row, posting_keys(row[1], row[3])) for row in entries]  # parsed outside the lock
         with self._lock:
             space = self._spaces.setdefault(space_id, {})
             archived = self._archived.setdefault(space_id, set())
             licensed = self._licensed.setdefault(space_id, {})
+            postings = self._postings.setdefault(space_id, {})
+            expiring = self._expiring.setdefault(space_id, set())
             texts: list[tuple[int, str]] = []
-            for vec_id, cube_pb, expire_time, access, text in entries:
+            for vec_id, cube_pb, expire_time, access, text, keys in rows:
                 expires_at = None if expire_time is None else expire_time.timestamp()
                 previous = space.get(vec_id)
-                if previous is not None and previous.access.license:
-                    licensed.get(previous.access.license, set()).discard(vec_id)
-                space[vec_id] = CatalogEntry(cube_pb, expires_at, access)
+                if previous is not None:
+                    if previous.access.license:
+                        licensed.get(previous.access.license, set()).discard(vec_id)
+                    _unpost(postings, previous.postings, vec_id)
+                space[vec_id] = CatalogEntry(cube_pb, expires_at, access, keys)
+                for key in keys:
+                    postings.setdefault(key, set()).add(vec_id)
+                if expires_at is None:
+                    expiring.discard(vec_id)
+                else:
+                    expiring.add(vec_id)
                 if access.license:
                     licensed.setdefault(access.license, set()).add(vec_id)
                 if access.archived:
@@ -161,12 +207,17 @@ class SearchCatalog:
             archived = self._archived.get(space_id, set())
             removed = list(vec_ids)
             licensed = self._licensed.get(space_id, {})
+            postings = self._postings.get(space_id, {})
+            expiring = self._expiring.get(space_id, set())
             if space is not None:
                 for vec_id in removed:
                     entry = space.pop(vec_id, None)
                     archived.discard(vec_id)
-                    if entry is not None and entry.access.license:
-                        licensed.get(entry.access.license, set()).discard(vec_id)
+                    expiring.discard(vec_id)
+                    if entry is not None:
+                        if entry.access.license:
+                            licensed.get(entry.access.license, set()).discard(vec_id)
+                        _unpost(postings, entry.postings, vec_id)
         if self.lexical is not None:
             self.lexical.remove(removed)
 
@@ -193,6 +244,77 @@ class SearchCatalog:
 
     def size(self, space_id: str) -> int:
         return len(self._spaces.get(space_id, {}))
+
+    def matching(self, space_id: str, plan: Plan) -> set[int]:
+        """The labels of the space's cubes a filter's postings plan selects, expired ones included.
+
+        The same cubes as the filter's SQL over the space's vector-bearing rows: each leaf is two-valued, so
+        ``Not`` is the complement within the space.
+        """
+        with self._lock:
+            return _evaluate(plan, self._postings.get(space_id, {}), self._spaces.get(space_id, {}))
+
+    def admitted(
+        self, space_id: str, labels: set[int], now: float, allows: Callable[[CubeAccess], bool] | None
+    ) -> set[int]:
+        """``labels`` less those expired at ``now`` and, when given, those whose access ``allows`` refuses.
+
+        Without ``allows`` only the space's cubes with an expire time are looked at.
+        """
+        space = self._spaces.get(space_id, {})
+        if allows is not None:
+            return {label for label in labels if (entry := space.get(label)) is not None and _open(entry, now, allows)}
+        with self._lock:
+            expiring = [label for label in self._expiring.get(space_id, ()) if label in labels]
+        expired = {label for label in expiring if (entry := space.get(label)) is None or not _open(entry, now, None)}
+        return labels - expired if expired else labels
+
+
+def _open(entry: CatalogEntry, now: float, allows: Callable[[CubeAccess], bool] | None) -> bool:
+    return (entry.expires_at is None or entry.expires_at > now) and (allows is None or allows(entry.access))
+
+
+def _unpost(postings: dict[PostingKey, set[int]], keys: tuple[PostingKey, ...], vec_id: int) -> None:
+    for key in keys:
+        posted = postings.get(key)
+        if posted is not None:
+            posted.discard(vec_id)
+            if not posted:
+                del postings[key]
+
+
+def _evaluate(plan: Plan, postings: dict[PostingKey, set[int]], space: dict[int, CatalogEntry]) -> set[int]:
+    """A plan as set operations; each result is a new set the caller may keep."""
+    if isinstance(plan, Postings):
+        return set(postings.get((plan.field, plan.key), ()))
+    if isinstance(plan, Not):
+        return space.keys() - _evaluate(plan.operand, postings, space)
+    if isinstance(plan, AnyOf):
+        found: set[int] = set()
+        for operand in plan.operands:
+            found |= _evaluate(operand, postings, space)
+        return found
+    if not plan.operands:
+        return set(space)
+    # The narrowest operand first: each intersection is then at most its size.
+    parts = sorted(plan.operands, key=lambda operand: _estimate(operand, postings, len(space)))
+    result = _evaluate(parts[0], postings, space)
+    for operand in parts[1:]:
+        if not result:
+            break
+        result &= _evaluate(operand, postings, space)
+    return result
+
+
+def _estimate(plan: Plan, postings: dict[PostingKey, set[int]], size: int) -> int:
+    """An upper bound of how many labels a plan selects, to order an intersection."""
+    if isinstance(plan, Postings):
+        return len(postings.get((plan.field, plan.key), ()))
+    if isinstance(plan, AllOf):
+        return min((_estimate(operand, postings, size) for operand in plan.operands), default=size)
+    if isinstance(plan, AnyOf):
+        return min(size, sum(_estimate(operand, postings, size) for operand in plan.operands))
+    return size
 
 
 def viewer_rules(space: space_pb2.Space) -> dict[str, int]:

@@ -5,7 +5,9 @@ Covers the subset of https://google.aip.dev/160 written down in
 AND by juxtaposition, the comparators ``= != < <= > >=`` and the has operator
 ``:`` over a fixed whitelist of columns of the ``cubes`` table
 (``memos_grpc.vault.schema``). A hand-written tokenizer feeds a
-recursive-descent parser that emits SQL directly.
+recursive-descent parser that emits SQL directly and, when every field it
+names is one the search catalog keeps postings of (tags, sensitivity labels,
+labels), the same filter as set operations, so a search resolves it in memory.
 
 Safety: every literal becomes a ``?`` parameter and column names come only from
 the field table (``CUBE_FIELDS`` for cubes), so no user text ever reaches the SQL string. Every leaf predicate
@@ -16,14 +18,14 @@ always equals ``NOT a = v``.
 from __future__ import annotations
 
 import re
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Final, Literal
 
 from memos_grpc._proto.memos.v1 import cube_pb2
 from memos_grpc.errors import InvalidArgumentError
 
-__all__ = ["CompiledFilter", "compile_filter"]
+__all__ = ["AllOf", "AnyOf", "CompiledFilter", "Not", "Plan", "Postings", "compile_filter"]
 
 _REASON: Final = "INVALID_FILTER"
 _KEYWORDS: Final = frozenset({"AND", "OR", "NOT"})
@@ -37,12 +39,59 @@ _INT64_MAX: Final = 2**63 - 1
 _LABELS_DOT: Final = "labels."
 
 
+#: The fields the search catalog keeps postings of (``SearchCatalog.matching``): a filter over these alone
+#: is resolved in memory, without a DuckDB query.
+INDEXED_FIELDS: Final = frozenset({"tags", "sensitivity_labels", "labels"})
+#: Posting names for label keys (``labels:KEY``, ``labels.KEY:*``) and for key-value pairs (``labels.KEY = V``).
+LABEL_KEYS: Final = "labels"
+LABEL_PAIRS: Final = "label_pairs"
+
+
+def label_pair(key: str, value: str) -> tuple[str, str]:
+    """The posting key of a label key-value pair."""
+    return key, value
+
+
+@dataclass(frozen=True)
+class Postings:
+    """The cubes whose ``field`` holds ``key`` (a tag, a label key, a label pair); with key None, any value."""
+
+    field: str
+    key: str | tuple[str, str] | None
+
+
+@dataclass(frozen=True)
+class Not:
+    operand: Plan
+
+
+@dataclass(frozen=True)
+class AllOf:
+    """Every operand holds (none: the empty filter, true of every cube)."""
+
+    operands: tuple[Plan, ...]
+
+
+@dataclass(frozen=True)
+class AnyOf:
+    operands: tuple[Plan, ...]
+
+
+#: A filter as set operations over postings: the same cubes its SQL selects, since every leaf is two-valued.
+Plan = Postings | Not | AllOf | AnyOf
+#: A parsed part of a filter: its SQL, and its plan when every leaf in it has postings.
+_Node = tuple[str, Plan | None]
+
+
 @dataclass(frozen=True)
 class CompiledFilter:
-    """A boolean SQL expression over ``cubes`` and its positional parameters."""
+    """A boolean SQL expression over ``cubes``, its positional parameters, and its postings plan if any."""
 
     sql: str
     params: tuple[object, ...]
+    #: None when the filter uses a field without postings: it is then evaluated in DuckDB. Derived from the same
+    #: parse as ``sql``, so it takes no part in equality.
+    plan: Plan | None = field(default=None, compare=False)
 
 
 #: ``enum_list``: a list of enum numbers (``INTEGER[]``); ``=`` and ``:`` test membership, as for ``list``.
@@ -156,8 +205,14 @@ def _tokenize(text: str) -> list[_Token]:
     return tokens
 
 
-def _join(parts: list[str], op: str) -> str:
-    return parts[0] if len(parts) == 1 else "(" + f" {op} ".join(parts) + ")"
+def _join(parts: list[_Node], op: Literal["AND", "OR"]) -> _Node:
+    if len(parts) == 1:
+        return parts[0]
+    sql = "(" + f" {op} ".join(sql for sql, _ in parts) + ")"
+    plans = [plan for _, plan in parts if plan is not None]
+    if len(plans) < len(parts):
+        return sql, None
+    return sql, AllOf(tuple(plans)) if op == "AND" else AnyOf(tuple(plans))
 
 
 class _Parser:
@@ -188,31 +243,31 @@ class _Parser:
     def after(self) -> str:
         return f" after {self.prev.text!r}" if self.prev is not None else ""
 
-    def parse(self) -> str:
+    def parse(self) -> _Node:
         if self.peek().kind == "end":
-            return "TRUE"
-        sql = self.expression()
+            return "TRUE", AllOf(())
+        node = self.expression()
         token = self.peek()
         if token.kind == "rparen":
             raise _error(f"unmatched ')' at position {token.pos}")
         if token.kind != "end":
             raise _error(f"expected AND, OR or the end of the filter at position {token.pos}, got {token.describe()}")
-        return sql
+        return node
 
-    def expression(self) -> str:
+    def expression(self) -> _Node:
         parts = [self.sequence()]
         while self.at_keyword("AND"):
             self.advance()
             parts.append(self.sequence())
         return _join(parts, "AND")
 
-    def sequence(self) -> str:
+    def sequence(self) -> _Node:
         parts = [self.factor()]
         while self.starts_term(self.peek()):
             parts.append(self.factor())
         return _join(parts, "AND")
 
-    def factor(self) -> str:
+    def factor(self) -> _Node:
         parts = [self.term()]
         while self.at_keyword("OR"):
             self.advance()
@@ -225,13 +280,14 @@ class _Parser:
             return token.text not in ("AND", "OR")
         return token.kind in ("string", "lparen", "minus")
 
-    def term(self) -> str:
+    def term(self) -> _Node:
         if self.peek().kind == "minus" or self.at_keyword("NOT"):
             self.advance()
-            return f"(NOT {self.simple()})"
+            sql, plan = self.simple()
+            return f"(NOT {sql})", None if plan is None else Not(plan)
         return self.simple()
 
-    def simple(self) -> str:
+    def simple(self) -> _Node:
         token = self.peek()
         if token.kind != "lparen":
             return self.restriction()
@@ -249,7 +305,7 @@ class _Parser:
         self.depth -= 1
         return inner
 
-    def restriction(self) -> str:
+    def restriction(self) -> _Node:
         token = self.peek()
         if token.kind == "string":
             raise _error(
@@ -291,19 +347,29 @@ class _Parser:
     def bind(self, *values: object) -> None:
         self.params.extend(values)
 
-    def label_leaf(self, key: str, op: _Token, value: _Token) -> str:
+    def label_leaf(self, key: str, op: _Token, value: _Token) -> _Node:
         if op.text == ":" and value.text == "*":
             self.bind(key)
-            return "map_contains(labels, ?)"
+            return "map_contains(labels, ?)", Postings(LABEL_KEYS, key)
         if op.text in ("=", ":"):
             self.bind(key, value.text)
-            return "COALESCE(labels[?] = ?, FALSE)"
+            return "COALESCE(labels[?] = ?, FALSE)", Postings(LABEL_PAIRS, label_pair(key, value.text))
         if op.text == "!=":
             self.bind(key, value.text)
-            return "(labels[?] IS DISTINCT FROM ?)"
+            return "(labels[?] IS DISTINCT FROM ?)", Not(Postings(LABEL_PAIRS, label_pair(key, value.text)))
         raise _unsupported(f"labels.{key}", op, "=, != or :")
 
-    def leaf(self, name: str, field: FilterField, op: _Token, value: _Token) -> str:
+    def leaf(self, name: str, field: FilterField, op: _Token, value: _Token) -> _Node:
+        """The SQL of one restriction, and its postings plan when the search catalog indexes the field."""
+        sql = self.leaf_sql(name, field, op, value)
+        if field.column not in INDEXED_FIELDS or field.kind not in ("list", "map"):
+            return sql, None
+        if op.text == ":" and value.text == "*":
+            return sql, Postings(LABEL_KEYS if field.kind == "map" else field.column, None)
+        plan = Postings(LABEL_KEYS if field.kind == "map" else field.column, value.text)
+        return sql, Not(plan) if op.text == "!=" else plan
+
+    def leaf_sql(self, name: str, field: FilterField, op: _Token, value: _Token) -> str:
         column, text = field.column, value.text
         presence = op.text == ":" and text == "*"
         if field.kind == "map":
@@ -409,7 +475,7 @@ def compile_filter(
         raise _error(f"the filter is {len(text)} characters long; the limit is {max_length}")
     parser = _Parser(_tokenize(text), max_depth, fields)
     try:
-        sql = parser.parse()
+        sql, plan = parser.parse()
     except RecursionError:
         raise _error(f"the filter nests too deeply; the limit is {max_depth}") from None
-    return CompiledFilter(sql, tuple(parser.params))
+    return CompiledFilter(sql, tuple(parser.params), plan if fields is CUBE_FIELDS else None)

@@ -1,9 +1,12 @@
-"""Dense search over a space: hnswlib for the nearest neighbours, DuckDB for filters.
+"""Dense search over a space: hnswlib for the nearest neighbours, the search catalog for filters.
 
-A filter is evaluated in DuckDB first. When it matches few cubes (at most
-``exact_search_max_candidates``) their vectors are scored exactly, so a
-selective filter never starves the result; otherwise hnswlib searches with
-the matching ids as its filter. Labels become cubes through the search
+A filter is resolved first: over tags, sensitivity labels and labels from the
+search catalog's postings, in memory; over other fields by a DuckDB query.
+When it matches few cubes (at most ``exact_search_max_candidates``) their
+vectors are scored exactly, so a selective filter never starves the result;
+otherwise an unfiltered hnswlib search deep enough for the filter's share of
+the space is filtered afterwards, and hnswlib's own filtered search with a
+raised ef answers when that depth holds too few matches (``Search._dense``). Labels become cubes through the search
 catalog, which the writer keeps in step with DuckDB, so a cube that is
 deleted or expired is never returned even if an index still holds it. A
 cube redacted for the caller is never a candidate, in any mode: it has no
@@ -12,8 +15,10 @@ text the caller may see to be ranked on (docs/security.md).
 
 from __future__ import annotations
 
+import math
 from collections.abc import Callable
 from dataclasses import dataclass
+from datetime import datetime
 
 import numpy as np
 
@@ -24,7 +29,7 @@ from memos_grpc.governance.policy import CubeVisibility, held_license_id
 from memos_grpc.vault.catalog import CubeAccess
 from memos_grpc.vault.context import VaultContext
 from memos_grpc.vault.cubes import LIVE
-from memos_grpc.vault.filter import compile_filter
+from memos_grpc.vault.filter import CompiledFilter, compile_filter
 from memos_grpc.vault.licensing import SEARCH
 from memos_grpc.vault.names import parse_space_name
 from memos_grpc.vault.validation import check_text, check_vector, invalid
@@ -33,6 +38,14 @@ from memos_grpc.vault.vectors import FloatArray, SpaceIndex
 _MODES = frozenset(vault_service_pb2.SearchMode.values()) - {vault_service_pb2.SEARCH_MODE_UNSPECIFIED}
 #: The fewest candidates each ranking contributes to a fusion, however small top_k is.
 _MIN_FUSION_DEPTH = 50
+#: How many times ``k`` matches an unfiltered search under a filter is deep enough to expect: a margin for
+#: matches that cluster away from the query, and for the graph's misses.
+_OVERSAMPLING = 4
+#: The deepest unfiltered search under a filter; a filter matching fewer than ``k * 4 / 2048`` of the space (and
+#: more than the exact search takes) goes to hnswlib's filtered search instead.
+_MAX_UNFILTERED_DEPTH = 2048
+#: The highest ef of a filtered hnswlib search.
+_MAX_FILTERED_EF = 1024
 
 
 @dataclass(frozen=True)
@@ -93,7 +106,6 @@ class Search:
         if query is None:
             check_text(request.text, settings, "text")
         now = self._context.clock()
-        database = self._context.database
         if not self._context.catalog.has_space(space_id):
             raise NotFoundError(f"space {request.parent} does not exist", reason="SPACE_NOT_FOUND")
         index = self._context.indexes.get(space_id)
@@ -107,25 +119,26 @@ class Search:
         excluded = self._context.catalog.licensed_labels(space_id, blocked) if blocked else frozenset()
         if excluded:
             allows = _licensed(allows, blocked)
-        candidates: list[int] | None = None
+        candidates: set[int] | None = None
         if request.filter.strip():
-            visible_sql, visible_params = visibility.sql(ranked=True)
-            if not request.include_archived:
-                visible_sql += f" AND state <> {cube_pb2.LIFECYCLE_STATE_ARCHIVED}"
-            with database.read() as cursor:
-                candidates = [
-                    int(r[0])
-                    for r in cursor.execute(
-                        f"SELECT vec_id FROM cubes WHERE space_id = ? AND vec_id IS NOT NULL AND {LIVE} "
-                        f"AND {visible_sql} AND ({compiled.sql})",
-                        [space_id, now, *visible_params, *compiled.params],
-                    ).fetchall()
-                ]
-            candidates = [label for label in candidates if label not in excluded]
+            # Cubes this viewer may not rank, archived ones and excluded licenses need a look at each match.
+            narrowed = (
+                visibility.narrows
+                or bool(excluded)
+                or (not request.include_archived and self._context.catalog.has_archived(space_id))
+            )
+            if compiled.plan is not None:
+                matched = self._context.catalog.matching(space_id, compiled.plan)
+                candidates = self._context.catalog.admitted(
+                    space_id, matched, now.timestamp(), allows if narrowed else None
+                )
+            else:
+                candidates = self._sql_candidates(space_id, compiled, visibility, request.include_archived, now)
+                candidates -= excluded
         elif visibility.narrows or (not request.include_archived and self._context.catalog.has_archived(space_id)):
             # Cubes this viewer may not see or rank (or archived ones) must not take places in its top k, nor set
             # the best score the others are scaled by.
-            candidates = self._context.catalog.labels(space_id, now.timestamp(), allows)
+            candidates = set(self._context.catalog.labels(space_id, now.timestamp(), allows))
         # With no other narrowing the excluded labels are filtered out inside the index search itself (hnswlib's
         # filter, BM25's result list), rather than by listing every other label of the space as a candidate.
         if mode != vault_service_pb2.SEARCH_MODE_DENSE:
@@ -139,25 +152,61 @@ class Search:
             hits = self._hits(space_id, wider, now.timestamp(), visibility, allows, top_k)
         return hits
 
+    def _sql_candidates(
+        self,
+        space_id: str,
+        compiled: CompiledFilter,
+        visibility: CubeVisibility,
+        include_archived: bool,
+        now: datetime,
+    ) -> set[int]:
+        """The labels a filter over fields without postings selects, by a DuckDB query."""
+        visible_sql, visible_params = visibility.sql(ranked=True)
+        if not include_archived:
+            visible_sql += f" AND state <> {cube_pb2.LIFECYCLE_STATE_ARCHIVED}"
+        with self._context.database.read() as cursor:
+            rows = cursor.execute(
+                f"SELECT vec_id FROM cubes WHERE space_id = ? AND vec_id IS NOT NULL AND {LIVE} "
+                f"AND {visible_sql} AND ({compiled.sql})",
+                [space_id, now, *visible_params, *compiled.params],
+            ).fetchall()
+        return {int(r[0]) for r in rows}
+
     def _dense(
         self,
         index: SpaceIndex,
         query: FloatArray,
         space_id: str,
-        candidates: list[int] | None,
+        candidates: set[int] | None,
         k: int,
         excluded: frozenset[int] = frozenset(),
     ) -> list[tuple[int, float]]:
-        """The ``k`` nearest labels (among ``candidates``, when given; never ``excluded`` ones) and their cosine."""
+        """The ``k`` nearest labels (among ``candidates``, when given; never ``excluded`` ones) and their cosine.
+
+        Among candidates, by their share of the space: few are scored exactly; more are taken from an
+        unfiltered search deep enough to hold ``k`` of them several times over (hnswlib's own filter calls back
+        into Python for every node it visits, and at a given ef finds fewer of a small share); when that depth
+        still holds fewer than ``k``, say for matches far from the query, hnswlib searches under the filter with ef
+        raised by the share.
+        """
+        # The catalog counts live vectors; the index also counts deleted ones.
+        size = self._context.catalog.size(space_id)
         if candidates is None:
-            # The catalog counts live vectors; the index also counts deleted ones.
-            size = self._context.catalog.size(space_id)
             if excluded:
                 return index.search(query, min(k, size - len(excluded)), lambda label: label not in excluded)
             return index.search(query, min(k, size))
         if len(candidates) <= self._context.settings.exact_search_max_candidates:
-            return self._exact(index, query, candidates, k)
-        return index.search(query, min(k, len(candidates)), frozenset(candidates).__contains__)
+            return self._exact(index, query, list(candidates), k)
+        k = min(k, len(candidates))
+        share = len(candidates) / max(size, len(candidates))
+        depth = math.ceil(k / share * _OVERSAMPLING)
+        if depth <= _MAX_UNFILTERED_DEPTH:
+            kept = [(label, score) for label, score in index.search(query, depth) if label in candidates]
+            if len(kept) >= k:
+                return kept[:k]
+        # hnswlib searches with ef = max(ef, k): asking for ``ef`` neighbours raises it for this call alone.
+        ef = min(max(self._context.settings.hnsw_ef_search, k) * math.ceil(1 / math.sqrt(share)), _MAX_FILTERED_EF)
+        return index.search(query, min(max(ef, k), len(candidates)), candidates.__contains__)[:k]
 
     def _ranked(
         self,
@@ -165,7 +214,7 @@ class Search:
         query: FloatArray | None,
         index: SpaceIndex,
         space_id: str,
-        candidates: list[int] | None,
+        candidates: set[int] | None,
         top_k: int,
         visibility: CubeVisibility,
         allows: Callable[[CubeAccess], bool],
@@ -180,8 +229,7 @@ class Search:
         # Excluded labels would take places of the first ``width``: ask for that many more.
         lexical = catalog.lexical.search(space_id, text, limit + len(excluded))
         if candidates is not None:
-            allowed = frozenset(candidates)
-            lexical = [(label, score) for label, score in lexical if label in allowed]
+            lexical = [(label, score) for label, score in lexical if label in candidates]
         elif excluded:
             lexical = [(label, score) for label, score in lexical if label not in excluded]
         now = self._context.clock().timestamp()

@@ -54,9 +54,10 @@ class UsageRecorder:
         def apply(cursor: Connection) -> list[CubeRow]:
             touched: list[CubeRow] = []
             for space_id, uses in by_space.items():
-                rows = cursor.execute(  # cubes deleted since they were recalled are simply not found
-                    f"SELECT cube_id, cube_pb, vec_id FROM cubes WHERE space_id = ? AND cube_id IN {IDS}",
-                    [space_id, id_list(uses)],
+                rows = cursor.execute(  # cubes deleted or emptied by expiry since they were recalled: not found
+                    f"SELECT cube_id, cube_pb, vec_id FROM cubes WHERE space_id = ? AND cube_id IN {IDS} "
+                    "AND state <> ?",
+                    [space_id, id_list(uses), cube_pb2.LIFECYCLE_STATE_EXPIRED],
                 ).fetchall()
                 changed: list[CubeRow] = []
                 for cube_id, cube_pb, vec_id in rows:

@@ -2,12 +2,13 @@
 
 from __future__ import annotations
 
+import datetime as dt
 import uuid
 from collections.abc import Iterator
 from typing import Any
 
 import pytest
-from memos_client import FailedPreconditionError, MemosClient
+from memos_client import FailedPreconditionError, MemosClient, NotFoundError
 from memos_test_support import admin_token
 
 from memos_grpc.server.app import MemosServer
@@ -61,3 +62,20 @@ def test_merge_search_modes_and_recall(client: MemosClient, space: str, server: 
     plan = client.recall(space, "what is dana's cat called", token_budget=40)
     assert plan.items and plan.tokens_used <= 40 and plan.tokens_used == sum(i.tokens for i in plan.items)
     assert plan.items[0].kind == "plaintext" and 0.0 <= plan.items[0].relevance <= 1.0
+
+
+def test_an_expired_cube_is_told_from_a_deleted_one_and_listed_as_a_tombstone(client: MemosClient, space: str) -> None:
+    expire = dt.datetime(2001, 1, 1, tzinfo=dt.UTC)  # already past: expired at once
+    cube = client.create_cube(space, "the ferry left at dawn", expire_time=expire)
+    assert cube.expire_time_setter == "principals/admin"
+    kept = client.create_cube(space, "the lighthouse stays lit")
+    with pytest.raises(NotFoundError) as caught:
+        client.get_cube(cube.name)
+    assert caught.value.reason == "CUBE_EXPIRED"
+    assert [c.name for c in client.list_cubes(space)] == [kept.name]
+    listed = {c.name: c for c in client.list_cubes(space, show_expired=True)}
+    assert set(listed) == {cube.name, kept.name}
+    stone = listed[cube.name]
+    assert (stone.state.name, stone.text, stone.provenance_id) == ("EXPIRED", None, cube.provenance_id)
+    assert stone.expire_time == expire and stone.purge_time == expire + dt.timedelta(days=30)
+    assert listed[kept.name].purge_time is None

@@ -32,6 +32,7 @@ import numpy.typing as npt
 import pytest
 from _lost_commit import lost_vectors
 from _process import ServerFactory, ServerProcess, child_env, wait_until
+from memos_test_support import reason_of
 
 from memos_grpc._proto.memos.v1 import cube_pb2
 from memos_grpc._proto.memos.v1 import governance_service_pb2 as g
@@ -394,6 +395,70 @@ def test_cubes_created_after_deleting_the_newest_survive_kill9(servers: ServerFa
     for name in newest:
         hits = search(stub, old[name.rsplit("/", 1)[1]], top_k=3)
         assert all(score < 0.5 for _, score in hits), f"the vector of deleted {name} still matches: {hits}"
+
+
+# -- expiry across kill -9 -----------------------------------------------------------
+
+#: The sweeper runs often (its condition to wait on is its log line), and tombstones stay for an hour.
+SWEEPING = NO_FLUSH | {"MEMOS_SWEEP_INTERVAL_SECONDS": "0.1", "MEMOS_EXPIRED_RETENTION_SECONDS": "3600"}
+#: The sweeper never runs within a test.
+NOT_SWEEPING = NO_FLUSH | {"MEMOS_SWEEP_INTERVAL_SECONDS": "3600", "MEMOS_EXPIRED_RETENTION_SECONDS": "3600"}
+
+
+def get_reason(stub: VaultServiceStub, name: str) -> str:
+    """The reason GetCube refuses ``name`` with (it must refuse with NOT_FOUND)."""
+    with pytest.raises(grpc.RpcError) as caught:
+        stub.GetCube(v.GetCubeRequest(name=name), timeout=10)
+    assert caught.value.code() == grpc.StatusCode.NOT_FOUND
+    return reason_of(caught.value)
+
+
+def test_expiry_survives_kill9_between_emptying_a_cube_and_removing_its_tombstone(servers: ServerFactory) -> None:
+    """The sweeper's two steps each commit on their own: a kill -9 after the first (the content gone, the
+    tombstone stored, the index file on disk still holding the expired cubes' vectors) leaves tombstones and
+    no content at the next start, and the second step then removes the tombstones for good."""
+    rng = np.random.default_rng(17)
+    live = {f"live-{n}": unit_vector(rng) for n in range(6)}
+    fleeting = {f"fleeting-{n}": unit_vector(rng) for n in range(6)}
+    first = servers.start(env=NOT_SWEEPING)
+    create_space(first)
+    create_cubes(first.vault(), live)
+    requests = [cube_request(i, vec) for i, vec in fleeting.items()]
+    for request in requests:
+        request.cube.expire_time.FromSeconds(int(time.time()) - 1)  # expired already; nothing sweeps here
+    created = first.vault().BatchCreateCubes(v.BatchCreateCubesRequest(parent=PARENT, requests=requests), timeout=30)
+    provenance = {c.name: c.provenance_id for c in created.cubes}
+    assert first.terminate() == 0  # the index file on disk holds all twelve vectors
+
+    second = servers.start(first.data_dir, env=SWEEPING)
+    second.wait_for_log(r"retention sweep: 6 expired cubes emptied into tombstones, 0 tombstones removed")
+    second.kill9()  # before the tombstones' hour is up, and before any index save
+
+    third = servers.start(first.data_dir, env=NOT_SWEEPING)
+    stub = third.vault()
+    report = repair_report(third)
+    assert (report["vectors"], report["removed"]) == (6, 6), report
+    assert set(list_cubes(stub)) == {cube_name(i) for i in live}
+    listed = stub.ListCubes(v.ListCubesRequest(parent=PARENT, show_expired=True, page_size=100), timeout=10).cubes
+    stones = {c.name: c for c in listed if c.state == cube_pb2.LIFECYCLE_STATE_EXPIRED}
+    assert {name: c.provenance_id for name, c in stones.items()} == provenance
+    assert all(c.WhichOneof("payload") is None and c.expire_time_setter == "principals/admin" for c in stones.values())
+    for cube_id, vector in fleeting.items():
+        assert get_reason(stub, cube_name(cube_id)) == "CUBE_EXPIRED"
+        assert cube_name(cube_id) not in [hit for hit, _ in search(stub, vector, top_k=10)]
+    assert not unfindable_by_own_vector(stub, {cube_name(i): vec for i, vec in live.items()})
+    third.kill9()
+
+    fourth = servers.start(first.data_dir, env=SWEEPING | {"MEMOS_EXPIRED_RETENTION_SECONDS": "0"})
+    fourth.wait_for_log(r"retention sweep: 0 expired cubes emptied into tombstones, 6 tombstones removed")
+    fourth.kill9()
+
+    fifth = servers.start(first.data_dir, env=NOT_SWEEPING)
+    stub = fifth.vault()
+    listed = stub.ListCubes(v.ListCubesRequest(parent=PARENT, show_expired=True, page_size=100), timeout=10).cubes
+    assert {c.name for c in listed} == {cube_name(i) for i in live}
+    for cube_id in fleeting:
+        assert get_reason(stub, cube_name(cube_id)) == "CUBE_NOT_FOUND"
 
 
 # -- a batch lost after its vectors reached a saved index ----------------------------

@@ -264,12 +264,19 @@ class MemosClient(GovernanceCalls, HeldLicenseCalls, InterchangeCalls, Lifecycle
         """Gets a cube by name (``spaces/{space}/cubes/{cube}``)."""
         return Cube.from_proto(self._unary(self._vault.GetCube, _v.GetCubeRequest(name=name)))
 
-    def list_cubes(self, space: str, *, filter: str = "", page_size: int = 0) -> Iterator[Cube]:
-        """Yields the cubes of ``space`` in name order, matching the AIP-160 ``filter`` if given."""
+    def list_cubes(
+        self, space: str, *, filter: str = "", page_size: int = 0, show_expired: bool = False
+    ) -> Iterator[Cube]:
+        """Yields the cubes of ``space`` in name order, matching the AIP-160 ``filter`` if given.
+
+        ``show_expired``: the tombstones of expired cubes too (state EXPIRED, no payload, with a ``purge_time``).
+        """
         parent = space_name(space)
         token = ""
         while True:
-            request = _v.ListCubesRequest(parent=parent, page_size=page_size, page_token=token, filter=filter)
+            request = _v.ListCubesRequest(
+                parent=parent, page_size=page_size, page_token=token, filter=filter, show_expired=show_expired
+            )
             response = self._unary(self._vault.ListCubes, request)
             yield from (Cube.from_proto(c) for c in response.cubes)
             token = response.next_page_token

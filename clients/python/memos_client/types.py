@@ -229,6 +229,10 @@ class Cube:
     origin: str
     #: The marketplace license the cube was imported under, or None (not a licensed import).
     license: CubeLicense | None
+    #: Who set ``expire_time``: ``principals/{principal}``, or ``spaces/{space}`` for its default TTL ("" if none).
+    expire_time_setter: str
+    #: For an expired cube's tombstone (state EXPIRED, listed with ``show_expired``): when the tombstone goes.
+    purge_time: dt.datetime | None
     proto: cube_pb2.MemCube = field(repr=False, compare=False, hash=False)
 
     @classmethod
@@ -275,6 +279,8 @@ class Cube:
             model=message.model,
             origin=message.origin,
             license=CubeLicense.from_proto(message.license) if message.HasField("license") else None,
+            expire_time_setter=message.expire_time_setter,
+            purge_time=_time(message, "purge_time"),
             proto=message,
         )
 

@@ -11,6 +11,7 @@ from memos_grpc._proto.memos.v1 import access_pb2, space_pb2
 from memos_grpc.errors import AlreadyExistsError, EtagMismatchError, FailedPreconditionError, NotFoundError
 from memos_grpc.vault.catalog import viewer_rules
 from memos_grpc.vault.context import VaultContext
+from memos_grpc.vault.cubes import LIVE
 from memos_grpc.vault.database import Connection
 from memos_grpc.vault.names import check_id, parse_space_name, space_name
 from memos_grpc.vault.paging import decode_token, encode_token, page_size
@@ -103,8 +104,9 @@ class Spaces:
         space_id = parse_space_name(name)
         with self._context.database.read() as cursor:
             row = cursor.execute(
-                "SELECT space_pb, (SELECT count(*) FROM cubes WHERE space_id = ?) FROM spaces WHERE space_id = ?",
-                [space_id, space_id],
+                f"SELECT space_pb, (SELECT count(*) FROM cubes WHERE space_id = ? AND {LIVE}) "
+                "FROM spaces WHERE space_id = ?",
+                [space_id, self._context.clock(), space_id],
             ).fetchone()
         if row is None:
             raise NotFoundError(f"space {name} does not exist", reason="SPACE_NOT_FOUND")
@@ -119,11 +121,12 @@ class Spaces:
         after = decode_token(token, "spaces", member or "") or ""
         with self._context.database.read() as cursor:
             rows = cursor.execute(
-                "SELECT s.space_id, s.space_pb, (SELECT count(*) FROM cubes c WHERE c.space_id = s.space_id) "
+                "SELECT s.space_id, s.space_pb, "
+                f"(SELECT count(*) FROM cubes c WHERE c.space_id = s.space_id AND {LIVE}) "
                 "FROM spaces s WHERE s.space_id > ? AND (CAST(? AS VARCHAR) IS NULL OR EXISTS ("
                 "SELECT 1 FROM space_roles r WHERE r.space_id = s.space_id AND r.principal = ?)) "
                 "ORDER BY s.space_id LIMIT ?",
-                [after, member, member, size + 1],
+                [self._context.clock(), after, member, member, size + 1],
             ).fetchall()
         spaces = []
         for _, blob, count in rows[:size]:
@@ -145,7 +148,10 @@ class Spaces:
                 raise EtagMismatchError(
                     f"etag {etag!r} is stale for {name}; get the space again", reason="ETAG_MISMATCH"
                 )
-            count = cursor.execute("SELECT count(*) FROM cubes WHERE space_id = ?", [space_id]).fetchone()
+            # Expired cubes and their tombstones do not keep a space from being deleted: no call could remove them.
+            count = cursor.execute(
+                f"SELECT count(*) FROM cubes WHERE space_id = ? AND {LIVE}", [space_id, self._context.clock()]
+            ).fetchone()
             if count and count[0] and not force:
                 raise FailedPreconditionError(
                     f"space {name} holds {count[0]} cubes; delete them first or pass force",

@@ -255,3 +255,16 @@ def test_a_zero_retention_removes_the_tombstone_in_the_same_sweep(world: World) 
     report = sweep(world.context)
     assert (report.expired, report.cubes) == (4, 4)
     assert set(listed(world.admin, show_expired=True)) == {"stays"}
+
+
+def test_tombstones_are_not_counted_and_do_not_keep_a_space_from_being_deleted(world: World) -> None:
+    assert world.governance.GetSpace(g.GetSpaceRequest(name=SPACE)).cube_count == 5
+    move_clock(world.context, world.expire_at)
+    assert world.governance.GetSpace(g.GetSpaceRequest(name=SPACE)).cube_count == 1
+    assert sweep(world.context).expired == 4
+    listed_spaces = world.governance.ListSpaces(g.ListSpacesRequest()).spaces
+    assert [s.cube_count for s in listed_spaces if s.name == SPACE] == [1]
+    world.admin.DeleteCube(v.DeleteCubeRequest(name=f"{SPACE}/cubes/stays"))
+    world.governance.DeleteSpace(g.DeleteSpaceRequest(name=SPACE))  # no force: only tombstones are left
+    with world.context.database.read() as cursor:
+        assert cursor.execute("SELECT count(*) FROM cubes WHERE space_id = 'fleeting'").fetchone() == (0,)

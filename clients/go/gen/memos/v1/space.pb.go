@@ -148,7 +148,8 @@ type Space struct {
 	// Dimension of the space's vectors. Output only: it is the server's
 	// embedder dimension.
 	VectorDimension int32 `protobuf:"varint,8,opt,name=vector_dimension,json=vectorDimension,proto3" json:"vector_dimension,omitempty"`
-	// Number of cubes in the space. Output only.
+	// Number of cubes in the space, expired ones (and their tombstones) not
+	// counted. Output only.
 	CubeCount int64 `protobuf:"varint,9,opt,name=cube_count,json=cubeCount,proto3" json:"cube_count,omitempty"`
 	// The principal that owns the space (its creator): `principals/{principal}`. Output only.
 	Owner string `protobuf:"bytes,10,opt,name=owner,proto3" json:"owner,omitempty"`

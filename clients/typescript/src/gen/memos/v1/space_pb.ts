@@ -78,7 +78,8 @@ export type Space = Message<"memos.v1.Space"> & {
   vectorDimension: number;
 
   /**
-   * Number of cubes in the space. Output only.
+   * Number of cubes in the space, expired ones (and their tombstones) not
+   * counted. Output only.
    *
    * @generated from field: int64 cube_count = 9;
    */

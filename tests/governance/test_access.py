@@ -157,6 +157,8 @@ def test_a_cube_can_narrow_who_sees_it(actors: dict[str, Actor]) -> None:
     assert visible(actors["owner"]) == {"private", "listed", "open"}
     assert visible(other) == {"open"}
     assert visible(other, "priority >= 0") == {"open"}
+    assert visible(other, "-tags:absent") == {"open"}
+    assert visible(viewer, "-tags:absent") == {"listed", "open"}
     assert visible(viewer) == {"listed", "open"}
     for name in (private.name, listed.name):
         assert code_of(lambda n=name: other.vault.GetCube(v.GetCubeRequest(name=n))) == (  # type: ignore[misc]

@@ -40,7 +40,8 @@ def seen(vault: VaultServiceStub) -> dict[str, str]:
     listed = {c.name.rsplit("/", 1)[1]: c.plaintext.text for c in cubes if c.HasField("plaintext")}
     # A redacted cube is listed, but never ranked: it has no text the caller may see to be ranked on.
     ranked = {cube_id: text for cube_id, text in listed.items() if text != "[REDACTED]"}
-    for filter_text in ("", "priority >= 0"):
+    # A filter resolved in DuckDB, and one resolved from the search catalog's postings.
+    for filter_text in ("", "priority >= 0", "-tags:absent"):
         hits = vault.SearchCubes(v.SearchCubesRequest(parent=SPACE, vector=unit(1), top_k=10, filter=filter_text))
         assert {h.cube.name.rsplit("/", 1)[1]: h.cube.plaintext.text for h in hits.results} == ranked
     return listed

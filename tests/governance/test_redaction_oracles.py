@@ -101,7 +101,7 @@ def names(hits: list[tuple[str, float]]) -> list[str]:
     return [name for name, _ in hits]
 
 
-@pytest.mark.parametrize("filter_text", ["", "priority >= 0"])
+@pytest.mark.parametrize("filter_text", ["", "priority >= 0", "-tags:absent"])
 @pytest.mark.parametrize("word", ["zebracorn", "quokka"])  # a word of the text, a word of its search context
 def test_a_lexical_search_for_a_hidden_word_finds_nothing_for_the_viewer(
     ward: Ward, word: str, filter_text: str
@@ -110,7 +110,7 @@ def test_a_lexical_search_for_a_hidden_word_finds_nothing_for_the_viewer(
     assert search(ward.viewer, word, LEXICAL, filter_text) == []
 
 
-@pytest.mark.parametrize("filter_text", ["", "priority >= 0"])
+@pytest.mark.parametrize("filter_text", ["", "priority >= 0", "-tags:absent"])
 def test_a_dense_search_with_the_hidden_text_does_not_confirm_it(ward: Ward, filter_text: str) -> None:
     (best, score), *_ = search(ward.editor, SECRET, DENSE, filter_text)
     assert best == CODE and score == pytest.approx(1.0, abs=1e-3)

@@ -8,7 +8,12 @@ Run by hand, never in the test suite::
 Data: clustered unit vectors (points around random centroids on the sphere, plus isotropic
 Gaussian noise, renormalised); queries are drawn the same way. The server runs as a child
 process (``MEMOS_EMBEDDER=none``: clients send vectors), is fed with BatchCreateCubes and
-queried with SearchCubes(vector, top_k=10). The baseline is hnswlib in this process with the
+queried with SearchCubes(vector, top_k=10). Filtered search: random subsets of 10 % and 1 % of
+the cubes carry a tag, independent of the vectors; a label follows the content instead, as a
+project's would: the cubes around 10 of the 100 centroids carry ``sel = ten``, those around one
+other ``sel = one`` (about 10 % and 1 %), so most queries lie away from every match. Each filter
+is queried with every query, its recall measured against the exact filtered top 10 (numpy over the
+matching vectors). The baseline is hnswlib in this process with the
 server's own index parameters (``Settings`` defaults plus any MEMOS_* variables, which the server
 inherits too). Calls authenticate as the bootstrap admin when the server writes DATA_DIR/admin.token.
 Beside latencies it reports the CPU seconds each phase cost the server and this client, and the
@@ -59,25 +64,54 @@ Floats = npt.NDArray[np.float32]
 Ints = npt.NDArray[np.int64]
 
 
-def make_data(args: argparse.Namespace) -> tuple[Floats, Floats]:
-    """N base vectors and Q queries around the same random centroids, all of unit length."""
+def make_data(args: argparse.Namespace) -> tuple[Floats, Floats, Ints]:
+    """N base vectors and Q queries around the same random centroids, all of unit length; each base vector's
+    centroid."""
     rng = np.random.default_rng(args.seed)
     centroids = rng.standard_normal((args.clusters, args.dim), dtype=np.float32)
     centroids /= np.linalg.norm(centroids, axis=1, keepdims=True)
 
-    def draw(n: int) -> Floats:
+    def draw(n: int) -> tuple[Floats, Ints]:
         noise = rng.standard_normal((n, args.dim), dtype=np.float32) * np.float32(args.noise / np.sqrt(args.dim))
-        points = centroids[rng.integers(args.clusters, size=n)] + noise
+        which = rng.integers(args.clusters, size=n)
+        points = centroids[which] + noise
         unit: Floats = points / np.linalg.norm(points, axis=1, keepdims=True)
-        return unit
+        return unit, which.astype(np.int64)
 
-    return draw(args.cubes), draw(args.queries)
+    (base, clusters), (queries, _) = draw(args.cubes), draw(args.queries)
+    return base, queries, clusters
 
 
 def exact_top_k(base: Floats, queries: Floats, k: int = K) -> Ints:
     """Brute-force cosine top-k, unordered (the vectors are unit length, so a dot product)."""
     chunks = [np.argpartition(-(queries[i : i + 100] @ base.T), k, axis=1)[:, :k] for i in range(0, len(queries), 100)]
     return np.concatenate(chunks).astype(np.int64)
+
+
+#: Filter name to the share of cubes (tags) or of centroids (labels) it matches; see ``filter_sets``.
+FILTERS = {"tags:t10": 0.10, "tags:t1": 0.01, 'labels.sel = "ten"': 0.10, 'labels.sel = "one"': 0.01}
+
+
+def filter_sets(n: int, seed: int, clusters: Ints, centroids: int) -> dict[str, Ints]:
+    """For each filter in FILTERS the sorted indexes of the cubes it matches.
+
+    The two tags are drawn at random, independently of each other (a cube may carry both) and of the vectors;
+    the label values follow the vectors' centroids: 10 % of the centroids for ``ten``, 1 % for ``one``.
+    """
+    rng = np.random.default_rng(seed + 1)
+    tagged = {f: np.sort(rng.choice(n, int(n * share), replace=False)) for f, share in FILTERS.items() if "tags" in f}
+    ten = max(1, int(centroids * FILTERS['labels.sel = "ten"']))
+    one = max(1, int(centroids * FILTERS['labels.sel = "one"']))
+    labelled = {
+        'labels.sel = "ten"': np.flatnonzero(clusters < ten),
+        'labels.sel = "one"': np.flatnonzero((clusters >= ten) & (clusters < ten + one)),
+    }
+    return tagged | labelled
+
+
+def exact_filtered_top_k(base: Floats, queries: Floats, members: Ints) -> Ints:
+    """The exact top k among ``members`` (indexes into ``base``), as indexes into ``base``."""
+    return members[exact_top_k(base[members], queries)]
 
 
 def recall(found: Sequence[Sequence[int]], truth: Ints) -> float:
@@ -142,13 +176,23 @@ def measured(pid: int, phase: Callable[[], dict[str, Any]]) -> dict[str, Any]:
     return result | {"server_cpu_s": server_cpu() - server, "client_cpu_s": time.process_time() - client}
 
 
-def batch_requests(parent: str, base: Floats, size: int) -> list[vault_service_pb2.BatchCreateCubesRequest]:
+def batch_requests(
+    parent: str, base: Floats, size: int, sets: dict[str, Ints]
+) -> list[vault_service_pb2.BatchCreateCubesRequest]:
+    tags: dict[int, list[str]] = {}
+    for name in ("tags:t10", "tags:t1"):
+        for i in sets[name].tolist():
+            tags.setdefault(i, []).append(name.split(":")[1])
+    labels = {i: name.split('"')[1] for name in FILTERS if "labels" in name for i in sets[name].tolist()}
     batches = []
     for lo in range(0, len(base), size):
         request = vault_service_pb2.BatchCreateCubesRequest(parent=parent)
         for i in range(lo, min(lo + size, len(base))):
             item = request.requests.add(cube_id=f"v{i}")
             item.cube.plaintext.text = f"memory {i}"
+            item.cube.tags.extend(tags.get(i, ()))
+            if i in labels:
+                item.cube.labels["sel"] = labels[i]
             item.vector.values.extend(base[i].tolist())
         batches.append(request)
     return batches
@@ -185,10 +229,10 @@ def run_clients(target: Target, clients: int, shared: bool, work: Callable[[Any,
     return elapsed
 
 
-def ingest(target: Target, base: Floats, args: argparse.Namespace) -> dict[str, Any]:
+def ingest(target: Target, base: Floats, args: argparse.Namespace, sets: dict[str, Ints]) -> dict[str, Any]:
     parent = f"spaces/{SPACE_ID}"
     started = time.perf_counter()
-    batches = batch_requests(parent, base, args.batch_size)
+    batches = batch_requests(parent, base, args.batch_size, sets)
     build_s = time.perf_counter() - started
     bar = tqdm(total=len(base), desc="server ingest", unit="cube", file=sys.stderr, smoothing=0.1)
     lock, latencies, cursor = threading.Lock(), [], iter(range(len(batches)))
@@ -211,10 +255,14 @@ def ingest(target: Target, base: Floats, args: argparse.Namespace) -> dict[str, 
     return result | {"cubes_per_s": len(base) / elapsed, "batch_latency": stats_ms(latencies)}
 
 
-def search(target: Target, queries: Floats, truth: Ints, clients: int, shared: bool) -> dict[str, Any]:
+def search(
+    target: Target, queries: Floats, truth: Ints, clients: int, shared: bool, filter: str = ""
+) -> dict[str, Any]:
     parent = f"spaces/{SPACE_ID}"
     requests = [
-        vault_service_pb2.SearchCubesRequest(parent=parent, vector=vault_service_pb2.Vector(values=q.tolist()), top_k=K)
+        vault_service_pb2.SearchCubesRequest(
+            parent=parent, vector=vault_service_pb2.Vector(values=q.tolist()), top_k=K, filter=filter
+        )
         for q in queries
     ]
     latencies: list[float] = []
@@ -279,12 +327,18 @@ def report(r: dict[str, Any]) -> None:
         ("CPU ms/search server + client, 1", cpu_ms(seq), ""),
         (f"CPU ms/search, {par['clients']} clients", cpu_ms(par), ""),
         ("recall@10", f"{seq['recall_at_10']:.4f}", f"{raw['search']['recall_at_10']:.4f}"),
+        *(
+            (f"filter {name}: ms p50/p95/p99", pct(**phase), f"recall@10 {phase['recall_at_10']:.4f}")
+            for name, phase in srv["filtered"].items()
+        ),
+        *((f"CPU ms/search, {name}", cpu_ms(phase), "") for name, phase in srv["filtered"].items()),
         ("gRPC floor ms p50/p95/p99", pct(**srv["grpc_floor"]), ""),
         ("CPU ms/call server + client, floor", cpu_ms(srv["grpc_floor"], 1000 / (FLOOR_CALLS + WARMUP)), ""),
         ("server peak RSS MiB", f"{srv['peak_rss_mib']:.0f}", ""),
         ("graceful shutdown s", f"{srv['shutdown_s']:.2f}", ""),
     ]
     print(f"\ndata: {r['data']['description']}")
+    print("filters and the cubes they match: " + ", ".join(f"{n} {c}" for n, c in r["data"]["filter_matches"].items()))
     print(f"machine: {m['nproc']} cores, {m['cpu']}, load average at start {m['loadavg_at_start']}; code {m['code']}")
     print(f"\n{'':34} {'server (gRPC)':>26} {'raw hnswlib':>26}")
     for name, a, b in rows:
@@ -295,6 +349,12 @@ def report(r: dict[str, Any]) -> None:
         f"{x['ingest_vs_raw_one_call']:.2f}; CPU seconds raw / server {x['ingest_cpu_raw_over_server']:.2f}"
     )
     print(f"search p50 server - raw {x['search_p50_overhead_ms']:.3f} ms (aim <= 1 ms); {par['channels']}")
+    worst = max(x["filtered_p50_over_unfiltered"].items(), key=lambda item: item[1])
+    lowest = min(((n, p["recall_at_10"]) for n, p in srv["filtered"].items()), key=lambda item: item[1])
+    print(
+        f"filtered p50 / unfiltered p50 at most {worst[1]:.2f} ({worst[0]}; aim <= 2), "
+        f"recall@10 at least {lowest[1]:.4f} ({lowest[0]}; aim >= 0.99)"
+    )
     print("calls authenticated with the admin's bearer token" if srv["authenticated"] else "calls unauthenticated")
 
 
@@ -318,12 +378,15 @@ def main(argv: Sequence[str] | None = None) -> int:
     results: dict[str, Any] = {"machine": machine(), "command": " ".join([Path(sys.argv[0]).name, *sys.argv[1:]])}
     results["config"] = {k: str(v) if isinstance(v, Path) else v for k, v in vars(args).items()}
     t0 = time.perf_counter()
-    base, queries = make_data(args)
+    base, queries, clusters = make_data(args)
     truth = exact_top_k(base, queries)
+    sets = filter_sets(args.cubes, args.seed, clusters, args.clusters)
+    filtered_truth = {name: exact_filtered_top_k(base, queries, members) for name, members in sets.items()}
     results["data"] = {
         "description": f"clustered: {args.cubes} + {args.queries} unit vectors, dim {args.dim}, "
         f"{args.clusters} random centroids + isotropic noise of norm {args.noise}, seed {args.seed}",
         "prepare_s": time.perf_counter() - t0,
+        "filter_matches": {name: len(members) for name, members in sets.items()},
     }
     print(results["data"]["description"], file=sys.stderr)
     print("raw hnswlib baseline ...", file=sys.stderr)
@@ -339,13 +402,17 @@ def main(argv: Sequence[str] | None = None) -> int:
             governance = governance_service_pb2_grpc.GovernanceServiceStub(channel)  # type: ignore[no-untyped-call]
             space = governance_service_pb2.CreateSpaceRequest(space_id=SPACE_ID)
             governance.CreateSpace(space, metadata=target.metadata)
-        server["ingest"] = measured(proc.pid, lambda: ingest(target, base, args))
+        server["ingest"] = measured(proc.pid, lambda: ingest(target, base, args, sets))
         server["rss_after_ingest_mib"] = proc_status_mib(proc.pid, "VmRSS")
         print("searching ...", file=sys.stderr)
         server["grpc_floor"] = measured(proc.pid, lambda: grpc_floor(target.address))
         server["search_1"] = measured(proc.pid, lambda: search(target, queries, truth, 1, False))
         n, shared = args.search_clients, args.shared_channel
         server["search_n"] = measured(proc.pid, lambda: search(target, queries, truth, n, shared))
+        server["filtered"] = {
+            name: measured(proc.pid, lambda name=name: search(target, queries, filtered_truth[name], 1, False, name))
+            for name in FILTERS
+        }
         server["peak_rss_mib"] = proc_status_mib(proc.pid, "VmHWM")
         stopping = time.perf_counter()
         proc.send_signal(signal.SIGTERM)
@@ -370,6 +437,9 @@ def main(argv: Sequence[str] | None = None) -> int:
         "ingest_vs_raw_batched": server["ingest"]["cubes_per_s"] / raw["add_per_s_batched"],
         "ingest_vs_raw_one_call": server["ingest"]["cubes_per_s"] / raw["add_per_s_one_call"],
         "search_p50_overhead_ms": server["search_1"]["p50_ms"] - raw["search"]["p50_ms"],
+        "filtered_p50_over_unfiltered": {
+            name: phase["p50_ms"] / server["search_1"]["p50_ms"] for name, phase in server["filtered"].items()
+        },
         # CPU seconds are less sensitive than wall time to other tenants of a shared machine.
         "ingest_cpu_raw_over_server": raw["add_cpu_s_batched"] / server["ingest"]["server_cpu_s"],
     }

@@ -20,8 +20,6 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime
 
-import numpy as np
-
 from memos_grpc._proto.memos.v1 import cube_pb2, vault_service_pb2
 from memos_grpc.errors import NotFoundError
 from memos_grpc.governance.caller import Caller
@@ -38,12 +36,17 @@ from memos_grpc.vault.vectors import FloatArray, SpaceIndex
 _MODES = frozenset(vault_service_pb2.SearchMode.values()) - {vault_service_pb2.SEARCH_MODE_UNSPECIFIED}
 #: The fewest candidates each ranking contributes to a fusion, however small top_k is.
 _MIN_FUSION_DEPTH = 50
+#: Neighbours of the probe that estimates how densely a filter's matches lie around the query.
+_PROBE = 64
 #: How many times ``k`` matches an unfiltered search under a filter is deep enough to expect: a margin for
 #: matches that cluster away from the query, and for the graph's misses.
 _OVERSAMPLING = 4
 #: The deepest unfiltered search under a filter; a filter matching fewer than ``k * 4 / 2048`` of the space (and
 #: more than the exact search takes) goes to hnswlib's filtered search instead.
 _MAX_UNFILTERED_DEPTH = 2048
+#: Matches a search scores exactly when a deep unfiltered search found too few of them, as a multiple of
+#: ``exact_search_max_candidates``; beyond, hnswlib's filtered search answers.
+_EXACT_FALLBACK_FACTOR = 8
 #: The highest ef of a filtered hnswlib search.
 _MAX_FILTERED_EF = 1024
 
@@ -184,10 +187,11 @@ class Search:
         """The ``k`` nearest labels (among ``candidates``, when given; never ``excluded`` ones) and their cosine.
 
         Among candidates, by their share of the space: few are scored exactly; more are taken from an
-        unfiltered search deep enough to hold ``k`` of them several times over (hnswlib's own filter calls back
-        into Python for every node it visits, and at a given ef finds fewer of a small share); when that depth
-        still holds fewer than ``k``, say for matches far from the query, hnswlib searches under the filter with ef
-        raised by the share.
+        unfiltered search deep enough to hold ``k`` of them several times over, by their density among the
+        query's nearest 64 or their share of the space, whichever is higher (hnswlib's own filter calls back into
+        Python for every node it visits, and at a given ef finds fewer of a small share); when none lie among the
+        nearest 64, or the deep search holds fewer than ``k``, up to eight times the exact bound are scored
+        exactly, and beyond that hnswlib searches under the filter with ef raised by the share.
         """
         # The catalog counts live vectors; the index also counts deleted ones.
         size = self._context.catalog.size(space_id)
@@ -195,15 +199,26 @@ class Search:
             if excluded:
                 return index.search(query, min(k, size - len(excluded)), lambda label: label not in excluded)
             return index.search(query, min(k, size))
-        if len(candidates) <= self._context.settings.exact_search_max_candidates:
-            return self._exact(index, query, list(candidates), k)
+        exact_bound = self._context.settings.exact_search_max_candidates
+        if len(candidates) <= exact_bound:
+            return index.nearest_of(query, list(candidates), k)
         k = min(k, len(candidates))
         share = len(candidates) / max(size, len(candidates))
-        depth = math.ceil(k / share * _OVERSAMPLING)
-        if depth <= _MAX_UNFILTERED_DEPTH:
-            kept = [(label, score) for label, score in index.search(query, depth) if label in candidates]
-            if len(kept) >= k:
-                return kept[:k]
+        # A probe at the index's own ef tells whether matches lie near the query at all, and how densely: a filter
+        # that follows the content (a project's label) has none near most queries, and a deep search would be
+        # wasted; near the query its matches may be far denser than their share of the space.
+        probe = index.search(query, min(_PROBE, size))
+        near = sum(label in candidates for label, _ in probe) / max(len(probe), 1)
+        if near > 0:
+            depth = max(math.ceil(k / max(share, near) * _OVERSAMPLING), 2 * _PROBE)
+            if depth <= _MAX_UNFILTERED_DEPTH:
+                kept = [(label, score) for label, score in index.search(query, depth) if label in candidates]
+                if len(kept) >= k:
+                    return kept[:k]
+        if len(candidates) <= exact_bound * _EXACT_FALLBACK_FACTOR:
+            # Matches away from the query (a filter that follows the content, such as a project's label): hnswlib's
+            # filtered search needs an ef near 1024 to reach them reliably, slower than scoring them all.
+            return index.nearest_of(query, list(candidates), k)
         # hnswlib searches with ef = max(ef, k): asking for ``ef`` neighbours raises it for this call alone.
         ef = min(max(self._context.settings.hnsw_ef_search, k) * math.ceil(1 / math.sqrt(share)), _MAX_FILTERED_EF)
         return index.search(query, min(max(ef, k), len(candidates)), candidates.__contains__)[:k]
@@ -242,15 +257,6 @@ class Search:
         dense = self._dense(index, query, space_id, candidates, width, excluded)
         order = fuse(dense, lexical[:width], self._context.settings.hybrid_dense_weight)
         return self._hits(space_id, order, now, visibility, allows, top_k)
-
-    @staticmethod
-    def _exact(index: SpaceIndex, query: FloatArray, labels: list[int], top_k: int) -> list[tuple[int, float]]:
-        if not labels:
-            return []
-        vectors = index.vectors(labels)
-        scores = vectors @ query
-        order = np.argsort(-scores)[:top_k]
-        return [(labels[i], float(scores[i])) for i in order]
 
     def _hits(
         self,

@@ -21,6 +21,7 @@ import threading
 from collections.abc import Callable, Iterable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
+from itertools import repeat
 from pathlib import Path
 
 import hnswlib
@@ -31,6 +32,9 @@ log = logging.getLogger(__name__)
 
 FloatArray = npt.NDArray[np.float32]
 
+#: Rows scored per slice by ``nearest_of``: 1024 rows of 384 floats (1.5 MiB) stay in the cache between the
+#: gather and the product.
+_SCORED_ROWS = 1024
 #: Largest difference of any component between a stored and an indexed unit vector that still counts
 #: as the same vector (float32 rounding of the division by the norm stays far below it).
 _SAME_VECTOR_TOLERANCE = 1e-4
@@ -239,6 +243,34 @@ class SpaceIndex:
             for i, (label, row) in enumerate(zip(labels, rows, strict=True)):
                 found[i] = self._matrix[row] if row is not None else self._index.get_items([label])[0]
             return found
+
+    def nearest_of(self, query: FloatArray, labels: list[int], k: int) -> list[tuple[int, float]]:
+        """The ``k`` labels among live ``labels`` whose vectors score highest against ``query``, best first.
+
+        Exact: every label is scored. Rows are read in the matrix's order, a slice at a time, which reads
+        memory about twice as fast as one gather in the labels' order.
+        """
+        if not labels:
+            return []
+        chosen = np.asarray(labels, dtype=np.int64)
+        with self.lock.read():
+            rows = np.fromiter(map(self._rows.get, labels, repeat(-1)), dtype=np.int64, count=len(labels))
+            complete = bool((rows >= 0).all())
+            if complete:
+                order = np.argsort(rows)
+                rows, chosen = rows[order], chosen[order]
+                scores = np.empty(len(rows), dtype=np.float32)
+                for lo in range(0, len(rows), _SCORED_ROWS):
+                    part = np.take(self._matrix, rows[lo : lo + _SCORED_ROWS], axis=0)
+                    scores[lo : lo + _SCORED_ROWS] = part @ query
+        if not complete:
+            scores = self.vectors(labels) @ query  # a label not yet proved by repair: read from hnswlib
+        if len(scores) > k:
+            top = np.argpartition(-scores, k)[:k]
+            top = top[np.argsort(-scores[top])]
+        else:
+            top = np.argsort(-scores)
+        return [(int(chosen[i]), float(scores[i])) for i in top]
 
     def matrix_bytes(self) -> int:
         """Bytes the matrix of unit vectors takes, rows kept for growth included."""

@@ -155,11 +155,16 @@ def test_filtered_dense_search_returns_the_exact_filtered_top_k_on_every_path(sm
     rng = np.random.default_rng(7)
     queries = unit_rows(rng, 20, dim)
     base = unit_rows(rng, 600, dim)
-    # 60 cubes on the far side of every query: a deep unfiltered search (400 of 600) meets none of them.
+    # 170 cubes on the far side of every query: a deep unfiltered search meets none of them.
     far = -queries.mean(axis=0)
-    base[:60] = far / np.linalg.norm(far) + 0.3 * unit_rows(rng, 60, dim)
-    base[:60] /= np.linalg.norm(base[:60], axis=1, keepdims=True)
-    tags = {"few": list(range(100, 106)), "tenth": list(range(100, 160)), "far": list(range(60))}
+    base[:170] = far / np.linalg.norm(far) + 0.3 * unit_rows(rng, 170, dim)
+    base[:170] /= np.linalg.norm(base[:170], axis=1, keepdims=True)
+    tags = {
+        "few": list(range(200, 206)),  # scored exactly
+        "tenth": list(range(200, 260)),  # by a deep unfiltered search (400 of 600)
+        "far": list(range(60)),  # the deep search finds none: scored exactly (at most 8 x 20)
+        "farther": list(range(170)),  # the deep search finds none: hnswlib's filtered search, ef raised
+    }
     channel = authorized_channel(server.address, admin_token(server))
     try:
         space = GovernanceServiceStub(channel).CreateSpace(g.CreateSpaceRequest(space_id="dense")).name
@@ -174,7 +179,7 @@ def test_filtered_dense_search_returns_the_exact_filtered_top_k_on_every_path(sm
             )
             items.append(item)
         vault.BatchCreateCubes(v.BatchCreateCubesRequest(parent=space, requests=items))
-        for tag, members in tags.items():  # 6 scored exactly; 60 by a deep search; 60 far by hnswlib's filter
+        for tag, members in tags.items():
             for query in queries:
                 scores = base[members] @ query
                 truth = [f"c{members[i]}" for i in np.argsort(-scores)[:10]]

@@ -46,10 +46,19 @@ export class VaultCalls extends GovernanceCalls {
     return this.vault.getCube({ name }, call(options));
   }
 
-  /** Every cube of the space (matching `filter`), fetching pages of `pageSize` as the iteration goes. */
-  listCubes(parent: string, filter = "", pageSize = 0, options?: CallOptions): AsyncGenerator<MemCube> {
+  /**
+   * Every cube of the space (matching `filter`), fetching pages of `pageSize` as the iteration goes; with
+   * `showExpired`, the tombstones of expired cubes too (state EXPIRED, no content).
+   */
+  listCubes(
+    parent: string,
+    filter = "",
+    pageSize = 0,
+    options?: CallOptions & { readonly showExpired?: boolean },
+  ): AsyncGenerator<MemCube> {
+    const showExpired = options?.showExpired ?? false;
     return pages(async (pageToken) => {
-      const page = await this.vault.listCubes({ parent, filter, pageSize, pageToken }, call(options));
+      const page = await this.vault.listCubes({ parent, filter, pageSize, pageToken, showExpired }, call(options));
       return { items: page.cubes, nextPageToken: page.nextPageToken };
     });
   }

@@ -157,6 +157,7 @@ class SpaceIndex:
 
     def _remember(self, labels: list[int], units: FloatArray) -> None:
         """Keeps the unit vectors hnswlib now holds under ``labels``; the caller holds the write lock."""
+        written = len(self._rows) + len(self._free)  # rows ever written; those past them were never touched
         rows = [self._rows.get(label) for label in labels]
         for i, label in enumerate(labels):
             if rows[i] is None:
@@ -165,7 +166,8 @@ class SpaceIndex:
         needed = len(self._rows) + len(self._free)
         if needed > len(self._matrix):
             grown = np.empty((max(needed, len(self._matrix) * 3 // 2), self.params.dimension), dtype=np.float32)
-            grown[: len(self._matrix)] = self._matrix
+            # Only written rows are copied: the pages of the rest stay unmapped, so a row costs memory once used.
+            grown[:written] = self._matrix[:written]
             self._matrix = grown
         self._matrix[np.asarray(rows, dtype=np.int64)] = units
 

@@ -158,11 +158,13 @@ class SpaceIndex:
     def _remember(self, labels: list[int], units: FloatArray) -> None:
         """Keeps the unit vectors hnswlib now holds under ``labels``; the caller holds the write lock."""
         written = len(self._rows) + len(self._free)  # rows ever written; those past them were never touched
-        rows = [self._rows.get(label) for label in labels]
-        for i, label in enumerate(labels):
-            if rows[i] is None:
-                rows[i] = self._free.pop() if self._free else len(self._rows) + len(self._free)
-                self._rows[label] = rows[i]  # type: ignore[assignment]
+        rows: list[int] = []
+        for label in labels:
+            row = self._rows.get(label)
+            if row is None:
+                row = self._free.pop() if self._free else len(self._rows) + len(self._free)
+                self._rows[label] = row
+            rows.append(row)
         needed = len(self._rows) + len(self._free)
         if needed > len(self._matrix):
             grown = np.empty((max(needed, len(self._matrix) * 3 // 2), self.params.dimension), dtype=np.float32)

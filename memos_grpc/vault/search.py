@@ -4,10 +4,11 @@ A filter is resolved first: over tags, sensitivity labels and labels from the
 search catalog's postings, in memory; over other fields by a DuckDB query.
 When it matches few cubes (at most ``exact_search_max_candidates``) their
 vectors are scored exactly, so a selective filter never starves the result;
-otherwise an unfiltered hnswlib search deep enough for the filter's share of
-the space is filtered afterwards, and hnswlib's own filtered search with a
-raised ef answers when that depth holds too few matches (``Search._dense``). Labels become cubes through the search
-catalog, which the writer keeps in step with DuckDB, so a cube that is
+otherwise an unfiltered hnswlib search deep enough for the matches' density
+near the query is filtered afterwards, and when none are near, or too few
+are found, they are scored exactly or, past eight times that bound, searched
+by hnswlib under the filter with a raised ef (``Search._dense``). Labels
+become cubes through the search catalog, which the writer keeps in step with DuckDB, so a cube that is
 deleted or expired is never returned even if an index still holds it. A
 cube redacted for the caller is never a candidate, in any mode: it has no
 text the caller may see to be ranked on (docs/security.md).
@@ -41,8 +42,7 @@ _PROBE = 64
 #: How many times ``k`` matches an unfiltered search under a filter is deep enough to expect: a margin for
 #: matches that cluster away from the query, and for the graph's misses.
 _OVERSAMPLING = 4
-#: The deepest unfiltered search under a filter; a filter matching fewer than ``k * 4 / 2048`` of the space (and
-#: more than the exact search takes) goes to hnswlib's filtered search instead.
+#: The deepest unfiltered search under a filter; a sparser filter goes straight to the exact or filtered search.
 _MAX_UNFILTERED_DEPTH = 2048
 #: Matches a search scores exactly when a deep unfiltered search found too few of them, as a multiple of
 #: ``exact_search_max_candidates``; beyond, hnswlib's filtered search answers.

@@ -216,7 +216,8 @@ class SpaceIndex:
             if available == 0:
                 return []
             k = min(k, available)
-            self._index.set_ef(max(self.params.ef_search, k))
+            # No set_ef here: ef is the index's, shared by concurrent readers, and hnswlib already searches with
+            # max(ef, k), the breadth wanted.
             try:
                 labels, distances = self._index.knn_query(query, k=k, filter=allowed, num_threads=1)
             except RuntimeError:

@@ -28,9 +28,6 @@ RANK = {package: rank for rank, (_, packages) in enumerate(LAYERS) for package i
 #: Imports against the layering, ``importer -> imported``; the list may only shrink.
 UPWARD = frozenset(
     {
-        # A numpy type alias the embedder shares with the vector index.
-        "memos_grpc.embedding.embedder -> memos_grpc.vault.vectors",
-        "memos_grpc.embedding.worker -> memos_grpc.vault.vectors",
         # Formats that share the interchange's key and grammar helpers.
         "memos_grpc.transparency._text -> memos_grpc.interchange.grammar",
         "memos_grpc.transparency.cosignature -> memos_grpc.interchange.keys",

@@ -14,9 +14,12 @@ from pathlib import Path
 from typing import Protocol
 
 import numpy as np
+import numpy.typing as npt
 
 from memos_grpc.errors import InvalidArgumentError
-from memos_grpc.vault.vectors import FloatArray
+
+#: What an embedder returns and the vector indexes hold: rows of float32.
+FloatArray = npt.NDArray[np.float32]
 
 DEFAULT_MODEL = "all-MiniLM-L6-v2"
 #: Files whose bytes define the model's behaviour, hashed into its fingerprint.

@@ -17,9 +17,8 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from memos_grpc.embedding.embedder import Embedder
+from memos_grpc.embedding.embedder import Embedder, FloatArray
 from memos_grpc.errors import MemosError, UnavailableError
-from memos_grpc.vault.vectors import FloatArray
 
 log = logging.getLogger(__name__)
 

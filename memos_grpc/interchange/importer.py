@@ -22,6 +22,7 @@ import numpy as np
 from google.protobuf.message import DecodeError
 
 from memos_grpc._proto.memos.v1 import cube_pb2, interchange_service_pb2, space_pb2
+from memos_grpc.embedding.embedder import FloatArray
 from memos_grpc.errors import BundleError, FailedPreconditionError, MemosError, NotFoundError
 from memos_grpc.governance.caller import Caller
 from memos_grpc.governance.policy import CubeVisibility
@@ -38,7 +39,6 @@ from memos_grpc.vault.names import check_id, cube_name, new_cube_id, parse_cube_
 from memos_grpc.vault.removal import Removed, forget_removed, remove_cubes
 from memos_grpc.vault.rows import CubeRow, blob_digest, insert_rows, make_etag, memory_text, set_timestamp
 from memos_grpc.vault.validation import check_cube_fields, check_vector, invalid
-from memos_grpc.vault.vectors import FloatArray
 
 log = logging.getLogger(__name__)
 

@@ -18,6 +18,7 @@ import numpy as np
 from google.protobuf import field_mask_pb2
 
 from memos_grpc._proto.memos.v1 import cube_pb2, space_pb2, vault_service_pb2
+from memos_grpc.embedding.embedder import FloatArray
 from memos_grpc.errors import (
     AlreadyExistsError,
     EtagMismatchError,
@@ -56,7 +57,6 @@ from memos_grpc.vault.validation import (
     check_vector,
     invalid,
 )
-from memos_grpc.vault.vectors import FloatArray
 
 #: SQL that leaves out cubes past their expire time (they vanish at once), and with them their tombstones.
 LIVE = "(expire_time IS NULL OR expire_time > ?)"

@@ -15,6 +15,7 @@ from datetime import datetime
 from google.protobuf import field_mask_pb2
 
 from memos_grpc._proto.memos.v1 import cube_pb2, space_pb2, vault_service_pb2
+from memos_grpc.embedding.embedder import FloatArray
 from memos_grpc.errors import AlreadyExistsError, EtagMismatchError, FailedPreconditionError, NotFoundError
 from memos_grpc.governance.caller import Caller
 from memos_grpc.governance.policy import CubeVisibility
@@ -27,7 +28,6 @@ from memos_grpc.vault.names import check_id, cube_name, parse_cube_name, parse_s
 from memos_grpc.vault.paging import decode_token, encode_token, page_size
 from memos_grpc.vault.rows import CubeRow, insert_rows, make_etag, set_timestamp, vector_from_bytes
 from memos_grpc.vault.validation import invalid
-from memos_grpc.vault.vectors import FloatArray
 
 State = cube_pb2.LifecycleState
 GENERATED, ACTIVATED, MERGED = (

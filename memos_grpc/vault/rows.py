@@ -12,7 +12,7 @@ import pyarrow as pa
 from google.protobuf import timestamp_pb2
 
 from memos_grpc._proto.memos.v1 import cube_pb2
-from memos_grpc.vault.vectors import FloatArray
+from memos_grpc.embedding.embedder import FloatArray
 
 #: Columns of the cubes table written on insert, in this order.
 CUBE_COLUMNS = (

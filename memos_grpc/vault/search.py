@@ -22,6 +22,7 @@ from dataclasses import dataclass
 from datetime import datetime
 
 from memos_grpc._proto.memos.v1 import cube_pb2, vault_service_pb2
+from memos_grpc.embedding.embedder import FloatArray
 from memos_grpc.errors import NotFoundError
 from memos_grpc.governance.caller import Caller
 from memos_grpc.governance.policy import CubeVisibility, held_license_id
@@ -32,7 +33,7 @@ from memos_grpc.vault.filter import CompiledFilter, compile_filter
 from memos_grpc.vault.licensing import SEARCH
 from memos_grpc.vault.names import parse_space_name
 from memos_grpc.vault.validation import check_text, check_vector, invalid
-from memos_grpc.vault.vectors import FloatArray, SpaceIndex
+from memos_grpc.vault.vectors import SpaceIndex
 
 _MODES = frozenset(vault_service_pb2.SearchMode.values()) - {vault_service_pb2.SEARCH_MODE_UNSPECIFIED}
 #: The fewest candidates each ranking contributes to a fusion, however small top_k is.

@@ -26,11 +26,10 @@ from pathlib import Path
 
 import hnswlib
 import numpy as np
-import numpy.typing as npt
+
+from memos_grpc.embedding.embedder import FloatArray
 
 log = logging.getLogger(__name__)
-
-FloatArray = npt.NDArray[np.float32]
 
 #: Rows scored per slice by ``nearest_of``: 1024 rows of 384 floats (1.5 MiB) stay in the cache between the
 #: gather and the product.

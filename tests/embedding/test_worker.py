@@ -10,10 +10,9 @@ import numpy as np
 import pytest
 from memos_test_support import wait_until
 
-from memos_grpc.embedding.embedder import Embedder, model_fingerprint
+from memos_grpc.embedding.embedder import Embedder, FloatArray, model_fingerprint
 from memos_grpc.embedding.worker import EmbeddingWorker
 from memos_grpc.errors import MemosError
-from memos_grpc.vault.vectors import FloatArray
 
 
 class RecordingEmbedder:

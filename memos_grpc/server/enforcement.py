@@ -75,6 +75,15 @@ class StreamSlots:
 
 
 class PolicyInterceptor(ServerInterceptor):
+    """The server's policy enforcement point, installed once per ``MemosServer`` inside the error mapping.
+
+    For every call it authenticates the caller (bearer token, mTLS client certificate, or anonymous when the
+    operator allows it), authorizes it against the method's ``Rule``, caps each principal's open payload
+    streams, binds the caller for the handler and writes the audit event. It does not map errors to statuses
+    (``status.ErrorMappingInterceptor`` does) and holds no per-call state; the stream count is locked.
+    Refuses with UNAUTHENTICATED, PERMISSION_DENIED or RESOURCE_EXHAUSTED ``TOO_MANY_STREAMS``.
+    """
+
     def __init__(self, slot: VaultSlot, *, allow_anonymous: bool, max_streams_per_principal: int) -> None:
         self._slot = slot
         self._allow_anonymous = allow_anonymous

@@ -17,6 +17,12 @@ ServingStatus: TypeAlias = health_pb2.HealthCheckResponse.ServingStatus
 
 
 class HealthServicer(health.HealthServicer):
+    """The server's grpc.health.v1 endpoint, owned by ``MemosServer`` for the life of the process.
+
+    ``set`` (called as the vault opens and as the server drains) updates both grpcio's table, which Check and
+    Watch read, and the copy List answers from, under one lock so the two never disagree.
+    """
+
     def __init__(self) -> None:
         super().__init__()
         self._listed_lock = threading.Lock()

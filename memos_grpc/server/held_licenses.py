@@ -15,6 +15,12 @@ from memos_grpc.vault.rows import set_timestamp
 
 
 class HeldLicenseServicer(h_grpc.HeldLicenseServiceServicer):
+    """HeldLicenseService on a buyer's node: its held licenses, release imports, and the marketplace logs it follows.
+
+    Only unpacks requests and packs replies; the license book and the follower in the vault do the checking.
+    Reaches the vault through the ``VaultSlot``, so calls before the vault opens get UNAVAILABLE.
+    """
+
     def __init__(self, slot: VaultSlot) -> None:
         self._slot = slot
 

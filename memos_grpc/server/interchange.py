@@ -27,6 +27,12 @@ M = TypeVar("M")
 
 
 class InterchangeServicer(interchange_service_pb2_grpc.InterchangeServiceServicer):
+    """InterchangeService: streams MemCube bundles out (export) and in (import, verify) for the vault.
+
+    Splits each client stream into its first message (parent, policies) and raw chunks, then hands them to the
+    vault's exporter, importer and trust store; it decodes no bundle itself. Stateless beyond the ``VaultSlot``.
+    """
+
     def __init__(self, slot: VaultSlot) -> None:
         self._slot = slot
 

@@ -13,5 +13,7 @@ from memos_grpc.server.services import VaultSlot
 
 
 class MarketplaceServicer(ListingMethods, LicenseMethods, marketplace_service_pb2_grpc.MarketplaceServiceServicer):
+    """MarketplaceService on a marketplace node: ``ListingMethods`` and ``LicenseMethods`` over one ``VaultSlot``."""
+
     def __init__(self, slot: VaultSlot) -> None:
         self._slot = slot

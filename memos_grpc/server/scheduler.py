@@ -14,6 +14,11 @@ Operation = scheduler_service_pb2.Operation
 
 
 class SchedulerServicer(scheduler_service_pb2_grpc.SchedulerServiceServicer):
+    """SchedulerService: Recall plans, TransformCube and the long-running operations it starts, plus model info.
+
+    Stateless: each call is forwarded to the vault's scheduler, transformer or operations registry.
+    """
+
     def __init__(self, slot: VaultSlot) -> None:
         self._slot = slot
 

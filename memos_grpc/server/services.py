@@ -48,6 +48,12 @@ class VaultSlot:
 
 
 class VaultServicer(vault_service_pb2_grpc.VaultServiceServicer):
+    """VaultService: MemCube CRUD, search, payloads and lifecycle (versions, freeze, archive, merge), to the vault.
+
+    Holds nothing but the ``VaultSlot``; access checks were done by ``PolicyInterceptor`` and domain checks
+    are the vault's. ``MemosError``s raised below become statuses in ``status.ErrorMappingInterceptor``.
+    """
+
     def __init__(self, slot: VaultSlot) -> None:
         self._slot = slot
 
@@ -140,6 +146,11 @@ class VaultServicer(vault_service_pb2_grpc.VaultServiceServicer):
 
 
 class GovernanceServicer(governance_service_pb2_grpc.GovernanceServiceServicer):
+    """GovernanceService: spaces, access policies, principals, credentials, audit log and trust root, to the vault.
+
+    Holds nothing but the ``VaultSlot``; who may call what is decided by ``PolicyInterceptor`` beforehand.
+    """
+
     def __init__(self, slot: VaultSlot) -> None:
         self._slot = slot
 

@@ -39,6 +39,12 @@ def checkpoint_message(published: PublishedCheckpoint) -> t.Checkpoint:
 
 
 class TransparencyLogServicer(transparency_log_service_pb2_grpc.TransparencyLogServiceServicer):
+    """TransparencyLogService on a marketplace node: checkpoints, inclusion and consistency proofs, log entries.
+
+    Serves only what the latest published checkpoint covers; a node without a marketplace answers
+    FAILED_PRECONDITION ``MARKETPLACE_DISABLED``.
+    """
+
     def __init__(self, slot: VaultSlot) -> None:
         self._slot = slot
 

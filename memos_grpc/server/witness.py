@@ -9,6 +9,8 @@ from memos_grpc.server.services import VaultSlot
 
 
 class WitnessServicer(witness_service_pb2_grpc.WitnessServiceServicer):
+    """WitnessService: AddCheckpoint, forwarded to the vault's ``Witness``, which checks and cosigns."""
+
     def __init__(self, slot: VaultSlot) -> None:
         self._slot = slot
 

@@ -77,6 +77,8 @@ def posting_keys(cube_pb: bytes, access: CubeAccess) -> tuple[PostingKey, ...]:
 
 @dataclass(frozen=True)
 class CatalogEntry:
+    """What the search catalog keeps of one vector-bearing cube: its serialized MemCube, expiry and access narrowing."""
+
     cube_pb: bytes
     #: Seconds since the epoch, or None when the cube never expires.
     expires_at: float | None
@@ -91,6 +93,13 @@ CatalogRow = tuple[int, bytes, datetime | None, CubeAccess, str | None]
 
 
 class SearchCatalog:
+    """The vault's in-memory map from vector label to cube, with each space's roles, redaction rules and postings.
+
+    One per vault (``VaultContext.catalog``), loaded from DuckDB by start-up repair and updated by writers after
+    each commit and before they answer. It is derived state, never the record: DuckDB is. Safe to share between
+    threads: changes and multi-step reads take its lock.
+    """
+
     def __init__(self) -> None:
         self._spaces: dict[str, dict[int, CatalogEntry]] = {}
         self._roles: dict[str, dict[str, int]] = {}

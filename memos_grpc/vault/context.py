@@ -23,6 +23,12 @@ def utc_now() -> datetime:
 
 @dataclass
 class VaultContext:
+    """The stores and services one open vault's components share; built once by ``Vault`` and passed to each.
+
+    Owns nothing itself: the ``Vault`` opens and closes what it holds. ``licenses`` starts as ``OpenGate`` and is
+    replaced by the node's license book.
+    """
+
     settings: Settings
     database: Database
     indexes: VectorIndexes

@@ -63,6 +63,13 @@ LIVE = "(expire_time IS NULL OR expire_time > ?)"
 
 
 class Cubes:
+    """MemCube create, get, list, update and delete within spaces, and the issuer of vector labels.
+
+    Validates and embeds on the calling thread, then commits through the database's writer and updates the
+    vector index and search catalog before returning. Thread-safe; labels come from ``new_vec_ids`` under a lock
+    and are never reused. Lifecycle changes (versions, freeze, archive, merge) are ``Lifecycle``'s.
+    """
+
     def __init__(self, context: VaultContext) -> None:
         self._context = context
         with context.database.read() as cursor:

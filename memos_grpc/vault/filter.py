@@ -62,6 +62,8 @@ class Postings:
 
 @dataclass(frozen=True)
 class Not:
+    """The cubes the operand's plan does not match."""
+
     operand: Plan
 
 
@@ -74,6 +76,8 @@ class AllOf:
 
 @dataclass(frozen=True)
 class AnyOf:
+    """At least one operand holds (none: true of no cube)."""
+
     operands: tuple[Plan, ...]
 
 
@@ -100,6 +104,8 @@ FieldKind = Literal["enum", "enum_list", "list", "string", "int", "time", "map"]
 
 @dataclass(frozen=True)
 class FilterField:
+    """A field a filter may name: its ``cubes`` column, its kind, its enum names and prefix, and if it may be unset."""
+
     column: str
     kind: FieldKind
     enum_prefix: str = ""

@@ -40,6 +40,12 @@ class UseReservation(Protocol):
 
 
 class UsageGate(Protocol):
+    """The vault's view of held licenses: which ones an action (search, recall, export, transform) may use now.
+
+    Implemented by the buyer's license book (``marketplace.held``) or ``OpenGate``; must be safe to call from any
+    RPC thread. Refusals are ``MemosError``s from ``require`` and ``reserve``, never from ``blocked``.
+    """
+
     def blocked(self, action: str) -> frozenset[str]:
         """The held license ids whose cubes ``action`` may not use now (left out of results, refused by name)."""
         ...

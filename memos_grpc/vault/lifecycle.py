@@ -92,6 +92,12 @@ class _Change:
 
 
 class Lifecycle:
+    """MemLifecycle of existing cubes: versions (list, get, roll back) and states (freeze, unfreeze, archive, merge).
+
+    Each change writes a new immutable version through the database's writer; a move ``TRANSITIONS`` does not
+    allow, or any change to a frozen cube, is FAILED_PRECONDITION. Creating and deleting cubes is ``Cubes``'s.
+    """
+
     def __init__(self, context: VaultContext, cubes: Cubes) -> None:
         self._context = context
         self._cubes = cubes

@@ -25,6 +25,13 @@ DEFAULT_MEDIA_TYPE = "application/octet-stream"
 
 
 class Payloads:
+    """Large cube content (WritePayload and ReadPayload streams) stored as content-addressed blobs.
+
+    A blob is kept only when the whole upload arrived and matches its announced digest and size; it belongs to
+    no cube until a cube in the parent space names it. Raises INVALID_ARGUMENT and RESOURCE_EXHAUSTED
+    ``PAYLOAD_TOO_LARGE`` for bad or oversized streams.
+    """
+
     def __init__(self, context: VaultContext, cubes: Cubes) -> None:
         self._context = context
         self._cubes = cubes

@@ -27,6 +27,8 @@ _CHUNK = 10_000
 
 @dataclass
 class RepairReport:
+    """What start-up repair did: spaces and vectors checked, labels added, replaced and removed, index files dropped."""
+
     spaces: int = 0
     vectors: int = 0
     added: int = 0

@@ -45,6 +45,8 @@ _BATCH = 10_000
 
 @dataclass
 class SweepReport:
+    """What one retention sweep removed: cubes expired into tombstones, tombstones, vectors and blobs deleted."""
+
     #: Expired cubes emptied into tombstones.
     expired: int = 0
     #: Tombstones removed for good.

@@ -54,11 +54,19 @@ _MAX_FILTERED_EF = 1024
 
 @dataclass(frozen=True)
 class Hit:
+    """One search result: the cube as the caller may see it, and its score (higher is better, on the mode's scale)."""
+
     cube: cube_pb2.MemCube
     score: float
 
 
 class Search:
+    """SearchCubes over one space: the cubes the caller may see that best match a query, dense, lexical or hybrid.
+
+    Reads only (hnswlib and lexical indexes, the search catalog, DuckDB for filters the catalog cannot resolve),
+    apart from counting held-license uses; safe from any number of RPC threads. Recall builds on it.
+    """
+
     def __init__(self, context: VaultContext) -> None:
         self._context = context
 

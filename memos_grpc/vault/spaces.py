@@ -24,6 +24,12 @@ MAX_DESCRIPTION = 2000
 
 
 class Spaces:
+    """Spaces, the containers cubes live in: create, get, list, update and delete, with their roles and access policy.
+
+    Commits through the database's writer and keeps the search catalog's roles and redaction rules in step.
+    Whether a caller may do any of this is decided before, in the policy enforcement point.
+    """
+
     def __init__(self, context: VaultContext) -> None:
         self._context = context
 

@@ -77,6 +77,8 @@ class ReadWriteLock:
 
 @dataclass(frozen=True)
 class IndexParams:
+    """How every space's hnswlib index is built: vector dimension, graph degree ``m`` and the two ef settings."""
+
     dimension: int
     m: int
     ef_construction: int

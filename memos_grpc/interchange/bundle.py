@@ -79,6 +79,8 @@ def rechunk(pieces: Iterable[bytes], size: int) -> Iterator[bytes]:
 
 @dataclass(frozen=True)
 class BundleLimits:
+    """The sizes and counts a bundle is verified under (from the server's settings); past any, it is refused."""
+
     max_entry_bytes: int
     max_bundle_bytes: int
     max_entries: int

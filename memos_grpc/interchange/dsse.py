@@ -36,12 +36,19 @@ class EnvelopeFormatError(ValueError):
 
 @dataclass(frozen=True)
 class Signature:
+    """One DSSE signature: the signer's keyid as the envelope states it (a hint) and the Ed25519 signature bytes."""
+
     keyid: str
     sig: bytes
 
 
 @dataclass(frozen=True)
 class Envelope:
+    """A DSSE envelope: an opaque payload, its type, and the signatures over their pre-authentication encoding.
+
+    Immutable; ``signed_by`` returns a new envelope. Parsing one verifies nothing: see ``verify_envelope``.
+    """
+
     payload_type: str
     payload: bytes
     signatures: tuple[Signature, ...] = ()
@@ -108,6 +115,8 @@ def parse_envelope(data: bytes) -> Envelope:
 
 
 class SignatureStatus(enum.Enum):
+    """Why one signature of an envelope did or did not count toward the trust policy's threshold."""
+
     #: A trusted key, valid now, made it; it counts toward the threshold.
     COUNTED = "COUNTED"
     #: Made by a trusted key already counted (a key counts once).
@@ -134,6 +143,8 @@ class Shortfall(enum.Enum):
 
 @dataclass(frozen=True)
 class SignatureResult:
+    """The verdict on one signature of an envelope: which trusted key made it, if any, and its status."""
+
     #: The keyid the envelope gave (a hint only).
     keyid_hint: str
     #: The trusted key that made the signature ("" if none did).

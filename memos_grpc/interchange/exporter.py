@@ -90,6 +90,13 @@ class _Spooled:
 
 
 class Exporter:
+    """ExportBundle: one space's cubes, as the caller may see them, written as a bundle the node signs.
+
+    Reads, redacts, spools and signs before returning, so bad requests and license refusals raise a
+    ``MemosError`` rather than break the stream; the returned chunks own a spool file, closed when they are
+    exhausted or closed. Holds no state between exports.
+    """
+
     def __init__(self, context: VaultContext, signers: Signers) -> None:
         self._context = context
         self._signers = signers

@@ -174,11 +174,20 @@ class _Planned:
 
 @dataclass
 class ImportResult:
+    """What an import did: the bundle's verification report and, per cube, its new name and what was done with it."""
+
     report: BundleReport
     cubes: list[interchange_service_pb2.ImportedCube]
 
 
 class Importer:
+    """ImportBundle and peer pulls: checks a bundle stream against a trust policy and commits its cubes to a space.
+
+    All or nothing: cubes commit in one transaction, only after the whole bundle verified, under the request's
+    conflict policy. Raises ``BundleError`` (with the failing step's reason) for a bundle that does not verify.
+    Whose keys are trusted is the ``TrustStore``'s; for marketplace releases the license book admits the import.
+    """
+
     def __init__(self, context: VaultContext, cubes: Cubes) -> None:
         self._context = context
         self._cubes = cubes

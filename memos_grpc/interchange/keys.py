@@ -196,6 +196,8 @@ class SigningKey:
 
 @dataclass(frozen=True)
 class TrustedKey:
+    """An Ed25519 public key a trust root lists, with its name, validity window and revocation time."""
+
     key_id: str
     public_key: bytes
     name: str = ""

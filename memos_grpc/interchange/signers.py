@@ -22,6 +22,12 @@ NODE_PRINCIPAL = principal_name(NODE_PRINCIPAL_ID)
 
 
 class Signers:
+    """The node's signing key and the keys the server keeps for principals, from the key directory.
+
+    Created once per vault; publishes the node key as ``principals/node`` on construction. Decides who signs an
+    exported bundle (``bundle_signers``); whether a signature is trusted is the trust root's business.
+    """
+
     def __init__(self, key_dir: Path, principals: Principals) -> None:
         self._principals = principals
         self._principal_dir = key_dir / "principals"

@@ -31,6 +31,8 @@ _BLOB_ENTRY = re.compile(r"blobs/sha256/([0-9a-f]{64})")
 
 @dataclass(frozen=True)
 class Subject:
+    """One bundle entry a statement vouches for: its entry name (``cubes/...`` or ``blobs/...``), sha256 and size."""
+
     name: str
     sha256: str
     size: int
@@ -66,6 +68,8 @@ def build_statement(subjects: list[Subject], predicate: dict[str, Any]) -> bytes
 
 @dataclass(frozen=True)
 class Statement:
+    """A verified in-toto statement: its subjects by entry name, and the predicate saying what the bundle is."""
+
     subjects: dict[str, Subject]
     predicate: dict[str, Any]
 

@@ -47,12 +47,19 @@ ROLES = ("admin", "node", "publisher", "marketplace")
 
 @dataclass(frozen=True)
 class Role:
+    """The keys trusted for one role of a trust root and how many of them must sign."""
+
     key_ids: tuple[str, ...] = ()
     threshold: int = 1
 
 
 @dataclass(frozen=True)
 class TrustRoot:
+    """One version of the trust root: keys, roles with thresholds, trusted marketplace logs, version and expiry.
+
+    Immutable; a change is a new version checked by ``verify_root_update``. The one in force lives in ``TrustStore``.
+    """
+
     version: int
     expires: datetime
     keys: dict[str, TrustedKey]

@@ -50,6 +50,13 @@ def role_name(role: int) -> str:
 
 
 class TrustStore:
+    """Keeper of the trust root in force on this node, and of every earlier version in DuckDB.
+
+    One per vault. Hands out the ``TrustPolicy`` a bundle is verified under (FAILED_PRECONDITION
+    ``TRUST_ROOT_EXPIRED`` once the root has expired) and puts a new version in force only after
+    ``verify_root_update`` accepts it and it is stored; the root is swapped whole, so readers see one version.
+    """
+
     def __init__(self, context: VaultContext, node_key: SigningKey, node_principal: str) -> None:
         self._context = context
         self._node_key = node_key

@@ -68,6 +68,8 @@ def canonical(sequence: int, time: datetime, record: AuditRecord, previous_hash:
 
 @dataclass(frozen=True)
 class Verification:
+    """The result of walking the audit chain: whether it holds, how many events were checked, and the first break."""
+
     verified: bool
     events_checked: int
     first_broken_sequence: int = 0
@@ -106,6 +108,12 @@ def append_in(cursor: Connection, record: AuditRecord, time: datetime) -> None:
 
 
 class AuditLog:
+    """The vault's audit log: appends events to the hash chain, lists them by filter, and verifies the chain.
+
+    One per vault; the policy enforcement point appends, GovernanceService reads. Appends go through the
+    database's single writer, so the chain's order is the commit order. Events are never changed or removed here.
+    """
+
     def __init__(self, context: VaultContext) -> None:
         self._context = context
 

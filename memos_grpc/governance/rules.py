@@ -12,6 +12,8 @@ from typing import Any
 
 
 class Check(enum.Enum):
+    """Who may call a method: the test the policy enforcement point applies to the caller and the resource."""
+
     #: Health and reflection: no credential needed.
     PUBLIC = "public"
     #: Any authenticated principal (what it sees is narrowed by the handler).
@@ -30,6 +32,8 @@ class Check(enum.Enum):
 
 @dataclass(frozen=True)
 class Rule:
+    """One RPC's access rule: its check, the request field naming the resource, and whether it is audited."""
+
     check: Check
     #: The request field naming the resource acted on ("" when none).
     resource_field: str = ""

@@ -116,6 +116,8 @@ class LogEvent:
 
 @dataclass(frozen=True)
 class Refusal:
+    """Why a held license may not be used now: a stable reason and a message, turned into a status by ``error``."""
+
     reason: str
     message: str
 

@@ -53,6 +53,8 @@ class Step(enum.Enum):
 
 @dataclass(frozen=True)
 class Shortfall:
+    """One thing a licensed release failed offline verification on: the step, its stable reason and a message."""
+
     step: Step
     reason: str
     message: str

@@ -142,6 +142,8 @@ class Header:
 
 @dataclass(frozen=True)
 class Published:
+    """A publish's outcome: the release, its log inclusion proof ("" when only validated), the bundle's verification."""
+
     release: m.Release
     tlog_proof: str
     verification: interchange_service_pb2.BundleVerification

@@ -91,6 +91,12 @@ class Decision:
 
 @dataclass(frozen=True)
 class Terms:
+    """A release's terms as read: permitted actions and their limits, prohibitions, license, price, offline allowance.
+
+    Immutable; built by ``parse`` (from bytes) or ``from_json`` (a grant's terms), which raise ``TermsError`` with a
+    stable reason for terms they refuse.
+    """
+
     #: The bytes the terms were read from (for terms inside a grant: their canonical JSON).
     raw: bytes
     #: The JSON object, as read (a grant carries it verbatim).

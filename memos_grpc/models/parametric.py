@@ -43,6 +43,8 @@ def _malformed(message: str) -> InvalidArgumentError:
 
 @dataclass(frozen=True)
 class TrainingPlan:
+    """How a LoRA adapter is trained for a transform: steps, learning rate, rank, target modules and random seed."""
+
     steps: int
     learning_rate: float
     rank: int

@@ -38,6 +38,13 @@ _ALL_TYPES = {cube_pb2.MEMORY_TYPE_PLAINTEXT, cube_pb2.MEMORY_TYPE_ACTIVATION, c
 
 
 class Scheduler:
+    """MemScheduler's Recall: turns a query and a token budget into a recall plan of a space's best-fitting memories.
+
+    Reads through ``Search`` with the caller's visibility, scores and packs candidates, then hands the chosen
+    cubes' uses to the ``UsageRecorder``; it writes nothing itself. Thread-safe; one per vault. Raises
+    INVALID_ARGUMENT for a bad budget, limit or type list.
+    """
+
     def __init__(self, context: VaultContext, search: Search, usage: UsageRecorder, tokens: TokenCounter) -> None:
         self._context = context
         self._search = search

@@ -17,6 +17,12 @@ def packaged_tokenizer_path() -> Path:
 
 
 class TokenCounter:
+    """Counts tokens with a Hugging Face ``tokenizer.json`` (the configured one or the packaged default).
+
+    Loaded once per vault for Recall's budgets; raises INVALID_ARGUMENT ``INVALID_CONFIG`` for a file that does not
+    load.
+    """
+
     def __init__(self, path: str = "") -> None:
         self.path = Path(path) if path else packaged_tokenizer_path()
         try:

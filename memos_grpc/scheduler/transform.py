@@ -67,6 +67,13 @@ def no_model() -> FailedPreconditionError:
 
 
 class Transformer:
+    """TransformCube and GetModel: moves cubes between plaintext, activation and parametric memory with the model.
+
+    Checks the request and its source cubes on the calling thread, then runs the work as an ``Operations`` entry
+    and returns the operation at once. Owns no model: ``host`` is None on a server without one, and every transform
+    needing it is FAILED_PRECONDITION ``MODEL_NOT_CONFIGURED``.
+    """
+
     def __init__(
         self,
         context: VaultContext,

@@ -25,6 +25,12 @@ log = logging.getLogger(__name__)
 
 
 class UsageRecorder:
+    """Adds up each cube's recall uses in memory and writes them in batches from its own thread.
+
+    One per vault, started on construction; ``close`` stops the thread and writes the rest and must run before
+    the database closes. ``record`` is safe from any thread. Counts not yet written when the process dies are lost.
+    """
+
     def __init__(self, context: VaultContext) -> None:
         self._context = context
         self._pending: dict[tuple[str, str], tuple[int, datetime]] = {}

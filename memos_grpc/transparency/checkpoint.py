@@ -34,6 +34,11 @@ class CheckpointError(TransparencyFormatError):
 
 @dataclass(frozen=True)
 class Checkpoint:
+    """A log's tree head as a C2SP checkpoint body: origin, tree size, root hash and extension lines.
+
+    Immutable, and valid by construction: raises ``CheckpointError`` for any field the grammar does not allow.
+    """
+
     origin: str
     size: int
     root: bytes

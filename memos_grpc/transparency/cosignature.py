@@ -112,6 +112,8 @@ def verify_cosignature(checkpoint_text: str, signature: NoteSignature, verifier:
 
 
 class CosignatureStatus(enum.Enum):
+    """What checking one witness's cosignature on a checkpoint found."""
+
     #: Verified, and its time is within the allowed age.
     FRESH = "FRESH"
     #: Verified, but older than the allowed age.
@@ -124,6 +126,8 @@ class CosignatureStatus(enum.Enum):
 
 @dataclass(frozen=True)
 class CosignatureResult:
+    """The verdict on one witness's cosignature: which witness, its status, its timestamp and a message."""
+
     #: The verifier's label (a policy's witness name).
     name: str
     status: CosignatureStatus

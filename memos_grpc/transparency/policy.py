@@ -40,6 +40,8 @@ class Group:
 
 @dataclass(frozen=True)
 class Policy:
+    """A parsed tlog-policy: the trusted log keys, witnesses and groups, the quorum, and where to reach each."""
+
     logs: tuple[NoteVerifier, ...]
     #: Witness name (local to the policy) -> its cosignature key.
     witnesses: Mapping[str, CosignatureVerifier]

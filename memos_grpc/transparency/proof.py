@@ -44,6 +44,11 @@ class TlogProofError(TransparencyFormatError):
 
 @dataclass(frozen=True)
 class TlogProof:
+    """One tlog-proof file: an entry's index and inclusion path, the signed checkpoint, and optional extra data.
+
+    Parsing checks the format only; ``verify_proof`` checks what it proves.
+    """
+
     index: int
     path: tuple[bytes, ...]
     #: The signed checkpoint note, verbatim.
@@ -114,6 +119,8 @@ class Check(enum.Enum):
 
 @dataclass(frozen=True)
 class Shortfall:
+    """One thing a proof failed on: the check, its stable reason and a message."""
+
     check: Check
     reason: str
     message: str

@@ -82,13 +82,13 @@ from memos_grpc.interchange.dsse import Envelope, parse_envelope
 from memos_grpc.interchange.keys import SigningKey
 from memos_grpc.interchange.trust import TRUST_ROOT_PAYLOAD_TYPE, Role, TrustRoot, parse_trust_root
 from memos_grpc.marketplace.log import TransparencyLog
+from memos_grpc.node import Node
 from memos_grpc.settings import Settings
 from memos_grpc.transparency import merkle
 from memos_grpc.transparency.cosignature import CosignatureVerifier
 from memos_grpc.transparency.note import NoteVerifier, sign_note
 from memos_grpc.transparency.policy import parse_policy
 from memos_grpc.transparency.proof import verify_proof
-from memos_grpc.vault.vault import Vault
 
 TIMEOUT = 3600.0
 ORIGIN = "bench.memos.test/log"
@@ -112,9 +112,9 @@ def latency(samples: Sequence[float]) -> dict[str, float]:
     return {"p50_ms": pct(samples, 0.5) * 1e3, "p95_ms": pct(samples, 0.95) * 1e3, "n": len(samples)}
 
 
-def open_log(data_dir: Path) -> tuple[Vault, TransparencyLog]:
+def open_log(data_dir: Path) -> tuple[Node, TransparencyLog]:
     settings = Settings.load(environ={}, overrides={"data_dir": data_dir, "embedder": "none", "vector_dimension": 8})
-    vault, key = Vault(settings), SigningKey.generate()
+    vault, key = Node(settings), SigningKey.generate()
     return vault, TransparencyLog(vault.context, ORIGIN, lambda body: sign_note(body, ORIGIN, key))
 
 

@@ -27,10 +27,10 @@ import numpy as np
 from memos_grpc._proto.memos.v1 import cube_pb2, space_pb2
 from memos_grpc._proto.memos.v1 import vault_service_pb2 as v
 from memos_grpc.governance.caller import Caller
+from memos_grpc.node import Node
 from memos_grpc.settings import Settings
 from memos_grpc.vault.context import VaultContext
 from memos_grpc.vault.repair import load_catalog, repair_indexes
-from memos_grpc.vault.vault import Vault
 
 SPACE = "bench"
 ADMIN = Caller(principal="principals/admin", admin=True, method="token")
@@ -44,7 +44,7 @@ def settings_for(data_dir: Path) -> Settings:
 
 
 def fill(data_dir: Path, cubes: int, batch: int, seed: int) -> None:
-    vault = Vault(settings_for(data_dir))
+    vault = Node(settings_for(data_dir))
     try:
         vault.spaces.create(SPACE, space_pb2.Space(), ADMIN.principal)
         rng = np.random.default_rng(seed)
@@ -100,7 +100,7 @@ def main() -> None:
         print(f"filled {args.cubes:,} cubes in {time.perf_counter() - started:.1f} s")
 
         started = time.perf_counter()
-        vault = Vault(settings_for(data_dir))
+        vault = Node(settings_for(data_dir))
         startup = time.perf_counter() - started
         try:
             proof, labels = [], []

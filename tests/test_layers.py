@@ -19,6 +19,7 @@ PACKAGE = Path(__file__).resolve().parents[1] / "memos_grpc"
 LAYERS: tuple[tuple[str, frozenset[str]], ...] = (
     ("entry points", frozenset({"cli", "conformance"})),
     ("server", frozenset({"server"})),
+    ("composition root", frozenset({"node"})),
     ("components", frozenset({"governance", "scheduler", "interchange", "marketplace", "models", "witness"})),
     ("store", frozenset({"vault"})),
     ("libraries", frozenset({"embedding", "transparency", "errors", "settings", "files", "_proto", "__init__"})),
@@ -44,27 +45,6 @@ UPWARD = frozenset(
         "memos_grpc.vault.search -> memos_grpc.governance.policy",
         # The activation blob header's fields are defined with the activation models.
         "memos_grpc.vault.blob_headers -> memos_grpc.models.activation",
-        # vault/vault.py is the node's composition root, in the store's folder.
-        "memos_grpc.vault.vault -> memos_grpc.governance.audit",
-        "memos_grpc.vault.vault -> memos_grpc.governance.identity",
-        "memos_grpc.vault.vault -> memos_grpc.interchange.exporter",
-        "memos_grpc.vault.vault -> memos_grpc.interchange.importer",
-        "memos_grpc.vault.vault -> memos_grpc.interchange.keys",
-        "memos_grpc.vault.vault -> memos_grpc.interchange.signers",
-        "memos_grpc.vault.vault -> memos_grpc.interchange.trust_store",
-        "memos_grpc.vault.vault -> memos_grpc.marketplace.follower",
-        "memos_grpc.vault.vault -> memos_grpc.marketplace.held",
-        "memos_grpc.vault.vault -> memos_grpc.marketplace.licenses",
-        "memos_grpc.vault.vault -> memos_grpc.marketplace.listings",
-        "memos_grpc.vault.vault -> memos_grpc.marketplace.node",
-        "memos_grpc.vault.vault -> memos_grpc.marketplace.releases",
-        "memos_grpc.vault.vault -> memos_grpc.models.host",
-        "memos_grpc.vault.vault -> memos_grpc.scheduler.operations",
-        "memos_grpc.vault.vault -> memos_grpc.scheduler.recall",
-        "memos_grpc.vault.vault -> memos_grpc.scheduler.tokens",
-        "memos_grpc.vault.vault -> memos_grpc.scheduler.transform",
-        "memos_grpc.vault.vault -> memos_grpc.scheduler.usage",
-        "memos_grpc.vault.vault -> memos_grpc.witness.witness",
     }
 )
 

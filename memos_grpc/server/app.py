@@ -39,6 +39,7 @@ from memos_grpc._proto.memos.v1 import (
 )
 from memos_grpc.embedding.embedder import Embedder
 from memos_grpc.errors import InvalidArgumentError
+from memos_grpc.node import Node
 from memos_grpc.server.access_log import AccessLog, AccessLogInterceptor
 from memos_grpc.server.enforcement import PolicyInterceptor
 from memos_grpc.server.health import HealthServicer
@@ -53,7 +54,6 @@ from memos_grpc.server.tls import server_credentials
 from memos_grpc.server.transparency import TransparencyLogServicer
 from memos_grpc.server.witness import WitnessServicer
 from memos_grpc.settings import Settings
-from memos_grpc.vault.vault import Vault
 
 log = logging.getLogger(__name__)
 
@@ -82,7 +82,7 @@ class MemosServer:
         self.slot = VaultSlot()
         self.health = HealthServicer()
         self._stopped = threading.Event()
-        self.vault: Vault | None = None
+        self.vault: Node | None = None
         credentials = server_credentials(settings)  # bad TLS files stop us before any thread starts
         #: Authentication, authorization, audit and the per-principal stream limit of every call.
         self.policy = PolicyInterceptor(
@@ -158,7 +158,7 @@ class MemosServer:
         """Opens the port, then the vault; SERVING once both are up."""
         self.grpc_server.start()
         log.info("listening on %s (NOT_SERVING until the vault is open)", self.address)
-        self.vault = Vault(self.settings, self._embedder)
+        self.vault = Node(self.settings, self._embedder)
         self.slot.set(self.vault)
         self._set_health(health_pb2.HealthCheckResponse.SERVING)
         log.info("serving on %s", self.address)

@@ -18,9 +18,9 @@ from memos_grpc.interchange.bundle import verify_bundle
 from memos_grpc.interchange.importer import CubeChecks, ImportResult, bundle_limits
 from memos_grpc.interchange.peer import peer_chunks
 from memos_grpc.interchange.report import verification_message
+from memos_grpc.node import Node
 from memos_grpc.server.services import VaultSlot
 from memos_grpc.vault.validation import invalid
-from memos_grpc.vault.vault import Vault
 
 Action = interchange_service_pb2.ImportedCube.Action
 M = TypeVar("M")
@@ -115,7 +115,7 @@ def _chunks(first: object, rest: Iterable[object], header_fields: tuple[str, ...
         yield message.chunk  # type: ignore[attr-defined]
 
 
-def import_response(vault: Vault, result: ImportResult, role: int) -> interchange_service_pb2.ImportBundleResponse:
+def import_response(vault: Node, result: ImportResult, role: int) -> interchange_service_pb2.ImportBundleResponse:
     counts = {action: 0 for action in Action.values()}
     for cube in result.cubes:
         counts[cube.action] += 1

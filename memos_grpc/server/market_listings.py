@@ -13,10 +13,10 @@ import grpc
 from memos_grpc._proto.memos.v1 import marketplace_service_pb2 as m
 from memos_grpc.governance import caller
 from memos_grpc.marketplace.releases import Header, Releases
+from memos_grpc.node import Node
 from memos_grpc.server.services import VaultSlot
 from memos_grpc.server.transparency import marketplace_of
 from memos_grpc.vault.validation import invalid
-from memos_grpc.vault.vault import Vault
 
 
 class ListingMethods:
@@ -24,7 +24,7 @@ class ListingMethods:
 
     _slot: VaultSlot
 
-    def _market(self) -> Vault:
+    def _market(self) -> Node:
         """The vault, once it is known to be a marketplace's."""
         marketplace_of(self._slot)
         return self._slot.get()

@@ -26,21 +26,21 @@ from memos_grpc._proto.memos.v1 import (
 from memos_grpc.errors import UnavailableError
 from memos_grpc.governance import caller
 from memos_grpc.governance.erasure import erase_principal_data
-from memos_grpc.vault.vault import Vault
+from memos_grpc.node import Node
 
 
 class VaultSlot:
     """Holds the vault once it is open; calls before that (or after close) get UNAVAILABLE."""
 
     def __init__(self) -> None:
-        self._vault: Vault | None = None
+        self._vault: Node | None = None
         self._lock = threading.Lock()
 
-    def set(self, vault: Vault | None) -> None:
+    def set(self, vault: Node | None) -> None:
         with self._lock:
             self._vault = vault
 
-    def get(self) -> Vault:
+    def get(self) -> Node:
         vault = self._vault
         if vault is None:
             raise UnavailableError("the vault is not open yet (or is closing); retry shortly", reason="VAULT_NOT_OPEN")

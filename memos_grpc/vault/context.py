@@ -23,9 +23,9 @@ def utc_now() -> datetime:
 
 @dataclass
 class VaultContext:
-    """The stores and services one open vault's components share; built once by ``Vault`` and passed to each.
+    """The stores and services one open vault's components share; built once by ``Node`` and passed to each.
 
-    Owns nothing itself: the ``Vault`` opens and closes what it holds. ``licenses`` starts as ``OpenGate`` and is
+    Owns nothing itself: the ``Node`` opens and closes what it holds. ``licenses`` starts as ``OpenGate`` and is
     replaced by the node's license book.
     """
 

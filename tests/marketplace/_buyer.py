@@ -37,8 +37,8 @@ from memos_grpc._proto.memos.v1.scheduler_service_pb2_grpc import SchedulerServi
 from memos_grpc._proto.memos.v1.vault_service_pb2_grpc import VaultServiceStub
 from memos_grpc.embedding.embedder import Embedder
 from memos_grpc.marketplace.terms import Terms
+from memos_grpc.node import Node
 from memos_grpc.server.app import MemosServer
-from memos_grpc.vault.vault import Vault
 
 ORIGIN = "shop.test/log"
 LISTING = "listings/weather"
@@ -90,7 +90,7 @@ class Shop:
         return self.channel("alice")
 
     @property
-    def vault(self) -> Vault:
+    def vault(self) -> Node:
         assert self.server.vault is not None
         return self.server.vault
 

@@ -18,18 +18,18 @@ from pathlib import Path
 
 from memos_grpc.interchange.keys import SigningKey
 from memos_grpc.marketplace.log import TransparencyLog
+from memos_grpc.node import Node
 from memos_grpc.settings import Settings
 from memos_grpc.transparency.note import sign_note
 from memos_grpc.vault.database import Connection
-from memos_grpc.vault.vault import Vault
 
 ORIGIN = "memos.test/log"
 KEY = SigningKey.from_seed(bytes(range(32)))
 
 
-def open_vault(data_dir: Path) -> Vault:
+def open_vault(data_dir: Path) -> Node:
     settings = Settings.load(environ={}, overrides={"data_dir": data_dir, "embedder": "none", "vector_dimension": 8})
-    return Vault(settings)
+    return Node(settings)
 
 
 def sign(body: str) -> str:

@@ -20,24 +20,24 @@ from _log_child import KEY, ORIGIN, entry_bytes, open_vault, sign
 
 from memos_grpc.errors import InvalidArgumentError
 from memos_grpc.marketplace.log import MAX_ENTRY_BYTES, STORED_LEVEL, TransparencyLog
+from memos_grpc.node import Node
 from memos_grpc.transparency import merkle
 from memos_grpc.transparency.checkpoint import Checkpoint
 from memos_grpc.transparency.merkle import ProofError
 from memos_grpc.transparency.note import NoteVerifier, open_note
 from memos_grpc.vault.database import Connection
-from memos_grpc.vault.vault import Vault
 
 VERIFIER = NoteVerifier.for_key(ORIGIN, KEY.public_key)
 
 
 @pytest.fixture
-def vault(tmp_path: Path) -> Iterator[Vault]:
+def vault(tmp_path: Path) -> Iterator[Node]:
     opened = open_vault(tmp_path / "data")
     yield opened
     opened.close()
 
 
-def make_log(vault: Vault) -> TransparencyLog:
+def make_log(vault: Node) -> TransparencyLog:
     return TransparencyLog(vault.context, ORIGIN, sign)
 
 
@@ -71,7 +71,7 @@ def assert_log_matches(log: TransparencyLog, entries: list[bytes]) -> None:
             merkle.verify_consistency(old, size, roots[old], roots[size], proof)
 
 
-def test_appends_take_consecutive_indexes_and_every_root_and_proof_matches_the_leaves(vault: Vault) -> None:
+def test_appends_take_consecutive_indexes_and_every_root_and_proof_matches_the_leaves(vault: Node) -> None:
     log = make_log(vault)
     assert log.size() == 0
     assert log.root() == merkle.EMPTY_ROOT
@@ -86,7 +86,7 @@ def test_appends_take_consecutive_indexes_and_every_root_and_proof_matches_the_l
     assert log.entries(32, 32) == []
 
 
-def test_queued_appends_share_one_commit_and_take_indexes_in_queue_order(vault: Vault) -> None:
+def test_queued_appends_share_one_commit_and_take_indexes_in_queue_order(vault: Node) -> None:
     """Appends queued behind a busy writer are committed together; each reads the size in the transaction."""
     log = make_log(vault)
     log.append([entry(0)])
@@ -111,7 +111,7 @@ def test_queued_appends_share_one_commit_and_take_indexes_in_queue_order(vault: 
     assert_log_matches(log, entries)
 
 
-def test_appends_from_many_threads_take_distinct_indexes(vault: Vault) -> None:
+def test_appends_from_many_threads_take_distinct_indexes(vault: Node) -> None:
     log = make_log(vault)
     placed: dict[int, bytes] = {}
     lock = threading.Lock()
@@ -145,7 +145,7 @@ def test_appends_from_many_threads_take_distinct_indexes(vault: Vault) -> None:
         merkle.verify_inclusion(merkle.leaf_hash(ordered[index]), index, size, log.inclusion_proof(index), log.root())
 
 
-def test_bad_appends_and_reads_are_refused_and_change_nothing(vault: Vault) -> None:
+def test_bad_appends_and_reads_are_refused_and_change_nothing(vault: Node) -> None:
     log = make_log(vault)
     log.append([entry(0), entry(1), bytes(MAX_ENTRY_BYTES)])  # exactly 64 KiB is taken
     root = log.root()
@@ -219,7 +219,7 @@ def test_checkpoints_are_signed_once_per_size_even_across_a_restart(tmp_path: Pa
         second.close()
 
 
-def test_a_checkpoint_table_refuses_a_second_root_for_a_size(vault: Vault) -> None:
+def test_a_checkpoint_table_refuses_a_second_root_for_a_size(vault: Node) -> None:
     """The rule is the database's, not only the log's: a second row for a signed size cannot be written."""
     log = make_log(vault)
     log.append([entry(0)])
@@ -237,7 +237,7 @@ def test_a_checkpoint_table_refuses_a_second_root_for_a_size(vault: Vault) -> No
     assert log.checkpoint().root == log.root()
 
 
-def test_a_sign_callable_that_signs_something_else_is_refused(vault: Vault) -> None:
+def test_a_sign_callable_that_signs_something_else_is_refused(vault: Node) -> None:
     log = TransparencyLog(vault.context, ORIGIN, lambda body: sign(body.replace("\n", "\nextra\n", 1)))
     with pytest.raises(ValueError, match="does not hold the checkpoint body"):
         log.checkpoint()
@@ -286,7 +286,7 @@ def test_no_acknowledged_entry_is_lost_to_kill_9(tmp_path: Path) -> None:
         vault.close()
 
 
-def test_proofs_across_stored_and_hashed_subtrees_match_the_leaves(vault: Vault) -> None:
+def test_proofs_across_stored_and_hashed_subtrees_match_the_leaves(vault: Node) -> None:
     """Subtrees of 2**STORED_LEVEL leaves and more are read from tlog_nodes, smaller ones hashed from their leaves:
     on a log of several such chunks (appended in batches that straddle chunk edges), every root, inclusion and
     consistency proof at sizes and indexes around the edges equals what merkle computes from the entries."""

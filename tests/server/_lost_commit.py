@@ -26,9 +26,9 @@ import numpy as np
 from memos_grpc._proto.memos.v1 import cube_pb2
 from memos_grpc._proto.memos.v1 import vault_service_pb2 as v
 from memos_grpc.governance.caller import Caller
+from memos_grpc.node import Node
 from memos_grpc.settings import Settings
 from memos_grpc.vault.database import Connection
-from memos_grpc.vault.vault import Vault
 
 DIMENSION = 384
 
@@ -50,7 +50,7 @@ def main(data_dir: Path, space_id: str, count: int, seed: int) -> None:
             "index_flush_seconds": 3600,
         },
     )
-    vault = Vault(settings)
+    vault = Node(settings)
     index = vault.context.indexes.get(space_id)
     before = index.labels()
 

@@ -1,7 +1,9 @@
-"""The Vault: opens the data directory's stores, repairs derived indexes, and closes cleanly.
+"""The node's composition root: opens the data directory's stores, wires every component to them, and closes cleanly.
 
-It wires the components (spaces, cubes, search, payloads) to one shared
-context and runs the background thread that saves changed vector indexes.
+It wires the store (spaces, cubes, search, payloads: memos_grpc/vault) and the components above it (governance,
+interchange, scheduler, marketplace, models, witness) to one shared context, repairs derived indexes at start, and
+runs the background thread that saves changed vector indexes. It lives outside the store's folder because it
+knows every layer: the server holds one ``Node`` and nothing below imports it.
 """
 
 from __future__ import annotations
@@ -62,8 +64,8 @@ def _load_model(settings: Settings) -> ModelHost | None:
     return load_model_host(settings.model_dir)
 
 
-class Vault:
-    """Everything stored under one data directory."""
+class Node:
+    """One memos-grpc node: everything stored under one data directory, and the components that serve it."""
 
     def __init__(self, settings: Settings, embedder: Embedder | None = None) -> None:
         started = time.monotonic()

@@ -79,10 +79,10 @@ from memos_grpc._proto.memos.v1.scheduler_service_pb2_grpc import SchedulerServi
 from memos_grpc._proto.memos.v1.transparency_log_service_pb2_grpc import TransparencyLogServiceStub
 from memos_grpc._proto.memos.v1.vault_service_pb2_grpc import VaultServiceStub
 from memos_grpc.interchange.dsse import Envelope, parse_envelope
-from memos_grpc.interchange.keys import SigningKey
 from memos_grpc.interchange.trust import TRUST_ROOT_PAYLOAD_TYPE, Role, TrustRoot, parse_trust_root
 from memos_grpc.marketplace.log import TransparencyLog
 from memos_grpc.node import Node
+from memos_grpc.primitives.keys import SigningKey
 from memos_grpc.settings import Settings
 from memos_grpc.transparency import merkle
 from memos_grpc.transparency.cosignature import CosignatureVerifier

@@ -26,14 +26,14 @@ from typing import IO, Any, NoReturn
 
 from memos_grpc.errors import BundleError, TrustRootError
 from memos_grpc.interchange.bundle import BundleLimits, TrustPolicy, verify_bundle, verify_statement_envelope
-from memos_grpc.interchange.canonical import parse_time
 from memos_grpc.interchange.dsse import parse_envelope
-from memos_grpc.interchange.keys import TrustedKey
 from memos_grpc.interchange.trust import parse_trust_root, verify_root_update
 from memos_grpc.marketplace import entries
 from memos_grpc.marketplace.entries import EntryError
 from memos_grpc.marketplace.grants import verify_grant
 from memos_grpc.marketplace.terms import Terms, TermsError
+from memos_grpc.primitives.canonical import parse_time
+from memos_grpc.primitives.keys import TrustedKey
 from memos_grpc.transparency import merkle
 from memos_grpc.transparency.checkpoint import Checkpoint, CheckpointError
 from memos_grpc.transparency.cosignature import CosignatureError, CosignatureVerifier, verify_cosigned

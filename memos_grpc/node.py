@@ -19,7 +19,6 @@ from memos_grpc.governance.audit import AuditLog
 from memos_grpc.governance.identity import Principals
 from memos_grpc.interchange.exporter import Exporter
 from memos_grpc.interchange.importer import Importer
-from memos_grpc.interchange.keys import TrustedKey
 from memos_grpc.interchange.signers import NODE_PRINCIPAL, Signers
 from memos_grpc.interchange.trust_store import TrustStore
 from memos_grpc.marketplace.follower import LogFollower
@@ -28,6 +27,7 @@ from memos_grpc.marketplace.licenses import Licenses
 from memos_grpc.marketplace.listings import Listings
 from memos_grpc.marketplace.node import MarketplaceNode
 from memos_grpc.marketplace.releases import Releases
+from memos_grpc.primitives.keys import TrustedKey
 from memos_grpc.scheduler.operations import Operations
 from memos_grpc.scheduler.recall import Scheduler
 from memos_grpc.scheduler.tokens import TokenCounter

@@ -22,17 +22,16 @@ LAYERS: tuple[tuple[str, frozenset[str]], ...] = (
     ("composition root", frozenset({"node"})),
     ("components", frozenset({"governance", "scheduler", "interchange", "marketplace", "models", "witness"})),
     ("store", frozenset({"vault"})),
-    ("libraries", frozenset({"embedding", "transparency", "errors", "settings", "files", "_proto", "__init__"})),
+    (
+        "libraries",
+        frozenset({"embedding", "primitives", "transparency", "errors", "settings", "files", "_proto", "__init__"}),
+    ),
 )
 RANK = {package: rank for rank, (_, packages) in enumerate(LAYERS) for package in packages}
 
 #: Imports against the layering, ``importer -> imported``; the list may only shrink.
 UPWARD = frozenset(
     {
-        # Formats that share the interchange's key and grammar helpers.
-        "memos_grpc.transparency._text -> memos_grpc.interchange.grammar",
-        "memos_grpc.transparency.cosignature -> memos_grpc.interchange.keys",
-        "memos_grpc.transparency.note -> memos_grpc.interchange.keys",
         # Visibility (who may see which cube) lives in governance, above the store that applies it.
         "memos_grpc.vault.blob_access -> memos_grpc.governance.caller",
         "memos_grpc.vault.blob_access -> memos_grpc.governance.policy",

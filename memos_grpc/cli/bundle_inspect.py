@@ -30,9 +30,9 @@ from memos_grpc.interchange.bundle import (
     verify_statement_envelope,
 )
 from memos_grpc.interchange.dsse import EnvelopeFormatError, EnvelopeVerification, parse_envelope
-from memos_grpc.interchange.grammar import Base64Error, decode_base64
-from memos_grpc.interchange.keys import PUBLIC_KEY_BYTES, PublicKeyError, TrustedKey, check_public_key, key_id
 from memos_grpc.interchange.tarstream import TarEntry, TarLimits, TarReader
+from memos_grpc.primitives.grammar import Base64Error, decode_base64
+from memos_grpc.primitives.keys import PUBLIC_KEY_BYTES, PublicKeyError, TrustedKey, check_public_key, key_id
 from memos_grpc.settings import Settings
 
 _CUBE_PREFIX, _CUBE_SUFFIX = "cubes/", ".pb"

@@ -13,7 +13,7 @@ import sys
 
 from memos_grpc.cli._connect import print_json
 from memos_grpc.errors import MemosError
-from memos_grpc.interchange.keys import SigningKey
+from memos_grpc.primitives.keys import SigningKey
 
 #: Where a server keeps its node key, under its data directory.
 NODE_KEY = pathlib.Path("keys") / "node.key"

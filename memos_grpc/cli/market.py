@@ -24,7 +24,6 @@ from memos_client.interchange import read_chunks
 from memos_grpc.cli import market_commands, market_held
 from memos_grpc.cli._connect import print_json
 from memos_grpc.cli.bundle_inspect import fail
-from memos_grpc.interchange.canonical import format_time, parse_time
 from memos_grpc.interchange.importer import bundle_limits
 from memos_grpc.marketplace.grants import PRINCIPAL_NAME
 from memos_grpc.marketplace.offline import (
@@ -32,6 +31,7 @@ from memos_grpc.marketplace.offline import (
     LicensedReleaseVerification,
     verify_licensed_release,
 )
+from memos_grpc.primitives.canonical import format_time, parse_time
 from memos_grpc.settings import Settings
 
 #: The most a grant or proof file may hold before it is read (both formats are far smaller).

@@ -29,7 +29,7 @@ from memos_client import (
 )
 
 from memos_grpc.cli._connect import common_options, message_dict, print_json, run
-from memos_grpc.interchange.canonical import format_time, parse_time
+from memos_grpc.primitives.canonical import format_time, parse_time
 
 SEARCH_MODES = ("dense", "lexical", "hybrid")
 

@@ -17,7 +17,7 @@ from memos_client import FollowedLog, HeldLicense, MemosClient, space_name
 from memos_grpc.cli import market_commands
 from memos_grpc.cli._connect import common_options, message_dict, print_json, run
 from memos_grpc.cli.import_report import print_import
-from memos_grpc.interchange.canonical import format_time
+from memos_grpc.primitives.canonical import format_time
 
 
 def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:

@@ -20,9 +20,9 @@ from memos_client import MemosClient, TrustRoot
 from memos_grpc.cli._connect import common_options, message_dict, print_json, run
 from memos_grpc.errors import TrustRootError
 from memos_grpc.interchange import trust
-from memos_grpc.interchange.canonical import format_time
 from memos_grpc.interchange.dsse import Envelope, EnvelopeFormatError, parse_envelope, verify_envelope
-from memos_grpc.interchange.keys import TrustedKey
+from memos_grpc.primitives.canonical import format_time
+from memos_grpc.primitives.keys import TrustedKey
 
 #: The most a trust root file may hold before it is read (roots are bounded far below this).
 _MAX_ROOT_FILE_BYTES = 4 * 1024 * 1024

@@ -28,7 +28,7 @@ from memos_grpc.errors import (
     UnauthenticatedError,
 )
 from memos_grpc.files import write_private
-from memos_grpc.interchange.keys import PublicKeyError, check_public_key, key_id
+from memos_grpc.primitives.keys import PublicKeyError, check_public_key, key_id
 from memos_grpc.vault.context import VaultContext
 from memos_grpc.vault.database import Connection
 from memos_grpc.vault.names import check_id

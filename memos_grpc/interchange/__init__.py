@@ -17,9 +17,9 @@ from memos_grpc.interchange.bundle import (
     write_bundle,
 )
 from memos_grpc.interchange.dsse import Envelope, pae, parse_envelope, sign_envelope, verify_envelope
-from memos_grpc.interchange.keys import SigningKey, TrustedKey, key_id
 from memos_grpc.interchange.statement import Subject, build_statement, parse_statement
 from memos_grpc.interchange.trust import Role, TrustRoot, parse_trust_root, verify_root_update
+from memos_grpc.primitives.keys import SigningKey, TrustedKey, key_id
 
 __all__ = [
     "BundleEntry",

@@ -17,7 +17,6 @@ from datetime import datetime
 from typing import Protocol
 
 from memos_grpc.errors import BundleError
-from memos_grpc.interchange.bounds import MAX_MARKER_BYTES
 from memos_grpc.interchange.dsse import (
     STATEMENT_PAYLOAD_TYPE,
     Envelope,
@@ -27,9 +26,10 @@ from memos_grpc.interchange.dsse import (
     parse_envelope,
     verify_envelope,
 )
-from memos_grpc.interchange.keys import TrustedKey
 from memos_grpc.interchange.statement import Statement, Subject, parse_statement
 from memos_grpc.interchange.tarstream import END_OF_ARCHIVE, TarEntry, TarLimits, TarReader, file_entry
+from memos_grpc.primitives.bounds import MAX_MARKER_BYTES
+from memos_grpc.primitives.keys import TrustedKey
 
 MARKER_NAME = "memos-bundle"
 ENVELOPE_NAME = "statement.dsse.json"

@@ -15,10 +15,11 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
 
-from memos_grpc.interchange import grammar, ijson
-from memos_grpc.interchange.bounds import MAX_SIGNATURES
+from memos_grpc.interchange import ijson
 from memos_grpc.interchange.ijson import IJsonError
-from memos_grpc.interchange.keys import SigningKey, TrustedKey, verify_signature
+from memos_grpc.primitives import grammar
+from memos_grpc.primitives.bounds import MAX_SIGNATURES
+from memos_grpc.primitives.keys import SigningKey, TrustedKey, verify_signature
 
 #: payloadType of a bundle's statement (in-toto Statement v1).
 STATEMENT_PAYLOAD_TYPE = "application/vnd.in-toto+json"

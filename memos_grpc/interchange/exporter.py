@@ -26,7 +26,6 @@ from memos_grpc.errors import NotFoundError, ResourceExhaustedError
 from memos_grpc.governance.caller import Caller
 from memos_grpc.governance.policy import CubeVisibility, held_license_id, redact_text
 from memos_grpc.interchange.bundle import BundleEntry, rechunk, write_bundle
-from memos_grpc.interchange.canonical import format_time
 from memos_grpc.interchange.dsse import STATEMENT_PAYLOAD_TYPE, sign_envelope
 from memos_grpc.interchange.signers import Signers
 from memos_grpc.interchange.statement import (
@@ -40,6 +39,7 @@ from memos_grpc.interchange.statement import (
 from memos_grpc.marketplace.listings import parse_listing_name
 from memos_grpc.marketplace.semver import check_release_id
 from memos_grpc.marketplace.terms import TermsError, check_license_expression
+from memos_grpc.primitives.canonical import format_time
 from memos_grpc.vault.catalog import redaction_rules
 from memos_grpc.vault.context import VaultContext
 from memos_grpc.vault.cubes import LIVE

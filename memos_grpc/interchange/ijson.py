@@ -12,7 +12,7 @@ from __future__ import annotations
 import json
 from typing import Any, NoReturn
 
-from memos_grpc.interchange.bounds import MAX_SAFE_INTEGER
+from memos_grpc.primitives.bounds import MAX_SAFE_INTEGER
 
 
 class IJsonError(ValueError):

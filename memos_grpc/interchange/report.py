@@ -7,10 +7,10 @@ from collections.abc import Callable
 from typing import Any
 
 from memos_grpc._proto.memos.v1 import interchange_service_pb2
-from memos_grpc.interchange.bounds import MAX_COUNT, is_integer_in
 from memos_grpc.interchange.bundle import BundleReport
-from memos_grpc.interchange.canonical import parse_time
 from memos_grpc.interchange.dsse import SignatureStatus
+from memos_grpc.primitives.bounds import MAX_COUNT, is_integer_in
+from memos_grpc.primitives.canonical import parse_time
 from memos_grpc.vault.rows import set_timestamp
 
 _Check = interchange_service_pb2.SignatureCheck

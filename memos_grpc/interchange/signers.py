@@ -13,7 +13,7 @@ from pathlib import Path
 from memos_grpc._proto.memos.v1 import principal_pb2
 from memos_grpc.errors import AlreadyExistsError
 from memos_grpc.governance.identity import Principals, parse_principal_name, principal_name
-from memos_grpc.interchange.keys import SigningKey
+from memos_grpc.primitives.keys import SigningKey
 
 log = logging.getLogger(__name__)
 

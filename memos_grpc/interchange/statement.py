@@ -13,8 +13,8 @@ from typing import Any
 
 from memos_grpc.errors import BundleError
 from memos_grpc.interchange import ijson
-from memos_grpc.interchange.bounds import MAX_SUBJECT_SIZE, is_integer_in
-from memos_grpc.interchange.canonical import canonical_json
+from memos_grpc.primitives.bounds import MAX_SUBJECT_SIZE, is_integer_in
+from memos_grpc.primitives.canonical import canonical_json
 
 STATEMENT_TYPE = "https://in-toto.io/Statement/v1"
 PREDICATE_TYPE = "https://memos-grpc.dev/MemCubeBundle/v1"

@@ -19,7 +19,8 @@ from typing import TYPE_CHECKING, Any
 
 from memos_grpc.errors import TrustRootError
 from memos_grpc.interchange import ijson
-from memos_grpc.interchange.bounds import (
+from memos_grpc.interchange.dsse import Envelope, EnvelopeFormatError, parse_envelope, verify_envelope
+from memos_grpc.primitives.bounds import (
     MAX_KEY_NAME_CHARS,
     MAX_LOG_POLICY_BYTES,
     MAX_MARKETPLACE_LOGS,
@@ -30,10 +31,9 @@ from memos_grpc.interchange.bounds import (
     MIN_TRUST_ROOT_VERSION,
     is_integer_in,
 )
-from memos_grpc.interchange.canonical import canonical_json, format_time, parse_time
-from memos_grpc.interchange.dsse import Envelope, EnvelopeFormatError, parse_envelope, verify_envelope
-from memos_grpc.interchange.grammar import Base64Error, decode_base64
-from memos_grpc.interchange.keys import PublicKeyError, TrustedKey, check_public_key, key_id
+from memos_grpc.primitives.canonical import canonical_json, format_time, parse_time
+from memos_grpc.primitives.grammar import Base64Error, decode_base64
+from memos_grpc.primitives.keys import PublicKeyError, TrustedKey, check_public_key, key_id
 from memos_grpc.transparency._text import TransparencyFormatError
 
 if TYPE_CHECKING:
@@ -114,7 +114,7 @@ class TrustRoot:
 def parse_trust_root(payload: bytes) -> TrustRoot:
     """Parses a trust root payload; unknown fields are ignored. Raises TrustRootError.
 
-    Every number and time must be within the bounds of ``memos_grpc.interchange.bounds``, and every role
+    Every number and time must be within the bounds of ``memos_grpc.primitives.bounds``, and every role
     name known: what parses here can be stored, sent and parsed again without loss.
     """
     try:

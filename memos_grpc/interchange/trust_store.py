@@ -14,9 +14,7 @@ from datetime import datetime, timedelta
 from memos_grpc._proto.memos.v1 import trust_pb2
 from memos_grpc.errors import FailedPreconditionError, TrustRootError
 from memos_grpc.interchange.bundle import TrustPolicy
-from memos_grpc.interchange.canonical import format_time
 from memos_grpc.interchange.dsse import Envelope, parse_envelope, sign_envelope
-from memos_grpc.interchange.keys import SigningKey, TrustedKey
 from memos_grpc.interchange.trust import (
     TRUST_ROOT_PAYLOAD_TYPE,
     Role,
@@ -24,6 +22,8 @@ from memos_grpc.interchange.trust import (
     parse_trust_root,
     verify_root_update,
 )
+from memos_grpc.primitives.canonical import format_time
+from memos_grpc.primitives.keys import SigningKey, TrustedKey
 from memos_grpc.vault.context import VaultContext
 from memos_grpc.vault.database import Connection
 from memos_grpc.vault.rows import set_timestamp

@@ -16,8 +16,6 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
-from memos_grpc.interchange.bounds import MAX_SAFE_INTEGER, is_integer_in
-from memos_grpc.interchange.canonical import canonical_json, format_time, parse_time
 from memos_grpc.interchange.dsse import (
     STATEMENT_PAYLOAD_TYPE,
     Envelope,
@@ -28,10 +26,12 @@ from memos_grpc.interchange.dsse import (
     sign_envelope,
     verify_envelope,
 )
-from memos_grpc.interchange.keys import SigningKey, TrustedKey
 from memos_grpc.interchange.statement import STATEMENT_TYPE
 from memos_grpc.marketplace import ijson
 from memos_grpc.marketplace.terms import Terms, TermsError
+from memos_grpc.primitives.bounds import MAX_SAFE_INTEGER, is_integer_in
+from memos_grpc.primitives.canonical import canonical_json, format_time, parse_time
+from memos_grpc.primitives.keys import SigningKey, TrustedKey
 
 PREDICATE_TYPE = "https://memos-grpc.dev/LicenseGrant/v1"
 #: A grant envelope is small (the terms are at most 64 KiB); anything far larger is refused before it is decoded.

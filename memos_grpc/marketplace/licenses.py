@@ -28,13 +28,13 @@ from memos_grpc.errors import (
     UnavailableError,
 )
 from memos_grpc.governance.caller import Caller
-from memos_grpc.interchange.bounds import LATEST_TIME
-from memos_grpc.interchange.canonical import canonical_json, format_time
 from memos_grpc.marketplace.entries import Entry
 from memos_grpc.marketplace.grants import PRINCIPAL_NAME, is_release_name, make_grant
 from memos_grpc.marketplace.node import MarketplaceNode
 from memos_grpc.marketplace.releases import Releases
 from memos_grpc.marketplace.terms import Terms
+from memos_grpc.primitives.bounds import LATEST_TIME
+from memos_grpc.primitives.canonical import canonical_json, format_time
 from memos_grpc.transparency.proof import TlogProof
 from memos_grpc.vault.context import VaultContext
 from memos_grpc.vault.database import Connection

@@ -14,9 +14,9 @@ from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 
 from memos_grpc.errors import InvalidArgumentError, UnavailableError
-from memos_grpc.interchange.keys import SigningKey
 from memos_grpc.marketplace.log import TransparencyLog
 from memos_grpc.marketplace.publisher import CheckpointPublisher, PublishedCheckpoint, parse_witnesses
+from memos_grpc.primitives.keys import SigningKey
 from memos_grpc.settings import Settings
 from memos_grpc.transparency import merkle
 from memos_grpc.transparency.note import NoteVerifier, sign_note

@@ -27,11 +27,11 @@ from datetime import datetime
 
 from memos_grpc.errors import TrustRootError
 from memos_grpc.interchange.bundle import BundleLimits, BundleReport, verify_bundle
-from memos_grpc.interchange.canonical import format_time
 from memos_grpc.interchange.dsse import EnvelopeFormatError, parse_envelope, verify_envelope
 from memos_grpc.interchange.trust import TRUST_ROOT_PAYLOAD_TYPE, TrustRoot, parse_trust_root
 from memos_grpc.marketplace.entries import Entry, EntryError
 from memos_grpc.marketplace.grants import Grant, GrantVerification, verify_grant
+from memos_grpc.primitives.canonical import format_time
 from memos_grpc.transparency.proof import ProofVerification, verify_proof
 
 #: Cosignature age allowed when neither the caller nor the grant's terms say (the terms' ``maxOfflineSeconds``

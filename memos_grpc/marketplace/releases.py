@@ -37,9 +37,7 @@ from memos_grpc.errors import (
 from memos_grpc.governance.caller import Caller
 from memos_grpc.governance.identity import Principals
 from memos_grpc.interchange.bundle import BundleReport, TrustPolicy, verify_bundle
-from memos_grpc.interchange.canonical import canonical_json, format_time
 from memos_grpc.interchange.importer import CubeChecks, bundle_limits
-from memos_grpc.interchange.keys import TrustedKey
 from memos_grpc.interchange.report import verification_message
 from memos_grpc.interchange.statement import RELEASE_FIELDS
 from memos_grpc.marketplace.entries import Entry
@@ -47,6 +45,8 @@ from memos_grpc.marketplace.listings import Listings, is_owner, parse_listing_na
 from memos_grpc.marketplace.node import MarketplaceNode
 from memos_grpc.marketplace.semver import check_release_id, precedence
 from memos_grpc.marketplace.terms import Terms, TermsError
+from memos_grpc.primitives.canonical import canonical_json, format_time
+from memos_grpc.primitives.keys import TrustedKey
 from memos_grpc.transparency.proof import TlogProof
 from memos_grpc.vault.blobs import BlobWriter
 from memos_grpc.vault.context import VaultContext

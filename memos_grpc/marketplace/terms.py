@@ -18,9 +18,9 @@ from typing import Any
 import boolean
 import license_expression
 
-from memos_grpc.interchange.bounds import MAX_SAFE_INTEGER, is_integer_in
-from memos_grpc.interchange.canonical import canonical_json, format_time, parse_time
 from memos_grpc.marketplace import ijson
+from memos_grpc.primitives.bounds import MAX_SAFE_INTEGER, is_integer_in
+from memos_grpc.primitives.canonical import canonical_json, format_time, parse_time
 
 #: The actions terms may name (ODRL action names; ``transform`` derives caches or adapters from the cubes).
 ACTIONS = ("import", "recall", "search", "export", "transform", "redistribute")

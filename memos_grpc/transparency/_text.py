@@ -9,7 +9,7 @@ from __future__ import annotations
 import base64
 import re
 
-from memos_grpc.interchange.grammar import Base64Error, decode_base64
+from memos_grpc.primitives.grammar import Base64Error, decode_base64
 
 #: 2**63 - 1: the bound on tree sizes, indexes and timestamps (C2SP tlog-checkpoint, tlog-cosignature).
 MAX_INT63 = (1 << 63) - 1

@@ -12,7 +12,7 @@ import struct
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 
-from memos_grpc.interchange.keys import PUBLIC_KEY_BYTES, SigningKey, verify_signature
+from memos_grpc.primitives.keys import PUBLIC_KEY_BYTES, SigningKey, verify_signature
 from memos_grpc.transparency._text import MAX_INT63, TransparencyFormatError
 from memos_grpc.transparency.note import (
     COSIGNATURE_TYPE,

@@ -13,7 +13,7 @@ import re
 from collections.abc import Sequence
 from dataclasses import dataclass
 
-from memos_grpc.interchange.keys import PUBLIC_KEY_BYTES, PublicKeyError, SigningKey, check_public_key, verify_signature
+from memos_grpc.primitives.keys import PUBLIC_KEY_BYTES, PublicKeyError, SigningKey, check_public_key, verify_signature
 from memos_grpc.transparency._text import (
     TransparencyFormatError,
     b64encode,

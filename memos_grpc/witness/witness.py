@@ -21,7 +21,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 
 from memos_grpc.errors import AbortedError, FailedPreconditionError, InvalidArgumentError, NotFoundError
-from memos_grpc.interchange.keys import SigningKey
+from memos_grpc.primitives.keys import SigningKey
 from memos_grpc.transparency import merkle
 from memos_grpc.transparency._text import TransparencyFormatError
 from memos_grpc.transparency.checkpoint import Checkpoint

@@ -18,12 +18,12 @@ from pathlib import Path
 
 from memos_grpc.interchange.bundle import BundleEntry, write_bundle
 from memos_grpc.interchange.dsse import STATEMENT_PAYLOAD_TYPE, parse_envelope, sign_envelope
-from memos_grpc.interchange.keys import SigningKey, TrustedKey
 from memos_grpc.interchange.statement import Subject, build_statement
 from memos_grpc.interchange.trust import TRUST_ROOT_PAYLOAD_TYPE, Role, TrustRoot
 from memos_grpc.marketplace.entries import Entry
 from memos_grpc.marketplace.grants import make_grant
 from memos_grpc.marketplace.terms import Terms
+from memos_grpc.primitives.keys import SigningKey, TrustedKey
 from memos_grpc.transparency import merkle
 from memos_grpc.transparency.checkpoint import Checkpoint
 from memos_grpc.transparency.cosignature import CosignatureVerifier, add_cosignature, cosign

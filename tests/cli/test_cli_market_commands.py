@@ -25,8 +25,8 @@ from memos_grpc.embedding.embedder import Embedder
 from memos_grpc.interchange.bundle import verify_bundle
 from memos_grpc.interchange.dsse import sign_envelope
 from memos_grpc.interchange.importer import bundle_limits
-from memos_grpc.interchange.keys import SigningKey, TrustedKey
 from memos_grpc.interchange.trust import TRUST_ROOT_PAYLOAD_TYPE, Role, TrustRoot
+from memos_grpc.primitives.keys import SigningKey, TrustedKey
 from memos_grpc.server.app import MemosServer
 from tests.memos_test_support import admin_token
 

@@ -12,8 +12,8 @@ from memos_client import InvalidArgumentError, MemosClient, NotFoundError
 
 from memos_grpc.embedding.embedder import Embedder
 from memos_grpc.interchange.dsse import Envelope, parse_envelope
-from memos_grpc.interchange.keys import SigningKey, TrustedKey, key_id
 from memos_grpc.interchange.trust import TRUST_ROOT_PAYLOAD_TYPE, Role, TrustRoot, parse_trust_root
+from memos_grpc.primitives.keys import SigningKey, TrustedKey, key_id
 from memos_grpc.server.app import MemosServer
 from tests.memos_test_support import admin_token
 

@@ -26,9 +26,9 @@ from memos_client import (
 )
 
 from memos_grpc.embedding.embedder import Embedder
-from memos_grpc.interchange.keys import SigningKey, TrustedKey
 from memos_grpc.marketplace import entries
 from memos_grpc.marketplace.grants import verify_grant
+from memos_grpc.primitives.keys import SigningKey, TrustedKey
 from memos_grpc.server.app import MemosServer
 from memos_grpc.transparency import merkle
 from memos_grpc.transparency.checkpoint import Checkpoint

@@ -29,8 +29,8 @@ from memos_grpc._proto.memos.v1 import principal_pb2
 from memos_grpc._proto.memos.v1 import vault_service_pb2 as v
 from memos_grpc._proto.memos.v1.interchange_service_pb2_grpc import InterchangeServiceStub
 from memos_grpc.interchange.dsse import Envelope, parse_envelope
-from memos_grpc.interchange.keys import SigningKey
 from memos_grpc.interchange.trust import TRUST_ROOT_PAYLOAD_TYPE, TrustRoot, parse_trust_root
+from memos_grpc.primitives.keys import SigningKey
 
 _bundles: dict[int, tuple[bytes, int]] = {}
 

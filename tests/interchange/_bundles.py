@@ -15,7 +15,6 @@ from pathlib import Path
 from memos_grpc._proto.memos.v1 import cube_pb2
 from memos_grpc.interchange.bundle import ENVELOPE_NAME, MARKER, MARKER_NAME
 from memos_grpc.interchange.dsse import STATEMENT_PAYLOAD_TYPE, Envelope, sign_envelope
-from memos_grpc.interchange.keys import SigningKey, TrustedKey
 from memos_grpc.interchange.statement import (
     FORMAT_VERSION,
     Subject,
@@ -24,6 +23,7 @@ from memos_grpc.interchange.statement import (
     cube_entry_name,
 )
 from memos_grpc.interchange.tarstream import BLOCK_SIZE, END_OF_ARCHIVE, entry_header, file_entry
+from memos_grpc.primitives.keys import SigningKey, TrustedKey
 from memos_grpc.server.app import MemosServer
 
 

@@ -37,9 +37,9 @@ from memos_grpc._proto.memos.v1.interchange_service_pb2_grpc import (
 )
 from memos_grpc._proto.memos.v1.vault_service_pb2_grpc import VaultServiceStub
 from memos_grpc.interchange.dsse import Envelope, parse_envelope
-from memos_grpc.interchange.keys import TrustedKey
 from memos_grpc.interchange.tarstream import entry_header
 from memos_grpc.interchange.trust import TRUST_ROOT_PAYLOAD_TYPE, Role, TrustRoot, parse_trust_root
+from memos_grpc.primitives.keys import TrustedKey
 from memos_grpc.server.app import MemosServer
 from tests.memos_test_support import admin_token
 from tests.server._certs import Pki

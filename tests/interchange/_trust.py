@@ -6,8 +6,8 @@ from memos_grpc._proto.memos.v1 import governance_service_pb2 as g
 from memos_grpc._proto.memos.v1 import trust_pb2
 from memos_grpc._proto.memos.v1.governance_service_pb2_grpc import GovernanceServiceStub
 from memos_grpc.interchange.dsse import Envelope, parse_envelope
-from memos_grpc.interchange.keys import TrustedKey, key_id
 from memos_grpc.interchange.trust import TRUST_ROOT_PAYLOAD_TYPE, Role, TrustRoot, parse_trust_root
+from memos_grpc.primitives.keys import TrustedKey, key_id
 
 
 def current_root(governance: GovernanceServiceStub) -> TrustRoot:

@@ -1,7 +1,7 @@
 """Every number the interchange protocol carries is bounded: table-driven over named cases, docs in step.
 
 Trust root documents, envelopes, statements and predicates get values at and
-past each bound of ``memos_grpc.interchange.bounds``; in range parses, out of
+past each bound of ``memos_grpc.primitives.bounds``; in range parses, out of
 range is the document's own malformed reason (never an overflow later). The
 last test checks that docs/protocol.md's table names every bound with its value.
 """
@@ -19,15 +19,15 @@ from typing import Any
 import pytest
 
 from memos_grpc.errors import BundleError, TrustRootError
-from memos_grpc.interchange import bounds
 from memos_grpc.interchange.bundle import BundleReport
-from memos_grpc.interchange.canonical import canonical_json, parse_time
 from memos_grpc.interchange.dsse import Envelope, EnvelopeFormatError, parse_envelope
-from memos_grpc.interchange.keys import SigningKey
 from memos_grpc.interchange.report import verification_message
 from memos_grpc.interchange.statement import PREDICATE_TYPE, STATEMENT_TYPE, Statement, parse_statement
 from memos_grpc.interchange.trust import TRUST_ROOT_PAYLOAD_TYPE, TRUST_ROOT_TYPE, Role, TrustRoot, parse_trust_root
 from memos_grpc.interchange.trust_store import wire_form
+from memos_grpc.primitives import bounds
+from memos_grpc.primitives.canonical import canonical_json, parse_time
+from memos_grpc.primitives.keys import SigningKey
 from memos_grpc.transparency.cosignature import CosignatureVerifier
 from memos_grpc.transparency.note import NoteVerifier
 

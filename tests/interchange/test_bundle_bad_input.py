@@ -28,8 +28,8 @@ from memos_grpc._proto.memos.v1 import (
 )
 from memos_grpc.embedding.embedder import Embedder
 from memos_grpc.interchange.bundle import BundleLimits, TrustPolicy, verify_bundle
-from memos_grpc.interchange.keys import SigningKey
 from memos_grpc.interchange.statement import Subject, blob_entry_name, cube_entry_name
+from memos_grpc.primitives.keys import SigningKey
 from memos_grpc.server.app import MemosServer
 from tests.conftest import start_server
 from tests.interchange._bundles import (

@@ -21,7 +21,7 @@ from memos_grpc._proto.memos.v1.governance_service_pb2_grpc import GovernanceSer
 from memos_grpc._proto.memos.v1.interchange_service_pb2_grpc import InterchangeServiceStub
 from memos_grpc._proto.memos.v1.vault_service_pb2_grpc import VaultServiceStub
 from memos_grpc.embedding.embedder import NoEmbedder
-from memos_grpc.interchange.keys import SigningKey
+from memos_grpc.primitives.keys import SigningKey
 from memos_grpc.server.app import MemosServer
 
 Action = i.ImportedCube.Action

@@ -15,8 +15,8 @@ from memos_grpc._proto.memos.v1 import interchange_service_pb2 as i
 from memos_grpc._proto.memos.v1.interchange_service_pb2_grpc import InterchangeServiceStub
 from memos_grpc._proto.memos.v1.vault_service_pb2_grpc import VaultServiceStub
 from memos_grpc.errors import InvalidArgumentError
-from memos_grpc.interchange.canonical import canonical_json
 from memos_grpc.marketplace.semver import check_release_id, precedence
+from memos_grpc.primitives.canonical import canonical_json
 
 TERMS_DIGEST = "sha256:" + hashlib.sha256(b"{}").hexdigest()
 

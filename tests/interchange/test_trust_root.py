@@ -22,8 +22,8 @@ from memos_grpc._proto.memos.v1.governance_service_pb2_grpc import GovernanceSer
 from memos_grpc._proto.memos.v1.interchange_service_pb2_grpc import InterchangeServiceStub
 from memos_grpc.embedding.embedder import Embedder
 from memos_grpc.interchange.dsse import Envelope, parse_envelope, verify_envelope
-from memos_grpc.interchange.keys import SigningKey, TrustedKey
 from memos_grpc.interchange.trust import TRUST_ROOT_PAYLOAD_TYPE, Role, TrustRoot
+from memos_grpc.primitives.keys import SigningKey, TrustedKey
 from memos_grpc.server.app import MemosServer
 from memos_grpc.transparency.cosignature import CosignatureVerifier
 from memos_grpc.transparency.note import NoteVerifier

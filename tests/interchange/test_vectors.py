@@ -19,7 +19,7 @@ from typing import Any
 import pytest
 
 from memos_grpc.conformance import RUNNERS, run_vector
-from memos_grpc.interchange.keys import key_id
+from memos_grpc.primitives.keys import key_id
 from tools import gen_vectors
 
 ROOT = Path(__file__).resolve().parents[2]

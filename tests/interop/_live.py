@@ -33,7 +33,7 @@ from memos_client import MemosClient
 from memos_grpc.embedding.embedder import Embedder
 from memos_grpc.interchange import trust
 from memos_grpc.interchange.dsse import Envelope, parse_envelope
-from memos_grpc.interchange.keys import SigningKey
+from memos_grpc.primitives.keys import SigningKey
 from memos_grpc.server.app import MemosServer
 from memos_grpc.settings import Settings
 from memos_grpc.transparency.cosignature import CosignatureVerifier

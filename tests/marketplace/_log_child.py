@@ -16,9 +16,9 @@ import sys
 import threading
 from pathlib import Path
 
-from memos_grpc.interchange.keys import SigningKey
 from memos_grpc.marketplace.log import TransparencyLog
 from memos_grpc.node import Node
+from memos_grpc.primitives.keys import SigningKey
 from memos_grpc.settings import Settings
 from memos_grpc.transparency.note import sign_note
 from memos_grpc.vault.database import Connection

@@ -39,9 +39,9 @@ from memos_grpc._proto.memos.v1.scheduler_service_pb2_grpc import SchedulerServi
 from memos_grpc._proto.memos.v1.vault_service_pb2_grpc import VaultServiceStub
 from memos_grpc.embedding.embedder import Embedder
 from memos_grpc.interchange.dsse import parse_envelope
-from memos_grpc.interchange.keys import SigningKey
 from memos_grpc.interchange.trust import Role, TrustRoot, parse_trust_root
 from memos_grpc.marketplace.entries import Entry
+from memos_grpc.primitives.keys import SigningKey
 from memos_grpc.server.app import MemosServer
 from memos_grpc.transparency.cosignature import CosignatureVerifier
 from memos_grpc.transparency.note import NoteVerifier

@@ -6,10 +6,10 @@ from datetime import UTC, datetime, timedelta
 
 import pytest
 
-from memos_grpc.interchange.keys import SigningKey, TrustedKey
 from memos_grpc.marketplace.entries import Entry, EntryError
 from memos_grpc.marketplace.grants import make_grant, verify_grant
 from memos_grpc.marketplace.terms import Terms
+from memos_grpc.primitives.keys import SigningKey, TrustedKey
 
 NOW = datetime(2026, 6, 1, tzinfo=UTC)
 TERMS = Terms.parse(

@@ -20,10 +20,10 @@ from memos_test_support import reason_of
 
 from memos_grpc._proto.memos.v1 import marketplace_service_pb2 as m
 from memos_grpc.embedding.embedder import Embedder
-from memos_grpc.interchange.keys import SigningKey, TrustedKey
 from memos_grpc.marketplace import entries
 from memos_grpc.marketplace.grants import verify_grant
 from memos_grpc.marketplace.licenses import NO_END
+from memos_grpc.primitives.keys import SigningKey, TrustedKey
 from memos_grpc.server.app import MemosServer
 from memos_grpc.transparency.cosignature import CosignatureVerifier
 from memos_grpc.transparency.note import NoteVerifier

@@ -36,9 +36,9 @@ from memos_grpc._proto.memos.v1.interchange_service_pb2_grpc import InterchangeS
 from memos_grpc._proto.memos.v1.marketplace_service_pb2_grpc import MarketplaceServiceStub
 from memos_grpc._proto.memos.v1.transparency_log_service_pb2_grpc import TransparencyLogServiceStub
 from memos_grpc._proto.memos.v1.vault_service_pb2_grpc import VaultServiceStub
-from memos_grpc.interchange.keys import SigningKey
 from memos_grpc.marketplace import entries
 from memos_grpc.marketplace.terms import Terms
+from memos_grpc.primitives.keys import SigningKey
 from memos_grpc.transparency import merkle
 from memos_grpc.transparency.checkpoint import Checkpoint
 from memos_grpc.transparency.note import NoteVerifier, open_note, parse_vkey

@@ -31,9 +31,9 @@ from memos_grpc._proto.memos.v1 import transparency_log_service_pb2 as t
 from memos_grpc._proto.memos.v1.transparency_log_service_pb2_grpc import TransparencyLogServiceStub
 from memos_grpc.embedding.embedder import Embedder
 from memos_grpc.errors import UnavailableError
-from memos_grpc.interchange.keys import SigningKey
 from memos_grpc.marketplace.entries import Entry
 from memos_grpc.marketplace.node import MarketplaceNode
+from memos_grpc.primitives.keys import SigningKey
 from memos_grpc.server.app import MemosServer
 from memos_grpc.transparency.cosignature import CosignatureError, CosignatureVerifier, verify_cosigned
 from memos_grpc.transparency.note import NoteVerifier, open_note, parse_note

@@ -117,8 +117,8 @@ from memos_grpc._proto.memos.v1.interchange_service_pb2_grpc import InterchangeS
 from memos_grpc._proto.memos.v1.marketplace_service_pb2_grpc import MarketplaceServiceStub
 from memos_grpc.embedding.embedder import Embedder
 from memos_grpc.interchange.dsse import Envelope, parse_envelope
-from memos_grpc.interchange.keys import SigningKey
 from memos_grpc.interchange.trust import TRUST_ROOT_PAYLOAD_TYPE
+from memos_grpc.primitives.keys import SigningKey
 from memos_grpc.server.app import MemosServer
 from memos_grpc.transparency import merkle
 from memos_grpc.transparency.checkpoint import Checkpoint

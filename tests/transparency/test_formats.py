@@ -8,7 +8,7 @@ from datetime import UTC, datetime
 
 import pytest
 
-from memos_grpc.interchange.keys import SigningKey
+from memos_grpc.primitives.keys import SigningKey
 from memos_grpc.transparency import merkle
 from memos_grpc.transparency.checkpoint import Checkpoint, CheckpointError
 from memos_grpc.transparency.cosignature import CosignatureVerifier, add_cosignature, cosign, verify_cosigned

@@ -27,8 +27,8 @@ from memos_grpc._proto.memos.v1 import witness_service_pb2 as w
 from memos_grpc._proto.memos.v1.witness_service_pb2_grpc import WitnessServiceStub
 from memos_grpc.embedding.embedder import Embedder
 from memos_grpc.errors import InvalidArgumentError
-from memos_grpc.interchange.keys import SigningKey
 from memos_grpc.marketplace.log import TransparencyLog
+from memos_grpc.primitives.keys import SigningKey
 from memos_grpc.server.app import MemosServer
 from memos_grpc.settings import Settings
 from memos_grpc.transparency import merkle

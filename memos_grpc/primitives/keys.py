@@ -28,7 +28,7 @@ from cryptography.hazmat.primitives.serialization import (
 
 from memos_grpc.errors import InvalidArgumentError
 from memos_grpc.files import write_private
-from memos_grpc.interchange.canonical import format_time
+from memos_grpc.primitives.canonical import format_time
 
 log = logging.getLogger(__name__)
 

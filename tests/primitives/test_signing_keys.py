@@ -16,8 +16,8 @@ from memos_grpc._proto.memos.v1.governance_service_pb2_grpc import GovernanceSer
 from memos_grpc._proto.memos.v1.interchange_service_pb2_grpc import InterchangeServiceStub
 from memos_grpc.interchange.bundle import ENVELOPE_NAME
 from memos_grpc.interchange.dsse import parse_envelope
-from memos_grpc.interchange.keys import SigningKey
 from memos_grpc.interchange.tarstream import END_OF_ARCHIVE, TarLimits, TarReader, file_entry
+from memos_grpc.primitives.keys import SigningKey
 from memos_grpc.server.app import MemosServer
 
 Status = i.SignatureCheck.Status

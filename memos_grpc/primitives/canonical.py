@@ -13,7 +13,7 @@ import re
 from datetime import UTC, datetime, timedelta, timezone
 from typing import Any
 
-from memos_grpc.interchange.bounds import EARLIEST_TIME, LATEST_TIME
+from memos_grpc.primitives.bounds import EARLIEST_TIME, LATEST_TIME
 
 
 def canonical_json(value: Any) -> bytes:

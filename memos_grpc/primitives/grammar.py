@@ -6,9 +6,9 @@ The rules, each with its one function:
 
 - JSON: ``memos_grpc.interchange.ijson.loads`` (I-JSON: UTF-8 without a BOM, no duplicate names, no lone
   surrogates, no NaN or Infinity, integers only, within +-(2^53 - 1)).
-- Times: ``memos_grpc.interchange.canonical.parse_time`` (one RFC 3339 profile).
+- Times: ``memos_grpc.primitives.canonical.parse_time`` (one RFC 3339 profile).
 - base64: ``decode_base64`` below.
-- Ed25519 public keys: ``memos_grpc.interchange.keys.check_public_key`` (canonical, not of small order).
+- Ed25519 public keys: ``memos_grpc.primitives.keys.check_public_key`` (canonical, not of small order).
 - Patterns: every regular expression over protocol data is applied with ``fullmatch``.
 """
 

@@ -16,10 +16,10 @@ import pytest
 from memos_grpc.cli.bundle_inspect import public_key
 from memos_grpc.errors import InvalidArgumentError
 from memos_grpc.interchange import ijson
-from memos_grpc.interchange.canonical import parse_time
-from memos_grpc.interchange.grammar import Base64Error, decode_base64
-from memos_grpc.interchange.keys import PublicKeyError, SigningKey, check_public_key, verify_signature
 from memos_grpc.marketplace import ijson as marketplace_ijson
+from memos_grpc.primitives.canonical import parse_time
+from memos_grpc.primitives.grammar import Base64Error, decode_base64
+from memos_grpc.primitives.keys import PublicKeyError, SigningKey, check_public_key, verify_signature
 from memos_grpc.vault.blobs import parse_digest
 from memos_grpc.vault.names import check_id
 from memos_grpc.vault.validation import check_labels

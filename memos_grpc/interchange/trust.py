@@ -15,7 +15,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from datetime import datetime
 from functools import cached_property
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 from memos_grpc.errors import TrustRootError
 from memos_grpc.interchange import ijson
@@ -35,10 +35,8 @@ from memos_grpc.primitives.canonical import canonical_json, format_time, parse_t
 from memos_grpc.primitives.grammar import Base64Error, decode_base64
 from memos_grpc.primitives.keys import PublicKeyError, TrustedKey, check_public_key, key_id
 from memos_grpc.transparency._text import TransparencyFormatError
-
-if TYPE_CHECKING:
-    from memos_grpc.transparency.note import NoteVerifier
-    from memos_grpc.transparency.policy import Policy
+from memos_grpc.transparency.note import NoteVerifier
+from memos_grpc.transparency.policy import Policy, parse_policy
 
 TRUST_ROOT_TYPE = "https://memos-grpc.dev/TrustRoot/v1"
 TRUST_ROOT_PAYLOAD_TYPE = "application/vnd.memos.trustroot+json"
@@ -70,7 +68,7 @@ class TrustRoot:
     @cached_property
     def log_policies(self) -> tuple[Policy, ...]:
         """The parsed ``marketplace_logs`` (a root that parsed holds only policies that parse)."""
-        return tuple(_parse_policy(text) for text in self.marketplace_logs)
+        return tuple(parse_policy(text) for text in self.marketplace_logs)
 
     def log_policy(self, origin: str) -> tuple[Policy, NoteVerifier] | None:
         """The policy naming the log whose key name is ``origin``, with that log's key; None if none does."""
@@ -188,7 +186,7 @@ def _marketplace_logs(value: Any) -> tuple[str, ...]:
                 f"at most {MAX_LOG_POLICY_BYTES} bytes of UTF-8"
             )
         try:
-            policy = _parse_policy(text)
+            policy = parse_policy(text)
         except TransparencyFormatError as exc:
             raise _malformed(f"marketplaceLogs[{number}].policy is refused ({exc.reason}): {exc.message}") from exc
         if not policy.logs:
@@ -199,15 +197,6 @@ def _marketplace_logs(value: Any) -> tuple[str, ...]:
             origins.add(log.name)
         texts.append(text)
     return tuple(texts)
-
-
-def _parse_policy(text: str) -> Policy:
-    """``transparency.policy.parse_policy``, imported at call time: the transparency modules import
-    ``interchange.keys``, whose package ``__init__`` imports this module first, so a module-level import is a cycle.
-    """
-    from memos_grpc.transparency.policy import parse_policy
-
-    return parse_policy(text)
 
 
 def _key(kid: str, entry: dict[str, Any]) -> TrustedKey:

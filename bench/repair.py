@@ -29,8 +29,8 @@ from memos_grpc._proto.memos.v1 import vault_service_pb2 as v
 from memos_grpc.governance.caller import Caller
 from memos_grpc.node import Node
 from memos_grpc.settings import Settings
+from memos_grpc.store.repair import load_catalog, repair_indexes
 from memos_grpc.vault.context import VaultContext
-from memos_grpc.vault.repair import load_catalog, repair_indexes
 
 SPACE = "bench"
 ADMIN = Caller(principal="principals/admin", admin=True, method="token")

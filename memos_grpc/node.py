@@ -34,18 +34,19 @@ from memos_grpc.scheduler.tokens import TokenCounter
 from memos_grpc.scheduler.transform import Transformer
 from memos_grpc.scheduler.usage import UsageRecorder
 from memos_grpc.settings import Settings
-from memos_grpc.vault.blobs import BlobStore
+from memos_grpc.store.blobs import BlobStore
+from memos_grpc.store.database import Database
+from memos_grpc.store.lexical import LexicalIndex
+from memos_grpc.store.repair import repair_indexes
+from memos_grpc.store.store import Store
+from memos_grpc.store.vectors import IndexParams, VectorIndexes
 from memos_grpc.vault.context import VaultContext
 from memos_grpc.vault.cubes import Cubes
-from memos_grpc.vault.database import Database
-from memos_grpc.vault.lexical import LexicalIndex
 from memos_grpc.vault.lifecycle import Lifecycle
 from memos_grpc.vault.payloads import Payloads
-from memos_grpc.vault.repair import repair_indexes
 from memos_grpc.vault.retention import Sweeper
 from memos_grpc.vault.search import Search
 from memos_grpc.vault.spaces import Spaces
-from memos_grpc.vault.vectors import IndexParams, VectorIndexes
 from memos_grpc.witness.witness import Witness
 
 if TYPE_CHECKING:
@@ -84,14 +85,16 @@ class Node:
         )
         self.context = VaultContext(
             settings=settings,
-            database=Database(settings.duckdb_path, settings.write_group_max),
-            indexes=VectorIndexes(settings.index_dir, params),
-            blobs=BlobStore(settings.blob_dir),
+            store=Store(
+                database=Database(settings.duckdb_path, settings.write_group_max),
+                indexes=VectorIndexes(settings.index_dir, params),
+                blobs=BlobStore(settings.blob_dir),
+            ),
             embedder=worker,
         )
         # Before the catalog is loaded from DuckDB: loading it rebuilds the lexical index too.
         self.context.catalog.lexical = LexicalIndex(settings.lexical_refresh_seconds)
-        report = repair_indexes(self.context)
+        report = repair_indexes(self.context.store)
         # Serve only once every stored cube is found lexically too, not after the first background commits.
         self.context.catalog.lexical.refresh()
         log.info(

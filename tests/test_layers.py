@@ -20,8 +20,11 @@ LAYERS: tuple[tuple[str, frozenset[str]], ...] = (
     ("entry points", frozenset({"cli", "conformance"})),
     ("server", frozenset({"server"})),
     ("composition root", frozenset({"node"})),
-    ("components", frozenset({"governance", "scheduler", "interchange", "marketplace", "models", "witness"})),
-    ("store", frozenset({"vault"})),
+    (
+        "components",
+        frozenset({"vault", "governance", "scheduler", "interchange", "marketplace", "models", "witness"}),
+    ),
+    ("store", frozenset({"store"})),
     (
         "libraries",
         frozenset({"embedding", "primitives", "transparency", "errors", "settings", "files", "_proto", "__init__"}),
@@ -30,22 +33,7 @@ LAYERS: tuple[tuple[str, frozenset[str]], ...] = (
 RANK = {package: rank for rank, (_, packages) in enumerate(LAYERS) for package in packages}
 
 #: Imports against the layering, ``importer -> imported``; the list may only shrink.
-UPWARD = frozenset(
-    {
-        # Visibility (who may see which cube) lives in governance, above the store that applies it.
-        "memos_grpc.vault.blob_access -> memos_grpc.governance.caller",
-        "memos_grpc.vault.blob_access -> memos_grpc.governance.policy",
-        "memos_grpc.vault.cubes -> memos_grpc.governance.caller",
-        "memos_grpc.vault.cubes -> memos_grpc.governance.policy",
-        "memos_grpc.vault.lifecycle -> memos_grpc.governance.caller",
-        "memos_grpc.vault.lifecycle -> memos_grpc.governance.policy",
-        "memos_grpc.vault.payloads -> memos_grpc.governance.caller",
-        "memos_grpc.vault.search -> memos_grpc.governance.caller",
-        "memos_grpc.vault.search -> memos_grpc.governance.policy",
-        # The activation blob header's fields are defined with the activation models.
-        "memos_grpc.vault.blob_headers -> memos_grpc.models.activation",
-    }
-)
+UPWARD: frozenset[str] = frozenset()
 
 
 def _package_of(module: str) -> str:

@@ -16,11 +16,11 @@ from datetime import UTC, datetime
 from typing import Final
 
 from memos_grpc._proto.memos.v1 import audit_pb2
+from memos_grpc.store.database import Connection
+from memos_grpc.store.filter import FilterField, compile_filter, enum_field
+from memos_grpc.store.paging import decode_token, encode_token, page_size
+from memos_grpc.store.rows import set_timestamp
 from memos_grpc.vault.context import VaultContext
-from memos_grpc.vault.database import Connection
-from memos_grpc.vault.filter import FilterField, compile_filter, enum_field
-from memos_grpc.vault.paging import decode_token, encode_token, page_size
-from memos_grpc.vault.rows import set_timestamp
 from memos_grpc.vault.validation import invalid
 
 GENESIS_HASH = "0" * 64

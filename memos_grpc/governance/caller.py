@@ -7,19 +7,11 @@ variable, so each RPC thread sees its own caller.
 from __future__ import annotations
 
 import contextvars
-from dataclasses import dataclass
 
 from memos_grpc.errors import UnauthenticatedError
+from memos_grpc.store.visibility import Caller
 
-
-@dataclass(frozen=True)
-class Caller:
-    """Who is calling: a principal's name and whether it administers the server."""
-
-    principal: str
-    admin: bool
-    #: How the caller proved who it is: "token", "certificate" or "anonymous".
-    method: str
+__all__ = ["Caller", "bind", "current", "unbind"]
 
 
 _current: contextvars.ContextVar[Caller | None] = contextvars.ContextVar("memos_caller", default=None)

@@ -16,9 +16,8 @@ from dataclasses import dataclass, field
 from memos_grpc._proto.memos.v1 import access_pb2, governance_service_pb2
 from memos_grpc.errors import NotFoundError
 from memos_grpc.governance.identity import Principals, parse_principal_name, principal_name
-from memos_grpc.vault.context import VaultContext
-from memos_grpc.vault.database import Connection
-from memos_grpc.vault.removal import (
+from memos_grpc.store.database import Connection
+from memos_grpc.store.removal import (
     Removed,
     forget_removed,
     remove_cubes,
@@ -26,6 +25,7 @@ from memos_grpc.vault.removal import (
     remove_space,
     remove_uploads,
 )
+from memos_grpc.vault.context import VaultContext
 
 OWNER = access_pb2.ROLE_OWNER
 
@@ -71,7 +71,7 @@ def erase_principal_data(
         return erased
 
     def after_commit(erased: _Erased) -> None:
-        forget_removed(context, erased.removed)
+        forget_removed(context.store, erased.removed)
         context.catalog.forget_principal(principal)
 
     erased = context.database.write(apply, after_commit)

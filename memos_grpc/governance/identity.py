@@ -29,11 +29,11 @@ from memos_grpc.errors import (
 )
 from memos_grpc.files import write_private
 from memos_grpc.primitives.keys import PublicKeyError, check_public_key, key_id
+from memos_grpc.store.database import Connection
+from memos_grpc.store.names import check_id
+from memos_grpc.store.paging import decode_token, encode_token, page_size
+from memos_grpc.store.rows import make_etag, set_timestamp, to_datetime
 from memos_grpc.vault.context import VaultContext
-from memos_grpc.vault.database import Connection
-from memos_grpc.vault.names import check_id
-from memos_grpc.vault.paging import decode_token, encode_token, page_size
-from memos_grpc.vault.rows import make_etag, set_timestamp, to_datetime
 from memos_grpc.vault.validation import check_timestamp, invalid
 
 log = logging.getLogger(__name__)

@@ -24,7 +24,6 @@ from typing import IO, Any
 from memos_grpc._proto.memos.v1 import cube_pb2, interchange_service_pb2, space_pb2
 from memos_grpc.errors import NotFoundError, ResourceExhaustedError
 from memos_grpc.governance.caller import Caller
-from memos_grpc.governance.policy import CubeVisibility, held_license_id, redact_text
 from memos_grpc.interchange.bundle import BundleEntry, rechunk, write_bundle
 from memos_grpc.interchange.dsse import STATEMENT_PAYLOAD_TYPE, sign_envelope
 from memos_grpc.interchange.signers import Signers
@@ -40,14 +39,15 @@ from memos_grpc.marketplace.listings import parse_listing_name
 from memos_grpc.marketplace.semver import check_release_id
 from memos_grpc.marketplace.terms import TermsError, check_license_expression
 from memos_grpc.primitives.canonical import format_time
-from memos_grpc.vault.catalog import redaction_rules
+from memos_grpc.store.catalog import redaction_rules
+from memos_grpc.store.database import IDS, id_list
+from memos_grpc.store.filter import compile_filter
+from memos_grpc.store.names import parse_cube_name, parse_space_name
+from memos_grpc.store.rows import blob_digest, vector_from_bytes
+from memos_grpc.store.visibility import CubeVisibility, held_license_id, redact_text
 from memos_grpc.vault.context import VaultContext
 from memos_grpc.vault.cubes import LIVE
-from memos_grpc.vault.database import IDS, id_list
-from memos_grpc.vault.filter import compile_filter
 from memos_grpc.vault.licensing import EXPORT
-from memos_grpc.vault.names import parse_cube_name, parse_space_name
-from memos_grpc.vault.rows import blob_digest, vector_from_bytes
 from memos_grpc.vault.validation import invalid
 
 log = logging.getLogger(__name__)

@@ -25,19 +25,19 @@ from memos_grpc._proto.memos.v1 import cube_pb2, interchange_service_pb2, space_
 from memos_grpc.embedding.embedder import FloatArray
 from memos_grpc.errors import BundleError, FailedPreconditionError, MemosError, NotFoundError
 from memos_grpc.governance.caller import Caller
-from memos_grpc.governance.policy import CubeVisibility
 from memos_grpc.interchange.bundle import BundleLimits, BundleReport, BundleVerifier, TrustPolicy
 from memos_grpc.interchange.statement import Subject, cube_entry_name
 from memos_grpc.settings import Settings
+from memos_grpc.store.blobs import BlobStore
+from memos_grpc.store.database import IDS, Connection, id_list
+from memos_grpc.store.names import check_id, cube_name, new_cube_id, parse_cube_name, parse_space_name, space_name
+from memos_grpc.store.removal import Removed, forget_removed, remove_cubes
+from memos_grpc.store.rows import CubeRow, blob_digest, insert_rows, make_etag, memory_text, set_timestamp
+from memos_grpc.store.visibility import CubeVisibility
 from memos_grpc.vault.blob_headers import describe_activation
-from memos_grpc.vault.blobs import BlobStore
 from memos_grpc.vault.context import VaultContext
 from memos_grpc.vault.cubes import Cubes, apply_default_ttl, catalog_entries
-from memos_grpc.vault.database import IDS, Connection, id_list
 from memos_grpc.vault.derivation import drop_links, hidden_sources
-from memos_grpc.vault.names import check_id, cube_name, new_cube_id, parse_cube_name, parse_space_name, space_name
-from memos_grpc.vault.removal import Removed, forget_removed, remove_cubes
-from memos_grpc.vault.rows import CubeRow, blob_digest, insert_rows, make_etag, memory_text, set_timestamp
 from memos_grpc.vault.validation import check_cube_fields, check_vector, invalid
 
 log = logging.getLogger(__name__)
@@ -394,7 +394,7 @@ class Importer:
 
         def after_commit(result: tuple[list[_Planned], Removed]) -> None:
             planned, removed = result
-            forget_removed(context, removed)
+            forget_removed(context.store, removed)
             retired = [p.replaced_vec_id for p in planned if p.replaced_vec_id is not None]
             if retired:
                 index.delete(retired)

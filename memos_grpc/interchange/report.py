@@ -11,7 +11,7 @@ from memos_grpc.interchange.bundle import BundleReport
 from memos_grpc.interchange.dsse import SignatureStatus
 from memos_grpc.primitives.bounds import MAX_COUNT, is_integer_in
 from memos_grpc.primitives.canonical import parse_time
-from memos_grpc.vault.rows import set_timestamp
+from memos_grpc.store.rows import set_timestamp
 
 _Check = interchange_service_pb2.SignatureCheck
 _STATUS = {

@@ -24,9 +24,9 @@ from memos_grpc.interchange.trust import (
 )
 from memos_grpc.primitives.canonical import format_time
 from memos_grpc.primitives.keys import SigningKey, TrustedKey
+from memos_grpc.store.database import Connection
+from memos_grpc.store.rows import set_timestamp
 from memos_grpc.vault.context import VaultContext
-from memos_grpc.vault.database import Connection
-from memos_grpc.vault.rows import set_timestamp
 from memos_grpc.vault.validation import invalid
 
 log = logging.getLogger(__name__)

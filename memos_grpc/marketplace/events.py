@@ -21,8 +21,8 @@ from memos_grpc.marketplace import entries
 from memos_grpc.marketplace.entries import EntryError
 from memos_grpc.marketplace.listings import listing_text
 from memos_grpc.marketplace.node import MarketplaceNode
+from memos_grpc.store.database import Connection
 from memos_grpc.vault.context import VaultContext
-from memos_grpc.vault.database import Connection
 
 Event = market_pb2.MarketplaceEvent
 EventType = market_pb2.EventType

@@ -35,15 +35,15 @@ from memos_grpc.interchange.trust import TrustRoot
 from memos_grpc.interchange.trust_store import TrustStore
 from memos_grpc.marketplace.grants import Grant, read_grant, verify_grant
 from memos_grpc.marketplace.offline import check_release_license
+from memos_grpc.store.database import Connection
+from memos_grpc.store.paging import decode_token, encode_token, page_size
+from memos_grpc.store.rows import set_timestamp
 from memos_grpc.transparency import merkle
 from memos_grpc.transparency.checkpoint import Checkpoint
 from memos_grpc.transparency.note import parse_note
 from memos_grpc.transparency.proof import TlogProof, fresh_quorum_time
 from memos_grpc.vault.context import VaultContext
-from memos_grpc.vault.database import Connection
 from memos_grpc.vault.licensing import EXPORT, IMPORT, RECALL, SEARCH, TRANSFORM
-from memos_grpc.vault.paging import decode_token, encode_token, page_size
-from memos_grpc.vault.rows import set_timestamp
 from memos_grpc.vault.validation import invalid
 
 log = logging.getLogger(__name__)

@@ -35,11 +35,11 @@ from memos_grpc.marketplace.releases import Releases
 from memos_grpc.marketplace.terms import Terms
 from memos_grpc.primitives.bounds import LATEST_TIME
 from memos_grpc.primitives.canonical import canonical_json, format_time
+from memos_grpc.store.database import Connection
+from memos_grpc.store.filter import FilterField, compile_filter, enum_field
+from memos_grpc.store.paging import decode_token, encode_token, page_size
 from memos_grpc.transparency.proof import TlogProof
 from memos_grpc.vault.context import VaultContext
-from memos_grpc.vault.database import Connection
-from memos_grpc.vault.filter import FilterField, compile_filter, enum_field
-from memos_grpc.vault.paging import decode_token, encode_token, page_size
 
 License = market_pb2.License
 #: A license's name: ``licenses/{license}``, the id an AIP-122 id the server picks.

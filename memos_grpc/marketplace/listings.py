@@ -32,11 +32,11 @@ from memos_grpc.errors import (
     PermissionDeniedError,
 )
 from memos_grpc.governance.caller import Caller
+from memos_grpc.store.database import Connection
+from memos_grpc.store.filter import FilterField, compile_filter
+from memos_grpc.store.names import check_id
+from memos_grpc.store.paging import decode_token, encode_token, page_size
 from memos_grpc.vault.context import VaultContext
-from memos_grpc.vault.database import Connection
-from memos_grpc.vault.filter import FilterField, compile_filter
-from memos_grpc.vault.names import check_id
-from memos_grpc.vault.paging import decode_token, encode_token, page_size
 from memos_grpc.vault.search import fuse
 from memos_grpc.vault.validation import check_update_mask, invalid
 

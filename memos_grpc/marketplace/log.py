@@ -27,11 +27,11 @@ from typing import TypeVar
 import pyarrow as pa
 
 from memos_grpc.errors import InvalidArgumentError, ResourceExhaustedError, StorageError
+from memos_grpc.store.database import SPLIT_LIST, Connection, id_list
 from memos_grpc.transparency import merkle
 from memos_grpc.transparency.checkpoint import Checkpoint
 from memos_grpc.transparency.merkle import ProofError
 from memos_grpc.vault.context import VaultContext
-from memos_grpc.vault.database import SPLIT_LIST, Connection, id_list
 
 #: The largest entry the log takes (MARKETPLACE.md: entries are small line-oriented text).
 MAX_ENTRY_BYTES = 64 * 1024

@@ -31,11 +31,11 @@ from memos_grpc._proto.memos.v1 import witness_service_pb2, witness_service_pb2_
 from memos_grpc.errors import InvalidArgumentError, UnavailableError
 from memos_grpc.interchange.peer import dial_configured
 from memos_grpc.marketplace.log import SignedCheckpoint
+from memos_grpc.store.database import Connection
 from memos_grpc.transparency._text import TransparencyFormatError
 from memos_grpc.transparency.checkpoint import Checkpoint
 from memos_grpc.transparency.cosignature import CosignatureVerifier, verify_cosignature, verify_cosigned
 from memos_grpc.transparency.note import COSIGNATURE_TYPE, parse_note, parse_vkey
-from memos_grpc.vault.database import Connection
 
 if TYPE_CHECKING:
     from memos_grpc.marketplace.node import MarketplaceNode

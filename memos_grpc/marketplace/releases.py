@@ -47,12 +47,12 @@ from memos_grpc.marketplace.semver import check_release_id, precedence
 from memos_grpc.marketplace.terms import Terms, TermsError
 from memos_grpc.primitives.canonical import canonical_json, format_time
 from memos_grpc.primitives.keys import TrustedKey
+from memos_grpc.store.blobs import BlobWriter
+from memos_grpc.store.database import Connection
+from memos_grpc.store.filter import FilterField, compile_filter
+from memos_grpc.store.paging import decode_token, encode_token, page_size
 from memos_grpc.transparency.proof import TlogProof
-from memos_grpc.vault.blobs import BlobWriter
 from memos_grpc.vault.context import VaultContext
-from memos_grpc.vault.database import Connection
-from memos_grpc.vault.filter import FilterField, compile_filter
-from memos_grpc.vault.paging import decode_token, encode_token, page_size
 from memos_grpc.vault.validation import invalid
 
 _DEFAULT_PAGE, _MAX_PAGE = 50, 1000

@@ -23,10 +23,10 @@ import grpc
 from memos_grpc._proto.memos.v1 import scheduler_service_pb2
 from memos_grpc.errors import AbortedError, CancelledError, MemosError, NotFoundError, ResourceExhaustedError
 from memos_grpc.governance.caller import Caller
+from memos_grpc.store.database import Connection
+from memos_grpc.store.names import new_operation_id, operation_name, parse_operation_name
+from memos_grpc.store.rows import set_timestamp
 from memos_grpc.vault.context import VaultContext
-from memos_grpc.vault.database import Connection
-from memos_grpc.vault.names import new_operation_id, operation_name, parse_operation_name
-from memos_grpc.vault.rows import set_timestamp
 
 log = logging.getLogger(__name__)
 

@@ -20,13 +20,13 @@ import math
 
 from memos_grpc._proto.memos.v1 import cube_pb2, scheduler_service_pb2, vault_service_pb2
 from memos_grpc.governance.caller import Caller
-from memos_grpc.governance.policy import held_license_id
 from memos_grpc.scheduler.tokens import TokenCounter
 from memos_grpc.scheduler.usage import UsageRecorder
+from memos_grpc.store.names import parse_cube_name, parse_space_name
+from memos_grpc.store.rows import memory_text, to_datetime
+from memos_grpc.store.visibility import held_license_id
 from memos_grpc.vault.context import VaultContext
 from memos_grpc.vault.licensing import RECALL
-from memos_grpc.vault.names import parse_cube_name, parse_space_name
-from memos_grpc.vault.rows import memory_text, to_datetime
 from memos_grpc.vault.search import Hit, Search
 from memos_grpc.vault.validation import check_text, invalid
 

@@ -11,7 +11,7 @@ from memos_grpc.governance import caller
 from memos_grpc.marketplace.held import Followed
 from memos_grpc.server.interchange import import_response
 from memos_grpc.server.services import VaultSlot
-from memos_grpc.vault.rows import set_timestamp
+from memos_grpc.store.rows import set_timestamp
 
 
 class HeldLicenseServicer(h_grpc.HeldLicenseServiceServicer):

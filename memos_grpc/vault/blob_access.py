@@ -18,11 +18,11 @@ from datetime import datetime, timedelta
 
 from memos_grpc.errors import FailedPreconditionError
 from memos_grpc.governance.caller import Caller
-from memos_grpc.governance.policy import CubeVisibility
-from memos_grpc.vault.blobs import parse_digest
+from memos_grpc.store.blobs import parse_digest
+from memos_grpc.store.database import Connection
+from memos_grpc.store.names import space_name
+from memos_grpc.store.visibility import CubeVisibility
 from memos_grpc.vault.context import VaultContext
-from memos_grpc.vault.database import Connection
-from memos_grpc.vault.names import space_name
 
 
 def record_upload(cursor: Connection, space_id: str, principal: str, digest: str, now: datetime) -> None:

@@ -9,12 +9,13 @@ from datetime import UTC, datetime
 from memos_grpc.embedding.worker import EmbeddingWorker
 from memos_grpc.errors import NotFoundError
 from memos_grpc.settings import Settings
-from memos_grpc.vault.blobs import BlobStore
-from memos_grpc.vault.catalog import SearchCatalog
-from memos_grpc.vault.database import Connection, Database
+from memos_grpc.store.blobs import BlobStore
+from memos_grpc.store.catalog import SearchCatalog
+from memos_grpc.store.database import Connection, Database
+from memos_grpc.store.names import space_name
+from memos_grpc.store.store import Store
+from memos_grpc.store.vectors import VectorIndexes
 from memos_grpc.vault.licensing import OpenGate, UsageGate
-from memos_grpc.vault.names import space_name
-from memos_grpc.vault.vectors import VectorIndexes
 
 
 def utc_now() -> datetime:
@@ -30,11 +31,8 @@ class VaultContext:
     """
 
     settings: Settings
-    database: Database
-    indexes: VectorIndexes
-    blobs: BlobStore
+    store: Store
     embedder: EmbeddingWorker
-    catalog: SearchCatalog = field(default_factory=SearchCatalog)
     clock: Callable[[], datetime] = field(default=utc_now)
     #: Which licensed cubes an action may use now; the node wires in its license book.
     licenses: UsageGate = field(default_factory=OpenGate)
@@ -43,6 +41,22 @@ class VaultContext:
         """Raises NOT_FOUND unless the space exists."""
         if cursor.execute("SELECT 1 FROM spaces WHERE space_id = ?", [space_id]).fetchone() is None:
             raise NotFoundError(f"space {space_name(space_id)} does not exist", reason="SPACE_NOT_FOUND")
+
+    @property
+    def database(self) -> Database:
+        return self.store.database
+
+    @property
+    def indexes(self) -> VectorIndexes:
+        return self.store.indexes
+
+    @property
+    def blobs(self) -> BlobStore:
+        return self.store.blobs
+
+    @property
+    def catalog(self) -> SearchCatalog:
+        return self.store.catalog
 
     @property
     def dimension(self) -> int:

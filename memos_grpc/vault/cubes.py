@@ -26,19 +26,14 @@ from memos_grpc.errors import (
     NotFoundError,
 )
 from memos_grpc.governance.caller import Caller
-from memos_grpc.governance.policy import CubeVisibility, cube_access
-from memos_grpc.vault.blob_access import require_referenceable
-from memos_grpc.vault.blob_headers import describe_activation
-from memos_grpc.vault.catalog import CatalogRow
-from memos_grpc.vault.context import VaultContext
-from memos_grpc.vault.database import IDS, Connection, id_list
-from memos_grpc.vault.derivation import follow_labels, hidden_sources, inherit_labels
-from memos_grpc.vault.filter import compile_filter
-from memos_grpc.vault.lexical import lexical_text
-from memos_grpc.vault.names import check_id, cube_name, new_cube_id, parse_cube_name, parse_space_name, space_name
-from memos_grpc.vault.paging import decode_token, encode_token, page_size
-from memos_grpc.vault.removal import Removed, forget_removed, remove_cubes, tombstone
-from memos_grpc.vault.rows import (
+from memos_grpc.store.catalog import CatalogRow
+from memos_grpc.store.database import IDS, Connection, id_list
+from memos_grpc.store.filter import compile_filter
+from memos_grpc.store.lexical import lexical_text
+from memos_grpc.store.names import check_id, cube_name, new_cube_id, parse_cube_name, parse_space_name, space_name
+from memos_grpc.store.paging import decode_token, encode_token, page_size
+from memos_grpc.store.removal import Removed, forget_removed, remove_cubes, tombstone
+from memos_grpc.store.rows import (
     CubeRow,
     blob_digest,
     insert_rows,
@@ -48,6 +43,11 @@ from memos_grpc.vault.rows import (
     to_datetime,
     vector_from_bytes,
 )
+from memos_grpc.store.visibility import CubeVisibility, cube_access
+from memos_grpc.vault.blob_access import require_referenceable
+from memos_grpc.vault.blob_headers import describe_activation
+from memos_grpc.vault.context import VaultContext
+from memos_grpc.vault.derivation import follow_labels, hidden_sources, inherit_labels
 from memos_grpc.vault.validation import (
     check_context,
     check_cube_fields,
@@ -504,7 +504,7 @@ class Cubes:
                 raise FailedPreconditionError(f"cube {name} is frozen; unfreeze it first", reason="CUBE_FROZEN")
             return remove_cubes(cursor, space_id, [cube_id])
 
-        context.database.write(apply, lambda removed: forget_removed(context, removed))
+        context.database.write(apply, lambda removed: forget_removed(context.store, removed))
 
 
 def apply_default_ttl(space: space_pb2.Space, rows: list[CubeRow]) -> None:

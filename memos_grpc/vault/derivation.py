@@ -16,9 +16,9 @@ from datetime import datetime
 
 from memos_grpc._proto.memos.v1 import cube_pb2
 from memos_grpc.errors import InvalidArgumentError
-from memos_grpc.vault.database import IDS, Connection, id_list
-from memos_grpc.vault.names import parse_cube_name
-from memos_grpc.vault.rows import CubeRow, insert_rows, make_etag, set_timestamp, vector_from_bytes
+from memos_grpc.store.database import IDS, Connection, id_list
+from memos_grpc.store.names import parse_cube_name
+from memos_grpc.store.rows import CubeRow, insert_rows, make_etag, set_timestamp, vector_from_bytes
 
 
 def source_names(cube: cube_pb2.MemCube) -> list[str]:

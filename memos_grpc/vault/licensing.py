@@ -13,7 +13,7 @@ from typing import Protocol
 
 from memos_grpc._proto.memos.v1 import cube_pb2
 from memos_grpc.errors import FailedPreconditionError
-from memos_grpc.vault.database import Connection
+from memos_grpc.store.database import Connection
 
 #: The uses terms can limit that the vault meters (docs/marketplace.md, "Terms").
 RECALL, SEARCH, EXPORT, TRANSFORM, IMPORT = "recall", "search", "export", "transform", "import"

@@ -12,13 +12,13 @@ from collections.abc import Iterable, Iterator
 from memos_grpc._proto.memos.v1 import cube_pb2, vault_service_pb2
 from memos_grpc.errors import FailedPreconditionError, InvalidArgumentError, ResourceExhaustedError
 from memos_grpc.governance.caller import Caller
+from memos_grpc.store.blobs import parse_digest
+from memos_grpc.store.database import Connection
+from memos_grpc.store.names import parse_cube_name, parse_space_name
+from memos_grpc.store.rows import blob_digest
 from memos_grpc.vault.blob_access import record_upload
-from memos_grpc.vault.blobs import parse_digest
 from memos_grpc.vault.context import VaultContext
 from memos_grpc.vault.cubes import Cubes
-from memos_grpc.vault.database import Connection
-from memos_grpc.vault.names import parse_cube_name, parse_space_name
-from memos_grpc.vault.rows import blob_digest
 from memos_grpc.vault.validation import invalid
 
 DEFAULT_MEDIA_TYPE = "application/octet-stream"

@@ -27,9 +27,8 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import timedelta
 
-from memos_grpc.vault.context import VaultContext
-from memos_grpc.vault.database import Connection
-from memos_grpc.vault.removal import (
+from memos_grpc.store.database import Connection
+from memos_grpc.store.removal import (
     EXPIRED,
     Removed,
     expire_cubes,
@@ -37,6 +36,7 @@ from memos_grpc.vault.removal import (
     release_orphan_blobs,
     remove_cubes,
 )
+from memos_grpc.vault.context import VaultContext
 
 log = logging.getLogger(__name__)
 
@@ -72,7 +72,7 @@ def sweep(context: VaultContext) -> SweepReport:
             return removed
 
         while True:
-            removed = context.database.write(apply, lambda removed: forget_removed(context, removed))
+            removed = context.database.write(apply, lambda removed: forget_removed(context.store, removed))
             report.expired += removed.expired
             report.cubes += removed.cubes
             report.vectors += removed.vector_count
@@ -96,7 +96,7 @@ def sweep(context: VaultContext) -> SweepReport:
     # Blobs no cube names, uploaded and never bound (a removal releases the blobs of its cubes itself).
     cutoff = now - timedelta(seconds=context.settings.blob_grace_seconds)
     orphans = context.database.write(
-        lambda cursor: release_orphan_blobs(cursor, cutoff), lambda removed: forget_removed(context, removed)
+        lambda cursor: release_orphan_blobs(cursor, cutoff), lambda removed: forget_removed(context.store, removed)
     )
     report.blobs += len(orphans.blobs)
     return report

@@ -25,15 +25,15 @@ from memos_grpc._proto.memos.v1 import cube_pb2, vault_service_pb2
 from memos_grpc.embedding.embedder import FloatArray
 from memos_grpc.errors import NotFoundError
 from memos_grpc.governance.caller import Caller
-from memos_grpc.governance.policy import CubeVisibility, held_license_id
-from memos_grpc.vault.catalog import CubeAccess
+from memos_grpc.store.catalog import CubeAccess
+from memos_grpc.store.filter import CompiledFilter, compile_filter
+from memos_grpc.store.names import parse_space_name
+from memos_grpc.store.vectors import SpaceIndex
+from memos_grpc.store.visibility import CubeVisibility, held_license_id
 from memos_grpc.vault.context import VaultContext
 from memos_grpc.vault.cubes import LIVE
-from memos_grpc.vault.filter import CompiledFilter, compile_filter
 from memos_grpc.vault.licensing import SEARCH
-from memos_grpc.vault.names import parse_space_name
 from memos_grpc.vault.validation import check_text, check_vector, invalid
-from memos_grpc.vault.vectors import SpaceIndex
 
 _MODES = frozenset(vault_service_pb2.SearchMode.values()) - {vault_service_pb2.SEARCH_MODE_UNSPECIFIED}
 #: The fewest candidates each ranking contributes to a fusion, however small top_k is.

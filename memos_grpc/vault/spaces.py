@@ -9,14 +9,14 @@ from google.protobuf import field_mask_pb2
 
 from memos_grpc._proto.memos.v1 import access_pb2, space_pb2
 from memos_grpc.errors import AlreadyExistsError, EtagMismatchError, FailedPreconditionError, NotFoundError
-from memos_grpc.vault.catalog import viewer_rules
+from memos_grpc.store.catalog import viewer_rules
+from memos_grpc.store.database import Connection
+from memos_grpc.store.names import check_id, parse_space_name, space_name
+from memos_grpc.store.paging import decode_token, encode_token, page_size
+from memos_grpc.store.removal import Removed, forget_removed, remove_space
+from memos_grpc.store.rows import make_etag, set_timestamp
 from memos_grpc.vault.context import VaultContext
 from memos_grpc.vault.cubes import LIVE
-from memos_grpc.vault.database import Connection
-from memos_grpc.vault.names import check_id, parse_space_name, space_name
-from memos_grpc.vault.paging import decode_token, encode_token, page_size
-from memos_grpc.vault.removal import Removed, forget_removed, remove_space
-from memos_grpc.vault.rows import make_etag, set_timestamp
 from memos_grpc.vault.validation import check_labels, check_update_mask, invalid
 
 MAX_DISPLAY_NAME = 200
@@ -165,7 +165,7 @@ class Spaces:
                 )
             return remove_space(cursor, space_id)
 
-        context.database.write(apply, lambda removed: forget_removed(context, removed))
+        context.database.write(apply, lambda removed: forget_removed(context.store, removed))
 
     # -- access policy -----------------------------------------------------------
 

@@ -17,7 +17,7 @@ from memos_grpc._proto.memos.v1 import cube_pb2
 from memos_grpc.embedding.embedder import FloatArray
 from memos_grpc.errors import InvalidArgumentError
 from memos_grpc.settings import Settings
-from memos_grpc.vault.blobs import parse_digest
+from memos_grpc.store.blobs import parse_digest
 
 MAX_TAGS = 64
 MAX_TAG_CHARS = 64

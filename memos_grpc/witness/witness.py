@@ -22,6 +22,7 @@ from dataclasses import dataclass
 
 from memos_grpc.errors import AbortedError, FailedPreconditionError, InvalidArgumentError, NotFoundError
 from memos_grpc.primitives.keys import SigningKey
+from memos_grpc.store.database import Connection
 from memos_grpc.transparency import merkle
 from memos_grpc.transparency._text import TransparencyFormatError
 from memos_grpc.transparency.checkpoint import Checkpoint
@@ -30,7 +31,6 @@ from memos_grpc.transparency.log_keys import witnessed_logs
 from memos_grpc.transparency.merkle import ProofError
 from memos_grpc.transparency.note import NoteVerifier, open_note, parse_note
 from memos_grpc.vault.context import VaultContext
-from memos_grpc.vault.database import Connection
 
 log = logging.getLogger(__name__)
 

@@ -20,8 +20,8 @@ from memos_grpc.marketplace.log import TransparencyLog
 from memos_grpc.node import Node
 from memos_grpc.primitives.keys import SigningKey
 from memos_grpc.settings import Settings
+from memos_grpc.store.database import Connection
 from memos_grpc.transparency.note import sign_note
-from memos_grpc.vault.database import Connection
 
 ORIGIN = "memos.test/log"
 KEY = SigningKey.from_seed(bytes(range(32)))

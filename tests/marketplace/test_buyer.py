@@ -43,10 +43,10 @@ from memos_grpc.interchange.trust import Role, TrustRoot, parse_trust_root
 from memos_grpc.marketplace.entries import Entry
 from memos_grpc.primitives.keys import SigningKey
 from memos_grpc.server.app import MemosServer
+from memos_grpc.store.database import Connection
 from memos_grpc.transparency.cosignature import CosignatureVerifier
 from memos_grpc.transparency.note import NoteVerifier
 from memos_grpc.transparency.proof import TlogProof
-from memos_grpc.vault.database import Connection
 
 ORIGIN = "market.test/log"
 WITNESS_NAME = "witness.test"

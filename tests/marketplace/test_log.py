@@ -21,11 +21,11 @@ from _log_child import KEY, ORIGIN, entry_bytes, open_vault, sign
 from memos_grpc.errors import InvalidArgumentError
 from memos_grpc.marketplace.log import MAX_ENTRY_BYTES, STORED_LEVEL, TransparencyLog
 from memos_grpc.node import Node
+from memos_grpc.store.database import Connection
 from memos_grpc.transparency import merkle
 from memos_grpc.transparency.checkpoint import Checkpoint
 from memos_grpc.transparency.merkle import ProofError
 from memos_grpc.transparency.note import NoteVerifier, open_note
-from memos_grpc.vault.database import Connection
 
 VERIFIER = NoteVerifier.for_key(ORIGIN, KEY.public_key)
 

@@ -35,12 +35,12 @@ from memos_grpc.marketplace.entries import Entry
 from memos_grpc.marketplace.node import MarketplaceNode
 from memos_grpc.primitives.keys import SigningKey
 from memos_grpc.server.app import MemosServer
+from memos_grpc.store.database import Connection
 from memos_grpc.transparency.cosignature import CosignatureError, CosignatureVerifier, verify_cosigned
 from memos_grpc.transparency.note import NoteVerifier, open_note, parse_note
 from memos_grpc.transparency.policy import parse_policy
 from memos_grpc.transparency.proof import TlogProof, verify_proof
 from memos_grpc.vault.context import utc_now
-from memos_grpc.vault.database import Connection
 
 ORIGIN = "market.test/log"
 WITNESS_NAME = "witness.test"

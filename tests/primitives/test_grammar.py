@@ -20,8 +20,8 @@ from memos_grpc.marketplace import ijson as marketplace_ijson
 from memos_grpc.primitives.canonical import parse_time
 from memos_grpc.primitives.grammar import Base64Error, decode_base64
 from memos_grpc.primitives.keys import PublicKeyError, SigningKey, check_public_key, verify_signature
-from memos_grpc.vault.blobs import parse_digest
-from memos_grpc.vault.names import check_id
+from memos_grpc.store.blobs import parse_digest
+from memos_grpc.store.names import check_id
 from memos_grpc.vault.validation import check_labels
 
 P = 2**255 - 19

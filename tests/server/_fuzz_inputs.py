@@ -20,7 +20,7 @@ from hypothesis import strategies as st
 
 from memos_grpc._proto.memos.v1 import vault_service_pb2 as v
 from memos_grpc.server.app import REGISTERED_SERVICES
-from memos_grpc.vault.paging import encode_token
+from memos_grpc.store.paging import encode_token
 from memos_grpc.vault.validation import UPDATABLE_PATHS
 
 Code = grpc.StatusCode

@@ -28,7 +28,7 @@ from memos_grpc._proto.memos.v1 import vault_service_pb2 as v
 from memos_grpc.governance.caller import Caller
 from memos_grpc.node import Node
 from memos_grpc.settings import Settings
-from memos_grpc.vault.database import Connection
+from memos_grpc.store.database import Connection
 
 DIMENSION = 384
 

@@ -120,10 +120,10 @@ from memos_grpc.interchange.dsse import Envelope, parse_envelope
 from memos_grpc.interchange.trust import TRUST_ROOT_PAYLOAD_TYPE
 from memos_grpc.primitives.keys import SigningKey
 from memos_grpc.server.app import MemosServer
+from memos_grpc.store.paging import encode_token
 from memos_grpc.transparency import merkle
 from memos_grpc.transparency.checkpoint import Checkpoint
 from memos_grpc.transparency.note import NoteVerifier, sign_note
-from memos_grpc.vault.paging import encode_token
 
 # -- valid requests to mutate -------------------------------------------------------------------
 

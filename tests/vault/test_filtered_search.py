@@ -30,7 +30,7 @@ from memos_grpc._proto.memos.v1.governance_service_pb2_grpc import GovernanceSer
 from memos_grpc._proto.memos.v1.vault_service_pb2_grpc import VaultServiceStub
 from memos_grpc.embedding.embedder import Embedder
 from memos_grpc.server.app import MemosServer
-from memos_grpc.vault.vectors import IndexParams, SpaceIndex
+from memos_grpc.store.vectors import IndexParams, SpaceIndex
 
 Floats = npt.NDArray[np.float32]
 

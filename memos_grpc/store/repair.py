@@ -16,9 +16,9 @@ from dataclasses import dataclass
 import numpy as np
 
 from memos_grpc._proto.memos.v1 import cube_pb2, space_pb2
-from memos_grpc.vault.catalog import CubeAccess, license_of, viewer_rules
-from memos_grpc.vault.context import VaultContext
-from memos_grpc.vault.lexical import lexical_text
+from memos_grpc.store.catalog import CubeAccess, license_of, viewer_rules
+from memos_grpc.store.lexical import lexical_text
+from memos_grpc.store.store import Store
 
 log = logging.getLogger(__name__)
 
@@ -37,7 +37,7 @@ class RepairReport:
     dropped_indexes: int = 0
 
 
-def repair_indexes(context: VaultContext) -> RepairReport:
+def repair_indexes(context: Store) -> RepairReport:
     report = RepairReport()
     with context.database.read() as cursor:
         spaces = sorted(str(r[0]) for r in cursor.execute("SELECT space_id FROM spaces").fetchall())
@@ -71,7 +71,7 @@ def repair_indexes(context: VaultContext) -> RepairReport:
     return report
 
 
-def load_catalog(context: VaultContext, space_id: str, roles: dict[str, int]) -> None:
+def load_catalog(context: Store, space_id: str, roles: dict[str, int]) -> None:
     """Fills the search catalog of one space from DuckDB."""
     with context.database.read() as cursor:
         found = cursor.execute("SELECT space_pb FROM spaces WHERE space_id = ?", [space_id]).fetchone()

@@ -10,7 +10,7 @@ from collections.abc import Callable, Iterator
 
 import pytest
 
-from memos_grpc.vault.lexical import LexicalIndex
+from memos_grpc.store.lexical import LexicalIndex
 
 GARDEN = {
     1: "the garden hose leaks near the shed",

@@ -4,7 +4,7 @@ Covers the subset of https://google.aip.dev/160 written down in
 ``docs/filtering.md``: ``AND``, ``OR``, ``NOT`` / ``-``, parentheses, implicit
 AND by juxtaposition, the comparators ``= != < <= > >=`` and the has operator
 ``:`` over a fixed whitelist of columns of the ``cubes`` table
-(``memos_grpc.vault.schema``). A hand-written tokenizer feeds a
+(``memos_grpc.store.schema``). A hand-written tokenizer feeds a
 recursive-descent parser that emits SQL directly and, when every field it
 names is one the search catalog keeps postings of (tags, sensitivity labels,
 labels), the same filter as set operations, so a search resolves it in memory.

@@ -34,7 +34,7 @@ from dataclasses import dataclass, field
 import tantivy
 
 from memos_grpc._proto.memos.v1 import cube_pb2
-from memos_grpc.vault.rows import memory_text
+from memos_grpc.store.rows import memory_text
 
 log = logging.getLogger(__name__)
 

@@ -1,4 +1,4 @@
-"""Tests of memos_grpc.vault.filter against a real in-memory DuckDB vault schema.
+"""Tests of memos_grpc.store.filter against a real in-memory DuckDB vault schema.
 
 Each positive case compiles a filter, runs ``SELECT cube_id FROM cubes WHERE <sql>``
 with its parameters and compares the exact set of ids; each negative case checks the
@@ -15,8 +15,8 @@ import duckdb
 import pytest
 
 from memos_grpc.errors import InvalidArgumentError
-from memos_grpc.vault.filter import CompiledFilter, compile_filter
-from memos_grpc.vault.schema import migrate
+from memos_grpc.store.filter import CompiledFilter, compile_filter
+from memos_grpc.store.schema import migrate
 
 HOSTILE = "'; DROP TABLE cubes; --"
 

@@ -21,10 +21,10 @@ from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 
 from memos_grpc._proto.memos.v1 import cube_pb2, scheduler_service_pb2
-from memos_grpc.vault.context import VaultContext
-from memos_grpc.vault.database import IDS, Connection, id_list
-from memos_grpc.vault.names import cube_name
-from memos_grpc.vault.rows import CubeRow, insert_rows, make_etag, set_timestamp, to_datetime
+from memos_grpc.store.database import IDS, Connection, id_list
+from memos_grpc.store.names import cube_name
+from memos_grpc.store.rows import CubeRow, insert_rows, make_etag, set_timestamp, to_datetime
+from memos_grpc.store.store import Store
 
 EXPIRED = cube_pb2.LIFECYCLE_STATE_EXPIRED
 
@@ -226,7 +226,7 @@ def release_orphan_blobs(cursor: Connection, registered_before: datetime) -> Rem
     return Removed(blobs=sorted(str(d) for (d,) in rows))
 
 
-def forget_removed(context: VaultContext, removed: Removed) -> None:
+def forget_removed(context: Store, removed: Removed) -> None:
     """After the commit: drops from the derived stores and the disk what the removal took out of DuckDB."""
     for space_id, labels in removed.vectors.items():
         if space_id not in removed.spaces and labels:

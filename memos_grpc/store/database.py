@@ -27,7 +27,7 @@ from typing import Any, Generic, TypeVar
 import duckdb
 
 from memos_grpc.errors import MemosError, StorageError, UnavailableError
-from memos_grpc.vault import schema
+from memos_grpc.store import schema
 
 log = logging.getLogger(__name__)
 

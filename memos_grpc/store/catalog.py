@@ -17,8 +17,8 @@ from dataclasses import dataclass
 from datetime import datetime
 
 from memos_grpc._proto.memos.v1 import cube_pb2, space_pb2
-from memos_grpc.vault.filter import LABEL_KEYS, LABEL_PAIRS, AllOf, AnyOf, Not, Plan, Postings, label_pair
-from memos_grpc.vault.lexical import LexicalIndex
+from memos_grpc.store.filter import LABEL_KEYS, LABEL_PAIRS, AllOf, AnyOf, Not, Plan, Postings, label_pair
+from memos_grpc.store.lexical import LexicalIndex
 
 
 @dataclass(frozen=True)

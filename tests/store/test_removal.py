@@ -31,8 +31,8 @@ from memos_grpc._proto.memos.v1.scheduler_service_pb2_grpc import SchedulerServi
 from memos_grpc._proto.memos.v1.vault_service_pb2_grpc import VaultServiceStub
 from memos_grpc.embedding.embedder import Embedder
 from memos_grpc.server.app import MemosServer
+from memos_grpc.store.names import parse_cube_name
 from memos_grpc.vault.context import VaultContext
-from memos_grpc.vault.names import parse_cube_name
 
 #: Tables that keep what a removal leaves: the append-only audit log, and the principal itself
 #: (ErasePrincipalData removes its data; DeletePrincipal removes it).

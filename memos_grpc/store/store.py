@@ -1,0 +1,25 @@
+"""One open store: the DuckDB database and the stores derived from it, opened and closed together."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+from memos_grpc.store.blobs import BlobStore
+from memos_grpc.store.catalog import SearchCatalog
+from memos_grpc.store.database import Database
+from memos_grpc.store.vectors import VectorIndexes
+
+
+@dataclass
+class Store:
+    """The database (the truth) and what is kept in step with it after each commit.
+
+    The vector indexes, the search catalog (with its BM25 index) and the blob files are written only by the
+    store's own code after a commit (``removal.forget_removed``, ``cubes.CubeWrite``), and rebuilt from the
+    database at start-up (``repair``) when a crash left them behind.
+    """
+
+    database: Database
+    indexes: VectorIndexes
+    blobs: BlobStore
+    catalog: SearchCatalog = field(default_factory=SearchCatalog)

@@ -29,6 +29,7 @@ from memos_grpc.interchange.bundle import BundleLimits, BundleReport, BundleVeri
 from memos_grpc.interchange.statement import Subject, cube_entry_name
 from memos_grpc.settings import Settings
 from memos_grpc.store.blobs import BlobStore
+from memos_grpc.store.catalog_rows import catalog_entries
 from memos_grpc.store.database import IDS, Connection, id_list
 from memos_grpc.store.names import check_id, cube_name, new_cube_id, parse_cube_name, parse_space_name, space_name
 from memos_grpc.store.removal import Removed, forget_removed, remove_cubes
@@ -36,7 +37,7 @@ from memos_grpc.store.rows import CubeRow, blob_digest, insert_rows, make_etag, 
 from memos_grpc.store.visibility import CubeVisibility
 from memos_grpc.vault.blob_headers import describe_activation
 from memos_grpc.vault.context import VaultContext
-from memos_grpc.vault.cubes import Cubes, apply_default_ttl, catalog_entries
+from memos_grpc.vault.cubes import Cubes, apply_default_ttl
 from memos_grpc.vault.derivation import drop_links, hidden_sources
 from memos_grpc.vault.validation import check_cube_fields, check_vector, invalid
 

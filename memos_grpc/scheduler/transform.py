@@ -30,11 +30,12 @@ from memos_grpc.errors import (
 )
 from memos_grpc.governance.caller import Caller
 from memos_grpc.scheduler.operations import Operation, Operations, Progress
+from memos_grpc.store.catalog_rows import catalog_entries
 from memos_grpc.store.database import Connection
 from memos_grpc.store.names import check_id, cube_name, new_cube_id, parse_cube_name, parse_space_name
 from memos_grpc.store.rows import CubeRow, insert_rows, make_etag, memory_text, set_timestamp, vector_from_bytes
 from memos_grpc.vault.context import VaultContext
-from memos_grpc.vault.cubes import Cubes, catalog_entries
+from memos_grpc.vault.cubes import Cubes
 from memos_grpc.vault.licensing import TRANSFORM, derived_license, license_id
 from memos_grpc.vault.lifecycle import TRANSITIONS
 from memos_grpc.vault.payloads import Payloads

@@ -16,10 +16,10 @@ from datetime import datetime
 
 from memos_grpc._proto.memos.v1 import cube_pb2
 from memos_grpc.errors import MemosError
+from memos_grpc.store.catalog_rows import catalog_entries
 from memos_grpc.store.database import IDS, SPLIT_LIST, Connection, id_list
 from memos_grpc.store.rows import CubeRow, set_timestamp
 from memos_grpc.vault.context import VaultContext
-from memos_grpc.vault.cubes import catalog_entries
 
 log = logging.getLogger(__name__)
 

@@ -26,10 +26,9 @@ from memos_grpc.errors import (
     NotFoundError,
 )
 from memos_grpc.governance.caller import Caller
-from memos_grpc.store.catalog import CatalogRow
+from memos_grpc.store.catalog_rows import catalog_entries
 from memos_grpc.store.database import IDS, Connection, id_list
 from memos_grpc.store.filter import compile_filter
-from memos_grpc.store.lexical import lexical_text
 from memos_grpc.store.names import check_id, cube_name, new_cube_id, parse_cube_name, parse_space_name, space_name
 from memos_grpc.store.paging import decode_token, encode_token, page_size
 from memos_grpc.store.removal import Removed, forget_removed, remove_cubes, tombstone
@@ -40,10 +39,9 @@ from memos_grpc.store.rows import (
     make_etag,
     memory_text,
     set_timestamp,
-    to_datetime,
     vector_from_bytes,
 )
-from memos_grpc.store.visibility import CubeVisibility, cube_access
+from memos_grpc.store.visibility import CubeVisibility
 from memos_grpc.vault.blob_access import require_referenceable
 from memos_grpc.vault.blob_headers import describe_activation
 from memos_grpc.vault.context import VaultContext
@@ -516,22 +514,3 @@ def apply_default_ttl(space: space_pb2.Space, rows: list[CubeRow]) -> None:
         if not row.cube.HasField("expire_time"):
             row.cube.expire_time.FromDatetime(row.cube.create_time.ToDatetime() + ttl)
             row.cube.expire_time_setter = space.name
-
-
-def catalog_entries(rows: list[CubeRow], reindex: bool = True) -> list[CatalogRow]:
-    """What the search catalog keeps of each row that has a vector.
-
-    Without ``reindex`` the rows carry no text, so the lexical index keeps what it has: for changes
-    that leave the text as it was (usage, lifecycle state).
-    """
-    return [
-        (
-            r.vec_id,
-            r.serialized(),
-            to_datetime(r.cube.expire_time),
-            cube_access(r.cube),
-            lexical_text(r.cube) if reindex else None,
-        )
-        for r in rows
-        if r.vec_id is not None
-    ]

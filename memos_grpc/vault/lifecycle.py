@@ -18,13 +18,14 @@ from memos_grpc._proto.memos.v1 import cube_pb2, space_pb2, vault_service_pb2
 from memos_grpc.embedding.embedder import FloatArray
 from memos_grpc.errors import AlreadyExistsError, EtagMismatchError, FailedPreconditionError, NotFoundError
 from memos_grpc.governance.caller import Caller
+from memos_grpc.store.catalog_rows import catalog_entries
 from memos_grpc.store.database import Connection
 from memos_grpc.store.names import check_id, cube_name, parse_cube_name, parse_space_name
 from memos_grpc.store.paging import decode_token, encode_token, page_size
 from memos_grpc.store.rows import CubeRow, insert_rows, make_etag, set_timestamp, vector_from_bytes
 from memos_grpc.store.visibility import CubeVisibility
 from memos_grpc.vault.context import VaultContext
-from memos_grpc.vault.cubes import LIVE, Cubes, apply_default_ttl, catalog_entries
+from memos_grpc.vault.cubes import LIVE, Cubes, apply_default_ttl
 from memos_grpc.vault.derivation import add_labels, follow_labels
 from memos_grpc.vault.licensing import TRANSFORM, derived_license, license_id
 from memos_grpc.vault.validation import invalid

@@ -46,7 +46,7 @@ from memos_grpc.store.names import parse_cube_name, parse_space_name
 from memos_grpc.store.rows import blob_digest, vector_from_bytes
 from memos_grpc.store.visibility import CubeVisibility, held_license_id, redact_text
 from memos_grpc.vault.context import VaultContext
-from memos_grpc.vault.cubes import LIVE
+from memos_grpc.store.cubes import LIVE
 from memos_grpc.vault.licensing import EXPORT
 from memos_grpc.vault.validation import invalid
 

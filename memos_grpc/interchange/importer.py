@@ -21,7 +21,7 @@ from typing import Protocol
 import numpy as np
 from google.protobuf.message import DecodeError
 
-from memos_grpc._proto.memos.v1 import cube_pb2, interchange_service_pb2, space_pb2
+from memos_grpc._proto.memos.v1 import cube_pb2, interchange_service_pb2
 from memos_grpc.embedding.embedder import FloatArray
 from memos_grpc.errors import BundleError, FailedPreconditionError, MemosError, NotFoundError
 from memos_grpc.governance.caller import Caller
@@ -29,16 +29,15 @@ from memos_grpc.interchange.bundle import BundleLimits, BundleReport, BundleVeri
 from memos_grpc.interchange.statement import Subject, cube_entry_name
 from memos_grpc.settings import Settings
 from memos_grpc.store.blobs import BlobStore
-from memos_grpc.store.catalog_rows import catalog_entries
-from memos_grpc.store.database import IDS, Connection, id_list
-from memos_grpc.store.names import check_id, cube_name, new_cube_id, parse_cube_name, parse_space_name, space_name
-from memos_grpc.store.removal import Removed, forget_removed, remove_cubes
-from memos_grpc.store.rows import CubeRow, blob_digest, insert_rows, make_etag, memory_text, set_timestamp
+from memos_grpc.store.cubes import CubeWrite, Preindexed, next_version
+from memos_grpc.store.database import Connection
+from memos_grpc.store.derivation import drop_links
+from memos_grpc.store.names import check_id, cube_name, new_cube_id, parse_cube_name, parse_space_name
+from memos_grpc.store.rows import CubeRow, blob_digest, memory_text, set_timestamp
 from memos_grpc.store.visibility import CubeVisibility
 from memos_grpc.vault.blob_headers import describe_activation
 from memos_grpc.vault.context import VaultContext
 from memos_grpc.vault.cubes import Cubes, apply_default_ttl
-from memos_grpc.vault.derivation import drop_links, hidden_sources
 from memos_grpc.vault.validation import check_cube_fields, check_vector, invalid
 
 log = logging.getLogger(__name__)
@@ -228,7 +227,7 @@ class Importer:
                 blob_sizes = {d: size for d, (_, size) in staging.blobs.items() if d in used}
                 for digest, (path, _) in staging.blobs.items():
                     if digest in used:  # a blob no cube refers to is verified but not kept
-                        self._context.blobs.adopt(path, digest)
+                        self._context.store.adopt_blob(path, digest)
                 result = self._commit(space_id, rows, reembedded, blob_sizes, conflict_policy or _SKIP, now, license_)
             except BaseException:
                 if license_ is not None:
@@ -281,14 +280,13 @@ class Importer:
         context = self._context
         rows: list[CubeRow] = []
         to_embed: list[int] = []
-        visible_sql, visible_params = CubeVisibility(caller, context.catalog, space_id).sql()
+        visibility = CubeVisibility(caller, context.catalog, space_id)
         for cube, memory_type in staging.cubes:
             digest = blob_digest(cube)
             imported = _imported_cube(cube, space_id, memory_type, caller, report.statement_digest, now)
             # Links into this space are followed by name (labels flow along them): keep only those to cubes
             # the importer may see; links to the source server's cubes stay as provenance.
-            with context.database.read() as cursor:
-                drop_links(imported, hidden_sources(cursor, space_id, imported, now, visible_sql, visible_params))
+            drop_links(imported, context.cube_store.hidden_sources(space_id, imported, visibility, now))
             if digest:
                 payload = imported.activation if imported.HasField("activation") else imported.parametric
                 payload.blob.size_bytes = staging.blobs[digest][1]
@@ -345,85 +343,48 @@ class Importer:
         context = self._context
         blob_rows = [(d, size, _media_type(rows, d), now) for d, size in sorted(blob_sizes.items())]
 
-        def apply(cursor: Connection) -> tuple[list[_Planned], Removed]:
-            found = cursor.execute("SELECT space_pb FROM spaces WHERE space_id = ?", [space_id]).fetchone()
-            if found is None:
-                raise NotFoundError(f"space {space_name(space_id)} does not exist", reason="SPACE_NOT_FOUND")
-            existing = {
-                str(p): (str(c), None if v is None else int(v), bytes(b))
-                for c, p, v, b in cursor.execute(
-                    "SELECT cube_id, provenance_id, vec_id, cube_pb FROM cubes WHERE space_id = ? "
-                    f"AND provenance_id IN {IDS}",
-                    [space_id, id_list(r.cube.provenance_id for r in rows)],
-                ).fetchall()
-            }
-            taken = {
-                str(c)
-                for (c,) in cursor.execute(
-                    f"SELECT cube_id FROM cubes WHERE space_id = ? AND cube_id IN {IDS}",
-                    [space_id, id_list(r.cube_id for r in rows)],
-                ).fetchall()
-            }
+        def change(write: CubeWrite) -> list[_Planned]:
+            space = write.space(space_id)
+            existing = write.by_provenance(space_id, (r.cube.provenance_id for r in rows))
+            taken = write.taken(space_id, (r.cube_id for r in rows))
             planned = _resolve(rows, existing, taken, conflict_policy, reembedded, now)
             written = [p.row for p in planned if p.action != Action.ACTION_SKIPPED]
-            apply_default_ttl(space_pb2.Space.FromString(found[0]), [r for r in written if r.cube.version == 1])
-            for digest, size, media_type, when in blob_rows:
-                cursor.execute(
-                    "INSERT INTO blobs VALUES (?, ?, ?, ?) ON CONFLICT (digest) DO NOTHING",
-                    [digest, size, media_type, when],
-                )
-            retired = [
-                p.row.cube_id for p in planned if p.action in (Action.ACTION_REPLACED, Action.ACTION_NEW_VERSION)
-            ]
-            if retired:
-                cursor.execute(
-                    f"DELETE FROM cubes WHERE space_id = ? AND cube_id IN {IDS}",
-                    [space_id, id_list(retired)],
-                )
+            apply_default_ttl(space, [r for r in written if r.cube.version == 1])
+            write.register_blobs(blob_rows)
+            write.retire(
+                space_id,
+                [p.row.cube_id for p in planned if p.action in (Action.ACTION_REPLACED, Action.ACTION_NEW_VERSION)],
+            )
             replaced = [p.row.cube_id for p in planned if p.action == Action.ACTION_REPLACED]
             # Another memory takes the id: the old one's history goes as DeleteCube takes it (versions,
             # operation records, blobs only it named), all but the blobs this import names again.
             named = {d for r in written if (d := blob_digest(r.cube))}
-            removed = remove_cubes(cursor, space_id, replaced, keep_blobs=named)
-            self._cubes.record_vec_ids(cursor, vec_ids)
+            write.remove(space_id, replaced, keep_blobs=named)
+            write.forget_labels(space_id, [p.replaced_vec_id for p in planned if p.replaced_vec_id is not None])
+            # Labels of cubes the space already held: indexed while the writer committed, never to be seen.
+            write.forget_labels(
+                space_id,
+                [p.row.vec_id for p in planned if p.action == Action.ACTION_SKIPPED and p.row.vec_id is not None],
+            )
             # In slices, all in this one transaction: the Arrow copy of a large import never exists whole.
             for first in range(0, len(written), _INSERT_SLICE):
-                insert_rows(cursor, written[first : first + _INSERT_SLICE])
+                write.create(written[first : first + _INSERT_SLICE])
             if license_ is not None:
-                license_.write(cursor)
-            return planned, removed
+                license_.write(write.cursor)
+                write.after_commit(license_.committed)
+            return planned
 
-        def after_commit(result: tuple[list[_Planned], Removed]) -> None:
-            planned, removed = result
-            forget_removed(context.store, removed)
-            retired = [p.replaced_vec_id for p in planned if p.replaced_vec_id is not None]
-            if retired:
-                index.delete(retired)
-                context.catalog.remove(space_id, retired)
-            context.catalog.put(
-                space_id, catalog_entries([p.row for p in planned if p.action != Action.ACTION_SKIPPED])
-            )
-            if license_ is not None:
-                license_.committed()
-
-        # Every vector gets its label now and goes into hnswlib while the writer commits (as in
-        # BatchCreateCubes): the catalog, filled only after the commit, decides what a search may return.
+        # Every vector gets its label now and goes into hnswlib while the writer commits (``Preindexed``).
         with_vectors = [r for r in rows if r.embedding is not None]
-        vec_ids = self._cubes.new_vec_ids(len(with_vectors))
-        for row, vec_id in zip(with_vectors, vec_ids, strict=True):
-            row.vec_id = vec_id
-        index = context.indexes.get(space_id)
-        committed = context.database.submit(apply, after_commit)
-        try:
-            if with_vectors:
-                index.add(vec_ids, np.stack([r.embedding for r in with_vectors if r.embedding is not None]))
-            planned = committed.result()[0]
-        except BaseException:
-            committed.exception()  # the writer is done with the rows before their labels go
-            index.delete(vec_ids)
-            raise
-        skipped = [p.row.vec_id for p in planned if p.action == Action.ACTION_SKIPPED and p.row.vec_id is not None]
-        index.delete(skipped)  # labels of cubes the space already held: never to be seen
+        labels = context.cube_store.new_labels(len(with_vectors))
+        for row, label in zip(with_vectors, labels, strict=True):
+            row.vec_id = label
+        preindexed = (
+            Preindexed(space_id, labels, np.stack([r.embedding for r in with_vectors if r.embedding is not None]))
+            if with_vectors
+            else None
+        )
+        planned = context.cube_store.write(change, now, preindexed=preindexed)
         return [
             interchange_service_pb2.ImportedCube(
                 provenance_id=p.row.cube.provenance_id,
@@ -437,7 +398,7 @@ class Importer:
 
 def _resolve(
     rows: list[CubeRow],
-    existing: dict[str, tuple[str, int | None, bytes]],
+    existing: dict[str, CubeRow],
     taken: set[str],
     conflict_policy: int,
     reembedded: set[int],
@@ -455,8 +416,7 @@ def _resolve(
             _rename(row, row.cube_id, 1, now)
             planned.append(_Planned(row, Action.ACTION_CREATED, index in reembedded))
             continue
-        cube_id, vec_id, stored_pb = found
-        stored = cube_pb2.MemCube.FromString(stored_pb)
+        cube_id, vec_id, stored = found.cube_id, found.vec_id, found.cube
         if conflict_policy == _SKIP:
             row.cube_id = cube_id
             row.cube = stored
@@ -480,9 +440,7 @@ def _resolve(
 
 def _rename(row: CubeRow, cube_id: str, version: int, now: datetime) -> None:
     row.cube.name = cube_name(row.space_id, cube_id)
-    row.cube.version = version
-    set_timestamp(row.cube.update_time, now)
-    row.cube.etag = make_etag(row.cube.name, version, now)
+    next_version(row.cube, version - 1, now)
 
 
 def _cube_id(cube: cube_pb2.MemCube) -> str:

@@ -30,10 +30,9 @@ from memos_grpc.errors import (
 )
 from memos_grpc.governance.caller import Caller
 from memos_grpc.scheduler.operations import Operation, Operations, Progress
-from memos_grpc.store.catalog_rows import catalog_entries
-from memos_grpc.store.database import Connection
+from memos_grpc.store.cubes import CubeWrite, next_version
 from memos_grpc.store.names import check_id, cube_name, new_cube_id, parse_cube_name, parse_space_name
-from memos_grpc.store.rows import CubeRow, insert_rows, make_etag, memory_text, set_timestamp, vector_from_bytes
+from memos_grpc.store.rows import CubeRow, memory_text
 from memos_grpc.vault.context import VaultContext
 from memos_grpc.vault.cubes import Cubes
 from memos_grpc.vault.licensing import TRANSFORM, derived_license, license_id
@@ -238,11 +237,7 @@ class Transformer:
         plan = self._plan(request.training, host)
         check_targets(host.model, plan.target_modules)
         cube_id = check_id(request.cube_id, "cube_id") if request.cube_id else new_cube_id()
-        with self._context.database.read() as cursor:
-            taken = cursor.execute(
-                "SELECT 1 FROM cubes WHERE space_id = ? AND cube_id = ?", [space_id, cube_id]
-            ).fetchone()
-        if taken is not None:
+        if self._context.cube_store.taken(space_id, [cube_id]):
             raise invalid(
                 f"cube {cube_name(space_id, cube_id)} already exists; choose another cube_id", "CUBE_ID_TAKEN"
             )
@@ -322,14 +317,11 @@ class Transformer:
         context = self._context
         now = context.clock()
 
-        def apply(cursor: Connection) -> CubeRow:
-            row = cursor.execute(
-                "SELECT cube_pb, vec_id, embedding FROM cubes WHERE space_id = ? AND cube_id = ?",
-                [space_id, cube_id],
-            ).fetchone()
-            if row is None:
+        def apply(write: CubeWrite) -> CubeRow:
+            current = write.row(space_id, cube_id, live=False)
+            if current is None:
                 raise NotFoundError(f"cube {read.name} was deleted during the transform", reason="CUBE_NOT_FOUND")
-            stored = cube_pb2.MemCube.FromString(row[0])
+            stored = current.cube
             if stored.etag != read.etag:
                 raise EtagMismatchError(
                     f"cube {read.name} changed during the transform (version {read.version} -> {stored.version}); "
@@ -337,18 +329,9 @@ class Transformer:
                     reason="CUBE_CHANGED",
                 )
             change(stored)
-            stored.version += 1
-            set_timestamp(stored.update_time, now)
-            stored.etag = make_etag(stored.name, stored.version, now)
-            vec_id = None if row[1] is None else int(row[1])
-            embedding = None if row[2] is None else vector_from_bytes(row[2])
-            updated = CubeRow(space_id, cube_id, stored, vec_id, embedding)
-            self._cubes.bind_blobs(cursor, [updated], caller)
-            cursor.execute("DELETE FROM cubes WHERE space_id = ? AND cube_id = ?", [space_id, cube_id])
-            insert_rows(cursor, [updated])
-            return updated
+            next_version(stored, stored.version, write.now)
+            self._cubes.bind_blobs(write, [current], caller)
+            write.replace(current, current.vec_id)
+            return current
 
-        def after_commit(updated: CubeRow) -> None:
-            context.catalog.put(space_id, catalog_entries([updated]))
-
-        return context.database.write(apply, after_commit).cube.name
+        return context.cube_store.write(apply, now).cube.name

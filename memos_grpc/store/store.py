@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from pathlib import Path
 
 from memos_grpc.store.blobs import BlobStore
 from memos_grpc.store.catalog import SearchCatalog
@@ -23,3 +24,10 @@ class Store:
     indexes: VectorIndexes
     blobs: BlobStore
     catalog: SearchCatalog = field(default_factory=SearchCatalog)
+
+    def adopt_blob(self, temp: Path, digest: str) -> None:
+        """Moves a written and verified temporary file (``BlobStore.staging_path``) into the blob store, durably.
+
+        Before the commit that names it: a blob no committed row names is swept after the grace period.
+        """
+        self.blobs.adopt(temp, digest)

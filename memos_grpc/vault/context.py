@@ -12,6 +12,7 @@ from memos_grpc.settings import Settings
 from memos_grpc.store.blobs import BlobStore
 from memos_grpc.store.catalog import SearchCatalog
 from memos_grpc.store.database import Connection, Database
+from memos_grpc.store.cubes import CubeStore
 from memos_grpc.store.names import space_name
 from memos_grpc.store.store import Store
 from memos_grpc.store.vectors import VectorIndexes
@@ -36,6 +37,11 @@ class VaultContext:
     clock: Callable[[], datetime] = field(default=utc_now)
     #: Which licensed cubes an action may use now; the node wires in its license book.
     licenses: UsageGate = field(default_factory=OpenGate)
+    #: The store's cube writes and reads (made from ``store``).
+    cube_store: CubeStore = field(init=False)
+
+    def __post_init__(self) -> None:
+        self.cube_store = CubeStore(self.store)
 
     def require_space(self, cursor: Connection, space_id: str) -> None:
         """Raises NOT_FOUND unless the space exists."""

@@ -8,12 +8,10 @@ before the caller is answered.
 
 from __future__ import annotations
 
-import threading
 import uuid
 from collections.abc import Sequence
 from datetime import datetime, timedelta
 
-import duckdb
 import numpy as np
 from google.protobuf import field_mask_pb2
 
@@ -26,26 +24,16 @@ from memos_grpc.errors import (
     NotFoundError,
 )
 from memos_grpc.governance.caller import Caller
-from memos_grpc.store.catalog_rows import catalog_entries
-from memos_grpc.store.database import IDS, Connection, id_list
+from memos_grpc.store.cubes import CubeWrite, Preindexed, next_version
 from memos_grpc.store.filter import compile_filter
 from memos_grpc.store.names import check_id, cube_name, new_cube_id, parse_cube_name, parse_space_name, space_name
 from memos_grpc.store.paging import decode_token, encode_token, page_size
-from memos_grpc.store.removal import Removed, forget_removed, remove_cubes, tombstone
-from memos_grpc.store.rows import (
-    CubeRow,
-    blob_digest,
-    insert_rows,
-    make_etag,
-    memory_text,
-    set_timestamp,
-    vector_from_bytes,
-)
+from memos_grpc.store.removal import tombstone
+from memos_grpc.store.rows import CubeRow, blob_digest, make_etag, memory_text, set_timestamp
 from memos_grpc.store.visibility import CubeVisibility
 from memos_grpc.vault.blob_access import require_referenceable
 from memos_grpc.vault.blob_headers import describe_activation
 from memos_grpc.vault.context import VaultContext
-from memos_grpc.vault.derivation import follow_labels, hidden_sources, inherit_labels
 from memos_grpc.vault.validation import (
     check_context,
     check_cube_fields,
@@ -56,50 +44,17 @@ from memos_grpc.vault.validation import (
     invalid,
 )
 
-#: SQL that leaves out cubes past their expire time (they vanish at once), and with them their tombstones.
-LIVE = "(expire_time IS NULL OR expire_time > ?)"
-
 
 class Cubes:
-    """MemCube create, get, list, update and delete within spaces, and the issuer of vector labels.
+    """MemCube create, get, list, update and delete within spaces.
 
-    Validates and embeds on the calling thread, then commits through the database's writer and updates the
-    vector index and search catalog before returning. Thread-safe; labels come from ``new_vec_ids`` under a lock
-    and are never reused. Lifecycle changes (versions, freeze, archive, merge) are ``Lifecycle``'s.
+    Validates and embeds on the calling thread, then commits through the store's cube writes
+    (``store.cubes.CubeWrite``), which update the vector index and search catalog before returning. Thread-safe.
+    Lifecycle changes (versions, freeze, archive, merge) are ``Lifecycle``'s.
     """
 
     def __init__(self, context: VaultContext) -> None:
         self._context = context
-        with context.database.read() as cursor:
-            row = cursor.execute(
-                "SELECT greatest(coalesce(max(vec_id), 0), "
-                "coalesce((SELECT CAST(value AS BIGINT) FROM meta WHERE key = 'last_vec_id'), 0)) FROM cubes"
-            ).fetchone()
-        # A label an index file holds was issued, even if its write never committed (vectors are indexed
-        # while the writer commits, and an index may be saved in between): never issue it again.
-        self._last_vec_id = max(int(row[0]) if row else 0, context.indexes.max_label())
-        self._vec_id_lock = threading.Lock()
-
-    def new_vec_ids(self, count: int) -> list[int]:
-        """Labels never issued before (any thread); ``record_vec_ids`` makes them durable.
-
-        Labels must never be reused, even after the highest ones are deleted or their write was lost:
-        an index file may hold a label's old vector, and a search answers by label.
-        """
-        with self._vec_id_lock:
-            first = self._last_vec_id + 1
-            self._last_vec_id += count
-        return list(range(first, first + count))
-
-    @staticmethod
-    def record_vec_ids(cursor: Connection, vec_ids: list[int]) -> None:
-        """Raises the durable high-water mark of labels, in the caller's transaction."""
-        if vec_ids:
-            cursor.execute(
-                "INSERT INTO meta VALUES ('last_vec_id', ?) ON CONFLICT (key) DO UPDATE "
-                "SET value = CAST(greatest(CAST(meta.value AS BIGINT), CAST(excluded.value AS BIGINT)) AS VARCHAR)",
-                [str(max(vec_ids))],
-            )
 
     # -- create ----------------------------------------------------------------
 
@@ -194,16 +149,15 @@ class Cubes:
         not exist (labels flow along such links: ``derivation``)."""
         if not any(c.HasField("parametric") and c.parametric.source_cubes for c in cubes):
             return
-        visible_sql, visible_params = self._visibility(caller, space_id).sql()
-        with self._context.database.read() as cursor:
-            for cube in cubes:
-                missing = hidden_sources(cursor, space_id, cube, self._context.clock(), visible_sql, visible_params)
-                if missing:
-                    raise FailedPreconditionError(
-                        f"parametric.source_cubes names {missing[0]}, which does not exist; name only cubes "
-                        "the adapter was trained on",
-                        reason="SOURCE_CUBE_NOT_FOUND",
-                    )
+        visibility = self._visibility(caller, space_id)
+        for cube in cubes:
+            missing = self._context.cube_store.hidden_sources(space_id, cube, visibility, self._context.clock())
+            if missing:
+                raise FailedPreconditionError(
+                    f"parametric.source_cubes names {missing[0]}, which does not exist; name only cubes "
+                    "the adapter was trained on",
+                    reason="SOURCE_CUBE_NOT_FOUND",
+                )
 
     @staticmethod
     def _new_cube(
@@ -245,57 +199,36 @@ class Cubes:
         if not context.catalog.has_space(space_id):
             raise NotFoundError(f"space {space_name(space_id)} does not exist", reason="SPACE_NOT_FOUND")
         with_vectors = [row for row in rows if row.embedding is not None]
-        vec_ids = self.new_vec_ids(len(with_vectors))
-        for row, vec_id in zip(with_vectors, vec_ids, strict=True):
-            row.vec_id = vec_id
+        labels = context.cube_store.new_labels(len(with_vectors))
+        for row, label in zip(with_vectors, labels, strict=True):
+            row.vec_id = label
 
-        def apply(cursor: Connection) -> list[CubeRow]:
-            found = cursor.execute("SELECT space_pb FROM spaces WHERE space_id = ?", [space_id]).fetchone()
-            if found is None:
-                raise NotFoundError(f"space {space_name(space_id)} does not exist", reason="SPACE_NOT_FOUND")
-            apply_default_ttl(space_pb2.Space.FromString(found[0]), rows)
+        def change(write: CubeWrite) -> list[CubeRow]:
+            apply_default_ttl(write.space(space_id), rows)
             for row in rows if derived else []:
-                inherit_labels(cursor, space_id, row.cube)
-            self.bind_blobs(cursor, rows, caller)
-            self.record_vec_ids(cursor, vec_ids)
-            try:
-                insert_rows(cursor, rows)
-            except duckdb.ConstraintException as exc:
-                # The primary key caught a taken id; the caller names it once this is rolled back.
-                raise AlreadyExistsError("a cube id is taken", reason="CUBE_ALREADY_EXISTS") from exc
+                write.inherit_labels(space_id, row.cube)
+            self.bind_blobs(write, rows, caller)
+            write.create(rows)
             return rows
 
-        def after_commit(written: list[CubeRow]) -> None:
-            context.catalog.put(space_id, catalog_entries(written))
-
-        committed = context.database.submit(apply, after_commit)
-        index = context.indexes.get(space_id)
-        if with_vectors:
-            # Index while the writer commits: the catalog, filled only after the commit, decides
-            # what a search may return, so a vector indexed early is never seen before its cube.
-            index.add(vec_ids, np.stack([r.embedding for r in with_vectors if r.embedding is not None]))
+        # Indexed while the writer commits: the catalog, filled only after the commit, decides what a search
+        # may return, so a vector indexed early is never seen before its cube.
+        vectors = np.stack([r.embedding for r in with_vectors if r.embedding is not None]) if with_vectors else None
+        preindexed = None if vectors is None else Preindexed(space_id, labels, vectors)
         try:
-            return [r.cube for r in committed.result()]
+            return [r.cube for r in context.cube_store.write(change, context.clock(), preindexed=preindexed)]
         except AlreadyExistsError:
-            index.delete(vec_ids)
             self._raise_taken(space_id, [r.cube_id for r in rows])
-            raise
-        except BaseException:
-            index.delete(vec_ids)
             raise
 
     def _raise_taken(self, space_id: str, cube_ids: list[str]) -> None:
-        with self._context.database.read() as cursor:
-            taken = cursor.execute(
-                f"SELECT cube_id FROM cubes WHERE space_id = ? AND cube_id IN {IDS} LIMIT 1",
-                [space_id, id_list(cube_ids)],
-            ).fetchone()
-        if taken is not None:
+        taken = sorted(self._context.cube_store.taken(space_id, cube_ids))
+        if taken:
             raise AlreadyExistsError(
                 f"cube {cube_name(space_id, taken[0])} already exists", reason="CUBE_ALREADY_EXISTS"
             )
 
-    def bind_blobs(self, cursor: Connection, rows: list[CubeRow], caller: Caller) -> None:
+    def bind_blobs(self, write: CubeWrite, rows: list[CubeRow], caller: Caller) -> None:
         """Checks ``caller`` may name every blob the rows name (``blob_access``), in the write's own
         transaction, and records each blob's true size and media type."""
         named: dict[str, set[str]] = {}
@@ -303,19 +236,19 @@ class Cubes:
             if (digest := blob_digest(row.cube)) is not None:
                 named.setdefault(row.space_id, set()).add(digest)
         for space_id, digests in named.items():  # one check per space, each digest once
-            require_referenceable(cursor, self._context, caller, space_id, digests)
+            require_referenceable(write.cursor, self._context, caller, space_id, digests)
         for row in rows:
             digest = blob_digest(row.cube)
             if digest is None:
                 continue
-            found = cursor.execute("SELECT size_bytes, media_type FROM blobs WHERE digest = ?", [digest]).fetchone()
+            found = write.blob_facts(digest)
             if found is None:  # a guard: a blob that a live cube names is never swept
                 raise FailedPreconditionError(
                     f"blob {digest} has not been uploaded; send it with WritePayload first",
                     reason="BLOB_NOT_FOUND",
                 )
             payload = row.cube.activation if row.cube.HasField("activation") else row.cube.parametric
-            payload.blob.size_bytes, payload.blob.media_type = int(found[0]), str(found[1])
+            payload.blob.size_bytes, payload.blob.media_type = found
 
     # -- read ------------------------------------------------------------------
 
@@ -331,18 +264,8 @@ class Cubes:
         """
         space_id, cube_id = parse_cube_name(name)
         visibility = self._visibility(viewer, space_id)
-        visibility_sql, visibility_params = visibility.sql()
-        now = self._context.clock()
-        with self._context.database.read() as cursor:
-            row = cursor.execute(
-                f"SELECT cube_pb, {LIVE} FROM cubes WHERE space_id = ? AND cube_id = ? AND {visibility_sql}",
-                [now, space_id, cube_id, *visibility_params],
-            ).fetchone()
-            if row is None:
-                self._context.require_space(cursor, space_id)
-                raise NotFoundError(f"cube {name} does not exist", reason="CUBE_NOT_FOUND")
-        cube = cube_pb2.MemCube.FromString(row[0])
-        if not row[1]:
+        cube, alive = self._context.cube_store.visible(space_id, cube_id, visibility, self._context.clock())
+        if not alive:
             stone = self._tombstone(cube)
             raise NotFoundError(
                 f"cube {name} expired at {stone.expire_time.ToJsonString()}; its tombstone is listed "
@@ -373,23 +296,11 @@ class Cubes:
         compiled = compile_filter(request.filter, max_length=settings.max_filter_length)
         after = decode_token(request.page_token, request.parent, request.filter) or ""
         visibility = self._visibility(viewer, space_id)
-        visibility_sql, visibility_params = visibility.sql()
         # With show_expired, expired cubes are listed too, each as its tombstone (AIP-164's show_deleted).
-        now = self._context.clock()
-        live, live_params = ("TRUE", []) if request.show_expired else (LIVE, [now])
-        with self._context.database.read() as cursor:
-            self._context.require_space(cursor, space_id)
-            rows = cursor.execute(
-                f"SELECT cube_id, cube_pb, {LIVE} FROM cubes WHERE space_id = ? AND cube_id > ? AND {live} "
-                f"AND {visibility_sql} AND ({compiled.sql}) ORDER BY cube_id LIMIT ?",
-                [now, space_id, after, *live_params, *visibility_params, *compiled.params, size + 1],
-            ).fetchall()
-        cubes = [
-            visibility.shown(cube_pb2.MemCube.FromString(blob))
-            if alive
-            else self._tombstone(cube_pb2.MemCube.FromString(blob))
-            for _, blob, alive in rows[:size]
-        ]
+        rows = self._context.cube_store.page(
+            space_id, after, size + 1, visibility, compiled, self._context.clock(), expired=request.show_expired
+        )
+        cubes = [visibility.shown(cube) if alive else self._tombstone(cube) for _, cube, alive in rows[:size]]
         next_token = ""
         if len(rows) > size:
             next_token = encode_token(rows[size - 1][0], request.parent, request.filter)
@@ -419,15 +330,12 @@ class Cubes:
         now = context.clock()
         visibility = self._visibility(viewer, space_id)
 
-        def apply(cursor: Connection) -> tuple[CubeRow, int | None, list[CubeRow]]:
-            row = cursor.execute(
-                f"SELECT cube_pb, vec_id, embedding FROM cubes WHERE space_id = ? AND cube_id = ? AND {LIVE}",
-                [space_id, cube_id, now],
-            ).fetchone()
-            if row is None:
-                context.require_space(cursor, space_id)
+        def change(write: CubeWrite) -> CubeRow:
+            current = write.row(space_id, cube_id)
+            if current is None:
+                write.space(space_id)
                 raise NotFoundError(f"cube {given.name} does not exist", reason="CUBE_NOT_FOUND")
-            stored = cube_pb2.MemCube.FromString(row[0])
+            stored = current.cube
             if not visibility.allows_cube(stored):
                 raise NotFoundError(f"cube {given.name} does not exist", reason="CUBE_NOT_FOUND")
             if given.etag and given.etag != stored.etag:
@@ -446,63 +354,42 @@ class Cubes:
             stored.access.owner = owner  # output only: an update never changes who created the cube
             if "expire_time" in paths:
                 stored.expire_time_setter = viewer.principal if stored.HasField("expire_time") else ""
-            stored.version += 1
-            set_timestamp(stored.update_time, now)
-            stored.etag = make_etag(stored.name, stored.version, now)
+            next_version(stored, stored.version, now)
             if text_changes:
                 stored.embedding_fingerprint = (
                     given.embedding_fingerprint or "client"
                     if request.HasField("vector")
                     else context.embedder.fingerprint
                 )
-            # A vector's label never gets another vector: a new text takes a new label, which
-            # keeps start-up repair a plain set difference between DuckDB and the index.
-            old_vec_id = None if row[1] is None else int(row[1])
-            vec_id, embedding = old_vec_id, None if row[2] is None else vector_from_bytes(row[2])
+            updated = CubeRow(space_id, cube_id, stored, current.vec_id, current.embedding)
             if new_vector is not None:
-                vec_id, embedding = self.new_vec_ids(1)[0], new_vector
-                self.record_vec_ids(cursor, [vec_id])
-            updated = CubeRow(space_id, cube_id, stored, vec_id, embedding)
-            derived = follow_labels(cursor, space_id, stored, labels_before, now)
-            cursor.execute("DELETE FROM cubes WHERE space_id = ? AND cube_id = ?", [space_id, cube_id])
-            insert_rows(cursor, [updated])
-            return updated, (old_vec_id if vec_id != old_vec_id else None), derived
+                updated.vec_id, updated.embedding = context.cube_store.new_labels(1)[0], new_vector
+            write.follow_labels(space_id, stored, labels_before)
+            write.replace(updated, current.vec_id)
+            return updated
 
-        def after_commit(result: tuple[CubeRow, int | None, list[CubeRow]]) -> None:
-            updated, replaced, derived = result
-            if new_vector is not None and updated.vec_id is not None:
-                context.indexes.get(space_id).add([updated.vec_id], new_vector[None, :])
-            if replaced is not None:
-                context.indexes.get(space_id).delete([replaced])
-                context.catalog.remove(space_id, [replaced])
-            context.catalog.put(space_id, catalog_entries([updated]))
-            context.catalog.put(space_id, catalog_entries(derived, reindex=False))
-
-        return context.database.write(apply, after_commit)[0].cube
+        return context.cube_store.write(change, now).cube
 
     def delete(self, name: str, etag: str, viewer: Caller) -> None:
         space_id, cube_id = parse_cube_name(name)
         context = self._context
-        visibility, visibility_params = self._visibility(viewer, space_id).sql()
+        visibility = self._visibility(viewer, space_id)
 
-        def apply(cursor: Connection) -> Removed:
-            row = cursor.execute(
-                f"SELECT etag, vec_id, state FROM cubes WHERE space_id = ? AND cube_id = ? AND {LIVE} AND {visibility}",
-                [space_id, cube_id, context.clock(), *visibility_params],
-            ).fetchone()
-            if row is None:
-                context.require_space(cursor, space_id)
+        def change(write: CubeWrite) -> None:
+            current = write.row(space_id, cube_id)
+            if current is None or not visibility.allows_cube(current.cube):
+                write.space(space_id)
                 raise NotFoundError(f"cube {name} does not exist", reason="CUBE_NOT_FOUND")
-            if etag and etag != row[0]:
+            if etag and etag != current.cube.etag:
                 raise EtagMismatchError(
                     f"etag {etag!r} is stale for {name}: it was changed since; get it again",
                     reason="ETAG_MISMATCH",
                 )
-            if row[2] == cube_pb2.LIFECYCLE_STATE_FROZEN:
+            if current.cube.state == cube_pb2.LIFECYCLE_STATE_FROZEN:
                 raise FailedPreconditionError(f"cube {name} is frozen; unfreeze it first", reason="CUBE_FROZEN")
-            return remove_cubes(cursor, space_id, [cube_id])
+            write.remove(space_id, [cube_id])
 
-        context.database.write(apply, lambda removed: forget_removed(context.store, removed))
+        context.cube_store.write(change, context.clock())
 
 
 def apply_default_ttl(space: space_pb2.Space, rows: list[CubeRow]) -> None:

@@ -10,23 +10,21 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import dataclass
-from datetime import datetime
 
 from google.protobuf import field_mask_pb2
 
-from memos_grpc._proto.memos.v1 import cube_pb2, space_pb2, vault_service_pb2
+from memos_grpc._proto.memos.v1 import cube_pb2, vault_service_pb2
 from memos_grpc.embedding.embedder import FloatArray
 from memos_grpc.errors import AlreadyExistsError, EtagMismatchError, FailedPreconditionError, NotFoundError
 from memos_grpc.governance.caller import Caller
-from memos_grpc.store.catalog_rows import catalog_entries
-from memos_grpc.store.database import Connection
+from memos_grpc.store.cubes import CubeWrite, next_version
+from memos_grpc.store.derivation import add_labels
 from memos_grpc.store.names import check_id, cube_name, parse_cube_name, parse_space_name
 from memos_grpc.store.paging import decode_token, encode_token, page_size
-from memos_grpc.store.rows import CubeRow, insert_rows, make_etag, set_timestamp, vector_from_bytes
+from memos_grpc.store.rows import CubeRow
 from memos_grpc.store.visibility import CubeVisibility
 from memos_grpc.vault.context import VaultContext
-from memos_grpc.vault.cubes import LIVE, Cubes, apply_default_ttl
-from memos_grpc.vault.derivation import add_labels, follow_labels
+from memos_grpc.vault.cubes import Cubes, apply_default_ttl
 from memos_grpc.vault.licensing import TRANSFORM, derived_license, license_id
 from memos_grpc.vault.validation import invalid
 
@@ -112,45 +110,24 @@ class Lifecycle:
         settings = self._context.settings
         size = page_size(request.page_size, settings.default_page_size, settings.max_page_size)
         after = decode_token(request.page_token, request.name)
-        before = int(after) if after and after.isdigit() else 2**62
+        below = int(after) if after and after.isdigit() else None
         visibility = CubeVisibility(viewer, self._context.catalog, space_id)
-        with self._context.database.read() as cursor:
-            current = self._require_visible(cursor, space_id, cube_id, visibility, request.name)
-            rows = cursor.execute(
-                "SELECT version, cube_pb FROM cube_versions WHERE space_id = ? AND cube_id = ? AND version < ? "
-                "ORDER BY version DESC LIMIT ?",
-                [space_id, cube_id, before, size + 1],
-            ).fetchall()
-        versions = [self._as_version(visibility, bytes(pb), int(v), current) for v, pb in rows[:size]]
-        token = encode_token(str(int(rows[size - 1][0])), request.name) if len(rows) > size else ""
+        current, rows = self._context.cube_store.versions(
+            space_id, cube_id, visibility, self._context.clock(), below=below, limit=size + 1
+        )
+        versions = [self._as_version(visibility, pb, v, current) for v, pb in rows[:size]]
+        token = encode_token(str(rows[size - 1][0]), request.name) if len(rows) > size else ""
         return versions, token
 
     def get_version(self, name: str, viewer: Caller) -> cube_pb2.MemCube:
         space_id, cube_id, version = parse_version_name(name)
         visibility = CubeVisibility(viewer, self._context.catalog, space_id)
-        with self._context.database.read() as cursor:
-            current = self._require_visible(cursor, space_id, cube_id, visibility, cube_name(space_id, cube_id))
-            row = cursor.execute(
-                "SELECT cube_pb FROM cube_versions WHERE space_id = ? AND cube_id = ? AND version = ?",
-                [space_id, cube_id, version],
-            ).fetchone()
-        if row is None:
+        current, rows = self._context.cube_store.versions(
+            space_id, cube_id, visibility, self._context.clock(), only=version
+        )
+        if not rows:
             raise NotFoundError(f"version {name} does not exist", reason="VERSION_NOT_FOUND")
-        return self._as_version(visibility, bytes(row[0]), version, current)
-
-    def _require_visible(
-        self, cursor: Connection, space_id: str, cube_id: str, visibility: CubeVisibility, name: str
-    ) -> list[str]:
-        """The live cube's sensitivity labels; NOT_FOUND when the caller may not see it."""
-        visible_sql, params = visibility.sql()
-        found = cursor.execute(
-            f"SELECT sensitivity_labels FROM cubes WHERE space_id = ? AND cube_id = ? AND {LIVE} AND {visible_sql}",
-            [space_id, cube_id, self._context.clock(), *params],
-        ).fetchone()
-        if found is None:
-            self._context.require_space(cursor, space_id)
-            raise NotFoundError(f"cube {name} does not exist", reason="CUBE_NOT_FOUND")
-        return list(found[0])
+        return self._as_version(visibility, rows[0][1], version, current)
 
     @staticmethod
     def _as_version(visibility: CubeVisibility, cube_pb: bytes, version: int, current: list[str]) -> cube_pb2.MemCube:
@@ -170,23 +147,19 @@ class Lifecycle:
     # -- changes, each a new version --------------------------------------------------
 
     def rollback(self, request: vault_service_pb2.RollbackCubeRequest, viewer: Caller) -> cube_pb2.MemCube:
-        def change(cursor: Connection, stored: cube_pb2.MemCube) -> _Change:
+        def change(write: CubeWrite, stored: cube_pb2.MemCube) -> _Change:
             if stored.state == FROZEN:
                 raise FailedPreconditionError(f"cube {stored.name} is frozen; unfreeze it first", reason="CUBE_FROZEN")
             space_id, cube_id = parse_cube_name(stored.name)
-            row = cursor.execute(
-                "SELECT cube_pb, embedding FROM cube_versions WHERE space_id = ? AND cube_id = ? AND version = ?",
-                [space_id, cube_id, request.version],
-            ).fetchone()
-            if row is None or request.version >= stored.version:
+            old = write.version(space_id, cube_id, request.version)
+            if old is None or request.version >= stored.version:
                 raise NotFoundError(
                     f"cube {stored.name} has no earlier version {request.version}", reason="VERSION_NOT_FOUND"
                 )
-            restored = cube_pb2.MemCube.FromString(row[0])
+            restored = old.cube
             # The content comes back; identity, lifecycle state, access and bookkeeping stay the cube's own.
             _KEPT_ON_ROLLBACK.MergeMessage(stored, restored, replace_message_field=True, replace_repeated_field=True)
-            vector = None if row[1] is None else vector_from_bytes(row[1])
-            return _Change(restored, vector, keep_vector=False)
+            return _Change(restored, old.embedding, keep_vector=False)
 
         return self._change(request.name, request.etag, viewer, change)
 
@@ -197,19 +170,14 @@ class Lifecycle:
         return self._change(request.name, request.etag, viewer, _to_state(ARCHIVED))
 
     def unfreeze(self, request: vault_service_pb2.UnfreezeCubeRequest, viewer: Caller) -> cube_pb2.MemCube:
-        def change(cursor: Connection, stored: cube_pb2.MemCube) -> _Change:
+        def change(write: CubeWrite, stored: cube_pb2.MemCube) -> _Change:
             if stored.state != FROZEN:
                 raise FailedPreconditionError(
                     f"cube {stored.name} is {_state_name(stored.state or GENERATED)}, not frozen",
                     reason="INVALID_TRANSITION",
                 )
             space_id, cube_id = parse_cube_name(stored.name)
-            before = cursor.execute(
-                "SELECT cube_pb FROM cube_versions WHERE space_id = ? AND cube_id = ? AND version < ? "
-                "ORDER BY version DESC",
-                [space_id, cube_id, stored.version],
-            ).fetchall()
-            earlier = (cube_pb2.MemCube.FromString(pb).state for (pb,) in before)
+            earlier = (cube.state for cube in write.versions_before(space_id, cube_id, stored.version))
             state = next((s for s in earlier if s != FROZEN), GENERATED) or GENERATED
             thawed = cube_pb2.MemCube()
             thawed.CopyFrom(stored)
@@ -223,53 +191,34 @@ class Lifecycle:
         name: str,
         etag: str,
         viewer: Caller,
-        make: Callable[[Connection, cube_pb2.MemCube], _Change],
+        make: Callable[[CubeWrite, cube_pb2.MemCube], _Change],
     ) -> cube_pb2.MemCube:
         """Applies ``make`` to the cube as a new version, in one transaction (etag and visibility checked)."""
         space_id, cube_id = parse_cube_name(name)
         context = self._context
         visibility = CubeVisibility(viewer, context.catalog, space_id)
-        now = context.clock()
 
-        def apply(cursor: Connection) -> tuple[CubeRow, int | None, bool, list[CubeRow]]:
-            current = _live_row(cursor, context, space_id, cube_id, visibility, now)
+        def change(write: CubeWrite) -> CubeRow:
+            current = _live_row(write, space_id, cube_id, visibility)
             stored = current.cube
             if etag and etag != stored.etag:
                 raise EtagMismatchError(
                     f"etag {etag!r} is stale for {name}: it was changed since; get it again", reason="ETAG_MISMATCH"
                 )
-            change = make(cursor, stored)
-            cube = change.cube
+            made = make(write, stored)
+            cube = made.cube
             cube.name = stored.name
-            _next_version(cube, stored.version, now)
-            old_vec_id = current.vec_id
-            vec_id: int | None = old_vec_id
-            embedding = current.embedding
-            if not change.keep_vector:
-                vec_id, embedding = None, change.vector
-                if embedding is not None:
-                    vec_id = self._cubes.new_vec_ids(1)[0]
-                    self._cubes.record_vec_ids(cursor, [vec_id])
-            updated = CubeRow(space_id, cube_id, cube, vec_id, embedding)
+            next_version(cube, stored.version, write.now)
+            updated = CubeRow(space_id, cube_id, cube, current.vec_id, current.embedding)
+            if not made.keep_vector:
+                updated.embedding = made.vector
+                updated.vec_id = None if made.vector is None else context.cube_store.new_labels(1)[0]
             # A rollback brings back old labels: the cube keeps its sources', and passes on any it gained.
-            derived = follow_labels(cursor, space_id, cube, stored.sensitivity_labels, now)
-            cursor.execute("DELETE FROM cubes WHERE space_id = ? AND cube_id = ?", [space_id, cube_id])
-            insert_rows(cursor, [updated])
-            relabelled = vec_id != old_vec_id
-            return updated, (old_vec_id if relabelled else None), relabelled, derived
+            write.follow_labels(space_id, cube, stored.sensitivity_labels)
+            write.replace(updated, current.vec_id)
+            return updated
 
-        def after_commit(result: tuple[CubeRow, int | None, bool, list[CubeRow]]) -> None:
-            updated, replaced, relabelled, derived = result
-            index = context.indexes.get(space_id)
-            if replaced is not None:
-                index.delete([replaced])
-                context.catalog.remove(space_id, [replaced])
-            if relabelled and updated.vec_id is not None and updated.embedding is not None:
-                index.add([updated.vec_id], updated.embedding[None, :])
-            context.catalog.put(space_id, catalog_entries([updated]))
-            context.catalog.put(space_id, catalog_entries(derived, reindex=False))
-
-        return visibility.shown(context.database.write(apply, after_commit)[0].cube)
+        return visibility.shown(context.cube_store.write(change, context.clock()).cube)
 
     # -- merge ---------------------------------------------------------------------
 
@@ -289,8 +238,7 @@ class Lifecycle:
         now = context.clock()
         # A merge derives a cube from its sources: licensed ones need their terms to permit it (and count it),
         # and the merged cube carries their license. A cube's license never changes, so reading it first is exact.
-        with context.database.read() as cursor:
-            license_ = derived_license(_live_row(cursor, context, space_id, s, visibility, now).cube for s in sources)
+        license_ = derived_license(context.cube_store.visible(space_id, s, visibility, now)[0] for s in sources)
         # Counted with the merge, in its transaction: a merge refused below (a taken id, a source already merged)
         # counts no use.
         reservation = context.licenses.reserve(
@@ -299,41 +247,30 @@ class Lifecycle:
         if license_ is not None:
             merged.cube.license.CopyFrom(license_)
         if merged.embedding is not None:
-            merged.vec_id = self._cubes.new_vec_ids(1)[0]
+            merged.vec_id = context.cube_store.new_labels(1)[0]
 
-        def apply(cursor: Connection) -> list[CubeRow]:
-            if cursor.execute(
-                "SELECT 1 FROM cubes WHERE space_id = ? AND cube_id = ?", [space_id, merged.cube_id]
-            ).fetchone():
+        def change(write: CubeWrite) -> None:
+            if write.exists(space_id, merged.cube_id):
                 raise AlreadyExistsError(f"cube {merged.cube.name} already exists", reason="CUBE_ALREADY_EXISTS")
-            changed: list[CubeRow] = []
+            changed: list[tuple[CubeRow, int | None]] = []
             for source in sources:
-                row = _live_row(cursor, context, space_id, source, visibility, now)
+                row = _live_row(write, space_id, source, visibility)
                 check_transition(row.cube.name, row.cube.state, MERGED)
                 row.cube.state = MERGED
-                _next_version(row.cube, row.cube.version, now)
-                changed.append(row)
-                cursor.execute("DELETE FROM cubes WHERE space_id = ? AND cube_id = ?", [space_id, source])
-            add_labels(merged.cube, (label for row in changed for label in row.cube.sensitivity_labels))
-            if merged.vec_id is not None:
-                self._cubes.record_vec_ids(cursor, [merged.vec_id])
+                next_version(row.cube, row.cube.version, write.now)
+                changed.append((row, row.vec_id))
+            add_labels(merged.cube, (label for row, _ in changed for label in row.cube.sensitivity_labels))
             # As CreateCube: the space's default TTL, and a blob payload must have been uploaded.
-            space = cursor.execute("SELECT space_pb FROM spaces WHERE space_id = ?", [space_id]).fetchone()
-            if space is not None:
-                apply_default_ttl(space_pb2.Space.FromString(space[0]), [merged])
-            self._cubes.bind_blobs(cursor, [merged], viewer)
-            insert_rows(cursor, [*changed, merged])
-            reservation.write(cursor)
-            return changed
-
-        def after_commit(changed: list[CubeRow]) -> None:
-            reservation.committed()
-            if merged.vec_id is not None and merged.embedding is not None:
-                context.indexes.get(space_id).add([merged.vec_id], merged.embedding[None, :])
-            context.catalog.put(space_id, catalog_entries([*changed, merged]))
+            apply_default_ttl(write.space(space_id), [merged])
+            self._cubes.bind_blobs(write, [merged], viewer)
+            for row, label in changed:
+                write.replace(row, label, reindex=False)
+            write.create([merged])
+            reservation.write(write.cursor)
+            write.after_commit(reservation.committed)
 
         try:
-            context.database.write(apply, after_commit)
+            context.cube_store.write(change, now)
         finally:
             reservation.release()  # a no-op once committed
         return merged.cube
@@ -346,27 +283,13 @@ class Lifecycle:
         return check_id(cube_id, "cube id")
 
 
-def _live_row(
-    cursor: Connection, context: VaultContext, space_id: str, cube_id: str, visibility: CubeVisibility, now: datetime
-) -> CubeRow:
+def _live_row(write: CubeWrite, space_id: str, cube_id: str, visibility: CubeVisibility) -> CubeRow:
     """The cube's current row (message, label, vector); NOT_FOUND if it is absent, expired or not visible."""
-    row = cursor.execute(
-        f"SELECT cube_pb, vec_id, embedding FROM cubes WHERE space_id = ? AND cube_id = ? AND {LIVE}",
-        [space_id, cube_id, now],
-    ).fetchone()
-    stored = None if row is None else cube_pb2.MemCube.FromString(row[0])
-    if row is None or stored is None or not visibility.allows_cube(stored):
-        context.require_space(cursor, space_id)
+    row = write.row(space_id, cube_id)
+    if row is None or not visibility.allows_cube(row.cube):
+        write.space(space_id)
         raise NotFoundError(f"cube {cube_name(space_id, cube_id)} does not exist", reason="CUBE_NOT_FOUND")
-    embedding = None if row[2] is None else vector_from_bytes(row[2])
-    return CubeRow(space_id, cube_id, stored, None if row[1] is None else int(row[1]), embedding)
-
-
-def _next_version(cube: cube_pb2.MemCube, current: int, now: datetime) -> None:
-    """Stamps ``cube`` as the version after ``current``: number, update time, etag."""
-    cube.version = current + 1
-    set_timestamp(cube.update_time, now)
-    cube.etag = make_etag(cube.name, cube.version, now)
+    return row
 
 
 #: What a rollback does not take from the old version.
@@ -375,8 +298,8 @@ _KEPT_ON_ROLLBACK = field_mask_pb2.FieldMask(
 )
 
 
-def _to_state(target: int) -> Callable[[Connection, cube_pb2.MemCube], _Change]:
-    def change(_cursor: Connection, stored: cube_pb2.MemCube) -> _Change:
+def _to_state(target: int) -> Callable[[CubeWrite, cube_pb2.MemCube], _Change]:
+    def change(_write: CubeWrite, stored: cube_pb2.MemCube) -> _Change:
         check_transition(stored.name, stored.state, target)
         moved = cube_pb2.MemCube()
         moved.CopyFrom(stored)

@@ -31,7 +31,6 @@ from memos_grpc.store.names import parse_space_name
 from memos_grpc.store.vectors import SpaceIndex
 from memos_grpc.store.visibility import CubeVisibility, held_license_id
 from memos_grpc.vault.context import VaultContext
-from memos_grpc.vault.cubes import LIVE
 from memos_grpc.vault.licensing import SEARCH
 from memos_grpc.vault.validation import check_text, check_vector, invalid
 
@@ -173,16 +172,7 @@ class Search:
         now: datetime,
     ) -> set[int]:
         """The labels a filter over fields without postings selects, by a DuckDB query."""
-        visible_sql, visible_params = visibility.sql(ranked=True)
-        if not include_archived:
-            visible_sql += f" AND state <> {cube_pb2.LIFECYCLE_STATE_ARCHIVED}"
-        with self._context.database.read() as cursor:
-            rows = cursor.execute(
-                f"SELECT vec_id FROM cubes WHERE space_id = ? AND vec_id IS NOT NULL AND {LIVE} "
-                f"AND {visible_sql} AND ({compiled.sql})",
-                [space_id, now, *visible_params, *compiled.params],
-            ).fetchall()
-        return {int(r[0]) for r in rows}
+        return self._context.cube_store.matching_labels(space_id, compiled, visibility, now, archived=include_archived)
 
     def _dense(
         self,

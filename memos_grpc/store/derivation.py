@@ -19,6 +19,7 @@ from memos_grpc.errors import InvalidArgumentError
 from memos_grpc.store.database import IDS, Connection, id_list
 from memos_grpc.store.names import parse_cube_name
 from memos_grpc.store.rows import CubeRow, insert_rows, make_etag, set_timestamp, vector_from_bytes
+from memos_grpc.store.visibility import CubeVisibility
 
 
 def source_names(cube: cube_pb2.MemCube) -> list[str]:
@@ -140,10 +141,9 @@ def hidden_sources(
     space_id: str,
     cube: cube_pb2.MemCube,
     now: datetime,
-    visible_sql: str,
-    visible_params: list[object],
+    visibility: CubeVisibility,
 ) -> list[str]:
-    """The links of ``cube`` into ``space_id`` that name no live cube its writer may see (``visible_sql``).
+    """The links of ``cube`` into ``space_id`` that name no live cube its writer may see (``visibility``).
 
     A link is followed by name (labels flow along it), so a link to a cube its writer may not see would
     tell them which labels that cube gains: links are checked when a client writes them.
@@ -151,6 +151,7 @@ def hidden_sources(
     wanted = sources_in_space(cube, space_id)
     if not wanted:
         return []
+    visible_sql, visible_params = visibility.sql()
     found = {
         str(cube_id)
         for (cube_id,) in cursor.execute(

@@ -1,12 +1,12 @@
 """Marketplace listings: create, get, list (AIP-158 paging, AIP-160 filters), update and search.
 
 A listing's row keeps its whole ``Listing`` message beside copies of the fields filters read (schema v11,
-``market_listings``). The fields a release sets (``publisher_keys``, ``latest_release``, ``license``...) are
-written by ``memos_grpc.marketplace.releases`` in the transaction that writes the release, through
-``store``. Listings are few (a marketplace holds thousands, not millions), so ``SearchListings`` scores
-every listing a filter admits in memory: cosine similarity with the server's embedder (dense), BM25 over
-the listing's text (lexical), or both fused as ``SearchCubes`` fuses them (hybrid). A server without an
-embedder (``embedder = none``) ranks every mode lexically.
+``market_listings``, read and written by ``memos_grpc.store.market_listings``). The fields a release sets
+(``publisher_keys``, ``latest_release``, ``license``...) are written by ``memos_grpc.marketplace.releases`` in the
+transaction that writes the release, through ``Listings.store``. Listings are few (a marketplace holds thousands,
+not millions), so ``SearchListings`` scores every listing a filter admits in memory: cosine similarity with the
+server's embedder (dense), BM25 over the listing's text (lexical), or both fused as ``SearchCubes`` fuses them
+(hybrid). A server without an embedder (``embedder = none``) ranks every mode lexically.
 """
 
 from __future__ import annotations
@@ -22,8 +22,8 @@ from datetime import datetime
 import numpy as np
 from google.protobuf import field_mask_pb2
 
-from memos_grpc._proto.memos.v1 import cube_pb2, vault_service_pb2
 from memos_grpc._proto.memos.v1 import marketplace_service_pb2 as m
+from memos_grpc._proto.memos.v1 import vault_service_pb2
 from memos_grpc.errors import (
     AlreadyExistsError,
     EtagMismatchError,
@@ -32,8 +32,10 @@ from memos_grpc.errors import (
     PermissionDeniedError,
 )
 from memos_grpc.governance.caller import Caller
+from memos_grpc.store import market_listings
 from memos_grpc.store.database import Connection
-from memos_grpc.store.filter import FilterField, compile_filter
+from memos_grpc.store.filter import compile_filter
+from memos_grpc.store.market_listings import LISTING_FIELDS
 from memos_grpc.store.names import check_id
 from memos_grpc.store.paging import decode_token, encode_token, page_size
 from memos_grpc.vault.context import VaultContext
@@ -52,19 +54,6 @@ UPDATABLE_PATHS = frozenset({"title", "description", "tags", "publisher_threshol
 #: BM25's usual constants (Robertson and Zaragoza); listing texts are short, so length matters little.
 _BM25_K1, _BM25_B = 1.2, 0.75
 _WORD = re.compile(r"\w+")
-
-#: ListListings and SearchListings filter fields (docs/api.md), mapped to columns of ``market_listings``.
-LISTING_FIELDS: dict[str, FilterField] = {
-    "tags": FilterField("tags", "list"),
-    "publisher": FilterField("owner", "string"),
-    "publisher_keys": FilterField("publisher_keys", "list"),
-    "license": FilterField("license", "string"),
-    "license_ids": FilterField("license_ids", "list"),
-    "memory_types": FilterField("memory_types", "enum_list", "MEMORY_TYPE_", tuple(cube_pb2.MemoryType.items())),
-    "title": FilterField("title", "string"),
-    "create_time": FilterField("create_time", "time"),
-    "update_time": FilterField("update_time", "time"),
-}
 
 
 def listing_name(listing_id: str) -> str:
@@ -182,10 +171,10 @@ class Listings:
     @staticmethod
     def load(cursor: Connection, listing_id: str) -> m.Listing:
         """The stored listing; NOT_FOUND LISTING_NOT_FOUND."""
-        row = cursor.execute("SELECT listing_pb FROM market_listings WHERE listing_id = ?", [listing_id]).fetchone()
-        if row is None:
+        listing = market_listings.listing_by_id(cursor, listing_id)
+        if listing is None:
             raise NotFoundError(f"listing {listing_name(listing_id)} does not exist", reason="LISTING_NOT_FOUND")
-        return m.Listing.FromString(row[0])
+        return listing
 
     @staticmethod
     def store(cursor: Connection, listing: m.Listing, now: datetime, embedding: bytes | None = None) -> None:
@@ -195,30 +184,7 @@ class Listings:
         """
         listing.update_time.FromDatetime(now)
         listing.etag = listing_etag(listing)
-        values = [
-            listing.SerializeToString(),
-            listing.owner,
-            listing.title,
-            list(listing.tags),
-            list(listing.publisher_keys),
-            listing.license,
-            list(listing.license_ids),
-            [int(t) for t in listing.memory_types],
-            now,
-            listing.etag,
-        ]
-        listing_id = parse_listing_name(listing.name)
-        cursor.execute(
-            "INSERT INTO market_listings (listing_id, listing_pb, owner, title, tags, publisher_keys, license, "
-            "license_ids, memory_types, create_time, update_time, etag, embedding) "
-            "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?) ON CONFLICT (listing_id) DO UPDATE SET "
-            "listing_pb = excluded.listing_pb, owner = excluded.owner, title = excluded.title, tags = excluded.tags, "
-            "publisher_keys = excluded.publisher_keys, license = excluded.license, "
-            "license_ids = excluded.license_ids, memory_types = excluded.memory_types, "
-            "update_time = excluded.update_time, etag = excluded.etag, "
-            "embedding = COALESCE(excluded.embedding, market_listings.embedding)",
-            [listing_id, *values[:8], listing.create_time.ToDatetime(tzinfo=now.tzinfo), *values[8:], embedding],
-        )
+        market_listings.write_listing(cursor, parse_listing_name(listing.name), listing, now, embedding)
 
     def _embedding(self, listing: m.Listing) -> bytes | None:
         """The listing text's vector (float32 bytes), or None on a server without an embedder."""
@@ -262,7 +228,7 @@ class Listings:
 
     @staticmethod
     def _refuse_taken(cursor: Connection, listing_id: str) -> None:
-        if cursor.execute("SELECT 1 FROM market_listings WHERE listing_id = ?", [listing_id]).fetchone():
+        if market_listings.listing_exists(cursor, listing_id):
             raise AlreadyExistsError(
                 f"listing {listing_name(listing_id)} already exists", reason="LISTING_ALREADY_EXISTS"
             )
@@ -279,13 +245,9 @@ class Listings:
         )
         after = decode_token(request.page_token, "listings", request.filter)
         with self._context.database.read() as cursor:
-            rows = cursor.execute(
-                f"SELECT listing_id, listing_pb FROM market_listings WHERE listing_id > ? AND ({compiled.sql}) "
-                "ORDER BY listing_id LIMIT ?",
-                [after or "", *compiled.params, size + 1],
-            ).fetchall()
-        listings = [m.Listing.FromString(blob) for _, blob in rows[:size]]
-        token = encode_token(str(rows[size - 1][0]), "listings", request.filter) if len(rows) > size else ""
+            rows = market_listings.listings_page(cursor, after or "", compiled, size + 1)
+        listings = [listing for _, listing in rows[:size]]
+        token = encode_token(rows[size - 1][0], "listings", request.filter) if len(rows) > size else ""
         return listings, token
 
     def update(self, request: m.UpdateListingRequest, viewer: Caller) -> m.Listing:
@@ -356,11 +318,8 @@ class Listings:
             request.filter, max_length=self._context.settings.max_filter_length, fields=LISTING_FIELDS
         )
         with self._context.database.read() as cursor:
-            rows = cursor.execute(
-                f"SELECT listing_pb, embedding FROM market_listings WHERE ({compiled.sql}) ORDER BY listing_id",
-                list(compiled.params),
-            ).fetchall()
-        listings = [m.Listing.FromString(blob) for blob, _ in rows]
+            rows = market_listings.listings_matching(cursor, compiled)
+        listings = [row.listing for row in rows]
         if not listings:
             return []
         dense_wanted = mode != vault_service_pb2.SEARCH_MODE_LEXICAL and bool(self._context.embedder.fingerprint)
@@ -372,7 +331,7 @@ class Listings:
             # Raw BM25 has no fixed range: scaled to the best hit, as SearchCubes scales its lexical scores.
             best = lexical[0][1] if lexical else 0.0
             return [(listings[i], s / best) for i, s in lexical[:top_k]]
-        dense = self._dense(request.text, listings, [embedding for _, embedding in rows])
+        dense = self._dense(request.text, listings, [row.embedding for row in rows])
         if mode == vault_service_pb2.SEARCH_MODE_HYBRID:
             dense = fuse(dense, lexical, self._context.settings.hybrid_dense_weight)
         return [(listings[i], s) for i, s in dense[:top_k]]

@@ -3,7 +3,8 @@
 Three tables (schema v8): ``tlog_entries`` (index, entry bytes, leaf hash, time), ``tlog_nodes`` (the hash of
 every complete subtree by (level, index), written in the transaction that completes it) and
 ``tlog_checkpoints`` (one signed note per tree size). Roots and proofs are computed from stored subtree hashes,
-at most a couple per level, never by rebuilding the tree.
+at most a couple per level, never by rebuilding the tree. The rows are read and written by
+``memos_grpc.store.market_log``; the tree's rules (bounds, the log's size limit, one root per size) stay here.
 
 Every change goes through the vault's single writer. An ``append`` is one write operation: it reads the tree
 size and the right-edge subtree hashes inside the transaction, so concurrent appends queued together share one
@@ -21,13 +22,13 @@ from __future__ import annotations
 
 from collections.abc import Callable, Sequence
 from concurrent.futures import Future
-from dataclasses import dataclass
 from typing import TypeVar
 
-import pyarrow as pa
-
 from memos_grpc.errors import InvalidArgumentError, ResourceExhaustedError, StorageError
-from memos_grpc.store.database import SPLIT_LIST, Connection, id_list
+from memos_grpc.store import market_log
+from memos_grpc.store.database import Connection
+from memos_grpc.store.market_log import STORED_LEVEL as STORED_LEVEL
+from memos_grpc.store.market_log import SignedCheckpoint
 from memos_grpc.transparency import merkle
 from memos_grpc.transparency.checkpoint import Checkpoint
 from memos_grpc.transparency.merkle import ProofError
@@ -38,32 +39,7 @@ MAX_ENTRY_BYTES = 64 * 1024
 #: The most entries one ``entries`` read returns.
 MAX_READ_ENTRIES = 1000
 
-#: Complete subtrees of at least 2**STORED_LEVEL leaves are stored in ``tlog_nodes``; a smaller one is hashed
-#: from its leaves, read by a range of ``tlog_entries`` (stored in index order, so DuckDB reads one row group).
-#: Every lookup a proof or an append makes then costs the same at any log size: ``tlog_nodes`` holds about n/512
-#: rows to join against, not 2n.
-STORED_LEVEL = 10
-_CHUNK = 1 << STORED_LEVEL
-
-#: Stored hashes of the (level, index) pairs given as two ``id_list`` parameters of the same length.
-_NODES_SQL = f"""
-    SELECT n.level, n.node_index, n.hash
-    FROM tlog_nodes n
-    JOIN (
-        SELECT CAST(unnest({SPLIT_LIST}) AS SMALLINT) AS level, CAST(unnest({SPLIT_LIST}) AS BIGINT) AS node_index
-    ) wanted USING (level, node_index)
-"""
 _T = TypeVar("_T")
-_SIZE_SQL = "SELECT coalesce(max(entry_index) + 1, 0) FROM tlog_entries"
-
-
-@dataclass(frozen=True)
-class SignedCheckpoint:
-    """A checkpoint the log signed: its tree size, root hash and the signed note text."""
-
-    size: int
-    root: bytes
-    note: str
 
 
 class TransparencyLog:
@@ -98,48 +74,10 @@ class TransparencyLog:
         def apply(cursor: Connection) -> list[int]:
             if not checked:
                 return []
-            size = _size(cursor)
+            size = market_log.log_size(cursor)
             if size + len(checked) > merkle.MAX_SIZE:
                 raise ResourceExhaustedError("the log is full (2**63 - 1 entries)", reason="LOG_FULL")
-            # The right edge of the tree: the complete subtrees the new leaves will be paired with.
-            edge = [(level, (size >> level) - 1) for level in range(size.bit_length()) if size >> level & 1]
-            known = _nodes(cursor, edge)
-            new_nodes: list[tuple[int, int, bytes]] = []
-            for offset, leaf in enumerate(leaves):
-                level, index, value = 0, size + offset, leaf
-                known[(0, index)] = leaf
-                new_nodes.append((0, index, leaf))
-                while index & 1:  # a right child completes its parent
-                    value = merkle.node_hash(known[(level, index - 1)], value)
-                    level, index = level + 1, index >> 1
-                    known[(level, index)] = value
-                    new_nodes.append((level, index, value))
-            new_nodes = [node for node in new_nodes if node[0] >= STORED_LEVEL]
-            # One Arrow table per statement: DuckDB's executemany costs about half a millisecond per row.
-            _insert_table(
-                cursor,
-                "tlog_entries",
-                pa.table(
-                    {
-                        "entry_index": pa.array(range(size, size + len(checked)), pa.int64()),
-                        "entry": pa.array(checked, pa.binary()),
-                        "leaf_hash": pa.array(leaves, pa.binary()),
-                        "append_time": pa.array([now] * len(checked), pa.timestamp("us", tz="UTC")),
-                    }
-                ),
-            )
-            _insert_table(
-                cursor,
-                "tlog_nodes",
-                pa.table(
-                    {
-                        "level": pa.array([n[0] for n in new_nodes], pa.int16()),
-                        "node_index": pa.array([n[1] for n in new_nodes], pa.int64()),
-                        "hash": pa.array([n[2] for n in new_nodes], pa.binary()),
-                    }
-                ),
-            )
-            return list(range(size, size + len(checked)))
+            return market_log.append_leaves(cursor, size, checked, leaves, now)
 
         return self._context.database.submit(apply)
 
@@ -148,7 +86,7 @@ class TransparencyLog:
     def size(self) -> int:
         """The number of committed entries."""
         with self._context.database.read() as cursor:
-            return _size(cursor)
+            return market_log.log_size(cursor)
 
     def root(self, size: int | None = None) -> bytes:
         """The root hash of the first ``size`` entries (default: all of them)."""
@@ -159,17 +97,16 @@ class TransparencyLog:
     def leaf(self, index: int) -> bytes:
         """The leaf hash of entry ``index``."""
         with self._context.database.read() as cursor:
-            row = cursor.execute(
-                "SELECT leaf_hash FROM tlog_entries WHERE entry_index = ?", [_checked_index(index)]
-            ).fetchone()
-            if row is None:
-                raise ProofError("INDEX_OUT_OF_RANGE", f"index {index} is not in the log ({_size(cursor)} entries)")
-            return bytes(row[0])
+            found = market_log.leaf_hash(cursor, _checked_index(index))
+            if found is None:
+                size = market_log.log_size(cursor)
+                raise ProofError("INDEX_OUT_OF_RANGE", f"index {index} is not in the log ({size} entries)")
+            return found
 
     def entries(self, start: int, end: int) -> list[bytes]:
         """Entries ``[start, end)``, at most ``MAX_READ_ENTRIES``; ``end`` may not pass the log's size."""
         with self._context.database.read() as cursor:
-            size = _size(cursor)
+            size = market_log.log_size(cursor)
             if type(start) is not int or type(end) is not int or not 0 <= start <= end <= size:
                 raise ProofError("INDEX_OUT_OF_RANGE", f"entries [{start}, {end}) are not in the log ({size} entries)")
             if end - start > MAX_READ_ENTRIES:
@@ -177,11 +114,7 @@ class TransparencyLog:
                     f"at most {MAX_READ_ENTRIES} entries are read at once, not {end - start}",
                     reason="LOG_RANGE_TOO_LARGE",
                 )
-            rows = cursor.execute(
-                "SELECT entry FROM tlog_entries WHERE entry_index >= ? AND entry_index < ? ORDER BY entry_index",
-                [start, end],
-            ).fetchall()
-        return [bytes(row[0]) for row in rows]
+            return market_log.entries_between(cursor, start, end)
 
     def inclusion_proof(self, index: int, size: int | None = None) -> list[bytes]:
         """The proof that entry ``index`` is in the tree of ``size`` entries (default: the whole log)."""
@@ -200,9 +133,9 @@ class TransparencyLog:
     def checkpoint(self) -> SignedCheckpoint:
         """The signed checkpoint of the current tree: the stored one if this size was signed, else a new one."""
         with self._context.database.read() as cursor:
-            size = _size(cursor)
+            size = market_log.log_size(cursor)
             root = self._computed(cursor, lambda node: merkle.tree_root(size, node))
-            stored = _stored_checkpoint(cursor, size)
+            stored = market_log.checkpoint_of_size(cursor, size)
         if stored is not None:
             return _same_root(stored, root)
         body = Checkpoint(self._origin, size, root, ()).body()
@@ -212,26 +145,24 @@ class TransparencyLog:
         now = self._context.clock()
 
         def apply(cursor: Connection) -> SignedCheckpoint:
-            existing = _stored_checkpoint(cursor, size)
+            existing = market_log.checkpoint_of_size(cursor, size)
             if existing is not None:  # signed meanwhile by another caller: keep the first note
                 return existing
-            cursor.execute("INSERT INTO tlog_checkpoints VALUES (?, ?, ?, ?)", [size, root, note, now])
-            return SignedCheckpoint(size, root, note)
+            signed = SignedCheckpoint(size, root, note)
+            market_log.insert_checkpoint(cursor, signed, now)
+            return signed
 
         return _same_root(self._context.database.write(apply), root)
 
     def latest_checkpoint(self) -> SignedCheckpoint | None:
         """The stored checkpoint of the largest tree size, or None before the first signing."""
         with self._context.database.read() as cursor:
-            row = cursor.execute(
-                "SELECT tree_size, root, note FROM tlog_checkpoints ORDER BY tree_size DESC LIMIT 1"
-            ).fetchone()
-        return None if row is None else SignedCheckpoint(int(row[0]), bytes(row[1]), str(row[2]))
+            return market_log.latest_checkpoint(cursor)
 
     # -- helpers ------------------------------------------------------------------------------------------------
 
     def _checked_size(self, cursor: Connection, size: int | None) -> int:
-        current = _size(cursor)
+        current = market_log.log_size(cursor)
         if size is None:
             return current
         if type(size) is not int or not 0 <= size <= current:
@@ -252,7 +183,7 @@ class TransparencyLog:
             return bytes(merkle.HASH_SIZE)
 
         compute(record)
-        stored = _nodes(cursor, wanted)
+        stored = market_log.subtree_hashes(cursor, wanted)
 
         def node(level: int, index: int) -> bytes:
             try:
@@ -280,43 +211,6 @@ def _checked_index(index: int) -> int:
     return index
 
 
-def _size(cursor: Connection) -> int:
-    row = cursor.execute(_SIZE_SQL).fetchone()
-    return int(row[0]) if row is not None else 0
-
-
-def _nodes(cursor: Connection, keys: Sequence[tuple[int, int]]) -> dict[tuple[int, int], bytes]:
-    """The hashes of these complete subtrees: stored ones read in one query, small ones hashed from their leaves."""
-    stored = [key for key in keys if key[0] >= STORED_LEVEL]
-    found: dict[tuple[int, int], bytes] = {}
-    if stored:
-        rows = cursor.execute(_NODES_SQL, [id_list(k[0] for k in stored), id_list(k[1] for k in stored)]).fetchall()
-        found = {(int(level), int(index)): bytes(value) for level, index, value in rows}
-    by_chunk: dict[int, list[tuple[int, int]]] = {}
-    for level, index in keys:
-        if level < STORED_LEVEL:  # it lies inside one aligned chunk of _CHUNK leaves
-            by_chunk.setdefault((index << level) // _CHUNK, []).append((level, index))
-    for chunk, wanted in by_chunk.items():
-        start = chunk * _CHUNK
-        leaves = [
-            bytes(row[0])
-            for row in cursor.execute(
-                "SELECT leaf_hash FROM tlog_entries WHERE entry_index >= ? AND entry_index < ? ORDER BY entry_index",
-                [start, start + _CHUNK],
-            ).fetchall()
-        ]
-        for level, index in wanted:
-            first = (index << level) - start
-            if first + (1 << level) <= len(leaves):  # else it is not complete (yet): left missing, as if unstored
-                found[(level, index)] = merkle.root_from_leaves(leaves[first : first + (1 << level)])
-    return found
-
-
-def _stored_checkpoint(cursor: Connection, size: int) -> SignedCheckpoint | None:
-    row = cursor.execute("SELECT root, note FROM tlog_checkpoints WHERE tree_size = ?", [size]).fetchone()
-    return None if row is None else SignedCheckpoint(size, bytes(row[0]), str(row[1]))
-
-
 def _same_root(stored: SignedCheckpoint, root: bytes) -> SignedCheckpoint:
     """A stored checkpoint whose root differs from the tree's means the stored tree changed: never hand it out."""
     if stored.root != root:
@@ -325,13 +219,3 @@ def _same_root(stored: SignedCheckpoint, root: bytes) -> SignedCheckpoint:
             f"{root.hex()}: the log's tables were altered"
         )
     return stored
-
-
-def _insert_table(cursor: Connection, table: str, rows: pa.Table) -> None:
-    """Inserts an Arrow table's rows (columns in the table's order) in the caller's transaction."""
-    view = f"{table}_incoming"
-    cursor.register(view, rows)
-    try:
-        cursor.execute(f"INSERT INTO {table} SELECT * FROM {view}")
-    finally:
-        cursor.unregister(view)

@@ -30,8 +30,9 @@ from grpc_status import rpc_status
 from memos_grpc._proto.memos.v1 import witness_service_pb2, witness_service_pb2_grpc
 from memos_grpc.errors import InvalidArgumentError, UnavailableError
 from memos_grpc.interchange.peer import dial_configured
-from memos_grpc.marketplace.log import SignedCheckpoint
+from memos_grpc.store import market_log
 from memos_grpc.store.database import Connection
+from memos_grpc.store.market_log import SignedCheckpoint
 from memos_grpc.transparency._text import TransparencyFormatError
 from memos_grpc.transparency.checkpoint import Checkpoint
 from memos_grpc.transparency.cosignature import CosignatureVerifier, verify_cosignature, verify_cosigned
@@ -264,10 +265,7 @@ class CheckpointPublisher:
         now = self._node.context.clock()
 
         def apply(cursor: Connection) -> None:
-            cursor.execute(
-                "INSERT INTO tlog_published VALUES (?, ?, ?) ON CONFLICT (tree_size) DO NOTHING",
-                [signed.size, note, now],
-            )
+            market_log.publish_checkpoint(cursor, signed.size, note, now)
 
         self._node.context.database.write(apply)
         with self._waiters.condition:
@@ -311,9 +309,7 @@ class CheckpointPublisher:
         now = self._node.context.clock()
 
         def apply(cursor: Connection) -> None:
-            cursor.execute(
-                "UPDATE tlog_published SET note = ?, publish_time = ? WHERE tree_size = ?", [note, now, signed.size]
-            )
+            market_log.republish_checkpoint(cursor, signed.size, note, now)
 
         self._node.context.database.write(apply)
         with self._waiters.condition:
@@ -397,10 +393,8 @@ class CheckpointPublisher:
 
     def _load_latest(self) -> PublishedCheckpoint | None:
         with self._node.context.database.read() as cursor:
-            row = cursor.execute("SELECT note FROM tlog_published ORDER BY tree_size DESC LIMIT 1").fetchone()
-        if row is None:
-            return None
-        return self._published(str(row[0]))
+            note = market_log.latest_published_note(cursor)
+        return None if note is None else self._published(note)
 
 
 def _latest_size(error: grpc.RpcError) -> int | None:

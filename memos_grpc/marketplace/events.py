@@ -21,6 +21,7 @@ from memos_grpc.marketplace import entries
 from memos_grpc.marketplace.entries import EntryError
 from memos_grpc.marketplace.listings import listing_text
 from memos_grpc.marketplace.node import MarketplaceNode
+from memos_grpc.store import market_licenses, market_listings, market_releases
 from memos_grpc.store.database import Connection
 from memos_grpc.vault.context import VaultContext
 
@@ -204,33 +205,25 @@ class EventStream:
     def _lookup(self, cursor: Connection, entry: entries.Entry, index: int) -> _Subject | None:
         license, revocation = "", None
         if entry.type == "revoke":
-            row = cursor.execute(
-                "SELECT license_id, license_pb, listing_id, release_id, revoked FROM market_licenses "
-                "WHERE log_index = ?",
-                [entry.ref],
-            ).fetchone()
-            if row is None or not row[4]:
+            # A revoke names the grant entry it acts on (``entries.parse`` requires the ref).
+            revoked = None if entry.ref is None else market_licenses.revoked_license_granted_at(cursor, entry.ref)
+            if revoked is None:
                 return None
-            stored = market_pb2.License.FromString(bytes(row[1]))
-            license, revocation = f"licenses/{row[0]}", stored.revocation
-            where, params = "listing_id = ? AND release_id = ?", [row[2], row[3]]
+            license, revocation = f"licenses/{revoked.license_id}", revoked.license.revocation
+            release = market_releases.release_by_id(cursor, revoked.listing_id, revoked.release_id)
+            listing_id = revoked.listing_id
         else:
             # A publish row carries its own index; a yank names the publish entry it acts on.
-            where, params = "log_index = ?", [index if entry.type == "publish" else entry.ref]
-        release_row = cursor.execute(
-            f"SELECT listing_id, release_pb FROM market_releases WHERE {where}", params
-        ).fetchone()
-        if release_row is None:
+            ref = index if entry.type == "publish" else entry.ref
+            published = None if ref is None else market_releases.release_published_at(cursor, ref)
+            release = None if published is None else published.release
+            listing_id = "" if published is None else published.listing_id
+        if release is None:
             return None
-        listing_id = str(release_row[0])
-        listing_row = cursor.execute(
-            "SELECT listing_pb, embedding FROM market_listings WHERE listing_id = ?", [listing_id]
-        ).fetchone()
-        listing = market_pb2.Listing.FromString(bytes(listing_row[0])) if listing_row is not None else None
-        vector = bytes(listing_row[1]) if listing_row is not None and listing_row[1] is not None else None
-        return _Subject(
-            market_pb2.Release.FromString(bytes(release_row[1])), listing_id, listing, vector, license, revocation
-        )
+        stored = market_listings.stored_listing(cursor, listing_id)
+        listing = stored.listing if stored is not None else None
+        vector = stored.embedding if stored is not None else None
+        return _Subject(release, listing_id, listing, vector, license, revocation)
 
     def _score(self, subject: _Subject) -> float:
         """Cosine similarity of the query and the listing's text (its stored embedding when it has one)."""

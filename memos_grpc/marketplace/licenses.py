@@ -35,8 +35,10 @@ from memos_grpc.marketplace.releases import Releases
 from memos_grpc.marketplace.terms import Terms
 from memos_grpc.primitives.bounds import LATEST_TIME
 from memos_grpc.primitives.canonical import canonical_json, format_time
+from memos_grpc.store import market_licenses, market_log
 from memos_grpc.store.database import Connection
-from memos_grpc.store.filter import FilterField, compile_filter, enum_field
+from memos_grpc.store.filter import compile_filter
+from memos_grpc.store.market_licenses import LICENSE_FIELDS
 from memos_grpc.store.paging import decode_token, encode_token, page_size
 from memos_grpc.transparency.proof import TlogProof
 from memos_grpc.vault.context import VaultContext
@@ -54,37 +56,18 @@ MAX_REASON_CHARS: Final = 1000
 #: Who reads a license's release for it: releases are public, so any reader sees the same.
 _MARKETPLACE: Final = Caller("", True, "internal")
 
-LICENSE_FIELDS: Final[dict[str, FilterField]] = {
-    "release": FilterField("release", "string"),
-    "listing": FilterField("listing", "string"),
-    "licensee": FilterField("licensee", "string"),
-    "acquirer": FilterField("acquirer", "string"),
-    "state": enum_field("state", "STATE_", License.State.items()),
-    "create_time": FilterField("create_time", "time"),
-}
-#: The rows as the filter and the visibility rule see them: names built from ids, the state as its enum number.
-_VIEW: Final = """
-    SELECT l.license_id, l.license_pb, l.log_index, l.create_time, l.acquirer, l.licensee,
-           'listings/' || l.listing_id || '/releases/' || l.release_id AS release,
-           'listings/' || l.listing_id AS listing,
-           CASE WHEN l.revoked THEN 2 ELSE 1 END AS state,
-           COALESCE(m.owner, '') AS listing_owner
-    FROM market_licenses l LEFT JOIN market_listings m ON m.listing_id = l.listing_id
-"""
-
 
 def first_proof(cursor: Connection, node: MarketplaceNode, index: int) -> str:
     """The tlog-proof@v1 text of entry ``index`` under the first published checkpoint covering it ("" if none).
 
     The first one, so that every read of a license returns the same proof.
     """
-    row = cursor.execute(
-        "SELECT tree_size, note FROM tlog_published WHERE tree_size > ? ORDER BY tree_size LIMIT 1", [index]
-    ).fetchone()
-    if row is None:
+    published = market_log.first_published_covering(cursor, index)
+    if published is None:
         return ""
-    path = node.log.inclusion_proof(index, int(row[0]))
-    return TlogProof(index, tuple(path), str(row[1])).text()
+    size, note = published
+    path = node.log.inclusion_proof(index, size)
+    return TlogProof(index, tuple(path), note).text()
 
 
 def grant_window(
@@ -238,20 +221,7 @@ class Licenses:
         _, listing_id, _, release_id = name.split("/")
 
         def apply(cursor: Connection) -> None:
-            cursor.execute(
-                "INSERT INTO market_licenses (license_id, license_pb, listing_id, release_id, acquirer, licensee, "
-                "revoked, log_index, create_time) VALUES (?, ?, ?, ?, ?, ?, FALSE, ?, ?)",
-                [
-                    license_id,
-                    license.SerializeToString(),
-                    listing_id,
-                    release_id,
-                    viewer.principal,
-                    wanted.licensee,
-                    index,
-                    now,
-                ],
-            )
+            market_licenses.insert_license(cursor, license_id, license, listing_id, release_id, viewer.principal, now)
 
         with self._node.recording([entry.encode()]) as (index,):
             license.log_index = index
@@ -264,10 +234,8 @@ class Licenses:
     def get(self, name: str, viewer: Caller) -> License:
         license_id = parse_license_name(name)
         with self._context.database.read() as cursor:
-            row = cursor.execute(
-                f"SELECT license_id, acquirer, listing_owner FROM ({_VIEW}) WHERE license_id = ?", [license_id]
-            ).fetchone()
-        if row is None or not _sees(viewer, str(row[1]), str(row[2])):
+            row = market_licenses.license_row(cursor, license_id)
+        if row is None or not _sees(viewer, row.acquirer, row.listing_owner):
             raise _license_not_found(name)
         return self._read(license_id)
 
@@ -277,16 +245,11 @@ class Licenses:
         compiled = compile_filter(filter_text, max_length=settings.max_filter_length, fields=LICENSE_FIELDS)
         # The token is bound to the viewer too: a page of one caller's view never continues another's.
         after = decode_token(token, "licenses", viewer.principal, filter_text) or ""
-        visible = "TRUE" if viewer.admin else "(acquirer = ? OR listing_owner = ?)"
-        params = [] if viewer.admin else [viewer.principal] * 2
+        visible_to = None if viewer.admin else viewer.principal
         with self._context.database.read() as cursor:
-            rows = cursor.execute(
-                f"SELECT license_id FROM ({_VIEW}) WHERE license_id > ? AND {visible} AND ({compiled.sql}) "
-                "ORDER BY license_id LIMIT ?",
-                [after, *params, *compiled.params, size + 1],
-            ).fetchall()
-        ids = [str(row[0]) for row in rows[:size]]
-        next_token = encode_token(ids[-1], "licenses", viewer.principal, filter_text) if len(rows) > size else ""
+            found = market_licenses.license_ids_page(cursor, after, visible_to, compiled, size + 1)
+        ids = found[:size]
+        next_token = encode_token(ids[-1], "licenses", viewer.principal, filter_text) if len(found) > size else ""
         return [self._read(license_id) for license_id in ids], next_token
 
     # -- revoke ------------------------------------------------------------------------------------------
@@ -296,21 +259,18 @@ class Licenses:
         check_reason(reason)
         with self._revoking:
             with self._context.database.read() as cursor:
-                row = cursor.execute(
-                    f"SELECT license_pb, acquirer, listing_owner, state FROM ({_VIEW}) WHERE license_id = ?",
-                    [license_id],
-                ).fetchone()
-            if row is None or not _sees(viewer, str(row[1]), str(row[2])):
+                row = market_licenses.license_row(cursor, license_id)
+            if row is None or not _sees(viewer, row.acquirer, row.listing_owner):
                 raise _license_not_found(name)
-            if not viewer.admin and viewer.principal != str(row[2]):
+            if not viewer.admin and viewer.principal != row.listing_owner:
                 # The acquirer sees its license but may not revoke it: only the listing's owner grants and takes back.
                 raise PermissionDeniedError(
                     f"only the owner of the listing of {name} (or an admin) may revoke it",
                     reason="LISTING_OWNER_REQUIRED",
                 )
-            license = License.FromString(bytes(row[0]))
+            license = row.license
             release_digest = self._releases.bundle_statement_digest(license.release)
-            if int(row[3]) == License.STATE_REVOKED:
+            if row.state == License.STATE_REVOKED:
                 raise FailedPreconditionError(
                     f"{name} was revoked already (log index {license.revocation.log_index})",
                     reason="LICENSE_ALREADY_REVOKED",
@@ -336,10 +296,7 @@ class Licenses:
             license.state = License.STATE_REVOKED
 
             def apply(cursor: Connection) -> None:
-                cursor.execute(
-                    "UPDATE market_licenses SET license_pb = ?, revoked = TRUE WHERE license_id = ?",
-                    [license.SerializeToString(), license_id],
-                )
+                market_licenses.revoke_license(cursor, license_id, license)
 
             with self._node.recording([entry.encode()]) as (index,):
                 license.revocation.CopyFrom(
@@ -362,10 +319,10 @@ class Licenses:
     def _read(self, license_id: str) -> License:
         """The license as it is now: its stored row, its proof, and its release's yank."""
         with self._context.database.read() as cursor:
-            row = cursor.execute("SELECT license_pb FROM market_licenses WHERE license_id = ?", [license_id]).fetchone()
-            if row is None:
+            found = market_licenses.license_by_id(cursor, license_id)
+            if found is None:
                 raise _license_not_found(f"licenses/{license_id}")
-            license = License.FromString(bytes(row[0]))
+            license = found
             license.tlog_proof = first_proof(cursor, self._node, license.log_index)
         release = self._releases.get(license.release, _MARKETPLACE)
         if release.HasField("yank"):

@@ -47,9 +47,11 @@ from memos_grpc.marketplace.semver import check_release_id, precedence
 from memos_grpc.marketplace.terms import Terms, TermsError
 from memos_grpc.primitives.canonical import canonical_json, format_time
 from memos_grpc.primitives.keys import TrustedKey
+from memos_grpc.store import market_licenses, market_log, market_releases
 from memos_grpc.store.blobs import BlobWriter
 from memos_grpc.store.database import Connection
-from memos_grpc.store.filter import FilterField, compile_filter
+from memos_grpc.store.filter import compile_filter
+from memos_grpc.store.market_releases import RELEASE_FIELDS_FILTER
 from memos_grpc.store.paging import decode_token, encode_token, page_size
 from memos_grpc.transparency.proof import TlogProof
 from memos_grpc.vault.context import VaultContext
@@ -72,14 +74,6 @@ _ACTIONS = {
     "export": m.TERMS_ACTION_EXPORT,
     "transform": m.TERMS_ACTION_TRANSFORM,
     "redistribute": m.TERMS_ACTION_REDISTRIBUTE,
-}
-#: ListReleases filter fields (docs/api.md), over ``market_releases``.
-RELEASE_FIELDS_FILTER: dict[str, FilterField] = {
-    "license": FilterField("license", "string"),
-    "license_ids": FilterField("license_ids", "list"),
-    "memory_types": FilterField("memory_types", "enum_list", "MEMORY_TYPE_", tuple(cube_pb2.MemoryType.items())),
-    "state": FilterField("(CASE WHEN yanked THEN 2 ELSE 1 END)", "enum", "STATE_", tuple(m.Release.State.items())),
-    "create_time": FilterField("create_time", "time"),
 }
 
 
@@ -173,12 +167,10 @@ class Releases:
 
     @staticmethod
     def _load(cursor: Connection, listing_id: str, release_id: str) -> m.Release:
-        row = cursor.execute(
-            "SELECT release_pb FROM market_releases WHERE listing_id = ? AND release_id = ?", [listing_id, release_id]
-        ).fetchone()
-        if row is None:
+        release = market_releases.release_by_id(cursor, listing_id, release_id)
+        if release is None:
             raise release_not_found(release_name(listing_id, release_id))
-        return m.Release.FromString(bytes(row[0]))
+        return release
 
     # -- publish ---------------------------------------------------------------------------------------------
 
@@ -206,7 +198,7 @@ class Releases:
             raise InvalidArgumentError(f"terms_json: {exc.message}", reason=exc.reason) from exc
         keys = self._publisher_keys(listing)
         policy = TrustPolicy("publisher", keys, max(listing.publisher_threshold, 1))
-        writer = self._context.blobs.writer(limits.max_bundle_bytes)
+        writer = market_releases.bundle_writer(self._context.blobs, limits.max_bundle_bytes)
         try:
             now = self._context.clock()
             report = verify_bundle(_tee(chunks, writer), policy, limits, now, CubeChecks(self._context.settings))
@@ -233,7 +225,7 @@ class Releases:
                     if header.validate_only:
                         writer.abort()
                         return Published(release, "", verification)
-                    writer.commit()
+                    market_releases.keep_bundle(writer)
                     index = self._record(listing_id, release_id, release, now, pins=not pinned)
                 else:
                     writer.abort()
@@ -267,19 +259,17 @@ class Releases:
     def _existing(self, listing_id: str, release_id: str, digest: str, name: str) -> m.Release | None:
         """The release already published with these bytes; ALREADY_EXISTS when other bytes took the id."""
         with self._context.database.read() as cursor:
-            row = cursor.execute(
-                "SELECT release_pb, bundle_digest FROM market_releases WHERE listing_id = ? AND release_id = ?",
-                [listing_id, release_id],
-            ).fetchone()
-        if row is None:
+            found = market_releases.release_and_bundle(cursor, listing_id, release_id)
+        if found is None:
             return None
-        if str(row[1]) != digest:
+        release, stored_digest = found
+        if stored_digest != digest:
             raise AlreadyExistsError(
-                f"{name} is already published with other bytes ({row[1]}); a release never changes: "
+                f"{name} is already published with other bytes ({stored_digest}); a release never changes: "
                 "publish these under a new release id",
                 reason="RELEASE_ALREADY_EXISTS",
             )
-        return m.Release.FromString(bytes(row[0]))
+        return release
 
     def _release(
         self,
@@ -344,29 +334,11 @@ class Releases:
             if not listing.publisher_keys:  # trust on first publish: the keys that signed it are pinned
                 listing.publisher_keys.extend(release.signer_keys)
             listing.release_count += 1
-            cursor.execute(
-                "INSERT INTO market_releases (listing_id, release_id, release_pb, bundle_digest, statement_digest, "
-                "yanked, log_index, create_time, license, license_ids, memory_types) "
-                "VALUES (?, ?, ?, ?, ?, FALSE, ?, ?, ?, ?, ?)",
-                [
-                    listing_id,
-                    release_id,
-                    release.SerializeToString(),
-                    release.bundle_digest,
-                    release.statement_digest,
-                    index,
-                    now,
-                    release.license,
-                    license_ids(release.license),
-                    [int(t) for t in release.memory_types],
-                ],
-            )
+            market_releases.insert_release(cursor, listing_id, release_id, release, now, license_ids(release.license))
             self._refresh_latest(cursor, listing)
             Listings.store(cursor, listing, now)
             if change:
-                cursor.execute(
-                    "INSERT INTO market_key_changes VALUES (?, ?, ?, ?)", [key_index, listing_id, change, now]
-                )
+                market_releases.insert_key_change(cursor, key_index, listing_id, change, now)
 
         # In flight until the row is written: a Subscribe follower waits for the row of a published entry.
         with self._node.recording(entries) as indexes:
@@ -378,24 +350,18 @@ class Releases:
     def key_changes(self, listing_id: str) -> list[tuple[int, bytes]]:
         """The logged publisher-key changes of a listing: (log index, the canonical JSON the entry digests)."""
         with self._context.database.read() as cursor:
-            rows = cursor.execute(
-                "SELECT log_index, record FROM market_key_changes WHERE listing_id = ? ORDER BY log_index",
-                [listing_id],
-            ).fetchall()
-        return [(int(index), bytes(record)) for index, record in rows]
+            return market_releases.key_changes(cursor, listing_id)
 
     @staticmethod
     def _refresh_latest(cursor: Connection, listing: m.Listing) -> None:
         """Sets the listing's latest release (the newest by SemVer that is not yanked) and what it carries."""
         listing_id = parse_listing_name(listing.name)
-        rows = cursor.execute(
-            "SELECT release_id, release_pb FROM market_releases WHERE listing_id = ? AND NOT yanked", [listing_id]
-        ).fetchall()
+        active = market_releases.active_releases(cursor, listing_id)
         listing.latest_release, listing.license = "", ""
         del listing.license_ids[:]
         del listing.memory_types[:]
-        if rows:
-            newest = m.Release.FromString(bytes(max(rows, key=lambda r: precedence(str(r[0])))[1]))
+        if active:
+            newest = max(active, key=lambda r: precedence(r.release_id)).message()
             listing.latest_release = newest.name
             listing.license = newest.license
             listing.license_ids.extend(license_ids(newest.license))
@@ -412,13 +378,12 @@ class Releases:
     def _proof(self, index: int) -> str:
         """The entry's tlog-proof@v1 text under the first published checkpoint covering it ("" if none yet)."""
         with self._context.database.read() as cursor:
-            row = cursor.execute(
-                "SELECT tree_size, note FROM tlog_published WHERE tree_size > ? ORDER BY tree_size LIMIT 1", [index]
-            ).fetchone()
-        if row is None:
+            published = market_log.first_published_covering(cursor, index)
+        if published is None:
             return ""
-        path = self._node.log.inclusion_proof(index, int(row[0]))
-        return TlogProof(index, tuple(path), str(row[1])).text()
+        size, note = published
+        path = self._node.log.inclusion_proof(index, size)
+        return TlogProof(index, tuple(path), note).text()
 
     # -- list, download, yank ------------------------------------------------------------------------------
 
@@ -430,23 +395,18 @@ class Releases:
         )
         query = (request.parent, request.filter, str(request.show_yanked))
         after = decode_token(request.page_token, *query)
-        yanked = "" if request.show_yanked else "AND NOT yanked"
         with self._context.database.read() as cursor:
             Listings.load(cursor, listing_id)
-            rows = cursor.execute(
-                f"SELECT release_id, release_pb FROM market_releases WHERE listing_id = ? {yanked} "
-                f"AND ({compiled.sql})",
-                [listing_id, *compiled.params],
-            ).fetchall()
-        ordered = sorted(((str(r[0]), bytes(r[1])) for r in rows), key=lambda r: precedence(r[0]), reverse=True)
+            rows = market_releases.releases_matching(cursor, listing_id, compiled, show_yanked=request.show_yanked)
+        ordered = sorted(rows, key=lambda r: precedence(r.release_id), reverse=True)
         if after is not None:
             try:
                 bound = precedence(after)
             except ValueError as exc:
                 raise invalid("page_token is not a token this server issued", "INVALID_PAGE_TOKEN") from exc
-            ordered = [r for r in ordered if precedence(r[0]) < bound]
-        page = [m.Release.FromString(blob) for _, blob in ordered[:size]]
-        token = encode_token(ordered[size - 1][0], *query) if len(ordered) > size else ""
+            ordered = [r for r in ordered if precedence(r.release_id) < bound]
+        page = [r.message() for r in ordered[:size]]
+        token = encode_token(ordered[size - 1].release_id, *query) if len(ordered) > size else ""
         return page, token
 
     def download(self, name: str, license_name: str, viewer: Caller) -> tuple[m.Release, Iterator[bytes]]:
@@ -456,14 +416,10 @@ class Releases:
             release = self._load(cursor, listing_id, release_id)
             listing = Listings.load(cursor, listing_id)
             if not is_owner(listing, viewer):
-                row = None
-                if license_name:
-                    row = cursor.execute(
-                        "SELECT 1 FROM market_licenses WHERE license_id = ? AND listing_id = ? AND release_id = ? "
-                        "AND acquirer = ? AND NOT revoked",
-                        [license_name.removeprefix("licenses/"), listing_id, release_id, viewer.principal],
-                    ).fetchone()
-                if row is None:
+                licensed = bool(license_name) and market_licenses.holds_license(
+                    cursor, license_name.removeprefix("licenses/"), listing_id, release_id, viewer.principal
+                )
+                if not licensed:
                     raise PermissionDeniedError(
                         f"downloading {name} needs an unrevoked license of it that you acquired (license), "
                         f"unless you own {listing.name}",
@@ -501,10 +457,7 @@ class Releases:
             release.yank.yank_time.FromDatetime(now)
 
             def apply(cursor: Connection) -> None:
-                cursor.execute(
-                    "UPDATE market_releases SET release_pb = ?, yanked = TRUE WHERE listing_id = ? AND release_id = ?",
-                    [release.SerializeToString(), listing_id, release_id],
-                )
+                market_releases.yank_release(cursor, listing_id, release_id, release)
                 stored = Listings.load(cursor, listing_id)
                 self._refresh_latest(cursor, stored)
                 Listings.store(cursor, stored, now)

@@ -10,32 +10,19 @@ from __future__ import annotations
 
 import hashlib
 import json
-from collections.abc import Iterator
 from dataclasses import dataclass
 from datetime import UTC, datetime
-from typing import Final
 
 from memos_grpc._proto.memos.v1 import audit_pb2
+from memos_grpc.store import audit as audit_store
+from memos_grpc.store.audit import AUDIT_FIELDS, AuditRow
 from memos_grpc.store.database import Connection
-from memos_grpc.store.filter import FilterField, compile_filter, enum_field
+from memos_grpc.store.filter import compile_filter
 from memos_grpc.store.paging import decode_token, encode_token, page_size
-from memos_grpc.store.rows import set_timestamp
 from memos_grpc.vault.context import VaultContext
 from memos_grpc.vault.validation import invalid
 
 GENESIS_HASH = "0" * 64
-_COLUMNS = "sequence, time, principal, method, resource, outcome, status_code, reason, previous_hash, hash"
-
-AUDIT_FIELDS: Final[dict[str, FilterField]] = {
-    "sequence": FilterField("sequence", "int"),
-    "time": FilterField("time", "time"),
-    "principal": FilterField("principal", "string"),
-    "method": FilterField("method", "string"),
-    "resource": FilterField("resource", "string"),
-    "outcome": enum_field("outcome", "OUTCOME_", audit_pb2.AuditEvent.Outcome.items()),
-    "status_code": FilterField("status_code", "string"),
-    "reason": FilterField("reason", "string"),
-}
 
 
 @dataclass(frozen=True)
@@ -81,30 +68,23 @@ class Verification:
 
 def append_in(cursor: Connection, record: AuditRecord, time: datetime) -> None:
     """Appends ``record`` to the chain inside the caller's write transaction (one commit with what it records)."""
-    # Read the chain's end inside the transaction: earlier events of the same group count. The one-row head
-    # table keeps it, so an append costs the same at the millionth event as at the first (no scan of the log).
-    last = cursor.execute("SELECT sequence, hash FROM audit_head WHERE id = 1").fetchone()
-    sequence, previous = (1, GENESIS_HASH) if last is None else (int(last[0]) + 1, str(last[1]))
+    # Read the chain's end inside the transaction: earlier events of the same group count.
+    end = audit_store.chain_end(cursor)
+    sequence, previous = (1, GENESIS_HASH) if end is None else (end.sequence + 1, end.hash)
     digest = hashlib.sha256(canonical(sequence, time, record, previous)).hexdigest()
-    cursor.execute(
-        f"INSERT INTO audit_events ({_COLUMNS}) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
-        [
-            sequence,
-            time,
-            record.principal,
-            record.method,
-            record.resource,
-            record.outcome,
-            record.status_code,
-            record.reason,
-            previous,
-            digest,
-        ],
+    event = AuditRow(
+        sequence,
+        time,
+        record.principal,
+        record.method,
+        record.resource,
+        record.outcome,
+        record.status_code,
+        record.reason,
+        previous,
+        digest,
     )
-    if last is None:
-        cursor.execute("INSERT INTO audit_head VALUES (1, ?, ?)", [sequence, digest])
-    else:
-        cursor.execute("UPDATE audit_head SET sequence = ?, hash = ? WHERE id = 1", [sequence, digest])
+    audit_store.append_event(cursor, event, end)
 
 
 class AuditLog:
@@ -130,57 +110,25 @@ class AuditLog:
             raise invalid("page_token is not a token this server issued; start again without one", "INVALID_PAGE_TOKEN")
         after = int(last)
         with self._context.database.read() as cursor:
-            rows = cursor.execute(
-                f"SELECT {_COLUMNS} FROM audit_events WHERE sequence > ? AND ({compiled.sql}) "
-                "ORDER BY sequence LIMIT ?",
-                [after, *compiled.params, size + 1],
-            ).fetchall()
-        events = [_event(row) for row in rows[:size]]
-        next_token = encode_token(str(rows[size - 1][0]), "audit", filter_text) if len(rows) > size else ""
+            rows = audit_store.events_after(cursor, after, compiled, size + 1)
+        events = [row.message() for row in rows[:size]]
+        next_token = encode_token(str(rows[size - 1].sequence), "audit", filter_text) if len(rows) > size else ""
         return events, next_token
-
-    def rows(self) -> Iterator[tuple[object, ...]]:
-        with self._context.database.read() as cursor:
-            cursor.execute(f"SELECT {_COLUMNS} FROM audit_events ORDER BY sequence")
-            while batch := cursor.fetchmany(10_000):
-                yield from batch
 
     def verify(self) -> Verification:
         previous, expected, checked = GENESIS_HASH, 1, 0
-        for row in self.rows():
-            sequence, time, principal, method, resource, outcome, status_code, reason, prev, digest = row
-            checked += 1
-            seq = int(str(sequence))
-            if seq != expected:
-                return Verification(False, checked, seq, f"event {seq} follows {expected - 1}: events are missing")
-            if prev != previous:
-                return Verification(False, checked, seq, f"event {seq} does not link to the event before it")
-            record = AuditRecord(
-                str(principal), str(method), str(resource), int(str(outcome)), str(status_code), str(reason)
-            )
-            assert isinstance(time, datetime)
-            if hashlib.sha256(canonical(seq, time, record, str(prev))).hexdigest() != digest:
-                return Verification(
-                    False, checked, seq, f"event {seq} was altered: its hash does not match its content"
-                )
-            previous, expected = str(digest), expected + 1
+        with self._context.database.read() as cursor:
+            for row in audit_store.chain(cursor):
+                checked += 1
+                seq = row.sequence
+                if seq != expected:
+                    return Verification(False, checked, seq, f"event {seq} follows {expected - 1}: events are missing")
+                if row.previous_hash != previous:
+                    return Verification(False, checked, seq, f"event {seq} does not link to the event before it")
+                record = AuditRecord(row.principal, row.method, row.resource, row.outcome, row.status_code, row.reason)
+                if hashlib.sha256(canonical(seq, row.time, record, row.previous_hash)).hexdigest() != row.hash:
+                    return Verification(
+                        False, checked, seq, f"event {seq} was altered: its hash does not match its content"
+                    )
+                previous, expected = row.hash, expected + 1
         return Verification(True, checked)
-
-
-def _event(row: tuple[object, ...]) -> audit_pb2.AuditEvent:
-    sequence, time, principal, method, resource, outcome, status_code, reason, previous, digest = row
-    event = audit_pb2.AuditEvent(
-        name=f"auditEvents/{sequence}",
-        sequence=int(str(sequence)),
-        principal=str(principal),
-        method=str(method),
-        resource=str(resource),
-        outcome=int(str(outcome)),  # type: ignore[arg-type]
-        status_code=str(status_code),
-        reason=str(reason),
-        previous_hash=str(previous),
-        hash=str(digest),
-    )
-    assert isinstance(time, datetime)
-    set_timestamp(event.time, time)
-    return event

@@ -17,7 +17,6 @@ import re
 import secrets
 import threading
 from dataclasses import dataclass
-from datetime import datetime
 from pathlib import Path
 
 from memos_grpc._proto.memos.v1 import principal_pb2
@@ -29,10 +28,12 @@ from memos_grpc.errors import (
 )
 from memos_grpc.files import write_private
 from memos_grpc.primitives.keys import PublicKeyError, check_public_key, key_id
+from memos_grpc.store import principals as principal_store
 from memos_grpc.store.database import Connection
 from memos_grpc.store.names import check_id
 from memos_grpc.store.paging import decode_token, encode_token, page_size
 from memos_grpc.store.rows import make_etag, set_timestamp, to_datetime
+from memos_grpc.store.spaces import principal_removed, remove_roles_of
 from memos_grpc.vault.context import VaultContext
 from memos_grpc.vault.validation import check_timestamp, invalid
 
@@ -96,13 +97,14 @@ class Principals:
         self._credentials: dict[str, _KnownCredential] = {}
         self._by_fingerprint: dict[str, str] = {}
         with context.database.read() as cursor:
-            for (blob,) in cursor.execute("SELECT principal_pb FROM principals").fetchall():
-                self._remember(principal_pb2.Principal.FromString(blob))
-            for cid, pid, digest, expire, revoke in cursor.execute(
-                "SELECT credential_id, principal_id, token_hash, expire_time, revoke_time FROM credentials"
-            ).fetchall():
-                self._credentials[cid] = _KnownCredential(
-                    pid, digest, None if expire is None else expire.timestamp(), revoke is not None
+            for principal in principal_store.principals(cursor):
+                self._remember(principal)
+            for known in principal_store.credentials(cursor):
+                self._credentials[known.credential_id] = _KnownCredential(
+                    known.principal_id,
+                    known.token_hash,
+                    None if known.expire_time is None else known.expire_time.timestamp(),
+                    known.revoke_time is not None,
                 )
 
     # -- the in-memory copy ------------------------------------------------------
@@ -188,14 +190,11 @@ class Principals:
         principal.etag = make_etag(principal.name, 1, now)
 
         def apply(cursor: Connection) -> principal_pb2.Principal:
-            if cursor.execute("SELECT 1 FROM principals WHERE principal_id = ?", [principal_id]).fetchone():
+            if principal_store.principal_exists(cursor, principal_id):
                 raise AlreadyExistsError(
                     f"principal {principal.name} already exists", reason="PRINCIPAL_ALREADY_EXISTS"
                 )
-            cursor.execute(
-                "INSERT INTO principals VALUES (?, ?, ?, ?)",
-                [principal_id, principal.SerializeToString(), principal.admin, now],
-            )
+            principal_store.insert_principal(cursor, principal_id, principal, now)
             return principal
 
         return self._context.database.write(apply, self._remember)
@@ -227,19 +226,13 @@ class Principals:
         self._refuse_taken_key(checked.key_id, name)
 
         def apply(cursor: Connection) -> principal_pb2.Principal:
-            found = cursor.execute(
-                "SELECT principal_pb FROM principals WHERE principal_id = ?", [principal_id]
-            ).fetchone()
-            if found is None:
+            principal = principal_store.principal_by_id(cursor, principal_id)
+            if principal is None:
                 raise NotFoundError(f"principal {name} does not exist", reason="PRINCIPAL_NOT_FOUND")
-            principal = principal_pb2.Principal.FromString(found[0])
             if all(k.key_id != checked.key_id for k in principal.public_keys):
                 principal.public_keys.append(checked)
                 principal.etag = make_etag(principal.name, len(principal.public_keys) + 1, self._context.clock())
-                cursor.execute(
-                    "UPDATE principals SET principal_pb = ? WHERE principal_id = ?",
-                    [principal.SerializeToString(), principal_id],
-                )
+                principal_store.update_principal(cursor, principal_id, principal)
             return principal
 
         self._context.database.write(apply, self._remember)
@@ -283,15 +276,14 @@ class Principals:
             raise FailedPreconditionError(f"{name} is the last admin; create another admin first", reason="LAST_ADMIN")
 
         def apply(cursor: Connection) -> str:
-            cursor.execute("DELETE FROM credentials WHERE principal_id = ?", [principal_id])
-            cursor.execute("DELETE FROM principals WHERE principal_id = ?", [principal_id])
+            principal_store.delete_principal(cursor, principal_id)
             # A later principal of the same id must not inherit these roles.
-            cursor.execute("DELETE FROM space_roles WHERE principal = ?", [principal_name(principal_id)])
+            remove_roles_of(cursor, principal_name(principal_id))
             return principal_id
 
         def after_commit(_: str) -> None:
             self._forget(principal_id)
-            self._context.catalog.forget_principal(principal_name(principal_id))
+            principal_removed(self._context.catalog, principal_name(principal_id))
 
         self._context.database.write(apply, after_commit)
 
@@ -319,11 +311,10 @@ class Principals:
             credential.expire_time.CopyFrom(given.expire_time)
 
         def apply(cursor: Connection) -> None:
-            if not cursor.execute("SELECT 1 FROM principals WHERE principal_id = ?", [principal_id]).fetchone():
+            if not principal_store.principal_exists(cursor, principal_id):
                 raise NotFoundError(f"principal {parent} does not exist", reason="PRINCIPAL_NOT_FOUND")
-            cursor.execute(
-                "INSERT INTO credentials VALUES (?, ?, ?, ?, ?, ?, NULL)",
-                [credential_id, principal_id, digest, given.description, now, expire],
+            principal_store.insert_credential(
+                cursor, credential_id, principal_id, digest, given.description, now, expire
             )
 
         def after_commit(_: None) -> None:
@@ -350,21 +341,13 @@ class Principals:
         now = self._context.clock()
 
         def apply(cursor: Connection) -> principal_pb2.Credential:
-            row = cursor.execute(
-                "SELECT description, create_time, expire_time, revoke_time FROM credentials "
-                "WHERE credential_id = ? AND principal_id = ?",
-                [credential_id, principal_id],
-            ).fetchone()
-            if row is None:
+            credential = principal_store.credential(cursor, principal_id, credential_id)
+            if credential is None:
                 raise NotFoundError(f"credential {name} does not exist", reason="CREDENTIAL_NOT_FOUND")
-            revoked_at: datetime = row[3] or now
-            if row[3] is None:
-                cursor.execute("UPDATE credentials SET revoke_time = ? WHERE credential_id = ?", [now, credential_id])
-            credential = principal_pb2.Credential(name=name, description=row[0])
-            set_timestamp(credential.create_time, row[1])
-            if row[2] is not None:
-                set_timestamp(credential.expire_time, row[2])
-            set_timestamp(credential.revoke_time, revoked_at)
+            if not credential.HasField("revoke_time"):  # revoking again keeps the first revocation's time
+                principal_store.revoke_credential(cursor, credential_id, now)
+                set_timestamp(credential.revoke_time, now)
+            credential.name = name
             return credential
 
         def after_commit(_: principal_pb2.Credential) -> None:

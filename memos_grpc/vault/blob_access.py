@@ -14,24 +14,16 @@ per space and principal.
 from __future__ import annotations
 
 from collections.abc import Iterable
-from datetime import datetime, timedelta
+from datetime import timedelta
 
 from memos_grpc.errors import FailedPreconditionError
 from memos_grpc.governance.caller import Caller
 from memos_grpc.store.blobs import parse_digest
 from memos_grpc.store.database import Connection
 from memos_grpc.store.names import space_name
+from memos_grpc.store.uploads import named_by_readable_cube, uploaded_since
 from memos_grpc.store.visibility import CubeVisibility
 from memos_grpc.vault.context import VaultContext
-
-
-def record_upload(cursor: Connection, space_id: str, principal: str, digest: str, now: datetime) -> None:
-    """Records that ``principal`` holds the bytes of ``digest`` in ``space_id`` (as of ``now``)."""
-    cursor.execute(
-        "INSERT INTO blob_uploads VALUES (?, ?, ?, ?) ON CONFLICT (space_id, principal, digest) "
-        "DO UPDATE SET upload_time = greatest(blob_uploads.upload_time, excluded.upload_time)",
-        [space_id, principal, digest, now],
-    )
 
 
 def require_referenceable(
@@ -40,22 +32,12 @@ def require_referenceable(
     """Raises BLOB_NOT_FOUND unless ``caller`` may name every digest in a cube of ``space_id``."""
     now = context.clock()
     cutoff = now - timedelta(seconds=context.settings.blob_grace_seconds)
-    readable_sql, readable_params = CubeVisibility(caller, context.catalog, space_id).sql(ranked=True)
+    visibility = CubeVisibility(caller, context.catalog, space_id)
     for digest in sorted(set(digests)):
         parse_digest(digest)
-        uploaded = cursor.execute(
-            "SELECT 1 FROM blob_uploads u JOIN blobs b ON b.digest = u.digest "
-            "WHERE u.space_id = ? AND u.principal = ? AND u.digest = ? AND u.upload_time >= ?",
-            [space_id, caller.principal, digest, cutoff],
-        ).fetchone()
-        if uploaded is not None:
+        if uploaded_since(cursor, space_id, caller.principal, digest, cutoff):
             continue
-        named = cursor.execute(
-            "SELECT 1 FROM cubes WHERE space_id = ? AND blob_digest = ? "
-            f"AND (expire_time IS NULL OR expire_time > ?) AND {readable_sql} LIMIT 1",
-            [space_id, digest, now, *readable_params],
-        ).fetchone()
-        if named is not None:
+        if named_by_readable_cube(cursor, space_id, digest, now, visibility):
             continue
         raise FailedPreconditionError(
             f"blob {digest} is not one you may name in {space_name(space_id)}: upload it there with WritePayload "

@@ -11,9 +11,10 @@ from memos_grpc.errors import NotFoundError
 from memos_grpc.settings import Settings
 from memos_grpc.store.blobs import BlobStore
 from memos_grpc.store.catalog import SearchCatalog
-from memos_grpc.store.database import Connection, Database
 from memos_grpc.store.cubes import CubeStore
+from memos_grpc.store.database import Connection, Database
 from memos_grpc.store.names import space_name
+from memos_grpc.store.spaces import space_exists
 from memos_grpc.store.store import Store
 from memos_grpc.store.vectors import VectorIndexes
 from memos_grpc.vault.licensing import OpenGate, UsageGate
@@ -45,7 +46,7 @@ class VaultContext:
 
     def require_space(self, cursor: Connection, space_id: str) -> None:
         """Raises NOT_FOUND unless the space exists."""
-        if cursor.execute("SELECT 1 FROM spaces WHERE space_id = ?", [space_id]).fetchone() is None:
+        if not space_exists(cursor, space_id):
             raise NotFoundError(f"space {space_name(space_id)} does not exist", reason="SPACE_NOT_FOUND")
 
     @property

@@ -16,7 +16,7 @@ from memos_grpc.store.blobs import parse_digest
 from memos_grpc.store.database import Connection
 from memos_grpc.store.names import parse_cube_name, parse_space_name
 from memos_grpc.store.rows import blob_digest
-from memos_grpc.vault.blob_access import record_upload
+from memos_grpc.store.uploads import record_upload, register_blob, store_blob
 from memos_grpc.vault.context import VaultContext
 from memos_grpc.vault.cubes import Cubes
 from memos_grpc.vault.validation import invalid
@@ -56,49 +56,39 @@ class Payloads:
         with self._context.database.read() as cursor:
             self._context.require_space(cursor, space_id)
         media_type = first.media_type or DEFAULT_MEDIA_TYPE
-        writer = self._context.blobs.writer(limit)
-        try:
-            writer.write(first.data)
+
+        def data() -> Iterator[bytes]:
+            yield first.data
             for index, message in enumerate(stream, start=1):
                 if message.parent or message.expected_digest or message.expected_size or message.media_type:
                     raise invalid(f"message {index} sets a header field; only the first message may", "INVALID_STREAM")
-                writer.write(message.data)
-            if first.expected_size and writer.size != first.expected_size:
+                yield message.data
+
+        def accept(size: int, digest: str) -> None:
+            if first.expected_size and size != first.expected_size:
                 raise InvalidArgumentError(
-                    f"received {writer.size} bytes but expected_size was {first.expected_size}",
+                    f"received {size} bytes but expected_size was {first.expected_size}",
                     reason="PAYLOAD_SIZE_MISMATCH",
                 )
-            if first.expected_digest and writer.digest != first.expected_digest:
+            if first.expected_digest and digest != first.expected_digest:
                 raise InvalidArgumentError(
-                    f"received bytes hash to {writer.digest}, not the expected {first.expected_digest}; "
-                    "nothing was stored",
+                    f"received bytes hash to {digest}, not the expected {first.expected_digest}; nothing was stored",
                     reason="PAYLOAD_DIGEST_MISMATCH",
                 )
-            digest = writer.commit()
-        except BaseException:
-            writer.abort()
-            raise
-        return self._register(digest, writer.size, media_type, space_id, uploader.principal)
+
+        blob = store_blob(self._context.blobs, data(), limit, accept)
+        return self._register(blob.digest, blob.size, media_type, space_id, uploader.principal)
 
     def store(self, data: bytes, media_type: str, space_id: str, principal: str) -> cube_pb2.BlobRef:
         """Stores bytes the server made for ``principal`` (a KV cache, an adapter) as a blob, like an upload."""
-        writer = self._context.blobs.writer(max(len(data), 1))
-        try:
-            writer.write(data)
-            digest = writer.commit()
-        except BaseException:
-            writer.abort()
-            raise
-        return self._register(digest, len(data), media_type, space_id, principal)
+        blob = store_blob(self._context.blobs, [data], max(len(data), 1))
+        return self._register(blob.digest, len(data), media_type, space_id, principal)
 
     def _register(self, digest: str, size: int, media_type: str, space_id: str, principal: str) -> cube_pb2.BlobRef:
         now = self._context.clock()
 
         def apply(cursor: Connection) -> None:
-            cursor.execute(
-                "INSERT INTO blobs VALUES (?, ?, ?, ?) ON CONFLICT (digest) DO NOTHING",
-                [digest, size, media_type, now],
-            )
+            register_blob(cursor, digest, size, media_type, now)
             record_upload(cursor, space_id, principal, digest, now)
 
         self._context.database.write(apply)

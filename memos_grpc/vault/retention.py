@@ -4,7 +4,7 @@ Expired cubes vanish from every read and search the moment they expire. The
 sweeper, every ``sweep_interval_seconds``, takes them out in two steps
 (docs/lifecycle.md, "Expiry"), each its own transaction:
 
-1. ``expire_cubes`` (``vault/removal.py``) replaces each expired cube by its
+1. ``expire_cubes`` (``store/removal.py``) replaces each expired cube by its
    tombstone, state EXPIRED: its versions, vectors, catalog and BM25 entries,
    operation records and the blobs nothing else names go as DeleteCube
    takes them, and the name, provenance id, expire time and its setter stay.
@@ -22,20 +22,14 @@ from __future__ import annotations
 
 import logging
 import threading
-from collections import defaultdict
 from collections.abc import Callable
 from dataclasses import dataclass
-from datetime import timedelta
+from datetime import datetime, timedelta
 
+from memos_grpc.store.cubes import CubeWrite
 from memos_grpc.store.database import Connection
-from memos_grpc.store.removal import (
-    EXPIRED,
-    Removed,
-    expire_cubes,
-    forget_removed,
-    release_orphan_blobs,
-    remove_cubes,
-)
+from memos_grpc.store.removal import Removed
+from memos_grpc.store.retention import expired_cubes, tombstones_expired_before
 from memos_grpc.vault.context import VaultContext
 
 log = logging.getLogger(__name__)
@@ -61,18 +55,19 @@ def sweep(context: VaultContext) -> SweepReport:
     now = context.clock()
     retention = timedelta(seconds=context.settings.expired_retention_seconds)
 
-    def batches(sql: str, params: list[object], remove: Callable[[Connection, str, list[str]], Removed]) -> None:
-        def apply(cursor: Connection) -> Removed:
-            by_space: dict[str, list[str]] = defaultdict(list)
-            for space_id, cube_id in cursor.execute(sql, [*params, _BATCH]).fetchall():
-                by_space[str(space_id)].append(str(cube_id))
+    def batches(
+        due: Callable[[Connection, datetime, int], dict[str, list[str]]],
+        at: datetime,
+        remove: Callable[[CubeWrite, str, list[str]], Removed],
+    ) -> None:
+        def change(write: CubeWrite) -> Removed:
             removed = Removed()
-            for space_id, cube_ids in by_space.items():
-                removed.add(remove(cursor, space_id, cube_ids))
+            for space_id, cube_ids in due(write.cursor, at, _BATCH).items():
+                removed.add(remove(write, space_id, cube_ids))
             return removed
 
         while True:
-            removed = context.database.write(apply, lambda removed: forget_removed(context.store, removed))
+            removed = context.cube_store.write(change, now)
             report.expired += removed.expired
             report.cubes += removed.cubes
             report.vectors += removed.vector_count
@@ -81,23 +76,17 @@ def sweep(context: VaultContext) -> SweepReport:
                 return
 
     # Step 1: the content of expired cubes goes, a tombstone stays.
-    batches(
-        "SELECT space_id, cube_id FROM cubes WHERE expire_time <= ? AND state <> ? LIMIT ?",
-        [now, EXPIRED],
-        lambda cursor, space_id, cube_ids: expire_cubes(cursor, space_id, cube_ids, retention),
-    )
+    batches(expired_cubes, now, lambda write, space_id, cube_ids: write.expire(space_id, cube_ids, retention))
     # Step 2: tombstones past their retention go too.
     batches(
-        "SELECT space_id, cube_id FROM cubes WHERE state = ? AND expire_time <= ? LIMIT ?",
-        [EXPIRED, now - retention],
-        lambda cursor, space_id, cube_ids: remove_cubes(cursor, space_id, cube_ids),
+        tombstones_expired_before,
+        now - retention,
+        lambda write, space_id, cube_ids: write.remove(space_id, cube_ids),
     )
 
     # Blobs no cube names, uploaded and never bound (a removal releases the blobs of its cubes itself).
     cutoff = now - timedelta(seconds=context.settings.blob_grace_seconds)
-    orphans = context.database.write(
-        lambda cursor: release_orphan_blobs(cursor, cutoff), lambda removed: forget_removed(context.store, removed)
-    )
+    orphans = context.cube_store.write(lambda write: write.release_orphan_blobs(cutoff), now)
     report.blobs += len(orphans.blobs)
     return report
 

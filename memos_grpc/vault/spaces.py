@@ -2,21 +2,18 @@
 
 from __future__ import annotations
 
-from typing import Any
-
-import duckdb
 from google.protobuf import field_mask_pb2
 
 from memos_grpc._proto.memos.v1 import access_pb2, space_pb2
 from memos_grpc.errors import AlreadyExistsError, EtagMismatchError, FailedPreconditionError, NotFoundError
-from memos_grpc.store.catalog import viewer_rules
+from memos_grpc.store import spaces as space_store
+from memos_grpc.store.cubes import CubeWrite
 from memos_grpc.store.database import Connection
 from memos_grpc.store.names import check_id, parse_space_name, space_name
 from memos_grpc.store.paging import decode_token, encode_token, page_size
-from memos_grpc.store.removal import Removed, forget_removed, remove_space
+from memos_grpc.store.removal import Removed
 from memos_grpc.store.rows import make_etag, set_timestamp
 from memos_grpc.vault.context import VaultContext
-from memos_grpc.vault.cubes import LIVE
 from memos_grpc.vault.validation import check_labels, check_update_mask, invalid
 
 MAX_DISPLAY_NAME = 200
@@ -38,7 +35,7 @@ class Spaces:
         check_id(space_id, "space_id")
         check_space_fields(space)
         now = self._context.clock()
-        stored = space_pb2.Space(
+        created = space_pb2.Space(
             name=space_name(space_id),
             display_name=space.display_name,
             description=space.description,
@@ -47,26 +44,21 @@ class Spaces:
             owner=owner,
         )
         if space.HasField("default_ttl"):
-            stored.default_ttl.CopyFrom(space.default_ttl)
-        stored.redaction_rules.extend(checked_rules(space))
-        set_timestamp(stored.create_time, now)
-        set_timestamp(stored.update_time, now)
-        stored.etag = make_etag(stored.name, 1, now)
+            created.default_ttl.CopyFrom(space.default_ttl)
+        created.redaction_rules.extend(checked_rules(space))
+        set_timestamp(created.create_time, now)
+        set_timestamp(created.update_time, now)
+        created.etag = make_etag(created.name, 1, now)
 
         def apply(cursor: Connection) -> space_pb2.Space:
             try:
-                cursor.execute(
-                    "INSERT INTO spaces (space_id, space_pb, create_time, etag, owner) VALUES (?, ?, ?, ?, ?)",
-                    [space_id, stored.SerializeToString(), now, stored.etag, owner],
-                )
-                cursor.execute("INSERT INTO space_roles VALUES (?, ?, ?)", [space_id, owner, access_pb2.ROLE_OWNER])
-            except duckdb.ConstraintException as exc:
-                raise AlreadyExistsError(f"space {stored.name} already exists", reason="SPACE_ALREADY_EXISTS") from exc
-            return stored
+                space_store.insert_space(cursor, space_id, created, now, owner)
+            except space_store.SpaceIdTaken as exc:
+                raise AlreadyExistsError(f"space {created.name} already exists", reason="SPACE_ALREADY_EXISTS") from exc
+            return created
 
         return self._context.database.write(
-            apply,
-            lambda _: self._context.catalog.add_space(space_id, {owner: access_pb2.ROLE_OWNER}, viewer_rules(stored)),
+            apply, lambda _: space_store.space_created(self._context.catalog, space_id, owner, created)
         )
 
     def update(self, given: space_pb2.Space, paths: list[str]) -> space_pb2.Space:
@@ -78,11 +70,10 @@ class Spaces:
         now = self._context.clock()
 
         def apply(cursor: Connection) -> space_pb2.Space:
-            row = cursor.execute("SELECT space_pb FROM spaces WHERE space_id = ?", [space_id]).fetchone()
-            if row is None:
+            space = space_store.space_by_id(cursor, space_id)
+            if space is None:
                 raise NotFoundError(f"space {given.name} does not exist", reason="SPACE_NOT_FOUND")
-            stored = space_pb2.Space.FromString(row[0])
-            if given.etag and given.etag != stored.etag:
+            if given.etag and given.etag != space.etag:
                 raise EtagMismatchError(
                     f"etag {given.etag!r} is stale for {given.name}; get the space again", reason="ETAG_MISMATCH"
                 )
@@ -91,33 +82,24 @@ class Spaces:
             del changes.redaction_rules[:]
             changes.redaction_rules.extend(rules)
             field_mask_pb2.FieldMask(paths=paths).MergeMessage(
-                changes, stored, replace_message_field=True, replace_repeated_field=True
+                changes, space, replace_message_field=True, replace_repeated_field=True
             )
-            set_timestamp(stored.update_time, now)
-            stored.etag = make_etag(stored.name, int(now.timestamp() * 1e6), now)
-            cursor.execute(
-                "UPDATE spaces SET space_pb = ?, etag = ? WHERE space_id = ?",
-                [stored.SerializeToString(), stored.etag, space_id],
-            )
-            return stored
+            set_timestamp(space.update_time, now)
+            space.etag = make_etag(space.name, int(now.timestamp() * 1e6), now)
+            space_store.update_space(cursor, space_id, space)
+            return space
 
-        def after_commit(stored: space_pb2.Space) -> None:
-            self._context.catalog.set_viewer_rules(space_id, viewer_rules(stored))
+        def after_commit(space: space_pb2.Space) -> None:
+            space_store.space_updated(self._context.catalog, space_id, space)
 
         return self._context.database.write(apply, after_commit)
 
     def get(self, name: str) -> space_pb2.Space:
         space_id = parse_space_name(name)
         with self._context.database.read() as cursor:
-            row = cursor.execute(
-                f"SELECT space_pb, (SELECT count(*) FROM cubes WHERE space_id = ? AND {LIVE}) "
-                "FROM spaces WHERE space_id = ?",
-                [space_id, self._context.clock(), space_id],
-            ).fetchone()
-        if row is None:
+            space = space_store.space_with_cube_count(cursor, space_id, self._context.clock())
+        if space is None:
             raise NotFoundError(f"space {name} does not exist", reason="SPACE_NOT_FOUND")
-        space = space_pb2.Space.FromString(row[0])
-        space.cube_count = int(row[1])
         return space
 
     def list(self, requested_size: int, token: str, member: str | None) -> tuple[list[space_pb2.Space], str]:
@@ -126,19 +108,8 @@ class Spaces:
         size = page_size(requested_size, settings.default_page_size, settings.max_page_size)
         after = decode_token(token, "spaces", member or "") or ""
         with self._context.database.read() as cursor:
-            rows = cursor.execute(
-                "SELECT s.space_id, s.space_pb, "
-                f"(SELECT count(*) FROM cubes c WHERE c.space_id = s.space_id AND {LIVE}) "
-                "FROM spaces s WHERE s.space_id > ? AND (CAST(? AS VARCHAR) IS NULL OR EXISTS ("
-                "SELECT 1 FROM space_roles r WHERE r.space_id = s.space_id AND r.principal = ?)) "
-                "ORDER BY s.space_id LIMIT ?",
-                [self._context.clock(), after, member, member, size + 1],
-            ).fetchall()
-        spaces = []
-        for _, blob, count in rows[:size]:
-            space = space_pb2.Space.FromString(blob)
-            space.cube_count = int(count)
-            spaces.append(space)
+            rows = space_store.spaces_after(cursor, after, member, self._context.clock(), size + 1)
+        spaces = [space for _, space in rows[:size]]
         next_token = encode_token(rows[size - 1][0], "spaces", member or "") if len(rows) > size else ""
         return spaces, next_token
 
@@ -146,41 +117,35 @@ class Spaces:
         space_id = parse_space_name(name)
         context = self._context
 
-        def apply(cursor: Connection) -> Removed:
-            row = cursor.execute("SELECT etag FROM spaces WHERE space_id = ?", [space_id]).fetchone()
-            if row is None:
+        def change(write: CubeWrite) -> Removed:
+            current = space_store.space_etag(write.cursor, space_id)
+            if current is None:
                 raise NotFoundError(f"space {name} does not exist", reason="SPACE_NOT_FOUND")
-            if etag and etag != row[0]:
+            if etag and etag != current:
                 raise EtagMismatchError(
                     f"etag {etag!r} is stale for {name}; get the space again", reason="ETAG_MISMATCH"
                 )
             # Expired cubes and their tombstones do not keep a space from being deleted: no call could remove them.
-            count = cursor.execute(
-                f"SELECT count(*) FROM cubes WHERE space_id = ? AND {LIVE}", [space_id, self._context.clock()]
-            ).fetchone()
-            if count and count[0] and not force:
+            count = space_store.live_cube_count(write.cursor, space_id, write.now)
+            if count and not force:
                 raise FailedPreconditionError(
-                    f"space {name} holds {count[0]} cubes; delete them first or pass force",
+                    f"space {name} holds {count} cubes; delete them first or pass force",
                     reason="SPACE_NOT_EMPTY",
                 )
-            return remove_space(cursor, space_id)
+            return write.remove_space(space_id)
 
-        context.database.write(apply, lambda removed: forget_removed(context.store, removed))
+        context.cube_store.write(change, context.clock())
 
     # -- access policy -----------------------------------------------------------
 
     def get_policy(self, resource: str) -> access_pb2.AccessPolicy:
         space_id = parse_space_name(resource, "resource")
         with self._context.database.read() as cursor:
-            row = cursor.execute(
-                "SELECT policy_etag, create_time FROM spaces WHERE space_id = ?", [space_id]
-            ).fetchone()
-            if row is None:
+            state = space_store.policy_state(cursor, space_id)
+            if state is None:
                 raise NotFoundError(f"space {resource} does not exist", reason="SPACE_NOT_FOUND")
-            roles = cursor.execute(
-                "SELECT principal, role FROM space_roles WHERE space_id = ? ORDER BY role DESC, principal", [space_id]
-            ).fetchall()
-        return policy_message(resource, {str(p): int(r) for p, r in roles}, _policy_etag(resource, row))
+            roles = space_store.space_roles(cursor, space_id)
+        return policy_message(resource, roles, _policy_etag(resource, state))
 
     def set_policy(self, resource: str, policy: access_pb2.AccessPolicy, known: set[str]) -> access_pb2.AccessPolicy:
         """Replaces the roles of a space; ``known`` are the principal names that exist."""
@@ -189,30 +154,26 @@ class Spaces:
         now = self._context.clock()
 
         def apply(cursor: Connection) -> access_pb2.AccessPolicy:
-            row = cursor.execute(
-                "SELECT policy_etag, create_time FROM spaces WHERE space_id = ?", [space_id]
-            ).fetchone()
-            if row is None:
+            state = space_store.policy_state(cursor, space_id)
+            if state is None:
                 raise NotFoundError(f"space {resource} does not exist", reason="SPACE_NOT_FOUND")
-            if policy.etag and policy.etag != _policy_etag(resource, row):
+            if policy.etag and policy.etag != _policy_etag(resource, state):
                 raise EtagMismatchError(
                     f"the access policy of {resource} changed since it was read; get it again", reason="ETAG_MISMATCH"
                 )
             etag = make_etag(resource + "/policy", len(roles), now)
-            cursor.execute("DELETE FROM space_roles WHERE space_id = ?", [space_id])
-            for principal, role in roles.items():
-                cursor.execute("INSERT INTO space_roles VALUES (?, ?, ?)", [space_id, principal, role])
-            cursor.execute("UPDATE spaces SET policy_etag = ? WHERE space_id = ?", [etag, space_id])
+            space_store.replace_roles(cursor, space_id, roles, etag)
             return policy_message(resource, roles, etag)
 
-        return self._context.database.write(apply, lambda _: self._context.catalog.set_roles(space_id, roles))
+        return self._context.database.write(
+            apply, lambda _: space_store.roles_committed(self._context.catalog, space_id, roles)
+        )
 
 
-def _policy_etag(resource: str, row: tuple[Any, ...]) -> str:
+def _policy_etag(resource: str, state: space_store.PolicyState) -> str:
     """The etag of a space's access policy; before its first SetAccessPolicy, one derived from the space's
     creation, so that the first change can be conditional too."""
-    stored, create_time = row
-    return str(stored) if stored else make_etag(resource + "/policy", 0, create_time)
+    return state.etag or make_etag(resource + "/policy", 0, state.create_time)
 
 
 #: Longest default TTL, 1000 years: far enough for any retention rule, near enough to stay a datetime.

@@ -34,12 +34,8 @@ from memos_grpc.scheduler.tokens import TokenCounter
 from memos_grpc.scheduler.transform import Transformer
 from memos_grpc.scheduler.usage import UsageRecorder
 from memos_grpc.settings import Settings
-from memos_grpc.store.blobs import BlobStore
-from memos_grpc.store.database import Database
-from memos_grpc.store.lexical import LexicalIndex
-from memos_grpc.store.repair import repair_indexes
-from memos_grpc.store.store import Store
-from memos_grpc.store.vectors import IndexParams, VectorIndexes
+from memos_grpc.store.opening import open_store
+from memos_grpc.store.vectors import IndexParams
 from memos_grpc.vault.context import VaultContext
 from memos_grpc.vault.cubes import Cubes
 from memos_grpc.vault.lifecycle import Lifecycle
@@ -83,20 +79,8 @@ class Node:
             ef_construction=settings.hnsw_ef_construction,
             ef_search=settings.hnsw_ef_search,
         )
-        self.context = VaultContext(
-            settings=settings,
-            store=Store(
-                database=Database(settings.duckdb_path, settings.write_group_max),
-                indexes=VectorIndexes(settings.index_dir, params),
-                blobs=BlobStore(settings.blob_dir),
-            ),
-            embedder=worker,
-        )
-        # Before the catalog is loaded from DuckDB: loading it rebuilds the lexical index too.
-        self.context.catalog.lexical = LexicalIndex(settings.lexical_refresh_seconds)
-        report = repair_indexes(self.context.store)
-        # Serve only once every stored cube is found lexically too, not after the first background commits.
-        self.context.catalog.lexical.refresh()
+        store, report = open_store(settings, params)
+        self.context = VaultContext(settings=settings, store=store, embedder=worker)
         log.info(
             "vector indexes checked against DuckDB: %d spaces, %d vectors, %d added, %d removed, "
             "%d orphan index files dropped, %d stale vectors replaced",
@@ -164,7 +148,7 @@ class Node:
     def _flush_periodically(self) -> None:
         while not self._stop.wait(self.context.settings.index_flush_seconds):
             try:
-                self.context.indexes.flush()
+                self.context.store.flush()
             except OSError:
                 log.exception("saving vector indexes failed; they will be rebuilt from DuckDB if needed")
 
@@ -179,9 +163,6 @@ class Node:
         self._flusher.join(timeout=30)
         self.sweeper.stop()
         self.usage.close()
-        self.context.database.close()
-        self.context.indexes.flush()
+        self.context.store.close()
         self.context.embedder.close()
-        if self.context.catalog.lexical is not None:
-            self.context.catalog.lexical.close()
         log.info("vault closed; indexes saved")

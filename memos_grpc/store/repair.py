@@ -4,7 +4,7 @@ An index is right when its live labels are exactly the cubes' ``vec_id``
 values and each label holds its cube's vector. The repair proves both: it
 compares every stored vector with the one the index holds under its label,
 (re)adds what is absent, deleted or different, and deletes the rest. Labels are
-issued once (``Cubes.new_vec_ids``), so a difference means an index file saved
+issued once (``store.cubes.Labels``), so a difference means an index file saved
 while a write that never committed had already indexed its vectors.
 """
 

@@ -31,3 +31,14 @@ class Store:
         Before the commit that names it: a blob no committed row names is swept after the grace period.
         """
         self.blobs.adopt(temp, digest)
+
+    def flush(self) -> None:
+        """Saves the vector indexes that changed since they were last saved (the database is the truth)."""
+        self.indexes.flush()
+
+    def close(self) -> None:
+        """Finishes queued writes, closes the database, then saves the indexes and closes the BM25 index."""
+        self.database.close()
+        self.indexes.flush()
+        if self.catalog.lexical is not None:
+            self.catalog.lexical.close()

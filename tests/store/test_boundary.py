@@ -47,7 +47,6 @@ ALLOWED: dict[str, frozenset[str]] = {
     "memos_grpc.marketplace.log": frozenset({"sql"}),
     "memos_grpc.marketplace.publisher": frozenset({"sql"}),
     "memos_grpc.marketplace.releases": frozenset({"blobs", "sql"}),
-    "memos_grpc.node": frozenset({"index", "lexical"}),
     "memos_grpc.scheduler.operations": frozenset({"sql"}),
     "memos_grpc.scheduler.usage": frozenset({"catalog", "sql"}),
     "memos_grpc.witness.witness": frozenset({"sql"}),

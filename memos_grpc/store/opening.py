@@ -1,0 +1,29 @@
+"""Opening a store: the database, its derived stores, and the start-up repair that brings them in step."""
+
+from __future__ import annotations
+
+from memos_grpc.settings import Settings
+from memos_grpc.store.blobs import BlobStore
+from memos_grpc.store.database import Database
+from memos_grpc.store.lexical import LexicalIndex
+from memos_grpc.store.repair import RepairReport, repair_indexes
+from memos_grpc.store.store import Store
+from memos_grpc.store.vectors import IndexParams, VectorIndexes
+
+
+def open_store(settings: Settings, params: IndexParams) -> tuple[Store, RepairReport]:
+    """Opens the store under ``settings.data_dir`` and repairs its indexes and catalog from the database.
+
+    Returns once every stored cube can be found, by vector and by its words alike.
+    """
+    store = Store(
+        database=Database(settings.duckdb_path, settings.write_group_max),
+        indexes=VectorIndexes(settings.index_dir, params),
+        blobs=BlobStore(settings.blob_dir),
+    )
+    # Before the catalog is loaded from DuckDB: loading it rebuilds the lexical index too.
+    store.catalog.lexical = LexicalIndex(settings.lexical_refresh_seconds)
+    report = repair_indexes(store)
+    # Serve only once every stored cube is found lexically too, not after the first background commits.
+    store.catalog.lexical.refresh()
+    return store, report

@@ -10,9 +10,10 @@ published checkpoint and accepts it only if
    exactly its root — so the entries are the ones the checkpoint signs, and the old tree is a prefix of the new
    one, proved without trusting any proof the log hands out.
 
-The revocations and yanks among the new entries go to the license book, with the time the quorum cosigned the
-checkpoint (the freshness ``maxOfflineSeconds`` is measured from). A refused checkpoint changes nothing: the
-node keeps what it had, and its licensed cubes are suspended once that grows too old.
+The revocations and yanks among the new entries go to the license book's followed logs (followed.py), with
+the time the quorum cosigned the checkpoint (the freshness ``maxOfflineSeconds`` is measured from). A refused
+checkpoint changes nothing: the node keeps what it had, and its licensed cubes are suspended once that grows
+too old.
 """
 
 from __future__ import annotations
@@ -34,9 +35,10 @@ from memos_grpc.errors import FailedPreconditionError, InvalidArgumentError, Mem
 from memos_grpc.interchange.peer import dial_configured, peer_error
 from memos_grpc.interchange.trust_store import TrustStore
 from memos_grpc.marketplace.entries import REF_TYPES, EntryError, parse
-from memos_grpc.marketplace.held import Followed, LicenseBook, LogEvent
+from memos_grpc.marketplace.held import LicenseBook
 from memos_grpc.marketplace.licenses import parse_license_name
 from memos_grpc.settings import Settings
+from memos_grpc.store.followed_logs import Followed, LogEvent
 from memos_grpc.transparency import merkle
 from memos_grpc.transparency._text import TransparencyFormatError
 from memos_grpc.transparency.checkpoint import Checkpoint
@@ -58,7 +60,7 @@ class LogFollower:
     def __init__(self, context: VaultContext, book: LicenseBook, trust: TrustStore) -> None:
         self._context = context
         self._settings: Settings = context.settings
-        self._book = book
+        self._logs = book.logs
         self._trust = trust
         self._lock = threading.Lock()
         self._stop = threading.Event()
@@ -152,7 +154,7 @@ class LogFollower:
             try:
                 return self._accept(stub, reply.note)
             except MemosError as error:
-                self._book.failed(origin, error.reason, str(error))
+                self._logs.failed(origin, error.reason, str(error))
                 raise
 
     def _accept(self, stub: t_grpc.TransparencyLogServiceStub, note: str) -> Followed:
@@ -179,7 +181,7 @@ class LogFollower:
                 f"the checkpoint of size {checkpoint.size} of {checkpoint.origin} is not cosigned by the quorum "
                 f"{policy.quorum!r} of the trust root's log policy: refused",
             )
-        prior = self._book.followed(checkpoint.origin)
+        prior = self._logs.followed(checkpoint.origin)
         size, root, frontier = (0, merkle.EMPTY_ROOT, []) if prior is None else (prior.size, prior.root, prior.frontier)
         if checkpoint.size < size:
             raise _refused(
@@ -198,8 +200,8 @@ class LogFollower:
                 f"the entries {size}..{checkpoint.size - 1} of {checkpoint.origin} and the ones this node accepted "
                 "before do not give the checkpoint's root: the log rewrote its history or served other entries",
             )
-        self._book.accept(checkpoint, note, frontier, datetime.fromtimestamp(moment, UTC), events)
-        accepted = self._book.followed(checkpoint.origin)
+        self._logs.accept(checkpoint, note, frontier, datetime.fromtimestamp(moment, UTC), events)
+        accepted = self._logs.followed(checkpoint.origin)
         assert accepted is not None
         return accepted
 

@@ -12,8 +12,8 @@ recall, search, export, transform, import. A use is allowed when the grant is no
 node has a fresh cosigned checkpoint of the log (within the terms' ``maxOfflineSeconds``), and the terms permit
 one more. Counting reserves the use in memory under a lock, then writes it with an audit event in one
 transaction, so concurrent calls never exceed a ``count`` limit and a crash loses no counted use that was
-answered. What the log says (revocations, yanks, freshness) arrives from the follower (follower.py) through
-``accept``.
+answered. What the log says (revocations, yanks, freshness) is kept by ``FollowedLogs`` (followed.py), which the
+follower (follower.py) feeds. The rows are the store's (``memos_grpc.store.held_licenses``).
 """
 
 from __future__ import annotations
@@ -33,13 +33,14 @@ from memos_grpc.governance.identity import Principals
 from memos_grpc.interchange.bundle import BundleReport
 from memos_grpc.interchange.trust import TrustRoot
 from memos_grpc.interchange.trust_store import TrustStore
+from memos_grpc.marketplace.followed import FollowedLogs
 from memos_grpc.marketplace.grants import Grant, read_grant, verify_grant
 from memos_grpc.marketplace.offline import check_release_license
+from memos_grpc.store import held_licenses
 from memos_grpc.store.database import Connection
+from memos_grpc.store.followed_logs import Followed as Followed
 from memos_grpc.store.paging import decode_token, encode_token, page_size
 from memos_grpc.store.rows import set_timestamp
-from memos_grpc.transparency import merkle
-from memos_grpc.transparency.checkpoint import Checkpoint
 from memos_grpc.transparency.note import parse_note
 from memos_grpc.transparency.proof import TlogProof, fresh_quorum_time
 from memos_grpc.vault.context import VaultContext
@@ -61,7 +62,6 @@ _TERMS_REASONS = {
     "TERMS_ELAPSED_TIME_PASSED": "LICENSE_EXPIRED",
     "TERMS_COUNT_EXHAUSTED": "LICENSE_LIMIT_REACHED",
 }
-_EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
 
 
 def held_license_name(license_id: str) -> str:
@@ -86,32 +86,6 @@ class Held:
     grant_index: int
     import_time: datetime
     uses: dict[str, int] = field(default_factory=dict)
-
-
-@dataclass
-class Followed:
-    """What this node accepted of one marketplace log."""
-
-    origin: str
-    size: int
-    root: bytes
-    note: str
-    frontier: list[bytes]
-    #: When a quorum of the policy's witnesses last cosigned an accepted checkpoint (the freshness clock).
-    fresh_time: datetime
-    sync_time: datetime
-    last_error_reason: str = ""
-    last_error: str = ""
-
-
-@dataclass(frozen=True)
-class LogEvent:
-    """A revocation or a yank read from a followed log."""
-
-    index: int
-    kind: str
-    subject: str
-    ref: int
 
 
 @dataclass(frozen=True)
@@ -179,7 +153,7 @@ class Reservation:
 
     def write(self, cursor: Connection) -> None:
         for held in self.held:
-            _count_use(cursor, held.license_id, self.action)
+            held_licenses.count_use(cursor, held.license_id, self.action)
             append_in(cursor, _use_record(self.principal, self.action, held.license_id), self.now)
 
     def committed(self) -> None:
@@ -203,7 +177,8 @@ class Reservation:
 
 
 class LicenseBook:
-    """The held licenses and the followed logs' state; the node's UsageGate (see the module)."""
+    """The held licenses and their uses; the node's UsageGate (see the module). ``logs`` is what it knows of the
+    marketplace logs the grants are in."""
 
     def __init__(self, context: VaultContext, trust: TrustStore, principals: Principals) -> None:
         self._context = context
@@ -211,10 +186,7 @@ class LicenseBook:
         self._principals = principals
         self._lock = threading.Lock()
         self._held: dict[str, Held] = {}
-        self._followed: dict[str, Followed] = {}
-        #: (origin, ref) of every revoke and yank read, by kind.
-        self._revoked: set[tuple[str, int]] = set()
-        self._yanked: set[tuple[str, int]] = set()
+        self.logs = FollowedLogs(context)
         #: Imports admitted and not yet committed, per license: they count against an import limit already.
         self._importing: dict[str, int] = {}
         #: Uses counted in memory that no limit depends on, to write in the next batch: (license, action, who, when).
@@ -227,30 +199,16 @@ class LicenseBook:
 
     def _load(self) -> None:
         with self._context.database.read() as cursor:
-            rows = cursor.execute(
-                "SELECT license_id, grant_envelope, proof, grant_index, import_time FROM held_licenses"
-            ).fetchall()
-            uses = cursor.execute("SELECT license_id, action, uses FROM held_license_uses").fetchall()
-            followed = cursor.execute(
-                "SELECT origin, tree_size, root, note, frontier, fresh_time, sync_time FROM followed_logs"
-            ).fetchall()
-            events = cursor.execute("SELECT origin, kind, ref FROM followed_log_events").fetchall()
-        for license_id, envelope, proof, grant_index, import_time in rows:
-            grant = read_grant(bytes(envelope))
-            self._held[str(license_id)] = Held(
-                str(license_id), grant, bytes(envelope), str(proof), int(grant_index), import_time
+            rows = held_licenses.held_licenses(cursor)
+            uses = held_licenses.license_uses(cursor)
+        for row in rows:
+            grant = read_grant(row.envelope)
+            self._held[row.license_id] = Held(
+                row.license_id, grant, row.envelope, row.proof, row.grant_index, row.import_time
             )
         for license_id, action, count in uses:
-            if str(license_id) in self._held:
-                self._held[str(license_id)].uses[str(action)] = int(count)
-        for origin, size, root, note, frontier, fresh, synced in followed:
-            blob = bytes(frontier)
-            hashes = [blob[i : i + merkle.HASH_SIZE] for i in range(0, len(blob), merkle.HASH_SIZE)]
-            self._followed[str(origin)] = Followed(
-                str(origin), int(size), bytes(root), str(note), hashes, fresh, synced
-            )
-        for origin, kind, ref in events:
-            (self._revoked if kind == "revoke" else self._yanked).add((str(origin), int(ref)))
+            if license_id in self._held:
+                self._held[license_id].uses[action] = count
 
     # -- deciding --------------------------------------------------------------------------------------------
 
@@ -258,14 +216,13 @@ class LicenseBook:
         """Why ``action`` may not use ``held`` once more at ``now`` (None: it may)."""
         grant = held.grant
         name = held_license_name(held.license_id)
-        if (grant.log_origin, held.grant_index) in self._revoked:
+        if self.logs.revoked(grant.log_origin, held.grant_index):
             return Refusal("LICENSE_REVOKED", f"{name} ({grant.release}) was revoked by the marketplace")
         if now < grant.not_before:
             return Refusal("LICENSE_NOT_YET_VALID", f"{name} is valid from {_text(grant.not_before)}")
         if now >= grant.not_after:
             return Refusal("LICENSE_EXPIRED", f"{name} expired at {_text(grant.not_after)}")
-        followed = self._followed.get(grant.log_origin)
-        fresh = followed.fresh_time if followed is not None else _EPOCH
+        fresh = self.logs.fresh_time(grant.log_origin)
         offline = (now - fresh).total_seconds()
         if offline > grant.terms.max_offline_seconds:
             return Refusal(
@@ -318,7 +275,7 @@ class LicenseBook:
 
             def apply(cursor: Connection) -> None:
                 for (license_id, action), uses in totals.items():
-                    _count_use(cursor, license_id, action, uses)
+                    held_licenses.count_use(cursor, license_id, action, uses)
                 for license_id, action, principal, when in pending:
                     append_in(cursor, _use_record(principal, action, license_id), when)
 
@@ -376,7 +333,7 @@ class LicenseBook:
 
         def apply(cursor: Connection) -> None:
             for held in reserved:
-                _count_use(cursor, held.license_id, action)
+                held_licenses.count_use(cursor, held.license_id, action)
                 append_in(cursor, _use_record(principal, action, held.license_id), now)
 
         try:
@@ -407,12 +364,12 @@ class LicenseBook:
         grant_index = checked.proof.index
         assert grant_index is not None
         with self._lock:
-            if (found.log_origin, grant_index) in self._revoked:
+            if self.logs.revoked(found.log_origin, grant_index):
                 raise FailedPreconditionError(
                     f"the marketplace revoked this grant (log entry {grant_index} of {found.log_origin})",
                     reason="LICENSE_REVOKED",
                 )
-            if (found.log_origin, found.publish_log_index) in self._yanked:
+            if self.logs.yanked(found.log_origin, found.publish_log_index):
                 raise FailedPreconditionError(
                     f"{found.release} was yanked (log entry {found.publish_log_index} of {found.log_origin} "
                     "is yanked): it is not imported again",
@@ -455,37 +412,16 @@ class LicenseBook:
     def _write_import(self, cursor: Connection, admitted: LicensedImport) -> None:
         held = admitted.held
         if admitted.new:
-            cursor.execute(
-                "INSERT INTO held_licenses VALUES (?, ?, ?, ?, ?, ?, ?, ?) ON CONFLICT (license_id) DO NOTHING",
-                [
-                    held.license_id,
-                    held.envelope,
-                    held.proof,
-                    admitted.principal,
-                    held.grant.log_origin,
-                    held.grant_index,
-                    held.grant.publish_log_index,
-                    held.import_time,
-                ],
+            row = held_licenses.HeldRow(held.license_id, held.envelope, held.proof, held.grant_index, held.import_time)
+            held_licenses.insert_held_license(
+                cursor, row, admitted.principal, held.grant.log_origin, held.grant.publish_log_index
             )
-        # One row per metered action from the first import on, so that counting a use is a plain update.
-        for action in METERED:
-            cursor.execute(
-                "INSERT INTO held_license_uses VALUES (?, ?, 0) ON CONFLICT (license_id, action) DO NOTHING",
-                [held.license_id, action],
-            )
-        _count_use(cursor, held.license_id, IMPORT)
+        # One count per metered action from the first import on, so that counting a use is a plain update.
+        held_licenses.open_use_counts(cursor, held.license_id, METERED)
+        held_licenses.count_use(cursor, held.license_id, IMPORT)
         now = self._context.clock()
         append_in(cursor, _use_record(admitted.principal, IMPORT, held.license_id), now)
-        origin = held.grant.log_origin
-        # A fresh cosigned checkpoint seen in the proof counts as a sync's would: it is the same evidence.
-        cursor.execute(
-            """
-            INSERT INTO followed_logs VALUES (?, 0, ?, '', ?, ?, ?)
-            ON CONFLICT (origin) DO UPDATE SET fresh_time = greatest(followed_logs.fresh_time, excluded.fresh_time)
-            """,
-            [origin, merkle.EMPTY_ROOT, b"", admitted.fresh_time, _EPOCH],
-        )
+        self.logs.write_fresh(cursor, held.grant.log_origin, admitted.fresh_time)
 
     def _settle(self, admitted: LicensedImport) -> bool:
         """Releases the import's reservation once; False if it was settled already. Called under the lock."""
@@ -506,69 +442,17 @@ class LicenseBook:
 
     def _imported(self, admitted: LicensedImport) -> None:
         held = admitted.held
-        origin = held.grant.log_origin
         with self._lock:
             self._settle(admitted)
             kept = self._held.setdefault(held.license_id, held)
             kept.uses[IMPORT] = kept.uses.get(IMPORT, 0) + 1
-            followed = self._followed.get(origin)
-            if followed is None:
-                self._followed[origin] = Followed(origin, 0, merkle.EMPTY_ROOT, "", [], admitted.fresh_time, _EPOCH)
-            elif admitted.fresh_time > followed.fresh_time:
-                followed.fresh_time = admitted.fresh_time
+            self.logs.saw_fresh(held.grant.log_origin, admitted.fresh_time)
 
     # -- the followed logs -----------------------------------------------------------------------------------
 
-    def followed(self, origin: str) -> Followed | None:
-        with self._lock:
-            found = self._followed.get(origin)
-            return None if found is None else Followed(**found.__dict__)
-
     def followed_logs(self) -> list[Followed]:
-        with self._lock:
-            return [Followed(**f.__dict__) for f in sorted(self._followed.values(), key=lambda f: f.origin)]
-
-    def accept(
-        self, checkpoint: Checkpoint, note: str, frontier: list[bytes], fresh_time: datetime, events: list[LogEvent]
-    ) -> None:
-        """Records a checkpoint the follower verified, the frontier of its entries and the events among them."""
-        now = self._context.clock()
-        origin = checkpoint.origin
-
-        def apply(cursor: Connection) -> None:
-            for event in events:
-                cursor.execute(
-                    "INSERT INTO followed_log_events VALUES (?, ?, ?, ?, ?) ON CONFLICT DO NOTHING",
-                    [origin, event.index, event.kind, event.subject, event.ref],
-                )
-            cursor.execute(
-                """
-                INSERT INTO followed_logs VALUES (?, ?, ?, ?, ?, ?, ?)
-                ON CONFLICT (origin) DO UPDATE SET tree_size = excluded.tree_size, root = excluded.root,
-                    note = excluded.note, frontier = excluded.frontier,
-                    fresh_time = greatest(followed_logs.fresh_time, excluded.fresh_time), sync_time = excluded.sync_time
-                """,
-                [origin, checkpoint.size, checkpoint.root, note, b"".join(frontier), fresh_time, now],
-            )
-
-        self._context.database.write(apply)
-        with self._lock:
-            for event in events:
-                (self._revoked if event.kind == "revoke" else self._yanked).add((origin, event.ref))
-            previous = self._followed.get(origin)
-            fresh = fresh_time if previous is None else max(previous.fresh_time, fresh_time)
-            self._followed[origin] = Followed(
-                origin, checkpoint.size, checkpoint.root, note, list(frontier), fresh, now
-            )
-        for event in events:
-            log.info("log %s entry %d: %s of entry %d", origin, event.index, event.kind, event.ref)
-
-    def failed(self, origin: str, reason: str, message: str) -> None:
-        """Notes a failed sync of ``origin`` (shown by ListFollowedLogs; the accepted state stays)."""
-        with self._lock:
-            followed = self._followed.get(origin)
-            if followed is not None:
-                followed.last_error_reason, followed.last_error = reason, message
+        """Every followed log, by origin (``FollowedLogs.all``)."""
+        return self.logs.all()
 
     # -- reading ---------------------------------------------------------------------------------------------
 
@@ -603,7 +487,7 @@ class LicenseBook:
             log_origin=grant.log_origin,
             grant_log_index=held.grant_index,
             publish_log_index=grant.publish_log_index,
-            release_yanked=(grant.log_origin, grant.publish_log_index) in self._yanked,
+            release_yanked=self.logs.yanked(grant.log_origin, grant.publish_log_index),
             cube_count=self._context.catalog.licensed_count(held.license_id),
             grant=held.envelope,
         )
@@ -646,13 +530,6 @@ def _counted_against_a_limit(held: Held, action: str) -> bool:
 
 def _sees(viewer: Caller, held: Held) -> bool:
     return viewer.admin or viewer.principal == held.grant.licensee_principal
-
-
-def _count_use(cursor: Connection, license_id: str, action: str, uses: int = 1) -> None:
-    # A plain update of the row the import wrote (an insert-or-update costs about twice as much).
-    cursor.execute(
-        "UPDATE held_license_uses SET uses = uses + ? WHERE license_id = ? AND action = ?", [uses, license_id, action]
-    )
 
 
 def _use_record(principal: str, action: str, license_id: str) -> AuditRecord:

@@ -40,13 +40,6 @@ _RECEIVERS = {"indexes": "index", "index": "index", "catalog": "catalog", "lexic
 ALLOWED: dict[str, frozenset[str]] = {
     "memos_grpc.interchange.exporter": frozenset({"sql"}),
     "memos_grpc.interchange.trust_store": frozenset({"sql"}),
-    "memos_grpc.marketplace.events": frozenset({"sql"}),
-    "memos_grpc.marketplace.held": frozenset({"sql"}),
-    "memos_grpc.marketplace.licenses": frozenset({"sql"}),
-    "memos_grpc.marketplace.listings": frozenset({"sql"}),
-    "memos_grpc.marketplace.log": frozenset({"sql"}),
-    "memos_grpc.marketplace.publisher": frozenset({"sql"}),
-    "memos_grpc.marketplace.releases": frozenset({"blobs", "sql"}),
     "memos_grpc.scheduler.operations": frozenset({"sql"}),
     "memos_grpc.scheduler.usage": frozenset({"catalog", "sql"}),
     "memos_grpc.witness.witness": frozenset({"sql"}),

@@ -1,0 +1,203 @@
+"""The store's cube writes, without the wire: what each change leaves in DuckDB, the vector index, the search
+catalog, the BM25 index and the blob files, on a real store opened from a directory."""
+
+from __future__ import annotations
+
+import hashlib
+from collections.abc import Iterator
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from memos_grpc._proto.memos.v1 import cube_pb2, space_pb2
+from memos_grpc.errors import AlreadyExistsError, NotFoundError
+from memos_grpc.settings import Settings
+from memos_grpc.store.cubes import CubeStore, CubeWrite, Preindexed, next_version
+from memos_grpc.store.opening import open_store
+from memos_grpc.store.rows import CubeRow
+from memos_grpc.store.spaces import insert_space, space_created
+from memos_grpc.store.store import Store
+from memos_grpc.store.vectors import IndexParams
+
+DIMENSION = 8
+SPACE = "notes"
+NOW = datetime(2026, 12, 1, 12, 0, tzinfo=UTC)
+
+
+def _open(data_dir: Path) -> Store:
+    settings = Settings(data_dir=data_dir)
+    params = IndexParams(dimension=DIMENSION, m=8, ef_construction=32, ef_search=32)
+    return open_store(settings, params)[0]
+
+
+@pytest.fixture
+def store(tmp_path: Path) -> Iterator[Store]:
+    opened = _open(tmp_path)
+    space = space_pb2.Space(name=f"spaces/{SPACE}")
+    opened.database.write(lambda cursor: insert_space(cursor, SPACE, space, NOW, "principals/ada"))
+    space_created(opened.catalog, SPACE, "principals/ada", space)
+    yield opened
+    opened.close()
+
+
+def _vector(seed: int) -> np.ndarray:
+    vector = np.random.default_rng(seed).standard_normal(DIMENSION).astype(np.float32)
+    return vector / np.linalg.norm(vector)
+
+
+def _row(cubes: CubeStore, cube_id: str, text: str, seed: int, blob: str = "") -> CubeRow:
+    cube = cube_pb2.MemCube(name=f"spaces/{SPACE}/cubes/{cube_id}", type=cube_pb2.MEMORY_TYPE_PLAINTEXT)
+    cube.plaintext.text = text
+    cube.create_time.FromDatetime(NOW)
+    next_version(cube, 0, NOW)
+    if blob:
+        cube.ClearField("plaintext")
+        cube.type = cube_pb2.MEMORY_TYPE_ACTIVATION
+        cube.activation.blob.digest = blob
+    return CubeRow(SPACE, cube_id, cube, cubes.new_labels(1)[0], _vector(seed))
+
+
+def _stored(store: Store, sql: str, *params: object) -> list[tuple[object, ...]]:
+    with store.database.read() as cursor:
+        return cursor.execute(sql, list(params)).fetchall()
+
+
+def _indexed(store: Store, row: CubeRow) -> bool:
+    """Whether the space's index answers a search for the row's vector with the row's label."""
+    assert row.embedding is not None
+    return row.vec_id in {label for label, _ in store.indexes.get(SPACE).search(row.embedding, 10)}
+
+
+def test_create_writes_the_row_a_version_the_vector_the_catalog_and_the_words(store: Store) -> None:
+    cubes = CubeStore(store)
+    row = _row(cubes, "a", "the heron stands in the shallows", 1)
+    cubes.write(lambda write: write.create([row]), NOW)
+
+    assert _stored(store, "SELECT cube_id, version FROM cubes") == [("a", 1)]
+    assert _stored(store, "SELECT cube_id, version FROM cube_versions") == [("a", 1)]
+    index = store.indexes.get(SPACE)
+    assert row.vec_id is not None
+    assert index.search(row.embedding, 1)[0][0] == row.vec_id  # type: ignore[arg-type]
+    assert store.catalog.size(SPACE) == 1
+    assert store.catalog.lexical is not None
+    store.catalog.lexical.refresh()
+    assert [label for label, _ in store.catalog.lexical.search(SPACE, "heron", 5)] == [row.vec_id]
+
+
+def test_a_taken_id_writes_nothing(store: Store) -> None:
+    cubes = CubeStore(store)
+    cubes.write(lambda write: write.create([_row(cubes, "a", "first", 1)]), NOW)
+    again = _row(cubes, "a", "second", 2)
+    with pytest.raises(AlreadyExistsError):
+        cubes.write(lambda write: write.create([again]), NOW)
+    assert _stored(store, "SELECT count(*) FROM cubes") == [(1,)]
+    assert store.catalog.size(SPACE) == 1
+
+
+def test_a_failed_preindexed_write_takes_its_vectors_out_again(store: Store) -> None:
+    cubes = CubeStore(store)
+    rows = [_row(cubes, "a", "first", 1), _row(cubes, "b", "second", 2)]
+    labels = [r.vec_id for r in rows if r.vec_id is not None]
+
+    def fail(write: CubeWrite) -> None:
+        write.create(rows)
+        write.space("no-such-space")  # raises inside the transaction: nothing commits
+
+    with pytest.raises(NotFoundError):
+        cubes.write(fail, NOW, preindexed=Preindexed(SPACE, labels, np.stack([r.embedding for r in rows])))
+    assert _stored(store, "SELECT count(*) FROM cubes") == [(0,)]
+    assert not any(_indexed(store, r) for r in rows)
+    assert store.catalog.size(SPACE) == 0
+
+
+def test_replace_with_a_new_vector_moves_the_label_and_keeps_both_versions(store: Store) -> None:
+    cubes = CubeStore(store)
+    first = _row(cubes, "a", "the heron", 1)
+    cubes.write(lambda write: write.create([first]), NOW)
+    old_label = first.vec_id
+    assert _indexed(store, first)
+    later = NOW + timedelta(minutes=1)
+
+    def change(write: CubeWrite) -> CubeRow:
+        current = write.row(SPACE, "a")
+        assert current is not None
+        current.cube.plaintext.text = "the kingfisher"
+        next_version(current.cube, current.cube.version, write.now)
+        current.vec_id, current.embedding = cubes.new_labels(1)[0], _vector(3)
+        write.replace(current, old_label)
+        return current
+
+    updated = cubes.write(change, later)
+    assert updated.cube.version == 2 and updated.vec_id != old_label
+    assert _stored(store, "SELECT version FROM cube_versions ORDER BY version") == [(1,), (2,)]
+    assert _stored(store, "SELECT vec_id FROM cubes") == [(updated.vec_id,)]
+    assert not _indexed(store, first) and _indexed(store, updated)
+    assert store.catalog.size(SPACE) == 1
+    assert store.catalog.lexical is not None
+    store.catalog.lexical.refresh()
+    assert store.catalog.lexical.search(SPACE, "heron", 5) == []
+    assert [label for label, _ in store.catalog.lexical.search(SPACE, "kingfisher", 5)] == [updated.vec_id]
+
+
+def test_remove_takes_the_cube_from_every_store_and_releases_its_blob(store: Store, tmp_path: Path) -> None:
+    cubes = CubeStore(store)
+    payload = b"a cache of keys and values"
+    digest = "sha256:" + hashlib.sha256(payload).hexdigest()
+    staged = store.blobs.staging_path()
+    staged.write_bytes(payload)
+    store.adopt_blob(staged, digest)
+    row = _row(cubes, "a", "", 1, blob=digest)
+
+    def create(write: CubeWrite) -> None:
+        write.register_blobs([(digest, len(payload), "application/octet-stream", NOW)])
+        write.create([row])
+
+    cubes.write(create, NOW)
+    assert store.blobs.exists(digest) and _indexed(store, row)
+    removed = cubes.write(lambda write: write.remove(SPACE, ["a"]), NOW)
+
+    assert (removed.cubes, removed.blobs) == (1, [digest])
+    assert _stored(store, "SELECT count(*) FROM cubes") == [(0,)]
+    assert _stored(store, "SELECT count(*) FROM cube_versions") == [(0,)]
+    assert _stored(store, "SELECT count(*) FROM blobs") == [(0,)]
+    assert not store.blobs.exists(digest)
+    assert not _indexed(store, row)
+    assert store.catalog.size(SPACE) == 0
+
+
+def test_expire_leaves_a_tombstone_and_nothing_searchable(store: Store) -> None:
+    cubes = CubeStore(store)
+    row = _row(cubes, "a", "the heron", 1)
+    row.cube.expire_time.FromDatetime(NOW + timedelta(hours=1))
+    cubes.write(lambda write: write.create([row]), NOW)
+    assert _indexed(store, row) and store.catalog.size(SPACE) == 1
+    later = NOW + timedelta(hours=2)
+    removed = cubes.write(lambda write: write.expire(SPACE, ["a"], timedelta(days=30)), later)
+
+    assert removed.expired == 1
+    assert _stored(store, "SELECT state, vec_id FROM cubes") == [(cube_pb2.LIFECYCLE_STATE_EXPIRED, None)]
+    assert _stored(store, "SELECT count(*) FROM cube_versions") == [(0,)]
+    assert not _indexed(store, row)
+    assert store.catalog.size(SPACE) == 0
+
+
+def test_labels_are_never_issued_twice_across_a_reopen(tmp_path: Path) -> None:
+    opened = _open(tmp_path)
+    space = space_pb2.Space(name=f"spaces/{SPACE}")
+    opened.database.write(lambda cursor: insert_space(cursor, SPACE, space, NOW, "principals/ada"))
+    space_created(opened.catalog, SPACE, "principals/ada", space)
+    cubes = CubeStore(opened)
+    row = _row(cubes, "a", "kept", 1)
+    cubes.write(lambda write: write.create([row]), NOW)
+    cubes.write(lambda write: write.remove(SPACE, ["a"]), NOW)  # the highest label is no longer in any row
+    opened.close()
+
+    reopened = _open(tmp_path)
+    try:
+        again = CubeStore(reopened).new_labels(1)[0]
+    finally:
+        reopened.close()
+    # The removed cube's label is past every row, but its write made it durable: it is never issued again.
+    assert row.vec_id is not None and again > row.vec_id

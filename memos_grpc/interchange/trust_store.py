@@ -26,6 +26,7 @@ from memos_grpc.primitives.canonical import format_time
 from memos_grpc.primitives.keys import SigningKey, TrustedKey
 from memos_grpc.store.database import Connection
 from memos_grpc.store.rows import set_timestamp
+from memos_grpc.store.trust import insert_trust_root, newest_trust_root, newest_trust_root_version
 from memos_grpc.vault.context import VaultContext
 from memos_grpc.vault.validation import invalid
 
@@ -61,11 +62,11 @@ class TrustStore:
         self._context = context
         self._node_key = node_key
         with context.database.read() as cursor:
-            found = cursor.execute("SELECT envelope FROM trust_roots ORDER BY version DESC LIMIT 1").fetchone()
+            found = newest_trust_root(cursor)
         if found is None:
             self._root, self._envelope = self._create_first(node_principal)
         else:
-            self._envelope = bytes(found[0])
+            self._envelope = found
             self._root = parse_trust_root(parse_envelope(self._envelope).payload)
         self._message = wire_form(self._root, self._envelope)
 
@@ -97,13 +98,13 @@ class TrustStore:
         now = self._context.clock()
 
         def apply(cursor: Connection) -> None:
-            newest = cursor.execute("SELECT max(version) FROM trust_roots").fetchone()
-            if newest is not None and newest[0] is not None and int(newest[0]) >= root.version:
+            newest = newest_trust_root_version(cursor)
+            if newest is not None and newest >= root.version:
                 raise TrustRootError(
-                    f"trust root version {root.version} is not newer than {newest[0]} (a concurrent update won)",
+                    f"trust root version {root.version} is not newer than {newest} (a concurrent update won)",
                     reason="TRUST_ROOT_ROLLBACK",
                 )
-            cursor.execute("INSERT INTO trust_roots VALUES (?, ?, ?, ?)", [root.version, envelope, root.expires, now])
+            insert_trust_root(cursor, root.version, envelope, root.expires, now)
 
         self._context.database.write(apply)
 

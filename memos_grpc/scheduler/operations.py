@@ -25,6 +25,13 @@ from memos_grpc.errors import AbortedError, CancelledError, MemosError, NotFound
 from memos_grpc.governance.caller import Caller
 from memos_grpc.store.database import Connection
 from memos_grpc.store.names import new_operation_id, operation_name, parse_operation_name
+from memos_grpc.store.operations import (
+    drop_finished_operations,
+    insert_operation,
+    operation_by_id,
+    record_operation_end,
+    unfinished_operations,
+)
 from memos_grpc.store.rows import set_timestamp
 from memos_grpc.vault.context import VaultContext
 
@@ -95,22 +102,17 @@ class Operations:
         cutoff = now - timedelta(days=self._context.settings.operation_retention_days)
 
         def apply(cursor: Connection) -> int:
-            cursor.execute("DELETE FROM operations WHERE done AND create_time < ?", [cutoff])
-            rows = cursor.execute(
-                "SELECT space_id, operation_id, operation_pb FROM operations WHERE NOT done"
-            ).fetchall()
-            for space_id, operation_id, blob in rows:
-                operation = Operation.FromString(blob)
+            drop_finished_operations(cursor, cutoff)
+            unfinished = unfinished_operations(cursor)
+            for stored in unfinished:
+                operation = stored.operation
                 operation.state, operation.done = State.STATE_FAILED, True
                 operation.error.code, operation.error.reason = grpc.StatusCode.ABORTED.value[0], INTERRUPTED
                 operation.error.message = INTERRUPTED_MESSAGE
                 set_timestamp(operation.update_time, now)
                 set_timestamp(operation.end_time, now)
-                cursor.execute(
-                    "UPDATE operations SET operation_pb = ?, done = TRUE WHERE space_id = ? AND operation_id = ?",
-                    [operation.SerializeToString(), space_id, operation_id],
-                )
-            return len(rows)
+                record_operation_end(cursor, stored.space_id, stored.operation_id, operation)
+            return len(unfinished)
 
         interrupted = self._context.database.write(apply)
         if interrupted:
@@ -148,10 +150,7 @@ class Operations:
         set_timestamp(operation.update_time, now)
 
         def apply(cursor: Connection) -> None:
-            cursor.execute(
-                "INSERT INTO operations VALUES (?, ?, ?, FALSE, ?)",
-                [space_id, operation_id, operation.SerializeToString(), now],
-            )
+            insert_operation(cursor, space_id, operation_id, operation, now)
 
         self._context.database.write(apply)
         live = _Live(operation, job)
@@ -203,10 +202,7 @@ class Operations:
         space_id, operation_id = parse_operation_name(final.name)
 
         def apply(cursor: Connection) -> None:
-            cursor.execute(
-                "UPDATE operations SET operation_pb = ?, done = TRUE WHERE space_id = ? AND operation_id = ?",
-                [final.SerializeToString(), space_id, operation_id],
-            )
+            record_operation_end(cursor, space_id, operation_id, final)
 
         try:
             self._context.database.write(apply)
@@ -241,11 +237,7 @@ class Operations:
             operation = _copy(live.operation) if live is not None else None
         if operation is None:
             with self._context.database.read() as cursor:
-                row = cursor.execute(
-                    "SELECT operation_pb FROM operations WHERE space_id = ? AND operation_id = ?",
-                    [space_id, operation_id],
-                ).fetchone()
-            operation = Operation.FromString(row[0]) if row is not None else None
+                operation = operation_by_id(cursor, space_id, operation_id)
         if operation is None:
             raise NotFoundError(f"operation {name} does not exist", reason="OPERATION_NOT_FOUND")
         return self._shown(operation, viewer), live

@@ -14,11 +14,10 @@ import logging
 import threading
 from datetime import datetime
 
-from memos_grpc._proto.memos.v1 import cube_pb2
 from memos_grpc.errors import MemosError
-from memos_grpc.store.catalog_rows import catalog_entries
-from memos_grpc.store.database import IDS, SPLIT_LIST, Connection, id_list
+from memos_grpc.store.database import Connection
 from memos_grpc.store.rows import CubeRow, set_timestamp
+from memos_grpc.store.usage import countable_cubes, overwrite_cubes, uses_committed
 from memos_grpc.vault.context import VaultContext
 
 log = logging.getLogger(__name__)
@@ -60,35 +59,18 @@ class UsageRecorder:
         def apply(cursor: Connection) -> list[CubeRow]:
             touched: list[CubeRow] = []
             for space_id, uses in by_space.items():
-                rows = cursor.execute(  # cubes deleted or emptied by expiry since they were recalled: not found
-                    f"SELECT cube_id, cube_pb, vec_id FROM cubes WHERE space_id = ? AND cube_id IN {IDS} "
-                    "AND state <> ?",
-                    [space_id, id_list(uses), cube_pb2.LIFECYCLE_STATE_EXPIRED],
-                ).fetchall()
-                changed: list[CubeRow] = []
-                for cube_id, cube_pb, vec_id in rows:
-                    count, when = uses[cube_id]
-                    cube = cube_pb2.MemCube.FromString(cube_pb)
-                    cube.usage_count += count
-                    set_timestamp(cube.last_use_time, when)
-                    changed.append(CubeRow(space_id, cube_id, cube, None if vec_id is None else int(vec_id), None))
-                if changed:
-                    # One statement per space: DuckDB spends milliseconds on each UPDATE it runs, so a row
-                    # at a time (executemany) cost a busy server a third of its CPU. The new cubes travel
-                    # as one hex string, which binds at once (see ``id_list``).
-                    cursor.execute(
-                        f"UPDATE cubes SET cube_pb = unhex(new.pb) FROM (SELECT unnest({SPLIT_LIST}) AS id, "
-                        f"unnest({SPLIT_LIST}) AS pb) AS new WHERE cubes.space_id = ? AND cubes.cube_id = new.id",
-                        [id_list(r.cube_id for r in changed), id_list(r.serialized().hex() for r in changed), space_id],
-                    )
+                changed = countable_cubes(cursor, space_id, list(uses))
+                for row in changed:
+                    count, when = uses[row.cube_id]
+                    row.cube.usage_count += count
+                    set_timestamp(row.cube.last_use_time, when)
+                overwrite_cubes(cursor, space_id, changed)
                 touched += changed
             return touched
 
         def after_commit(touched: list[CubeRow]) -> None:
             for space_id in by_space:
-                rows = [row for row in touched if row.space_id == space_id]
-                # Use changes no text: the catalog takes the new counts, the lexical index keeps what it has.
-                context.catalog.put(space_id, catalog_entries(rows, reindex=False))
+                uses_committed(context.catalog, space_id, [row for row in touched if row.space_id == space_id])
 
         return len(context.database.write(apply, after_commit))
 

@@ -23,6 +23,7 @@ from dataclasses import dataclass
 from memos_grpc.errors import AbortedError, FailedPreconditionError, InvalidArgumentError, NotFoundError
 from memos_grpc.primitives.keys import SigningKey
 from memos_grpc.store.database import Connection
+from memos_grpc.store.witness import WitnessedCheckpoint, record_cosigned, witnessed_checkpoint
 from memos_grpc.transparency import merkle
 from memos_grpc.transparency._text import TransparencyFormatError
 from memos_grpc.transparency.checkpoint import Checkpoint
@@ -38,18 +39,6 @@ log = logging.getLogger(__name__)
 KEY_FILE = "witness.key"
 #: Most hashes a consistency proof may hold: RFC 6962 gives at most ceil(log2 size) + 1 for sizes below 2**63.
 MAX_PROOF_HASHES = 64
-
-
-@dataclass(frozen=True)
-class WitnessedCheckpoint:
-    """The latest checkpoint the witness cosigned for a log."""
-
-    origin: str
-    size: int
-    root: bytes
-    note: str
-    #: Unix seconds of the cosignature.
-    cosign_time: int
 
 
 @dataclass(frozen=True)
@@ -89,7 +78,7 @@ class Witness:
     def latest(self, origin: str) -> WitnessedCheckpoint | None:
         """The latest checkpoint cosigned for ``origin``, or None before the first."""
         with self._context.database.read() as cursor:
-            return _state(cursor, origin)
+            return witnessed_checkpoint(cursor, origin)
 
     def add_checkpoint(self, old_size: int, proof: Sequence[bytes], checkpoint_note: str) -> Cosigned:
         """Cosigns ``checkpoint_note`` if it extends the latest checkpoint cosigned for its log (see the module)."""
@@ -116,7 +105,7 @@ class Witness:
         now = self._context.clock()
 
         def apply(cursor: Connection) -> int:
-            stored = _state(cursor, checkpoint.origin)
+            stored = witnessed_checkpoint(cursor, checkpoint.origin)
             size, root = (0, merkle.EMPTY_ROOT) if stored is None else (stored.size, stored.root)
             latest = {"latest_size": str(size)}
             if old_size != size:
@@ -139,15 +128,10 @@ class Witness:
             except ProofError as error:
                 raise InvalidArgumentError(str(error), reason=error.reason) from None
             timestamp = int(now.timestamp())
-            cursor.execute(
-                """
-                INSERT INTO witness_state VALUES (?, ?, ?, ?, ?)
-                ON CONFLICT (origin) DO UPDATE
-                SET tree_size = excluded.tree_size, root = excluded.root, note = excluded.note,
-                    cosign_time = excluded.cosign_time
-                """,
-                [checkpoint.origin, checkpoint.size, checkpoint.root, checkpoint_note, timestamp],
+            latest_now = WitnessedCheckpoint(
+                checkpoint.origin, checkpoint.size, checkpoint.root, checkpoint_note, timestamp
             )
+            record_cosigned(cursor, latest_now)
             return timestamp
 
         timestamp = self._context.database.write(apply)
@@ -178,12 +162,3 @@ def _check_request(old_size: int, proof: Sequence[bytes], size: int) -> None:
 def _refused(error: TransparencyFormatError) -> InvalidArgumentError:
     """A note or checkpoint refusal as the caller's error, its reason kept."""
     return InvalidArgumentError(f"the checkpoint note: {error.message}", reason=error.reason)
-
-
-def _state(cursor: Connection, origin: str) -> WitnessedCheckpoint | None:
-    row = cursor.execute(
-        "SELECT tree_size, root, note, cosign_time FROM witness_state WHERE origin = ?", [origin]
-    ).fetchone()
-    if row is None:
-        return None
-    return WitnessedCheckpoint(origin, int(row[0]), bytes(row[1]), str(row[2]), int(row[3]))

@@ -27,7 +27,7 @@ from memos_grpc.store.rows import memory_text, to_datetime
 from memos_grpc.store.visibility import held_license_id
 from memos_grpc.vault.context import VaultContext
 from memos_grpc.vault.licensing import RECALL
-from memos_grpc.vault.search import Hit, Search
+from memos_grpc.vault.search import Hit, Search, SearchQuery
 from memos_grpc.vault.validation import check_text, invalid
 
 Item = scheduler_service_pb2.RecallItem
@@ -62,8 +62,8 @@ class Scheduler:
         wanted = set(request.types) or _ALL_TYPES
         if not wanted <= _ALL_TYPES:
             raise invalid("types names an unknown or unspecified memory type", "INVALID_ENUM")
-        search = vault_service_pb2.SearchCubesRequest(
-            parent=request.parent,
+        search = SearchQuery(
+            space_id=space_id,
             text=request.query,
             filter=request.filter,
             top_k=settings.recall_max_candidates,

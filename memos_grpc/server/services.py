@@ -27,6 +27,7 @@ from memos_grpc.errors import UnavailableError
 from memos_grpc.governance import caller
 from memos_grpc.governance.erasure import erase_principal_data
 from memos_grpc.node import Node
+from memos_grpc.vault.search import SearchQuery
 
 
 class VaultSlot:
@@ -94,7 +95,7 @@ class VaultServicer(vault_service_pb2_grpc.VaultServiceServicer):
     def SearchCubes(
         self, request: vault_service_pb2.SearchCubesRequest, context: grpc.ServicerContext
     ) -> vault_service_pb2.SearchCubesResponse:
-        hits = self._slot.get().search.search(request, caller.current())
+        hits = self._slot.get().search.search(SearchQuery.from_request(request), caller.current())
         return vault_service_pb2.SearchCubesResponse(
             results=[vault_service_pb2.ScoredCube(cube=h.cube, score=h.score) for h in hits]
         )

@@ -27,7 +27,7 @@ from memos_grpc.errors import NotFoundError
 from memos_grpc.governance.caller import Caller
 from memos_grpc.store.catalog import CubeAccess
 from memos_grpc.store.filter import CompiledFilter, compile_filter
-from memos_grpc.store.names import parse_space_name
+from memos_grpc.store.names import parse_space_name, space_name
 from memos_grpc.store.vectors import SpaceIndex
 from memos_grpc.store.visibility import CubeVisibility, held_license_id
 from memos_grpc.vault.context import VaultContext
@@ -52,6 +52,48 @@ _MAX_FILTERED_EF = 1024
 
 
 @dataclass(frozen=True)
+class SearchQuery:
+    """What a search asks, in the domain's terms: a space, a text or a vector, a filter, how many and how.
+
+    ``from_request`` reads and checks SearchCubes' message; Recall builds one directly.
+    """
+
+    space_id: str
+    text: str = ""
+    #: The query's vector as given; None to embed ``text`` (dense and hybrid modes).
+    vector: tuple[float, ...] | None = None
+    filter: str = ""
+    #: Results wanted; 0 for the server's default (``default_top_k``), at most ``max_top_k``.
+    top_k: int = 0
+    mode: vault_service_pb2.SearchMode = vault_service_pb2.SEARCH_MODE_DENSE
+    include_archived: bool = False
+
+    @classmethod
+    def from_request(cls, request: vault_service_pb2.SearchCubesRequest) -> SearchQuery:
+        """The query a SearchCubesRequest asks (INVALID_ARGUMENT for a message no search can answer)."""
+        space_id = parse_space_name(request.parent, "parent")
+        if request.top_k < 0:
+            raise invalid(f"top_k must not be negative (got {request.top_k})", "INVALID_TOP_K")
+        mode = request.mode or vault_service_pb2.SEARCH_MODE_DENSE
+        if mode not in _MODES:
+            raise invalid(f"mode {request.mode} is not a known SearchMode", "INVALID_ENUM")
+        which = request.WhichOneof("query")
+        if mode != vault_service_pb2.SEARCH_MODE_DENSE and which != "text":
+            raise invalid("lexical and hybrid search need a text query", "TEXT_QUERY_REQUIRED")
+        if which is None:
+            raise invalid("set a query: text or vector", "MISSING_QUERY")
+        return cls(
+            space_id=space_id,
+            text=request.text,
+            vector=tuple(request.vector.values) if which == "vector" else None,
+            filter=request.filter,
+            top_k=request.top_k,
+            mode=mode,
+            include_archived=request.include_archived,
+        )
+
+
+@dataclass(frozen=True)
 class Hit:
     """One search result: the cube as the caller may see it, and its score (higher is better, on the mode's scale)."""
 
@@ -69,26 +111,22 @@ class Search:
     def __init__(self, context: VaultContext) -> None:
         self._context = context
 
-    def query_vector(self, request: vault_service_pb2.SearchCubesRequest) -> FloatArray:
-        which = request.WhichOneof("query")
-        if which == "vector":
-            return check_vector(request.vector.values, self._context.dimension, "vector")
-        if which == "text":
-            check_text(request.text, self._context.settings, "text")
-            vector: FloatArray = self._context.embedder.embed([request.text])[0]
-            return vector
-        raise invalid("set a query: text or vector", "MISSING_QUERY")
+    def query_vector(self, query: SearchQuery) -> FloatArray:
+        """The query's vector as given (checked against the space's dimension), or its text embedded."""
+        if query.vector is not None:
+            return check_vector(query.vector, self._context.dimension, "vector")
+        check_text(query.text, self._context.settings, "text")
+        vector: FloatArray = self._context.embedder.embed([query.text])[0]
+        return vector
 
-    def search(
-        self, request: vault_service_pb2.SearchCubesRequest, viewer: Caller, action: str = SEARCH, count: bool = True
-    ) -> list[Hit]:
+    def search(self, query: SearchQuery, viewer: Caller, action: str = SEARCH, count: bool = True) -> list[Hit]:
         """The nearest cubes ``viewer`` may see and ``action`` may use, best first.
 
         Cubes of a held license that ``action`` may not use now are left out before ranking; with ``count``, one
         use of each license whose cubes are returned is counted (a license refused at that moment, its limit just
         reached by a concurrent call, has its cubes dropped from the answer). Recall counts only what it returns.
         """
-        hits = self._search(request, viewer, action)
+        hits = self._search(query, viewer, action)
         if not count:
             return hits
         return self.count_uses(hits, action, viewer)
@@ -101,24 +139,24 @@ class Search:
         refused = self._context.licenses.use(action, licenses, viewer.principal)
         return [h for h in hits if held_license_id(h.cube) not in refused] if refused else hits
 
-    def _search(self, request: vault_service_pb2.SearchCubesRequest, viewer: Caller, action: str) -> list[Hit]:
+    def _search(self, request: SearchQuery, viewer: Caller, action: str) -> list[Hit]:
         settings = self._context.settings
-        space_id = parse_space_name(request.parent, "parent")
+        space_id = request.space_id
         if request.top_k < 0:
             raise invalid(f"top_k must not be negative (got {request.top_k})", "INVALID_TOP_K")
         top_k = min(request.top_k or settings.default_top_k, settings.max_top_k)
         compiled = compile_filter(request.filter, max_length=settings.max_filter_length)
-        mode = request.mode or vault_service_pb2.SEARCH_MODE_DENSE
+        mode = request.mode
         if mode not in _MODES:
-            raise invalid(f"mode {request.mode} is not a known SearchMode", "INVALID_ENUM")
-        if mode != vault_service_pb2.SEARCH_MODE_DENSE and request.WhichOneof("query") != "text":
+            raise invalid(f"mode {mode} is not a known SearchMode", "INVALID_ENUM")
+        if mode != vault_service_pb2.SEARCH_MODE_DENSE and request.vector is not None:
             raise invalid("lexical and hybrid search need a text query", "TEXT_QUERY_REQUIRED")
         query = self.query_vector(request) if mode != vault_service_pb2.SEARCH_MODE_LEXICAL else None
         if query is None:
             check_text(request.text, settings, "text")
         now = self._context.clock()
         if not self._context.catalog.has_space(space_id):
-            raise NotFoundError(f"space {request.parent} does not exist", reason="SPACE_NOT_FOUND")
+            raise NotFoundError(f"space {space_name(space_id)} does not exist", reason="SPACE_NOT_FOUND")
         index = self._context.indexes.get(space_id)
         visibility = CubeVisibility(viewer, self._context.catalog, space_id)
         # Ranked on what the caller may see or not at all: a cube redacted for it is left out (docs/security.md).

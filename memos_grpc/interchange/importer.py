@@ -89,7 +89,7 @@ class CubeChecks:
 
     settings: Settings
     #: Each checked cube with its memory type (kept only when importing).
-    cubes: list[tuple[cube_pb2.MemCube, int]] = field(default_factory=list)
+    cubes: list[tuple[cube_pb2.MemCube, cube_pb2.MemoryType]] = field(default_factory=list)
     keep: bool = False
     carried: set[str] = field(default_factory=set)
     referenced: dict[str, str] = field(default_factory=dict)
@@ -166,7 +166,7 @@ class _Staging(CubeChecks):
 @dataclass
 class _Planned:
     row: CubeRow
-    action: int
+    action: Action
     reembedded: bool
     #: The existing cube's vector label this import retires, if any.
     replaced_vec_id: int | None = None
@@ -389,7 +389,7 @@ class Importer:
             interchange_service_pb2.ImportedCube(
                 provenance_id=p.row.cube.provenance_id,
                 name=p.row.cube.name,
-                action=p.action,  # type: ignore[arg-type]
+                action=p.action,
                 reembedded=p.reembedded and p.action != Action.ACTION_SKIPPED,
             )
             for p in planned
@@ -451,7 +451,12 @@ def _cube_id(cube: cube_pb2.MemCube) -> str:
 
 
 def _imported_cube(
-    cube: cube_pb2.MemCube, space_id: str, memory_type: int, caller: Caller, statement_digest: str, now: datetime
+    cube: cube_pb2.MemCube,
+    space_id: str,
+    memory_type: cube_pb2.MemoryType,
+    caller: Caller,
+    statement_digest: str,
+    now: datetime,
 ) -> cube_pb2.MemCube:
     """The cube as this server stores it: provenance and payload kept, local bookkeeping fresh."""
     imported = cube_pb2.MemCube()
@@ -459,7 +464,7 @@ def _imported_cube(
     # A license is this node's to set (a licensed import): one named in a bundle is the source node's, or forged.
     for local_only in ("embedding", "usage_count", "last_use_time", "etag", "license"):
         imported.ClearField(local_only)
-    imported.type = memory_type  # type: ignore[assignment]
+    imported.type = memory_type
     imported.source = cube_pb2.SOURCE_IMPORT
     imported.origin = statement_digest
     if not imported.HasField("create_time"):

@@ -124,7 +124,7 @@ class Scheduler:
                 tokens.append(0)
         return tokens
 
-    def _ranked(self, hits: list[Hit], kinds: list[int]) -> list[scheduler_service_pb2.RecallItem]:
+    def _ranked(self, hits: list[Hit], kinds: list[Item.Kind]) -> list[scheduler_service_pb2.RecallItem]:
         """Candidates with their parts and weighted score, best first."""
         settings = self._context.settings
         now = self._context.clock()
@@ -152,12 +152,12 @@ class Scheduler:
                 w * p
                 for w, p in zip(weights, (parts.relevance, parts.priority, parts.recency, parts.usage), strict=True)
             )
-            items.append(Item(cube=cube, kind=kind, score=score, parts=parts))  # type: ignore[arg-type]
+            items.append(Item(cube=cube, kind=kind, score=score, parts=parts))
         items.sort(key=lambda item: -item.score)
         return items
 
 
-def _kind(cube: cube_pb2.MemCube, model_fingerprint: str) -> int:
+def _kind(cube: cube_pb2.MemCube, model_fingerprint: str) -> Item.Kind:
     """How the cube reaches the caller's model (KIND_UNSPECIFIED: it cannot, and is left out)."""
     if cube.type == cube_pb2.MEMORY_TYPE_ACTIVATION:
         if model_fingerprint and cube.activation.model_fingerprint == model_fingerprint:

@@ -161,7 +161,11 @@ class Cubes:
 
     @staticmethod
     def _new_cube(
-        space_id: str, cube_id: str, given: cube_pb2.MemCube, memory_type: int, now: datetime
+        space_id: str,
+        cube_id: str,
+        given: cube_pb2.MemCube,
+        memory_type: cube_pb2.MemoryType,
+        now: datetime,
     ) -> cube_pb2.MemCube:
         cube = cube_pb2.MemCube()
         cube.CopyFrom(given)
@@ -178,7 +182,7 @@ class Cubes:
         ):
             cube.ClearField(output_only)
         cube.name = cube_name(space_id, cube_id)
-        cube.type = memory_type  # type: ignore[assignment]
+        cube.type = memory_type
         cube.state = cube_pb2.LIFECYCLE_STATE_GENERATED
         cube.storage_mode = (
             cube_pb2.STORAGE_MODE_INLINE

@@ -42,7 +42,7 @@ ARCHIVED, FROZEN, EXPIRED = (
 
 #: Which state may follow which. FROZEN leaves only by UnfreezeCube, back to the state it was frozen in;
 #: EXPIRED is final. (UNSPECIFIED, on cubes from before states were kept, counts as GENERATED.)
-TRANSITIONS: dict[int, frozenset[int]] = {
+TRANSITIONS: dict[State, frozenset[State]] = {
     GENERATED: frozenset({ACTIVATED, MERGED, ARCHIVED, FROZEN, EXPIRED}),
     ACTIVATED: frozenset({MERGED, ARCHIVED, FROZEN, EXPIRED}),
     MERGED: frozenset({ARCHIVED, FROZEN, EXPIRED}),
@@ -52,11 +52,11 @@ TRANSITIONS: dict[int, frozenset[int]] = {
 }
 
 
-def _state_name(state: int) -> str:
+def _state_name(state: State) -> str:
     return State.Name(state).removeprefix("LIFECYCLE_STATE_")
 
 
-def check_transition(name: str, current: int, target: int) -> None:
+def check_transition(name: str, current: State, target: State) -> None:
     """Raises FAILED_PRECONDITION unless ``TRANSITIONS`` lets ``current`` become ``target``."""
     current = current or GENERATED
     if current == FROZEN:
@@ -298,12 +298,12 @@ _KEPT_ON_ROLLBACK = field_mask_pb2.FieldMask(
 )
 
 
-def _to_state(target: int) -> Callable[[CubeWrite, cube_pb2.MemCube], _Change]:
+def _to_state(target: State) -> Callable[[CubeWrite, cube_pb2.MemCube], _Change]:
     def change(_write: CubeWrite, stored: cube_pb2.MemCube) -> _Change:
         check_transition(stored.name, stored.state, target)
         moved = cube_pb2.MemCube()
         moved.CopyFrom(stored)
-        moved.state = target  # type: ignore[assignment]
+        moved.state = target
         return _Change(moved)
 
     return change

@@ -126,7 +126,7 @@ def _check_blob_payload(payload: cube_pb2.ActivationPayload | cube_pb2.Parametri
         raise invalid(f"{field}.shape has a negative dimension", "INVALID_SHAPE")
 
 
-def check_cube_fields(cube: cube_pb2.MemCube, settings: Settings) -> int:
+def check_cube_fields(cube: cube_pb2.MemCube, settings: Settings) -> cube_pb2.MemoryType:
     """Checks a cube as sent for creation; returns its memory type."""
     payload = cube.WhichOneof("payload")
     memory_type = cube.type

@@ -40,13 +40,13 @@ from memos_grpc.marketplace.semver import check_release_id
 from memos_grpc.marketplace.terms import TermsError, check_license_expression
 from memos_grpc.primitives.canonical import format_time
 from memos_grpc.store.catalog import redaction_rules
-from memos_grpc.store.database import IDS, id_list
+from memos_grpc.store.export import exported_cubes
 from memos_grpc.store.filter import compile_filter
 from memos_grpc.store.names import parse_cube_name, parse_space_name
 from memos_grpc.store.rows import blob_digest, vector_from_bytes
+from memos_grpc.store.spaces import space_by_id
 from memos_grpc.store.visibility import CubeVisibility, held_license_id, redact_text
 from memos_grpc.vault.context import VaultContext
-from memos_grpc.store.cubes import LIVE
 from memos_grpc.vault.licensing import EXPORT
 from memos_grpc.vault.validation import invalid
 
@@ -149,35 +149,24 @@ class Exporter:
         compiled = compile_filter(request.filter, max_length=context.settings.max_filter_length)
         cube_ids = sorted({self._cube_id(space_id, name, i) for i, name in enumerate(request.names)})
         visibility = CubeVisibility(caller, context.catalog, space_id)
-        visibility_sql, visibility_params = visibility.sql()
-        names_sql = f"cube_id IN {IDS}" if cube_ids else "TRUE"
-        names_params: list[Any] = [id_list(cube_ids)] if cube_ids else []
         limit = context.settings.bundle_max_cubes
         with context.database.read() as cursor:
-            found = cursor.execute("SELECT space_pb FROM spaces WHERE space_id = ?", [space_id]).fetchone()
-            if found is None:
+            space = space_by_id(cursor, space_id)
+            if space is None:
                 raise NotFoundError(f"space {request.parent} does not exist", reason="SPACE_NOT_FOUND")
-            space = space_pb2.Space.FromString(found[0])
             rules = redaction_rules(space, space_pb2.RedactionRule.AUDIENCE_EXPORT)
-            # What a viewer may not read, it may not export either (viewer withholding is in visibility_sql).
+            # What a viewer may not read, it may not export either (the selection leaves out what it withholds).
             for label in visibility.redacted:
                 if rules.get(label) != _WITHHOLD:
                     rules[label] = _REDACT
-            result = cursor.execute(
-                f"SELECT cube_pb, embedding FROM cubes WHERE space_id = ? AND {LIVE} AND {visibility_sql} "
-                f"AND {names_sql} AND ({compiled.sql}) ORDER BY cube_id",
-                [space_id, context.clock(), *visibility_params, *names_params, *compiled.params],
-            )
-            count = 0
-            while batch := result.fetchmany(1000):
-                for cube_pb, embedding in batch:
-                    count += 1
-                    if count > limit:
-                        raise ResourceExhaustedError(
-                            f"the selection holds more than {limit} cubes (bundle_max_cubes); narrow it with a filter",
-                            reason="EXPORT_TOO_LARGE",
-                        )
-                    self._add(cube_pb2.MemCube.FromString(cube_pb), embedding, rules, spooled)
+            selected = exported_cubes(cursor, space_id, context.clock(), visibility, cube_ids, compiled)
+            for count, (cube, embedding) in enumerate(selected, start=1):
+                if count > limit:
+                    raise ResourceExhaustedError(
+                        f"the selection holds more than {limit} cubes (bundle_max_cubes); narrow it with a filter",
+                        reason="EXPORT_TOO_LARGE",
+                    )
+                self._add(cube, embedding, rules, spooled)
         for digest in spooled.blobs:
             try:
                 spooled.blobs[digest] = os.stat(context.blobs.path_for(digest)).st_size

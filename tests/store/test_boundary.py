@@ -4,9 +4,6 @@ Outside ``memos_grpc/store`` no module imports ``duckdb``, runs a statement (``e
 ``fetchmany``), or calls a method that changes a vector index, the search catalog (and with it the BM25 index)
 or the blob files. The check reads every call with ``ast``; a receiver is recognised by its name (``indexes``,
 ``index``, ``catalog``, ``lexical``, ``blobs``), which is how the code names them everywhere.
-
-``ALLOWED`` lists what still breaks the rule, per module and kind. It may only shrink: a new breach fails, and so
-does a listed one that is gone (remove it), so the list records the way to go rather than excusing it.
 """
 
 from __future__ import annotations
@@ -35,10 +32,6 @@ _WRITES = {
     "blobs": frozenset({"writer", "adopt", "delete", "write", "commit"}),
 }
 _RECEIVERS = {"indexes": "index", "index": "index", "catalog": "catalog", "lexical": "lexical", "blobs": "blobs"}
-
-#: ``module: kinds`` still breaking the rule; may only shrink.
-ALLOWED: dict[str, frozenset[str]] = {}
-
 
 def _receiver_kind(node: ast.expr) -> str | None:
     """The kind of store a call's receiver names: ``context.indexes.get(space)`` and ``self._index`` are indexes."""
@@ -89,11 +82,8 @@ def outside_the_store() -> dict[str, frozenset[str]]:
 
 
 def test_only_the_store_holds_sql_and_writes_indexes_and_blobs() -> None:
-    found = outside_the_store()
-    new = {m: sorted(k - ALLOWED.get(m, frozenset())) for m, k in found.items() if k - ALLOWED.get(m, frozenset())}
-    assert not new, f"store access outside memos_grpc/store (move it into the store): {new}"
-    gone = {m: sorted(k - found.get(m, frozenset())) for m, k in ALLOWED.items() if k - found.get(m, frozenset())}
-    assert not gone, f"no longer done outside the store: remove them from ALLOWED: {gone}"
+    found = {module: sorted(kinds) for module, kinds in outside_the_store().items()}
+    assert not found, f"store access outside memos_grpc/store (move it into the store): {found}"
 
 
 def test_the_check_sees_each_kind(tmp_path: Path) -> None:

@@ -30,9 +30,9 @@ from memos_grpc.errors import (
 )
 from memos_grpc.governance.caller import Caller
 from memos_grpc.scheduler.operations import Operation, Operations, Progress
-from memos_grpc.store.cubes import CubeWrite, next_version
+from memos_grpc.store.cubes import CubeWrite
 from memos_grpc.store.names import check_id, cube_name, new_cube_id, parse_cube_name, parse_space_name
-from memos_grpc.store.rows import CubeRow, memory_text
+from memos_grpc.store.rows import CubeRow, memory_text, next_version
 from memos_grpc.vault.context import VaultContext
 from memos_grpc.vault.cubes import Cubes
 from memos_grpc.vault.licensing import TRANSFORM, derived_license, license_id

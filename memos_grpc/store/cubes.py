@@ -32,7 +32,7 @@ from memos_grpc.store.database import IDS, Connection, Database, id_list
 from memos_grpc.store.filter import CompiledFilter
 from memos_grpc.store.names import cube_name, space_name
 from memos_grpc.store.removal import Removed
-from memos_grpc.store.rows import CubeRow, insert_rows, make_etag, set_timestamp, vector_from_bytes
+from memos_grpc.store.rows import CubeRow, insert_rows, vector_from_bytes
 from memos_grpc.store.store import Store
 from memos_grpc.store.vectors import VectorIndexes
 from memos_grpc.store.visibility import CubeVisibility
@@ -41,13 +41,6 @@ T = TypeVar("T")
 
 #: A condition over the cubes table that leaves out cubes past their expire time (bound to the time as of which).
 LIVE = "(expire_time IS NULL OR expire_time > ?)"
-
-
-def next_version(cube: cube_pb2.MemCube, previous: int, now: datetime) -> None:
-    """Numbers ``cube`` as the version after ``previous``, changed at ``now``: the one place a version is made."""
-    cube.version = previous + 1
-    set_timestamp(cube.update_time, now)
-    cube.etag = make_etag(cube.name, cube.version, now)
 
 
 class Labels:
@@ -196,9 +189,10 @@ class CubeWrite:
         return derivation.inherit_labels(self._cursor, space_id, cube)
 
     def follow_labels(self, space_id: str, cube: cube_pb2.MemCube, before: Iterable[str]) -> None:
-        """``derivation.follow_labels`` in this transaction; the derived cubes it rewrites reach the catalog."""
-        derived = derivation.follow_labels(self._cursor, space_id, cube, before, self.now)
-        self._catalog_put(space_id, derived, reindex=False)
+        """``derivation.follow_labels`` in this transaction: each derived cube that gains a label is written as
+        its next version (its text, and so its vector and BM25 document, unchanged)."""
+        for row in derivation.follow_labels(self._cursor, space_id, cube, before, self.now):
+            self.replace(row, row.vec_id, reindex=False)
 
     # -- changes -----------------------------------------------------------------------
 

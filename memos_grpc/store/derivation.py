@@ -18,7 +18,7 @@ from memos_grpc._proto.memos.v1 import cube_pb2
 from memos_grpc.errors import InvalidArgumentError
 from memos_grpc.store.database import IDS, Connection, id_list
 from memos_grpc.store.names import parse_cube_name
-from memos_grpc.store.rows import CubeRow, insert_rows, make_etag, set_timestamp, vector_from_bytes
+from memos_grpc.store.rows import CubeRow, next_version, vector_from_bytes
 from memos_grpc.store.visibility import CubeVisibility
 
 
@@ -70,8 +70,8 @@ def follow_labels(
     """What a change of ``cube`` (its labels were ``before``; the caller writes it) means along derivation links.
 
     The cube keeps its sources' labels, whatever the change (an update or a rollback does not drop what it
-    inherited); and the labels it gained are added to every cube derived from it. Returns the derived rows
-    written, for the caller to put in the search catalog after the commit.
+    inherited); and the labels it gained are added to every cube derived from it. Returns those derived
+    cubes, each numbered as its next version, for the caller to write (``CubeWrite.follow_labels``).
     """
     inherit_labels(cursor, space_id, cube)
     if set(cube.sensitivity_labels) <= set(before):
@@ -83,7 +83,7 @@ def propagate_labels(
     cursor: Connection, space_id: str, changed: Sequence[cube_pb2.MemCube], now: datetime
 ) -> list[CubeRow]:
     """Adds the labels of ``changed`` to every cube of the space derived from them, directly or through other
-    derived cubes, as a new version of each cube that gains one, written here; the rows written.
+    derived cubes; returns each cube that gains one, numbered as its next version, for the caller to write.
 
     The cubes of ``changed`` are the caller's to write and are never rewritten here (a derivation cycle leads
     back to labels they already hold). Expired and frozen cubes gain labels too: a label is a restriction, and
@@ -102,16 +102,8 @@ def propagate_labels(
                 )
     # Labels only grow, so each cube is pending again only after it gained one: the walk ends.
     rows = list(derived.values())
-    if not rows:
-        return []
     for row in rows:
-        row.cube.version += 1
-        set_timestamp(row.cube.update_time, now)
-        row.cube.etag = make_etag(row.cube.name, row.cube.version, now)
-    cursor.execute(
-        f"DELETE FROM cubes WHERE space_id = ? AND cube_id IN {IDS}", [space_id, id_list(r.cube_id for r in rows)]
-    )
-    insert_rows(cursor, rows)
+        next_version(row.cube, row.cube.version, now)
     return rows
 
 

@@ -92,6 +92,13 @@ def set_timestamp(stamp: timestamp_pb2.Timestamp, when: datetime) -> None:
     stamp.FromDatetime(when)
 
 
+def next_version(cube: cube_pb2.MemCube, previous: int, now: datetime) -> None:
+    """Numbers ``cube`` as the version after ``previous``, changed at ``now``: the one place a version is made."""
+    cube.version = previous + 1
+    set_timestamp(cube.update_time, now)
+    cube.etag = make_etag(cube.name, cube.version, now)
+
+
 def make_etag(name: str, version: int, update_time: datetime) -> str:
     raw = f"{name}\0{version}\0{update_time.isoformat()}".encode()
     return hashlib.sha256(raw).hexdigest()[:20]

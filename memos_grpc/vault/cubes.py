@@ -24,12 +24,12 @@ from memos_grpc.errors import (
     NotFoundError,
 )
 from memos_grpc.governance.caller import Caller
-from memos_grpc.store.cubes import CubeWrite, Preindexed, next_version
+from memos_grpc.store.cubes import CubeWrite, Preindexed
 from memos_grpc.store.filter import compile_filter
 from memos_grpc.store.names import check_id, cube_name, new_cube_id, parse_cube_name, parse_space_name, space_name
 from memos_grpc.store.paging import decode_token, encode_token, page_size
 from memos_grpc.store.removal import tombstone
-from memos_grpc.store.rows import CubeRow, blob_digest, make_etag, memory_text, set_timestamp
+from memos_grpc.store.rows import CubeRow, blob_digest, make_etag, memory_text, next_version, set_timestamp
 from memos_grpc.store.visibility import CubeVisibility
 from memos_grpc.vault.blob_access import require_referenceable
 from memos_grpc.vault.blob_headers import describe_activation

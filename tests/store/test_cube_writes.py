@@ -14,9 +14,9 @@ import pytest
 from memos_grpc._proto.memos.v1 import cube_pb2, space_pb2
 from memos_grpc.errors import AlreadyExistsError, NotFoundError
 from memos_grpc.settings import Settings
-from memos_grpc.store.cubes import CubeStore, CubeWrite, Preindexed, next_version
+from memos_grpc.store.cubes import CubeStore, CubeWrite, Preindexed
 from memos_grpc.store.opening import open_store
-from memos_grpc.store.rows import CubeRow
+from memos_grpc.store.rows import CubeRow, next_version
 from memos_grpc.store.spaces import insert_space, space_created
 from memos_grpc.store.store import Store
 from memos_grpc.store.vectors import IndexParams

@@ -13,7 +13,7 @@ import os
 import tomllib
 from collections.abc import Mapping
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 from memos_grpc.errors import InvalidArgumentError
 from memos_grpc.transparency.log_keys import witnessed_logs
@@ -21,6 +21,21 @@ from memos_grpc.transparency.note import valid_key_name
 
 ENV_PREFIX = "MEMOS_"
 MiB = 1024 * 1024
+
+#: Field metadata key of a setting that must be greater than zero: the mark sits on the field itself, so a new
+#: limit cannot be declared without deciding it, and ``Settings.validate`` reads the marks.
+POSITIVE = "positive"
+
+_Default = TypeVar("_Default", int, float)
+
+
+def positive(default: _Default) -> _Default:
+    """The default of a setting that must be greater than zero (0 or less is refused at load).
+
+    At run time this is the dataclass field carrying the mark; it is typed as the default so the field's
+    annotation stays the plain ``int`` or ``float`` that ``_convert`` reads.
+    """
+    return dataclasses.field(default=default, metadata={POSITIVE: True})
 
 
 @dataclasses.dataclass(frozen=True)
@@ -34,7 +49,7 @@ class Settings:
     #: no request data). Empty: no access log.
     access_log_file: str = ""
     #: Threads serving RPCs.
-    workers: int = 16
+    workers: int = positive(16)
     #: Seconds SIGTERM waits for in-flight calls before cancelling them.
     shutdown_grace_seconds: float = 10.0
 
@@ -46,61 +61,61 @@ class Settings:
     #: PEM CA bundle for client certificates: when set, clients must present one (mTLS).
     tls_client_ca_file: str = ""
 
-    max_receive_message_bytes: int = 16 * MiB
-    max_send_message_bytes: int = 16 * MiB
+    max_receive_message_bytes: int = positive(16 * MiB)
+    max_send_message_bytes: int = positive(16 * MiB)
     #: Longest plaintext payload, in UTF-8 bytes.
-    max_text_bytes: int = 64 * 1024
-    max_batch_size: int = 1000
+    max_text_bytes: int = positive(64 * 1024)
+    max_batch_size: int = positive(1000)
     #: Payload streams (WritePayload, ReadPayload) one principal may have open at once.
-    max_streams_per_principal: int = 8
-    default_page_size: int = 50
-    max_page_size: int = 1000
-    default_top_k: int = 10
-    max_top_k: int = 1000
+    max_streams_per_principal: int = positive(8)
+    default_page_size: int = positive(50)
+    max_page_size: int = positive(1000)
+    default_top_k: int = positive(10)
+    max_top_k: int = positive(1000)
     max_filter_length: int = 4096
     #: Largest payload blob accepted by WritePayload.
-    max_payload_bytes: int = 4096 * MiB
+    max_payload_bytes: int = positive(4096 * MiB)
     #: Size of the chunks ReadPayload streams.
-    payload_chunk_bytes: int = 1 * MiB
+    payload_chunk_bytes: int = positive(1 * MiB)
 
     #: "all-MiniLM-L6-v2" (the packaged default) or "none" (clients send vectors).
     embedder: str = "all-MiniLM-L6-v2"
     #: Vector dimension when embedder is "none".
-    vector_dimension: int = 384
-    embed_batch_size: int = 64
+    vector_dimension: int = positive(384)
+    embed_batch_size: int = positive(64)
     #: Longest a call waits for the embedder before failing UNAVAILABLE.
     embed_timeout_seconds: float = 60.0
 
-    hnsw_m: int = 16
-    hnsw_ef_construction: int = 200
-    hnsw_ef_search: int = 64
+    hnsw_m: int = positive(16)
+    hnsw_ef_construction: int = positive(200)
+    hnsw_ef_search: int = positive(64)
     #: A filtered search whose filter matches at most this many cubes is exact.
     exact_search_max_candidates: int = 4096
     #: Seconds within which a new or changed cube becomes searchable lexically (BM25); dense search sees it at once.
-    lexical_refresh_seconds: float = 0.5
+    lexical_refresh_seconds: float = positive(0.5)
     #: Share of the dense score in hybrid search (0 to 1; the lexical score has the rest). Each list's scores
     #: are divided by the list's best before they are added.
     hybrid_dense_weight: float = 0.5
 
     #: Candidates a recall ranks (the search's top k) before fitting the budget.
-    recall_max_candidates: int = 100
+    recall_max_candidates: int = positive(100)
     #: Weights of a recall item's score parts (docs/scheduler.md).
     recall_weight_relevance: float = 0.7
     recall_weight_priority: float = 0.1
     recall_weight_recency: float = 0.1
     recall_weight_usage: float = 0.1
     #: Days after which a memory's recency part has halved.
-    recall_half_life_days: float = 30.0
+    recall_half_life_days: float = positive(30.0)
     #: tokenizer.json that counts a recall's tokens (default: the packaged all-MiniLM-L6-v2 tokenizer).
     recall_tokenizer: str = ""
     #: Seconds between writes of recall usage (counts are batched, not written per call).
-    usage_flush_seconds: float = 1.0
+    usage_flush_seconds: float = positive(1.0)
     #: Seconds between saves of changed vector indexes (they are rebuilt from DuckDB after a crash).
     index_flush_seconds: float = 300.0
 
     #: Seconds between retention sweeps, which turn expired cubes into tombstones, remove tombstones past
     #: ``expired_retention_seconds``, and purge unreferenced blobs.
-    sweep_interval_seconds: float = 60.0
+    sweep_interval_seconds: float = positive(60.0)
     #: How long after its expire time an expired cube's tombstone (state EXPIRED, no content) stays listed
     #: before the sweeper removes it too; 0 removes it in the sweep that empties it.
     expired_retention_seconds: float = 30 * 86400.0
@@ -108,30 +123,30 @@ class Settings:
     blob_grace_seconds: float = 3600.0
 
     #: Most write operations committed together in one DuckDB transaction.
-    write_group_max: int = 256
+    write_group_max: int = positive(256)
 
     #: Name this server gives itself in the bundles it signs (default: the host name).
     node_name: str = ""
     #: Days the first trust root (created at first start) stays valid; renew it with UpdateTrustRoot.
-    trust_root_days: int = 365
+    trust_root_days: int = positive(365)
     #: Size of the chunks ExportBundle streams.
-    bundle_chunk_bytes: int = 1 * MiB
+    bundle_chunk_bytes: int = positive(1 * MiB)
     #: Largest bundle Import and Verify read, all entries together.
-    bundle_max_bytes: int = 64 * 1024 * MiB
+    bundle_max_bytes: int = positive(64 * 1024 * MiB)
     #: Most entries in one bundle (the marker and the envelope included).
-    bundle_max_entries: int = 250_000
+    bundle_max_entries: int = positive(250_000)
     #: Largest signed envelope (it lists every entry, so it grows with the bundle).
-    bundle_max_envelope_bytes: int = 64 * MiB
+    bundle_max_envelope_bytes: int = positive(64 * MiB)
     #: Largest cube entry (one serialized MemCube, read whole).
-    bundle_max_cube_bytes: int = 1 * MiB
+    bundle_max_cube_bytes: int = positive(1 * MiB)
     #: Most cubes one export may select, and one import may carry (an import holds them until it commits).
-    bundle_max_cubes: int = 200_000
+    bundle_max_cubes: int = positive(200_000)
     #: PEM CA bundle that ImportFromPeer uses to check a peer's TLS certificate when the call gives none.
     peer_ca_file: str = ""
     #: Let ImportFromPeer speak plaintext to a peer when the call asks (never do this across a network).
     allow_plaintext_peers: bool = False
     #: Longest an ImportFromPeer call waits for the peer's whole bundle.
-    peer_timeout_seconds: float = 600.0
+    peer_timeout_seconds: float = positive(600.0)
 
     #: Logs this node witnesses (C2SP tlog-witness over WitnessService): comma-separated vkeys of the logs'
     #: checkpoint keys, ``<origin>+<hex key id>+<base64 key>``. Empty: it witnesses none and has no witness key.
@@ -143,18 +158,18 @@ class Settings:
     #: weights; needs the models extra). Empty: no model, and TransformCube answers FAILED_PRECONDITION.
     model_dir: str = ""
     #: Defaults of a LoRA training run (TransformCube to parametric), when the request leaves them zero.
-    lora_steps: int = 50
-    lora_learning_rate: float = 1e-3
-    lora_rank: int = 8
+    lora_steps: int = positive(50)
+    lora_learning_rate: float = positive(1e-3)
+    lora_rank: int = positive(8)
     #: Most training steps, and most source cubes, one TransformCube may ask for.
-    max_lora_steps: int = 2000
-    max_transform_cubes: int = 256
+    max_lora_steps: int = positive(2000)
+    max_transform_cubes: int = positive(256)
     #: Operations that may wait for the model at once; more are refused RESOURCE_EXHAUSTED.
-    max_queued_operations: int = 64
+    max_queued_operations: int = positive(64)
     #: Longest CancelOperation waits for a running operation to stop before it answers.
-    operation_cancel_wait_seconds: float = 10.0
+    operation_cancel_wait_seconds: float = positive(10.0)
     #: Days a finished operation stays readable (dropped at the next start after that).
-    operation_retention_days: float = 30.0
+    operation_retention_days: float = positive(30.0)
 
     #: Make this node a marketplace: listings, releases, licenses and their transparency log
     #: (docs/marketplace.md). Its marketplace and log keys are created at first start.
@@ -168,14 +183,14 @@ class Settings:
     #: How many of those witnesses must cosign a checkpoint before it is published (0: all of them).
     marketplace_witness_quorum: int = 0
     #: Longest the publisher waits for one witness to answer.
-    marketplace_witness_timeout_seconds: float = 10.0
+    marketplace_witness_timeout_seconds: float = positive(10.0)
     #: Shortest time between two checkpoints the publisher signs: appends in between share one checkpoint.
-    checkpoint_interval_seconds: float = 0.05
+    checkpoint_interval_seconds: float = positive(0.05)
     #: Longest a call that returns a proof (AcquireLicense, PublishRelease) waits for a published checkpoint.
-    checkpoint_wait_seconds: float = 30.0
+    checkpoint_wait_seconds: float = positive(30.0)
     #: Age of the published checkpoint's quorum cosignatures (by this node's clock) past which the publisher
     #: has its witnesses cosign the same checkpoint again: buyers need a fresh one even while the log is idle.
-    checkpoint_refresh_seconds: float = 300.0
+    checkpoint_refresh_seconds: float = positive(300.0)
 
     #: The marketplace this node buys from, ``host:port`` of its TransparencyLogService: the node follows its log
     #: (every marketplace_sync_seconds, and on SyncMarketplaceLog) to learn of revocations and yanks and to keep
@@ -184,14 +199,19 @@ class Settings:
     #: A file holding the bearer token the node presents to that marketplace (keep it mode 0600).
     marketplace_follow_token_file: str = ""
     #: How often the node follows the marketplace log.
-    marketplace_sync_seconds: float = 60.0
+    marketplace_sync_seconds: float = positive(60.0)
     #: How often a buyer's node writes the uses of licensed cubes that no count limit depends on (with their audit
     #: events); a use a limit depends on is written before its answer leaves.
-    license_flush_seconds: float = 1.0
+    license_flush_seconds: float = positive(1.0)
 
     @classmethod
     def field_names(cls) -> list[str]:
         return [f.name for f in dataclasses.fields(cls)]
+
+    @classmethod
+    def positive_names(cls) -> list[str]:
+        """The settings declared with ``positive(...)``, in declaration order."""
+        return [f.name for f in dataclasses.fields(cls) if f.metadata.get(POSITIVE, False)]
 
     @classmethod
     def load(
@@ -232,54 +252,7 @@ class Settings:
         return settings
 
     def validate(self) -> None:
-        positive = [
-            "workers",
-            "max_receive_message_bytes",
-            "max_send_message_bytes",
-            "max_text_bytes",
-            "max_batch_size",
-            "max_streams_per_principal",
-            "default_page_size",
-            "max_page_size",
-            "default_top_k",
-            "max_top_k",
-            "max_payload_bytes",
-            "payload_chunk_bytes",
-            "vector_dimension",
-            "embed_batch_size",
-            "hnsw_m",
-            "hnsw_ef_construction",
-            "hnsw_ef_search",
-            "write_group_max",
-            "sweep_interval_seconds",
-            "trust_root_days",
-            "bundle_chunk_bytes",
-            "bundle_max_bytes",
-            "bundle_max_entries",
-            "bundle_max_envelope_bytes",
-            "bundle_max_cube_bytes",
-            "bundle_max_cubes",
-            "peer_timeout_seconds",
-            "lexical_refresh_seconds",
-            "recall_max_candidates",
-            "recall_half_life_days",
-            "lora_steps",
-            "lora_learning_rate",
-            "lora_rank",
-            "max_lora_steps",
-            "max_transform_cubes",
-            "max_queued_operations",
-            "operation_cancel_wait_seconds",
-            "operation_retention_days",
-            "usage_flush_seconds",
-            "marketplace_witness_timeout_seconds",
-            "checkpoint_interval_seconds",
-            "checkpoint_wait_seconds",
-            "marketplace_sync_seconds",
-            "license_flush_seconds",
-            "checkpoint_refresh_seconds",
-        ]
-        for name in positive:
+        for name in self.positive_names():
             if getattr(self, name) <= 0:
                 raise InvalidArgumentError(f"setting {name} must be positive", reason="INVALID_CONFIG")
         if not 0.0 <= self.hybrid_dense_weight <= 1.0:

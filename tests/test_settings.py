@@ -61,3 +61,67 @@ def test_documented_defaults_match_the_code() -> None:
     defaults = Settings()
     for name, shown in rows.items():
         assert str(getattr(defaults, name)) == shown, name
+
+
+#: The settings that had to be positive when the rule was a hand-kept list in ``Settings.validate``: the marks on
+#: the fields must name exactly these, so a dropped or stray ``positive(...)`` shows here.
+POSITIVE_SETTINGS = {
+    "workers",
+    "max_receive_message_bytes",
+    "max_send_message_bytes",
+    "max_text_bytes",
+    "max_batch_size",
+    "max_streams_per_principal",
+    "default_page_size",
+    "max_page_size",
+    "default_top_k",
+    "max_top_k",
+    "max_payload_bytes",
+    "payload_chunk_bytes",
+    "vector_dimension",
+    "embed_batch_size",
+    "hnsw_m",
+    "hnsw_ef_construction",
+    "hnsw_ef_search",
+    "write_group_max",
+    "sweep_interval_seconds",
+    "trust_root_days",
+    "bundle_chunk_bytes",
+    "bundle_max_bytes",
+    "bundle_max_entries",
+    "bundle_max_envelope_bytes",
+    "bundle_max_cube_bytes",
+    "bundle_max_cubes",
+    "peer_timeout_seconds",
+    "lexical_refresh_seconds",
+    "recall_max_candidates",
+    "recall_half_life_days",
+    "lora_steps",
+    "lora_learning_rate",
+    "lora_rank",
+    "max_lora_steps",
+    "max_transform_cubes",
+    "max_queued_operations",
+    "operation_cancel_wait_seconds",
+    "operation_retention_days",
+    "usage_flush_seconds",
+    "marketplace_witness_timeout_seconds",
+    "checkpoint_interval_seconds",
+    "checkpoint_wait_seconds",
+    "marketplace_sync_seconds",
+    "license_flush_seconds",
+    "checkpoint_refresh_seconds",
+}
+
+
+def test_the_settings_marked_positive_are_the_known_ones() -> None:
+    assert set(Settings.positive_names()) == POSITIVE_SETTINGS
+
+
+@pytest.mark.parametrize("name", sorted(POSITIVE_SETTINGS))
+@pytest.mark.parametrize("value", [0, -1])
+def test_a_positive_setting_refuses_zero_and_below(name: str, value: int) -> None:
+    with pytest.raises(InvalidArgumentError) as caught:
+        Settings.from_mapping({name: value})
+    assert caught.value.reason == "INVALID_CONFIG"
+    assert caught.value.message == f"setting {name} must be positive"

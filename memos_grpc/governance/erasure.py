@@ -15,7 +15,7 @@ from dataclasses import dataclass, field
 from memos_grpc._proto.memos.v1 import governance_service_pb2
 from memos_grpc.errors import NotFoundError
 from memos_grpc.governance.identity import Principals, parse_principal_name, principal_name
-from memos_grpc.store.cubes import CubeWrite
+from memos_grpc.store.interface import CubeWrite
 from memos_grpc.store.principals import cubes_created_by
 from memos_grpc.store.removal import Removed, remove_operations
 from memos_grpc.store.spaces import principal_removed, remove_roles_of, spaces_owned_alone

@@ -29,9 +29,10 @@ from memos_grpc.interchange.bundle import BundleLimits, BundleReport, BundleVeri
 from memos_grpc.interchange.statement import Subject, cube_entry_name
 from memos_grpc.settings import Settings
 from memos_grpc.store.blobs import BlobStore
-from memos_grpc.store.cubes import CubeWrite, Preindexed
+from memos_grpc.store.cubes import Preindexed
 from memos_grpc.store.database import Connection
 from memos_grpc.store.derivation import drop_links
+from memos_grpc.store.interface import CubeWrite
 from memos_grpc.store.names import check_id, cube_name, new_cube_id, parse_cube_name, parse_space_name
 from memos_grpc.store.rows import CubeRow, blob_digest, memory_text, next_version, set_timestamp
 from memos_grpc.store.visibility import CubeVisibility

@@ -30,7 +30,7 @@ from memos_grpc.errors import (
 )
 from memos_grpc.governance.caller import Caller
 from memos_grpc.scheduler.operations import Operation, Operations, Progress
-from memos_grpc.store.cubes import CubeWrite
+from memos_grpc.store.interface import CubeWrite
 from memos_grpc.store.names import check_id, cube_name, new_cube_id, parse_cube_name, parse_space_name
 from memos_grpc.store.rows import CubeRow, memory_text, next_version
 from memos_grpc.vault.context import VaultContext

@@ -1,12 +1,12 @@
-"""Cube writes: the one way a cube is created, given a new version, emptied or removed.
+"""Cube writes, the embedded backend: the one way a cube is created, given a new version, emptied or removed.
 
 Every path that changes cubes — CreateCube and BatchCreateCubes, UpdateCube, the lifecycle (rollback, freeze,
 archive, merge), transforms, imports, expiry, retention, erasure and DeleteSpace — runs its change through
-``Store.write_cubes`` as calls on one ``CubeWrite``. The ``CubeWrite`` writes the DuckDB rows in the write's
-transaction and records what the derived stores must do; after the commit (on the applier thread, in commit
-order) ``committed`` brings the vector indexes, the search catalog with its BM25 index and the blob files in
-step. So the derived stores are written in one place, and a cube gets a new version one way: ``next_version``
-numbers it, ``replace`` writes it.
+``CubeStore.write`` (``store/interface.py``) as calls on one ``CubeWrite``. Here, ``EmbeddedCubeWrite`` writes
+the DuckDB rows in the write's transaction and records what the derived stores must do; after the commit (on the
+applier thread, in commit order) ``committed`` brings the vector indexes, the search catalog with its BM25 index
+and the blob files in step. So the derived stores are written in one place, and a cube gets a new version one
+way: ``rows.next_version`` numbers it, ``replace`` writes it.
 
 Vector labels (hnswlib's ids) are issued by ``Labels``, never twice: a label a crashed write had indexed may
 still be in an index file, and a search answers by label.
@@ -30,6 +30,7 @@ from memos_grpc.store import derivation, removal
 from memos_grpc.store.catalog_rows import catalog_entries
 from memos_grpc.store.database import IDS, Connection, Database, id_list
 from memos_grpc.store.filter import CompiledFilter
+from memos_grpc.store.interface import CubeWrite, Preindexing
 from memos_grpc.store.names import cube_name, space_name
 from memos_grpc.store.removal import Removed
 from memos_grpc.store.rows import CubeRow, insert_rows, vector_from_bytes
@@ -77,7 +78,7 @@ class Preindexed:
     vectors: FloatArray
 
 
-class CubeWrite:
+class EmbeddedCubeWrite:
     """The cube changes of one write transaction; after its commit, ``committed`` updates the derived stores.
 
     Reads here see the transaction's own writes. Made only by ``Store.write_cubes``.
@@ -319,7 +320,7 @@ class CubeWrite:
             self._effects.append(lambda: self._store.catalog.put(space_id, entries))
 
 
-class CubeStore:
+class EmbeddedCubeStore:
     """The cube side of the store: labels, and the writes that run a ``CubeWrite`` through the database's writer."""
 
     def __init__(self, store: Store) -> None:
@@ -330,20 +331,20 @@ class CubeStore:
         """Vector labels never issued before; a ``CubeWrite`` that stores them makes them durable."""
         return self._labels.issue(count)
 
-    def write(self, change: Callable[[CubeWrite], T], now: datetime, *, preindexed: Preindexed | None = None) -> T:
+    def write(self, change: Callable[[CubeWrite], T], now: datetime, *, preindexed: Preindexing | None = None) -> T:
         """Runs ``change`` in one committed transaction; returns once the derived stores are in step.
 
         ``preindexed``: vectors to add to the index while the writer commits (removed again if the write fails).
         """
         database = self._store.database
 
-        def apply(cursor: Connection) -> tuple[CubeWrite, T]:
-            write = CubeWrite(self._store, cursor, now, preindexed.labels if preindexed is not None else ())
+        def apply(cursor: Connection) -> tuple[EmbeddedCubeWrite, T]:
+            write = EmbeddedCubeWrite(self._store, cursor, now, preindexed.labels if preindexed is not None else ())
             result = change(write)
             write.finish()
             return write, result
 
-        def after_commit(done: tuple[CubeWrite, T]) -> None:
+        def after_commit(done: tuple[EmbeddedCubeWrite, T]) -> None:
             done[0].committed()
 
         if preindexed is None or not preindexed.labels:

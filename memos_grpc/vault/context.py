@@ -11,8 +11,9 @@ from memos_grpc.errors import NotFoundError
 from memos_grpc.settings import Settings
 from memos_grpc.store.blobs import BlobStore
 from memos_grpc.store.catalog import SearchCatalog
-from memos_grpc.store.cubes import CubeStore
+from memos_grpc.store.cubes import EmbeddedCubeStore
 from memos_grpc.store.database import Connection, Database
+from memos_grpc.store.interface import CubeStore
 from memos_grpc.store.names import space_name
 from memos_grpc.store.spaces import space_exists
 from memos_grpc.store.store import Store
@@ -42,7 +43,7 @@ class VaultContext:
     cube_store: CubeStore = field(init=False)
 
     def __post_init__(self) -> None:
-        self.cube_store = CubeStore(self.store)
+        self.cube_store = EmbeddedCubeStore(self.store)
 
     def require_space(self, cursor: Connection, space_id: str) -> None:
         """Raises NOT_FOUND unless the space exists."""

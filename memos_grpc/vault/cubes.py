@@ -24,8 +24,9 @@ from memos_grpc.errors import (
     NotFoundError,
 )
 from memos_grpc.governance.caller import Caller
-from memos_grpc.store.cubes import CubeWrite, Preindexed
+from memos_grpc.store.cubes import Preindexed
 from memos_grpc.store.filter import compile_filter
+from memos_grpc.store.interface import CubeWrite
 from memos_grpc.store.names import check_id, cube_name, new_cube_id, parse_cube_name, parse_space_name, space_name
 from memos_grpc.store.paging import decode_token, encode_token, page_size
 from memos_grpc.store.removal import tombstone

@@ -17,8 +17,8 @@ from memos_grpc._proto.memos.v1 import cube_pb2, vault_service_pb2
 from memos_grpc.embedding.embedder import FloatArray
 from memos_grpc.errors import AlreadyExistsError, EtagMismatchError, FailedPreconditionError, NotFoundError
 from memos_grpc.governance.caller import Caller
-from memos_grpc.store.cubes import CubeWrite
 from memos_grpc.store.derivation import add_labels
+from memos_grpc.store.interface import CubeWrite
 from memos_grpc.store.names import check_id, cube_name, parse_cube_name, parse_space_name
 from memos_grpc.store.paging import decode_token, encode_token, page_size
 from memos_grpc.store.rows import CubeRow, next_version

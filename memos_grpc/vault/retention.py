@@ -26,8 +26,8 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
-from memos_grpc.store.cubes import CubeWrite
 from memos_grpc.store.database import Connection
+from memos_grpc.store.interface import CubeWrite
 from memos_grpc.store.removal import Removed
 from memos_grpc.store.retention import expired_cubes, tombstones_expired_before
 from memos_grpc.vault.context import VaultContext

@@ -7,8 +7,8 @@ from google.protobuf import field_mask_pb2
 from memos_grpc._proto.memos.v1 import access_pb2, space_pb2
 from memos_grpc.errors import AlreadyExistsError, EtagMismatchError, FailedPreconditionError, NotFoundError
 from memos_grpc.store import spaces as space_store
-from memos_grpc.store.cubes import CubeWrite
 from memos_grpc.store.database import Connection
+from memos_grpc.store.interface import CubeWrite
 from memos_grpc.store.names import check_id, parse_space_name, space_name
 from memos_grpc.store.paging import decode_token, encode_token, page_size
 from memos_grpc.store.removal import Removed

@@ -14,7 +14,8 @@ import pytest
 from memos_grpc._proto.memos.v1 import cube_pb2, space_pb2
 from memos_grpc.errors import AlreadyExistsError, NotFoundError
 from memos_grpc.settings import Settings
-from memos_grpc.store.cubes import CubeStore, CubeWrite, Preindexed
+from memos_grpc.store.cubes import EmbeddedCubeStore, Preindexed
+from memos_grpc.store.interface import CubeWrite
 from memos_grpc.store.opening import open_store
 from memos_grpc.store.rows import CubeRow, next_version
 from memos_grpc.store.spaces import insert_space, space_created
@@ -47,7 +48,7 @@ def _vector(seed: int) -> np.ndarray:
     return vector / np.linalg.norm(vector)
 
 
-def _row(cubes: CubeStore, cube_id: str, text: str, seed: int, blob: str = "") -> CubeRow:
+def _row(cubes: EmbeddedCubeStore, cube_id: str, text: str, seed: int, blob: str = "") -> CubeRow:
     cube = cube_pb2.MemCube(name=f"spaces/{SPACE}/cubes/{cube_id}", type=cube_pb2.MEMORY_TYPE_PLAINTEXT)
     cube.plaintext.text = text
     cube.create_time.FromDatetime(NOW)
@@ -71,7 +72,7 @@ def _indexed(store: Store, row: CubeRow) -> bool:
 
 
 def test_create_writes_the_row_a_version_the_vector_the_catalog_and_the_words(store: Store) -> None:
-    cubes = CubeStore(store)
+    cubes = EmbeddedCubeStore(store)
     row = _row(cubes, "a", "the heron stands in the shallows", 1)
     cubes.write(lambda write: write.create([row]), NOW)
 
@@ -87,7 +88,7 @@ def test_create_writes_the_row_a_version_the_vector_the_catalog_and_the_words(st
 
 
 def test_a_taken_id_writes_nothing(store: Store) -> None:
-    cubes = CubeStore(store)
+    cubes = EmbeddedCubeStore(store)
     cubes.write(lambda write: write.create([_row(cubes, "a", "first", 1)]), NOW)
     again = _row(cubes, "a", "second", 2)
     with pytest.raises(AlreadyExistsError):
@@ -97,7 +98,7 @@ def test_a_taken_id_writes_nothing(store: Store) -> None:
 
 
 def test_a_failed_preindexed_write_takes_its_vectors_out_again(store: Store) -> None:
-    cubes = CubeStore(store)
+    cubes = EmbeddedCubeStore(store)
     rows = [_row(cubes, "a", "first", 1), _row(cubes, "b", "second", 2)]
     labels = [r.vec_id for r in rows if r.vec_id is not None]
 
@@ -113,7 +114,7 @@ def test_a_failed_preindexed_write_takes_its_vectors_out_again(store: Store) -> 
 
 
 def test_replace_with_a_new_vector_moves_the_label_and_keeps_both_versions(store: Store) -> None:
-    cubes = CubeStore(store)
+    cubes = EmbeddedCubeStore(store)
     first = _row(cubes, "a", "the heron", 1)
     cubes.write(lambda write: write.create([first]), NOW)
     old_label = first.vec_id
@@ -142,7 +143,7 @@ def test_replace_with_a_new_vector_moves_the_label_and_keeps_both_versions(store
 
 
 def test_remove_takes_the_cube_from_every_store_and_releases_its_blob(store: Store, tmp_path: Path) -> None:
-    cubes = CubeStore(store)
+    cubes = EmbeddedCubeStore(store)
     payload = b"a cache of keys and values"
     digest = "sha256:" + hashlib.sha256(payload).hexdigest()
     staged = store.blobs.staging_path()
@@ -168,7 +169,7 @@ def test_remove_takes_the_cube_from_every_store_and_releases_its_blob(store: Sto
 
 
 def test_expire_leaves_a_tombstone_and_nothing_searchable(store: Store) -> None:
-    cubes = CubeStore(store)
+    cubes = EmbeddedCubeStore(store)
     row = _row(cubes, "a", "the heron", 1)
     row.cube.expire_time.FromDatetime(NOW + timedelta(hours=1))
     cubes.write(lambda write: write.create([row]), NOW)
@@ -188,7 +189,7 @@ def test_labels_are_never_issued_twice_across_a_reopen(tmp_path: Path) -> None:
     space = space_pb2.Space(name=f"spaces/{SPACE}")
     opened.database.write(lambda cursor: insert_space(cursor, SPACE, space, NOW, "principals/ada"))
     space_created(opened.catalog, SPACE, "principals/ada", space)
-    cubes = CubeStore(opened)
+    cubes = EmbeddedCubeStore(opened)
     row = _row(cubes, "a", "kept", 1)
     cubes.write(lambda write: write.create([row]), NOW)
     cubes.write(lambda write: write.remove(SPACE, ["a"]), NOW)  # the highest label is no longer in any row
@@ -196,7 +197,7 @@ def test_labels_are_never_issued_twice_across_a_reopen(tmp_path: Path) -> None:
 
     reopened = _open(tmp_path)
     try:
-        again = CubeStore(reopened).new_labels(1)[0]
+        again = EmbeddedCubeStore(reopened).new_labels(1)[0]
     finally:
         reopened.close()
     # The removed cube's label is past every row, but its write made it durable: it is never issued again.

@@ -14,7 +14,7 @@ from pathlib import Path
 
 import grpc
 import pytest
-from memos_test_support import admin_token, authorized_channel
+from memos_test_support import admin_token, authorized_channel, start_server
 
 from memos_grpc._proto.memos.v1 import (
     governance_service_pb2,
@@ -23,7 +23,6 @@ from memos_grpc._proto.memos.v1 import (
 )
 from memos_grpc.embedding.embedder import Embedder, MiniLMEmbedder
 from memos_grpc.server.app import MemosServer
-from memos_grpc.settings import Settings
 
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 
@@ -32,13 +31,6 @@ os.environ.setdefault("HF_HUB_OFFLINE", "1")
 def embedder() -> Embedder:
     """The real all-MiniLM-L6-v2, loaded once and shared by every server in the session."""
     return MiniLMEmbedder()
-
-
-def start_server(data_dir: Path, embedder: Embedder, **overrides: object) -> MemosServer:
-    settings = Settings.from_mapping({"data_dir": data_dir, "listen": "127.0.0.1:0", "workers": 8, **overrides})
-    server = MemosServer(settings, embedder)
-    server.start()
-    return server
 
 
 @pytest.fixture(scope="session")

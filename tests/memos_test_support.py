@@ -4,11 +4,14 @@ from __future__ import annotations
 
 import time
 from collections.abc import Callable
+from pathlib import Path
 from typing import Any, TypeVar
 
 import grpc
 
+from memos_grpc.embedding.embedder import Embedder
 from memos_grpc.server.app import MemosServer
+from memos_grpc.settings import Settings
 
 T = TypeVar("T")
 
@@ -70,3 +73,11 @@ def wait_until(predicate: Callable[[], T | None], timeout: float, what: str, int
         if time.monotonic() > deadline:
             raise AssertionError(f"timed out after {timeout:.0f}s waiting for {what}")
         time.sleep(interval)
+
+
+def start_server(data_dir: Path, embedder: Embedder, **overrides: object) -> MemosServer:
+    """A server on a free 127.0.0.1 port over ``data_dir``, started; ``overrides`` are settings."""
+    settings = Settings.from_mapping({"data_dir": data_dir, "listen": "127.0.0.1:0", "workers": 8, **overrides})
+    server = MemosServer(settings, embedder)
+    server.start()
+    return server

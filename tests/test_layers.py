@@ -90,3 +90,24 @@ def test_the_check_sees_an_upward_import(tmp_path: Path) -> None:
         "def f():\n    from memos_grpc.server.app import MemosServer\n    import memos_grpc.vault.cubes\n"
     )
     assert imports_of(module) == {"memos_grpc.server.app", "memos_grpc.vault.cubes"}
+
+
+def test_no_test_imports_conftest() -> None:
+    """Fixtures come by name and helpers from modules (``memos_test_support``...); conftest is pytest's alone."""
+    tests = PACKAGE.parent / "tests"
+    importers = sorted(
+        str(path.relative_to(tests))
+        for path in tests.rglob("*.py")
+        if any(name == "conftest" or name.startswith("conftest.") for name in _imported_names(path))
+    )
+    assert not importers, f"these import conftest: {importers}"
+
+
+def _imported_names(path: Path) -> set[str]:
+    names: set[str] = set()
+    for node in ast.walk(ast.parse(path.read_text(encoding="utf-8"))):
+        if isinstance(node, ast.Import):
+            names |= {alias.name for alias in node.names}
+        elif isinstance(node, ast.ImportFrom) and node.module and node.level == 0:
+            names.add(node.module)
+    return names

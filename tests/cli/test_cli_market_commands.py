@@ -18,8 +18,8 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import pytest
-from conftest import start_server
 from memos_client import MemosClient
+from memos_test_support import start_server
 
 from memos_grpc.embedding.embedder import Embedder
 from memos_grpc.interchange.bundle import verify_bundle

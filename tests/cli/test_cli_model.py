@@ -10,9 +10,9 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from conftest import start_server
 from memos_client import MemosClient, Operation
 from memos_client.models import ModelCalls
+from memos_test_support import start_server
 from tiny_models import save_llama
 
 from memos_grpc.cli.main import main

@@ -7,8 +7,8 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-from conftest import start_server
 from memos_client import InvalidArgumentError, MemosClient, NotFoundError
+from memos_test_support import start_server
 
 from memos_grpc.embedding.embedder import Embedder
 from memos_grpc.interchange.dsse import Envelope, parse_envelope

@@ -14,7 +14,6 @@ from pathlib import Path
 
 import grpc
 import pytest
-from conftest import start_server
 from memos_client import (
     AbortedError,
     InvalidArgumentError,
@@ -24,6 +23,7 @@ from memos_client import (
     PermissionDeniedError,
     release_info,
 )
+from memos_test_support import start_server
 
 from memos_grpc.embedding.embedder import Embedder
 from memos_grpc.marketplace import entries

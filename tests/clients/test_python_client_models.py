@@ -13,9 +13,8 @@ from pathlib import Path
 
 import grpc
 import pytest
-from conftest import start_server
 from memos_client import CancelledError, InvalidArgumentError, MemoryType, MemosClient, MemosError, ModelInfo, Operation
-from memos_test_support import admin_token
+from memos_test_support import admin_token, start_server
 from tiny_models import save_llama
 
 from memos_grpc.embedding.embedder import Embedder

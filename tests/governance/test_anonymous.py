@@ -6,8 +6,7 @@ from pathlib import Path
 
 import grpc
 import pytest
-from conftest import start_server
-from memos_test_support import admin_token, authorized_channel
+from memos_test_support import admin_token, authorized_channel, start_server
 
 from memos_grpc._proto.memos.v1 import governance_service_pb2 as g
 from memos_grpc._proto.memos.v1.governance_service_pb2_grpc import GovernanceServiceStub

@@ -8,8 +8,7 @@ from pathlib import Path
 
 import grpc
 import pytest
-from conftest import start_server
-from memos_test_support import admin_token, authorized_channel
+from memos_test_support import admin_token, authorized_channel, start_server
 
 from memos_grpc._proto.memos.v1 import audit_pb2, cube_pb2
 from memos_grpc._proto.memos.v1 import governance_service_pb2 as g

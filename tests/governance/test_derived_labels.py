@@ -12,9 +12,8 @@ from collections.abc import Iterator
 from dataclasses import dataclass
 
 import pytest
-from conftest import start_server
 from google.protobuf import field_mask_pb2
-from memos_test_support import admin_token, authorized_channel
+from memos_test_support import admin_token, authorized_channel, start_server
 from tiny_models import save_llama
 
 from memos_grpc._proto.memos.v1 import access_pb2, cube_pb2, principal_pb2, space_pb2

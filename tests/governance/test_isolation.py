@@ -71,10 +71,9 @@ from _isolation_world import (
     unit_vector,
     upload,
 )
-from conftest import start_server
 from google.protobuf import field_mask_pb2, timestamp_pb2
 from google.protobuf.message import Message
-from memos_test_support import admin_token, reason_of
+from memos_test_support import admin_token, reason_of, start_server
 from server._process import free_port
 from tiny_models import save_gpt2
 

@@ -10,8 +10,7 @@ from pathlib import Path
 import grpc
 import pytest
 from _trust import trust_keys
-from conftest import start_server
-from memos_test_support import admin_token, authorized_channel, reason_of
+from memos_test_support import admin_token, authorized_channel, reason_of, start_server
 
 from memos_grpc._proto.memos.v1 import access_pb2, audit_pb2, cube_pb2, space_pb2, trust_pb2
 from memos_grpc._proto.memos.v1 import governance_service_pb2 as g

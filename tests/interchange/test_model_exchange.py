@@ -16,8 +16,7 @@ import numpy as np
 import pytest
 import torch
 from _bundles import activation_cube, blob_entry, bundle, cube_entry, node_key
-from conftest import start_server
-from memos_test_support import admin_token, authorized_channel, reason_of
+from memos_test_support import admin_token, authorized_channel, reason_of, start_server
 from safetensors.numpy import load as load_numpy
 from tiny_models import save_gpt2
 

@@ -14,7 +14,7 @@ from collections.abc import Callable, Iterator
 
 import grpc
 import pytest
-from conftest import start_server
+from memos_test_support import start_server
 
 from memos_grpc._proto.memos.v1 import (
     access_pb2,

@@ -12,8 +12,7 @@ from typing import Any
 import grpc
 import pytest
 from _trust import current_root, propose
-from conftest import start_server
-from memos_test_support import admin_token, authorized_channel, reason_of
+from memos_test_support import admin_token, authorized_channel, reason_of, start_server
 
 from memos_grpc._proto.memos.v1 import governance_service_pb2 as g
 from memos_grpc._proto.memos.v1 import interchange_service_pb2 as i

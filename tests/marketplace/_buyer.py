@@ -19,8 +19,7 @@ from pathlib import Path
 from typing import Any
 
 import grpc
-from conftest import start_server
-from memos_test_support import admin_token, authorized_channel
+from memos_test_support import admin_token, authorized_channel, start_server
 
 from memos_grpc._proto.memos.v1 import cube_pb2, principal_pb2
 from memos_grpc._proto.memos.v1 import governance_service_pb2 as g

@@ -15,9 +15,8 @@ from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 
-from conftest import start_server
 from memos_client import MemosClient, release_info
-from memos_test_support import admin_token
+from memos_test_support import admin_token, start_server
 
 from memos_grpc.embedding.embedder import Embedder
 from memos_grpc.server.app import MemosServer

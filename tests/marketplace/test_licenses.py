@@ -14,9 +14,8 @@ from pathlib import Path
 import grpc
 import pytest
 from _market import OPEN_TERMS, Market, license_count, open_market
-from conftest import start_server
 from google.protobuf import timestamp_pb2
-from memos_test_support import reason_of
+from memos_test_support import reason_of, start_server
 
 from memos_grpc._proto.memos.v1 import marketplace_service_pb2 as m
 from memos_grpc.embedding.embedder import Embedder

@@ -15,8 +15,7 @@ from pathlib import Path
 
 import grpc
 import pytest
-from conftest import start_server
-from memos_test_support import admin_token, authorized_channel, reason_of
+from memos_test_support import admin_token, authorized_channel, reason_of, start_server
 
 from memos_grpc._proto.memos.v1 import transparency_log_service_pb2 as t
 from memos_grpc._proto.memos.v1.transparency_log_service_pb2_grpc import TransparencyLogServiceStub

@@ -15,8 +15,7 @@ from pathlib import Path
 import grpc
 import pytest
 from _market import Market, open_market
-from conftest import start_server
-from memos_test_support import reason_of
+from memos_test_support import reason_of, start_server
 from test_releases import World, export, publish
 from test_releases import world as world  # the two-server fixture (publisher and marketplace nodes)
 

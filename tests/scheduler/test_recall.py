@@ -8,8 +8,7 @@ from collections.abc import Iterator
 
 import grpc
 import pytest
-from conftest import start_server
-from memos_test_support import reason_of
+from memos_test_support import reason_of, start_server
 
 from memos_grpc._proto.memos.v1 import cube_pb2
 from memos_grpc._proto.memos.v1 import governance_service_pb2 as g

@@ -15,8 +15,7 @@ from pathlib import Path
 import grpc
 import pytest
 import torch
-from conftest import start_server
-from memos_test_support import admin_token, authorized_channel, reason_of
+from memos_test_support import admin_token, authorized_channel, reason_of, start_server
 from tiny_models import save_gpt2, save_llama
 
 from memos_grpc._proto.memos.v1 import cube_pb2, principal_pb2

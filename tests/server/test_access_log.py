@@ -9,8 +9,7 @@ from pathlib import Path
 
 import grpc
 import pytest
-from conftest import start_server
-from memos_test_support import admin_token, authorized_channel, wait_until
+from memos_test_support import admin_token, authorized_channel, start_server, wait_until
 
 from memos_grpc._proto.memos.v1 import (
     governance_service_pb2,

@@ -95,14 +95,13 @@ from _fuzz_inputs import (
     trust_root_documents,
     write_streams,
 )
-from conftest import start_server
 from google.protobuf import field_mask_pb2, timestamp_pb2
 from google.protobuf.message import DecodeError, Message
 from grpc_health.v1 import health_pb2, health_pb2_grpc
 from grpc_reflection.v1alpha import reflection_pb2
 from hypothesis import assume, given, settings
 from hypothesis import strategies as st
-from memos_test_support import admin_token
+from memos_test_support import admin_token, start_server
 
 from memos_grpc._proto.memos.v1 import cube_pb2, principal_pb2, trust_pb2
 from memos_grpc._proto.memos.v1 import governance_service_pb2 as g

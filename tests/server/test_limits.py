@@ -9,11 +9,10 @@ from pathlib import Path
 import grpc
 import pytest
 from _process import wait_until
-from conftest import start_server
 from google.rpc import error_details_pb2
 from grpc_health.v1 import health_pb2, health_pb2_grpc
 from grpc_status import rpc_status
-from memos_test_support import admin_token, authorized_channel
+from memos_test_support import admin_token, authorized_channel, start_server
 
 from memos_grpc._proto.memos.v1 import governance_service_pb2 as g
 from memos_grpc._proto.memos.v1 import vault_service_pb2 as v

@@ -15,8 +15,7 @@ from pathlib import Path
 import grpc
 import pytest
 from _certs import Issued, Pki, make_pki
-from conftest import start_server
-from memos_test_support import admin_token, authorized_channel, reason_of
+from memos_test_support import admin_token, authorized_channel, reason_of, start_server
 
 from memos_grpc._proto.memos.v1 import governance_service_pb2 as g
 from memos_grpc._proto.memos.v1 import principal_pb2, space_pb2

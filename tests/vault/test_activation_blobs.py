@@ -3,6 +3,9 @@
 from __future__ import annotations
 
 import hashlib
+import json
+import subprocess
+import sys
 from pathlib import Path
 
 import grpc
@@ -79,3 +82,33 @@ def test_a_truncated_cache_is_refused_and_other_blobs_stay_opaque(
     opaque = upload(vault_stub, space, b"\x00 some other cache format \xff" * 10)
     cube = create(vault_stub, space, cube_pb2.ActivationPayload(blob=opaque, model_fingerprint="other@sha256:1"))
     assert cube.activation.token_count == 0 and cube.activation.blob.digest == opaque.digest
+
+
+#: Run in a fresh interpreter: describes the cache at argv[1] and reports what the description loaded.
+DESCRIBE_IN_A_FRESH_PROCESS = """
+import json, sys
+from pathlib import Path
+from memos_grpc._proto.memos.v1 import cube_pb2
+from memos_grpc.vault.blob_headers import describe_activation
+payload = cube_pb2.ActivationPayload(model_fingerprint=sys.argv[2])
+describe_activation(payload, Path(sys.argv[1]))
+heavy = [name for name in ("torch", "transformers", "safetensors") if name in sys.modules]
+print(json.dumps({"token_count": payload.token_count, "shape": list(payload.shape), "loaded": heavy}))
+"""
+
+
+def test_describing_a_cache_loads_neither_torch_nor_transformers(cache: ComputedCache, tmp_path: Path) -> None:
+    """The first activation cube a server stores does not wait for the model libraries to import."""
+    blob = tmp_path / "cache.safetensors"
+    blob.write_bytes(cache.blob)
+    child = subprocess.run(
+        [sys.executable, "-c", DESCRIBE_IN_A_FRESH_PROCESS, str(blob), cache.header.fingerprint],
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=False,
+    )
+    assert child.returncode == 0, child.stderr[-3000:]
+    described = json.loads(child.stdout)
+    assert (described["token_count"], described["shape"]) == (4, [1, 2, 4, 16])
+    assert described["loaded"] == []

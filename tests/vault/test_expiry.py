@@ -15,9 +15,8 @@ from pathlib import Path
 
 import grpc
 import pytest
-from conftest import start_server
 from google.protobuf import field_mask_pb2
-from memos_test_support import admin_token, authorized_channel, reason_of
+from memos_test_support import admin_token, authorized_channel, reason_of, start_server
 
 from memos_grpc._proto.memos.v1 import access_pb2, cube_pb2, principal_pb2
 from memos_grpc._proto.memos.v1 import governance_service_pb2 as g

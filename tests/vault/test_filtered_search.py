@@ -19,9 +19,8 @@ import hnswlib
 import numpy as np
 import numpy.typing as npt
 import pytest
-from conftest import start_server
 from google.protobuf import field_mask_pb2
-from memos_test_support import admin_token, authorized_channel
+from memos_test_support import admin_token, authorized_channel, start_server
 
 from memos_grpc._proto.memos.v1 import cube_pb2
 from memos_grpc._proto.memos.v1 import governance_service_pb2 as g

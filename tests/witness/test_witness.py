@@ -18,10 +18,9 @@ from pathlib import Path
 
 import grpc
 import pytest
-from conftest import start_server
 from google.rpc import error_details_pb2
 from grpc_status import rpc_status
-from memos_test_support import admin_token, authorized_channel, reason_of
+from memos_test_support import admin_token, authorized_channel, reason_of, start_server
 
 from memos_grpc._proto.memos.v1 import witness_service_pb2 as w
 from memos_grpc._proto.memos.v1.witness_service_pb2_grpc import WitnessServiceStub

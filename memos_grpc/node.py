@@ -33,7 +33,7 @@ from memos_grpc.scheduler.recall import Scheduler
 from memos_grpc.scheduler.tokens import TokenCounter
 from memos_grpc.scheduler.transform import Transformer
 from memos_grpc.scheduler.usage import UsageRecorder
-from memos_grpc.settings import Settings
+from memos_grpc.settings import THREAD_STOP_SECONDS, Settings
 from memos_grpc.store.opening import open_store
 from memos_grpc.store.vectors import IndexParams
 from memos_grpc.vault.context import VaultContext
@@ -160,7 +160,7 @@ class Node:
         self.follower.close()
         self.license_book.close()
         self._stop.set()
-        self._flusher.join(timeout=30)
+        self._flusher.join(timeout=THREAD_STOP_SECONDS)
         self.sweeper.stop()
         self.usage.close()
         self.context.store.close()

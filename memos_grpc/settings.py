@@ -22,6 +22,12 @@ from memos_grpc.transparency.note import valid_key_name
 ENV_PREFIX = "MEMOS_"
 MiB = 1024 * 1024
 
+#: Longest a component's ``close`` waits for its background thread (index flusher, usage and license flushers,
+#: operations worker, checkpoint publisher, log follower) to finish its current step. Those threads are daemons:
+#: one stuck past this (a peer call, a long training step) is left behind, so shutdown stays bounded and the
+#: database still closes, instead of hanging on it.
+THREAD_STOP_SECONDS = 30.0
+
 #: Field metadata key of a setting that must be greater than zero: the mark sits on the field itself, so a new
 #: limit cannot be declared without deciding it, and ``Settings.validate`` reads the marks.
 POSITIVE = "positive"

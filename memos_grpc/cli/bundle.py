@@ -28,12 +28,7 @@ from memos_grpc.interchange.bundle import (
 from memos_grpc.interchange.dsse import EnvelopeFormatError, parse_envelope
 from memos_grpc.interchange.importer import bundle_limits
 from memos_grpc.interchange.report import verification_message
-from memos_grpc.interchange.tarstream import TarLimits
 from memos_grpc.settings import Settings
-
-_CUBE_PREFIX, _CUBE_SUFFIX = "cubes/", ".pb"
-#: What inspect accepts: anything a ustar archive can hold (it is a viewer; verify applies the server's limits).
-_INSPECT_LIMITS = TarLimits(max_entry_bytes=8**11 - 1, max_bundle_bytes=1 << 62, max_entries=1 << 62)
 
 
 def register(commands: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:

@@ -36,8 +36,12 @@ from memos_grpc.primitives.keys import PUBLIC_KEY_BYTES, PublicKeyError, Trusted
 from memos_grpc.settings import Settings
 
 _CUBE_PREFIX, _CUBE_SUFFIX = "cubes/", ".pb"
+#: Largest entry a ustar header can describe: its size field holds 11 octal digits.
+_USTAR_MAX_ENTRY_BYTES = 8**11 - 1
+#: A bound no file reaches (4.6 exabytes, or that many entries), standing for "no limit" where TarLimits wants a number.
+_UNBOUNDED = 1 << 62
 #: What inspect accepts: anything a ustar archive can hold (it is a viewer; verify applies the server's limits).
-_INSPECT_LIMITS = TarLimits(max_entry_bytes=8**11 - 1, max_bundle_bytes=1 << 62, max_entries=1 << 62)
+_INSPECT_LIMITS = TarLimits(max_entry_bytes=_USTAR_MAX_ENTRY_BYTES, max_bundle_bytes=_UNBOUNDED, max_entries=_UNBOUNDED)
 
 
 def public_key(text: str) -> TrustedKey:

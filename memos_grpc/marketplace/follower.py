@@ -37,7 +37,7 @@ from memos_grpc.interchange.trust_store import TrustStore
 from memos_grpc.marketplace.entries import REF_TYPES, EntryError, parse
 from memos_grpc.marketplace.held import LicenseBook
 from memos_grpc.marketplace.licenses import parse_license_name
-from memos_grpc.settings import Settings
+from memos_grpc.settings import THREAD_STOP_SECONDS, Settings
 from memos_grpc.store.followed_logs import Followed, LogEvent
 from memos_grpc.transparency import merkle
 from memos_grpc.transparency._text import TransparencyFormatError
@@ -73,7 +73,7 @@ class LogFollower:
     def close(self) -> None:
         self._stop.set()
         if self._thread is not None:
-            self._thread.join(timeout=30)
+            self._thread.join(timeout=THREAD_STOP_SECONDS)
         with self._lock:
             if self._channel is not None:
                 self._channel.close()

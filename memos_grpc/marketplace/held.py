@@ -36,6 +36,7 @@ from memos_grpc.interchange.trust_store import TrustStore
 from memos_grpc.marketplace.followed import FollowedLogs
 from memos_grpc.marketplace.grants import Grant, read_grant, verify_grant
 from memos_grpc.marketplace.offline import check_release_license
+from memos_grpc.settings import THREAD_STOP_SECONDS
 from memos_grpc.store import held_licenses
 from memos_grpc.store.database import Connection
 from memos_grpc.store.followed_logs import Followed as Followed
@@ -289,7 +290,7 @@ class LicenseBook:
     def close(self) -> None:
         """Stops the flusher and writes what it holds."""
         self._stop.set()
-        self._flusher.join(timeout=30)
+        self._flusher.join(timeout=THREAD_STOP_SECONDS)
         self.flush()
 
     def _flush_periodically(self) -> None:

@@ -30,6 +30,7 @@ from grpc_status import rpc_status
 from memos_grpc._proto.memos.v1 import witness_service_pb2, witness_service_pb2_grpc
 from memos_grpc.errors import InvalidArgumentError, UnavailableError
 from memos_grpc.interchange.peer import dial_configured
+from memos_grpc.settings import THREAD_STOP_SECONDS
 from memos_grpc.store import market_log
 from memos_grpc.store.database import Connection
 from memos_grpc.store.market_log import SignedCheckpoint
@@ -215,7 +216,7 @@ class CheckpointPublisher:
     def stop(self) -> None:
         self._stop.set()
         self._grown.set()
-        self._thread.join(timeout=30)
+        self._thread.join(timeout=THREAD_STOP_SECONDS)
         self._pool.shutdown(wait=False, cancel_futures=True)
         for state in self._witnesses.values():
             if state.channel is not None:

@@ -23,6 +23,7 @@ import grpc
 from memos_grpc._proto.memos.v1 import scheduler_service_pb2
 from memos_grpc.errors import AbortedError, CancelledError, MemosError, NotFoundError, ResourceExhaustedError
 from memos_grpc.governance.caller import Caller
+from memos_grpc.settings import THREAD_STOP_SECONDS
 from memos_grpc.store.database import Connection
 from memos_grpc.store.names import new_operation_id, operation_name, parse_operation_name
 from memos_grpc.store.operations import (
@@ -287,7 +288,7 @@ class Operations:
                 live.cancel_requested = True
             self._changed.notify_all()
         self._queue.put(None)
-        self._worker.join(timeout=30)
+        self._worker.join(timeout=THREAD_STOP_SECONDS)
 
 
 def _copy(operation: Operation) -> Operation:

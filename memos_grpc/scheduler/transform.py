@@ -51,6 +51,11 @@ PLAINTEXT, ACTIVATION, PARAMETRIC = (
     cube_pb2.MEMORY_TYPE_PARAMETRIC,
 )
 
+#: Highest LoRA rank a training request may ask for (docs/api.md, INVALID_TRAINING). A rank-r adapter on a d x k
+#: weight adds r * (d + k) parameters, so its blob and its training memory grow with r; a few hundred already
+#: rivals the weights it adapts on the small models a server runs, so more is refused as a mistake, not started.
+MAX_LORA_RANK = 256
+
 #: The memory types each target takes. An adapter learns texts: a cache's source text serves as well as a plaintext's.
 _SOURCE_TYPES: dict[int, frozenset[int]] = {
     PLAINTEXT: frozenset({ACTIVATION}),
@@ -295,8 +300,8 @@ class Transformer:
         if not (math.isfinite(rate) and 0 < rate <= 1):
             raise invalid("training.learning_rate must be in (0, 1]", "INVALID_TRAINING")
         rank = training.rank or settings.lora_rank
-        if not 1 <= rank <= 256:
-            raise invalid("training.rank must be 1..256", "INVALID_TRAINING")
+        if not 1 <= rank <= MAX_LORA_RANK:
+            raise invalid(f"training.rank must be 1..{MAX_LORA_RANK}", "INVALID_TRAINING")
         targets = tuple(training.target_modules) or tuple(host.default_target_modules())
         return TrainingPlan(steps=steps, learning_rate=rate, rank=rank, target_modules=targets, seed=training.seed)
 

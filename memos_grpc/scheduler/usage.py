@@ -15,6 +15,7 @@ import threading
 from datetime import datetime
 
 from memos_grpc.errors import MemosError
+from memos_grpc.settings import THREAD_STOP_SECONDS
 from memos_grpc.store.database import Connection
 from memos_grpc.store.rows import CubeRow, set_timestamp
 from memos_grpc.store.usage import countable_cubes, overwrite_cubes, uses_committed
@@ -84,7 +85,7 @@ class UsageRecorder:
     def close(self) -> None:
         """Stops the thread and writes what is left (before the database closes)."""
         self._stop.set()
-        self._thread.join(timeout=10)
+        self._thread.join(timeout=THREAD_STOP_SECONDS)
         try:
             self.flush()
         except MemosError:

@@ -20,7 +20,8 @@ from transformers import AutoModelForCausalLM, AutoTokenizer, PreTrainedModel, P
 
 from memos_grpc._proto.memos.v1 import scheduler_service_pb2
 from memos_grpc.errors import FailedPreconditionError, InvalidArgumentError
-from memos_grpc.models.activation import CacheHeader, CacheSpec, encode_cache, inspect_cache
+from memos_grpc.models.activation import CacheSpec, encode_cache
+from memos_grpc.models.cache_header import CacheHeader, inspect_cache
 from memos_grpc.models.fingerprint import model_fingerprint
 from memos_grpc.models.kv import cache_of_ids
 

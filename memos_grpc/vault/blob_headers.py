@@ -4,7 +4,8 @@ A cache made with ``encode_cache`` describes itself (model, dtype, layers,
 heads, tokens). When a cube is created or imported with such a blob, its header is checked
 (truncated or inconsistent files are refused) and the ActivationPayload is
 filled from it, or refused where it says otherwise: a plan's token budget
-relies on ``token_count``. Blobs in any other format stay opaque.
+relies on ``token_count``. Blobs in any other format stay opaque. Only the header
+module is read, so describing a cache loads neither torch nor transformers.
 """
 
 from __future__ import annotations
@@ -13,6 +14,7 @@ from pathlib import Path
 
 from memos_grpc._proto.memos.v1 import cube_pb2
 from memos_grpc.errors import InvalidArgumentError
+from memos_grpc.models.cache_header import DTYPE_MISMATCH, MALFORMED, SHAPE_MISMATCH, describe_cache_file
 
 
 def describe_activation(payload: cube_pb2.ActivationPayload, path: Path) -> None:
@@ -22,9 +24,6 @@ def describe_activation(payload: cube_pb2.ActivationPayload, path: Path) -> None
     """
     if not path.is_file():
         return  # the create reports BLOB_NOT_FOUND
-    # Imported here: torch and transformers load only for servers that store caches.
-    from memos_grpc.models.activation import DTYPE_MISMATCH, MALFORMED, SHAPE_MISMATCH, describe_cache_file
-
     described = describe_cache_file(path)
     if described is None:
         return

@@ -24,7 +24,8 @@ from tiny_models import save_gpt2, save_llama
 from transformers import AutoModelForCausalLM, AutoTokenizer, DynamicCache, MistralConfig, MistralForCausalLM
 
 from memos_grpc.errors import FailedPreconditionError, InvalidArgumentError, MemosError
-from memos_grpc.models.activation import CacheSpec, decode_cache, encode_cache, inspect_cache
+from memos_grpc.models.activation import CacheSpec, decode_cache, encode_cache
+from memos_grpc.models.cache_header import inspect_cache
 from memos_grpc.models.fingerprint import model_fingerprint
 from memos_grpc.models.kv import build_cache, forward_with_cache
 

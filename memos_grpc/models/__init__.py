@@ -1,4 +1,5 @@
 """Generative models a vault's activation and parametric memories belong to.
 
-Fingerprints that name a model exactly, and the safetensors codec for KV caches.
+Fingerprints that name a model exactly, the safetensors codec for KV caches, and its header format (read
+without torch, so the vault can describe a cache).
 """

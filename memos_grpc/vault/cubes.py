@@ -43,6 +43,7 @@ from memos_grpc.vault.validation import (
     check_update_mask,
     check_vector,
     invalid,
+    unit_vectors,
 )
 
 
@@ -119,6 +120,7 @@ class Cubes:
         now = self._context.clock()
         rows: list[CubeRow] = []
         to_embed: list[int] = []
+        given = unit_vectors([r.vector.values for r in requests], self._context.dimension)
         for index, request in enumerate(requests):
             cube_id = check_id(request.cube_id, "cube_id") if request.cube_id else new_cube_id()
             memory_type = check_cube_fields(request.cube, self._context.settings)
@@ -130,7 +132,9 @@ class Cubes:
                 describe_activation(cube.activation, self._context.blobs.path_for(cube.activation.blob.digest))
             vector: FloatArray | None = None
             if request.HasField("vector"):
-                vector = check_vector(request.vector.values, self._context.dimension)
+                vector = given[index]
+                if vector is None:  # refused: check it alone for the error
+                    vector = check_vector(request.vector.values, self._context.dimension)
                 cube.embedding_fingerprint = request.cube.embedding_fingerprint or "client"
             elif memory_type == cube_pb2.MEMORY_TYPE_PLAINTEXT or (
                 memory_text(cube) and self._context.embedder.fingerprint

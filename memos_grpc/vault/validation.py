@@ -201,6 +201,24 @@ def check_vector(values: Sequence[float], dimension: int, field: str = "vector")
     return unit
 
 
+def unit_vectors(values: Sequence[Sequence[float]], dimension: int) -> list[FloatArray | None]:
+    """``check_vector``'s result for each of many vectors, computed as one matrix (a batch's ingest is dominated
+    by per-vector array calls otherwise); None for one ``check_vector`` refuses, which the caller then calls on
+    it, in its own order, for the error."""
+    units: list[FloatArray | None] = [None] * len(values)
+    fitting = [i for i, v in enumerate(values) if len(v) == dimension]
+    if not fitting:
+        return units
+    matrix = np.array([values[i] for i in fitting], dtype=np.float64)  # float64, as check_vector
+    norms = np.sqrt(np.einsum("ij,ij->i", matrix, matrix))
+    good = np.isfinite(matrix).all(axis=1) & (norms > 0.0) & np.isfinite(norms)
+    scaled = (matrix / np.where(good, norms, 1.0)[:, None]).astype(np.float32)
+    for row, i in enumerate(fitting):
+        if good[row]:
+            units[i] = scaled[row]
+    return units
+
+
 def check_update_mask(paths: Sequence[str], updatable: frozenset[str] = UPDATABLE_PATHS) -> list[str]:
     """Checks an AIP-134 mask: required, and naming only fields in ``updatable``."""
     if not paths:

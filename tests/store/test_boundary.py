@@ -33,6 +33,7 @@ _WRITES = {
 }
 _RECEIVERS = {"indexes": "index", "index": "index", "catalog": "catalog", "lexical": "lexical", "blobs": "blobs"}
 
+
 def _receiver_kind(node: ast.expr) -> str | None:
     """The kind of store a call's receiver names: ``context.indexes.get(space)`` and ``self._index`` are indexes."""
     if isinstance(node, ast.Call):

@@ -84,6 +84,7 @@ POSITIVE_SETTINGS = {
     "hnsw_ef_construction",
     "hnsw_ef_search",
     "write_group_max",
+    "checkpoint_threshold_mb",
     "sweep_interval_seconds",
     "trust_root_days",
     "bundle_chunk_bytes",

@@ -27,6 +27,7 @@ from typing import Any, Generic, TypeVar
 import duckdb
 
 from memos_grpc.errors import MemosError, StorageError, UnavailableError
+from memos_grpc.settings import DEFAULT_CHECKPOINT_MB
 from memos_grpc.store import schema
 
 log = logging.getLogger(__name__)
@@ -68,9 +69,9 @@ class WriteOp(Generic[T]):
 class Database:
     """Owns the DuckDB connection, the writer thread and per-thread read cursors."""
 
-    def __init__(self, path: Path, group_max: int) -> None:
+    def __init__(self, path: Path, group_max: int, checkpoint_threshold_mb: int = DEFAULT_CHECKPOINT_MB) -> None:
         path.parent.mkdir(parents=True, exist_ok=True)
-        self._connection = duckdb.connect(str(path))
+        self._connection = duckdb.connect(str(path), config={"checkpoint_threshold": f"{checkpoint_threshold_mb}MB"})
         schema.migrate(self._connection)
         self._group_max = group_max
         self._queue: queue.Queue[WriteOp[Any] | None] = queue.Queue()

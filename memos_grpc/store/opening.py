@@ -17,7 +17,7 @@ def open_store(settings: Settings, params: IndexParams) -> tuple[Store, RepairRe
     Returns once every stored cube can be found, by vector and by its words alike.
     """
     store = Store(
-        database=Database(settings.duckdb_path, settings.write_group_max),
+        database=Database(settings.duckdb_path, settings.write_group_max, settings.checkpoint_threshold_mb),
         indexes=VectorIndexes(settings.index_dir, params),
         blobs=BlobStore(settings.blob_dir),
     )

@@ -202,3 +202,15 @@ def test_labels_are_never_issued_twice_across_a_reopen(tmp_path: Path) -> None:
         reopened.close()
     # The removed cube's label is past every row, but its write made it durable: it is never issued again.
     assert row.vec_id is not None and again > row.vec_id
+
+
+def test_the_database_checkpoints_at_the_configured_log_size(tmp_path: Path) -> None:
+    """``checkpoint_threshold_mb`` reaches DuckDB (its own 16 MB default checkpointed every few ingest batches)."""
+    settings = Settings(data_dir=tmp_path, checkpoint_threshold_mb=64)
+    opened = open_store(settings, IndexParams(dimension=DIMENSION, m=8, ef_construction=32, ef_search=32))[0]
+    try:
+        with opened.database.read() as cursor:
+            found = cursor.execute("SELECT current_setting('checkpoint_threshold')").fetchone()
+    finally:
+        opened.close()
+    assert found is not None and found[0] == "61.0 MiB"  # 64 MB, as DuckDB prints it in MiB

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import hashlib
 from dataclasses import dataclass
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import numpy as np
@@ -82,10 +82,18 @@ class CubeRow:
         return self._serialized
 
 
+_EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
+
+
 def to_datetime(stamp: timestamp_pb2.Timestamp) -> datetime | None:
+    """The time a timestamp holds (UTC, to the microsecond), or None when it is unset.
+
+    As ``Timestamp.ToDatetime`` but by arithmetic: every stored row converts three of them, and protobuf's
+    conversion was a third of building a batch's rows.
+    """
     if stamp.seconds == 0 and stamp.nanos == 0:
         return None
-    return stamp.ToDatetime(tzinfo=UTC)
+    return _EPOCH + timedelta(seconds=stamp.seconds, microseconds=stamp.nanos // 1000)
 
 
 def set_timestamp(stamp: timestamp_pb2.Timestamp, when: datetime) -> None:

@@ -8,7 +8,7 @@ from datetime import UTC, datetime
 import pytest
 
 from memos_grpc._proto.memos.v1 import cube_pb2
-from memos_grpc.store.catalog import CubeAccess, SearchCatalog
+from memos_grpc.store.catalog import CatalogRow, CubeAccess, SearchCatalog
 from memos_grpc.store.catalog_rows import catalog_entries, rows_committed
 from memos_grpc.store.lexical import LexicalIndex
 from memos_grpc.store.rows import CubeRow, set_timestamp
@@ -36,9 +36,9 @@ def test_entries_are_kept_for_rows_with_a_vector_and_carry_text_only_when_reinde
     row = _row("a", 4, "walnut orchards in autumn")
     access = CubeAccess(OWNER_ONLY, "alice", frozenset(), frozenset({"pii"}))
     assert catalog_entries([row, _row("b", None, "no vector")]) == [
-        (4, row.serialized(), EXPIRES, access, "walnut orchards in autumn")
+        CatalogRow(4, row.serialized(), EXPIRES, access, "walnut orchards in autumn")
     ]
-    assert catalog_entries([row], reindex=False) == [(4, row.serialized(), EXPIRES, access, None)]
+    assert catalog_entries([row], reindex=False) == [CatalogRow(4, row.serialized(), EXPIRES, access, None)]
 
 
 def test_rows_committed_reindexes_the_text_unless_told_not_to(lexical: LexicalIndex) -> None:

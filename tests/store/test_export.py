@@ -2,9 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
-from pathlib import Path
 
 import numpy as np
 import pytest
@@ -21,13 +19,6 @@ NOW = datetime(2030, 1, 1, tzinfo=UTC)
 ADMIN = Caller("root", admin=True, method="token")
 VIEWER = Caller("vera", admin=False, method="token")
 EVERYTHING = compile_filter("")
-
-
-@pytest.fixture
-def database(tmp_path: Path) -> Iterator[Database]:
-    opened = Database(tmp_path / "vault.duckdb", group_max=8)
-    yield opened
-    opened.close()
 
 
 @pytest.fixture

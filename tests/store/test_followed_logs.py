@@ -3,11 +3,7 @@ moves up (from a sync or an import's proof), and the revocations and yanks read,
 
 from __future__ import annotations
 
-from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
-from pathlib import Path
-
-import pytest
 
 from memos_grpc.store import followed_logs
 from memos_grpc.store.database import Database
@@ -17,13 +13,6 @@ from memos_grpc.transparency.checkpoint import Checkpoint
 
 T0 = datetime(2030, 1, 1, tzinfo=UTC)
 ORIGIN = "market.example/log"
-
-
-@pytest.fixture
-def database(tmp_path: Path) -> Iterator[Database]:
-    opened = Database(tmp_path / "vault.duckdb", group_max=8)
-    yield opened
-    opened.close()
 
 
 def _read(database: Database) -> tuple[list[Followed], list[tuple[str, str, int]]]:

@@ -3,11 +3,7 @@ are counted per action from the counts its first import opened."""
 
 from __future__ import annotations
 
-from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
-from pathlib import Path
-
-import pytest
 
 from memos_grpc.store import held_licenses
 from memos_grpc.store.database import Connection, Database
@@ -15,13 +11,6 @@ from memos_grpc.store.held_licenses import HeldRow
 
 T0 = datetime(2030, 1, 1, tzinfo=UTC)
 ACTIONS = ("import", "recall", "search")
-
-
-@pytest.fixture
-def database(tmp_path: Path) -> Iterator[Database]:
-    opened = Database(tmp_path / "vault.duckdb", group_max=8)
-    yield opened
-    opened.close()
 
 
 def _import(database: Database, held: HeldRow) -> None:

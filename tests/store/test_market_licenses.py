@@ -4,9 +4,7 @@ entry."""
 
 from __future__ import annotations
 
-from collections.abc import Iterator
 from datetime import UTC, datetime
-from pathlib import Path
 
 import pytest
 
@@ -18,13 +16,6 @@ from memos_grpc.store.market_licenses import LICENSE_FIELDS, LicenseRow, Revoked
 
 T0 = datetime(2030, 1, 1, tzinfo=UTC)
 ACTIVE, REVOKED = m.License.STATE_ACTIVE, m.License.STATE_REVOKED
-
-
-@pytest.fixture
-def database(tmp_path: Path) -> Iterator[Database]:
-    opened = Database(tmp_path / "vault.duckdb", group_max=8)
-    yield opened
-    opened.close()
 
 
 def _license(license_id: str, release: str, acquirer: str, log_index: int) -> m.License:

@@ -3,11 +3,7 @@ while the text stays, and filters, pages and matches by the columns the fields n
 
 from __future__ import annotations
 
-from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
-from pathlib import Path
-
-import pytest
 
 from memos_grpc._proto.memos.v1 import cube_pb2
 from memos_grpc._proto.memos.v1 import marketplace_service_pb2 as m
@@ -17,13 +13,6 @@ from memos_grpc.store.filter import compile_filter
 from memos_grpc.store.market_listings import LISTING_FIELDS, StoredListing
 
 T0 = datetime(2030, 1, 1, tzinfo=UTC)
-
-
-@pytest.fixture
-def database(tmp_path: Path) -> Iterator[Database]:
-    opened = Database(tmp_path / "vault.duckdb", group_max=8)
-    yield opened
-    opened.close()
 
 
 def _listing(listing_id: str, owner: str, tags: list[str], title: str = "") -> m.Listing:

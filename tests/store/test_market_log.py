@@ -3,9 +3,7 @@ checkpoint per size, published notes and the first one covering an entry."""
 
 from __future__ import annotations
 
-from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
-from pathlib import Path
 
 import pytest
 
@@ -17,13 +15,6 @@ from memos_grpc.transparency import merkle
 
 T0 = datetime(2030, 1, 1, tzinfo=UTC)
 CHUNK = 1 << STORED_LEVEL
-
-
-@pytest.fixture
-def database(tmp_path: Path) -> Iterator[Database]:
-    opened = Database(tmp_path / "vault.duckdb", group_max=8)
-    yield opened
-    opened.close()
 
 
 def _entry(index: int) -> bytes:

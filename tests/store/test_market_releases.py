@@ -5,7 +5,6 @@ bundle's blob file kept only when asked."""
 from __future__ import annotations
 
 import hashlib
-from collections.abc import Iterator
 from datetime import UTC, datetime
 from pathlib import Path
 
@@ -20,13 +19,6 @@ from memos_grpc.store.filter import compile_filter
 from memos_grpc.store.market_releases import RELEASE_FIELDS_FILTER, PublishedRelease
 
 T0 = datetime(2030, 1, 1, tzinfo=UTC)
-
-
-@pytest.fixture
-def database(tmp_path: Path) -> Iterator[Database]:
-    opened = Database(tmp_path / "vault.duckdb", group_max=8)
-    yield opened
-    opened.close()
 
 
 def _release(listing_id: str, release_id: str, log_index: int, license: str) -> m.Release:

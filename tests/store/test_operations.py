@@ -2,11 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
-from pathlib import Path
-
-import pytest
 
 from memos_grpc._proto.memos.v1 import scheduler_service_pb2
 from memos_grpc.store.database import Connection, Database
@@ -22,13 +18,6 @@ from memos_grpc.store.operations import (
 Operation = scheduler_service_pb2.Operation
 State = Operation.State
 T0 = datetime(2030, 1, 1, tzinfo=UTC)
-
-
-@pytest.fixture
-def database(tmp_path: Path) -> Iterator[Database]:
-    opened = Database(tmp_path / "vault.duckdb", group_max=8)
-    yield opened
-    opened.close()
 
 
 def _queued(space_id: str, operation_id: str) -> Operation:

@@ -2,11 +2,8 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
-from pathlib import Path
 
-import pytest
 from _stored_cubes import cube_row, insert_cubes
 
 from memos_grpc._proto.memos.v1 import principal_pb2
@@ -30,13 +27,6 @@ from memos_grpc.store.rows import set_timestamp
 T0 = datetime(2030, 1, 1, tzinfo=UTC)
 T1 = T0 + timedelta(hours=1)
 LATER = T0 + timedelta(days=30)
-
-
-@pytest.fixture
-def database(tmp_path: Path) -> Iterator[Database]:
-    opened = Database(tmp_path / "vault.duckdb", group_max=8)
-    yield opened
-    opened.close()
 
 
 def _principal(principal_id: str, *, admin: bool = False) -> principal_pb2.Principal:

@@ -2,9 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
-from pathlib import Path
 
 import pytest
 from _stored_cubes import cube_row, insert_cubes
@@ -16,13 +14,6 @@ from memos_grpc.store.retention import expired_cubes, tombstones_expired_before
 T0 = datetime(2030, 1, 1, tzinfo=UTC)
 HOUR = timedelta(hours=1)
 EXPIRED = cube_pb2.LIFECYCLE_STATE_EXPIRED
-
-
-@pytest.fixture
-def database(tmp_path: Path) -> Iterator[Database]:
-    opened = Database(tmp_path / "vault.duckdb", group_max=8)
-    yield opened
-    opened.close()
 
 
 @pytest.fixture

@@ -2,9 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
-from pathlib import Path
 
 import pytest
 from _stored_cubes import cube_row, insert_cubes
@@ -19,13 +17,6 @@ HOUR = timedelta(hours=1)
 OWNER, EDITOR, VIEWER = access_pb2.ROLE_OWNER, access_pb2.ROLE_EDITOR, access_pb2.ROLE_VIEWER
 ALICE, BOB, CAROL = "principals/alice", "principals/bob", "principals/carol"
 Rule = space_pb2.RedactionRule
-
-
-@pytest.fixture
-def database(tmp_path: Path) -> Iterator[Database]:
-    opened = Database(tmp_path / "vault.duckdb", group_max=8)
-    yield opened
-    opened.close()
 
 
 def _space(space_id: str, owner: str = ALICE) -> space_pb2.Space:

@@ -2,9 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
-from pathlib import Path
 
 import pytest
 
@@ -13,13 +11,6 @@ from memos_grpc.store.database import Database
 from memos_grpc.store.trust import insert_trust_root, newest_trust_root, newest_trust_root_version
 
 T0 = datetime(2030, 1, 1, tzinfo=UTC)
-
-
-@pytest.fixture
-def database(tmp_path: Path) -> Iterator[Database]:
-    opened = Database(tmp_path / "vault.duckdb", group_max=8)
-    yield opened
-    opened.close()
 
 
 def _newest(database: Database) -> tuple[bytes | None, int | None]:

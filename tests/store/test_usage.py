@@ -3,12 +3,9 @@ catalog's copy of them after the commit."""
 
 from __future__ import annotations
 
-from collections.abc import Iterator
 from datetime import UTC, datetime
-from pathlib import Path
 
 import numpy as np
-import pytest
 
 from memos_grpc._proto.memos.v1 import cube_pb2
 from memos_grpc.store.catalog import SearchCatalog
@@ -18,13 +15,6 @@ from memos_grpc.store.usage import countable_cubes, overwrite_cubes, uses_commit
 
 T0 = datetime(2030, 1, 1, tzinfo=UTC)
 T1 = datetime(2030, 1, 2, tzinfo=UTC)
-
-
-@pytest.fixture
-def database(tmp_path: Path) -> Iterator[Database]:
-    opened = Database(tmp_path / "vault.duckdb", group_max=8)
-    yield opened
-    opened.close()
 
 
 def _row(space_id: str, cube_id: str, vec_id: int | None, state: int = cube_pb2.LIFECYCLE_STATE_ACTIVATED) -> CubeRow:

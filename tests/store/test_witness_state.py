@@ -2,20 +2,8 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterator
-from pathlib import Path
-
-import pytest
-
 from memos_grpc.store.database import Database
 from memos_grpc.store.witness import WitnessedCheckpoint, record_cosigned, witnessed_checkpoint
-
-
-@pytest.fixture
-def database(tmp_path: Path) -> Iterator[Database]:
-    opened = Database(tmp_path / "vault.duckdb", group_max=8)
-    yield opened
-    opened.close()
 
 
 def _latest(database: Database, origin: str) -> WitnessedCheckpoint | None:

@@ -27,7 +27,9 @@ LAYERS: tuple[tuple[str, frozenset[str]], ...] = (
     ("store", frozenset({"store"})),
     (
         "libraries",
-        frozenset({"embedding", "primitives", "transparency", "errors", "settings", "files", "_proto", "__init__"}),
+        frozenset(
+            {"embedding", "primitives", "transparency", "errors", "reasons", "settings", "files", "_proto", "__init__"}
+        ),
     ),
 )
 RANK = {package: rank for rank, (_, packages) in enumerate(LAYERS) for package in packages}

@@ -13,6 +13,8 @@ from collections.abc import Mapping
 
 import grpc
 
+from memos_grpc import reasons
+
 #: The ErrorInfo domain of every error the server raises.
 ERROR_DOMAIN = "memos-grpc.dev"
 
@@ -21,7 +23,7 @@ class MemosError(Exception):
     """Base of every error the server reports to a caller."""
 
     code: grpc.StatusCode = grpc.StatusCode.INTERNAL
-    default_reason = "INTERNAL"
+    default_reason = reasons.INTERNAL
 
     def __init__(
         self,
@@ -42,99 +44,99 @@ class InvalidArgumentError(MemosError):
     """The request is malformed: a bad name, field, filter, token or size."""
 
     code = grpc.StatusCode.INVALID_ARGUMENT
-    default_reason = "INVALID_ARGUMENT"
+    default_reason = reasons.INVALID_ARGUMENT
 
 
 class NotFoundError(MemosError):
     """The named resource does not exist (or the caller may not know it does)."""
 
     code = grpc.StatusCode.NOT_FOUND
-    default_reason = "NOT_FOUND"
+    default_reason = reasons.NOT_FOUND
 
 
 class AlreadyExistsError(MemosError):
     """A resource with that name already exists."""
 
     code = grpc.StatusCode.ALREADY_EXISTS
-    default_reason = "ALREADY_EXISTS"
+    default_reason = reasons.ALREADY_EXISTS
 
 
 class EtagMismatchError(MemosError):
     """The etag sent is not the resource's current one (AIP-154)."""
 
     code = grpc.StatusCode.ABORTED
-    default_reason = "ETAG_MISMATCH"
+    default_reason = reasons.ETAG_MISMATCH
 
 
 class FailedPreconditionError(MemosError):
     """The system is not in a state that allows the call."""
 
     code = grpc.StatusCode.FAILED_PRECONDITION
-    default_reason = "FAILED_PRECONDITION"
+    default_reason = reasons.FAILED_PRECONDITION
 
 
 class ModelMismatchError(FailedPreconditionError):
     """A KV cache or adapter belongs to another model than the one it is loaded into."""
 
-    default_reason = "MODEL_MISMATCH"
+    default_reason = reasons.MODEL_MISMATCH
 
 
 class AbortedError(MemosError):
     """The work was cut short and nothing was committed; running it again is safe."""
 
     code = grpc.StatusCode.ABORTED
-    default_reason = "ABORTED"
+    default_reason = reasons.ABORTED
 
 
 class CancelledError(MemosError):
     """The operation was cancelled by a caller before it finished."""
 
     code = grpc.StatusCode.CANCELLED
-    default_reason = "OPERATION_CANCELLED"
+    default_reason = reasons.OPERATION_CANCELLED
 
 
 class ResourceExhaustedError(MemosError):
     """A limit was reached (message size, batch size, concurrency)."""
 
     code = grpc.StatusCode.RESOURCE_EXHAUSTED
-    default_reason = "RESOURCE_EXHAUSTED"
+    default_reason = reasons.RESOURCE_EXHAUSTED
 
 
 class UnavailableError(MemosError):
     """The server cannot serve the call now (starting or shutting down)."""
 
     code = grpc.StatusCode.UNAVAILABLE
-    default_reason = "UNAVAILABLE"
+    default_reason = reasons.UNAVAILABLE
 
 
 class StorageError(MemosError):
     """The vault's storage failed in a way the caller cannot fix."""
 
     code = grpc.StatusCode.INTERNAL
-    default_reason = "STORAGE_FAILURE"
+    default_reason = reasons.STORAGE_FAILURE
 
 
 class UnauthenticatedError(MemosError):
     """The call carries no valid credential."""
 
     code = grpc.StatusCode.UNAUTHENTICATED
-    default_reason = "UNAUTHENTICATED"
+    default_reason = reasons.UNAUTHENTICATED
 
 
 class PermissionDeniedError(MemosError):
     """The caller is known but may not do this."""
 
     code = grpc.StatusCode.PERMISSION_DENIED
-    default_reason = "PERMISSION_DENIED"
+    default_reason = reasons.PERMISSION_DENIED
 
 
 class BundleError(InvalidArgumentError):
     """A bundle failed one of the verification steps of docs/protocol.md; ``reason`` says which."""
 
-    default_reason = "BUNDLE_MALFORMED"
+    default_reason = reasons.BUNDLE_MALFORMED
 
 
 class TrustRootError(InvalidArgumentError):
     """A trust root update was refused (rollback, freeze, too few signatures, bad form)."""
 
-    default_reason = "TRUST_ROOT_MALFORMED"
+    default_reason = reasons.TRUST_ROOT_MALFORMED

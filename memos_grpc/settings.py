@@ -15,6 +15,7 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import Any, TypeVar
 
+from memos_grpc import reasons
 from memos_grpc.errors import InvalidArgumentError
 from memos_grpc.transparency.log_keys import witnessed_logs
 from memos_grpc.transparency.note import valid_key_name
@@ -241,7 +242,7 @@ class Settings:
                 values.update(tomllib.loads(Path(config_file).read_text()))
             except (OSError, tomllib.TOMLDecodeError) as exc:
                 raise InvalidArgumentError(
-                    f"cannot read config file {config_file}: {exc}", reason="INVALID_CONFIG"
+                    f"cannot read config file {config_file}: {exc}", reason=reasons.INVALID_CONFIG
                 ) from exc
         environ = os.environ if environ is None else environ
         for name in cls.field_names():
@@ -258,7 +259,7 @@ class Settings:
         if unknown:
             raise InvalidArgumentError(
                 f"unknown setting(s): {', '.join(unknown)}; see docs/configuration.md",
-                reason="INVALID_CONFIG",
+                reason=reasons.INVALID_CONFIG,
             )
         converted = {name: _convert(name, known[name].type, value) for name, value in values.items()}
         settings = cls(**converted)
@@ -268,48 +269,49 @@ class Settings:
     def validate(self) -> None:
         for name in self.positive_names():
             if getattr(self, name) <= 0:
-                raise InvalidArgumentError(f"setting {name} must be positive", reason="INVALID_CONFIG")
+                raise InvalidArgumentError(f"setting {name} must be positive", reason=reasons.INVALID_CONFIG)
         if not 0.0 <= self.hybrid_dense_weight <= 1.0:
             raise InvalidArgumentError(
                 f"setting hybrid_dense_weight must be between 0 and 1, not {self.hybrid_dense_weight}",
-                reason="INVALID_CONFIG",
+                reason=reasons.INVALID_CONFIG,
             )
         if self.embedder not in ("all-MiniLM-L6-v2", "none"):
             raise InvalidArgumentError(
                 f"setting embedder must be 'all-MiniLM-L6-v2' or 'none', not {self.embedder!r}",
-                reason="INVALID_CONFIG",
+                reason=reasons.INVALID_CONFIG,
             )
         if bool(self.tls_cert_file) != bool(self.tls_key_file):
             raise InvalidArgumentError(
-                "settings tls_cert_file and tls_key_file go together: set both or neither", reason="INVALID_CONFIG"
+                "settings tls_cert_file and tls_key_file go together: set both or neither",
+                reason=reasons.INVALID_CONFIG,
             )
         if self.tls_client_ca_file and not self.tls_cert_file:
             raise InvalidArgumentError(
-                "setting tls_client_ca_file (mTLS) needs tls_cert_file and tls_key_file", reason="INVALID_CONFIG"
+                "setting tls_client_ca_file (mTLS) needs tls_cert_file and tls_key_file", reason=reasons.INVALID_CONFIG
             )
         if self.bundle_chunk_bytes > self.max_send_message_bytes // 2:
             raise InvalidArgumentError(
                 "setting bundle_chunk_bytes must be at most half of max_send_message_bytes",
-                reason="INVALID_CONFIG",
+                reason=reasons.INVALID_CONFIG,
             )
         if self.expired_retention_seconds < 0:
             raise InvalidArgumentError(
-                "setting expired_retention_seconds must not be negative", reason="INVALID_CONFIG"
+                "setting expired_retention_seconds must not be negative", reason=reasons.INVALID_CONFIG
             )
         if self.marketplace_witness_quorum < 0:
             raise InvalidArgumentError(
-                "setting marketplace_witness_quorum must not be negative", reason="INVALID_CONFIG"
+                "setting marketplace_witness_quorum must not be negative", reason=reasons.INVALID_CONFIG
             )
         if self.payload_chunk_bytes > self.max_send_message_bytes // 2:
             raise InvalidArgumentError(
                 "setting payload_chunk_bytes must be at most half of max_send_message_bytes",
-                reason="INVALID_CONFIG",
+                reason=reasons.INVALID_CONFIG,
             )
         witnessed_logs(self.witness_logs)  # raises INVALID_CONFIG naming the setting
         if not valid_key_name(self.witness_name):
             raise InvalidArgumentError(
                 f"setting witness_name {self.witness_name!r} is not a key name: 1 to 255 bytes, no space, no '+'",
-                reason="INVALID_CONFIG",
+                reason=reasons.INVALID_CONFIG,
             )
 
     @property
@@ -349,5 +351,5 @@ def _convert(name: str, kind: Any, value: Any) -> Any:
         if kind is str:
             return str(value)
     except (TypeError, ValueError) as exc:
-        raise InvalidArgumentError(f"setting {name}: {exc}", reason="INVALID_CONFIG") from exc
-    raise InvalidArgumentError(f"setting {name}: unsupported value {value!r}", reason="INVALID_CONFIG")
+        raise InvalidArgumentError(f"setting {name}: {exc}", reason=reasons.INVALID_CONFIG) from exc
+    raise InvalidArgumentError(f"setting {name}: unsupported value {value!r}", reason=reasons.INVALID_CONFIG)

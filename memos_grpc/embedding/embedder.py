@@ -16,6 +16,7 @@ from typing import Protocol
 import numpy as np
 import numpy.typing as npt
 
+from memos_grpc import reasons
 from memos_grpc.errors import InvalidArgumentError
 
 #: What an embedder returns and the vector indexes hold: rows of float32.
@@ -123,7 +124,7 @@ class NoEmbedder:
     def embed(self, texts: list[str]) -> FloatArray:
         raise InvalidArgumentError(
             "this server has no embedder (embedder = none): send a vector with each text",
-            reason="VECTOR_REQUIRED",
+            reason=reasons.VECTOR_REQUIRED,
         )
 
 

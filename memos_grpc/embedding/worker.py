@@ -17,6 +17,7 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
+from memos_grpc import reasons
 from memos_grpc.embedding.embedder import Embedder, FloatArray
 from memos_grpc.errors import MemosError, UnavailableError
 
@@ -58,7 +59,7 @@ class EmbeddingWorker:
         except FutureTimeout as exc:
             raise UnavailableError(
                 f"the embedder did not answer within {self._timeout:g}s (embed_timeout_seconds)",
-                reason="EMBEDDER_TIMEOUT",
+                reason=reasons.EMBEDDER_TIMEOUT,
             ) from exc
 
     def queued(self) -> int:
@@ -98,7 +99,9 @@ class EmbeddingWorker:
             except Exception as exc:  # the model failed: every waiting caller must hear of it
                 log.exception("embedding %d texts failed", len(texts))
                 for job in jobs:
-                    job.future.set_exception(UnavailableError(f"the embedder failed: {exc}", reason="EMBEDDER_FAILED"))
+                    job.future.set_exception(
+                        UnavailableError(f"the embedder failed: {exc}", reason=reasons.EMBEDDER_FAILED)
+                    )
             else:
                 start = 0
                 for job in jobs:

@@ -26,6 +26,7 @@ from cryptography.hazmat.primitives.serialization import (
     load_pem_private_key,
 )
 
+from memos_grpc import reasons
 from memos_grpc.errors import InvalidArgumentError
 from memos_grpc.files import write_private
 from memos_grpc.primitives.canonical import format_time
@@ -158,7 +159,7 @@ class SigningKey:
     def write(self, path: Path) -> None:
         """Writes the private key as PEM, mode 0600, atomically; refuses to overwrite."""
         if path.exists():
-            raise InvalidArgumentError(f"{path} exists; refusing to overwrite a key", reason="KEY_FILE_EXISTS")
+            raise InvalidArgumentError(f"{path} exists; refusing to overwrite a key", reason=reasons.KEY_FILE_EXISTS)
         write_private(path, self.pem())
 
     @classmethod
@@ -168,19 +169,21 @@ class SigningKey:
             mode = path.stat().st_mode & 0o777
             data = path.read_bytes()
         except OSError as exc:
-            raise InvalidArgumentError(f"cannot read key file {path}: {exc}", reason="KEY_FILE_UNREADABLE") from exc
+            raise InvalidArgumentError(
+                f"cannot read key file {path}: {exc}", reason=reasons.KEY_FILE_UNREADABLE
+            ) from exc
         if mode & 0o077:
             raise InvalidArgumentError(
-                f"key file {path} is readable by others (mode {mode:o}); chmod 600 it", reason="KEY_FILE_UNSAFE"
+                f"key file {path} is readable by others (mode {mode:o}); chmod 600 it", reason=reasons.KEY_FILE_UNSAFE
             )
         try:
             private = load_pem_private_key(data, password=None)
         except (ValueError, TypeError) as exc:
             raise InvalidArgumentError(
-                f"{path} is not an unencrypted PEM private key: {exc}", reason="KEY_FILE_INVALID"
+                f"{path} is not an unencrypted PEM private key: {exc}", reason=reasons.KEY_FILE_INVALID
             ) from exc
         if not isinstance(private, Ed25519PrivateKey):
-            raise InvalidArgumentError(f"{path} holds a key that is not Ed25519", reason="KEY_FILE_INVALID")
+            raise InvalidArgumentError(f"{path} holds a key that is not Ed25519", reason=reasons.KEY_FILE_INVALID)
         return cls(private)
 
     @classmethod

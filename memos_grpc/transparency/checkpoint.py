@@ -8,6 +8,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+from memos_grpc import reasons
 from memos_grpc.transparency._text import (
     MAX_INT63,
     TransparencyFormatError,
@@ -48,11 +49,13 @@ class Checkpoint:
         # A Checkpoint that exists is one whose body() parses back to it.
         _check_origin(self.origin)
         if isinstance(self.size, bool) or not isinstance(self.size, int) or not 0 <= self.size <= MAX_TREE_SIZE:
-            raise CheckpointError(f"tree size must be 0..{MAX_TREE_SIZE}", reason="CHECKPOINT_SIZE_INVALID")
+            raise CheckpointError(f"tree size must be 0..{MAX_TREE_SIZE}", reason=reasons.CHECKPOINT_SIZE_INVALID)
         if not isinstance(self.root, bytes) or len(self.root) != ROOT_HASH_BYTES:
-            raise CheckpointError(f"root hash must be {ROOT_HASH_BYTES} bytes", reason="CHECKPOINT_ROOT_INVALID")
+            raise CheckpointError(f"root hash must be {ROOT_HASH_BYTES} bytes", reason=reasons.CHECKPOINT_ROOT_INVALID)
         if len(self.extensions) > MAX_EXTENSIONS:
-            raise CheckpointError(f"at most {MAX_EXTENSIONS} extension lines", reason="CHECKPOINT_EXTENSION_INVALID")
+            raise CheckpointError(
+                f"at most {MAX_EXTENSIONS} extension lines", reason=reasons.CHECKPOINT_EXTENSION_INVALID
+            )
         for extension in self.extensions:
             _check_extension(extension)
 
@@ -63,29 +66,32 @@ class Checkpoint:
     @classmethod
     def parse(cls, text: str | bytes) -> Checkpoint:
         """The checkpoint in a note's text (final newline included). Raises CheckpointError."""
-        text = utf8_text(text, "the checkpoint", CheckpointError, "CHECKPOINT_MALFORMED")
+        text = utf8_text(text, "the checkpoint", CheckpointError, reasons.CHECKPOINT_MALFORMED)
         if not text.endswith("\n"):
-            raise CheckpointError("the checkpoint does not end with a newline", reason="CHECKPOINT_MALFORMED")
+            raise CheckpointError("the checkpoint does not end with a newline", reason=reasons.CHECKPOINT_MALFORMED)
         if has_control(text, allow_newline=True):
-            raise CheckpointError("the checkpoint holds a control character", reason="CHECKPOINT_MALFORMED")
+            raise CheckpointError("the checkpoint holds a control character", reason=reasons.CHECKPOINT_MALFORMED)
         lines = text[:-1].split("\n")
         if len(lines) < 3:
             raise CheckpointError(
-                "a checkpoint has an origin, a tree size and a root hash line", reason="CHECKPOINT_MALFORMED"
+                "a checkpoint has an origin, a tree size and a root hash line", reason=reasons.CHECKPOINT_MALFORMED
             )
         if len(lines) - 3 > MAX_EXTENSIONS:
-            raise CheckpointError(f"at most {MAX_EXTENSIONS} extension lines", reason="CHECKPOINT_EXTENSION_INVALID")
+            raise CheckpointError(
+                f"at most {MAX_EXTENSIONS} extension lines", reason=reasons.CHECKPOINT_EXTENSION_INVALID
+            )
         origin, size_text, root_text, *extensions = lines
         size = parse_decimal(size_text, MAX_TREE_SIZE)
         if size is None:
             raise CheckpointError(
                 f"tree size {size_text[:40]!r} is not a decimal 0..{MAX_TREE_SIZE} without leading zeros",
-                reason="CHECKPOINT_SIZE_INVALID",
+                reason=reasons.CHECKPOINT_SIZE_INVALID,
             )
         root = strict_b64decode(root_text)
         if root is None or len(root) != ROOT_HASH_BYTES:
             raise CheckpointError(
-                f"root hash is not {ROOT_HASH_BYTES} bytes of padded standard base64", reason="CHECKPOINT_ROOT_INVALID"
+                f"root hash is not {ROOT_HASH_BYTES} bytes of padded standard base64",
+                reason=reasons.CHECKPOINT_ROOT_INVALID,
             )
         return cls(origin, size, root, tuple(extensions))
 
@@ -101,7 +107,7 @@ def _check_origin(origin: str) -> None:
     ):
         raise CheckpointError(
             f"origin must be 1..{MAX_ORIGIN_BYTES} bytes without control characters or leading or trailing space",
-            reason="CHECKPOINT_ORIGIN_INVALID",
+            reason=reasons.CHECKPOINT_ORIGIN_INVALID,
         )
 
 
@@ -115,5 +121,5 @@ def _check_extension(extension: str) -> None:
     ):
         raise CheckpointError(
             f"extension lines must be 1..{MAX_EXTENSION_BYTES} bytes without control characters",
-            reason="CHECKPOINT_EXTENSION_INVALID",
+            reason=reasons.CHECKPOINT_EXTENSION_INVALID,
         )

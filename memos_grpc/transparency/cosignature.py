@@ -12,6 +12,7 @@ import struct
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 
+from memos_grpc import reasons
 from memos_grpc.primitives.keys import PUBLIC_KEY_BYTES, SigningKey, verify_signature
 from memos_grpc.transparency._text import MAX_INT63, TransparencyFormatError
 from memos_grpc.transparency.note import (
@@ -73,9 +74,9 @@ def cosign(checkpoint_text: str, name: str, key: SigningKey, timestamp: int) -> 
     """A cosignature by ``key`` under ``name`` at ``timestamp`` (unix seconds), as a note signature line."""
     check_text(checkpoint_text)
     if not valid_key_name(name):
-        raise CosignatureError(f"invalid cosigner key name {name!r}", reason="COSIGNATURE_KEY_NAME_INVALID")
+        raise CosignatureError(f"invalid cosigner key name {name!r}", reason=reasons.COSIGNATURE_KEY_NAME_INVALID)
     if isinstance(timestamp, bool) or not 0 <= timestamp <= MAX_TIMESTAMP:
-        raise CosignatureError(f"timestamp must be 0..{MAX_TIMESTAMP}", reason="COSIGNATURE_TIME_INVALID")
+        raise CosignatureError(f"timestamp must be 0..{MAX_TIMESTAMP}", reason=reasons.COSIGNATURE_TIME_INVALID)
     signature = key.sign(cosigned_message(checkpoint_text, timestamp))
     return NoteSignature(name, cosignature_key_id(name, key.public_key), struct.pack(">Q", timestamp) + signature)
 
@@ -83,7 +84,7 @@ def cosign(checkpoint_text: str, name: str, key: SigningKey, timestamp: int) -> 
 def add_cosignature(note: str, signature: NoteSignature) -> str:
     """The signed note with one more signature line at its end (the note must already be signed)."""
     if not note.endswith("\n"):
-        raise CosignatureError("the note does not end with a newline", reason="COSIGNATURE_NOTE_INVALID")
+        raise CosignatureError("the note does not end with a newline", reason=reasons.COSIGNATURE_NOTE_INVALID)
     return note + signature.line()
 
 
@@ -92,22 +93,22 @@ def verify_cosignature(checkpoint_text: str, signature: NoteSignature, verifier:
     if (signature.name, signature.key_id) != (verifier.name, verifier.key_id):
         raise CosignatureError(
             f"the signature line is by {signature.name}+{signature.key_id.hex()}, not {verifier.name}",
-            reason="COSIGNATURE_KEY_MISMATCH",
+            reason=reasons.COSIGNATURE_KEY_MISMATCH,
         )
     if len(signature.signature) != COSIGNATURE_BYTES:
         raise CosignatureError(
             f"cosignature by {verifier.name} is {len(signature.signature)} bytes after its key id; "
             f"{COSIGNATURE_BYTES} expected",
-            reason="COSIGNATURE_INVALID",
+            reason=reasons.COSIGNATURE_INVALID,
         )
     (timestamp,) = struct.unpack(">Q", signature.signature[:TIMESTAMP_BYTES])
     if timestamp > MAX_TIMESTAMP:
         raise CosignatureError(
-            f"cosignature by {verifier.name} has a timestamp over 2**63 - 1", reason="COSIGNATURE_INVALID"
+            f"cosignature by {verifier.name} has a timestamp over 2**63 - 1", reason=reasons.COSIGNATURE_INVALID
         )
     message = cosigned_message(checkpoint_text, timestamp)
     if not verify_signature(verifier.public_key, signature.signature[TIMESTAMP_BYTES:], message):
-        raise CosignatureError(f"cosignature by {verifier.name} does not verify", reason="COSIGNATURE_INVALID")
+        raise CosignatureError(f"cosignature by {verifier.name} does not verify", reason=reasons.COSIGNATURE_INVALID)
     return int(timestamp)
 
 
@@ -179,13 +180,17 @@ def verify_cosigned(note: str | bytes, verifier: CosignatureVerifier, now: int, 
     parsed = parse_note(note)
     results = check_cosignatures(parsed.text, parsed.signatures, {verifier.name: verifier}, now, max_age)
     if not results:
-        raise CosignatureError(f"no cosignature by {verifier.name}", reason="COSIGNATURE_MISSING")
+        raise CosignatureError(f"no cosignature by {verifier.name}", reason=reasons.COSIGNATURE_MISSING)
     for result in results:
         if result.status is CosignatureStatus.INVALID:
-            raise CosignatureError(result.message, reason="COSIGNATURE_INVALID")
+            raise CosignatureError(result.message, reason=reasons.COSIGNATURE_INVALID)
     fresh = [r.timestamp for r in results if r.status is CosignatureStatus.FRESH and r.timestamp is not None]
     if fresh:
         return max(fresh)
     if any(r.status is CosignatureStatus.FUTURE for r in results):
-        raise CosignatureError(f"the cosignature by {verifier.name} is dated after now", reason="COSIGNATURE_FUTURE")
-    raise CosignatureError(f"the cosignature by {verifier.name} is older than {max_age} s", reason="COSIGNATURE_STALE")
+        raise CosignatureError(
+            f"the cosignature by {verifier.name} is dated after now", reason=reasons.COSIGNATURE_FUTURE
+        )
+    raise CosignatureError(
+        f"the cosignature by {verifier.name} is older than {max_age} s", reason=reasons.COSIGNATURE_STALE
+    )

@@ -7,6 +7,7 @@ witness, so that settings can check the value at load time without importing a c
 
 from __future__ import annotations
 
+from memos_grpc import reasons
 from memos_grpc.errors import InvalidArgumentError
 from memos_grpc.transparency.note import ED25519_TYPE, NoteError, NoteVerifier, parse_vkey
 
@@ -31,17 +32,17 @@ def witnessed_logs(value: str) -> dict[str, NoteVerifier]:
         except NoteError as error:
             raise InvalidArgumentError(
                 f"setting {SETTING}: item {position} is not a log's verifier key: {error.message}",
-                reason="INVALID_CONFIG",
+                reason=reasons.INVALID_CONFIG,
             ) from None
         if signature_type != ED25519_TYPE:
             raise InvalidArgumentError(
                 f"setting {SETTING}: item {position} ({name}) is a key of type 0x{signature_type:02x}; a log's "
                 f"checkpoint key has type 0x{ED25519_TYPE:02x} (0x04 is a witness's cosignature key)",
-                reason="INVALID_CONFIG",
+                reason=reasons.INVALID_CONFIG,
             )
         if name in logs:
             raise InvalidArgumentError(
-                f"setting {SETTING}: two keys for the log {name!r}; list each log once", reason="INVALID_CONFIG"
+                f"setting {SETTING}: two keys for the log {name!r}; list each log once", reason=reasons.INVALID_CONFIG
             )
         logs[name] = NoteVerifier(name, key_id, public_key)
     return logs

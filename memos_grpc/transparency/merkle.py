@@ -27,6 +27,8 @@ from __future__ import annotations
 import hashlib
 from collections.abc import Callable, Sequence
 
+from memos_grpc import reasons
+
 HASH_SIZE = 32
 #: Tree sizes and indexes are unsigned 63-bit numbers (a checkpoint's size is at most 2**63 - 1).
 MAX_SIZE = 2**63 - 1
@@ -83,7 +85,9 @@ def frontier_append(frontier: Sequence[bytes], size: int, leaf: bytes) -> list[b
     entries read from a log are proved to be the ones its checkpoints sign without any proof from the log.
     """
     if len(frontier) != size.bit_count():
-        raise ProofError("FRONTIER_INVALID", f"a frontier of a tree of {size} leaves holds {size.bit_count()} hashes")
+        raise ProofError(
+            reasons.FRONTIER_INVALID, f"a frontier of a tree of {size} leaves holds {size.bit_count()} hashes"
+        )
     merged = list(frontier)
     node, remaining = leaf, size
     while remaining & 1:  # each trailing one bit is a complete subtree the new leaf's subtree now pairs with
@@ -194,13 +198,13 @@ def verify_inclusion(leaf: bytes, index: int, size: int, proof: Sequence[bytes],
     expected = inner + (index >> inner).bit_count()
     if len(proof) != expected:
         raise ProofError(
-            "PROOF_WRONG_LENGTH",
+            reasons.PROOF_WRONG_LENGTH,
             f"an inclusion proof of index {index} in a tree of {size} holds {expected} hashes, not {len(proof)}",
         )
     fn, sn, r = index, size - 1, leaf
     for p in proof:
         if sn == 0:
-            raise ProofError("PROOF_WRONG_LENGTH", "the inclusion proof is longer than the tree is deep")
+            raise ProofError(reasons.PROOF_WRONG_LENGTH, "the inclusion proof is longer than the tree is deep")
         if fn & 1 or fn == sn:
             r = node_hash(p, r)
             if not fn & 1:
@@ -210,9 +214,11 @@ def verify_inclusion(leaf: bytes, index: int, size: int, proof: Sequence[bytes],
             r = node_hash(r, p)
         fn, sn = fn >> 1, sn >> 1
     if sn != 0:
-        raise ProofError("PROOF_WRONG_LENGTH", "the inclusion proof is shorter than the tree is deep")
+        raise ProofError(reasons.PROOF_WRONG_LENGTH, "the inclusion proof is shorter than the tree is deep")
     if r != root:
-        raise ProofError("PROOF_INVALID", f"the inclusion proof of index {index} does not lead to the root of {size}")
+        raise ProofError(
+            reasons.PROOF_INVALID, f"the inclusion proof of index {index} does not lead to the root of {size}"
+        )
 
 
 def verify_consistency(old_size: int, new_size: int, old_root: bytes, new_root: bytes, proof: Sequence[bytes]) -> None:
@@ -222,13 +228,15 @@ def verify_consistency(old_size: int, new_size: int, old_root: bytes, new_root: 
     if old_size in (0, new_size):
         if proof:
             raise ProofError(
-                "PROOF_WRONG_LENGTH",
+                reasons.PROOF_WRONG_LENGTH,
                 f"a consistency proof from {old_size} to {new_size} is empty, not {len(proof)} hashes",
             )
         if old_size == new_size and old_root != new_root:
-            raise ProofError("PROOF_INVALID", f"two different roots for the tree size {old_size}")
+            raise ProofError(reasons.PROOF_INVALID, f"two different roots for the tree size {old_size}")
         if old_size == 0 and old_root != EMPTY_ROOT:
-            raise ProofError("PROOF_INVALID", "the old root is not the empty tree's hash, the only root of size 0")
+            raise ProofError(
+                reasons.PROOF_INVALID, "the old root is not the empty tree's hash, the only root of size 0"
+            )
         return
     fork = ((old_size - 1) ^ (new_size - 1)).bit_length()
     shift = (old_size & -old_size).bit_length() - 1  # trailing zero bits of old_size
@@ -236,7 +244,7 @@ def verify_consistency(old_size: int, new_size: int, old_root: bytes, new_root: 
     expected = (0 if whole else 1) + fork - shift + ((old_size - 1) >> fork).bit_count()
     if len(proof) != expected:
         raise ProofError(
-            "PROOF_WRONG_LENGTH",
+            reasons.PROOF_WRONG_LENGTH,
             f"a consistency proof from {old_size} to {new_size} holds {expected} hashes, not {len(proof)}",
         )
     path = [old_root, *proof] if whole else list(proof)
@@ -246,7 +254,7 @@ def verify_consistency(old_size: int, new_size: int, old_root: bytes, new_root: 
     fr = sr = path[0]
     for c in path[1:]:
         if sn == 0:
-            raise ProofError("PROOF_WRONG_LENGTH", "the consistency proof is longer than the new tree is deep")
+            raise ProofError(reasons.PROOF_WRONG_LENGTH, "the consistency proof is longer than the new tree is deep")
         if fn & 1 or fn == sn:
             fr = node_hash(c, fr)
             sr = node_hash(c, sr)
@@ -257,11 +265,11 @@ def verify_consistency(old_size: int, new_size: int, old_root: bytes, new_root: 
             sr = node_hash(sr, c)
         fn, sn = fn >> 1, sn >> 1
     if sn != 0:
-        raise ProofError("PROOF_WRONG_LENGTH", "the consistency proof is shorter than the new tree is deep")
+        raise ProofError(reasons.PROOF_WRONG_LENGTH, "the consistency proof is shorter than the new tree is deep")
     if fr != old_root:
-        raise ProofError("PROOF_INVALID", f"the consistency proof does not lead to the old root of {old_size}")
+        raise ProofError(reasons.PROOF_INVALID, f"the consistency proof does not lead to the old root of {old_size}")
     if sr != new_root:
-        raise ProofError("PROOF_INVALID", f"the consistency proof does not lead to the new root of {new_size}")
+        raise ProofError(reasons.PROOF_INVALID, f"the consistency proof does not lead to the new root of {new_size}")
 
 
 # -- arguments ------------------------------------------------------------------------------------------------
@@ -269,25 +277,25 @@ def verify_consistency(old_size: int, new_size: int, old_root: bytes, new_root: 
 
 def _check_size(name: str, value: int) -> None:
     if type(value) is not int or not 0 <= value <= MAX_SIZE:
-        raise ProofError("SIZE_OUT_OF_RANGE", f"{name} {value!r} is not a tree size (0 to 2**63 - 1)")
+        raise ProofError(reasons.SIZE_OUT_OF_RANGE, f"{name} {value!r} is not a tree size (0 to 2**63 - 1)")
 
 
 def _check_index(index: int, size: int) -> None:
     if type(index) is not int or not 0 <= index < size:
-        raise ProofError("INDEX_OUT_OF_RANGE", f"index {index!r} is not in a tree of {size} (0 to size - 1)")
+        raise ProofError(reasons.INDEX_OUT_OF_RANGE, f"index {index!r} is not in a tree of {size} (0 to size - 1)")
 
 
 def _check_sizes(old_size: int, new_size: int) -> None:
     _check_size("old size", old_size)
     _check_size("new size", new_size)
     if old_size > new_size:
-        raise ProofError("SIZE_OUT_OF_RANGE", f"old size {old_size} is larger than new size {new_size}")
+        raise ProofError(reasons.SIZE_OUT_OF_RANGE, f"old size {old_size} is larger than new size {new_size}")
 
 
 def _check_hashes(proof: Sequence[bytes], **named: bytes) -> None:
     for name, value in named.items():
         if not isinstance(value, bytes) or len(value) != HASH_SIZE:
-            raise ProofError("HASH_MALFORMED", f"the {name.replace('_', ' ')} is not a {HASH_SIZE}-byte hash")
+            raise ProofError(reasons.HASH_MALFORMED, f"the {name.replace('_', ' ')} is not a {HASH_SIZE}-byte hash")
     for position, value in enumerate(proof):
         if not isinstance(value, bytes) or len(value) != HASH_SIZE:
-            raise ProofError("HASH_MALFORMED", f"hash {position} of the proof is not {HASH_SIZE} bytes")
+            raise ProofError(reasons.HASH_MALFORMED, f"hash {position} of the proof is not {HASH_SIZE} bytes")

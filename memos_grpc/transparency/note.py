@@ -13,6 +13,7 @@ import re
 from collections.abc import Sequence
 from dataclasses import dataclass
 
+from memos_grpc import reasons
 from memos_grpc.primitives.keys import PUBLIC_KEY_BYTES, PublicKeyError, SigningKey, check_public_key, verify_signature
 from memos_grpc.transparency._text import (
     TransparencyFormatError,
@@ -114,27 +115,29 @@ class SignedNote:
 def parse_note(note: str | bytes) -> SignedNote:
     """The note's text and signature lines, grammar checked, no signature verified. Raises NoteError."""
     if len(note) > MAX_NOTE_BYTES:
-        raise NoteError(f"the note is over {MAX_NOTE_BYTES} bytes", reason="NOTE_TOO_LARGE")
-    text = utf8_text(note, "the note", NoteError, "NOTE_MALFORMED")
+        raise NoteError(f"the note is over {MAX_NOTE_BYTES} bytes", reason=reasons.NOTE_TOO_LARGE)
+    text = utf8_text(note, "the note", NoteError, reasons.NOTE_MALFORMED)
     if len(text.encode()) > MAX_NOTE_BYTES:
-        raise NoteError(f"the note is over {MAX_NOTE_BYTES} bytes", reason="NOTE_TOO_LARGE")
+        raise NoteError(f"the note is over {MAX_NOTE_BYTES} bytes", reason=reasons.NOTE_TOO_LARGE)
     if has_control(text, allow_newline=True):
-        raise NoteError("the note holds a control character other than newline (a CR, a tab?)", reason="NOTE_MALFORMED")
+        raise NoteError(
+            "the note holds a control character other than newline (a CR, a tab?)", reason=reasons.NOTE_MALFORMED
+        )
     if not text.endswith("\n"):
-        raise NoteError("the note does not end with a newline", reason="NOTE_MALFORMED")
+        raise NoteError("the note does not end with a newline", reason=reasons.NOTE_MALFORMED)
     split = text.rfind("\n\n")
     if split < 0:
-        raise NoteError("the note has no blank line before its signatures", reason="NOTE_MALFORMED")
+        raise NoteError("the note has no blank line before its signatures", reason=reasons.NOTE_MALFORMED)
     body, block = text[: split + 1], text[split + 2 :]
     if not body.strip("\n") or body.startswith("\n") or "\n\n" in body:
-        raise NoteError("the note text is empty or holds a blank line", reason="NOTE_MALFORMED")
+        raise NoteError("the note text is empty or holds a blank line", reason=reasons.NOTE_MALFORMED)
     if not block:
-        raise NoteError("the note has no signature lines", reason="NOTE_MALFORMED")
+        raise NoteError("the note has no signature lines", reason=reasons.NOTE_MALFORMED)
     lines = block[:-1].split("\n")
     if len(lines) > MAX_SIGNATURES:
         raise NoteError(
             f"the note carries {len(lines)} signature lines; at most {MAX_SIGNATURES}",
-            reason="NOTE_TOO_MANY_SIGNATURES",
+            reason=reasons.NOTE_TOO_MANY_SIGNATURES,
         )
     return SignedNote(body, tuple(_parse_signature_line(n, line) for n, line in enumerate(lines, 1)))
 
@@ -143,19 +146,21 @@ def _parse_signature_line(number: int, line: str) -> NoteSignature:
     match = _SIGNATURE_LINE.fullmatch(line)
     if match is None:
         raise NoteError(
-            f"signature line {number} is not '\u2014 <key name> <base64>'", reason="NOTE_SIGNATURE_MALFORMED"
+            f"signature line {number} is not '\u2014 <key name> <base64>'", reason=reasons.NOTE_SIGNATURE_MALFORMED
         )
     name = match["name"]
     if not valid_key_name(name):
-        raise NoteError(f"signature line {number} has an invalid key name", reason="NOTE_SIGNATURE_MALFORMED")
+        raise NoteError(f"signature line {number} has an invalid key name", reason=reasons.NOTE_SIGNATURE_MALFORMED)
     raw = strict_b64decode(match["signature"])
     if raw is None:
-        raise NoteError(f"signature line {number} is not standard padded base64", reason="NOTE_SIGNATURE_MALFORMED")
+        raise NoteError(
+            f"signature line {number} is not standard padded base64", reason=reasons.NOTE_SIGNATURE_MALFORMED
+        )
     if not KEY_ID_BYTES < len(raw) <= MAX_SIGNATURE_BYTES:
         raise NoteError(
             f"signature line {number} decodes to {len(raw)} bytes; a key id and 1 to "
             f"{MAX_SIGNATURE_BYTES - KEY_ID_BYTES} signature bytes expected",
-            reason="NOTE_SIGNATURE_MALFORMED",
+            reason=reasons.NOTE_SIGNATURE_MALFORMED,
         )
     return NoteSignature(name, raw[:KEY_ID_BYTES], raw[KEY_ID_BYTES:])
 
@@ -169,7 +174,7 @@ def open_note(note: str | bytes, verifiers: Sequence[NoteVerifier]) -> SignedNot
             # Two keys under one name and id: whoever configured them made a mistake we cannot resolve.
             raise NoteError(
                 f"two verifier keys share the name {candidate.name!r} and key id {candidate.key_id.hex()}",
-                reason="NOTE_VERIFIER_AMBIGUOUS",
+                reason=reasons.NOTE_VERIFIER_AMBIGUOUS,
             )
         known[pair] = candidate
     parsed = parse_note(note)
@@ -185,18 +190,18 @@ def open_note(note: str | bytes, verifiers: Sequence[NoteVerifier]) -> SignedNot
         ):
             raise NoteError(
                 f"signature line {number} by known key {signature.name}+{signature.key_id.hex()} does not verify",
-                reason="NOTE_SIGNATURE_INVALID",
+                reason=reasons.NOTE_SIGNATURE_INVALID,
             )
         if verifier.name not in verified:
             verified.append(verifier.name)
     if not verified:
-        raise NoteError("no known key signed the note", reason="NOTE_UNVERIFIED")
+        raise NoteError("no known key signed the note", reason=reasons.NOTE_UNVERIFIED)
     return SignedNote(parsed.text, parsed.signatures, tuple(verified))
 
 
 def check_text(text: str) -> None:
     """Raises NoteError unless ``text`` can be a note's text: non-empty lines, each ending in a newline."""
-    utf8_text(text, "the note text", NoteError, "NOTE_MALFORMED")
+    utf8_text(text, "the note text", NoteError, reasons.NOTE_MALFORMED)
     if (
         not text.endswith("\n")
         or text.startswith("\n")
@@ -206,7 +211,7 @@ def check_text(text: str) -> None:
     ):
         raise NoteError(
             "note text must be non-empty lines, each ending in a newline, with no control character",
-            reason="NOTE_MALFORMED",
+            reason=reasons.NOTE_MALFORMED,
         )
 
 
@@ -219,7 +224,7 @@ def note_signature(text: str, name: str, key: SigningKey) -> NoteSignature:
     """An Ed25519 signature of ``text`` by ``key`` under ``name``, for adding to a note."""
     check_text(text)
     if not valid_key_name(name):
-        raise NoteError(f"invalid note key name {name!r}", reason="NOTE_KEY_NAME_INVALID")
+        raise NoteError(f"invalid note key name {name!r}", reason=reasons.NOTE_KEY_NAME_INVALID)
     return NoteSignature(name, note_key_id(name, key.public_key), key.sign(text.encode()))
 
 
@@ -235,18 +240,20 @@ def parse_vkey(text: str) -> tuple[str, bytes, int, bytes]:
     """
     match = _VKEY.fullmatch(text)
     if match is None or not valid_key_name(match["name"]):
-        raise NoteError(f"{text!r} is not a verifier key '<name>+<hex id>+<base64 key>'", reason="VKEY_INVALID")
+        raise NoteError(f"{text!r} is not a verifier key '<name>+<hex id>+<base64 key>'", reason=reasons.VKEY_INVALID)
     raw = strict_b64decode(match["key"])
     if raw is None or len(raw) != 1 + PUBLIC_KEY_BYTES or raw[0] not in (ED25519_TYPE, COSIGNATURE_TYPE):
         raise NoteError(
             f"verifier key {match['name']!r} is not an Ed25519 key of type 0x01 or 0x04 in padded base64",
-            reason="VKEY_INVALID",
+            reason=reasons.VKEY_INVALID,
         )
     name, key_id, signature_type, public_key = match["name"], bytes.fromhex(match["key_id"]), raw[0], raw[1:]
     try:
         check_public_key(public_key)
     except PublicKeyError as exc:
-        raise NoteError(f"verifier key {name!r}: {exc.message}", reason="VKEY_INVALID") from exc
+        raise NoteError(f"verifier key {name!r}: {exc.message}", reason=reasons.VKEY_INVALID) from exc
     if key_id != key_id_for(name, signature_type, public_key):
-        raise NoteError(f"verifier key {name!r} names key id {key_id.hex()}, not its key's", reason="VKEY_INVALID")
+        raise NoteError(
+            f"verifier key {name!r} names key id {key_id.hex()}, not its key's", reason=reasons.VKEY_INVALID
+        )
     return name, key_id, signature_type, public_key

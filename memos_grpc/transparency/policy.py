@@ -10,6 +10,7 @@ import re
 from collections.abc import Collection, Mapping
 from dataclasses import dataclass
 
+from memos_grpc import reasons
 from memos_grpc.transparency._text import TransparencyFormatError, parse_decimal, utf8_text
 from memos_grpc.transparency.cosignature import CosignatureVerifier
 from memos_grpc.transparency.note import COSIGNATURE_TYPE, ED25519_TYPE, NoteError, NoteVerifier, parse_vkey
@@ -55,12 +56,14 @@ class Policy:
 def parse_policy(text: str | bytes) -> Policy:
     """The policy in ``text``; raises PolicyError with a stable reason at the first line that breaks a rule."""
     if len(text) > MAX_POLICY_BYTES:
-        raise PolicyError(f"the policy is over {MAX_POLICY_BYTES} bytes", reason="POLICY_TOO_LARGE")
-    text = utf8_text(text, "the policy", PolicyError, "POLICY_MALFORMED")
+        raise PolicyError(f"the policy is over {MAX_POLICY_BYTES} bytes", reason=reasons.POLICY_TOO_LARGE)
+    text = utf8_text(text, "the policy", PolicyError, reasons.POLICY_MALFORMED)
     if not _ALLOWED.fullmatch(text):
-        raise PolicyError("the policy holds a control character other than tab and newline", reason="POLICY_MALFORMED")
+        raise PolicyError(
+            "the policy holds a control character other than tab and newline", reason=reasons.POLICY_MALFORMED
+        )
     if not text.endswith("\n"):
-        raise PolicyError("the policy does not end with a newline", reason="POLICY_MALFORMED")
+        raise PolicyError("the policy does not end with a newline", reason=reasons.POLICY_MALFORMED)
     builder = _Builder()
     for number, line in enumerate(text[:-1].split("\n"), 1):
         stripped = line.strip(" \t")
@@ -97,28 +100,28 @@ class _Builder:
             raise PolicyError(
                 "expected 'log <vkey> [<url>]', 'witness <name> <vkey> [<url>]', "
                 "'group <name> all|any|<k> <name>...' or 'quorum <name>'",
-                reason="POLICY_MALFORMED",
+                reason=reasons.POLICY_MALFORMED,
             )
 
     def _key(self, vkey: str, signature_type: int, what: str) -> tuple[str, bytes, bytes]:
         try:
             name, key_id, found_type, public_key = parse_vkey(vkey)
         except NoteError as error:
-            raise PolicyError(f"{what} key: {error.message}", reason="POLICY_KEY_INVALID") from None
+            raise PolicyError(f"{what} key: {error.message}", reason=reasons.POLICY_KEY_INVALID) from None
         if found_type != signature_type:
             raise PolicyError(
                 f"{what} key has signature type 0x{found_type:02x}; 0x{signature_type:02x} expected",
-                reason="POLICY_KEY_INVALID",
+                reason=reasons.POLICY_KEY_INVALID,
             )
         # Duplicates are the same public key, whatever the name (C2SP tlog-policy).
         if public_key in self.keys:
-            raise PolicyError(f"{what} key is listed twice", reason="POLICY_KEY_DUPLICATE")
+            raise PolicyError(f"{what} key is listed twice", reason=reasons.POLICY_KEY_DUPLICATE)
         self.keys.add(public_key)
         return name, key_id, public_key
 
     def _log(self, vkey: str, url: str | None = None) -> None:
         if len(self.logs) >= MAX_LOGS:
-            raise PolicyError(f"more than {MAX_LOGS} logs", reason="POLICY_TOO_LARGE")
+            raise PolicyError(f"more than {MAX_LOGS} logs", reason=reasons.POLICY_TOO_LARGE)
         name, key_id, public_key = self._key(vkey, ED25519_TYPE, "log")
         self.logs.append(NoteVerifier(name, key_id, public_key))
         if url is not None:
@@ -126,14 +129,14 @@ class _Builder:
 
     def _define(self, name: str) -> None:
         if name == NONE:
-            raise PolicyError("'none' is predefined and cannot be redefined", reason="POLICY_NAME_DUPLICATE")
+            raise PolicyError("'none' is predefined and cannot be redefined", reason=reasons.POLICY_NAME_DUPLICATE)
         if name in self.witnesses or name in self.groups:
-            raise PolicyError(f"{name!r} is already defined", reason="POLICY_NAME_DUPLICATE")
+            raise PolicyError(f"{name!r} is already defined", reason=reasons.POLICY_NAME_DUPLICATE)
 
     def _witness(self, name: str, vkey: str, url: str | None = None) -> None:
         self._define(name)
         if len(self.witnesses) >= MAX_WITNESSES:
-            raise PolicyError(f"more than {MAX_WITNESSES} witnesses", reason="POLICY_TOO_LARGE")
+            raise PolicyError(f"more than {MAX_WITNESSES} witnesses", reason=reasons.POLICY_TOO_LARGE)
         key_name, key_id, public_key = self._key(vkey, COSIGNATURE_TYPE, f"witness {name!r}")
         self.witnesses[name] = CosignatureVerifier(key_name, key_id, public_key)
         if url is not None:
@@ -142,15 +145,15 @@ class _Builder:
     def _group(self, name: str, threshold_text: str, members: list[str]) -> None:
         self._define(name)
         if len(self.groups) >= MAX_GROUPS:
-            raise PolicyError(f"more than {MAX_GROUPS} groups", reason="POLICY_TOO_LARGE")
+            raise PolicyError(f"more than {MAX_GROUPS} groups", reason=reasons.POLICY_TOO_LARGE)
         for member in members:
             if member not in self.witnesses and member not in self.groups:
                 raise PolicyError(
                     f"group {name!r} names {member!r}, not a witness or group defined above",
-                    reason="POLICY_NAME_UNDEFINED",
+                    reason=reasons.POLICY_NAME_UNDEFINED,
                 )
         if len(set(members)) != len(members):
-            raise PolicyError(f"group {name!r} lists a member twice", reason="POLICY_NAME_DUPLICATE")
+            raise PolicyError(f"group {name!r} lists a member twice", reason=reasons.POLICY_NAME_DUPLICATE)
         if threshold_text == "all":
             threshold: int | None = len(members)
         elif threshold_text == "any":
@@ -160,20 +163,20 @@ class _Builder:
         if threshold is None or threshold < 1:
             raise PolicyError(
                 f"group {name!r}: threshold {threshold_text[:20]!r} is not all, any or 1..{len(members)}",
-                reason="POLICY_THRESHOLD_INVALID",
+                reason=reasons.POLICY_THRESHOLD_INVALID,
             )
         self.groups[name] = Group(threshold, tuple(members))
 
     def _quorum(self, name: str) -> None:
         if self.quorum is not None:
-            raise PolicyError("a second quorum line", reason="POLICY_QUORUM_INVALID")
+            raise PolicyError("a second quorum line", reason=reasons.POLICY_QUORUM_INVALID)
         if name != NONE and name not in self.witnesses and name not in self.groups:
-            raise PolicyError(f"quorum names {name!r}, not defined above", reason="POLICY_NAME_UNDEFINED")
+            raise PolicyError(f"quorum names {name!r}, not defined above", reason=reasons.POLICY_NAME_UNDEFINED)
         self.quorum = name
 
     def build(self) -> Policy:
         if self.quorum is None:
-            raise PolicyError("the policy has no quorum line", reason="POLICY_QUORUM_INVALID")
+            raise PolicyError("the policy has no quorum line", reason=reasons.POLICY_QUORUM_INVALID)
         return Policy(
             tuple(self.logs),
             dict(self.witnesses),

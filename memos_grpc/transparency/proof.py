@@ -13,6 +13,7 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
 
+from memos_grpc import reasons
 from memos_grpc.transparency._text import (
     MAX_INT63,
     TransparencyFormatError,
@@ -69,7 +70,7 @@ class TlogProof:
         """Raises TlogProofError; the checkpoint note is split off here and checked by ``verify_proof``."""
         if len(text) > MAX_NOTE_BYTES + 8192:
             raise _malformed("the proof file is too large")
-        text = utf8_text(text, "the proof", TlogProofError, "TLOG_PROOF_MALFORMED")
+        text = utf8_text(text, "the proof", TlogProofError, reasons.TLOG_PROOF_MALFORMED)
         if has_control(text, allow_newline=True):
             raise _malformed("the proof holds a control character other than newline (a CR?)")
         head, blank, checkpoint = text.partition("\n\n")
@@ -103,7 +104,7 @@ class TlogProof:
 
 
 def _malformed(message: str) -> TlogProofError:
-    return TlogProofError(message, reason="TLOG_PROOF_MALFORMED")
+    return TlogProofError(message, reason=reasons.TLOG_PROOF_MALFORMED)
 
 
 class Check(enum.Enum):
@@ -171,8 +172,8 @@ def verify_proof(
     try:
         note = open_note(proof.checkpoint, [log_verifier])
     except NoteError as error:
-        check = Check.FORMAT if error.reason not in ("NOTE_SIGNATURE_INVALID", "NOTE_UNVERIFIED") else None
-        reason = "TLOG_PROOF_MALFORMED" if check else "TLOG_PROOF_LOG_SIGNATURE_INVALID"
+        check = Check.FORMAT if error.reason not in (reasons.NOTE_SIGNATURE_INVALID, reasons.NOTE_UNVERIFIED) else None
+        reason = reasons.TLOG_PROOF_MALFORMED if check else reasons.TLOG_PROOF_LOG_SIGNATURE_INVALID
         return ProofVerification(
             (Shortfall(check or Check.LOG_SIGNATURE, reason, f"checkpoint: {error.message}"),), proof.index
         )
@@ -180,14 +181,14 @@ def verify_proof(
         checkpoint = Checkpoint.parse(note.text)
     except CheckpointError as error:
         return ProofVerification(
-            (Shortfall(Check.FORMAT, "TLOG_PROOF_MALFORMED", f"checkpoint: {error.message}"),), proof.index
+            (Shortfall(Check.FORMAT, reasons.TLOG_PROOF_MALFORMED, f"checkpoint: {error.message}"),), proof.index
         )
     if checkpoint.origin != log_verifier.name:
         return ProofVerification(
             (
                 Shortfall(
                     Check.LOG_SIGNATURE,
-                    "TLOG_PROOF_ORIGIN_MISMATCH",
+                    reasons.TLOG_PROOF_ORIGIN_MISMATCH,
                     f"the checkpoint's origin {checkpoint.origin!r} is not the log key's name {log_verifier.name!r}",
                 ),
             ),
@@ -200,7 +201,7 @@ def verify_proof(
         verify_inclusion(leaf_hash(entry), proof.index, checkpoint.size, list(proof.path), checkpoint.root)
         passed.append(Check.INCLUSION)
     except ProofError as error:
-        shortfalls.append(Shortfall(Check.INCLUSION, "TLOG_PROOF_INCLUSION_INVALID", f"{error.reason}: {error}"))
+        shortfalls.append(Shortfall(Check.INCLUSION, reasons.TLOG_PROOF_INCLUSION_INVALID, f"{error.reason}: {error}"))
     fresh, aged, cosignature_shortfalls = _cosignatures(
         note.text, note.signatures, policy, witness_verifiers, now, max_age
     )
@@ -220,7 +221,7 @@ def _cosignatures(
     """(fresh witnesses, aged witnesses, shortfalls): a bad cosignature by a known witness refuses the proof."""
     results = check_cosignatures(text, signatures, witness_verifiers, int(now.timestamp()), max_age)
     shortfalls = [
-        Shortfall(Check.COSIGNATURE, "TLOG_PROOF_COSIGNATURE_INVALID", f"witness {r.name!r}: {r.message}")
+        Shortfall(Check.COSIGNATURE, reasons.TLOG_PROOF_COSIGNATURE_INVALID, f"witness {r.name!r}: {r.message}")
         for r in results
         if r.status is CosignatureStatus.INVALID
     ]
@@ -233,7 +234,7 @@ def _cosignatures(
             shortfalls.append(
                 Shortfall(
                     Check.FRESHNESS,
-                    "TLOG_PROOF_COSIGNATURE_FUTURE" if future else "TLOG_PROOF_COSIGNATURE_STALE",
+                    reasons.TLOG_PROOF_COSIGNATURE_FUTURE if future else reasons.TLOG_PROOF_COSIGNATURE_STALE,
                     f"the quorum is met only with cosignatures dated in the future or older than {max_age} s: "
                     + ", ".join(aged),
                 )
@@ -242,7 +243,7 @@ def _cosignatures(
             shortfalls.append(
                 Shortfall(
                     Check.QUORUM,
-                    "TLOG_PROOF_QUORUM_NOT_MET",
+                    reasons.TLOG_PROOF_QUORUM_NOT_MET,
                     f"fresh cosignatures from {list(fresh) or 'no witness'} do not meet the quorum {policy.quorum!r}",
                 )
             )

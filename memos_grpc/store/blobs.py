@@ -14,6 +14,7 @@ import uuid
 from collections.abc import Iterator
 from pathlib import Path
 
+from memos_grpc import reasons
 from memos_grpc.errors import InvalidArgumentError, NotFoundError, ResourceExhaustedError
 
 DIGEST_PATTERN = re.compile(r"sha256:[0-9a-f]{64}")
@@ -23,7 +24,7 @@ def parse_digest(digest: str) -> str:
     """Returns the hex part of ``sha256:<hex>``; raises on any other form."""
     if not DIGEST_PATTERN.fullmatch(digest):
         raise InvalidArgumentError(
-            f"digest {digest[:80]!r} is not of the form sha256:<64 lowercase hex>", reason="INVALID_DIGEST"
+            f"digest {digest[:80]!r} is not of the form sha256:<64 lowercase hex>", reason=reasons.INVALID_DIGEST
         )
     return digest.split(":", 1)[1]
 
@@ -52,7 +53,7 @@ class BlobWriter:
         if self.size > self._max_bytes:
             raise ResourceExhaustedError(
                 f"payload exceeds the limit of {self._max_bytes} bytes (max_payload_bytes)",
-                reason="PAYLOAD_TOO_LARGE",
+                reason=reasons.PAYLOAD_TOO_LARGE,
             )
         self._hash.update(data)
         self._file.write(data)
@@ -106,13 +107,13 @@ class BlobStore:
         try:
             handle = open(path, "rb")  # noqa: SIM115 - closed by the with below
         except FileNotFoundError as exc:
-            raise NotFoundError(f"blob {digest} is missing from the vault", reason="BLOB_NOT_FOUND") from exc
+            raise NotFoundError(f"blob {digest} is missing from the vault", reason=reasons.BLOB_NOT_FOUND) from exc
         with handle:
             size = os.fstat(handle.fileno()).st_size
             if offset > size:
                 raise InvalidArgumentError(
                     f"read_offset {offset} is past the end of the {size}-byte payload",
-                    reason="OFFSET_OUT_OF_RANGE",
+                    reason=reasons.OFFSET_OUT_OF_RANGE,
                 )
             handle.seek(offset)
             remaining = size - offset if limit <= 0 else min(limit, size - offset)

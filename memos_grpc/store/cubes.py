@@ -23,6 +23,7 @@ from typing import TypeVar
 import duckdb
 import numpy as np
 
+from memos_grpc import reasons
 from memos_grpc._proto.memos.v1 import cube_pb2, space_pb2
 from memos_grpc.embedding.embedder import FloatArray
 from memos_grpc.errors import AlreadyExistsError, NotFoundError
@@ -100,7 +101,7 @@ class EmbeddedCubeWrite:
         """The space (raises NOT_FOUND SPACE_NOT_FOUND if it does not exist)."""
         found = self._cursor.execute("SELECT space_pb FROM spaces WHERE space_id = ?", [space_id]).fetchone()
         if found is None:
-            raise NotFoundError(f"space {space_name(space_id)} does not exist", reason="SPACE_NOT_FOUND")
+            raise NotFoundError(f"space {space_name(space_id)} does not exist", reason=reasons.SPACE_NOT_FOUND)
         return space_pb2.Space.FromString(found[0])
 
     def row(self, space_id: str, cube_id: str, *, live: bool = True) -> CubeRow | None:
@@ -207,7 +208,7 @@ class EmbeddedCubeWrite:
             insert_rows(self._cursor, rows)
         except duckdb.ConstraintException as exc:
             # The primary key caught a taken id; ``Store.write_cubes`` names it once this is rolled back.
-            raise AlreadyExistsError("a cube id is taken", reason="CUBE_ALREADY_EXISTS") from exc
+            raise AlreadyExistsError("a cube id is taken", reason=reasons.CUBE_ALREADY_EXISTS) from exc
         by_space: dict[str, list[CubeRow]] = {}
         for row in rows:
             by_space.setdefault(row.space_id, []).append(row)
@@ -382,7 +383,9 @@ class EmbeddedCubeStore:
             ).fetchone()
             if found is None:
                 require_space(cursor, space_id)
-                raise NotFoundError(f"cube {cube_name(space_id, cube_id)} does not exist", reason="CUBE_NOT_FOUND")
+                raise NotFoundError(
+                    f"cube {cube_name(space_id, cube_id)} does not exist", reason=reasons.CUBE_NOT_FOUND
+                )
         return cube_pb2.MemCube.FromString(found[0]), bool(found[1])
 
     def page(
@@ -436,7 +439,9 @@ class EmbeddedCubeStore:
             ).fetchone()
             if found is None:
                 require_space(cursor, space_id)
-                raise NotFoundError(f"cube {cube_name(space_id, cube_id)} does not exist", reason="CUBE_NOT_FOUND")
+                raise NotFoundError(
+                    f"cube {cube_name(space_id, cube_id)} does not exist", reason=reasons.CUBE_NOT_FOUND
+                )
             if only is not None:
                 rows = cursor.execute(
                     "SELECT version, cube_pb FROM cube_versions WHERE space_id = ? AND cube_id = ? AND version = ?",
@@ -483,4 +488,4 @@ class EmbeddedCubeStore:
 def require_space(cursor: Connection, space_id: str) -> None:
     """Raises NOT_FOUND SPACE_NOT_FOUND unless the space exists."""
     if cursor.execute("SELECT 1 FROM spaces WHERE space_id = ?", [space_id]).fetchone() is None:
-        raise NotFoundError(f"space {space_name(space_id)} does not exist", reason="SPACE_NOT_FOUND")
+        raise NotFoundError(f"space {space_name(space_id)} does not exist", reason=reasons.SPACE_NOT_FOUND)

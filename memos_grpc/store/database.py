@@ -26,6 +26,7 @@ from typing import Any, Generic, TypeVar
 
 import duckdb
 
+from memos_grpc import reasons
 from memos_grpc.errors import MemosError, StorageError, UnavailableError
 from memos_grpc.settings import DEFAULT_CHECKPOINT_MB
 from memos_grpc.store import schema
@@ -92,7 +93,7 @@ class Database:
     def read(self) -> Iterator[Connection]:
         """A cursor of this thread's own: DuckDB connections must not be shared by threads."""
         if self._closed:
-            raise UnavailableError("the vault is closed", reason="VAULT_CLOSED")
+            raise UnavailableError("the vault is closed", reason=reasons.VAULT_CLOSED)
         cursor: Connection | None = getattr(self._local, "cursor", None)
         if cursor is None:
             cursor = self._connection.cursor()
@@ -110,7 +111,7 @@ class Database:
     def submit(self, apply: Callable[[Connection], T], after_commit: Callable[[T], None] | None = None) -> Future[T]:
         """Queues ``apply`` and returns at once; the future resolves once it is committed and applied."""
         if self._closed:
-            raise UnavailableError("the vault is closing and takes no more writes", reason="VAULT_CLOSED")
+            raise UnavailableError("the vault is closing and takes no more writes", reason=reasons.VAULT_CLOSED)
         op: WriteOp[T] = WriteOp(apply, after_commit)
         self._queue.put(op)
         return op.future

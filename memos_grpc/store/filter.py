@@ -22,12 +22,12 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Final, Literal
 
+from memos_grpc import reasons
 from memos_grpc._proto.memos.v1 import cube_pb2
 from memos_grpc.errors import InvalidArgumentError
 
 __all__ = ["AllOf", "AnyOf", "CompiledFilter", "Not", "Plan", "Postings", "compile_filter"]
 
-_REASON: Final = "INVALID_FILTER"
 _KEYWORDS: Final = frozenset({"AND", "OR", "NOT"})
 # Longest first, so "<=" is not read as "<" then "=".
 _COMPARATORS: Final = ("<=", ">=", "!=", "=", "<", ">", ":")
@@ -153,7 +153,7 @@ class _Token:
 
 
 def _error(message: str) -> InvalidArgumentError:
-    return InvalidArgumentError(f"filter: {message}", reason=_REASON)
+    return InvalidArgumentError(f"filter: {message}", reason=reasons.INVALID_FILTER)
 
 
 def _is_word_char(char: str) -> bool:

@@ -5,6 +5,7 @@ from __future__ import annotations
 import re
 import uuid
 
+from memos_grpc import reasons
 from memos_grpc.errors import InvalidArgumentError
 
 ID_PATTERN = re.compile(r"[a-z][a-z0-9-]{0,62}")
@@ -13,7 +14,7 @@ _ID_RULE = "1..63 characters of lowercase letters, digits and '-', starting with
 
 def check_id(value: str, what: str) -> str:
     if not ID_PATTERN.fullmatch(value):
-        raise InvalidArgumentError(f"{what} {value[:80]!r} is invalid: use {_ID_RULE}", reason="INVALID_NAME")
+        raise InvalidArgumentError(f"{what} {value[:80]!r} is invalid: use {_ID_RULE}", reason=reasons.INVALID_NAME)
     return value
 
 
@@ -30,7 +31,7 @@ def parse_space_name(name: str, field: str = "name") -> str:
     parts = name.split("/")
     if len(parts) != 2 or parts[0] != "spaces":
         raise InvalidArgumentError(
-            f"{field} {name[:120]!r} is not a space name of the form spaces/{{space}}", reason="INVALID_NAME"
+            f"{field} {name[:120]!r} is not a space name of the form spaces/{{space}}", reason=reasons.INVALID_NAME
         )
     return check_id(parts[1], "space id")
 
@@ -42,7 +43,7 @@ def _parse_in_space(name: str, field: str, collection: str, kind: str) -> tuple[
     if len(parts) != 4 or parts[0] != "spaces" or parts[2] != collection:
         raise InvalidArgumentError(
             f"{field} {name[:120]!r} is not {kind} name of the form spaces/{{space}}/{collection}/{{{noun}}}",
-            reason="INVALID_NAME",
+            reason=reasons.INVALID_NAME,
         )
     return check_id(parts[1], "space id"), check_id(parts[3], f"{noun} id")
 

@@ -12,6 +12,7 @@ import binascii
 import hashlib
 import json
 
+from memos_grpc import reasons
 from memos_grpc.errors import InvalidArgumentError
 
 
@@ -37,19 +38,21 @@ def decode_token(token: str, *query: str) -> str | None:
     except (binascii.Error, ValueError, KeyError, TypeError, UnicodeError, RecursionError) as exc:
         raise InvalidArgumentError(
             "page_token is not a token this server issued; start again without one",
-            reason="INVALID_PAGE_TOKEN",
+            reason=reasons.INVALID_PAGE_TOKEN,
         ) from exc
     if digest != _query_digest(*query):
         raise InvalidArgumentError(
             "page_token belongs to a different query; keep parent and filter the same across pages",
-            reason="INVALID_PAGE_TOKEN",
+            reason=reasons.INVALID_PAGE_TOKEN,
         )
     return key
 
 
 def page_size(requested: int, default: int, maximum: int) -> int:
     if requested < 0:
-        raise InvalidArgumentError(f"page_size must not be negative (got {requested})", reason="INVALID_PAGE_SIZE")
+        raise InvalidArgumentError(
+            f"page_size must not be negative (got {requested})", reason=reasons.INVALID_PAGE_SIZE
+        )
     if requested == 0:
         return default
     return min(requested, maximum)

@@ -15,15 +15,12 @@ from safetensors.torch import load as load_tensors
 from transformers import DynamicCache, PreTrainedModel
 from transformers.cache_utils import Cache, DynamicLayer
 
+from memos_grpc import reasons
 from memos_grpc.errors import FailedPreconditionError, InvalidArgumentError, ModelMismatchError
 from memos_grpc.models.cache_header import (
-    DTYPE_MISMATCH,
     DTYPES,
     FORMAT,
     FORMAT_VERSION,
-    MODEL_MISMATCH,
-    MODEL_UNSUPPORTED,
-    SHAPE_MISMATCH,
     CacheHeader,
     inspect_cache,
     malformed,
@@ -60,7 +57,7 @@ class CacheSpec:
             names = ", ".join(sorted(kind.__name__ for kind in layer_types))
             raise FailedPreconditionError(
                 f"model {fingerprint} uses cache layers ({names}) that activation memory cannot store",
-                reason=MODEL_UNSUPPORTED,
+                reason=reasons.ACTIVATION_MODEL_UNSUPPORTED,
             )
         num_attention_heads = int(config.num_attention_heads)
         num_heads = getattr(config, "num_key_value_heads", None) or num_attention_heads
@@ -69,7 +66,7 @@ class CacheSpec:
         if dtype is None:
             raise FailedPreconditionError(
                 f"model {fingerprint} runs in {model.dtype}; activation memory stores only {', '.join(DTYPES)}",
-                reason=MODEL_UNSUPPORTED,
+                reason=reasons.ACTIVATION_MODEL_UNSUPPORTED,
             )
         return cls(fingerprint, num_layers, int(num_heads), int(head_dim), dtype, str(model.device))
 
@@ -86,7 +83,7 @@ def _layer_tensors(cache: Cache) -> list[tuple[torch.Tensor, torch.Tensor]]:
             raise InvalidArgumentError(
                 f"cache layer {index} is a {type(layer).__name__} without key/value tensors; "
                 "only full-attention dynamic caches can be stored",
-                reason=MODEL_UNSUPPORTED,
+                reason=reasons.ACTIVATION_MODEL_UNSUPPORTED,
             )
         pairs.append((keys, values))
     return pairs
@@ -96,19 +93,19 @@ def encode_cache(cache: Cache, fingerprint: str, token_count: int) -> bytes:
     """A safetensors blob of the cache: ``layers.{i}.key`` / ``layers.{i}.value`` and their description."""
     pairs = _layer_tensors(cache)
     if not pairs:
-        raise InvalidArgumentError("the cache holds no layers", reason=SHAPE_MISMATCH)
+        raise InvalidArgumentError("the cache holds no layers", reason=reasons.ACTIVATION_SHAPE_MISMATCH)
     if not fingerprint:
-        raise InvalidArgumentError("a cache needs the fingerprint of its model", reason=MODEL_MISMATCH)
+        raise InvalidArgumentError("a cache needs the fingerprint of its model", reason=reasons.MODEL_MISMATCH)
     first = pairs[0][0]
     dtype = _TORCH_TO_NAME.get(first.dtype)
     if dtype is None:
         raise InvalidArgumentError(
-            f"cache dtype {first.dtype} is not one of {', '.join(DTYPES)}", reason=DTYPE_MISMATCH
+            f"cache dtype {first.dtype} is not one of {', '.join(DTYPES)}", reason=reasons.ACTIVATION_DTYPE_MISMATCH
         )
     if first.dim() != 4 or first.shape[0] != 1 or first.shape[2] != token_count or token_count < 1:
         raise InvalidArgumentError(
             f"cache tensors are {list(first.shape)}; expected [1, heads, {token_count}, head_dim] (one sequence)",
-            reason=SHAPE_MISMATCH,
+            reason=reasons.ACTIVATION_SHAPE_MISMATCH,
         )
     tensors: dict[str, torch.Tensor] = {}
     for index, (keys, values) in enumerate(pairs):
@@ -117,7 +114,9 @@ def encode_cache(cache: Cache, fingerprint: str, token_count: int) -> bytes:
                 raise InvalidArgumentError(
                     f"layers.{index}.{kind} is {tensor.dtype} {list(tensor.shape)}; "
                     f"layer 0 is {first.dtype} {list(first.shape)}",
-                    reason=SHAPE_MISMATCH if tensor.shape != first.shape else DTYPE_MISMATCH,
+                    reason=reasons.ACTIVATION_SHAPE_MISMATCH
+                    if tensor.shape != first.shape
+                    else reasons.ACTIVATION_DTYPE_MISMATCH,
                 )
             tensors[f"layers.{index}.{kind}"] = tensor.detach().to("cpu").contiguous()
     metadata = {
@@ -140,13 +139,15 @@ def _check_against(described: CacheHeader, expected: CacheSpec) -> None:
         )
     if described.dtype != expected.dtype:
         raise InvalidArgumentError(
-            f"activation is {described.dtype} but the model runs in {expected.dtype}", reason=DTYPE_MISMATCH
+            f"activation is {described.dtype} but the model runs in {expected.dtype}",
+            reason=reasons.ACTIVATION_DTYPE_MISMATCH,
         )
     got = (described.num_layers, described.num_heads, described.head_dim)
     want = (expected.num_layers, expected.num_heads, expected.head_dim)
     if got != want:
         raise InvalidArgumentError(
-            f"activation has (layers, kv heads, head_dim) = {got}; the model needs {want}", reason=SHAPE_MISMATCH
+            f"activation has (layers, kv heads, head_dim) = {got}; the model needs {want}",
+            reason=reasons.ACTIVATION_SHAPE_MISMATCH,
         )
 
 

@@ -16,16 +16,11 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from memos_grpc import reasons
 from memos_grpc.errors import InvalidArgumentError
 
 FORMAT = "memos-activation"
 FORMAT_VERSION = "1"
-MALFORMED = "ACTIVATION_MALFORMED"
-SHAPE_MISMATCH = "ACTIVATION_SHAPE_MISMATCH"
-DTYPE_MISMATCH = "ACTIVATION_DTYPE_MISMATCH"
-VERSION_UNSUPPORTED = "ACTIVATION_VERSION_UNSUPPORTED"
-MODEL_UNSUPPORTED = "ACTIVATION_MODEL_UNSUPPORTED"
-MODEL_MISMATCH = "MODEL_MISMATCH"
 
 
 @dataclass(frozen=True)
@@ -50,7 +45,7 @@ _MAX_HEADER_BYTES = 16 << 20
 
 def malformed(message: str) -> InvalidArgumentError:
     """The error for a blob whose structure is broken (truncated, inconsistent, not this format)."""
-    return InvalidArgumentError(f"activation blob is malformed: {message}", reason=MALFORMED)
+    return InvalidArgumentError(f"activation blob is malformed: {message}", reason=reasons.ACTIVATION_MALFORMED)
 
 
 @dataclass(frozen=True)
@@ -105,11 +100,12 @@ def _read_metadata(header: dict[str, Any]) -> CacheHeader:
     if metadata["format_version"] != FORMAT_VERSION:
         raise InvalidArgumentError(
             f"activation format version {metadata['format_version']!r} is not supported (only {FORMAT_VERSION})",
-            reason=VERSION_UNSUPPORTED,
+            reason=reasons.ACTIVATION_VERSION_UNSUPPORTED,
         )
     if metadata["dtype"] not in DTYPES:
         raise InvalidArgumentError(
-            f"activation dtype {metadata['dtype']!r} is not one of {', '.join(DTYPES)}", reason=DTYPE_MISMATCH
+            f"activation dtype {metadata['dtype']!r} is not one of {', '.join(DTYPES)}",
+            reason=reasons.ACTIVATION_DTYPE_MISMATCH,
         )
     if not metadata["model_fingerprint"]:
         raise malformed("metadata model_fingerprint is empty")
@@ -150,12 +146,14 @@ def _check_tensors(header: dict[str, Any], described: CacheHeader, buffer_size: 
             raise malformed(f"{name} has a bad dtype, shape or data_offsets")
         if dtype != stored.code:
             found = _CODE_TO_NAME.get(dtype, dtype)
-            raise InvalidArgumentError(f"{name} is {found} but the blob says {described.dtype}", reason=DTYPE_MISMATCH)
+            raise InvalidArgumentError(
+                f"{name} is {found} but the blob says {described.dtype}", reason=reasons.ACTIVATION_DTYPE_MISMATCH
+            )
         if tuple(shape) != described.shape:
             raise InvalidArgumentError(
                 f"{name} has shape {shape}; every tensor must be {list(described.shape)} "
                 "([batch, heads, tokens, head_dim], the same token count in every layer)",
-                reason=SHAPE_MISMATCH,
+                reason=reasons.ACTIVATION_SHAPE_MISMATCH,
             )
         begin, end = offsets
         if end - begin != math.prod(shape) * stored.itemsize:

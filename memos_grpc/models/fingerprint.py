@@ -10,6 +10,7 @@ import hashlib
 import json
 from pathlib import Path
 
+from memos_grpc import reasons
 from memos_grpc.errors import InvalidArgumentError
 
 #: Non-weight files whose bytes change what the model computes or how text becomes tokens.
@@ -49,16 +50,16 @@ def model_name(directory: Path) -> str:
     """
     config_path = directory / "config.json"
     if not config_path.is_file():
-        raise InvalidArgumentError(f"{directory} has no config.json", reason="MODEL_DIRECTORY_INVALID")
+        raise InvalidArgumentError(f"{directory} has no config.json", reason=reasons.MODEL_DIRECTORY_INVALID)
     try:
         config = json.loads(config_path.read_text(encoding="utf-8"))
     except (UnicodeDecodeError, json.JSONDecodeError) as error:
         raise InvalidArgumentError(
-            f"{config_path} is not valid JSON: {error}", reason="MODEL_DIRECTORY_INVALID"
+            f"{config_path} is not valid JSON: {error}", reason=reasons.MODEL_DIRECTORY_INVALID
         ) from error
     model_type = config.get("model_type") if isinstance(config, dict) else None
     if not isinstance(model_type, str) or not model_type:
-        raise InvalidArgumentError(f"{config_path} names no model_type", reason="MODEL_DIRECTORY_INVALID")
+        raise InvalidArgumentError(f"{config_path} names no model_type", reason=reasons.MODEL_DIRECTORY_INVALID)
     return model_type
 
 
@@ -70,19 +71,21 @@ def model_fingerprint(directory: Path) -> str:
     Only top-level files count, as ``from_pretrained`` reads only those.
     """
     if not directory.is_dir():
-        raise InvalidArgumentError(f"{directory} is not a directory", reason="MODEL_DIRECTORY_INVALID")
+        raise InvalidArgumentError(f"{directory} is not a directory", reason=reasons.MODEL_DIRECTORY_INVALID)
     names = sorted(entry.name for entry in directory.iterdir() if entry.is_file())
     pickles = [name for name in names if name.lower().endswith(_PICKLE_SUFFIXES)]
     if pickles:
         raise InvalidArgumentError(
             f"{directory} holds pickle-format files ({', '.join(pickles)}); "
             "only safetensors weights are accepted, convert them first",
-            reason="MODEL_PICKLE_REFUSED",
+            reason=reasons.MODEL_PICKLE_REFUSED,
         )
     name = model_name(directory)
     defining = [entry for entry in names if _is_defining(entry)]
     if not any(entry.endswith(".safetensors") for entry in defining):
-        raise InvalidArgumentError(f"{directory} holds no *.safetensors weights", reason="MODEL_DIRECTORY_INVALID")
+        raise InvalidArgumentError(
+            f"{directory} holds no *.safetensors weights", reason=reasons.MODEL_DIRECTORY_INVALID
+        )
     digest = hashlib.sha256(name.encode() + b"\0")
     for entry in defining:
         path = directory / entry

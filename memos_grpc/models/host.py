@@ -18,6 +18,7 @@ from pathlib import Path
 import torch
 from transformers import AutoModelForCausalLM, AutoTokenizer, PreTrainedModel, PreTrainedTokenizerBase
 
+from memos_grpc import reasons
 from memos_grpc._proto.memos.v1 import scheduler_service_pb2
 from memos_grpc.errors import FailedPreconditionError, InvalidArgumentError
 from memos_grpc.models.activation import CacheSpec, encode_cache
@@ -50,7 +51,7 @@ class ModelHost:
             model = AutoModelForCausalLM.from_pretrained(directory, local_files_only=True, use_safetensors=True)
         except (OSError, ValueError) as error:
             raise InvalidArgumentError(
-                f"cannot load a causal language model from {directory}: {error}", reason="MODEL_DIRECTORY_INVALID"
+                f"cannot load a causal language model from {directory}: {error}", reason=reasons.MODEL_DIRECTORY_INVALID
             ) from error
         self.model: PreTrainedModel = model
         self.model.eval()  # type: ignore[no-untyped-call]
@@ -82,7 +83,7 @@ class ModelHost:
         if not found:
             raise FailedPreconditionError(
                 f"no default LoRA target modules are known for {self.model_type}; name them in training.target_modules",
-                reason="ADAPTER_TARGET_MISMATCH",
+                reason=reasons.ADAPTER_TARGET_MISMATCH,
             )
         return list(found)
 
@@ -108,11 +109,11 @@ class ModelHost:
         with self._tokenizer_lock:
             ids: list[int] = self.tokenizer(text)["input_ids"]
         if not ids:
-            raise InvalidArgumentError("the text encodes to no tokens", reason="ACTIVATION_EMPTY_TEXT")
+            raise InvalidArgumentError("the text encodes to no tokens", reason=reasons.ACTIVATION_EMPTY_TEXT)
         if self.max_positions and len(ids) > self.max_positions:
             raise InvalidArgumentError(
                 f"the text is {len(ids)} tokens; the model reads at most {self.max_positions}",
-                reason="TEXT_TOO_LONG_FOR_MODEL",
+                reason=reasons.TEXT_TOO_LONG_FOR_MODEL,
             )
         return ids
 
@@ -140,6 +141,6 @@ def load_model_host(directory: str) -> ModelHost:
     except ImportError as error:
         raise FailedPreconditionError(
             "model_dir is set but the models extra is not installed: pip install 'memos-grpc[models]'",
-            reason="MODELS_EXTRA_MISSING",
+            reason=reasons.MODELS_EXTRA_MISSING,
         ) from error
     return ModelHost(path)

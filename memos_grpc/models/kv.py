@@ -9,6 +9,7 @@ import inspect
 import torch
 from transformers import DynamicCache, PreTrainedModel, PreTrainedTokenizerBase
 
+from memos_grpc import reasons
 from memos_grpc.errors import InvalidArgumentError
 
 
@@ -21,7 +22,7 @@ def cache_of_ids(model: PreTrainedModel, input_ids: torch.Tensor) -> tuple[Dynam
     """The model's cache after reading ``input_ids`` [1, n] once, and n."""
     token_count = int(input_ids.shape[1])
     if token_count == 0:
-        raise InvalidArgumentError("the text encodes to no tokens", reason="ACTIVATION_EMPTY_TEXT")
+        raise InvalidArgumentError("the text encodes to no tokens", reason=reasons.ACTIVATION_EMPTY_TEXT)
     cache = DynamicCache()
     # Only the cache is wanted: skip the output layer for all but one position (at 4,096 tokens and a 32k
     # vocabulary the full logits are 0.5 GB and a third of the time) where the model allows it.

@@ -22,23 +22,20 @@ from safetensors import SafetensorError
 from safetensors.torch import load as load_tensors
 from transformers import PreTrainedModel, PreTrainedTokenizerBase
 
+from memos_grpc import reasons
 from memos_grpc.errors import CancelledError, InvalidArgumentError, ModelMismatchError
 from memos_grpc.models.tensorfile import save_canonical
 
 FORMAT = "memos-adapter"
 FORMAT_VERSION = "1"
 MEDIA_TYPE = "application/vnd.memos.adapter+safetensors"
-MALFORMED = "ADAPTER_MALFORMED"
-TARGET_MISMATCH = "ADAPTER_TARGET_MISMATCH"
-SHAPE_MISMATCH = "ADAPTER_SHAPE_MISMATCH"
-DTYPE_MISMATCH = "ADAPTER_DTYPE_MISMATCH"
 #: The adapter config keys read back; anything else in a config is ignored, never passed to peft.
 _CONFIG_KEYS = ("r", "lora_alpha", "target_modules", "lora_dropout", "bias", "fan_in_fan_out")
 _DTYPE_NAMES = {torch.float32: "float32", torch.float16: "float16", torch.bfloat16: "bfloat16"}
 
 
 def _malformed(message: str) -> InvalidArgumentError:
-    return InvalidArgumentError(f"adapter is malformed: {message}", reason=MALFORMED)
+    return InvalidArgumentError(f"adapter is malformed: {message}", reason=reasons.ADAPTER_MALFORMED)
 
 
 @dataclass(frozen=True)
@@ -97,14 +94,16 @@ def _adaptable(module: torch.nn.Module) -> bool:
 def check_targets(model: PreTrainedModel, target_modules: Sequence[str]) -> None:
     """Refuses targets the model has no adaptable layer of (peft would raise a less helpful error)."""
     if not target_modules:
-        raise InvalidArgumentError("an adapter needs at least one target module", reason=TARGET_MISMATCH)
+        raise InvalidArgumentError(
+            "an adapter needs at least one target module", reason=reasons.ADAPTER_TARGET_MISMATCH
+        )
     leaves = {name.rsplit(".", 1)[-1] for name, module in model.named_modules() if name and _adaptable(module)}
     missing = sorted(set(target_modules) - leaves)
     if missing:
         raise InvalidArgumentError(
             f"the model has no linear or embedding layer named {', '.join(missing)}; "
             f"its {model.config.model_type} layers are {', '.join(sorted(leaves)[:12])}",
-            reason=TARGET_MISMATCH,
+            reason=reasons.ADAPTER_TARGET_MISMATCH,
         )
 
 
@@ -130,7 +129,7 @@ def training_examples(tokenizer: PreTrainedTokenizerBase, texts: Sequence[str], 
             examples.append(ids)
     if not examples:
         raise InvalidArgumentError(
-            "no memory text is two tokens or longer: there is nothing to train on", reason="TRANSFORM_EMPTY_TEXT"
+            "no memory text is two tokens or longer: there is nothing to train on", reason=reasons.TRANSFORM_EMPTY_TEXT
         )
     return examples
 
@@ -168,7 +167,7 @@ def train_adapter(
         final = memory_loss(adapted, examples)
         if not math.isfinite(final):
             raise InvalidArgumentError(
-                f"training diverged (loss {final}); lower training.learning_rate", reason="TRAINING_DIVERGED"
+                f"training diverged (loss {final}); lower training.learning_rate", reason=reasons.TRAINING_DIVERGED
             )
         return encode_adapter(adapted, config, fingerprint, initial, final, plan.steps)
     finally:
@@ -262,18 +261,18 @@ def load_adapter(model: PreTrainedModel, fingerprint: str, blob: bytes, config_j
             raise InvalidArgumentError(
                 f"adapter tensors do not match targets {config['target_modules']} of this model "
                 f"(unexpected: {extra[:3]}, missing: {missing[:3]})",
-                reason=TARGET_MISMATCH,
+                reason=reasons.ADAPTER_TARGET_MISMATCH,
             )
         for name, want in expected.items():
             got = tensors[name]
             if got.dtype != want.dtype:
                 raise InvalidArgumentError(
-                    f"{name} is {got.dtype}; the model needs {want.dtype}", reason=DTYPE_MISMATCH
+                    f"{name} is {got.dtype}; the model needs {want.dtype}", reason=reasons.ADAPTER_DTYPE_MISMATCH
                 )
             if got.shape != want.shape:
                 raise InvalidArgumentError(
                     f"{name} has shape {list(got.shape)}; rank {config['r']} on this model needs {list(want.shape)}",
-                    reason=SHAPE_MISMATCH,
+                    reason=reasons.ADAPTER_SHAPE_MISMATCH,
                 )
             if not bool(torch.isfinite(got).all()):
                 raise _malformed(f"{name} holds NaN or infinite values")

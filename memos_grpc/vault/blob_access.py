@@ -16,6 +16,7 @@ from __future__ import annotations
 from collections.abc import Iterable
 from datetime import timedelta
 
+from memos_grpc import reasons
 from memos_grpc.errors import FailedPreconditionError
 from memos_grpc.governance.caller import Caller
 from memos_grpc.store.blobs import parse_digest
@@ -43,5 +44,5 @@ def require_referenceable(
             f"blob {digest} is not one you may name in {space_name(space_id)}: upload it there with WritePayload "
             f"first (a cube may name a blob its caller uploaded into the same space within blob_grace_seconds, "
             f"or one that a cube of the space you may read in full names already)",
-            reason="BLOB_NOT_FOUND",
+            reason=reasons.BLOB_NOT_FOUND,
         )

@@ -12,9 +12,10 @@ from __future__ import annotations
 
 from pathlib import Path
 
+from memos_grpc import reasons
 from memos_grpc._proto.memos.v1 import cube_pb2
 from memos_grpc.errors import InvalidArgumentError
-from memos_grpc.models.cache_header import DTYPE_MISMATCH, MALFORMED, SHAPE_MISMATCH, describe_cache_file
+from memos_grpc.models.cache_header import describe_cache_file
 
 
 def describe_activation(payload: cube_pb2.ActivationPayload, path: Path) -> None:
@@ -31,18 +32,20 @@ def describe_activation(payload: cube_pb2.ActivationPayload, path: Path) -> None
         raise InvalidArgumentError(
             f"cube.activation.model_fingerprint is {payload.model_fingerprint}, "
             f"but its blob was computed by {described.fingerprint}",
-            reason=MALFORMED,
+            reason=reasons.ACTIVATION_MALFORMED,
         )
     if payload.dtype and payload.dtype != described.dtype:
         raise InvalidArgumentError(
-            f"cube.activation.dtype is {payload.dtype}, but its blob holds {described.dtype}", reason=DTYPE_MISMATCH
+            f"cube.activation.dtype is {payload.dtype}, but its blob holds {described.dtype}",
+            reason=reasons.ACTIVATION_DTYPE_MISMATCH,
         )
     given = (list(payload.shape), payload.num_layers, payload.num_heads, payload.token_count)
     stored = (list(described.shape), described.num_layers, described.num_heads, described.token_count)
     for name, mine, theirs in zip(("shape", "num_layers", "num_heads", "token_count"), given, stored, strict=True):
         if mine and mine != theirs:
             raise InvalidArgumentError(
-                f"cube.activation.{name} is {mine}, but its blob says {theirs}", reason=SHAPE_MISMATCH
+                f"cube.activation.{name} is {mine}, but its blob says {theirs}",
+                reason=reasons.ACTIVATION_SHAPE_MISMATCH,
             )
     payload.dtype = described.dtype
     payload.shape[:] = list(described.shape)

@@ -6,6 +6,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 
+from memos_grpc import reasons
 from memos_grpc.embedding.worker import EmbeddingWorker
 from memos_grpc.errors import NotFoundError
 from memos_grpc.settings import Settings
@@ -48,7 +49,7 @@ class VaultContext:
     def require_space(self, cursor: Connection, space_id: str) -> None:
         """Raises NOT_FOUND unless the space exists."""
         if not space_exists(cursor, space_id):
-            raise NotFoundError(f"space {space_name(space_id)} does not exist", reason="SPACE_NOT_FOUND")
+            raise NotFoundError(f"space {space_name(space_id)} does not exist", reason=reasons.SPACE_NOT_FOUND)
 
     @property
     def database(self) -> Database:

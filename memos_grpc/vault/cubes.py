@@ -15,6 +15,7 @@ from datetime import datetime, timedelta
 import numpy as np
 from google.protobuf import field_mask_pb2
 
+from memos_grpc import reasons
 from memos_grpc._proto.memos.v1 import cube_pb2, space_pb2, vault_service_pb2
 from memos_grpc.embedding.embedder import FloatArray
 from memos_grpc.errors import (
@@ -90,19 +91,19 @@ class Cubes:
         space_id = parse_space_name(request.parent, "parent")
         limit = self._context.settings.max_batch_size
         if not request.requests:
-            raise invalid("requests is empty: send at least one cube", "EMPTY_BATCH")
+            raise invalid("requests is empty: send at least one cube", reasons.EMPTY_BATCH)
         if len(request.requests) > limit:
             raise invalid(
                 f"batch has {len(request.requests)} cubes; the limit is {limit} (max_batch_size)",
-                "BATCH_TOO_LARGE",
+                reasons.BATCH_TOO_LARGE,
             )
         for index, item in enumerate(request.requests):
             if item.parent and item.parent != request.parent:
-                raise invalid(f"requests[{index}].parent {item.parent!r} differs from parent", "PARENT_MISMATCH")
+                raise invalid(f"requests[{index}].parent {item.parent!r} differs from parent", reasons.PARENT_MISMATCH)
         rows = self.prepare(space_id, list(request.requests), caller)
         ids = [r.cube_id for r in rows]
         if len(set(ids)) != len(ids):
-            raise invalid("the batch names the same cube_id twice", "DUPLICATE_CUBE_ID")
+            raise invalid("the batch names the same cube_id twice", reasons.DUPLICATE_CUBE_ID)
         return self._insert(space_id, rows, caller)
 
     def prepare(
@@ -161,7 +162,7 @@ class Cubes:
                 raise FailedPreconditionError(
                     f"parametric.source_cubes names {missing[0]}, which does not exist; name only cubes "
                     "the adapter was trained on",
-                    reason="SOURCE_CUBE_NOT_FOUND",
+                    reason=reasons.SOURCE_CUBE_NOT_FOUND,
                 )
 
     @staticmethod
@@ -206,7 +207,7 @@ class Cubes:
     ) -> list[cube_pb2.MemCube]:
         context = self._context
         if not context.catalog.has_space(space_id):
-            raise NotFoundError(f"space {space_name(space_id)} does not exist", reason="SPACE_NOT_FOUND")
+            raise NotFoundError(f"space {space_name(space_id)} does not exist", reason=reasons.SPACE_NOT_FOUND)
         with_vectors = [row for row in rows if row.embedding is not None]
         labels = context.cube_store.new_labels(len(with_vectors))
         for row, label in zip(with_vectors, labels, strict=True):
@@ -234,7 +235,7 @@ class Cubes:
         taken = sorted(self._context.cube_store.taken(space_id, cube_ids))
         if taken:
             raise AlreadyExistsError(
-                f"cube {cube_name(space_id, taken[0])} already exists", reason="CUBE_ALREADY_EXISTS"
+                f"cube {cube_name(space_id, taken[0])} already exists", reason=reasons.CUBE_ALREADY_EXISTS
             )
 
     def bind_blobs(self, write: CubeWrite, rows: list[CubeRow], caller: Caller) -> None:
@@ -254,7 +255,7 @@ class Cubes:
             if found is None:  # a guard: a blob that a live cube names is never swept
                 raise FailedPreconditionError(
                     f"blob {digest} has not been uploaded; send it with WritePayload first",
-                    reason="BLOB_NOT_FOUND",
+                    reason=reasons.BLOB_NOT_FOUND,
                 )
             payload = row.cube.activation if row.cube.HasField("activation") else row.cube.parametric
             payload.blob.size_bytes, payload.blob.media_type = found
@@ -279,7 +280,7 @@ class Cubes:
             raise NotFoundError(
                 f"cube {name} expired at {stone.expire_time.ToJsonString()}; its tombstone is listed "
                 f"(ListCubes with show_expired) until {stone.purge_time.ToJsonString()}",
-                reason="CUBE_EXPIRED",
+                reason=reasons.CUBE_EXPIRED,
             )
         return visibility.shown(cube)
 
@@ -334,7 +335,7 @@ class Cubes:
             else:
                 new_vector = self._context.embedder.embed([given.plaintext.text])[0]
         elif request.HasField("vector"):
-            raise invalid("vector is set but update_mask does not change plaintext.text", "INVALID_UPDATE_MASK")
+            raise invalid("vector is set but update_mask does not change plaintext.text", reasons.INVALID_UPDATE_MASK)
         context = self._context
         now = context.clock()
         visibility = self._visibility(viewer, space_id)
@@ -343,19 +344,21 @@ class Cubes:
             current = write.row(space_id, cube_id)
             if current is None:
                 write.space(space_id)
-                raise NotFoundError(f"cube {given.name} does not exist", reason="CUBE_NOT_FOUND")
+                raise NotFoundError(f"cube {given.name} does not exist", reason=reasons.CUBE_NOT_FOUND)
             stored = current.cube
             if not visibility.allows_cube(stored):
-                raise NotFoundError(f"cube {given.name} does not exist", reason="CUBE_NOT_FOUND")
+                raise NotFoundError(f"cube {given.name} does not exist", reason=reasons.CUBE_NOT_FOUND)
             if given.etag and given.etag != stored.etag:
                 raise EtagMismatchError(
                     f"etag {given.etag!r} is stale for {given.name}: it was changed since; get it again",
-                    reason="ETAG_MISMATCH",
+                    reason=reasons.ETAG_MISMATCH,
                 )
             if stored.state == cube_pb2.LIFECYCLE_STATE_FROZEN:
-                raise FailedPreconditionError(f"cube {given.name} is frozen", reason="CUBE_FROZEN")
+                raise FailedPreconditionError(f"cube {given.name} is frozen", reason=reasons.CUBE_FROZEN)
             if plaintext_changes and stored.type != cube_pb2.MEMORY_TYPE_PLAINTEXT:
-                raise invalid(f"cube {given.name} is not plaintext: it has no text to update", "INVALID_UPDATE_MASK")
+                raise invalid(
+                    f"cube {given.name} is not plaintext: it has no text to update", reasons.INVALID_UPDATE_MASK
+                )
             owner, labels_before = stored.access.owner, list(stored.sensitivity_labels)
             field_mask_pb2.FieldMask(paths=paths).MergeMessage(
                 given, stored, replace_message_field=True, replace_repeated_field=True
@@ -388,14 +391,14 @@ class Cubes:
             current = write.row(space_id, cube_id)
             if current is None or not visibility.allows_cube(current.cube):
                 write.space(space_id)
-                raise NotFoundError(f"cube {name} does not exist", reason="CUBE_NOT_FOUND")
+                raise NotFoundError(f"cube {name} does not exist", reason=reasons.CUBE_NOT_FOUND)
             if etag and etag != current.cube.etag:
                 raise EtagMismatchError(
                     f"etag {etag!r} is stale for {name}: it was changed since; get it again",
-                    reason="ETAG_MISMATCH",
+                    reason=reasons.ETAG_MISMATCH,
                 )
             if current.cube.state == cube_pb2.LIFECYCLE_STATE_FROZEN:
-                raise FailedPreconditionError(f"cube {name} is frozen; unfreeze it first", reason="CUBE_FROZEN")
+                raise FailedPreconditionError(f"cube {name} is frozen; unfreeze it first", reason=reasons.CUBE_FROZEN)
             write.remove(space_id, [cube_id])
 
         context.cube_store.write(change, context.clock())

@@ -11,6 +11,7 @@ from __future__ import annotations
 from collections.abc import Collection, Iterable
 from typing import Protocol
 
+from memos_grpc import reasons
 from memos_grpc._proto.memos.v1 import cube_pb2
 from memos_grpc.errors import FailedPreconditionError
 from memos_grpc.store.database import Connection
@@ -107,7 +108,7 @@ def derived_license(sources: Iterable[cube_pb2.MemCube]) -> cube_pb2.CubeLicense
         raise FailedPreconditionError(
             f"the cubes are under different licenses ({', '.join(sorted(found))}): a cube derived from them "
             "would be under none of them alone; derive from the cubes of one license at a time",
-            reason="LICENSES_MIXED",
+            reason=reasons.LICENSES_MIXED,
         )
     return next(iter(found.values()), None)
 

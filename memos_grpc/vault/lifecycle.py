@@ -13,6 +13,7 @@ from dataclasses import dataclass
 
 from google.protobuf import field_mask_pb2
 
+from memos_grpc import reasons
 from memos_grpc._proto.memos.v1 import cube_pb2, vault_service_pb2
 from memos_grpc.embedding.embedder import FloatArray
 from memos_grpc.errors import AlreadyExistsError, EtagMismatchError, FailedPreconditionError, NotFoundError
@@ -60,11 +61,11 @@ def check_transition(name: str, current: State, target: State) -> None:
     """Raises FAILED_PRECONDITION unless ``TRANSITIONS`` lets ``current`` become ``target``."""
     current = current or GENERATED
     if current == FROZEN:
-        raise FailedPreconditionError(f"cube {name} is frozen; unfreeze it first", reason="CUBE_FROZEN")
+        raise FailedPreconditionError(f"cube {name} is frozen; unfreeze it first", reason=reasons.CUBE_FROZEN)
     if target not in TRANSITIONS.get(current, frozenset()):
         raise FailedPreconditionError(
             f"cube {name} is {_state_name(current)} and cannot become {_state_name(target)} (docs/lifecycle.md)",
-            reason="INVALID_TRANSITION",
+            reason=reasons.INVALID_TRANSITION,
         )
 
 
@@ -77,7 +78,7 @@ def parse_version_name(name: str) -> tuple[str, str, int]:
     head, _, tail = name.rpartition("/versions/")
     space_id, cube_id = parse_cube_name(head)
     if not tail.isdigit() or not 0 < int(tail) < 2**62:
-        raise invalid(f"{name[:120]!r} does not end in /versions/{{n}} with n a positive number", "INVALID_NAME")
+        raise invalid(f"{name[:120]!r} does not end in /versions/{{n}} with n a positive number", reasons.INVALID_NAME)
     return space_id, cube_id, int(tail)
 
 
@@ -126,7 +127,7 @@ class Lifecycle:
             space_id, cube_id, visibility, self._context.clock(), only=version
         )
         if not rows:
-            raise NotFoundError(f"version {name} does not exist", reason="VERSION_NOT_FOUND")
+            raise NotFoundError(f"version {name} does not exist", reason=reasons.VERSION_NOT_FOUND)
         return self._as_version(visibility, rows[0][1], version, current)
 
     @staticmethod
@@ -149,12 +150,14 @@ class Lifecycle:
     def rollback(self, request: vault_service_pb2.RollbackCubeRequest, viewer: Caller) -> cube_pb2.MemCube:
         def change(write: CubeWrite, stored: cube_pb2.MemCube) -> _Change:
             if stored.state == FROZEN:
-                raise FailedPreconditionError(f"cube {stored.name} is frozen; unfreeze it first", reason="CUBE_FROZEN")
+                raise FailedPreconditionError(
+                    f"cube {stored.name} is frozen; unfreeze it first", reason=reasons.CUBE_FROZEN
+                )
             space_id, cube_id = parse_cube_name(stored.name)
             old = write.version(space_id, cube_id, request.version)
             if old is None or request.version >= stored.version:
                 raise NotFoundError(
-                    f"cube {stored.name} has no earlier version {request.version}", reason="VERSION_NOT_FOUND"
+                    f"cube {stored.name} has no earlier version {request.version}", reason=reasons.VERSION_NOT_FOUND
                 )
             restored = old.cube
             # The content comes back; identity, lifecycle state, access and bookkeeping stay the cube's own.
@@ -174,7 +177,7 @@ class Lifecycle:
             if stored.state != FROZEN:
                 raise FailedPreconditionError(
                     f"cube {stored.name} is {_state_name(stored.state or GENERATED)}, not frozen",
-                    reason="INVALID_TRANSITION",
+                    reason=reasons.INVALID_TRANSITION,
                 )
             space_id, cube_id = parse_cube_name(stored.name)
             earlier = (cube.state for cube in write.versions_before(space_id, cube_id, stored.version))
@@ -203,7 +206,8 @@ class Lifecycle:
             stored = current.cube
             if etag and etag != stored.etag:
                 raise EtagMismatchError(
-                    f"etag {etag!r} is stale for {name}: it was changed since; get it again", reason="ETAG_MISMATCH"
+                    f"etag {etag!r} is stale for {name}: it was changed since; get it again",
+                    reason=reasons.ETAG_MISMATCH,
                 )
             made = make(write, stored)
             cube = made.cube
@@ -227,7 +231,7 @@ class Lifecycle:
         space_id = parse_space_name(request.parent, "parent")
         sources = [self._source_id(space_id, name, i) for i, name in enumerate(request.names)]
         if len(sources) < 2 or len(set(sources)) != len(sources):
-            raise invalid("names must name at least two different cubes of the space", "INVALID_MERGE")
+            raise invalid("names must name at least two different cubes of the space", reasons.INVALID_MERGE)
         create = vault_service_pb2.CreateCubeRequest(cube_id=request.cube_id, cube=request.cube)
         if request.HasField("vector"):
             create.vector.CopyFrom(request.vector)
@@ -251,7 +255,7 @@ class Lifecycle:
 
         def change(write: CubeWrite) -> None:
             if write.exists(space_id, merged.cube_id):
-                raise AlreadyExistsError(f"cube {merged.cube.name} already exists", reason="CUBE_ALREADY_EXISTS")
+                raise AlreadyExistsError(f"cube {merged.cube.name} already exists", reason=reasons.CUBE_ALREADY_EXISTS)
             changed: list[tuple[CubeRow, int | None]] = []
             for source in sources:
                 row = _live_row(write, space_id, source, visibility)
@@ -279,7 +283,7 @@ class Lifecycle:
     def _source_id(space_id: str, name: str, index: int) -> str:
         named_space, cube_id = parse_cube_name(name, f"names[{index}]")
         if named_space != space_id:
-            raise invalid(f"names[{index}] {name!r} is not in {space_id}", "PARENT_MISMATCH")
+            raise invalid(f"names[{index}] {name!r} is not in {space_id}", reasons.PARENT_MISMATCH)
         return check_id(cube_id, "cube id")
 
 
@@ -288,7 +292,7 @@ def _live_row(write: CubeWrite, space_id: str, cube_id: str, visibility: CubeVis
     row = write.row(space_id, cube_id)
     if row is None or not visibility.allows_cube(row.cube):
         write.space(space_id)
-        raise NotFoundError(f"cube {cube_name(space_id, cube_id)} does not exist", reason="CUBE_NOT_FOUND")
+        raise NotFoundError(f"cube {cube_name(space_id, cube_id)} does not exist", reason=reasons.CUBE_NOT_FOUND)
     return row
 
 

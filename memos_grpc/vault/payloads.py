@@ -9,6 +9,7 @@ from __future__ import annotations
 
 from collections.abc import Iterable, Iterator
 
+from memos_grpc import reasons
 from memos_grpc._proto.memos.v1 import cube_pb2, vault_service_pb2
 from memos_grpc.errors import FailedPreconditionError, InvalidArgumentError, ResourceExhaustedError
 from memos_grpc.governance.caller import Caller
@@ -41,17 +42,17 @@ class Payloads:
         stream = iter(chunks)
         first = next(stream, None)
         if first is None:
-            raise invalid("the stream is empty: the first message must name the parent space", "EMPTY_STREAM")
+            raise invalid("the stream is empty: the first message must name the parent space", reasons.EMPTY_STREAM)
         space_id = parse_space_name(first.parent, "parent")
         if first.expected_digest:
             parse_digest(first.expected_digest)
         limit = self._context.settings.max_payload_bytes
         if first.expected_size < 0:
-            raise invalid("expected_size must not be negative", "INVALID_SIZE")
+            raise invalid("expected_size must not be negative", reasons.INVALID_SIZE)
         if first.expected_size > limit:
             raise ResourceExhaustedError(
                 f"expected_size {first.expected_size} exceeds the limit of {limit} bytes (max_payload_bytes)",
-                reason="PAYLOAD_TOO_LARGE",
+                reason=reasons.PAYLOAD_TOO_LARGE,
             )
         with self._context.database.read() as cursor:
             self._context.require_space(cursor, space_id)
@@ -61,19 +62,21 @@ class Payloads:
             yield first.data
             for index, message in enumerate(stream, start=1):
                 if message.parent or message.expected_digest or message.expected_size or message.media_type:
-                    raise invalid(f"message {index} sets a header field; only the first message may", "INVALID_STREAM")
+                    raise invalid(
+                        f"message {index} sets a header field; only the first message may", reasons.INVALID_STREAM
+                    )
                 yield message.data
 
         def accept(size: int, digest: str) -> None:
             if first.expected_size and size != first.expected_size:
                 raise InvalidArgumentError(
                     f"received {size} bytes but expected_size was {first.expected_size}",
-                    reason="PAYLOAD_SIZE_MISMATCH",
+                    reason=reasons.PAYLOAD_SIZE_MISMATCH,
                 )
             if first.expected_digest and digest != first.expected_digest:
                 raise InvalidArgumentError(
                     f"received bytes hash to {digest}, not the expected {first.expected_digest}; nothing was stored",
-                    reason="PAYLOAD_DIGEST_MISMATCH",
+                    reason=reasons.PAYLOAD_DIGEST_MISMATCH,
                 )
 
         blob = store_blob(self._context.blobs, data(), limit, accept)
@@ -96,19 +99,19 @@ class Payloads:
 
     def read(self, request: vault_service_pb2.ReadPayloadRequest, viewer: Caller) -> Iterator[bytes]:
         if request.read_offset < 0 or request.read_limit < 0:
-            raise invalid("read_offset and read_limit must not be negative", "INVALID_RANGE")
+            raise invalid("read_offset and read_limit must not be negative", reasons.INVALID_RANGE)
         cube = self._cubes.get(request.name, viewer)
         if self._cubes.visibility(viewer, parse_cube_name(request.name)[0]).redacts(cube):
             raise FailedPreconditionError(
                 f"cube {request.name} carries a sensitivity label its space redacts for viewers; "
                 "its payload cannot be read with the viewer role",
-                reason="PAYLOAD_REDACTED",
+                reason=reasons.PAYLOAD_REDACTED,
             )
         digest = blob_digest(cube)
         if digest is None:
             raise FailedPreconditionError(
                 f"cube {request.name} is plaintext: its text is in the cube itself, not a payload blob",
-                reason="NO_PAYLOAD_BLOB",
+                reason=reasons.NO_PAYLOAD_BLOB,
             )
         return self._context.blobs.read(
             digest,

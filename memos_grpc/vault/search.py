@@ -21,6 +21,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime
 
+from memos_grpc import reasons
 from memos_grpc._proto.memos.v1 import cube_pb2, vault_service_pb2
 from memos_grpc.embedding.embedder import FloatArray
 from memos_grpc.errors import NotFoundError
@@ -73,15 +74,15 @@ class SearchQuery:
         """The query a SearchCubesRequest asks (INVALID_ARGUMENT for a message no search can answer)."""
         space_id = parse_space_name(request.parent, "parent")
         if request.top_k < 0:
-            raise invalid(f"top_k must not be negative (got {request.top_k})", "INVALID_TOP_K")
+            raise invalid(f"top_k must not be negative (got {request.top_k})", reasons.INVALID_TOP_K)
         mode = request.mode or vault_service_pb2.SEARCH_MODE_DENSE
         if mode not in _MODES:
-            raise invalid(f"mode {request.mode} is not a known SearchMode", "INVALID_ENUM")
+            raise invalid(f"mode {request.mode} is not a known SearchMode", reasons.INVALID_ENUM)
         which = request.WhichOneof("query")
         if mode != vault_service_pb2.SEARCH_MODE_DENSE and which != "text":
-            raise invalid("lexical and hybrid search need a text query", "TEXT_QUERY_REQUIRED")
+            raise invalid("lexical and hybrid search need a text query", reasons.TEXT_QUERY_REQUIRED)
         if which is None:
-            raise invalid("set a query: text or vector", "MISSING_QUERY")
+            raise invalid("set a query: text or vector", reasons.MISSING_QUERY)
         return cls(
             space_id=space_id,
             text=request.text,
@@ -143,20 +144,20 @@ class Search:
         settings = self._context.settings
         space_id = request.space_id
         if request.top_k < 0:
-            raise invalid(f"top_k must not be negative (got {request.top_k})", "INVALID_TOP_K")
+            raise invalid(f"top_k must not be negative (got {request.top_k})", reasons.INVALID_TOP_K)
         top_k = min(request.top_k or settings.default_top_k, settings.max_top_k)
         compiled = compile_filter(request.filter, max_length=settings.max_filter_length)
         mode = request.mode
         if mode not in _MODES:
-            raise invalid(f"mode {mode} is not a known SearchMode", "INVALID_ENUM")
+            raise invalid(f"mode {mode} is not a known SearchMode", reasons.INVALID_ENUM)
         if mode != vault_service_pb2.SEARCH_MODE_DENSE and request.vector is not None:
-            raise invalid("lexical and hybrid search need a text query", "TEXT_QUERY_REQUIRED")
+            raise invalid("lexical and hybrid search need a text query", reasons.TEXT_QUERY_REQUIRED)
         query = self.query_vector(request) if mode != vault_service_pb2.SEARCH_MODE_LEXICAL else None
         if query is None:
             check_text(request.text, settings, "text")
         now = self._context.clock()
         if not self._context.catalog.has_space(space_id):
-            raise NotFoundError(f"space {space_name(space_id)} does not exist", reason="SPACE_NOT_FOUND")
+            raise NotFoundError(f"space {space_name(space_id)} does not exist", reason=reasons.SPACE_NOT_FOUND)
         index = self._context.indexes.get(space_id)
         visibility = CubeVisibility(viewer, self._context.catalog, space_id)
         # Ranked on what the caller may see or not at all: a cube redacted for it is left out (docs/security.md).

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from google.protobuf import field_mask_pb2
 
+from memos_grpc import reasons
 from memos_grpc._proto.memos.v1 import access_pb2, space_pb2
 from memos_grpc.errors import AlreadyExistsError, EtagMismatchError, FailedPreconditionError, NotFoundError
 from memos_grpc.store import spaces as space_store
@@ -54,7 +55,9 @@ class Spaces:
             try:
                 space_store.insert_space(cursor, space_id, created, now, owner)
             except space_store.SpaceIdTaken as exc:
-                raise AlreadyExistsError(f"space {created.name} already exists", reason="SPACE_ALREADY_EXISTS") from exc
+                raise AlreadyExistsError(
+                    f"space {created.name} already exists", reason=reasons.SPACE_ALREADY_EXISTS
+                ) from exc
             return created
 
         return self._context.database.write(
@@ -72,10 +75,10 @@ class Spaces:
         def apply(cursor: Connection) -> space_pb2.Space:
             space = space_store.space_by_id(cursor, space_id)
             if space is None:
-                raise NotFoundError(f"space {given.name} does not exist", reason="SPACE_NOT_FOUND")
+                raise NotFoundError(f"space {given.name} does not exist", reason=reasons.SPACE_NOT_FOUND)
             if given.etag and given.etag != space.etag:
                 raise EtagMismatchError(
-                    f"etag {given.etag!r} is stale for {given.name}; get the space again", reason="ETAG_MISMATCH"
+                    f"etag {given.etag!r} is stale for {given.name}; get the space again", reason=reasons.ETAG_MISMATCH
                 )
             changes = space_pb2.Space()
             changes.CopyFrom(given)
@@ -99,7 +102,7 @@ class Spaces:
         with self._context.database.read() as cursor:
             space = space_store.space_with_cube_count(cursor, space_id, self._context.clock())
         if space is None:
-            raise NotFoundError(f"space {name} does not exist", reason="SPACE_NOT_FOUND")
+            raise NotFoundError(f"space {name} does not exist", reason=reasons.SPACE_NOT_FOUND)
         return space
 
     def list(self, requested_size: int, token: str, member: str | None) -> tuple[list[space_pb2.Space], str]:
@@ -120,17 +123,17 @@ class Spaces:
         def change(write: CubeWrite) -> Removed:
             current = space_store.space_etag(write.cursor, space_id)
             if current is None:
-                raise NotFoundError(f"space {name} does not exist", reason="SPACE_NOT_FOUND")
+                raise NotFoundError(f"space {name} does not exist", reason=reasons.SPACE_NOT_FOUND)
             if etag and etag != current:
                 raise EtagMismatchError(
-                    f"etag {etag!r} is stale for {name}; get the space again", reason="ETAG_MISMATCH"
+                    f"etag {etag!r} is stale for {name}; get the space again", reason=reasons.ETAG_MISMATCH
                 )
             # Expired cubes and their tombstones do not keep a space from being deleted: no call could remove them.
             count = space_store.live_cube_count(write.cursor, space_id, write.now)
             if count and not force:
                 raise FailedPreconditionError(
                     f"space {name} holds {count} cubes; delete them first or pass force",
-                    reason="SPACE_NOT_EMPTY",
+                    reason=reasons.SPACE_NOT_EMPTY,
                 )
             return write.remove_space(space_id)
 
@@ -143,7 +146,7 @@ class Spaces:
         with self._context.database.read() as cursor:
             state = space_store.policy_state(cursor, space_id)
             if state is None:
-                raise NotFoundError(f"space {resource} does not exist", reason="SPACE_NOT_FOUND")
+                raise NotFoundError(f"space {resource} does not exist", reason=reasons.SPACE_NOT_FOUND)
             roles = space_store.space_roles(cursor, space_id)
         return policy_message(resource, roles, _policy_etag(resource, state))
 
@@ -156,10 +159,11 @@ class Spaces:
         def apply(cursor: Connection) -> access_pb2.AccessPolicy:
             state = space_store.policy_state(cursor, space_id)
             if state is None:
-                raise NotFoundError(f"space {resource} does not exist", reason="SPACE_NOT_FOUND")
+                raise NotFoundError(f"space {resource} does not exist", reason=reasons.SPACE_NOT_FOUND)
             if policy.etag and policy.etag != _policy_etag(resource, state):
                 raise EtagMismatchError(
-                    f"the access policy of {resource} changed since it was read; get it again", reason="ETAG_MISMATCH"
+                    f"the access policy of {resource} changed since it was read; get it again",
+                    reason=reasons.ETAG_MISMATCH,
                 )
             etag = make_etag(resource + "/policy", len(roles), now)
             space_store.replace_roles(cursor, space_id, roles, etag)
@@ -184,35 +188,37 @@ SPACE_UPDATABLE = frozenset({"display_name", "description", "labels", "default_t
 
 def check_space_fields(space: space_pb2.Space) -> None:
     if len(space.display_name) > MAX_DISPLAY_NAME:
-        raise invalid(f"space.display_name is longer than {MAX_DISPLAY_NAME} characters", "FIELD_TOO_LONG")
+        raise invalid(f"space.display_name is longer than {MAX_DISPLAY_NAME} characters", reasons.FIELD_TOO_LONG)
     if len(space.description) > MAX_DESCRIPTION:
-        raise invalid(f"space.description is longer than {MAX_DESCRIPTION} characters", "FIELD_TOO_LONG")
+        raise invalid(f"space.description is longer than {MAX_DESCRIPTION} characters", reasons.FIELD_TOO_LONG)
     check_labels(dict(space.labels))
     if space.HasField("default_ttl"):
         ttl = space.default_ttl
         # Checked on the raw fields: a huge duration overflows timedelta and, added to a creation time, datetime.
         if not 0 <= ttl.nanos < 1_000_000_000 or not 1 <= ttl.seconds <= MAX_TTL_SECONDS:
             raise invalid(
-                f"space.default_ttl must be between 1 second and {MAX_TTL_SECONDS // 31_557_600} years", "INVALID_TTL"
+                f"space.default_ttl must be between 1 second and {MAX_TTL_SECONDS // 31_557_600} years",
+                reasons.INVALID_TTL,
             )
 
 
 def checked_rules(space: space_pb2.Space) -> list[space_pb2.RedactionRule]:
     rules = list(space.redaction_rules)
     if len(rules) > 64:
-        raise invalid("space.redaction_rules has more than 64 rules", "INVALID_REDACTION_RULE")
+        raise invalid("space.redaction_rules has more than 64 rules", reasons.INVALID_REDACTION_RULE)
     for index, rule in enumerate(rules):
         if not 1 <= len(rule.sensitivity_label) <= 64:
             raise invalid(
-                f"space.redaction_rules[{index}].sensitivity_label must be 1..64 characters", "INVALID_REDACTION_RULE"
+                f"space.redaction_rules[{index}].sensitivity_label must be 1..64 characters",
+                reasons.INVALID_REDACTION_RULE,
             )
         if rule.action not in (space_pb2.RedactionRule.ACTION_WITHHOLD, space_pb2.RedactionRule.ACTION_REDACT_TEXT):
             raise invalid(
-                f"space.redaction_rules[{index}].action must be WITHHOLD or REDACT_TEXT", "INVALID_REDACTION_RULE"
+                f"space.redaction_rules[{index}].action must be WITHHOLD or REDACT_TEXT", reasons.INVALID_REDACTION_RULE
             )
         if rule.audience not in (space_pb2.RedactionRule.AUDIENCE_VIEWERS, space_pb2.RedactionRule.AUDIENCE_EXPORT):
             raise invalid(
-                f"space.redaction_rules[{index}].audience must be VIEWERS or EXPORT", "INVALID_REDACTION_RULE"
+                f"space.redaction_rules[{index}].audience must be VIEWERS or EXPORT", reasons.INVALID_REDACTION_RULE
             )
     return rules
 
@@ -222,15 +228,15 @@ def roles_of(policy: access_pb2.AccessPolicy, known: set[str]) -> dict[str, int]
     roles: dict[str, int] = {}
     for index, binding in enumerate(policy.bindings):
         if binding.role not in (access_pb2.ROLE_VIEWER, access_pb2.ROLE_EDITOR, access_pb2.ROLE_OWNER):
-            raise invalid(f"policy.bindings[{index}].role must be VIEWER, EDITOR or OWNER", "INVALID_ROLE")
+            raise invalid(f"policy.bindings[{index}].role must be VIEWER, EDITOR or OWNER", reasons.INVALID_ROLE)
         for member in binding.members:
             if member not in known:
                 raise invalid(
-                    f"policy.bindings[{index}] names {member[:120]!r}, which is no principal", "UNKNOWN_MEMBER"
+                    f"policy.bindings[{index}] names {member[:120]!r}, which is no principal", reasons.UNKNOWN_MEMBER
                 )
             roles[member] = max(roles.get(member, 0), binding.role)
     if access_pb2.ROLE_OWNER not in roles.values():
-        raise invalid("the policy must keep at least one OWNER", "NO_OWNER")
+        raise invalid("the policy must keep at least one OWNER", reasons.NO_OWNER)
     return roles
 
 

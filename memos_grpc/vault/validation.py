@@ -13,6 +13,7 @@ from collections.abc import Sequence
 import numpy as np
 from google.protobuf import timestamp_pb2
 
+from memos_grpc import reasons
 from memos_grpc._proto.memos.v1 import cube_pb2
 from memos_grpc.embedding.embedder import FloatArray
 from memos_grpc.errors import InvalidArgumentError
@@ -65,12 +66,12 @@ def invalid(message: str, reason: str) -> InvalidArgumentError:
 
 def check_text(text: str, settings: Settings, field: str = "cube.plaintext.text") -> None:
     if not text.strip():
-        raise invalid(f"{field} is empty: a plaintext cube needs text", "EMPTY_TEXT")
+        raise invalid(f"{field} is empty: a plaintext cube needs text", reasons.EMPTY_TEXT)
     size = len(text.encode("utf-8"))
     if size > settings.max_text_bytes:
         raise invalid(
             f"{field} is {size} bytes; the limit is {settings.max_text_bytes} (max_text_bytes)",
-            "TEXT_TOO_LONG",
+            reasons.TEXT_TOO_LONG,
         )
 
 
@@ -80,50 +81,52 @@ def check_context(context: str, settings: Settings, field: str = "cube.plaintext
     if size > settings.max_text_bytes:
         raise invalid(
             f"{field} is {size} bytes; the limit is {settings.max_text_bytes} (max_text_bytes)",
-            "TEXT_TOO_LONG",
+            reasons.TEXT_TOO_LONG,
         )
 
 
 def _check_strings(values: Sequence[str], field: str) -> None:
     if len(values) > MAX_TAGS:
-        raise invalid(f"{field} has {len(values)} entries; the limit is {MAX_TAGS}", "TOO_MANY_TAGS")
+        raise invalid(f"{field} has {len(values)} entries; the limit is {MAX_TAGS}", reasons.TOO_MANY_TAGS)
     for value in values:
         if not 1 <= len(value) <= MAX_TAG_CHARS or value != value.strip():
             raise invalid(
                 f"{field} entry {value[:80]!r} must be 1..{MAX_TAG_CHARS} characters without surrounding spaces",
-                "INVALID_TAG",
+                reasons.INVALID_TAG,
             )
     if len(set(values)) != len(values):
-        raise invalid(f"{field} has duplicate entries", "INVALID_TAG")
+        raise invalid(f"{field} has duplicate entries", reasons.INVALID_TAG)
 
 
 def check_labels(labels: dict[str, str]) -> None:
     if len(labels) > MAX_LABELS:
-        raise invalid(f"cube.labels has {len(labels)} entries; the limit is {MAX_LABELS}", "INVALID_LABEL")
+        raise invalid(f"cube.labels has {len(labels)} entries; the limit is {MAX_LABELS}", reasons.INVALID_LABEL)
     for key, value in labels.items():
         if not LABEL_KEY.fullmatch(key):
             raise invalid(
                 f"label key {key[:80]!r} must be 1..63 characters of [a-z0-9_.-/] starting with a letter",
-                "INVALID_LABEL",
+                reasons.INVALID_LABEL,
             )
         if len(value) > MAX_LABEL_VALUE_CHARS:
             raise invalid(
                 f"label {key!r} value is {len(value)} characters; the limit is {MAX_LABEL_VALUE_CHARS}",
-                "INVALID_LABEL",
+                reasons.INVALID_LABEL,
             )
 
 
 def _check_blob_payload(payload: cube_pb2.ActivationPayload | cube_pb2.ParametricPayload, field: str) -> None:
     if not payload.blob.digest:
-        raise invalid(f"{field}.blob.digest is required: upload the payload with WritePayload first", "MISSING_BLOB")
+        raise invalid(
+            f"{field}.blob.digest is required: upload the payload with WritePayload first", reasons.MISSING_BLOB
+        )
     try:
         parse_digest(payload.blob.digest)
     except InvalidArgumentError as exc:
-        raise invalid(f"{field}.blob.digest: {exc.message}", "INVALID_DIGEST") from exc
+        raise invalid(f"{field}.blob.digest: {exc.message}", reasons.INVALID_DIGEST) from exc
     if not payload.model_fingerprint:
-        raise invalid(f"{field}.model_fingerprint is required", "MISSING_MODEL_FINGERPRINT")
+        raise invalid(f"{field}.model_fingerprint is required", reasons.MISSING_MODEL_FINGERPRINT)
     if any(d < 0 for d in payload.shape):
-        raise invalid(f"{field}.shape has a negative dimension", "INVALID_SHAPE")
+        raise invalid(f"{field}.shape has a negative dimension", reasons.INVALID_SHAPE)
 
 
 def check_cube_fields(cube: cube_pb2.MemCube, settings: Settings) -> cube_pb2.MemoryType:
@@ -131,15 +134,15 @@ def check_cube_fields(cube: cube_pb2.MemCube, settings: Settings) -> cube_pb2.Me
     payload = cube.WhichOneof("payload")
     memory_type = cube.type
     if payload is None:
-        raise invalid("cube has no payload: set plaintext, activation or parametric", "MISSING_PAYLOAD")
+        raise invalid("cube has no payload: set plaintext, activation or parametric", reasons.MISSING_PAYLOAD)
     if memory_type not in _MEMORY_TYPES:
-        raise invalid(f"cube.type {memory_type} is not a known memory type", "INVALID_ENUM")
+        raise invalid(f"cube.type {memory_type} is not a known memory type", reasons.INVALID_ENUM)
     if memory_type == cube_pb2.MEMORY_TYPE_UNSPECIFIED:
         memory_type = _TYPE_OF_PAYLOAD[payload]
     elif _PAYLOAD_OF_TYPE.get(memory_type) != payload:
         raise invalid(
             f"cube.type {cube_pb2.MemoryType.Name(memory_type)} does not match its {payload} payload",
-            "PAYLOAD_TYPE_MISMATCH",
+            reasons.PAYLOAD_TYPE_MISMATCH,
         )
     if payload == "plaintext":
         check_text(cube.plaintext.text, settings)
@@ -159,7 +162,7 @@ def check_timestamp(stamp: timestamp_pb2.Timestamp, field: str) -> None:
     try:
         stamp.ToDatetime()
     except (ValueError, OverflowError) as exc:
-        raise invalid(f"{field} is not a valid timestamp (years 1 to 9999): {exc}", "INVALID_TIMESTAMP") from exc
+        raise invalid(f"{field} is not a valid timestamp (years 1 to 9999): {exc}", reasons.INVALID_TIMESTAMP) from exc
 
 
 def check_metadata(cube: cube_pb2.MemCube) -> None:
@@ -170,33 +173,35 @@ def check_metadata(cube: cube_pb2.MemCube) -> None:
     _check_strings(list(cube.sensitivity_labels), "cube.sensitivity_labels")
     check_labels(dict(cube.labels))
     if not 0 <= cube.priority <= 100:
-        raise invalid(f"cube.priority must be in 0..100 (got {cube.priority})", "INVALID_PRIORITY")
+        raise invalid(f"cube.priority must be in 0..100 (got {cube.priority})", reasons.INVALID_PRIORITY)
     for field in ("origin", "model"):
         if len(getattr(cube, field)) > MAX_SHORT_TEXT_CHARS:
-            raise invalid(f"cube.{field} is longer than {MAX_SHORT_TEXT_CHARS} characters", "FIELD_TOO_LONG")
+            raise invalid(f"cube.{field} is longer than {MAX_SHORT_TEXT_CHARS} characters", reasons.FIELD_TOO_LONG)
     for enum_field, known in (("source", _SOURCES), ("semantic_type", _SEMANTIC_TYPES)):
         if getattr(cube, enum_field) not in known:
-            raise invalid(f"cube.{enum_field} {getattr(cube, enum_field)} is not a known value", "INVALID_ENUM")
+            raise invalid(f"cube.{enum_field} {getattr(cube, enum_field)} is not a known value", reasons.INVALID_ENUM)
     if cube.access.scope not in _SCOPES:  # stored as a SMALLINT: an unknown number may not even fit
-        raise invalid(f"cube.access.scope {cube.access.scope} is not a known value", "INVALID_ENUM")
+        raise invalid(f"cube.access.scope {cube.access.scope} is not a known value", reasons.INVALID_ENUM)
     for principal in cube.access.principals:
         if not PRINCIPAL_NAME.fullmatch(principal):
-            raise invalid(f"cube.access.principals entry {principal[:80]!r} is not principals/{{id}}", "INVALID_NAME")
+            raise invalid(
+                f"cube.access.principals entry {principal[:80]!r} is not principals/{{id}}", reasons.INVALID_NAME
+            )
 
 
 def check_vector(values: Sequence[float], dimension: int, field: str = "vector") -> FloatArray:
     if len(values) != dimension:
         raise invalid(
             f"{field} has {len(values)} dimensions; this space's vectors have {dimension}",
-            "VECTOR_DIMENSION_MISMATCH",
+            reasons.VECTOR_DIMENSION_MISMATCH,
         )
     # float64, so that huge float32 components do not overflow the norm to infinity.
     vector = np.asarray(values, dtype=np.float64)
     if not np.all(np.isfinite(vector)):
-        raise invalid(f"{field} contains NaN or infinite values", "INVALID_VECTOR")
+        raise invalid(f"{field} contains NaN or infinite values", reasons.INVALID_VECTOR)
     norm = float(np.linalg.norm(vector))
     if norm == 0.0 or not math.isfinite(norm):
-        raise invalid(f"{field} is all zeros: cosine similarity needs a direction", "INVALID_VECTOR")
+        raise invalid(f"{field} is all zeros: cosine similarity needs a direction", reasons.INVALID_VECTOR)
     unit: FloatArray = (vector / norm).astype(np.float32)
     return unit
 
@@ -222,12 +227,12 @@ def unit_vectors(values: Sequence[Sequence[float]], dimension: int) -> list[Floa
 def check_update_mask(paths: Sequence[str], updatable: frozenset[str] = UPDATABLE_PATHS) -> list[str]:
     """Checks an AIP-134 mask: required, and naming only fields in ``updatable``."""
     if not paths:
-        raise invalid("update_mask is required: name the fields to change (AIP-134)", "MISSING_UPDATE_MASK")
+        raise invalid("update_mask is required: name the fields to change (AIP-134)", reasons.MISSING_UPDATE_MASK)
     unknown = sorted(set(paths) - updatable)
     if unknown:
         raise invalid(
             f"update_mask names field(s) that cannot be updated: {', '.join(unknown)}; "
             f"updatable: {', '.join(sorted(updatable))}",
-            "INVALID_UPDATE_MASK",
+            reasons.INVALID_UPDATE_MASK,
         )
     return list(paths)

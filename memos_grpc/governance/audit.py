@@ -13,6 +13,7 @@ import json
 from dataclasses import dataclass
 from datetime import UTC, datetime
 
+from memos_grpc import reasons
 from memos_grpc._proto.memos.v1 import audit_pb2
 from memos_grpc.store import audit as audit_store
 from memos_grpc.store.audit import AUDIT_FIELDS, AuditRow
@@ -107,7 +108,9 @@ class AuditLog:
         compiled = compile_filter(filter_text, max_length=settings.max_filter_length, fields=AUDIT_FIELDS)
         last = decode_token(token, "audit", filter_text) or "0"
         if not last.isdigit():
-            raise invalid("page_token is not a token this server issued; start again without one", "INVALID_PAGE_TOKEN")
+            raise invalid(
+                "page_token is not a token this server issued; start again without one", reasons.INVALID_PAGE_TOKEN
+            )
         after = int(last)
         with self._context.database.read() as cursor:
             rows = audit_store.events_after(cursor, after, compiled, size + 1)

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import contextvars
 
+from memos_grpc import reasons
 from memos_grpc.errors import UnauthenticatedError
 from memos_grpc.store.visibility import Caller
 
@@ -20,7 +21,7 @@ _current: contextvars.ContextVar[Caller | None] = contextvars.ContextVar("memos_
 def current() -> Caller:
     caller = _current.get()
     if caller is None:
-        raise UnauthenticatedError("this call is not authenticated", reason="UNAUTHENTICATED")
+        raise UnauthenticatedError("this call is not authenticated", reason=reasons.UNAUTHENTICATED)
     return caller
 
 

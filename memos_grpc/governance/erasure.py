@@ -12,6 +12,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
+from memos_grpc import reasons
 from memos_grpc._proto.memos.v1 import governance_service_pb2
 from memos_grpc.errors import NotFoundError
 from memos_grpc.governance.identity import Principals, parse_principal_name, principal_name
@@ -33,7 +34,7 @@ def erase_principal_data(
 ) -> governance_service_pb2.ErasePrincipalDataResponse:
     principal = principal_name(parse_principal_name(name))
     if principal not in principals.names():
-        raise NotFoundError(f"principal {name} does not exist", reason="PRINCIPAL_NOT_FOUND")
+        raise NotFoundError(f"principal {name} does not exist", reason=reasons.PRINCIPAL_NOT_FOUND)
 
     def change(write: CubeWrite) -> _Erased:
         erased = _Erased()

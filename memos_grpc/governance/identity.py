@@ -19,6 +19,7 @@ import threading
 from dataclasses import dataclass
 from pathlib import Path
 
+from memos_grpc import reasons
 from memos_grpc._proto.memos.v1 import principal_pb2
 from memos_grpc.errors import (
     AlreadyExistsError,
@@ -53,7 +54,7 @@ def principal_name(principal_id: str) -> str:
 def parse_principal_name(name: str, field: str = "name") -> str:
     parts = name.split("/")
     if len(parts) != 2 or parts[0] != "principals":
-        raise invalid(f"{field} {name[:120]!r} is not of the form principals/{{principal}}", "INVALID_NAME")
+        raise invalid(f"{field} {name[:120]!r} is not of the form principals/{{principal}}", reasons.INVALID_NAME)
     return check_id(parts[1], "principal id")
 
 
@@ -62,7 +63,7 @@ def parse_credential_name(name: str) -> tuple[str, str]:
     if len(parts) != 4 or parts[0] != "principals" or parts[2] != "credentials":
         raise invalid(
             f"name {name[:120]!r} is not of the form principals/{{principal}}/credentials/{{credential}}",
-            "INVALID_NAME",
+            reasons.INVALID_NAME,
         )
     return check_id(parts[1], "principal id"), check_id(parts[3], "credential id")
 
@@ -136,11 +137,11 @@ class Principals:
         match = _TOKEN.fullmatch(token)
         known = self._credentials.get(match.group(1)) if match else None
         if known is None or not hmac.compare_digest(known.token_hash, token_hash(token)):
-            raise UnauthenticatedError("the bearer token is not valid", reason="INVALID_TOKEN")
+            raise UnauthenticatedError("the bearer token is not valid", reason=reasons.INVALID_TOKEN)
         if known.revoked:
-            raise UnauthenticatedError("the bearer token has been revoked", reason="TOKEN_REVOKED")
+            raise UnauthenticatedError("the bearer token has been revoked", reason=reasons.TOKEN_REVOKED)
         if known.expires_at is not None and known.expires_at <= self._context.clock().timestamp():
-            raise UnauthenticatedError("the bearer token has expired", reason="TOKEN_EXPIRED")
+            raise UnauthenticatedError("the bearer token has expired", reason=reasons.TOKEN_EXPIRED)
         return self._identity(known.principal_id)
 
     def authenticate_certificate(self, fingerprint: str) -> Identity | None:
@@ -150,7 +151,7 @@ class Principals:
     def _identity(self, principal_id: str) -> Identity:
         principal = self._principals.get(principal_id)
         if principal is None:
-            raise UnauthenticatedError("the credential's principal no longer exists", reason="INVALID_TOKEN")
+            raise UnauthenticatedError("the credential's principal no longer exists", reason=reasons.INVALID_TOKEN)
         return Identity(principal.name, principal.admin)
 
     def names(self) -> set[str]:
@@ -161,9 +162,9 @@ class Principals:
     def create(self, principal_id: str, given: principal_pb2.Principal) -> principal_pb2.Principal:
         check_id(principal_id, "principal_id")
         if len(given.display_name) > 200:
-            raise invalid("principal.display_name is longer than 200 characters", "FIELD_TOO_LONG")
+            raise invalid("principal.display_name is longer than 200 characters", reasons.FIELD_TOO_LONG)
         if given.kind not in principal_pb2.Principal.Kind.values():
-            raise invalid(f"principal.kind {given.kind} is not a known value", "INVALID_ENUM")
+            raise invalid(f"principal.kind {given.kind} is not a known value", reasons.INVALID_ENUM)
         now = self._context.clock()
         principal = principal_pb2.Principal(
             name=principal_name(principal_id),
@@ -179,11 +180,11 @@ class Principals:
             if not _FINGERPRINT.fullmatch(fingerprint):
                 raise invalid(
                     f"certificate fingerprint {fingerprint[:80]!r} is not 64 lowercase hex characters",
-                    "INVALID_FINGERPRINT",
+                    reasons.INVALID_FINGERPRINT,
                 )
             if fingerprint in self._by_fingerprint:
                 raise AlreadyExistsError(
-                    "that certificate already authenticates another principal", reason="FINGERPRINT_IN_USE"
+                    "that certificate already authenticates another principal", reason=reasons.FINGERPRINT_IN_USE
                 )
             principal.certificate_fingerprints.append(fingerprint)
         set_timestamp(principal.create_time, now)
@@ -192,7 +193,7 @@ class Principals:
         def apply(cursor: Connection) -> principal_pb2.Principal:
             if principal_store.principal_exists(cursor, principal_id):
                 raise AlreadyExistsError(
-                    f"principal {principal.name} already exists", reason="PRINCIPAL_ALREADY_EXISTS"
+                    f"principal {principal.name} already exists", reason=reasons.PRINCIPAL_ALREADY_EXISTS
                 )
             principal_store.insert_principal(cursor, principal_id, principal, now)
             return principal
@@ -203,13 +204,13 @@ class Principals:
     def _checked_key(key: principal_pb2.PublicKey, index: int, field: str = "") -> principal_pb2.PublicKey:
         field = field or f"public_keys[{index}]"
         if key.algorithm not in ("", "ed25519"):
-            raise invalid(f"{field}.algorithm must be ed25519", "INVALID_PUBLIC_KEY")
+            raise invalid(f"{field}.algorithm must be ed25519", reasons.INVALID_PUBLIC_KEY)
         if len(key.public_key) != 32:
-            raise invalid(f"{field}.public_key must be 32 raw Ed25519 bytes", "INVALID_PUBLIC_KEY")
+            raise invalid(f"{field}.public_key must be 32 raw Ed25519 bytes", reasons.INVALID_PUBLIC_KEY)
         try:
             check_public_key(key.public_key)
         except PublicKeyError as exc:
-            raise invalid(f"{field}.public_key is refused: {exc.message}", "INVALID_PUBLIC_KEY") from exc
+            raise invalid(f"{field}.public_key is refused: {exc.message}", reasons.INVALID_PUBLIC_KEY) from exc
         for stamp in ("not_before", "not_after"):
             if key.HasField(stamp):
                 check_timestamp(getattr(key, stamp), f"{field}.{stamp}")
@@ -228,7 +229,7 @@ class Principals:
         def apply(cursor: Connection) -> principal_pb2.Principal:
             principal = principal_store.principal_by_id(cursor, principal_id)
             if principal is None:
-                raise NotFoundError(f"principal {name} does not exist", reason="PRINCIPAL_NOT_FOUND")
+                raise NotFoundError(f"principal {name} does not exist", reason=reasons.PRINCIPAL_NOT_FOUND)
             if all(k.key_id != checked.key_id for k in principal.public_keys):
                 principal.public_keys.append(checked)
                 principal.etag = make_etag(principal.name, len(principal.public_keys) + 1, self._context.clock())
@@ -242,7 +243,9 @@ class Principals:
         """One key, one principal: else a principal could have reports name it for another's signatures."""
         owner = self.key_owner(key)
         if owner and owner != name:
-            raise AlreadyExistsError(f"public key {key} is registered to another principal", reason="PUBLIC_KEY_IN_USE")
+            raise AlreadyExistsError(
+                f"public key {key} is registered to another principal", reason=reasons.PUBLIC_KEY_IN_USE
+            )
 
     def key_owner(self, key: str) -> str:
         """The name of the principal that registered the public key with this id ("" if none)."""
@@ -255,7 +258,7 @@ class Principals:
         principal_id = parse_principal_name(name)
         principal = self._principals.get(principal_id)
         if principal is None:
-            raise NotFoundError(f"principal {name} does not exist", reason="PRINCIPAL_NOT_FOUND")
+            raise NotFoundError(f"principal {name} does not exist", reason=reasons.PRINCIPAL_NOT_FOUND)
         return principal
 
     def list(self, requested_size: int, token: str) -> tuple[list[principal_pb2.Principal], str]:
@@ -270,10 +273,12 @@ class Principals:
     def delete(self, name: str) -> None:
         principal_id = parse_principal_name(name)
         if principal_id not in self._principals:
-            raise NotFoundError(f"principal {name} does not exist", reason="PRINCIPAL_NOT_FOUND")
+            raise NotFoundError(f"principal {name} does not exist", reason=reasons.PRINCIPAL_NOT_FOUND)
         admins = [p for p in self._principals.values() if p.admin]
         if self._principals[principal_id].admin and len(admins) == 1:
-            raise FailedPreconditionError(f"{name} is the last admin; create another admin first", reason="LAST_ADMIN")
+            raise FailedPreconditionError(
+                f"{name} is the last admin; create another admin first", reason=reasons.LAST_ADMIN
+            )
 
         def apply(cursor: Connection) -> str:
             principal_store.delete_principal(cursor, principal_id)
@@ -292,14 +297,14 @@ class Principals:
     def create_credential(self, parent: str, given: principal_pb2.Credential) -> principal_pb2.Credential:
         principal_id = parse_principal_name(parent, "parent")
         if principal_id not in self._principals:
-            raise NotFoundError(f"principal {parent} does not exist", reason="PRINCIPAL_NOT_FOUND")
+            raise NotFoundError(f"principal {parent} does not exist", reason=reasons.PRINCIPAL_NOT_FOUND)
         if len(given.description) > 200:
-            raise invalid("credential.description is longer than 200 characters", "FIELD_TOO_LONG")
+            raise invalid("credential.description is longer than 200 characters", reasons.FIELD_TOO_LONG)
         now = self._context.clock()
         check_timestamp(given.expire_time, "credential.expire_time")
         expire = to_datetime(given.expire_time)
         if expire is not None and expire <= now:
-            raise invalid("credential.expire_time is in the past", "INVALID_EXPIRE_TIME")
+            raise invalid("credential.expire_time is in the past", reasons.INVALID_EXPIRE_TIME)
         credential_id = "k" + secrets.token_hex(8)
         token = f"mgt_{credential_id}_{base64.urlsafe_b64encode(secrets.token_bytes(32)).decode().rstrip('=')}"
         digest = token_hash(token)
@@ -312,7 +317,7 @@ class Principals:
 
         def apply(cursor: Connection) -> None:
             if not principal_store.principal_exists(cursor, principal_id):
-                raise NotFoundError(f"principal {parent} does not exist", reason="PRINCIPAL_NOT_FOUND")
+                raise NotFoundError(f"principal {parent} does not exist", reason=reasons.PRINCIPAL_NOT_FOUND)
             principal_store.insert_credential(
                 cursor, credential_id, principal_id, digest, given.description, now, expire
             )
@@ -332,7 +337,7 @@ class Principals:
         principal_id, credential_id = parse_credential_name(name)
         known = self._credentials.get(credential_id)
         if known is None or known.principal_id != principal_id:
-            raise NotFoundError(f"credential {name} does not exist", reason="CREDENTIAL_NOT_FOUND")
+            raise NotFoundError(f"credential {name} does not exist", reason=reasons.CREDENTIAL_NOT_FOUND)
         return principal_name(principal_id)
 
     def revoke_credential(self, name: str) -> principal_pb2.Credential:
@@ -343,7 +348,7 @@ class Principals:
         def apply(cursor: Connection) -> principal_pb2.Credential:
             credential = principal_store.credential(cursor, principal_id, credential_id)
             if credential is None:
-                raise NotFoundError(f"credential {name} does not exist", reason="CREDENTIAL_NOT_FOUND")
+                raise NotFoundError(f"credential {name} does not exist", reason=reasons.CREDENTIAL_NOT_FOUND)
             if not credential.HasField("revoke_time"):  # revoking again keeps the first revocation's time
                 principal_store.revoke_credential(cursor, credential_id, now)
                 set_timestamp(credential.revoke_time, now)

@@ -10,6 +10,7 @@ PERMISSION_DENIED: their existence is public. Within a space, a cube's own
 
 from __future__ import annotations
 
+from memos_grpc import reasons
 from memos_grpc._proto.memos.v1 import access_pb2
 from memos_grpc.errors import MemosError, NotFoundError, PermissionDeniedError
 from memos_grpc.governance.caller import Caller
@@ -32,7 +33,7 @@ def space_of(resource: str) -> str:
     """The space id of ``spaces/{space}`` or anything below it."""
     parts = resource.split("/")
     if len(parts) < 2 or parts[0] != "spaces":
-        raise invalid(f"{resource[:120]!r} is not a space or a resource in one", "INVALID_NAME")
+        raise invalid(f"{resource[:120]!r} is not a space or a resource in one", reasons.INVALID_NAME)
     return check_id(parts[1], "space id")
 
 
@@ -41,29 +42,29 @@ def authorize(caller: Caller, rule: Rule, resource: str, catalog: SearchCatalog)
     if rule.check in (Check.PUBLIC, Check.AUTHENTICATED) or caller.admin:
         return
     if rule.check is Check.ADMIN:
-        raise _denied(PermissionDeniedError("this call is for admins only", reason="ADMIN_REQUIRED"))
+        raise _denied(PermissionDeniedError("this call is for admins only", reason=reasons.ADMIN_REQUIRED))
     if rule.check in _NEEDED:
         space_id = space_of(resource)
         role = catalog.role_of(space_id, caller.principal)
         if not role:
-            raise _denied(NotFoundError(f"space spaces/{space_id} does not exist", reason="SPACE_NOT_FOUND"))
+            raise _denied(NotFoundError(f"space spaces/{space_id} does not exist", reason=reasons.SPACE_NOT_FOUND))
         needed = _NEEDED[rule.check]
         if role < needed:
             raise _denied(
                 PermissionDeniedError(
                     f"this call needs the {access_pb2.Role.Name(needed)} role on spaces/{space_id}; "
                     f"{caller.principal} has {access_pb2.Role.Name(role)}",
-                    reason="ROLE_REQUIRED",
+                    reason=reasons.ROLE_REQUIRED,
                 )
             )
         return
     if rule.check is Check.SELF:
         if principal_name(parse_principal_name(resource)) != caller.principal:
-            raise _denied(NotFoundError(f"principal {resource} does not exist", reason="PRINCIPAL_NOT_FOUND"))
+            raise _denied(NotFoundError(f"principal {resource} does not exist", reason=reasons.PRINCIPAL_NOT_FOUND))
         return
     if rule.check is Check.CREDENTIAL:
         principal_id, _ = parse_credential_name(resource)
         if principal_name(principal_id) != caller.principal:
-            raise _denied(NotFoundError(f"credential {resource} does not exist", reason="CREDENTIAL_NOT_FOUND"))
+            raise _denied(NotFoundError(f"credential {resource} does not exist", reason=reasons.CREDENTIAL_NOT_FOUND))
         return
-    raise _denied(PermissionDeniedError("no rule allows this call", reason="PERMISSION_DENIED"))
+    raise _denied(PermissionDeniedError("no rule allows this call", reason=reasons.PERMISSION_DENIED))

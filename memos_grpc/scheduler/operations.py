@@ -20,6 +20,7 @@ from datetime import timedelta
 
 import grpc
 
+from memos_grpc import reasons
 from memos_grpc._proto.memos.v1 import scheduler_service_pb2
 from memos_grpc.errors import AbortedError, CancelledError, MemosError, NotFoundError, ResourceExhaustedError
 from memos_grpc.governance.caller import Caller
@@ -40,7 +41,6 @@ log = logging.getLogger(__name__)
 
 Operation = scheduler_service_pb2.Operation
 State = scheduler_service_pb2.Operation.State
-INTERRUPTED = "OPERATION_INTERRUPTED"
 INTERRUPTED_MESSAGE = "the server stopped before the operation finished; nothing was changed, run it again"
 #: How often a watcher with nothing new checks that its caller is still there.
 _WATCH_POLL_SECONDS = 1.0
@@ -108,7 +108,10 @@ class Operations:
             for stored in unfinished:
                 operation = stored.operation
                 operation.state, operation.done = State.STATE_FAILED, True
-                operation.error.code, operation.error.reason = grpc.StatusCode.ABORTED.value[0], INTERRUPTED
+                operation.error.code, operation.error.reason = (
+                    grpc.StatusCode.ABORTED.value[0],
+                    reasons.OPERATION_INTERRUPTED,
+                )
                 operation.error.message = INTERRUPTED_MESSAGE
                 set_timestamp(operation.update_time, now)
                 set_timestamp(operation.end_time, now)
@@ -136,7 +139,7 @@ class Operations:
         if waiting >= limit:
             raise ResourceExhaustedError(
                 f"{waiting} operations are already waiting for the model (max_queued_operations); retry later",
-                reason="TOO_MANY_OPERATIONS",
+                reason=reasons.TOO_MANY_OPERATIONS,
             )
         now = self._context.clock()
         operation_id = new_operation_id()
@@ -173,7 +176,7 @@ class Operations:
                 self._finish(live, error=error)
             except Exception as error:  # a bug must not stop the worker; the caller learns it failed
                 log.exception("operation %s failed", live.operation.name)
-                self._finish(live, error=MemosError(f"the operation failed: {error}", reason="OPERATION_FAILED"))
+                self._finish(live, error=MemosError(f"the operation failed: {error}", reason=reasons.OPERATION_FAILED))
             else:
                 self._finish(live, cube=cube)
 
@@ -190,7 +193,7 @@ class Operations:
         now = self._context.clock()
         if isinstance(error, CancelledError) and self._closing:
             # Stopped by the shutdown, not by a caller: reported as a restart would report it.
-            error = AbortedError(INTERRUPTED_MESSAGE, reason=INTERRUPTED)
+            error = AbortedError(INTERRUPTED_MESSAGE, reason=reasons.OPERATION_INTERRUPTED)
         if error is None:
             final.state, final.cube = State.STATE_SUCCEEDED, cube
             final.step = final.total_steps
@@ -240,7 +243,7 @@ class Operations:
             with self._context.database.read() as cursor:
                 operation = operation_by_id(cursor, space_id, operation_id)
         if operation is None:
-            raise NotFoundError(f"operation {name} does not exist", reason="OPERATION_NOT_FOUND")
+            raise NotFoundError(f"operation {name} does not exist", reason=reasons.OPERATION_NOT_FOUND)
         return self._shown(operation, viewer), live
 
     def get(self, name: str, viewer: Caller) -> Operation:

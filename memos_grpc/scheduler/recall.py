@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import math
 
+from memos_grpc import reasons
 from memos_grpc._proto.memos.v1 import cube_pb2, scheduler_service_pb2, vault_service_pb2
 from memos_grpc.governance.caller import Caller
 from memos_grpc.scheduler.tokens import TokenCounter
@@ -56,12 +57,12 @@ class Scheduler:
         space_id = parse_space_name(request.parent, "parent")
         check_text(request.query, settings, "query")
         if request.token_budget <= 0:
-            raise invalid("token_budget must be a positive number of tokens", "INVALID_BUDGET")
+            raise invalid("token_budget must be a positive number of tokens", reasons.INVALID_BUDGET)
         if request.max_items < 0:
-            raise invalid("max_items must not be negative", "INVALID_MAX_ITEMS")
+            raise invalid("max_items must not be negative", reasons.INVALID_MAX_ITEMS)
         wanted = set(request.types) or _ALL_TYPES
         if not wanted <= _ALL_TYPES:
-            raise invalid("types names an unknown or unspecified memory type", "INVALID_ENUM")
+            raise invalid("types names an unknown or unspecified memory type", reasons.INVALID_ENUM)
         search = SearchQuery(
             space_id=space_id,
             text=request.query,

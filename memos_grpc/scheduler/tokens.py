@@ -6,6 +6,7 @@ from pathlib import Path
 
 from tokenizers import Tokenizer
 
+from memos_grpc import reasons
 from memos_grpc.errors import InvalidArgumentError
 
 
@@ -29,7 +30,7 @@ class TokenCounter:
             self._tokenizer = Tokenizer.from_file(str(self.path))
         except Exception as exc:  # the tokenizers library raises plain Exceptions for bad files
             raise InvalidArgumentError(
-                f"cannot load the tokenizer {self.path}: {exc}", reason="INVALID_CONFIG"
+                f"cannot load the tokenizer {self.path}: {exc}", reason=reasons.INVALID_CONFIG
             ) from exc
         # Truncation would under-count long memories; padding would over-count short ones.
         self._tokenizer.no_truncation()

@@ -20,6 +20,7 @@ import math
 from collections.abc import Callable
 from typing import TYPE_CHECKING
 
+from memos_grpc import reasons
 from memos_grpc._proto.memos.v1 import cube_pb2, scheduler_service_pb2, vault_service_pb2
 from memos_grpc.errors import (
     CancelledError,
@@ -67,7 +68,7 @@ _SOURCE_TYPES: dict[int, frozenset[int]] = {
 def no_model() -> FailedPreconditionError:
     return FailedPreconditionError(
         "this server has no model: set model_dir to a local Hugging Face model directory (docs/models.md)",
-        reason="MODEL_NOT_CONFIGURED",
+        reason=reasons.MODEL_NOT_CONFIGURED,
     )
 
 
@@ -102,7 +103,7 @@ class Transformer:
         space_id = parse_space_name(request.parent, "parent")
         target = request.target_type
         if target not in (PLAINTEXT, ACTIVATION, PARAMETRIC):
-            raise invalid("target_type must be PLAINTEXT, ACTIVATION or PARAMETRIC", "INVALID_ENUM")
+            raise invalid("target_type must be PLAINTEXT, ACTIVATION or PARAMETRIC", reasons.INVALID_ENUM)
         host = self.host
         if host is None and target != PLAINTEXT:
             raise no_model()
@@ -130,40 +131,44 @@ class Transformer:
     def _sources(self, space_id: str, names: list[str], target: int, caller: Caller) -> list[cube_pb2.MemCube]:
         """The named cubes, as stored, after every check a source must pass."""
         if not names:
-            raise invalid("names is empty: name the cube(s) to transform", "MISSING_NAMES")
+            raise invalid("names is empty: name the cube(s) to transform", reasons.MISSING_NAMES)
         if target != PARAMETRIC and len(names) != 1:
-            raise invalid(f"a transform to {cube_pb2.MemoryType.Name(target)} takes exactly one cube", "INVALID_NAMES")
+            raise invalid(
+                f"a transform to {cube_pb2.MemoryType.Name(target)} takes exactly one cube", reasons.INVALID_NAMES
+            )
         limit = self._context.settings.max_transform_cubes
         if len(names) > limit:
-            raise invalid(f"names has {len(names)} cubes; the limit is {limit} (max_transform_cubes)", "INVALID_NAMES")
+            raise invalid(
+                f"names has {len(names)} cubes; the limit is {limit} (max_transform_cubes)", reasons.INVALID_NAMES
+            )
         if len(set(names)) != len(names):
-            raise invalid("names lists a cube twice", "INVALID_NAMES")
+            raise invalid("names lists a cube twice", reasons.INVALID_NAMES)
         wanted = _SOURCE_TYPES[target]
         visibility = self._cubes.visibility(caller, space_id)
         sources = []
         for index, name in enumerate(names):
             if parse_cube_name(name, f"names[{index}]")[0] != space_id:
-                raise invalid(f"names[{index}] {name} is not in the parent space", "PARENT_MISMATCH")
+                raise invalid(f"names[{index}] {name} is not in the parent space", reasons.PARENT_MISMATCH)
             # What the caller sees is the stored cube itself unless it is redacted for them, and a source whose
             # text the caller may not see cannot become a cache or an adapter.
             cube = self._cubes.get(name, caller)
             if visibility.redacts(cube):
                 raise PermissionDeniedError(
-                    f"cube {name} is redacted for you; its text cannot be transformed", reason="CUBE_REDACTED"
+                    f"cube {name} is redacted for you; its text cannot be transformed", reason=reasons.CUBE_REDACTED
                 )
             if cube.type not in wanted:
                 takes = " or ".join(sorted(cube_pb2.MemoryType.Name(t) for t in wanted))
                 raise FailedPreconditionError(
                     f"cube {name} is {cube_pb2.MemoryType.Name(cube.type)}; a transform to "
                     f"{cube_pb2.MemoryType.Name(target)} takes {takes} cubes",
-                    reason="TRANSFORM_UNSUPPORTED",
+                    reason=reasons.TRANSFORM_UNSUPPORTED,
                 )
             if target != PARAMETRIC and cube.state == cube_pb2.LIFECYCLE_STATE_FROZEN:
-                raise FailedPreconditionError(f"cube {name} is frozen; unfreeze it first", reason="CUBE_FROZEN")
+                raise FailedPreconditionError(f"cube {name} is frozen; unfreeze it first", reason=reasons.CUBE_FROZEN)
             if cube.type == ACTIVATION and not cube.activation.source_text:
                 raise FailedPreconditionError(
                     f"cube {name} records no source text: there is no text to demote it to or to train on",
-                    reason="NO_SOURCE_TEXT",
+                    reason=reasons.NO_SOURCE_TEXT,
                 )
             sources.append(cube)
         return sources
@@ -244,7 +249,7 @@ class Transformer:
         cube_id = check_id(request.cube_id, "cube_id") if request.cube_id else new_cube_id()
         if self._context.cube_store.taken(space_id, [cube_id]):
             raise invalid(
-                f"cube {cube_name(space_id, cube_id)} already exists; choose another cube_id", "CUBE_ID_TAKEN"
+                f"cube {cube_name(space_id, cube_id)} already exists; choose another cube_id", reasons.CUBE_ID_TAKEN
             )
         texts = [memory_text(cube) for cube in sources]
         source_text = "\n\n".join(texts)
@@ -252,7 +257,7 @@ class Transformer:
             raise invalid(
                 f"the sources hold {len(source_text.encode())} bytes of text; an adapter's source text may hold "
                 f"{self._context.settings.max_text_bytes} (max_text_bytes)",
-                "TEXT_TOO_LONG",
+                reasons.TEXT_TOO_LONG,
             )
         examples = host.examples(texts)
 
@@ -295,13 +300,15 @@ class Transformer:
         settings = self._context.settings
         steps = training.steps or settings.lora_steps
         if not 1 <= steps <= settings.max_lora_steps:
-            raise invalid(f"training.steps must be 1..{settings.max_lora_steps} (max_lora_steps)", "INVALID_TRAINING")
+            raise invalid(
+                f"training.steps must be 1..{settings.max_lora_steps} (max_lora_steps)", reasons.INVALID_TRAINING
+            )
         rate = training.learning_rate or settings.lora_learning_rate
         if not (math.isfinite(rate) and 0 < rate <= 1):
-            raise invalid("training.learning_rate must be in (0, 1]", "INVALID_TRAINING")
+            raise invalid("training.learning_rate must be in (0, 1]", reasons.INVALID_TRAINING)
         rank = training.rank or settings.lora_rank
         if not 1 <= rank <= MAX_LORA_RANK:
-            raise invalid(f"training.rank must be 1..{MAX_LORA_RANK}", "INVALID_TRAINING")
+            raise invalid(f"training.rank must be 1..{MAX_LORA_RANK}", reasons.INVALID_TRAINING)
         targets = tuple(training.target_modules) or tuple(host.default_target_modules())
         return TrainingPlan(steps=steps, learning_rate=rate, rank=rank, target_modules=targets, seed=training.seed)
 
@@ -325,13 +332,13 @@ class Transformer:
         def apply(write: CubeWrite) -> CubeRow:
             current = write.row(space_id, cube_id, live=False)
             if current is None:
-                raise NotFoundError(f"cube {read.name} was deleted during the transform", reason="CUBE_NOT_FOUND")
+                raise NotFoundError(f"cube {read.name} was deleted during the transform", reason=reasons.CUBE_NOT_FOUND)
             stored = current.cube
             if stored.etag != read.etag:
                 raise EtagMismatchError(
                     f"cube {read.name} changed during the transform (version {read.version} -> {stored.version}); "
                     "nothing was committed, run it again",
-                    reason="CUBE_CHANGED",
+                    reason=reasons.CUBE_CHANGED,
                 )
             change(stored)
             next_version(stored, stored.version, write.now)

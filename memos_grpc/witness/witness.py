@@ -20,6 +20,7 @@ import logging
 from collections.abc import Sequence
 from dataclasses import dataclass
 
+from memos_grpc import reasons
 from memos_grpc.errors import AbortedError, FailedPreconditionError, InvalidArgumentError, NotFoundError
 from memos_grpc.primitives.keys import SigningKey
 from memos_grpc.store.database import Connection
@@ -84,7 +85,7 @@ class Witness:
         """Cosigns ``checkpoint_note`` if it extends the latest checkpoint cosigned for its log (see the module)."""
         if not self._logs:
             raise NotFoundError(
-                "this node witnesses no log (its setting witness_logs is empty)", reason="WITNESS_UNKNOWN_LOG"
+                "this node witnesses no log (its setting witness_logs is empty)", reason=reasons.WITNESS_UNKNOWN_LOG
             )
         try:
             checkpoint = Checkpoint.parse(parse_note(checkpoint_note).text)
@@ -93,7 +94,7 @@ class Witness:
         verifier = self._logs.get(checkpoint.origin)
         if verifier is None:
             raise NotFoundError(
-                f"this node does not witness the log {checkpoint.origin!r}", reason="WITNESS_UNKNOWN_LOG"
+                f"this node does not witness the log {checkpoint.origin!r}", reason=reasons.WITNESS_UNKNOWN_LOG
             )
         try:
             # Only the log's key counts; other signatures (other witnesses', say) are ignored.
@@ -112,7 +113,7 @@ class Witness:
                 raise AbortedError(
                     f"old_size is {old_size}, but the latest checkpoint this witness cosigned for "
                     f"{checkpoint.origin!r} has size {size}: send a consistency proof from {size}",
-                    reason="WITNESS_SIZE_CONFLICT",
+                    reason=reasons.WITNESS_SIZE_CONFLICT,
                     metadata=latest,
                 )
             # A rollback (a checkpoint smaller than the cosigned one) cannot get here: old_size is at most the
@@ -120,7 +121,7 @@ class Witness:
             if stored is not None and checkpoint.size == size and checkpoint.root != root:
                 raise FailedPreconditionError(
                     f"the log {checkpoint.origin!r} signed two root hashes for the tree size {size}: it forked",
-                    reason="WITNESS_FORK_DETECTED",
+                    reason=reasons.WITNESS_FORK_DETECTED,
                     metadata=latest,
                 )
             try:
@@ -144,18 +145,18 @@ def _check_request(old_size: int, proof: Sequence[bytes], size: int) -> None:
     """What the request must be whatever the state: old_size within the checkpoint, proof hashes of 32 bytes."""
     if not 0 <= old_size <= size:
         raise InvalidArgumentError(
-            f"old_size {old_size} is not between 0 and the checkpoint's size {size}", reason="SIZE_OUT_OF_RANGE"
+            f"old_size {old_size} is not between 0 and the checkpoint's size {size}", reason=reasons.SIZE_OUT_OF_RANGE
         )
     if len(proof) > MAX_PROOF_HASHES:
         raise InvalidArgumentError(
             f"the consistency proof holds {len(proof)} hashes; RFC 6962 proofs hold at most {MAX_PROOF_HASHES}",
-            reason="PROOF_WRONG_LENGTH",
+            reason=reasons.PROOF_WRONG_LENGTH,
         )
     for position, value in enumerate(proof):
         if len(value) != merkle.HASH_SIZE:
             raise InvalidArgumentError(
                 f"hash {position} of the consistency proof is {len(value)} bytes, not {merkle.HASH_SIZE}",
-                reason="HASH_MALFORMED",
+                reason=reasons.HASH_MALFORMED,
             )
 
 

@@ -16,6 +16,7 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Protocol
 
+from memos_grpc import reasons
 from memos_grpc.errors import BundleError
 from memos_grpc.interchange.dsse import (
     STATEMENT_PAYLOAD_TYPE,
@@ -169,24 +170,26 @@ class BundleVerifier:
         marker = next(entries, None)
         if marker is None or marker.name != MARKER_NAME:
             raise BundleError(
-                f"the first entry must be {MARKER_NAME!r}; this is not a memos bundle", reason="BUNDLE_MARKER_MISSING"
+                f"the first entry must be {MARKER_NAME!r}; this is not a memos bundle",
+                reason=reasons.BUNDLE_MARKER_MISSING,
             )
         _check_marker(marker.read_all(MAX_MARKER_BYTES))
         envelope_entry = next(entries, None)
         if envelope_entry is None or envelope_entry.name != ENVELOPE_NAME:
-            raise BundleError(f"the second entry must be {ENVELOPE_NAME!r}", reason="BUNDLE_ENVELOPE_MISSING")
+            raise BundleError(f"the second entry must be {ENVELOPE_NAME!r}", reason=reasons.BUNDLE_ENVELOPE_MISSING)
         statement = self._verify_envelope(envelope_entry.read_all(self._limits.max_envelope_bytes))
         seen: set[str] = set()
         for entry in entries:
             subject = statement.subjects.get(entry.name)
             if subject is None:
                 raise BundleError(
-                    f"entry {entry.name[:120]!r} is not listed in the signed statement", reason="BUNDLE_UNLISTED_ENTRY"
+                    f"entry {entry.name[:120]!r} is not listed in the signed statement",
+                    reason=reasons.BUNDLE_UNLISTED_ENTRY,
                 )
             if entry.size != subject.size:
                 raise BundleError(
                     f"entry {entry.name!r} holds {entry.size} bytes; the statement says {subject.size}",
-                    reason="BUNDLE_SIZE_MISMATCH",
+                    reason=reasons.BUNDLE_SIZE_MISMATCH,
                 )
             self._read_entry(entry, subject)
             seen.add(entry.name)
@@ -195,7 +198,7 @@ class BundleVerifier:
         if missing:
             raise BundleError(
                 f"{len(missing)} entries the statement lists are missing, e.g. {missing[0]!r}",
-                reason="BUNDLE_MISSING_ENTRY",
+                reason=reasons.BUNDLE_MISSING_ENTRY,
             )
         if self._sink is not None:
             self._sink.finish()
@@ -258,7 +261,7 @@ def verify_statement_envelope(
     if missing:
         raise BundleError(
             f"the trust policy requires a signature by key {missing[0]}, and the bundle has none that counts",
-            reason="BUNDLE_REQUIRED_SIGNER_MISSING",
+            reason=reasons.BUNDLE_REQUIRED_SIGNER_MISSING,
         )
     return envelope.payload  # verified: only now may it be parsed
 
@@ -268,11 +271,11 @@ def _statement_envelope(data: bytes) -> Envelope:
     try:
         envelope = parse_envelope(data)
     except EnvelopeFormatError as exc:
-        raise BundleError(f"the envelope is malformed: {exc}", reason="BUNDLE_ENVELOPE_MALFORMED") from exc
+        raise BundleError(f"the envelope is malformed: {exc}", reason=reasons.BUNDLE_ENVELOPE_MALFORMED) from exc
     if envelope.payload_type != STATEMENT_PAYLOAD_TYPE:
         raise BundleError(
             f"payloadType is {envelope.payload_type[:80]!r}; a bundle's is {STATEMENT_PAYLOAD_TYPE!r}",
-            reason="BUNDLE_PAYLOAD_TYPE_INVALID",
+            reason=reasons.BUNDLE_PAYLOAD_TYPE_INVALID,
         )
     return envelope
 
@@ -281,11 +284,11 @@ def _check_marker(data: bytes) -> None:
     text = data.decode("ascii", errors="replace").strip()
     major = text.split(".", 1)[0]
     if not major.isdigit():
-        raise BundleError(f"the format marker reads {text[:20]!r}, not a version", reason="BUNDLE_MARKER_MISSING")
+        raise BundleError(f"the format marker reads {text[:20]!r}, not a version", reason=reasons.BUNDLE_MARKER_MISSING)
     if int(major) != MAJOR_VERSION:
         raise BundleError(
             f"bundle format version {major} is not supported; this server reads version {MAJOR_VERSION}",
-            reason="BUNDLE_VERSION_UNSUPPORTED",
+            reason=reasons.BUNDLE_VERSION_UNSUPPORTED,
         )
 
 
@@ -293,7 +296,7 @@ def _check_digest(name: str, actual: str, subject: Subject) -> None:
     if actual != subject.sha256:
         raise BundleError(
             f"entry {name!r} has sha256 {actual}; the signed statement says {subject.sha256}",
-            reason="BUNDLE_DIGEST_MISMATCH",
+            reason=reasons.BUNDLE_DIGEST_MISMATCH,
         )
 
 
@@ -303,14 +306,14 @@ def _raise_shortfall(verification: EnvelopeVerification, policy: TrustPolicy) ->
     if shortfall is None:
         return
     if shortfall is Shortfall.SIGNATURE_INVALID:
-        raise BundleError(why, reason="BUNDLE_SIGNATURE_INVALID")
+        raise BundleError(why, reason=reasons.BUNDLE_SIGNATURE_INVALID)
     if shortfall is Shortfall.SIGNER_REVOKED:
-        raise BundleError(why, reason="BUNDLE_SIGNER_REVOKED")
+        raise BundleError(why, reason=reasons.BUNDLE_SIGNER_REVOKED)
     if shortfall is Shortfall.SIGNER_EXPIRED:
-        raise BundleError(why, reason="BUNDLE_SIGNER_EXPIRED")
+        raise BundleError(why, reason=reasons.BUNDLE_SIGNER_EXPIRED)
     if shortfall is Shortfall.THRESHOLD_NOT_MET:
-        raise BundleError(why, reason="BUNDLE_THRESHOLD_NOT_MET")
-    raise BundleError(why, reason="BUNDLE_UNTRUSTED_SIGNER")
+        raise BundleError(why, reason=reasons.BUNDLE_THRESHOLD_NOT_MET)
+    raise BundleError(why, reason=reasons.BUNDLE_UNTRUSTED_SIGNER)
 
 
 def verify_bundle(

@@ -21,6 +21,7 @@ from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
 from typing import IO, Any
 
+from memos_grpc import reasons
 from memos_grpc._proto.memos.v1 import cube_pb2, interchange_service_pb2, space_pb2
 from memos_grpc.errors import NotFoundError, ResourceExhaustedError
 from memos_grpc.governance.caller import Caller
@@ -153,7 +154,7 @@ class Exporter:
         with context.database.read() as cursor:
             space = space_by_id(cursor, space_id)
             if space is None:
-                raise NotFoundError(f"space {request.parent} does not exist", reason="SPACE_NOT_FOUND")
+                raise NotFoundError(f"space {request.parent} does not exist", reason=reasons.SPACE_NOT_FOUND)
             rules = redaction_rules(space, space_pb2.RedactionRule.AUDIENCE_EXPORT)
             # What a viewer may not read, it may not export either (the selection leaves out what it withholds).
             for label in visibility.redacted:
@@ -164,21 +165,21 @@ class Exporter:
                 if count > limit:
                     raise ResourceExhaustedError(
                         f"the selection holds more than {limit} cubes (bundle_max_cubes); narrow it with a filter",
-                        reason="EXPORT_TOO_LARGE",
+                        reason=reasons.EXPORT_TOO_LARGE,
                     )
                 self._add(cube, embedding, rules, spooled)
         for digest in spooled.blobs:
             try:
                 spooled.blobs[digest] = os.stat(context.blobs.path_for(digest)).st_size
             except FileNotFoundError as exc:
-                raise NotFoundError(f"blob {digest} is missing from the vault", reason="BLOB_NOT_FOUND") from exc
+                raise NotFoundError(f"blob {digest} is missing from the vault", reason=reasons.BLOB_NOT_FOUND) from exc
         return space
 
     @staticmethod
     def _cube_id(space_id: str, name: str, index: int) -> str:
         named_space, cube_id = parse_cube_name(name, f"names[{index}]")
         if named_space != space_id:
-            raise invalid(f"names[{index}] {name!r} is not in the exported space", "PARENT_MISMATCH")
+            raise invalid(f"names[{index}] {name!r} is not in the exported space", reasons.PARENT_MISMATCH)
         return cube_id
 
     @staticmethod
@@ -252,7 +253,8 @@ def release_fields(release: interchange_service_pb2.ReleaseInfo) -> dict[str, An
         raise invalid(f"release.license: {exc.message}", exc.reason) from exc
     if not _TERMS_DIGEST.fullmatch(release.terms_digest):
         raise invalid(
-            f"release.terms_digest {release.terms_digest[:80]!r} is not sha256:<64 lowercase hex>", "INVALID_DIGEST"
+            f"release.terms_digest {release.terms_digest[:80]!r} is not sha256:<64 lowercase hex>",
+            reasons.INVALID_DIGEST,
         )
     values = (release.listing, release.release, release.license, release.terms_digest)
     return dict(zip(RELEASE_FIELDS, values, strict=True))

@@ -21,6 +21,7 @@ from typing import Protocol
 import numpy as np
 from google.protobuf.message import DecodeError
 
+from memos_grpc import reasons
 from memos_grpc._proto.memos.v1 import cube_pb2, interchange_service_pb2
 from memos_grpc.embedding.embedder import FloatArray
 from memos_grpc.errors import BundleError, FailedPreconditionError, MemosError, NotFoundError
@@ -100,19 +101,21 @@ class CubeChecks:
         try:
             cube = cube_pb2.MemCube.FromString(data)
         except DecodeError as exc:
-            raise BundleError(f"entry {subject.name!r} is not a MemCube: {exc}", reason="BUNDLE_CUBE_INVALID") from exc
+            raise BundleError(
+                f"entry {subject.name!r} is not a MemCube: {exc}", reason=reasons.BUNDLE_CUBE_INVALID
+            ) from exc
         if cube_entry_name(cube.provenance_id) != subject.name:
             raise BundleError(
                 f"entry {subject.name!r} holds the cube with provenance id {cube.provenance_id[:80]!r}; "
                 "a cube entry is named after its provenance id",
-                reason="BUNDLE_CUBE_INVALID",
+                reason=reasons.BUNDLE_CUBE_INVALID,
             )
         try:
             memory_type = check_cube_fields(cube, self.settings)
         except MemosError as exc:
             raise BundleError(
                 f"cube {cube.provenance_id}: {exc.message}",
-                reason="BUNDLE_CUBE_INVALID",
+                reason=reasons.BUNDLE_CUBE_INVALID,
                 metadata={"cause": exc.reason},
             ) from exc
         digest = blob_digest(cube)
@@ -123,7 +126,7 @@ class CubeChecks:
             # Imported cubes are held until the commit: their number bounds the memory an import takes.
             raise BundleError(
                 f"the bundle carries more than {self.settings.bundle_max_cubes} cubes (bundle_max_cubes)",
-                reason="BUNDLE_TOO_MANY_ENTRIES",
+                reason=reasons.BUNDLE_TOO_MANY_ENTRIES,
             )
         if self.keep:
             self.cubes.append((cube, memory_type))
@@ -138,7 +141,7 @@ class CubeChecks:
             if digest not in self.carried:
                 raise BundleError(
                     f"cube {provenance_id} refers to blob {digest}, which the bundle does not carry",
-                    reason="BUNDLE_BLOB_MISSING",
+                    reason=reasons.BUNDLE_BLOB_MISSING,
                 )
 
 
@@ -211,7 +214,7 @@ class Importer:
         """
         space_id = self._context_space(parent)
         if conflict_policy not in interchange_service_pb2.ConflictPolicy.values():
-            raise invalid(f"conflict_policy {conflict_policy} is not a known value", "INVALID_ENUM")
+            raise invalid(f"conflict_policy {conflict_policy} is not a known value", reasons.INVALID_ENUM)
         staging = _Staging(self._context.settings, keep=True, store=self._context.blobs)
         now = self._context.clock()
         started = time.monotonic()
@@ -263,14 +266,14 @@ class Importer:
             raise FailedPreconditionError(
                 f"the bundle is the marketplace release {predicate.get('listing')}/releases/"
                 f"{predicate.get('release')}: import it with its license grant and proof (ReleaseLicense)",
-                reason="RELEASE_LICENSE_REQUIRED",
+                reason=reasons.RELEASE_LICENSE_REQUIRED,
             )
         return None
 
     def _context_space(self, parent: str) -> str:
         space_id = parse_space_name(parent, "parent")
         if not self._context.catalog.has_space(space_id):
-            raise NotFoundError(f"space {parent} does not exist", reason="SPACE_NOT_FOUND")
+            raise NotFoundError(f"space {parent} does not exist", reason=reasons.SPACE_NOT_FOUND)
         return space_id
 
     # -- before the transaction: checks and embeddings -----------------------------
@@ -303,7 +306,7 @@ class Importer:
                     raise FailedPreconditionError(
                         f"cube {cube.provenance_id} has no vector this server can use, and this server has no "
                         "embedder (embedder = none) to embed its text",
-                        reason="EMBEDDER_MISMATCH",
+                        reason=reasons.EMBEDDER_MISMATCH,
                     )
                 to_embed.append(len(rows))
                 imported.embedding_fingerprint = context.embedder.fingerprint
@@ -426,7 +429,7 @@ def _resolve(
         if stored.state == cube_pb2.LIFECYCLE_STATE_FROZEN:
             raise FailedPreconditionError(
                 f"cube {stored.name} is frozen; the bundle cannot replace it or add a version (nothing was imported)",
-                reason="CUBE_FROZEN",
+                reason=reasons.CUBE_FROZEN,
             )
         row.cube_id = cube_id
         if conflict_policy == _NEW_VERSION:

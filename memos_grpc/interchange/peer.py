@@ -14,6 +14,7 @@ from pathlib import Path
 
 import grpc
 
+from memos_grpc import reasons
 from memos_grpc._proto.memos.v1 import interchange_service_pb2, interchange_service_pb2_grpc
 from memos_grpc.errors import FailedPreconditionError, MemosError, UnavailableError
 from memos_grpc.settings import Settings
@@ -25,13 +26,13 @@ _TARGET = re.compile(r"[A-Za-z0-9.\-\[\]:]{1,255}:[0-9]{1,5}")
 def peer_chunks(request: interchange_service_pb2.ImportFromPeerRequest, settings: Settings) -> Iterator[bytes]:
     """Checks the request at once, then returns the peer's bundle bytes as they stream in."""
     if not _TARGET.fullmatch(request.peer_target):
-        raise invalid(f"peer_target {request.peer_target[:120]!r} is not host:port", "INVALID_PEER_TARGET")
+        raise invalid(f"peer_target {request.peer_target[:120]!r} is not host:port", reasons.INVALID_PEER_TARGET)
     if not request.peer_token:
-        raise invalid("peer_token is empty: the peer needs a credential", "MISSING_PEER_TOKEN")
+        raise invalid("peer_token is empty: the peer needs a credential", reasons.MISSING_PEER_TOKEN)
     if request.peer_plaintext and not settings.allow_plaintext_peers:
         raise FailedPreconditionError(
             "peer_plaintext is refused: this server only speaks TLS to peers (allow_plaintext_peers is off)",
-            reason="PLAINTEXT_PEER_REFUSED",
+            reason=reasons.PLAINTEXT_PEER_REFUSED,
         )
     roots = bytes(request.peer_ca_certificates) or None
     if roots is None and settings.peer_ca_file and not request.peer_plaintext:
@@ -39,7 +40,7 @@ def peer_chunks(request: interchange_service_pb2.ImportFromPeerRequest, settings
             roots = Path(settings.peer_ca_file).read_bytes()
         except OSError as exc:
             raise FailedPreconditionError(
-                f"cannot read peer_ca_file {settings.peer_ca_file}: {exc}", reason="PEER_CA_UNREADABLE"
+                f"cannot read peer_ca_file {settings.peer_ca_file}: {exc}", reason=reasons.PEER_CA_UNREADABLE
             ) from exc
     return _stream(request, roots, settings)
 
@@ -85,13 +86,19 @@ def dial_configured(target: str, settings: Settings) -> grpc.Channel:
     return grpc.secure_channel(target, grpc.ssl_channel_credentials(root_certificates=roots))
 
 
-def peer_error(target: str, exc: grpc.RpcError, who: str = "peer", prefix: str = "PEER") -> MemosError:
-    """Another node's refusal as this node's error: ``<prefix>_UNAVAILABLE`` when it could not be reached in time,
-    else ``<prefix>_REFUSED``; its own code travels in the metadata ``peer_code``."""
+def peer_error(
+    target: str,
+    exc: grpc.RpcError,
+    who: str = "peer",
+    unavailable: str = reasons.PEER_UNAVAILABLE,
+    refused: str = reasons.PEER_REFUSED,
+) -> MemosError:
+    """Another node's refusal as this node's error: ``unavailable`` when it could not be reached in time, else
+    ``refused``; its own code travels in the metadata ``peer_code``."""
     code = exc.code() if isinstance(exc, grpc.Call) else grpc.StatusCode.UNKNOWN
     details = exc.details() if isinstance(exc, grpc.Call) else str(exc)
     message = f"{who} {target} answered {code.name}: {details}"
     metadata = {"peer_code": code.name}
     if code in (grpc.StatusCode.UNAVAILABLE, grpc.StatusCode.DEADLINE_EXCEEDED):
-        return UnavailableError(message, reason=f"{prefix}_UNAVAILABLE", metadata=metadata)
-    return FailedPreconditionError(message, reason=f"{prefix}_REFUSED", metadata=metadata)
+        return UnavailableError(message, reason=unavailable, metadata=metadata)
+    return FailedPreconditionError(message, reason=refused, metadata=metadata)

@@ -10,6 +10,7 @@ from __future__ import annotations
 import logging
 from pathlib import Path
 
+from memos_grpc import reasons
 from memos_grpc._proto.memos.v1 import principal_pb2
 from memos_grpc.errors import AlreadyExistsError
 from memos_grpc.governance.identity import Principals, parse_principal_name, principal_name
@@ -61,7 +62,7 @@ class Signers:
         path = self._path(principal)
         if principal == NODE_PRINCIPAL or path.exists():
             raise AlreadyExistsError(
-                f"the server already keeps a signing key for {principal}", reason="SIGNING_KEY_EXISTS"
+                f"the server already keeps a signing key for {principal}", reason=reasons.SIGNING_KEY_EXISTS
             )
         key = SigningKey.generate()
         key.write(path)

@@ -11,6 +11,7 @@ import re
 from dataclasses import dataclass
 from typing import Any
 
+from memos_grpc import reasons
 from memos_grpc.errors import BundleError
 from memos_grpc.interchange import ijson
 from memos_grpc.primitives.bounds import MAX_SUBJECT_SIZE, is_integer_in
@@ -80,33 +81,33 @@ def parse_statement(payload: bytes, max_subjects: int) -> Statement:
         document = ijson.loads(payload)
     except ijson.IJsonError as exc:
         raise BundleError(
-            f"the statement is not strict JSON: {exc.message}", reason="BUNDLE_STATEMENT_INVALID"
+            f"the statement is not strict JSON: {exc.message}", reason=reasons.BUNDLE_STATEMENT_INVALID
         ) from exc
     if not isinstance(document, dict):
-        raise BundleError("the statement is not a JSON object", reason="BUNDLE_STATEMENT_INVALID")
+        raise BundleError("the statement is not a JSON object", reason=reasons.BUNDLE_STATEMENT_INVALID)
     if document.get("_type") != STATEMENT_TYPE:
-        raise BundleError(f"the statement's _type must be {STATEMENT_TYPE!r}", reason="BUNDLE_STATEMENT_INVALID")
+        raise BundleError(f"the statement's _type must be {STATEMENT_TYPE!r}", reason=reasons.BUNDLE_STATEMENT_INVALID)
     if document.get("predicateType") != PREDICATE_TYPE:
         raise BundleError(
             f"the statement's predicateType must be {PREDICATE_TYPE!r}, not {document.get('predicateType')!r}",
-            reason="BUNDLE_STATEMENT_INVALID",
+            reason=reasons.BUNDLE_STATEMENT_INVALID,
         )
     raw = document.get("subject")
     predicate = document.get("predicate", {})
     if not isinstance(raw, list) or not isinstance(predicate, dict):
         raise BundleError(
-            "the statement needs a subject list and a predicate object", reason="BUNDLE_STATEMENT_INVALID"
+            "the statement needs a subject list and a predicate object", reason=reasons.BUNDLE_STATEMENT_INVALID
         )
     if len(raw) > max_subjects:
         raise BundleError(
             f"the statement lists {len(raw)} entries; the limit is {max_subjects} (bundle_max_entries)",
-            reason="BUNDLE_TOO_MANY_ENTRIES",
+            reason=reasons.BUNDLE_TOO_MANY_ENTRIES,
         )
     subjects: dict[str, Subject] = {}
     for index, item in enumerate(raw):
         subject = _subject(index, item)
         if subject.name in subjects:
-            raise BundleError(f"the statement lists {subject.name!r} twice", reason="BUNDLE_STATEMENT_INVALID")
+            raise BundleError(f"the statement lists {subject.name!r} twice", reason=reasons.BUNDLE_STATEMENT_INVALID)
         subjects[subject.name] = subject
     return Statement(subjects, predicate)
 
@@ -117,20 +118,20 @@ def _subject(index: int, item: Any) -> Subject:
         name, sha256, size = item["name"], item["digest"]["sha256"], item["annotations"]["size"]
     except (KeyError, TypeError) as exc:
         raise BundleError(
-            f"{where} needs name, digest.sha256 and annotations.size", reason="BUNDLE_STATEMENT_INVALID"
+            f"{where} needs name, digest.sha256 and annotations.size", reason=reasons.BUNDLE_STATEMENT_INVALID
         ) from exc
     if not isinstance(name, str) or not isinstance(sha256, str) or not _HEX64.fullmatch(sha256):
-        raise BundleError(f"{where} has a bad name or sha256", reason="BUNDLE_STATEMENT_INVALID")
+        raise BundleError(f"{where} has a bad name or sha256", reason=reasons.BUNDLE_STATEMENT_INVALID)
     if not is_integer_in(size, 0, MAX_SUBJECT_SIZE):
         raise BundleError(
-            f"{where} size must be an integer from 0 to {MAX_SUBJECT_SIZE}", reason="BUNDLE_STATEMENT_INVALID"
+            f"{where} size must be an integer from 0 to {MAX_SUBJECT_SIZE}", reason=reasons.BUNDLE_STATEMENT_INVALID
         )
     blob = _BLOB_ENTRY.fullmatch(name)
     if blob is None and not _CUBE_ENTRY.fullmatch(name):
         raise BundleError(
             f"{where} names {name[:120]!r}; entries are cubes/<provenance-id>.pb or blobs/sha256/<hex>",
-            reason="BUNDLE_STATEMENT_INVALID",
+            reason=reasons.BUNDLE_STATEMENT_INVALID,
         )
     if blob is not None and blob.group(1) != sha256:
-        raise BundleError(f"{where}: a blob's name must be its own sha256", reason="BUNDLE_STATEMENT_INVALID")
+        raise BundleError(f"{where}: a blob's name must be its own sha256", reason=reasons.BUNDLE_STATEMENT_INVALID)
     return Subject(name, sha256, size)

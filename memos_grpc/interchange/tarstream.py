@@ -10,6 +10,7 @@ import dataclasses
 import re
 from collections.abc import Iterable, Iterator
 
+from memos_grpc import reasons
 from memos_grpc.errors import BundleError
 
 BLOCK_SIZE = 512
@@ -203,7 +204,7 @@ class TarEntry:
         if self.size > limit:
             raise BundleError(
                 f"bundle entry {self.name!r} is {self.size} bytes, over the limit of {limit} for this kind of entry",
-                reason="BUNDLE_ENTRY_TOO_LARGE",
+                reason=reasons.BUNDLE_ENTRY_TOO_LARGE,
             )
         return b"".join(self.chunks())
 
@@ -271,50 +272,53 @@ class TarReader:
         raw_name = prefix + b"/" + base if prefix else base
         stored = _number(header[148:156], base256=False)
         if stored != sum(header) - sum(header[148:156]) + 8 * ord(" "):
-            raise BundleError(f"bundle entry {_shown(raw_name)} has a bad header checksum", reason="BUNDLE_MALFORMED")
+            raise BundleError(
+                f"bundle entry {_shown(raw_name)} has a bad header checksum", reason=reasons.BUNDLE_MALFORMED
+            )
         if header[257:263] != _MAGIC or header[263:265] != _VERSION:
             raise BundleError(
                 f"bundle entry {_shown(raw_name)} is not a POSIX ustar header (magic {header[257:265]!r}, expected "
                 f"{_MAGIC + _VERSION!r}); write bundles in ustar format",
-                reason="BUNDLE_MALFORMED",
+                reason=reasons.BUNDLE_MALFORMED,
             )
         # Every entry pays this: a compiled pattern per field, and int() for the size alone.
         for field, start, end in _NUMERIC_FIELDS:
             value = header[start:end]
             if value[0] != 0x80 and not _OCTAL_FIELD.fullmatch(value):
                 raise BundleError(
-                    f"bundle entry {_shown(raw_name)} has a malformed {field} field", reason="BUNDLE_MALFORMED"
+                    f"bundle entry {_shown(raw_name)} has a malformed {field} field", reason=reasons.BUNDLE_MALFORMED
                 )
         size = _number(header[124:136])
         try:
             name = raw_name.decode("utf-8")
         except UnicodeDecodeError:
             raise BundleError(
-                f"bundle entry {_shown(raw_name)} has a name that is not UTF-8", reason="BUNDLE_MALFORMED"
+                f"bundle entry {_shown(raw_name)} has a name that is not UTF-8", reason=reasons.BUNDLE_MALFORMED
             ) from None
         limits = self._limits
         if len(self._names) >= limits.max_entries:
             raise BundleError(
                 f"bundle entry {name!r} is past the limit of {limits.max_entries} entries",
-                reason="BUNDLE_TOO_MANY_ENTRIES",
+                reason=reasons.BUNDLE_TOO_MANY_ENTRIES,
             )
         flag = header[156:157]
         if flag not in (b"0", b"\x00"):
             kind = _KINDS.get(flag, f"entry of type {flag!r}")
             raise BundleError(
-                f"bundle entry {name!r} is a {kind}; bundles hold only regular files", reason="BUNDLE_UNSAFE_ENTRY"
+                f"bundle entry {name!r} is a {kind}; bundles hold only regular files",
+                reason=reasons.BUNDLE_UNSAFE_ENTRY,
             )
         problem = _path_problem(name)
         if problem:
-            raise BundleError(f"bundle entry name {name!r} {problem}", reason="BUNDLE_UNSAFE_PATH")
+            raise BundleError(f"bundle entry name {name!r} {problem}", reason=reasons.BUNDLE_UNSAFE_PATH)
         if name in self._names:
-            raise BundleError(f"bundle entry {name!r} appears more than once", reason="BUNDLE_DUPLICATE_ENTRY")
+            raise BundleError(f"bundle entry {name!r} appears more than once", reason=reasons.BUNDLE_DUPLICATE_ENTRY)
         self._names.add(name)
         size = size or 0
         if size > limits.max_entry_bytes:
             raise BundleError(
                 f"bundle entry {name!r} claims {size} bytes, over the limit of {limits.max_entry_bytes}",
-                reason="BUNDLE_ENTRY_TOO_LARGE",
+                reason=reasons.BUNDLE_ENTRY_TOO_LARGE,
             )
         # Counted with the end-of-archive marker every bundle still needs, so a bundle that fits is accepted whole.
         total = self.bytes_read + size + (-size % BLOCK_SIZE) + len(END_OF_ARCHIVE)
@@ -322,7 +326,7 @@ class TarReader:
             raise BundleError(
                 f"bundle entry {name!r} ({size} bytes) takes the bundle to at least {total} bytes, over the limit of "
                 f"{limits.max_bundle_bytes}",
-                reason="BUNDLE_TOO_LARGE",
+                reason=reasons.BUNDLE_TOO_LARGE,
             )
         return TarEntry(name, size, self)
 
@@ -341,7 +345,9 @@ class TarReader:
             raise self._truncated(f"inside the padding after entry {entry.name!r}")
         # Padding outside the signed data must be zero, or one bundle could have many byte-different archives.
         if padding.count(0) != len(padding):
-            raise BundleError(f"the padding after bundle entry {entry.name!r} is not zero", reason="BUNDLE_MALFORMED")
+            raise BundleError(
+                f"the padding after bundle entry {entry.name!r} is not zero", reason=reasons.BUNDLE_MALFORMED
+            )
         self._pad_left = 0
 
     def _finish_archive(self) -> None:
@@ -352,7 +358,7 @@ class TarReader:
             raise BundleError(
                 f"the bundle has a zero block at byte {self.bytes_read - 2 * BLOCK_SIZE} that is not followed by a "
                 "second one; an archive ends with two zero blocks and nothing may follow but zeros",
-                reason="BUNDLE_MALFORMED",
+                reason=reasons.BUNDLE_MALFORMED,
             )
         # Trailing zeros (tar's record padding) are allowed; they still count, so an endless stream cannot stall us.
         # The first byte that is wrong decides, as if read one at a time: a non-zero byte within the limit is
@@ -365,18 +371,18 @@ class TarReader:
                 raise BundleError(
                     f"the bundle has non-zero data after its end-of-archive marker (at byte "
                     f"{start + len(within) - len(within.lstrip(bytes(1)))})",
-                    reason="BUNDLE_MALFORMED",
+                    reason=reasons.BUNDLE_MALFORMED,
                 )
             if self.bytes_read > limit:
                 raise BundleError(
                     f"the bundle continues past the limit of {limit} bytes after its end-of-archive marker",
-                    reason="BUNDLE_TOO_LARGE",
+                    reason=reasons.BUNDLE_TOO_LARGE,
                 )
 
     def _truncated(self, where: str) -> BundleError:
         return BundleError(
             f"the bundle ends after {self.bytes_read} bytes, {where}; the upload or file was cut short",
-            reason="BUNDLE_TRUNCATED",
+            reason=reasons.BUNDLE_TRUNCATED,
         )
 
 

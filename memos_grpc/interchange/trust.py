@@ -17,6 +17,7 @@ from datetime import datetime
 from functools import cached_property
 from typing import Any
 
+from memos_grpc import reasons
 from memos_grpc.errors import TrustRootError
 from memos_grpc.interchange import ijson
 from memos_grpc.interchange.dsse import Envelope, EnvelopeFormatError, parse_envelope, verify_envelope
@@ -119,18 +120,18 @@ def parse_trust_root(payload: bytes) -> TrustRoot:
         document = ijson.loads(payload)
     except ijson.IJsonError as exc:
         raise TrustRootError(
-            f"the trust root is not strict JSON: {exc.message}", reason="TRUST_ROOT_MALFORMED"
+            f"the trust root is not strict JSON: {exc.message}", reason=reasons.TRUST_ROOT_MALFORMED
         ) from exc
     try:
         return _from_document(document)
     except TrustRootError:
         raise
     except (ValueError, TypeError, KeyError, AttributeError, RecursionError) as exc:
-        raise TrustRootError(f"the trust root is malformed: {exc}", reason="TRUST_ROOT_MALFORMED") from exc
+        raise TrustRootError(f"the trust root is malformed: {exc}", reason=reasons.TRUST_ROOT_MALFORMED) from exc
 
 
 def _malformed(message: str) -> TrustRootError:
-    return TrustRootError(message, reason="TRUST_ROOT_MALFORMED")
+    return TrustRootError(message, reason=reasons.TRUST_ROOT_MALFORMED)
 
 
 def _object(value: Any, what: str) -> dict[str, Any]:
@@ -265,11 +266,13 @@ def verify_root_update(current: TrustRoot, envelope_json: bytes, now: datetime) 
     try:
         envelope = parse_envelope(envelope_json)
     except EnvelopeFormatError as exc:
-        raise TrustRootError(f"the trust root envelope is malformed: {exc}", reason="TRUST_ROOT_MALFORMED") from exc
+        raise TrustRootError(
+            f"the trust root envelope is malformed: {exc}", reason=reasons.TRUST_ROOT_MALFORMED
+        ) from exc
     if envelope.payload_type != TRUST_ROOT_PAYLOAD_TYPE:
         raise TrustRootError(
             f"a trust root envelope has payloadType {TRUST_ROOT_PAYLOAD_TYPE!r}, not {envelope.payload_type!r}",
-            reason="TRUST_ROOT_MALFORMED",
+            reason=reasons.TRUST_ROOT_MALFORMED,
         )
     # Signatures first, against the keys we already trust: nothing unverified is parsed before that.
     by_current = verify_envelope(envelope, current.keys_for("admin"), current.threshold_for("admin"), now)
@@ -277,30 +280,30 @@ def verify_root_update(current: TrustRoot, envelope_json: bytes, now: datetime) 
         raise TrustRootError(
             f"the new trust root must be signed by {current.threshold_for('admin')} current admin key(s): "
             f"{by_current.message}",
-            reason="TRUST_ROOT_THRESHOLD_NOT_MET",
+            reason=reasons.TRUST_ROOT_THRESHOLD_NOT_MET,
         )
     proposed = parse_trust_root(envelope.payload)
     if proposed.version <= current.version:
         raise TrustRootError(
             f"trust root version {proposed.version} is not newer than the current {current.version} (rollback)",
-            reason="TRUST_ROOT_ROLLBACK",
+            reason=reasons.TRUST_ROOT_ROLLBACK,
         )
     # Exactly one more, as in TUF: versions stay dense, so no signed root can use up the version space.
     if proposed.version != current.version + 1:
         raise TrustRootError(
             f"trust root version {proposed.version} skips versions: the next version after {current.version} "
             f"is {current.version + 1}",
-            reason="TRUST_ROOT_VERSION_SKIPPED",
+            reason=reasons.TRUST_ROOT_VERSION_SKIPPED,
         )
     if proposed.expires <= now:
         raise TrustRootError(
-            f"the new trust root expired at {format_time(proposed.expires)} (freeze)", reason="TRUST_ROOT_EXPIRED"
+            f"the new trust root expired at {format_time(proposed.expires)} (freeze)", reason=reasons.TRUST_ROOT_EXPIRED
         )
     by_new = verify_envelope(envelope, proposed.keys_for("admin"), proposed.threshold_for("admin"), now)
     if not by_new:
         raise TrustRootError(
             f"the new trust root must also be signed by {proposed.threshold_for('admin')} of its own admin "
             f"key(s): {by_new.message}",
-            reason="TRUST_ROOT_THRESHOLD_NOT_MET",
+            reason=reasons.TRUST_ROOT_THRESHOLD_NOT_MET,
         )
     return proposed, envelope

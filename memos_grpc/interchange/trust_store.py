@@ -11,6 +11,7 @@ from __future__ import annotations
 import logging
 from datetime import datetime, timedelta
 
+from memos_grpc import reasons
 from memos_grpc._proto.memos.v1 import trust_pb2
 from memos_grpc.errors import FailedPreconditionError, TrustRootError
 from memos_grpc.interchange.bundle import TrustPolicy
@@ -46,7 +47,7 @@ def role_name(role: int) -> str:
     if role == trust_pb2.KEY_ROLE_UNSPECIFIED:
         return "node"
     if role not in ROLE_NAMES:
-        raise invalid(f"trust_policy.role {role} is not a known KeyRole", "INVALID_ENUM")
+        raise invalid(f"trust_policy.role {role} is not a known KeyRole", reasons.INVALID_ENUM)
     return ROLE_NAMES[role]  # type: ignore[index]
 
 
@@ -102,7 +103,7 @@ class TrustStore:
             if newest is not None and newest >= root.version:
                 raise TrustRootError(
                     f"trust root version {root.version} is not newer than {newest} (a concurrent update won)",
-                    reason="TRUST_ROOT_ROLLBACK",
+                    reason=reasons.TRUST_ROOT_ROLLBACK,
                 )
             insert_trust_root(cursor, root.version, envelope, root.expires, now)
 
@@ -124,7 +125,7 @@ class TrustStore:
             raise FailedPreconditionError(
                 f"the trust root (version {root.version}) expired at {format_time(root.expires)}; an admin must "
                 "renew it with UpdateTrustRoot before bundles can be verified",
-                reason="TRUST_ROOT_EXPIRED",
+                reason=reasons.TRUST_ROOT_EXPIRED,
             )
         name = role_name(role)
         return TrustPolicy(name, root.keys_for(name), root.threshold_for(name), tuple(required_key_ids))
@@ -136,7 +137,7 @@ class TrustStore:
                 envelope = parse_envelope(envelope_json)
             except ValueError as exc:
                 raise TrustRootError(
-                    f"the trust root envelope is malformed: {exc}", reason="TRUST_ROOT_MALFORMED"
+                    f"the trust root envelope is malformed: {exc}", reason=reasons.TRUST_ROOT_MALFORMED
                 ) from exc
             envelope_json = envelope.signed_by(self._node_key).to_json()
         proposed, _ = verify_root_update(self._root, envelope_json, self._context.clock())
@@ -197,10 +198,10 @@ def wire_form(root: TrustRoot, envelope: bytes) -> trust_pb2.TrustRoot:
         again = parse_trust_root(parse_envelope(envelope).payload)
     except (ValueError, TypeError, OverflowError) as exc:  # EnvelopeFormatError is a ValueError
         raise TrustRootError(
-            f"the trust root cannot be represented on the wire: {exc}", reason="TRUST_ROOT_MALFORMED"
+            f"the trust root cannot be represented on the wire: {exc}", reason=reasons.TRUST_ROOT_MALFORMED
         ) from exc
     if again != root:
-        raise TrustRootError("the trust root does not read back as it was checked", reason="TRUST_ROOT_MALFORMED")
+        raise TrustRootError("the trust root does not read back as it was checked", reason=reasons.TRUST_ROOT_MALFORMED)
     return message
 
 

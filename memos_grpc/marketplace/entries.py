@@ -11,6 +11,8 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass
 
+from memos_grpc import reasons
+
 #: The first line of every entry of this version.
 HEADER = "memstore-entry/v1"
 #: Entry types; ``yank`` and ``revoke`` (and only they) carry a ``ref`` line.
@@ -58,11 +60,11 @@ class Entry:
         _check_signer(self.signer)
         if self.type in REF_TYPES:
             if self.ref is None:
-                raise EntryError("ENTRY_REF_MISSING", f"a {self.type} entry needs ref, the index it acts on")
+                raise EntryError(reasons.ENTRY_REF_MISSING, f"a {self.type} entry needs ref, the index it acts on")
             if isinstance(self.ref, bool) or not isinstance(self.ref, int) or not 0 <= self.ref <= MAX_LOG_INDEX:
-                raise EntryError("ENTRY_REF_INVALID", f"ref must be a log index from 0 to {MAX_LOG_INDEX}")
+                raise EntryError(reasons.ENTRY_REF_INVALID, f"ref must be a log index from 0 to {MAX_LOG_INDEX}")
         elif self.ref is not None:
-            raise EntryError("ENTRY_REF_UNEXPECTED", f"a {self.type} entry carries no ref")
+            raise EntryError(reasons.ENTRY_REF_UNEXPECTED, f"a {self.type} entry carries no ref")
 
     def encode(self) -> bytes:
         lines = [
@@ -80,20 +82,20 @@ class Entry:
 def parse(data: bytes) -> Entry:
     """The entry ``data`` encodes, read by the one grammar of docs/marketplace.md; raises EntryError."""
     if len(data) > MAX_ENTRY_BYTES:
-        raise EntryError("ENTRY_TOO_LARGE", f"the entry is {len(data)} bytes; at most {MAX_ENTRY_BYTES}")
+        raise EntryError(reasons.ENTRY_TOO_LARGE, f"the entry is {len(data)} bytes; at most {MAX_ENTRY_BYTES}")
     try:
         text = data.decode("ascii")
     except UnicodeDecodeError as exc:
-        raise EntryError("ENTRY_MALFORMED", f"the entry is not ASCII (byte {exc.start})") from exc
+        raise EntryError(reasons.ENTRY_MALFORMED, f"the entry is not ASCII (byte {exc.start})") from exc
     if "\r" in text:
-        raise EntryError("ENTRY_MALFORMED", 'lines end with "\\n" alone; the entry holds a "\\r"')
+        raise EntryError(reasons.ENTRY_MALFORMED, 'lines end with "\\n" alone; the entry holds a "\\r"')
     if not text.endswith("\n"):
-        raise EntryError("ENTRY_MALFORMED", 'the entry must end with "\\n"')
+        raise EntryError(reasons.ENTRY_MALFORMED, 'the entry must end with "\\n"')
     lines = text[:-1].split("\n")
     if lines[0] != HEADER:
         if _OTHER_VERSION.fullmatch(lines[0]):
-            raise EntryError("ENTRY_VERSION_UNSUPPORTED", f"{lines[0]!r} is not {HEADER!r}")
-        raise EntryError("ENTRY_MALFORMED", f"the first line must be {HEADER!r}")
+            raise EntryError(reasons.ENTRY_VERSION_UNSUPPORTED, f"{lines[0]!r} is not {HEADER!r}")
+        raise EntryError(reasons.ENTRY_MALFORMED, f"the first line must be {HEADER!r}")
     values: list[str] = []
     for number, field in enumerate(_FIELDS, 2):
         values.append(_value(lines, number, field))
@@ -106,45 +108,45 @@ def parse(data: bytes) -> Entry:
     if kind in REF_TYPES:
         if len(lines) < 6 or not lines[5].startswith("ref "):
             if len(lines) < 6:
-                raise EntryError("ENTRY_REF_MISSING", f"a {kind} entry needs a line 6 'ref <log index>'")
-            raise EntryError("ENTRY_MALFORMED", "line 6 must be 'ref <log index>'")
+                raise EntryError(reasons.ENTRY_REF_MISSING, f"a {kind} entry needs a line 6 'ref <log index>'")
+            raise EntryError(reasons.ENTRY_MALFORMED, "line 6 must be 'ref <log index>'")
         ref = _ref(lines[5][4:])
         extra = 6
     else:
         if len(lines) > 5 and lines[5].startswith("ref "):
-            raise EntryError("ENTRY_REF_UNEXPECTED", f"a {kind} entry carries no ref line")
+            raise EntryError(reasons.ENTRY_REF_UNEXPECTED, f"a {kind} entry carries no ref line")
         extra = 5
     if len(lines) > extra:
-        raise EntryError("ENTRY_MALFORMED", f"a {kind} entry has {extra} lines; this one has {len(lines)}")
+        raise EntryError(reasons.ENTRY_MALFORMED, f"a {kind} entry has {extra} lines; this one has {len(lines)}")
     return Entry(kind, subject, statement, signer, ref)
 
 
 def _value(lines: list[str], number: int, field: str) -> str:
     """The value of line ``number`` (1-based), which must be ``<field> <value>``."""
     if len(lines) < number or not lines[number - 1].startswith(field + " "):
-        raise EntryError("ENTRY_MALFORMED", f"line {number} must be '{field} <value>'")
+        raise EntryError(reasons.ENTRY_MALFORMED, f"line {number} must be '{field} <value>'")
     return lines[number - 1][len(field) + 1 :]
 
 
 def _check_type(kind: str) -> None:
     if kind not in ENTRY_TYPES:
-        raise EntryError("ENTRY_TYPE_INVALID", f"type {str(kind)[:40]!r} is not one of {', '.join(ENTRY_TYPES)}")
+        raise EntryError(reasons.ENTRY_TYPE_INVALID, f"type {str(kind)[:40]!r} is not one of {', '.join(ENTRY_TYPES)}")
 
 
 def _check_digest(field: str, value: str) -> None:
     if not isinstance(value, str) or not _DIGEST.fullmatch(value):
-        raise EntryError("ENTRY_DIGEST_INVALID", f"{field} must be sha256:<64 lowercase hex digits>")
+        raise EntryError(reasons.ENTRY_DIGEST_INVALID, f"{field} must be sha256:<64 lowercase hex digits>")
 
 
 def _check_signer(value: str) -> None:
     if not isinstance(value, str) or not _KEY_ID.fullmatch(value):
-        raise EntryError("ENTRY_SIGNER_INVALID", "signer must be a key id: 64 lowercase hex digits")
+        raise EntryError(reasons.ENTRY_SIGNER_INVALID, "signer must be a key id: 64 lowercase hex digits")
 
 
 def _ref(text: str) -> int:
     if not _DECIMAL.fullmatch(text) or int(text) > MAX_LOG_INDEX:
         raise EntryError(
-            "ENTRY_REF_INVALID",
+            reasons.ENTRY_REF_INVALID,
             f"ref {text[:40]!r} must be decimal without sign or leading zeros, 0 to {MAX_LOG_INDEX}",
         )
     return int(text)

@@ -15,6 +15,7 @@ from typing import Final
 
 import numpy as np
 
+from memos_grpc import reasons
 from memos_grpc._proto.memos.v1 import marketplace_service_pb2 as market_pb2
 from memos_grpc.errors import FailedPreconditionError, InvalidArgumentError
 from memos_grpc.marketplace import entries
@@ -44,7 +45,7 @@ _LISTING_NAME: Final = re.compile(r"listings/([a-z][a-z0-9-]{0,62})")
 
 
 def _invalid(message: str) -> InvalidArgumentError:
-    return InvalidArgumentError(message, reason="INVALID_SUBSCRIPTION")
+    return InvalidArgumentError(message, reason=reasons.INVALID_SUBSCRIPTION)
 
 
 @dataclass(frozen=True)
@@ -73,7 +74,7 @@ def criteria_of(request: market_pb2.SubscribeRequest, has_embedder: bool) -> Cri
             types = set()  # unspecified leaves the types unrestricted
             break
         if value not in known:
-            raise InvalidArgumentError(f"types holds {value}, which is no EventType", reason="INVALID_ENUM")
+            raise InvalidArgumentError(f"types holds {value}, which is no EventType", reason=reasons.INVALID_ENUM)
         types.add(value)
     if len(request.tags) > MAX_CRITERIA or len(request.listings) > MAX_CRITERIA:
         raise _invalid(f"at most {MAX_CRITERIA} tags and {MAX_CRITERIA} listings")
@@ -83,7 +84,7 @@ def criteria_of(request: market_pb2.SubscribeRequest, has_embedder: bool) -> Cri
         if match is None:
             raise InvalidArgumentError(
                 f"listings holds {name[:120]!r}, which is not a listing name listings/{{listing}}",
-                reason="INVALID_NAME",
+                reason=reasons.INVALID_NAME,
             )
         listing_ids.add(match.group(1))
     if len(request.query) > MAX_QUERY_CHARS:
@@ -99,7 +100,7 @@ def criteria_of(request: market_pb2.SubscribeRequest, has_embedder: bool) -> Cri
         raise FailedPreconditionError(
             "this server has no embedder (embedder = none), so it cannot score listings against a query: "
             "subscribe by tags or listings instead",
-            reason="SUBSCRIPTION_QUERY_UNSUPPORTED",
+            reason=reasons.SUBSCRIPTION_QUERY_UNSUPPORTED,
         )
     return Criteria(
         frozenset(types),

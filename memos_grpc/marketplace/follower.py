@@ -27,6 +27,7 @@ from pathlib import Path
 
 import grpc
 
+from memos_grpc import reasons
 from memos_grpc._proto.memos.v1 import marketplace_service_pb2 as m
 from memos_grpc._proto.memos.v1 import marketplace_service_pb2_grpc as m_grpc
 from memos_grpc._proto.memos.v1 import transparency_log_service_pb2 as t
@@ -102,13 +103,13 @@ class LogFollower:
             raise FailedPreconditionError(
                 "this node follows no marketplace (its setting marketplace_follow is empty): import the release "
                 "from files with ImportBundle and its license",
-                reason="MARKETPLACE_NOT_FOLLOWED",
+                reason=reasons.MARKETPLACE_NOT_FOLLOWED,
             )
         parse_license_name(license_name, "license")
         if not token:
             raise InvalidArgumentError(
                 "marketplace_token is empty: the marketplace needs the caller's credential there",
-                reason="MISSING_MARKETPLACE_TOKEN",
+                reason=reasons.MISSING_MARKETPLACE_TOKEN,
             )
         metadata = [("authorization", f"Bearer {token}")]
         with self._lock:
@@ -123,7 +124,7 @@ class LogFollower:
         if not found.tlog_proof:
             raise FailedPreconditionError(
                 f"{license_name} has no published proof yet on the marketplace: try again once its log publishes",
-                reason="LICENSE_PROOF_PENDING",
+                reason=reasons.LICENSE_PROOF_PENDING,
             )
         call = stub.DownloadRelease(
             m.DownloadReleaseRequest(name=found.release, license=license_name),
@@ -140,7 +141,7 @@ class LogFollower:
         if not target:
             raise FailedPreconditionError(
                 "this node follows no marketplace log (its setting marketplace_follow is empty)",
-                reason="MARKETPLACE_NOT_FOLLOWED",
+                reason=reasons.MARKETPLACE_NOT_FOLLOWED,
             )
         with self._lock:
             stub = self._stub()
@@ -166,7 +167,7 @@ class LogFollower:
         found = self._trust.root.log_policy(checkpoint.origin)
         if found is None:
             raise _refused(
-                "TLOG_UNKNOWN_LOG",
+                reasons.TLOG_UNKNOWN_LOG,
                 f"the marketplace serves the log {checkpoint.origin!r}, which this node's trust root does not name",
             )
         policy, log_key = found
@@ -177,7 +178,7 @@ class LogFollower:
         moment = fresh_quorum_time(opened.text, opened.signatures, policy, now, _ANY_AGE)
         if moment is None:
             raise _refused(
-                "TLOG_QUORUM_NOT_MET",
+                reasons.TLOG_QUORUM_NOT_MET,
                 f"the checkpoint of size {checkpoint.size} of {checkpoint.origin} is not cosigned by the quorum "
                 f"{policy.quorum!r} of the trust root's log policy: refused",
             )
@@ -185,18 +186,18 @@ class LogFollower:
         size, root, frontier = (0, merkle.EMPTY_ROOT, []) if prior is None else (prior.size, prior.root, prior.frontier)
         if checkpoint.size < size:
             raise _refused(
-                "TLOG_ROLLBACK",
+                reasons.TLOG_ROLLBACK,
                 f"the log {checkpoint.origin} shows size {checkpoint.size}, below the {size} this node accepted",
             )
         if checkpoint.size == size and checkpoint.root != root:
             raise _refused(
-                "TLOG_FORK_DETECTED",
+                reasons.TLOG_FORK_DETECTED,
                 f"the log {checkpoint.origin} signed two roots for size {size}: it forked",
             )
         frontier, events = self._read(stub, checkpoint, size, frontier)
         if merkle.frontier_root(frontier) != checkpoint.root:
             raise _refused(
-                "TLOG_INCONSISTENT",
+                reasons.TLOG_INCONSISTENT,
                 f"the entries {size}..{checkpoint.size - 1} of {checkpoint.origin} and the ones this node accepted "
                 "before do not give the checkpoint's root: the log rewrote its history or served other entries",
             )
@@ -221,7 +222,7 @@ class LogFollower:
             except grpc.RpcError as error:
                 raise _unreachable(self._settings.marketplace_follow, error) from None
             if not reply.entries:
-                raise _refused("TLOG_ENTRIES_MISSING", f"the log served no entry at index {index}")
+                raise _refused(reasons.TLOG_ENTRIES_MISSING, f"the log served no entry at index {index}")
             for entry in reply.entries:
                 if entry.index != index or index >= checkpoint.size:
                     break
@@ -236,7 +237,7 @@ class LogFollower:
                 index += 1
             else:
                 continue
-            raise _refused("TLOG_ENTRIES_MISSING", f"the log served entries out of order at index {index}")
+            raise _refused(reasons.TLOG_ENTRIES_MISSING, f"the log served entries out of order at index {index}")
         return frontier, events
 
     def _stub(self) -> t_grpc.TransparencyLogServiceStub:
@@ -256,7 +257,7 @@ class LogFollower:
             token = Path(path).read_text().strip()
         except OSError as error:
             raise FailedPreconditionError(
-                f"cannot read marketplace_follow_token_file {path}: {error}", reason="FOLLOW_TOKEN_UNREADABLE"
+                f"cannot read marketplace_follow_token_file {path}: {error}", reason=reasons.FOLLOW_TOKEN_UNREADABLE
             ) from error
         return [("authorization", f"Bearer {token}")]
 
@@ -287,4 +288,4 @@ def _refused(reason: str, message: str) -> FailedPreconditionError:
 
 
 def _unreachable(target: str, error: grpc.RpcError) -> MemosError:
-    return peer_error(target, error, "the marketplace", "MARKETPLACE")
+    return peer_error(target, error, "the marketplace", reasons.MARKETPLACE_UNAVAILABLE, reasons.MARKETPLACE_REFUSED)

@@ -16,6 +16,7 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
+from memos_grpc import reasons
 from memos_grpc.interchange.dsse import (
     STATEMENT_PAYLOAD_TYPE,
     Envelope,
@@ -56,11 +57,11 @@ _PREDICATE_MEMBERS = {"license", "logOrigin", "licensee", "terms", "notBefore", 
 _LICENSEE_MEMBERS = {"principal", "keyId"}
 
 _SHORTFALLS = {
-    Shortfall.SIGNATURE_INVALID: "GRANT_SIGNATURE_INVALID",
-    Shortfall.SIGNER_REVOKED: "GRANT_SIGNER_REVOKED",
-    Shortfall.SIGNER_EXPIRED: "GRANT_SIGNER_EXPIRED",
-    Shortfall.THRESHOLD_NOT_MET: "GRANT_UNTRUSTED_SIGNER",
-    Shortfall.UNTRUSTED_SIGNER: "GRANT_UNTRUSTED_SIGNER",
+    Shortfall.SIGNATURE_INVALID: reasons.GRANT_SIGNATURE_INVALID,
+    Shortfall.SIGNER_REVOKED: reasons.GRANT_SIGNER_REVOKED,
+    Shortfall.SIGNER_EXPIRED: reasons.GRANT_SIGNER_EXPIRED,
+    Shortfall.THRESHOLD_NOT_MET: reasons.GRANT_UNTRUSTED_SIGNER,
+    Shortfall.UNTRUSTED_SIGNER: reasons.GRANT_UNTRUSTED_SIGNER,
 }
 
 
@@ -184,14 +185,14 @@ def verify_grant(
     """
     data = envelope_text.encode() if isinstance(envelope_text, str) else envelope_text
     if len(data) > MAX_GRANT_BYTES:
-        return GrantVerification("GRANT_MALFORMED", f"the grant is {len(data)} bytes; at most {MAX_GRANT_BYTES}")
+        return GrantVerification(reasons.GRANT_MALFORMED, f"the grant is {len(data)} bytes; at most {MAX_GRANT_BYTES}")
     try:
         envelope = parse_envelope(data)
     except EnvelopeFormatError as exc:
-        return GrantVerification("GRANT_MALFORMED", f"the grant is not a DSSE envelope: {exc}")
+        return GrantVerification(reasons.GRANT_MALFORMED, f"the grant is not a DSSE envelope: {exc}")
     if envelope.payload_type != STATEMENT_PAYLOAD_TYPE:
         return GrantVerification(
-            "GRANT_MALFORMED",
+            reasons.GRANT_MALFORMED,
             f"the grant's payloadType must be {STATEMENT_PAYLOAD_TYPE!r}, not {envelope.payload_type!r}",
         )
     checked = verify_envelope(envelope, trusted, 1, now)
@@ -208,7 +209,7 @@ def verify_grant(
         return GrantVerification(exc.reason, exc.message, None, checked)
     if grant.licensee_principal != licensee_principal or grant.licensee_key_id != licensee_key_id:
         return GrantVerification(
-            "GRANT_OTHER_LICENSEE",
+            reasons.GRANT_OTHER_LICENSEE,
             f"the grant licenses {grant.licensee_principal} with key {grant.licensee_key_id[:16]}..., "
             f"not {licensee_principal} with key {licensee_key_id[:16]}...",
             grant,
@@ -216,11 +217,11 @@ def verify_grant(
         )
     if now < grant.not_before:
         return GrantVerification(
-            "GRANT_NOT_YET_VALID", f"the grant is valid from {format_time(grant.not_before)}", grant, checked
+            reasons.GRANT_NOT_YET_VALID, f"the grant is valid from {format_time(grant.not_before)}", grant, checked
         )
     if now >= grant.not_after:
         return GrantVerification(
-            "GRANT_EXPIRED", f"the grant expired at {format_time(grant.not_after)}", grant, checked
+            reasons.GRANT_EXPIRED, f"the grant expired at {format_time(grant.not_after)}", grant, checked
         )
     return GrantVerification("", "", grant, checked)
 
@@ -243,50 +244,55 @@ def _read_statement(payload: bytes, signer: str = "") -> Grant:
     try:
         statement = ijson.loads(payload)
     except ijson.IJsonError as exc:
-        raise _Malformed("GRANT_MALFORMED", f"the grant's statement is not strict I-JSON: {exc.message}") from exc
+        raise _Malformed(reasons.GRANT_MALFORMED, f"the grant's statement is not strict I-JSON: {exc.message}") from exc
     if not isinstance(statement, dict):
-        raise _Malformed("GRANT_MALFORMED", "the grant's statement is not a JSON object")
+        raise _Malformed(reasons.GRANT_MALFORMED, "the grant's statement is not a JSON object")
     if statement.get("predicateType") != PREDICATE_TYPE:
         raise _Malformed(
-            "GRANT_PREDICATE_TYPE_INVALID",
+            reasons.GRANT_PREDICATE_TYPE_INVALID,
             f"the statement's predicateType must be {PREDICATE_TYPE!r}, "
             f"not {str(statement.get('predicateType'))[:80]!r}",
         )
     _exactly(statement, _STATEMENT_MEMBERS, "the statement")
     if statement["_type"] != STATEMENT_TYPE:
-        raise _Malformed("GRANT_MALFORMED", f"the statement's _type must be {STATEMENT_TYPE!r}")
+        raise _Malformed(reasons.GRANT_MALFORMED, f"the statement's _type must be {STATEMENT_TYPE!r}")
     release, release_digest = _subject(statement["subject"])
     predicate = statement["predicate"]
     if not isinstance(predicate, dict):
-        raise _Malformed("GRANT_MALFORMED", "the predicate must be an object")
+        raise _Malformed(reasons.GRANT_MALFORMED, "the predicate must be an object")
     _exactly(predicate, _PREDICATE_MEMBERS, "the predicate")
     licensee = predicate["licensee"]
     if not isinstance(licensee, dict):
-        raise _Malformed("GRANT_MALFORMED", "predicate.licensee must be an object")
+        raise _Malformed(reasons.GRANT_MALFORMED, "predicate.licensee must be an object")
     _exactly(licensee, _LICENSEE_MEMBERS, "predicate.licensee")
     principal, key_id = licensee["principal"], licensee["keyId"]
     if not isinstance(principal, str) or not PRINCIPAL_NAME.fullmatch(principal):
-        raise _Malformed("GRANT_MALFORMED", "predicate.licensee.principal must be principals/<id>")
+        raise _Malformed(reasons.GRANT_MALFORMED, "predicate.licensee.principal must be principals/<id>")
     if not isinstance(key_id, str) or not _HEX64.fullmatch(key_id):
-        raise _Malformed("GRANT_MALFORMED", "predicate.licensee.keyId must be a key id: 64 lowercase hex digits")
+        raise _Malformed(reasons.GRANT_MALFORMED, "predicate.licensee.keyId must be a key id: 64 lowercase hex digits")
     origin = predicate["logOrigin"]
     if not isinstance(origin, str) or not _LOG_ORIGIN.fullmatch(origin):
         raise _Malformed(
-            "GRANT_MALFORMED", f"predicate.logOrigin must be 1 to {MAX_LOG_ORIGIN_CHARS} printable ASCII characters"
+            reasons.GRANT_MALFORMED,
+            f"predicate.logOrigin must be 1 to {MAX_LOG_ORIGIN_CHARS} printable ASCII characters",
         )
     not_before, not_after = _time(predicate, "notBefore"), _time(predicate, "notAfter")
     if not not_before < not_after:
-        raise _Malformed("GRANT_MALFORMED", "predicate.notBefore must be before predicate.notAfter")
+        raise _Malformed(reasons.GRANT_MALFORMED, "predicate.notBefore must be before predicate.notAfter")
     index = predicate["publishLogIndex"]
     if not is_integer_in(index, 0, MAX_SAFE_INTEGER):
-        raise _Malformed("GRANT_MALFORMED", "predicate.publishLogIndex must be an integer from 0 to 2^53 - 1")
+        raise _Malformed(reasons.GRANT_MALFORMED, "predicate.publishLogIndex must be an integer from 0 to 2^53 - 1")
     try:
         terms = Terms.from_json(predicate["terms"])
     except TermsError as exc:
-        reason = "GRANT_TERMS_UNKNOWN_MEMBER" if exc.reason == "TERMS_UNKNOWN_MEMBER" else "GRANT_TERMS_INVALID"
+        reason = (
+            reasons.GRANT_TERMS_UNKNOWN_MEMBER
+            if exc.reason == reasons.TERMS_UNKNOWN_MEMBER
+            else reasons.GRANT_TERMS_INVALID
+        )
         raise _Malformed(reason, f"the grant's terms are refused ({exc.reason}): {exc.message}") from exc
     if predicate["license"] != terms.license:
-        raise _Malformed("GRANT_MALFORMED", "predicate.license must be the terms' license")
+        raise _Malformed(reasons.GRANT_MALFORMED, "predicate.license must be the terms' license")
     return Grant(
         release,
         release_digest,
@@ -307,7 +313,7 @@ def _exactly(document: dict[str, Any], members: set[str], where: str) -> None:
     unknown, missing = sorted(set(document) - members), sorted(members - set(document))
     if unknown or missing:
         raise _Malformed(
-            "GRANT_MALFORMED",
+            reasons.GRANT_MALFORMED,
             f"{where} must hold exactly {', '.join(sorted(members))}"
             + (f"; unknown: {', '.join(repr(n[:60]) for n in unknown[:5])}" if unknown else "")
             + (f"; missing: {', '.join(missing)}" if missing else ""),
@@ -316,17 +322,17 @@ def _exactly(document: dict[str, Any], members: set[str], where: str) -> None:
 
 def _subject(value: Any) -> tuple[str, str]:
     if not isinstance(value, list) or len(value) != 1 or not isinstance(value[0], dict):
-        raise _Malformed("GRANT_MALFORMED", "the statement's subject must be a list of exactly one release")
+        raise _Malformed(reasons.GRANT_MALFORMED, "the statement's subject must be a list of exactly one release")
     subject = value[0]
     _exactly(subject, _SUBJECT_MEMBERS, "subject[0]")
     name, digest = subject["name"], subject["digest"]
     if not is_release_name(name):
-        raise _Malformed("GRANT_MALFORMED", "subject[0].name must be listings/<listing>/releases/<semver>")
+        raise _Malformed(reasons.GRANT_MALFORMED, "subject[0].name must be listings/<listing>/releases/<semver>")
     if not isinstance(digest, dict):
-        raise _Malformed("GRANT_MALFORMED", "subject[0].digest must be an object")
+        raise _Malformed(reasons.GRANT_MALFORMED, "subject[0].digest must be an object")
     _exactly(digest, {"sha256"}, "subject[0].digest")
     if not isinstance(digest["sha256"], str) or not _HEX64.fullmatch(digest["sha256"]):
-        raise _Malformed("GRANT_MALFORMED", "subject[0].digest.sha256 must be 64 lowercase hex digits")
+        raise _Malformed(reasons.GRANT_MALFORMED, "subject[0].digest.sha256 must be 64 lowercase hex digits")
     return name, "sha256:" + digest["sha256"]
 
 
@@ -343,11 +349,11 @@ def _time(predicate: dict[str, Any], field: str) -> datetime:
     value = predicate[field]
     problem = f"predicate.{field} must be an RFC 3339 UTC time to the second, like 2026-06-01T00:00:00Z"
     if not isinstance(value, str):
-        raise _Malformed("GRANT_MALFORMED", problem)
+        raise _Malformed(reasons.GRANT_MALFORMED, problem)
     try:
         when = parse_time(value)
     except ValueError as exc:
-        raise _Malformed("GRANT_MALFORMED", f"{problem}: {exc}") from exc
+        raise _Malformed(reasons.GRANT_MALFORMED, f"{problem}: {exc}") from exc
     if format_time(when) != value:
-        raise _Malformed("GRANT_MALFORMED", problem)
+        raise _Malformed(reasons.GRANT_MALFORMED, problem)
     return when

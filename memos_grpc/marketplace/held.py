@@ -24,6 +24,7 @@ from collections.abc import Collection
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 
+from memos_grpc import reasons
 from memos_grpc._proto.memos.v1 import audit_pb2, cube_pb2
 from memos_grpc._proto.memos.v1 import held_license_service_pb2 as h
 from memos_grpc.errors import FailedPreconditionError, MemosError, NotFoundError, PermissionDeniedError
@@ -57,11 +58,11 @@ COLLECTION = "heldLicenses"
 _HEX = frozenset("0123456789abcdef")
 #: Terms refusals as the reasons a refused use carries (docs/api.md).
 _TERMS_REASONS = {
-    "TERMS_ACTION_PROHIBITED": "LICENSE_ACTION_NOT_PERMITTED",
-    "TERMS_ACTION_NOT_PERMITTED": "LICENSE_ACTION_NOT_PERMITTED",
-    "TERMS_DATETIME_PASSED": "LICENSE_EXPIRED",
-    "TERMS_ELAPSED_TIME_PASSED": "LICENSE_EXPIRED",
-    "TERMS_COUNT_EXHAUSTED": "LICENSE_LIMIT_REACHED",
+    reasons.TERMS_ACTION_PROHIBITED: reasons.LICENSE_ACTION_NOT_PERMITTED,
+    reasons.TERMS_ACTION_NOT_PERMITTED: reasons.LICENSE_ACTION_NOT_PERMITTED,
+    reasons.TERMS_DATETIME_PASSED: reasons.LICENSE_EXPIRED,
+    reasons.TERMS_ELAPSED_TIME_PASSED: reasons.LICENSE_EXPIRED,
+    reasons.TERMS_COUNT_EXHAUSTED: reasons.LICENSE_LIMIT_REACHED,
 }
 
 
@@ -72,7 +73,7 @@ def held_license_name(license_id: str) -> str:
 def parse_held_license_name(name: str) -> str:
     prefix, _, license_id = name.partition("/")
     if prefix != COLLECTION or len(license_id) != 64 or not set(license_id) <= _HEX:
-        raise invalid(f"name {name[:100]!r} is not heldLicenses/<64 lowercase hex>", "INVALID_NAME")
+        raise invalid(f"name {name[:100]!r} is not heldLicenses/<64 lowercase hex>", reasons.INVALID_NAME)
     return license_id
 
 
@@ -97,7 +98,7 @@ class Refusal:
     message: str
 
     def error(self) -> MemosError:
-        if self.reason == "LICENSE_ACTION_NOT_PERMITTED":
+        if self.reason == reasons.LICENSE_ACTION_NOT_PERMITTED:
             return PermissionDeniedError(self.message, reason=self.reason)
         return FailedPreconditionError(self.message, reason=self.reason)
 
@@ -218,23 +219,23 @@ class LicenseBook:
         grant = held.grant
         name = held_license_name(held.license_id)
         if self.logs.revoked(grant.log_origin, held.grant_index):
-            return Refusal("LICENSE_REVOKED", f"{name} ({grant.release}) was revoked by the marketplace")
+            return Refusal(reasons.LICENSE_REVOKED, f"{name} ({grant.release}) was revoked by the marketplace")
         if now < grant.not_before:
-            return Refusal("LICENSE_NOT_YET_VALID", f"{name} is valid from {_text(grant.not_before)}")
+            return Refusal(reasons.LICENSE_NOT_YET_VALID, f"{name} is valid from {_text(grant.not_before)}")
         if now >= grant.not_after:
-            return Refusal("LICENSE_EXPIRED", f"{name} expired at {_text(grant.not_after)}")
+            return Refusal(reasons.LICENSE_EXPIRED, f"{name} expired at {_text(grant.not_after)}")
         fresh = self.logs.fresh_time(grant.log_origin)
         offline = (now - fresh).total_seconds()
         if offline > grant.terms.max_offline_seconds:
             return Refusal(
-                "LICENSE_SUSPENDED",
+                reasons.LICENSE_SUSPENDED,
                 f"{name} is suspended: this node has no checkpoint of {grant.log_origin} cosigned in the last "
                 f"{grant.terms.max_offline_seconds} s (maxOfflineSeconds; the freshest is from {_text(fresh)}); "
                 "it is usable again once the node syncs the log",
             )
         decision = grant.terms.permits(action, held.uses.get(action, 0), grant.not_before, now)
         if not decision:
-            reason = _TERMS_REASONS.get(decision.reason, "LICENSE_ACTION_NOT_PERMITTED")
+            reason = _TERMS_REASONS.get(decision.reason, reasons.LICENSE_ACTION_NOT_PERMITTED)
             return Refusal(reason, f"{name} ({grant.release}): {_explain(decision.reason, action)}")
         return None
 
@@ -310,7 +311,7 @@ class LicenseBook:
             for license_id in sorted(license_ids):
                 held = self._held.get(license_id)
                 refusal = (
-                    Refusal("LICENSE_NOT_HELD", f"{held_license_name(license_id)} is not held by this node")
+                    Refusal(reasons.LICENSE_NOT_HELD, f"{held_license_name(license_id)} is not held by this node")
                     if held is None
                     else self.refusal(held, action, now)
                 )
@@ -368,13 +369,13 @@ class LicenseBook:
             if self.logs.revoked(found.log_origin, grant_index):
                 raise FailedPreconditionError(
                     f"the marketplace revoked this grant (log entry {grant_index} of {found.log_origin})",
-                    reason="LICENSE_REVOKED",
+                    reason=reasons.LICENSE_REVOKED,
                 )
             if self.logs.yanked(found.log_origin, found.publish_log_index):
                 raise FailedPreconditionError(
                     f"{found.release} was yanked (log entry {found.publish_log_index} of {found.log_origin} "
                     "is yanked): it is not imported again",
-                    reason="RELEASE_YANKED",
+                    reason=reasons.RELEASE_YANKED,
                 )
             existing = self._held.get(license_id)
             held = existing or Held(license_id, found, grant, str(proof), grant_index, now)
@@ -382,7 +383,7 @@ class LicenseBook:
             in_flight = self._importing.get(license_id, 0)
             decision = found.terms.permits(IMPORT, held.uses.get(IMPORT, 0) + in_flight, found.not_before, now)
             if not decision:
-                reason = _TERMS_REASONS.get(decision.reason, "LICENSE_ACTION_NOT_PERMITTED")
+                reason = _TERMS_REASONS.get(decision.reason, reasons.LICENSE_ACTION_NOT_PERMITTED)
                 raise Refusal(reason, f"{found.release}: {_explain(decision.reason, IMPORT)}").error()
             self._importing[license_id] = in_flight + 1  # reserved: concurrent imports cannot pass a count
         return LicensedImport(self, held, existing is None, caller.principal, fresh)
@@ -407,7 +408,7 @@ class LicenseBook:
         raise FailedPreconditionError(
             f"the grant licenses {caller.principal} with key {named.licensee_key_id[:16]}..., which is not a key "
             f"registered to {caller.principal} on this node and valid now (AddPublicKey registers one)",
-            reason="LICENSEE_KEY_NOT_REGISTERED",
+            reason=reasons.LICENSEE_KEY_NOT_REGISTERED,
         )
 
     def _write_import(self, cursor: Connection, admitted: LicensedImport) -> None:
@@ -462,7 +463,7 @@ class LicenseBook:
         with self._lock:
             held = self._held.get(license_id)
             if held is None or not _sees(viewer, held):
-                raise NotFoundError(f"{name} is not held by this node", reason="HELD_LICENSE_NOT_FOUND")
+                raise NotFoundError(f"{name} is not held by this node", reason=reasons.HELD_LICENSE_NOT_FOUND)
             return self._message(held, self._context.clock())
 
     def list(self, requested_size: int, token: str, viewer: Caller) -> tuple[list[h.HeldLicense], str]:
@@ -516,10 +517,10 @@ class LicenseBook:
 
 
 _STATES = {
-    "LICENSE_REVOKED": h.HELD_LICENSE_STATE_REVOKED,
-    "LICENSE_EXPIRED": h.HELD_LICENSE_STATE_EXPIRED,
-    "LICENSE_NOT_YET_VALID": h.HELD_LICENSE_STATE_EXPIRED,
-    "LICENSE_SUSPENDED": h.HELD_LICENSE_STATE_SUSPENDED,
+    reasons.LICENSE_REVOKED: h.HELD_LICENSE_STATE_REVOKED,
+    reasons.LICENSE_EXPIRED: h.HELD_LICENSE_STATE_EXPIRED,
+    reasons.LICENSE_NOT_YET_VALID: h.HELD_LICENSE_STATE_EXPIRED,
+    reasons.LICENSE_SUSPENDED: h.HELD_LICENSE_STATE_SUSPENDED,
 }
 
 
@@ -551,11 +552,11 @@ def _proof_freshness(root: TrustRoot, grant: Grant, proof: str, now: datetime, m
 
 def _explain(reason: str, action: str) -> str:
     return {
-        "TERMS_ACTION_PROHIBITED": f"the terms prohibit {action}",
-        "TERMS_ACTION_NOT_PERMITTED": f"the terms do not permit {action}",
-        "TERMS_DATETIME_PASSED": f"the terms permit {action} only until a time that has passed",
-        "TERMS_ELAPSED_TIME_PASSED": f"the terms permit {action} only for a time from the grant that has passed",
-        "TERMS_COUNT_EXHAUSTED": f"every {action} the terms permit has been used",
+        reasons.TERMS_ACTION_PROHIBITED: f"the terms prohibit {action}",
+        reasons.TERMS_ACTION_NOT_PERMITTED: f"the terms do not permit {action}",
+        reasons.TERMS_DATETIME_PASSED: f"the terms permit {action} only until a time that has passed",
+        reasons.TERMS_ELAPSED_TIME_PASSED: f"the terms permit {action} only for a time from the grant that has passed",
+        reasons.TERMS_COUNT_EXHAUSTED: f"every {action} the terms permit has been used",
     }.get(reason, f"the terms do not permit {action}")
 
 

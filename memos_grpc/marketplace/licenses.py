@@ -19,6 +19,7 @@ from typing import Final
 
 from google.protobuf import timestamp_pb2
 
+from memos_grpc import reasons
 from memos_grpc._proto.memos.v1 import marketplace_service_pb2 as market_pb2
 from memos_grpc.errors import (
     FailedPreconditionError,
@@ -104,20 +105,20 @@ def grant_window(
 
 
 def _window(message: str) -> InvalidArgumentError:
-    return InvalidArgumentError(message, reason="INVALID_GRANT_WINDOW")
+    return InvalidArgumentError(message, reason=reasons.INVALID_GRANT_WINDOW)
 
 
 def _time(stamp: timestamp_pb2.Timestamp, field: str) -> datetime:
     """A request's timestamp as a whole-second UTC time; INVALID_TIMESTAMP for anything a grant cannot carry."""
     if stamp.nanos != 0:
         raise InvalidArgumentError(
-            f"{field} must be a whole second (a grant carries times to the second)", reason="INVALID_TIMESTAMP"
+            f"{field} must be a whole second (a grant carries times to the second)", reason=reasons.INVALID_TIMESTAMP
         )
     try:
         return stamp.ToDatetime(tzinfo=UTC)
     except (ValueError, OverflowError) as exc:
         raise InvalidArgumentError(
-            f"{field} is not a valid timestamp (years 1 to 9999): {exc}", reason="INVALID_TIMESTAMP"
+            f"{field} is not a valid timestamp (years 1 to 9999): {exc}", reason=reasons.INVALID_TIMESTAMP
         ) from exc
 
 
@@ -132,7 +133,8 @@ def parse_license_name(name: str, field: str = "name") -> str:
     match = LICENSE_NAME.fullmatch(name)
     if match is None:
         raise InvalidArgumentError(
-            f"{field} {name[:120]!r} is not a license name of the form licenses/{{license}}", reason="INVALID_NAME"
+            f"{field} {name[:120]!r} is not a license name of the form licenses/{{license}}",
+            reason=reasons.INVALID_NAME,
         )
     return match.group(1)
 
@@ -142,7 +144,7 @@ def check_release_name(name: str, field: str) -> str:
         raise InvalidArgumentError(
             f"{field} {name[:120]!r} is not a release name listings/{{listing}}/releases/{{semver}}"
             + (" (it is required)" if not name else ""),
-            reason="INVALID_NAME",
+            reason=reasons.INVALID_NAME,
         )
     return name
 
@@ -151,7 +153,7 @@ def check_reason(reason: str) -> str:
     if not reason.strip() or len(reason) > MAX_REASON_CHARS:
         raise InvalidArgumentError(
             f"reason is required: 1 to {MAX_REASON_CHARS} characters saying why (got {len(reason)})",
-            reason="MISSING_REASON",
+            reason=reasons.MISSING_REASON,
         )
     return reason
 
@@ -175,12 +177,12 @@ class Licenses:
             raise InvalidArgumentError(
                 f"license.licensee {wanted.licensee[:120]!r} must be the licensee principal as the buyer's node "
                 "names it: principals/{principal}",
-                reason="INVALID_NAME",
+                reason=reasons.INVALID_NAME,
             )
         if not _KEY_ID.fullmatch(wanted.licensee_key):
             raise InvalidArgumentError(
                 "license.licensee_key must be the key id of the licensee's Ed25519 key: 64 lowercase hex digits",
-                reason="INVALID_KEY_ID",
+                reason=reasons.INVALID_KEY_ID,
             )
         not_before = _time(wanted.not_before, "license.not_before") if wanted.HasField("not_before") else None
         not_after = _time(wanted.not_after, "license.not_after") if wanted.HasField("not_after") else None
@@ -266,14 +268,14 @@ class Licenses:
                 # The acquirer sees its license but may not revoke it: only the listing's owner grants and takes back.
                 raise PermissionDeniedError(
                     f"only the owner of the listing of {name} (or an admin) may revoke it",
-                    reason="LISTING_OWNER_REQUIRED",
+                    reason=reasons.LISTING_OWNER_REQUIRED,
                 )
             license = row.license
             release_digest = self._releases.bundle_statement_digest(license.release)
             if row.state == License.STATE_REVOKED:
                 raise FailedPreconditionError(
                     f"{name} was revoked already (log index {license.revocation.log_index})",
-                    reason="LICENSE_ALREADY_REVOKED",
+                    reason=reasons.LICENSE_ALREADY_REVOKED,
                 )
             now = self._context.clock().astimezone(UTC).replace(microsecond=0)
             key = self._node.marketplace_key
@@ -337,5 +339,5 @@ def _sees(viewer: Caller, acquirer: str, owner: str) -> bool:
 def _license_not_found(name: str) -> NotFoundError:
     return NotFoundError(
         f"license {name[:120]} does not exist, or only its acquirer, its listing's owner and admins see it",
-        reason="LICENSE_NOT_FOUND",
+        reason=reasons.LICENSE_NOT_FOUND,
     )

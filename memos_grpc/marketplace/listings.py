@@ -22,6 +22,7 @@ from datetime import datetime
 import numpy as np
 from google.protobuf import field_mask_pb2
 
+from memos_grpc import reasons
 from memos_grpc._proto.memos.v1 import marketplace_service_pb2 as m
 from memos_grpc._proto.memos.v1 import vault_service_pb2
 from memos_grpc.errors import (
@@ -65,7 +66,8 @@ def parse_listing_name(name: str, field: str = "name") -> str:
     parts = name.split("/")
     if len(parts) != 2 or parts[0] != "listings":
         raise InvalidArgumentError(
-            f"{field} {name[:120]!r} is not a listing name of the form listings/{{listing}}", reason="INVALID_NAME"
+            f"{field} {name[:120]!r} is not a listing name of the form listings/{{listing}}",
+            reason=reasons.INVALID_NAME,
         )
     return check_id(parts[1], "listing id")
 
@@ -92,42 +94,46 @@ def require_owner(listing: m.Listing, viewer: Caller, what: str) -> None:
     if not is_owner(listing, viewer):
         raise PermissionDeniedError(
             f"only {listing.owner}, the owner of {listing.name}, or an admin may {what}",
-            reason="LISTING_OWNER_REQUIRED",
+            reason=reasons.LISTING_OWNER_REQUIRED,
         )
 
 
 def _check_title(title: str) -> None:
     if not title.strip():
-        raise invalid("listing.title is required: say what the MemBlock is", "MISSING_TITLE")
+        raise invalid("listing.title is required: say what the MemBlock is", reasons.MISSING_TITLE)
     if len(title) > MAX_TITLE_CHARS:
-        raise invalid(f"listing.title is {len(title)} characters; the limit is {MAX_TITLE_CHARS}", "FIELD_TOO_LONG")
+        raise invalid(
+            f"listing.title is {len(title)} characters; the limit is {MAX_TITLE_CHARS}", reasons.FIELD_TOO_LONG
+        )
 
 
 def _check_description(description: str) -> None:
     if len(description) > MAX_DESCRIPTION_CHARS:
         raise invalid(
             f"listing.description is {len(description)} characters; the limit is {MAX_DESCRIPTION_CHARS}",
-            "FIELD_TOO_LONG",
+            reasons.FIELD_TOO_LONG,
         )
 
 
 def _check_tags(tags: Sequence[str]) -> None:
     if len(tags) > MAX_TAGS:
-        raise invalid(f"listing.tags has {len(tags)} entries; the limit is {MAX_TAGS}", "TOO_MANY_TAGS")
+        raise invalid(f"listing.tags has {len(tags)} entries; the limit is {MAX_TAGS}", reasons.TOO_MANY_TAGS)
     for tag in tags:
         if not 1 <= len(tag) <= MAX_TAG_CHARS or tag != tag.strip():
             raise invalid(
                 f"listing.tags entry {tag[:80]!r} must be 1..{MAX_TAG_CHARS} characters without surrounding spaces",
-                "INVALID_TAG",
+                reasons.INVALID_TAG,
             )
     if len(set(tags)) != len(tags):
-        raise invalid("listing.tags has duplicate entries", "INVALID_TAG")
+        raise invalid("listing.tags has duplicate entries", reasons.INVALID_TAG)
 
 
 def _check_threshold(threshold: int) -> int:
     """The threshold to store: 0 means 1."""
     if not 0 <= threshold <= MAX_THRESHOLD:
-        raise invalid(f"listing.publisher_threshold {threshold} is outside 0..{MAX_THRESHOLD}", "INVALID_THRESHOLD")
+        raise invalid(
+            f"listing.publisher_threshold {threshold} is outside 0..{MAX_THRESHOLD}", reasons.INVALID_THRESHOLD
+        )
     return threshold or 1
 
 
@@ -173,7 +179,7 @@ class Listings:
         """The stored listing; NOT_FOUND LISTING_NOT_FOUND."""
         listing = market_listings.listing_by_id(cursor, listing_id)
         if listing is None:
-            raise NotFoundError(f"listing {listing_name(listing_id)} does not exist", reason="LISTING_NOT_FOUND")
+            raise NotFoundError(f"listing {listing_name(listing_id)} does not exist", reason=reasons.LISTING_NOT_FOUND)
         return listing
 
     @staticmethod
@@ -230,7 +236,7 @@ class Listings:
     def _refuse_taken(cursor: Connection, listing_id: str) -> None:
         if market_listings.listing_exists(cursor, listing_id):
             raise AlreadyExistsError(
-                f"listing {listing_name(listing_id)} already exists", reason="LISTING_ALREADY_EXISTS"
+                f"listing {listing_name(listing_id)} already exists", reason=reasons.LISTING_ALREADY_EXISTS
             )
 
     def get(self, name: str) -> m.Listing:
@@ -271,12 +277,12 @@ class Listings:
             if given.etag and given.etag != stored.etag:
                 raise EtagMismatchError(
                     f"etag {given.etag!r} is stale for {stored.name}: it was changed since; get it again",
-                    reason="ETAG_MISMATCH",
+                    reason=reasons.ETAG_MISMATCH,
                 )
             if "publisher_threshold" in paths and (stored.publisher_keys or stored.release_count):
                 raise invalid(
                     f"{stored.name} has releases: its publisher_threshold was fixed when the first pinned its keys",
-                    "INVALID_THRESHOLD",
+                    reasons.INVALID_THRESHOLD,
                 )
             if "title" in paths:
                 stored.title = given.title
@@ -303,17 +309,17 @@ class Listings:
 
     def search(self, request: m.SearchListingsRequest) -> builtins.list[tuple[m.Listing, float]]:
         if not request.text.strip():
-            raise invalid("text is required: the words to find listings by", "MISSING_QUERY")
+            raise invalid("text is required: the words to find listings by", reasons.MISSING_QUERY)
         if len(request.text) > MAX_DESCRIPTION_CHARS:
             raise invalid(
-                f"text is {len(request.text)} characters; the limit is {MAX_DESCRIPTION_CHARS}", "TEXT_TOO_LONG"
+                f"text is {len(request.text)} characters; the limit is {MAX_DESCRIPTION_CHARS}", reasons.TEXT_TOO_LONG
             )
         if request.top_k < 0:
-            raise invalid(f"top_k must not be negative (got {request.top_k})", "INVALID_TOP_K")
+            raise invalid(f"top_k must not be negative (got {request.top_k})", reasons.INVALID_TOP_K)
         top_k = min(request.top_k or _DEFAULT_TOP_K, _MAX_TOP_K)
         mode = request.mode or vault_service_pb2.SEARCH_MODE_DENSE
         if mode not in vault_service_pb2.SearchMode.values() or mode == vault_service_pb2.SEARCH_MODE_UNSPECIFIED:
-            raise invalid(f"mode {request.mode} is not a known SearchMode", "INVALID_ENUM")
+            raise invalid(f"mode {request.mode} is not a known SearchMode", reasons.INVALID_ENUM)
         compiled = compile_filter(
             request.filter, max_length=self._context.settings.max_filter_length, fields=LISTING_FIELDS
         )

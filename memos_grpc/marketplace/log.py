@@ -24,6 +24,7 @@ from collections.abc import Callable, Sequence
 from concurrent.futures import Future
 from typing import TypeVar
 
+from memos_grpc import reasons
 from memos_grpc.errors import InvalidArgumentError, ResourceExhaustedError, StorageError
 from memos_grpc.store import market_log
 from memos_grpc.store.database import Connection
@@ -76,7 +77,7 @@ class TransparencyLog:
                 return []
             size = market_log.log_size(cursor)
             if size + len(checked) > merkle.MAX_SIZE:
-                raise ResourceExhaustedError("the log is full (2**63 - 1 entries)", reason="LOG_FULL")
+                raise ResourceExhaustedError("the log is full (2**63 - 1 entries)", reason=reasons.LOG_FULL)
             return market_log.append_leaves(cursor, size, checked, leaves, now)
 
         return self._context.database.submit(apply)
@@ -100,7 +101,7 @@ class TransparencyLog:
             found = market_log.leaf_hash(cursor, _checked_index(index))
             if found is None:
                 size = market_log.log_size(cursor)
-                raise ProofError("INDEX_OUT_OF_RANGE", f"index {index} is not in the log ({size} entries)")
+                raise ProofError(reasons.INDEX_OUT_OF_RANGE, f"index {index} is not in the log ({size} entries)")
             return found
 
     def entries(self, start: int, end: int) -> list[bytes]:
@@ -108,11 +109,13 @@ class TransparencyLog:
         with self._context.database.read() as cursor:
             size = market_log.log_size(cursor)
             if type(start) is not int or type(end) is not int or not 0 <= start <= end <= size:
-                raise ProofError("INDEX_OUT_OF_RANGE", f"entries [{start}, {end}) are not in the log ({size} entries)")
+                raise ProofError(
+                    reasons.INDEX_OUT_OF_RANGE, f"entries [{start}, {end}) are not in the log ({size} entries)"
+                )
             if end - start > MAX_READ_ENTRIES:
                 raise InvalidArgumentError(
                     f"at most {MAX_READ_ENTRIES} entries are read at once, not {end - start}",
-                    reason="LOG_RANGE_TOO_LARGE",
+                    reason=reasons.LOG_RANGE_TOO_LARGE,
                 )
             return market_log.entries_between(cursor, start, end)
 
@@ -166,7 +169,7 @@ class TransparencyLog:
         if size is None:
             return current
         if type(size) is not int or not 0 <= size <= current:
-            raise ProofError("SIZE_OUT_OF_RANGE", f"tree size {size!r} is not in the log (0 to {current})")
+            raise ProofError(reasons.SIZE_OUT_OF_RANGE, f"tree size {size!r} is not in the log (0 to {current})")
         return size
 
     @staticmethod
@@ -200,14 +203,14 @@ def _checked_entry(position: int, entry: bytes) -> bytes:
     if len(entry) > MAX_ENTRY_BYTES:
         raise InvalidArgumentError(
             f"log entry {position} is {len(entry)} bytes; the log takes at most {MAX_ENTRY_BYTES}",
-            reason="LOG_ENTRY_TOO_LARGE",
+            reason=reasons.LOG_ENTRY_TOO_LARGE,
         )
     return entry
 
 
 def _checked_index(index: int) -> int:
     if type(index) is not int or not 0 <= index <= merkle.MAX_SIZE:
-        raise ProofError("INDEX_OUT_OF_RANGE", f"index {index!r} is not a log index")
+        raise ProofError(reasons.INDEX_OUT_OF_RANGE, f"index {index!r} is not a log index")
     return index
 
 

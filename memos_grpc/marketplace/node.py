@@ -13,6 +13,7 @@ import logging
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 
+from memos_grpc import reasons
 from memos_grpc.errors import InvalidArgumentError, UnavailableError
 from memos_grpc.marketplace.log import TransparencyLog
 from memos_grpc.marketplace.publisher import CheckpointPublisher, PublishedCheckpoint, parse_witnesses
@@ -54,7 +55,7 @@ class MarketplaceNode:
         if wanted > len(self.witnesses):
             raise InvalidArgumentError(
                 f"setting marketplace_witness_quorum is {wanted} but only {len(self.witnesses)} witnesses are set",
-                reason="INVALID_CONFIG",
+                reason=reasons.INVALID_CONFIG,
             )
         self.quorum = wanted
         self._publisher = CheckpointPublisher(self)
@@ -157,7 +158,7 @@ class MarketplaceNode:
         if latest is None:
             raise UnavailableError(
                 "the log has no published checkpoint yet: try again once its witnesses cosigned one",
-                reason="NO_PUBLISHED_CHECKPOINT",
+                reason=reasons.NO_PUBLISHED_CHECKPOINT,
             )
         return latest
 
@@ -167,21 +168,23 @@ class MarketplaceNode:
         if asked < 0 or asked > latest.checkpoint.size:
             raise InvalidArgumentError(
                 f"{what} {asked} is outside 0..{latest.checkpoint.size}, the latest published size",
-                reason="SIZE_OUT_OF_RANGE",
+                reason=reasons.SIZE_OUT_OF_RANGE,
             )
         return (latest.checkpoint.size, latest) if asked == 0 else (asked, None)
 
     def inclusion(self, index: int, tree_size: int) -> tuple[int, bytes, list[bytes], PublishedCheckpoint | None]:
         size, checkpoint = self.published_size(tree_size, "tree_size")
         if not 0 <= index < size:
-            raise InvalidArgumentError(f"index {index} is not in a tree of {size} entries", reason="INDEX_OUT_OF_RANGE")
+            raise InvalidArgumentError(
+                f"index {index} is not in a tree of {size} entries", reason=reasons.INDEX_OUT_OF_RANGE
+            )
         with _proof_errors():
             return size, self.log.entries(index, index + 1)[0], self.log.inclusion_proof(index, size), checkpoint
 
     def consistency(self, old_size: int, new_size: int) -> tuple[int, list[bytes], PublishedCheckpoint | None]:
         size, checkpoint = self.published_size(new_size, "new_size")
         if not 0 <= old_size <= size:
-            raise InvalidArgumentError(f"old_size {old_size} is outside 0..{size}", reason="SIZE_OUT_OF_RANGE")
+            raise InvalidArgumentError(f"old_size {old_size} is outside 0..{size}", reason=reasons.SIZE_OUT_OF_RANGE)
         with _proof_errors():
             return size, self.log.consistency_proof(old_size, size) if old_size else [], checkpoint
 
@@ -189,10 +192,11 @@ class MarketplaceNode:
         size = self.require_published().checkpoint.size
         if not 0 <= start <= size:
             raise InvalidArgumentError(
-                f"start_index {start} is outside 0..{size}, the latest published size", reason="INDEX_OUT_OF_RANGE"
+                f"start_index {start} is outside 0..{size}, the latest published size",
+                reason=reasons.INDEX_OUT_OF_RANGE,
             )
         if most < 0:
-            raise InvalidArgumentError("max_entries must not be negative", reason="INVALID_PAGE_SIZE")
+            raise InvalidArgumentError("max_entries must not be negative", reason=reasons.INVALID_PAGE_SIZE)
         count = min(most or _DEFAULT_ENTRIES, _MAX_ENTRIES, size - start)
         with _proof_errors():
             return size, self.log.entries(start, start + count) if count else []

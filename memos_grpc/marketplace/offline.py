@@ -25,6 +25,7 @@ from collections.abc import Iterable
 from dataclasses import dataclass, field
 from datetime import datetime
 
+from memos_grpc import reasons
 from memos_grpc.errors import TrustRootError
 from memos_grpc.interchange.bundle import BundleLimits, BundleReport, verify_bundle
 from memos_grpc.interchange.dsse import EnvelopeFormatError, parse_envelope, verify_envelope
@@ -110,28 +111,30 @@ def read_trust_root(envelope_json: bytes, now: datetime) -> TrustRoot:
     if len(envelope_json) > MAX_TRUST_ROOT_BYTES:
         raise TrustRootError(
             f"the trust root is {len(envelope_json)} bytes; at most {MAX_TRUST_ROOT_BYTES}",
-            reason="TRUST_ROOT_MALFORMED",
+            reason=reasons.TRUST_ROOT_MALFORMED,
         )
     try:
         envelope = parse_envelope(envelope_json)
     except EnvelopeFormatError as exc:
-        raise TrustRootError(f"the trust root is not a DSSE envelope: {exc}", reason="TRUST_ROOT_MALFORMED") from exc
+        raise TrustRootError(
+            f"the trust root is not a DSSE envelope: {exc}", reason=reasons.TRUST_ROOT_MALFORMED
+        ) from exc
     if envelope.payload_type != TRUST_ROOT_PAYLOAD_TYPE:
         raise TrustRootError(
             f"the trust root envelope's payloadType must be {TRUST_ROOT_PAYLOAD_TYPE!r}",
-            reason="TRUST_ROOT_MALFORMED",
+            reason=reasons.TRUST_ROOT_MALFORMED,
         )
     root = parse_trust_root(envelope.payload)
     signed = verify_envelope(envelope, root.keys_for("admin"), root.threshold_for("admin"), now)
     if not signed:
         raise TrustRootError(
             f"the trust root is not signed by {root.threshold_for('admin')} of its own admin key(s): {signed.message}",
-            reason="TRUST_ROOT_THRESHOLD_NOT_MET",
+            reason=reasons.TRUST_ROOT_THRESHOLD_NOT_MET,
         )
     if root.expires <= now:
         raise TrustRootError(
             f"the trust root (version {root.version}) expired at {format_time(root.expires)}",
-            reason="TRUST_ROOT_EXPIRED",
+            reason=reasons.TRUST_ROOT_EXPIRED,
         )
     return root
 
@@ -254,7 +257,7 @@ def _grant(
     trusted = root.keys_for("marketplace")
     principal, key_id = licensee if licensee is not None else ("", "")
     checked = verify_grant(grant, trusted, principal, key_id, now)
-    if licensee is None and checked.reason == "GRANT_OTHER_LICENSEE" and checked.grant is not None:
+    if licensee is None and checked.reason == reasons.GRANT_OTHER_LICENSEE and checked.grant is not None:
         # No licensee to hold it to: check the rest for the one the grant names, and say so.
         named = checked.grant
         checked = verify_grant(grant, trusted, named.licensee_principal, named.licensee_key_id, now)
@@ -282,7 +285,7 @@ def _binding(run: _Run, grant: Grant | None, report: BundleReport) -> None:
     if grant.release_digest != report.statement_digest:
         run.failed(
             Step.RELEASE,
-            "RELEASE_DIGEST_MISMATCH",
+            reasons.RELEASE_DIGEST_MISMATCH,
             f"the grant licenses statement {grant.release_digest}; this bundle's statement is "
             f"{report.statement_digest}",
         )
@@ -297,7 +300,7 @@ def _binding(run: _Run, grant: Grant | None, report: BundleReport) -> None:
     elif named != grant.release:
         run.failed(
             Step.RELEASE,
-            "RELEASE_NAME_MISMATCH",
+            reasons.RELEASE_NAME_MISMATCH,
             f"the bundle's predicate names {named[:200]!r}; the grant licenses {grant.release}",
         )
         return
@@ -307,7 +310,7 @@ def _binding(run: _Run, grant: Grant | None, report: BundleReport) -> None:
     elif license_ != grant.license:
         run.failed(
             Step.RELEASE,
-            "RELEASE_LICENSE_MISMATCH",
+            reasons.RELEASE_LICENSE_MISMATCH,
             f"the bundle's predicate states license {str(license_)[:200]!r}; the grant's is {grant.license!r}",
         )
         return
@@ -344,7 +347,7 @@ def _proof(
         origins = [log.name for policy in root.log_policies for log in policy.logs]
         run.failed(
             Step.PROOF,
-            "TLOG_UNKNOWN_LOG",
+            reasons.TLOG_UNKNOWN_LOG,
             f"the grant was logged in {grant.log_origin!r}, a log the trust root does not name "
             f"(marketplaceLogs: {origins or 'none'})",
         )

@@ -27,6 +27,7 @@ import grpc
 from google.rpc import error_details_pb2
 from grpc_status import rpc_status
 
+from memos_grpc import reasons
 from memos_grpc._proto.memos.v1 import witness_service_pb2, witness_service_pb2_grpc
 from memos_grpc.errors import InvalidArgumentError, UnavailableError
 from memos_grpc.interchange.peer import dial_configured
@@ -95,7 +96,7 @@ def parse_witnesses(text: str) -> list[WitnessEndpoint]:
 
 
 def _config(message: str) -> InvalidArgumentError:
-    return InvalidArgumentError(f"setting marketplace_witnesses: {message}", reason="INVALID_CONFIG")
+    return InvalidArgumentError(f"setting marketplace_witnesses: {message}", reason=reasons.INVALID_CONFIG)
 
 
 @dataclass
@@ -152,7 +153,7 @@ class CheckpointPublisher:
                         f"no checkpoint covering {size} log entries was published within {timeout:.0f} s "
                         f"(the witness quorum is {self._node.quorum}); the entry is logged and its proof "
                         "comes with the next published checkpoint",
-                        reason="WITNESS_QUORUM_UNAVAILABLE",
+                        reason=reasons.WITNESS_QUORUM_UNAVAILABLE,
                         metadata={"tree_size": str(size)},
                     )
                 self._waiters.condition.wait(remaining)

@@ -23,6 +23,7 @@ from typing import Any
 
 import license_expression
 
+from memos_grpc import reasons
 from memos_grpc._proto.memos.v1 import cube_pb2, interchange_service_pb2
 from memos_grpc._proto.memos.v1 import marketplace_service_pb2 as m
 from memos_grpc.errors import (
@@ -61,7 +62,9 @@ _DEFAULT_PAGE, _MAX_PAGE = 50, 1000
 MAX_REASON_CHARS = 1000
 _DIGEST = re.compile(r"sha256:[0-9a-f]{64}")
 #: The signature shortfalls that mean "not signed by enough of the listing's keys" (not a broken bundle).
-_KEY_SHORTFALLS = frozenset({"BUNDLE_THRESHOLD_NOT_MET", "BUNDLE_UNTRUSTED_SIGNER", "BUNDLE_REQUIRED_SIGNER_MISSING"})
+_KEY_SHORTFALLS = frozenset(
+    {reasons.BUNDLE_THRESHOLD_NOT_MET, reasons.BUNDLE_UNTRUSTED_SIGNER, reasons.BUNDLE_REQUIRED_SIGNER_MISSING}
+)
 _TYPES = {
     "plaintext": cube_pb2.MEMORY_TYPE_PLAINTEXT,
     "activation": cube_pb2.MEMORY_TYPE_ACTIVATION,
@@ -87,13 +90,13 @@ def parse_release_name(name: str, field: str = "name") -> tuple[str, str]:
     if len(parts) != 4 or parts[0] != "listings" or parts[2] != "releases":
         raise InvalidArgumentError(
             f"{field} {name[:120]!r} is not a release name of the form listings/{{listing}}/releases/{{release}}",
-            reason="INVALID_NAME",
+            reason=reasons.INVALID_NAME,
         )
     return parse_listing_name(f"listings/{parts[1]}", field), check_release_id(parts[3], f"{field} release id")
 
 
 def release_not_found(name: str) -> NotFoundError:
-    return NotFoundError(f"release {name[:160]} does not exist", reason="RELEASE_NOT_FOUND")
+    return NotFoundError(f"release {name[:160]} does not exist", reason=reasons.RELEASE_NOT_FOUND)
 
 
 def license_ids(expression: str) -> builtins.list[str]:
@@ -179,15 +182,15 @@ class Releases:
         release_id = check_release_id(header.release_id)
         name = release_name(listing_id, release_id)
         if header.expected_digest and not _DIGEST.fullmatch(header.expected_digest):
-            raise invalid("expected_digest must be sha256:<64 lowercase hex>", "INVALID_DIGEST")
+            raise invalid("expected_digest must be sha256:<64 lowercase hex>", reasons.INVALID_DIGEST)
         limits = bundle_limits(self._context.settings)
         if header.expected_size < 0:
-            raise invalid(f"expected_size must not be negative (got {header.expected_size})", "INVALID_SIZE")
+            raise invalid(f"expected_size must not be negative (got {header.expected_size})", reasons.INVALID_SIZE)
         if header.expected_size > limits.max_bundle_bytes:
             raise invalid(
                 f"expected_size {header.expected_size} is over the limit of {limits.max_bundle_bytes} bytes "
                 "(bundle_max_bytes)",
-                "BUNDLE_TOO_LARGE",
+                reasons.BUNDLE_TOO_LARGE,
             )
         with self._context.database.read() as cursor:
             listing = Listings.load(cursor, listing_id)
@@ -219,7 +222,7 @@ class Releases:
                     if pinned and len(pinned & set(report.signatures.counted_keys)) < policy.threshold:
                         raise InvalidArgumentError(
                             f"{name} is not signed by {policy.threshold} of the keys pinned for {listing.name}",
-                            reason="PUBLISHER_KEY_NOT_PINNED",
+                            reason=reasons.PUBLISHER_KEY_NOT_PINNED,
                         )
                     release = self._release(header, listing, name, terms, report, digest, size, viewer, now)
                     if header.validate_only:
@@ -267,7 +270,7 @@ class Releases:
             raise AlreadyExistsError(
                 f"{name} is already published with other bytes ({stored_digest}); a release never changes: "
                 "publish these under a new release id",
-                reason="RELEASE_ALREADY_EXISTS",
+                reason=reasons.RELEASE_ALREADY_EXISTS,
             )
         return release
 
@@ -292,7 +295,7 @@ class Releases:
         if wrong:
             raise InvalidArgumentError(
                 f"the bundle's statement does not name this release: {'; '.join(wrong)}",
-                reason="RELEASE_STATEMENT_MISMATCH",
+                reason=reasons.RELEASE_STATEMENT_MISMATCH,
             )
         counts = predicate.get("cubeCounts")
         types = sorted(_TYPES[t] for t in counts if t in _TYPES) if isinstance(counts, dict) else []
@@ -403,7 +406,7 @@ class Releases:
             try:
                 bound = precedence(after)
             except ValueError as exc:
-                raise invalid("page_token is not a token this server issued", "INVALID_PAGE_TOKEN") from exc
+                raise invalid("page_token is not a token this server issued", reasons.INVALID_PAGE_TOKEN) from exc
             ordered = [r for r in ordered if precedence(r.release_id) < bound]
         page = [r.message() for r in ordered[:size]]
         token = encode_token(ordered[size - 1].release_id, *query) if len(ordered) > size else ""
@@ -423,7 +426,7 @@ class Releases:
                     raise PermissionDeniedError(
                         f"downloading {name} needs an unrevoked license of it that you acquired (license), "
                         f"unless you own {listing.name}",
-                        reason="LICENSE_REQUIRED",
+                        reason=reasons.LICENSE_REQUIRED,
                     )
         chunk = self._context.settings.bundle_chunk_bytes
         return release, self._context.blobs.read(release.bundle_digest, chunk_bytes=chunk)
@@ -433,7 +436,7 @@ class Releases:
         if not reason.strip() or len(reason) > MAX_REASON_CHARS:
             raise invalid(
                 f"reason is required: 1 to {MAX_REASON_CHARS} characters saying why (got {len(reason)})",
-                "MISSING_REASON",
+                reasons.MISSING_REASON,
             )
         with self._lock:
             with self._context.database.read() as cursor:
@@ -443,7 +446,7 @@ class Releases:
             if release.state == m.Release.STATE_YANKED:
                 raise FailedPreconditionError(
                     f"{name} was yanked already (log index {release.yank.log_index}): {release.yank.reason}",
-                    reason="RELEASE_ALREADY_YANKED",
+                    reason=reasons.RELEASE_ALREADY_YANKED,
                 )
             now = self._context.clock().astimezone(UTC).replace(microsecond=0)
             # What the yank entry's statement digests: the yank, as canonical JSON (docs/marketplace.md).
@@ -474,7 +477,7 @@ def _refusal(report: BundleReport, policy: TrustPolicy, listing: m.Listing, name
         whose = "pinned for" if listing.publisher_keys else f"registered to {listing.owner}, the owner of"
         return InvalidArgumentError(
             f"{name} is not signed by {policy.threshold} of the keys {whose} {listing.name}: {report.message}",
-            reason="PUBLISHER_KEY_NOT_PINNED",
+            reason=reasons.PUBLISHER_KEY_NOT_PINNED,
         )
     return BundleError(f"the bundle does not verify: {report.message}", reason=report.reason)
 
@@ -500,8 +503,11 @@ def _tee(chunks: Iterator[bytes], writer: BlobWriter) -> Iterator[bytes]:
 
 def _check_expected(header: Header, digest: str, size: int) -> None:
     if header.expected_size and size != header.expected_size:
-        raise invalid(f"the bundle is {size} bytes, not expected_size {header.expected_size}", "PAYLOAD_SIZE_MISMATCH")
+        raise invalid(
+            f"the bundle is {size} bytes, not expected_size {header.expected_size}", reasons.PAYLOAD_SIZE_MISMATCH
+        )
     if header.expected_digest and digest != header.expected_digest:
         raise invalid(
-            f"the bundle hashes to {digest}, not expected_digest {header.expected_digest}", "PAYLOAD_DIGEST_MISMATCH"
+            f"the bundle hashes to {digest}, not expected_digest {header.expected_digest}",
+            reasons.PAYLOAD_DIGEST_MISMATCH,
         )

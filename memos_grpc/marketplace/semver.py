@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import re
 
+from memos_grpc import reasons
 from memos_grpc.errors import InvalidArgumentError
 
 MAX_RELEASE_ID_CHARS = 63
@@ -25,7 +26,7 @@ def check_release_id(value: str, field: str = "release_id") -> str:
         raise InvalidArgumentError(
             f"{field} {value[:80]!r} is not a SemVer 2.0.0 version without build metadata (such as 1.2.0 or "
             f"2.0.0-rc.1) of at most {MAX_RELEASE_ID_CHARS} characters",
-            reason="INVALID_NAME",
+            reason=reasons.INVALID_NAME,
         )
     return value
 

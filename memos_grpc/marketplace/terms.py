@@ -18,6 +18,7 @@ from typing import Any
 import boolean
 import license_expression
 
+from memos_grpc import reasons
 from memos_grpc.marketplace import ijson
 from memos_grpc.primitives.bounds import MAX_SAFE_INTEGER, is_integer_in
 from memos_grpc.primitives.canonical import canonical_json, format_time, parse_time
@@ -111,15 +112,15 @@ class Terms:
     def parse(cls, data: bytes) -> Terms:
         """Terms from their bytes, as I-JSON under the grammar of docs/marketplace.md; raises TermsError."""
         if len(data) > MAX_TERMS_BYTES:
-            raise TermsError("TERMS_TOO_LARGE", f"the terms are {len(data)} bytes; at most {MAX_TERMS_BYTES}")
+            raise TermsError(reasons.TERMS_TOO_LARGE, f"the terms are {len(data)} bytes; at most {MAX_TERMS_BYTES}")
         try:
             document = ijson.loads(data)
         except ijson.IJsonError as exc:
             reason = {
-                "ENCODING": "TERMS_ENCODING_INVALID",
-                "DUPLICATE_MEMBER": "TERMS_DUPLICATE_MEMBER",
-                "NUMBER": "TERMS_NUMBER_INVALID",
-            }.get(exc.problem, "TERMS_JSON_INVALID")
+                "ENCODING": reasons.TERMS_ENCODING_INVALID,
+                "DUPLICATE_MEMBER": reasons.TERMS_DUPLICATE_MEMBER,
+                "NUMBER": reasons.TERMS_NUMBER_INVALID,
+            }.get(exc.problem, reasons.TERMS_JSON_INVALID)
             raise TermsError(reason, f"the terms are not strict I-JSON: {exc.message}") from exc
         return cls._from_document(document, data)
 
@@ -140,17 +141,17 @@ class Terms:
     @classmethod
     def _from_document(cls, document: Any, raw: bytes) -> Terms:
         if not isinstance(document, dict):
-            raise TermsError("TERMS_JSON_INVALID", "the terms must be a JSON object")
+            raise TermsError(reasons.TERMS_JSON_INVALID, "the terms must be a JSON object")
         _members(document, _MEMBERS, "the terms")
         for name in _REQUIRED:
             if name not in document:
-                raise TermsError("TERMS_MISSING_MEMBER", f"the terms need {name!r}")
+                raise TermsError(reasons.TERMS_MISSING_MEMBER, f"the terms need {name!r}")
         license_text = check_license_expression(document["license"])
         permissions = _permissions(document["permission"])
         prohibitions = _prohibitions(document["prohibition"]) if "prohibition" in document else ()
         both = sorted({p.action for p in permissions} & set(prohibitions))
         if both:
-            raise TermsError("TERMS_CONFLICT", f"{', '.join(both)} is both permitted and prohibited")
+            raise TermsError(reasons.TERMS_CONFLICT, f"{', '.join(both)} is both permitted and prohibited")
         price_label = document.get("priceLabel")
         if price_label is not None and (
             not isinstance(price_label, str)
@@ -158,13 +159,13 @@ class Terms:
             or _CONTROL.search(price_label)
         ):
             raise TermsError(
-                "TERMS_VALUE_INVALID",
+                reasons.TERMS_VALUE_INVALID,
                 f"priceLabel must be 1 to {MAX_PRICE_LABEL_CHARS} characters of text without control characters",
             )
         offline = document["maxOfflineSeconds"]
         if not is_integer_in(offline, MIN_MAX_OFFLINE_SECONDS, MAX_MAX_OFFLINE_SECONDS):
             raise TermsError(
-                "TERMS_VALUE_INVALID",
+                reasons.TERMS_VALUE_INVALID,
                 f"maxOfflineSeconds must be an integer from {MIN_MAX_OFFLINE_SECONDS} to {MAX_MAX_OFFLINE_SECONDS}",
             )
         return cls(raw, document, license_text, permissions, prohibitions, price_label, offline)
@@ -187,18 +188,18 @@ class Terms:
         if uses_so_far < 0:
             raise ValueError("uses_so_far is never negative")
         if action in self.prohibitions:
-            return Decision(False, "TERMS_ACTION_PROHIBITED", 0)
+            return Decision(False, reasons.TERMS_ACTION_PROHIBITED, 0)
         permission = self.permission(action)
         if permission is None:
-            return Decision(False, "TERMS_ACTION_NOT_PERMITTED", 0)
+            return Decision(False, reasons.TERMS_ACTION_NOT_PERMITTED, 0)
         if permission.until is not None and now > permission.until:
-            return Decision(False, "TERMS_DATETIME_PASSED", 0)
+            return Decision(False, reasons.TERMS_DATETIME_PASSED, 0)
         if permission.elapsed is not None and now - granted_at > permission.elapsed:
-            return Decision(False, "TERMS_ELAPSED_TIME_PASSED", 0)
+            return Decision(False, reasons.TERMS_ELAPSED_TIME_PASSED, 0)
         if permission.count is None:
             return Decision(True, "", None)
         if uses_so_far >= permission.count:
-            return Decision(False, "TERMS_COUNT_EXHAUSTED", 0)
+            return Decision(False, reasons.TERMS_COUNT_EXHAUSTED, 0)
         return Decision(True, "", permission.count - uses_so_far - 1)
 
 
@@ -217,7 +218,7 @@ def check_license_expression(text: Any) -> str:
     """
     if not isinstance(text, str) or not 1 <= len(text) <= MAX_LICENSE_CHARS or not text.isascii():
         raise TermsError(
-            "TERMS_LICENSE_INVALID",
+            reasons.TERMS_LICENSE_INVALID,
             f"license must be an SPDX license expression of 1 to {MAX_LICENSE_CHARS} ASCII characters",
         )
     licensing = _licensing()
@@ -227,19 +228,21 @@ def check_license_expression(text: Any) -> str:
     # an operator right after an opening parenthesis ("(OR MIT"): none of them is an expression.
     except (license_expression.ExpressionError, boolean.ParseError, IndexError, AssertionError, TypeError) as exc:
         detail = f": {exc}" if isinstance(exc, license_expression.ExpressionError | boolean.ParseError) else ""
-        raise TermsError("TERMS_LICENSE_INVALID", f"license {text[:80]!r} is not an SPDX expression{detail}") from exc
+        raise TermsError(
+            reasons.TERMS_LICENSE_INVALID, f"license {text[:80]!r} is not an SPDX expression{detail}"
+        ) from exc
     if parsed is None:
-        raise TermsError("TERMS_LICENSE_INVALID", "license is empty")
+        raise TermsError(reasons.TERMS_LICENSE_INVALID, "license is empty")
     known = licensing.known_symbols
     for symbol in licensing.license_symbols(parsed, unique=True, decompose=True):
         if symbol.key not in known and not _LICENSE_REF.fullmatch(symbol.key):
             raise TermsError(
-                "TERMS_LICENSE_UNKNOWN",
+                reasons.TERMS_LICENSE_UNKNOWN,
                 f"{symbol.key[:80]!r} is not an SPDX license id; write a custom license as LicenseRef-<id>",
             )
     rendered = str(parsed.render())
     if rendered != text:
-        raise TermsError("TERMS_LICENSE_INVALID", f"license must be written in canonical SPDX form: {rendered!r}")
+        raise TermsError(reasons.TERMS_LICENSE_INVALID, f"license must be written in canonical SPDX form: {rendered!r}")
     return text
 
 
@@ -247,7 +250,7 @@ def _members(document: dict[str, Any], allowed: set[str], where: str) -> None:
     unknown = sorted(set(document) - allowed)
     if unknown:
         raise TermsError(
-            "TERMS_UNKNOWN_MEMBER",
+            reasons.TERMS_UNKNOWN_MEMBER,
             f"{where} hold unknown member(s) {', '.join(repr(n[:60]) for n in unknown[:5])}; "
             f"the members are {', '.join(sorted(allowed))} (names are case-sensitive)",
         )
@@ -255,24 +258,24 @@ def _members(document: dict[str, Any], allowed: set[str], where: str) -> None:
 
 def _action(value: Any, where: str) -> str:
     if not isinstance(value, str) or value not in ACTIONS:
-        raise TermsError("TERMS_ACTION_UNKNOWN", f"{where}.action must be one of {', '.join(ACTIONS)}")
+        raise TermsError(reasons.TERMS_ACTION_UNKNOWN, f"{where}.action must be one of {', '.join(ACTIONS)}")
     return value
 
 
 def _permissions(value: Any) -> tuple[Permission, ...]:
     if not isinstance(value, list):
-        raise TermsError("TERMS_VALUE_INVALID", "permission must be a list of {action, constraint} objects")
+        raise TermsError(reasons.TERMS_VALUE_INVALID, "permission must be a list of {action, constraint} objects")
     permissions: list[Permission] = []
     for index, item in enumerate(value):
         where = f"permission[{index}]"
         if not isinstance(item, dict):
-            raise TermsError("TERMS_VALUE_INVALID", f"{where} must be an object")
+            raise TermsError(reasons.TERMS_VALUE_INVALID, f"{where} must be an object")
         _members(item, _PERMISSION_MEMBERS, where)
         if "action" not in item:
-            raise TermsError("TERMS_MISSING_MEMBER", f"{where} needs 'action'")
+            raise TermsError(reasons.TERMS_MISSING_MEMBER, f"{where} needs 'action'")
         action = _action(item["action"], where)
         if any(p.action == action for p in permissions):
-            raise TermsError("TERMS_ACTION_REPEATED", f"{action} is permitted twice; give it one permission")
+            raise TermsError(reasons.TERMS_ACTION_REPEATED, f"{action} is permitted twice; give it one permission")
         permissions.append(_constrained(action, item.get("constraint"), where, "constraint" in item))
     return tuple(permissions)
 
@@ -282,23 +285,25 @@ def _constrained(action: str, value: Any, where: str, present: bool) -> Permissi
         return Permission(action)
     # An empty list would be a second way to write "no constraint": absent is the one way.
     if not isinstance(value, list) or not value:
-        raise TermsError("TERMS_CONSTRAINT_INVALID", f"{where}.constraint must be a non-empty list (or absent)")
+        raise TermsError(reasons.TERMS_CONSTRAINT_INVALID, f"{where}.constraint must be a non-empty list (or absent)")
     limits: dict[str, Any] = {}
     for index, item in enumerate(value):
         at = f"{where}.constraint[{index}]"
         if not isinstance(item, dict):
-            raise TermsError("TERMS_CONSTRAINT_INVALID", f"{at} must be an object")
+            raise TermsError(reasons.TERMS_CONSTRAINT_INVALID, f"{at} must be an object")
         _members(item, _CONSTRAINT_MEMBERS, at)
         for name in sorted(_CONSTRAINT_MEMBERS):
             if name not in item:
-                raise TermsError("TERMS_MISSING_MEMBER", f"{at} needs {name!r}")
+                raise TermsError(reasons.TERMS_MISSING_MEMBER, f"{at} needs {name!r}")
         operand = item["leftOperand"]
         if operand not in LEFT_OPERANDS:
-            raise TermsError("TERMS_CONSTRAINT_INVALID", f"{at}.leftOperand must be one of {', '.join(LEFT_OPERANDS)}")
+            raise TermsError(
+                reasons.TERMS_CONSTRAINT_INVALID, f"{at}.leftOperand must be one of {', '.join(LEFT_OPERANDS)}"
+            )
         if item["operator"] != OPERATOR:
-            raise TermsError("TERMS_CONSTRAINT_INVALID", f"{at}.operator must be {OPERATOR!r}")
+            raise TermsError(reasons.TERMS_CONSTRAINT_INVALID, f"{at}.operator must be {OPERATOR!r}")
         if operand in limits:
-            raise TermsError("TERMS_CONSTRAINT_INVALID", f"{where} limits {operand} twice")
+            raise TermsError(reasons.TERMS_CONSTRAINT_INVALID, f"{where} limits {operand} twice")
         limits[operand] = _right_operand(operand, item["rightOperand"], at)
     return Permission(action, limits.get("count"), limits.get("dateTime"), limits.get("elapsedTime"))
 
@@ -306,7 +311,9 @@ def _constrained(action: str, value: Any, where: str, present: bool) -> Permissi
 def _right_operand(operand: str, value: Any, at: str) -> Any:
     if operand == "count":
         if not is_integer_in(value, MIN_COUNT, MAX_COUNT):
-            raise TermsError("TERMS_CONSTRAINT_INVALID", f"{at}: a count is an integer from {MIN_COUNT} to 2^53 - 1")
+            raise TermsError(
+                reasons.TERMS_CONSTRAINT_INVALID, f"{at}: a count is an integer from {MIN_COUNT} to 2^53 - 1"
+            )
         return value
     if operand == "dateTime":
         return _date_time(value, at)
@@ -316,13 +323,13 @@ def _right_operand(operand: str, value: Any, at: str) -> Any:
 def _date_time(value: Any, at: str) -> datetime:
     problem = f"{at}: a dateTime is an RFC 3339 UTC time to the second, like 2027-01-01T00:00:00Z"
     if not isinstance(value, str) or not _DATE_TIME.fullmatch(value):
-        raise TermsError("TERMS_CONSTRAINT_INVALID", problem)
+        raise TermsError(reasons.TERMS_CONSTRAINT_INVALID, problem)
     try:
         when = parse_time(value)
     except ValueError as exc:
-        raise TermsError("TERMS_CONSTRAINT_INVALID", f"{problem}: {exc}") from exc
+        raise TermsError(reasons.TERMS_CONSTRAINT_INVALID, f"{problem}: {exc}") from exc
     if format_time(when) != value:
-        raise TermsError("TERMS_CONSTRAINT_INVALID", problem)
+        raise TermsError(reasons.TERMS_CONSTRAINT_INVALID, problem)
     return when
 
 
@@ -333,7 +340,7 @@ def parse_elapsed_time(value: Any, at: str = "elapsedTime") -> timedelta:
     # "P" alone, or "T" with nothing after it, is no duration.
     if match is None or not parts or (match["t"] and not parts.keys() & {"h", "m", "s"}):
         raise TermsError(
-            "TERMS_CONSTRAINT_INVALID",
+            reasons.TERMS_CONSTRAINT_INVALID,
             f"{at}: an elapsedTime is an ISO 8601 duration PnDTnHnMnS (days, hours, minutes, seconds), like P30D",
         )
     elapsed = timedelta(
@@ -341,7 +348,7 @@ def parse_elapsed_time(value: Any, at: str = "elapsedTime") -> timedelta:
     )
     if not timedelta(seconds=1) <= elapsed <= MAX_ELAPSED:
         raise TermsError(
-            "TERMS_CONSTRAINT_INVALID", f"{at}: an elapsedTime is from 1 second to {MAX_ELAPSED.days} days"
+            reasons.TERMS_CONSTRAINT_INVALID, f"{at}: an elapsedTime is from 1 second to {MAX_ELAPSED.days} days"
         )
     return elapsed
 
@@ -349,17 +356,19 @@ def parse_elapsed_time(value: Any, at: str = "elapsedTime") -> timedelta:
 def _prohibitions(value: Any) -> tuple[str, ...]:
     # A non-empty list when present: absent is the one way to prohibit nothing explicitly.
     if not isinstance(value, list) or not value:
-        raise TermsError("TERMS_VALUE_INVALID", "prohibition must be a non-empty list of {action} objects (or absent)")
+        raise TermsError(
+            reasons.TERMS_VALUE_INVALID, "prohibition must be a non-empty list of {action} objects (or absent)"
+        )
     actions: list[str] = []
     for index, item in enumerate(value):
         where = f"prohibition[{index}]"
         if not isinstance(item, dict):
-            raise TermsError("TERMS_VALUE_INVALID", f"{where} must be an object")
+            raise TermsError(reasons.TERMS_VALUE_INVALID, f"{where} must be an object")
         _members(item, _PROHIBITION_MEMBERS, where)
         if "action" not in item:
-            raise TermsError("TERMS_MISSING_MEMBER", f"{where} needs 'action'")
+            raise TermsError(reasons.TERMS_MISSING_MEMBER, f"{where} needs 'action'")
         action = _action(item["action"], where)
         if action in actions:
-            raise TermsError("TERMS_ACTION_REPEATED", f"{action} is prohibited twice")
+            raise TermsError(reasons.TERMS_ACTION_REPEATED, f"{action} is prohibited twice")
         actions.append(action)
     return tuple(actions)

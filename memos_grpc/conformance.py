@@ -24,6 +24,7 @@ from collections.abc import Callable, Iterable, Iterator, Mapping
 from datetime import datetime
 from typing import IO, Any, NoReturn
 
+from memos_grpc import reasons
 from memos_grpc.errors import BundleError, TrustRootError
 from memos_grpc.interchange.bundle import BundleLimits, TrustPolicy, verify_bundle, verify_statement_envelope
 from memos_grpc.interchange.dsse import parse_envelope
@@ -43,10 +44,7 @@ from memos_grpc.transparency.policy import PolicyError, parse_policy, satisfied
 from memos_grpc.transparency.proof import verify_proof
 
 __all__ = [
-    "BAD_REQUEST",
-    "INTERNAL_ERROR",
     "RUNNERS",
-    "UNSUPPORTED_KIND",
     "BadRequestError",
     "answer",
     "main",
@@ -54,9 +52,6 @@ __all__ = [
     "serve",
 ]
 
-BAD_REQUEST = "BAD_REQUEST"
-UNSUPPORTED_KIND = "UNSUPPORTED_KIND"
-INTERNAL_ERROR = "INTERNAL_ERROR"
 #: The largest chunk size, threshold, limit, use count or age a request may give: 2^53 - 1, the largest integer every
 #: JSON reader holds exactly (docs/conformance.md, "Integers").
 MAX_REQUEST_INTEGER = 2**53 - 1
@@ -429,7 +424,7 @@ def run_vector(vector: Any, chunk: int = 0) -> Outcome:
         raise BadRequestError(f"chunk is not an integer from 0 to {MAX_REQUEST_INTEGER}")
     runner = RUNNERS.get(kind)
     if runner is None:
-        return {"valid": False, "reason": UNSUPPORTED_KIND}
+        return {"valid": False, "reason": reasons.UNSUPPORTED_KIND}
     return runner(inputs, chunk)
 
 
@@ -484,11 +479,11 @@ def answer(line: str | bytes) -> dict[str, Any]:
         request_id = request["id"]
         outcome = run_vector(request.get("vector"), request.get("chunk", 0))
     except BadRequestError:
-        return {"id": request_id, "valid": False, "reason": BAD_REQUEST}
+        return {"id": request_id, "valid": False, "reason": reasons.BAD_REQUEST}
     except Exception:
         print(f"memos-conformance: request {request_id!r} raised:", file=sys.stderr)
         traceback.print_exc(file=sys.stderr)
-        return {"id": request_id, "valid": False, "reason": INTERNAL_ERROR}
+        return {"id": request_id, "valid": False, "reason": reasons.INTERNAL_ERROR}
     return {"id": request_id, "valid": bool(outcome["valid"]), "reason": str(outcome["reason"])}
 
 

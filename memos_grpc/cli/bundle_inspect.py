@@ -18,6 +18,7 @@ from typing import Any
 from google.protobuf.message import DecodeError
 from memos_client.interchange import read_chunks
 
+from memos_grpc import reasons
 from memos_grpc._proto.memos.v1 import cube_pb2
 from memos_grpc.cli._connect import preview, print_json
 from memos_grpc.errors import BundleError
@@ -123,16 +124,19 @@ def _read_bundle(reader: TarReader, policy: TrustPolicy | None, found: _Inspecti
     marker = next(entries, None)
     if marker is None or marker.name != MARKER_NAME:
         raise BundleError(
-            f"the first entry is not {MARKER_NAME!r}: this is not a memos bundle", reason="BUNDLE_MARKER_MISSING"
+            f"the first entry is not {MARKER_NAME!r}: this is not a memos bundle", reason=reasons.BUNDLE_MARKER_MISSING
         )
     found.format_version = marker.read_all(64).decode("ascii", errors="replace").strip()
     if found.format_version.split(".", 1)[0] != str(MAJOR_VERSION):
         found.problems.append(
-            ("BUNDLE_VERSION_UNSUPPORTED", f"format version {found.format_version[:20]!r}; this reads {MAJOR_VERSION}")
+            (
+                reasons.BUNDLE_VERSION_UNSUPPORTED,
+                f"format version {found.format_version[:20]!r}; this reads {MAJOR_VERSION}",
+            )
         )
     envelope = next(entries, None)
     if envelope is None or envelope.name != ENVELOPE_NAME:
-        raise BundleError(f"the second entry is not {ENVELOPE_NAME!r}", reason="BUNDLE_ENVELOPE_MISSING")
+        raise BundleError(f"the second entry is not {ENVELOPE_NAME!r}", reason=reasons.BUNDLE_ENVELOPE_MISSING)
     _read_envelope(envelope.read_all(settings.bundle_max_envelope_bytes), policy, found)
     seen: set[str] = set()
     for entry in entries:
@@ -142,7 +146,10 @@ def _read_bundle(reader: TarReader, policy: TrustPolicy | None, found: _Inspecti
     missing = [name for name in found.subjects if name not in seen]
     if missing:
         found.problems.append(
-            ("BUNDLE_MISSING_ENTRY", f"{len(missing)} entries the statement lists are missing, e.g. {missing[0]!r}")
+            (
+                reasons.BUNDLE_MISSING_ENTRY,
+                f"{len(missing)} entries the statement lists are missing, e.g. {missing[0]!r}",
+            )
         )
 
 
@@ -150,7 +157,7 @@ def _read_envelope(data: bytes, policy: TrustPolicy | None, found: _Inspection) 
     try:
         envelope = parse_envelope(data)
     except EnvelopeFormatError as error:
-        found.problems.append(("BUNDLE_ENVELOPE_MALFORMED", str(error)))
+        found.problems.append((reasons.BUNDLE_ENVELOPE_MALFORMED, str(error)))
         return
     found.signers = [{"keyid": s.keyid} for s in envelope.signatures]
     if policy is not None:
@@ -169,7 +176,7 @@ def _read_envelope(data: bytes, policy: TrustPolicy | None, found: _Inspection) 
     try:
         found.statement = ijson.loads(envelope.payload)
     except ijson.IJsonError as error:
-        found.problems.append(("BUNDLE_STATEMENT_INVALID", f"the statement is not strict JSON: {error.message}"))
+        found.problems.append((reasons.BUNDLE_STATEMENT_INVALID, f"the statement is not strict JSON: {error.message}"))
         return
     subjects = found.statement.get("subject") if isinstance(found.statement, dict) else None
     for item in subjects if isinstance(subjects, list) else []:
@@ -193,14 +200,20 @@ def _read_entry(entry: TarEntry, max_cube_bytes: int, found: _Inspection) -> Non
     found.blob_count += entry.name.startswith("blobs/")
     subject = found.subjects.get(entry.name)
     if found.statement is not None and subject is None:
-        found.problems.append(("BUNDLE_UNLISTED_ENTRY", f"entry {entry.name!r} is not listed in the statement"))
+        found.problems.append((reasons.BUNDLE_UNLISTED_ENTRY, f"entry {entry.name!r} is not listed in the statement"))
     elif subject is not None and subject[1] != entry.size:
         found.problems.append(
-            ("BUNDLE_SIZE_MISMATCH", f"entry {entry.name!r} holds {entry.size} bytes; the statement says {subject[1]}")
+            (
+                reasons.BUNDLE_SIZE_MISMATCH,
+                f"entry {entry.name!r} holds {entry.size} bytes; the statement says {subject[1]}",
+            )
         )
     elif subject is not None and subject[0] != digest.hexdigest():
         found.problems.append(
-            ("BUNDLE_DIGEST_MISMATCH", f"entry {entry.name!r} has sha256 {digest.hexdigest()}; the statement differs")
+            (
+                reasons.BUNDLE_DIGEST_MISMATCH,
+                f"entry {entry.name!r} has sha256 {digest.hexdigest()}; the statement differs",
+            )
         )
     if not found.shown():
         return

@@ -19,6 +19,7 @@ import grpc
 from grpc_health.v1 import health_pb2, health_pb2_grpc
 from grpc_reflection.v1alpha import reflection
 
+from memos_grpc import reasons
 from memos_grpc._proto.memos.v1 import (
     governance_service_pb2,
     governance_service_pb2_grpc,
@@ -140,10 +141,10 @@ class MemosServer:
         except RuntimeError as exc:  # grpcio raises when the address is taken or malformed
             raise InvalidArgumentError(
                 f"cannot listen on {settings.listen}: {exc}; is another server using that port?",
-                reason="LISTEN_FAILED",
+                reason=reasons.LISTEN_FAILED,
             ) from exc
         if self.port == 0:
-            raise InvalidArgumentError(f"cannot listen on {settings.listen}", reason="LISTEN_FAILED")
+            raise InvalidArgumentError(f"cannot listen on {settings.listen}", reason=reasons.LISTEN_FAILED)
 
     @property
     def address(self) -> str:

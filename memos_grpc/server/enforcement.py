@@ -21,6 +21,7 @@ from typing import Any
 
 import grpc
 
+from memos_grpc import reasons
 from memos_grpc._proto.memos.v1 import audit_pb2
 from memos_grpc.errors import MemosError, ResourceExhaustedError, UnauthenticatedError
 from memos_grpc.governance import caller as caller_context
@@ -37,7 +38,7 @@ log = logging.getLogger(__name__)
 ANONYMOUS = "principals/anonymous"
 
 #: The outcome recorded for a server stream the client abandoned before its end.
-_CANCELLED = MemosError("the client cancelled the stream", reason="CANCELLED")
+_CANCELLED = MemosError("the client cancelled the stream", reason=reasons.CANCELLED)
 _CANCELLED.code = grpc.StatusCode.CANCELLED
 
 
@@ -61,7 +62,7 @@ class StreamSlots:
                 raise ResourceExhaustedError(
                     f"{principal} already has {self._limit} payload streams open "
                     f"(max_streams_per_principal); finish one first",
-                    reason="TOO_MANY_STREAMS",
+                    reason=reasons.TOO_MANY_STREAMS,
                     metadata={"limit": str(self._limit)},
                 )
             self._open[principal] = self._open.get(principal, 0) + 1
@@ -101,14 +102,14 @@ class PolicyInterceptor(ServerInterceptor):
     def _authenticate(self, context: grpc.ServicerContext, principals: Principals) -> Caller:
         tokens = [v for k, v in context.invocation_metadata() if k == "authorization"]
         if len(tokens) > 1:
-            raise UnauthenticatedError("send one authorization header, not several", reason="INVALID_TOKEN")
+            raise UnauthenticatedError("send one authorization header, not several", reason=reasons.INVALID_TOKEN)
         if tokens:
             raw: object = tokens[0]
             value = raw.decode("latin-1") if isinstance(raw, bytes) else str(raw)
             scheme, _, token = value.partition(" ")
             if scheme.lower() != "bearer" or not token:
                 raise UnauthenticatedError(
-                    "the authorization header must read 'Bearer <token>'", reason="INVALID_TOKEN"
+                    "the authorization header must read 'Bearer <token>'", reason=reasons.INVALID_TOKEN
                 )
             identity = principals.authenticate_token(token.strip())
             return Caller(identity.principal, identity.admin, "token")
@@ -119,13 +120,13 @@ class PolicyInterceptor(ServerInterceptor):
             identity_or_none = principals.authenticate_certificate(hashlib.sha256(der).hexdigest())
             if identity_or_none is None:
                 raise UnauthenticatedError(
-                    "the client certificate is not registered to any principal", reason="UNKNOWN_CERTIFICATE"
+                    "the client certificate is not registered to any principal", reason=reasons.UNKNOWN_CERTIFICATE
                 )
             return Caller(identity_or_none.principal, identity_or_none.admin, "certificate")
         if self._allow_anonymous:
             return Caller(ANONYMOUS, False, "anonymous")
         raise UnauthenticatedError(
-            "this server needs a credential: send 'authorization: Bearer <token>'", reason="MISSING_CREDENTIAL"
+            "this server needs a credential: send 'authorization: Bearer <token>'", reason=reasons.MISSING_CREDENTIAL
         )
 
     # -- the wrappers ------------------------------------------------------------
@@ -171,7 +172,7 @@ class PolicyInterceptor(ServerInterceptor):
                 raise
             except Exception:
                 if rule.audited:  # a bug, but the attempt is on record all the same
-                    crash = MemosError("internal error", reason="INTERNAL")
+                    crash = MemosError("internal error", reason=reasons.INTERNAL)
                     self._audit(self._slot.get().audit, caller, method, resource, crash, False)
                 raise
             finally:
@@ -195,7 +196,7 @@ class PolicyInterceptor(ServerInterceptor):
                 outcome = error
                 raise
             except Exception:
-                outcome = MemosError("internal error", reason="INTERNAL")
+                outcome = MemosError("internal error", reason=reasons.INTERNAL)
                 raise
             finally:
                 caller_context.unbind(bound)

@@ -12,6 +12,7 @@ from typing import TypeVar
 
 import grpc
 
+from memos_grpc import reasons
 from memos_grpc._proto.memos.v1 import interchange_service_pb2, interchange_service_pb2_grpc
 from memos_grpc.governance import caller
 from memos_grpc.interchange.bundle import verify_bundle
@@ -98,7 +99,7 @@ class InterchangeServicer(interchange_service_pb2_grpc.InterchangeServiceService
 def _first(stream: Iterator[M]) -> M:
     first = next(stream, None)
     if first is None:
-        raise invalid("the stream is empty: send the bundle's bytes in chunks", "EMPTY_STREAM")
+        raise invalid("the stream is empty: send the bundle's bytes in chunks", reasons.EMPTY_STREAM)
     return first
 
 
@@ -111,7 +112,7 @@ def _chunks(first: object, rest: Iterable[object], header_fields: tuple[str, ...
     yield first.chunk  # type: ignore[attr-defined]
     for index, message in enumerate(rest, start=1):
         if any(message.HasField(f) if f in _MESSAGE_FIELDS else getattr(message, f) for f in header_fields):  # type: ignore[attr-defined]
-            raise invalid(f"message {index} sets a header field; only the first message may", "INVALID_STREAM")
+            raise invalid(f"message {index} sets a header field; only the first message may", reasons.INVALID_STREAM)
         yield message.chunk  # type: ignore[attr-defined]
 
 

@@ -10,6 +10,7 @@ from collections.abc import Iterator
 
 import grpc
 
+from memos_grpc import reasons
 from memos_grpc._proto.memos.v1 import marketplace_service_pb2 as m
 from memos_grpc.governance import caller
 from memos_grpc.marketplace.releases import Header, Releases
@@ -59,7 +60,9 @@ class ListingMethods:
         releases = self._releases()
         first = next(request_iterator, None)
         if first is None:
-            raise invalid("the stream is empty: send the header, then the bundle's bytes in chunks", "EMPTY_STREAM")
+            raise invalid(
+                "the stream is empty: send the header, then the bundle's bytes in chunks", reasons.EMPTY_STREAM
+            )
         header = Header(
             first.parent,
             first.release_id,
@@ -100,5 +103,5 @@ def _chunks(first: m.PublishReleaseRequest, rest: Iterator[m.PublishReleaseReque
     yield first.chunk
     for index, message in enumerate(rest, start=1):
         if any(getattr(message, f) for f in _HEADER_FIELDS):
-            raise invalid(f"message {index} sets a header field; only the first message may", "INVALID_STREAM")
+            raise invalid(f"message {index} sets a header field; only the first message may", reasons.INVALID_STREAM)
         yield message.chunk

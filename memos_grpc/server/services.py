@@ -12,6 +12,7 @@ from collections.abc import Iterator
 import grpc
 from google.protobuf import empty_pb2
 
+from memos_grpc import reasons
 from memos_grpc._proto.memos.v1 import (
     access_pb2,
     cube_pb2,
@@ -44,7 +45,9 @@ class VaultSlot:
     def get(self) -> Node:
         vault = self._vault
         if vault is None:
-            raise UnavailableError("the vault is not open yet (or is closing); retry shortly", reason="VAULT_NOT_OPEN")
+            raise UnavailableError(
+                "the vault is not open yet (or is closing); retry shortly", reason=reasons.VAULT_NOT_OPEN
+            )
         return vault
 
 

@@ -19,6 +19,7 @@ from google.protobuf import any_pb2
 from google.rpc import code_pb2, error_details_pb2, status_pb2
 from grpc_status import rpc_status
 
+from memos_grpc import reasons
 from memos_grpc.errors import ERROR_DOMAIN, InvalidArgumentError, MemosError
 from memos_grpc.server.interceptors import Behavior, ServerInterceptor, rewrap
 
@@ -34,7 +35,7 @@ def to_status(error: MemosError) -> grpc.Status:
 
 
 def _internal() -> grpc.Status:
-    info = error_details_pb2.ErrorInfo(reason="INTERNAL", domain=ERROR_DOMAIN)
+    info = error_details_pb2.ErrorInfo(reason=reasons.INTERNAL, domain=ERROR_DOMAIN)
     detail = any_pb2.Any()
     detail.Pack(info)
     status = status_pb2.Status(
@@ -80,7 +81,7 @@ def _decoded(message: Any) -> Any:
     if isinstance(message, Undecodable):
         raise InvalidArgumentError(
             f"the request is not a valid protobuf message of this method's type: {message.error}",
-            reason="MALFORMED_REQUEST",
+            reason=reasons.MALFORMED_REQUEST,
         )
     return message
 

@@ -8,12 +8,13 @@ import grpc
 from cryptography import x509
 from cryptography.hazmat.primitives.serialization import Encoding, PublicFormat, load_pem_private_key
 
+from memos_grpc import reasons
 from memos_grpc.errors import InvalidArgumentError
 from memos_grpc.settings import Settings
 
 
 def _fail(message: str) -> InvalidArgumentError:
-    return InvalidArgumentError(message, reason="INVALID_CONFIG")
+    return InvalidArgumentError(message, reason=reasons.INVALID_CONFIG)
 
 
 def _read(path: str, setting: str) -> bytes:

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import grpc
 
+from memos_grpc import reasons
 from memos_grpc._proto.memos.v1 import transparency_log_service_pb2 as t
 from memos_grpc._proto.memos.v1 import transparency_log_service_pb2_grpc
 from memos_grpc.errors import FailedPreconditionError
@@ -23,7 +24,7 @@ def marketplace_of(slot: VaultSlot) -> MarketplaceNode:
     if node is None:
         raise FailedPreconditionError(
             "this node is not a marketplace: its operator turns it on with marketplace_enabled",
-            reason="MARKETPLACE_DISABLED",
+            reason=reasons.MARKETPLACE_DISABLED,
         )
     return node
 

@@ -15,12 +15,12 @@ def catalog_entries(rows: list[CubeRow], reindex: bool = True) -> list[CatalogRo
     that leave the text as it was (usage, lifecycle state).
     """
     return [
-        (
-            r.vec_id,
-            r.serialized(),
-            to_datetime(r.cube.expire_time),
-            cube_access(r.cube),
-            lexical_text(r.cube) if reindex else None,
+        CatalogRow(
+            vec_id=r.vec_id,
+            cube_pb=r.serialized(),
+            expire_time=to_datetime(r.cube.expire_time),
+            access=cube_access(r.cube),
+            text=lexical_text(r.cube) if reindex else None,
         )
         for r in rows
         if r.vec_id is not None

@@ -16,7 +16,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from memos_grpc._proto.memos.v1 import cube_pb2, space_pb2
-from memos_grpc.store.catalog import CubeAccess, license_of, viewer_rules
+from memos_grpc.store.catalog import CatalogRow, CubeAccess, license_of, viewer_rules
 from memos_grpc.store.lexical import lexical_text
 from memos_grpc.store.store import Store
 
@@ -87,21 +87,21 @@ def load_catalog(context: Store, space_id: str, roles: dict[str, int]) -> None:
             context.catalog.put(
                 space_id,
                 (
-                    (
-                        int(v),
-                        bytes(b),
-                        e,
+                    CatalogRow(
+                        int(label),
+                        bytes(cube_pb),
+                        expire_time,
                         CubeAccess(
                             int(scope or 0),
                             str(owner or ""),
                             frozenset(principals or ()),
-                            frozenset(labels),
+                            frozenset(sensitivity),
                             state == cube_pb2.LIFECYCLE_STATE_ARCHIVED,
-                            license_of(bytes(b)),
+                            license_of(bytes(cube_pb)),
                         ),
-                        _text(bytes(b)),
+                        _text(bytes(cube_pb)),
                     )
-                    for v, b, e, scope, owner, principals, labels, state in batch
+                    for label, cube_pb, expire_time, scope, owner, principals, sensitivity, state in batch
                 ),
             )
 

@@ -178,11 +178,14 @@ def test_refused_with_reason_when_data_is_skipped(data: bytes, limits: TarLimits
 def test_every_reason_is_covered() -> None:
     source = Path(tarstream.__file__).read_text()
     raised = {
-        str(k.value.value)
+        k.value.attr
         for node in ast.walk(ast.parse(source))
         if isinstance(node, ast.Call)
         for k in node.keywords
-        if k.arg == "reason" and isinstance(k.value, ast.Constant)
+        if k.arg == "reason"
+        and isinstance(k.value, ast.Attribute)
+        and isinstance(k.value.value, ast.Name)
+        and k.value.value.id == "reasons"
     }
     assert raised == {reason for _, _, _, reason, _ in ERROR_CASES}
 

@@ -28,6 +28,11 @@ MiB = 1024 * 1024
 #: one stuck past this (a peer call, a long training step) is left behind, so shutdown stays bounded and the
 #: database still closes, instead of hanging on it.
 THREAD_STOP_SECONDS = 30.0
+#: Highest LoRA rank a training request may ask for, and ``lora_rank`` may default to (docs/api.md,
+#: INVALID_TRAINING). A rank-r adapter on a d x k weight adds r * (d + k) parameters, so its blob and its training
+#: memory grow with r; a few hundred already rivals the weights it adapts on the small models a server runs, so
+#: more is refused as a mistake, not started.
+MAX_LORA_RANK = 256
 #: DuckDB's own checkpoint threshold (16 MB) checkpoints every few batches of a bulk ingest
 #: (``checkpoint_threshold_mb``).
 DEFAULT_CHECKPOINT_MB = 256
@@ -270,6 +275,11 @@ class Settings:
         for name in self.positive_names():
             if getattr(self, name) <= 0:
                 raise InvalidArgumentError(f"setting {name} must be positive", reason=reasons.INVALID_CONFIG)
+        if self.lora_rank > MAX_LORA_RANK:
+            raise InvalidArgumentError(
+                f"setting lora_rank must be at most {MAX_LORA_RANK}, not {self.lora_rank}",
+                reason=reasons.INVALID_CONFIG,
+            )
         if not 0.0 <= self.hybrid_dense_weight <= 1.0:
             raise InvalidArgumentError(
                 f"setting hybrid_dense_weight must be between 0 and 1, not {self.hybrid_dense_weight}",

@@ -7,8 +7,9 @@ from pathlib import Path
 
 import pytest
 
+from memos_grpc import reasons
 from memos_grpc.errors import InvalidArgumentError
-from memos_grpc.settings import Settings
+from memos_grpc.settings import MAX_LORA_RANK, Settings
 
 DOCS = Path(__file__).resolve().parent.parent / "docs" / "configuration.md"
 
@@ -126,3 +127,12 @@ def test_a_positive_setting_refuses_zero_and_below(name: str, value: int) -> Non
         Settings.from_mapping({name: value})
     assert caught.value.reason == "INVALID_CONFIG"
     assert caught.value.message == f"setting {name} must be positive"
+
+
+def test_a_default_lora_rank_past_the_largest_trainable_is_refused_at_load() -> None:
+    """Otherwise every transform relying on the default would fail with INVALID_TRAINING, long after start-up."""
+    assert Settings.from_mapping({"lora_rank": MAX_LORA_RANK}).lora_rank == MAX_LORA_RANK
+    with pytest.raises(InvalidArgumentError) as refused:
+        Settings.from_mapping({"lora_rank": MAX_LORA_RANK + 1})
+    assert refused.value.reason == reasons.INVALID_CONFIG
+    assert f"at most {MAX_LORA_RANK}" in str(refused.value)

@@ -31,6 +31,7 @@ from memos_grpc.errors import (
 )
 from memos_grpc.governance.caller import Caller
 from memos_grpc.scheduler.operations import Operation, Operations, Progress
+from memos_grpc.settings import MAX_LORA_RANK
 from memos_grpc.store.interface import CubeWrite
 from memos_grpc.store.names import check_id, cube_name, new_cube_id, parse_cube_name, parse_space_name
 from memos_grpc.store.rows import CubeRow, memory_text, next_version
@@ -51,11 +52,6 @@ PLAINTEXT, ACTIVATION, PARAMETRIC = (
     cube_pb2.MEMORY_TYPE_ACTIVATION,
     cube_pb2.MEMORY_TYPE_PARAMETRIC,
 )
-
-#: Highest LoRA rank a training request may ask for (docs/api.md, INVALID_TRAINING). A rank-r adapter on a d x k
-#: weight adds r * (d + k) parameters, so its blob and its training memory grow with r; a few hundred already
-#: rivals the weights it adapts on the small models a server runs, so more is refused as a mistake, not started.
-MAX_LORA_RANK = 256
 
 #: The memory types each target takes. An adapter learns texts: a cache's source text serves as well as a plaintext's.
 _SOURCE_TYPES: dict[int, frozenset[int]] = {

@@ -69,6 +69,11 @@ def check_transition(name: str, current: State, target: State) -> None:
         )
 
 
+#: Version numbers are BIGINTs counted from 1; a name past this bound (far beyond any cube's history, inside
+#: BIGINT) names no version, and is refused before it reaches the database.
+_VERSION_BOUND = 2**62
+
+
 def version_name(name: str, version: int) -> str:
     return f"{name}/versions/{version}"
 
@@ -77,7 +82,7 @@ def parse_version_name(name: str) -> tuple[str, str, int]:
     """(space id, cube id, version) of ``spaces/{space}/cubes/{cube}/versions/{n}``."""
     head, _, tail = name.rpartition("/versions/")
     space_id, cube_id = parse_cube_name(head)
-    if not tail.isdigit() or not 0 < int(tail) < 2**62:
+    if not tail.isdigit() or not 0 < int(tail) < _VERSION_BOUND:
         raise invalid(f"{name[:120]!r} does not end in /versions/{{n}} with n a positive number", reasons.INVALID_NAME)
     return space_id, cube_id, int(tail)
 

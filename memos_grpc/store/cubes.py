@@ -82,7 +82,7 @@ class Preindexed:
 class EmbeddedCubeWrite:
     """The cube changes of one write transaction; after its commit, ``committed`` updates the derived stores.
 
-    Reads here see the transaction's own writes. Made only by ``Store.write_cubes``.
+    Reads here see the transaction's own writes. Made only by ``EmbeddedCubeStore.write``.
     """
 
     def __init__(self, store: Store, cursor: Connection, now: datetime, preindexed: Iterable[int] = ()) -> None:
@@ -207,7 +207,7 @@ class EmbeddedCubeWrite:
         try:
             insert_rows(self._cursor, rows)
         except duckdb.ConstraintException as exc:
-            # The primary key caught a taken id; ``Store.write_cubes`` names it once this is rolled back.
+            # The primary key caught a taken id; the caller names it once this is rolled back (``Cubes._raise_taken``).
             raise AlreadyExistsError("a cube id is taken", reason=reasons.CUBE_ALREADY_EXISTS) from exc
         by_space: dict[str, list[CubeRow]] = {}
         for row in rows:

@@ -16,9 +16,12 @@ from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
 from datetime import datetime
 
+import numpy as np
+
 from memos_grpc._proto.memos.v1 import cube_pb2, space_pb2
 from memos_grpc.store.filter import LABEL_KEYS, LABEL_PAIRS, AllOf, AnyOf, Not, Plan, Postings, label_pair
 from memos_grpc.store.lexical import LexicalIndex
+from memos_grpc.store.vectors import LabelArray
 
 
 @dataclass(frozen=True)
@@ -124,6 +127,10 @@ class SearchCatalog:
         self._postings: dict[str, dict[PostingKey, set[int]]] = {}
         #: Labels of cubes with an expire time per space: the only ones a filtered search must check for expiry.
         self._expiring: dict[str, set[int]] = {}
+        #: Per space, sorted read-only arrays of postings (and, under None, of every label), built when a filter
+        #: needs them and dropped on any change to the space: ``matching_array`` then selects a filter's
+        #: 10,000 matches with numpy, without copying a set or touching each label from Python.
+        self._arrays: dict[str, dict[PostingKey | None, LabelArray]] = {}
         self._lock = threading.Lock()
         #: The lexical index, kept in step with the catalog (set by the vault).
         self.lexical: LexicalIndex | None = None
@@ -170,6 +177,7 @@ class SearchCatalog:
             self._licensed.pop(space_id, None)
             self._postings.pop(space_id, None)
             self._expiring.pop(space_id, None)
+            self._arrays.pop(space_id, None)
         if self.lexical is not None:
             self.lexical.drop_space(space_id)
 
@@ -187,6 +195,7 @@ class SearchCatalog:
             licensed = self._licensed.setdefault(space_id, {})
             postings = self._postings.setdefault(space_id, {})
             expiring = self._expiring.setdefault(space_id, set())
+            self._arrays.pop(space_id, None)
             texts: list[tuple[int, str]] = []
             for vec_id, cube_pb, expire_time, access, text, keys in rows:
                 expires_at = None if expire_time is None else expire_time.timestamp()
@@ -235,6 +244,7 @@ class SearchCatalog:
             licensed = self._licensed.get(space_id, {})
             postings = self._postings.get(space_id, {})
             expiring = self._expiring.get(space_id, set())
+            self._arrays.pop(space_id, None)
             if space is not None:
                 for vec_id in removed:
                     entry = space.pop(vec_id, None)
@@ -279,6 +289,25 @@ class SearchCatalog:
         """
         with self._lock:
             return _evaluate(plan, self._postings.get(space_id, {}), self._spaces.get(space_id, {}))
+
+    def matching_array(self, space_id: str, plan: Plan, now: float) -> LabelArray:
+        """The labels ``matching`` selects less those expired at ``now``, as a sorted read-only array.
+
+        For a search with no per-cube narrowing (visibility, archive, licenses): no label is looked at from
+        Python but those of cubes with an expire time.
+        """
+        with self._lock:
+            arrays = self._arrays.setdefault(space_id, {})
+            postings = self._postings.get(space_id, {})
+            space = self._spaces.get(space_id, {})
+            found = _evaluate_array(plan, postings, space, arrays)
+            expiring = list(self._expiring.get(space_id, ()))
+        if not expiring or len(found) == 0:
+            return found
+        expired = [label for label in expiring if (entry := space.get(label)) is None or not _open(entry, now, None)]
+        if not expired:
+            return found
+        return np.setdiff1d(found, np.asarray(expired, dtype=np.int64), assume_unique=True)
 
     def admitted(
         self, space_id: str, labels: set[int], now: float, allows: Callable[[CubeAccess], bool] | None
@@ -330,6 +359,42 @@ def _evaluate(plan: Plan, postings: dict[PostingKey, set[int]], space: dict[int,
             break
         result &= _evaluate(operand, postings, space)
     return result
+
+
+def _evaluate_array(
+    plan: Plan,
+    postings: dict[PostingKey, set[int]],
+    space: dict[int, CatalogEntry],
+    arrays: dict[PostingKey | None, LabelArray],
+) -> LabelArray:
+    """A plan as operations on sorted arrays; ``arrays`` caches each posting's (and the space's) array."""
+    if isinstance(plan, Postings):
+        return _array(arrays, (plan.field, plan.key), postings.get((plan.field, plan.key), ()))
+    if isinstance(plan, Not):
+        every = _array(arrays, None, space.keys())
+        return np.setdiff1d(every, _evaluate_array(plan.operand, postings, space, arrays), assume_unique=True)
+    if isinstance(plan, AnyOf):
+        parts = [_evaluate_array(operand, postings, space, arrays) for operand in plan.operands]
+        return np.unique(np.concatenate(parts)) if parts else np.empty(0, dtype=np.int64)
+    if not plan.operands:
+        return _array(arrays, None, space.keys())
+    ordered = sorted(plan.operands, key=lambda operand: _estimate(operand, postings, len(space)))
+    result = _evaluate_array(ordered[0], postings, space, arrays)
+    for operand in ordered[1:]:
+        if len(result) == 0:
+            break
+        result = np.intersect1d(result, _evaluate_array(operand, postings, space, arrays), assume_unique=True)
+    return result
+
+
+def _array(arrays: dict[PostingKey | None, LabelArray], key: PostingKey | None, labels: Iterable[int]) -> LabelArray:
+    """The cached sorted array of ``labels`` under ``key``, built on first use; read-only, as it is shared."""
+    found = arrays.get(key)
+    if found is None:
+        found = np.sort(np.fromiter(labels, dtype=np.int64))
+        found.flags.writeable = False
+        arrays[key] = found
+    return found
 
 
 def _estimate(plan: Plan, postings: dict[PostingKey, set[int]], size: int) -> int:

@@ -10,7 +10,9 @@ Beside its graph each index keeps its live unit vectors in a float32 matrix
 rows from it, where hnswlib's ``get_items`` costs about 25 microseconds a label.
 The matrix is filled as vectors are added and, at start-up, as repair proves
 each loaded vector equal to the stored one; a label without a row falls back
-to ``get_items``.
+to ``get_items``. A filter's matches come as a sorted array of labels, mapped to
+rows through a sorted copy of the label-to-row map (``_lookup``) rather than a
+dictionary look-up per label.
 """
 
 from __future__ import annotations
@@ -21,15 +23,18 @@ import threading
 from collections.abc import Callable, Iterable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
-from itertools import repeat
 from pathlib import Path
 
 import hnswlib
 import numpy as np
+import numpy.typing as npt
 
 from memos_grpc.embedding.embedder import FloatArray
 
 log = logging.getLogger(__name__)
+
+#: Vector labels as numpy holds them: a filter's matches, sorted.
+LabelArray = npt.NDArray[np.int64]
 
 #: Rows scored per slice by ``nearest_of``: 1024 rows of 384 floats (1.5 MiB) stay in the cache between the
 #: gather and the product.
@@ -98,6 +103,10 @@ class SpaceIndex:
         self._rows: dict[int, int] = {}
         self._matrix: FloatArray = np.empty((0, params.dimension), dtype=np.float32)
         self._free: list[int] = []
+        #: ``_rows`` as two arrays, labels sorted and their rows (-1 once deleted), built when a search needs them:
+        #: a filter's 10,000 matches map to rows in about 0.3 ms this way, against 3 ms of dictionary look-ups
+        #: for labels in set order. Appends of higher labels extend it; other changes drop it.
+        self._lookup: tuple[LabelArray, LabelArray] | None = None
 
     def _new(self, capacity: int) -> hnswlib.Index:
         index = hnswlib.Index(space="cosine", dim=self.params.dimension)
@@ -160,12 +169,15 @@ class SpaceIndex:
         """Keeps the unit vectors hnswlib now holds under ``labels``; the caller holds the write lock."""
         written = len(self._rows) + len(self._free)  # rows ever written; those past them were never touched
         rows: list[int] = []
+        new: list[tuple[int, int]] = []
         for label in labels:
             row = self._rows.get(label)
             if row is None:
                 row = self._free.pop() if self._free else len(self._rows) + len(self._free)
                 self._rows[label] = row
+                new.append((label, row))
             rows.append(row)
+        self._extend_lookup(new)
         needed = len(self._rows) + len(self._free)
         if needed > len(self._matrix):
             grown = np.empty((max(needed, len(self._matrix) * 3 // 2), self.params.dimension), dtype=np.float32)
@@ -173,6 +185,36 @@ class SpaceIndex:
             grown[:written] = self._matrix[:written]
             self._matrix = grown
         self._matrix[np.asarray(rows, dtype=np.int64)] = units
+
+    def _extend_lookup(self, new: list[tuple[int, int]]) -> None:
+        """Keeps ``_lookup`` in step with labels just given rows; the caller holds the write lock.
+
+        Labels are issued in increasing order, so new ones usually sort after every label held and are appended;
+        any other change drops the lookup, to be rebuilt by the next search that needs it.
+        """
+        if self._lookup is None or not new:
+            return
+        held, rows = self._lookup
+        added = np.array(sorted(new), dtype=np.int64).reshape(-1, 2)
+        if len(held) and added[0, 0] <= held[-1]:
+            self._lookup = None
+            return
+        self._lookup = (np.concatenate((held, added[:, 0])), np.concatenate((rows, added[:, 1])))
+
+    def _rows_of(self, labels: LabelArray) -> LabelArray:
+        """The matrix rows of ``labels`` (-1 for a label without one); the caller holds the read lock."""
+        lookup = self._lookup
+        if lookup is None:
+            # Concurrent readers may each build it; each builds the same arrays, and the assignment is atomic.
+            held = np.fromiter(self._rows.keys(), dtype=np.int64, count=len(self._rows))
+            rows = np.fromiter(self._rows.values(), dtype=np.int64, count=len(self._rows))
+            order = np.argsort(held)
+            lookup = self._lookup = (held[order], rows[order])
+        held, rows = lookup
+        if len(held) == 0:
+            return np.full(len(labels), -1, dtype=np.int64)
+        at = np.minimum(np.searchsorted(held, labels), len(held) - 1)
+        return np.where(held[at] == labels, rows[at], -1)
 
     def add(self, labels: Iterable[int], vectors: FloatArray) -> None:
         """Adds vectors under labels; one the index holds already (even deleted) takes the new vector.
@@ -205,6 +247,7 @@ class SpaceIndex:
                 row = self._rows.pop(int(label), None)
                 if row is not None:
                     self._free.append(row)
+                    self._lookup = None
             self.dirty = self.dirty or deleted > 0
         return deleted
 
@@ -250,27 +293,29 @@ class SpaceIndex:
                 found[i] = self._matrix[row] if row is not None else self._index.get_items([label])[0]
             return found
 
-    def nearest_of(self, query: FloatArray, labels: list[int], k: int) -> list[tuple[int, float]]:
+    def nearest_of(self, query: FloatArray, labels: list[int] | LabelArray, k: int) -> list[tuple[int, float]]:
         """The ``k`` labels among live ``labels`` whose vectors score highest against ``query``, best first.
 
         Exact: every label is scored. Rows are read in the matrix's order, a slice at a time, which reads
         memory about twice as fast as one gather in the labels' order.
         """
-        if not labels:
+        if len(labels) == 0:
             return []
         chosen = np.asarray(labels, dtype=np.int64)
         with self.lock.read():
-            rows = np.fromiter(map(self._rows.get, labels, repeat(-1)), dtype=np.int64, count=len(labels))
+            rows = self._rows_of(chosen)
             complete = bool((rows >= 0).all())
             if complete:
-                order = np.argsort(rows)
+                # Rows are handed out in label order but for reused ones: nearly sorted, which a stable sort
+                # (timsort) orders in about linear time.
+                order = np.argsort(rows, kind="stable")
                 rows, chosen = rows[order], chosen[order]
                 scores = np.empty(len(rows), dtype=np.float32)
                 for lo in range(0, len(rows), _SCORED_ROWS):
                     part = np.take(self._matrix, rows[lo : lo + _SCORED_ROWS], axis=0)
                     scores[lo : lo + _SCORED_ROWS] = part @ query
         if not complete:
-            scores = self.vectors(labels) @ query  # a label not yet proved by repair: read from hnswlib
+            scores = self.vectors(chosen.tolist()) @ query  # a label not yet proved by repair: read from hnswlib
         if len(scores) > k:
             top = np.argpartition(-scores, k)[:k]
             top = top[np.argsort(-scores[top])]

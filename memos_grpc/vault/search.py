@@ -11,15 +11,21 @@ by hnswlib under the filter with a raised ef (``Search._dense``). Labels
 become cubes through the search catalog, which the writer keeps in step with DuckDB, so a cube that is
 deleted or expired is never returned even if an index still holds it. A
 cube redacted for the caller is never a candidate, in any mode: it has no
-text the caller may see to be ranked on (docs/security.md).
+text the caller may see to be ranked on (docs/security.md). A dense search
+holds a filter's matches as a sorted numpy array of labels: with no per-cube
+narrowing they come from the postings without a Python step per match, and
+only the few cubes returned are parsed and checked again.
 """
 
 from __future__ import annotations
 
 import math
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from datetime import datetime
+
+import numpy as np
+import numpy.typing as npt
 
 from memos_grpc import reasons
 from memos_grpc._proto.memos.v1 import cube_pb2, vault_service_pb2
@@ -29,7 +35,7 @@ from memos_grpc.governance.caller import Caller
 from memos_grpc.store.catalog import CubeAccess
 from memos_grpc.store.filter import CompiledFilter, compile_filter
 from memos_grpc.store.names import parse_space_name, space_name
-from memos_grpc.store.vectors import SpaceIndex
+from memos_grpc.store.vectors import LabelArray, SpaceIndex
 from memos_grpc.store.visibility import CubeVisibility, held_license_id
 from memos_grpc.vault.context import VaultContext
 from memos_grpc.vault.licensing import SEARCH
@@ -169,7 +175,8 @@ class Search:
         excluded = self._context.catalog.licensed_labels(space_id, blocked) if blocked else frozenset()
         if excluded:
             allows = _licensed(allows, blocked)
-        candidates: set[int] | None = None
+        # The labels a filter or a narrowing leaves to rank, sorted; None for every label of the space.
+        candidates: LabelArray | None = None
         if request.filter.strip():
             # Cubes this viewer may not rank, archived ones and excluded licenses need a look at each match.
             narrowed = (
@@ -177,22 +184,23 @@ class Search:
                 or bool(excluded)
                 or (not request.include_archived and self._context.catalog.has_archived(space_id))
             )
-            if compiled.plan is not None:
+            if compiled.plan is not None and not narrowed:
+                candidates = self._context.catalog.matching_array(space_id, compiled.plan, now.timestamp())
+            elif compiled.plan is not None:
                 matched = self._context.catalog.matching(space_id, compiled.plan)
-                candidates = self._context.catalog.admitted(
-                    space_id, matched, now.timestamp(), allows if narrowed else None
-                )
+                candidates = _sorted(self._context.catalog.admitted(space_id, matched, now.timestamp(), allows))
             else:
-                candidates = self._sql_candidates(space_id, compiled, visibility, request.include_archived, now)
-                candidates -= excluded
+                found = self._sql_candidates(space_id, compiled, visibility, request.include_archived, now)
+                candidates = _sorted(found - excluded)
         elif visibility.narrows or (not request.include_archived and self._context.catalog.has_archived(space_id)):
             # Cubes this viewer may not see or rank (or archived ones) must not take places in its top k, nor set
             # the best score the others are scaled by.
-            candidates = set(self._context.catalog.labels(space_id, now.timestamp(), allows))
+            candidates = _sorted(self._context.catalog.labels(space_id, now.timestamp(), allows))
         # With no other narrowing the excluded labels are filtered out inside the index search itself (hnswlib's
         # filter, BM25's result list), rather than by listing every other label of the space as a candidate.
         if mode != vault_service_pb2.SEARCH_MODE_DENSE:
-            return self._ranked(request.text, query, index, space_id, candidates, top_k, visibility, allows, excluded)
+            allowed = None if candidates is None else set(candidates.tolist())
+            return self._ranked(request.text, query, index, space_id, allowed, top_k, visibility, allows, excluded)
         assert query is not None
         scored = self._dense(index, query, space_id, candidates, top_k, excluded)
         hits = self._hits(space_id, scored, now.timestamp(), visibility, allows)
@@ -218,7 +226,7 @@ class Search:
         index: SpaceIndex,
         query: FloatArray,
         space_id: str,
-        candidates: set[int] | None,
+        candidates: LabelArray | set[int] | None,
         k: int,
         excluded: frozenset[int] = frozenset(),
     ) -> list[tuple[int, float]]:
@@ -237,29 +245,34 @@ class Search:
             if excluded:
                 return index.search(query, min(k, size - len(excluded)), lambda label: label not in excluded)
             return index.search(query, min(k, size))
+        if isinstance(candidates, set):
+            candidates = _sorted(candidates)
         exact_bound = self._context.settings.exact_search_max_candidates
         if len(candidates) <= exact_bound:
-            return index.nearest_of(query, list(candidates), k)
+            return index.nearest_of(query, candidates, k)
         k = min(k, len(candidates))
         share = len(candidates) / max(size, len(candidates))
         # A probe at the index's own ef tells whether matches lie near the query at all, and how densely: a filter
         # that follows the content (a project's label) has none near most queries, and a deep search would be
         # wasted; near the query its matches may be far denser than their share of the space.
         probe = index.search(query, min(_PROBE, size))
-        near = sum(label in candidates for label, _ in probe) / max(len(probe), 1)
+        near = float(_among(probe, candidates).mean()) if probe else 0.0
         if near > 0:
             depth = max(math.ceil(k / max(share, near) * _OVERSAMPLING), 2 * _PROBE)
             if depth <= _MAX_UNFILTERED_DEPTH:
-                kept = [(label, score) for label, score in index.search(query, depth) if label in candidates]
+                deep = index.search(query, depth)
+                kept = [hit for hit, match in zip(deep, _among(deep, candidates), strict=True) if match]
                 if len(kept) >= k:
                     return kept[:k]
         if len(candidates) <= exact_bound * _EXACT_FALLBACK_FACTOR:
             # Matches away from the query (a filter that follows the content, such as a project's label): hnswlib's
             # filtered search needs an ef near 1024 to reach them reliably, slower than scoring them all.
-            return index.nearest_of(query, list(candidates), k)
+            return index.nearest_of(query, candidates, k)
         # hnswlib searches with ef = max(ef, k): asking for ``ef`` neighbours raises it for this call alone.
         ef = min(max(self._context.settings.hnsw_ef_search, k) * math.ceil(1 / math.sqrt(share)), _MAX_FILTERED_EF)
-        return index.search(query, min(max(ef, k), len(candidates)), candidates.__contains__)[:k]
+        # hnswlib calls the filter for every node it visits: a set answers faster than the array.
+        allowed = set(candidates.tolist())
+        return index.search(query, min(max(ef, k), len(candidates)), allowed.__contains__)[:k]
 
     def _ranked(
         self,
@@ -340,6 +353,21 @@ def fuse(dense: Scored, lexical: Scored, dense_weight: float) -> Scored:
         for label, score in ranking:
             fused[label] = fused.get(label, 0.0) + weight * max(score, 0.0) / best
     return sorted(fused.items(), key=lambda item: -item[1])
+
+
+def _sorted(labels: Iterable[int]) -> LabelArray:
+    """Labels as the sorted array a dense search takes."""
+    return np.sort(np.fromiter(labels, dtype=np.int64))
+
+
+def _among(scored: Scored, candidates: LabelArray) -> npt.NDArray[np.bool_]:
+    """Which of the scored labels are among the sorted ``candidates``."""
+    labels = np.fromiter((label for label, _ in scored), dtype=np.int64, count=len(scored))
+    if len(candidates) == 0:
+        return np.zeros(len(labels), dtype=np.bool_)
+    at = np.minimum(np.searchsorted(candidates, labels), len(candidates) - 1)
+    found: npt.NDArray[np.bool_] = candidates[at] == labels
+    return found
 
 
 def _unarchived(allows: Callable[[CubeAccess], bool]) -> Callable[[CubeAccess], bool]:

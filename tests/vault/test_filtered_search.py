@@ -291,3 +291,35 @@ def test_a_label_that_follows_the_content_keeps_the_exact_top_k_past_the_exact_b
         assert exact == len(queries), f"{exact} of {len(queries)} exact, recall@10 {mean:.3f}"
     finally:
         channel.close()
+
+
+def test_exact_scoring_finds_each_labels_row_through_appends_deletes_and_lower_labels(tmp_path: Path) -> None:
+    """``nearest_of`` maps labels to rows through a sorted lookup that appends, drops and rebuilds."""
+    dim = 16
+    rng = np.random.default_rng(5)
+    index = SpaceIndex(IndexParams(dim, 8, 50, 16), tmp_path / "s.hnsw")
+    units: dict[int, Floats] = {}
+
+    def add(labels: list[int]) -> None:
+        vectors = unit_rows(rng, len(labels), dim)
+        index.add(labels, vectors)
+        units.update(zip(labels, vectors, strict=True))
+
+    def check(labels: list[int]) -> None:
+        query = unit_rows(rng, 1, dim)[0]
+        scores = np.array([units[label] @ query for label in labels])
+        expected = [labels[i] for i in np.argsort(-scores)[:5]]
+        found = index.nearest_of(query, np.array(sorted(labels), dtype=np.int64), 5)
+        assert [label for label, _ in found] == expected
+        np.testing.assert_allclose([score for _, score in found], np.sort(scores)[::-1][:5], atol=1e-5)
+
+    add(list(range(200)))
+    check(list(range(0, 200, 3)))  # builds the lookup
+    add(list(range(300, 350)))  # higher labels: appended to it
+    check([*range(0, 200, 7), *range(300, 350)])
+    index.delete([5, 310])  # their rows go back to the free list, and the lookup is dropped
+    del units[5], units[310]
+    check([label for label in units if label % 2])
+    add([250, 251])  # lower than the highest held, in the freed rows: the lookup is rebuilt
+    check(list(units))
+    check([250, 251, 349, 0])

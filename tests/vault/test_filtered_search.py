@@ -305,21 +305,38 @@ def test_exact_scoring_finds_each_labels_row_through_appends_deletes_and_lower_l
         index.add(labels, vectors)
         units.update(zip(labels, vectors, strict=True))
 
-    def check(labels: list[int]) -> None:
+    def check(labels: list[int], shared: npt.NDArray[np.int64] | None = None) -> None:
         query = unit_rows(rng, 1, dim)[0]
         scores = np.array([units[label] @ query for label in labels])
         expected = [labels[i] for i in np.argsort(-scores)[:5]]
-        found = index.nearest_of(query, np.array(sorted(labels), dtype=np.int64), 5)
+        found = index.nearest_of(query, np.array(sorted(labels), dtype=np.int64) if shared is None else shared, 5)
         assert [label for label, _ in found] == expected
         np.testing.assert_allclose([score for _, score in found], np.sort(scores)[::-1][:5], atol=1e-5)
 
+    def posting(labels: list[int]) -> npt.NDArray[np.int64]:
+        """A read-only array, as the catalog shares a posting's: its rows are kept between searches."""
+        shared = np.array(sorted(labels), dtype=np.int64)
+        shared.flags.writeable = False
+        return shared
+
     add(list(range(200)))
     check(list(range(0, 200, 3)))  # builds the lookup
-    add(list(range(300, 350)))  # higher labels: appended to it
+    odd = posting([label for label in range(200) if label % 2])
+    check(odd.tolist(), odd)
+    add(list(range(300, 350)))  # higher labels: appended to the lookup; the rows kept for ``odd`` still hold
     check([*range(0, 200, 7), *range(300, 350)])
+    check(odd.tolist(), odd)
     index.delete([5, 310])  # their rows go back to the free list, and the lookup is dropped
     del units[5], units[310]
     check([label for label in units if label % 2])
     add([250, 251])  # lower than the highest held, in the freed rows: the lookup is rebuilt
     check(list(units))
     check([250, 251, 349, 0])
+    live_odd = posting([label for label in units if label % 2])
+    check(live_odd.tolist(), live_odd)
+    index.delete([7])  # drops the rows kept for ``live_odd``
+    del units[7]
+    add([400])
+    check([label for label in units if label % 2])
+    rest = posting([label for label in units if label % 2])
+    check(rest.tolist(), rest)

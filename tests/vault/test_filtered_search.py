@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import uuid
 from collections.abc import Iterable, Iterator
+from itertools import pairwise
 from pathlib import Path
 
 import grpc
@@ -29,7 +30,7 @@ from memos_grpc._proto.memos.v1.governance_service_pb2_grpc import GovernanceSer
 from memos_grpc._proto.memos.v1.vault_service_pb2_grpc import VaultServiceStub
 from memos_grpc.embedding.embedder import Embedder
 from memos_grpc.server.app import MemosServer
-from memos_grpc.store.vectors import IndexParams, SpaceIndex
+from memos_grpc.store.vectors import _PARALLEL_ROWS, IndexParams, SpaceIndex
 
 Floats = npt.NDArray[np.float32]
 
@@ -340,3 +341,20 @@ def test_exact_scoring_finds_each_labels_row_through_appends_deletes_and_lower_l
     check([label for label in units if label % 2])
     rest = posting([label for label in units if label % 2])
     check(rest.tolist(), rest)
+
+
+def test_exact_scoring_shared_between_threads_scores_every_row(tmp_path: Path) -> None:
+    """Past ``_PARALLEL_ROWS`` the rows are scored in shares by several threads: every share is written."""
+    dim, count = 8, 12_000
+    rng = np.random.default_rng(11)
+    index = SpaceIndex(IndexParams(dim, 8, 20, 16), tmp_path / "s.hnsw")
+    vectors = unit_rows(rng, count, dim)
+    index.add(range(count), vectors)
+    # An uneven number of rows, so the last share is shorter than the others.
+    labels = np.sort(rng.choice(count, _PARALLEL_ROWS + 1_333, replace=False)).astype(np.int64)
+    for query in unit_rows(rng, 5, dim):
+        expected = dict(zip(labels.tolist(), (vectors[labels] @ query).tolist(), strict=True))
+        found = index.nearest_of(query, labels, len(labels))  # every score, so a missed share would show
+        assert sorted(label for label, _ in found) == labels.tolist()
+        np.testing.assert_allclose([score for _, score in found], [expected[label] for label, _ in found], atol=1e-5)
+        assert all(a[1] >= b[1] for a, b in pairwise(found))  # best first

@@ -18,7 +18,7 @@ import threading
 from collections.abc import Callable, Collection, Iterable
 from dataclasses import dataclass
 from datetime import datetime, timedelta
-from typing import TypeVar
+from typing import NoReturn, TypeVar
 
 import duckdb
 import numpy as np
@@ -128,10 +128,7 @@ class EmbeddedCubeWrite:
 
     def taken(self, space_id: str, cube_ids: Iterable[str]) -> set[str]:
         """Which of the ids are taken in the space."""
-        rows = self._cursor.execute(
-            f"SELECT cube_id FROM cubes WHERE space_id = ? AND cube_id IN {IDS}", [space_id, id_list(cube_ids)]
-        ).fetchall()
-        return {str(cube_id) for (cube_id,) in rows}
+        return _taken(self._cursor, space_id, cube_ids)
 
     def by_provenance(self, space_id: str, provenance_ids: Iterable[str]) -> dict[str, CubeRow]:
         """The cubes of the space holding those provenance ids, by provenance id (vectors not read)."""
@@ -363,10 +360,7 @@ class EmbeddedCubeStore:
     def taken(self, space_id: str, cube_ids: Iterable[str]) -> set[str]:
         """Which of the ids are taken in the space, as committed."""
         with self._store.database.read() as cursor:
-            rows = cursor.execute(
-                f"SELECT cube_id FROM cubes WHERE space_id = ? AND cube_id IN {IDS}", [space_id, id_list(cube_ids)]
-            ).fetchall()
-        return {str(cube_id) for (cube_id,) in rows}
+            return _taken(cursor, space_id, cube_ids)
 
     def visible(
         self, space_id: str, cube_id: str, visibility: CubeVisibility, now: datetime
@@ -382,10 +376,7 @@ class EmbeddedCubeStore:
                 [now, space_id, cube_id, *params],
             ).fetchone()
             if found is None:
-                require_space(cursor, space_id)
-                raise NotFoundError(
-                    f"cube {cube_name(space_id, cube_id)} does not exist", reason=reasons.CUBE_NOT_FOUND
-                )
+                _raise_not_found(cursor, space_id, cube_id)
         return cube_pb2.MemCube.FromString(found[0]), bool(found[1])
 
     def page(
@@ -438,10 +429,7 @@ class EmbeddedCubeStore:
                 [space_id, cube_id, now, *params],
             ).fetchone()
             if found is None:
-                require_space(cursor, space_id)
-                raise NotFoundError(
-                    f"cube {cube_name(space_id, cube_id)} does not exist", reason=reasons.CUBE_NOT_FOUND
-                )
+                _raise_not_found(cursor, space_id, cube_id)
             if only is not None:
                 rows = cursor.execute(
                     "SELECT version, cube_pb FROM cube_versions WHERE space_id = ? AND cube_id = ? AND version = ?",
@@ -483,6 +471,19 @@ class EmbeddedCubeStore:
         """``derivation.hidden_sources``, as committed."""
         with self._store.database.read() as cursor:
             return derivation.hidden_sources(cursor, space_id, cube, now, visibility)
+
+
+def _taken(cursor: Connection, space_id: str, cube_ids: Iterable[str]) -> set[str]:
+    rows = cursor.execute(
+        f"SELECT cube_id FROM cubes WHERE space_id = ? AND cube_id IN {IDS}", [space_id, id_list(cube_ids)]
+    ).fetchall()
+    return {str(cube_id) for (cube_id,) in rows}
+
+
+def _raise_not_found(cursor: Connection, space_id: str, cube_id: str) -> NoReturn:
+    """NOT_FOUND for a cube the caller cannot have: SPACE_NOT_FOUND without the space, else CUBE_NOT_FOUND."""
+    require_space(cursor, space_id)
+    raise NotFoundError(f"cube {cube_name(space_id, cube_id)} does not exist", reason=reasons.CUBE_NOT_FOUND)
 
 
 def require_space(cursor: Connection, space_id: str) -> None:

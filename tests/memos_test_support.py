@@ -9,6 +9,9 @@ from typing import Any, TypeVar
 
 import grpc
 
+from memos_grpc._proto.memos.v1 import access_pb2, principal_pb2
+from memos_grpc._proto.memos.v1 import governance_service_pb2 as g
+from memos_grpc._proto.memos.v1.governance_service_pb2_grpc import GovernanceServiceStub
 from memos_grpc.embedding.embedder import Embedder
 from memos_grpc.server.app import MemosServer
 from memos_grpc.settings import Settings
@@ -81,3 +84,21 @@ def start_server(data_dir: Path, embedder: Embedder, **overrides: object) -> Mem
     server = MemosServer(settings, embedder)
     server.start()
     return server
+
+
+def share_with_viewer_and_editor(governance: GovernanceServiceStub, space: str) -> dict[str, str]:
+    """Creates principals ``viewer`` and ``editor``, gives them those roles on ``space`` (the admin owns it) and
+    returns their bearer tokens by name."""
+    tokens = {}
+    for name in ("viewer", "editor"):
+        governance.CreatePrincipal(g.CreatePrincipalRequest(principal_id=name, principal=principal_pb2.Principal()))
+        tokens[name] = governance.CreateCredential(g.CreateCredentialRequest(parent=f"principals/{name}")).token
+    policy = access_pb2.AccessPolicy(
+        bindings=[
+            access_pb2.AccessBinding(role=access_pb2.ROLE_OWNER, members=["principals/admin"]),
+            access_pb2.AccessBinding(role=access_pb2.ROLE_EDITOR, members=["principals/editor"]),
+            access_pb2.AccessBinding(role=access_pb2.ROLE_VIEWER, members=["principals/viewer"]),
+        ]
+    )
+    governance.SetAccessPolicy(g.SetAccessPolicyRequest(resource=space, policy=policy))
+    return tokens

@@ -8,7 +8,7 @@ import grpc
 import numpy as np
 import pytest
 from google.protobuf import field_mask_pb2
-from memos_test_support import admin_token, authorized_channel, start_server
+from memos_test_support import admin_token, authorized_channel, share_with_viewer_and_editor, start_server
 
 from memos_grpc._proto.memos.v1 import access_pb2, cube_pb2, principal_pb2, space_pb2
 from memos_grpc._proto.memos.v1 import governance_service_pb2 as g
@@ -57,18 +57,7 @@ def test_viewers_get_withheld_and_redacted_cubes_editors_do_not(tmp_path: Path, 
         Rule(sensitivity_label="internal", action=Rule.ACTION_WITHHOLD, audience=Rule.AUDIENCE_EXPORT),
     ]
     governance.CreateSpace(g.CreateSpaceRequest(space_id="clinic", space=space_pb2.Space(redaction_rules=rules)))
-    tokens = {}
-    for name in ("viewer", "editor"):
-        governance.CreatePrincipal(g.CreatePrincipalRequest(principal_id=name, principal=principal_pb2.Principal()))
-        tokens[name] = governance.CreateCredential(g.CreateCredentialRequest(parent=f"principals/{name}")).token
-    policy = access_pb2.AccessPolicy(
-        bindings=[
-            access_pb2.AccessBinding(role=access_pb2.ROLE_OWNER, members=["principals/admin"]),
-            access_pb2.AccessBinding(role=access_pb2.ROLE_EDITOR, members=["principals/editor"]),
-            access_pb2.AccessBinding(role=access_pb2.ROLE_VIEWER, members=["principals/viewer"]),
-        ]
-    )
-    governance.SetAccessPolicy(g.SetAccessPolicyRequest(resource=SPACE, policy=policy))
+    tokens = share_with_viewer_and_editor(governance, SPACE)
     owner_vault = VaultServiceStub(admin)
     for seed, (cube_id, cube) in enumerate(
         [

@@ -16,9 +16,9 @@ from pathlib import Path
 import grpc
 import pytest
 from google.protobuf import field_mask_pb2
-from memos_test_support import admin_token, authorized_channel, reason_of, start_server
+from memos_test_support import admin_token, authorized_channel, reason_of, share_with_viewer_and_editor, start_server
 
-from memos_grpc._proto.memos.v1 import access_pb2, cube_pb2, principal_pb2
+from memos_grpc._proto.memos.v1 import cube_pb2
 from memos_grpc._proto.memos.v1 import governance_service_pb2 as g
 from memos_grpc._proto.memos.v1 import vault_service_pb2 as v
 from memos_grpc._proto.memos.v1.governance_service_pb2_grpc import GovernanceServiceStub
@@ -61,19 +61,9 @@ def world(tmp_path: Path, embedder: Embedder) -> Iterator[World]:
     governance.CreateSpace(g.CreateSpaceRequest(space_id="fleeting"))
     channels = [admin]
     stubs = {}
-    for name in ("viewer", "editor"):
-        governance.CreatePrincipal(g.CreatePrincipalRequest(principal_id=name, principal=principal_pb2.Principal()))
-        token = governance.CreateCredential(g.CreateCredentialRequest(parent=f"principals/{name}")).token
+    for name, token in share_with_viewer_and_editor(governance, SPACE).items():
         channels.append(authorized_channel(server.address, token))
         stubs[name] = VaultServiceStub(channels[-1])
-    policy = access_pb2.AccessPolicy(
-        bindings=[
-            access_pb2.AccessBinding(role=access_pb2.ROLE_OWNER, members=["principals/admin"]),
-            access_pb2.AccessBinding(role=access_pb2.ROLE_EDITOR, members=["principals/editor"]),
-            access_pb2.AccessBinding(role=access_pb2.ROLE_VIEWER, members=["principals/viewer"]),
-        ]
-    )
-    governance.SetAccessPolicy(g.SetAccessPolicyRequest(resource=SPACE, policy=policy))
     vault = VaultServiceStub(admin)
     expire_at = utc_now().replace(microsecond=0) + timedelta(seconds=60)
 

@@ -40,6 +40,8 @@ DEFAULT_CHECKPOINT_MB = 256
 #: Field metadata key of a setting that must be greater than zero: the mark sits on the field itself, so a new
 #: limit cannot be declared without deciding it, and ``Settings.validate`` reads the marks.
 POSITIVE = "positive"
+#: Field metadata key of a setting that may be zero but not below (0 usually turns something off).
+NOT_NEGATIVE = "not_negative"
 
 _Default = TypeVar("_Default", int, float)
 
@@ -51,6 +53,11 @@ def positive(default: _Default) -> _Default:
     annotation stays the plain ``int`` or ``float`` that ``_convert`` reads.
     """
     return dataclasses.field(default=default, metadata={POSITIVE: True})
+
+
+def not_negative(default: _Default) -> _Default:
+    """The default of a setting that must be zero or more (below zero is refused at load); typed as ``positive``."""
+    return dataclasses.field(default=default, metadata={NOT_NEGATIVE: True})
 
 
 @dataclasses.dataclass(frozen=True)
@@ -106,6 +113,9 @@ class Settings:
     hnsw_ef_search: int = positive(64)
     #: A filtered search whose filter matches at most this many cubes is exact.
     exact_search_max_candidates: int = 4096
+    #: MiB of contiguous copies of recently scored filters' vectors, shared by every space; a filter scored
+    #: again reads one block instead of gathering scattered rows (about ten times faster). 0 keeps none.
+    exact_scoring_cache_mb: int = not_negative(256)
     #: Seconds within which a new or changed cube becomes searchable lexically (BM25); dense search sees it at once.
     lexical_refresh_seconds: float = positive(0.5)
     #: Share of the dense score in hybrid search (0 to 1; the lexical score has the rest). Each list's scores
@@ -133,7 +143,7 @@ class Settings:
     sweep_interval_seconds: float = positive(60.0)
     #: How long after its expire time an expired cube's tombstone (state EXPIRED, no content) stays listed
     #: before the sweeper removes it too; 0 removes it in the sweep that empties it.
-    expired_retention_seconds: float = 30 * 86400.0
+    expired_retention_seconds: float = not_negative(30 * 86400.0)
     #: How long an upload lets its uploader name the blob in its space; unreferenced blobs go only after it.
     blob_grace_seconds: float = 3600.0
 
@@ -201,7 +211,7 @@ class Settings:
     #: witness node logs at start). Calls use TLS (peer_ca_file) unless allow_plaintext_peers is set.
     marketplace_witnesses: str = ""
     #: How many of those witnesses must cosign a checkpoint before it is published (0: all of them).
-    marketplace_witness_quorum: int = 0
+    marketplace_witness_quorum: int = not_negative(0)
     #: Longest the publisher waits for one witness to answer.
     marketplace_witness_timeout_seconds: float = positive(10.0)
     #: Shortest time between two checkpoints the publisher signs: appends in between share one checkpoint.
@@ -232,6 +242,11 @@ class Settings:
     def positive_names(cls) -> list[str]:
         """The settings declared with ``positive(...)``, in declaration order."""
         return [f.name for f in dataclasses.fields(cls) if f.metadata.get(POSITIVE, False)]
+
+    @classmethod
+    def not_negative_names(cls) -> list[str]:
+        """The settings declared with ``not_negative(...)``, in declaration order."""
+        return [f.name for f in dataclasses.fields(cls) if f.metadata.get(NOT_NEGATIVE, False)]
 
     @classmethod
     def load(
@@ -275,6 +290,9 @@ class Settings:
         for name in self.positive_names():
             if getattr(self, name) <= 0:
                 raise InvalidArgumentError(f"setting {name} must be positive", reason=reasons.INVALID_CONFIG)
+        for name in self.not_negative_names():
+            if getattr(self, name) < 0:
+                raise InvalidArgumentError(f"setting {name} must not be negative", reason=reasons.INVALID_CONFIG)
         if self.lora_rank > MAX_LORA_RANK:
             raise InvalidArgumentError(
                 f"setting lora_rank must be at most {MAX_LORA_RANK}, not {self.lora_rank}",
@@ -303,14 +321,6 @@ class Settings:
             raise InvalidArgumentError(
                 "setting bundle_chunk_bytes must be at most half of max_send_message_bytes",
                 reason=reasons.INVALID_CONFIG,
-            )
-        if self.expired_retention_seconds < 0:
-            raise InvalidArgumentError(
-                "setting expired_retention_seconds must not be negative", reason=reasons.INVALID_CONFIG
-            )
-        if self.marketplace_witness_quorum < 0:
-            raise InvalidArgumentError(
-                "setting marketplace_witness_quorum must not be negative", reason=reasons.INVALID_CONFIG
             )
         if self.payload_chunk_bytes > self.max_send_message_bytes // 2:
             raise InvalidArgumentError(

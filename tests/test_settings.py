@@ -129,6 +129,23 @@ def test_a_positive_setting_refuses_zero_and_below(name: str, value: int) -> Non
     assert caught.value.message == f"setting {name} must be positive"
 
 
+#: Settings where 0 turns something off but below 0 means nothing.
+NOT_NEGATIVE_SETTINGS = {"exact_scoring_cache_mb", "expired_retention_seconds", "marketplace_witness_quorum"}
+
+
+def test_the_settings_marked_not_negative_are_the_known_ones() -> None:
+    assert set(Settings.not_negative_names()) == NOT_NEGATIVE_SETTINGS
+
+
+@pytest.mark.parametrize("name", sorted(NOT_NEGATIVE_SETTINGS))
+def test_a_not_negative_setting_takes_zero_and_refuses_below(name: str) -> None:
+    assert getattr(Settings.from_mapping({name: 0}), name) == 0
+    with pytest.raises(InvalidArgumentError) as caught:
+        Settings.from_mapping({name: -1})
+    assert caught.value.reason == "INVALID_CONFIG"
+    assert caught.value.message == f"setting {name} must not be negative"
+
+
 def test_a_default_lora_rank_past_the_largest_trainable_is_refused_at_load() -> None:
     """Otherwise every transform relying on the default would fail with INVALID_TRAINING, long after start-up."""
     assert Settings.from_mapping({"lora_rank": MAX_LORA_RANK}).lora_rank == MAX_LORA_RANK

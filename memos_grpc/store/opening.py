@@ -18,7 +18,7 @@ def open_store(settings: Settings, params: IndexParams) -> tuple[Store, RepairRe
     """
     store = Store(
         database=Database(settings.duckdb_path, settings.write_group_max, settings.checkpoint_threshold_mb),
-        indexes=VectorIndexes(settings.index_dir, params),
+        indexes=VectorIndexes(settings.index_dir, params, settings.exact_scoring_cache_mb * 2**20),
         blobs=BlobStore(settings.blob_dir),
     )
     # Before the catalog is loaded from DuckDB: loading it rebuilds the lexical index too.

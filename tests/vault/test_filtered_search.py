@@ -30,7 +30,7 @@ from memos_grpc._proto.memos.v1.governance_service_pb2_grpc import GovernanceSer
 from memos_grpc._proto.memos.v1.vault_service_pb2_grpc import VaultServiceStub
 from memos_grpc.embedding.embedder import Embedder
 from memos_grpc.server.app import MemosServer
-from memos_grpc.store.vectors import _PARALLEL_ROWS, IndexParams, SpaceIndex
+from memos_grpc.store.vectors import _PARALLEL_ROWS, GatheredRows, IndexParams, SpaceIndex
 
 Floats = npt.NDArray[np.float32]
 
@@ -294,11 +294,15 @@ def test_a_label_that_follows_the_content_keeps_the_exact_top_k_past_the_exact_b
         channel.close()
 
 
-def test_exact_scoring_finds_each_labels_row_through_appends_deletes_and_lower_labels(tmp_path: Path) -> None:
-    """``nearest_of`` maps labels to rows through a sorted lookup that appends, drops and rebuilds."""
+@pytest.mark.parametrize("budget", [0, 2**20], ids=["rows-only", "blocks"])
+def test_exact_scoring_finds_each_labels_row_through_appends_deletes_and_lower_labels(
+    tmp_path: Path, budget: int
+) -> None:
+    """``nearest_of`` maps labels to rows through a sorted lookup that appends, drops and rebuilds; with a budget
+    for copies of the rows, each posting scored again reads its copy, which deletions make void."""
     dim = 16
     rng = np.random.default_rng(5)
-    index = SpaceIndex(IndexParams(dim, 8, 50, 16), tmp_path / "s.hnsw")
+    index = SpaceIndex(IndexParams(dim, 8, 50, 16), tmp_path / "s.hnsw", GatheredRows(budget))
     units: dict[int, Floats] = {}
 
     def add(labels: list[int]) -> None:

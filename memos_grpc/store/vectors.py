@@ -426,6 +426,14 @@ class SpaceIndex:
                 found[i] = self._matrix[row] if row is not None else self._index.get_items([label])[0]
             return found
 
+    def scores_from_block(self, labels: LabelArray) -> bool:
+        """Whether ``nearest_of`` would score these labels from a kept contiguous copy of their rows: then an
+        exact scoring costs about one read of ``len(labels) * dimension`` floats, less than a deep graph search."""
+        if labels.flags.writeable:
+            return False
+        entry = self.gathered.find(self.owner, labels, self._generation)
+        return entry is not None and entry.block is not None
+
     def nearest_of(self, query: FloatArray, labels: list[int] | LabelArray, k: int) -> list[tuple[int, float]]:
         """The ``k`` labels among live ``labels`` whose vectors score highest against ``query``, best first.
 

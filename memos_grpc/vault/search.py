@@ -4,7 +4,8 @@ A filter is resolved first: over tags, sensitivity labels and labels from the
 search catalog's postings, in memory; over other fields by a DuckDB query.
 When it matches few cubes (at most ``exact_search_max_candidates``) their
 vectors are scored exactly, so a selective filter never starves the result;
-otherwise an unfiltered hnswlib search deep enough for the matches' density
+so are up to eight times as many when a search under the same filter kept
+their vectors as one block; otherwise an unfiltered hnswlib search deep enough for the matches' density
 near the query is filtered afterwards, and when none are near, or too few
 are found, they are scored exactly or, past eight times that bound, searched
 by hnswlib under the filter with a raised ef (``Search._dense``). Labels
@@ -232,7 +233,9 @@ class Search:
     ) -> list[tuple[int, float]]:
         """The ``k`` nearest labels (among ``candidates``, when given; never ``excluded`` ones) and their cosine.
 
-        Among candidates, by their share of the space: few are scored exactly; more are taken from an
+        Among candidates, by their share of the space: few are scored exactly, and so are up to eight times as
+        many whose rows a search under the same posting kept as one block (``SpaceIndex.scores_from_block``);
+        more are taken from an
         unfiltered search deep enough to hold ``k`` of them several times over, by their density among the
         query's nearest 64 or their share of the space, whichever is higher (hnswlib's own filter calls back into
         Python for every node it visits, and at a given ef finds fewer of a small share); when none lie among the
@@ -249,6 +252,9 @@ class Search:
             candidates = _sorted(candidates)
         exact_bound = self._context.settings.exact_search_max_candidates
         if len(candidates) <= exact_bound:
+            return index.nearest_of(query, candidates, k)
+        if len(candidates) <= exact_bound * _EXACT_FALLBACK_FACTOR and index.scores_from_block(candidates):
+            # Scored before and kept as one block: exact, and cheaper than the probe and deep search below.
             return index.nearest_of(query, candidates, k)
         k = min(k, len(candidates))
         share = len(candidates) / max(size, len(candidates))

@@ -47,6 +47,8 @@ def test_a_posting_scored_again_reads_its_block_and_a_vector_replaced_in_place_v
 
     assert [label for label, _ in index.nearest_of(query, odd, 10)] == exact_top(units, odd, query, 10)
     assert gathered.nbytes >= len(odd) * DIM * 4  # the block was kept
+    assert index.scores_from_block(odd)
+    assert not index.scores_from_block(np.array(odd))  # a writable copy is no posting
     entry = gathered.find(index.owner, odd, 0)
     assert entry is not None and entry.block is not None
     # Scored again: the same answer, from the block.
@@ -58,6 +60,7 @@ def test_a_posting_scored_again_reads_its_block_and_a_vector_replaced_in_place_v
     replaced = unit_rows(rng, 1)
     index.add([label], replaced)
     units[label] = replaced[0]
+    assert not index.scores_from_block(odd)
     found = index.nearest_of(replaced[0], odd, 3)
     assert found[0][0] == label and abs(found[0][1] - 1.0) < 1e-5
     assert [hit for hit, _ in found] == exact_top(units, odd, replaced[0], 3)
@@ -93,6 +96,7 @@ def test_a_posting_larger_than_the_budget_is_scored_without_a_copy(tmp_path: Pat
         assert [label for label, _ in index.nearest_of(query, even, 5)] == exact_top(units, even, query, 5)
     entry = gathered.find(index.owner, even, 0)
     assert entry is not None and entry.block is None  # only the row order is kept
+    assert not index.scores_from_block(even)
 
 
 def test_dropping_a_space_frees_its_blocks(tmp_path: Path) -> None:

@@ -34,7 +34,7 @@ install: $(BIN)/python
 lock:
 	$(PYTHON) -m venv $(LOCK_TOOL)
 	$(LOCK_TOOL)/bin/pip install --quiet uv==$(UV_VERSION)
-	$(COMPILE) --extra dev --extra models pyproject.toml requirements/build.in -o $(LOCK)
+	$(COMPILE) --extra dev --extra models --extra postgres pyproject.toml requirements/build.in -o $(LOCK)
 	$(COMPILE) -c $(LOCK) requirements/build.in -o $(BUILD_LOCK)
 
 serve: install

@@ -80,8 +80,7 @@ def append_leaves(
             new_nodes.append((level, index, value))
     new_nodes = [node for node in new_nodes if node[0] >= STORED_LEVEL]
     # One Arrow table per statement: DuckDB's executemany costs about half a millisecond per row.
-    _insert_table(
-        cursor,
+    cursor.insert_table(
         "tlog_entries",
         pa.table(
             {
@@ -92,8 +91,7 @@ def append_leaves(
             }
         ),
     )
-    _insert_table(
-        cursor,
+    cursor.insert_table(
         "tlog_nodes",
         pa.table(
             {
@@ -197,13 +195,3 @@ def first_published_covering(cursor: Connection, index: int) -> tuple[int, str] 
         "SELECT tree_size, note FROM tlog_published WHERE tree_size > ? ORDER BY tree_size LIMIT 1", [index]
     ).fetchone()
     return None if row is None else (int(row[0]), str(row[1]))
-
-
-def _insert_table(cursor: Connection, table: str, rows: pa.Table) -> None:
-    """Inserts an Arrow table's rows (columns in the table's order) in the caller's transaction."""
-    view = f"{table}_incoming"
-    cursor.register(view, rows)
-    try:
-        cursor.execute(f"INSERT INTO {table} SELECT * FROM {view}")
-    finally:
-        cursor.unregister(view)

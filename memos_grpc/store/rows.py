@@ -5,7 +5,6 @@ from __future__ import annotations
 import hashlib
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
-from typing import Any
 
 import numpy as np
 import pyarrow as pa
@@ -13,6 +12,7 @@ from google.protobuf import timestamp_pb2
 
 from memos_grpc._proto.memos.v1 import cube_pb2
 from memos_grpc.embedding.embedder import FloatArray
+from memos_grpc.store.cursor import Cursor
 
 #: Columns of the cubes table written on insert, in this order.
 CUBE_COLUMNS = (
@@ -42,26 +42,19 @@ CUBE_COLUMNS = (
     "access_owner",
     "access_principals",
 )
-INSERT_SQL = f"INSERT INTO cubes ({', '.join(CUBE_COLUMNS)}) SELECT {', '.join(CUBE_COLUMNS)} FROM rows"
-#: Records the same rows as versions (every write of a cube row is a new version of it).
-INSERT_VERSIONS_SQL = (
-    "INSERT INTO cube_versions "
-    "SELECT space_id, cube_id, version, cube_pb, embedding, blob_digest, update_time FROM rows"
-)
+#: The columns a version row copies from its cube row.
+VERSION_COLUMNS = ("space_id", "cube_id", "version", "cube_pb", "embedding", "blob_digest", "update_time")
 
 
-def insert_rows(cursor: Any, rows: list[CubeRow], *, versions: bool = True) -> None:
+def insert_rows(cursor: Cursor, rows: list[CubeRow], *, versions: bool = True) -> None:
     """Inserts cube rows and records each as a version, in the caller's transaction.
 
     ``versions=False`` for the one row that is not a version: an expired cube's tombstone.
     """
-    cursor.register("rows", rows_table(rows))
-    try:
-        cursor.execute(INSERT_SQL)
-        if versions:
-            cursor.execute(INSERT_VERSIONS_SQL)
-    finally:
-        cursor.unregister("rows")
+    table = rows_table(rows)
+    cursor.insert_table("cubes", table)
+    if versions:
+        cursor.insert_table("cube_versions", table.select(list(VERSION_COLUMNS)))
 
 
 @dataclass

@@ -1,0 +1,30 @@
+"""What the store's record functions need of a transaction: run a statement, fetch its rows, bulk-insert.
+
+Both backends hand their functions a ``Cursor``: ``DuckCursor`` (``store/database.py``) over DuckDB's, and
+``PgCursor`` (``store/postgres/cursor.py``) over psycopg's. Statements are written once, in the SQL both
+databases accept, with ``?`` for each parameter; what differs (bulk inserts, a few functions) is a method here
+or a fragment in ``store/dialect.py``.
+"""
+
+from __future__ import annotations
+
+from typing import Any, Protocol
+
+import pyarrow as pa
+
+
+class Cursor(Protocol):
+    """A cursor inside the caller's transaction (or a read cursor): ``execute`` returns it, to fetch from."""
+
+    #: "duckdb" or "postgres": the few statements that differ pick their form by it (``store/dialect.py``).
+    dialect: str
+
+    def execute(self, query: str, parameters: Any = None, /) -> Cursor: ...
+    def executemany(self, query: str, parameters: Any = None, /) -> Cursor: ...
+    def fetchone(self) -> tuple[Any, ...] | None: ...
+    def fetchall(self) -> list[tuple[Any, ...]]: ...
+    def fetchmany(self, size: int = 1, /) -> list[tuple[Any, ...]]: ...
+
+    def insert_table(self, table: str, rows: pa.Table, /) -> None:
+        """Inserts an Arrow table's rows into ``table``, its columns named as the table's."""
+        ...

@@ -1,0 +1,145 @@
+"""The write path both backends share: one writer thread committing queued operations in groups, and an applier.
+
+Every change goes through ``GroupWriter.write``: the writer thread takes whatever operations are queued (up to a
+group size), runs them in one transaction and commits once (group commit). A second thread, the applier, then
+runs each committed operation's ``after_commit`` hook (vector index and catalog updates) strictly in commit
+order and only then answers the caller, so an acknowledged write is durable and already searchable, while the
+writer commits the next group as the applier indexes the last. If an operation in a group fails, the group is
+rolled back and its operations are retried one transaction each, so one bad request never sinks its
+neighbours. A backend supplies the transaction itself (``_run_transaction``) and what its driver's errors mean.
+"""
+
+from __future__ import annotations
+
+import logging
+import queue
+import threading
+from collections.abc import Callable
+from concurrent.futures import Future
+from dataclasses import dataclass, field
+from typing import Any, Generic, TypeVar
+
+from memos_grpc import reasons
+from memos_grpc.errors import MemosError, UnavailableError
+from memos_grpc.store.cursor import Cursor
+
+log = logging.getLogger(__name__)
+
+T = TypeVar("T")
+
+
+@dataclass
+class WriteOp(Generic[T]):
+    """One unit of work for the writer: ``apply`` runs inside a transaction."""
+
+    apply: Callable[[Cursor], T]
+    after_commit: Callable[[T], None] | None = None
+    future: Future[T] = field(default_factory=Future)
+
+
+class GroupWriter:
+    """The writer and applier threads of one open database; subclasses run the transactions."""
+
+    def __init__(self, group_max: int, thread_name: str) -> None:
+        self._group_max = group_max
+        self._queue: queue.Queue[WriteOp[Any] | None] = queue.Queue()
+        self._closed = False
+        self._applied: queue.Queue[tuple[list[WriteOp[Any]], list[Any]] | None] = queue.Queue()
+        self._thread = threading.Thread(target=self._run, name=thread_name, daemon=True)
+        self._applier = threading.Thread(target=self._apply_committed, name="index-applier", daemon=True)
+
+    def _start(self) -> None:
+        """Starts the threads; called by a subclass once its connections are open."""
+        self._thread.start()
+        self._applier.start()
+
+    # -- what a backend supplies ---------------------------------------------
+
+    def _run_transaction(self, applies: list[Callable[[Cursor], Any]]) -> list[Any]:
+        """Runs ``applies`` in one transaction on the writer's connection and commits, or rolls back and raises."""
+        raise NotImplementedError
+
+    def _as_memos_error(self, exc: BaseException) -> BaseException:
+        """The error a caller sees for ``exc``, raised by a failed transaction."""
+        return exc
+
+    # -- writes --------------------------------------------------------------
+
+    def _check_open(self) -> None:
+        if self._closed:
+            raise UnavailableError("the vault is closed", reason=reasons.VAULT_CLOSED)
+
+    def write(self, apply: Callable[[Cursor], T], after_commit: Callable[[T], None] | None = None) -> T:
+        """Runs ``apply`` in a committed transaction on the writer thread; returns its result."""
+        return self.submit(apply, after_commit).result()
+
+    def submit(self, apply: Callable[[Cursor], T], after_commit: Callable[[T], None] | None = None) -> Future[T]:
+        """Queues ``apply`` and returns at once; the future resolves once it is committed and applied."""
+        if self._closed:
+            raise UnavailableError("the vault is closing and takes no more writes", reason=reasons.VAULT_CLOSED)
+        op: WriteOp[T] = WriteOp(apply, after_commit)
+        self._queue.put(op)
+        return op.future
+
+    def _run(self) -> None:
+        while True:
+            first = self._queue.get()
+            if first is None:
+                return
+            group: list[WriteOp[Any]] = [first]
+            stop = False
+            while len(group) < self._group_max:
+                try:
+                    op = self._queue.get_nowait()
+                except queue.Empty:
+                    break
+                if op is None:
+                    stop = True
+                    break
+                group.append(op)
+            self._commit_group(group)
+            if stop:
+                return
+
+    def _commit_group(self, group: list[WriteOp[Any]]) -> None:
+        if len(group) > 1:
+            results = self._transaction(group)
+            if results is not None:
+                self._applied.put((group, results))
+                return
+        for op in group:  # alone, or retried alone after a failed group
+            result = self._transaction([op])
+            if result is not None:
+                self._applied.put(([op], result))
+
+    def _transaction(self, group: list[WriteOp[Any]]) -> list[Any] | None:
+        try:
+            return self._run_transaction([op.apply for op in group])
+        except BaseException as exc:
+            if len(group) == 1:
+                error = exc if isinstance(exc, MemosError) else self._as_memos_error(exc)
+                group[0].future.set_exception(error)
+            return None
+
+    def _apply_committed(self) -> None:
+        while (item := self._applied.get()) is not None:
+            group, results = item
+            for op, result in zip(group, results, strict=True):
+                try:
+                    if op.after_commit is not None:
+                        op.after_commit(result)
+                except Exception:
+                    # Committed already; derived indexes are repaired from the database at start-up.
+                    log.exception("post-commit index update failed")
+                op.future.set_result(result)
+
+    def _stop_threads(self) -> bool:
+        """Drains queued writes and stops both threads; False when already closed."""
+        if self._closed:
+            return False
+        self._closed = True
+        self._queue.put(None)
+        self._thread.join()
+        self._applied.put(None)
+        self._applier.join()
+        return True

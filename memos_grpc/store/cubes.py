@@ -20,7 +20,6 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import NoReturn, TypeVar
 
-import duckdb
 import numpy as np
 
 from memos_grpc import reasons
@@ -29,6 +28,7 @@ from memos_grpc.embedding.embedder import FloatArray
 from memos_grpc.errors import AlreadyExistsError, NotFoundError
 from memos_grpc.store import derivation, removal
 from memos_grpc.store.catalog_rows import catalog_entries
+from memos_grpc.store.cursor import KeyTaken
 from memos_grpc.store.database import IDS, Connection, Database, id_list
 from memos_grpc.store.filter import CompiledFilter
 from memos_grpc.store.interface import CubeWrite, Preindexing
@@ -203,7 +203,7 @@ class EmbeddedCubeWrite:
         self._use_labels(rows)
         try:
             insert_rows(self._cursor, rows)
-        except duckdb.ConstraintException as exc:
+        except KeyTaken as exc:
             # The primary key caught a taken id; the caller names it once this is rolled back (``Cubes._raise_taken``).
             raise AlreadyExistsError("a cube id is taken", reason=reasons.CUBE_ALREADY_EXISTS) from exc
         by_space: dict[str, list[CubeRow]] = {}

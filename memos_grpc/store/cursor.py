@@ -13,6 +13,11 @@ from typing import Any, Protocol
 import pyarrow as pa
 
 
+class KeyTaken(Exception):
+    """A write broke a key or constraint (a taken id, mostly): both backends' cursors raise this for it, so the
+    store's functions name what was taken without knowing the driver."""
+
+
 class Cursor(Protocol):
     """A cursor inside the caller's transaction (or a read cursor): ``execute`` returns it, to fetch from."""
 

@@ -19,7 +19,7 @@ import pyarrow as pa
 from memos_grpc.errors import StorageError
 from memos_grpc.settings import DEFAULT_CHECKPOINT_MB
 from memos_grpc.store import schema
-from memos_grpc.store.cursor import Cursor
+from memos_grpc.store.cursor import Cursor, KeyTaken
 from memos_grpc.store.group_commit import GroupWriter
 
 log = logging.getLogger(__name__)
@@ -37,11 +37,17 @@ class DuckCursor:
         self.raw = raw
 
     def execute(self, query: str, parameters: Any = None, /) -> DuckCursor:
-        self.raw.execute(query, parameters)
+        try:
+            self.raw.execute(query, parameters)
+        except duckdb.ConstraintException as exc:
+            raise KeyTaken(str(exc)) from exc
         return self
 
     def executemany(self, query: str, parameters: Any = None, /) -> DuckCursor:
-        self.raw.executemany(query, parameters)
+        try:
+            self.raw.executemany(query, parameters)
+        except duckdb.ConstraintException as exc:
+            raise KeyTaken(str(exc)) from exc
         return self
 
     def fetchone(self) -> tuple[Any, ...] | None:
@@ -60,6 +66,8 @@ class DuckCursor:
         self.raw.register(view, rows)
         try:
             self.raw.execute(f"INSERT INTO {table} ({columns}) SELECT {columns} FROM {view}")
+        except duckdb.ConstraintException as exc:
+            raise KeyTaken(str(exc)) from exc
         finally:
             self.raw.unregister(view)
 
@@ -126,7 +134,7 @@ class Database(GroupWriter):
             raise
 
     def _as_memos_error(self, exc: BaseException) -> BaseException:
-        if isinstance(exc, duckdb.Error):
+        if isinstance(exc, duckdb.Error | KeyTaken):
             log.error("DuckDB write failed: %s", exc)
             return StorageError(f"the vault's database refused the write: {exc}")
         return exc

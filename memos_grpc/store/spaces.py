@@ -12,11 +12,10 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import datetime
 
-import duckdb
-
 from memos_grpc._proto.memos.v1 import access_pb2, space_pb2
 from memos_grpc.store.catalog import SearchCatalog, viewer_rules
 from memos_grpc.store.cubes import LIVE
+from memos_grpc.store.cursor import KeyTaken
 from memos_grpc.store.database import Connection
 
 
@@ -45,7 +44,7 @@ def insert_space(cursor: Connection, space_id: str, space: space_pb2.Space, crea
             [space_id, space.SerializeToString(), create_time, space.etag, owner],
         )
         cursor.execute("INSERT INTO space_roles VALUES (?, ?, ?)", [space_id, owner, access_pb2.ROLE_OWNER])
-    except duckdb.ConstraintException as exc:
+    except KeyTaken as exc:
         raise SpaceIdTaken(space_id) from exc
 
 

@@ -1,4 +1,4 @@
-"""Fixtures of the store's tests: a real database on a fresh directory."""
+"""Fixtures of the store's tests: a real database of each backend, fresh for each test."""
 
 from __future__ import annotations
 
@@ -6,13 +6,24 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
+from postgres_support import drop_database, fresh_database
 
 from memos_grpc.store.database import Database
+from memos_grpc.store.postgres.database import PostgresDatabase
 
 
-@pytest.fixture
-def database(tmp_path: Path) -> Iterator[Database]:
-    """An open DuckDB database with the schema, closed after the test."""
-    opened = Database(tmp_path / "vault.duckdb", group_max=8)
-    yield opened
-    opened.close()
+@pytest.fixture(params=["duckdb", "postgres"])
+def database(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[Database | PostgresDatabase]:
+    """An open database with the schema, closed (and, on PostgreSQL, dropped) after the test."""
+    if request.param == "duckdb":
+        opened: Database | PostgresDatabase = Database(tmp_path / "vault.duckdb", group_max=8)
+        yield opened
+        opened.close()
+        return
+    url = fresh_database()
+    opened = PostgresDatabase(url, group_max=8)
+    try:
+        yield opened
+    finally:
+        opened.close()
+        drop_database(url)

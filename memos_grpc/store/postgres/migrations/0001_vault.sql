@@ -254,19 +254,23 @@ CREATE TABLE followed_log_events (
 );
 
 -- DuckDB's functions the store's statements call, under the same names and meanings, so each statement is written
--- once. Each is one SQL expression, which the planner inlines.
+-- once. Each is one SQL expression, which the planner inlines (quoted bodies: some take any array).
 CREATE FUNCTION string_split(text, text) RETURNS text[]
-    LANGUAGE sql IMMUTABLE PARALLEL SAFE RETURN string_to_array($1, $2);
-CREATE FUNCTION list_contains(anyarray, anyelement) RETURNS boolean
-    LANGUAGE sql IMMUTABLE PARALLEL SAFE RETURN COALESCE($2 = ANY ($1), FALSE);
-CREATE FUNCTION list_has_any(anyarray, anyarray) RETURNS boolean
-    LANGUAGE sql IMMUTABLE PARALLEL SAFE RETURN COALESCE($1 && $2, FALSE);
+    LANGUAGE sql IMMUTABLE PARALLEL SAFE AS $$ SELECT string_to_array($1, $2) $$;
+CREATE FUNCTION list_contains(text[], text) RETURNS boolean
+    LANGUAGE sql IMMUTABLE PARALLEL SAFE AS $$ SELECT COALESCE($2 = ANY ($1), FALSE) $$;
+CREATE FUNCTION list_contains(integer[], integer) RETURNS boolean
+    LANGUAGE sql IMMUTABLE PARALLEL SAFE AS $$ SELECT COALESCE($2 = ANY ($1), FALSE) $$;
+CREATE FUNCTION list_has_any(text[], text[]) RETURNS boolean
+    LANGUAGE sql IMMUTABLE PARALLEL SAFE AS $$ SELECT COALESCE($1 && $2, FALSE) $$;
 CREATE FUNCTION len(anyarray) RETURNS integer
-    LANGUAGE sql IMMUTABLE PARALLEL SAFE RETURN cardinality($1);
+    LANGUAGE sql IMMUTABLE PARALLEL SAFE AS $$ SELECT cardinality($1) $$;
+CREATE FUNCTION unhex(text) RETURNS bytea
+    LANGUAGE sql IMMUTABLE PARALLEL SAFE AS $$ SELECT decode($1, 'hex') $$;
 -- Labels: a JSONB object of strings where DuckDB has a MAP(VARCHAR, VARCHAR).
 CREATE FUNCTION map_contains(jsonb, text) RETURNS boolean
-    LANGUAGE sql IMMUTABLE PARALLEL SAFE RETURN jsonb_exists($1, $2);
+    LANGUAGE sql IMMUTABLE PARALLEL SAFE AS $$ SELECT jsonb_exists($1, $2) $$;
 CREATE FUNCTION map_extract_value(jsonb, text) RETURNS text
-    LANGUAGE sql IMMUTABLE PARALLEL SAFE RETURN $1 ->> $2;
+    LANGUAGE sql IMMUTABLE PARALLEL SAFE AS $$ SELECT $1 ->> $2 $$;
 CREATE FUNCTION cardinality(jsonb) RETURNS integer
-    LANGUAGE sql IMMUTABLE PARALLEL SAFE RETURN (SELECT count(*)::integer FROM jsonb_object_keys($1));
+    LANGUAGE sql IMMUTABLE PARALLEL SAFE AS $$ SELECT (SELECT count(*)::integer FROM jsonb_object_keys($1)) $$;

@@ -1,0 +1,105 @@
+"""psycopg's cursor as the store's ``Cursor``: the same statements as DuckDB, and bulk inserts by COPY.
+
+The store writes each statement once, with ``?`` for a parameter; psycopg takes ``%s``. ``translate`` rewrites
+the marks outside quoted text (and doubles a literal ``%``), once per statement text. The few DuckDB functions
+the statements call exist in PostgreSQL under the same names (migration 0001), so nothing else is rewritten.
+"""
+
+from __future__ import annotations
+
+from functools import lru_cache
+from typing import Any
+
+import numpy as np
+import psycopg
+import pyarrow as pa
+from psycopg import errors as pg_errors
+from psycopg.types.json import Jsonb
+
+from memos_grpc.store.cursor import KeyTaken
+
+#: What DuckDB's ConstraintException covers: a key, NOT NULL or CHECK broken.
+_TAKEN = (pg_errors.UniqueViolation, pg_errors.NotNullViolation, pg_errors.CheckViolation)
+
+
+@lru_cache(maxsize=4096)
+def translate(query: str) -> bytes:
+    """``query`` with each ``?`` outside quotes as ``%s`` and each ``%`` as ``%%``, ready for psycopg."""
+    out: list[str] = []
+    quote = ""
+    for char in query:
+        if quote:
+            if char == quote:
+                quote = ""
+        elif char in "'\"":
+            quote = char
+        elif char == "?":
+            out.append("%s")
+            continue
+        if char == "%":
+            out.append("%%")
+            continue
+        out.append(char)
+    return "".join(out).encode()
+
+
+def _parameter(value: Any) -> Any:
+    """A parameter as psycopg adapts it: numpy scalars as Python numbers."""
+    if isinstance(value, np.generic):
+        return value.item()
+    return value
+
+
+class PgCursor:
+    """One psycopg cursor, inside the caller's transaction or on a read connection."""
+
+    __slots__ = ("raw",)
+    dialect = "postgres"
+
+    def __init__(self, raw: psycopg.Cursor[Any]) -> None:
+        self.raw = raw
+
+    def execute(self, query: str, parameters: Any = None, /) -> PgCursor:
+        try:
+            if parameters is None:
+                self.raw.execute(translate(query))
+            else:
+                self.raw.execute(translate(query), [_parameter(value) for value in parameters])
+        except _TAKEN as exc:
+            raise KeyTaken(str(exc)) from exc
+        return self
+
+    def executemany(self, query: str, parameters: Any = None, /) -> PgCursor:
+        rows = [[_parameter(value) for value in row] for row in parameters or []]
+        try:
+            self.raw.executemany(translate(query), rows)
+        except _TAKEN as exc:
+            raise KeyTaken(str(exc)) from exc
+        return self
+
+    def fetchone(self) -> tuple[Any, ...] | None:
+        return self.raw.fetchone()
+
+    def fetchall(self) -> list[tuple[Any, ...]]:
+        return self.raw.fetchall()
+
+    def fetchmany(self, size: int = 1, /) -> list[tuple[Any, ...]]:
+        return self.raw.fetchmany(size)
+
+    def insert_table(self, table: str, rows: pa.Table, /) -> None:
+        """Copies the rows in (COPY FROM STDIN): a MAP column becomes a JSONB object, lists become arrays."""
+        columns = [_column(rows.column(name), rows.schema.field(name).type) for name in rows.column_names]
+        statement = f"COPY {table} ({', '.join(rows.column_names)}) FROM STDIN"
+        try:
+            with self.raw.copy(statement.encode()) as copy:
+                for row in zip(*columns, strict=True):
+                    copy.write_row(row)
+        except _TAKEN as exc:
+            raise KeyTaken(str(exc)) from exc
+
+
+def _column(values: pa.ChunkedArray, kind: pa.DataType) -> list[Any]:
+    pylist: list[Any] = values.to_pylist()
+    if pa.types.is_map(kind):
+        return [None if pairs is None else Jsonb(dict(pairs)) for pairs in pylist]
+    return pylist

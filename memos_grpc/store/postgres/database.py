@@ -1,0 +1,92 @@
+"""The PostgreSQL database of a vault: the writer thread (``GroupWriter``) on one connection, reads from a pool.
+
+Writes are SERIALIZABLE transactions. One replica's writes are already in order on its writer thread, but other
+replicas write the same tables at the same time, and the store's writes read what they change (the next version
+number, the audit chain's end, whether an id is taken): serializable isolation makes each transaction act as if
+it ran alone, and a transaction PostgreSQL cancels for a conflict (SQLSTATE 40001, or a deadlock, 40P01) is run
+again, from the start, up to ``SERIALIZATION_RETRIES`` times. Reads run in autocommit, each statement on a
+snapshot of what is committed. Every connection speaks UTC.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from typing import Any
+
+import psycopg
+from psycopg import errors as pg_errors
+from psycopg_pool import ConnectionPool
+
+from memos_grpc.errors import StorageError
+from memos_grpc.store.cursor import KeyTaken
+from memos_grpc.store.group_commit import GroupWriter
+from memos_grpc.store.postgres.cursor import PgCursor
+from memos_grpc.store.postgres.migrations import migrate
+
+log = logging.getLogger(__name__)
+
+#: Runs of one transaction PostgreSQL cancelled for a conflict with another replica's, before the write fails.
+SERIALIZATION_RETRIES = 8
+_CONFLICTS = (pg_errors.SerializationFailure, pg_errors.DeadlockDetected)
+
+
+def connection_options(url: str) -> dict[str, Any]:
+    """What every connection of the backend is opened with: the URL, UTC, and autocommit."""
+    return {"conninfo": url, "autocommit": True, "options": "-c TimeZone=UTC"}
+
+
+class PostgresDatabase(GroupWriter):
+    """A vault's records in PostgreSQL: migrated on open, written by this replica's writer thread."""
+
+    def __init__(self, url: str, group_max: int, pool_size: int = 8) -> None:
+        super().__init__(group_max, "postgres-writer")
+        options = connection_options(url)
+        with psycopg.connect(**options) as connection:
+            migrate(connection)
+        kwargs = {key: value for key, value in options.items() if key != "conninfo"}
+        self._pool = ConnectionPool(url, min_size=1, max_size=pool_size, kwargs=kwargs, open=True)
+        self._options = options
+        self._writer = self._connect_writer()
+        self._start()
+
+    def _connect_writer(self) -> psycopg.Connection[Any]:
+        connection = psycopg.connect(**self._options)
+        connection.isolation_level = psycopg.IsolationLevel.SERIALIZABLE
+        return connection
+
+    @contextmanager
+    def read(self) -> Iterator[PgCursor]:
+        """A cursor on a pooled connection, in autocommit: each statement sees what is committed when it starts."""
+        self._check_open()
+        with self._pool.connection() as connection, connection.cursor() as cursor:
+            yield PgCursor(cursor)
+
+    def _run_transaction(self, applies: list[Callable[[Any], Any]]) -> list[Any]:
+        for attempt in range(1, SERIALIZATION_RETRIES + 1):
+            if self._writer.broken or self._writer.closed:
+                # The server restarted or the connection dropped: what was not committed is not, so start over.
+                self._writer = self._connect_writer()
+            try:
+                with self._writer.transaction(), self._writer.cursor() as cursor:
+                    wrapped = PgCursor(cursor)
+                    return [apply(wrapped) for apply in applies]
+            except _CONFLICTS as exc:
+                if attempt == SERIALIZATION_RETRIES:
+                    raise
+                log.info("write conflicted with another transaction (%s); running it again", exc.sqlstate)
+        raise AssertionError("unreachable")
+
+    def _as_memos_error(self, exc: BaseException) -> BaseException:
+        if isinstance(exc, psycopg.Error | KeyTaken):
+            log.error("PostgreSQL write failed: %s", exc)
+            return StorageError(f"the vault's database refused the write: {exc}")
+        return exc
+
+    def close(self) -> None:
+        """Drains queued writes and closes every connection."""
+        if not self._stop_threads():
+            return
+        self._writer.close()
+        self._pool.close()

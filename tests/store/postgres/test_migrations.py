@@ -1,0 +1,92 @@
+"""The PostgreSQL schema's migrations on a real server: applied in order and once, by one of several replicas,
+and never under a newer schema."""
+
+from __future__ import annotations
+
+import threading
+from collections.abc import Iterator
+
+import psycopg
+import pytest
+from postgres_support import drop_database, fresh_database
+
+from memos_grpc import reasons
+from memos_grpc.errors import FailedPreconditionError
+from memos_grpc.store.postgres import migrations
+from memos_grpc.store.postgres.database import connection_options
+from memos_grpc.store.postgres.migrations import Migration, applied, migrate, schema_version
+
+
+@pytest.fixture
+def url() -> Iterator[str]:
+    made = fresh_database()
+    yield made
+    drop_database(made)
+
+
+def _connect(url: str) -> psycopg.Connection[tuple[object, ...]]:
+    return psycopg.connect(**connection_options(url))
+
+
+def _tables(connection: psycopg.Connection[tuple[object, ...]]) -> set[str]:
+    rows = connection.execute("SELECT tablename FROM pg_tables WHERE schemaname = 'public'").fetchall()
+    return {str(name) for (name,) in rows}
+
+
+def test_migrations_are_numbered_from_one_without_gaps() -> None:
+    numbers = [m.version for m in migrations.migrations()]
+    assert numbers == list(range(1, schema_version() + 1))
+
+
+def test_a_new_database_gets_every_migration_and_a_second_run_changes_nothing(url: str) -> None:
+    with _connect(url) as connection:
+        assert applied(connection) == []
+        assert migrate(connection) == list(range(1, schema_version() + 1))
+        assert applied(connection) == list(range(1, schema_version() + 1))
+        assert {"cubes", "cube_versions", "spaces", "audit_events", "schema_migrations"} <= _tables(connection)
+        assert migrate(connection) == []
+
+
+def test_replicas_starting_together_apply_each_migration_once(url: str) -> None:
+    ran: list[list[int]] = []
+    failures: list[BaseException] = []
+    start = threading.Barrier(3)
+
+    def replica() -> None:
+        try:
+            with _connect(url) as connection:
+                start.wait()
+                ran.append(migrate(connection))
+        except BaseException as exc:  # reported below, with the others' results
+            failures.append(exc)
+
+    threads = [threading.Thread(target=replica) for _ in range(3)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    assert not failures
+    assert sorted(v for each in ran for v in each) == list(range(1, schema_version() + 1))
+
+
+def test_a_schema_newer_than_the_code_is_refused(url: str) -> None:
+    with _connect(url) as connection:
+        migrate(connection)
+        connection.execute(
+            "INSERT INTO schema_migrations (version, name) VALUES (%s, 'from_a_newer_release')", [schema_version() + 1]
+        )
+        with pytest.raises(FailedPreconditionError) as refused:
+            migrate(connection)
+    assert refused.value.reason == reasons.SCHEMA_TOO_NEW
+    assert f"version {schema_version() + 1}" in refused.value.message
+
+
+def test_a_failed_migration_leaves_the_database_at_the_last_good_one(url: str, monkeypatch: pytest.MonkeyPatch) -> None:
+    shipped = migrations.migrations()
+    broken = Migration(len(shipped) + 1, "broken", "CREATE TABLE half_done (x INTEGER); SELECT no_such_function();")
+    monkeypatch.setattr(migrations, "migrations", lambda: (*shipped, broken))
+    with _connect(url) as connection:
+        with pytest.raises(psycopg.errors.UndefinedFunction):
+            migrate(connection)
+        assert applied(connection) == [m.version for m in shipped]
+        assert "half_done" not in _tables(connection)  # the step's transaction was rolled back whole

@@ -65,6 +65,12 @@ class Settings:
     """Every knob of the server. Limits are named here, never literals in code."""
 
     data_dir: Path = Path("data")
+    #: The PostgreSQL database to keep the vault's records in (a libpq URL or key=value string, e.g.
+    #: ``postgresql://memos@db.internal/memos``; a password is better in ``PGPASSWORD`` or ``~/.pgpass``). Empty:
+    #: the embedded backend, DuckDB under ``data_dir`` (docs/scaling.md).
+    postgres_url: str = ""
+    #: Connections each server keeps to PostgreSQL for reads (its writer holds one more).
+    postgres_pool_size: int = positive(8)
     listen: str = "127.0.0.1:50051"
     log_level: str = "INFO"
     #: File the access log appends to: one JSON line per call (method, status code, duration, peer, user agent;

@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
+import os
 import time
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any, TypeVar
 
 import grpc
+from postgres_support import database_for
 
 from memos_grpc._proto.memos.v1 import access_pb2, principal_pb2
 from memos_grpc._proto.memos.v1 import governance_service_pb2 as g
@@ -17,6 +19,9 @@ from memos_grpc.server.app import MemosServer
 from memos_grpc.settings import Settings
 
 T = TypeVar("T")
+
+#: The environment variable that runs the tests' servers on PostgreSQL ("postgres") instead of DuckDB.
+BACKEND_VARIABLE = "MEMOS_TEST_BACKEND"
 
 
 def admin_token(server: MemosServer) -> str:
@@ -80,6 +85,8 @@ def wait_until(predicate: Callable[[], T | None], timeout: float, what: str, int
 
 def start_server(data_dir: Path, embedder: Embedder, **overrides: object) -> MemosServer:
     """A server on a free 127.0.0.1 port over ``data_dir``, started; ``overrides`` are settings."""
+    if os.environ.get(BACKEND_VARIABLE) == "postgres" and "postgres_url" not in overrides:
+        overrides = {**overrides, "postgres_url": database_for(data_dir)}
     settings = Settings.from_mapping({"data_dir": data_dir, "listen": "127.0.0.1:0", "workers": 8, **overrides})
     server = MemosServer(settings, embedder)
     server.start()

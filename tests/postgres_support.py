@@ -54,3 +54,19 @@ def drop_database(url: str) -> None:
     name = psycopg.conninfo.conninfo_to_dict(url)["dbname"]
     with psycopg.connect(server_url(), autocommit=True) as admin:
         admin.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'.encode())
+
+
+_by_data_dir: dict[Path, str] = {}
+
+
+def database_for(data_dir: Path) -> str:
+    """The database of the server whose data directory is ``data_dir``: made on first use, the same after, so a
+    test that restarts a server on its directory finds what it wrote."""
+    key = data_dir.resolve()
+    with _lock:
+        found = _by_data_dir.get(key)
+    if found is None:
+        found = fresh_database()
+        with _lock:
+            found = _by_data_dir.setdefault(key, found)
+    return found

@@ -29,8 +29,9 @@ from memos_grpc.errors import AlreadyExistsError, NotFoundError
 from memos_grpc.store import derivation, removal
 from memos_grpc.store.catalog_rows import catalog_entries
 from memos_grpc.store.cursor import KeyTaken
-from memos_grpc.store.database import IDS, Connection, Database, id_list
+from memos_grpc.store.database import IDS, Connection, id_list
 from memos_grpc.store.filter import CompiledFilter
+from memos_grpc.store.group_commit import Database
 from memos_grpc.store.interface import CubeWrite, Preindexing
 from memos_grpc.store.names import cube_name, space_name
 from memos_grpc.store.removal import Removed

@@ -1,6 +1,6 @@
 """The DuckDB database of a vault: one writer thread (``store/group_commit.py``), readers on their own cursors.
 
-DuckDB allows one writer, so every change goes through ``Database.write``, committed in groups by the writer
+DuckDB allows one writer, so every change goes through ``DuckDatabase.write``, committed in groups by the writer
 thread, with derived stores brought in step by the applier before the caller is answered.
 """
 
@@ -20,7 +20,7 @@ from memos_grpc.errors import StorageError
 from memos_grpc.settings import DEFAULT_CHECKPOINT_MB
 from memos_grpc.store import schema
 from memos_grpc.store.cursor import Cursor, KeyTaken
-from memos_grpc.store.group_commit import GroupWriter
+from memos_grpc.store.group_commit import Database
 
 log = logging.getLogger(__name__)
 
@@ -93,8 +93,8 @@ def id_list(ids: Iterable[str | int]) -> str:
     return "\x1f".join(texts)
 
 
-class Database(GroupWriter):
-    """The embedded backend's DuckDB file: its writer (``GroupWriter``) and per-thread read cursors."""
+class DuckDatabase(Database):
+    """The embedded backend's DuckDB file: its writer (``Database``) and per-thread read cursors."""
 
     def __init__(self, path: Path, group_max: int, checkpoint_threshold_mb: int = DEFAULT_CHECKPOINT_MB) -> None:
         super().__init__(group_max, "duckdb-writer")

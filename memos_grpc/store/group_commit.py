@@ -1,6 +1,6 @@
 """The write path both backends share: one writer thread committing queued operations in groups, and an applier.
 
-Every change goes through ``GroupWriter.write``: the writer thread takes whatever operations are queued (up to a
+Every change goes through ``Database.write``: the writer thread takes whatever operations are queued (up to a
 group size), runs them in one transaction and commits once (group commit). A second thread, the applier, then
 runs each committed operation's ``after_commit`` hook (vector index and catalog updates) strictly in commit
 order and only then answers the caller, so an acknowledged write is durable and already searchable, while the
@@ -16,6 +16,7 @@ import queue
 import threading
 from collections.abc import Callable
 from concurrent.futures import Future
+from contextlib import AbstractContextManager
 from dataclasses import dataclass, field
 from typing import Any, Generic, TypeVar
 
@@ -37,8 +38,12 @@ class WriteOp(Generic[T]):
     future: Future[T] = field(default_factory=Future)
 
 
-class GroupWriter:
-    """The writer and applier threads of one open database; subclasses run the transactions."""
+class Database:
+    """A vault's open database, whichever backend: the writer and applier threads, and the backend's reads.
+
+    Subclasses run the transactions and hand out read cursors: ``DuckDatabase`` (store/database.py) and
+    ``PostgresDatabase`` (store/postgres/database.py).
+    """
 
     def __init__(self, group_max: int, thread_name: str) -> None:
         self._group_max = group_max
@@ -54,6 +59,14 @@ class GroupWriter:
         self._applier.start()
 
     # -- what a backend supplies ---------------------------------------------
+
+    def read(self) -> AbstractContextManager[Cursor]:
+        """A cursor for reads outside any write transaction (DuckDB: this thread's own; PostgreSQL: pooled)."""
+        raise NotImplementedError
+
+    def close(self) -> None:
+        """Drains queued writes and closes the database."""
+        raise NotImplementedError
 
     def _run_transaction(self, applies: list[Callable[[Cursor], Any]]) -> list[Any]:
         """Runs ``applies`` in one transaction on the writer's connection and commits, or rolls back and raises."""

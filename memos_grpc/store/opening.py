@@ -4,8 +4,10 @@ from __future__ import annotations
 
 from memos_grpc.settings import Settings
 from memos_grpc.store.blobs import BlobStore
-from memos_grpc.store.database import Database
+from memos_grpc.store.database import DuckDatabase
+from memos_grpc.store.group_commit import Database
 from memos_grpc.store.lexical import LexicalIndex
+from memos_grpc.store.postgres.database import PostgresDatabase
 from memos_grpc.store.repair import RepairReport, repair_indexes
 from memos_grpc.store.store import Store
 from memos_grpc.store.vectors import IndexParams, VectorIndexes
@@ -16,8 +18,13 @@ def open_store(settings: Settings, params: IndexParams) -> tuple[Store, RepairRe
 
     Returns once every stored cube can be found, by vector and by its words alike.
     """
+    database: Database
+    if settings.postgres_url:
+        database = PostgresDatabase(settings.postgres_url, settings.write_group_max, settings.postgres_pool_size)
+    else:
+        database = DuckDatabase(settings.duckdb_path, settings.write_group_max, settings.checkpoint_threshold_mb)
     store = Store(
-        database=Database(settings.duckdb_path, settings.write_group_max, settings.checkpoint_threshold_mb),
+        database=database,
         indexes=VectorIndexes(settings.index_dir, params, settings.exact_scoring_cache_mb * 2**20),
         blobs=BlobStore(settings.blob_dir),
     )

@@ -7,7 +7,7 @@ from pathlib import Path
 
 from memos_grpc.store.blobs import BlobStore
 from memos_grpc.store.catalog import SearchCatalog
-from memos_grpc.store.database import Database
+from memos_grpc.store.group_commit import Database
 from memos_grpc.store.vectors import VectorIndexes
 
 

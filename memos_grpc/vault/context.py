@@ -13,7 +13,8 @@ from memos_grpc.settings import Settings
 from memos_grpc.store.blobs import BlobStore
 from memos_grpc.store.catalog import SearchCatalog
 from memos_grpc.store.cubes import EmbeddedCubeStore
-from memos_grpc.store.database import Connection, Database
+from memos_grpc.store.database import Connection
+from memos_grpc.store.group_commit import Database
 from memos_grpc.store.interface import CubeStore
 from memos_grpc.store.names import space_name
 from memos_grpc.store.spaces import space_exists

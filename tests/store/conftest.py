@@ -8,15 +8,16 @@ from pathlib import Path
 import pytest
 from postgres_support import drop_database, fresh_database
 
-from memos_grpc.store.database import Database
+from memos_grpc.store.database import DuckDatabase
+from memos_grpc.store.group_commit import Database
 from memos_grpc.store.postgres.database import PostgresDatabase
 
 
 @pytest.fixture(params=["duckdb", "postgres"])
-def database(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[Database | PostgresDatabase]:
+def database(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[Database]:
     """An open database with the schema, closed (and, on PostgreSQL, dropped) after the test."""
     if request.param == "duckdb":
-        opened: Database | PostgresDatabase = Database(tmp_path / "vault.duckdb", group_max=8)
+        opened: Database = DuckDatabase(tmp_path / "vault.duckdb", group_max=8)
         yield opened
         opened.close()
         return

@@ -1,4 +1,4 @@
-"""The PostgreSQL database of a vault: the writer thread (``GroupWriter``) on one connection, reads from a pool.
+"""The PostgreSQL database of a vault: the writer thread (``Database``) on one connection, reads from a pool.
 
 Writes are SERIALIZABLE transactions. One replica's writes are already in order on its writer thread, but other
 replicas write the same tables at the same time, and the store's writes read what they change (the next version
@@ -21,7 +21,7 @@ from psycopg_pool import ConnectionPool
 
 from memos_grpc.errors import StorageError
 from memos_grpc.store.cursor import KeyTaken
-from memos_grpc.store.group_commit import GroupWriter
+from memos_grpc.store.group_commit import Database
 from memos_grpc.store.postgres.cursor import PgCursor
 from memos_grpc.store.postgres.migrations import migrate
 
@@ -37,7 +37,7 @@ def connection_options(url: str) -> dict[str, Any]:
     return {"conninfo": url, "autocommit": True, "options": "-c TimeZone=UTC"}
 
 
-class PostgresDatabase(GroupWriter):
+class PostgresDatabase(Database):
     """A vault's records in PostgreSQL: migrated on open, written by this replica's writer thread."""
 
     def __init__(self, url: str, group_max: int, pool_size: int = 8) -> None:

@@ -67,6 +67,7 @@ def test_documented_defaults_match_the_code() -> None:
 #: The settings that had to be positive when the rule was a hand-kept list in ``Settings.validate``: the marks on
 #: the fields must name exactly these, so a dropped or stray ``positive(...)`` shows here.
 POSITIVE_SETTINGS = {
+    "postgres_pool_size",
     "workers",
     "max_receive_message_bytes",
     "max_send_message_bytes",

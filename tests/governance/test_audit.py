@@ -76,7 +76,7 @@ def test_mutating_failed_and_denied_calls_are_recorded(
         ("UPDATE audit_events SET principal = 'principals/mallory' WHERE sequence = 3", 3, "altered"),
         ("UPDATE audit_events SET outcome = 1 WHERE sequence = 4", 4, "altered"),
         ("DELETE FROM audit_events WHERE sequence = 2", 3, "missing"),
-        ("UPDATE audit_events SET time = time + INTERVAL 1 SECOND WHERE sequence = 1", 1, "altered"),
+        ("UPDATE audit_events SET time = time + INTERVAL '1 second' WHERE sequence = 1", 1, "altered"),
     ],
     ids=["principal edited", "outcome edited", "row removed", "time moved"],
 )
@@ -108,8 +108,11 @@ def test_audit_calls_are_admin_only_and_filters_are_checked(
 
 def test_a_log_written_before_the_head_table_continues_its_chain(tmp_path: Path, embedder: Embedder) -> None:
     """The chain's end lives in a one-row head table; a database from before it has none, and its first start
-    seeds it from the newest event, so the next event chains on and the whole log still verifies."""
-    server = start_server(tmp_path / "data", embedder)
+    seeds it from the newest event, so the next event chains on and the whole log still verifies.
+
+    An upgrade of the embedded schema, so on the embedded backend whichever the suite runs on; PostgreSQL's schema
+    is upgraded by its migrations (tests/store/postgres/test_migrations.py)."""
+    server = start_server(tmp_path / "data", embedder, postgres_url="")
     try:
         governance = GovernanceServiceStub(authorized_channel(server.address, admin_token(server)))
         for n in range(3):
@@ -119,7 +122,7 @@ def test_a_log_written_before_the_head_table_continues_its_chain(tmp_path: Path,
         server.vault.context.database.write(lambda cursor: cursor.execute("DROP TABLE audit_head"))
     finally:
         server.stop(grace=1)
-    server = start_server(tmp_path / "data", embedder)
+    server = start_server(tmp_path / "data", embedder, postgres_url="")
     try:
         governance = GovernanceServiceStub(authorized_channel(server.address, admin_token(server)))
         governance.CreateSpace(g.CreateSpaceRequest(space_id="after"))

@@ -27,7 +27,8 @@ from types import TracebackType
 
 import grpc
 from grpc_health.v1 import health_pb2, health_pb2_grpc
-from memos_test_support import BearerToken, wait_until
+from memos_test_support import BACKEND_VARIABLE, BearerToken, wait_until
+from postgres_support import database_for
 
 from memos_grpc._proto.memos.v1 import governance_service_pb2_grpc, vault_service_pb2_grpc
 
@@ -77,6 +78,9 @@ class ServerProcess:
         self.port = port or free_port()
         self.address = f"127.0.0.1:{self.port}"
         self.env = child_env(env, real_embedder=real_embedder)
+        if os.environ.get(BACKEND_VARIABLE) == "postgres" and "MEMOS_POSTGRES_URL" not in self.env:
+            # The same database for every run on this data directory, as a restart expects.
+            self.env["MEMOS_POSTGRES_URL"] = database_for(data_dir)
         self._channels: list[grpc.Channel] = []
         self.process: subprocess.Popen[bytes] | None = None
 

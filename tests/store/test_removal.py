@@ -37,7 +37,7 @@ from memos_grpc.vault.context import VaultContext
 #: (ErasePrincipalData removes its data; DeletePrincipal removes it).
 _KEPT_TABLES = frozenset({"audit_events", "principals", "credentials", "meta", "trust_roots"})
 #: Every store a removal must leave clean.
-STORES = frozenset({"duckdb", "vectors", "index file", "catalog", "bm25", "blob file", "operation"})
+STORES = frozenset({"database", "vectors", "index file", "catalog", "bm25", "blob file", "operation"})
 
 
 @pytest.fixture(scope="module")
@@ -123,13 +123,13 @@ def leftovers(server: MemosServer, admin: Client, removal: Removal) -> set[tuple
         tables = {
             str(name)
             for (name,) in cursor.execute(
-                "SELECT table_name FROM information_schema.tables WHERE table_schema = 'main'"
+                "SELECT table_name FROM information_schema.tables WHERE table_schema IN ('main', 'public')"
             ).fetchall()
         }
         for table in sorted(tables - _KEPT_TABLES):
             for row in cursor.execute(f"SELECT * FROM {table}").fetchall():
                 text = "\0".join(c.decode("latin-1") if isinstance(c, bytes) else str(c) for c in row)
-                found.update(("duckdb", f"{table}: {m}") for m in removal.markers if m in text)
+                found.update(("database", f"{table}: {m}") for m in removal.markers if m in text)
     for space_id, labels in removal.labels.items():
         if space_id in removal.spaces:
             continue

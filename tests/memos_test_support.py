@@ -22,6 +22,24 @@ T = TypeVar("T")
 
 #: The environment variable that runs the tests' servers on PostgreSQL ("postgres") instead of DuckDB.
 BACKEND_VARIABLE = "MEMOS_TEST_BACKEND"
+TESTS = Path(__file__).parent
+#: Test folders and modules that never open a store, so the PostgreSQL run leaves them out; tests/store is here
+#: because its tests run on both backends in every run.
+BACKEND_FREE = (
+    "store/",
+    "transparency/",
+    "codegen/",
+    "embedding/",
+    "interop/test_vectors.py",
+    "interop/test_protocol.py",
+    "interop/test_differential.py",
+    "test_backends.py",
+    "test_docs.py",
+    "test_docstrings.py",
+    "test_layers.py",
+    "test_lock.py",
+    "test_settings.py",
+)
 
 
 def admin_token(server: MemosServer) -> str:

@@ -359,10 +359,14 @@ class _Parser:
             return "map_contains(labels, ?)", Postings(LABEL_KEYS, key)
         if op.text in ("=", ":"):
             self.bind(key, value.text)
-            return "COALESCE(map_extract_value(labels, ?) = ?, FALSE)", Postings(LABEL_PAIRS, label_pair(key, value.text))
+            return "COALESCE(map_extract_value(labels, ?) = ?, FALSE)", Postings(
+                LABEL_PAIRS, label_pair(key, value.text)
+            )
         if op.text == "!=":
             self.bind(key, value.text)
-            return "(map_extract_value(labels, ?) IS DISTINCT FROM ?)", Not(Postings(LABEL_PAIRS, label_pair(key, value.text)))
+            return "(map_extract_value(labels, ?) IS DISTINCT FROM ?)", Not(
+                Postings(LABEL_PAIRS, label_pair(key, value.text))
+            )
         raise _unsupported(f"labels.{key}", op, "=, != or :")
 
     def leaf(self, name: str, field: FilterField, op: _Token, value: _Token) -> _Node:

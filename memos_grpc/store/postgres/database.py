@@ -19,7 +19,8 @@ import psycopg
 from psycopg import errors as pg_errors
 from psycopg_pool import ConnectionPool
 
-from memos_grpc.errors import StorageError
+from memos_grpc import reasons
+from memos_grpc.errors import FailedPreconditionError, StorageError
 from memos_grpc.store.cursor import KeyTaken
 from memos_grpc.store.group_commit import Database
 from memos_grpc.store.postgres.cursor import PgCursor
@@ -29,6 +30,8 @@ log = logging.getLogger(__name__)
 
 #: Runs of one transaction PostgreSQL cancelled for a conflict with another replica's, before the write fails.
 SERIALIZATION_RETRIES = 8
+#: The advisory lock a server's writer connection holds while it serves the database (any 64-bit number, fixed).
+SERVER_LOCK = 0x6D656D6F735F7331
 _CONFLICTS = (pg_errors.SerializationFailure, pg_errors.DeadlockDetected)
 
 
@@ -53,6 +56,17 @@ class PostgresDatabase(Database):
 
     def _connect_writer(self) -> psycopg.Connection[Any]:
         connection = psycopg.connect(**self._options)
+        # One server per database: each keeps derived stores (vector indexes, the search catalog, BM25, blob
+        # files) under its own data directory, which another server's writes would leave behind. The lock is the
+        # writer connection's, so it goes with the process, however it ends.
+        held = connection.execute("SELECT pg_try_advisory_lock(%s)", [SERVER_LOCK]).fetchone()
+        if held is None or not held[0]:
+            connection.close()
+            raise FailedPreconditionError(
+                "another memos-grpc server is using this PostgreSQL database; stop it first (one server per "
+                "database, docs/scaling.md)",
+                reason=reasons.DATABASE_IN_USE,
+            )
         connection.isolation_level = psycopg.IsolationLevel.SERIALIZABLE
         return connection
 
@@ -66,16 +80,24 @@ class PostgresDatabase(Database):
     def _run_transaction(self, applies: list[Callable[[Any], Any]]) -> list[Any]:
         for attempt in range(1, SERIALIZATION_RETRIES + 1):
             if self._writer.broken or self._writer.closed:
-                # The server restarted or the connection dropped: what was not committed is not, so start over.
                 self._writer = self._connect_writer()
+            committing = False
             try:
                 with self._writer.transaction(), self._writer.cursor() as cursor:
                     wrapped = PgCursor(cursor)
-                    return [apply(wrapped) for apply in applies]
+                    results = [apply(wrapped) for apply in applies]
+                    committing = True
+                return results
             except _CONFLICTS as exc:
                 if attempt == SERIALIZATION_RETRIES:
                     raise
                 log.info("write conflicted with another transaction (%s); running it again", exc.sqlstate)
+            except psycopg.OperationalError:
+                # The session ended (a database restart, a failover, an administrator): nothing of this transaction
+                # is committed unless the commit itself was under way, whose outcome is then unknown.
+                if committing or not self._writer.broken or attempt == SERIALIZATION_RETRIES:
+                    raise
+                log.warning("the database ended the writer's session; reconnecting and running the write again")
         raise AssertionError("unreachable")
 
     def _as_memos_error(self, exc: BaseException) -> BaseException:

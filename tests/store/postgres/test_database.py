@@ -1,0 +1,82 @@
+"""The PostgreSQL backend's database on a real server: one server per database, and a writer that reconnects."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+
+import psycopg
+import pytest
+from postgres_support import drop_database, fresh_database
+
+from memos_grpc import reasons
+from memos_grpc.errors import FailedPreconditionError
+from memos_grpc.store.cursor import Cursor
+from memos_grpc.store.postgres.database import PostgresDatabase, connection_options
+
+
+@pytest.fixture
+def url() -> Iterator[str]:
+    made = fresh_database()
+    yield made
+    drop_database(made)
+
+
+def _put(cursor: Cursor, key: str, value: str) -> None:
+    cursor.execute("INSERT INTO meta (key, value) VALUES (?, ?)", [key, value])
+
+
+def _get(database: PostgresDatabase, key: str) -> str | None:
+    with database.read() as cursor:
+        row = cursor.execute("SELECT value FROM meta WHERE key = ?", [key]).fetchone()
+    return None if row is None else str(row[0])
+
+
+def test_a_second_server_on_the_same_database_is_refused_until_the_first_stops(url: str) -> None:
+    first = PostgresDatabase(url, group_max=4)
+    try:
+        with pytest.raises(FailedPreconditionError) as refused:
+            PostgresDatabase(url, group_max=4)
+        assert refused.value.reason == reasons.DATABASE_IN_USE
+        first.write(lambda cursor: _put(cursor, "written", "by the first"))
+    finally:
+        first.close()
+    second = PostgresDatabase(url, group_max=4)
+    try:
+        assert _get(second, "written") == "by the first"
+    finally:
+        second.close()
+
+
+def test_the_writer_reconnects_when_the_database_ends_its_session(url: str) -> None:
+    database = PostgresDatabase(url, group_max=4)
+    try:
+        database.write(lambda cursor: _put(cursor, "before", "1"))
+        # As a database restart or a failover would: every session of this server's writer ends.
+        with psycopg.connect(**connection_options(url)) as admin:
+            ended = admin.execute(
+                "SELECT count(pg_terminate_backend(pid)) FROM pg_locks WHERE locktype = 'advisory' AND granted"
+            ).fetchone()
+        assert ended is not None and ended[0] == 1
+        database.write(lambda cursor: _put(cursor, "after", "2"))
+        assert (_get(database, "before"), _get(database, "after")) == ("1", "2")
+        # The new session holds the server's lock again.
+        with pytest.raises(FailedPreconditionError):
+            PostgresDatabase(url, group_max=4)
+    finally:
+        database.close()
+
+
+def test_a_failed_write_changes_nothing_and_the_next_one_commits(url: str) -> None:
+    database = PostgresDatabase(url, group_max=4)
+    try:
+
+        def half_then_fail(cursor: Cursor) -> None:
+            _put(cursor, "half", "x")
+            cursor.execute("SELECT no_such_function()")
+
+        with pytest.raises(Exception, match="no_such_function"):
+            database.write(half_then_fail)
+        database.write(lambda cursor: _put(cursor, "next", "y"))
+        assert (_get(database, "half"), _get(database, "next")) == (None, "y")
+    finally:
+        database.close()

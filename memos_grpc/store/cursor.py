@@ -8,6 +8,7 @@ or a fragment in ``store/dialect.py``.
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from typing import Any, Protocol
 
 import pyarrow as pa
@@ -32,4 +33,10 @@ class Cursor(Protocol):
 
     def insert_table(self, table: str, rows: pa.Table, /) -> None:
         """Inserts an Arrow table's rows into ``table``, its columns named as the table's."""
+        ...
+
+    def changed(self, kind: str, space_id: str = "", *, put: Iterable[int] = (), removed: Iterable[int] = ()) -> None:
+        """Notes, for the servers that share the database, what this transaction changed that they keep in
+        memory: a space's cubes by vector label (``put``: read them again; ``removed``: gone), a space, the
+        principals. The embedded backend has no other server and notes nothing."""
         ...

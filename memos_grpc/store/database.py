@@ -59,6 +59,9 @@ class DuckCursor:
     def fetchmany(self, size: int = 1, /) -> list[tuple[Any, ...]]:
         return self.raw.fetchmany(size)
 
+    def changed(self, kind: str, space_id: str = "", *, put: Iterable[int] = (), removed: Iterable[int] = ()) -> None:
+        """Nothing: one server owns an embedded database."""
+
     def insert_table(self, table: str, rows: pa.Table, /) -> None:
         # One Arrow scan per statement: DuckDB's executemany costs about half a millisecond per row.
         view = f"{table}_incoming"

@@ -45,6 +45,9 @@ class Database:
     ``PostgresDatabase`` (store/postgres/database.py).
     """
 
+    #: Which database it is: "duckdb" or "postgres".
+    dialect = "duckdb"
+
     def __init__(self, group_max: int, thread_name: str) -> None:
         self._group_max = group_max
         self._queue: queue.Queue[WriteOp[Any] | None] = queue.Queue()

@@ -7,6 +7,7 @@ the statements call exist in PostgreSQL under the same names (migration 0001), s
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from functools import lru_cache
 from typing import Any
 
@@ -53,11 +54,18 @@ def _parameter(value: Any) -> Any:
 class PgCursor:
     """One psycopg cursor, inside the caller's transaction or on a read connection."""
 
-    __slots__ = ("raw",)
+    __slots__ = ("changes", "raw")
     dialect = "postgres"
 
     def __init__(self, raw: psycopg.Cursor[Any]) -> None:
         self.raw = raw
+        #: What the transaction changed for other servers, by (kind, space): labels put and removed, in order.
+        self.changes: dict[tuple[str, str], tuple[list[int], list[int]]] = {}
+
+    def changed(self, kind: str, space_id: str = "", *, put: Iterable[int] = (), removed: Iterable[int] = ()) -> None:
+        noted = self.changes.setdefault((kind, space_id), ([], []))
+        noted[0].extend(put)
+        noted[1].extend(removed)
 
     def execute(self, query: str, parameters: Any = None, /) -> PgCursor:
         try:

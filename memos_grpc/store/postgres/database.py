@@ -11,6 +11,7 @@ snapshot of what is committed. Every connection speaks UTC.
 from __future__ import annotations
 
 import logging
+import uuid
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from typing import Any
@@ -23,6 +24,7 @@ from memos_grpc import reasons
 from memos_grpc.errors import FailedPreconditionError, StorageError
 from memos_grpc.store.cursor import KeyTaken
 from memos_grpc.store.group_commit import Database
+from memos_grpc.store.postgres.changes import append_changes
 from memos_grpc.store.postgres.cursor import PgCursor
 from memos_grpc.store.postgres.migrations import migrate
 
@@ -32,6 +34,10 @@ log = logging.getLogger(__name__)
 SERIALIZATION_RETRIES = 8
 #: The advisory lock a server's writer connection holds while it serves the database (any 64-bit number, fixed).
 SERVER_LOCK = 0x6D656D6F735F7331
+#: The advisory lock every write transaction of every server holds, from before it begins until it ends: writes
+#: to one database run one at a time (each server still commits its queued writes in groups), so they never
+#: conflict, the audit chain stays one chain, and the change log is numbered in commit order without gaps.
+WRITE_LOCK = 0x6D656D6F735F7731
 _CONFLICTS = (pg_errors.SerializationFailure, pg_errors.DeadlockDetected)
 
 
@@ -43,8 +49,12 @@ def connection_options(url: str) -> dict[str, Any]:
 class PostgresDatabase(Database):
     """A vault's records in PostgreSQL: migrated on open, written by this replica's writer thread."""
 
+    dialect = "postgres"
+
     def __init__(self, url: str, group_max: int, pool_size: int = 8) -> None:
         super().__init__(group_max, "postgres-writer")
+        #: This server among those sharing the database: the origin of the changes it logs.
+        self.origin = uuid.uuid4().hex
         options = connection_options(url)
         with psycopg.connect(**options) as connection:
             migrate(connection)
@@ -83,10 +93,18 @@ class PostgresDatabase(Database):
                 self._writer = self._connect_writer()
             committing = False
             try:
-                with self._writer.transaction(), self._writer.cursor() as cursor:
-                    wrapped = PgCursor(cursor)
-                    results = [apply(wrapped) for apply in applies]
-                    committing = True
+                # Before the transaction begins, so that its snapshot holds every write committed before it.
+                self._writer.execute("SELECT pg_advisory_lock(%s)", [WRITE_LOCK])
+                try:
+                    with self._writer.transaction(), self._writer.cursor() as cursor:
+                        wrapped = PgCursor(cursor)
+                        results = [apply(wrapped) for apply in applies]
+                        if wrapped.changes:
+                            append_changes(wrapped, self.origin)
+                        committing = True
+                finally:
+                    if not self._writer.broken:
+                        self._writer.execute("SELECT pg_advisory_unlock(%s)", [WRITE_LOCK])
                 return results
             except _CONFLICTS as exc:
                 if attempt == SERIALIZATION_RETRIES:
@@ -99,6 +117,12 @@ class PostgresDatabase(Database):
                     raise
                 log.warning("the database ended the writer's session; reconnecting and running the write again")
         raise AssertionError("unreachable")
+
+    def issue_labels(self, count: int) -> list[int]:
+        """Vector labels no server of this database has issued, from its sequence."""
+        with self.read() as cursor:
+            rows = cursor.execute("SELECT nextval('vec_ids') FROM generate_series(1, ?)", [count]).fetchall()
+        return [int(label) for (label,) in rows]
 
     def _as_memos_error(self, exc: BaseException) -> BaseException:
         if isinstance(exc, psycopg.Error | KeyTaken):

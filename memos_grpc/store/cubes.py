@@ -28,12 +28,13 @@ from memos_grpc.embedding.embedder import FloatArray
 from memos_grpc.errors import AlreadyExistsError, NotFoundError
 from memos_grpc.store import derivation, removal
 from memos_grpc.store.catalog_rows import catalog_entries
-from memos_grpc.store.cursor import KeyTaken
+from memos_grpc.store.cursor import CUBES, SPACE_REMOVED, KeyTaken
 from memos_grpc.store.database import IDS, Connection, id_list
 from memos_grpc.store.filter import CompiledFilter
 from memos_grpc.store.group_commit import Database
 from memos_grpc.store.interface import CubeWrite, Preindexing
 from memos_grpc.store.names import cube_name, space_name
+from memos_grpc.store.postgres.database import PostgresDatabase
 from memos_grpc.store.removal import Removed
 from memos_grpc.store.rows import CubeRow, insert_rows, vector_from_bytes
 from memos_grpc.store.store import Store
@@ -50,6 +51,8 @@ class Labels:
     """Issues vector labels never issued before, from any thread; ``CubeWrite`` makes the ones it uses durable."""
 
     def __init__(self, database: Database, indexes: VectorIndexes) -> None:
+        #: On PostgreSQL, several servers issue labels: the database's sequence does, for all of them.
+        self._sequence = database.issue_labels if isinstance(database, PostgresDatabase) else None
         with database.read() as cursor:
             row = cursor.execute(
                 "SELECT greatest(coalesce(max(vec_id), 0), "
@@ -61,6 +64,8 @@ class Labels:
         self._lock = threading.Lock()
 
     def issue(self, count: int) -> list[int]:
+        if self._sequence is not None:
+            return self._sequence(count)
         with self._lock:
             first = self._last + 1
             self._last += count
@@ -284,7 +289,13 @@ class EmbeddedCubeWrite:
             self._used_labels.extend(labels)
 
     def finish(self) -> None:
-        """Raises the durable high-water mark of labels to the highest this write used."""
+        """Notes the removals for other servers, and raises the durable high-water mark of labels to the highest
+        this write used."""
+        for space_id, labels in self._removed.vectors.items():
+            if labels and space_id not in self._removed.spaces:
+                self._cursor.changed(CUBES, space_id, removed=labels)
+        for space_id in self._removed.spaces:
+            self._cursor.changed(SPACE_REMOVED, space_id)
         if self._used_labels:
             self._cursor.execute(
                 "INSERT INTO meta VALUES ('last_vec_id', ?) ON CONFLICT (key) DO UPDATE "
@@ -307,6 +318,8 @@ class EmbeddedCubeWrite:
         self._effects.append(lambda: self._store.indexes.get(space_id).add(labels, vectors))
 
     def _forget_labels(self, space_id: str, labels: list[int]) -> None:
+        self._cursor.changed(CUBES, space_id, removed=labels)
+
         def forget() -> None:
             self._store.indexes.get(space_id).delete(labels)
             self._store.catalog.remove(space_id, labels)  # and the BM25 documents under those labels
@@ -314,6 +327,7 @@ class EmbeddedCubeWrite:
         self._effects.append(forget)
 
     def _catalog_put(self, space_id: str, rows: list[CubeRow], *, reindex: bool) -> None:
+        self._cursor.changed(CUBES, space_id, put=[r.vec_id for r in rows if r.vec_id is not None])
         if rows:
             entries = catalog_entries(rows, reindex=reindex)
             self._effects.append(lambda: self._store.catalog.put(space_id, entries))

@@ -13,6 +13,13 @@ from typing import Any, Protocol
 
 import pyarrow as pa
 
+#: Kinds of change ``Cursor.changed`` notes: a space's cubes (by vector label), a space's settings and roles, a
+#: space removed, the principals and their credentials.
+CUBES = "cubes"
+SPACE = "space"
+SPACE_REMOVED = "space_removed"
+PRINCIPALS = "principals"
+
 
 class KeyTaken(Exception):
     """A write broke a key or constraint (a taken id, mostly): both backends' cursors raise this for it, so the

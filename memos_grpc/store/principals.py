@@ -13,6 +13,7 @@ from dataclasses import dataclass
 from datetime import datetime
 
 from memos_grpc._proto.memos.v1 import principal_pb2
+from memos_grpc.store.cursor import PRINCIPALS
 from memos_grpc.store.database import Connection
 from memos_grpc.store.rows import set_timestamp
 
@@ -61,6 +62,7 @@ def insert_principal(
     cursor: Connection, principal_id: str, principal: principal_pb2.Principal, create_time: datetime
 ) -> None:
     """Adds a principal (the id must be free)."""
+    cursor.changed(PRINCIPALS)
     cursor.execute(
         "INSERT INTO principals VALUES (?, ?, ?, ?)",
         [principal_id, principal.SerializeToString(), principal.admin, create_time],
@@ -69,6 +71,7 @@ def insert_principal(
 
 def update_principal(cursor: Connection, principal_id: str, principal: principal_pb2.Principal) -> None:
     """Replaces the stored message of a principal."""
+    cursor.changed(PRINCIPALS)
     cursor.execute(
         "UPDATE principals SET principal_pb = ? WHERE principal_id = ?",
         [principal.SerializeToString(), principal_id],
@@ -77,6 +80,7 @@ def update_principal(cursor: Connection, principal_id: str, principal: principal
 
 def delete_principal(cursor: Connection, principal_id: str) -> None:
     """Deletes a principal with its credentials (its roles are ``spaces.remove_roles_of``'s)."""
+    cursor.changed(PRINCIPALS)
     cursor.execute("DELETE FROM credentials WHERE principal_id = ?", [principal_id])
     cursor.execute("DELETE FROM principals WHERE principal_id = ?", [principal_id])
 
@@ -91,6 +95,7 @@ def insert_credential(
     expire_time: datetime | None,
 ) -> None:
     """Adds a credential of a principal, not revoked."""
+    cursor.changed(PRINCIPALS)
     cursor.execute(
         "INSERT INTO credentials VALUES (?, ?, ?, ?, ?, ?, NULL)",
         [credential_id, principal_id, token_hash, description, create_time, expire_time],
@@ -118,6 +123,7 @@ def credential(cursor: Connection, principal_id: str, credential_id: str) -> pri
 
 def revoke_credential(cursor: Connection, credential_id: str, revoke_time: datetime) -> None:
     """Marks a credential revoked as of ``revoke_time``."""
+    cursor.changed(PRINCIPALS)
     cursor.execute("UPDATE credentials SET revoke_time = ? WHERE credential_id = ?", [revoke_time, credential_id])
 
 

@@ -15,7 +15,7 @@ from datetime import datetime
 from memos_grpc._proto.memos.v1 import access_pb2, space_pb2
 from memos_grpc.store.catalog import SearchCatalog, viewer_rules
 from memos_grpc.store.cubes import LIVE
-from memos_grpc.store.cursor import KeyTaken
+from memos_grpc.store.cursor import SPACE, KeyTaken
 from memos_grpc.store.database import Connection
 
 
@@ -38,6 +38,7 @@ def space_exists(cursor: Connection, space_id: str) -> bool:
 
 def insert_space(cursor: Connection, space_id: str, space: space_pb2.Space, create_time: datetime, owner: str) -> None:
     """Adds a space with ``owner`` as its one OWNER; raises ``SpaceIdTaken`` if the id is taken."""
+    cursor.changed(SPACE, space_id)
     try:
         cursor.execute(
             "INSERT INTO spaces (space_id, space_pb, create_time, etag, owner) VALUES (?, ?, ?, ?, ?)",
@@ -56,6 +57,7 @@ def space_by_id(cursor: Connection, space_id: str) -> space_pb2.Space | None:
 
 def update_space(cursor: Connection, space_id: str, space: space_pb2.Space) -> None:
     """Replaces the stored message and etag of a space."""
+    cursor.changed(SPACE, space_id)
     cursor.execute(
         "UPDATE spaces SET space_pb = ?, etag = ? WHERE space_id = ?",
         [space.SerializeToString(), space.etag, space_id],
@@ -126,6 +128,7 @@ def space_roles(cursor: Connection, space_id: str) -> dict[str, int]:
 
 def replace_roles(cursor: Connection, space_id: str, roles: Mapping[str, int], policy_etag: str) -> None:
     """Makes ``roles`` the whole access policy of a space, under a new policy etag."""
+    cursor.changed(SPACE, space_id)
     cursor.execute("DELETE FROM space_roles WHERE space_id = ?", [space_id])
     for principal, role in roles.items():
         cursor.execute("INSERT INTO space_roles VALUES (?, ?, ?)", [space_id, principal, role])
@@ -133,10 +136,15 @@ def replace_roles(cursor: Connection, space_id: str, roles: Mapping[str, int], p
 
 
 def remove_roles_of(cursor: Connection, principal: str) -> int:
-    """Deletes every role a principal (by name) holds; returns how many there were."""
-    held = cursor.execute("SELECT count(*) FROM space_roles WHERE principal = ?", [principal]).fetchone()
+    """Deletes every role a principal (by name) holds; returns how many there were (one a space at most)."""
+    held = [
+        str(r[0])
+        for r in cursor.execute("SELECT space_id FROM space_roles WHERE principal = ?", [principal]).fetchall()
+    ]
+    for space_id in held:
+        cursor.changed(SPACE, space_id)
     cursor.execute("DELETE FROM space_roles WHERE principal = ?", [principal])
-    return int(held[0]) if held else 0
+    return len(held)
 
 
 def spaces_owned_alone(cursor: Connection, principal: str) -> list[str]:

@@ -11,6 +11,7 @@ from collections.abc import Collection
 from memos_grpc._proto.memos.v1 import cube_pb2
 from memos_grpc.store.catalog import SearchCatalog
 from memos_grpc.store.catalog_rows import rows_committed
+from memos_grpc.store.cursor import CUBES
 from memos_grpc.store.database import IDS, SPLIT_LIST, Connection, id_list
 from memos_grpc.store.rows import CubeRow
 
@@ -38,6 +39,7 @@ def overwrite_cubes(cursor: Connection, space_id: str, rows: list[CubeRow]) -> N
     """
     if not rows:
         return
+    cursor.changed(CUBES, space_id, put=[r.vec_id for r in rows if r.vec_id is not None])
     cursor.execute(
         f"UPDATE cubes SET cube_pb = unhex(new.pb) FROM (SELECT unnest({SPLIT_LIST}) AS id, "
         f"unnest({SPLIT_LIST}) AS pb) AS new WHERE cubes.space_id = ? AND cubes.cube_id = new.id",

@@ -10,6 +10,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from postgres_support import drop_database, fresh_database
 
 from memos_grpc._proto.memos.v1 import cube_pb2, space_pb2
 from memos_grpc.errors import AlreadyExistsError, NotFoundError
@@ -27,15 +28,26 @@ SPACE = "notes"
 NOW = datetime(2026, 12, 1, 12, 0, tzinfo=UTC)
 
 
-def _open(data_dir: Path) -> Store:
-    settings = Settings(data_dir=data_dir)
+def _open(data_dir: Path, postgres_url: str = "") -> Store:
+    settings = Settings(data_dir=data_dir, postgres_url=postgres_url)
     params = IndexParams(dimension=DIMENSION, m=8, ef_construction=32, ef_search=32)
     return open_store(settings, params)[0]
 
 
+@pytest.fixture(params=["duckdb", "postgres"])
+def postgres_url(request: pytest.FixtureRequest) -> Iterator[str]:
+    """Empty for the embedded backend; a fresh database's URL for PostgreSQL."""
+    if request.param == "duckdb":
+        yield ""
+        return
+    url = fresh_database()
+    yield url
+    drop_database(url)
+
+
 @pytest.fixture
-def store(tmp_path: Path) -> Iterator[Store]:
-    opened = _open(tmp_path)
+def store(tmp_path: Path, postgres_url: str) -> Iterator[Store]:
+    opened = _open(tmp_path, postgres_url)
     space = space_pb2.Space(name=f"spaces/{SPACE}")
     opened.database.write(lambda cursor: insert_space(cursor, SPACE, space, NOW, "principals/ada"))
     space_created(opened.catalog, SPACE, "principals/ada", space)
@@ -184,8 +196,8 @@ def test_expire_leaves_a_tombstone_and_nothing_searchable(store: Store) -> None:
     assert store.catalog.size(SPACE) == 0
 
 
-def test_labels_are_never_issued_twice_across_a_reopen(tmp_path: Path) -> None:
-    opened = _open(tmp_path)
+def test_labels_are_never_issued_twice_across_a_reopen(tmp_path: Path, postgres_url: str) -> None:
+    opened = _open(tmp_path, postgres_url)
     space = space_pb2.Space(name=f"spaces/{SPACE}")
     opened.database.write(lambda cursor: insert_space(cursor, SPACE, space, NOW, "principals/ada"))
     space_created(opened.catalog, SPACE, "principals/ada", space)
@@ -195,7 +207,7 @@ def test_labels_are_never_issued_twice_across_a_reopen(tmp_path: Path) -> None:
     cubes.write(lambda write: write.remove(SPACE, ["a"]), NOW)  # the highest label is no longer in any row
     opened.close()
 
-    reopened = _open(tmp_path)
+    reopened = _open(tmp_path, postgres_url)
     try:
         again = EmbeddedCubeStore(reopened).new_labels(1)[0]
     finally:

@@ -18,12 +18,6 @@ from memos_grpc.store.postgres.cursor import PgCursor
 #: The channel a committed change is announced on.
 CHANNEL = "memos_changes"
 
-#: Kinds of change: a space's cubes (by label), a space's settings and roles, a space removed, the principals.
-CUBES = "cubes"
-SPACE = "space"
-SPACE_REMOVED = "space_removed"
-PRINCIPALS = "principals"
-
 
 @dataclass(frozen=True)
 class Change:

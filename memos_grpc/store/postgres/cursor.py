@@ -19,8 +19,8 @@ from psycopg.types.json import Jsonb
 
 from memos_grpc.store.cursor import KeyTaken
 
-#: What DuckDB's ConstraintException covers: a key, NOT NULL or CHECK broken.
-_TAKEN = (pg_errors.UniqueViolation, pg_errors.NotNullViolation, pg_errors.CheckViolation)
+#: A key taken; any other broken constraint is the store's own fault and surfaces as a storage failure.
+_TAKEN = (pg_errors.UniqueViolation,)
 
 
 @lru_cache(maxsize=4096)

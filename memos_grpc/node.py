@@ -64,7 +64,7 @@ def _load_model(settings: Settings) -> ModelHost | None:
 class Node:
     """One memos-grpc node: everything stored under one data directory, and the components that serve it."""
 
-    def __init__(self, settings: Settings, embedder: Embedder | None = None) -> None:
+    def __init__(self, settings: Settings, embedder: Embedder | None = None, *, exclusive: bool = True) -> None:
         started = time.monotonic()
         settings.data_dir.mkdir(parents=True, exist_ok=True)
         # First: a bad model directory stops start-up before any store is opened.
@@ -79,7 +79,7 @@ class Node:
             ef_construction=settings.hnsw_ef_construction,
             ef_search=settings.hnsw_ef_search,
         )
-        store, report = open_store(settings, params)
+        store, report = open_store(settings, params, exclusive=exclusive)
         self.context = VaultContext(settings=settings, store=store, embedder=worker)
         log.info(
             "vector indexes checked against DuckDB: %d spaces, %d vectors, %d added, %d removed, "
@@ -137,6 +137,9 @@ class Node:
         self._stop = threading.Event()
         self._flusher = threading.Thread(target=self._flush_periodically, name="index-flusher", daemon=True)
         self._flusher.start()
+        if store.follower is not None:
+            # Every component that keeps records in memory has subscribed by now.
+            store.follower.start()
         log.info(
             "vault open at %s in %.1fs (embedder %s, dimension %d)",
             settings.data_dir,

@@ -71,6 +71,9 @@ class Settings:
     postgres_url: str = ""
     #: Connections each server keeps to PostgreSQL for reads (its writer holds one more).
     postgres_pool_size: int = positive(8)
+    #: Seconds a server waits at most before reading the change log again when no notification woke it: the
+    #: bound on how stale its memory of other servers' writes gets if a notification is lost (docs/scaling.md).
+    change_poll_seconds: float = positive(1.0)
     listen: str = "127.0.0.1:50051"
     log_level: str = "INFO"
     #: File the access log appends to: one JSON line per call (method, status code, duration, peer, user agent;

@@ -68,6 +68,7 @@ def test_documented_defaults_match_the_code() -> None:
 #: the fields must name exactly these, so a dropped or stray ``positive(...)`` shows here.
 POSITIVE_SETTINGS = {
     "postgres_pool_size",
+    "change_poll_seconds",
     "workers",
     "max_receive_message_bytes",
     "max_send_message_bytes",

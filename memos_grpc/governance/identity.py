@@ -30,6 +30,7 @@ from memos_grpc.errors import (
 from memos_grpc.files import write_private
 from memos_grpc.primitives.keys import PublicKeyError, check_public_key, key_id
 from memos_grpc.store import principals as principal_store
+from memos_grpc.store.cursor import PRINCIPALS
 from memos_grpc.store.database import Connection
 from memos_grpc.store.names import check_id
 from memos_grpc.store.paging import decode_token, encode_token, page_size
@@ -97,18 +98,35 @@ class Principals:
         self._principals: dict[str, principal_pb2.Principal] = {}
         self._credentials: dict[str, _KnownCredential] = {}
         self._by_fingerprint: dict[str, str] = {}
-        with context.database.read() as cursor:
-            for principal in principal_store.principals(cursor):
-                self._remember(principal)
-            for known in principal_store.credentials(cursor):
-                self._credentials[known.credential_id] = _KnownCredential(
-                    known.principal_id,
-                    known.token_hash,
-                    None if known.expire_time is None else known.expire_time.timestamp(),
-                    known.revoke_time is not None,
-                )
+        self.reload()
+        if context.store.follower is not None:
+            # Other servers of the database create, change and revoke too: their changes reload the copy.
+            context.store.follower.subscribe(PRINCIPALS, lambda _change: self.reload())
 
     # -- the in-memory copy ------------------------------------------------------
+
+    def reload(self) -> None:
+        """Replaces the in-memory copy with the principals and credentials the database holds now."""
+        with self._context.database.read() as cursor:
+            principals = principal_store.principals(cursor)
+            stored = principal_store.credentials(cursor)
+        credentials = {
+            known.credential_id: _KnownCredential(
+                known.principal_id,
+                known.token_hash,
+                None if known.expire_time is None else known.expire_time.timestamp(),
+                known.revoke_time is not None,
+            )
+            for known in stored
+        }
+        by_id = {principal.name.split("/", 1)[1]: principal for principal in principals}
+        by_fingerprint = {
+            fingerprint: principal_id
+            for principal_id, principal in by_id.items()
+            for fingerprint in principal.certificate_fingerprints
+        }
+        with self._lock:
+            self._principals, self._credentials, self._by_fingerprint = by_id, credentials, by_fingerprint
 
     def _remember(self, principal: principal_pb2.Principal) -> None:
         with self._lock:

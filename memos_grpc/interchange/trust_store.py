@@ -25,6 +25,7 @@ from memos_grpc.interchange.trust import (
 )
 from memos_grpc.primitives.canonical import format_time
 from memos_grpc.primitives.keys import SigningKey, TrustedKey
+from memos_grpc.store.cursor import TRUST
 from memos_grpc.store.database import Connection
 from memos_grpc.store.rows import set_timestamp
 from memos_grpc.store.trust import insert_trust_root, newest_trust_root, newest_trust_root_version
@@ -70,6 +71,19 @@ class TrustStore:
             self._envelope = found
             self._root = parse_trust_root(parse_envelope(self._envelope).payload)
         self._message = wire_form(self._root, self._envelope)
+        if context.store.follower is not None:
+            # Another server of the database may put a newer version in force: take it up as it commits.
+            context.store.follower.subscribe(TRUST, lambda _change: self.reload())
+
+    def reload(self) -> None:
+        """Puts in force the newest version the database holds (another server stored it)."""
+        with self._context.database.read() as cursor:
+            found = newest_trust_root(cursor)
+        if found is None or found == self._envelope:
+            return
+        root = parse_trust_root(parse_envelope(found).payload)
+        # Swapped whole, as ``update`` does, so a reader sees one version.
+        self._root, self._envelope, self._message = root, found, wire_form(root, found)
 
     def _create_first(self, node_principal: str) -> tuple[TrustRoot, bytes]:
         now = self._context.clock()

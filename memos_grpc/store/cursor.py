@@ -14,11 +14,12 @@ from typing import Any, Protocol
 import pyarrow as pa
 
 #: Kinds of change ``Cursor.changed`` notes: a space's cubes (by vector label), a space's settings and roles, a
-#: space removed, the principals and their credentials.
+#: space removed, the principals and their credentials, the trust root.
 CUBES = "cubes"
 SPACE = "space"
 SPACE_REMOVED = "space_removed"
 PRINCIPALS = "principals"
+TRUST = "trust"
 
 
 class KeyTaken(Exception):

@@ -7,20 +7,25 @@ from memos_grpc.store.blobs import BlobStore
 from memos_grpc.store.database import DuckDatabase
 from memos_grpc.store.group_commit import Database
 from memos_grpc.store.lexical import LexicalIndex
+from memos_grpc.store.postgres.changes import last_number
 from memos_grpc.store.postgres.database import PostgresDatabase
+from memos_grpc.store.postgres.follower import ChangeFollower, follow_store
 from memos_grpc.store.repair import RepairReport, repair_indexes
 from memos_grpc.store.store import Store
 from memos_grpc.store.vectors import IndexParams, VectorIndexes
 
 
-def open_store(settings: Settings, params: IndexParams) -> tuple[Store, RepairReport]:
+def open_store(settings: Settings, params: IndexParams, *, exclusive: bool = True) -> tuple[Store, RepairReport]:
     """Opens the store under ``settings.data_dir`` and repairs its indexes and catalog from the database.
 
-    Returns once every stored cube can be found, by vector and by its words alike.
+    Returns once every stored cube can be found, by vector and by its words alike. On PostgreSQL the store comes
+    with a change follower (not yet started) and, when ``exclusive``, holds the database's one-server lock.
     """
     database: Database
     if settings.postgres_url:
-        database = PostgresDatabase(settings.postgres_url, settings.write_group_max, settings.postgres_pool_size)
+        database = PostgresDatabase(
+            settings.postgres_url, settings.write_group_max, settings.postgres_pool_size, exclusive=exclusive
+        )
     else:
         database = DuckDatabase(settings.duckdb_path, settings.write_group_max, settings.checkpoint_threshold_mb)
     store = Store(
@@ -30,7 +35,15 @@ def open_store(settings: Settings, params: IndexParams) -> tuple[Store, RepairRe
     )
     # Before the catalog is loaded from DuckDB: loading it rebuilds the lexical index too.
     store.catalog.lexical = LexicalIndex(settings.lexical_refresh_seconds)
+    # The log's end before the repair reads anything: a change committed while it runs is applied again after.
+    followed_from = None
+    if isinstance(database, PostgresDatabase):
+        with database.read() as cursor:
+            followed_from = last_number(cursor)
     report = repair_indexes(store)
     # Serve only once every stored cube is found lexically too, not after the first background commits.
     store.catalog.lexical.refresh()
+    if isinstance(database, PostgresDatabase) and followed_from is not None:
+        store.follower = ChangeFollower(database.url, database.origin, followed_from, settings.change_poll_seconds)
+        follow_store(store.follower, store)
     return store, report

@@ -12,11 +12,13 @@ from __future__ import annotations
 
 import logging
 from dataclasses import dataclass
+from datetime import datetime
 
 import numpy as np
 
 from memos_grpc._proto.memos.v1 import cube_pb2, space_pb2
 from memos_grpc.store.catalog import CatalogRow, CubeAccess, license_of, viewer_rules
+from memos_grpc.store.database import INT_IDS, id_list
 from memos_grpc.store.lexical import lexical_text
 from memos_grpc.store.store import Store
 
@@ -72,38 +74,67 @@ def repair_indexes(context: Store) -> RepairReport:
 
 
 def load_catalog(context: Store, space_id: str, roles: dict[str, int]) -> None:
-    """Fills the search catalog of one space from DuckDB."""
+    """Fills the search catalog of one space from the database."""
     with context.database.read() as cursor:
         found = cursor.execute("SELECT space_pb FROM spaces WHERE space_id = ?", [space_id]).fetchone()
     rules = viewer_rules(space_pb2.Space.FromString(found[0])) if found else {}
     context.catalog.add_space(space_id, roles, rules)
     with context.database.read() as cursor:
-        cursor.execute(
-            "SELECT vec_id, cube_pb, expire_time, access_scope, access_owner, access_principals, sensitivity_labels, "
-            "state FROM cubes WHERE space_id = ? AND vec_id IS NOT NULL",
-            [space_id],
-        )
+        cursor.execute(f"SELECT {_CATALOG_COLUMNS} FROM cubes WHERE space_id = ? AND vec_id IS NOT NULL", [space_id])
         while batch := cursor.fetchmany(_CHUNK):
-            context.catalog.put(
-                space_id,
-                (
-                    CatalogRow(
-                        int(label),
-                        bytes(cube_pb),
-                        expire_time,
-                        CubeAccess(
-                            int(scope or 0),
-                            str(owner or ""),
-                            frozenset(principals or ()),
-                            frozenset(sensitivity),
-                            state == cube_pb2.LIFECYCLE_STATE_ARCHIVED,
-                            license_of(bytes(cube_pb)),
-                        ),
-                        _text(bytes(cube_pb)),
-                    )
-                    for label, cube_pb, expire_time, scope, owner, principals, sensitivity, state in batch
-                ),
-            )
+            context.catalog.put(space_id, (catalog_row(*row) for row in batch))
+
+
+def reload_labels(context: Store, space_id: str, labels: list[int]) -> int:
+    """Brings the index and catalog of a space in step with the rows that now carry ``labels`` (a write of
+    another server): each label's vector is (re)added and its catalog entry (re)put; a label no row carries any
+    more is left alone. Returns how many rows were found."""
+    if not labels:
+        return 0
+    with context.database.read() as cursor:
+        rows = cursor.execute(
+            f"SELECT {_CATALOG_COLUMNS}, embedding FROM cubes WHERE space_id = ? AND vec_id IN {INT_IDS}",
+            [space_id, id_list(labels)],
+        ).fetchall()
+    if not rows:
+        return 0
+    vectors = np.frombuffer(b"".join(r[-1] for r in rows), dtype="<f4").reshape(len(rows), -1)
+    context.indexes.get(space_id).add([int(r[0]) for r in rows], vectors)
+    context.catalog.put(space_id, [catalog_row(*row[:-1]) for row in rows])
+    return len(rows)
+
+
+#: The columns ``catalog_row`` takes, in its order.
+_CATALOG_COLUMNS = (
+    "vec_id, cube_pb, expire_time, access_scope, access_owner, access_principals, sensitivity_labels, state"
+)
+
+
+def catalog_row(
+    label: int,
+    cube_pb: bytes,
+    expire_time: datetime | None,
+    scope: int | None,
+    owner: str | None,
+    principals: list[str] | None,
+    sensitivity: list[str],
+    state: int,
+) -> CatalogRow:
+    """What the catalog keeps of one stored cube row (``_CATALOG_COLUMNS``)."""
+    return CatalogRow(
+        int(label),
+        bytes(cube_pb),
+        expire_time,
+        CubeAccess(
+            int(scope or 0),
+            str(owner or ""),
+            frozenset(principals or ()),
+            frozenset(sensitivity),
+            state == cube_pb2.LIFECYCLE_STATE_ARCHIVED,
+            license_of(bytes(cube_pb)),
+        ),
+        _text(bytes(cube_pb)),
+    )
 
 
 def _text(cube_pb: bytes) -> str | None:

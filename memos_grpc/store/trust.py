@@ -5,6 +5,7 @@ from __future__ import annotations
 
 from datetime import datetime
 
+from memos_grpc.store.cursor import TRUST
 from memos_grpc.store.database import Connection
 
 
@@ -24,4 +25,5 @@ def insert_trust_root(
     cursor: Connection, version: int, envelope: bytes, expire_time: datetime, create_time: datetime
 ) -> None:
     """Keeps a trust root version as signed (a version stored already is a constraint error)."""
+    cursor.changed(TRUST)
     cursor.execute("INSERT INTO trust_roots VALUES (?, ?, ?, ?)", [version, envelope, expire_time, create_time])

@@ -48,6 +48,8 @@ def main(data_dir: Path, space_id: str, count: int, seed: int) -> None:
             "embedder": "none",
             "vector_dimension": DIMENSION,
             "index_flush_seconds": 3600,
+            # The database the test's servers use for this data directory, when they run on PostgreSQL.
+            "postgres_url": os.environ.get("MEMOS_POSTGRES_URL", ""),
         },
     )
     vault = Node(settings)

@@ -481,7 +481,7 @@ def test_labels_of_a_batch_lost_after_an_index_save_are_never_issued_again(serve
         [sys.executable, str(script), str(first.data_dir), SPACE_ID, str(lost_count), str(lost_seed)],
         capture_output=True,
         text=True,
-        env=child_env(),
+        env=child_env({"MEMOS_POSTGRES_URL": first.env.get("MEMOS_POSTGRES_URL", "")}),
         timeout=120,
     )
     assert child.returncode == -signal.SIGKILL, child.stderr[-3000:]

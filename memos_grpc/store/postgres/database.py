@@ -51,7 +51,13 @@ class PostgresDatabase(Database):
 
     dialect = "postgres"
 
-    def __init__(self, url: str, group_max: int, pool_size: int = 8) -> None:
+    def __init__(self, url: str, group_max: int, pool_size: int = 8, *, exclusive: bool = True) -> None:
+        """Migrates the database and opens the connections.
+
+        ``exclusive``: hold the one-server lock, so that a second server on the database stops at start-up (see
+        ``_connect_writer``). Only users of the database that follow its change log for everything they keep in
+        memory may share it.
+        """
         super().__init__(group_max, "postgres-writer")
         #: This server among those sharing the database: the origin of the changes it logs.
         self.origin = uuid.uuid4().hex
@@ -61,6 +67,8 @@ class PostgresDatabase(Database):
         kwargs = {key: value for key, value in options.items() if key != "conninfo"}
         self._pool = ConnectionPool(url, min_size=1, max_size=pool_size, kwargs=kwargs, open=True)
         self._options = options
+        self._exclusive = exclusive
+        self.url = url
         self._writer = self._connect_writer()
         self._start()
 
@@ -69,7 +77,11 @@ class PostgresDatabase(Database):
         # One server per database: each keeps derived stores (vector indexes, the search catalog, BM25, blob
         # files) under its own data directory, which another server's writes would leave behind. The lock is the
         # writer connection's, so it goes with the process, however it ends.
-        held = connection.execute("SELECT pg_try_advisory_lock(%s)", [SERVER_LOCK]).fetchone()
+        held = (
+            connection.execute("SELECT pg_try_advisory_lock(%s)", [SERVER_LOCK]).fetchone()
+            if self._exclusive
+            else (True,)
+        )
         if held is None or not held[0]:
             connection.close()
             raise FailedPreconditionError(

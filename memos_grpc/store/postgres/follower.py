@@ -1,0 +1,143 @@
+"""Following the change log: this server's in-memory state kept in step with the other servers' writes.
+
+Each server of a database keeps derived state in memory (the search catalog with its BM25 index, its vector
+indexes, the principals that authenticate calls). Its own writes update that state after each commit; the
+writes of the other servers reach it through the change log (``changes.py``). The follower thread listens on the
+log's channel and, woken by a notification or after ``poll_seconds`` at the latest, reads every change after the
+last one it applied, in order, and hands each to the handlers of its kind. A notification lost while its
+connection was down costs only that wait: the log, not the notification, is what is applied. A change made by
+this server is skipped (its own commit applied it). Handlers are idempotent: a change is applied again when the
+follower starts over from an earlier number.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+from collections import defaultdict
+from collections.abc import Callable
+from typing import Any
+
+import psycopg
+
+from memos_grpc.store.catalog import viewer_rules
+from memos_grpc.store.cursor import CUBES, SPACE, SPACE_REMOVED
+from memos_grpc.store.postgres.changes import CHANNEL, Change, changes_after
+from memos_grpc.store.postgres.cursor import PgCursor
+from memos_grpc.store.postgres.database import connection_options
+from memos_grpc.store.repair import reload_labels
+from memos_grpc.store.spaces import space_by_id, space_roles
+from memos_grpc.store.store import Store
+
+log = logging.getLogger(__name__)
+
+#: How a follower's connection is named in ``pg_stat_activity``.
+APPLICATION_NAME = "memos-change-follower"
+#: Changes read from the log at a time.
+_BATCH = 1000
+
+Handler = Callable[[Change], None]
+
+
+class ChangeFollower:
+    """Applies the other servers' changes to this server's memory, from number ``start_after`` on."""
+
+    def __init__(self, url: str, origin: str, start_after: int, poll_seconds: float) -> None:
+        self._url = url
+        self._origin = origin
+        self._poll_seconds = poll_seconds
+        self._handlers: dict[str, list[Handler]] = defaultdict(list)
+        self._applied = start_after
+        self._progress = threading.Condition()
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._run, name="change-follower", daemon=True)
+
+    @property
+    def applied(self) -> int:
+        """The number of the last change applied (or found to be this server's own)."""
+        with self._progress:
+            return self._applied
+
+    def subscribe(self, kind: str, handler: Handler) -> None:
+        """Calls ``handler`` with each change of ``kind`` another server makes; before ``start``."""
+        self._handlers[kind].append(handler)
+
+    def start(self) -> None:
+        self._thread.start()
+
+    def wait_for(self, number: int, timeout: float) -> bool:
+        """Waits until the change numbered ``number`` is applied; False if ``timeout`` seconds pass first."""
+        with self._progress:
+            return self._progress.wait_for(lambda: self._applied >= number, timeout)
+
+    def close(self) -> None:
+        self._stop.set()
+        if self._thread.ident is not None:  # started
+            self._thread.join()
+
+    def _run(self) -> None:
+        while not self._stop.is_set():
+            try:
+                options = connection_options(self._url)
+                with psycopg.connect(**options, application_name=APPLICATION_NAME) as connection:
+                    connection.execute(f"LISTEN {CHANNEL}".encode())
+                    while not self._stop.is_set():
+                        self._catch_up(connection)
+                        # Woken by the next commit anywhere, or after the poll interval at the latest.
+                        for _ in connection.notifies(timeout=self._poll_seconds, stop_after=1):
+                            pass
+            except psycopg.OperationalError as exc:
+                log.warning("lost the change log's connection (%s); reconnecting", exc)
+                self._stop.wait(self._poll_seconds)
+
+    def _catch_up(self, connection: psycopg.Connection[Any]) -> None:
+        while not self._stop.is_set():
+            with connection.cursor() as raw:
+                batch = changes_after(PgCursor(raw), self.applied, _BATCH)
+            for change in batch:
+                if change.origin != self._origin:
+                    for handler in self._handlers.get(change.kind, ()):
+                        try:
+                            handler(change)
+                        except Exception:
+                            # The next change must not wait on this one; a restart reloads everything.
+                            log.exception("applying change %d (%s) failed", change.number, change.kind)
+                with self._progress:
+                    self._applied = change.number
+                    self._progress.notify_all()
+            if len(batch) < _BATCH:
+                return
+
+
+def follow_store(follower: ChangeFollower, store: Store) -> None:
+    """Subscribes the store's own derived state: the catalog (with BM25) and the vector indexes."""
+    follower.subscribe(CUBES, lambda change: _cubes_changed(store, change))
+    follower.subscribe(SPACE, lambda change: _space_changed(store, change))
+    follower.subscribe(SPACE_REMOVED, lambda change: _space_removed(store, change))
+
+
+def _cubes_changed(store: Store, change: Change) -> None:
+    if not store.catalog.has_space(change.space_id):
+        _space_changed(store, change)
+    reload_labels(store, change.space_id, list(change.put))
+    if change.removed:
+        store.indexes.get(change.space_id).delete(change.removed)
+        store.catalog.remove(change.space_id, change.removed)
+
+
+def _space_changed(store: Store, change: Change) -> None:
+    with store.database.read() as cursor:
+        space = space_by_id(cursor, change.space_id)
+        roles = space_roles(cursor, change.space_id)
+    if space is None:
+        return  # removed since; its own change follows
+    if store.catalog.has_space(change.space_id):
+        store.catalog.set_roles(change.space_id, roles)
+        store.catalog.set_viewer_rules(change.space_id, viewer_rules(space))
+    else:
+        store.catalog.add_space(change.space_id, roles, viewer_rules(space))
+
+
+def _space_removed(store: Store, change: Change) -> None:
+    store.indexes.drop(change.space_id)
+    store.catalog.drop_space(change.space_id)

@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import hashlib
 import logging
-import os
 import re
 import socket
 import tempfile
@@ -169,10 +168,7 @@ class Exporter:
                     )
                 self._add(cube, embedding, rules, spooled)
         for digest in spooled.blobs:
-            try:
-                spooled.blobs[digest] = os.stat(context.blobs.path_for(digest)).st_size
-            except FileNotFoundError as exc:
-                raise NotFoundError(f"blob {digest} is missing from the vault", reason=reasons.BLOB_NOT_FOUND) from exc
+            spooled.blobs[digest] = context.blobs.size(digest)  # BLOB_NOT_FOUND when the store lacks it
         return space
 
     @staticmethod

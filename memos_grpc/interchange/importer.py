@@ -29,7 +29,7 @@ from memos_grpc.governance.caller import Caller
 from memos_grpc.interchange.bundle import BundleLimits, BundleReport, BundleVerifier, TrustPolicy
 from memos_grpc.interchange.statement import Subject, cube_entry_name
 from memos_grpc.settings import Settings
-from memos_grpc.store.blobs import BlobStore
+from memos_grpc.store.blobs import Blobs
 from memos_grpc.store.cubes import Preindexed
 from memos_grpc.store.database import Connection
 from memos_grpc.store.derivation import drop_links
@@ -150,7 +150,7 @@ class _Staging(CubeChecks):
     """The importer's EntrySink: cubes checked and kept, blobs written to temporary files."""
 
     blobs: dict[str, tuple[Path, int]] = field(default_factory=dict)
-    store: BlobStore | None = None
+    store: Blobs | None = None
 
     def blob(self, subject: Subject, chunks: Iterator[memoryview]) -> None:
         assert self.store is not None

@@ -12,6 +12,8 @@ from __future__ import annotations
 
 import json
 import math
+import os
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -178,21 +180,19 @@ def inspect_cache(data: bytes) -> CacheHeader:
     return described
 
 
-def describe_cache_file(path: Path) -> CacheHeader | None:
-    """The validated description of a stored memos-activation blob, read from its header alone.
+def describe_cache(size: int, read: Callable[[int, int], bytes]) -> CacheHeader | None:
+    """The validated description of a stored memos-activation blob of ``size`` bytes, read from its header alone.
 
-    None when the file is not one (no safetensors header naming the memos-activation format): the
-    vault keeps other blobs opaque. A file that names the format is checked as ``inspect_cache`` does.
+    ``read(offset, count)`` returns the blob's ``count`` bytes from ``offset``; only the 8-byte length and the
+    JSON header are read. None when the blob is not one (no safetensors header naming the memos-activation
+    format): the vault keeps other blobs opaque. A blob that names the format is checked as ``inspect_cache`` does.
     """
-    size = path.stat().st_size
-    with open(path, "rb") as handle:
-        first = handle.read(8)
-        if len(first) < 8:
-            return None
-        length = int.from_bytes(first, "little")
-        if length < 2 or length > _MAX_HEADER_BYTES or 8 + length > size:
-            return None
-        raw = handle.read(length)
+    if size < 8:
+        return None
+    length = int.from_bytes(read(0, 8), "little")
+    if length < 2 or length > _MAX_HEADER_BYTES or 8 + length > size:
+        return None
+    raw = read(8, length)
     try:
         header = json.loads(raw.decode("utf-8"))
     except (UnicodeDecodeError, json.JSONDecodeError):
@@ -203,3 +203,14 @@ def describe_cache_file(path: Path) -> CacheHeader | None:
     described = _read_metadata(header)
     _check_tensors(header, described, size - 8 - length)
     return described
+
+
+def describe_cache_file(path: Path) -> CacheHeader | None:
+    """``describe_cache`` of the blob in a file."""
+    with open(path, "rb") as handle:
+
+        def read(offset: int, count: int) -> bytes:
+            handle.seek(offset)
+            return handle.read(count)
+
+        return describe_cache(os.fstat(handle.fileno()).st_size, read)

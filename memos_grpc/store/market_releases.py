@@ -14,7 +14,7 @@ from datetime import datetime
 
 from memos_grpc._proto.memos.v1 import cube_pb2
 from memos_grpc._proto.memos.v1 import marketplace_service_pb2 as m
-from memos_grpc.store.blobs import BlobStore, BlobWriter
+from memos_grpc.store.blobs import Blobs, BlobWriter
 from memos_grpc.store.database import Connection
 from memos_grpc.store.filter import CompiledFilter, FilterField
 
@@ -153,7 +153,7 @@ def key_changes(cursor: Connection, listing_id: str) -> list[tuple[int, bytes]]:
 # -- bundle files ---------------------------------------------------------------------------------------------
 
 
-def bundle_writer(blobs: BlobStore, max_bytes: int) -> BlobWriter:
+def bundle_writer(blobs: Blobs, max_bytes: int) -> BlobWriter:
     """A writer that takes an uploaded bundle's bytes into a temporary file, hashing them; ``keep_bundle`` makes
     it the bundle's blob, ``BlobWriter.abort`` drops it."""
     return blobs.writer(max_bytes)

@@ -12,7 +12,7 @@ from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from datetime import datetime
 
-from memos_grpc.store.blobs import BlobStore
+from memos_grpc.store.blobs import Blobs
 from memos_grpc.store.database import Connection
 from memos_grpc.store.visibility import CubeVisibility
 
@@ -30,7 +30,7 @@ def _accept_any(size: int, digest: str) -> None:
 
 
 def store_blob(
-    blobs: BlobStore,
+    blobs: Blobs,
     chunks: Iterable[bytes],
     max_bytes: int,
     accept: Callable[[int, str], None] = _accept_any,

@@ -14,18 +14,35 @@ from pathlib import Path
 
 from memos_grpc import reasons
 from memos_grpc._proto.memos.v1 import cube_pb2
-from memos_grpc.errors import InvalidArgumentError
-from memos_grpc.models.cache_header import describe_cache_file
+from memos_grpc.errors import InvalidArgumentError, NotFoundError
+from memos_grpc.models.cache_header import CacheHeader, describe_cache, describe_cache_file
+from memos_grpc.store.blobs import Blobs
 
 
 def describe_activation(payload: cube_pb2.ActivationPayload, path: Path) -> None:
-    """Checks ``payload`` against its blob (stored at ``path``) and fills what it leaves unset.
-
-    A no-op for blobs in other formats.
+    """Checks ``payload`` against its blob (a file at ``path``, as an import stages it) and fills what it leaves
+    unset. A no-op for blobs in other formats.
     """
     if not path.is_file():
         return  # the create reports BLOB_NOT_FOUND
-    described = describe_cache_file(path)
+    _check_and_fill(payload, describe_cache_file(path))
+
+
+def describe_stored_activation(payload: cube_pb2.ActivationPayload, blobs: Blobs) -> None:
+    """As ``describe_activation``, for a blob in the blob store: only its header is read from the store."""
+    digest = payload.blob.digest
+    try:
+        size = blobs.size(digest)
+    except NotFoundError:
+        return  # the create reports BLOB_NOT_FOUND
+
+    def read(offset: int, count: int) -> bytes:
+        return b"".join(blobs.read(digest, offset=offset, limit=count, chunk_bytes=count))
+
+    _check_and_fill(payload, describe_cache(size, read))
+
+
+def _check_and_fill(payload: cube_pb2.ActivationPayload, described: CacheHeader | None) -> None:
     if described is None:
         return
     if payload.model_fingerprint != described.fingerprint:

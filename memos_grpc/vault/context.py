@@ -10,7 +10,7 @@ from memos_grpc import reasons
 from memos_grpc.embedding.worker import EmbeddingWorker
 from memos_grpc.errors import NotFoundError
 from memos_grpc.settings import Settings
-from memos_grpc.store.blobs import BlobStore
+from memos_grpc.store.blobs import Blobs
 from memos_grpc.store.catalog import SearchCatalog
 from memos_grpc.store.cubes import EmbeddedCubeStore
 from memos_grpc.store.database import Connection
@@ -61,7 +61,7 @@ class VaultContext:
         return self.store.indexes
 
     @property
-    def blobs(self) -> BlobStore:
+    def blobs(self) -> Blobs:
         return self.store.blobs
 
     @property

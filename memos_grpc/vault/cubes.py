@@ -34,7 +34,7 @@ from memos_grpc.store.removal import tombstone
 from memos_grpc.store.rows import CubeRow, blob_digest, make_etag, memory_text, next_version, set_timestamp
 from memos_grpc.store.visibility import CubeVisibility
 from memos_grpc.vault.blob_access import require_referenceable
-from memos_grpc.vault.blob_headers import describe_activation
+from memos_grpc.vault.blob_headers import describe_stored_activation
 from memos_grpc.vault.context import VaultContext
 from memos_grpc.vault.validation import (
     check_context,
@@ -130,7 +130,7 @@ class Cubes:
             if cube.HasField("expire_time"):
                 cube.expire_time_setter = caller.principal
             if cube.HasField("activation"):
-                describe_activation(cube.activation, self._context.blobs.path_for(cube.activation.blob.digest))
+                describe_stored_activation(cube.activation, self._context.blobs)
             vector: FloatArray | None = None
             if request.HasField("vector"):
                 vector = given[index]

@@ -4,11 +4,15 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from memos_grpc.store.blobs import Blobs
 from memos_grpc.store.catalog import SearchCatalog
 from memos_grpc.store.group_commit import Database
 from memos_grpc.store.vectors import VectorIndexes
+
+if TYPE_CHECKING:  # the follower applies changes to a Store
+    from memos_grpc.store.postgres.follower import ChangeFollower
 
 
 @dataclass
@@ -24,6 +28,9 @@ class Store:
     indexes: VectorIndexes
     blobs: Blobs
     catalog: SearchCatalog = field(default_factory=SearchCatalog)
+    #: On PostgreSQL, what keeps the derived stores in step with the other servers' writes; started by the node
+    #: once every component that keeps records in memory has subscribed to it.
+    follower: ChangeFollower | None = None
 
     def adopt_blob(self, temp: Path, digest: str) -> None:
         """Puts a written and verified temporary file (``Blobs.staging_path``) into the blob store, durably.
@@ -37,7 +44,10 @@ class Store:
         self.indexes.flush()
 
     def close(self) -> None:
-        """Finishes queued writes, closes the database, then saves the indexes and closes the BM25 index."""
+        """Stops following other servers, finishes queued writes, closes the database, then saves the indexes and
+        closes the BM25 index."""
+        if self.follower is not None:
+            self.follower.close()
         self.database.close()
         self.indexes.flush()
         if self.catalog.lexical is not None:

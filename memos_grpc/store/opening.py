@@ -7,6 +7,7 @@ from memos_grpc.store.blobs import BlobStore
 from memos_grpc.store.database import DuckDatabase
 from memos_grpc.store.group_commit import Database
 from memos_grpc.store.lexical import LexicalIndex
+from memos_grpc.store.postgres.blobs import PgBlobStore
 from memos_grpc.store.postgres.changes import last_number
 from memos_grpc.store.postgres.database import PostgresDatabase
 from memos_grpc.store.postgres.follower import ChangeFollower, follow_store
@@ -31,7 +32,10 @@ def open_store(settings: Settings, params: IndexParams, *, exclusive: bool = Tru
     store = Store(
         database=database,
         indexes=VectorIndexes(settings.index_dir, params, settings.exact_scoring_cache_mb * 2**20),
-        blobs=BlobStore(settings.blob_dir),
+        # On PostgreSQL the bytes live in the database, for every server that shares it; temporary files stay local.
+        blobs=PgBlobStore(database, settings.blob_dir / "tmp")
+        if isinstance(database, PostgresDatabase)
+        else BlobStore(settings.blob_dir),
     )
     # Before the catalog is loaded from DuckDB: loading it rebuilds the lexical index too.
     store.catalog.lexical = LexicalIndex(settings.lexical_refresh_seconds)

@@ -8,8 +8,10 @@ from pathlib import Path
 import pytest
 from postgres_support import drop_database, fresh_database
 
+from memos_grpc.store.blobs import Blobs, BlobStore
 from memos_grpc.store.database import DuckDatabase
 from memos_grpc.store.group_commit import Database
+from memos_grpc.store.postgres.blobs import PgBlobStore
 from memos_grpc.store.postgres.database import PostgresDatabase
 
 
@@ -28,3 +30,11 @@ def database(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[Databas
     finally:
         opened.close()
         drop_database(url)
+
+
+@pytest.fixture
+def blob_store(database: Database, tmp_path: Path) -> Blobs:
+    """The blob store of ``database``'s backend: files in a directory beside DuckDB, chunks in PostgreSQL."""
+    if isinstance(database, PostgresDatabase):
+        return PgBlobStore(database, tmp_path / "blobs" / "tmp")
+    return BlobStore(tmp_path / "blobs")

@@ -90,3 +90,35 @@ def test_a_failed_migration_leaves_the_database_at_the_last_good_one(url: str, m
             migrate(connection)
         assert applied(connection) == [m.version for m in shipped]
         assert "half_done" not in _tables(connection)  # the step's transaction was rolled back whole
+
+
+def test_a_database_of_the_first_schema_keeps_its_rows_when_migrated_to_the_newest(url: str) -> None:
+    """An upgrade of a database in use: the rows written under migration 1 are all there under the newest schema,
+    beside what the later migrations add."""
+    with _connect(url) as connection:
+        assert migrate(connection, target=1) == [1]
+        assert "blob_chunks" not in _tables(connection)
+        connection.execute(
+            "INSERT INTO spaces (space_id, space_pb, create_time, etag) VALUES ('kept', '\\x0a04', now(), 'e1')"
+        )
+        connection.execute(
+            "INSERT INTO cubes (space_id, cube_id, cube_pb, vec_id, type, state, source, semantic_type, priority, "
+            "model, origin, tags, sensitivity_labels, labels, create_time, update_time, version, etag, "
+            "provenance_id, blob_digest) VALUES ('kept', 'cache', '\\x0a05', 7, 2, 1, 0, 0, 0, 'm', '', "
+            "'{warm}', '{}', '{\"k\": \"v\"}', now(), now(), 1, 'e2', 'p1', %s)",
+            ["sha256:" + "ab" * 32],
+        )
+        connection.execute(
+            "INSERT INTO blobs VALUES (%s, 4096, 'application/octet-stream', '2030-01-01T00:00:00Z')",
+            ["sha256:" + "ab" * 32],
+        )
+
+        assert migrate(connection) == list(range(2, schema_version() + 1))
+        assert {"blob_chunks", "spaces", "cubes", "blobs"} <= _tables(connection)
+        assert connection.execute("SELECT space_id, etag FROM spaces").fetchall() == [("kept", "e1")]
+        assert connection.execute("SELECT cube_id, vec_id, tags, labels, blob_digest FROM cubes").fetchall() == [
+            ("cache", 7, ["warm"], {"k": "v"}, "sha256:" + "ab" * 32)
+        ]
+        assert connection.execute("SELECT digest, size_bytes FROM blobs").fetchall() == [("sha256:" + "ab" * 32, 4096)]
+        issued = connection.execute("SELECT nextval('vec_ids')").fetchone()
+        assert issued is not None and issued[0] > 7, "labels are issued above the ones the cubes hold"

@@ -48,3 +48,24 @@ class Cursor(Protocol):
         memory: a space's cubes by vector label (``put``: read them again; ``removed``: gone), a space, the
         principals. The embedded backend has no other server and notes nothing."""
         ...
+
+
+class DriverCursor:
+    """What both backends' cursors share: the driver's own cursor (``raw``), and fetching from it as it is."""
+
+    __slots__ = ("raw",)
+
+    def __init__(self, raw: Any) -> None:
+        self.raw = raw
+
+    def fetchone(self) -> tuple[Any, ...] | None:
+        found: tuple[Any, ...] | None = self.raw.fetchone()
+        return found
+
+    def fetchall(self) -> list[tuple[Any, ...]]:
+        found: list[tuple[Any, ...]] = self.raw.fetchall()
+        return found
+
+    def fetchmany(self, size: int = 1, /) -> list[tuple[Any, ...]]:
+        found: list[tuple[Any, ...]] = self.raw.fetchmany(size)
+        return found

@@ -19,7 +19,7 @@ import pyarrow as pa
 from memos_grpc.errors import StorageError
 from memos_grpc.settings import DEFAULT_CHECKPOINT_MB
 from memos_grpc.store import schema
-from memos_grpc.store.cursor import Cursor, KeyTaken
+from memos_grpc.store.cursor import Cursor, DriverCursor, KeyTaken
 from memos_grpc.store.group_commit import Database
 
 log = logging.getLogger(__name__)
@@ -27,14 +27,12 @@ log = logging.getLogger(__name__)
 Connection = Cursor
 
 
-class DuckCursor:
+class DuckCursor(DriverCursor):
     """A DuckDB cursor as the store's ``Cursor``: statements pass through, bulk inserts scan an Arrow table."""
 
-    __slots__ = ("raw",)
+    __slots__ = ()
     dialect = "duckdb"
-
-    def __init__(self, raw: duckdb.DuckDBPyConnection) -> None:
-        self.raw = raw
+    raw: duckdb.DuckDBPyConnection
 
     def execute(self, query: str, parameters: Any = None, /) -> DuckCursor:
         try:
@@ -49,15 +47,6 @@ class DuckCursor:
         except duckdb.ConstraintException as exc:
             raise KeyTaken(str(exc)) from exc
         return self
-
-    def fetchone(self) -> tuple[Any, ...] | None:
-        return self.raw.fetchone()
-
-    def fetchall(self) -> list[tuple[Any, ...]]:
-        return self.raw.fetchall()
-
-    def fetchmany(self, size: int = 1, /) -> list[tuple[Any, ...]]:
-        return self.raw.fetchmany(size)
 
     def changed(self, kind: str, space_id: str = "", *, put: Iterable[int] = (), removed: Iterable[int] = ()) -> None:
         """Nothing: one server owns an embedded database."""

@@ -17,7 +17,7 @@ import pyarrow as pa
 from psycopg import errors as pg_errors
 from psycopg.types.json import Jsonb
 
-from memos_grpc.store.cursor import KeyTaken
+from memos_grpc.store.cursor import DriverCursor, KeyTaken
 
 #: A key taken; any other broken constraint is the store's own fault and surfaces as a storage failure.
 _TAKEN = (pg_errors.UniqueViolation,)
@@ -51,14 +51,15 @@ def _parameter(value: Any) -> Any:
     return value
 
 
-class PgCursor:
+class PgCursor(DriverCursor):
     """One psycopg cursor, inside the caller's transaction or on a read connection."""
 
-    __slots__ = ("changes", "raw")
+    __slots__ = ("changes",)
     dialect = "postgres"
+    raw: psycopg.Cursor[Any]
 
     def __init__(self, raw: psycopg.Cursor[Any]) -> None:
-        self.raw = raw
+        super().__init__(raw)
         #: What the transaction changed for other servers, by (kind, space): labels put and removed, in order.
         self.changes: dict[tuple[str, str], tuple[list[int], list[int]]] = {}
 
@@ -84,15 +85,6 @@ class PgCursor:
         except _TAKEN as exc:
             raise KeyTaken(str(exc)) from exc
         return self
-
-    def fetchone(self) -> tuple[Any, ...] | None:
-        return self.raw.fetchone()
-
-    def fetchall(self) -> list[tuple[Any, ...]]:
-        return self.raw.fetchall()
-
-    def fetchmany(self, size: int = 1, /) -> list[tuple[Any, ...]]:
-        return self.raw.fetchmany(size)
 
     def insert_table(self, table: str, rows: pa.Table, /) -> None:
         """Copies the rows in (COPY FROM STDIN): a MAP column becomes a JSONB object, lists become arrays."""

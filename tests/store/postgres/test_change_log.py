@@ -13,7 +13,6 @@ from pathlib import Path
 import numpy as np
 import psycopg
 import pytest
-from postgres_support import drop_database, fresh_database
 
 from memos_grpc._proto.memos.v1 import cube_pb2, space_pb2
 from memos_grpc.errors import NotFoundError
@@ -31,13 +30,6 @@ from memos_grpc.store.vectors import IndexParams
 
 NOW = datetime(2026, 12, 1, 12, 0, tzinfo=UTC)
 DIMENSION = 8
-
-
-@pytest.fixture
-def url() -> Iterator[str]:
-    made = fresh_database()
-    yield made
-    drop_database(made)
 
 
 @pytest.fixture

@@ -2,23 +2,13 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterator
-
 import psycopg
 import pytest
-from postgres_support import drop_database, fresh_database
 
 from memos_grpc import reasons
 from memos_grpc.errors import FailedPreconditionError
 from memos_grpc.store.cursor import Cursor
 from memos_grpc.store.postgres.database import PostgresDatabase, connection_options
-
-
-@pytest.fixture
-def url() -> Iterator[str]:
-    made = fresh_database()
-    yield made
-    drop_database(made)
 
 
 def _put(cursor: Cursor, key: str, value: str) -> None:

@@ -15,7 +15,6 @@ from pathlib import Path
 import numpy as np
 import psycopg
 import pytest
-from postgres_support import drop_database, fresh_database
 
 from memos_grpc._proto.memos.v1 import cube_pb2, space_pb2
 from memos_grpc.settings import Settings
@@ -33,13 +32,6 @@ NOW = datetime(2026, 12, 1, 12, 0, tzinfo=UTC)
 DIMENSION = 8
 #: Seconds a follower may take to apply a change before the test gives up (it is woken at the commit).
 APPLIED_WITHIN = 30.0
-
-
-@pytest.fixture
-def url() -> Iterator[str]:
-    made = fresh_database()
-    yield made
-    drop_database(made)
 
 
 def _open(data_dir: Path, url: str) -> Store:

@@ -18,7 +18,10 @@ from psycopg import errors as pg_errors
 from psycopg.types.json import Jsonb
 
 from memos_grpc.store.cursor import DriverCursor, KeyTaken
+from memos_grpc.store.postgres.vector_type import vector_text
 
+#: Columns of pgvector's ``vector`` type, which the store hands over as float32 bytes (migration 0001).
+VECTOR_COLUMNS = frozenset({("cubes", "embedding")})
 #: A key taken; any other broken constraint is the store's own fault and surfaces as a storage failure.
 _TAKEN = (pg_errors.UniqueViolation,)
 
@@ -87,8 +90,14 @@ class PgCursor(DriverCursor):
         return self
 
     def insert_table(self, table: str, rows: pa.Table, /) -> None:
-        """Copies the rows in (COPY FROM STDIN): a MAP column becomes a JSONB object, lists become arrays."""
-        columns = [_column(rows.column(name), rows.schema.field(name).type) for name in rows.column_names]
+        """Copies the rows in (COPY FROM STDIN): a MAP column becomes a JSONB object, lists become arrays, and an
+        embedding of float32 bytes a ``vector`` where the column is one."""
+        columns = [
+            [vector_text(value) for value in rows.column(name).to_pylist()]
+            if (table, name) in VECTOR_COLUMNS
+            else _column(rows.column(name), rows.schema.field(name).type)
+            for name in rows.column_names
+        ]
         statement = f"COPY {table} ({', '.join(rows.column_names)}) FROM STDIN"
         try:
             with self.raw.copy(statement.encode()) as copy:

@@ -24,6 +24,7 @@ from memos_grpc import reasons
 from memos_grpc.errors import FailedPreconditionError, StorageError
 from memos_grpc.store.cursor import KeyTaken
 from memos_grpc.store.group_commit import Database
+from memos_grpc.store.postgres import vector_type
 from memos_grpc.store.postgres.changes import append_changes
 from memos_grpc.store.postgres.cursor import PgCursor
 from memos_grpc.store.postgres.migrations import migrate
@@ -65,7 +66,9 @@ class PostgresDatabase(Database):
         with psycopg.connect(**options) as connection:
             migrate(connection)
         kwargs = {key: value for key, value in options.items() if key != "conninfo"}
-        self._pool = ConnectionPool(url, min_size=1, max_size=pool_size, kwargs=kwargs, open=True)
+        self._pool = ConnectionPool(
+            url, min_size=1, max_size=pool_size, kwargs=kwargs, configure=vector_type.register, open=True
+        )
         self._options = options
         self._exclusive = exclusive
         self.url = url
@@ -90,6 +93,7 @@ class PostgresDatabase(Database):
                 reason=reasons.DATABASE_IN_USE,
             )
         connection.isolation_level = psycopg.IsolationLevel.SERIALIZABLE
+        vector_type.register(connection)
         return connection
 
     @contextmanager
@@ -97,6 +101,14 @@ class PostgresDatabase(Database):
         """A cursor on a pooled connection, in autocommit: each statement sees what is committed when it starts."""
         self._check_open()
         with self._pool.connection() as connection, connection.cursor() as cursor:
+            yield PgCursor(cursor)
+
+    @contextmanager
+    def transaction(self) -> Iterator[PgCursor]:
+        """A cursor in a transaction of its own on a pooled connection, for reads that set transaction-local
+        settings (a vector search's); committed when the block ends."""
+        self._check_open()
+        with self._pool.connection() as connection, connection.transaction(), connection.cursor() as cursor:
             yield PgCursor(cursor)
 
     def _run_transaction(self, applies: list[Callable[[Any], Any]]) -> list[Any]:

@@ -1,6 +1,9 @@
 -- The vault's records, as the embedded backend keeps them (memos_grpc/store/schema.py), in PostgreSQL types:
--- BYTEA for DuckDB's BLOB, TEXT[] for its lists, JSONB (an object of strings) for its MAP of labels. Columns keep
--- the embedded backend's names, so the store's statements are written once for both.
+-- BYTEA for DuckDB's BLOB, TEXT[] for its lists, JSONB (an object of strings) for its MAP of labels, and pgvector's
+-- vector for a live cube's embedding, so that an HNSW index can search it. Columns keep the embedded backend's
+-- names, so the store's statements are written once for both. pgvector is not a trusted extension: a superuser
+-- creates it, here or beforehand (docs/scaling.md).
+CREATE EXTENSION IF NOT EXISTS vector;
 
 CREATE TABLE meta (
     key TEXT PRIMARY KEY,
@@ -21,7 +24,7 @@ CREATE TABLE cubes (
     cube_id TEXT NOT NULL,
     cube_pb BYTEA NOT NULL,
     vec_id BIGINT,
-    embedding BYTEA,
+    embedding vector,
     type SMALLINT NOT NULL,
     state SMALLINT NOT NULL,
     source SMALLINT NOT NULL,

@@ -1,0 +1,74 @@
+"""Nearest-neighbour search over the cubes' embeddings in PostgreSQL, with pgvector.
+
+One HNSW index over every live embedding (an expression index on ``embedding::vector(D)`` for the server's
+dimension D, cosine distance), made at open by ``ensure_index``. A search in a space asks it for the nearest rows
+of that space; since the index holds every space, it runs with ``hnsw.iterative_scan = relaxed_order``, so the
+scan goes on past rows of other spaces (or outside a filter) until it has ``k`` that qualify, and the rows it
+returns are sorted again, as relaxed order asks. Among a filter's labels (``among``) the planner scans exactly
+when the labels are few (the index on ``(space_id, vec_id)``) and walks the graph under the filter otherwise, with
+``ef_search`` raised as the filter narrows, up to ``hnsw.max_scan_tuples``.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+import numpy as np
+
+from memos_grpc.embedding.embedder import FloatArray
+from memos_grpc.store.postgres.database import PostgresDatabase
+from memos_grpc.store.postgres.migrations import MIGRATION_LOCK
+from memos_grpc.store.vectors import IndexParams
+
+#: How many times the index's ef a filtered search asks of the graph, and the most it asks.
+_FILTERED_EF_FACTOR = 4
+_MAX_EF = 1000
+
+
+def ensure_index(database: PostgresDatabase, params: IndexParams) -> None:
+    """Makes the HNSW index for ``params.dimension`` (once, whichever server gets there first)."""
+    dimension = int(params.dimension)
+    with database.transaction() as cursor:
+        cursor.execute("SELECT pg_advisory_xact_lock(?)", [MIGRATION_LOCK])
+        cursor.execute(
+            f"CREATE INDEX IF NOT EXISTS cubes_embedding_hnsw_{dimension} ON cubes "
+            f"USING hnsw ((embedding::vector({dimension})) vector_cosine_ops) "
+            f"WITH (m = {int(params.m)}, ef_construction = {int(params.ef_construction)})"
+        )
+        cursor.execute("CREATE INDEX IF NOT EXISTS cubes_space_label ON cubes (space_id, vec_id)")
+
+
+class PgVectorSearch:
+    """The nearest cubes of one space, by cosine similarity, as (vector label, similarity) pairs, best first."""
+
+    def __init__(self, database: PostgresDatabase, params: IndexParams, space_id: str) -> None:
+        self._database = database
+        self._dimension = int(params.dimension)
+        self._ef = int(params.ef_search)
+        self._space_id = space_id
+
+    def search(self, query: FloatArray, k: int, among: Sequence[int] | None = None) -> list[tuple[int, float]]:
+        """The ``k`` nearest live cubes of the space, or of those with a label in ``among``."""
+        if k <= 0 or (among is not None and len(among) == 0):
+            return []
+        vector = "[" + ",".join(map(repr, np.asarray(query, dtype=np.float32).tolist())) + "]"
+        cast = f"vector({self._dimension})"
+        where = "space_id = ? AND embedding IS NOT NULL"
+        params: list[object] = [vector, self._space_id]
+        # Under a filter, a wider candidate list per step of the iterative scan finds the matches in fewer steps.
+        ef = min(max(self._ef, k) * (1 if among is None else _FILTERED_EF_FACTOR), _MAX_EF)
+        if among is not None:
+            where += " AND vec_id = ANY(?)"
+            params.append([int(label) for label in among])
+        with self._database.transaction() as cursor:
+            cursor.execute(
+                "SELECT set_config('hnsw.iterative_scan', 'relaxed_order', true), "
+                "set_config('hnsw.ef_search', ?, true)",
+                [str(ef)],
+            )
+            rows = cursor.execute(
+                f"SELECT vec_id, distance FROM (SELECT vec_id, embedding::{cast} <=> ?::{cast} AS distance "
+                f"FROM cubes WHERE {where} ORDER BY distance LIMIT ?) AS nearest ORDER BY distance",
+                [*params, k],
+            ).fetchall()
+        return [(int(label), 1.0 - float(distance)) for label, distance in rows]

@@ -8,7 +8,7 @@ import sys
 from collections.abc import Callable, Sequence
 
 from memos_grpc import __version__
-from memos_grpc.cli import bundle, cube, governance, health, keys, market, model, serve, space, trust
+from memos_grpc.cli import bundle, cube, governance, health, keys, market, migrate, model, serve, space, trust
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -18,7 +18,7 @@ def build_parser() -> argparse.ArgumentParser:
     )
     parser.add_argument("--version", action="version", version=f"memos-grpc {__version__}")
     commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
-    for module in (serve, health, space, cube, governance, keys, trust, bundle, model, market):
+    for module in (serve, health, space, cube, governance, keys, trust, bundle, model, market, migrate):
         module.register(commands)
     return parser
 

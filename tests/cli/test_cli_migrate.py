@@ -32,6 +32,9 @@ from memos_grpc.cli.main import main
 from memos_grpc.embedding.embedder import Embedder
 from memos_grpc.server.app import MemosServer
 from memos_grpc.store import schema
+from memos_grpc.store.postgres.blobs import PgBlobStore
+from memos_grpc.store.postgres.database import PostgresDatabase
+from memos_grpc.store.uploads import store_blob
 
 ALPHA, BETA = "spaces/alpha", "spaces/beta"
 TEXTS = {
@@ -286,22 +289,29 @@ def test_a_directory_without_a_vault_and_a_missing_target_are_refused(
     assert code == 2 and "--to URL or in MEMOS_POSTGRES_URL" in capsys.readouterr().err
 
 
-def test_a_damaged_blob_fails_the_copy_and_leaves_the_target_empty(
+def test_a_damaged_blob_fails_the_copy_and_a_second_run_after_the_repair_succeeds(
     capsys: pytest.CaptureFixture[str], tmp_path: Path, embedder: Embedder, target: str
 ) -> None:
     data_dir = tmp_path / "data"
     server = embedded(data_dir, embedder)
+    contents = {}
     try:
         with authorized_channel(server.address, admin_token(server)) as channel:
             GovernanceServiceStub(channel).CreateSpace(g.CreateSpaceRequest(space_id="alpha"))
-            blobs = [
-                activation(VaultServiceStub(channel), ALPHA, bytes([n]) * 5000, f"c{n}").activation.blob
-                for n in range(3)
-            ]
+            for n in range(3):
+                data = bytes([n]) * 5000
+                blob = activation(VaultServiceStub(channel), ALPHA, data, f"c{n}").activation.blob
+                contents[blob.digest] = data
     finally:
         server.stop(grace=1)
+    # A blob a killed run left in the database, which no record of the vault names.
+    stray = PostgresDatabase(target, group_max=8)
+    try:
+        store_blob(PgBlobStore(stray, tmp_path / "spool"), [b"left by a killed run"], 100)
+    finally:
+        stray.close()
     # The last in digest order, so that the blobs before it are in the database when the copy fails.
-    damaged = max(blob.digest for blob in blobs)
+    damaged = max(contents)
     path = data_dir / "blobs" / "sha256" / damaged[7:9] / damaged[7:]
     path.write_bytes(b"not the bytes its digest names")
 
@@ -309,7 +319,13 @@ def test_a_damaged_blob_fails_the_copy_and_leaves_the_target_empty(
     assert code == 1 and "damaged" in err and "holds none of the vault" in err
     assert "blob 2/3" in err  # two were copied before
     counts = rows_in(target)
-    assert counts and not any(counts[table] for table in counts if table != "schema_migrations")
+    assert not any(counts[table] for table in counts if table not in ("schema_migrations", "blob_chunks"))
+    assert counts["blob_chunks"] == 1  # this run's blobs are gone again; the stray one was not this run's
+
+    path.write_bytes(contents[damaged])
+    code, out, err = migrate(capsys, data_dir, target)
+    assert code == 0, err
+    assert "blobs in the database: 3 (15,000 bytes)" in out and rows_in(target)["blob_chunks"] == 3
 
 
 def test_a_row_postgresql_cannot_hold_fails_the_copy_and_leaves_the_target_empty(

@@ -76,7 +76,7 @@ def test_erasure_removes_owned_spaces_created_cubes_roles_and_orphan_blobs(fresh
     hits = admin_vault.SearchCubes(v.SearchCubesRequest(parent="spaces/team", vector=unit(2), top_k=5)).results
     assert [h.cube.name for h in hits] == [ours.name]
     assert fresh_server.vault is not None
-    assert not fresh_server.vault.context.blobs.path_for(blob.digest).exists()
+    assert not fresh_server.vault.context.blobs.exists(blob.digest)
     assert not leaver.ListSpaces(g.ListSpacesRequest()).spaces  # its roles went too; it still exists
     assert admin.GetPrincipal(g.GetPrincipalRequest(name="principals/leaver")).name == "principals/leaver"
     admin_channel.close()

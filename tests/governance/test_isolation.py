@@ -233,12 +233,13 @@ def _delete_cube(w: World, cell: str) -> Target:
 def _write_payload(w: World, cell: str) -> Target:
     data = f"payload of {cell}".encode()
     digest = hashlib.sha256(data).hexdigest()
-    path = w.server.settings.blob_dir / "sha256" / digest[:2] / digest
     request = [
         v.WritePayloadRequest(parent=SPACE, expected_digest=f"sha256:{digest}"),
         v.WritePayloadRequest(data=data),
     ]
-    return Target(request, lambda allowed: assert_effect(path.is_file(), allowed))
+    assert w.server.vault is not None
+    blobs = w.server.vault.context.blobs
+    return Target(request, lambda allowed: assert_effect(blobs.exists(f"sha256:{digest}"), allowed))
 
 
 def _create_space(w: World, cell: str) -> Target:

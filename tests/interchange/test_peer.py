@@ -144,8 +144,8 @@ def test_import_from_a_trusted_peer_brings_cubes_and_blob_over_tls(peers: Peers)
     assert copy.activation.blob.digest == "sha256:" + hashlib.sha256(blob).hexdigest()
     read = b.vault.ReadPayload(vault_service_pb2.ReadPayloadRequest(name=copy.name), timeout=TIMEOUT)
     assert b"".join(r.data for r in read) == blob
-    hex_digest = copy.activation.blob.digest.removeprefix("sha256:")
-    assert (peers.b.settings.blob_dir / "sha256" / hex_digest[:2] / hex_digest).read_bytes() == blob
+    assert peers.b.vault is not None
+    assert b"".join(peers.b.vault.context.blobs.read(copy.activation.blob.digest, chunk_bytes=len(blob))) == blob
 
     found = b.vault.SearchCubes(
         vault_service_pb2.SearchCubesRequest(parent=target, text="how does Alice take her coffee?", top_k=1)

@@ -155,7 +155,7 @@ def leftovers(server: MemosServer, admin: Client, removal: Removal) -> set[tuple
         for word in removal.words:
             if lexical.search(space_id, word, 10):
                 found.add(("bm25", f"{space_id}: {word}"))
-    found.update(("blob file", d) for d in removal.digests if context.blobs.path_for(d).exists())
+    found.update(("blob file", d) for d in removal.digests if context.blobs.exists(d))
     for name in removal.operations:
         try:
             admin.scheduler.GetOperation(s.GetOperationRequest(name=name))

@@ -175,7 +175,7 @@ def test_an_expired_cube_becomes_a_tombstone_then_goes(world: World) -> None:
     report = sweep(context)
     assert (report.expired, report.cubes, report.vectors) == (4, 0, 4)
     assert report.blobs == 1, "the cache's blob goes: its upload is past the grace period and nothing names it"
-    assert not context.blobs.path_for(world.blob_digest).exists()
+    assert not context.blobs.exists(world.blob_digest)
     assert listed(admin, show_expired=True) == rendered, "the stored tombstones are the ones reads rendered"
     assert context.catalog.size("fleeting") == 1
     with context.database.read() as cursor:

@@ -38,7 +38,7 @@ from memos_grpc.store.postgres.database import PostgresDatabase
 from memos_grpc.store.removal import Removed
 from memos_grpc.store.rows import CubeRow, insert_rows, vector_from_bytes
 from memos_grpc.store.store import Store
-from memos_grpc.store.vectors import VectorIndexes
+from memos_grpc.store.vectors import Vectors
 from memos_grpc.store.visibility import CubeVisibility
 
 T = TypeVar("T")
@@ -50,7 +50,7 @@ LIVE = "(expire_time IS NULL OR expire_time > ?)"
 class Labels:
     """Issues vector labels never issued before, from any thread; ``CubeWrite`` makes the ones it uses durable."""
 
-    def __init__(self, database: Database, indexes: VectorIndexes) -> None:
+    def __init__(self, database: Database, indexes: Vectors) -> None:
         #: On PostgreSQL, several servers issue labels: the database's sequence does, for all of them.
         self._sequence = database.issue_labels if isinstance(database, PostgresDatabase) else None
         with database.read() as cursor:

@@ -11,6 +11,7 @@ from memos_grpc.store.postgres.blobs import PgBlobStore
 from memos_grpc.store.postgres.changes import last_number
 from memos_grpc.store.postgres.database import PostgresDatabase
 from memos_grpc.store.postgres.follower import ChangeFollower, follow_store
+from memos_grpc.store.postgres.vector_search import PgVectors
 from memos_grpc.store.repair import RepairReport, repair_indexes
 from memos_grpc.store.store import Store
 from memos_grpc.store.vectors import IndexParams, VectorIndexes
@@ -31,7 +32,10 @@ def open_store(settings: Settings, params: IndexParams, *, exclusive: bool = Tru
         database = DuckDatabase(settings.duckdb_path, settings.write_group_max, settings.checkpoint_threshold_mb)
     store = Store(
         database=database,
-        indexes=VectorIndexes(settings.index_dir, params, settings.exact_scoring_cache_mb * 2**20),
+        # On PostgreSQL the rows are the index (pgvector); on DuckDB, hnswlib files beside the database.
+        indexes=PgVectors(database, params)
+        if isinstance(database, PostgresDatabase)
+        else VectorIndexes(settings.index_dir, params, settings.exact_scoring_cache_mb * 2**20),
         # On PostgreSQL the bytes live in the database, for every server that shares it; temporary files stay local.
         blobs=PgBlobStore(database, settings.blob_dir / "tmp")
         if isinstance(database, PostgresDatabase)

@@ -53,6 +53,8 @@ def repair_indexes(context: Store) -> RepairReport:
         report.spaces += 1
         index = context.indexes.get(space_id)
         load_catalog(context, space_id, roles[space_id])
+        if not context.indexes.derived:
+            continue  # the database's rows are the index
         held = index.labels()
         stored: set[int] = set()
         with context.database.read() as cursor:

@@ -9,7 +9,7 @@ from typing import TYPE_CHECKING
 from memos_grpc.store.blobs import Blobs
 from memos_grpc.store.catalog import SearchCatalog
 from memos_grpc.store.group_commit import Database
-from memos_grpc.store.vectors import VectorIndexes
+from memos_grpc.store.vectors import Vectors
 
 if TYPE_CHECKING:  # the follower applies changes to a Store
     from memos_grpc.store.postgres.follower import ChangeFollower
@@ -25,7 +25,7 @@ class Store:
     """
 
     database: Database
-    indexes: VectorIndexes
+    indexes: Vectors
     blobs: Blobs
     catalog: SearchCatalog = field(default_factory=SearchCatalog)
     #: On PostgreSQL, what keeps the derived stores in step with the other servers' writes; started by the node

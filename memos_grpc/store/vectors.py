@@ -30,6 +30,7 @@ from concurrent.futures import ThreadPoolExecutor
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Protocol
 
 import hnswlib
 import numpy as np
@@ -168,6 +169,38 @@ class GatheredRows:
 _owners = itertools.count(1)
 
 
+class SpaceVectors(Protocol):
+    """The vectors of one space as the store and search use them: hnswlib's ``SpaceIndex`` on the embedded
+    backend, ``PgSpaceVectors`` (rows of the database, searched by pgvector) on PostgreSQL."""
+
+    #: Whether ``nearest_of`` answers a filter of any size as well as a graph search would (pgvector's planner
+    #: picks an exact scan or a filtered graph walk), so that a search needs no probe or deep search first.
+    filters_natively: bool
+
+    def add(self, labels: Iterable[int], vectors: FloatArray) -> None: ...
+    def delete(self, labels: Iterable[int]) -> int: ...
+    def labels(self) -> set[int]: ...
+    def stale(self, labels: list[int], vectors: FloatArray, held: set[int]) -> list[int]: ...
+    def search(
+        self, query: FloatArray, k: int, allowed: Callable[[int], bool] | None = None
+    ) -> list[tuple[int, float]]: ...
+    def nearest_of(self, query: FloatArray, labels: list[int] | LabelArray, k: int) -> list[tuple[int, float]]: ...
+    def scores_from_block(self, labels: LabelArray) -> bool: ...
+
+
+class Vectors(Protocol):
+    """Every space's vectors: ``VectorIndexes`` (hnswlib files) or ``PgVectors`` (PostgreSQL)."""
+
+    #: Whether the vectors are kept apart from the database's rows, and so checked against them at start-up.
+    derived: bool
+
+    def get(self, space_id: str) -> SpaceVectors: ...
+    def drop(self, space_id: str) -> None: ...
+    def max_label(self) -> int: ...
+    def existing_files(self) -> list[str]: ...
+    def flush(self) -> None: ...
+
+
 class ReadWriteLock:
     """Many readers or one writer; writers wait for readers to leave."""
 
@@ -216,6 +249,8 @@ class IndexParams:
 
 class SpaceIndex:
     """The hnswlib index of one space, labels being the cubes' ``vec_id``."""
+
+    filters_natively = False
 
     def __init__(self, params: IndexParams, path: Path, gathered: GatheredRows | None = None) -> None:
         self.params = params
@@ -517,6 +552,8 @@ def _unit(vectors: FloatArray) -> FloatArray:
 
 class VectorIndexes:
     """The hnswlib indexes of every space, created on first use."""
+
+    derived = True
 
     def __init__(self, directory: Path, params: IndexParams, gathered_bytes: int = 0) -> None:
         self.directory = directory

@@ -19,7 +19,7 @@ from memos_grpc.store.interface import CubeStore
 from memos_grpc.store.names import space_name
 from memos_grpc.store.spaces import space_exists
 from memos_grpc.store.store import Store
-from memos_grpc.store.vectors import VectorIndexes
+from memos_grpc.store.vectors import Vectors
 from memos_grpc.vault.licensing import OpenGate, UsageGate
 
 
@@ -57,7 +57,7 @@ class VaultContext:
         return self.store.database
 
     @property
-    def indexes(self) -> VectorIndexes:
+    def indexes(self) -> Vectors:
         return self.store.indexes
 
     @property

@@ -36,7 +36,7 @@ from memos_grpc.governance.caller import Caller
 from memos_grpc.store.catalog import CubeAccess
 from memos_grpc.store.filter import CompiledFilter, compile_filter
 from memos_grpc.store.names import parse_space_name, space_name
-from memos_grpc.store.vectors import LabelArray, SpaceIndex
+from memos_grpc.store.vectors import LabelArray, SpaceVectors
 from memos_grpc.store.visibility import CubeVisibility, held_license_id
 from memos_grpc.vault.context import VaultContext
 from memos_grpc.vault.licensing import SEARCH
@@ -224,7 +224,7 @@ class Search:
 
     def _dense(
         self,
-        index: SpaceIndex,
+        index: SpaceVectors,
         query: FloatArray,
         space_id: str,
         candidates: LabelArray | set[int] | None,
@@ -251,7 +251,7 @@ class Search:
         if isinstance(candidates, set):
             candidates = _sorted(candidates)
         exact_bound = self._context.settings.exact_search_max_candidates
-        if len(candidates) <= exact_bound:
+        if len(candidates) <= exact_bound or index.filters_natively:
             return index.nearest_of(query, candidates, k)
         if len(candidates) <= exact_bound * _EXACT_FALLBACK_FACTOR and index.scores_from_block(candidates):
             # Scored before and kept as one block: exact, and cheaper than the probe and deep search below.
@@ -284,7 +284,7 @@ class Search:
         self,
         text: str,
         query: FloatArray | None,
-        index: SpaceIndex,
+        index: SpaceVectors,
         space_id: str,
         candidates: set[int] | None,
         top_k: int,

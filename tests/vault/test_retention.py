@@ -52,8 +52,7 @@ def test_default_ttl_and_sweeper_purge_every_store(tmp_path: Path, embedder: Emb
             activation=cube_pb2.ActivationPayload(blob=cube_pb2.BlobRef(digest=digest), model_fingerprint="m@sha256:0")
         )
         vault.CreateCube(v.CreateCubeRequest(parent="spaces/brief", cube_id="cache", cube=kv))
-        blob_file = context.blobs.path_for(digest)
-        assert blob_file.exists()
+        assert context.blobs.exists(digest)
 
         past_ttl = utc_now() + timedelta(seconds=3)
         context.clock = lambda: past_ttl
@@ -64,11 +63,11 @@ def test_default_ttl_and_sweeper_purge_every_store(tmp_path: Path, embedder: Emb
         assert (report.expired, report.cubes, report.blobs) == (2, 0, 0), (
             "emptied into tombstones; the fresh upload keeps the blob through its grace period"
         )
-        assert blob_file.exists()
+        assert context.blobs.exists(digest)
         past_grace = utc_now() + timedelta(seconds=61)
         context.clock = lambda: past_grace
         assert sweep(context).blobs == 1
-        assert context.catalog.size("brief") == 0 and not blob_file.exists()
+        assert context.catalog.size("brief") == 0 and not context.blobs.exists(digest)
         with context.database.read() as cursor:
             assert cursor.execute("SELECT count(*) FROM cubes WHERE space_id = 'brief' AND state = 6").fetchone() == (
                 2,
@@ -79,9 +78,10 @@ def test_default_ttl_and_sweeper_purge_every_store(tmp_path: Path, embedder: Emb
         assert sweep(context).cubes == 2
         with context.database.read() as cursor:
             assert cursor.execute("SELECT count(*) FROM cubes WHERE space_id = 'brief'").fetchone() == (0,)
-        index = context.indexes.get("brief")
-        assert index.labels(), "the index held the cube's vector"
-        assert index.delete(index.labels()) == 0, "the sweeper left a live vector in the index"
+        if context.indexes.derived:  # hnswlib marks deleted labels; on PostgreSQL the rows were the index
+            index = context.indexes.get("brief")
+            assert index.labels(), "the index held the cube's vector"
+            assert index.delete(index.labels()) == 0, "the sweeper left a live vector in the index"
         hits = vault.SearchCubes(v.SearchCubesRequest(parent="spaces/brief", text="a passing thought")).results
         assert not hits
         assert vault.GetCube(v.GetCubeRequest(name=kept.name)).name == kept.name
@@ -98,7 +98,7 @@ def test_a_fresh_upload_waits_out_the_grace_period(tmp_path: Path, embedder: Emb
         GovernanceServiceStub(channel).CreateSpace(g.CreateSpaceRequest(space_id="uploads"))
         blob = VaultServiceStub(channel).WritePayload(iter([v.WritePayloadRequest(parent="spaces/uploads", data=b"x")]))
         assert sweep(server.vault.context).blobs == 0
-        assert server.vault.context.blobs.path_for(blob.blob.digest).exists()
+        assert server.vault.context.blobs.exists(blob.blob.digest)
         channel.close()
     finally:
         server.stop(grace=1)
@@ -138,8 +138,8 @@ def test_an_upload_lets_its_uploader_name_the_blob_only_within_the_grace_period(
             assert cursor.execute("SELECT count(*) FROM blob_uploads").fetchone() == (0,)
             kept = {str(d) for (d,) in cursor.execute("SELECT digest FROM blobs").fetchall()}
         assert kept == {digests[0]}, "the named blob stays, the other goes with its upload record"
-        assert context.blobs.path_for(digests[0]).exists()
-        assert not context.blobs.path_for(digests[1]).exists()
+        assert context.blobs.exists(digests[0])
+        assert not context.blobs.exists(digests[1])
         channel.close()
     finally:
         server.stop(grace=1)

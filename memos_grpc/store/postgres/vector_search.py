@@ -11,15 +11,17 @@ when the labels are few (the index on ``(space_id, vec_id)``) and walks the grap
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Iterable, Sequence
 
 import numpy as np
 
 from memos_grpc.embedding.embedder import FloatArray
 from memos_grpc.store.postgres.database import PostgresDatabase
 from memos_grpc.store.postgres.migrations import MIGRATION_LOCK
-from memos_grpc.store.vectors import IndexParams
+from memos_grpc.store.vectors import IndexParams, LabelArray
 
+#: How much longer each list of the nearest is than the last when a search filters by a predicate.
+_WIDENING = 4
 #: How many times the index's ef a filtered search asks of the graph, and the most it asks.
 _FILTERED_EF_FACTOR = 4
 _MAX_EF = 1000
@@ -72,3 +74,75 @@ class PgVectorSearch:
                 [*params, k],
             ).fetchall()
         return [(int(label), 1.0 - float(distance)) for label, distance in rows]
+
+
+class PgSpaceVectors:
+    """A space's vectors on PostgreSQL: its cube rows are the index, so adds and deletes happen in the writes
+    themselves, and there is nothing to repair at start-up."""
+
+    filters_natively = True
+
+    def __init__(self, search: PgVectorSearch) -> None:
+        self._search = search
+
+    def add(self, labels: Iterable[int], vectors: FloatArray) -> None:
+        """Nothing: the row the write inserted holds the vector."""
+
+    def delete(self, labels: Iterable[int]) -> int:
+        """Nothing: the write removed the row or emptied its embedding."""
+        return 0
+
+    def labels(self) -> set[int]:
+        """None kept apart from the rows."""
+        return set()
+
+    def stale(self, labels: list[int], vectors: FloatArray, held: set[int]) -> list[int]:
+        """None: the rows are the index."""
+        return []
+
+    def search(
+        self, query: FloatArray, k: int, allowed: Callable[[int], bool] | None = None
+    ) -> list[tuple[int, float]]:
+        """The ``k`` nearest; under ``allowed``, from ever longer lists of the nearest, until ``k`` pass."""
+        if allowed is None:
+            return self._search.search(query, k)
+        wanted = k
+        while True:
+            nearest = self._search.search(query, wanted * _WIDENING)
+            kept = [hit for hit in nearest if allowed(hit[0])]
+            if len(kept) >= k or len(nearest) < wanted * _WIDENING:
+                return kept[:k]
+            wanted *= _WIDENING
+
+    def nearest_of(self, query: FloatArray, labels: list[int] | LabelArray, k: int) -> list[tuple[int, float]]:
+        return self._search.search(query, k, [int(label) for label in labels])
+
+    def scores_from_block(self, labels: LabelArray) -> bool:
+        return False
+
+
+class PgVectors:
+    """Every space's vectors on PostgreSQL (``Vectors``), over the one HNSW index ``ensure_index`` makes."""
+
+    derived = False
+
+    def __init__(self, database: PostgresDatabase, params: IndexParams) -> None:
+        self._database = database
+        self._params = params
+        ensure_index(database, params)
+
+    def get(self, space_id: str) -> PgSpaceVectors:
+        return PgSpaceVectors(PgVectorSearch(self._database, self._params, space_id))
+
+    def drop(self, space_id: str) -> None:
+        """Nothing: the space's rows went with it."""
+
+    def max_label(self) -> int:
+        """0: labels come from the database's sequence."""
+        return 0
+
+    def existing_files(self) -> list[str]:
+        return []
+
+    def flush(self) -> None:
+        """Nothing to save."""

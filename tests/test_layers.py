@@ -100,7 +100,7 @@ def test_no_test_imports_conftest() -> None:
     importers = sorted(
         str(path.relative_to(tests))
         for path in tests.rglob("*.py")
-        if any(name == "conftest" or name.startswith("conftest.") for name in _imported_names(path))
+        if any(name.split(".")[-1] == "conftest" or ".conftest." in f".{name}." for name in _imported_names(path))
     )
     assert not importers, f"these import conftest: {importers}"
 

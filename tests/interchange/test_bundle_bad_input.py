@@ -31,7 +31,6 @@ from memos_grpc.interchange.bundle import BundleLimits, TrustPolicy, verify_bund
 from memos_grpc.interchange.statement import Subject, blob_entry_name, cube_entry_name
 from memos_grpc.primitives.keys import SigningKey
 from memos_grpc.server.app import MemosServer
-from tests.conftest import start_server
 from tests.interchange._bundles import (
     Entry,
     Placed,
@@ -51,7 +50,7 @@ from tests.interchange._bundles import (
     sha256_digest,
     trusted,
 )
-from tests.memos_test_support import admin_token, authorized_channel, reason_of
+from tests.memos_test_support import admin_token, authorized_channel, reason_of, start_server
 
 MiB = 1024 * 1024
 TB = 10**12

@@ -127,3 +127,14 @@ def share_with_viewer_and_editor(governance: GovernanceServiceStub, space: str) 
     )
     governance.SetAccessPolicy(g.SetAccessPolicyRequest(resource=space, policy=policy))
     return tokens
+
+
+def stored_blobs(server: MemosServer) -> set[str]:
+    """The digests whose bytes the server's blob store holds: files under the data directory on the embedded
+    backend, chunks in the database on PostgreSQL (whose data directory holds none)."""
+    assert server.vault is not None
+    if not server.settings.postgres_url:
+        root = server.settings.blob_dir / "sha256"
+        return {f"sha256:{path.name}" for path in root.rglob("*") if path.is_file()}
+    with server.vault.context.database.read() as cursor:
+        return {str(digest) for (digest,) in cursor.execute("SELECT DISTINCT digest FROM blob_chunks").fetchall()}

@@ -8,6 +8,7 @@ from pathlib import Path
 
 import pytest
 from memos_client import InvalidArgumentError, MemosClient, NotFoundError
+from memos_client.bundle_types import TrustedKey as RootKey
 from memos_test_support import start_server
 
 from memos_grpc.embedding.embedder import Embedder
@@ -33,6 +34,12 @@ def _space(client: MemosClient, texts: list[str] = TEXTS) -> str:
     return space_id
 
 
+def _own_node_key(client: MemosClient) -> RootKey:
+    """The server's own node key among those its root trusts for "node" (other tests add peers' keys too)."""
+    own = client.get_principal("principals/node").key_ids[0]
+    return next(key for key in client.get_trust_root().keys_for("node") if key.key_id == own)
+
+
 def test_file_round_trip_verify_and_import(client: MemosClient, tmp_path: Path) -> None:
     source = _space(client)
     path = tmp_path / "notes.bundle"
@@ -44,7 +51,7 @@ def test_file_round_trip_verify_and_import(client: MemosClient, tmp_path: Path) 
     report = client.verify_bundle_file(path)
     assert report and report.cube_count == 3 and report.role == "node" and report.threshold == 1
     assert report.statement_digest.startswith("sha256:") and report.bundle_bytes == written
-    node = client.get_trust_root().keys_for("node")[0]
+    node = _own_node_key(client)
     counted = [s for s in report.signatures if s.counted]
     assert [s.key_id for s in counted] == [node.key_id] and counted[0].principal == "principals/node"
 
@@ -131,7 +138,7 @@ def test_trust_root_update_then_pull_from_a_peer(
 
             current = here.get_trust_root()
             assert current.version == 1 and current.roles["admin"].threshold == 1
-            peer_node = client.get_trust_root().keys_for("node")[0]
+            peer_node = _own_node_key(client)
             root = parse_trust_root(parse_envelope(current.signed_envelope).payload)
             keys = {**root.keys, peer_node.key_id: TrustedKey(peer_node.key_id, peer_node.public_key, "peer")}
             node = root.role("node")

@@ -170,11 +170,6 @@ def layout(archive: bytes) -> list[Placed]:
     return placed
 
 
-def blob_files(data_dir: Path) -> set[Path]:
-    """Every blob file the server's store holds."""
-    return {p for p in (data_dir / "blobs" / "sha256").rglob("*") if p.is_file()}
-
-
 def leftover_parts(data_dir: Path) -> list[Path]:
     """Temporary blob files an upload or import left behind."""
     return sorted((data_dir / "blobs" / "tmp").glob("*.part"))

@@ -41,7 +41,7 @@ from memos_grpc.interchange.tarstream import entry_header
 from memos_grpc.interchange.trust import TRUST_ROOT_PAYLOAD_TYPE, Role, TrustRoot, parse_trust_root
 from memos_grpc.primitives.keys import TrustedKey
 from memos_grpc.server.app import MemosServer
-from tests.memos_test_support import admin_token
+from tests.memos_test_support import admin_token, stored_blobs
 from tests.server._certs import Pki
 
 TIMEOUT = 30.0
@@ -92,9 +92,9 @@ def free_port() -> int:
 
 
 def blob_files(server: MemosServer) -> list[str]:
-    """Every file under the server's blob directory (stored blobs and staging files alike)."""
+    """Every blob the server's store holds, and every file under its blob directory (staging files too)."""
     root: Path = server.settings.blob_dir
-    return sorted(str(p.relative_to(root)) for p in root.rglob("*") if p.is_file())
+    return sorted(stored_blobs(server) | {str(p.relative_to(root)) for p in root.rglob("*") if p.is_file()})
 
 
 # -- filling a source server -------------------------------------------------------------------
@@ -363,10 +363,9 @@ class Tampering:
     layout: list[Member]
     blob_digest: str
 
-    def blob_path(self, server: MemosServer) -> Path:
-        """Where ``server`` would keep this bundle's blob (it must never get there)."""
-        hex_digest = self.blob_digest.removeprefix("sha256:")
-        return server.settings.blob_dir / "sha256" / hex_digest[:2] / hex_digest
+    def blob_stored(self, server: MemosServer) -> bool:
+        """Whether ``server`` holds this bundle's blob (it must never get there)."""
+        return self.blob_digest in stored_blobs(server)
 
     def member(self, prefix: str) -> Member:
         return next(m for m in self.layout if m.name.startswith(prefix))

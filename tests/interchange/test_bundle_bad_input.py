@@ -36,7 +36,6 @@ from tests.interchange._bundles import (
     Placed,
     activation_cube,
     blob_entry,
-    blob_files,
     bundle,
     cube_entry,
     head,
@@ -50,7 +49,7 @@ from tests.interchange._bundles import (
     sha256_digest,
     trusted,
 )
-from tests.memos_test_support import admin_token, authorized_channel, reason_of, start_server
+from tests.memos_test_support import admin_token, authorized_channel, reason_of, start_server, stored_blobs
 
 MiB = 1024 * 1024
 TB = 10**12
@@ -294,10 +293,10 @@ def verification(target: Target, chunks: Iterable[bytes]) -> interchange_service
     return target.interchange.VerifyBundle(requests()).verification
 
 
-def assert_nothing_kept(target: Target, space: str, blobs_before: set[Path]) -> None:
+def assert_nothing_kept(target: Target, space: str, blobs_before: set[str]) -> None:
     listed = target.vault.ListCubes(vault_service_pb2.ListCubesRequest(parent=space))
     assert not listed.cubes, [c.name for c in listed.cubes]
-    assert blob_files(target.data_dir) == blobs_before
+    assert stored_blobs(target.server) == blobs_before
     assert leftover_parts(target.data_dir) == []
 
 
@@ -316,7 +315,7 @@ def test_bad_bundle_is_refused_and_nothing_is_kept(
     where: Target = request.getfixturevalue("small_target") if case.small else target
     data = case.build(Kit(where.key, kit.exported, kit.max_text_bytes))
     space = where.new_space()
-    blobs_before = blob_files(where.data_dir)
+    blobs_before = stored_blobs(where.server)
     error = refused_import(where, import_requests(space, pieces(data)))
     assert (error.code(), reason_of(error)) == (grpc.StatusCode.INVALID_ARGUMENT, case.reason), error.details()
     assert_nothing_kept(where, space, blobs_before)
@@ -410,7 +409,7 @@ REQUEST_CASES = [
 def test_bad_import_request_is_refused(case: RequestCase, kit: Kit, target: Target) -> None:
     data = bundle(kit.key, [cube_entry(plaintext_cube("a good bundle, badly sent"))])
     space = target.new_space()
-    blobs_before = blob_files(target.data_dir)
+    blobs_before = stored_blobs(target.server)
     resource = {"empty-stream": "", "missing-space": space + "-gone"}.get(case.id, space)
     audited = f'resource = "{resource}" AND reason = "{case.reason}"'
     events_before = len(target.import_events(audited))
@@ -434,7 +433,7 @@ def test_a_million_unlisted_entries_are_refused_at_the_first(kit: Kit, target: T
             produced += 1
             yield Request(chunk=Entry(f"junk/{index}", b"x").tar())
 
-    blobs_before = blob_files(target.data_dir)
+    blobs_before = stored_blobs(target.server)
     error = refused_import(target, requests())
     assert reason_of(error) == "BUNDLE_UNLISTED_ENTRY"
     assert "'junk/0'" in (error.details() or "")

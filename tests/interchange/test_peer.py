@@ -386,7 +386,7 @@ def test_stream_cut_short_is_truncated_and_leaves_nothing(
 
     assert tampering.proxy.applied == 1
     assert (refused.code(), error_info(refused).reason) == (grpc.StatusCode.INVALID_ARGUMENT, "BUNDLE_TRUNCATED")
-    assert not tampering.blob_path(peers.b).exists()
+    assert not tampering.blob_stored(peers.b)
 
 
 @pytest.mark.parametrize(("edits", "reason"), list(TAMPERS.values()), ids=list(TAMPERS))
@@ -401,4 +401,4 @@ def test_tampered_stream_is_refused_and_leaves_nothing(tampering: Tampering, edi
 
     assert tampering.proxy.applied == len(planned)
     assert (refused.code(), error_info(refused).reason) == (grpc.StatusCode.INVALID_ARGUMENT, reason)
-    assert not tampering.blob_path(peers.b).exists()
+    assert not tampering.blob_stored(peers.b)

@@ -1,11 +1,11 @@
 """The PostgreSQL database of a vault: the writer thread (``Database``) on one connection, reads from a pool.
 
-Writes are SERIALIZABLE transactions. One replica's writes are already in order on its writer thread, but other
-replicas write the same tables at the same time, and the store's writes read what they change (the next version
-number, the audit chain's end, whether an id is taken): serializable isolation makes each transaction act as if
-it ran alone, and a transaction PostgreSQL cancels for a conflict (SQLSTATE 40001, or a deadlock, 40P01) is run
-again, from the start, up to ``SERIALIZATION_RETRIES`` times. Reads run in autocommit, each statement on a
-snapshot of what is committed. Every connection speaks UTC.
+The store's writes read what they change (the next version number, the audit chain's end, whether an id is
+taken), and other servers may write the same tables: every write transaction of every server holds
+``WRITE_LOCK`` from before it begins until it ends, so writes to a database run one at a time, each on a snapshot
+that holds every earlier commit. They are SERIALIZABLE besides, and a transaction PostgreSQL cancels for a
+conflict (SQLSTATE 40001, or a deadlock, 40P01) is run again, from the start, up to ``SERIALIZATION_RETRIES``
+times. Reads run in autocommit, each statement on a snapshot of what is committed. Every connection speaks UTC.
 """
 
 from __future__ import annotations
@@ -63,8 +63,12 @@ class PostgresDatabase(Database):
         #: This server among those sharing the database: the origin of the changes it logs.
         self.origin = uuid.uuid4().hex
         options = connection_options(url)
-        with psycopg.connect(**options) as connection:
-            migrate(connection)
+        try:
+            with psycopg.connect(**options) as connection:
+                migrate(connection)
+        except psycopg.OperationalError as exc:
+            # libpq's message names the host and the cause, never the password.
+            raise StorageError(f"cannot open the PostgreSQL database of postgres_url: {exc}") from exc
         kwargs = {key: value for key, value in options.items() if key != "conninfo"}
         self._pool = ConnectionPool(
             url, min_size=1, max_size=pool_size, kwargs=kwargs, configure=vector_type.register, open=True
@@ -77,9 +81,9 @@ class PostgresDatabase(Database):
 
     def _connect_writer(self) -> psycopg.Connection[Any]:
         connection = psycopg.connect(**self._options)
-        # One server per database: each keeps derived stores (vector indexes, the search catalog, BM25, blob
-        # files) under its own data directory, which another server's writes would leave behind. The lock is the
-        # writer connection's, so it goes with the process, however it ends.
+        # One server per database: a server keeps records in memory that the change log does not yet bring in
+        # step across servers (licenses in use, followed logs, running operations, the marketplace's log). The
+        # lock is the writer connection's, so it goes with the process, however it ends.
         held = (
             connection.execute("SELECT pg_try_advisory_lock(%s)", [SERVER_LOCK]).fetchone()
             if self._exclusive

@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import psycopg
 import pytest
 
 from memos_grpc import reasons
-from memos_grpc.errors import FailedPreconditionError
+from memos_grpc.errors import FailedPreconditionError, StorageError
 from memos_grpc.store.cursor import Cursor
 from memos_grpc.store.postgres.database import PostgresDatabase, connection_options
 
@@ -70,3 +72,11 @@ def test_a_failed_write_changes_nothing_and_the_next_one_commits(url: str) -> No
         assert (_get(database, "half"), _get(database, "next")) == (None, "y")
     finally:
         database.close()
+
+
+def test_an_unreachable_database_is_named_in_a_storage_error(tmp_path: Path) -> None:
+    missing = f"host={tmp_path} dbname=nowhere user=postgres"  # no server listens on a socket there
+    with pytest.raises(StorageError) as refused:
+        PostgresDatabase(missing, group_max=4)
+    assert refused.value.reason == reasons.STORAGE_FAILURE
+    assert "cannot open the PostgreSQL database of postgres_url" in refused.value.message

@@ -30,7 +30,7 @@ from _process import ServerFactory, ServerProcess, child_env, wait_until
 from google.protobuf import descriptor_pb2
 from grpc_health.v1 import health_pb2, health_pb2_grpc
 from grpc_reflection.v1alpha import reflection_pb2, reflection_pb2_grpc
-from memos_test_support import reason_of
+from memos_test_support import BACKEND_VARIABLE, reason_of
 
 from memos_grpc._proto.memos.v1 import cube_pb2
 from memos_grpc._proto.memos.v1 import governance_service_pb2 as g
@@ -216,11 +216,14 @@ def test_sigterm_drains_in_flight_calls_then_saves_and_exits_zero(servers: Serve
     log = server.log_text()
     for line in ("received SIGTERM", "vault closed; indexes saved", "shutdown complete"):
         assert line in log, f"{line!r} missing\n{server.log_tail()}"
-    assert index_path.exists(), "the vector index was not saved at shutdown"
+    # On PostgreSQL the database's rows are the vector index: no file to save, nothing for the repair to check.
+    derived_index = os.environ.get(BACKEND_VARIABLE) != "postgres"
+    assert index_path.exists() or not derived_index, "the vector index was not saved at shutdown"
 
     restarted = servers.start(server.data_dir, env={"MEMOS_INDEX_FLUSH_SECONDS": "3600"})
     match = restarted.wait_for_log(r"checked against DuckDB: \d+ spaces, (\d+) vectors, (\d+) added, (\d+) removed")
-    assert match.groups() == ("50", "0", "0"), "the index saved at shutdown was incomplete"
+    if derived_index:
+        assert match.groups() == ("50", "0", "0"), "the index saved at shutdown was incomplete"
     stub = restarted.vault()
     for cube in created:
         assert stub.GetCube(v.GetCubeRequest(name=cube.name), timeout=10).etag == cube.etag

@@ -53,6 +53,10 @@ class Labels:
     def __init__(self, database: Database, indexes: Vectors) -> None:
         #: On PostgreSQL, several servers issue labels: the database's sequence does, for all of them.
         self._sequence = database.issue_labels if isinstance(database, PostgresDatabase) else None
+        self._lock = threading.Lock()
+        self._last = 0
+        if self._sequence is not None:
+            return
         with database.read() as cursor:
             row = cursor.execute(
                 "SELECT greatest(coalesce(max(vec_id), 0), "
@@ -61,7 +65,6 @@ class Labels:
         # A label an index file holds was issued, even if its write never committed (vectors are indexed
         # while the writer commits, and an index may be saved in between): never issue it again.
         self._last = max(int(row[0]) if row else 0, indexes.max_label())
-        self._lock = threading.Lock()
 
     def issue(self, count: int) -> list[int]:
         if self._sequence is not None:

@@ -87,22 +87,18 @@ def load_catalog(context: Store, space_id: str, roles: dict[str, int]) -> None:
             context.catalog.put(space_id, (catalog_row(*row) for row in batch))
 
 
-def reload_labels(context: Store, space_id: str, labels: list[int]) -> int:
-    """Brings the index and catalog of a space in step with the rows that now carry ``labels`` (a write of
-    another server): each label's vector is (re)added and its catalog entry (re)put; a label no row carries any
-    more is left alone. Returns how many rows were found."""
+def reload_catalog_entries(context: Store, space_id: str, labels: list[int]) -> int:
+    """Puts in the catalog (with BM25) the rows that now carry ``labels`` (a write of another server sharing the
+    database, whose rows are also its vector index); a label no row carries any more is left alone. Returns how
+    many rows were found."""
     if not labels:
         return 0
     with context.database.read() as cursor:
         rows = cursor.execute(
-            f"SELECT {_CATALOG_COLUMNS}, embedding FROM cubes WHERE space_id = ? AND vec_id IN {INT_IDS}",
+            f"SELECT {_CATALOG_COLUMNS} FROM cubes WHERE space_id = ? AND vec_id IN {INT_IDS}",
             [space_id, id_list(labels)],
         ).fetchall()
-    if not rows:
-        return 0
-    vectors = np.frombuffer(b"".join(r[-1] for r in rows), dtype="<f4").reshape(len(rows), -1)
-    context.indexes.get(space_id).add([int(r[0]) for r in rows], vectors)
-    context.catalog.put(space_id, [catalog_row(*row[:-1]) for row in rows])
+    context.catalog.put(space_id, [catalog_row(*row) for row in rows])
     return len(rows)
 
 

@@ -1,13 +1,13 @@
 """Following the change log: this server's in-memory state kept in step with the other servers' writes.
 
-Each server of a database keeps derived state in memory (the search catalog with its BM25 index, its vector
-indexes, the principals that authenticate calls). Its own writes update that state after each commit; the
-writes of the other servers reach it through the change log (``changes.py``). The follower thread listens on the
-log's channel and, woken by a notification or after ``poll_seconds`` at the latest, reads every change after the
-last one it applied, in order, and hands each to the handlers of its kind. A notification lost while its
-connection was down costs only that wait: the log, not the notification, is what is applied. A change made by
-this server is skipped (its own commit applied it). Handlers are idempotent: a change is applied again when the
-follower starts over from an earlier number.
+Each server of a database keeps derived state in memory (the search catalog with its BM25 index, the principals
+that authenticate calls, the trust root); vectors need no following, the database's rows being their index. Its
+own writes update that state after each commit; the writes of the other servers reach it through the change log
+(``changes.py``). The follower thread listens on the log's channel and, woken by a notification or after
+``poll_seconds`` at the latest, reads every change after the last one it applied, in order, and hands each to the
+handlers of its kind. A notification lost while its connection was down costs only that wait: the log, not the
+notification, is what is applied. A change made by this server is skipped (its own commit applied it). Handlers
+are idempotent: a change is applied again when the follower starts over from an earlier number.
 """
 
 from __future__ import annotations
@@ -25,7 +25,7 @@ from memos_grpc.store.cursor import CUBES, SPACE, SPACE_REMOVED
 from memos_grpc.store.postgres.changes import CHANNEL, Change, changes_after
 from memos_grpc.store.postgres.cursor import PgCursor
 from memos_grpc.store.postgres.database import connection_options
-from memos_grpc.store.repair import reload_labels
+from memos_grpc.store.repair import reload_catalog_entries
 from memos_grpc.store.spaces import space_by_id, space_roles
 from memos_grpc.store.store import Store
 
@@ -110,7 +110,7 @@ class ChangeFollower:
 
 
 def follow_store(follower: ChangeFollower, store: Store) -> None:
-    """Subscribes the store's own derived state: the catalog (with BM25) and the vector indexes."""
+    """Subscribes the store's own derived state: the catalog (with BM25)."""
     follower.subscribe(CUBES, lambda change: _cubes_changed(store, change))
     follower.subscribe(SPACE, lambda change: _space_changed(store, change))
     follower.subscribe(SPACE_REMOVED, lambda change: _space_removed(store, change))
@@ -119,9 +119,9 @@ def follow_store(follower: ChangeFollower, store: Store) -> None:
 def _cubes_changed(store: Store, change: Change) -> None:
     if not store.catalog.has_space(change.space_id):
         _space_changed(store, change)
-    reload_labels(store, change.space_id, list(change.put))
+    # The database's rows are the vector index on PostgreSQL: only the catalog (with BM25) needs the change.
+    reload_catalog_entries(store, change.space_id, list(change.put))
     if change.removed:
-        store.indexes.get(change.space_id).delete(change.removed)
         store.catalog.remove(change.space_id, change.removed)
 
 
@@ -139,5 +139,4 @@ def _space_changed(store: Store, change: Change) -> None:
 
 
 def _space_removed(store: Store, change: Change) -> None:
-    store.indexes.drop(change.space_id)
     store.catalog.drop_space(change.space_id)

@@ -299,7 +299,8 @@ class EmbeddedCubeWrite:
                 self._cursor.changed(CUBES, space_id, removed=labels)
         for space_id in self._removed.spaces:
             self._cursor.changed(SPACE_REMOVED, space_id)
-        if self._used_labels:
+        # On PostgreSQL the vec_ids sequence never issues a label twice; the mark is the embedded backend's.
+        if self._used_labels and not isinstance(self._store.database, PostgresDatabase):
             self._cursor.execute(
                 "INSERT INTO meta VALUES ('last_vec_id', ?) ON CONFLICT (key) DO UPDATE "
                 "SET value = CAST(greatest(CAST(meta.value AS BIGINT), CAST(excluded.value AS BIGINT)) AS VARCHAR)",

@@ -75,6 +75,22 @@ class Database:
         """Runs ``applies`` in one transaction on the writer's connection and commits, or rolls back and raises."""
         raise NotImplementedError
 
+    # -- background jobs that run once per database --------------------------------------------------------
+
+    #: This server among those that may share the database (PostgreSQL); the embedded vault has one server.
+    origin = "embedded"
+
+    def claim(self, job: str) -> bool:
+        """Whether this server is the one that runs ``job`` (a background job that must run once per database, such
+        as the retention sweep): asked before each run. A claim, once made, is held until the server stops or
+        loses its session, when another server's next ask takes the job over. An embedded vault has one server,
+        which always holds every claim."""
+        return True
+
+    def server_alive(self, origin: str) -> bool:
+        """Whether the server ``origin`` is still serving this database (its work in progress is its own)."""
+        return origin == self.origin
+
     def _as_memos_error(self, exc: BaseException) -> BaseException:
         """The error a caller sees for ``exc``, raised by a failed transaction."""
         return exc

@@ -11,6 +11,7 @@ times. Reads run in autocommit, each statement on a snapshot of what is committe
 from __future__ import annotations
 
 import logging
+import threading
 import uuid
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
@@ -40,6 +41,10 @@ SERVER_LOCK = 0x6D656D6F735F7331
 #: conflict, the audit chain stays one chain, and the change log is numbered in commit order without gaps.
 WRITE_LOCK = 0x6D656D6F735F7731
 _CONFLICTS = (pg_errors.SerializationFailure, pg_errors.DeadlockDetected)
+#: The advisory lock of a claim (``claim``, ``server_alive``): a 64-bit hash of the claim's name, in the key space
+#: of the fixed locks above (a collision with them, or between two names, is as likely as one of two random
+#: 64-bit numbers).
+_CLAIM_KEY = "hashtextextended('memos-claim:' || %s, 0)"
 
 
 def connection_options(url: str) -> dict[str, Any]:
@@ -77,6 +82,13 @@ class PostgresDatabase(Database):
         self._exclusive = exclusive
         self.url = url
         self._writer = self._connect_writer()
+        #: The session that holds this server's claims: its own connection, so that a writer reconnecting after
+        #: a failed write keeps them. The claims made on it, while it lives.
+        self._claims: psycopg.Connection[Any] | None = None
+        self._claimed: set[str] = set()
+        self._claims_lock = threading.Lock()
+        # Held while the server lives: another server finding it free knows this one's work in progress ended.
+        self.claim(self._server_claim(self.origin))
         self._start()
 
     def _connect_writer(self) -> psycopg.Connection[Any]:
@@ -146,6 +158,50 @@ class PostgresDatabase(Database):
                 log.warning("the database ended the writer's session; reconnecting and running the write again")
         raise AssertionError("unreachable")
 
+    @staticmethod
+    def _server_claim(origin: str) -> str:
+        return f"server/{origin}"
+
+    def claim(self, job: str) -> bool:
+        """Whether this server runs ``job`` (see ``Database.claim``): a session advisory lock on the claims
+        connection, taken when free. A held claim is confirmed by a round trip, for a session the database ended
+        has lost its locks; then the connection is opened again and every claim is asked for anew. Between a
+        session's end and this server noticing, another server may take a job over, so jobs must be safe to run
+        twice (each run's writes are transactions that read what they change)."""
+        with self._claims_lock:
+            try:
+                if self._claims is None or self._claims.broken or self._claims.closed:
+                    self._claimed.clear()
+                    self._claims = psycopg.connect(**self._options)
+                    if job != self._server_claim(self.origin):
+                        self._try_lock(self._server_claim(self.origin))
+                if job in self._claimed:
+                    self._claims.execute("SELECT 1")
+                    return True
+                return self._try_lock(job)
+            except psycopg.OperationalError as exc:
+                log.warning("the session holding this server's claims ended (%s); asking again next time", exc)
+                self._claimed.clear()
+                return False
+
+    def _try_lock(self, job: str) -> bool:
+        assert self._claims is not None
+        row = self._claims.execute(f"SELECT pg_try_advisory_lock({_CLAIM_KEY})", [job]).fetchone()
+        if row is not None and row[0]:
+            self._claimed.add(job)
+            return True
+        return False
+
+    def server_alive(self, origin: str) -> bool:
+        """Whether server ``origin`` still holds its session's claim on this database (see ``Database``)."""
+        if origin == self.origin:
+            return True
+        claim = self._server_claim(origin)
+        with psycopg.connect(**self._options) as probe:
+            row = probe.execute(f"SELECT pg_try_advisory_lock({_CLAIM_KEY})", [claim]).fetchone()
+            # The probe's session ends with the block, and the lock with it.
+            return not (row is not None and row[0])
+
     def issue_labels(self, count: int) -> list[int]:
         """Vector labels no server of this database has issued, from its sequence."""
         with self.read() as cursor:
@@ -163,4 +219,7 @@ class PostgresDatabase(Database):
         if not self._stop_threads():
             return
         self._writer.close()
+        with self._claims_lock:
+            if self._claims is not None:
+                self._claims.close()
         self._pool.close()

@@ -48,7 +48,7 @@ def test_the_writer_reconnects_when_the_database_ends_its_session(url: str) -> N
             ended = admin.execute(
                 "SELECT count(pg_terminate_backend(pid)) FROM pg_locks WHERE locktype = 'advisory' AND granted"
             ).fetchone()
-        assert ended is not None and ended[0] == 1
+        assert ended is not None and ended[0] == 2  # the writer's session and the one holding its claims
         database.write(lambda cursor: _put(cursor, "after", "2"))
         assert (_get(database, "before"), _get(database, "after")) == ("1", "2")
         # The new session holds the server's lock again.
@@ -80,3 +80,43 @@ def test_an_unreachable_database_is_named_in_a_storage_error(tmp_path: Path) -> 
         PostgresDatabase(missing, group_max=4)
     assert refused.value.reason == reasons.STORAGE_FAILURE
     assert "cannot open the PostgreSQL database of postgres_url" in refused.value.message
+
+
+def test_a_job_is_claimed_by_one_server_until_it_stops(url: str) -> None:
+    first = PostgresDatabase(url, group_max=4, exclusive=False)
+    second = PostgresDatabase(url, group_max=4, exclusive=False)
+    try:
+        assert first.claim("retention-sweep")
+        assert not second.claim("retention-sweep")
+        assert first.claim("retention-sweep")  # held: asked again, still this server's
+        assert second.claim("another job")
+        assert second.server_alive(first.origin) and first.server_alive(second.origin)
+    finally:
+        first.close()
+    try:
+        assert not second.server_alive(first.origin)
+        assert second.claim("retention-sweep")
+    finally:
+        second.close()
+
+
+def test_a_claim_whose_session_ended_passes_to_another_server(url: str) -> None:
+    first = PostgresDatabase(url, group_max=4, exclusive=False)
+    second = PostgresDatabase(url, group_max=4, exclusive=False)
+    try:
+        assert first.claim("retention-sweep")
+        with psycopg.connect(**connection_options(url)) as admin:
+            admin.execute(
+                "SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE pid IN (SELECT pid FROM pg_locks "
+                "WHERE locktype = 'advisory' AND objid = (hashtextextended('memos-claim:retention-sweep', 0) "
+                "& 4294967295)::oid)"
+            )
+        # The first server learns on its next ask that it lost the claim; the second takes it over.
+        assert not first.claim("retention-sweep")
+        assert second.claim("retention-sweep")
+        assert not first.claim("retention-sweep")
+        # The first server's own liveness claim came back with its new session.
+        assert second.server_alive(first.origin)
+    finally:
+        first.close()
+        second.close()

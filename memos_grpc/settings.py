@@ -71,6 +71,9 @@ class Settings:
     postgres_url: str = ""
     #: Connections each server keeps to PostgreSQL for reads (its writer holds one more).
     postgres_pool_size: int = positive(8)
+    #: Serve the database without its one-server lock, so that several servers (each on its own ``data_dir``)
+    #: share it. Only what the change log follows is kept in step across them (docs/scaling.md).
+    postgres_shared: bool = False
     #: Seconds a server waits at most before reading the change log again when no notification woke it: the
     #: bound on how stale its memory of other servers' writes gets if a notification is lost (docs/scaling.md).
     change_poll_seconds: float = positive(1.0)
@@ -209,6 +212,12 @@ class Settings:
     operation_cancel_wait_seconds: float = positive(10.0)
     #: Days a finished operation stays readable (dropped at the next start after that).
     operation_retention_days: float = positive(30.0)
+    #: On a database other servers share: least seconds between two writes of a running operation's progress to
+    #: its row, where the other servers read and watch it (0: every step).
+    operation_progress_seconds: float = not_negative(1.0)
+    #: On a database other servers share: how often one of them marks FAILED the unfinished operations of a
+    #: server that stopped (a server does so for every stopped server when it starts, too).
+    operation_takeover_seconds: float = positive(30.0)
 
     #: Make this node a marketplace: listings, releases, licenses and their transparency log
     #: (docs/marketplace.md). Its marketplace and log keys are created at first start.
@@ -320,6 +329,11 @@ class Settings:
         if bool(self.tls_cert_file) != bool(self.tls_key_file):
             raise InvalidArgumentError(
                 "settings tls_cert_file and tls_key_file go together: set both or neither",
+                reason=reasons.INVALID_CONFIG,
+            )
+        if self.postgres_shared and not self.postgres_url:
+            raise InvalidArgumentError(
+                "setting postgres_shared needs postgres_url: the embedded backend is one server's alone",
                 reason=reasons.INVALID_CONFIG,
             )
         if self.tls_client_ca_file and not self.tls_cert_file:

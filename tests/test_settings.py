@@ -108,6 +108,7 @@ POSITIVE_SETTINGS = {
     "max_queued_operations",
     "operation_cancel_wait_seconds",
     "operation_retention_days",
+    "operation_takeover_seconds",
     "usage_flush_seconds",
     "marketplace_witness_timeout_seconds",
     "checkpoint_interval_seconds",
@@ -132,7 +133,12 @@ def test_a_positive_setting_refuses_zero_and_below(name: str, value: int) -> Non
 
 
 #: Settings where 0 turns something off but below 0 means nothing.
-NOT_NEGATIVE_SETTINGS = {"exact_scoring_cache_mb", "expired_retention_seconds", "marketplace_witness_quorum"}
+NOT_NEGATIVE_SETTINGS = {
+    "exact_scoring_cache_mb",
+    "expired_retention_seconds",
+    "marketplace_witness_quorum",
+    "operation_progress_seconds",
+}
 
 
 def test_the_settings_marked_not_negative_are_the_known_ones() -> None:

@@ -14,12 +14,14 @@ from typing import Any, Protocol
 import pyarrow as pa
 
 #: Kinds of change ``Cursor.changed`` notes: a space's cubes (by vector label), a space's settings and roles, a
-#: space removed, the principals and their credentials, the trust root.
+#: space removed, the principals and their credentials, the trust root, a space's operations (their progress,
+#: end, or a cancel asked for).
 CUBES = "cubes"
 SPACE = "space"
 SPACE_REMOVED = "space_removed"
 PRINCIPALS = "principals"
 TRUST = "trust"
+OPERATIONS = "operations"
 
 
 class KeyTaken(Exception):

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import duckdb
 
-SCHEMA_VERSION = 12
+SCHEMA_VERSION = 13
 
 DDL = [
     """
@@ -150,9 +150,15 @@ DDL = [
         operation_pb BLOB NOT NULL,
         done BOOLEAN NOT NULL,
         create_time TIMESTAMPTZ NOT NULL,
+        owner VARCHAR DEFAULT '',
+        cancel_requested BOOLEAN DEFAULT FALSE,
         PRIMARY KEY (space_id, operation_id)
     )
     """,
+    # v13: the server running an operation, and a cancel asked for on another server (servers sharing a
+    # PostgreSQL database; an embedded vault has one server).
+    "ALTER TABLE operations ADD COLUMN IF NOT EXISTS owner VARCHAR DEFAULT ''",
+    "ALTER TABLE operations ADD COLUMN IF NOT EXISTS cancel_requested BOOLEAN DEFAULT FALSE",
     # v7: who uploaded which blob into which space, and when (the last time). A cube may name a blob only
     # if its caller uploaded it into the cube's space within blob_grace_seconds, or if a cube of that space
     # the caller may read in full names it already: a digest is storage, never permission.

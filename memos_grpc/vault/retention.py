@@ -91,22 +91,48 @@ def sweep(context: VaultContext) -> SweepReport:
     return report
 
 
+#: The claim of the server that sweeps a database other servers share (``Database.claim``): one sweep at a time.
+SWEEP_CLAIM = "retention/sweep"
+
+
 class Sweeper:
-    """Runs ``sweep`` on a background thread until stopped."""
+    """Runs ``sweep`` on a background thread until stopped; of the servers sharing a database, only the one holding
+    the sweep's claim (a sweep run twice would do nothing the second time, each step being a transaction that
+    reads what it removes)."""
 
     def __init__(self, context: VaultContext) -> None:
         self._context = context
         self._stop = threading.Event()
+        #: Rounds this sweeper woke for, and those of them it swept in (it held the claim).
+        self.rounds = 0
+        self.swept = 0
+        self._counted = threading.Condition()
         self._thread = threading.Thread(target=self._run, name="retention-sweeper", daemon=True)
         self._thread.start()
+
+    def wait_for_rounds(self, rounds: int, timeout: float) -> bool:
+        """Waits until the sweeper has woken ``rounds`` times; False if ``timeout`` seconds pass first."""
+        with self._counted:
+            return self._counted.wait_for(lambda: self.rounds >= rounds, timeout)
+
+    def _count(self, swept: bool) -> None:
+        with self._counted:
+            self.rounds += 1
+            self.swept += swept
+            self._counted.notify_all()
 
     def _run(self) -> None:
         while not self._stop.wait(self._context.settings.sweep_interval_seconds):
             try:
+                if not self._context.database.claim(SWEEP_CLAIM):
+                    self._count(swept=False)
+                    continue
                 report = sweep(self._context)
             except Exception:  # the next round retries; reads and searches already hide expired cubes
                 log.exception("retention sweep failed")
+                self._count(swept=False)
                 continue
+            self._count(swept=True)
             if report.expired or report.cubes or report.blobs:
                 log.info(
                     "retention sweep: %d expired cubes emptied into tombstones, %d tombstones removed, "

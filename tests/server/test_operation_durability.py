@@ -81,4 +81,4 @@ def test_operations_cut_short_by_kill9_are_failed_at_restart_and_commit_nothing(
     with pytest.raises(grpc.RpcError) as caught:
         vault.GetCube(v.GetCubeRequest(name=f"{SPACE}/cubes/a1"), timeout=10)
     assert caught.value.code() is grpc.StatusCode.NOT_FOUND
-    assert "operation(s) were cut short by the last shutdown" in second.log_text()
+    assert "operation(s) were cut short when their server stopped" in second.log_text()

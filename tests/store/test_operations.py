@@ -8,10 +8,13 @@ from memos_grpc._proto.memos.v1 import scheduler_service_pb2
 from memos_grpc.store.database import Connection, Database
 from memos_grpc.store.operations import (
     StoredOperation,
+    cancels_requested,
     drop_finished_operations,
     insert_operation,
     operation_by_id,
     record_operation_end,
+    record_operation_progress,
+    request_cancel,
     unfinished_operations,
 )
 
@@ -24,9 +27,9 @@ def _queued(space_id: str, operation_id: str) -> Operation:
     return Operation(name=f"spaces/{space_id}/operations/{operation_id}", state=State.STATE_QUEUED, total_steps=3)
 
 
-def _insert(database: Database, space_id: str, operation_id: str, when: datetime) -> Operation:
+def _insert(database: Database, space_id: str, operation_id: str, when: datetime, owner: str = "a") -> Operation:
     operation = _queued(space_id, operation_id)
-    database.write(lambda cursor: insert_operation(cursor, space_id, operation_id, operation, when))
+    database.write(lambda cursor: insert_operation(cursor, space_id, operation_id, operation, when, owner))
     return operation
 
 
@@ -42,10 +45,10 @@ def _unfinished(database: Database) -> list[StoredOperation]:
 
 def test_a_queued_operation_reads_back_and_is_unfinished(database: Database) -> None:
     first = _insert(database, "s1", "o1", T0)
-    second = _insert(database, "s2", "o2", T0)
+    second = _insert(database, "s2", "o2", T0, owner="b")
     assert _read(database, "s1", "o1") == first
     assert _read(database, "s1", "o2") is None  # another space's id is not this space's
-    assert _unfinished(database) == [StoredOperation("s1", "o1", first), StoredOperation("s2", "o2", second)]
+    assert _unfinished(database) == [StoredOperation("s1", "o1", first, "a"), StoredOperation("s2", "o2", second, "b")]
 
 
 def test_its_end_replaces_the_message_and_marks_it_done(database: Database) -> None:
@@ -59,6 +62,33 @@ def test_its_end_replaces_the_message_and_marks_it_done(database: Database) -> N
     database.write(apply)
     assert _read(database, "s1", "o1") == final
     assert _unfinished(database) == []
+    # The first end recorded stays: a later one (a server that lost its session finishing late) changes nothing.
+    late = _queued("s1", "o1")
+    late.state, late.done = State.STATE_SUCCEEDED, True
+    database.write(lambda cursor: record_operation_end(cursor, "s1", "o1", late))
+    assert _read(database, "s1", "o1") == final
+
+
+def test_progress_and_a_cancel_are_recorded_for_an_unfinished_operation_only(database: Database) -> None:
+    _insert(database, "s1", "o1", T0, owner="a")
+    _insert(database, "s1", "o2", T0, owner="b")
+    running = _queued("s1", "o1")
+    running.state, running.step = State.STATE_RUNNING, 2
+    database.write(lambda cursor: record_operation_progress(cursor, "s1", "o1", running))
+    assert _read(database, "s1", "o1") == running
+    assert database.write(lambda cursor: request_cancel(cursor, "s1", "o1"))
+    with database.read() as cursor:
+        assert cancels_requested(cursor, "a") == [("s1", "o1")]
+        assert cancels_requested(cursor, "b") == []
+    final = _queued("s1", "o1")
+    final.state, final.done = State.STATE_CANCELLED, True
+    database.write(lambda cursor: record_operation_end(cursor, "s1", "o1", final))
+    # Done: its progress no longer changes, a cancel is no longer asked for, and none is pending.
+    database.write(lambda cursor: record_operation_progress(cursor, "s1", "o1", running))
+    assert _read(database, "s1", "o1") == final
+    assert not database.write(lambda cursor: request_cancel(cursor, "s1", "o1"))
+    with database.read() as cursor:
+        assert cancels_requested(cursor, "a") == []
 
 
 def test_only_done_operations_created_before_the_cutoff_are_dropped(database: Database) -> None:

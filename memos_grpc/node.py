@@ -13,21 +13,23 @@ import threading
 import time
 from typing import TYPE_CHECKING
 
+from memos_grpc import reasons
 from memos_grpc.embedding.embedder import Embedder, load_embedder
 from memos_grpc.embedding.worker import EmbeddingWorker
+from memos_grpc.errors import FailedPreconditionError
 from memos_grpc.governance.audit import AuditLog
 from memos_grpc.governance.identity import Principals
 from memos_grpc.interchange.exporter import Exporter
 from memos_grpc.interchange.importer import Importer
-from memos_grpc.interchange.signers import NODE_PRINCIPAL, Signers
+from memos_grpc.interchange.signers import NODE_KEY_FILE, NODE_PRINCIPAL, Signers
 from memos_grpc.interchange.trust_store import TrustStore
 from memos_grpc.marketplace.follower import LogFollower
 from memos_grpc.marketplace.held import LicenseBook
 from memos_grpc.marketplace.licenses import Licenses
 from memos_grpc.marketplace.listings import Listings
-from memos_grpc.marketplace.node import MarketplaceNode
+from memos_grpc.marketplace.node import LOG_KEY_FILE, MARKETPLACE_KEY_FILE, MarketplaceNode
 from memos_grpc.marketplace.releases import Releases
-from memos_grpc.primitives.keys import TrustedKey
+from memos_grpc.primitives.keys import SigningKey, TrustedKey
 from memos_grpc.scheduler.operations import Operations
 from memos_grpc.scheduler.recall import Scheduler
 from memos_grpc.scheduler.tokens import TokenCounter
@@ -35,6 +37,7 @@ from memos_grpc.scheduler.transform import Transformer
 from memos_grpc.scheduler.usage import UsageRecorder
 from memos_grpc.settings import THREAD_STOP_SECONDS, Settings
 from memos_grpc.store.opening import open_store
+from memos_grpc.store.server_keys import agree_on_keys
 from memos_grpc.store.vectors import IndexParams
 from memos_grpc.vault.context import VaultContext
 from memos_grpc.vault.cubes import Cubes
@@ -43,6 +46,7 @@ from memos_grpc.vault.payloads import Payloads
 from memos_grpc.vault.retention import Sweeper
 from memos_grpc.vault.search import Search
 from memos_grpc.vault.spaces import Spaces
+from memos_grpc.witness.witness import KEY_FILE as WITNESS_KEY_FILE
 from memos_grpc.witness.witness import Witness
 
 if TYPE_CHECKING:
@@ -59,6 +63,30 @@ def _load_model(settings: Settings) -> ModelHost | None:
 
     log.info("loading model from %s", settings.model_dir)
     return load_model_host(settings.model_dir)
+
+
+def _agree_on_keys(context: VaultContext) -> None:
+    """Refuses to start with signing keys other than those the database's other servers sign with (KEYS_DIFFER).
+
+    Loads (or, on the first server, creates) the keys this node's settings call for, as the components will.
+    """
+    settings = context.settings
+    files = {"node": NODE_KEY_FILE}
+    if settings.marketplace_enabled:
+        files |= {"marketplace": MARKETPLACE_KEY_FILE, "log": LOG_KEY_FILE}
+    if settings.witness_logs:
+        files["witness"] = WITNESS_KEY_FILE
+    keys = {name: SigningKey.load_or_create(settings.key_dir / file).public_key for name, file in files.items()}
+    differing = context.database.write(lambda cursor: agree_on_keys(cursor, keys))
+    if differing:
+        context.store.close()
+        context.embedder.close()
+        raise FailedPreconditionError(
+            f"this server's {', '.join(differing)} key(s) in {settings.key_dir} differ from those the other servers "
+            "of its PostgreSQL database sign with: give every server the same key directory (setting keys_dir, "
+            "docs/scaling.md)",
+            reason=reasons.KEYS_DIFFER,
+        )
 
 
 class Node:
@@ -81,6 +109,9 @@ class Node:
         )
         store, report = open_store(settings, params, exclusive=exclusive)
         self.context = VaultContext(settings=settings, store=store, embedder=worker)
+        if store.follower is not None:
+            # Before any component publishes a key: servers sharing the database must sign alike.
+            _agree_on_keys(self.context)
         log.info(
             "vector indexes checked against DuckDB: %d spaces, %d vectors, %d added, %d removed, "
             "%d orphan index files dropped, %d stale vectors replaced",

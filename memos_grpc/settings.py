@@ -65,6 +65,9 @@ class Settings:
     """Every knob of the server. Limits are named here, never literals in code."""
 
     data_dir: Path = Path("data")
+    #: The directory of the server's signing keys (node, marketplace, log, witness, principals' kept keys); empty:
+    #: ``data_dir/keys``. Servers sharing a PostgreSQL database must share it (docs/scaling.md).
+    keys_dir: str = ""
     #: The PostgreSQL database to keep the vault's records in (a libpq URL or key=value string, e.g.
     #: ``postgresql://memos@db.internal/memos``; a password is better in ``PGPASSWORD`` or ``~/.pgpass``). Empty:
     #: the embedded backend, DuckDB under ``data_dir`` (docs/scaling.md).
@@ -371,7 +374,7 @@ class Settings:
 
     @property
     def key_dir(self) -> Path:
-        return self.data_dir / "keys"
+        return Path(self.keys_dir) if self.keys_dir else self.data_dir / "keys"
 
 
 def _convert(name: str, kind: Any, value: Any) -> Any:

@@ -33,6 +33,7 @@ BACKEND_FREE = (
     "interop/test_vectors.py",
     "interop/test_protocol.py",
     "interop/test_differential.py",
+    "primitives/test_key_files.py",
     "test_backends.py",
     "test_docs.py",
     "test_docstrings.py",

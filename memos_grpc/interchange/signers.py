@@ -19,6 +19,8 @@ from memos_grpc.primitives.keys import SigningKey
 log = logging.getLogger(__name__)
 
 NODE_PRINCIPAL_ID = "node"
+#: The node key's file, under the key directory.
+NODE_KEY_FILE = "node.key"
 NODE_PRINCIPAL = principal_name(NODE_PRINCIPAL_ID)
 
 
@@ -32,7 +34,7 @@ class Signers:
     def __init__(self, key_dir: Path, principals: Principals) -> None:
         self._principals = principals
         self._principal_dir = key_dir / "principals"
-        self.node = SigningKey.load_or_create(key_dir / "node.key")
+        self.node = SigningKey.load_or_create(key_dir / NODE_KEY_FILE)
         self._publish_node()
 
     def _publish_node(self) -> None:

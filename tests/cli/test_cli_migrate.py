@@ -56,7 +56,7 @@ PAYLOAD = hashlib.sha256(b"payload").digest() * (2 * 2**20 // 32 + 1000)
 
 @pytest.fixture
 def target() -> Iterator[str]:
-    url = fresh_database()
+    url = fresh_database(empty=True)
     yield url
     drop_database(url)
 

@@ -10,7 +10,7 @@ from postgres_support import drop_database, fresh_database
 
 @pytest.fixture
 def url() -> Iterator[str]:
-    """A new, empty database's connection string, dropped after the test."""
-    made = fresh_database()
+    """A new, empty database (no schema: the tests here migrate it themselves), dropped after the test."""
+    made = fresh_database(empty=True)
     yield made
     drop_database(made)

@@ -19,7 +19,7 @@ from memos_grpc.store.postgres.migrations import Migration, applied, migrate, sc
 
 @pytest.fixture
 def url() -> Iterator[str]:
-    made = fresh_database()
+    made = fresh_database(empty=True)
     yield made
     drop_database(made)
 

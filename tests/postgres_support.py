@@ -114,3 +114,29 @@ def database_for(data_dir: Path) -> str:
         with _lock:
             found = _by_data_dir.setdefault(key, found)
     return found
+
+
+class SeparateServer:
+    """A PostgreSQL server of one test's own, for a test that stops and starts it (a database restart)."""
+
+    def __init__(self) -> None:
+        self._server = _start("memos-pg-own-")
+
+    @property
+    def url(self) -> str:
+        return str(self._server.get_uri())
+
+    def database(self) -> str:
+        """A new database on this server (migrated by the first memos-grpc server that opens it)."""
+        name = f"memos_{uuid.uuid4().hex[:16]}"
+        with psycopg.connect(self.url, autocommit=True) as admin:
+            admin.execute(f'CREATE DATABASE "{name}"'.encode())
+        return make_conninfo(self.url, dbname=name)
+
+    def restart(self) -> None:
+        """Stops the server cleanly (every session ends) and starts it again on the same socket and data."""
+        self._server.stop()
+        self._server.start()
+
+    def close(self) -> None:
+        self._server.cleanup()

@@ -19,10 +19,10 @@ from typing import Any
 
 import psycopg
 from psycopg import errors as pg_errors
-from psycopg_pool import ConnectionPool
+from psycopg_pool import ConnectionPool, PoolTimeout
 
 from memos_grpc import reasons
-from memos_grpc.errors import FailedPreconditionError, StorageError
+from memos_grpc.errors import FailedPreconditionError, StorageError, UnavailableError
 from memos_grpc.store.cursor import KeyTaken
 from memos_grpc.store.group_commit import Database
 from memos_grpc.store.postgres import vector_type
@@ -41,6 +41,8 @@ SERVER_LOCK = 0x6D656D6F735F7331
 #: conflict, the audit chain stays one chain, and the change log is numbered in commit order without gaps.
 WRITE_LOCK = 0x6D656D6F735F7731
 _CONFLICTS = (pg_errors.SerializationFailure, pg_errors.DeadlockDetected)
+#: Longest a read waits for a pooled connection (all busy, or the database unreachable) before it fails.
+_POOL_WAIT_SECONDS = 10.0
 #: The advisory lock of a claim (``claim``, ``server_alive``): a 64-bit hash of the claim's name, in the key space
 #: of the fixed locks above (a collision with them, or between two names, is as likely as one of two random
 #: 64-bit numbers).
@@ -50,6 +52,26 @@ _CLAIM_KEY = "hashtextextended('memos-claim:' || %s, 0)"
 def connection_options(url: str) -> dict[str, Any]:
     """What every connection of the backend is opened with: the URL, UTC, and autocommit."""
     return {"conninfo": url, "autocommit": True, "options": "-c TimeZone=UTC"}
+
+
+def _unavailable(exc: BaseException) -> UnavailableError:
+    return UnavailableError(
+        f"the PostgreSQL database cannot be reached ({exc}); retry once it is back",
+        reason=reasons.DATABASE_UNAVAILABLE,
+    )
+
+
+@contextmanager
+def _reachable() -> Iterator[None]:
+    """Turns a read's lost or unobtainable connection into UNAVAILABLE: the database is down or failing over."""
+    try:
+        yield
+    except PoolTimeout as exc:
+        raise _unavailable(exc) from exc
+    except psycopg.OperationalError as exc:
+        if isinstance(exc, (*_CONFLICTS, pg_errors.QueryCanceled)):
+            raise
+        raise _unavailable(exc) from exc
 
 
 class PostgresDatabase(Database):
@@ -75,8 +97,17 @@ class PostgresDatabase(Database):
             # libpq's message names the host and the cause, never the password.
             raise StorageError(f"cannot open the PostgreSQL database of postgres_url: {exc}") from exc
         kwargs = {key: value for key, value in options.items() if key != "conninfo"}
+        # Each connection is checked as it is handed out: after a database restart or a failover every idle one
+        # is dead, and a read must get a live one rather than fail once per pooled connection.
         self._pool = ConnectionPool(
-            url, min_size=1, max_size=pool_size, kwargs=kwargs, configure=vector_type.register, open=True
+            url,
+            min_size=1,
+            max_size=pool_size,
+            kwargs=kwargs,
+            configure=vector_type.register,
+            check=ConnectionPool.check_connection,
+            timeout=_POOL_WAIT_SECONDS,
+            open=True,
         )
         self._options = options
         self._exclusive = exclusive
@@ -116,7 +147,7 @@ class PostgresDatabase(Database):
     def read(self) -> Iterator[PgCursor]:
         """A cursor on a pooled connection, in autocommit: each statement sees what is committed when it starts."""
         self._check_open()
-        with self._pool.connection() as connection, connection.cursor() as cursor:
+        with _reachable(), self._pool.connection() as connection, connection.cursor() as cursor:
             yield PgCursor(cursor)
 
     @contextmanager
@@ -124,7 +155,12 @@ class PostgresDatabase(Database):
         """A cursor in a transaction of its own on a pooled connection, for reads that set transaction-local
         settings (a vector search's); committed when the block ends."""
         self._check_open()
-        with self._pool.connection() as connection, connection.transaction(), connection.cursor() as cursor:
+        with (
+            _reachable(),
+            self._pool.connection() as connection,
+            connection.transaction(),
+            connection.cursor() as cursor,
+        ):
             yield PgCursor(cursor)
 
     def _run_transaction(self, applies: list[Callable[[Any], Any]]) -> list[Any]:
@@ -209,6 +245,8 @@ class PostgresDatabase(Database):
         return [int(label) for (label,) in rows]
 
     def _as_memos_error(self, exc: BaseException) -> BaseException:
+        if isinstance(exc, psycopg.OperationalError) and (self._writer.broken or self._writer.closed):
+            return _unavailable(exc)
         if isinstance(exc, psycopg.Error | KeyTaken):
             log.error("PostgreSQL write failed: %s", exc)
             return StorageError(f"the vault's database refused the write: {exc}")

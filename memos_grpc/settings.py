@@ -74,8 +74,8 @@ class Settings:
     postgres_url: str = ""
     #: Connections each server keeps to PostgreSQL for reads (its writer holds one more).
     postgres_pool_size: int = positive(8)
-    #: Serve the database without its one-server lock, so that several servers (each on its own ``data_dir``)
-    #: share it. Only what the change log follows is kept in step across them (docs/scaling.md).
+    #: Serve the database without its one-server lock, so that several servers (each on its own ``data_dir``, all
+    #: with one ``keys_dir``) share it. Only what the change log follows is kept in step across them (docs/scaling.md).
     postgres_shared: bool = False
     #: Seconds a server waits at most before reading the change log again when no notification woke it: the
     #: bound on how stale its memory of other servers' writes gets if a notification is lost (docs/scaling.md).

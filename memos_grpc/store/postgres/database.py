@@ -34,7 +34,9 @@ log = logging.getLogger(__name__)
 
 #: Runs of one transaction PostgreSQL cancelled for a conflict with another replica's, before the write fails.
 SERIALIZATION_RETRIES = 8
-#: The advisory lock a server's writer connection holds while it serves the database (any 64-bit number, fixed).
+#: The advisory lock of the database's users (any 64-bit number, fixed): every server holds it shared, on its
+#: writer's session, for as long as it runs; ``memos-grpc migrate`` holds it alone while it copies a vault in. So
+#: servers share a database with each other, never with a copy in progress.
 SERVER_LOCK = 0x6D656D6F735F7331
 #: The advisory lock every write transaction of every server holds, from before it begins until it ends: writes
 #: to one database run one at a time (each server still commits its queued writes in groups), so they never
@@ -79,12 +81,11 @@ class PostgresDatabase(Database):
 
     dialect = "postgres"
 
-    def __init__(self, url: str, group_max: int, pool_size: int = 8, *, exclusive: bool = True) -> None:
-        """Migrates the database and opens the connections.
+    def __init__(self, url: str, group_max: int, pool_size: int = 8, *, exclusive: bool = False) -> None:
+        """Migrates the database and opens the connections, as one of the servers sharing it.
 
-        ``exclusive``: hold the one-server lock, so that a second server on the database stops at start-up (see
-        ``_connect_writer``). Only users of the database that follow its change log for everything they keep in
-        memory may share it.
+        ``exclusive``: be its only user instead (``memos-grpc migrate``): no server may start while it is open, and
+        it does not open while one runs (``SERVER_LOCK``; either refusal is DATABASE_IN_USE).
         """
         super().__init__(group_max, "postgres-writer")
         #: This server among those sharing the database: the origin of the changes it logs.
@@ -112,7 +113,11 @@ class PostgresDatabase(Database):
         self._options = options
         self._exclusive = exclusive
         self.url = url
-        self._writer = self._connect_writer()
+        try:
+            self._writer = self._connect_writer()
+        except BaseException:
+            self._pool.close()
+            raise
         #: The session that holds this server's claims: its own connection, so that a writer reconnecting after
         #: a failed write keeps them. The claims made on it, while it lives.
         self._claims: psycopg.Connection[Any] | None = None
@@ -124,19 +129,16 @@ class PostgresDatabase(Database):
 
     def _connect_writer(self) -> psycopg.Connection[Any]:
         connection = psycopg.connect(**self._options)
-        # One server per database: a server keeps records in memory that the change log does not yet bring in
-        # step across servers (licenses in use, followed logs, running operations, the marketplace's log). The
-        # lock is the writer connection's, so it goes with the process, however it ends.
-        held = (
-            connection.execute("SELECT pg_try_advisory_lock(%s)", [SERVER_LOCK]).fetchone()
-            if self._exclusive
-            else (True,)
-        )
+        # The lock is the writer session's, so it goes with the process, however it ends.
+        take = "pg_try_advisory_lock" if self._exclusive else "pg_try_advisory_lock_shared"
+        held = connection.execute(f"SELECT {take}(%s)", [SERVER_LOCK]).fetchone()
         if held is None or not held[0]:
             connection.close()
             raise FailedPreconditionError(
-                "another memos-grpc server is using this PostgreSQL database; stop it first (one server per "
-                "database, docs/scaling.md)",
+                "memos-grpc servers are using this PostgreSQL database: stop every one of them first"
+                if self._exclusive
+                else "memos-grpc migrate is copying a vault into this PostgreSQL database: start the server once "
+                "it has finished",
                 reason=reasons.DATABASE_IN_USE,
             )
         connection.isolation_level = psycopg.IsolationLevel.SERIALIZABLE

@@ -242,7 +242,7 @@ def _require_empty_target(url: str, tables: list[str]) -> None:
 
 class VaultTransfer:
     """One migration: the embedded vault open read-only, and the target database migrated and held with the
-    one-server lock (no server can start on either side) until ``close``.
+    database's lock alone (no server can start on either side) until ``close``.
 
     Refusals (no vault, a running server, a target that holds a vault) are raised by the constructor, before
     anything is written anywhere.
@@ -252,7 +252,9 @@ class VaultTransfer:
         self.source = EmbeddedVault(settings)
         try:
             _require_empty_target(settings.postgres_url, self.source.tables)
-            self.database = PostgresDatabase(settings.postgres_url, settings.write_group_max, pool_size=2)
+            self.database = PostgresDatabase(
+                settings.postgres_url, settings.write_group_max, pool_size=2, exclusive=True
+            )
         except psycopg.Error as exc:
             self.source.close()
             raise StorageError(f"cannot open the target database: {exc}") from exc

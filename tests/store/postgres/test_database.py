@@ -1,4 +1,4 @@
-"""The PostgreSQL backend's database on a real server: one server per database, and a writer that reconnects."""
+"""The PostgreSQL backend's database on a real server: servers sharing it, claims, and a writer that reconnects."""
 
 from __future__ import annotations
 
@@ -23,20 +23,33 @@ def _get(database: PostgresDatabase, key: str) -> str | None:
     return None if row is None else str(row[0])
 
 
-def test_a_second_server_on_the_same_database_is_refused_until_the_first_stops(url: str) -> None:
+def test_servers_share_a_database_but_not_with_its_exclusive_user(url: str) -> None:
     first = PostgresDatabase(url, group_max=4)
-    try:
-        with pytest.raises(FailedPreconditionError) as refused:
-            PostgresDatabase(url, group_max=4)
-        assert refused.value.reason == reasons.DATABASE_IN_USE
-        first.write(lambda cursor: _put(cursor, "written", "by the first"))
-    finally:
-        first.close()
     second = PostgresDatabase(url, group_max=4)
     try:
+        first.write(lambda cursor: _put(cursor, "written", "by the first"))
         assert _get(second, "written") == "by the first"
+        # A copy into the database (memos-grpc migrate) must be its only user: refused while servers run.
+        with pytest.raises(FailedPreconditionError) as refused:
+            PostgresDatabase(url, group_max=4, exclusive=True)
+        assert refused.value.reason == reasons.DATABASE_IN_USE
+        assert "stop every one of them" in refused.value.message
     finally:
+        first.close()
         second.close()
+    copying = PostgresDatabase(url, group_max=4, exclusive=True)
+    try:
+        with pytest.raises(FailedPreconditionError) as waiting:
+            PostgresDatabase(url, group_max=4)
+        assert waiting.value.reason == reasons.DATABASE_IN_USE
+        assert "migrate is copying" in waiting.value.message
+    finally:
+        copying.close()
+    third = PostgresDatabase(url, group_max=4)
+    try:
+        assert _get(third, "written") == "by the first"
+    finally:
+        third.close()
 
 
 def test_the_writer_reconnects_when_the_database_ends_its_session(url: str) -> None:
@@ -51,9 +64,9 @@ def test_the_writer_reconnects_when_the_database_ends_its_session(url: str) -> N
         assert ended is not None and ended[0] == 2  # the writer's session and the one holding its claims
         database.write(lambda cursor: _put(cursor, "after", "2"))
         assert (_get(database, "before"), _get(database, "after")) == ("1", "2")
-        # The new session holds the server's lock again.
+        # The new session holds the server's lock again: a copy into the database is refused.
         with pytest.raises(FailedPreconditionError):
-            PostgresDatabase(url, group_max=4)
+            PostgresDatabase(url, group_max=4, exclusive=True)
     finally:
         database.close()
 
@@ -83,8 +96,8 @@ def test_an_unreachable_database_is_named_in_a_storage_error(tmp_path: Path) -> 
 
 
 def test_a_job_is_claimed_by_one_server_until_it_stops(url: str) -> None:
-    first = PostgresDatabase(url, group_max=4, exclusive=False)
-    second = PostgresDatabase(url, group_max=4, exclusive=False)
+    first = PostgresDatabase(url, group_max=4)
+    second = PostgresDatabase(url, group_max=4)
     try:
         assert first.claim("retention-sweep")
         assert not second.claim("retention-sweep")
@@ -101,8 +114,8 @@ def test_a_job_is_claimed_by_one_server_until_it_stops(url: str) -> None:
 
 
 def test_a_claim_whose_session_ended_passes_to_another_server(url: str) -> None:
-    first = PostgresDatabase(url, group_max=4, exclusive=False)
-    second = PostgresDatabase(url, group_max=4, exclusive=False)
+    first = PostgresDatabase(url, group_max=4)
+    second = PostgresDatabase(url, group_max=4)
     try:
         assert first.claim("retention-sweep")
         with psycopg.connect(**connection_options(url)) as admin:

@@ -47,6 +47,9 @@ class _Reporter:
     def table_copied(self, table: str, done: int, total: int) -> None:
         _note(f"table {table}: {done:,} of {total:,} rows")
 
+    def documents_written(self, done: int, total: int) -> None:
+        _note(f"BM25 documents: {done:,} of {total:,} cubes")
+
 
 class _Records:
     """The part of a vault's context ``AuditLog.verify`` reads: the database, here the one just written."""

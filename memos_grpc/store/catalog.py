@@ -20,7 +20,7 @@ import numpy as np
 
 from memos_grpc._proto.memos.v1 import cube_pb2, space_pb2
 from memos_grpc.store.filter import LABEL_KEYS, LABEL_PAIRS, AllOf, AnyOf, Not, Plan, Postings, label_pair
-from memos_grpc.store.lexical import LexicalIndex
+from memos_grpc.store.lexical import LexicalSearch
 from memos_grpc.store.vectors import LabelArray
 
 
@@ -133,7 +133,7 @@ class SearchCatalog:
         self._arrays: dict[str, dict[PostingKey | None, LabelArray]] = {}
         self._lock = threading.Lock()
         #: The lexical index, kept in step with the catalog (set by the vault).
-        self.lexical: LexicalIndex | None = None
+        self.lexical: LexicalSearch | None = None
 
     def has_space(self, space_id: str) -> bool:
         return space_id in self._spaces

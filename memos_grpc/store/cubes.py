@@ -6,7 +6,8 @@ archive, merge), transforms, imports, expiry, retention, erasure and DeleteSpace
 the DuckDB rows in the write's transaction and records what the derived stores must do; after the commit (on the
 applier thread, in commit order) ``committed`` brings the vector indexes, the search catalog with its BM25 index
 and the blob files in step. So the derived stores are written in one place, and a cube gets a new version one
-way: ``rows.next_version`` numbers it, ``replace`` writes it.
+way: ``rows.next_version`` numbers it, ``replace`` writes it. On PostgreSQL the BM25 documents are rows, written
+in the transaction itself (``Cursor.lexical_put``, ``lexical_remove``; ``removal.py`` for removals).
 
 Vector labels (hnswlib's ids) are issued by ``Labels``, never twice: a label a crashed write had indexed may
 still be in an index file, and a search answers by label.
@@ -323,6 +324,7 @@ class EmbeddedCubeWrite:
 
     def _forget_labels(self, space_id: str, labels: list[int]) -> None:
         self._cursor.changed(CUBES, space_id, removed=labels)
+        self._cursor.lexical_remove(space_id, labels)
 
         def forget() -> None:
             self._store.indexes.get(space_id).delete(labels)
@@ -334,6 +336,8 @@ class EmbeddedCubeWrite:
         self._cursor.changed(CUBES, space_id, put=[r.vec_id for r in rows if r.vec_id is not None])
         if rows:
             entries = catalog_entries(rows, reindex=reindex)
+            if reindex:
+                self._cursor.lexical_put(space_id, [(entry.vec_id, entry.text) for entry in entries])
             self._effects.append(lambda: self._store.catalog.put(space_id, entries))
 
 

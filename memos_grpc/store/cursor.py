@@ -51,6 +51,20 @@ class Cursor(Protocol):
         principals. The embedded backend has no other server and notes nothing."""
         ...
 
+    def lexical_put(self, space_id: str, documents: Iterable[tuple[int, str | None]], /) -> None:
+        """Writes, in this transaction, the BM25 documents of a space's cubes: (vector label, text), replacing what
+        each label had; a text of None has no document. PostgreSQL ranks in SQL (``store/postgres/lexical_*.py``);
+        the embedded backend's index is fed by the search catalog after the commit, and does nothing here."""
+        ...
+
+    def lexical_remove(self, space_id: str, labels: Iterable[int], /) -> None:
+        """Deletes, in this transaction, the BM25 documents of those labels (nothing on the embedded backend)."""
+        ...
+
+    def lexical_drop(self, space_id: str, /) -> None:
+        """Deletes, in this transaction, a removed space's BM25 documents (nothing on the embedded backend)."""
+        ...
+
 
 class DriverCursor:
     """What both backends' cursors share: the driver's own cursor (``raw``), and fetching from it as it is."""

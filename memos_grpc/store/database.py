@@ -51,6 +51,15 @@ class DuckCursor(DriverCursor):
     def changed(self, kind: str, space_id: str = "", *, put: Iterable[int] = (), removed: Iterable[int] = ()) -> None:
         """Nothing: one server owns an embedded database."""
 
+    def lexical_put(self, space_id: str, documents: Iterable[tuple[int, str | None]], /) -> None:
+        """Nothing: the BM25 index (``store/lexical.py``) takes the text from the search catalog after the commit."""
+
+    def lexical_remove(self, space_id: str, labels: Iterable[int], /) -> None:
+        """Nothing, as ``lexical_put``."""
+
+    def lexical_drop(self, space_id: str, /) -> None:
+        """Nothing, as ``lexical_put``."""
+
     def insert_table(self, table: str, rows: pa.Table, /) -> None:
         # One Arrow scan per statement: DuckDB's executemany costs about half a millisecond per row.
         view = f"{table}_incoming"

@@ -3,7 +3,8 @@
 Every cube the catalog learns of (after each commit, and from DuckDB at
 start-up) is indexed under its vector label; every cube it forgets is
 deleted. Like the catalog, the index is derived and rebuilt at start-up, so
-it needs no files of its own.
+it needs no files of its own. This is the embedded backend's; on PostgreSQL the database ranks
+(``store/postgres/lexical_search.py``).
 
 Each space has an index of its own so that BM25 statistics (how rare a word
 is, how long a document is on average) are the space's: one tenant's cubes
@@ -30,6 +31,7 @@ import threading
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from typing import Protocol
 
 import tantivy
 
@@ -45,6 +47,18 @@ _WORD = re.compile(r"\w+", re.UNICODE)
 #: Heap of the writer opened for a commit: the least tantivy accepts. A commit's changes are few,
 #: and tantivy sizes the tables it allocates for every new segment by this budget.
 _WRITER_HEAP_BYTES = 15_000_000
+
+
+class LexicalSearch(Protocol):
+    """What the search catalog keeps lexically in step and searches: ``LexicalIndex`` (tantivy, in memory) on the
+    embedded backend, ``PgLexicalIndex`` (BM25 in SQL, ``store/postgres/lexical_search.py``) on PostgreSQL."""
+
+    def put(self, space_id: str, label: int, text: str) -> None: ...
+    def remove(self, labels: list[int]) -> None: ...
+    def drop_space(self, space_id: str) -> None: ...
+    def refresh(self) -> None: ...
+    def close(self) -> None: ...
+    def search(self, space_id: str, text: str, limit: int) -> list[tuple[int, float]]: ...
 
 
 def lexical_text(cube: cube_pb2.MemCube) -> str | None:

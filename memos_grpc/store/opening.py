@@ -11,6 +11,7 @@ from memos_grpc.store.postgres.blobs import PgBlobStore
 from memos_grpc.store.postgres.changes import last_number
 from memos_grpc.store.postgres.database import PostgresDatabase
 from memos_grpc.store.postgres.follower import ChangeFollower, follow_store
+from memos_grpc.store.postgres.lexical_search import PgLexicalIndex, fill_pending
 from memos_grpc.store.postgres.vector_search import PgVectors
 from memos_grpc.store.repair import RepairReport, repair_indexes
 from memos_grpc.store.store import Store
@@ -41,8 +42,13 @@ def open_store(settings: Settings, params: IndexParams, *, exclusive: bool = Tru
         if isinstance(database, PostgresDatabase)
         else BlobStore(settings.blob_dir),
     )
-    # Before the catalog is loaded from DuckDB: loading it rebuilds the lexical index too.
-    store.catalog.lexical = LexicalIndex(settings.lexical_refresh_seconds)
+    # Before the catalog is loaded from DuckDB: loading it rebuilds the lexical index too. On PostgreSQL the
+    # documents are the database's rows, written with the cubes: nothing is rebuilt.
+    if isinstance(database, PostgresDatabase):
+        fill_pending(database)
+        store.catalog.lexical = PgLexicalIndex(database)
+    else:
+        store.catalog.lexical = LexicalIndex(settings.lexical_refresh_seconds)
     # The log's end before the repair reads anything: a change committed while it runs is applied again after.
     followed_from = None
     if isinstance(database, PostgresDatabase):

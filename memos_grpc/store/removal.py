@@ -10,7 +10,9 @@ versions, the operation records naming them; for a space also its roles and
 the space — and release the blobs no remaining row references. They return a
 ``Removed``: what the derived stores still hold, which ``forget_removed``
 drops after the commit (vector labels, catalog entries and with them the
-BM25 documents, a removed space's index file, blob files).
+BM25 documents, a removed space's index file, blob files). On PostgreSQL the
+BM25 documents are rows, deleted here in the same transaction
+(``Cursor.lexical_remove``, ``lexical_drop``).
 """
 
 from __future__ import annotations
@@ -88,6 +90,7 @@ def remove_cubes(
     labels = [int(vec_id) for (vec_id,) in rows if vec_id is not None]
     if labels:
         removed.vectors[space_id].extend(labels)
+        cursor.lexical_remove(space_id, labels)
     digests = _digests(cursor, f"space_id = ? AND cube_id IN {IDS}", [space_id, ids])
     cursor.execute(f"DELETE FROM cubes WHERE space_id = ? AND cube_id IN {IDS}", [space_id, ids])
     cursor.execute(f"DELETE FROM cube_versions WHERE space_id = ? AND cube_id IN {IDS}", [space_id, ids])
@@ -154,6 +157,7 @@ def expire_cubes(cursor: Connection, space_id: str, cube_ids: Collection[str], r
     labels = [int(vec_id) for _, _, vec_id in rows if vec_id is not None]
     if labels:
         removed.vectors[space_id].extend(labels)
+        cursor.lexical_remove(space_id, labels)
     digests = _digests(cursor, f"space_id = ? AND cube_id IN {IDS}", [space_id, doomed])
     stones = [
         CubeRow(space_id, str(cube_id), tombstone(cube_pb2.MemCube.FromString(pb), retention), None, None)
@@ -176,6 +180,7 @@ def remove_space(cursor: Connection, space_id: str) -> Removed:
     removed.vectors[space_id].extend(int(vec_id) for (vec_id,) in rows if vec_id is not None)
     digests = _digests(cursor, "space_id = ?", [space_id])
     cursor.execute("DELETE FROM cubes WHERE space_id = ?", [space_id])
+    cursor.lexical_drop(space_id)
     cursor.execute("DELETE FROM cube_versions WHERE space_id = ?", [space_id])
     removed.operations = remove_operations(cursor, space_id, lambda _: True)
     cursor.execute("DELETE FROM space_roles WHERE space_id = ?", [space_id])

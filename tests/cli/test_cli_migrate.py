@@ -144,6 +144,11 @@ def search_results(vault: VaultServiceStub, space: str, text: str) -> list[v.Sea
     return list(vault.SearchCubes(v.SearchCubesRequest(parent=space, text=text, top_k=3)).results)
 
 
+def lexical_results(vault: VaultServiceStub, space: str, text: str) -> list[v.SearchResult]:
+    request = v.SearchCubesRequest(parent=space, text=text, top_k=3, mode=v.SEARCH_MODE_LEXICAL)
+    return list(vault.SearchCubes(request).results)
+
+
 def robot_sees(server: MemosServer, token: str) -> list[str]:
     """What the viewer of alpha may and may not do: each call's outcome (denials by status and reason)."""
     outcomes = []
@@ -217,11 +222,15 @@ def test_a_migrated_vault_is_served_the_same_from_postgresql(
     assert "table cubes: 6 of 6 rows" in err and "blob 1/1 sha256:" in err and f"({len(PAYLOAD):,} bytes)" in err
     assert "MISMATCH" not in out and f"audit chain in the database: verified, {len(before.audit_hashes)} events" in out
     assert "vector labels: highest issued 7, next 8" in out
+    # The BM25 documents the database ranks by: one per live plaintext cube (the cache has no vector), written in
+    # the copy's transaction.
+    assert "BM25 documents: 5 of 5 cubes" in err
     # Every table of the embedded schema came across, with the same rows (but the DuckDB file's schema version).
     counts, source = rows_in(target), embedded_rows(data_dir)
     assert set(source) == {statement.split()[5] for statement in schema.DDL if "CREATE TABLE" in statement}
     assert {table: counts[table] for table in source} == {**source, "meta": source["meta"] - 1}
     assert source["cubes"] == 6 and source["cube_versions"] > 6 and counts["blob_chunks"] == 3
+    assert counts["lexical_docs"] == sum(len(texts) for texts in TEXTS.values())
     # The data directory keeps its keys and admin token, and is read only.
     assert sorted(path.name for path in (data_dir / "keys").iterdir()) == keys
     assert (data_dir / "admin.token").is_file()
@@ -247,6 +256,12 @@ def test_a_migrated_vault_is_served_the_same_from_postgresql(
             for cube in before.cubes[ALPHA]:
                 if cube.HasField("plaintext"):
                     assert search_results(vault, ALPHA, cube.plaintext.text)[0].cube.name == cube.name
+            # Lexically too, the copied cubes are found by their words (and the old text of a new version is not).
+            for space in TEXTS:
+                for cube in before.cubes[space]:
+                    if cube.HasField("plaintext"):
+                        assert lexical_results(vault, space, cube.plaintext.text)[0].cube.name == cube.name
+            assert lexical_results(vault, ALPHA, "dawn reeds") == []
     finally:
         server.stop(grace=1)
 

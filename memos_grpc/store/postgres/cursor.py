@@ -18,6 +18,7 @@ from psycopg import errors as pg_errors
 from psycopg.types.json import Jsonb
 
 from memos_grpc.store.cursor import DriverCursor, KeyTaken
+from memos_grpc.store.postgres.lexical_documents import drop_documents, put_documents, remove_documents
 from memos_grpc.store.postgres.vector_type import vector_text
 
 #: Columns of pgvector's ``vector`` type, which the store hands over as float32 bytes (migration 0001).
@@ -70,6 +71,15 @@ class PgCursor(DriverCursor):
         noted = self.changes.setdefault((kind, space_id), ([], []))
         noted[0].extend(put)
         noted[1].extend(removed)
+
+    def lexical_put(self, space_id: str, documents: Iterable[tuple[int, str | None]], /) -> None:
+        put_documents(self, space_id, documents)
+
+    def lexical_remove(self, space_id: str, labels: Iterable[int], /) -> None:
+        remove_documents(self, space_id, labels)
+
+    def lexical_drop(self, space_id: str, /) -> None:
+        drop_documents(self, space_id)
 
     def execute(self, query: str, parameters: Any = None, /) -> PgCursor:
         try:

@@ -1,7 +1,7 @@
 """Following the change log: this server's in-memory state kept in step with the other servers' writes.
 
-Each server of a database keeps derived state in memory (the search catalog with its BM25 index, the principals
-that authenticate calls, the trust root); vectors need no following, the database's rows being their index. Its
+Each server of a database keeps derived state in memory (the search catalog, the principals that authenticate
+calls, the trust root); vectors and BM25 documents need no following, the database's rows being their index. Its
 own writes update that state after each commit; the writes of the other servers reach it through the change log
 (``changes.py``). The follower thread listens on the log's channel and, woken by a notification or after
 ``poll_seconds`` at the latest, reads every change after the last one it applied, in order, and hands each to the
@@ -123,7 +123,7 @@ class ChangeFollower:
 
 
 def follow_store(follower: ChangeFollower, store: Store) -> None:
-    """Subscribes the store's own derived state: the catalog (with BM25)."""
+    """Subscribes the store's own derived state: the catalog."""
     follower.subscribe(CUBES, lambda change: _cubes_changed(store, change))
     follower.subscribe(SPACE, lambda change: _space_changed(store, change))
     follower.subscribe(SPACE_REMOVED, lambda change: _space_removed(store, change))
@@ -132,7 +132,7 @@ def follow_store(follower: ChangeFollower, store: Store) -> None:
 def _cubes_changed(store: Store, change: Change) -> None:
     if not store.catalog.has_space(change.space_id):
         _space_changed(store, change)
-    # The database's rows are the vector index on PostgreSQL: only the catalog (with BM25) needs the change.
+    # The database's rows are the vector index and the BM25 documents on PostgreSQL: only the catalog needs it.
     reload_catalog_entries(store, change.space_id, list(change.put))
     if change.removed:
         store.catalog.remove(change.space_id, change.removed)

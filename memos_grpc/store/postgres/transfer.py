@@ -2,9 +2,10 @@
 
 ``memos-grpc migrate`` (cli/migrate.py) drives it through ``VaultTransfer``: the DuckDB file is opened read-only (a
 running server's file lock refuses that), the target must hold no vault, every blob's bytes go in first, then every
-table of the embedded schema in one transaction, by COPY from Arrow batches; ``check`` then counts both sides. What
-a server derives from the records (vector indexes, the catalog) and its own files (keys, the admin token) stay in
-the data directory, which a server on the PostgreSQL database uses too.
+table of the embedded schema in one transaction, by COPY from Arrow batches, with the BM25 documents of the cubes
+(which PostgreSQL keeps as rows, ``lexical_documents.py``); ``check`` then counts both sides. What a server derives
+from the records (vector indexes, the catalog) and its own files (keys, the admin token) stay in the data
+directory, which a server on the PostgreSQL database uses too.
 """
 
 from __future__ import annotations
@@ -20,12 +21,14 @@ import psycopg
 import pyarrow as pa
 
 from memos_grpc import reasons
+from memos_grpc._proto.memos.v1 import cube_pb2
 from memos_grpc.errors import FailedPreconditionError, MemosError, NotFoundError, StorageError
 from memos_grpc.settings import Settings
 from memos_grpc.store import schema
 from memos_grpc.store.blobs import BlobStore
 from memos_grpc.store.cursor import Cursor, KeyTaken
 from memos_grpc.store.database import DuckCursor
+from memos_grpc.store.lexical import lexical_text
 from memos_grpc.store.postgres.blobs import CHUNK_BYTES, PgBlobStore
 from memos_grpc.store.postgres.cursor import PgCursor
 from memos_grpc.store.postgres.database import WRITE_LOCK, PostgresDatabase, connection_options
@@ -58,6 +61,10 @@ class Progress(Protocol):
 
     def table_copied(self, table: str, done: int, total: int) -> None:
         """``done`` of the table's ``total`` rows are copied (once per batch; once with 0 for an empty table)."""
+        ...
+
+    def documents_written(self, done: int, total: int) -> None:
+        """The BM25 documents of ``done`` of the ``total`` cubes with a vector label are written (once per batch)."""
         ...
 
 
@@ -178,9 +185,10 @@ class EmbeddedVault:
         row = self._reader.execute(f"SELECT count(*) FROM {table} WHERE {condition}", parameters).fetchone()
         return int(row[0]) if row else 0
 
-    def batches(self, table: str, columns: list[str]) -> Iterator[pa.Table]:
-        """The vault's rows of ``table`` as Arrow tables of up to ``BATCH_ROWS`` rows."""
+    def batches(self, table: str, columns: list[str], where: str = "TRUE") -> Iterator[pa.Table]:
+        """The vault's rows of ``table`` (those ``where`` picks) as Arrow tables of up to ``BATCH_ROWS`` rows."""
         condition, parameters = self._rows_of(table)
+        condition = f"{condition} AND {where}"
         cursor = self._connection.cursor()
         try:
             cursor.execute(f"SELECT {', '.join(columns)} FROM {table} WHERE {condition}", parameters)
@@ -195,6 +203,20 @@ class EmbeddedVault:
         """Every blob the vault records: its digest and size, in digest order."""
         rows = self._reader.execute("SELECT digest, size_bytes FROM blobs ORDER BY digest").fetchall()
         return [(str(digest), int(size)) for digest, size in rows]
+
+    def labelled_cubes(self) -> int:
+        """How many cubes carry a vector label: those with a BM25 document if they have text."""
+        row = self._reader.execute("SELECT count(*) FROM cubes WHERE vec_id IS NOT NULL").fetchone()
+        return int(row[0]) if row else 0
+
+    def documents(self) -> Iterator[list[tuple[str, int, str | None]]]:
+        """The BM25 documents of the cubes with a vector label, ``BATCH_ROWS`` at a time: (space, label, text)."""
+        for rows in self.batches("cubes", ["space_id", "vec_id", "cube_pb"], "vec_id IS NOT NULL"):
+            spaces, labels, cubes = (rows.column(name).to_pylist() for name in ("space_id", "vec_id", "cube_pb"))
+            yield [
+                (str(space_id), int(label), lexical_text(cube_pb2.MemCube.FromString(cube_pb)))
+                for space_id, label, cube_pb in zip(spaces, labels, cubes, strict=True)
+            ]
 
     def highest_label(self) -> int:
         """The highest vector label the vault issued: a live cube's, or the durable high-water mark of labels
@@ -344,6 +366,8 @@ class VaultTransfer:
                     if done == 0:
                         progress.table_copied(table, 0, total)
                     copied.append((table, done))
+                step = "the BM25 documents"
+                self._write_documents(cursor, progress)
                 step = "the vector label sequence"
                 # nextval then returns the label after the highest; a sequence cannot be set to 0.
                 cursor.execute("SELECT setval('vec_ids', ?, ?)", [max(highest, 1), highest > 0])
@@ -355,6 +379,18 @@ class VaultTransfer:
         except (psycopg.Error, KeyTaken) as exc:
             raise StorageError(f"copying {step} failed, and no table's rows were committed: {exc}") from exc
         return tuple(copied)
+
+    def _write_documents(self, cursor: PgCursor, progress: Progress) -> None:
+        """Writes the BM25 documents of the copied cubes in the copy's transaction, as a server's writes would."""
+        total, done = self.source.labelled_cubes(), 0
+        for batch in self.source.documents():
+            by_space: dict[str, list[tuple[int, str | None]]] = {}
+            for space_id, label, text in batch:
+                by_space.setdefault(space_id, []).append((label, text))
+            for space_id, documents in by_space.items():
+                cursor.lexical_put(space_id, documents)
+            done += len(batch)
+            progress.documents_written(done, total)
 
     def _forget(self, digests: list[str]) -> None:
         for digest in digests:

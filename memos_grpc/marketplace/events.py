@@ -191,17 +191,12 @@ class EventStream:
     def _subject_of(self, entry: entries.Entry, index: int) -> _Subject | None:
         """The release (and license) an entry acts on, or None when it has no row.
 
-        A row is written just after its entry is appended, so a checkpoint may cover the entry first: while the
-        node says the entry is in flight, wait for its row (the writer wakes followers when it lands). An entry
-        no longer in flight without a row lost it to a crash between the two writes.
+        An entry commits with its row (``MarketplaceNode.logged``), so a published entry has one; only a log
+        written by an older release, which appended first and wrote the row after, may hold an entry a crash left
+        without its row.
         """
-        while True:
-            seen = self._node.changes()
-            with self._context.database.read() as cursor:
-                subject = self._lookup(cursor, entry, index)
-            if subject is not None or not self._node.awaiting_row(index) or self._node.stopped:
-                return subject
-            self._node.wait_change(seen, _IDLE_SECONDS)
+        with self._context.database.read() as cursor:
+            return self._lookup(cursor, entry, index)
 
     def _lookup(self, cursor: Connection, entry: entries.Entry, index: int) -> _Subject | None:
         license, revocation = "", None

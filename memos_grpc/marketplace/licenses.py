@@ -1,10 +1,11 @@
 """Licenses: grants of one release to one licensee, signed by the marketplace key and logged.
 
 ``AcquireLicense`` checks the request and the window the terms allow, signs the grant (``grants.make_grant``),
-appends its ``grant`` entry, writes the ``market_licenses`` row with the index the append returned (entry first,
-row second: a crash between leaves an entry without a row, never a row without an entry), then waits for a
-published checkpoint to cover the entry. ``RevokeLicense`` does the same with a ``revoke`` entry whose ``ref`` is
-the grant's index. Who sees a license: its acquirer, the owner of its release's listing, admins; everyone else is
+appends its ``grant`` entry and writes the ``market_licenses`` row with the entry's index in one transaction
+(``MarketplaceNode.logged``), then waits for a published checkpoint to cover the entry. ``RevokeLicense`` does the
+same with a ``revoke`` entry whose ``ref`` is the grant's index, deciding in that transaction, from the row,
+whether the license is revoked already: of two revocations, on any servers of the database, one is logged and
+the other refused. Who sees a license: its acquirer, the owner of its release's listing, admins; everyone else is
 told it does not exist. The grant window rule is in docs/marketplace.md ("Licenses").
 """
 
@@ -12,7 +13,6 @@ from __future__ import annotations
 
 import hashlib
 import re
-import threading
 import uuid
 from datetime import UTC, datetime, timedelta
 from typing import Final
@@ -165,9 +165,6 @@ class Licenses:
         self._context = context
         self._node = node
         self._releases = releases
-        # Revoking checks and logs in two steps (the log's write, then the row's): one revoke at a time, so a
-        # license is never revoked twice in the log.
-        self._revoking = threading.Lock()
 
     # -- acquire -----------------------------------------------------------------------------------------
 
@@ -222,12 +219,13 @@ class Licenses:
         )
         _, listing_id, _, release_id = name.split("/")
 
-        def apply(cursor: Connection) -> None:
-            market_licenses.insert_license(cursor, license_id, license, listing_id, release_id, viewer.principal, now)
-
-        with self._node.recording([entry.encode()]) as (index,):
+        def apply(cursor: Connection) -> int:
+            (index,) = self._node.log.append_in(cursor, [entry.encode()])
             license.log_index = index
-            self._context.database.write(apply)
+            market_licenses.insert_license(cursor, license_id, license, listing_id, release_id, viewer.principal, now)
+            return index
+
+        index = self._node.logged(apply)
         self._await(index, license.name)
         return self._read(license_id)
 
@@ -259,9 +257,12 @@ class Licenses:
     def revoke(self, name: str, reason: str, viewer: Caller) -> License:
         license_id = parse_license_name(name)
         check_reason(reason)
-        with self._revoking:
-            with self._context.database.read() as cursor:
-                row = market_licenses.license_row(cursor, license_id)
+        now = self._context.clock().astimezone(UTC).replace(microsecond=0)
+        key = self._node.marketplace_key
+
+        def apply(cursor: Connection) -> int:
+            # Every check reads the row in the transaction that logs the revocation: no other can come between.
+            row = market_licenses.license_row(cursor, license_id)
             if row is None or not _sees(viewer, row.acquirer, row.listing_owner):
                 raise _license_not_found(name)
             if not viewer.admin and viewer.principal != row.listing_owner:
@@ -271,14 +272,12 @@ class Licenses:
                     reason=reasons.LISTING_OWNER_REQUIRED,
                 )
             license = row.license
-            release_digest = self._releases.bundle_statement_digest(license.release)
             if row.state == License.STATE_REVOKED:
                 raise FailedPreconditionError(
                     f"{name} was revoked already (log index {license.revocation.log_index})",
                     reason=reasons.LICENSE_ALREADY_REVOKED,
                 )
-            now = self._context.clock().astimezone(UTC).replace(microsecond=0)
-            key = self._node.marketplace_key
+            release_digest = Releases.statement_digest_in(cursor, license.release)
             # What the revoke entry's statement digests: the revocation, as canonical JSON (docs/marketplace.md).
             statement = canonical_json(
                 {
@@ -295,16 +294,13 @@ class Licenses:
                 key.key_id,
                 license.log_index,
             )
+            (index,) = self._node.log.append_in(cursor, [entry.encode()])
             license.state = License.STATE_REVOKED
+            license.revocation.CopyFrom(market_pb2.Revocation(reason=reason, revoke_time=_stamp(now), log_index=index))
+            market_licenses.revoke_license(cursor, license_id, license)
+            return index
 
-            def apply(cursor: Connection) -> None:
-                market_licenses.revoke_license(cursor, license_id, license)
-
-            with self._node.recording([entry.encode()]) as (index,):
-                license.revocation.CopyFrom(
-                    market_pb2.Revocation(reason=reason, revoke_time=_stamp(now), log_index=index)
-                )
-                self._context.database.write(apply)
+        index = self._node.logged(apply)
         self._await(index, name)
         return self._read(license_id)
 

@@ -6,11 +6,13 @@ every complete subtree by (level, index), written in the transaction that comple
 at most a couple per level, never by rebuilding the tree. The rows are read and written by
 ``memos_grpc.store.market_log``; the tree's rules (bounds, the log's size limit, one root per size) stay here.
 
-Every change goes through the vault's single writer. An ``append`` is one write operation: it reads the tree
-size and the right-edge subtree hashes inside the transaction, so concurrent appends queued together share one
-group commit and still take consecutive indexes; its indexes are returned only once committed, so an
-acknowledged entry survives kill -9. The entry bytes are hashed before the operation is queued, keeping the
-writer thread's share to the few node hashes an append completes.
+Every change goes through the vault's writer. An ``append`` is one write operation: it reads the tree size and
+the right-edge subtree hashes inside the transaction, so concurrent appends queued together share one group
+commit and still take consecutive indexes, and so do the appends of servers sharing a PostgreSQL database (their
+write transactions run one at a time); its indexes are returned only once committed, so an acknowledged entry
+survives kill -9. The entry bytes are hashed before the operation is queued, keeping the writer thread's share to
+the few node hashes an append completes. ``append_in`` appends inside a caller's transaction, so that an entry
+and the row it is about commit together.
 
 A checkpoint is signed for the current size unless one is stored for that size already, in which case the stored
 note is returned: the log never signs two roots for one size, and a restart re-signs nothing. The tree size's
@@ -22,6 +24,7 @@ from __future__ import annotations
 
 from collections.abc import Callable, Sequence
 from concurrent.futures import Future
+from datetime import datetime
 from typing import TypeVar
 
 from memos_grpc import reasons
@@ -71,16 +74,15 @@ class TransparencyLog:
         checked = [_checked_entry(position, entry) for position, entry in enumerate(entries)]
         leaves = [merkle.leaf_hash(entry) for entry in checked]
         now = self._context.clock()
+        return self._context.database.submit(lambda cursor: _append(cursor, checked, leaves, now))
 
-        def apply(cursor: Connection) -> list[int]:
-            if not checked:
-                return []
-            size = market_log.log_size(cursor)
-            if size + len(checked) > merkle.MAX_SIZE:
-                raise ResourceExhaustedError("the log is full (2**63 - 1 entries)", reason=reasons.LOG_FULL)
-            return market_log.append_leaves(cursor, size, checked, leaves, now)
+    def append_in(self, cursor: Connection, entries: Sequence[bytes]) -> list[int]:
+        """Appends ``entries`` in the caller's write transaction; returns their indexes (durable once it commits).
 
-        return self._context.database.submit(apply)
+        Numbered from the size read in that transaction, so the caller's rows can carry the indexes.
+        """
+        checked = [_checked_entry(position, entry) for position, entry in enumerate(entries)]
+        return _append(cursor, checked, [merkle.leaf_hash(entry) for entry in checked], self._context.clock())
 
     # -- reads ----------------------------------------------------------------------------------------------
 
@@ -195,6 +197,16 @@ class TransparencyLog:
                 raise StorageError(f"the log's stored hash of subtree ({level}, {index}) is missing") from None
 
         return compute(node)
+
+
+def _append(cursor: Connection, entries: Sequence[bytes], leaves: Sequence[bytes], now: datetime) -> list[int]:
+    """Appends checked entries after the size read in this transaction; returns their indexes."""
+    if not entries:
+        return []
+    size = market_log.log_size(cursor)
+    if size + len(entries) > merkle.MAX_SIZE:
+        raise ResourceExhaustedError("the log is full (2**63 - 1 entries)", reason=reasons.LOG_FULL)
+    return market_log.append_leaves(cursor, size, entries, leaves, now)
 
 
 def _checked_entry(position: int, entry: bytes) -> bytes:

@@ -4,14 +4,16 @@ Turned on by ``marketplace_enabled``. At first start the node creates its market
 grants, ``keys/marketplace.key``) and its log key (signs checkpoints, ``keys/log.key``), both mode 0600.
 Its publisher (``publisher.py``) signs checkpoints as the log grows and publishes each once the witness
 quorum has cosigned it: only published checkpoints are served, and a caller that needs a proof of its entry
-waits for one (``wait_published``).
+waits for one (``wait_published``). An entry is appended in the transaction that writes the row it is about
+(``logged``), so a published entry always has its row, on every server that shares the database.
 """
 
 from __future__ import annotations
 
 import logging
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
+from typing import TypeVar
 
 from memos_grpc import reasons
 from memos_grpc.errors import InvalidArgumentError, UnavailableError
@@ -19,6 +21,7 @@ from memos_grpc.marketplace.log import TransparencyLog
 from memos_grpc.marketplace.publisher import CheckpointPublisher, PublishedCheckpoint, parse_witnesses
 from memos_grpc.primitives.keys import SigningKey
 from memos_grpc.settings import Settings
+from memos_grpc.store.database import Connection
 from memos_grpc.transparency import merkle
 from memos_grpc.transparency.note import NoteVerifier, sign_note
 from memos_grpc.vault.context import VaultContext
@@ -31,6 +34,8 @@ LOG_KEY_FILE = "log.key"
 #: GetEntries: entries when the request names no number, and the most one call returns.
 _DEFAULT_ENTRIES = 256
 _MAX_ENTRIES = 1000
+
+_T = TypeVar("_T")
 
 
 @contextmanager
@@ -105,27 +110,16 @@ class MarketplaceNode:
         """The first published checkpoint covering ``size`` entries; UNAVAILABLE if none comes in time."""
         return self._publisher.wait(size, self.settings.checkpoint_wait_seconds if timeout is None else timeout)
 
-    @contextmanager
-    def recording(self, entries: Sequence[bytes]) -> Iterator[list[int]]:
-        """Appends entries whose rows the block writes; yields their indexes.
+    def logged(self, apply: Callable[[Connection], _T]) -> _T:
+        """Runs ``apply`` in one committed write transaction and wakes the publisher; returns its result.
 
-        Until the block ends the entries are in flight: a follower that finds an entry published but its row not
-        yet written waits for the row (``awaiting_row``) instead of taking the entry for one a crash left bare.
+        ``apply`` appends its entries with ``log.append_in`` and writes the rows they are about, deciding from the
+        rows it reads there (an id taken, a license revoked already): no other write, of this server or another,
+        comes between, and the entries and rows commit together or not at all.
         """
-        self._publisher.begin_append()
-        indexes: list[int] = []
-        try:
-            indexes = self.append(entries)
-        finally:
-            self._publisher.in_flight(indexes)
-        try:
-            yield indexes
-        finally:
-            self._publisher.landed(indexes)
-
-    def awaiting_row(self, index: int) -> bool:
-        """Whether entry ``index`` may still get its row: it, or an append not yet returned, is in flight."""
-        return self._publisher.awaiting_row(index)
+        result = self.context.database.write(apply)
+        self._publisher.wake()
+        return result
 
     def wait_for_size(self, size: int, timeout: float) -> PublishedCheckpoint | None:
         """The latest published checkpoint once it covers ``size`` entries; None after ``timeout`` or a stop.
@@ -150,6 +144,16 @@ class MarketplaceNode:
     @property
     def stopped(self) -> bool:
         return self._publisher.stopped
+
+    @property
+    def publishing(self) -> bool:
+        """Whether this server held the publisher's claim when it last asked (one server of a database publishes)."""
+        return self._publisher.publishing
+
+    @property
+    def publish_rounds(self) -> int:
+        """How many rounds this server's publisher ran holding the claim."""
+        return self._publisher.rounds
 
     def close(self) -> None:
         self._publisher.stop()

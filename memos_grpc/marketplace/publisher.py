@@ -11,6 +11,13 @@ than ``checkpoint_refresh_seconds`` by the node's clock, the thread asks the wit
 checkpoint again (old size = size, an empty proof, as tlog-witness allows) and republishes it with the new
 cosignatures. The log's signature line stays byte for byte (the stored signed checkpoint is reused), the row
 of that tree size is updated in place, and a round the quorum does not answer keeps the older note.
+
+Of the servers sharing a PostgreSQL database, one publishes: each round starts by asking the database's claim
+(``PUBLISHER_CLAIM``), and a server that does not hold it asks again every ``_CLAIM_RETRY_SECONDS``, taking over
+once the holder stops. Every server follows ``MARKET_LOG`` in the change log: another server's append wakes the
+publisher (of the one that holds the claim), and another server's publication is read from the database, so its
+callers waiting for a checkpoint and its Subscribe streams see it. Publishing twice is harmless (a size is signed
+once, its published row kept; a witness cosigns the same checkpoint again), as a claim may change hands.
 """
 
 from __future__ import annotations
@@ -18,7 +25,6 @@ from __future__ import annotations
 import logging
 import threading
 import time
-from collections.abc import Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
@@ -34,7 +40,7 @@ from memos_grpc.interchange.peer import dial_configured
 from memos_grpc.settings import THREAD_STOP_SECONDS
 from memos_grpc.store import market_log
 from memos_grpc.store.database import Connection
-from memos_grpc.store.market_log import SignedCheckpoint
+from memos_grpc.store.market_log import MARKET_LOG, SignedCheckpoint
 from memos_grpc.transparency._text import TransparencyFormatError
 from memos_grpc.transparency.checkpoint import Checkpoint
 from memos_grpc.transparency.cosignature import CosignatureVerifier, verify_cosignature, verify_cosigned
@@ -47,6 +53,10 @@ log = logging.getLogger(__name__)
 
 #: A cosignature older than this, when the publisher checks it, is not counted (it was made just now).
 _FRESH_SECONDS = 600
+#: The claim of the publisher's job: one server of a database publishes.
+PUBLISHER_CLAIM = "marketplace/checkpoint-publisher"
+#: How often a server that does not publish asks for the claim (the server that held it may have stopped).
+_CLAIM_RETRY_SECONDS = 1.0
 #: Longest pause between two refresh rounds, whatever the clocks say: a witness whose clock lags the node's
 #: (its cosignatures born old) or a quorum that does not answer is asked again after this, not in a loop.
 _REFRESH_RETRY_SECONDS = 10.0
@@ -114,9 +124,6 @@ class _Waiters:
     latest: PublishedCheckpoint | None = None
     #: Grows on every publish and every notify: a follower waits for it to pass what it last saw.
     changes: int = 0
-    #: Entries appended by ``recording`` whose rows are not written yet, and its appends not yet returned.
-    in_flight: set[int] = field(default_factory=set)
-    appending: int = 0
 
 
 class CheckpointPublisher:
@@ -132,6 +139,13 @@ class CheckpointPublisher:
         self._pool = ThreadPoolExecutor(max_workers=max(1, len(node.witnesses)), thread_name_prefix="witness-call")
         #: ``time.monotonic()`` before which no refresh round starts (see _REFRESH_RETRY_SECONDS).
         self._refresh_not_before = 0.0
+        #: Whether this server held the publisher's claim when it last asked, and how many rounds it ran holding it.
+        self.publishing = False
+        self.rounds = 0
+        follower = node.context.store.follower
+        if follower is not None:
+            # Another server appended (the claim's holder publishes it) or published (its callers wait for it).
+            follower.subscribe(MARKET_LOG, lambda _change: self._log_changed())
         self._grown.set()  # publish what an earlier run left unpublished
         self._thread = threading.Thread(target=self._run, name="checkpoint-publisher", daemon=True)
         self._thread.start()
@@ -183,25 +197,6 @@ class CheckpointPublisher:
                 self._waiters.condition.wait(remaining)
             return True
 
-    def begin_append(self) -> None:
-        with self._waiters.condition:
-            self._waiters.appending += 1
-
-    def in_flight(self, indexes: Sequence[int]) -> None:
-        with self._waiters.condition:
-            self._waiters.in_flight.update(indexes)
-            self._waiters.appending -= 1
-
-    def landed(self, indexes: Sequence[int]) -> None:
-        with self._waiters.condition:
-            self._waiters.in_flight.difference_update(indexes)
-            self._waiters.changes += 1
-            self._waiters.condition.notify_all()
-
-    def awaiting_row(self, index: int) -> bool:
-        with self._waiters.condition:
-            return index in self._waiters.in_flight or self._waiters.appending > 0
-
     def notify(self) -> None:
         with self._waiters.condition:
             self._waiters.changes += 1
@@ -230,12 +225,17 @@ class CheckpointPublisher:
     def _run(self) -> None:
         interval = self._settings.checkpoint_interval_seconds
         while not self._stop.is_set():
-            # Woken by an append, a waiter, stop(), or the moment the published cosignatures need a refresh.
-            self._grown.wait(self._until_refresh())
+            # Woken by an append, a waiter, stop(), or the moment the published cosignatures need a refresh; a
+            # server that does not publish only asks for the claim now and then.
+            self._grown.wait(self._until_refresh() if self.publishing else _CLAIM_RETRY_SECONDS)
             if self._stop.is_set():
                 return
             self._grown.clear()
             try:
+                self.publishing = self._node.context.database.claim(PUBLISHER_CLAIM)
+                if not self.publishing:
+                    continue
+                self.rounds += 1
                 self._publish_once()
             except Exception:  # the next append or an interval retries; callers time out on their own
                 log.exception("publishing a checkpoint failed")
@@ -244,6 +244,7 @@ class CheckpointPublisher:
             self._stop.wait(interval)
 
     def _publish_once(self) -> None:
+        self._reload_latest()  # another server may have published until this one took the claim over
         latest = self.latest()
         if latest is not None and latest.checkpoint.size == self._node.log.size():
             if self._until_refresh() == 0.0:
@@ -270,10 +271,7 @@ class CheckpointPublisher:
             market_log.publish_checkpoint(cursor, signed.size, note, now)
 
         self._node.context.database.write(apply)
-        with self._waiters.condition:
-            self._waiters.latest = published
-            self._waiters.changes += 1
-            self._waiters.condition.notify_all()
+        self._set_latest(published)
 
     def _until_refresh(self) -> float | None:
         """Seconds until the published checkpoint needs fresh cosignatures (0: now); None when it never does."""
@@ -314,10 +312,7 @@ class CheckpointPublisher:
             market_log.republish_checkpoint(cursor, signed.size, note, now)
 
         self._node.context.database.write(apply)
-        with self._waiters.condition:
-            self._waiters.latest = published
-            self._waiters.changes += 1
-            self._waiters.condition.notify_all()
+        self._set_latest(published)
         log.info("checkpoint of size %d cosigned again by %s", signed.size, ", ".join(published.cosigners))
 
     def _published(self, note: str) -> PublishedCheckpoint:
@@ -397,6 +392,32 @@ class CheckpointPublisher:
         with self._node.context.database.read() as cursor:
             note = market_log.latest_published_note(cursor)
         return None if note is None else self._published(note)
+
+    def _reload_latest(self) -> None:
+        """Takes up the latest checkpoint the database holds as published (by any server)."""
+        with self._node.context.database.read() as cursor:
+            note = market_log.latest_published_note(cursor)
+        latest = self.latest()
+        if note is not None and (latest is None or note != latest.note):
+            self._set_latest(self._published(note))
+
+    def _set_latest(self, published: PublishedCheckpoint) -> None:
+        """Makes ``published`` the latest unless a larger one, or the same one cosigned later, is known already
+        (the database's and this server's own publications may arrive in either order)."""
+        with self._waiters.condition:
+            latest = self._waiters.latest
+            if latest is not None:
+                size, newer = published.checkpoint.size, latest.checkpoint.size
+                if size < newer or (size == newer and (published.quorum_time or 0) < (latest.quorum_time or 0)):
+                    return
+            self._waiters.latest = published
+            self._waiters.changes += 1
+            self._waiters.condition.notify_all()
+
+    def _log_changed(self) -> None:
+        """Another server appended or published: read what is published and wake the thread."""
+        self._reload_latest()
+        self._grown.set()
 
 
 def _latest_size(error: grpc.RpcError) -> int | None:

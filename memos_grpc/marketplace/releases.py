@@ -5,9 +5,10 @@ the vault's blob store, and a row of ``market_releases`` holding its ``Release``
 verifies the bundle as an import does, against the listing's publisher keys: on the first release the
 Ed25519 keys registered to the listing's owner on this node, of which those that signed are then pinned;
 on later releases the pinned keys, ``publisher_threshold`` of which must sign. Every publish and yank is a
-``memstore-entry/v1`` entry of the node's log, appended before the row is written (an entry without a row
-is harmless, a row without an entry is never left), and the call returns once a published checkpoint
-covers the entry. One lock serializes publishes and yanks, so "is this id taken" and the write agree.
+``memstore-entry/v1`` entry of the node's log, appended in the transaction that writes the row
+(``MarketplaceNode.logged``), and the call returns once a published checkpoint covers the entry. What must agree
+with the write ("is this id taken", "are these keys pinned", "is it yanked already") is decided in that
+transaction, from the rows: writes run one at a time, on every server that shares the database.
 """
 
 from __future__ import annotations
@@ -15,8 +16,7 @@ from __future__ import annotations
 import builtins
 import hashlib
 import re
-import threading
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
@@ -153,7 +153,6 @@ class Releases:
         self._context = context
         self._principals = principals
         self._node = node
-        self._lock = threading.Lock()
 
     # -- for the licenses half -------------------------------------------------------------------------------
 
@@ -163,10 +162,11 @@ class Releases:
         with self._context.database.read() as cursor:
             return self._load(cursor, listing_id, release_id)
 
-    def bundle_statement_digest(self, name: str) -> str:
+    @staticmethod
+    def statement_digest_in(cursor: Connection, name: str) -> str:
+        """The statement digest of release ``name``'s bundle, read in the caller's transaction."""
         listing_id, release_id = parse_release_name(name)
-        with self._context.database.read() as cursor:
-            return self._load(cursor, listing_id, release_id).statement_digest
+        return Releases._load(cursor, listing_id, release_id).statement_digest
 
     @staticmethod
     def _load(cursor: Connection, listing_id: str, release_id: str) -> m.Release:
@@ -210,29 +210,23 @@ class Releases:
             digest, size = writer.digest, writer.size
             _check_expected(header, digest, size)
             verification = verification_message(report, 0, self._principals.key_owner)
-            with self._lock:  # the id's check, the pinned keys' check and the write agree
-                existing = self._existing(listing_id, release_id, digest, name)
-                if existing is None:
-                    if not report.valid:
-                        raise _refusal(report, policy, listing, name)
-                    with self._context.database.read() as cursor:
-                        listing = Listings.load(cursor, listing_id)  # a release published meanwhile pinned keys
-                    assert report.signatures is not None
-                    pinned = set(listing.publisher_keys)
-                    if pinned and len(pinned & set(report.signatures.counted_keys)) < policy.threshold:
-                        raise InvalidArgumentError(
-                            f"{name} is not signed by {policy.threshold} of the keys pinned for {listing.name}",
-                            reason=reasons.PUBLISHER_KEY_NOT_PINNED,
-                        )
-                    release = self._release(header, listing, name, terms, report, digest, size, viewer, now)
-                    if header.validate_only:
-                        writer.abort()
-                        return Published(release, "", verification)
-                    market_releases.keep_bundle(writer)
-                    index = self._record(listing_id, release_id, release, now, pins=not pinned)
-                else:
+            with self._context.database.read() as cursor:
+                existing = self._existing(cursor, listing_id, release_id, digest, name)
+                listing = Listings.load(cursor, listing_id)  # a release published meanwhile pinned keys
+            if existing is None:
+                if not report.valid:
+                    raise _refusal(report, policy, listing, name)
+                assert report.signatures is not None
+                _check_pinned(listing, report.signatures.counted_keys, policy.threshold, name)
+                release = self._release(header, listing, name, terms, report, digest, size, viewer, now)
+                if header.validate_only:
                     writer.abort()
-                    index = existing.log_index
+                    return Published(release, "", verification)
+                market_releases.keep_bundle(writer)
+                index = self._record(listing_id, release_id, release, now, policy.threshold)
+            else:
+                writer.abort()
+                index = existing.log_index
         except BaseException:
             writer.abort()
             raise
@@ -259,10 +253,10 @@ class Releases:
             )
         return keys
 
-    def _existing(self, listing_id: str, release_id: str, digest: str, name: str) -> m.Release | None:
+    @staticmethod
+    def _existing(cursor: Connection, listing_id: str, release_id: str, digest: str, name: str) -> m.Release | None:
         """The release already published with these bytes; ALREADY_EXISTS when other bytes took the id."""
-        with self._context.database.read() as cursor:
-            found = market_releases.release_and_bundle(cursor, listing_id, release_id)
+        found = market_releases.release_and_bundle(cursor, listing_id, release_id)
         if found is None:
             return None
         release, stored_digest = found
@@ -318,37 +312,41 @@ class Releases:
         release.create_time.FromDatetime(now)
         return release
 
-    def _record(self, listing_id: str, release_id: str, release: m.Release, now: datetime, pins: bool) -> int:
-        """Appends the publish entry, then writes the row and the listing; returns the entry's index.
+    def _record(self, listing_id: str, release_id: str, release: m.Release, now: datetime, threshold: int) -> int:
+        """Appends the publish entry and writes the row and the listing in one transaction; returns the entry's
+        index (an earlier one when the same bytes were published meanwhile, by this server or another).
 
         A first release pins the listing's publisher keys: that key change is an entry of its own, right after the
         publish entry, whose statement is the canonical JSON of the change (kept in ``market_key_changes``).
         """
-        entry = Entry("publish", release.statement_digest, release.statement_digest, release.signer_keys[0])
-        entries = [entry.encode()]
-        change = b""
-        if pins:
-            change = key_change(listing_id, release, now)
-            digest = "sha256:" + hashlib.sha256(change).hexdigest()
-            entries.append(Entry("key", digest, digest, self._node.marketplace_key.key_id).encode())
+        name = release.name
 
-        def apply(cursor: Connection) -> None:
+        def apply(cursor: Connection) -> int:
+            # Decided again from the rows: another publish may have taken the id or pinned keys since the checks.
+            existing = self._existing(cursor, listing_id, release_id, release.bundle_digest, name)
+            if existing is not None:
+                return existing.log_index
             listing = Listings.load(cursor, listing_id)
+            _check_pinned(listing, release.signer_keys, threshold, name)
+            entry = Entry("publish", release.statement_digest, release.statement_digest, release.signer_keys[0])
+            entries = [entry.encode()]
+            change = b""
             if not listing.publisher_keys:  # trust on first publish: the keys that signed it are pinned
+                change = key_change(listing_id, release, now)
+                digest = "sha256:" + hashlib.sha256(change).hexdigest()
+                entries.append(Entry("key", digest, digest, self._node.marketplace_key.key_id).encode())
                 listing.publisher_keys.extend(release.signer_keys)
+            indexes = self._node.log.append_in(cursor, entries)
+            release.log_index = indexes[0]
             listing.release_count += 1
             market_releases.insert_release(cursor, listing_id, release_id, release, now, license_ids(release.license))
             self._refresh_latest(cursor, listing)
             Listings.store(cursor, listing, now)
             if change:
-                market_releases.insert_key_change(cursor, key_index, listing_id, change, now)
+                market_releases.insert_key_change(cursor, indexes[-1], listing_id, change, now)
+            return indexes[0]
 
-        # In flight until the row is written: a Subscribe follower waits for the row of a published entry.
-        with self._node.recording(entries) as indexes:
-            index, key_index = indexes[0], indexes[-1]
-            release.log_index = index
-            self._context.database.write(apply)
-        return index
+        return self._node.logged(apply)
 
     def key_changes(self, listing_id: str) -> list[tuple[int, bytes]]:
         """The logged publisher-key changes of a listing: (log index, the canonical JSON the entry digests)."""
@@ -438,37 +436,46 @@ class Releases:
                 f"reason is required: 1 to {MAX_REASON_CHARS} characters saying why (got {len(reason)})",
                 reasons.MISSING_REASON,
             )
-        with self._lock:
-            with self._context.database.read() as cursor:
-                release = self._load(cursor, listing_id, release_id)
-                listing = Listings.load(cursor, listing_id)
+        now = self._context.clock().astimezone(UTC).replace(microsecond=0)
+        key = self._node.marketplace_key.key_id
+        # What the yank entry's statement digests: the yank, as canonical JSON (docs/marketplace.md).
+        record = canonical_json({"release": name, "reason": reason, "yankTime": format_time(now)})
+
+        def apply(cursor: Connection) -> int:
+            # Read in the transaction that logs the yank: of two yanks, on any servers, one is logged.
+            release = self._load(cursor, listing_id, release_id)
+            listing = Listings.load(cursor, listing_id)
             require_owner(listing, viewer, "yank its releases")
             if release.state == m.Release.STATE_YANKED:
                 raise FailedPreconditionError(
                     f"{name} was yanked already (log index {release.yank.log_index}): {release.yank.reason}",
                     reason=reasons.RELEASE_ALREADY_YANKED,
                 )
-            now = self._context.clock().astimezone(UTC).replace(microsecond=0)
-            # What the yank entry's statement digests: the yank, as canonical JSON (docs/marketplace.md).
-            record = canonical_json({"release": name, "reason": reason, "yankTime": format_time(now)})
-            key = self._node.marketplace_key.key_id
             entry = Entry(
                 "yank", release.statement_digest, "sha256:" + hashlib.sha256(record).hexdigest(), key, release.log_index
             )
+            (index,) = self._node.log.append_in(cursor, [entry.encode()])
             release.state = m.Release.STATE_YANKED
             release.yank.reason = reason
             release.yank.yank_time.FromDatetime(now)
+            release.yank.log_index = index
+            market_releases.yank_release(cursor, listing_id, release_id, release)
+            self._refresh_latest(cursor, listing)
+            Listings.store(cursor, listing, now)
+            return index
 
-            def apply(cursor: Connection) -> None:
-                market_releases.yank_release(cursor, listing_id, release_id, release)
-                stored = Listings.load(cursor, listing_id)
-                self._refresh_latest(cursor, stored)
-                Listings.store(cursor, stored, now)
-
-            with self._node.recording([entry.encode()]) as (index,):
-                release.yank.log_index = index
-                self._context.database.write(apply)
+        index = self._node.logged(apply)
         return self._await(index, name)
+
+
+def _check_pinned(listing: m.Listing, signers: Iterable[str], threshold: int, name: str) -> None:
+    """PUBLISHER_KEY_NOT_PINNED unless ``threshold`` of the listing's pinned keys signed (any keys before a pin)."""
+    pinned = set(listing.publisher_keys)
+    if pinned and len(pinned & set(signers)) < threshold:
+        raise InvalidArgumentError(
+            f"{name} is not signed by {threshold} of the keys pinned for {listing.name}",
+            reason=reasons.PUBLISHER_KEY_NOT_PINNED,
+        )
 
 
 def _refusal(report: BundleReport, policy: TrustPolicy, listing: m.Listing, name: str) -> InvalidArgumentError:

@@ -9,7 +9,8 @@ then costs the same at any log size, since ``tlog_nodes`` holds about n/512 rows
 
 The tree's rules (which subtrees a root or a proof needs, the log's size limit, never two roots for one size)
 stay with the log (``memos_grpc.marketplace.log``); these functions read and write rows in the caller's
-transaction.
+transaction. An append and a publication note ``MARKET_LOG`` in the change log: the other servers of a PostgreSQL
+database then wake their publisher (one of them publishes) and read the published checkpoint.
 """
 
 from __future__ import annotations
@@ -23,6 +24,8 @@ import pyarrow as pa
 from memos_grpc.store.database import SPLIT_LIST, Connection, id_list
 from memos_grpc.transparency import merkle
 
+#: The change kind of entries appended or a checkpoint published.
+MARKET_LOG = "market_log"
 #: Complete subtrees of at least 2**STORED_LEVEL leaves are stored in ``tlog_nodes``; smaller ones are hashed
 #: from their leaves.
 STORED_LEVEL = 10
@@ -101,6 +104,7 @@ def append_leaves(
             }
         ),
     )
+    cursor.changed(MARKET_LOG)
     return list(range(size, size + len(entries)))
 
 
@@ -174,6 +178,7 @@ def publish_checkpoint(cursor: Connection, size: int, note: str, publish_time: d
     cursor.execute(
         "INSERT INTO tlog_published VALUES (?, ?, ?) ON CONFLICT (tree_size) DO NOTHING", [size, note, publish_time]
     )
+    cursor.changed(MARKET_LOG)
 
 
 def republish_checkpoint(cursor: Connection, size: int, note: str, publish_time: datetime) -> None:
@@ -181,6 +186,7 @@ def republish_checkpoint(cursor: Connection, size: int, note: str, publish_time:
     cursor.execute(
         "UPDATE tlog_published SET note = ?, publish_time = ? WHERE tree_size = ?", [note, publish_time, size]
     )
+    cursor.changed(MARKET_LOG)
 
 
 def latest_published_note(cursor: Connection) -> str | None:

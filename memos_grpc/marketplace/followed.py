@@ -6,17 +6,24 @@ The follower (follower.py) verifies a log's checkpoint and hands it here with th
 would (``write_fresh`` in the import's transaction, ``saw_fresh`` once it committed). The license book (held.py)
 asks whether a grant is revoked, a release yanked, and how fresh a log is. Everything is kept in memory and written
 to the database before it is believed (``memos_grpc.store.followed_logs``).
+
+Servers sharing a PostgreSQL database follow the logs together: a checkpoint is accepted only if the stored one is
+still the one the follower extended (``accept``, decided in the write transaction), so no server rolls back what
+another accepted, and each server reads what the others accepted when the change log says so (``reload``). What
+is stored only grows (tree sizes, freshness, events), so memory takes the larger of what it holds and what it
+reads. A failed sync is noted in the memory of the server that ran it.
 """
 
 from __future__ import annotations
 
 import logging
 import threading
+from collections.abc import Sequence
 from datetime import datetime
 
 from memos_grpc.store import followed_logs
 from memos_grpc.store.database import Connection
-from memos_grpc.store.followed_logs import NEVER, Followed, LogEvent
+from memos_grpc.store.followed_logs import FOLLOWED_LOGS, NEVER, Followed, LogEvent
 from memos_grpc.transparency import merkle
 from memos_grpc.transparency.checkpoint import Checkpoint
 from memos_grpc.vault.context import VaultContext
@@ -30,15 +37,37 @@ class FollowedLogs:
     def __init__(self, context: VaultContext) -> None:
         self._context = context
         self._lock = threading.Lock()
-        with context.database.read() as cursor:
-            logs = followed_logs.followed_logs(cursor)
-            events = followed_logs.log_events(cursor)
-        self._followed: dict[str, Followed] = {followed.origin: followed for followed in logs}
+        self._followed: dict[str, Followed] = {}
         #: (origin, ref) of every revoke and yank read, by kind.
         self._revoked: set[tuple[str, int]] = set()
         self._yanked: set[tuple[str, int]] = set()
-        for origin, kind, ref in events:
-            (self._revoked if kind == "revoke" else self._yanked).add((origin, ref))
+        self.reload()
+        if context.store.follower is not None:
+            # Another server accepted a checkpoint (with its revocations and yanks) or saw a fresher one.
+            context.store.follower.subscribe(FOLLOWED_LOGS, lambda _change: self.reload())
+
+    def reload(self) -> None:
+        """Takes up what the database holds: every server's accepted checkpoints, freshness and events."""
+        with self._context.database.read() as cursor:
+            logs = followed_logs.followed_logs(cursor)
+            events = followed_logs.log_events(cursor)
+        with self._lock:
+            for stored in logs:
+                self._merge(stored)
+            for origin, kind, ref in events:
+                (self._revoked if kind == "revoke" else self._yanked).add((origin, ref))
+
+    def _merge(self, stored: Followed) -> None:
+        """Keeps the larger of what memory holds and ``stored`` (the later fresh and sync times of either); the
+        last sync error stays. Called under the lock."""
+        known = self._followed.get(stored.origin)
+        if known is None:
+            self._followed[stored.origin] = stored
+            return
+        if stored.size > known.size:
+            known.size, known.root, known.note, known.frontier = stored.size, stored.root, stored.note, stored.frontier
+        known.fresh_time = max(known.fresh_time, stored.fresh_time)
+        known.sync_time = max(known.sync_time, stored.sync_time)
 
     # -- what the license book asks ------------------------------------------------------------------------
 
@@ -89,26 +118,40 @@ class FollowedLogs:
             return [Followed(**f.__dict__) for f in sorted(self._followed.values(), key=lambda f: f.origin)]
 
     def accept(
-        self, checkpoint: Checkpoint, note: str, frontier: list[bytes], fresh_time: datetime, events: list[LogEvent]
-    ) -> None:
-        """Records a checkpoint the follower verified, the frontier of its entries and the events among them."""
+        self,
+        checkpoint: Checkpoint,
+        note: str,
+        frontier: list[bytes],
+        fresh_time: datetime,
+        events: Sequence[LogEvent],
+        extended: tuple[int, bytes],
+    ) -> bool:
+        """Records a checkpoint the follower verified, the frontier of its entries and the events among them.
+
+        ``extended`` is the (size, root) the follower read the new entries from: the checkpoint is recorded only if
+        it is still the stored one. False (nothing written): another server accepted another checkpoint since;
+        ``reload`` and verify again from it.
+        """
         now = self._context.clock()
         origin = checkpoint.origin
 
-        def apply(cursor: Connection) -> None:
+        def apply(cursor: Connection) -> bool:
+            if followed_logs.accepted_tree(cursor, origin) != extended:
+                return False
             followed_logs.accept_checkpoint(cursor, checkpoint, note, frontier, fresh_time, now, events)
+            return True
 
-        self._context.database.write(apply)
+        if not self._context.database.write(apply):
+            return False
         with self._lock:
             for event in events:
                 (self._revoked if event.kind == "revoke" else self._yanked).add((origin, event.ref))
-            previous = self._followed.get(origin)
-            fresh = fresh_time if previous is None else max(previous.fresh_time, fresh_time)
-            self._followed[origin] = Followed(
-                origin, checkpoint.size, checkpoint.root, note, list(frontier), fresh, now
-            )
+            self._merge(Followed(origin, checkpoint.size, checkpoint.root, note, list(frontier), fresh_time, now))
+            accepted = self._followed[origin]
+            accepted.last_error_reason, accepted.last_error = "", ""
         for event in events:
             log.info("log %s entry %d: %s of entry %d", origin, event.index, event.kind, event.ref)
+        return True
 
     def failed(self, origin: str, reason: str, message: str) -> None:
         """Notes a failed sync of ``origin`` (shown by ListFollowedLogs; the accepted state stays)."""

@@ -14,6 +14,11 @@ The revocations and yanks among the new entries go to the license book's followe
 the time the quorum cosigned the checkpoint (the freshness ``maxOfflineSeconds`` is measured from). A refused
 checkpoint changes nothing: the node keeps what it had, and its licensed cubes are suspended once that grows
 too old.
+
+Servers sharing a PostgreSQL database follow one marketplace together: the periodic sync runs on the server that
+holds the claim ``FOLLOW_CLAIM`` (another takes it over when that one stops), SyncMarketplaceLog runs where it is
+called, and a checkpoint is accepted only over the one the sync started from (``FollowedLogs.accept``): a sync
+that finds another server's checkpoint accepted meanwhile starts again from it.
 """
 
 from __future__ import annotations
@@ -53,6 +58,10 @@ log = logging.getLogger(__name__)
 _PAGE = 1000
 #: Cosignatures are read for their time whatever their age: how old is too old is each license's to say.
 _ANY_AGE = 10 * 366 * 86400
+#: The claim of the periodic sync: one server of a database follows the marketplace's log on its own.
+FOLLOW_CLAIM = "marketplace/log-follower"
+#: Syncs one call runs while other servers' syncs keep accepting before it (each one's is as good).
+_SYNC_ATTEMPTS = 3
 
 
 class LogFollower:
@@ -67,6 +76,8 @@ class LogFollower:
         self._stop = threading.Event()
         self._channel: grpc.Channel | None = None
         self._thread: threading.Thread | None = None
+        #: Periodic syncs this server ran (it held the claim when each began).
+        self.rounds = 0
         if self._settings.marketplace_follow:
             self._thread = threading.Thread(target=self._run, name="log-follower", daemon=True)
             self._thread.start()
@@ -83,7 +94,9 @@ class LogFollower:
     def _run(self) -> None:
         while not self._stop.is_set():
             try:
-                self.sync()
+                if self._context.database.claim(FOLLOW_CLAIM):
+                    self.rounds += 1
+                    self.sync()
             except MemosError as error:
                 log.warning("following %s failed (%s): %s", self._settings.marketplace_follow, error.reason, error)
             except Exception:  # the next interval retries
@@ -145,20 +158,29 @@ class LogFollower:
             )
         with self._lock:
             stub = self._stub()
-            try:
-                reply: t.Checkpoint = stub.GetCheckpoint(
-                    t.GetCheckpointRequest(), metadata=self._metadata(), timeout=self._settings.peer_timeout_seconds
-                )
-            except grpc.RpcError as error:
-                raise _unreachable(target, error) from None
-            origin = reply.origin
-            try:
-                return self._accept(stub, reply.note)
-            except MemosError as error:
-                self._logs.failed(origin, error.reason, str(error))
-                raise
+            for _attempt in range(_SYNC_ATTEMPTS):
+                try:
+                    reply: t.Checkpoint = stub.GetCheckpoint(
+                        t.GetCheckpointRequest(), metadata=self._metadata(), timeout=self._settings.peer_timeout_seconds
+                    )
+                except grpc.RpcError as error:
+                    raise _unreachable(target, error) from None
+                origin = reply.origin
+                try:
+                    accepted = self._accept(stub, reply.note)
+                except MemosError as error:
+                    self._logs.failed(origin, error.reason, str(error))
+                    raise
+                if accepted is not None:
+                    return accepted
+                self._logs.reload()  # another server accepted meanwhile: verify again from what it accepted
+        # Other servers' syncs kept accepting first; what they accepted is followed as well as this one's would be.
+        followed = self._logs.followed(origin)
+        assert followed is not None
+        return followed
 
-    def _accept(self, stub: t_grpc.TransparencyLogServiceStub, note: str) -> Followed:
+    def _accept(self, stub: t_grpc.TransparencyLogServiceStub, note: str) -> Followed | None:
+        """Verifies and accepts the checkpoint ``note``; None when another server accepted one meanwhile."""
         now = self._context.clock()
         try:
             checkpoint = Checkpoint.parse(parse_note(note).text)
@@ -201,7 +223,9 @@ class LogFollower:
                 f"the entries {size}..{checkpoint.size - 1} of {checkpoint.origin} and the ones this node accepted "
                 "before do not give the checkpoint's root: the log rewrote its history or served other entries",
             )
-        self._logs.accept(checkpoint, note, frontier, datetime.fromtimestamp(moment, UTC), events)
+        fresh = datetime.fromtimestamp(moment, UTC)
+        if not self._logs.accept(checkpoint, note, frontier, fresh, events, (size, root)):
+            return None
         accepted = self._logs.followed(checkpoint.origin)
         assert accepted is not None
         return accepted

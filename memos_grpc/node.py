@@ -92,7 +92,7 @@ def _agree_on_keys(context: VaultContext) -> None:
 class Node:
     """One memos-grpc node: everything stored under one data directory, and the components that serve it."""
 
-    def __init__(self, settings: Settings, embedder: Embedder | None = None, *, exclusive: bool = True) -> None:
+    def __init__(self, settings: Settings, embedder: Embedder | None = None) -> None:
         started = time.monotonic()
         settings.data_dir.mkdir(parents=True, exist_ok=True)
         # First: a bad model directory stops start-up before any store is opened.
@@ -107,7 +107,7 @@ class Node:
             ef_construction=settings.hnsw_ef_construction,
             ef_search=settings.hnsw_ef_search,
         )
-        store, report = open_store(settings, params, exclusive=exclusive)
+        store, report = open_store(settings, params)
         self.context = VaultContext(settings=settings, store=store, embedder=worker)
         if store.follower is not None:
             # Before any component publishes a key: servers sharing the database must sign alike.

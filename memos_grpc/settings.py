@@ -74,9 +74,6 @@ class Settings:
     postgres_url: str = ""
     #: Connections each server keeps to PostgreSQL for reads (its writer holds one more).
     postgres_pool_size: int = positive(8)
-    #: Serve the database without its one-server lock, so that several servers (each on its own ``data_dir``, all
-    #: with one ``keys_dir``) share it. Only what the change log follows is kept in step across them (docs/scaling.md).
-    postgres_shared: bool = False
     #: Seconds a server waits at most before reading the change log again when no notification woke it: the
     #: bound on how stale its memory of other servers' writes gets if a notification is lost (docs/scaling.md).
     change_poll_seconds: float = positive(1.0)
@@ -332,11 +329,6 @@ class Settings:
         if bool(self.tls_cert_file) != bool(self.tls_key_file):
             raise InvalidArgumentError(
                 "settings tls_cert_file and tls_key_file go together: set both or neither",
-                reason=reasons.INVALID_CONFIG,
-            )
-        if self.postgres_shared and not self.postgres_url:
-            raise InvalidArgumentError(
-                "setting postgres_shared needs postgres_url: the embedded backend is one server's alone",
                 reason=reasons.INVALID_CONFIG,
             )
         if self.tls_client_ca_file and not self.tls_cert_file:

@@ -47,7 +47,7 @@ def run(args: argparse.Namespace) -> int:
     from memos_grpc.server.app import MemosServer  # heavy imports only when serving
 
     try:
-        server = MemosServer(settings, exclusive=not settings.postgres_shared)
+        server = MemosServer(settings)
         server.start()
     except MemosError as exc:
         logging.getLogger("memos_grpc").error("cannot start: %s: %s", exc.reason, exc.message)

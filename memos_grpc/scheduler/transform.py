@@ -37,7 +37,7 @@ from memos_grpc.store.names import check_id, cube_name, new_cube_id, parse_cube_
 from memos_grpc.store.rows import CubeRow, memory_text, next_version
 from memos_grpc.vault.context import VaultContext
 from memos_grpc.vault.cubes import Cubes
-from memos_grpc.vault.licensing import TRANSFORM, derived_license, license_id
+from memos_grpc.vault.licensing import TRANSFORM, UseReservation, derived_license, license_id
 from memos_grpc.vault.lifecycle import TRANSITIONS
 from memos_grpc.vault.payloads import Payloads
 from memos_grpc.vault.validation import invalid
@@ -110,19 +110,17 @@ class Transformer:
         reservation = self._context.licenses.reserve(
             TRANSFORM, [license_id(license_)] if license_ is not None else [], caller.principal
         )
+        # The use is counted in the transaction that queues the operation: the transform asked for is the use, and
+        # a count limit another server reached meanwhile refuses it there, with nothing queued.
         try:
             if target == PLAINTEXT or host is None:
-                operation = self._start_demotion(space_id, request, sources[0], caller)
-            elif target == ACTIVATION:
-                operation = self._start_activation(space_id, request, sources[0], host, caller)
-            else:
-                operation = self._start_parametric(space_id, request, sources, host, caller, license_)
+                return self._start_demotion(space_id, request, sources[0], caller, reservation)
+            if target == ACTIVATION:
+                return self._start_activation(space_id, request, sources[0], host, caller, reservation)
+            return self._start_parametric(space_id, request, sources, host, caller, license_, reservation)
         except BaseException:
             reservation.release()  # refused after the license check (a training plan, a full queue): not counted
             raise
-        # Counted once the operation is accepted (it is durable already): the use is the transform asked for.
-        reservation.commit()
-        return operation
 
     def _sources(self, space_id: str, names: list[str], target: int, caller: Caller) -> list[cube_pb2.MemCube]:
         """The named cubes, as stored, after every check a source must pass."""
@@ -178,6 +176,7 @@ class Transformer:
         source: cube_pb2.MemCube,
         host: ModelHost,
         caller: Caller,
+        reservation: UseReservation,
     ) -> Operation:
         text = source.plaintext.text
         host.token_ids(text)  # too long for the model: refused now, not after queueing
@@ -210,7 +209,7 @@ class Transformer:
 
             return self._rewrite(space_id, source, change, progress, caller)
 
-        return self._operations.start(space_id, request, caller.principal, 1, job)
+        return self._operations.start(space_id, request, caller.principal, 1, job, reservation)
 
     def _start_demotion(
         self,
@@ -218,6 +217,7 @@ class Transformer:
         request: scheduler_service_pb2.TransformCubeRequest,
         source: cube_pb2.MemCube,
         caller: Caller,
+        reservation: UseReservation,
     ) -> Operation:
         def job(progress: Progress) -> str:
             def change(cube: cube_pb2.MemCube) -> None:
@@ -227,7 +227,7 @@ class Transformer:
 
             return self._rewrite(space_id, source, change, progress, caller)
 
-        return self._operations.start(space_id, request, caller.principal, 1, job)
+        return self._operations.start(space_id, request, caller.principal, 1, job, reservation)
 
     def _start_parametric(
         self,
@@ -237,6 +237,7 @@ class Transformer:
         host: ModelHost,
         caller: Caller,
         license_: cube_pb2.CubeLicense | None,
+        reservation: UseReservation,
     ) -> Operation:
         from memos_grpc.models.parametric import MEDIA_TYPE, check_targets, train_adapter
 
@@ -288,7 +289,7 @@ class Transformer:
             create = vault_service_pb2.CreateCubeRequest(parent=request.parent, cube_id=cube_id, cube=cube)
             return self._cubes.create(request.parent, create, caller, derived=True, license_=license_).name
 
-        return self._operations.start(space_id, request, caller.principal, plan.steps, job)
+        return self._operations.start(space_id, request, caller.principal, plan.steps, job, reservation)
 
     def _plan(self, training: scheduler_service_pb2.LoraTraining, host: ModelHost) -> TrainingPlan:
         from memos_grpc.models.parametric import TrainingPlan

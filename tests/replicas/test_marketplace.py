@@ -27,6 +27,7 @@ import pytest
 from memos_test_support import admin_token, authorized_channel, reason_of, wait_until
 from postgres_support import drop_database, fresh_database
 
+from memos_grpc import reasons
 from memos_grpc._proto.memos.v1 import cube_pb2, principal_pb2
 from memos_grpc._proto.memos.v1 import governance_service_pb2 as g
 from memos_grpc._proto.memos.v1 import held_license_service_pb2 as h
@@ -45,6 +46,7 @@ from memos_grpc._proto.memos.v1.transparency_log_service_pb2_grpc import Transpa
 from memos_grpc._proto.memos.v1.vault_service_pb2_grpc import VaultServiceStub
 from memos_grpc._proto.memos.v1.witness_service_pb2_grpc import WitnessServiceStub
 from memos_grpc.embedding.embedder import Embedder
+from memos_grpc.errors import MemosError
 from memos_grpc.marketplace import entries
 from memos_grpc.marketplace.terms import Terms
 from memos_grpc.node import Node
@@ -57,6 +59,7 @@ from memos_grpc.store.postgres.changes import last_number
 from memos_grpc.transparency import merkle
 from memos_grpc.transparency.checkpoint import Checkpoint
 from memos_grpc.transparency.note import NoteVerifier, parse_note, sign_note
+from memos_grpc.vault.licensing import TRANSFORM
 from tests.marketplace._buyer import FACTS, held_name, terms
 from tests.server._process import free_port
 
@@ -560,3 +563,41 @@ def test_a_witness_served_by_two_servers_never_cosigns_two_checkpoints_of_one_si
     finally:
         replicas.close()
         drop_database(replicas.url)
+
+
+def test_a_transform_limit_holds_when_both_servers_queue_transforms_at_once(replicas: Replicas) -> None:
+    """A transform's use is counted in the transaction that queues its operation: of four queued at once on both
+    servers under a limit of two, exactly two are queued and counted, and the others leave no operation behind."""
+    space, license_ = bought(replicas, terms("import", "transform", count={"transform": 2}))
+    second = replicas.start(1)
+    nodes = [vault_of(replicas.first), vault_of(second)]
+    license_id = license_.grant_digest.removeprefix("sha256:")
+    space_id = space.removeprefix("spaces/")
+    start = threading.Barrier(4)
+
+    def queue(node: Node) -> s.Operation:
+        # What TransformCube does once its sources and plan are checked; the job returns at once.
+        reservation = node.license_book.reserve(TRANSFORM, [license_id], "principals/alice")
+        start.wait()
+        try:
+            return node.operations.start(
+                space_id, s.TransformCubeRequest(parent=space), "principals/alice", 1, lambda _p: "", reservation
+            )
+        except BaseException:
+            reservation.release()
+            raise
+
+    with ThreadPoolExecutor(4) as pool:
+        futures = [pool.submit(queue, node) for node in nodes * 2]
+        outcomes = []
+        for future in futures:
+            try:
+                outcomes.append(future.result().name)
+            except MemosError as error:
+                outcomes.append(error.reason)
+    queued = [name for name in outcomes if name.startswith("spaces/")]
+    assert len(queued) == 2 and sorted(set(outcomes) - set(queued)) == [reasons.LICENSE_LIMIT_REACHED]
+    assert stored_uses(replicas.first, license_, "transform") == 2
+    with nodes[0].context.database.read() as cursor:
+        (rows,) = cursor.execute("SELECT count(*) FROM operations WHERE space_id = ?", [space_id]).fetchone() or (0,)
+    assert rows == 2

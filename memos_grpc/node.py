@@ -112,16 +112,19 @@ class Node:
         if store.follower is not None:
             # Before any component publishes a key: servers sharing the database must sign alike.
             _agree_on_keys(self.context)
-        log.info(
-            "vector indexes checked against DuckDB: %d spaces, %d vectors, %d added, %d removed, "
-            "%d orphan index files dropped, %d stale vectors replaced",
-            report.spaces,
-            report.vectors,
-            report.added,
-            report.removed,
-            report.dropped_indexes,
-            report.replaced,
-        )
+        if settings.postgres_url:
+            log.info("vectors are searched in PostgreSQL (pgvector): %d spaces, no index files", report.spaces)
+        else:
+            log.info(
+                "vector indexes checked against DuckDB: %d spaces, %d vectors, %d added, %d removed, "
+                "%d orphan index files dropped, %d stale vectors replaced",
+                report.spaces,
+                report.vectors,
+                report.added,
+                report.removed,
+                report.dropped_indexes,
+                report.replaced,
+            )
         # Governance lives beside the vault: it shares the database and the writer.
         self.principals = Principals(self.context)
         self.audit = AuditLog(self.context)
@@ -155,7 +158,7 @@ class Node:
             )
         self.listings = Listings(self.context)
         self.releases = Releases(self.context, self.principals, self.marketplace) if self.marketplace else None
-        # One per node: it serializes revocations, so every call shares it.
+        # One per node; revocations are decided in their write transactions, so servers sharing a database agree.
         self.licenses = (
             Licenses(self.context, self.marketplace, self.releases)
             if self.marketplace is not None and self.releases is not None

@@ -385,13 +385,21 @@ class Principals:
     # -- bootstrap ---------------------------------------------------------------
 
     def bootstrap(self, data_dir: Path) -> Path | None:
-        """On a vault without principals, creates the admin and writes its token (mode 0600)."""
+        """On a vault without principals, creates the admin and writes its token (mode 0600). Of servers sharing a
+        database and starting together, the one whose create commits first bootstraps; the others find the admin
+        taken and go on without a token file."""
         if self._principals:
             return None
-        self.create(
-            ADMIN_ID,
-            principal_pb2.Principal(kind=principal_pb2.Principal.KIND_USER, display_name="Administrator", admin=True),
-        )
+        try:
+            self.create(
+                ADMIN_ID,
+                principal_pb2.Principal(
+                    kind=principal_pb2.Principal.KIND_USER, display_name="Administrator", admin=True
+                ),
+            )
+        except AlreadyExistsError:
+            self.reload()
+            return None
         credential = self.create_credential(
             principal_name(ADMIN_ID), principal_pb2.Credential(description="bootstrap admin token")
         )

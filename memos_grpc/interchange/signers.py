@@ -40,12 +40,16 @@ class Signers:
     def _publish_node(self) -> None:
         public = principal_pb2.PublicKey(public_key=self.node.public_key, algorithm="ed25519")
         if NODE_PRINCIPAL_ID not in {name.split("/", 1)[1] for name in self._principals.names()}:
-            self._principals.create(
-                NODE_PRINCIPAL_ID,
-                principal_pb2.Principal(
-                    kind=principal_pb2.Principal.KIND_PEER_NODE, display_name="this server's node key"
-                ),
-            )
+            try:
+                self._principals.create(
+                    NODE_PRINCIPAL_ID,
+                    principal_pb2.Principal(
+                        kind=principal_pb2.Principal.KIND_PEER_NODE, display_name="this server's node key"
+                    ),
+                )
+            except AlreadyExistsError:
+                # Another server of the database, starting at the same time, published it first.
+                self._principals.reload()
         self._principals.add_public_key(NODE_PRINCIPAL, public)
 
     def _path(self, principal: str) -> Path:

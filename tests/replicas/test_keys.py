@@ -8,11 +8,9 @@ and sign alike; one with a key directory of its own is refused with KEYS_DIFFER 
 from __future__ import annotations
 
 import threading
-from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-from postgres_support import drop_database, fresh_database
 
 from memos_grpc import reasons
 from memos_grpc.errors import FailedPreconditionError
@@ -32,13 +30,6 @@ def _settings(data_dir: Path, url: str, keys_dir: Path, **overrides: object) -> 
             **overrides,
         }
     )
-
-
-@pytest.fixture
-def url() -> Iterator[str]:
-    made = fresh_database()
-    yield made
-    drop_database(made)
 
 
 def _node_keys(node: Node) -> list[bytes]:

@@ -15,7 +15,6 @@ from pathlib import Path
 
 import psycopg
 import pytest
-from postgres_support import drop_database, fresh_database
 
 from memos_grpc import reasons
 from memos_grpc._proto.memos.v1 import scheduler_service_pb2 as s
@@ -47,13 +46,6 @@ def _node(data_dir: Path, url: str, **overrides: object) -> Node:
         }
     )
     return Node(settings)
-
-
-@pytest.fixture
-def url() -> Iterator[str]:
-    made = fresh_database()
-    yield made
-    drop_database(made)
 
 
 @pytest.fixture

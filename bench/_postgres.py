@@ -9,6 +9,7 @@ says which values were in force, whoever set them, and ``cpu_seconds()`` what th
 
 from __future__ import annotations
 
+import argparse
 import re
 import shutil
 import tempfile
@@ -146,3 +147,22 @@ class BenchPostgres:
             self._server.cleanup()
         finally:
             shutil.rmtree(self._root, ignore_errors=True)
+
+
+#: What the benchmarks set besides the wheel's defaults: PostgreSQL's own buffers hold a 100k-cube table and its
+#: indexes.
+PG_SETTINGS = {"shared_buffers": "1GB"}
+
+
+def add_setting_option(parser: argparse.ArgumentParser) -> None:
+    """``--pg-setting NAME=VALUE``, repeatable: a setting of the benchmark's cluster over ``PG_SETTINGS``."""
+    parser.add_argument(
+        "--pg-setting",
+        action="append",
+        type=parse_setting,
+        default=[],
+        metavar="NAME=VALUE",
+        help="a PostgreSQL setting, repeatable (default: "
+        + ", ".join(f"{k}={v}" for k, v in PG_SETTINGS.items())
+        + "; the rest at the wheel's defaults)",
+    )

@@ -40,7 +40,7 @@ from pathlib import Path
 from typing import Any
 
 import psycopg
-from _postgres import BenchPostgres, parse_setting
+from _postgres import PG_SETTINGS, BenchPostgres, add_setting_option
 from recall import DATA, load_locomo, machine, make_cubes, sample_queries
 
 from memos_grpc.store.lexical import LexicalIndex
@@ -53,7 +53,6 @@ SPACE = "bench"
 LIMIT = 50
 WARMUP = 20
 #: PostgreSQL settings changed from the wheel's defaults unless --pg-setting says otherwise (as bench/vault.py).
-PG_SETTINGS = {"shared_buffers": "1GB"}
 #: BM25 with each term's document frequency counted over its postings in the query itself.
 COUNTED = f"""
 WITH space AS (
@@ -200,16 +199,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--batch", type=int, default=1000, help="documents per write transaction while loading")
     parser.add_argument("--writes", type=int, default=200, help="one-document writes timed after the load")
     parser.add_argument("--seed", type=int, default=0)
-    parser.add_argument(
-        "--pg-setting",
-        action="append",
-        type=parse_setting,
-        default=[],
-        metavar="NAME=VALUE",
-        help="a PostgreSQL setting, repeatable (default: "
-        + ", ".join(f"{k}={v}" for k, v in PG_SETTINGS.items())
-        + "; the rest at the wheel's defaults)",
-    )
+    add_setting_option(parser)
     parser.add_argument("--json", type=Path, help="also write every number here")
     args = parser.parse_args(argv)
 

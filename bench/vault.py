@@ -57,7 +57,7 @@ from typing import Any
 
 import grpc
 import numpy as np
-from _postgres import BenchPostgres, parse_setting
+from _postgres import PG_SETTINGS, BenchPostgres, add_setting_option
 from _server import Target, start_server, stop
 from _vault_data import (
     FILTERS,
@@ -94,7 +94,6 @@ FLOOR_CALLS = 1000  # Health.Check calls timed for the gRPC floor
 #: cubes the cubes table and its HNSW index take several hundred MB; within the default 128MB most searches would
 #: read pages through the kernel's page cache, a cost the embedded backend, whose index is in the server's memory,
 #: does not pay.
-PG_SETTINGS = {"shared_buffers": "1GB"}
 #: Longest a cube written on one replica may take to become readable and searchable on another.
 VISIBLE_WITHIN = 60.0
 
@@ -510,16 +509,7 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
     parser.add_argument("--compare-embedded", action="store_true", help="with postgres: an embedded server too")
     parser.add_argument("--replicas", type=int, default=1, help="servers on the one PostgreSQL database (1 or 2)")
     parser.add_argument("--visibility-probes", type=int, default=100, help="with --replicas 2 (default 100)")
-    parser.add_argument(
-        "--pg-setting",
-        action="append",
-        type=parse_setting,
-        default=[],
-        metavar="NAME=VALUE",
-        help="a PostgreSQL setting, repeatable (default: "
-        + ", ".join(f"{k}={v}" for k, v in PG_SETTINGS.items())
-        + "; the rest at the wheel's defaults)",
-    )
+    add_setting_option(parser)
     parser.add_argument("--json", type=Path, help="also write the results here")
     parser.add_argument("--keep-data", action="store_true", help="keep the servers' temp data directories")
     args = parser.parse_args(argv)

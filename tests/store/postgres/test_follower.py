@@ -1,7 +1,7 @@
 """Two stores on one PostgreSQL database: each follows the other's writes through the change log.
 
-Each store has its own data directory, so its own vector indexes, search catalog and BM25 index, as two servers
-would; neither holds the one-server lock. What one writes, the other finds by vector, by word and in its
+Each store has its own data directory and its own search catalog, as two servers sharing the database would (the
+vectors and BM25 documents are the database's rows). What one writes, the other finds by vector, by word and in its
 catalog once its follower has applied the change; removals and a removed space reach it too, and so do changes
 made while its follower's connection was cut.
 """

@@ -128,7 +128,8 @@ class Settings:
     #: MiB of contiguous copies of recently scored filters' vectors, shared by every space; a filter scored
     #: again reads one block instead of gathering scattered rows (about ten times faster). 0 keeps none.
     exact_scoring_cache_mb: int = not_negative(256)
-    #: Seconds within which a new or changed cube becomes searchable lexically (BM25); dense search sees it at once.
+    #: Embedded backend: seconds within which a new or changed cube becomes searchable lexically (BM25); dense search
+    #: sees it at once. On PostgreSQL a cube's BM25 document is searchable from its commit.
     lexical_refresh_seconds: float = positive(0.5)
     #: Share of the dense score in hybrid search (0 to 1; the lexical score has the rest). Each list's scores
     #: are divided by the list's best before they are added.

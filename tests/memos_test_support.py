@@ -15,8 +15,10 @@ from memos_grpc._proto.memos.v1 import access_pb2, principal_pb2
 from memos_grpc._proto.memos.v1 import governance_service_pb2 as g
 from memos_grpc._proto.memos.v1.governance_service_pb2_grpc import GovernanceServiceStub
 from memos_grpc.embedding.embedder import Embedder
+from memos_grpc.node import Node
 from memos_grpc.server.app import MemosServer
 from memos_grpc.settings import Settings
+from memos_grpc.store.postgres.changes import last_number
 
 T = TypeVar("T")
 
@@ -144,3 +146,18 @@ def stored_blobs(server: MemosServer) -> set[str]:
         return {f"sha256:{path.name}" for path in root.rglob("*") if path.is_file()}
     with server.vault.context.database.read() as cursor:
         return {str(digest) for (digest,) in cursor.execute("SELECT DISTINCT digest FROM blob_chunks").fetchall()}
+
+
+#: Seconds a server sharing a PostgreSQL database may take to apply another's change (it is woken at the commit).
+APPLIED_WITHIN = 30.0
+
+
+def caught_up(writer: MemosServer | Node, reader: MemosServer | Node) -> None:
+    """Waits until ``reader`` has applied every change committed so far to the database it shares with
+    ``writer`` (by ``writer`` or any other server): the condition a check on another server waits on."""
+    nodes = [server.vault if isinstance(server, MemosServer) else server for server in (writer, reader)]
+    assert nodes[0] is not None and nodes[1] is not None
+    with nodes[0].context.database.read() as cursor:
+        number = last_number(cursor)
+    follower = nodes[1].context.store.follower
+    assert follower is not None and follower.wait_for(number, APPLIED_WITHIN), f"change {number} not applied"

@@ -17,7 +17,7 @@ from pathlib import Path
 import grpc
 import numpy as np
 import pytest
-from memos_test_support import admin_token, authorized_channel
+from memos_test_support import admin_token, authorized_channel, caught_up
 from postgres_support import SeparateServer
 from server._process import ServerFactory, ServerProcess, wait_until
 
@@ -29,7 +29,6 @@ from memos_grpc._proto.memos.v1.vault_service_pb2_grpc import VaultServiceStub
 from memos_grpc.embedding.embedder import Embedder
 from memos_grpc.server.app import MemosServer
 from memos_grpc.settings import Settings
-from memos_grpc.store.postgres.changes import last_number
 
 #: The child servers' vectors (``FAST_ENV``: no embedder, clients send 384-dimensional vectors).
 DIMENSION = 384
@@ -176,14 +175,6 @@ def own_database() -> Iterator[SeparateServer]:
     server.close()
 
 
-def _caught_up(writer: MemosServer, reader: MemosServer) -> None:
-    assert writer.vault is not None and reader.vault is not None
-    with writer.vault.context.database.read() as cursor:
-        number = last_number(cursor)
-    follower = reader.vault.context.store.follower
-    assert follower is not None and follower.wait_for(number, WITHIN), f"change {number} not applied"
-
-
 def _texts(vault: VaultServiceStub, space: str, text: str) -> list[str]:
     results = vault.SearchCubes(v.SearchCubesRequest(parent=space, text=text, top_k=3)).results
     return [result.cube.plaintext.text for result in results]
@@ -201,7 +192,7 @@ def test_servers_reconnect_after_a_database_restart_and_catch_up(
             space = GovernanceServiceStub(one).CreateSpace(g.CreateSpaceRequest(space_id="steady")).name
             before = cube_pb2.MemCube(plaintext=cube_pb2.PlaintextPayload(text="the heron waits at dawn"))
             VaultServiceStub(one).CreateCube(v.CreateCubeRequest(parent=space, cube=before))
-            _caught_up(first, second)
+            caught_up(first, second)
 
             own_database.restart()
 
@@ -211,7 +202,7 @@ def test_servers_reconnect_after_a_database_restart_and_catch_up(
             assert VaultServiceStub(one).GetCube(v.GetCubeRequest(name=written.name)).plaintext.text == (
                 "the otter dives at dusk"
             )
-            _caught_up(second, first)
+            caught_up(second, first)
             assert _texts(VaultServiceStub(one), space, "otter at dusk")[0] == "the otter dives at dusk"
             assert _texts(VaultServiceStub(two), space, "heron at dawn")[0] == "the heron waits at dawn"
             for channel in (one, two):

@@ -24,7 +24,7 @@ from typing import Any, TypeVar
 
 import grpc
 import pytest
-from memos_test_support import admin_token, authorized_channel, reason_of, wait_until
+from memos_test_support import admin_token, authorized_channel, caught_up, reason_of, wait_until
 from postgres_support import drop_database, fresh_database
 
 from memos_grpc import reasons
@@ -55,7 +55,6 @@ from memos_grpc.server.app import MemosServer
 from memos_grpc.server.market_licenses import START_INDEX_METADATA
 from memos_grpc.settings import Settings
 from memos_grpc.store import followed_logs
-from memos_grpc.store.postgres.changes import last_number
 from memos_grpc.transparency import merkle
 from memos_grpc.transparency.checkpoint import Checkpoint
 from memos_grpc.transparency.note import NoteVerifier, parse_note, sign_note
@@ -131,14 +130,6 @@ class Replicas:
 def vault_of(server: MemosServer) -> Node:
     assert server.vault is not None
     return server.vault
-
-
-def caught_up(writer: MemosServer, reader: MemosServer) -> None:
-    """Waits until ``reader`` has applied every change committed so far (by ``writer`` or anyone)."""
-    with vault_of(writer).context.database.read() as cursor:
-        number = last_number(cursor)
-    follower = vault_of(reader).context.store.follower
-    assert follower is not None and follower.wait_for(number, WITHIN), f"change {number} not applied"
 
 
 def market_settings(follow_port: int, **overrides: object) -> dict[str, Any]:

@@ -17,7 +17,7 @@ from pathlib import Path
 import grpc
 import psycopg
 import pytest
-from memos_test_support import admin_token, authorized_channel
+from memos_test_support import admin_token, authorized_channel, caught_up
 from postgres_support import drop_database, fresh_database
 
 from memos_grpc._proto.memos.v1 import access_pb2, cube_pb2, principal_pb2
@@ -28,12 +28,8 @@ from memos_grpc._proto.memos.v1.vault_service_pb2_grpc import VaultServiceStub
 from memos_grpc.embedding.embedder import Embedder
 from memos_grpc.server.app import MemosServer
 from memos_grpc.settings import Settings
-from memos_grpc.store.postgres.changes import last_number
 from memos_grpc.store.postgres.database import connection_options
 from memos_grpc.store.postgres.follower import APPLICATION_NAME
-
-#: Seconds a server may take to apply another's change before a check gives up (it is woken at the commit).
-APPLIED_WITHIN = 30.0
 
 
 def _server(data_dir: Path, url: str, embedder: Embedder, **overrides: object) -> MemosServer:
@@ -65,16 +61,6 @@ def servers(tmp_path: Path, embedder: Embedder) -> Iterator[tuple[MemosServer, M
         drop_database(url)
 
 
-def _caught_up(writer: MemosServer, reader: MemosServer) -> None:
-    """Waits until ``reader`` has applied every change committed so far (by ``writer`` or anyone)."""
-    assert writer.vault is not None and reader.vault is not None
-    with writer.vault.context.database.read() as cursor:
-        number = last_number(cursor)
-    follower = reader.vault.context.store.follower
-    assert follower is not None
-    assert follower.wait_for(number, APPLIED_WITHIN), f"change {number} not applied"
-
-
 def _cube(text: str) -> cube_pb2.MemCube:
     return cube_pb2.MemCube(plaintext=cube_pb2.PlaintextPayload(text=text))
 
@@ -90,11 +76,11 @@ def test_cubes_written_on_either_server_are_found_on_both(servers: tuple[MemosSe
     with authorized_channel(first.address, token) as one, authorized_channel(second.address, token) as two:
         space = GovernanceServiceStub(one).CreateSpace(g.CreateSpaceRequest(space_id="shared")).name
         VaultServiceStub(one).CreateCube(v.CreateCubeRequest(parent=space, cube=_cube("the heron waits at dawn")))
-        _caught_up(first, second)
+        caught_up(first, second)
         assert _found(VaultServiceStub(two), space, "heron at dawn")[0] == "the heron waits at dawn"
 
         VaultServiceStub(two).CreateCube(v.CreateCubeRequest(parent=space, cube=_cube("the otter dives at dusk")))
-        _caught_up(second, first)
+        caught_up(second, first)
         assert _found(VaultServiceStub(one), space, "otter at dusk")[0] == "the otter dives at dusk"
 
         # Both servers appended to one audit chain; each verifies all of it.
@@ -113,7 +99,7 @@ def test_credentials_and_roles_granted_on_one_server_count_on_the_other(
         VaultServiceStub(one).CreateCube(v.CreateCubeRequest(parent=space, cube=_cube("the kingfisher nests")))
         admin.CreatePrincipal(g.CreatePrincipalRequest(principal_id="reader", principal=principal_pb2.Principal()))
         credential = admin.CreateCredential(g.CreateCredentialRequest(parent="principals/reader"))
-        _caught_up(first, second)
+        caught_up(first, second)
 
         with authorized_channel(second.address, credential.token) as reader:
             # Known on the second server, but without a role in the space: authenticated, and the space is
@@ -129,11 +115,11 @@ def test_credentials_and_roles_granted_on_one_server_count_on_the_other(
                 ]
             )
             admin.SetAccessPolicy(g.SetAccessPolicyRequest(resource=space, policy=policy))
-            _caught_up(first, second)
+            caught_up(first, second)
             assert _found(VaultServiceStub(reader), space, "kingfisher") == ["the kingfisher nests"]
 
             admin.RevokeCredential(g.RevokeCredentialRequest(name=credential.name))
-            _caught_up(first, second)
+            caught_up(first, second)
             with pytest.raises(grpc.RpcError) as revoked:
                 _found(VaultServiceStub(reader), space, "kingfisher")
             assert revoked.value.code() == grpc.StatusCode.UNAUTHENTICATED
@@ -173,7 +159,7 @@ def test_three_servers_write_one_space_at_once_and_all_see_every_write(three: li
     try:
         space = GovernanceServiceStub(channels[0]).CreateSpace(g.CreateSpaceRequest(space_id="busy")).name
         for server in three[1:]:
-            _caught_up(three[0], server)
+            caught_up(three[0], server)
         start = threading.Barrier(len(three))
         written: dict[int, list[str]] = {}
         failures: list[BaseException] = []
@@ -210,7 +196,7 @@ def test_three_servers_write_one_space_at_once_and_all_see_every_write(three: li
         assert len(every) == WRITES * len(three)
         for reader in three:
             for writer in three:
-                _caught_up(writer, reader)
+                caught_up(writer, reader)
         for number, channel in enumerate(channels):
             vault = VaultServiceStub(channel)
             assert _names(vault, space) == every, f"server {number} lists other cubes"
@@ -230,7 +216,7 @@ def test_two_servers_taking_one_cube_id_at_once_leave_exactly_one(three: list[Me
     try:
         space = GovernanceServiceStub(channels[0]).CreateSpace(g.CreateSpaceRequest(space_id="race")).name
         for server in three[1:]:
-            _caught_up(three[0], server)
+            caught_up(three[0], server)
         start = threading.Barrier(len(three))
         outcomes: list[grpc.StatusCode] = []
 
@@ -282,7 +268,7 @@ def test_a_space_hidden_on_one_server_is_hidden_on_every_server(three: list[Memo
         )
         admin.SetAccessPolicy(g.SetAccessPolicyRequest(resource=shared, policy=policy))
     for server in three[1:]:
-        _caught_up(first, server)
+        caught_up(first, server)
     for server in three:
         with authorized_channel(server.address, credential.token) as guest:
             vault = VaultServiceStub(guest)
@@ -306,7 +292,7 @@ def test_a_server_whose_change_log_connection_ends_catches_up(three: list[MemosS
     token = admin_token(first)
     with authorized_channel(first.address, token) as one, authorized_channel(second.address, token) as two:
         space = GovernanceServiceStub(one).CreateSpace(g.CreateSpaceRequest(space_id="gap")).name
-        _caught_up(first, second)
+        caught_up(first, second)
         # The second server's follower loses its connection (and any notification sent meanwhile).
         with psycopg.connect(**connection_options(first.settings.postgres_url)) as admin:
             admin.execute(
@@ -314,5 +300,5 @@ def test_a_server_whose_change_log_connection_ends_catches_up(three: list[MemosS
                 [APPLICATION_NAME],
             )
         VaultServiceStub(one).CreateCube(v.CreateCubeRequest(parent=space, cube=_cube("written while it was away")))
-        _caught_up(first, second)
+        caught_up(first, second)
         assert _found(VaultServiceStub(two), space, "while it was away") == ["written while it was away"]

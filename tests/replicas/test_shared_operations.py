@@ -15,6 +15,7 @@ from pathlib import Path
 
 import psycopg
 import pytest
+from memos_test_support import caught_up
 
 from memos_grpc import reasons
 from memos_grpc._proto.memos.v1 import scheduler_service_pb2 as s
@@ -22,7 +23,6 @@ from memos_grpc.errors import CancelledError
 from memos_grpc.node import Node
 from memos_grpc.scheduler.operations import Progress
 from memos_grpc.settings import Settings
-from memos_grpc.store.postgres.changes import last_number
 from memos_grpc.store.postgres.database import connection_options
 from memos_grpc.store.visibility import Caller
 
@@ -59,13 +59,6 @@ def nodes(tmp_path: Path, url: str) -> Iterator[tuple[Node, Node]]:
         first.close()
 
 
-def _caught_up(writer: Node, reader: Node) -> None:
-    with writer.context.database.read() as cursor:
-        number = last_number(cursor)
-    follower = reader.context.store.follower
-    assert follower is not None and follower.wait_for(number, WITHIN), f"change {number} not applied"
-
-
 class SteppedJob:
     """A job that takes one step each time the test says so, and stops, as a transform does, at the first look
     after a cancel reached it."""
@@ -94,13 +87,13 @@ def test_another_server_reads_and_watches_an_operation_as_it_runs(nodes: tuple[N
     first, second = nodes
     job = SteppedJob(steps=2)
     name = _start(first, job)
-    _caught_up(first, second)
+    caught_up(first, second)
     assert second.operations.get(name, ADMIN).state in (State.STATE_QUEUED, State.STATE_RUNNING)
     watched = second.operations.watch(name, ADMIN, lambda: True)
     assert next(watched).name == name
     job.go.release()
     assert job.stepped.acquire(timeout=WITHIN)
-    _caught_up(first, second)
+    caught_up(first, second)
     seen = second.operations.get(name, ADMIN)
     assert (seen.state, seen.step, seen.total_steps) == (State.STATE_RUNNING, 1, 2)
     job.go.release()
@@ -116,7 +109,7 @@ def test_a_cancel_asked_on_another_server_stops_the_running_operation(nodes: tup
     name = _start(first, job)
     job.go.release()
     assert job.stepped.acquire(timeout=WITHIN)  # running, one step taken
-    _caught_up(first, second)
+    caught_up(first, second)
     answer = second.operations.cancel(name, ADMIN)  # waits for the operation's end on the first server
     assert (answer.done, answer.state) == (True, State.STATE_CANCELLED)
     assert first.operations.get(name, ADMIN).state == State.STATE_CANCELLED
@@ -146,7 +139,7 @@ def test_a_stopped_servers_operations_are_marked_failed_by_another_and_a_live_on
         assert running.stepped.acquire(timeout=WITHIN)
         # The first server is alive: its running operation is its own.
         assert second.operations.interrupt_orphans() == 0
-        _caught_up(first, second)
+        caught_up(first, second)
         assert second.operations.get(name, ADMIN).state == State.STATE_RUNNING
         # The first server loses its session to the database, as a crash would end it: its claim on itself goes.
         _end_session(url, first)

@@ -75,6 +75,11 @@ class Labels:
             self._last += count
         return list(range(first, first + count))
 
+    @property
+    def issued(self) -> int:
+        """The highest label issued so far (embedded backend)."""
+        return self._last
+
 
 @dataclass
 class Preindexed:
@@ -95,11 +100,15 @@ class EmbeddedCubeWrite:
     Reads here see the transaction's own writes. Made only by ``EmbeddedCubeStore.write``.
     """
 
-    def __init__(self, store: Store, cursor: Connection, now: datetime, preindexed: Iterable[int] = ()) -> None:
+    def __init__(
+        self, store: Store, cursor: Connection, now: datetime, labels: Labels, preindexed: Iterable[int] = ()
+    ) -> None:
         self._store = store
         self._cursor = cursor
         self.now = now
-        self._used_labels: list[int] = []
+        self._labels = labels
+        #: Whether a label left the cubes table (a removal, a retired row, a vector replaced).
+        self._dropped_labels = False
         self._preindexed = frozenset(preindexed)
         self._removed = Removed()
         #: What the derived stores do after the commit, in the order the changes were made.
@@ -210,7 +219,6 @@ class EmbeddedCubeWrite:
 
         Rows with an embedding carry their label already (``Store.new_labels``).
         """
-        self._use_labels(rows)
         try:
             insert_rows(self._cursor, rows)
         except KeyTaken as exc:
@@ -230,7 +238,6 @@ class EmbeddedCubeWrite:
         another vector: start-up repair is a plain set difference), and the old one leaves the index and the
         catalog. Without ``reindex`` the text is unchanged, and the BM25 index keeps what it has.
         """
-        self._use_labels([row])
         self._cursor.execute("DELETE FROM cubes WHERE space_id = ? AND cube_id = ?", [row.space_id, row.cube_id])
         insert_rows(self._cursor, [row])
         if previous_label is not None and previous_label != row.vec_id:
@@ -244,6 +251,7 @@ class EmbeddedCubeWrite:
         stay): an import's new version of a cube. The caller drops the labels it no longer uses (``replace``
         does both for one cube)."""
         if cube_ids:
+            self._dropped_labels = True
             self._cursor.execute(
                 f"DELETE FROM cubes WHERE space_id = ? AND cube_id IN {IDS}", [space_id, id_list(cube_ids)]
             )
@@ -287,28 +295,30 @@ class EmbeddedCubeWrite:
 
     # -- internals ---------------------------------------------------------------------
 
-    def _use_labels(self, rows: Iterable[CubeRow]) -> None:
-        labels = [row.vec_id for row in rows if row.vec_id is not None]
-        if labels:
-            self._used_labels.extend(labels)
-
     def finish(self) -> None:
-        """Notes the removals for other servers, and raises the durable high-water mark of labels to the highest
-        this write used."""
+        """Notes the removals for other servers, and raises the durable high-water mark of labels when a label
+        left the cubes table.
+
+        At start, labels are issued above the highest label of the cubes table, the mark and every index file. A
+        label a write stores is in the table, so creating cubes needs no mark (one upsert a batch was 5 % of
+        ingest); only a write that takes a label out of the table does, and it records every label issued so far.
+        """
         for space_id, labels in self._removed.vectors.items():
             if labels and space_id not in self._removed.spaces:
                 self._cursor.changed(CUBES, space_id, removed=labels)
         for space_id in self._removed.spaces:
             self._cursor.changed(SPACE_REMOVED, space_id)
         # On PostgreSQL the vec_ids sequence never issues a label twice; the mark is the embedded backend's.
-        if self._used_labels and not isinstance(self._store.database, PostgresDatabase):
+        if self._dropped_labels and not isinstance(self._store.database, PostgresDatabase):
             self._cursor.execute(
                 "INSERT INTO meta VALUES ('last_vec_id', ?) ON CONFLICT (key) DO UPDATE "
                 "SET value = CAST(greatest(CAST(meta.value AS BIGINT), CAST(excluded.value AS BIGINT)) AS VARCHAR)",
-                [str(max(self._used_labels))],
+                [str(self._labels.issued)],
             )
 
     def _add(self, removed: Removed) -> Removed:
+        if removed.vector_count or removed.spaces:
+            self._dropped_labels = True
         self._removed.add(removed)
         return removed
 
@@ -323,6 +333,7 @@ class EmbeddedCubeWrite:
         self._effects.append(lambda: self._store.indexes.get(space_id).add(labels, vectors))
 
     def _forget_labels(self, space_id: str, labels: list[int]) -> None:
+        self._dropped_labels = True
         self._cursor.changed(CUBES, space_id, removed=labels)
         self._cursor.lexical_remove(space_id, labels)
 
@@ -360,7 +371,9 @@ class EmbeddedCubeStore:
         database = self._store.database
 
         def apply(cursor: Connection) -> tuple[EmbeddedCubeWrite, T]:
-            write = EmbeddedCubeWrite(self._store, cursor, now, preindexed.labels if preindexed is not None else ())
+            write = EmbeddedCubeWrite(
+                self._store, cursor, now, self._labels, preindexed.labels if preindexed is not None else ()
+            )
             result = change(write)
             write.finish()
             return write, result

@@ -216,6 +216,31 @@ def test_labels_are_never_issued_twice_across_a_reopen(tmp_path: Path, postgres_
     assert row.vec_id is not None and again > row.vec_id
 
 
+def test_labels_of_a_removed_space_are_never_issued_again(tmp_path: Path, postgres_url: str) -> None:
+    """Creating cubes writes no label mark (their labels are in their rows); removing the space that holds the
+    highest label, with its index file, records every label issued so far."""
+    opened = _open(tmp_path, postgres_url)
+    space = space_pb2.Space(name=f"spaces/{SPACE}")
+    opened.database.write(lambda cursor: insert_space(cursor, SPACE, space, NOW, "principals/ada"))
+    space_created(opened.catalog, SPACE, "principals/ada", space)
+    cubes = EmbeddedCubeStore(opened)
+    rows = [_row(cubes, name, "kept", 1) for name in ("a", "b")]
+    cubes.write(lambda write: write.create(rows), NOW)
+    if opened.database.dialect == "duckdb":
+        with opened.database.read() as cursor:
+            mark = cursor.execute("SELECT value FROM meta WHERE key = 'last_vec_id'").fetchone()
+        assert mark is None, "a create wrote the label mark"
+    cubes.write(lambda write: write.remove_space(SPACE), NOW)
+    opened.close()
+
+    reopened = _open(tmp_path, postgres_url)
+    try:
+        again = EmbeddedCubeStore(reopened).new_labels(1)[0]
+    finally:
+        reopened.close()
+    assert again > max(row.vec_id or 0 for row in rows)
+
+
 def test_the_database_checkpoints_at_the_configured_log_size(tmp_path: Path) -> None:
     """``checkpoint_threshold_mb`` reaches DuckDB (its own 16 MB default checkpointed every few ingest batches)."""
     settings = Settings(data_dir=tmp_path, checkpoint_threshold_mb=64)

@@ -30,7 +30,6 @@ from memos_grpc.interchange.bundle import BundleLimits, BundleReport, BundleVeri
 from memos_grpc.interchange.statement import Subject, cube_entry_name
 from memos_grpc.settings import Settings
 from memos_grpc.store.blobs import Blobs
-from memos_grpc.store.cubes import Preindexed
 from memos_grpc.store.database import Connection
 from memos_grpc.store.derivation import drop_links
 from memos_grpc.store.interface import CubeWrite
@@ -378,13 +377,15 @@ class Importer:
                 write.after_commit(license_.committed)
             return planned
 
-        # Every vector gets its label now and goes into hnswlib while the writer commits (``Preindexed``).
+        # Every vector gets its label now and goes into hnswlib while the writer commits (``CubeStore.preindex``).
         with_vectors = [r for r in rows if r.embedding is not None]
         labels = context.cube_store.new_labels(len(with_vectors))
         for row, label in zip(with_vectors, labels, strict=True):
             row.vec_id = label
         preindexed = (
-            Preindexed(space_id, labels, np.stack([r.embedding for r in with_vectors if r.embedding is not None]))
+            context.cube_store.preindex(
+                space_id, labels, np.stack([r.embedding for r in with_vectors if r.embedding is not None])
+            )
             if with_vectors
             else None
         )

@@ -17,7 +17,6 @@ from __future__ import annotations
 
 import threading
 from collections.abc import Callable, Collection, Iterable
-from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import NoReturn, TypeVar
 
@@ -37,9 +36,9 @@ from memos_grpc.store.interface import CubeWrite, Preindexing
 from memos_grpc.store.names import cube_name, space_name
 from memos_grpc.store.postgres.database import PostgresDatabase
 from memos_grpc.store.removal import Removed
-from memos_grpc.store.rows import CubeRow, insert_rows, vector_from_bytes
+from memos_grpc.store.rows import CubeRow, insert_rows, vector_from_bytes, version_vector
 from memos_grpc.store.store import Store
-from memos_grpc.store.vectors import Vectors
+from memos_grpc.store.vectors import BULK_ADD, SpaceVectors, Vectors
 from memos_grpc.store.visibility import CubeVisibility
 
 T = TypeVar("T")
@@ -81,17 +80,44 @@ class Labels:
         return self._last
 
 
-@dataclass
 class Preindexed:
-    """Vectors added to a space's index while the writer commits (ingest speed), taken out again if it fails.
+    """Vectors added to a space's index ahead of the write that stores their cubes (ingest speed), taken out again
+    if it fails.
 
-    Safe because the search catalog, filled only after the commit, decides what a search may return: a vector
-    indexed early is never seen before its cube.
+    A bulk add runs on a thread of its own from the moment the labels are issued, beside the call's checks and the
+    writer's commit; a small one runs when the write waits for it. Safe because the search catalog, filled only
+    after the commit, decides what a search may return: a vector indexed early is never seen before its cube.
     """
 
-    space_id: str
-    labels: list[int]
-    vectors: FloatArray
+    def __init__(self, index: SpaceVectors, space_id: str, labels: list[int], vectors: FloatArray) -> None:
+        self.space_id = space_id
+        self.labels = labels
+        self._index = index
+        self._vectors = vectors
+        self._error: BaseException | None = None
+        self._thread: threading.Thread | None = None
+        if len(labels) >= BULK_ADD:
+            self._thread = threading.Thread(target=self._add, name="preindex", daemon=True)
+            self._thread.start()
+
+    def _add(self) -> None:
+        try:
+            self._index.add(self.labels, self._vectors)
+        except BaseException as exc:  # raised to the caller by ``wait``
+            self._error = exc
+
+    def wait(self) -> None:
+        if self._thread is None:
+            self._index.add(self.labels, self._vectors)
+            return
+        self._thread.join()
+        if self._error is not None:
+            raise self._error
+
+    def undo(self) -> None:
+        if self._thread is not None:
+            self._thread.join()
+        self._index.delete(self.labels)
 
 
 class EmbeddedCubeWrite:
@@ -183,13 +209,17 @@ class EmbeddedCubeWrite:
     def version(self, space_id: str, cube_id: str, version: int) -> CubeRow | None:
         """One stored version of a cube, with the vector it had (no label: labels belong to live rows)."""
         found = self._cursor.execute(
-            "SELECT cube_pb, embedding FROM cube_versions WHERE space_id = ? AND cube_id = ? AND version = ?",
+            "SELECT v.cube_pb, v.embedding, c.version = v.version, c.embedding FROM cube_versions v "
+            "LEFT JOIN cubes c ON c.space_id = v.space_id AND c.cube_id = v.cube_id "
+            "WHERE v.space_id = ? AND v.cube_id = ? AND v.version = ?",
             [space_id, cube_id, version],
         ).fetchone()
         if found is None:
             return None
-        embedding = None if found[1] is None else vector_from_bytes(found[1])
-        return CubeRow(space_id, cube_id, cube_pb2.MemCube.FromString(found[0]), None, embedding)
+        cube_pb, stored, is_live, live = found
+        return CubeRow(
+            space_id, cube_id, cube_pb2.MemCube.FromString(cube_pb), None, version_vector(stored, bool(is_live), live)
+        )
 
     def versions_before(self, space_id: str, cube_id: str, version: int) -> list[cube_pb2.MemCube]:
         """The versions of a cube older than ``version``, newest first."""
@@ -238,6 +268,7 @@ class EmbeddedCubeWrite:
         another vector: start-up repair is a plain set difference), and the old one leaves the index and the
         catalog. Without ``reindex`` the text is unchanged, and the BM25 index keeps what it has.
         """
+        self._keep_live_vectors(row.space_id, [row.cube_id])
         self._cursor.execute("DELETE FROM cubes WHERE space_id = ? AND cube_id = ?", [row.space_id, row.cube_id])
         insert_rows(self._cursor, [row])
         if previous_label is not None and previous_label != row.vec_id:
@@ -252,6 +283,7 @@ class EmbeddedCubeWrite:
         does both for one cube)."""
         if cube_ids:
             self._dropped_labels = True
+            self._keep_live_vectors(space_id, cube_ids)
             self._cursor.execute(
                 f"DELETE FROM cubes WHERE space_id = ? AND cube_id IN {IDS}", [space_id, id_list(cube_ids)]
             )
@@ -316,6 +348,21 @@ class EmbeddedCubeWrite:
                 [str(self._labels.issued)],
             )
 
+    def _keep_live_vectors(self, space_id: str, cube_ids: Collection[str]) -> None:
+        """Copies the vectors of live rows about to be replaced or retired into their version rows, so that each
+        version keeps the vector it had (the version row of a live version stores none: ``rows.insert_rows``)."""
+        live = self._cursor.execute(
+            f"SELECT cube_id, version, embedding FROM cubes WHERE space_id = ? AND cube_id IN {IDS} "
+            "AND embedding IS NOT NULL",
+            [space_id, id_list(cube_ids)],
+        ).fetchall()
+        if live:
+            self._cursor.executemany(
+                "UPDATE cube_versions SET embedding = ? "
+                "WHERE space_id = ? AND cube_id = ? AND version = ? AND embedding IS NULL",
+                [[embedding, space_id, cube_id, version] for cube_id, version, embedding in live],
+            )
+
     def _add(self, removed: Removed) -> Removed:
         if removed.vector_count or removed.spaces:
             self._dropped_labels = True
@@ -363,6 +410,9 @@ class EmbeddedCubeStore:
         """Vector labels never issued before; a ``CubeWrite`` that stores them makes them durable."""
         return self._labels.issue(count)
 
+    def preindex(self, space_id: str, labels: list[int], vectors: FloatArray) -> Preindexed:
+        return Preindexed(self._store.indexes.get(space_id), space_id, labels, vectors)
+
     def write(self, change: Callable[[CubeWrite], T], now: datetime, *, preindexed: Preindexing | None = None) -> T:
         """Runs ``change`` in one committed transaction; returns once the derived stores are in step.
 
@@ -381,16 +431,19 @@ class EmbeddedCubeStore:
         def after_commit(done: tuple[EmbeddedCubeWrite, T]) -> None:
             done[0].committed()
 
-        if preindexed is None or not preindexed.labels:
+        if preindexed is None:
             return database.write(apply, after_commit)[1]
-        committed = database.submit(apply, after_commit)
-        index = self._store.indexes.get(preindexed.space_id)
         try:
-            index.add(preindexed.labels, preindexed.vectors)
+            committed = database.submit(apply, after_commit)
+        except BaseException:
+            preindexed.undo()
+            raise
+        try:
+            preindexed.wait()
             return committed.result()[1]
         except BaseException:
             committed.exception()  # the writer is done with the rows before their labels go
-            index.delete(preindexed.labels)
+            preindexed.undo()
             raise
 
     def taken(self, space_id: str, cube_ids: Iterable[str]) -> set[str]:

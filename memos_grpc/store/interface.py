@@ -27,11 +27,19 @@ T = TypeVar("T")
 
 
 class Preindexing(Protocol):
-    """Vectors a write may index while it commits: a space, their labels and the vectors in label order."""
+    """Vectors being added to a space's index ahead of the write that stores their cubes (``CubeStore.preindex``):
+    the write waits for the add after its commit, or takes the vectors out again if it fails."""
 
     space_id: str
     labels: list[int]
-    vectors: FloatArray
+
+    def wait(self) -> None:
+        """Returns once the vectors are in the index; raises what the add raised."""
+        ...
+
+    def undo(self) -> None:
+        """Takes the vectors out again (the write failed, or never ran)."""
+        ...
 
 
 class CubeWrite(Protocol):
@@ -74,6 +82,11 @@ class CubeStore(Protocol):
     """Cube reads as committed, vector labels, and running a ``CubeWrite`` to its commit."""
 
     def new_labels(self, count: int) -> list[int]: ...
+
+    def preindex(self, space_id: str, labels: list[int], vectors: FloatArray) -> Preindexing:
+        """Starts adding vectors under new labels to the space's index now, while the caller prepares and commits
+        their cubes; pass the result to ``write``, or ``undo`` it if no write follows."""
+        ...
 
     def write(self, change: Callable[[CubeWrite], T], now: datetime, *, preindexed: Preindexing | None = None) -> T:
         """Runs ``change`` in one transaction; returns once it is committed and the derived stores are in step."""

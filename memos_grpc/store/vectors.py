@@ -41,6 +41,9 @@ from memos_grpc.store.gathered_rows import LabelArray as LabelArray  # the store
 log = logging.getLogger(__name__)
 
 
+#: Vectors from which an add uses every core (hnswlib's threads), and is started ahead of its write
+#: (``store/cubes.Preindexed``); a smaller add stays on the calling thread, where a thread would cost more.
+BULK_ADD = 64
 #: Rows scored per slice by ``nearest_of``: 1024 rows of 384 floats (1.5 MiB) stay in the cache between the
 #: gather and the product.
 _SCORED_ROWS = 1024
@@ -323,7 +326,7 @@ class SpaceIndex:
             if needed > capacity:
                 self._index.resize_index(max(needed, capacity * 2))
             # Small adds stay on this thread; a bulk load uses every core.
-            self._index.add_items(vectors, ids, num_threads=1 if len(ids) < 64 else -1)
+            self._index.add_items(vectors, ids, num_threads=1 if len(ids) < BULK_ADD else -1)
             self._remember(ids.tolist(), _unit(np.asarray(vectors, dtype=np.float32).reshape(len(ids), -1)))
             self.dirty = True
 

@@ -25,13 +25,13 @@ from memos_grpc.errors import (
     NotFoundError,
 )
 from memos_grpc.governance.caller import Caller
-from memos_grpc.store.cubes import Preindexed
 from memos_grpc.store.filter import compile_filter
-from memos_grpc.store.interface import CubeWrite
+from memos_grpc.store.interface import CubeWrite, Preindexing
 from memos_grpc.store.names import check_id, cube_name, new_cube_id, parse_cube_name, parse_space_name, space_name
 from memos_grpc.store.paging import decode_token, encode_token, page_size
 from memos_grpc.store.removal import tombstone
 from memos_grpc.store.rows import CubeRow, blob_digest, make_etag, memory_text, next_version, set_timestamp
+from memos_grpc.store.vectors import BULK_ADD
 from memos_grpc.store.visibility import CubeVisibility
 from memos_grpc.vault.blob_access import require_referenceable
 from memos_grpc.vault.blob_headers import describe_stored_activation
@@ -100,18 +100,52 @@ class Cubes:
         for index, item in enumerate(request.requests):
             if item.parent and item.parent != request.parent:
                 raise invalid(f"requests[{index}].parent {item.parent!r} differs from parent", reasons.PARENT_MISMATCH)
-        rows = self.prepare(space_id, list(request.requests), caller)
-        ids = [r.cube_id for r in rows]
-        if len(set(ids)) != len(ids):
-            raise invalid("the batch names the same cube_id twice", reasons.DUPLICATE_CUBE_ID)
-        return self._insert(space_id, rows, caller)
+        requests = list(request.requests)
+        given = unit_vectors([r.vector.values for r in requests], self._context.dimension)
+        early = self._preindex(space_id, requests, given)
+        try:
+            rows = self.prepare(space_id, requests, caller, given)
+            ids = [r.cube_id for r in rows]
+            if len(set(ids)) != len(ids):
+                raise invalid("the batch names the same cube_id twice", reasons.DUPLICATE_CUBE_ID)
+        except BaseException:
+            if early is not None:
+                early.undo()
+            raise
+        if early is not None:
+            for row, label in zip(rows, early.labels, strict=True):
+                row.vec_id = label
+        return self._insert(space_id, rows, caller, early=early)
+
+    def _preindex(
+        self,
+        space_id: str,
+        requests: Sequence[vault_service_pb2.CreateCubeRequest],
+        given: Sequence[FloatArray | None],
+    ) -> Preindexing | None:
+        """Starts indexing a batch's own vectors before its cubes are built, when every cube brings a valid one:
+        on two cores, hnswlib's add then runs beside the checks instead of after them (``CubeStore.preindex``)."""
+        if len(requests) < BULK_ADD or not self._context.catalog.has_space(space_id):
+            return None
+        if not all(r.HasField("vector") for r in requests):
+            return None
+        vectors = [v for v in given if v is not None]
+        if len(vectors) < len(requests):
+            return None  # ``prepare`` refuses the batch, naming the vector
+        cube_store = self._context.cube_store
+        return cube_store.preindex(space_id, cube_store.new_labels(len(vectors)), np.stack(vectors))
 
     def prepare(
-        self, space_id: str, requests: Sequence[vault_service_pb2.CreateCubeRequest], caller: Caller
+        self,
+        space_id: str,
+        requests: Sequence[vault_service_pb2.CreateCubeRequest],
+        caller: Caller,
+        given: Sequence[FloatArray | None] | None = None,
     ) -> list[CubeRow]:
         """Checks and builds the rows of new cubes (no vector labels yet); ``caller`` will own them.
 
-        A blob a cube names is checked against what the caller may name before anything reads it.
+        A blob a cube names is checked against what the caller may name before anything reads it. ``given``: the
+        requests' own vectors as ``unit_vectors`` checked them, when the caller has already.
         """
         digests = [d for r in requests if (d := blob_digest(r.cube))]
         if digests:
@@ -121,7 +155,8 @@ class Cubes:
         now = self._context.clock()
         rows: list[CubeRow] = []
         to_embed: list[int] = []
-        given = unit_vectors([r.vector.values for r in requests], self._context.dimension)
+        if given is None:
+            given = unit_vectors([r.vector.values for r in requests], self._context.dimension)
         for index, request in enumerate(requests):
             cube_id = check_id(request.cube_id, "cube_id") if request.cube_id else new_cube_id()
             memory_type = check_cube_fields(request.cube, self._context.settings)
@@ -203,15 +238,30 @@ class Cubes:
         return cube
 
     def _insert(
-        self, space_id: str, rows: list[CubeRow], caller: Caller, derived: bool = False
+        self,
+        space_id: str,
+        rows: list[CubeRow],
+        caller: Caller,
+        derived: bool = False,
+        *,
+        early: Preindexing | None = None,
     ) -> list[cube_pb2.MemCube]:
+        """Stores new cubes; ``early``: every row's vector, already being indexed under the rows' labels."""
         context = self._context
         if not context.catalog.has_space(space_id):
+            if early is not None:
+                early.undo()
             raise NotFoundError(f"space {space_name(space_id)} does not exist", reason=reasons.SPACE_NOT_FOUND)
-        with_vectors = [row for row in rows if row.embedding is not None]
-        labels = context.cube_store.new_labels(len(with_vectors))
-        for row, label in zip(with_vectors, labels, strict=True):
-            row.vec_id = label
+        preindexed = early
+        if preindexed is None:
+            with_vectors = [row for row in rows if row.embedding is not None]
+            labels = context.cube_store.new_labels(len(with_vectors))
+            for row, label in zip(with_vectors, labels, strict=True):
+                row.vec_id = label
+            # Indexed while the writer commits: the catalog, filled only after the commit, decides what a search
+            # may return, so a vector indexed early is never seen before its cube.
+            vectors = [r.embedding for r in with_vectors if r.embedding is not None]
+            preindexed = context.cube_store.preindex(space_id, labels, np.stack(vectors)) if vectors else None
 
         def change(write: CubeWrite) -> list[CubeRow]:
             apply_default_ttl(write.space(space_id), rows)
@@ -221,10 +271,6 @@ class Cubes:
             write.create(rows)
             return rows
 
-        # Indexed while the writer commits: the catalog, filled only after the commit, decides what a search
-        # may return, so a vector indexed early is never seen before its cube.
-        vectors = np.stack([r.embedding for r in with_vectors if r.embedding is not None]) if with_vectors else None
-        preindexed = None if vectors is None else Preindexed(space_id, labels, vectors)
         try:
             return [r.cube for r in context.cube_store.write(change, context.clock(), preindexed=preindexed)]
         except AlreadyExistsError:

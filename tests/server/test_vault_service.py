@@ -14,6 +14,8 @@ from memos_test_support import reason_of
 from memos_grpc._proto.memos.v1 import cube_pb2
 from memos_grpc._proto.memos.v1 import vault_service_pb2 as v
 from memos_grpc._proto.memos.v1.vault_service_pb2_grpc import VaultServiceStub
+from memos_grpc.server.app import MemosServer
+from memos_grpc.store.vectors import BULK_ADD
 
 
 def text_cube(text: str, **fields: object) -> cube_pb2.MemCube:
@@ -73,6 +75,29 @@ def test_batch_create_is_all_or_nothing(vault_stub: VaultServiceStub, space: str
     with pytest.raises(grpc.RpcError) as missing:
         vault_stub.GetCube(v.GetCubeRequest(name=f"{space}/cubes/fresh"))
     assert missing.value.code() == grpc.StatusCode.NOT_FOUND
+
+
+@pytest.mark.parametrize("spoiler", ["bad id", "taken"])
+def test_a_refused_bulk_batch_leaves_none_of_its_vectors_indexed(
+    server: MemosServer, vault_stub: VaultServiceStub, space: str, spoiler: str
+) -> None:
+    """A batch whose every cube brings a vector is indexed while its cubes are built and committed
+    (``Cubes._preindex``); refused at either step, its vectors leave the index again."""
+    vault_stub.CreateCube(v.CreateCubeRequest(parent=space, cube_id="taken", cube=text_cube("x")))
+    vectors = [unit(1000 + i) for i in range(BULK_ADD)]
+    requests = [
+        v.CreateCubeRequest(cube_id=f"bulk-{i}", cube=text_cube(f"bulk {i}"), vector=v.Vector(values=vector))
+        for i, vector in enumerate(vectors)
+    ]
+    requests[-1].cube_id = "Not An Id!" if spoiler == "bad id" else "taken"
+    with pytest.raises(grpc.RpcError) as caught:
+        vault_stub.BatchCreateCubes(v.BatchCreateCubesRequest(parent=space, requests=requests))
+    expected = grpc.StatusCode.INVALID_ARGUMENT if spoiler == "bad id" else grpc.StatusCode.ALREADY_EXISTS
+    assert caught.value.code() == expected
+    index = server.slot.get().context.store.indexes.get(space.removeprefix("spaces/"))
+    for vector in vectors:
+        found = index.search(np.asarray(vector, dtype=np.float32), 1)
+        assert not found or found[0][1] < 0.999, "a vector of the refused batch is still in the index"
 
 
 def test_list_pages_through_every_cube_once(vault_stub: VaultServiceStub, space: str) -> None:

@@ -15,7 +15,7 @@ from postgres_support import drop_database, fresh_database
 from memos_grpc._proto.memos.v1 import cube_pb2, space_pb2
 from memos_grpc.errors import AlreadyExistsError, NotFoundError
 from memos_grpc.settings import Settings
-from memos_grpc.store.cubes import EmbeddedCubeStore, Preindexed
+from memos_grpc.store.cubes import EmbeddedCubeStore
 from memos_grpc.store.interface import CubeWrite
 from memos_grpc.store.opening import open_store
 from memos_grpc.store.rows import CubeRow, next_version
@@ -119,7 +119,7 @@ def test_a_failed_preindexed_write_takes_its_vectors_out_again(store: Store) -> 
         write.space("no-such-space")  # raises inside the transaction: nothing commits
 
     with pytest.raises(NotFoundError):
-        cubes.write(fail, NOW, preindexed=Preindexed(SPACE, labels, np.stack([r.embedding for r in rows])))
+        cubes.write(fail, NOW, preindexed=cubes.preindex(SPACE, labels, np.stack([r.embedding for r in rows])))
     assert _stored(store, "SELECT count(*) FROM cubes") == [(0,)]
     assert not any(_indexed(store, r) for r in rows)
     assert store.catalog.size(SPACE) == 0
@@ -152,6 +152,37 @@ def test_replace_with_a_new_vector_moves_the_label_and_keeps_both_versions(store
     store.catalog.lexical.refresh()
     assert store.catalog.lexical.search(SPACE, "heron", 5) == []
     assert [label for label, _ in store.catalog.lexical.search(SPACE, "kingfisher", 5)] == [updated.vec_id]
+
+    # Each version keeps the vector it had; the live version's is stored once, in the live row.
+    def versions(write: CubeWrite) -> list[object]:
+        return [found.embedding if (found := write.version(SPACE, "a", n)) else None for n in (1, 2)]
+
+    kept = cubes.write(versions, later)
+    np.testing.assert_array_equal(kept[0], first.embedding)
+    np.testing.assert_array_equal(kept[1], _vector(3))
+    assert _stored(store, "SELECT version, embedding IS NULL FROM cube_versions ORDER BY version") == [
+        (1, False),
+        (2, True),
+    ]
+
+
+def test_a_retired_row_leaves_its_vector_with_its_version(store: Store) -> None:
+    """An import's new version of a cube: ``retire`` then ``create`` in one write; version 1 keeps its vector."""
+    cubes = EmbeddedCubeStore(store)
+    first = _row(cubes, "a", "the heron", 1)
+    cubes.write(lambda write: write.create([first]), NOW)
+    second = _row(cubes, "a", "the kingfisher", 2)
+    next_version(second.cube, 1, NOW)
+
+    def change(write: CubeWrite) -> None:
+        write.retire(SPACE, ["a"])
+        write.forget_labels(SPACE, [first.vec_id] if first.vec_id is not None else [])
+        write.create([second])
+
+    cubes.write(change, NOW)
+    old = cubes.write(lambda write: write.version(SPACE, "a", 1), NOW)
+    assert old is not None
+    np.testing.assert_array_equal(old.embedding, first.embedding)
 
 
 def test_remove_takes_the_cube_from_every_store_and_releases_its_blob(store: Store, tmp_path: Path) -> None:

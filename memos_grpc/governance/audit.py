@@ -19,6 +19,7 @@ from memos_grpc.store import audit as audit_store
 from memos_grpc.store.audit import AUDIT_FIELDS, AuditRow
 from memos_grpc.store.database import Connection
 from memos_grpc.store.filter import compile_filter
+from memos_grpc.store.group_commit import Rider
 from memos_grpc.store.paging import decode_token, encode_token, page_size
 from memos_grpc.vault.context import VaultContext
 from memos_grpc.vault.validation import invalid
@@ -101,6 +102,11 @@ class AuditLog:
     def append(self, record: AuditRecord) -> None:
         time = self._context.clock()
         self._context.database.write(lambda cursor: append_in(cursor, record, time))
+
+    def rider(self, record: AuditRecord) -> Rider:
+        """``record`` as work for the write that concludes its call (``group_commit.riding``): if that write
+        commits, so does the event, in its transaction; if the rider is not ``committed``, ``append`` it."""
+        return Rider(lambda cursor: append_in(cursor, record, self._context.clock()))
 
     def list(self, requested_size: int, token: str, filter_text: str) -> tuple[list[audit_pb2.AuditEvent], str]:
         settings = self._context.settings

@@ -32,6 +32,7 @@ from memos_grpc.governance.policy import authorize
 from memos_grpc.governance.rules import Check, Rule, rule_for
 from memos_grpc.server.interceptors import Behavior, ServerInterceptor, rewrap
 from memos_grpc.server.services import VaultSlot
+from memos_grpc.store.group_commit import riding
 
 log = logging.getLogger(__name__)
 
@@ -160,9 +161,16 @@ class PolicyInterceptor(ServerInterceptor):
         def handler(request: Any, context: grpc.ServicerContext) -> Any:
             caller, resource, request = self._admit(rule, method, request, context, streaming_request)
             bound = caller_context.bind(caller)
+            # The success event, offered to the write that concludes the call: one transaction instead of two, and
+            # the event commits atomically with what it records. If no such write takes it, it is appended below.
+            audit = self._slot.get().audit
+            succeeded = audit.rider(_record(caller, method, resource, None, False)) if rule.audited else None
             try:
                 if streaming_request:
                     with self._streams.held_by(caller.principal):
+                        result = behavior(request, context)
+                elif succeeded is not None:
+                    with riding(succeeded):
                         result = behavior(request, context)
                 else:
                     result = behavior(request, context)
@@ -177,8 +185,8 @@ class PolicyInterceptor(ServerInterceptor):
                 raise
             finally:
                 caller_context.unbind(bound)
-            if rule.audited:
-                self._audit(self._slot.get().audit, caller, method, resource, None, False)
+            if succeeded is not None and not succeeded.committed:
+                self._audit(audit, caller, method, resource, None, False)
             return result
 
         return handler
@@ -209,13 +217,8 @@ class PolicyInterceptor(ServerInterceptor):
     def _audit(
         audit: AuditLog, caller: Caller | None, method: str, resource: str, error: MemosError | None, denied: bool
     ) -> None:
-        if error is None:
-            outcome, code, reason = audit_pb2.AuditEvent.OUTCOME_OK, "OK", ""
-        else:
-            outcome = audit_pb2.AuditEvent.OUTCOME_DENIED if denied else audit_pb2.AuditEvent.OUTCOME_FAILED
-            code, reason = error.code.name, error.reason
         try:
-            audit.append(AuditRecord(caller.principal if caller else "", method, resource[:512], outcome, code, reason))
+            audit.append(_record(caller, method, resource, error, denied))
         except MemosError:
             log.exception("could not append to the audit log")
 
@@ -238,3 +241,13 @@ class PolicyInterceptor(ServerInterceptor):
             return self._guard(rule, method, behavior, streaming_request)
 
         return rewrap(handler, wrap)
+
+
+def _record(caller: Caller | None, method: str, resource: str, error: MemosError | None, denied: bool) -> AuditRecord:
+    """The audit event of a call: OK without ``error``; DENIED or FAILED, with its code and reason, with one."""
+    if error is None:
+        outcome, code, reason = audit_pb2.AuditEvent.OUTCOME_OK, "OK", ""
+    else:
+        outcome = audit_pb2.AuditEvent.OUTCOME_DENIED if denied else audit_pb2.AuditEvent.OUTCOME_FAILED
+        code, reason = error.code.name, error.reason
+    return AuditRecord(caller.principal if caller else "", method, resource[:512], outcome, code, reason)

@@ -413,10 +413,18 @@ class EmbeddedCubeStore:
     def preindex(self, space_id: str, labels: list[int], vectors: FloatArray) -> Preindexed:
         return Preindexed(self._store.indexes.get(space_id), space_id, labels, vectors)
 
-    def write(self, change: Callable[[CubeWrite], T], now: datetime, *, preindexed: Preindexing | None = None) -> T:
+    def write(
+        self,
+        change: Callable[[CubeWrite], T],
+        now: datetime,
+        *,
+        preindexed: Preindexing | None = None,
+        concludes: bool = False,
+    ) -> T:
         """Runs ``change`` in one committed transaction; returns once the derived stores are in step.
 
-        ``preindexed``: vectors to add to the index while the writer commits (removed again if the write fails).
+        ``preindexed``: vectors being added to the index (``preindex``), taken out again if the write fails.
+        ``concludes``: the calling request succeeds exactly when this write commits (``group_commit.riding``).
         """
         database = self._store.database
 
@@ -432,9 +440,9 @@ class EmbeddedCubeStore:
             done[0].committed()
 
         if preindexed is None:
-            return database.write(apply, after_commit)[1]
+            return database.write(apply, after_commit, concludes=concludes)[1]
         try:
-            committed = database.submit(apply, after_commit)
+            committed = database.submit(apply, after_commit, concludes=concludes)
         except BaseException:
             preindexed.undo()
             raise

@@ -7,6 +7,10 @@ order and only then answers the caller, so an acknowledged write is durable and 
 writer commits the next group as the applier indexes the last. If an operation in a group fails, the group is
 rolled back and its operations are retried one transaction each, so one bad request never sinks its
 neighbours. A backend supplies the transaction itself (``_run_transaction``) and what its driver's errors mean.
+
+A call may hand the writer work to commit with the write that concludes it (``riding``, ``Rider``): the policy
+enforcement point's audit event of a call that succeeds exactly when that write commits. The event then commits
+atomically with what it records, and the call needs no second transaction.
 """
 
 from __future__ import annotations
@@ -14,9 +18,10 @@ from __future__ import annotations
 import logging
 import queue
 import threading
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from concurrent.futures import Future
-from contextlib import AbstractContextManager
+from contextlib import AbstractContextManager, contextmanager
+from contextvars import ContextVar
 from dataclasses import dataclass, field
 from typing import Any, Generic, TypeVar
 
@@ -27,6 +32,31 @@ from memos_grpc.store.cursor import Cursor
 log = logging.getLogger(__name__)
 
 T = TypeVar("T")
+
+
+@dataclass
+class Rider:
+    """Work a call commits with the write that concludes it, if that write runs on the call's thread (``riding``).
+
+    ``committed`` is set once that write has committed it; otherwise the call does the work itself.
+    """
+
+    apply: Callable[[Cursor], None]
+    taken: bool = False
+    committed: bool = False
+
+
+_rider: ContextVar[Rider | None] = ContextVar("memos_rider", default=None)
+
+
+@contextmanager
+def riding(rider: Rider) -> Iterator[Rider]:
+    """Offers ``rider`` to the concluding write (``Database.submit(..., concludes=True)``) made in this block."""
+    token = _rider.set(rider)
+    try:
+        yield rider
+    finally:
+        _rider.reset(token)
 
 
 @dataclass
@@ -101,14 +131,26 @@ class Database:
         if self._closed:
             raise UnavailableError("the vault is closed", reason=reasons.VAULT_CLOSED)
 
-    def write(self, apply: Callable[[Cursor], T], after_commit: Callable[[T], None] | None = None) -> T:
+    def write(
+        self, apply: Callable[[Cursor], T], after_commit: Callable[[T], None] | None = None, *, concludes: bool = False
+    ) -> T:
         """Runs ``apply`` in a committed transaction on the writer thread; returns its result."""
-        return self.submit(apply, after_commit).result()
+        return self.submit(apply, after_commit, concludes=concludes).result()
 
-    def submit(self, apply: Callable[[Cursor], T], after_commit: Callable[[T], None] | None = None) -> Future[T]:
-        """Queues ``apply`` and returns at once; the future resolves once it is committed and applied."""
+    def submit(
+        self, apply: Callable[[Cursor], T], after_commit: Callable[[T], None] | None = None, *, concludes: bool = False
+    ) -> Future[T]:
+        """Queues ``apply`` and returns at once; the future resolves once it is committed and applied.
+
+        ``concludes``: the calling request succeeds exactly when this write commits, so the rider it offers
+        (``riding``) commits with it.
+        """
         if self._closed:
             raise UnavailableError("the vault is closing and takes no more writes", reason=reasons.VAULT_CLOSED)
+        rider = _rider.get() if concludes else None
+        if rider is not None and not rider.taken:
+            rider.taken = True
+            apply, after_commit = _with_rider(rider, apply, after_commit)
         op: WriteOp[T] = WriteOp(apply, after_commit)
         self._queue.put(op)
         return op.future
@@ -175,3 +217,21 @@ class Database:
         self._applied.put(None)
         self._applier.join()
         return True
+
+
+def _with_rider(
+    rider: Rider, apply: Callable[[Cursor], T], after_commit: Callable[[T], None] | None
+) -> tuple[Callable[[Cursor], T], Callable[[T], None]]:
+    """``apply`` and ``after_commit`` with ``rider``'s work in the same transaction."""
+
+    def both(cursor: Cursor) -> T:
+        result = apply(cursor)
+        rider.apply(cursor)
+        return result
+
+    def committed(result: T) -> None:
+        rider.committed = True
+        if after_commit is not None:
+            after_commit(result)
+
+    return both, committed

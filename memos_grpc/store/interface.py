@@ -88,8 +88,19 @@ class CubeStore(Protocol):
         their cubes; pass the result to ``write``, or ``undo`` it if no write follows."""
         ...
 
-    def write(self, change: Callable[[CubeWrite], T], now: datetime, *, preindexed: Preindexing | None = None) -> T:
-        """Runs ``change`` in one transaction; returns once it is committed and the derived stores are in step."""
+    def write(
+        self,
+        change: Callable[[CubeWrite], T],
+        now: datetime,
+        *,
+        preindexed: Preindexing | None = None,
+        concludes: bool = False,
+    ) -> T:
+        """Runs ``change`` in one transaction; returns once it is committed and the derived stores are in step.
+
+        ``concludes``: the calling request succeeds exactly when this write commits; work the request offers
+        (its audit event: ``group_commit.riding``) commits in the same transaction.
+        """
         ...
 
     def taken(self, space_id: str, cube_ids: Iterable[str]) -> set[str]: ...

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import re
 import uuid
 
@@ -55,6 +56,13 @@ def parse_cube_name(name: str, field: str = "name") -> tuple[str, str]:
 
 def new_cube_id() -> str:
     return "c" + uuid.uuid4().hex
+
+
+def new_uuids(count: int) -> list[str]:
+    """``count`` random (version 4) UUIDs from one read of the system's random source: a read per UUID was a
+    measurable share of building a batch of cubes."""
+    data = os.urandom(16 * count)
+    return [str(uuid.UUID(bytes=data[at : at + 16], version=4)) for at in range(0, 16 * count, 16)]
 
 
 def operation_name(space_id: str, operation_id: str) -> str:

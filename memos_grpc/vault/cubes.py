@@ -8,7 +8,6 @@ before the caller is answered.
 
 from __future__ import annotations
 
-import uuid
 from collections.abc import Sequence
 from datetime import datetime, timedelta
 
@@ -27,7 +26,15 @@ from memos_grpc.errors import (
 from memos_grpc.governance.caller import Caller
 from memos_grpc.store.filter import compile_filter
 from memos_grpc.store.interface import CubeWrite, Preindexing
-from memos_grpc.store.names import check_id, cube_name, new_cube_id, parse_cube_name, parse_space_name, space_name
+from memos_grpc.store.names import (
+    check_id,
+    cube_name,
+    new_cube_id,
+    new_uuids,
+    parse_cube_name,
+    parse_space_name,
+    space_name,
+)
 from memos_grpc.store.paging import decode_token, encode_token, page_size
 from memos_grpc.store.removal import tombstone
 from memos_grpc.store.rows import CubeRow, blob_digest, make_etag, memory_text, next_version, set_timestamp
@@ -157,10 +164,11 @@ class Cubes:
         to_embed: list[int] = []
         if given is None:
             given = unit_vectors([r.vector.values for r in requests], self._context.dimension)
+        provenance_ids = new_uuids(len(requests))
         for index, request in enumerate(requests):
             cube_id = check_id(request.cube_id, "cube_id") if request.cube_id else new_cube_id()
             memory_type = check_cube_fields(request.cube, self._context.settings)
-            cube = self._new_cube(space_id, cube_id, request.cube, memory_type, now)
+            cube = self._new_cube(space_id, cube_id, request.cube, memory_type, now, provenance_ids[index])
             cube.access.owner = caller.principal
             if cube.HasField("expire_time"):
                 cube.expire_time_setter = caller.principal
@@ -207,6 +215,7 @@ class Cubes:
         given: cube_pb2.MemCube,
         memory_type: cube_pb2.MemoryType,
         now: datetime,
+        provenance_id: str,
     ) -> cube_pb2.MemCube:
         cube = cube_pb2.MemCube()
         cube.CopyFrom(given)
@@ -230,7 +239,7 @@ class Cubes:
             if memory_type == cube_pb2.MEMORY_TYPE_PLAINTEXT
             else cube_pb2.STORAGE_MODE_BLOB
         )
-        cube.provenance_id = str(uuid.uuid4())
+        cube.provenance_id = provenance_id
         cube.version = 1
         set_timestamp(cube.create_time, now)
         set_timestamp(cube.update_time, now)
@@ -272,7 +281,9 @@ class Cubes:
             return rows
 
         try:
-            return [r.cube for r in context.cube_store.write(change, context.clock(), preindexed=preindexed)]
+            # A derived cube is made by an operation's job: the request that started it concluded already.
+            written = context.cube_store.write(change, context.clock(), preindexed=preindexed, concludes=not derived)
+            return [r.cube for r in written]
         except AlreadyExistsError:
             self._raise_taken(space_id, [r.cube_id for r in rows])
             raise

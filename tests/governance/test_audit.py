@@ -131,3 +131,28 @@ def test_a_log_written_before_the_head_table_continues_its_chain(tmp_path: Path,
         assert governance.VerifyAuditLog(g.VerifyAuditLogRequest()).verified
     finally:
         server.stop(grace=1)
+
+
+def test_a_change_commits_with_its_success_event_or_not_at_all(
+    fresh_server: MemosServer, stubs: tuple[GovernanceServiceStub, VaultServiceStub]
+) -> None:
+    """The success event of a call that concludes in one write is written in that write's transaction: when the
+    event cannot be stored, the change is not either (no change goes unrecorded)."""
+    governance, vault = stubs
+    governance.CreateSpace(g.CreateSpaceRequest(space_id="atomic"))
+    text = cube_pb2.MemCube(plaintext=cube_pb2.PlaintextPayload(text="remember this"))
+    vault.CreateCube(v.CreateCubeRequest(parent="spaces/atomic", cube_id="kept", cube=text))
+    assert fresh_server.vault is not None
+    # A row squatting on the next sequence: the next append collides with it.
+    fresh_server.vault.context.database.write(
+        lambda cursor: cursor.execute(
+            "INSERT INTO audit_events SELECT sequence + 1, time, principal, method, resource, outcome, status_code, "
+            "reason, hash, hash FROM audit_events ORDER BY sequence DESC LIMIT 1"
+        )
+    )
+    with pytest.raises(grpc.RpcError):
+        vault.CreateCube(v.CreateCubeRequest(parent="spaces/atomic", cube_id="unrecorded", cube=text))
+    with pytest.raises(grpc.RpcError) as missing:
+        vault.GetCube(v.GetCubeRequest(name="spaces/atomic/cubes/unrecorded"))
+    assert missing.value.code() == grpc.StatusCode.NOT_FOUND
+    assert vault.GetCube(v.GetCubeRequest(name="spaces/atomic/cubes/kept")).plaintext.text == "remember this"

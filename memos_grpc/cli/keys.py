@@ -2,7 +2,8 @@
 
 ``keys generate`` writes a new private key (PEM, mode 0600, never over an
 existing file); ``keys show`` prints the key id and public key of a key file,
-or of a server's node key with ``--data-dir``.
+or of a server's node key with ``--keys-dir`` or ``--data-dir`` (where the server would look: its
+``keys_dir`` setting from the environment, else DIR/keys).
 """
 
 from __future__ import annotations
@@ -13,10 +14,9 @@ import sys
 
 from memos_grpc.cli._connect import print_json
 from memos_grpc.errors import MemosError
+from memos_grpc.interchange.signers import NODE_KEY_FILE
 from memos_grpc.primitives.keys import SigningKey
-
-#: Where a server keeps its node key, under its data directory.
-NODE_KEY = pathlib.Path("keys") / "node.key"
+from memos_grpc.settings import Settings
 
 
 def register(commands: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
@@ -37,11 +37,13 @@ def register(commands: argparse._SubParsersAction[argparse.ArgumentParser]) -> N
     show = sub.add_parser(
         "show",
         help="print the key id and public key of a private key",
-        description="Print the key id and base64 public key of a private key file, or with --data-dir of the "
-        f"node key of a server's data directory (DIR/{NODE_KEY}).",
+        description="Print the key id and base64 public key of a private key file, or of a server's node key: "
+        f"KEYS/{NODE_KEY_FILE} with --keys-dir KEYS, or with --data-dir DIR where that server looks for it (the "
+        f"keys_dir setting, from MEMOS_KEYS_DIR, else DIR/keys).",
     )
     show.add_argument("file", metavar="FILE", type=pathlib.Path, nargs="?", help="a private key file (PEM)")
     show.add_argument("--data-dir", type=pathlib.Path, metavar="DIR", help="show the node key of this data directory")
+    show.add_argument("--keys-dir", type=pathlib.Path, metavar="KEYS", help="show the node key of this key directory")
     show.add_argument("--json", action="store_true", help="print JSON instead of text")
     show.set_defaults(handler=_show)
 
@@ -75,10 +77,21 @@ def _generate(args: argparse.Namespace) -> int:
 
 
 def _show(args: argparse.Namespace) -> int:
-    if (args.file is None) == (args.data_dir is None):
-        print("error: give either FILE or --data-dir", file=sys.stderr)
+    given = [arg for arg in (args.file, args.data_dir, args.keys_dir) if arg is not None]
+    if len(given) != 1:
+        print("error: give one of FILE, --keys-dir or --data-dir", file=sys.stderr)
         return 2
-    path: pathlib.Path = args.file if args.file is not None else args.data_dir / NODE_KEY
+    path: pathlib.Path
+    if args.file is not None:
+        path = args.file
+    elif args.keys_dir is not None:
+        path = args.keys_dir / NODE_KEY_FILE
+    else:
+        try:
+            path = Settings.load(overrides={"data_dir": args.data_dir}).key_dir / NODE_KEY_FILE
+        except MemosError as error:
+            print(f"error: {error.reason}: {error.message}", file=sys.stderr)
+            return 2
     try:
         key = SigningKey.read(path)
     except MemosError as error:

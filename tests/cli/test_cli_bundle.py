@@ -96,9 +96,33 @@ def test_keys_generate_and_show(
     )
 
     code, _, err = offline(capsys, "keys", "show")
-    assert code == 2 and "FILE or --data-dir" in err
+    assert code == 2 and "one of FILE, --keys-dir or --data-dir" in err
+    code, _, err = offline(capsys, "keys", "show", str(path), "--data-dir", str(server.settings.data_dir))
+    assert code == 2 and "one of FILE, --keys-dir or --data-dir" in err
     code, _, err = offline(capsys, "keys", "show", str(tmp_path / "missing.key"))
     assert code == 1 and "KEY_FILE_UNREADABLE" in err
+
+
+def test_keys_show_finds_the_node_key_where_the_server_does(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Servers sharing one PostgreSQL database keep their keys in one ``keys_dir``, outside the data directory."""
+    shared = tmp_path / "shared-keys"
+    shared.mkdir()
+    node = SigningKey.generate()
+    node.write(shared / "node.key")
+    code, out, err = offline(capsys, "keys", "show", "--keys-dir", str(shared), "--json")
+    assert code == 0, err
+    assert json.loads(out)["key_id"] == node.key_id
+
+    monkeypatch.setenv("MEMOS_KEYS_DIR", str(shared))
+    code, out, err = offline(capsys, "keys", "show", "--data-dir", str(tmp_path / "data"), "--json")
+    assert code == 0, err
+    assert json.loads(out) == {
+        "file": str(shared / "node.key"),
+        "key_id": node.key_id,
+        "public_key": node.public_key_b64,
+    }
 
 
 def test_export_verify_import(

@@ -16,7 +16,7 @@ import hashlib
 import math
 import re
 from collections import Counter
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from datetime import datetime
 
 import numpy as np
@@ -26,6 +26,7 @@ from memos_grpc import reasons
 from memos_grpc._proto.memos.v1 import marketplace_service_pb2 as m
 from memos_grpc._proto.memos.v1 import vault_service_pb2
 from memos_grpc.errors import (
+    AbortedError,
     AlreadyExistsError,
     EtagMismatchError,
     InvalidArgumentError,
@@ -78,6 +79,14 @@ def listing_etag(listing: m.Listing) -> str:
     copy.CopyFrom(listing)
     copy.etag = ""
     return hashlib.sha256(copy.SerializeToString(deterministic=True)).hexdigest()[:20]
+
+
+#: Times an update makes its vector again when other updates keep changing the listing's text meanwhile.
+_UPDATE_ATTEMPTS = 3
+
+
+class _TextMoved(Exception):
+    """Another update changed the listing's text after this one made its vector: nothing is stored."""
 
 
 def listing_text(listing: m.Listing) -> str:
@@ -194,10 +203,37 @@ class Listings:
 
     def _embedding(self, listing: m.Listing) -> bytes | None:
         """The listing text's vector (float32 bytes), or None on a server without an embedder."""
+        return self._embedding_of(listing_text(listing))
+
+    def _embedding_of(self, text: str) -> bytes | None:
         if not self._context.embedder.fingerprint:
             return None
-        vector = np.asarray(self._context.embedder.embed([listing_text(listing)])[0], dtype=np.float32)
+        vector = np.asarray(self._context.embedder.embed([text])[0], dtype=np.float32)
         return vector.tobytes()
+
+    def _update_once(
+        self, listing_id: str, changed: Callable[[m.Listing], m.Listing], viewer: Caller, text_changes: bool
+    ) -> m.Listing | None:
+        """One attempt of ``update``: None when another update changed the text after this one read it."""
+        now = self._context.clock()
+        with self._context.database.read() as cursor:
+            before = self.load(cursor, listing_id)
+        require_owner(before, viewer, "change it")
+        text = listing_text(changed(m.Listing.FromString(before.SerializeToString())))
+        embedding = self._embedding_of(text) if text_changes else None
+
+        def apply(cursor: Connection) -> m.Listing:
+            stored = changed(self.load(cursor, listing_id))
+            require_owner(stored, viewer, "change it")
+            if text_changes and listing_text(stored) != text:
+                raise _TextMoved
+            self.store(cursor, stored, now, embedding)
+            return stored
+
+        try:
+            return self._context.database.write(apply)
+        except _TextMoved:
+            return None
 
     # -- the RPCs ----------------------------------------------------------------------------------------
 
@@ -267,10 +303,6 @@ class Listings:
         if "tags" in paths:
             _check_tags(given.tags)
         threshold = _check_threshold(given.publisher_threshold) if "publisher_threshold" in paths else 0
-        now = self._context.clock()
-        with self._context.database.read() as cursor:
-            before = self.load(cursor, listing_id)
-        require_owner(before, viewer, "change it")
         text_changes = any(path in paths for path in ("title", "description", "tags"))
 
         def changed(stored: m.Listing) -> m.Listing:
@@ -295,17 +327,16 @@ class Listings:
                 stored.publisher_threshold = threshold
             return stored
 
-        # The vector is made outside the write transaction (embedding is slow); it matches the new text,
-        # since the text changes only by this mask's values.
-        embedding = self._embedding(changed(m.Listing.FromString(before.SerializeToString()))) if text_changes else None
-
-        def apply(cursor: Connection) -> m.Listing:
-            stored = changed(self.load(cursor, listing_id))
-            require_owner(stored, viewer, "change it")
-            self.store(cursor, stored, now, embedding)
-            return stored
-
-        return self._context.database.write(apply)
+        # The vector is made outside the write transaction (embedding is slow), for the text the listing will
+        # have. Another update may change the text meanwhile: the write then stores nothing, and the vector is
+        # made again for the text as it is now.
+        for _ in range(_UPDATE_ATTEMPTS):
+            updated = self._update_once(listing_id, changed, viewer, text_changes)
+            if updated is not None:
+                return updated
+        raise AbortedError(
+            f"{given.name} kept changing while this update was prepared; send it again", reason=reasons.ABORTED
+        )
 
     def search(self, request: m.SearchListingsRequest) -> builtins.list[tuple[m.Listing, float]]:
         if not request.text.strip():

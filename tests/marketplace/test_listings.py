@@ -7,11 +7,13 @@ owner (or an admin) changes it, and a node that is not a marketplace refuses eve
 from __future__ import annotations
 
 import uuid
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
+from datetime import UTC, datetime
 from pathlib import Path
 
 import grpc
+import numpy as np
 import pytest
 from google.protobuf import field_mask_pb2
 from memos_test_support import admin_token, authorized_channel, reason_of, start_server
@@ -21,9 +23,10 @@ from memos_grpc._proto.memos.v1 import marketplace_service_pb2 as m
 from memos_grpc._proto.memos.v1 import principal_pb2, vault_service_pb2
 from memos_grpc._proto.memos.v1.governance_service_pb2_grpc import GovernanceServiceStub
 from memos_grpc._proto.memos.v1.marketplace_service_pb2_grpc import MarketplaceServiceStub
-from memos_grpc.embedding.embedder import Embedder, NoEmbedder
-from memos_grpc.marketplace.listings import bm25
+from memos_grpc.embedding.embedder import Embedder, FloatArray, NoEmbedder
+from memos_grpc.marketplace.listings import bm25, listing_text
 from memos_grpc.server.app import MemosServer
+from memos_grpc.store.database import Connection
 
 DENSE = vault_service_pb2.SEARCH_MODE_DENSE
 LEXICAL = vault_service_pb2.SEARCH_MODE_LEXICAL
@@ -303,3 +306,92 @@ def test_a_node_that_is_no_marketplace_refuses_listings(fresh_server: MemosServe
             grpc.StatusCode.FAILED_PRECONDITION,
             "MARKETPLACE_DISABLED",
         )
+
+
+class Interleaving:
+    """The real embedder, which first runs ``meanwhile`` (once) when asked for a text containing ``trigger``: another
+    call then lands between an update's read and its write, every time, with no timing involved."""
+
+    def __init__(self, inner: Embedder) -> None:
+        self._inner = inner
+        self.trigger = ""
+        self.meanwhile: Callable[[], object] | None = None
+
+    @property
+    def dimension(self) -> int:
+        return self._inner.dimension
+
+    @property
+    def fingerprint(self) -> str:
+        return self._inner.fingerprint
+
+    def embed(self, texts: list[str]) -> FloatArray:
+        if self.meanwhile is not None and self.trigger and any(self.trigger in text for text in texts):
+            run, self.meanwhile = self.meanwhile, None
+            run()
+        return self._inner.embed(texts)
+
+
+def test_an_update_raced_by_another_stores_the_vector_of_the_text_it_stores(tmp_path: Path, embedder: Embedder) -> None:
+    interleaving = Interleaving(embedder)
+    server = start_server(tmp_path / "data", interleaving, marketplace_enabled=True)
+    market = open_market(server)
+    try:
+        made = create(market.user, "garden", "Garden", "Slugs and snails")
+        interleaving.trigger = "Sourdough"
+        node = server.vault
+        assert node is not None and node.listings is not None
+        listings = node.listings
+
+        def another_update() -> None:
+            """What a concurrent UpdateListing of the description writes (the embedder's one thread is busy here,
+            so its write is made directly, with its vector from the model)."""
+
+            def apply(cursor: Connection) -> None:
+                listing = listings.load(cursor, "garden")
+                listing.description = "Tomatoes and beans"
+                vector = np.asarray(embedder.embed([listing_text(listing)])[0], dtype=np.float32).tobytes()
+                listings.store(cursor, listing, datetime.now(UTC), vector)
+
+            node.context.database.write(apply)
+
+        interleaving.meanwhile = another_update
+        updated = market.user.UpdateListing(
+            m.UpdateListingRequest(
+                listing=m.Listing(name=made.name, title="Sourdough baking"), update_mask=mask("title")
+            )
+        )
+        assert interleaving.meanwhile is None, "the competing update did not run"
+        assert (updated.title, updated.description) == ("Sourdough baking", "Tomatoes and beans")
+        # The stored vector is that of the text stored: the listing's own text finds it at cosine 1.
+        found = market.user.SearchListings(
+            m.SearchListingsRequest(text="Sourdough baking\nTomatoes and beans\n", mode=DENSE, top_k=1)
+        )
+        assert [r.listing.name for r in found.results] == [made.name]
+        assert found.results[0].score > 0.999
+
+        # An update whose text keeps being changed under it gives up, storing nothing.
+        edits = iter(range(3))
+
+        def yet_another() -> None:
+            edit = next(edits, None)
+            if edit is None:
+                return
+
+            def apply(cursor: Connection) -> None:
+                listing = listings.load(cursor, "garden")
+                listing.description = f"edit {edit}"
+                listings.store(cursor, listing, datetime.now(UTC), None)
+
+            node.context.database.write(apply)
+            interleaving.meanwhile = yet_another
+
+        interleaving.trigger, interleaving.meanwhile = "Rye", yet_another
+        request = m.UpdateListingRequest(listing=m.Listing(name=made.name, title="Rye"), update_mask=mask("title"))
+        assert refused(market.user.UpdateListing, request) == (grpc.StatusCode.ABORTED, "ABORTED")
+        kept = market.user.GetListing(m.GetListingRequest(name=made.name))
+        assert (kept.title, kept.description) == ("Sourdough baking", "edit 2")
+    finally:
+        for channel in market.channels:
+            channel.close()
+        server.stop(grace=1)

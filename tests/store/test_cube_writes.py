@@ -45,12 +45,26 @@ def postgres_url(request: pytest.FixtureRequest) -> Iterator[str]:
     drop_database(url)
 
 
-@pytest.fixture
-def store(tmp_path: Path, postgres_url: str) -> Iterator[Store]:
-    opened = _open(tmp_path, postgres_url)
+def _open_with_space(data_dir: Path, postgres_url: str) -> Store:
+    opened = _open(data_dir, postgres_url)
     space = space_pb2.Space(name=f"spaces/{SPACE}")
     opened.database.write(lambda cursor: insert_space(cursor, SPACE, space, NOW, "principals/ada"))
     space_created(opened.catalog, SPACE, "principals/ada", space)
+    return opened
+
+
+def _label_after_reopening(data_dir: Path, postgres_url: str) -> int:
+    """The next label a store reopened on ``data_dir`` issues."""
+    reopened = _open(data_dir, postgres_url)
+    try:
+        return EmbeddedCubeStore(reopened).new_labels(1)[0]
+    finally:
+        reopened.close()
+
+
+@pytest.fixture
+def store(tmp_path: Path, postgres_url: str) -> Iterator[Store]:
+    opened = _open_with_space(tmp_path, postgres_url)
     yield opened
     opened.close()
 
@@ -228,21 +242,14 @@ def test_expire_leaves_a_tombstone_and_nothing_searchable(store: Store) -> None:
 
 
 def test_labels_are_never_issued_twice_across_a_reopen(tmp_path: Path, postgres_url: str) -> None:
-    opened = _open(tmp_path, postgres_url)
-    space = space_pb2.Space(name=f"spaces/{SPACE}")
-    opened.database.write(lambda cursor: insert_space(cursor, SPACE, space, NOW, "principals/ada"))
-    space_created(opened.catalog, SPACE, "principals/ada", space)
+    opened = _open_with_space(tmp_path, postgres_url)
     cubes = EmbeddedCubeStore(opened)
     row = _row(cubes, "a", "kept", 1)
     cubes.write(lambda write: write.create([row]), NOW)
     cubes.write(lambda write: write.remove(SPACE, ["a"]), NOW)  # the highest label is no longer in any row
     opened.close()
 
-    reopened = _open(tmp_path, postgres_url)
-    try:
-        again = EmbeddedCubeStore(reopened).new_labels(1)[0]
-    finally:
-        reopened.close()
+    again = _label_after_reopening(tmp_path, postgres_url)
     # The removed cube's label is past every row, but its write made it durable: it is never issued again.
     assert row.vec_id is not None and again > row.vec_id
 
@@ -250,10 +257,7 @@ def test_labels_are_never_issued_twice_across_a_reopen(tmp_path: Path, postgres_
 def test_labels_of_a_removed_space_are_never_issued_again(tmp_path: Path, postgres_url: str) -> None:
     """Creating cubes writes no label mark (their labels are in their rows); removing the space that holds the
     highest label, with its index file, records every label issued so far."""
-    opened = _open(tmp_path, postgres_url)
-    space = space_pb2.Space(name=f"spaces/{SPACE}")
-    opened.database.write(lambda cursor: insert_space(cursor, SPACE, space, NOW, "principals/ada"))
-    space_created(opened.catalog, SPACE, "principals/ada", space)
+    opened = _open_with_space(tmp_path, postgres_url)
     cubes = EmbeddedCubeStore(opened)
     rows = [_row(cubes, name, "kept", 1) for name in ("a", "b")]
     cubes.write(lambda write: write.create(rows), NOW)
@@ -264,12 +268,7 @@ def test_labels_of_a_removed_space_are_never_issued_again(tmp_path: Path, postgr
     cubes.write(lambda write: write.remove_space(SPACE), NOW)
     opened.close()
 
-    reopened = _open(tmp_path, postgres_url)
-    try:
-        again = EmbeddedCubeStore(reopened).new_labels(1)[0]
-    finally:
-        reopened.close()
-    assert again > max(row.vec_id or 0 for row in rows)
+    assert _label_after_reopening(tmp_path, postgres_url) > max(row.vec_id or 0 for row in rows)
 
 
 def test_the_database_checkpoints_at_the_configured_log_size(tmp_path: Path) -> None:

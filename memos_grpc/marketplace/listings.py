@@ -335,7 +335,8 @@ class Listings:
             if updated is not None:
                 return updated
         raise AbortedError(
-            f"{given.name} kept changing while this update was prepared; send it again", reason=reasons.ABORTED
+            f"{given.name} kept changing while this update was prepared; send it again",
+            reason=reasons.LISTING_CHANGED,
         )
 
     def search(self, request: m.SearchListingsRequest) -> builtins.list[tuple[m.Listing, float]]:

@@ -388,7 +388,7 @@ def test_an_update_raced_by_another_stores_the_vector_of_the_text_it_stores(tmp_
 
         interleaving.trigger, interleaving.meanwhile = "Rye", yet_another
         request = m.UpdateListingRequest(listing=m.Listing(name=made.name, title="Rye"), update_mask=mask("title"))
-        assert refused(market.user.UpdateListing, request) == (grpc.StatusCode.ABORTED, "ABORTED")
+        assert refused(market.user.UpdateListing, request) == (grpc.StatusCode.ABORTED, "LISTING_CHANGED")
         kept = market.user.GetListing(m.GetListingRequest(name=made.name))
         assert (kept.title, kept.description) == ("Sourdough baking", "edit 2")
     finally:

@@ -11,6 +11,7 @@ from __future__ import annotations
 import logging
 import threading
 import time
+from collections.abc import Callable
 from typing import TYPE_CHECKING
 
 from memos_grpc import reasons
@@ -181,6 +182,18 @@ class Node:
             worker.fingerprint or "none",
             worker.dimension,
         )
+
+    @property
+    def diverged(self) -> str:
+        """Why this server must be restarted before it serves again ("" when it need not): on PostgreSQL, the
+        database's change log no longer holds changes this server applied (a failover lost them)."""
+        follower = self.context.store.follower
+        return follower.diverged if follower is not None else ""
+
+    def when_diverged(self, callback: Callable[[], None]) -> None:
+        """Calls ``callback`` once the server is ``diverged`` (never on the embedded backend)."""
+        if self.context.store.follower is not None:
+            self.context.store.follower.when_diverged(callback)
 
     def _flush_periodically(self) -> None:
         while not self._stop.wait(self.context.settings.index_flush_seconds):

@@ -162,6 +162,8 @@ class MemosServer:
         self.vault = Node(self.settings, self._embedder)
         self.slot.set(self.vault)
         self._set_health(health_pb2.HealthCheckResponse.SERVING)
+        # A replica whose memory no longer matches its database refuses calls (``VaultSlot``) until restarted.
+        self.vault.when_diverged(lambda: self._set_health(health_pb2.HealthCheckResponse.NOT_SERVING))
         log.info("serving on %s", self.address)
 
     def stop(self, grace: float | None = None) -> None:

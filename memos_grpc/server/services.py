@@ -48,6 +48,8 @@ class VaultSlot:
             raise UnavailableError(
                 "the vault is not open yet (or is closing); retry shortly", reason=reasons.VAULT_NOT_OPEN
             )
+        if vault.diverged:
+            raise UnavailableError(vault.diverged, reason=reasons.REPLICA_DIVERGED)
         return vault
 
 

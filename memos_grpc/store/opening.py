@@ -8,7 +8,7 @@ from memos_grpc.store.database import DuckDatabase
 from memos_grpc.store.group_commit import Database
 from memos_grpc.store.lexical import LexicalIndex
 from memos_grpc.store.postgres.blobs import PgBlobStore
-from memos_grpc.store.postgres.changes import last_number
+from memos_grpc.store.postgres.changes import last_change
 from memos_grpc.store.postgres.database import PostgresDatabase
 from memos_grpc.store.postgres.follower import ChangeFollower, follow_store
 from memos_grpc.store.postgres.lexical_search import PgLexicalIndex, fill_pending
@@ -51,7 +51,7 @@ def open_store(settings: Settings, params: IndexParams) -> tuple[Store, RepairRe
     followed_from = None
     if isinstance(database, PostgresDatabase):
         with database.read() as cursor:
-            followed_from = last_number(cursor)
+            followed_from = last_change(cursor)
     report = repair_indexes(store)
     # Serve only once every stored cube is found lexically too, not after the first background commits.
     store.catalog.lexical.refresh()

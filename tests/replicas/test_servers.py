@@ -17,7 +17,9 @@ from pathlib import Path
 import grpc
 import psycopg
 import pytest
-from memos_test_support import admin_token, authorized_channel, caught_up
+from grpc_health.v1.health_pb2 import HealthCheckRequest, HealthCheckResponse
+from grpc_health.v1.health_pb2_grpc import HealthStub
+from memos_test_support import APPLIED_WITHIN, admin_token, authorized_channel, caught_up, reason_of
 from postgres_support import drop_database, fresh_database
 
 from memos_grpc._proto.memos.v1 import access_pb2, cube_pb2, principal_pb2
@@ -302,3 +304,35 @@ def test_a_server_whose_change_log_connection_ends_catches_up(three: list[MemosS
         VaultServiceStub(one).CreateCube(v.CreateCubeRequest(parent=space, cube=_cube("written while it was away")))
         caught_up(first, second)
         assert _found(VaultServiceStub(two), space, "while it was away") == ["written while it was away"]
+
+
+def test_servers_that_applied_commits_a_failover_lost_stop_serving_until_restarted(
+    servers: tuple[MemosServer, MemosServer],
+) -> None:
+    """After a failover that lost commits, the lost change numbers are issued again to other changes. A server that
+    had applied the lost ones must not skip the new ones as seen: it notices that the last change it applied is
+    gone, refuses every call (UNAVAILABLE REPLICA_DIVERGED) and reports NOT_SERVING."""
+    first, second = servers
+    token = admin_token(first)
+    with authorized_channel(first.address, token) as one, authorized_channel(second.address, token) as two:
+        space = GovernanceServiceStub(one).CreateSpace(g.CreateSpaceRequest(space_id="failover")).name
+        VaultServiceStub(one).CreateCube(v.CreateCubeRequest(parent=space, cube=_cube("applied, then lost")))
+        caught_up(first, second)
+        assert second.vault is not None and second.vault.context.store.follower is not None
+        noticed = threading.Event()
+        second.vault.when_diverged(noticed.set)
+
+        # What the promoted standby lacks: the last change, which every server applied.
+        with psycopg.connect(**connection_options(second.settings.postgres_url)) as connection:
+            connection.execute("DELETE FROM change_log WHERE number = (SELECT max(number) FROM change_log)")
+        # The next write takes the lost number again, with another token.
+        VaultServiceStub(one).CreateCube(v.CreateCubeRequest(parent=space, cube=_cube("written after the failover")))
+        assert noticed.wait(APPLIED_WITHIN), "the second server went on following a log it had not applied"
+
+        with pytest.raises(grpc.RpcError) as refused:
+            VaultServiceStub(two).GetCube(v.GetCubeRequest(name=f"{space}/cubes/any"))
+        assert refused.value.code() == grpc.StatusCode.UNAVAILABLE
+        assert reason_of(refused.value) == "REPLICA_DIVERGED"
+        assert "restart it" in (refused.value.details() or "")
+        health = HealthStub(two).Check(HealthCheckRequest(service=""))
+        assert health.status == HealthCheckResponse.NOT_SERVING

@@ -29,6 +29,8 @@ class Change:
     space_id: str
     put: tuple[int, ...]
     removed: tuple[int, ...]
+    #: Random, per change: a number issued again after a failover that lost commits comes with another token.
+    token: str = ""
 
 
 def append_changes(cursor: PgCursor, origin: str) -> int:
@@ -51,13 +53,34 @@ def last_number(cursor: Cursor) -> int:
     return int(found[0]) if found else 0
 
 
+def last_change(cursor: Cursor) -> tuple[int, str]:
+    """The highest number committed and its change's token ((0, "") for an empty log)."""
+    found = cursor.execute("SELECT number, token::text FROM change_log ORDER BY number DESC LIMIT 1").fetchone()
+    return (0, "") if found is None else (int(found[0]), str(found[1]))
+
+
+def token_of(cursor: Cursor, number: int) -> str | None:
+    """The token of the change numbered ``number``, or None if the log has no such change."""
+    found = cursor.execute("SELECT token::text FROM change_log WHERE number = ?", [number]).fetchone()
+    return None if found is None else str(found[0])
+
+
 def changes_after(cursor: Cursor, number: int, limit: int) -> list[Change]:
     """Up to ``limit`` changes numbered after ``number``, in order."""
     rows = cursor.execute(
-        "SELECT number, origin, kind, space_id, put, removed FROM change_log WHERE number > ? ORDER BY number LIMIT ?",
+        "SELECT number, origin, kind, space_id, put, removed, token::text FROM change_log WHERE number > ? "
+        "ORDER BY number LIMIT ?",
         [number, limit],
     ).fetchall()
     return [
-        Change(int(n), str(origin), str(kind), str(space), tuple(int(x) for x in put), tuple(int(x) for x in removed))
-        for n, origin, kind, space, put, removed in rows
+        Change(
+            int(n),
+            str(origin),
+            str(kind),
+            str(space),
+            tuple(int(x) for x in put),
+            tuple(int(x) for x in removed),
+            str(token),
+        )
+        for n, origin, kind, space, put, removed, token in rows
     ]

@@ -8,6 +8,12 @@ own writes update that state after each commit; the writes of the other servers 
 handlers of its kind. A notification lost while its connection was down costs only that wait: the log, not the
 notification, is what is applied. A change made by this server is skipped (its own commit applied it). Handlers
 are idempotent: a change is applied again when the follower starts over from an earlier number.
+
+Before each read the follower checks that the last change it applied is still in the log with the token it had.
+After a failover that lost commits, their numbers are issued again to other changes; a server that had applied the
+lost ones holds state the database no longer has, and would skip the new ones. It then stops following and
+reports itself ``diverged`` (the server refuses calls, and health turns NOT_SERVING) until it is restarted, which
+reloads everything from the database.
 """
 
 from __future__ import annotations
@@ -22,7 +28,7 @@ import psycopg
 
 from memos_grpc.store.catalog import viewer_rules
 from memos_grpc.store.cursor import CUBES, SPACE, SPACE_REMOVED
-from memos_grpc.store.postgres.changes import CHANNEL, Change, changes_after
+from memos_grpc.store.postgres.changes import CHANNEL, Change, changes_after, token_of
 from memos_grpc.store.postgres.cursor import PgCursor
 from memos_grpc.store.postgres.database import connection_options
 from memos_grpc.store.repair import reload_catalog_entries
@@ -42,12 +48,15 @@ Handler = Callable[[Change], None]
 class ChangeFollower:
     """Applies the other servers' changes to this server's memory, from number ``start_after`` on."""
 
-    def __init__(self, url: str, origin: str, start_after: int, poll_seconds: float) -> None:
+    def __init__(self, url: str, origin: str, start_after: tuple[int, str], poll_seconds: float) -> None:
         self._url = url
         self._origin = origin
         self._poll_seconds = poll_seconds
         self._handlers: dict[str, list[Handler]] = defaultdict(list)
-        self._applied = start_after
+        self._applied, self._applied_token = start_after
+        #: Why this server stopped following ("" while it follows): see the module's docstring.
+        self.diverged = ""
+        self._on_diverged: list[Callable[[], None]] = []
         self._progress = threading.Condition()
         self._stop = threading.Event()
         #: Notified by ``close`` alone.
@@ -63,6 +72,14 @@ class ChangeFollower:
     def subscribe(self, kind: str, handler: Handler) -> None:
         """Calls ``handler`` with each change of ``kind`` another server makes; before ``start``."""
         self._handlers[kind].append(handler)
+
+    def when_diverged(self, callback: Callable[[], None]) -> None:
+        """Calls ``callback`` once the follower finds the log is no longer the one it applied (at once if it has)."""
+        with self._progress:
+            self._on_diverged.append(callback)
+            already = bool(self.diverged)
+        if already:
+            callback()
 
     def start(self) -> None:
         self._thread.start()
@@ -88,13 +105,13 @@ class ChangeFollower:
             pass  # the database is gone: the wait ends at the poll interval
 
     def _run(self) -> None:
-        while not self._stop.is_set():
+        while not self._stop.is_set() and not self.diverged:
             try:
                 options = connection_options(self._url)
                 with psycopg.connect(**options, application_name=APPLICATION_NAME) as connection:
                     connection.execute(f"LISTEN {CHANNEL}".encode())
                     connection.execute(f'LISTEN "{self._stop_channel}"'.encode())
-                    while not self._stop.is_set():
+                    while not self._stop.is_set() and not self.diverged:
                         self._catch_up(connection)
                         # Woken by the next commit anywhere, or after the poll interval at the latest.
                         for _ in connection.notifies(timeout=self._poll_seconds, stop_after=1):
@@ -106,7 +123,11 @@ class ChangeFollower:
     def _catch_up(self, connection: psycopg.Connection[Any]) -> None:
         while not self._stop.is_set():
             with connection.cursor() as raw:
-                batch = changes_after(PgCursor(raw), self.applied, _BATCH)
+                cursor = PgCursor(raw)
+                if self._applied and token_of(cursor, self._applied) != self._applied_token:
+                    self._diverge()
+                    return
+                batch = changes_after(cursor, self.applied, _BATCH)
             for change in batch:
                 if change.origin != self._origin:
                     for handler in self._handlers.get(change.kind, ()):
@@ -116,10 +137,25 @@ class ChangeFollower:
                             # The next change must not wait on this one; a restart reloads everything.
                             log.exception("applying change %d (%s) failed", change.number, change.kind)
                 with self._progress:
-                    self._applied = change.number
+                    self._applied, self._applied_token = change.number, change.token
                     self._progress.notify_all()
             if len(batch) < _BATCH:
                 return
+
+    def _diverge(self) -> None:
+        with self._progress:
+            self.diverged = (
+                f"change {self._applied}, the last this server applied, is no longer in the database's change log: "
+                "a failover lost commits this server had applied, so its memory no longer matches the database; "
+                "restart it"
+            )
+            callbacks = list(self._on_diverged)
+        log.error("stopped following the change log: %s", self.diverged)
+        for callback in callbacks:
+            try:
+                callback()
+            except Exception:
+                log.exception("a divergence callback failed")
 
 
 def follow_store(follower: ChangeFollower, store: Store) -> None:

@@ -122,3 +122,20 @@ def test_a_database_of_the_first_schema_keeps_its_rows_when_migrated_to_the_newe
         assert connection.execute("SELECT digest, size_bytes FROM blobs").fetchall() == [("sha256:" + "ab" * 32, 4096)]
         issued = connection.execute("SELECT nextval('vec_ids')").fetchone()
         assert issued is not None and issued[0] > 7, "labels are issued above the ones the cubes hold"
+
+
+def test_changes_logged_before_tokens_get_one_each(url: str) -> None:
+    """Migration 6 gives every change a random token, those already in the log included (the follower checks the
+    last change it applied by its token)."""
+    with _connect(url) as connection:
+        assert migrate(connection, target=5) == [1, 2, 3, 4, 5]
+        for number in (1, 2, 3):
+            connection.execute(
+                "INSERT INTO change_log (number, origin, kind, space_id) VALUES (%s, 'a', 'cubes', 's')", [number]
+            )
+        assert migrate(connection, target=6) == [6]
+        tokens = [str(token) for (token,) in connection.execute("SELECT token FROM change_log ORDER BY number")]
+        connection.execute("INSERT INTO change_log (number, origin, kind, space_id) VALUES (4, 'a', 'cubes', 's')")
+        fresh = connection.execute("SELECT token FROM change_log WHERE number = 4").fetchone()
+    assert len(tokens) == 3 and fresh is not None
+    assert len({*tokens, str(fresh[0])}) == 4

@@ -437,7 +437,7 @@ class Cubes:
             write.replace(updated, current.vec_id)
             return updated
 
-        return context.cube_store.write(change, now).cube
+        return context.cube_store.write(change, now, concludes=True).cube
 
     def delete(self, name: str, etag: str, viewer: Caller) -> None:
         space_id, cube_id = parse_cube_name(name)
@@ -458,7 +458,7 @@ class Cubes:
                 raise FailedPreconditionError(f"cube {name} is frozen; unfreeze it first", reason=reasons.CUBE_FROZEN)
             write.remove(space_id, [cube_id])
 
-        context.cube_store.write(change, context.clock())
+        context.cube_store.write(change, context.clock(), concludes=True)
 
 
 def apply_default_ttl(space: space_pb2.Space, rows: list[CubeRow]) -> None:

@@ -227,7 +227,7 @@ class Lifecycle:
             write.replace(updated, current.vec_id)
             return updated
 
-        return visibility.shown(context.cube_store.write(change, context.clock()).cube)
+        return visibility.shown(context.cube_store.write(change, context.clock(), concludes=True).cube)
 
     # -- merge ---------------------------------------------------------------------
 
@@ -279,7 +279,7 @@ class Lifecycle:
             write.after_commit(reservation.committed)
 
         try:
-            context.cube_store.write(change, now)
+            context.cube_store.write(change, now, concludes=True)
         finally:
             reservation.release()  # a no-op once committed
         return merged.cube

@@ -156,3 +156,10 @@ def test_a_change_commits_with_its_success_event_or_not_at_all(
         vault.GetCube(v.GetCubeRequest(name="spaces/atomic/cubes/unrecorded"))
     assert missing.value.code() == grpc.StatusCode.NOT_FOUND
     assert vault.GetCube(v.GetCubeRequest(name="spaces/atomic/cubes/kept")).plaintext.text == "remember this"
+    # The same for a removal and for a new version.
+    with pytest.raises(grpc.RpcError):
+        vault.DeleteCube(v.DeleteCubeRequest(name="spaces/atomic/cubes/kept"))
+    with pytest.raises(grpc.RpcError):
+        vault.FreezeCube(v.FreezeCubeRequest(name="spaces/atomic/cubes/kept"))
+    kept = vault.GetCube(v.GetCubeRequest(name="spaces/atomic/cubes/kept"))
+    assert (kept.version, kept.state) == (1, cube_pb2.LIFECYCLE_STATE_GENERATED)

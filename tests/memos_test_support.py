@@ -119,6 +119,12 @@ def start_server(data_dir: Path, embedder: Embedder, **overrides: object) -> Mem
     return server
 
 
+def start_replica(data_dir: Path, url: str, embedder: Embedder, **overrides: object) -> MemosServer:
+    """A server sharing the PostgreSQL database at ``url``, started: its own data directory, and the key directory
+    beside it (``data_dir.parent / "keys"``), which every replica of a test shares."""
+    return start_server(data_dir, embedder, postgres_url=url, keys_dir=str(data_dir.parent / "keys"), **overrides)
+
+
 def share_with_viewer_and_editor(governance: GovernanceServiceStub, space: str) -> dict[str, str]:
     """Creates principals ``viewer`` and ``editor``, gives them those roles on ``space`` (the admin owns it) and
     returns their bearer tokens by name."""

@@ -17,7 +17,7 @@ from pathlib import Path
 import grpc
 import numpy as np
 import pytest
-from memos_test_support import admin_token, authorized_channel, caught_up
+from memos_test_support import admin_token, authorized_channel, caught_up, start_replica
 from postgres_support import SeparateServer
 from server._process import ServerFactory, ServerProcess, wait_until
 
@@ -27,8 +27,6 @@ from memos_grpc._proto.memos.v1 import vault_service_pb2 as v
 from memos_grpc._proto.memos.v1.governance_service_pb2_grpc import GovernanceServiceStub
 from memos_grpc._proto.memos.v1.vault_service_pb2_grpc import VaultServiceStub
 from memos_grpc.embedding.embedder import Embedder
-from memos_grpc.server.app import MemosServer
-from memos_grpc.settings import Settings
 
 #: The child servers' vectors (``FAST_ENV``: no embedder, clients send 384-dimensional vectors).
 DIMENSION = 384
@@ -154,20 +152,6 @@ def test_a_server_killed_mid_write_loses_no_acknowledged_write_and_the_others_ke
         assert listed >= len(lost_with_it) + len(kept)
 
 
-def _server(data_dir: Path, url: str, embedder: Embedder) -> MemosServer:
-    settings = Settings.from_mapping(
-        {
-            "data_dir": data_dir,
-            "keys_dir": str(data_dir.parent / "keys"),
-            "listen": "127.0.0.1:0",
-            "postgres_url": url,
-        }
-    )
-    server = MemosServer(settings, embedder)
-    server.start()
-    return server
-
-
 @pytest.fixture
 def own_database() -> Iterator[SeparateServer]:
     server = SeparateServer()
@@ -184,8 +168,8 @@ def test_servers_reconnect_after_a_database_restart_and_catch_up(
     tmp_path: Path, embedder: Embedder, own_database: SeparateServer
 ) -> None:
     url = own_database.database()
-    first = _server(tmp_path / "a", url, embedder)
-    second = _server(tmp_path / "b", url, embedder)
+    first = start_replica(tmp_path / "a", url, embedder)
+    second = start_replica(tmp_path / "b", url, embedder)
     try:
         token = admin_token(first)
         with authorized_channel(first.address, token) as one, authorized_channel(second.address, token) as two:

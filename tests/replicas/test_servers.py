@@ -19,7 +19,7 @@ import psycopg
 import pytest
 from grpc_health.v1.health_pb2 import HealthCheckRequest, HealthCheckResponse
 from grpc_health.v1.health_pb2_grpc import HealthStub
-from memos_test_support import APPLIED_WITHIN, admin_token, authorized_channel, caught_up, reason_of
+from memos_test_support import APPLIED_WITHIN, admin_token, authorized_channel, caught_up, reason_of, start_replica
 from postgres_support import drop_database, fresh_database
 
 from memos_grpc._proto.memos.v1 import access_pb2, cube_pb2, principal_pb2
@@ -29,32 +29,15 @@ from memos_grpc._proto.memos.v1.governance_service_pb2_grpc import GovernanceSer
 from memos_grpc._proto.memos.v1.vault_service_pb2_grpc import VaultServiceStub
 from memos_grpc.embedding.embedder import Embedder
 from memos_grpc.server.app import MemosServer
-from memos_grpc.settings import Settings
 from memos_grpc.store.postgres.database import connection_options
 from memos_grpc.store.postgres.follower import APPLICATION_NAME
-
-
-def _server(data_dir: Path, url: str, embedder: Embedder, **overrides: object) -> MemosServer:
-    settings = Settings.from_mapping(
-        {
-            "data_dir": data_dir,
-            "keys_dir": str(data_dir.parent / "keys"),
-            "listen": "127.0.0.1:0",
-            "workers": 8,
-            "postgres_url": url,
-            **overrides,
-        }
-    )
-    server = MemosServer(settings, embedder)
-    server.start()
-    return server
 
 
 @pytest.fixture
 def servers(tmp_path: Path, embedder: Embedder) -> Iterator[tuple[MemosServer, MemosServer]]:
     url = fresh_database()
-    first = _server(tmp_path / "a", url, embedder)
-    second = _server(tmp_path / "b", url, embedder)
+    first = start_replica(tmp_path / "a", url, embedder)
+    second = start_replica(tmp_path / "b", url, embedder)
     try:
         yield first, second
     finally:
@@ -130,7 +113,7 @@ def test_credentials_and_roles_granted_on_one_server_count_on_the_other(
 @pytest.fixture
 def three(tmp_path: Path, embedder: Embedder) -> Iterator[list[MemosServer]]:
     url = fresh_database()
-    started = [_server(tmp_path / name, url, embedder) for name in ("a", "b", "c")]
+    started = [start_replica(tmp_path / name, url, embedder) for name in ("a", "b", "c")]
     try:
         yield started
     finally:

@@ -89,8 +89,7 @@ class Preindexed:
     after the commit, decides what a search may return: a vector indexed early is never seen before its cube.
     """
 
-    def __init__(self, index: SpaceVectors, space_id: str, labels: list[int], vectors: FloatArray) -> None:
-        self.space_id = space_id
+    def __init__(self, index: SpaceVectors, labels: list[int], vectors: FloatArray) -> None:
         self.labels = labels
         self._index = index
         self._vectors = vectors
@@ -411,7 +410,7 @@ class EmbeddedCubeStore:
         return self._labels.issue(count)
 
     def preindex(self, space_id: str, labels: list[int], vectors: FloatArray) -> Preindexed:
-        return Preindexed(self._store.indexes.get(space_id), space_id, labels, vectors)
+        return Preindexed(self._store.indexes.get(space_id), labels, vectors)
 
     def write(
         self,

@@ -30,7 +30,6 @@ class Preindexing(Protocol):
     """Vectors being added to a space's index ahead of the write that stores their cubes (``CubeStore.preindex``):
     the write waits for the add after its commit, or takes the vectors out again if it fails."""
 
-    space_id: str
     labels: list[int]
 
     def wait(self) -> None:

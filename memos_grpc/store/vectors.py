@@ -42,7 +42,7 @@ log = logging.getLogger(__name__)
 
 
 #: Vectors from which an add uses every core (hnswlib's threads), and is started ahead of its write
-#: (``store/cubes.Preindexed``); a smaller add stays on the calling thread, where a thread would cost more.
+#: (``store/labels.Preindexed``); a smaller add stays on the calling thread, where a thread would cost more.
 BULK_ADD = 64
 #: Rows scored per slice by ``nearest_of``: 1024 rows of 384 floats (1.5 MiB) stay in the cache between the
 #: gather and the product.

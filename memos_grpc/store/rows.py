@@ -101,7 +101,11 @@ def to_datetime(stamp: timestamp_pb2.Timestamp) -> datetime | None:
 
 
 def set_timestamp(stamp: timestamp_pb2.Timestamp, when: datetime) -> None:
-    stamp.FromDatetime(when)
+    """Sets ``stamp`` to ``when`` (a naive time read as UTC), as ``Timestamp.FromDatetime`` but by arithmetic:
+    protobuf's conversion was a twelfth of a batch's checks, two a cube."""
+    delta = (when if when.tzinfo is not None else when.replace(tzinfo=UTC)) - _EPOCH
+    stamp.seconds = delta.days * 86_400 + delta.seconds
+    stamp.nanos = delta.microseconds * 1_000
 
 
 def next_version(cube: cube_pb2.MemCube, previous: int, now: datetime) -> None:

@@ -240,7 +240,8 @@ class Search:
         query's nearest 64 or their share of the space, whichever is higher (hnswlib's own filter calls back into
         Python for every node it visits, and at a given ef finds fewer of a small share); when none lie among the
         nearest 64, or the deep search holds fewer than ``k``, up to eight times the exact bound are scored
-        exactly, and beyond that hnswlib searches under the filter with ef raised by the share.
+        exactly, and beyond that hnswlib searches under the filter with ef raised by the share. A backend that
+        filters natively (PostgreSQL) gets the deep search by the share alone, then its own filtered plan.
         """
         # The catalog counts live vectors; the index also counts deleted ones.
         size = self._context.catalog.size(space_id)
@@ -251,25 +252,28 @@ class Search:
         if isinstance(candidates, set):
             candidates = _sorted(candidates)
         exact_bound = self._context.settings.exact_search_max_candidates
-        if len(candidates) <= exact_bound or index.filters_natively:
-            return index.nearest_of(query, candidates, k)
-        if len(candidates) <= exact_bound * _EXACT_FALLBACK_FACTOR and index.scores_from_block(candidates):
-            # Scored before and kept as one block: exact, and cheaper than the probe and deep search below.
+        if len(candidates) <= exact_bound:
             return index.nearest_of(query, candidates, k)
         k = min(k, len(candidates))
         share = len(candidates) / max(size, len(candidates))
+        if index.filters_natively:
+            # The database's own plan for many labels (scoring them all, or walking the graph under them) costs
+            # several unfiltered searches; one unfiltered search deep enough for their share answers first when it
+            # holds k of them. A probe would cost a round trip of its own.
+            kept = _kept_from_deep(index, query, candidates, k, share)
+            return kept if kept is not None else index.nearest_of(query, candidates, k)
+        if len(candidates) <= exact_bound * _EXACT_FALLBACK_FACTOR and index.scores_from_block(candidates):
+            # Scored before and kept as one block: exact, and cheaper than the probe and deep search below.
+            return index.nearest_of(query, candidates, k)
         # A probe at the index's own ef tells whether matches lie near the query at all, and how densely: a filter
         # that follows the content (a project's label) has none near most queries, and a deep search would be
         # wasted; near the query its matches may be far denser than their share of the space.
         probe = index.search(query, min(_PROBE, size))
         near = float(_among(probe, candidates).mean()) if probe else 0.0
         if near > 0:
-            depth = max(math.ceil(k / max(share, near) * _OVERSAMPLING), 2 * _PROBE)
-            if depth <= _MAX_UNFILTERED_DEPTH:
-                deep = index.search(query, depth)
-                kept = [hit for hit, match in zip(deep, _among(deep, candidates), strict=True) if match]
-                if len(kept) >= k:
-                    return kept[:k]
+            kept = _kept_from_deep(index, query, candidates, k, max(share, near))
+            if kept is not None:
+                return kept
         if len(candidates) <= exact_bound * _EXACT_FALLBACK_FACTOR:
             # Matches away from the query (a filter that follows the content, such as a project's label): hnswlib's
             # filtered search needs an ef near 1024 to reach them reliably, slower than scoring them all.
@@ -364,6 +368,19 @@ def fuse(dense: Scored, lexical: Scored, dense_weight: float) -> Scored:
 def _sorted(labels: Iterable[int]) -> LabelArray:
     """Labels as the sorted array a dense search takes."""
     return np.sort(np.fromiter(labels, dtype=np.int64))
+
+
+def _kept_from_deep(
+    index: SpaceVectors, query: FloatArray, candidates: LabelArray, k: int, density: float
+) -> list[tuple[int, float]] | None:
+    """The ``k`` nearest candidates from an unfiltered search deep enough to hold ``k`` of them several times
+    over at ``density``, or None when that depth is too deep or the search holds fewer than ``k``."""
+    depth = max(math.ceil(k / density * _OVERSAMPLING), 2 * _PROBE)
+    if depth > _MAX_UNFILTERED_DEPTH:
+        return None
+    deep = index.search(query, depth)
+    kept = [hit for hit, match in zip(deep, _among(deep, candidates), strict=True) if match]
+    return kept[:k] if len(kept) >= k else None
 
 
 def _among(scored: Scored, candidates: LabelArray) -> npt.NDArray[np.bool_]:

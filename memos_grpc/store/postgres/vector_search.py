@@ -60,8 +60,10 @@ class PgVectorSearch:
         # Under a filter, a wider candidate list per step of the iterative scan finds the matches in fewer steps.
         ef = min(max(self._ef, k) * (1 if among is None else _FILTERED_EF_FACTOR), _MAX_EF)
         if among is not None:
-            where += " AND vec_id = ANY(?)"
-            params.append([int(label) for label in among])
+            # One text parameter, not an array: psycopg adapts a list element by element (4 ms for 10,000
+            # labels), a join takes under 1. string_to_array is immutable, so the planner still sees the labels.
+            where += " AND vec_id = ANY(string_to_array(?, ',')::bigint[])"
+            params.append(",".join(map(str, among)))
         with self._database.transaction() as cursor:
             cursor.execute(
                 "SELECT set_config('hnsw.iterative_scan', 'relaxed_order', true), "
@@ -115,7 +117,7 @@ class PgSpaceVectors:
             wanted *= _WIDENING
 
     def nearest_of(self, query: FloatArray, labels: list[int] | LabelArray, k: int) -> list[tuple[int, float]]:
-        return self._search.search(query, k, [int(label) for label in labels])
+        return self._search.search(query, k, labels.tolist() if isinstance(labels, np.ndarray) else labels)
 
     def scores_from_block(self, labels: LabelArray) -> bool:
         return False

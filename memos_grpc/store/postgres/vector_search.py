@@ -4,9 +4,10 @@ One HNSW index over every live embedding (an expression index on ``embedding::ve
 dimension D, cosine distance), made at open by ``ensure_index``. A search in a space asks it for the nearest rows
 of that space; since the index holds every space, it runs with ``hnsw.iterative_scan = relaxed_order``, so the
 scan goes on past rows of other spaces (or outside a filter) until it has ``k`` that qualify, and the rows it
-returns are sorted again, as relaxed order asks. Among a filter's labels (``among``) the planner scans exactly
-when the labels are few (the index on ``(space_id, vec_id)``) and walks the graph under the filter otherwise, with
-``ef_search`` raised as the filter narrows, up to ``hnsw.max_scan_tuples``.
+returns are sorted again, as relaxed order asks. An unfiltered search leaves the planner no sort to choose, so
+it walks the graph even when the statistics predate the space's rows. Among a filter's labels (``among``) the
+planner scans exactly when the labels are few (the index on ``(space_id, vec_id)``) and walks the graph under the
+filter otherwise, with ``ef_search`` raised as the filter narrows, up to ``hnsw.max_scan_tuples``.
 """
 
 from __future__ import annotations
@@ -53,29 +54,41 @@ class PgVectorSearch:
         """The ``k`` nearest live cubes of the space, or of those with a label in ``among``."""
         if k <= 0 or (among is not None and len(among) == 0):
             return []
+        settings, nearest = self.statements(query, k, among)
+        with self._database.transaction() as cursor:
+            cursor.execute(*settings)
+            rows = cursor.execute(*nearest).fetchall()
+        return [(int(label), 1.0 - float(distance)) for label, distance in rows]
+
+    def statements(
+        self, query: FloatArray, k: int, among: Sequence[int] | None = None
+    ) -> tuple[tuple[str, list[object]], tuple[str, list[object]]]:
+        """The two statements of ``search``, each with its parameters: the transaction's settings, then the query
+        (its plan is what ``EXPLAIN`` of it shows after the settings)."""
         vector = "[" + ",".join(map(repr, np.asarray(query, dtype=np.float32).tolist())) + "]"
         cast = f"vector({self._dimension})"
         where = "space_id = ? AND embedding IS NOT NULL"
         params: list[object] = [vector, self._space_id]
         # Under a filter, a wider candidate list per step of the iterative scan finds the matches in fewer steps.
         ef = min(max(self._ef, k) * (1 if among is None else _FILTERED_EF_FACTOR), _MAX_EF)
-        if among is not None:
+        settings = (
+            "SELECT set_config('hnsw.iterative_scan', 'relaxed_order', true), set_config('hnsw.ef_search', ?, true)"
+        )
+        if among is None:
+            # Only the graph orders a whole space cheaply. Statistics that predate a space's rows (before
+            # autovacuum's ANALYZE) make its rows look few, and the planner would sort them all instead: 27 ms
+            # against 2 at 50,000 rows. Without a sort to choose, it walks the graph.
+            settings += ", set_config('enable_sort', 'off', true)"
+        else:
             # One text parameter, not an array: psycopg adapts a list element by element (4 ms for 10,000
             # labels), a join takes under 1. string_to_array is immutable, so the planner still sees the labels.
             where += " AND vec_id = ANY(string_to_array(?, ',')::bigint[])"
             params.append(",".join(map(str, among)))
-        with self._database.transaction() as cursor:
-            cursor.execute(
-                "SELECT set_config('hnsw.iterative_scan', 'relaxed_order', true), "
-                "set_config('hnsw.ef_search', ?, true)",
-                [str(ef)],
-            )
-            rows = cursor.execute(
-                f"SELECT vec_id, distance FROM (SELECT vec_id, embedding::{cast} <=> ?::{cast} AS distance "
-                f"FROM cubes WHERE {where} ORDER BY distance LIMIT ?) AS nearest ORDER BY distance",
-                [*params, k],
-            ).fetchall()
-        return [(int(label), 1.0 - float(distance)) for label, distance in rows]
+        nearest = (
+            f"SELECT vec_id, distance FROM (SELECT vec_id, embedding::{cast} <=> ?::{cast} AS distance "
+            f"FROM cubes WHERE {where} ORDER BY distance LIMIT ?) AS nearest ORDER BY distance"
+        )
+        return (settings, [str(ef)]), (nearest, [*params, k])
 
 
 class PgSpaceVectors:

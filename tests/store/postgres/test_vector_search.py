@@ -114,3 +114,30 @@ def test_similarities_are_the_cosines(
     for label, similarity in hits:
         assert similarity == pytest.approx(float(vectors[label - 1] @ queries[0]), abs=1e-5)
     assert [s for _, s in hits] == sorted((s for _, s in hits), reverse=True)
+
+
+def _plan(database: PostgresDatabase, search: PgVectorSearch, query: Floats) -> str:
+    """The plan of an unfiltered search's query, under the settings the search sets."""
+    settings, nearest = search.statements(query, 10)
+    with database.transaction() as cursor:
+        cursor.execute(*settings)
+        rows = cursor.execute("EXPLAIN " + nearest[0], nearest[1]).fetchall()
+    return "\n".join(str(line) for (line,) in rows)
+
+
+def test_an_unfiltered_search_walks_the_graph_when_the_statistics_predate_the_space(
+    database: PostgresDatabase, data: tuple[Floats, npt.NDArray[np.int64], Floats, Floats]
+) -> None:
+    """A space loaded after the last ANALYZE (autovacuum's comes later) looks a row or two to the planner, which
+    would sort all its rows by distance through the ``(space_id, vec_id)`` index: an exact scan of the space."""
+    vectors, _, _, queries = data
+    with database.transaction() as cursor:
+        cursor.execute("ALTER TABLE cubes SET (autovacuum_enabled = false)")  # no ANALYZE but the test's own
+        cursor.execute("ANALYZE cubes")
+    database.write(lambda cursor: insert_rows(cursor, _rows("fresh", vectors, 2 * PER_SPACE + 1)))
+    search = PgVectorSearch(database, PARAMS, "fresh")
+    plan = _plan(database, search, queries[0])
+    assert f"cubes_embedding_hnsw_{DIMENSION}" in plan and "cubes_space_label" not in plan, plan
+    hits = search.search(queries[0], 10)
+    exact = np.argsort(-(vectors @ queries[0]))[:10] + 2 * PER_SPACE + 1
+    assert len({label for label, _ in hits} & set(exact.tolist())) >= 9

@@ -14,6 +14,7 @@ import uuid
 from collections.abc import Iterable, Iterator
 from itertools import pairwise
 from pathlib import Path
+from typing import Any
 
 import grpc
 import hnswlib
@@ -30,6 +31,7 @@ from memos_grpc._proto.memos.v1.governance_service_pb2_grpc import GovernanceSer
 from memos_grpc._proto.memos.v1.vault_service_pb2_grpc import VaultServiceStub
 from memos_grpc.embedding.embedder import Embedder
 from memos_grpc.server.app import MemosServer
+from memos_grpc.store.postgres.vector_search import PgSpaceVectors
 from memos_grpc.store.vectors import _PARALLEL_ROWS, GatheredRows, IndexParams, SpaceIndex
 
 Floats = npt.NDArray[np.float32]
@@ -150,8 +152,21 @@ def small_exact_bound(tmp_path: Path, embedder: Embedder) -> Iterator[MemosServe
     running.stop(grace=1)
 
 
-def test_filtered_dense_search_returns_the_exact_filtered_top_k_on_every_path(small_exact_bound: MemosServer) -> None:
+def test_filtered_dense_search_returns_the_exact_filtered_top_k_on_every_path(
+    small_exact_bound: MemosServer, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Each tag takes its path on either backend; a tenth of the space spread over it is answered by the deep
+    unfiltered search alone, without scoring its labels (on PostgreSQL, without sending them)."""
     server = small_exact_bound
+    scored: list[int] = []  # how many labels each scoring of labels was given
+    for holder in (SpaceIndex, PgSpaceVectors):
+        scoring = holder.nearest_of
+
+        def counted(self: Any, query: Any, labels: Any, k: int, scoring: Any = scoring) -> Any:
+            scored.append(len(labels))
+            return scoring(self, query, labels, k)
+
+        monkeypatch.setattr(holder, "nearest_of", counted)
     dim = server.slot.get().context.dimension
     rng = np.random.default_rng(7)
     queries = unit_rows(rng, 20, dim)
@@ -186,8 +201,13 @@ def test_filtered_dense_search_returns_the_exact_filtered_top_k_on_every_path(sm
                 truth = [f"c{members[i]}" for i in np.argsort(-scores)[:10]]
                 request = v.SearchCubesRequest(parent=space, vector=v.Vector(values=query.tolist()), top_k=10)
                 request.filter = f"tags:{tag}"
+                scored.clear()
                 found = [hit.cube.name.rsplit("/", 1)[1] for hit in vault.SearchCubes(request).results]
                 assert found == truth, tag
+                if tag == "tenth":
+                    assert scored == [], "the deep search held the top 10: no label needs scoring"
+                elif tag in ("few", "far"):
+                    assert scored == [len(members)], tag
     finally:
         channel.close()
 

@@ -12,7 +12,7 @@ import logging
 import sys
 import threading
 from collections.abc import Callable, Iterable, Iterator
-from contextlib import contextmanager
+from contextlib import AbstractContextManager, contextmanager, nullcontext
 from pathlib import Path
 from typing import Any
 
@@ -39,14 +39,16 @@ class DuckCursor(DriverCursor):
 
     def execute(self, query: str, parameters: Any = None, /) -> DuckCursor:
         try:
-            self.raw.execute(query, parameters)
+            with _duckdb_call:
+                self.raw.execute(query, parameters)
         except duckdb.ConstraintException as exc:
             raise KeyTaken(str(exc)) from exc
         return self
 
     def executemany(self, query: str, parameters: Any = None, /) -> DuckCursor:
         try:
-            self.raw.executemany(query, parameters)
+            with _duckdb_call:
+                self.raw.executemany(query, parameters)
         except duckdb.ConstraintException as exc:
             raise KeyTaken(str(exc)) from exc
         return self
@@ -72,13 +74,14 @@ class DuckCursor(DriverCursor):
         # One Arrow scan per statement: DuckDB's executemany costs about half a millisecond per row.
         view = f"{table}_incoming"
         columns = ", ".join(rows.column_names)
-        self.raw.register(view, rows)
-        try:
-            self.raw.execute(f"INSERT INTO {table} ({columns}) SELECT {columns} FROM {view}")
-        except duckdb.ConstraintException as exc:
-            raise KeyTaken(str(exc)) from exc
-        finally:
-            self.raw.unregister(view)
+        with _duckdb_call:
+            self.raw.register(view, rows)
+            try:
+                self.raw.execute(f"INSERT INTO {table} ({columns}) SELECT {columns} FROM {view}")
+            except duckdb.ConstraintException as exc:
+                raise KeyTaken(str(exc)) from exc
+            finally:
+                self.raw.unregister(view)
 
     def _insert_values(self, table: str, rows: pa.Table) -> None:
         """The rows as one ``INSERT ... VALUES`` with parameters; a map column binds as its keys and its values."""
@@ -152,34 +155,49 @@ def id_list(ids: Iterable[str | int]) -> str:
     return "\x1f".join(texts)
 
 
-class _Missing(importlib.abc.MetaPathFinder):
-    """Fails the import of modules known to be absent at once, instead of after a walk of ``sys.path``."""
+class _PandasInDuckDB(importlib.abc.MetaPathFinder):
+    """Fails ``import pandas`` at once on a thread inside a ``DuckCursor`` call (entered as a context), and says
+    nothing anywhere else, so that ``importlib.util.find_spec("pandas")`` elsewhere still returns None."""
 
-    def __init__(self, names: frozenset[str]) -> None:
-        self.names = names
+    def __init__(self) -> None:
+        self._calls = threading.local()
 
     def find_spec(self, name: str, path: Any = None, target: Any = None) -> None:
-        if name in self.names:
+        if name == "pandas" and getattr(self._calls, "depth", 0) > 0:
             raise ModuleNotFoundError(f"No module named {name!r}", name=name)
         return None
 
+    def __enter__(self) -> None:
+        self._calls.depth = getattr(self._calls, "depth", 0) + 1
 
-_missing_lock = threading.Lock()
+    def __exit__(self, *exc: object) -> None:
+        self._calls.depth -= 1
+
+
+#: What a ``DuckCursor`` call runs in: the finder once ``remember_pandas_missing`` installed it.
+_duckdb_call: AbstractContextManager[None] = nullcontext()
+_install_lock = threading.Lock()
 
 
 def remember_pandas_missing() -> None:
-    """Where pandas is not installed, makes each later ``import pandas`` fail at once (idempotent).
+    """Where pandas is not installed, makes ``import pandas`` inside DuckDB's calls fail at once (idempotent).
 
     DuckDB's Python client tries ``import pandas`` several times for every statement it binds parameters to
     and for every Arrow table it registers. Python does not remember a failed import, so each try walks
-    ``sys.path`` again: about 200 µs of a 700 µs single-row INSERT. (``sys.modules["pandas"] = None`` would
-    say the same, but pyarrow reads it as an installed pandas.) Where pandas is installed this does nothing.
+    ``sys.path`` again: about 200 µs of a 700 µs single-row INSERT. The finder answers only on a thread inside
+    a ``DuckCursor`` call: a finder that raised everywhere would also make ``importlib.util.find_spec`` raise
+    instead of returning None, which libraries that probe for pandas (transformers) do not expect; and
+    ``sys.modules["pandas"] = None`` is read by pyarrow as an installed pandas. Where pandas is installed this
+    does nothing.
     """
-    with _missing_lock:
-        if any(isinstance(finder, _Missing) for finder in sys.meta_path) or "pandas" in sys.modules:
+    global _duckdb_call
+    with _install_lock:
+        if isinstance(_duckdb_call, _PandasInDuckDB) or "pandas" in sys.modules:
             return
         if importlib.util.find_spec("pandas") is None:
-            sys.meta_path.insert(0, _Missing(frozenset({"pandas"})))
+            finder = _PandasInDuckDB()
+            sys.meta_path.insert(0, finder)
+            _duckdb_call = finder
 
 
 class DuckDatabase(Database):

@@ -31,7 +31,8 @@ Connection = Cursor
 
 
 class DuckCursor(DriverCursor):
-    """A DuckDB cursor as the store's ``Cursor``: statements pass through, bulk inserts scan an Arrow table."""
+    """A DuckDB cursor as the store's ``Cursor``: statements pass through; bulk inserts scan an Arrow table, and a
+    few rows bind as parameters."""
 
     __slots__ = ()
     dialect = "duckdb"
@@ -114,7 +115,8 @@ def _bindable(kind: pa.DataType) -> bool:
     if pa.types.is_map(kind):
         return kind.key_type in _MAP_PART_TYPES and kind.item_type in _MAP_PART_TYPES
     if pa.types.is_list(kind):
-        return not pa.types.is_list(kind.value_type) and _bindable(kind.value_type)
+        nested = pa.types.is_list(kind.value_type) or pa.types.is_map(kind.value_type)
+        return not nested and _bindable(kind.value_type)
     if pa.types.is_timestamp(kind):
         return kind.tz is not None  # an aware datetime; a naive one would be read in DuckDB's time zone
     return any(

@@ -161,10 +161,12 @@ class MemosServer:
         log.info("listening on %s (NOT_SERVING until the vault is open)", self.address)
         self.vault = Node(self.settings, self._embedder)
         self.slot.set(self.vault)
-        self._set_health(health_pb2.HealthCheckResponse.SERVING)
-        # A replica whose memory no longer matches its database refuses calls (``VaultSlot``) until restarted.
-        self.vault.when_diverged(lambda: self._set_health(health_pb2.HealthCheckResponse.NOT_SERVING))
+        # Logged before health says so: whoever sees SERVING finds the line in the log already.
         log.info("serving on %s", self.address)
+        self._set_health(health_pb2.HealthCheckResponse.SERVING)
+        # A replica whose memory no longer matches its database refuses calls (``VaultSlot``) until restarted; a
+        # callback registered after SERVING runs at once if it has diverged already.
+        self.vault.when_diverged(lambda: self._set_health(health_pb2.HealthCheckResponse.NOT_SERVING))
 
     def stop(self, grace: float | None = None) -> None:
         """Drains in-flight calls, then closes the vault (flushing its indexes)."""

@@ -42,6 +42,22 @@ T = TypeVar("T")
 
 #: A condition over the cubes table that leaves out cubes past their expire time (bound to the time as of which).
 LIVE = "(expire_time IS NULL OR expire_time > ?)"
+#: Above any number of cubes sharing one id across spaces (``one_cube``).
+_ANY_COUNT = 2**62
+
+
+def one_cube(cursor: Connection) -> str:
+    """``FROM`` and ``WHERE`` of a read of one cube by name, taking ``cube_id`` then ``space_id``; more conditions
+    follow with ``AND``.
+
+    DuckDB 1.5 scans an index only for a predicate on one column. With both key columns in the scan's filter it
+    reads the whole table (2.2 ms at 100,000 cubes, growing with them); the id alone goes through
+    ``cubes_cube_id``, and the space is checked above a LIMIT, which no filter crosses (0.6 ms). PostgreSQL uses
+    its primary key.
+    """
+    if cursor.dialect == "duckdb":
+        return f"(SELECT * FROM cubes WHERE cube_id = ? LIMIT {_ANY_COUNT}) AS cubes WHERE space_id = ?"
+    return "cubes WHERE cube_id = ? AND space_id = ?"
 
 
 class EmbeddedCubeWrite:
@@ -77,8 +93,8 @@ class EmbeddedCubeWrite:
         """The stored row of a cube (with ``live``, None once it is past its expire time)."""
         condition, params = (LIVE, [self.now]) if live else ("TRUE", [])
         found = self._cursor.execute(
-            f"SELECT cube_pb, vec_id, embedding FROM cubes WHERE space_id = ? AND cube_id = ? AND {condition}",
-            [space_id, cube_id, *params],
+            f"SELECT cube_pb, vec_id, embedding FROM {one_cube(self._cursor)} AND {condition}",
+            [cube_id, space_id, *params],
         ).fetchone()
         if found is None:
             return None
@@ -393,8 +409,8 @@ class EmbeddedCubeStore:
         condition, params = visibility.sql()
         with self._store.database.read() as cursor:
             found = cursor.execute(
-                f"SELECT cube_pb, {LIVE} FROM cubes WHERE space_id = ? AND cube_id = ? AND {condition}",
-                [now, space_id, cube_id, *params],
+                f"SELECT cube_pb, {LIVE} FROM {one_cube(cursor)} AND {condition}",
+                [now, cube_id, space_id, *params],
             ).fetchone()
             if found is None:
                 _raise_not_found(cursor, space_id, cube_id)

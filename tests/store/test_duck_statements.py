@@ -1,5 +1,6 @@
-"""DuckDB's ``insert_table`` stores the same rows whether it binds them as parameters (a few rows) or scans them
-as an Arrow table (more), over every column type of the cube tables (``store/database.py``)."""
+"""DuckDB's statements for what the store does most (``store/database.py``, ``store/cubes.py``): ``insert_table``
+stores the same rows whether it binds them as parameters (a few rows) or scans them as an Arrow table (more), over
+every column type of the cube tables; a read by name goes through an index."""
 
 from __future__ import annotations
 
@@ -12,6 +13,7 @@ import pyarrow as pa
 import pytest
 
 from memos_grpc._proto.memos.v1 import cube_pb2
+from memos_grpc.store.cubes import one_cube
 from memos_grpc.store.cursor import KeyTaken
 from memos_grpc.store.database import BOUND_ROWS_MAX, Connection, DuckCursor, DuckDatabase
 from memos_grpc.store.rows import CubeRow, insert_rows, next_version
@@ -100,3 +102,19 @@ def test_an_empty_table_inserts_nothing(database: DuckDatabase) -> None:
     database.write(insert)
     with database.read() as cursor:
         assert cursor.execute("SELECT count(*) FROM meta WHERE value = ''").fetchone() == (0,)
+
+
+def test_a_cube_read_by_name_goes_through_an_index(database: DuckDatabase) -> None:
+    """The two-column key is no index DuckDB scans; ``one_cube`` reads the id through ``cubes_cube_id``."""
+    rows = [_row(i) for i in range(300)]
+    other = [_row(i) for i in range(5)]
+    for row in other:
+        row.space_id = "t"
+    database.write(lambda cursor: insert_rows(cursor, [*rows, *other]))
+    with database.read() as cursor:
+        query = f"SELECT cube_id, space_id FROM {one_cube(cursor)}"
+        assert cursor.execute(query, ["c3", "s"]).fetchall() == [("c3", "s")]
+        assert cursor.execute(query, ["c3", "t"]).fetchall() == [("c3", "t")]
+        assert cursor.execute(query, ["c7", "t"]).fetchall() == []
+        plan = "\n".join(str(line) for _, line in cursor.execute("EXPLAIN ANALYZE " + query, ["c3", "s"]).fetchall())
+    assert "Index Scan" in plan and "Sequential Scan" not in plan, plan

@@ -12,6 +12,7 @@ acknowledged write.
 from __future__ import annotations
 
 import threading
+import weakref
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
 from datetime import datetime
@@ -26,7 +27,11 @@ from memos_grpc.store.vectors import LabelArray
 
 @dataclass(frozen=True)
 class CubeAccess:
-    """A cube's own narrowing of its space's policy (``MemCube.access``)."""
+    """A cube's own narrowing of its space's policy (``MemCube.access``).
+
+    Build it with ``CubeAccess.shared``: the catalog holds one for every vector-bearing cube, and most cubes of a
+    space share theirs.
+    """
 
     scope: int
     owner: str
@@ -38,6 +43,33 @@ class CubeAccess:
     #: The id of the held license the cube was imported under ("" for none): a license an action may not use
     #: now leaves the cube out of that action's results (vault/licensing.py).
     license: str = ""
+
+    @staticmethod
+    def shared(
+        scope: int,
+        owner: str,
+        principals: Iterable[str] = (),
+        sensitivity: Iterable[str] = (),
+        archived: bool = False,
+        license: str = "",
+    ) -> CubeAccess:
+        """The one ``CubeAccess`` with these values that is alive, made if there is none.
+
+        Each of the catalog's objects is memory (a frozenset is over 200 bytes, empty) and work for Python's
+        cyclic garbage collector, whose full collections walk every tracked object while holding the GIL: at
+        100,000 cubes, four objects a cube made such a collection pause the server for ~60 ms. Shared, the
+        catalog's entries hold a handful of these between them.
+        """
+        people, labels = frozenset(principals), frozenset(sensitivity)
+        key = (scope, owner, people, labels, archived, license)
+        found = _SHARED_ACCESS.get(key)
+        if found is None:
+            found = _SHARED_ACCESS.setdefault(key, CubeAccess(scope, owner, people, labels, archived, license))
+        return found
+
+
+#: The access values alive, by value (``CubeAccess.shared``); one goes when no cube holds it any more.
+_SHARED_ACCESS: weakref.WeakValueDictionary[tuple[object, ...], CubeAccess] = weakref.WeakValueDictionary()
 
 
 #: The tag bytes of ``MemCube.license`` (field 40, length-delimited): only a cube whose bytes hold them is parsed
@@ -78,7 +110,7 @@ def posting_keys(cube_pb: bytes, access: CubeAccess) -> tuple[PostingKey, ...]:
     return tuple(keys)
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, slots=True)
 class CatalogEntry:
     """What the search catalog keeps of one vector-bearing cube: its serialized MemCube, expiry and access narrowing."""
 

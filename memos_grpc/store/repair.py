@@ -123,11 +123,11 @@ def catalog_row(
         int(label),
         bytes(cube_pb),
         expire_time,
-        CubeAccess(
+        CubeAccess.shared(
             int(scope or 0),
             str(owner or ""),
-            frozenset(principals or ()),
-            frozenset(sensitivity),
+            principals or (),
+            sensitivity,
             state == cube_pb2.LIFECYCLE_STATE_ARCHIVED,
             license_of(bytes(cube_pb)),
         ),

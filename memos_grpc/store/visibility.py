@@ -118,11 +118,12 @@ class CubeVisibility:
 
 
 def cube_access(cube: cube_pb2.MemCube) -> CubeAccess:
-    return CubeAccess(
-        cube.access.scope,
-        cube.access.owner,
-        frozenset(cube.access.principals),
-        frozenset(cube.sensitivity_labels),
+    access = cube.access
+    return CubeAccess.shared(
+        access.scope,
+        access.owner,
+        access.principals,
+        cube.sensitivity_labels,
         cube.state == cube_pb2.LIFECYCLE_STATE_ARCHIVED,
         held_license_id(cube),
     )

@@ -60,6 +60,18 @@ def one_cube(cursor: Connection) -> str:
     return "cubes WHERE cube_id = ? AND space_id = ?"
 
 
+#: A cube's live row on DuckDB by ``cube_id`` then ``space_id`` (as ``one_cube``): its rowid, version and vector.
+LIVE_ROW_DUCKDB = (
+    "SELECT row_id, version, embedding FROM (SELECT rowid AS row_id, space_id, version, embedding FROM cubes "
+    f"WHERE cube_id = ? LIMIT {_ANY_COUNT}) WHERE space_id = ?"
+)
+#: The rowid of a version row (``cube_id``, ``space_id``, ``version``) that holds no vector, found as above.
+VERSION_ROW_DUCKDB = (
+    "SELECT row_id FROM (SELECT rowid AS row_id, space_id, version, embedding FROM cube_versions "
+    f"WHERE cube_id = ? LIMIT {_ANY_COUNT}) WHERE space_id = ? AND version = ? AND embedding IS NULL"
+)
+
+
 class EmbeddedCubeWrite:
     """The cube changes of one write transaction; after its commit, ``committed`` updates the derived stores.
 
@@ -208,8 +220,7 @@ class EmbeddedCubeWrite:
         another vector: start-up repair is a plain set difference), and the old one leaves the index and the
         catalog. Without ``reindex`` the text is unchanged, and the BM25 index keeps what it has.
         """
-        self._keep_live_vectors(row.space_id, [row.cube_id])
-        self._cursor.execute("DELETE FROM cubes WHERE space_id = ? AND cube_id = ?", [row.space_id, row.cube_id])
+        self._drop_live_row(row.space_id, row.cube_id)
         insert_rows(self._cursor, [row])
         if previous_label is not None and previous_label != row.vec_id:
             self._forget_labels(row.space_id, [previous_label])
@@ -287,6 +298,28 @@ class EmbeddedCubeWrite:
                 "SET value = CAST(greatest(CAST(meta.value AS BIGINT), CAST(excluded.value AS BIGINT)) AS VARCHAR)",
                 [str(self._labels.issued)],
             )
+
+    def _drop_live_row(self, space_id: str, cube_id: str) -> None:
+        """Deletes one cube's live row, its vector first copied into its version row (``_keep_live_vectors``).
+
+        On DuckDB both rows are found through the ``cube_id`` indexes and changed by rowid: named by the two key
+        columns, each statement would scan its table (``one_cube``), ~2.4 ms apiece at 100,000 cubes.
+        """
+        if self._cursor.dialect != "duckdb":
+            self._keep_live_vectors(space_id, [cube_id])
+            self._cursor.execute("DELETE FROM cubes WHERE space_id = ? AND cube_id = ?", [space_id, cube_id])
+            return
+        live = self._cursor.execute(LIVE_ROW_DUCKDB, [cube_id, space_id]).fetchone()
+        if live is None:
+            return
+        row_id, version, embedding = live
+        if embedding is not None:
+            version_row = self._cursor.execute(VERSION_ROW_DUCKDB, [cube_id, space_id, version]).fetchone()
+            if version_row is not None:
+                self._cursor.execute(
+                    "UPDATE cube_versions SET embedding = ? WHERE rowid = ?", [embedding, version_row[0]]
+                )
+        self._cursor.execute("DELETE FROM cubes WHERE rowid = ?", [row_id])
 
     def _keep_live_vectors(self, space_id: str, cube_ids: Collection[str]) -> None:
         """Copies the vectors of live rows about to be replaced or retired into their version rows, so that each

@@ -2,8 +2,8 @@
 
 Both backends hand their functions a ``Cursor``: ``DuckCursor`` (``store/database.py``) over DuckDB's, and
 ``PgCursor`` (``store/postgres/cursor.py``) over psycopg's. Statements are written once, in the SQL both
-databases accept, with ``?`` for each parameter; what differs (bulk inserts, a few functions) is a method here
-or a fragment in ``store/dialect.py``.
+databases accept, with ``?`` for each parameter; what differs is a method here (bulk inserts) or a branch on
+``dialect`` beside the statement (``store/cubes.py``: DuckDB reads and changes a cube by name through an index).
 """
 
 from __future__ import annotations
@@ -32,7 +32,7 @@ class KeyTaken(Exception):
 class Cursor(Protocol):
     """A cursor inside the caller's transaction (or a read cursor): ``execute`` returns it, to fetch from."""
 
-    #: "duckdb" or "postgres": the few statements that differ pick their form by it (``store/dialect.py``).
+    #: "duckdb" or "postgres": the few statements that differ pick their form by it.
     dialect: str
 
     def execute(self, query: str, parameters: Any = None, /) -> Cursor: ...

@@ -180,6 +180,38 @@ def test_replace_with_a_new_vector_moves_the_label_and_keeps_both_versions(store
     ]
 
 
+def test_two_replaces_in_one_write_keep_every_version_and_leave_the_same_id_elsewhere_alone(store: Store) -> None:
+    """The second replace finds the live row the first one wrote in the same transaction (on DuckDB by rowid)."""
+    cubes = EmbeddedCubeStore(store)
+    store.database.write(lambda cursor: insert_space(cursor, "other", space_pb2.Space(name="spaces/other"), NOW, ""))
+    first, twin = _row(cubes, "a", "the heron", 1), _row(cubes, "a", "the heron", 2)
+    twin.space_id, twin.cube.name = "other", "spaces/other/cubes/a"
+    cubes.write(lambda write: write.create([first, twin]), NOW)
+
+    def change(write: CubeWrite) -> None:
+        for seed in (3, 4):
+            current = write.row(SPACE, "a")
+            assert current is not None
+            current.cube.plaintext.text = f"the kingfisher {seed}"
+            next_version(current.cube, current.cube.version, write.now)
+            previous, (current.vec_id,), current.embedding = current.vec_id, cubes.new_labels(1), _vector(seed)
+            write.replace(current, previous)
+
+    cubes.write(change, NOW + timedelta(minutes=1))
+
+    def versions(write: CubeWrite, space_id: str, count: int) -> list[object]:
+        return [found.embedding if (found := write.version(space_id, "a", n)) else None for n in range(1, count + 1)]
+
+    kept = cubes.write(lambda write: versions(write, SPACE, 3), NOW)
+    for vector, expected in zip(kept, [first.embedding, _vector(3), _vector(4)], strict=True):
+        np.testing.assert_array_equal(vector, expected)
+    assert _stored(store, "SELECT count(*) FROM cubes WHERE space_id = ?", SPACE) == [(1,)]
+    np.testing.assert_array_equal(cubes.write(lambda write: versions(write, "other", 1), NOW)[0], twin.embedding)
+    assert _stored(store, "SELECT version, embedding IS NULL FROM cube_versions WHERE space_id = 'other'") == [
+        (1, True)
+    ]
+
+
 def test_a_retired_row_leaves_its_vector_with_its_version(store: Store) -> None:
     """An import's new version of a cube: ``retire`` then ``create`` in one write; version 1 keeps its vector."""
     cubes = EmbeddedCubeStore(store)

@@ -1,6 +1,7 @@
 """DuckDB's statements for what the store does most (``store/database.py``, ``store/cubes.py``): ``insert_table``
 stores the same rows whether it binds them as parameters (a few rows) or scans them as an Arrow table (more), over
-every column type of the cube tables; a read by name goes through an index."""
+every column type of the cube tables; a read by name, and an update's changes to the live and version rows, go
+through an index."""
 
 from __future__ import annotations
 
@@ -13,7 +14,7 @@ import pyarrow as pa
 import pytest
 
 from memos_grpc._proto.memos.v1 import cube_pb2
-from memos_grpc.store.cubes import one_cube
+from memos_grpc.store.cubes import LIVE_ROW_DUCKDB, VERSION_ROW_DUCKDB, one_cube
 from memos_grpc.store.cursor import KeyTaken
 from memos_grpc.store.database import BOUND_ROWS_MAX, Connection, DuckCursor, DuckDatabase
 from memos_grpc.store.rows import CubeRow, insert_rows, next_version
@@ -118,3 +119,36 @@ def test_a_cube_read_by_name_goes_through_an_index(database: DuckDatabase) -> No
         assert cursor.execute(query, ["c7", "t"]).fetchall() == []
         plan = "\n".join(str(line) for _, line in cursor.execute("EXPLAIN ANALYZE " + query, ["c3", "s"]).fetchall())
     assert "Index Scan" in plan and "Sequential Scan" not in plan, plan
+
+
+def _plan(cursor: Connection, statement: str, params: list[object]) -> str:
+    return "\n".join(str(line) for _, line in cursor.execute("EXPLAIN ANALYZE " + statement, params).fetchall())
+
+
+def test_an_update_finds_the_live_and_version_rows_through_indexes(database: DuckDatabase) -> None:
+    """``replace`` on DuckDB: the live row by ``cubes_cube_id``, its version row by ``cube_versions_cube_id``, each
+    changed by rowid; without the indexes either statement scans its table."""
+    rows = [_row(i) for i in range(300)]
+    other = [_row(i) for i in range(5)]
+    for row in other:
+        row.space_id = "t"
+    database.write(lambda cursor: insert_rows(cursor, [*rows, *other]))
+    with database.read() as cursor:
+        live = cursor.execute(LIVE_ROW_DUCKDB, ["c2", "t"]).fetchall()
+        assert [(version, embedding is not None) for _, version, embedding in live] == [(1, True)]
+        assert cursor.execute(LIVE_ROW_DUCKDB, ["c7", "t"]).fetchall() == []
+        assert cursor.execute(VERSION_ROW_DUCKDB, ["c2", "t", 1]).fetchall() != []
+        assert cursor.execute(VERSION_ROW_DUCKDB, ["c2", "t", 2]).fetchall() == []
+        for statement, params in [(LIVE_ROW_DUCKDB, ["c2", "s"]), (VERSION_ROW_DUCKDB, ["c2", "s", 1])]:
+            plan = _plan(cursor, statement, params)
+            assert "Index Scan" in plan and "Sequential Scan" not in plan, plan
+
+    def keep(cursor: Connection) -> None:
+        found = cursor.execute(VERSION_ROW_DUCKDB, ["c2", "t", 1]).fetchone()
+        assert found is not None
+        cursor.execute("UPDATE cube_versions SET embedding = ? WHERE rowid = ?", [b"\x01" * 32, found[0]])
+
+    database.write(keep)
+    with database.read() as cursor:
+        kept = "SELECT space_id FROM cube_versions WHERE cube_id = 'c2' AND embedding IS NOT NULL"
+        assert cursor.execute(kept).fetchall() == [("t",)]  # space s's version row of c2 is untouched

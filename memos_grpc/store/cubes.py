@@ -31,6 +31,7 @@ from memos_grpc.store.database import IDS, Connection, id_list
 from memos_grpc.store.filter import CompiledFilter
 from memos_grpc.store.interface import CubeWrite, Preindexing
 from memos_grpc.store.labels import Labels, Preindexed
+from memos_grpc.store.named import delete_named, named_rows, one_row, through_index
 from memos_grpc.store.names import cube_name, space_name
 from memos_grpc.store.postgres.database import PostgresDatabase
 from memos_grpc.store.removal import Removed
@@ -42,34 +43,6 @@ T = TypeVar("T")
 
 #: A condition over the cubes table that leaves out cubes past their expire time (bound to the time as of which).
 LIVE = "(expire_time IS NULL OR expire_time > ?)"
-#: Above any number of cubes sharing one id across spaces (``one_cube``).
-_ANY_COUNT = 2**62
-
-
-def one_cube(cursor: Connection) -> str:
-    """``FROM`` and ``WHERE`` of a read of one cube by name, taking ``cube_id`` then ``space_id``; more conditions
-    follow with ``AND``.
-
-    DuckDB 1.5 scans an index only for a predicate on one column. With both key columns in the scan's filter it
-    reads the whole table (2.2 ms at 100,000 cubes, growing with them); the id alone goes through
-    ``cubes_cube_id``, and the space is checked above a LIMIT, which no filter crosses (0.6 ms). PostgreSQL uses
-    its primary key.
-    """
-    if cursor.dialect == "duckdb":
-        return f"(SELECT * FROM cubes WHERE cube_id = ? LIMIT {_ANY_COUNT}) AS cubes WHERE space_id = ?"
-    return "cubes WHERE cube_id = ? AND space_id = ?"
-
-
-#: A cube's live row on DuckDB by ``cube_id`` then ``space_id`` (as ``one_cube``): its rowid, version and vector.
-LIVE_ROW_DUCKDB = (
-    "SELECT row_id, version, embedding FROM (SELECT rowid AS row_id, space_id, version, embedding FROM cubes "
-    f"WHERE cube_id = ? LIMIT {_ANY_COUNT}) WHERE space_id = ?"
-)
-#: The rowid of a version row (``cube_id``, ``space_id``, ``version``) that holds no vector, found as above.
-VERSION_ROW_DUCKDB = (
-    "SELECT row_id FROM (SELECT rowid AS row_id, space_id, version, embedding FROM cube_versions "
-    f"WHERE cube_id = ? LIMIT {_ANY_COUNT}) WHERE space_id = ? AND version = ? AND embedding IS NULL"
-)
 
 
 class EmbeddedCubeWrite:
@@ -105,7 +78,7 @@ class EmbeddedCubeWrite:
         """The stored row of a cube (with ``live``, None once it is past its expire time)."""
         condition, params = (LIVE, [self.now]) if live else ("TRUE", [])
         found = self._cursor.execute(
-            f"SELECT cube_pb, vec_id, embedding FROM {one_cube(self._cursor)} AND {condition}",
+            f"SELECT cube_pb, vec_id, embedding FROM {one_row(self._cursor, 'cubes')} AND {condition}",
             [cube_id, space_id, *params],
         ).fetchone()
         if found is None:
@@ -220,7 +193,7 @@ class EmbeddedCubeWrite:
         another vector: start-up repair is a plain set difference), and the old one leaves the index and the
         catalog. Without ``reindex`` the text is unchanged, and the BM25 index keeps what it has.
         """
-        self._drop_live_row(row.space_id, row.cube_id)
+        self._drop_live_rows(row.space_id, [row.cube_id])
         insert_rows(self._cursor, [row])
         if previous_label is not None and previous_label != row.vec_id:
             self._forget_labels(row.space_id, [previous_label])
@@ -234,10 +207,7 @@ class EmbeddedCubeWrite:
         does both for one cube)."""
         if cube_ids:
             self._dropped_labels = True
-            self._keep_live_vectors(space_id, cube_ids)
-            self._cursor.execute(
-                f"DELETE FROM cubes WHERE space_id = ? AND cube_id IN {IDS}", [space_id, id_list(cube_ids)]
-            )
+            self._drop_live_rows(space_id, cube_ids)
 
     def forget_labels(self, space_id: str, labels: Collection[int]) -> None:
         """After the commit, takes those labels out of the space's index and catalog (a retired cube's vector)."""
@@ -299,42 +269,39 @@ class EmbeddedCubeWrite:
                 [str(self._labels.issued)],
             )
 
-    def _drop_live_row(self, space_id: str, cube_id: str) -> None:
-        """Deletes one cube's live row, its vector first copied into its version row (``_keep_live_vectors``).
-
-        On DuckDB both rows are found through the ``cube_id`` indexes and changed by rowid: named by the two key
-        columns, each statement would scan its table (``one_cube``), ~2.4 ms apiece at 100,000 cubes.
-        """
-        if self._cursor.dialect != "duckdb":
-            self._keep_live_vectors(space_id, [cube_id])
-            self._cursor.execute("DELETE FROM cubes WHERE space_id = ? AND cube_id = ?", [space_id, cube_id])
-            return
-        live = self._cursor.execute(LIVE_ROW_DUCKDB, [cube_id, space_id]).fetchone()
-        if live is None:
-            return
-        row_id, version, embedding = live
-        if embedding is not None:
-            version_row = self._cursor.execute(VERSION_ROW_DUCKDB, [cube_id, space_id, version]).fetchone()
-            if version_row is not None:
-                self._cursor.execute(
-                    "UPDATE cube_versions SET embedding = ? WHERE rowid = ?", [embedding, version_row[0]]
+    def _drop_live_rows(self, space_id: str, cube_ids: Collection[str]) -> None:
+        """Deletes the live rows of cubes about to be replaced or retired, each vector first copied into the
+        version row of its version, so that each version keeps the vector it had (the version row of a live
+        version stores none: ``rows.insert_rows``). Both rows are found by id (``named``)."""
+        cursor = self._cursor
+        live_rows, params = named_rows(cursor, "cubes", space_id, cube_ids)
+        if not through_index(cursor, len(cube_ids)):
+            live = cursor.execute(
+                f"SELECT cube_id, version, embedding FROM {live_rows} AND embedding IS NOT NULL", params
+            ).fetchall()
+            if live:
+                cursor.executemany(
+                    "UPDATE cube_versions SET embedding = ? "
+                    "WHERE space_id = ? AND cube_id = ? AND version = ? AND embedding IS NULL",
+                    [[embedding, space_id, cube_id, version] for cube_id, version, embedding in live],
                 )
-        self._cursor.execute("DELETE FROM cubes WHERE rowid = ?", [row_id])
-
-    def _keep_live_vectors(self, space_id: str, cube_ids: Collection[str]) -> None:
-        """Copies the vectors of live rows about to be replaced or retired into their version rows, so that each
-        version keeps the vector it had (the version row of a live version stores none: ``rows.insert_rows``)."""
-        live = self._cursor.execute(
-            f"SELECT cube_id, version, embedding FROM cubes WHERE space_id = ? AND cube_id IN {IDS} "
-            "AND embedding IS NOT NULL",
-            [space_id, id_list(cube_ids)],
-        ).fetchall()
-        if live:
-            self._cursor.executemany(
-                "UPDATE cube_versions SET embedding = ? "
-                "WHERE space_id = ? AND cube_id = ? AND version = ? AND embedding IS NULL",
-                [[embedding, space_id, cube_id, version] for cube_id, version, embedding in live],
-            )
+            delete_named(cursor, "cubes", space_id, cube_ids)
+            return
+        # DuckDB: both rows through the cube_id indexes, then changed by rowid.
+        found = cursor.execute(f"SELECT row_id, cube_id, version, embedding FROM {live_rows}", params).fetchall()
+        vectors = {(cube_id, version): vector for _, cube_id, version, vector in found if vector is not None}
+        if vectors:
+            version_rows, _ = named_rows(cursor, "cube_versions", space_id, cube_ids)
+            versions = cursor.execute(
+                f"SELECT row_id, cube_id, version FROM {version_rows} AND embedding IS NULL", params
+            ).fetchall()
+            for row_id, cube_id, version in versions:
+                if (cube_id, version) in vectors:
+                    cursor.execute(
+                        "UPDATE cube_versions SET embedding = ? WHERE rowid = ?", [vectors[(cube_id, version)], row_id]
+                    )
+        for row_id, *_ in found:
+            cursor.execute("DELETE FROM cubes WHERE rowid = ?", [row_id])
 
     def _add(self, removed: Removed) -> Removed:
         if removed.vector_count or removed.spaces:
@@ -442,7 +409,7 @@ class EmbeddedCubeStore:
         condition, params = visibility.sql()
         with self._store.database.read() as cursor:
             found = cursor.execute(
-                f"SELECT cube_pb, {LIVE} FROM {one_cube(cursor)} AND {condition}",
+                f"SELECT cube_pb, {LIVE} FROM {one_row(cursor, 'cubes')} AND {condition}",
                 [now, cube_id, space_id, *params],
             ).fetchone()
             if found is None:
@@ -495,21 +462,21 @@ class EmbeddedCubeStore:
         condition, params = visibility.sql()
         with self._store.database.read() as cursor:
             found = cursor.execute(
-                f"SELECT sensitivity_labels FROM cubes WHERE space_id = ? AND cube_id = ? AND {LIVE} AND {condition}",
-                [space_id, cube_id, now, *params],
+                f"SELECT sensitivity_labels FROM {one_row(cursor, 'cubes')} AND {LIVE} AND {condition}",
+                [cube_id, space_id, now, *params],
             ).fetchone()
             if found is None:
                 _raise_not_found(cursor, space_id, cube_id)
+            versions = one_row(cursor, "cube_versions")
             if only is not None:
                 rows = cursor.execute(
-                    "SELECT version, cube_pb FROM cube_versions WHERE space_id = ? AND cube_id = ? AND version = ?",
-                    [space_id, cube_id, only],
+                    f"SELECT version, cube_pb FROM {versions} AND version = ?", [cube_id, space_id, only]
                 ).fetchall()
             else:
                 rows = cursor.execute(
-                    "SELECT version, cube_pb FROM cube_versions WHERE space_id = ? AND cube_id = ? "
-                    "AND (CAST(? AS BIGINT) IS NULL OR version < ?) ORDER BY version DESC LIMIT ?",
-                    [space_id, cube_id, below, below, limit],
+                    f"SELECT version, cube_pb FROM {versions} AND (CAST(? AS BIGINT) IS NULL OR version < ?) "
+                    "ORDER BY version DESC LIMIT ?",
+                    [cube_id, space_id, below, below, limit],
                 ).fetchall()
         return list(found[0]), [(int(v), bytes(pb)) for v, pb in rows]
 
@@ -544,9 +511,8 @@ class EmbeddedCubeStore:
 
 
 def _taken(cursor: Connection, space_id: str, cube_ids: Iterable[str]) -> set[str]:
-    rows = cursor.execute(
-        f"SELECT cube_id FROM cubes WHERE space_id = ? AND cube_id IN {IDS}", [space_id, id_list(cube_ids)]
-    ).fetchall()
+    where, params = named_rows(cursor, "cubes", space_id, list(cube_ids))
+    rows = cursor.execute(f"SELECT cube_id FROM {where}", params).fetchall()
     return {str(cube_id) for (cube_id,) in rows}
 
 

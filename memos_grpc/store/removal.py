@@ -24,6 +24,7 @@ from datetime import datetime, timedelta
 
 from memos_grpc._proto.memos.v1 import cube_pb2, scheduler_service_pb2
 from memos_grpc.store.database import IDS, Connection, id_list
+from memos_grpc.store.named import delete_named, named_rows
 from memos_grpc.store.names import cube_name
 from memos_grpc.store.rows import CubeRow, insert_rows, make_etag, set_timestamp, to_datetime
 from memos_grpc.store.store import Store
@@ -82,18 +83,16 @@ def remove_cubes(
     removed = Removed()
     if not cube_ids:
         return removed
-    ids = id_list(cube_ids)
-    rows = cursor.execute(
-        f"SELECT vec_id FROM cubes WHERE space_id = ? AND cube_id IN {IDS}", [space_id, ids]
-    ).fetchall()
+    where, params = named_rows(cursor, "cubes", space_id, cube_ids)
+    rows = cursor.execute(f"SELECT vec_id FROM {where}", params).fetchall()
     removed.cubes = len(rows)
     labels = [int(vec_id) for (vec_id,) in rows if vec_id is not None]
     if labels:
         removed.vectors[space_id].extend(labels)
         cursor.lexical_remove(space_id, labels)
-    digests = _digests(cursor, f"space_id = ? AND cube_id IN {IDS}", [space_id, ids])
-    cursor.execute(f"DELETE FROM cubes WHERE space_id = ? AND cube_id IN {IDS}", [space_id, ids])
-    cursor.execute(f"DELETE FROM cube_versions WHERE space_id = ? AND cube_id IN {IDS}", [space_id, ids])
+    digests = _named_digests(cursor, space_id, cube_ids)
+    delete_named(cursor, "cubes", space_id, cube_ids)
+    delete_named(cursor, "cube_versions", space_id, cube_ids)
     names = {cube_name(space_id, cube_id) for cube_id in cube_ids}
     removed.operations = remove_operations(cursor, space_id, lambda operation: bool(_named(operation) & names))
     removed.blobs = _release(cursor, digests - set(keep_blobs))
@@ -144,27 +143,23 @@ def expire_cubes(cursor: Connection, space_id: str, cube_ids: Collection[str], r
     removed = Removed()
     if not cube_ids:
         return removed
-    ids = id_list(cube_ids)
-    rows = cursor.execute(
-        f"SELECT cube_id, cube_pb, vec_id FROM cubes WHERE space_id = ? AND cube_id IN {IDS} AND state <> ?",
-        [space_id, ids, EXPIRED],
-    ).fetchall()
+    where, params = named_rows(cursor, "cubes", space_id, cube_ids)
+    rows = cursor.execute(f"SELECT cube_id, cube_pb, vec_id FROM {where} AND state <> ?", [*params, EXPIRED]).fetchall()
     if not rows:
         return removed
     expiring = [str(cube_id) for cube_id, _, _ in rows]
-    doomed = id_list(expiring)
     removed.expired = len(rows)
     labels = [int(vec_id) for _, _, vec_id in rows if vec_id is not None]
     if labels:
         removed.vectors[space_id].extend(labels)
         cursor.lexical_remove(space_id, labels)
-    digests = _digests(cursor, f"space_id = ? AND cube_id IN {IDS}", [space_id, doomed])
+    digests = _named_digests(cursor, space_id, expiring)
     stones = [
         CubeRow(space_id, str(cube_id), tombstone(cube_pb2.MemCube.FromString(pb), retention), None, None)
         for cube_id, pb, _ in rows
     ]
-    cursor.execute(f"DELETE FROM cube_versions WHERE space_id = ? AND cube_id IN {IDS}", [space_id, doomed])
-    cursor.execute(f"DELETE FROM cubes WHERE space_id = ? AND cube_id IN {IDS}", [space_id, doomed])
+    delete_named(cursor, "cube_versions", space_id, expiring)
+    delete_named(cursor, "cubes", space_id, expiring)
     insert_rows(cursor, stones, versions=False)
     names = {cube_name(space_id, cube_id) for cube_id in expiring}
     removed.operations = remove_operations(cursor, space_id, lambda operation: bool(_named(operation) & names))
@@ -178,7 +173,7 @@ def remove_space(cursor: Connection, space_id: str) -> Removed:
     rows = cursor.execute("SELECT vec_id FROM cubes WHERE space_id = ?", [space_id]).fetchall()
     removed.cubes = len(rows)
     removed.vectors[space_id].extend(int(vec_id) for (vec_id,) in rows if vec_id is not None)
-    digests = _digests(cursor, "space_id = ?", [space_id])
+    digests = _digests(cursor, "cubes WHERE space_id = ?", "cube_versions WHERE space_id = ?", [space_id])
     cursor.execute("DELETE FROM cubes WHERE space_id = ?", [space_id])
     cursor.lexical_drop(space_id)
     cursor.execute("DELETE FROM cube_versions WHERE space_id = ?", [space_id])
@@ -249,14 +244,22 @@ def _named(operation: scheduler_service_pb2.Operation) -> set[str]:
     return {*operation.request.names, operation.cube} - {""}
 
 
-def _digests(cursor: Connection, where: str, params: list[object]) -> set[str]:
-    """Every blob the matching cubes name, in their live rows or any version."""
+def _digests(cursor: Connection, live: str, versions: str, params: list[object]) -> set[str]:
+    """Every blob some cubes name, in their live rows or any version: ``live`` and ``versions`` are the ``FROM``
+    and ``WHERE`` of their rows of each table, each taking ``params``."""
     rows = cursor.execute(
-        f"SELECT blob_digest FROM cubes WHERE {where} AND blob_digest IS NOT NULL "
-        f"UNION SELECT blob_digest FROM cube_versions WHERE {where} AND blob_digest IS NOT NULL",
+        f"SELECT blob_digest FROM {live} AND blob_digest IS NOT NULL "
+        f"UNION SELECT blob_digest FROM {versions} AND blob_digest IS NOT NULL",
         [*params, *params],
     ).fetchall()
     return {str(d) for (d,) in rows}
+
+
+def _named_digests(cursor: Connection, space_id: str, cube_ids: Collection[str]) -> set[str]:
+    """``_digests`` of those cubes of the space."""
+    live, params = named_rows(cursor, "cubes", space_id, cube_ids)
+    versions, _ = named_rows(cursor, "cube_versions", space_id, cube_ids)
+    return _digests(cursor, live, versions, params)
 
 
 def _release(cursor: Connection, digests: Iterable[str]) -> list[str]:

@@ -345,10 +345,10 @@ DDL = [
         PRIMARY KEY (origin, log_index)
     )
     """,
-    # A cube read by name on DuckDB: DuckDB 1.5 scans an index only for a predicate on one column, never the
-    # two-column primary key, so without this a read by name scans the table (store/cubes.py ``one_cube``).
+    # Rows of cubes named by id on DuckDB: DuckDB 1.5 scans an index only for a predicate on one column, never
+    # the two-column primary keys, so without these a read, update or delete by name scans the table
+    # (store/named.py).
     "CREATE INDEX IF NOT EXISTS cubes_cube_id ON cubes (cube_id)",
-    # The same for a cube's version rows: an update copies the live vector into one (store/cubes.py).
     "CREATE INDEX IF NOT EXISTS cube_versions_cube_id ON cube_versions (cube_id)",
     # Cubes written before v5 get their current version as their first recorded one.
     """

@@ -1,7 +1,6 @@
 """DuckDB's statements for what the store does most (``store/database.py``, ``store/cubes.py``): ``insert_table``
 stores the same rows whether it binds them as parameters (a few rows) or scans them as an Arrow table (more), over
-every column type of the cube tables; a read by name, and an update's changes to the live and version rows, go
-through an index."""
+every column type of the cube tables; rows named by id are read through an index, and deleted by rowid."""
 
 from __future__ import annotations
 
@@ -14,9 +13,9 @@ import pyarrow as pa
 import pytest
 
 from memos_grpc._proto.memos.v1 import cube_pb2
-from memos_grpc.store.cubes import LIVE_ROW_DUCKDB, VERSION_ROW_DUCKDB, one_cube
 from memos_grpc.store.cursor import KeyTaken
 from memos_grpc.store.database import BOUND_ROWS_MAX, Connection, DuckCursor, DuckDatabase
+from memos_grpc.store.named import NAMED_MAX, delete_named, named_rows, one_row, through_index
 from memos_grpc.store.rows import CubeRow, insert_rows, next_version
 
 NOW = datetime(2026, 12, 3, 12, 30, 15, 123456, tzinfo=UTC)
@@ -105,50 +104,53 @@ def test_an_empty_table_inserts_nothing(database: DuckDatabase) -> None:
         assert cursor.execute("SELECT count(*) FROM meta WHERE value = ''").fetchone() == (0,)
 
 
-def test_a_cube_read_by_name_goes_through_an_index(database: DuckDatabase) -> None:
-    """The two-column key is no index DuckDB scans; ``one_cube`` reads the id through ``cubes_cube_id``."""
+def _two_spaces(database: DuckDatabase) -> None:
+    """300 cubes in space s and five of the same ids in space t."""
     rows = [_row(i) for i in range(300)]
     other = [_row(i) for i in range(5)]
     for row in other:
         row.space_id = "t"
     database.write(lambda cursor: insert_rows(cursor, [*rows, *other]))
-    with database.read() as cursor:
-        query = f"SELECT cube_id, space_id FROM {one_cube(cursor)}"
-        assert cursor.execute(query, ["c3", "s"]).fetchall() == [("c3", "s")]
-        assert cursor.execute(query, ["c3", "t"]).fetchall() == [("c3", "t")]
-        assert cursor.execute(query, ["c7", "t"]).fetchall() == []
-        plan = "\n".join(str(line) for _, line in cursor.execute("EXPLAIN ANALYZE " + query, ["c3", "s"]).fetchall())
-    assert "Index Scan" in plan and "Sequential Scan" not in plan, plan
 
 
 def _plan(cursor: Connection, statement: str, params: list[object]) -> str:
     return "\n".join(str(line) for _, line in cursor.execute("EXPLAIN ANALYZE " + statement, params).fetchall())
 
 
-def test_an_update_finds_the_live_and_version_rows_through_indexes(database: DuckDatabase) -> None:
-    """``replace`` on DuckDB: the live row by ``cubes_cube_id``, its version row by ``cube_versions_cube_id``, each
-    changed by rowid; without the indexes either statement scans its table."""
-    rows = [_row(i) for i in range(300)]
-    other = [_row(i) for i in range(5)]
-    for row in other:
-        row.space_id = "t"
-    database.write(lambda cursor: insert_rows(cursor, [*rows, *other]))
+@pytest.mark.parametrize("table", ["cubes", "cube_versions"])
+def test_rows_named_by_id_are_read_through_an_index(database: DuckDatabase, table: str) -> None:
+    """The two-column key is no index DuckDB scans; ``one_row`` and ``named_rows`` read the ids through the
+    ``cube_id`` index of each table, and check the space above it."""
+    _two_spaces(database)
     with database.read() as cursor:
-        live = cursor.execute(LIVE_ROW_DUCKDB, ["c2", "t"]).fetchall()
-        assert [(version, embedding is not None) for _, version, embedding in live] == [(1, True)]
-        assert cursor.execute(LIVE_ROW_DUCKDB, ["c7", "t"]).fetchall() == []
-        assert cursor.execute(VERSION_ROW_DUCKDB, ["c2", "t", 1]).fetchall() != []
-        assert cursor.execute(VERSION_ROW_DUCKDB, ["c2", "t", 2]).fetchall() == []
-        for statement, params in [(LIVE_ROW_DUCKDB, ["c2", "s"]), (VERSION_ROW_DUCKDB, ["c2", "s", 1])]:
+        one = f"SELECT cube_id, space_id, version FROM {one_row(cursor, table)}"
+        assert cursor.execute(one, ["c3", "s"]).fetchall() == [("c3", "s", 1)]
+        assert cursor.execute(one, ["c3", "t"]).fetchall() == [("c3", "t", 1)]
+        assert cursor.execute(one, ["c7", "t"]).fetchall() == []
+        where, params = named_rows(cursor, table, "t", ["c2", "c3", "c9"])
+        many = f"SELECT cube_id, space_id FROM {where} ORDER BY cube_id"
+        assert cursor.execute(many, params).fetchall() == [("c2", "t"), ("c3", "t")]
+        where, params = named_rows(cursor, table, "s", ["c2"])  # one id: as one_row
+        assert cursor.execute(f"SELECT cube_id, space_id FROM {where}", params).fetchall() == [("c2", "s")]
+        for statement, params in [(one, ["c3", "s"]), (many, named_rows(cursor, table, "s", ["c2", "c9"])[1])]:
             plan = _plan(cursor, statement, params)
             assert "Index Scan" in plan and "Sequential Scan" not in plan, plan
+        # Past NAMED_MAX ids, one scan.
+        ids = [f"c{i}" for i in range(NAMED_MAX + 1)]
+        assert not through_index(cursor, len(ids))
+        where, params = named_rows(cursor, table, "t", ids)
+        assert len(cursor.execute(f"SELECT cube_id FROM {where}", params).fetchall()) == 5
 
-    def keep(cursor: Connection) -> None:
-        found = cursor.execute(VERSION_ROW_DUCKDB, ["c2", "t", 1]).fetchone()
-        assert found is not None
-        cursor.execute("UPDATE cube_versions SET embedding = ? WHERE rowid = ?", [b"\x01" * 32, found[0]])
 
-    database.write(keep)
+@pytest.mark.parametrize("count", [2, NAMED_MAX + 1])
+def test_delete_named_deletes_those_rows_of_the_space_only(database: DuckDatabase, count: int) -> None:
+    """By rowid through the index up to NAMED_MAX ids, by one scan past it: the same rows go either way."""
+    _two_spaces(database)
+    ids = [f"c{i}" for i in range(count)]
+    database.write(lambda cursor: delete_named(cursor, "cubes", "t", ids))
+    database.write(lambda cursor: delete_named(cursor, "cube_versions", "s", ids))
     with database.read() as cursor:
-        kept = "SELECT space_id FROM cube_versions WHERE cube_id = 'c2' AND embedding IS NOT NULL"
-        assert cursor.execute(kept).fetchall() == [("t",)]  # space s's version row of c2 is untouched
+        assert cursor.execute("SELECT count(*) FROM cubes WHERE space_id = 't'").fetchone() == (5 - min(count, 5),)
+        assert cursor.execute("SELECT count(*) FROM cubes WHERE space_id = 's'").fetchone() == (300,)
+        assert cursor.execute("SELECT count(*) FROM cube_versions WHERE space_id = 't'").fetchone() == (5,)
+        assert cursor.execute("SELECT count(*) FROM cube_versions WHERE space_id = 's'").fetchone() == (300 - count,)

@@ -16,7 +16,8 @@ from datetime import datetime
 
 from memos_grpc._proto.memos.v1 import cube_pb2
 from memos_grpc.errors import InvalidArgumentError
-from memos_grpc.store.database import IDS, Connection, id_list
+from memos_grpc.store.database import Connection
+from memos_grpc.store.named import named_rows
 from memos_grpc.store.names import parse_cube_name
 from memos_grpc.store.rows import CubeRow, next_version, vector_from_bytes
 from memos_grpc.store.visibility import CubeVisibility
@@ -58,9 +59,8 @@ def inherit_labels(cursor: Connection, space_id: str, cube: cube_pb2.MemCube) ->
     ids = list(sources_in_space(cube, space_id))
     if not ids:
         return False
-    rows = cursor.execute(
-        f"SELECT sensitivity_labels FROM cubes WHERE space_id = ? AND cube_id IN {IDS}", [space_id, id_list(ids)]
-    ).fetchall()
+    where, params = named_rows(cursor, "cubes", space_id, ids)
+    rows = cursor.execute(f"SELECT sensitivity_labels FROM {where}", params).fetchall()
     return add_labels(cube, (label for (labels,) in rows for label in labels))
 
 
@@ -144,12 +144,12 @@ def hidden_sources(
     if not wanted:
         return []
     visible_sql, visible_params = visibility.sql()
+    where, params = named_rows(cursor, "cubes", space_id, list(wanted))
     found = {
         str(cube_id)
         for (cube_id,) in cursor.execute(
-            f"SELECT cube_id FROM cubes WHERE space_id = ? AND cube_id IN {IDS} "
-            f"AND (expire_time IS NULL OR expire_time > ?) AND {visible_sql}",
-            [space_id, id_list(wanted), now, *visible_params],
+            f"SELECT cube_id FROM {where} AND (expire_time IS NULL OR expire_time > ?) AND {visible_sql}",
+            [*params, now, *visible_params],
         ).fetchall()
     }
     return [name for cube_id, name in wanted.items() if cube_id not in found]

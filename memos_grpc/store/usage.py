@@ -12,7 +12,8 @@ from memos_grpc._proto.memos.v1 import cube_pb2
 from memos_grpc.store.catalog import SearchCatalog
 from memos_grpc.store.catalog_rows import rows_committed
 from memos_grpc.store.cursor import CUBES
-from memos_grpc.store.database import IDS, SPLIT_LIST, Connection, id_list
+from memos_grpc.store.database import SPLIT_LIST, Connection, id_list
+from memos_grpc.store.named import named_rows
 from memos_grpc.store.rows import CubeRow
 
 
@@ -21,9 +22,9 @@ def countable_cubes(cursor: Connection, space_id: str, cube_ids: Collection[str]
 
     Cubes deleted or expired since they were recalled are left out: their uses are not counted.
     """
+    where, params = named_rows(cursor, "cubes", space_id, cube_ids)
     rows = cursor.execute(
-        f"SELECT cube_id, cube_pb, vec_id FROM cubes WHERE space_id = ? AND cube_id IN {IDS} AND state <> ?",
-        [space_id, id_list(cube_ids), cube_pb2.LIFECYCLE_STATE_EXPIRED],
+        f"SELECT cube_id, cube_pb, vec_id FROM {where} AND state <> ?", [*params, cube_pb2.LIFECYCLE_STATE_EXPIRED]
     ).fetchall()
     return [
         CubeRow(space_id, cube_id, cube_pb2.MemCube.FromString(cube_pb), None if vec_id is None else int(vec_id), None)

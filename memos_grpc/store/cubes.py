@@ -31,7 +31,7 @@ from memos_grpc.store.database import IDS, Connection, id_list
 from memos_grpc.store.filter import CompiledFilter
 from memos_grpc.store.interface import CubeWrite, Preindexing
 from memos_grpc.store.labels import Labels, Preindexed
-from memos_grpc.store.named import delete_named, named_rows, one_row, through_index
+from memos_grpc.store.named import delete_named, named_rows, newest_versions, one_row, through_index
 from memos_grpc.store.names import cube_name, space_name
 from memos_grpc.store.postgres.database import PostgresDatabase
 from memos_grpc.store.removal import Removed
@@ -473,11 +473,7 @@ class EmbeddedCubeStore:
                     f"SELECT version, cube_pb FROM {versions} AND version = ?", [cube_id, space_id, only]
                 ).fetchall()
             else:
-                rows = cursor.execute(
-                    f"SELECT version, cube_pb FROM {versions} AND (CAST(? AS BIGINT) IS NULL OR version < ?) "
-                    "ORDER BY version DESC LIMIT ?",
-                    [cube_id, space_id, below, below, limit],
-                ).fetchall()
+                rows = cursor.execute(newest_versions(cursor), [cube_id, space_id, below, below, limit]).fetchall()
         return list(found[0]), [(int(v), bytes(pb)) for v, pb in rows]
 
     def matching_labels(

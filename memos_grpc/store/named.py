@@ -33,6 +33,20 @@ def one_row(cursor: Cursor, table: str) -> str:
     return f"{table} WHERE cube_id = ? AND space_id = ?"
 
 
+def newest_versions(cursor: Cursor) -> str:
+    """The versions of one cube, newest first, as ``(version, cube_pb)``: parameters its id, its space, a version
+    that they are below (None for all) twice, and how many at most.
+
+    DuckDB 1.5 plans an ``ORDER BY ... LIMIT`` over ``one_row``'s index scan as a sequential scan of the table
+    (1.8 ms at 100,000 cubes, against 1.0): the rows are gathered in a materialized CTE first.
+    """
+    return (
+        "WITH named AS MATERIALIZED (SELECT version, cube_pb FROM "
+        f"{one_row(cursor, 'cube_versions')} AND (CAST(? AS BIGINT) IS NULL OR version < ?)) "
+        "SELECT version, cube_pb FROM named ORDER BY version DESC LIMIT ?"
+    )
+
+
 def named_rows(cursor: Cursor, table: str, space_id: str, cube_ids: Collection[str]) -> tuple[str, list[object]]:
     """As ``one_row`` for the rows of those cubes of the space: the ``FROM`` and ``WHERE``, and their parameters.
     The rows carry ``row_id`` when ``through_index(cursor, len(cube_ids))``."""

@@ -15,7 +15,7 @@ import pytest
 from memos_grpc._proto.memos.v1 import cube_pb2
 from memos_grpc.store.cursor import KeyTaken
 from memos_grpc.store.database import BOUND_ROWS_MAX, Connection, DuckCursor, DuckDatabase
-from memos_grpc.store.named import NAMED_MAX, delete_named, named_rows, one_row, through_index
+from memos_grpc.store.named import NAMED_MAX, delete_named, named_rows, newest_versions, one_row, through_index
 from memos_grpc.store.rows import CubeRow, insert_rows, next_version
 
 NOW = datetime(2026, 12, 3, 12, 30, 15, 123456, tzinfo=UTC)
@@ -140,6 +140,29 @@ def test_rows_named_by_id_are_read_through_an_index(database: DuckDatabase, tabl
         assert not through_index(cursor, len(ids))
         where, params = named_rows(cursor, table, "t", ids)
         assert len(cursor.execute(f"SELECT cube_id FROM {where}", params).fetchall()) == 5
+
+
+def test_a_cubes_newest_versions_are_read_through_an_index(database: DuckDatabase) -> None:
+    """An ORDER BY ... LIMIT over the index scan is planned as a sequential scan unless the rows are gathered
+    first."""
+    _two_spaces(database)
+
+    def more_versions(cursor: Connection) -> None:
+        for version in (2, 3):
+            cursor.execute(
+                "INSERT INTO cube_versions SELECT space_id, cube_id, ?, cube_pb, embedding, blob_digest, update_time "
+                "FROM cube_versions WHERE cube_id = 'c3' AND version = 1",
+                [version],
+            )
+
+    database.write(more_versions)
+    with database.read() as cursor:
+        statement = newest_versions(cursor)
+        assert [v for v, _ in cursor.execute(statement, ["c3", "s", None, None, 10]).fetchall()] == [3, 2, 1]
+        assert [v for v, _ in cursor.execute(statement, ["c3", "t", 3, 3, 1]).fetchall()] == [2]
+        assert cursor.execute(statement, ["c7", "t", None, None, 10]).fetchall() == []
+        plan = _plan(cursor, statement, ["c3", "s", None, None, 10])
+    assert "Index Scan" in plan and "Sequential Scan" not in plan, plan
 
 
 @pytest.mark.parametrize("count", [2, NAMED_MAX + 1])

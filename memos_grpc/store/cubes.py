@@ -31,7 +31,7 @@ from memos_grpc.store.database import IDS, Connection, id_list
 from memos_grpc.store.filter import CompiledFilter
 from memos_grpc.store.interface import CubeWrite, Preindexing
 from memos_grpc.store.labels import Labels, Preindexed
-from memos_grpc.store.named import delete_named, named_rows, newest_versions, one_row, through_index
+from memos_grpc.store.named import delete_named, delete_rowids, named_rows, newest_versions, one_row, through_index
 from memos_grpc.store.names import cube_name, space_name
 from memos_grpc.store.postgres.database import PostgresDatabase
 from memos_grpc.store.removal import Removed
@@ -300,8 +300,7 @@ class EmbeddedCubeWrite:
                     cursor.execute(
                         "UPDATE cube_versions SET embedding = ? WHERE rowid = ?", [vectors[(cube_id, version)], row_id]
                     )
-        for row_id, *_ in found:
-            cursor.execute("DELETE FROM cubes WHERE rowid = ?", [row_id])
+        delete_rowids(cursor, "cubes", [row_id for row_id, *_ in found])
 
     def _add(self, removed: Removed) -> Removed:
         if removed.vector_count or removed.spaces:

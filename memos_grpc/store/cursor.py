@@ -3,7 +3,7 @@
 Both backends hand their functions a ``Cursor``: ``DuckCursor`` (``store/database.py``) over DuckDB's, and
 ``PgCursor`` (``store/postgres/cursor.py``) over psycopg's. Statements are written once, in the SQL both
 databases accept, with ``?`` for each parameter; what differs is a method here (bulk inserts) or a branch on
-``dialect`` beside the statement (``store/cubes.py``: DuckDB reads and changes a cube by name through an index).
+``dialect`` beside the statement (``store/named.py``: DuckDB reaches a named cube's rows through an index).
 """
 
 from __future__ import annotations

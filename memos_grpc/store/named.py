@@ -11,7 +11,7 @@ PostgreSQL uses its primary keys, and always gets the plain condition.
 
 from __future__ import annotations
 
-from collections.abc import Collection
+from collections.abc import Collection, Iterable
 
 from memos_grpc.store.cursor import Cursor
 from memos_grpc.store.database import IDS, id_list
@@ -69,5 +69,11 @@ def delete_named(cursor: Cursor, table: str, space_id: str, cube_ids: Collection
     if not through_index(cursor, len(cube_ids)):
         cursor.execute(f"DELETE FROM {where}", params)
         return
-    for (row_id,) in cursor.execute(f"SELECT row_id FROM {where}", params).fetchall():
+    found = cursor.execute(f"SELECT row_id FROM {where}", params).fetchall()
+    delete_rowids(cursor, table, [row_id for (row_id,) in found])
+
+
+def delete_rowids(cursor: Cursor, table: str, row_ids: Iterable[int]) -> None:
+    """Deletes rows of ``table`` by the ``row_id`` that ``named_rows`` gave them on DuckDB, one statement each."""
+    for row_id in row_ids:
         cursor.execute(f"DELETE FROM {table} WHERE rowid = ?", [row_id])
